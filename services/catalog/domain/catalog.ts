@@ -1,0 +1,161 @@
+import {
+  ERROR_CODES,
+  SluiceError,
+  applyDefaults,
+  describeValue,
+  fieldError,
+  invalidArgument,
+  invalidFields,
+  notFound,
+  validateAgainstSchema,
+  type Availability,
+  type Boundaries,
+  type BoundaryType,
+  type ConnectorPlugin,
+  type ConnectorRole,
+  type FieldError,
+  type JsonSchema,
+  type Options,
+} from 'sluice/sdk';
+import { checkBoundaries } from '../../core/boundaries.js';
+import { type Page, paginate } from '../../core/paging.js';
+import type { HookRunner } from '../../host/hook-runner.js';
+import type { LoadedPlugin, PluginSet } from '../../host/loader.js';
+import type { PluginProblem } from '../../host/problems.js';
+
+export interface ConnectorInfo {
+  readonly id: string;
+  readonly version: string;
+  readonly description: string;
+  readonly roles: readonly ConnectorRole[];
+  readonly boundaryTypes: readonly BoundaryType[];
+  readonly sourceOptionsSchema?: JsonSchema;
+  readonly sinkOptionsSchema?: JsonSchema;
+  readonly reader: Availability;
+  readonly writer: Availability;
+  readonly pluginPath: string;
+}
+
+export interface EngineInfo {
+  readonly id: string;
+  readonly version: string;
+  readonly description: string;
+  readonly pluginPath: string;
+}
+
+export interface ResolvedBoundaries {
+  readonly boundedOptions: Options;
+  readonly boundaries: Boundaries;
+}
+
+const AVAILABLE: Availability = { available: true };
+
+/** The connector catalog's use cases, over the loaded plugins; every plugin call goes through the hook runner. */
+export class Catalog {
+  readonly #plugins: PluginSet;
+  readonly #hooks: HookRunner;
+
+  constructor(plugins: PluginSet, hooks: HookRunner) {
+    this.#plugins = plugins;
+    this.#hooks = hooks;
+  }
+
+  #connector(id: string): LoadedPlugin<ConnectorPlugin> {
+    if (id === '') throw invalidArgument('connector_id', 'a connector id', id);
+    const c = this.#plugins.connectors.get(id);
+    if (!c) throw notFound('connector', id);
+    return c;
+  }
+
+  async #info(c: LoadedPlugin<ConnectorPlugin>): Promise<ConnectorInfo> {
+    const p = c.plugin;
+    const roles = p.roles;
+    const none = (role: ConnectorRole): Availability => ({ available: false, reason: `connector '${c.id}' has no ${role} role` });
+    let reader: Availability = roles.includes('source') ? (this.#hooks.has(c, 'openReader') ? AVAILABLE : { available: false, reason: 'the connector has no embedded reader' }) : none('source');
+    let writer: Availability = roles.includes('sink') ? (this.#hooks.has(c, 'openWriter') ? AVAILABLE : { available: false, reason: 'the connector has no embedded writer' }) : none('sink');
+    if (this.#hooks.has(c, 'availability')) {
+      try {
+        const a = await this.#hooks.call(c, 'availability', undefined);
+        if (a.reader && reader.available) reader = a.reader;
+        if (a.writer && writer.available) writer = a.writer;
+      } catch (err) {
+        const reason = err instanceof Error ? err.message : String(err);
+        reader = { available: false, reason };
+        writer = { available: false, reason };
+      }
+    }
+    return {
+      id: c.id,
+      version: c.manifest.version,
+      description: c.manifest.description,
+      roles,
+      boundaryTypes: roles.includes('source') ? (p.boundaryTypes ?? []) : [],
+      ...(p.sourceOptions ? { sourceOptionsSchema: p.sourceOptions } : {}),
+      ...(p.sinkOptions ? { sinkOptionsSchema: p.sinkOptions } : {}),
+      reader,
+      writer,
+      pluginPath: c.dir,
+    };
+  }
+
+  async listConnectors(query: { role?: ConnectorRole; pageSize: number; pageToken: string }): Promise<Page<ConnectorInfo>> {
+    const all = [...this.#plugins.connectors.values()].filter((c) => !query.role || c.plugin.roles.includes(query.role));
+    const page = paginate(all, (c) => c.id, query.pageSize, query.pageToken);
+    return { items: await Promise.all(page.items.map((c) => this.#info(c))), nextPageToken: page.nextPageToken };
+  }
+
+  getConnector(id: string): Promise<ConnectorInfo> {
+    return this.#info(this.#connector(id));
+  }
+
+  /**
+   * Every problem with the options for the role: the schema first, then the connector's own checks
+   * (run only on options the schema accepts, so a connector sees well-typed options).
+   */
+  async validateOptions(id: string, role: ConnectorRole, options: Options): Promise<readonly FieldError[]> {
+    const c = this.#connector(id);
+    if (!c.plugin.roles.includes(role)) {
+      throw invalidArgument('role', `a role connector '${id}' has (${c.plugin.roles.join(', ')})`, role);
+    }
+    const schema = role === 'source' ? c.plugin.sourceOptions : c.plugin.sinkOptions;
+    const errors = schema ? validateAgainstSchema({ type: 'object', ...schema }, options, 'options') : [];
+    if (errors.length > 0 || !this.#hooks.has(c, 'validate')) return errors;
+    const own = await this.#hooks.call(c, 'validate', { role, options: schema ? applyDefaults(schema, options) : options });
+    if (!Array.isArray(own)) {
+      throw new SluiceError(ERROR_CODES.PLUGIN_FAILED, `plugin '${id}' hook 'validate' returned ${describeValue(own)} instead of a list of field errors`, { pluginId: id, hook: 'validate' });
+    }
+    return own.map((e: FieldError) => {
+      const path = e.path.startsWith('options') ? e.path : `options.${e.path}`;
+      return e.message ? { ...e, path } : fieldError(path, e.expected, e.received);
+    });
+  }
+
+  /** The bounded source options one window reads with (the connector's fillInBoundaries). */
+  async resolveBoundaries(id: string, options: Options, boundaries: Boundaries): Promise<ResolvedBoundaries> {
+    const c = this.#connector(id);
+    if (!c.plugin.roles.includes('source')) {
+      throw invalidArgument('connector_id', 'a connector with the source role', `${id} (roles: ${c.plugin.roles.join(', ')})`);
+    }
+    checkBoundaries(boundaries, c.plugin.boundaryTypes ?? [], id);
+    const errors = await this.validateOptions(id, 'source', options);
+    if (errors.length > 0) throw invalidFields(errors, `options of connector '${id}' are invalid`);
+    const withDefaults = c.plugin.sourceOptions ? applyDefaults(c.plugin.sourceOptions, options) : options;
+    const bounded = await this.#hooks.call(c, 'fillInBoundaries', { options: withDefaults, boundaries });
+    if (typeof bounded !== 'object' || bounded === null || Array.isArray(bounded)) {
+      throw new SluiceError(ERROR_CODES.PLUGIN_FAILED, `plugin '${id}' hook 'fillInBoundaries' returned ${describeValue(bounded)} instead of an options object`, { pluginId: id, hook: 'fillInBoundaries' });
+    }
+    return { boundedOptions: bounded, boundaries };
+  }
+
+  listEngines(query: { pageSize: number; pageToken: string }): Page<EngineInfo> {
+    const page = paginate([...this.#plugins.engines.values()], (e) => e.id, query.pageSize, query.pageToken);
+    return {
+      items: page.items.map((e) => ({ id: e.id, version: e.manifest.version, description: e.manifest.description, pluginPath: e.dir })),
+      nextPageToken: page.nextPageToken,
+    };
+  }
+
+  listPluginProblems(): readonly PluginProblem[] {
+    return this.#plugins.problems;
+  }
+}

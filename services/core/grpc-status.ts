@@ -1,0 +1,39 @@
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { ERROR_CODES, isSluiceError, type ErrorCode, type Logger } from 'sluice/sdk';
+
+/** The one mapping from domain error codes to gRPC status codes (docs/errors.md mirrors it). */
+export const GRPC_STATUS_BY_CODE: Readonly<Record<ErrorCode, status>> = {
+  [ERROR_CODES.INVALID_ARGUMENT]: status.INVALID_ARGUMENT,
+  [ERROR_CODES.NOT_FOUND]: status.NOT_FOUND,
+  [ERROR_CODES.ALREADY_EXISTS]: status.ALREADY_EXISTS,
+  [ERROR_CODES.FAILED_PRECONDITION]: status.FAILED_PRECONDITION,
+  [ERROR_CODES.VERSION_CONFLICT]: status.ABORTED,
+  [ERROR_CODES.UNAVAILABLE]: status.UNAVAILABLE,
+  [ERROR_CODES.PLUGIN_TIMEOUT]: status.DEADLINE_EXCEEDED,
+  [ERROR_CODES.PLUGIN_FAILED]: status.INTERNAL,
+};
+
+/** Trailer carrying the domain code, so clients can branch on it without parsing messages. */
+export const ERROR_CODE_TRAILER = 'sluice-error-code';
+/** Trailer carrying the field errors as JSON, for INVALID_ARGUMENT. */
+export const FIELD_ERRORS_TRAILER = 'sluice-field-errors';
+
+/**
+ * Turns anything thrown by a use case into a gRPC error. Domain errors keep their message; anything
+ * else becomes UNKNOWN with a generic message, and its cause goes only to the log.
+ */
+export function toServiceError(err: unknown, logger: Logger, method: string): Partial<ServiceError> {
+  const metadata = new Metadata();
+  if (isSluiceError(err)) {
+    metadata.set(ERROR_CODE_TRAILER, err.code);
+    if (err.details.fieldErrors?.length) {
+      metadata.set(FIELD_ERRORS_TRAILER, JSON.stringify(err.details.fieldErrors));
+    } else if (err.details.field) {
+      metadata.set(FIELD_ERRORS_TRAILER, JSON.stringify([{ path: err.details.field, expected: err.details.expected ?? '', received: err.details.received ?? '', message: err.message }]));
+    }
+    if (err.code === ERROR_CODES.PLUGIN_FAILED) logger.error('plugin failure', { method, err, cause: err.cause });
+    return { code: GRPC_STATUS_BY_CODE[err.code], details: err.message, metadata };
+  }
+  logger.error('unexpected error', { method, err });
+  return { code: status.UNKNOWN, details: 'internal error; see the service log', metadata };
+}

@@ -1,0 +1,40 @@
+import type { ServiceName } from '../runtime.js';
+import { ConfigError, loadConfig } from './config.js';
+import { createLogger } from './logger.js';
+
+/**
+ * Runs services as a process: reads the settings, starts, and on SIGTERM or SIGINT drains calls in
+ * flight, flushes traces and exits 0. A bad setting exits 2 with the variable named.
+ */
+export async function runMain(services: readonly ServiceName[]): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`sluice: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel, { service: services.length === 1 ? services[0] : 'sluice' });
+  // A plugin's stray promise or callback must not take the service down; it is logged instead.
+  process.on('unhandledRejection', (reason) => logger.error('unhandled rejection (kept running)', { err: reason }));
+  process.on('uncaughtException', (err) => logger.error('uncaught exception (kept running)', { err }));
+
+  const { startSluice } = await import('../runtime.js');
+  const sluice = await startSluice({ config, services, logger });
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('shutting down', { signal });
+    await sluice.close();
+    const { currentTelemetry } = await import('../telemetry/sdk.js');
+    await currentTelemetry()?.shutdown();
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}

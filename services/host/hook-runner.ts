@@ -1,0 +1,126 @@
+import { SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
+import { ERROR_CODES, SluiceError, isSluiceError, type HookContext, type Logger } from 'sluice/sdk';
+import { silentLogger } from '../core/logger.js';
+import type { LoadedPlugin } from './loader.js';
+
+export interface HookRunnerOptions {
+  /** Default timeout of one hook call (ms). */
+  readonly timeoutMs?: number;
+  /** Per-hook overrides, e.g. { openReader: 60_000 }. */
+  readonly hookTimeoutsMs?: Readonly<Record<string, number>>;
+  readonly logger?: Logger;
+  readonly tracer?: Tracer;
+}
+
+export interface CallOptions {
+  readonly timeoutMs?: number;
+  /** Cancels the call's context (the hook sees ctx.signal aborted). */
+  readonly signal?: AbortSignal;
+  /** Extra context fields given to the hook (e.g. an engine's submitOfflineJob). */
+  readonly context?: Readonly<Record<string, unknown>>;
+}
+
+type HookOf<P> = { [K in keyof P]-?: NonNullable<P[K]> extends (...args: never[]) => unknown ? K : never }[keyof P] & string;
+type Fn<P, K extends keyof P> = NonNullable<P[K]> extends (...args: infer A) => infer R ? { input: InputOf<A>; result: Awaited<R> } : never;
+/** A hook's input is its first argument; hooks whose only argument is the context take none. */
+type InputOf<A extends unknown[]> = A extends [infer I, HookContext] ? I : A extends [HookContext] | [] ? undefined : A[0];
+
+/** Freezes a value deeply so a plugin cannot change the service's objects through its inputs. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/**
+ * The one way services call plugin hooks. It owns the timeout, gives each call a context with an abort
+ * signal, opens one span per call, and wraps whatever the hook throws with the plugin id and hook name.
+ */
+export class HookRunner {
+  readonly #timeoutMs: number;
+  readonly #hookTimeouts: Readonly<Record<string, number>>;
+  readonly #logger: Logger;
+  readonly #tracer: Tracer;
+
+  constructor(options: HookRunnerOptions = {}) {
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+    this.#hookTimeouts = options.hookTimeoutsMs ?? {};
+    this.#logger = options.logger ?? silentLogger;
+    this.#tracer = options.tracer ?? trace.getTracer('sluice.plugins');
+  }
+
+  /** True when the plugin defines the hook. */
+  has<P extends object>(loaded: LoadedPlugin<P>, hook: HookOf<P>): boolean {
+    return typeof (loaded.plugin as Record<string, unknown>)[hook] === 'function';
+  }
+
+  /**
+   * Calls `hook` on the plugin with `input` (deep-frozen) and a HookContext as the last argument.
+   * Throws SluiceError: the hook's own SluiceError (message prefixed with plugin and hook), PLUGIN_TIMEOUT,
+   * or PLUGIN_FAILED for anything else.
+   */
+  async call<P extends object, K extends HookOf<P>>(loaded: LoadedPlugin<P>, hook: K, input: Fn<P, K>['input'], options: CallOptions = {}): Promise<Fn<P, K>['result']> {
+    const fn = (loaded.plugin as Record<string, unknown>)[hook];
+    if (typeof fn !== 'function') {
+      throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `plugin '${loaded.id}' has no hook '${hook}'`, { pluginId: loaded.id, hook });
+    }
+    const timeoutMs = options.timeoutMs ?? this.#hookTimeouts[hook] ?? this.#timeoutMs;
+    const controller = new AbortController();
+    const onOuterAbort = () => controller.abort(options.signal?.reason);
+    if (options.signal?.aborted) controller.abort(options.signal.reason);
+    options.signal?.addEventListener('abort', onOuterAbort, { once: true });
+    const ctx: HookContext = {
+      ...options.context,
+      signal: controller.signal,
+      pluginId: loaded.id,
+      logger: this.#logger,
+    };
+    return this.#tracer.startActiveSpan(`plugin ${loaded.id}.${hook}`, { attributes: { 'sluice.plugin.id': loaded.id, 'sluice.plugin.kind': loaded.kind, 'sluice.plugin.hook': hook } }, async (span) => {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const frozen = input === undefined ? input : deepFreeze(structuredCloneSafe(input));
+        // Hooks without input (start, stop, availability) take the context as their only argument.
+        const args = input === undefined ? [ctx] : [frozen, ctx];
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            controller.abort(new Error('hook timeout'));
+            reject(new SluiceError(ERROR_CODES.PLUGIN_TIMEOUT, `plugin '${loaded.id}' hook '${hook}' did not finish within ${timeoutMs} ms`, { pluginId: loaded.id, hook }));
+          }, timeoutMs);
+        });
+        const result = await Promise.race([Promise.resolve().then(() => (fn as (...a: unknown[]) => unknown).apply(loaded.plugin, args)), timeout]);
+        return result as Fn<P, K>['result'];
+      } catch (err) {
+        const wrapped = this.#wrap(loaded, hook, err);
+        span.recordException(wrapped);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: wrapped.code });
+        throw wrapped;
+      } finally {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onOuterAbort);
+        span.end();
+      }
+    });
+  }
+
+  #wrap(loaded: LoadedPlugin<unknown>, hook: string, err: unknown): SluiceError {
+    if (isSluiceError(err)) {
+      if (err.details.pluginId) return err;
+      return new SluiceError(err.code, `plugin '${loaded.id}' ${hook}: ${err.message}`, { ...err.details, pluginId: loaded.id, hook }, { cause: err });
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    this.#logger.error('plugin hook failed', { pluginId: loaded.id, hook, err });
+    return new SluiceError(ERROR_CODES.PLUGIN_FAILED, `plugin '${loaded.id}' hook '${hook}' failed: ${message.slice(0, 300)}`, { pluginId: loaded.id, hook }, { cause: err });
+  }
+}
+
+/** Copies plain data so freezing it cannot freeze the caller's objects; leaves other values (functions, class instances) as they are. */
+function structuredCloneSafe<T>(value: T): T {
+  if (typeof value !== 'object' || value === null) return value;
+  try {
+    return structuredClone(value);
+  } catch {
+    return value;
+  }
+}

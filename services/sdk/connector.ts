@@ -1,0 +1,117 @@
+import type { FieldError } from './errors.js';
+import type { JsonSchema } from './schema.js';
+import type { Boundaries, BoundaryType, HookContext, Options, Row } from './types.js';
+
+export type ConnectorRole = 'source' | 'sink';
+
+/** Whether a runtime part can run in this process; `reason` says what to install when it cannot. */
+export interface Availability {
+  readonly available: boolean;
+  readonly reason?: string;
+}
+
+/** A reader over exactly one window of a source. */
+export interface BoundedReader {
+  /**
+   * Batches of rows in source order. The iteration ends when every record of the window has been
+   * yielded, even when the source never receives a newer record.
+   */
+  batches(): AsyncIterable<readonly Row[]>;
+  /** Positions reached so far (e.g. partition to offset), reported as job progress. */
+  positions?(): Readonly<Record<string, string>>;
+  /** Releases connections; called once, after the last batch or on failure. */
+  close(): Promise<void>;
+}
+
+/** A writer scoped to one window: nothing is visible until commit, and abort leaves nothing. */
+export interface WindowWriter {
+  write(batch: readonly Row[]): Promise<void>;
+  /** Makes the window's output visible, replacing any earlier output of the same window. */
+  commit(): Promise<void>;
+  /** Discards everything written; must be safe to call after a failed write. */
+  abort(reason: unknown): Promise<void>;
+}
+
+/** The window a job covers, as a writer sees it. */
+export interface WindowRef {
+  readonly groupId: string;
+  readonly streamId: string;
+  readonly jobId: string;
+  readonly boundaries: Boundaries;
+}
+
+export interface ValidateInput {
+  readonly role: ConnectorRole;
+  readonly options: Options;
+}
+
+export interface FillInBoundariesInput {
+  readonly options: Options;
+  readonly boundaries: Boundaries;
+}
+
+export interface OpenReaderInput {
+  /** The options returned by fillInBoundaries. */
+  readonly options: Options;
+  readonly boundaries: Boundaries;
+}
+
+export interface OpenWriterInput {
+  readonly options: Options;
+  readonly window: WindowRef;
+}
+
+export interface FlinkTableOptionsInput {
+  readonly role: ConnectorRole;
+  /** For a source, the options returned by fillInBoundaries. */
+  readonly options: Options;
+}
+
+/**
+ * A connector plugin: the default export of a connector plugin's entry module. Every hook is optional
+ * unless its role needs it; hooks receive frozen inputs and are called through the service's hook
+ * runner, which applies a timeout and wraps anything thrown that is not a SluiceError as PLUGIN_FAILED.
+ */
+export interface ConnectorPlugin {
+  readonly kind?: 'connector';
+  /** Which ends of a stream this connector can be. */
+  readonly roles: readonly ConnectorRole[];
+  /** Boundary types the source honours; required with the source role. */
+  readonly boundaryTypes?: readonly BoundaryType[];
+  /** JSON Schema of the options as a source; required with the source role. */
+  readonly sourceOptions?: JsonSchema;
+  /** JSON Schema of the options as a sink; required with the sink role. */
+  readonly sinkOptions?: JsonSchema;
+
+  /**
+   * Checks beyond the schema (which the service has already applied): cross-field rules, formats.
+   * Called by ValidateOptions and before every job. Return the problems; throw only on a bug.
+   */
+  validate?(input: ValidateInput, ctx: HookContext): readonly FieldError[] | Promise<readonly FieldError[]>;
+  /**
+   * Pure: turns valid source options and a window into bounded source options (InLong's
+   * ExtractNode.fillInBoundaries). Same input, same output; no I/O. Throw an INVALID_ARGUMENT
+   * SluiceError for bounds that do not parse. Required with the source role.
+   */
+  fillInBoundaries?(input: FillInBoundariesInput, ctx: HookContext): Options;
+  /** Opens a reader over the window described by bounded options. Used by the embedded runner. */
+  openReader?(input: OpenReaderInput, ctx: HookContext): Promise<BoundedReader>;
+  /** Opens a window-scoped writer. Used by the embedded runner. */
+  openWriter?(input: OpenWriterInput, ctx: HookContext): Promise<WindowWriter>;
+  /** Flink SQL `WITH (...)` options for the table, for the Flink runner. */
+  flinkTableOptions?(input: FlinkTableOptionsInput, ctx: HookContext): Readonly<Record<string, string>>;
+  /** Whether the reader and writer can run here (e.g. a native client library is missing). */
+  availability?(ctx: HookContext): { readonly reader?: Availability; readonly writer?: Availability };
+}
+
+/** Hook names a connector plugin may define. */
+export const CONNECTOR_HOOKS = ['validate', 'fillInBoundaries', 'openReader', 'openWriter', 'flinkTableOptions', 'availability'] as const;
+/** Data fields a connector plugin may define. */
+export const CONNECTOR_FIELDS = ['kind', 'roles', 'boundaryTypes', 'sourceOptions', 'sinkOptions'] as const;
+
+export type ConnectorHook = (typeof CONNECTOR_HOOKS)[number];
+
+/** Declares a connector plugin; returns it unchanged, typed and marked as a connector. */
+export function defineConnectorPlugin<const T extends ConnectorPlugin>(plugin: T): T & { readonly kind: 'connector' } {
+  return Object.freeze({ ...plugin, kind: 'connector' as const });
+}

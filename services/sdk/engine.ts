@@ -1,0 +1,70 @@
+import type { Boundaries, HookContext } from './types.js';
+
+/** A schedule as an engine sees it; InLong's ScheduleInfo with times in epoch milliseconds. */
+export interface ScheduleInfo {
+  readonly groupId: string;
+  /** 0: normal (unit + interval), 1: crontab. */
+  readonly scheduleType: number;
+  /** Y M W D H I S O. */
+  readonly scheduleUnit: string;
+  readonly scheduleInterval: number;
+  readonly startTime: number;
+  readonly endTime: number;
+  /** Minutes. */
+  readonly delayTime: number;
+  readonly selfDepend: number;
+  readonly taskParallelism: number;
+  readonly crontabExpression: string;
+  readonly scheduleEngine: string;
+  readonly version: number;
+  /** IANA zone, e.g. Europe/Berlin. */
+  readonly timeZone: string;
+  readonly catchUp: { readonly mode: 'ALL' | 'LATEST' | 'NONE'; readonly windowMs: number };
+  readonly alignment: 'END' | 'START';
+}
+
+/** What an engine sends when a window fires: InLong's OfflineJobRequest. */
+export interface OfflineJobRequest extends Boundaries {
+  readonly groupId: string;
+  readonly instanceId?: string;
+}
+
+/** Given to an engine's start hook: how it reaches the rest of Sluice. */
+export interface EngineContext extends HookContext {
+  /** Now, in epoch ms; tests drive this clock. */
+  now(): number;
+  /** Sends a fired window to the operator; resolves with the ids of the jobs it became. */
+  submitOfflineJob(request: OfflineJobRequest): Promise<{ readonly jobIds: readonly string[] }>;
+}
+
+/**
+ * A schedule-engine plugin (InLong's ScheduleEngineClient and ScheduleEngine in one): the default export
+ * of an engine plugin's entry module. Hooks signal failure by throwing a SluiceError (InLong returned
+ * false); anything else thrown is reported as PLUGIN_FAILED with the plugin id and hook name.
+ */
+export interface EnginePlugin {
+  readonly kind?: 'engine';
+  /** True when this engine runs schedules whose scheduleEngine is `engineType`. Called often: keep it cheap. */
+  accept(engineType: string): boolean;
+  /** Starts firing the schedule's windows. Called once per schedule, after it is stored. */
+  register(info: ScheduleInfo, ctx: HookContext): void | Promise<void>;
+  /** Stops firing the group's windows; must be idempotent. Called on unregister and on delete. */
+  unregister(groupId: string, ctx: HookContext): void | Promise<void>;
+  /** Replaces the schedule in place; windows already fired are not fired again. */
+  update(info: ScheduleInfo, ctx: HookContext): void | Promise<void>;
+  /** Called once when the service starts, before any register, with the context to fire windows through. */
+  start?(ctx: EngineContext): void | Promise<void>;
+  /** Called once on shutdown; stop timers and release connections. */
+  stop?(ctx: HookContext): void | Promise<void>;
+}
+
+export const ENGINE_HOOKS = ['accept', 'register', 'unregister', 'update', 'start', 'stop'] as const;
+export const ENGINE_REQUIRED_HOOKS = ['accept', 'register', 'unregister', 'update'] as const;
+export const ENGINE_FIELDS = ['kind'] as const;
+
+export type EngineHook = (typeof ENGINE_HOOKS)[number];
+
+/** Declares an engine plugin; returns it unchanged, typed and marked as an engine. */
+export function defineEnginePlugin<const T extends EnginePlugin>(plugin: T): T & { readonly kind: 'engine' } {
+  return Object.freeze({ ...plugin, kind: 'engine' as const });
+}

@@ -1,0 +1,21 @@
+/**
+ * Loaded with `node --import` before anything else. When the OTEL_* variables ask for traces it
+ * registers the OpenTelemetry ESM loader hook (without it the gRPC instrumentation cannot patch grpc-js
+ * under ESM) and starts the SDK with the OTLP exporter; otherwise it does nothing at all.
+ */
+import { register } from 'node:module';
+import { tracingRequested } from './env.js';
+
+if (tracingRequested(process.env)) {
+  register('@opentelemetry/instrumentation/hook.mjs', import.meta.url);
+  const { startTelemetry } = await import('./sdk.js');
+  const kind = process.env.OTEL_TRACES_EXPORTER ?? 'otlp';
+  if (kind === 'console') {
+    const { ConsoleSpanExporter } = await import('@opentelemetry/sdk-trace');
+    startTelemetry({ exporter: new ConsoleSpanExporter() });
+  } else {
+    // OTLP over HTTP/protobuf; endpoint, headers and timeout come from the standard OTEL_EXPORTER_OTLP_* variables.
+    const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-proto');
+    startTelemetry({ exporter: new OTLPTraceExporter() });
+  }
+}
