@@ -22,13 +22,16 @@ export async function runMain(services: readonly ServiceName[]): Promise<void> {
   process.on('unhandledRejection', (reason) => logger.error('unhandled rejection (kept running)', { err: reason }));
   process.on('uncaughtException', (err) => logger.error('uncaught exception (kept running)', { err }));
 
-  const { startSluice } = await import('../runtime.js');
-  const sluice = await startSluice({ config, services, logger });
+  // Signals are handled from the first moment: one that arrives while starting stops the service
+  // as soon as it is up, instead of killing it half-started.
   let stopping = false;
+  const { startSluice } = await import('../runtime.js');
+  const starting = startSluice({ config, services, logger });
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info('shutting down', { signal });
+    const sluice = await starting;
     await sluice.close();
     const { currentTelemetry } = await import('../telemetry/sdk.js');
     await currentTelemetry()?.shutdown();
@@ -37,4 +40,10 @@ export async function runMain(services: readonly ServiceName[]): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  try {
+    await starting;
+  } catch (err) {
+    logger.error('could not start', { err });
+    process.exit(1);
+  }
 }

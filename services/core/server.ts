@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { loadFileDescriptorSetFromBuffer } from '@grpc/proto-loader';
+import { loadFileDescriptorSetFromBuffer, loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation } from 'grpc-health-check';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import type { Logger } from 'sluice/sdk';
 import { DESCRIPTOR_SET } from './paths.js';
 
@@ -23,6 +23,12 @@ export interface RunningServer {
 
 let reflectionDefinition: ReturnType<typeof loadFileDescriptorSetFromBuffer> | undefined;
 
+/** Sluice's own contracts plus grpc.health.v1, so grpcurl can describe and call both. */
+function reflectionPackages(): ReturnType<typeof loadFileDescriptorSetFromBuffer> {
+  reflectionDefinition ??= { ...loadFileDescriptorSetFromBuffer(readFileSync(DESCRIPTOR_SET)), ...loadSync(healthProtoPath) };
+  return reflectionDefinition;
+}
+
 /**
  * Serves the bindings plus grpc.health.v1 (overall and per service) and server reflection, so that
  * grpcurl works without .proto files.
@@ -34,8 +40,7 @@ export async function startGrpcServer(addr: string, bindings: readonly ServiceBi
   const health = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(bindings.map((b) => [b.name, 'SERVING' as const])) });
   health.addToServer(server);
 
-  reflectionDefinition ??= loadFileDescriptorSetFromBuffer(readFileSync(DESCRIPTOR_SET));
-  new ReflectionService(reflectionDefinition).addToServer(server);
+  new ReflectionService(reflectionPackages()).addToServer(server);
 
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(addr, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));

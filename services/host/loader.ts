@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve, sep } from 'node:path';
@@ -126,11 +127,25 @@ function locate(err: unknown, dir: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Where a syntax error is. V8 keeps the location of a module's SyntaxError out of its stack, so the
+ * file is checked again with `node --check`, whose first line of output is `file:line`. Runs only for
+ * a plugin that already failed to import.
+ */
+function locateSyntaxError(entry: string): Promise<string | undefined> {
+  return new Promise((resolveLine) => {
+    execFile(process.execPath, ['--check', entry], { timeout: 5000 }, (_err, _stdout, stderr) => {
+      const first = stderr.split('\n')[0] ?? '';
+      const m = /^(.*):(\d+)$/.exec(first);
+      resolveLine(m && resolve(m[1]!) === entry ? `${entry}:${m[2]}` : undefined);
+    });
+  });
+}
+
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-    timer.unref();
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
@@ -238,7 +253,7 @@ export async function loadPlugins(options: LoadOptions): Promise<PluginSet> {
       try {
         mod = (await withTimeout(import(pathToFileURL(entry).href), timeoutMs, `import of ${entry}`)) as Record<string, unknown>;
       } catch (err) {
-        const where = locate(err, candidate.dir) ?? entry;
+        const where = locate(err, candidate.dir) ?? (err instanceof SyntaxError && !entry.endsWith('.ts') ? await locateSyntaxError(entry) : undefined) ?? entry;
         const what = err instanceof Error ? `${err.name}: ${err.message}` : describeValue(err);
         problems.push(problem('IMPORT_FAILED', where, 'a module that imports without error', what, manifest.id));
         return undefined;

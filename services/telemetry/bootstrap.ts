@@ -7,7 +7,9 @@ import { register } from 'node:module';
 import { tracingRequested } from './env.js';
 
 if (tracingRequested(process.env)) {
-  register('@opentelemetry/instrumentation/hook.mjs', import.meta.url);
+  // Only grpc-js needs wrapping; wrapping every module would slow start-up and trips over sources run
+  // through a TypeScript loader.
+  register('@opentelemetry/instrumentation/hook.mjs', import.meta.url, { data: { include: ['@grpc/grpc-js'] } });
   const { startTelemetry } = await import('./sdk.js');
   const kind = process.env.OTEL_TRACES_EXPORTER ?? 'otlp';
   if (kind === 'console') {

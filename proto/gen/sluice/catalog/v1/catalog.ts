@@ -6,7 +6,18 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import type { handleUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  type CallOptions,
+  type ChannelCredentials,
+  Client,
+  type ClientOptions,
+  type ClientUnaryCall,
+  type handleUnaryCall,
+  makeGenericClientConstructor,
+  type Metadata,
+  type ServiceError,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import { Struct } from "../../../google/protobuf/struct.js";
 import {
   Boundaries,
@@ -1921,6 +1932,114 @@ export interface CatalogServiceServer extends UntypedServiceImplementation {
   /** Every plugin that could not be loaded, with the reason. */
   listPluginProblems: handleUnaryCall<ListPluginProblemsRequest, ListPluginProblemsResponse>;
 }
+
+export interface CatalogServiceClient extends Client {
+  /** Lists the loaded connector plugins. */
+  listConnectors(
+    request: ListConnectorsRequest,
+    callback: (error: ServiceError | null, response: ListConnectorsResponse) => void,
+  ): ClientUnaryCall;
+  listConnectors(
+    request: ListConnectorsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListConnectorsResponse) => void,
+  ): ClientUnaryCall;
+  listConnectors(
+    request: ListConnectorsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListConnectorsResponse) => void,
+  ): ClientUnaryCall;
+  /** One connector with its option schemas. NOT_FOUND for an unknown id. */
+  getConnector(
+    request: GetConnectorRequest,
+    callback: (error: ServiceError | null, response: GetConnectorResponse) => void,
+  ): ClientUnaryCall;
+  getConnector(
+    request: GetConnectorRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetConnectorResponse) => void,
+  ): ClientUnaryCall;
+  getConnector(
+    request: GetConnectorRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetConnectorResponse) => void,
+  ): ClientUnaryCall;
+  /** Validates options against the connector's schema and its own checks; per-field errors. */
+  validateOptions(
+    request: ValidateOptionsRequest,
+    callback: (error: ServiceError | null, response: ValidateOptionsResponse) => void,
+  ): ClientUnaryCall;
+  validateOptions(
+    request: ValidateOptionsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ValidateOptionsResponse) => void,
+  ): ClientUnaryCall;
+  validateOptions(
+    request: ValidateOptionsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ValidateOptionsResponse) => void,
+  ): ClientUnaryCall;
+  /** Runs the source connector's fillInBoundaries: the bounded options a window will read with. */
+  resolveBoundaries(
+    request: ResolveBoundariesRequest,
+    callback: (error: ServiceError | null, response: ResolveBoundariesResponse) => void,
+  ): ClientUnaryCall;
+  resolveBoundaries(
+    request: ResolveBoundariesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ResolveBoundariesResponse) => void,
+  ): ClientUnaryCall;
+  resolveBoundaries(
+    request: ResolveBoundariesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ResolveBoundariesResponse) => void,
+  ): ClientUnaryCall;
+  /** Lists the loaded schedule-engine plugins. */
+  listEngines(
+    request: ListEnginesRequest,
+    callback: (error: ServiceError | null, response: ListEnginesResponse) => void,
+  ): ClientUnaryCall;
+  listEngines(
+    request: ListEnginesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListEnginesResponse) => void,
+  ): ClientUnaryCall;
+  listEngines(
+    request: ListEnginesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListEnginesResponse) => void,
+  ): ClientUnaryCall;
+  /** Every plugin that could not be loaded, with the reason. */
+  listPluginProblems(
+    request: ListPluginProblemsRequest,
+    callback: (error: ServiceError | null, response: ListPluginProblemsResponse) => void,
+  ): ClientUnaryCall;
+  listPluginProblems(
+    request: ListPluginProblemsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListPluginProblemsResponse) => void,
+  ): ClientUnaryCall;
+  listPluginProblems(
+    request: ListPluginProblemsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListPluginProblemsResponse) => void,
+  ): ClientUnaryCall;
+}
+
+export const CatalogServiceClient = makeGenericClientConstructor(
+  CatalogServiceService,
+  "sluice.catalog.v1.CatalogService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): CatalogServiceClient;
+  service: typeof CatalogServiceService;
+  serviceName: string;
+};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -6,7 +6,18 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import type { handleUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
+import {
+  type CallOptions,
+  type ChannelCredentials,
+  Client,
+  type ClientOptions,
+  type ClientUnaryCall,
+  type handleUnaryCall,
+  makeGenericClientConstructor,
+  type Metadata,
+  type ServiceError,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 
 export const protobufPackage = "sluice.schedule.v1";
 
@@ -3664,6 +3675,193 @@ export interface ScheduleServiceServer extends UntypedServiceImplementation {
   backfill: handleUnaryCall<BackfillRequest, BackfillResponse>;
   listInstances: handleUnaryCall<ListInstancesRequest, ListInstancesResponse>;
 }
+
+export interface ScheduleServiceClient extends Client {
+  /**
+   * Registers a group's schedule with the engine plugin that accepts its schedule_engine.
+   * ALREADY_EXISTS when the group has one; FAILED_PRECONDITION when no engine accepts it.
+   */
+  registerSchedule(
+    request: RegisterScheduleRequest,
+    callback: (error: ServiceError | null, response: RegisterScheduleResponse) => void,
+  ): ClientUnaryCall;
+  registerSchedule(
+    request: RegisterScheduleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RegisterScheduleResponse) => void,
+  ): ClientUnaryCall;
+  registerSchedule(
+    request: RegisterScheduleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RegisterScheduleResponse) => void,
+  ): ClientUnaryCall;
+  /** Updates a schedule in place (the engine's update hook). ABORTED when version is stale. */
+  updateSchedule(
+    request: UpdateScheduleRequest,
+    callback: (error: ServiceError | null, response: UpdateScheduleResponse) => void,
+  ): ClientUnaryCall;
+  updateSchedule(
+    request: UpdateScheduleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UpdateScheduleResponse) => void,
+  ): ClientUnaryCall;
+  updateSchedule(
+    request: UpdateScheduleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UpdateScheduleResponse) => void,
+  ): ClientUnaryCall;
+  /** Unregisters from the engine and marks the schedule DELETED; no window fires afterwards. */
+  unregisterSchedule(
+    request: UnregisterScheduleRequest,
+    callback: (error: ServiceError | null, response: UnregisterScheduleResponse) => void,
+  ): ClientUnaryCall;
+  unregisterSchedule(
+    request: UnregisterScheduleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: UnregisterScheduleResponse) => void,
+  ): ClientUnaryCall;
+  unregisterSchedule(
+    request: UnregisterScheduleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: UnregisterScheduleResponse) => void,
+  ): ClientUnaryCall;
+  getSchedule(
+    request: GetScheduleRequest,
+    callback: (error: ServiceError | null, response: GetScheduleResponse) => void,
+  ): ClientUnaryCall;
+  getSchedule(
+    request: GetScheduleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetScheduleResponse) => void,
+  ): ClientUnaryCall;
+  getSchedule(
+    request: GetScheduleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetScheduleResponse) => void,
+  ): ClientUnaryCall;
+  listSchedules(
+    request: ListSchedulesRequest,
+    callback: (error: ServiceError | null, response: ListSchedulesResponse) => void,
+  ): ClientUnaryCall;
+  listSchedules(
+    request: ListSchedulesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListSchedulesResponse) => void,
+  ): ClientUnaryCall;
+  listSchedules(
+    request: ListSchedulesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListSchedulesResponse) => void,
+  ): ClientUnaryCall;
+  /** Stops firing new windows until resumed; windows due meanwhile follow the catch-up policy. */
+  pauseSchedule(
+    request: PauseScheduleRequest,
+    callback: (error: ServiceError | null, response: PauseScheduleResponse) => void,
+  ): ClientUnaryCall;
+  pauseSchedule(
+    request: PauseScheduleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PauseScheduleResponse) => void,
+  ): ClientUnaryCall;
+  pauseSchedule(
+    request: PauseScheduleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PauseScheduleResponse) => void,
+  ): ClientUnaryCall;
+  resumeSchedule(
+    request: ResumeScheduleRequest,
+    callback: (error: ServiceError | null, response: ResumeScheduleResponse) => void,
+  ): ClientUnaryCall;
+  resumeSchedule(
+    request: ResumeScheduleRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ResumeScheduleResponse) => void,
+  ): ClientUnaryCall;
+  resumeSchedule(
+    request: ResumeScheduleRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ResumeScheduleResponse) => void,
+  ): ClientUnaryCall;
+  /** The next windows of a schedule (registered, or given inline) without firing anything. */
+  previewWindows(
+    request: PreviewWindowsRequest,
+    callback: (error: ServiceError | null, response: PreviewWindowsResponse) => void,
+  ): ClientUnaryCall;
+  previewWindows(
+    request: PreviewWindowsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PreviewWindowsResponse) => void,
+  ): ClientUnaryCall;
+  previewWindows(
+    request: PreviewWindowsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PreviewWindowsResponse) => void,
+  ): ClientUnaryCall;
+  /** Fires one window now. */
+  triggerWindow(
+    request: TriggerWindowRequest,
+    callback: (error: ServiceError | null, response: TriggerWindowResponse) => void,
+  ): ClientUnaryCall;
+  triggerWindow(
+    request: TriggerWindowRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TriggerWindowResponse) => void,
+  ): ClientUnaryCall;
+  triggerWindow(
+    request: TriggerWindowRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TriggerWindowResponse) => void,
+  ): ClientUnaryCall;
+  /** Fires chosen past windows again; dry_run returns the windows without firing. */
+  backfill(
+    request: BackfillRequest,
+    callback: (error: ServiceError | null, response: BackfillResponse) => void,
+  ): ClientUnaryCall;
+  backfill(
+    request: BackfillRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: BackfillResponse) => void,
+  ): ClientUnaryCall;
+  backfill(
+    request: BackfillRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: BackfillResponse) => void,
+  ): ClientUnaryCall;
+  listInstances(
+    request: ListInstancesRequest,
+    callback: (error: ServiceError | null, response: ListInstancesResponse) => void,
+  ): ClientUnaryCall;
+  listInstances(
+    request: ListInstancesRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListInstancesResponse) => void,
+  ): ClientUnaryCall;
+  listInstances(
+    request: ListInstancesRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListInstancesResponse) => void,
+  ): ClientUnaryCall;
+}
+
+export const ScheduleServiceClient = makeGenericClientConstructor(
+  ScheduleServiceService,
+  "sluice.schedule.v1.ScheduleService",
+) as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): ScheduleServiceClient;
+  service: typeof ScheduleServiceService;
+  serviceName: string;
+};
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 

@@ -1,0 +1,229 @@
+import anyTest, { type TestFn } from 'ava';
+import { status } from '@grpc/grpc-js';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConnectorRole } from '../proto/gen/sluice/catalog/v1/catalog.js';
+import { BoundaryType } from '../proto/gen/sluice/common/v1/common.js';
+import { ScheduleServiceClient } from '../proto/gen/sluice/schedule/v1/schedule.js';
+import { OperatorServiceClient } from '../proto/gen/sluice/operator/v1/operator.js';
+import { credentials } from '@grpc/grpc-js';
+import { type Running, call, callError, startTestSluice } from './helpers/sluice.js';
+import { healthCheck, reflectionServices } from './helpers/probes.js';
+
+const FIXTURES = fileURLToPath(new URL('./fixtures/plugins/', import.meta.url));
+const test = anyTest as TestFn<{ s: Running }>;
+
+test.before(async (t) => {
+  t.context.s = await startTestSluice({
+    SLUICE_PLUGIN_PATH: [join(FIXTURES, 'good'), join(FIXTURES, 'broken')].join(':'),
+    SLUICE_HOOK_TIMEOUT_MS: '300',
+  });
+});
+test.after.always(async (t) => t.context.s?.close());
+
+const TIME = BoundaryType.BOUNDARY_TYPE_TIME;
+const OFFSET = BoundaryType.BOUNDARY_TYPE_OFFSET;
+const window = (lowerBound: string, upperBound: string, boundaryType = TIME) => ({ boundaryType, lowerBound, upperBound });
+
+test('ListConnectors lists every loaded connector with roles, boundary types and documented schemas', async (t) => {
+  const { catalog } = t.context.s;
+  const res = await call(catalog.listConnectors.bind(catalog), { pageSize: 0, pageToken: '', role: ConnectorRole.CONNECTOR_ROLE_UNSPECIFIED });
+  t.deepEqual(res.connectors.map((c) => c.id), ['datagen', 'faulty', 'plain-connector']);
+  const datagen = res.connectors[0]!;
+  t.deepEqual(datagen.roles, [ConnectorRole.CONNECTOR_ROLE_SOURCE]);
+  t.deepEqual(datagen.boundaryTypes, [TIME, OFFSET]);
+  const props = (datagen.sourceOptionsSchema as { properties: Record<string, { description?: string; type: string }> }).properties;
+  t.is(props.intervalMs!.type, 'integer');
+  for (const [name, p] of Object.entries(props)) t.truthy(p.description, `option ${name} is documented`);
+  t.true(datagen.reader!.available);
+  t.false(datagen.writer!.available);
+  t.is(res.nextPageToken, '');
+});
+
+test('ListConnectors filters by role and pages with a token', async (t) => {
+  const { catalog } = t.context.s;
+  const sinks = await call(catalog.listConnectors.bind(catalog), { pageSize: 0, pageToken: '', role: ConnectorRole.CONNECTOR_ROLE_SINK });
+  t.deepEqual(sinks.connectors.map((c) => c.id), ['plain-connector']);
+  const ids: string[] = [];
+  let pageToken = '';
+  do {
+    const page = await call(catalog.listConnectors.bind(catalog), { pageSize: 2, pageToken, role: 0 });
+    t.true(page.connectors.length <= 2);
+    ids.push(...page.connectors.map((c) => c.id));
+    pageToken = page.nextPageToken;
+  } while (pageToken !== '');
+  t.deepEqual(ids, ['datagen', 'faulty', 'plain-connector']);
+  const bad = await callError(catalog.listConnectors.bind(catalog), { pageSize: 2, pageToken: 'not-a-token', role: 0 });
+  t.is(bad.code, status.INVALID_ARGUMENT);
+  t.is(bad.fieldErrors?.[0]?.path, 'page_token');
+});
+
+test('GetConnector returns one connector, with the reader availability its plugin reports', async (t) => {
+  const { catalog } = t.context.s;
+  const res = await call(catalog.getConnector.bind(catalog), { connectorId: 'plain-connector' });
+  t.is(res.connector!.version, '2.3.4');
+  t.deepEqual(res.connector!.reader, { available: false, reason: 'install the plain-client library' });
+  t.true(res.connector!.writer!.available === false);
+  t.is(res.connector!.pluginPath, join(FIXTURES, 'good', 'plain-connector'));
+});
+
+test('GetConnector of an unknown id is NOT_FOUND', async (t) => {
+  const { catalog } = t.context.s;
+  const err = await callError(catalog.getConnector.bind(catalog), { connectorId: 'kafkaa' });
+  t.is(err.code, status.NOT_FOUND);
+  t.is(err.sluiceCode, 'NOT_FOUND');
+  t.regex(err.details, /kafkaa/);
+});
+
+test('ValidateOptions returns every field error with path, expected and received', async (t) => {
+  const { catalog } = t.context.s;
+  const res = await call(catalog.validateOptions.bind(catalog), {
+    connectorId: 'plain-connector',
+    role: ConnectorRole.CONNECTOR_ROLE_SOURCE,
+    options: { limit: 0, colum: 'ts' },
+  });
+  t.false(res.valid);
+  t.deepEqual(res.errors.map((e) => [e.path, e.expected, e.received]), [
+    ['options.table', 'a string (required)', 'nothing'],
+    ['options.limit', 'a number >= 1', '0'],
+    ['options.colum', 'no such option (known: table, column, limit)', '"ts"'],
+  ]);
+  const ok = await call(catalog.validateOptions.bind(catalog), { connectorId: 'plain-connector', role: ConnectorRole.CONNECTOR_ROLE_SOURCE, options: { table: 'orders' } });
+  t.deepEqual(ok, { valid: true, errors: [] });
+});
+
+test("ValidateOptions runs the connector's own checks once the schema passes", async (t) => {
+  const { catalog } = t.context.s;
+  const own = await call(catalog.validateOptions.bind(catalog), { connectorId: 'plain-connector', role: ConnectorRole.CONNECTOR_ROLE_SOURCE, options: { table: 'ts' } });
+  t.deepEqual(own.errors.map((e) => e.path), ['options.column']);
+  const datagen = await call(catalog.validateOptions.bind(catalog), { connectorId: 'datagen', role: ConnectorRole.CONNECTOR_ROLE_SOURCE, options: { intervalMs: 172_800_000 } });
+  t.deepEqual(datagen.errors.map((e) => [e.path, e.expected]), [['options.intervalMs', 'at most 86400000 (one day)']]);
+});
+
+test('ValidateOptions rejects a role the connector lacks, or none', async (t) => {
+  const { catalog } = t.context.s;
+  const sink = await callError(catalog.validateOptions.bind(catalog), { connectorId: 'datagen', role: ConnectorRole.CONNECTOR_ROLE_SINK, options: {} });
+  t.is(sink.code, status.INVALID_ARGUMENT);
+  t.is(sink.fieldErrors?.[0]?.path, 'role');
+  const none = await callError(catalog.validateOptions.bind(catalog), { connectorId: 'datagen', role: ConnectorRole.CONNECTOR_ROLE_UNSPECIFIED, options: {} });
+  t.is(none.code, status.INVALID_ARGUMENT);
+  t.is(none.fieldErrors?.[0]?.path, 'role');
+});
+
+test('ResolveBoundaries returns the bounded options of a TIME and an OFFSET window', async (t) => {
+  const { catalog } = t.context.s;
+  const time = await call(catalog.resolveBoundaries.bind(catalog), { connectorId: 'datagen', options: { intervalMs: 1000 }, boundaries: window('1700000000500', '1700000010000') });
+  t.like(time.boundedOptions, { intervalMs: 1000, seed: 0, 'datagen.start-id': 1700000001, 'datagen.stop-id': 1700000010 });
+  t.deepEqual(time.boundaries, window('1700000000500', '1700000010000'));
+  const offset = await call(catalog.resolveBoundaries.bind(catalog), { connectorId: 'datagen', options: {}, boundaries: window('10', '25', OFFSET) });
+  t.like(offset.boundedOptions, { 'datagen.start-id': 10, 'datagen.stop-id': 25 });
+  const empty = await call(catalog.resolveBoundaries.bind(catalog), { connectorId: 'datagen', options: {}, boundaries: window('5000', '5000') });
+  t.like(empty.boundedOptions, { 'datagen.start-id': 5, 'datagen.stop-id': 5 });
+});
+
+test('ResolveBoundaries rejects bad windows with INVALID_ARGUMENT naming the field', async (t) => {
+  const { catalog } = t.context.s;
+  const cases: [string, ReturnType<typeof window> | undefined, string][] = [
+    ['plain-connector', window('1', '2', OFFSET), 'boundaries.boundary_type'],
+    ['datagen', window('1', '2', BoundaryType.BOUNDARY_TYPE_UNSPECIFIED), 'boundaries.boundary_type'],
+    ['datagen', window('yesterday', '2'), 'boundaries.lower_bound'],
+    ['datagen', window('1', '2.5'), 'boundaries.upper_bound'],
+    ['datagen', window('-1', '2'), 'boundaries.lower_bound'],
+    ['datagen', window('20', '10'), 'boundaries.upper_bound'],
+    ['datagen', window('', '10', OFFSET), 'boundaries.lower_bound'],
+    ['datagen', undefined, 'boundaries'],
+  ];
+  for (const [connectorId, boundaries, field] of cases) {
+    const err = await callError(catalog.resolveBoundaries.bind(catalog), { connectorId, options: { table: 't' }, boundaries });
+    t.is(err.code, status.INVALID_ARGUMENT, `${JSON.stringify(boundaries)}`);
+    t.is(err.sluiceCode, 'INVALID_ARGUMENT');
+    t.is(err.fieldErrors?.[0]?.path, field, `${JSON.stringify(boundaries)}`);
+  }
+  const lowerGtUpper = await callError(catalog.resolveBoundaries.bind(catalog), { connectorId: 'datagen', options: {}, boundaries: window('20', '10') });
+  t.is(lowerGtUpper.details, 'boundaries.upper_bound: expected a bound >= the lower bound 20, got "10"');
+});
+
+test('ResolveBoundaries validates the options first and returns every field error', async (t) => {
+  const { catalog } = t.context.s;
+  const err = await callError(catalog.resolveBoundaries.bind(catalog), { connectorId: 'datagen', options: { intervalMs: 'fast', seeed: 1 }, boundaries: window('0', '10') });
+  t.is(err.code, status.INVALID_ARGUMENT);
+  t.deepEqual(err.fieldErrors?.map((f) => f.path), ['options.intervalMs', 'options.seeed']);
+});
+
+test('ResolveBoundaries: NOT_FOUND for an unknown connector, INVALID_ARGUMENT for a sink-only or missing one', async (t) => {
+  const { catalog } = t.context.s;
+  t.is((await callError(catalog.resolveBoundaries.bind(catalog), { connectorId: 'nope', options: {}, boundaries: window('0', '1') })).code, status.NOT_FOUND);
+  const missing = await callError(catalog.resolveBoundaries.bind(catalog), { connectorId: '', options: {}, boundaries: window('0', '1') });
+  t.is(missing.code, status.INVALID_ARGUMENT);
+  t.is(missing.fieldErrors?.[0]?.path, 'connector_id');
+});
+
+test('a misbehaving plugin is contained: its failure is mapped, and the service keeps serving', async (t) => {
+  const { catalog } = t.context.s;
+  const resolve = (mode: string) => callError(catalog.resolveBoundaries.bind(catalog), { connectorId: 'faulty', options: { mode }, boundaries: window('0', '10') });
+  const thrown = await resolve('throw');
+  t.is(thrown.code, status.INTERNAL);
+  t.is(thrown.sluiceCode, 'PLUGIN_FAILED');
+  t.is(thrown.details, "plugin 'faulty' hook 'fillInBoundaries' failed: connection refused by 10.0.0.1");
+  const slow = await resolve('slow');
+  t.is(slow.code, status.DEADLINE_EXCEEDED);
+  t.is(slow.sluiceCode, 'PLUGIN_TIMEOUT');
+  const rejected = await resolve('reject');
+  t.is(rejected.code, status.INVALID_ARGUMENT);
+  t.is(rejected.fieldErrors?.[0]?.path, 'options.mode');
+  t.regex(rejected.details, /^plugin 'faulty' fillInBoundaries: options.mode: expected/);
+  const mutated = await resolve('mutate');
+  t.is(mutated.sluiceCode, 'PLUGIN_FAILED', 'inputs are frozen');
+  t.is((await resolve('not-object')).sluiceCode, 'PLUGIN_FAILED');
+  const ok = await call(catalog.resolveBoundaries.bind(catalog), { connectorId: 'faulty', options: { mode: 'ok' }, boundaries: window('0', '10') });
+  t.like(ok.boundedOptions, { lower: '0', upper: '10' });
+});
+
+test('ListEngines lists the engine plugins', async (t) => {
+  const { catalog } = t.context.s;
+  const res = await call(catalog.listEngines.bind(catalog), { pageSize: 0, pageToken: '' });
+  t.deepEqual(res.engines.map((e) => [e.id, e.version]), [['plain-engine', '0.0.1']]);
+});
+
+test('ListPluginProblems reports each broken plugin by path, with expected and found', async (t) => {
+  const { catalog } = t.context.s;
+  const res = await call(catalog.listPluginProblems.bind(catalog), {});
+  const byCode = new Map<string, number>();
+  for (const p of res.problems) byCode.set(p.code, (byCode.get(p.code) ?? 0) + 1);
+  t.is(res.problems.length, 24);
+  t.is(byCode.get('IMPORT_FAILED'), 2);
+  const dup = res.problems.find((p) => p.code === 'DUPLICATE_ID')!;
+  t.is(dup.pluginId, 'datagen');
+  t.is(dup.path, join(FIXTURES, 'broken', 'duplicate-id'));
+  for (const p of res.problems) {
+    t.true(p.path.startsWith(join(FIXTURES, 'broken')), p.path);
+    t.not(p.expected, '');
+    t.not(p.found, '');
+  }
+});
+
+test('health and reflection are served for every service', async (t) => {
+  const { address } = t.context.s;
+  t.is(await healthCheck(address, ''), 'SERVING');
+  for (const name of ['sluice.catalog.v1.CatalogService', 'sluice.schedule.v1.ScheduleService', 'sluice.operator.v1.OperatorService']) {
+    t.is(await healthCheck(address, name), 'SERVING');
+  }
+  const unknown = await healthCheck(address, 'sluice.nothing.v1.Nothing').catch((err: { code: number }) => err.code);
+  t.is(unknown, status.NOT_FOUND);
+  t.deepEqual(await reflectionServices(address), [
+    'grpc.health.v1.Health',
+    'sluice.catalog.v1.CatalogService',
+    'sluice.operator.v1.OperatorService',
+    'sluice.schedule.v1.ScheduleService',
+  ]);
+});
+
+test('schedule and operator answer UNIMPLEMENTED until their use cases land', async (t) => {
+  const { address } = t.context.s;
+  const schedule = new ScheduleServiceClient(address, credentials.createInsecure());
+  const operator = new OperatorServiceClient(address, credentials.createInsecure());
+  t.is((await callError(schedule.getSchedule.bind(schedule), { groupId: 'g' })).code, status.UNIMPLEMENTED);
+  t.is((await callError(operator.getGroup.bind(operator), { groupId: 'g' })).code, status.UNIMPLEMENTED);
+  schedule.close();
+  operator.close();
+});

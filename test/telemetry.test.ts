@@ -1,0 +1,214 @@
+/**
+ * End-to-end tracing: each case runs test/helpers/trace-scenario.ts in a child Node process, because the
+ * gRPC instrumentation can only patch grpc-js when the OpenTelemetry loader hook is registered by an
+ * --import bootstrap before grpc-js is loaded (this AVA worker has long since loaded it).
+ */
+import { spawn } from 'node:child_process';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import anyTest, { type ExecutionContext, type TestFn } from 'ava';
+import { RESULT_PREFIX, type ScenarioMode, type ScenarioResult, type SpanSummary } from './helpers/trace-protocol.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CHILD_TIMEOUT_MS = 30_000;
+const METHOD = 'sluice.catalog.v1.CatalogService/ResolveBoundaries';
+/** @opentelemetry/api SpanKind values. */
+const SPAN_KIND = { INTERNAL: 0, SERVER: 1, CLIENT: 2 } as const;
+
+interface OtlpRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly contentType: string | undefined;
+  readonly body: Buffer;
+}
+
+interface Receiver {
+  readonly endpoint: string;
+  readonly requests: OtlpRequest[];
+  close(): Promise<void>;
+}
+
+interface Context {
+  receiver?: Receiver;
+}
+
+const test = anyTest as TestFn<Context>;
+
+test.afterEach.always(async (t) => {
+  await t.context.receiver?.close();
+});
+
+/** A minimal OTLP/HTTP collector: records every request and answers POST /v1/traces with 200 and an empty body. */
+async function startReceiver(t: ExecutionContext<Context>): Promise<Receiver> {
+  const requests: OtlpRequest[] = [];
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      requests.push({ method: req.method ?? '', path: req.url ?? '', contentType: req.headers['content-type'], body: Buffer.concat(chunks) });
+      res.writeHead(req.method === 'POST' && req.url === '/v1/traces' ? 200 : 404).end();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const receiver: Receiver = {
+    endpoint: `http://127.0.0.1:${port}`,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+  t.context.receiver = receiver;
+  return receiver;
+}
+
+interface ChildRun {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly timedOut: boolean;
+}
+
+/** The parent's environment without any OTEL_* variable, plus `extra`. */
+function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith('OTEL_')) env[key] = value;
+  }
+  return { ...env, ...extra };
+}
+
+/** Runs the scenario in a child with the given bootstrap (path relative to the repository root). */
+function runScenario(bootstrap: string, mode: ScenarioMode, env: Record<string, string> = {}): Promise<ChildRun> {
+  const args = ['--conditions=development', '--import', 'tsx', '--import', bootstrap, 'test/helpers/trace-scenario.ts', mode];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, CHILD_TIMEOUT_MS);
+    child.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, timedOut });
+    });
+  });
+}
+
+/** Everything about a child run, for assertion messages. */
+function describeRun(run: ChildRun): string {
+  return `exit code ${run.code}, signal ${run.signal}${run.timedOut ? ` (killed after ${CHILD_TIMEOUT_MS} ms)` : ''}\n--- child stdout ---\n${run.stdout}\n--- child stderr ---\n${run.stderr}`;
+}
+
+/** Checks the child succeeded and returns the result line it printed; throws (failing the test, with the child's output) otherwise. */
+function scenarioResult(run: ChildRun): ScenarioResult {
+  if (run.code !== 0 || run.timedOut) throw new Error(`the scenario failed: ${describeRun(run)}`);
+  const line = run.stdout.split('\n').find((l) => l.startsWith(RESULT_PREFIX));
+  if (line === undefined) throw new Error(`the scenario printed no result line: ${describeRun(run)}`);
+  return JSON.parse(line.slice(RESULT_PREFIX.length)) as ScenarioResult;
+}
+
+function onlySpan(spans: SpanSummary[], predicate: (s: SpanSummary) => boolean, what: string, details: string): SpanSummary {
+  const found = spans.filter(predicate);
+  if (found.length !== 1 || found[0] === undefined) throw new Error(`expected exactly one ${what}, found ${found.length}\n${details}`);
+  return found[0];
+}
+
+/** True when `ancestor` is `span`'s parent, grandparent, ... */
+function descendsFrom(span: SpanSummary, ancestor: SpanSummary, spans: SpanSummary[]): boolean {
+  const byId = new Map(spans.map((s) => [s.spanId, s]));
+  const seen = new Set<string>();
+  for (let id = span.parentSpanId; id !== undefined && !seen.has(id); id = byId.get(id)?.parentSpanId) {
+    if (id === ancestor.spanId) return true;
+    seen.add(id);
+  }
+  return false;
+}
+
+test('in-memory: client, server and plugin hook spans of one ResolveBoundaries call form one trace', async (t) => {
+  t.timeout(CHILD_TIMEOUT_MS + 15_000);
+  const run = await runScenario('./test/helpers/otel-memory-bootstrap.ts', 'memory');
+  const result = scenarioResult(run);
+  const spans = result.spans ?? [];
+  const details = `spans: ${JSON.stringify(spans, null, 2)}\n${describeRun(run)}`;
+
+  t.true(result.telemetryActive, `telemetry should be active\n${details}`);
+  t.true(result.grpcInstrumented, `grpc-js should be patched by the instrumentation\n${details}`);
+  t.like(result.resolved as object, { boundaries: { lowerBound: '0', upperBound: '10000' } }, 'the call itself succeeded');
+
+  const grpcName = `grpc.${METHOD}`;
+  const client = onlySpan(spans, (s) => s.name === grpcName && s.kind === SPAN_KIND.CLIENT, `gRPC client span '${grpcName}'`, details);
+  const server = onlySpan(spans, (s) => s.name === grpcName && s.kind === SPAN_KIND.SERVER, `gRPC server span '${grpcName}'`, details);
+  const fill = onlySpan(spans, (s) => s.name === 'plugin datagen.fillInBoundaries', "span 'plugin datagen.fillInBoundaries'", details);
+
+  t.is(server.traceId, client.traceId, `server and client spans share the trace\n${details}`);
+  t.is(server.parentSpanId, client.spanId, `the server span's parent is the client span (W3C propagation)\n${details}`);
+  t.is(fill.traceId, server.traceId, `the plugin hook span is in the same trace\n${details}`);
+  t.true(descendsFrom(fill, server, spans), `the plugin hook span descends from the server span\n${details}`);
+  t.is(fill.kind, SPAN_KIND.INTERNAL);
+  t.like(fill.attributes, { 'sluice.plugin.id': 'datagen', 'sluice.plugin.hook': 'fillInBoundaries' }, details);
+
+  const validate = spans.find((s) => s.name === 'plugin datagen.validate');
+  t.truthy(validate, `a 'plugin datagen.validate' span exists\n${details}`);
+  if (validate) t.true(descendsFrom(validate, server, spans), `the validate span descends from the server span\n${details}`);
+});
+
+test('OTLP: the production bootstrap exports the spans over http/protobuf to OTEL_EXPORTER_OTLP_ENDPOINT', async (t) => {
+  t.timeout(CHILD_TIMEOUT_MS + 15_000);
+  const receiver = await startReceiver(t);
+  const run = await runScenario('./services/telemetry/bootstrap.ts', 'otlp', {
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+    OTEL_BSP_SCHEDULE_DELAY: '100',
+  });
+  const result = scenarioResult(run);
+  const summary = receiver.requests.map((r) => ({ method: r.method, path: r.path, contentType: r.contentType, bytes: r.body.length }));
+  const details = `received: ${JSON.stringify(summary)}\n${describeRun(run)}`;
+
+  t.true(result.telemetryActive, `telemetry should be active\n${details}`);
+  t.true(result.grpcInstrumented, `grpc-js should be patched by the instrumentation\n${details}`);
+  const traces = receiver.requests.filter((r) => r.method === 'POST' && r.path === '/v1/traces');
+  t.true(traces.length >= 1, `at least one POST /v1/traces\n${details}`);
+  t.is(receiver.requests.length, traces.length, `nothing but POST /v1/traces was sent\n${details}`);
+  for (const r of traces) {
+    t.is(r.contentType?.split(';')[0]?.trim(), 'application/x-protobuf', `content type of an export\n${details}`);
+    t.true(r.body.length > 0, `an export has a body\n${details}`);
+  }
+  t.true(
+    traces.some((r) => r.body.includes(Buffer.from(METHOD, 'utf8'))),
+    `an exported body contains the span name '${METHOD}'\n${details}`,
+  );
+});
+
+const sendsNothing = test.macro({
+  async exec(t, env: (endpoint: string) => Record<string, string>) {
+    t.timeout(CHILD_TIMEOUT_MS + 15_000);
+    const receiver = await startReceiver(t);
+    const run = await runScenario('./services/telemetry/bootstrap.ts', 'otlp', env(receiver.endpoint));
+    const result = scenarioResult(run);
+    const details = `received ${receiver.requests.length} request(s)\n${describeRun(run)}`;
+    t.false(result.telemetryActive, `currentTelemetry() should be undefined\n${details}`);
+    t.false(result.grpcInstrumented, `grpc-js should be left unpatched\n${details}`);
+    t.like(result.resolved as object, { boundaries: { lowerBound: '0', upperBound: '10000' } }, 'the call itself succeeded');
+    t.is(receiver.requests.length, 0, details);
+  },
+  title: (provided = '') => `tracing off: ${provided}`,
+});
+
+test('no OTEL_* variables: no telemetry, nothing sent', sendsNothing, () => ({}));
+test('OTEL_TRACES_EXPORTER=none wins over an endpoint', sendsNothing, (endpoint) => ({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_TRACES_EXPORTER: 'none' }));
+test('OTEL_SDK_DISABLED=true wins over an endpoint', sendsNothing, (endpoint) => ({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_SDK_DISABLED: 'true' }));
