@@ -1,5 +1,6 @@
 import anyTest, { type TestFn } from 'ava';
 import { status } from '@grpc/grpc-js';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConnectorRole } from '../proto/gen/sluice/catalog/v1/catalog.js';
@@ -226,4 +227,23 @@ test('schedule and operator answer UNIMPLEMENTED until their use cases land', as
   t.is((await callError(operator.getGroup.bind(operator), { groupId: 'g' })).code, status.UNIMPLEMENTED);
   schedule.close();
   operator.close();
+});
+
+test('a reflection client that knows no .proto file (buf curl, as grpcurl) can call the catalog', async (t) => {
+  const { address } = t.context.s;
+  const buf = fileURLToPath(new URL('../node_modules/.bin/buf', import.meta.url));
+  const curl = (method: string, body: unknown) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile(buf, ['curl', '--protocol', 'grpc', '--http2-prior-knowledge', '-d', JSON.stringify(body), `http://${address}/${method}`], { timeout: 20_000 }, (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+  const ok = await curl('sluice.catalog.v1.CatalogService/GetConnector', { connector_id: 'datagen' });
+  t.is(ok.code, 0, ok.stderr);
+  t.like(JSON.parse(ok.stdout), { connector: { id: 'datagen', roles: ['CONNECTOR_ROLE_SOURCE'], boundaryTypes: ['BOUNDARY_TYPE_TIME', 'BOUNDARY_TYPE_OFFSET'] } });
+  const health = await curl('grpc.health.v1.Health/Check', { service: 'sluice.catalog.v1.CatalogService' });
+  t.deepEqual(JSON.parse(health.stdout), { status: 'SERVING' });
+  const missing = await curl('sluice.catalog.v1.CatalogService/GetConnector', { connector_id: 'nope' });
+  t.not(missing.code, 0);
+  t.like(JSON.parse(missing.stdout || missing.stderr), { code: 'not_found', message: "connector 'nope' not found" });
 });

@@ -19,5 +19,6 @@ export const PROJECT_ROOT = findRoot();
 const compiled = fileURLToPath(import.meta.url).includes(`${join(PROJECT_ROOT, 'dist')}/`);
 /** The bundled plugins: dist/plugins when running compiled, plugins/ when running from sources. */
 export const BUNDLED_PLUGINS_DIR = compiled ? join(PROJECT_ROOT, 'dist', 'plugins') : join(PROJECT_ROOT, 'plugins');
-/** The protobuf descriptor set served by reflection. */
+/** The protobuf descriptor sets served by reflection: Sluice's contracts, and grpc.health.v1. */
 export const DESCRIPTOR_SET = join(PROJECT_ROOT, 'proto', 'gen', 'sluice.binpb');
+export const HEALTH_DESCRIPTOR_SET = join(PROJECT_ROOT, 'proto', 'gen', 'health.binpb');

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
-import { loadFileDescriptorSetFromBuffer, loadSync } from '@grpc/proto-loader';
+import { BinaryReader } from '@bufbuild/protobuf/wire';
+import type { PackageDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'sluice/sdk';
-import { DESCRIPTOR_SET } from './paths.js';
+import { DESCRIPTOR_SET, HEALTH_DESCRIPTOR_SET } from './paths.js';
 
 /** One gRPC service to serve: its full name (for health checks), definition and handlers. */
 export interface ServiceBinding {
@@ -21,11 +22,30 @@ export interface RunningServer {
   shutdown(graceMs: number): Promise<void>;
 }
 
-let reflectionDefinition: ReturnType<typeof loadFileDescriptorSetFromBuffer> | undefined;
+let reflectionDefinition: PackageDefinition | undefined;
 
-/** Sluice's own contracts plus grpc.health.v1, so grpcurl can describe and call both. */
-function reflectionPackages(): ReturnType<typeof loadFileDescriptorSetFromBuffer> {
-  reflectionDefinition ??= { ...loadFileDescriptorSetFromBuffer(readFileSync(DESCRIPTOR_SET)), ...loadSync(healthProtoPath) };
+/** The FileDescriptorProto messages of a FileDescriptorSet (field 1, repeated), as raw bytes. */
+function splitDescriptorSet(set: Uint8Array): Uint8Array[] {
+  const reader = new BinaryReader(set);
+  const files: Uint8Array[] = [];
+  while (reader.pos < reader.len) {
+    const [field, wireType] = reader.tag();
+    if (field === 1) files.push(reader.bytes());
+    else reader.skip(wireType);
+  }
+  return files;
+}
+
+/**
+ * Sluice's own contracts plus grpc.health.v1, so grpcurl can describe and call both. The descriptors
+ * are served exactly as buf built them: going through proto-loader would drop each file's import list,
+ * and clients such as grpcurl and `buf curl` then cannot link the files.
+ */
+function reflectionPackages(): PackageDefinition {
+  if (!reflectionDefinition) {
+    const files = [DESCRIPTOR_SET, HEALTH_DESCRIPTOR_SET].flatMap((f) => splitDescriptorSet(readFileSync(f)));
+    reflectionDefinition = { 'sluice.descriptors': { fileDescriptorProtos: files } as unknown as PackageDefinition[string] };
+  }
   return reflectionDefinition;
 }
 

@@ -14,7 +14,10 @@ export interface HookRunnerOptions {
 
 export interface CallOptions {
   readonly timeoutMs?: number;
-  /** Cancels the call's context (the hook sees ctx.signal aborted). */
+  /**
+   * Cancels the call: the hook sees ctx.signal aborted, and the call rejects at once with the
+   * signal's reason (not wrapped: the caller knows why it cancelled).
+   */
   readonly signal?: AbortSignal;
   /** Extra context fields given to the hook (e.g. an engine's submitOfflineJob). */
   readonly context?: Readonly<Record<string, unknown>>;
@@ -89,9 +92,20 @@ export class HookRunner {
             reject(new SluiceError(ERROR_CODES.PLUGIN_TIMEOUT, `plugin '${loaded.id}' hook '${hook}' did not finish within ${timeoutMs} ms`, { pluginId: loaded.id, hook }));
           }, timeoutMs);
         });
-        const result = await Promise.race([Promise.resolve().then(() => (fn as (...a: unknown[]) => unknown).apply(loaded.plugin, args)), timeout]);
+        // The caller's cancellation ends the call at once, whether or not the hook watches its signal.
+        const cancelled = new Promise<never>((_, reject) => {
+          const onAbort = () => reject(new CallerAbort(options.signal?.reason));
+          if (controller.signal.aborted) onAbort();
+          else controller.signal.addEventListener('abort', onAbort, { once: true });
+        });
+        cancelled.catch(() => {});
+        const result = await Promise.race([Promise.resolve().then(() => (fn as (...a: unknown[]) => unknown).apply(loaded.plugin, args)), timeout, ...(options.signal ? [cancelled] : [])]);
         return result as Fn<P, K>['result'];
       } catch (err) {
+        if (err instanceof CallerAbort) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: 'cancelled' });
+          throw err.reason;
+        }
         const wrapped = this.#wrap(loaded, hook, err);
         span.recordException(wrapped);
         span.setStatus({ code: SpanStatusCode.ERROR, message: wrapped.code });
@@ -113,6 +127,11 @@ export class HookRunner {
     this.#logger.error('plugin hook failed', { pluginId: loaded.id, hook, err });
     return new SluiceError(ERROR_CODES.PLUGIN_FAILED, `plugin '${loaded.id}' hook '${hook}' failed: ${message.slice(0, 300)}`, { pluginId: loaded.id, hook }, { cause: err });
   }
+}
+
+/** Marks a rejection caused by the caller's own signal, so it is passed back as the caller's reason. */
+class CallerAbort {
+  constructor(readonly reason: unknown) {}
 }
 
 /** Copies plain data so freezing it cannot freeze the caller's objects; leaves other values (functions, class instances) as they are. */

@@ -1,0 +1,27 @@
+import test from 'ava';
+import { ConfigError, loadConfig } from '../services/core/config.js';
+
+test('defaults apply when nothing is set', (t) => {
+  t.deepEqual(loadConfig({}), { grpcAddr: '127.0.0.1:50051', pluginPath: [], logLevel: 'info', hookTimeoutMs: 30000, shutdownGraceMs: 10000 });
+});
+
+test('settings are read from the environment', (t) => {
+  const c = loadConfig({ SLUICE_GRPC_ADDR: '[::1]:6000', SLUICE_PLUGIN_PATH: '/opt/a::/opt/b', SLUICE_LOG_LEVEL: 'debug', SLUICE_HOOK_TIMEOUT_MS: '500' });
+  t.is(c.grpcAddr, '[::1]:6000');
+  t.deepEqual(c.pluginPath, ['/opt/a', '/opt/b']);
+  t.is(c.logLevel, 'debug');
+  t.is(c.hookTimeoutMs, 500);
+});
+
+test('a bad value names the variable, what was expected and what came', (t) => {
+  const cases: [NodeJS.ProcessEnv, string][] = [
+    [{ SLUICE_GRPC_ADDR: 'localhost' }, 'SLUICE_GRPC_ADDR: expected host:port, got "localhost"'],
+    [{ SLUICE_LOG_LEVEL: 'loud' }, 'SLUICE_LOG_LEVEL: expected one of debug, info, warn, error, silent, got "loud"'],
+    [{ SLUICE_HOOK_TIMEOUT_MS: '0' }, 'SLUICE_HOOK_TIMEOUT_MS: expected a positive integer, got "0"'],
+    [{ SLUICE_SHUTDOWN_GRACE_MS: '1e3' }, 'SLUICE_SHUTDOWN_GRACE_MS: expected a positive integer, got "1e3"'],
+  ];
+  for (const [env, message] of cases) {
+    const err = t.throws(() => loadConfig(env), { instanceOf: ConfigError });
+    t.is(err?.message, message);
+  }
+});
