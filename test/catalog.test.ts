@@ -87,7 +87,7 @@ test('ValidateOptions returns every field error with path, expected and received
   t.deepEqual(res.errors.map((e) => [e.path, e.expected, e.received]), [
     ['options.table', 'a string (required)', 'nothing'],
     ['options.limit', 'a number >= 1', '0'],
-    ['options.colum', 'no such option (known: table, column, limit)', '"ts"'],
+    ['options.colum', 'a known option (table, column, limit)', '"colum"'],
   ]);
   const ok = await call(catalog.validateOptions.bind(catalog), { connectorId: 'plain-connector', role: ConnectorRole.CONNECTOR_ROLE_SOURCE, options: { table: 'orders' } });
   t.deepEqual(ok, { valid: true, errors: [] });

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { ERROR_CODES } from 'sluice/sdk';
 import { GRPC_STATUS_BY_CODE, toServiceError } from '../services/core/grpc-status.js';
 import { silentLogger } from '../services/core/logger.js';
+import { PROBLEM_CODES } from '../services/host/problems.js';
 import { SluiceError } from '../services/sdk/errors.js';
 
 /** The rows of the table in docs/errors.md: [code, gRPC status name]. */
@@ -43,4 +44,11 @@ test('anything unexpected becomes UNKNOWN with a generic message; the cause stay
   t.deepEqual(logged, [cause]);
   const fake = Object.assign(new Error('x'), { code: 'NOT_A_CODE', [Symbol.for('sluice.error')]: true });
   t.is(toServiceError(fake, silentLogger, 'Test').code, status.UNKNOWN);
+});
+
+test('docs/plugins.md lists every plugin problem code, and nothing else', (t) => {
+  const text = readFileSync(new URL('../docs/plugins.md', import.meta.url), 'utf8');
+  const section = text.slice(text.indexOf('## Problems'));
+  const listed = [...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]);
+  t.deepEqual(listed.sort(), [...PROBLEM_CODES].sort());
 });

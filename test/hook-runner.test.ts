@@ -16,6 +16,7 @@ test.beforeEach((t) => {
   const plugin: Probe = {
     wait: ({ ms }, ctx) =>
       new Promise((resolve, reject) => {
+        plugin.seen = ctx;
         const timer = setTimeout(() => resolve('done'), ms);
         ctx.signal.addEventListener('abort', () => {
           clearTimeout(timer);
@@ -40,6 +41,7 @@ test('a hook that outlives its timeout is PLUGIN_TIMEOUT and sees its signal abo
   const err = await t.throwsAsync(t.context.runner.call(t.context.loaded, 'wait', { ms: 5000 }));
   t.is((err as unknown as { code: string }).code, 'PLUGIN_TIMEOUT');
   t.is(err?.message, "plugin 'probe' hook 'wait' did not finish within 200 ms");
+  t.true(t.context.loaded.plugin.seen?.signal.aborted);
 });
 
 test('per-call timeout overrides the default', async (t) => {

@@ -86,20 +86,27 @@ export class HookRunner {
         const frozen = input === undefined ? input : deepFreeze(structuredCloneSafe(input));
         // Hooks without input (start, stop, availability) take the context as their only argument.
         const args = input === undefined ? [ctx] : [frozen, ctx];
+        if (controller.signal.aborted) throw new CallerAbort(options.signal?.reason);
+        // The caller's cancellation ends the call at once, whether or not the hook watches its signal.
+        // Listening before the hook runs makes this rejection win over whatever the hook does on abort.
+        const cancelled = options.signal
+          ? new Promise<never>((_, reject) => {
+              controller.signal.addEventListener('abort', () => reject(new CallerAbort(options.signal?.reason)), { once: true });
+            })
+          : undefined;
+        cancelled?.catch(() => {});
+        const value = (fn as (...a: unknown[]) => unknown).apply(loaded.plugin, args);
+        // A hook that returned synchronously is done: there is nothing left to time out or cancel,
+        // so the hot synchronous hooks (validate, fillInBoundaries) cost no timer and no race.
+        if (!isThenable(value)) return value as Fn<P, K>['result'];
         const timeout = new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
-            controller.abort(new Error('hook timeout'));
+            // Settle first, then tell the hook: its reaction to the abort must not win the race.
             reject(new SluiceError(ERROR_CODES.PLUGIN_TIMEOUT, `plugin '${loaded.id}' hook '${hook}' did not finish within ${timeoutMs} ms`, { pluginId: loaded.id, hook }));
+            controller.abort(new Error('hook timeout'));
           }, timeoutMs);
         });
-        // The caller's cancellation ends the call at once, whether or not the hook watches its signal.
-        const cancelled = new Promise<never>((_, reject) => {
-          const onAbort = () => reject(new CallerAbort(options.signal?.reason));
-          if (controller.signal.aborted) onAbort();
-          else controller.signal.addEventListener('abort', onAbort, { once: true });
-        });
-        cancelled.catch(() => {});
-        const result = await Promise.race([Promise.resolve().then(() => (fn as (...a: unknown[]) => unknown).apply(loaded.plugin, args)), timeout, ...(options.signal ? [cancelled] : [])]);
+        const result = await Promise.race([value, timeout, ...(cancelled ? [cancelled] : [])]);
         return result as Fn<P, K>['result'];
       } catch (err) {
         if (err instanceof CallerAbort) {
@@ -127,6 +134,10 @@ export class HookRunner {
     this.#logger.error('plugin hook failed', { pluginId: loaded.id, hook, err });
     return new SluiceError(ERROR_CODES.PLUGIN_FAILED, `plugin '${loaded.id}' hook '${hook}' failed: ${message.slice(0, 300)}`, { pluginId: loaded.id, hook }, { cause: err });
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
 /** Marks a rejection caused by the caller's own signal, so it is passed back as the caller's reason. */

@@ -130,7 +130,8 @@ export function validateAgainstSchema(schema: JsonSchema, value: unknown, path =
         if (v !== undefined) errors.push(...validateAgainstSchema(sub, v, `${path}.${name}`));
       } else if (schema.additionalProperties !== true) {
         const known = Object.keys(props);
-        errors.push(fieldError(`${path}.${name}`, known.length ? `no such option (known: ${known.join(', ')})` : 'no options', v));
+        // The name is what is wrong, so it is what is reported as received.
+        errors.push(fieldError(`${path}.${name}`, known.length ? `a known option (${known.join(', ')})` : 'no options at all', name));
       }
     }
   }
