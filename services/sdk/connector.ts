@@ -19,6 +19,13 @@ export interface BoundedReader {
   batches(): AsyncIterable<readonly Row[]>;
   /** Positions reached so far (e.g. partition to offset), reported as job progress. */
   positions?(): Readonly<Record<string, string>>;
+  /**
+   * Where the window resolved to when the reader opened, for the job to record: e.g. a Kafka TIME
+   * window's per-partition offsets as `{ start: "0:10,1:12", stop: "0:20,1:25" }`, written in the
+   * connector's OFFSET bound format so that a re-run can read exactly the same records (an OFFSET
+   * window from start to stop) and the next window can start where this one stopped.
+   */
+  resolved?(): Readonly<Record<string, string>>;
   /** Releases connections; called once, after the last batch or on failure. */
   close(): Promise<void>;
 }
