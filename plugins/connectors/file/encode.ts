@@ -1,0 +1,51 @@
+import type { Row } from 'sluice/sdk';
+
+/** `JSON.rawJSON` (Node >= 21): writes a bigint as the exact number it is, not a rounded double. */
+const rawJSON = (JSON as unknown as { rawJSON?: (text: string) => unknown }).rawJSON;
+
+/**
+ * JSON.stringify's replacer for row values: a bigint becomes an exact JSON number, bytes (Buffer,
+ * Uint8Array) become a base64 string. Dates already become ISO-8601 strings through their toJSON.
+ */
+function replacer(this: unknown, key: string, value: unknown): unknown {
+  const original = (this as Record<string, unknown>)[key];
+  if (original instanceof Uint8Array) return Buffer.from(original.buffer, original.byteOffset, original.byteLength).toString('base64');
+  if (typeof value === 'bigint') return rawJSON ? rawJSON(value.toString()) : value.toString();
+  return value;
+}
+
+/** A value as JSON text, with the replacer above. */
+export function jsonText(value: unknown): string {
+  return JSON.stringify(value, replacer) ?? 'null';
+}
+
+/** One JSON lines record: the row as one line of JSON, ended by `\n`. */
+export function jsonLine(row: Row): string {
+  return `${jsonText(row)}\n`;
+}
+
+/** Record separator of CSV files, as RFC 4180 says. */
+export const CSV_EOL = '\r\n';
+
+/**
+ * One CSV field (RFC 4180): a field holding `"`, `,`, CR or LF is enclosed in double quotes, with each
+ * `"` doubled. null and undefined are an empty field; the empty string is `""`, so the two stay apart
+ * (as PostgreSQL's COPY reads them). Objects and arrays become their JSON text, bytes base64, dates
+ * ISO-8601, everything else its string form.
+ */
+export function csvField(value: unknown): string {
+  if (value === null || value === undefined) return '';
+  let text: string;
+  if (typeof value === 'string') text = value;
+  else if (value instanceof Date) text = value.toISOString();
+  else if (value instanceof Uint8Array) text = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+  else if (typeof value === 'object') text = jsonText(value);
+  else text = String(value);
+  if (text === '') return '""';
+  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+/** One CSV record of the given columns, ended by CRLF. */
+export function csvLine(values: readonly unknown[]): string {
+  return values.map(csvField).join(',') + CSV_EOL;
+}

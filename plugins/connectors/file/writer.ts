@@ -1,0 +1,207 @@
+import { once } from 'node:events';
+import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { ERROR_CODES, SluiceError, type Logger, type Row, type WindowRef, type WindowWriter } from 'sluice/sdk';
+import { csvLine, jsonLine } from './encode.js';
+import type { FileSinkConfig } from './options.js';
+import { tempFileName, windowFileName } from './naming.js';
+
+/** Characters gathered before they are handed to the stream; the stream buffers at most about a MiB more. */
+const CHUNK_CHARS = 64 * 1024;
+const STREAM_HIGH_WATER_MARK = 1024 * 1024;
+
+type State = 'open' | 'committed' | 'aborted' | 'failed';
+
+function ioError(what: string, err: unknown): SluiceError {
+  const message = err instanceof Error ? err.message : String(err);
+  return new SluiceError(ERROR_CODES.UNAVAILABLE, `file sink: ${what}: ${message}`, {}, { cause: err });
+}
+
+/** Makes a rename durable: fsyncs the directory that holds the entry (a no-op where directories cannot be opened). */
+async function syncDir(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // Windows and some file systems refuse to open or fsync a directory; the rename is still atomic.
+  } finally {
+    await handle?.close().catch(() => {});
+  }
+}
+
+/**
+ * Writes one window to a hidden temporary file in the target directory. Commit ends the stream (which
+ * fsyncs the file before closing it), renames it over the window's file (an atomic replace on POSIX
+ * file systems) and fsyncs the directory. Abort closes and deletes the temporary file. Operations are
+ * serialized, so an abort racing a write waits for it.
+ */
+export class WindowFileWriter implements WindowWriter {
+  readonly finalPath: string;
+  readonly tempPath: string;
+  readonly #config: FileSinkConfig;
+  readonly #logger: Logger;
+  readonly #stream: Writable;
+  /** Settles when the stream has closed its file (after the fsync of `flush`), rejects on a stream error. */
+  readonly #closed: Promise<void>;
+  #state: State = 'open';
+  #error: unknown;
+  /** CSV columns, fixed by the options or by the first row. */
+  #columns: readonly string[] | undefined;
+  #known: ReadonlySet<string> | undefined;
+  #headerDone = false;
+  #rows = 0;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(config: FileSinkConfig, logger: Logger, finalPath: string, tempPath: string, handle: FileHandle) {
+    this.#config = config;
+    this.#logger = logger;
+    this.finalPath = finalPath;
+    this.tempPath = tempPath;
+    this.#columns = config.columns;
+    // flush: the stream fsyncs the file before it closes it (on end), so a committed file is on disk.
+    const stream = handle.createWriteStream({ highWaterMark: STREAM_HIGH_WATER_MARK, encoding: 'utf8', flush: true });
+    stream.on('error', (err) => {
+      this.#error ??= err;
+    });
+    this.#closed = new Promise<void>((resolve, reject) => {
+      stream.once('error', reject);
+      stream.once('close', resolve);
+    });
+    this.#closed.catch(() => {});
+    this.#stream = stream;
+  }
+
+  /** Creates the directory when missing and the job's temporary file (truncated if a retry left one). */
+  static async open(config: FileSinkConfig, window: WindowRef, logger: Logger): Promise<WindowFileWriter> {
+    const name = windowFileName(config.fileName, window, config.format);
+    const finalPath = join(config.path, name);
+    const tempPath = join(config.path, tempFileName(name, window.jobId));
+    try {
+      await mkdir(config.path, { recursive: true });
+    } catch (err) {
+      throw ioError(`cannot create the directory ${config.path}`, err);
+    }
+    let handle: FileHandle;
+    try {
+      handle = await open(tempPath, 'w', 0o644);
+    } catch (err) {
+      throw ioError(`cannot create ${tempPath}`, err);
+    }
+    return new WindowFileWriter(config, logger, finalPath, tempPath, handle);
+  }
+
+  /** Runs operations one after another, in call order. */
+  #serial<T>(op: () => Promise<T>): Promise<T> {
+    const next = this.#queue.then(op, op);
+    this.#queue = next.catch(() => {});
+    return next;
+  }
+
+  #check(what: string): void {
+    if (this.#state !== 'open') {
+      throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `file sink: cannot ${what} a writer that is ${this.#state}`);
+    }
+    if (this.#error !== undefined) throw ioError(`writing ${this.tempPath} failed`, this.#error);
+  }
+
+  /** Hands a chunk to the stream and waits for 'drain' when its buffer is full (backpressure). */
+  async #push(chunk: string): Promise<void> {
+    if (this.#stream.write(chunk)) return;
+    try {
+      // `once` rejects when the stream emits 'error' while we wait.
+      await once(this.#stream, 'drain');
+    } catch (err) {
+      this.#error ??= err;
+      throw ioError(`writing ${this.tempPath} failed`, err);
+    }
+  }
+
+  #csvHeaderLine(): string {
+    this.#headerDone = true;
+    return this.#config.csvHeader && this.#columns ? csvLine(this.#columns) : '';
+  }
+
+  #encode(row: Row): string {
+    if (this.#config.format === 'jsonl') return jsonLine(row);
+    if (!this.#columns) this.#columns = Object.keys(row);
+    if (!this.#config.columns) {
+      this.#known ??= new Set(this.#columns);
+      for (const key of Object.keys(row)) {
+        if (!this.#known.has(key)) {
+          throw new SluiceError(
+            ERROR_CODES.FAILED_PRECONDITION,
+            `file sink: row ${this.#rows + 1} has the column '${key}', which the first row (whose keys are the CSV columns: ${this.#columns.join(', ')}) did not have; set the columns option to choose the columns`,
+          );
+        }
+      }
+    }
+    return csvLine(this.#columns.map((c) => row[c]));
+  }
+
+  write(batch: readonly Row[]): Promise<void> {
+    return this.#serial(async () => {
+      this.#check('write to');
+      let parts: string[] = [];
+      let size = 0;
+      try {
+        for (const row of batch) {
+          let text = this.#encode(row);
+          if (!this.#headerDone && this.#config.format === 'csv') text = this.#csvHeaderLine() + text;
+          this.#rows++;
+          parts.push(text);
+          size += text.length;
+          if (size >= CHUNK_CHARS) {
+            const chunk = parts.join('');
+            parts = [];
+            size = 0;
+            await this.#push(chunk);
+          }
+        }
+        if (parts.length > 0) await this.#push(parts.join(''));
+      } catch (err) {
+        this.#state = 'failed';
+        throw err;
+      }
+    });
+  }
+
+  commit(): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#state === 'committed') return;
+      this.#check('commit');
+      try {
+        if (!this.#headerDone && this.#config.format === 'csv') {
+          const header = this.#csvHeaderLine();
+          if (header) await this.#push(header);
+        }
+        this.#stream.end();
+        await this.#closed;
+        if (this.#error !== undefined) throw this.#error;
+        await rename(this.tempPath, this.finalPath);
+      } catch (err) {
+        this.#state = 'failed';
+        throw err instanceof SluiceError ? err : ioError(`cannot commit ${this.finalPath}`, err);
+      }
+      await syncDir(this.#config.path);
+      this.#state = 'committed';
+      this.#logger.debug('file sink: window committed', { path: this.finalPath, rows: this.#rows });
+    });
+  }
+
+  abort(reason: unknown): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#state === 'committed' || this.#state === 'aborted') return;
+      this.#state = 'aborted';
+      this.#stream.destroy();
+      await this.#closed.catch(() => {});
+      try {
+        await rm(this.tempPath, { force: true });
+      } catch (err) {
+        throw ioError(`cannot delete ${this.tempPath}`, err);
+      }
+      this.#logger.debug('file sink: window aborted', { path: this.finalPath, reason: reason instanceof Error ? reason.message : String(reason) });
+    });
+  }
+}
