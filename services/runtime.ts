@@ -1,14 +1,21 @@
 import type { Logger } from 'sluice/sdk';
 import { OperatorServiceService } from '../proto/gen/sluice/operator/v1/operator.js';
-import { ScheduleServiceService } from '../proto/gen/sluice/schedule/v1/schedule.js';
 import { Catalog } from './catalog/domain/catalog.js';
 import { catalogGrpc } from './catalog/grpc/adapter.js';
 import type { Config } from './core/config.js';
+import { join } from 'node:path';
 import { createLogger } from './core/logger.js';
 import { BUNDLED_PLUGINS_DIR } from './core/paths.js';
 import { type RunningServer, type ServiceBinding, startGrpcServer } from './core/server.js';
 import { HookRunner } from './host/hook-runner.js';
 import { type PluginSet, loadPlugins } from './host/loader.js';
+import type { Clock } from './schedule/domain/clock.js';
+import type { ScheduleStore } from './schedule/domain/model.js';
+import { type Dispatcher, ScheduleService } from './schedule/domain/service.js';
+import { GrpcDispatcher } from './schedule/grpc/dispatcher.js';
+import { scheduleGrpc } from './schedule/grpc/adapter.js';
+import { openScheduleStore } from './schedule/store/index.js';
+import { systemClock } from './schedule/system-clock.js';
 
 export type ServiceName = 'catalog' | 'schedule' | 'operator';
 export const ALL_SERVICES: readonly ServiceName[] = ['catalog', 'schedule', 'operator'];
@@ -16,6 +23,8 @@ export const ALL_SERVICES: readonly ServiceName[] = ['catalog', 'schedule', 'ope
 export interface Sluice {
   readonly server: RunningServer;
   readonly plugins: PluginSet;
+  /** The schedule service's use cases, when it runs here (tests drive them directly). */
+  readonly schedule?: ScheduleService;
   close(): Promise<void>;
 }
 
@@ -25,12 +34,42 @@ export interface StartOptions {
   readonly logger?: Logger;
   /** Defaults to the bundled plugins folder; tests point it elsewhere. */
   readonly bundledPluginsDir?: string;
+  /** The schedule service's clock; tests drive a ManualClock. */
+  readonly clock?: Clock;
+}
+
+/** A GrpcDispatcher made on first use, once the operator's address is known. */
+class LazyDispatcher implements Dispatcher {
+  #inner?: GrpcDispatcher;
+  constructor(
+    private readonly address: () => string | undefined,
+    private readonly logger: Logger,
+  ) {}
+
+  #get(): GrpcDispatcher {
+    const address = this.address();
+    if (!address) throw new Error('the operator address is not known yet');
+    this.#inner ??= new GrpcDispatcher({ address, logger: this.logger });
+    return this.#inner;
+  }
+
+  submit(request: Parameters<Dispatcher['submit']>[0]) {
+    return this.#get().submit(request);
+  }
+
+  follow(jobIds: readonly string[], onRunning: () => void) {
+    return this.#get().follow(jobIds, onRunning);
+  }
+
+  close(): void {
+    this.#inner?.close();
+  }
 }
 
 /**
  * The composition root: loads the plugins once, builds each requested service over them and serves
- * them all on one gRPC server. Schedule and operator are served by their contracts only until their
- * use cases land; their methods answer UNIMPLEMENTED.
+ * them all on one gRPC server. The operator is served by its contract only until its use cases land;
+ * its methods answer UNIMPLEMENTED.
  */
 export async function startSluice(options: StartOptions): Promise<Sluice> {
   const { config } = options;
@@ -46,18 +85,35 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     const { definition, implementation } = catalogGrpc(new Catalog(plugins, hooks), logger);
     bindings.push({ name: 'sluice.catalog.v1.CatalogService', definition, implementation: implementation as never });
   }
+  let schedule: { service: ScheduleService; store: ScheduleStore; dispatcher: LazyDispatcher } | undefined;
+  let bindOperatorLater: ((address: string) => void) | undefined;
   if (services.includes('schedule')) {
-    bindings.push({ name: 'sluice.schedule.v1.ScheduleService', definition: ScheduleServiceService, implementation: {} });
+    const clock = options.clock ?? systemClock;
+    const store = await openScheduleStore({ sqlitePath: join(config.dataDir, 'sluice.db'), ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}) });
+    // The operator is this very server unless SLUICE_OPERATOR_ADDR names another; its port is known once bound.
+    let operatorAddress = config.operatorAddr;
+    const dispatcher = new LazyDispatcher(() => operatorAddress, logger);
+    bindOperatorLater = (address) => void (operatorAddress ??= address);
+    const service = new ScheduleService({ store, engines: plugins.engines, hooks, clock, dispatcher, logger, owner: config.replicaId });
+    const { definition, implementation } = scheduleGrpc(service, clock, logger);
+    bindings.push({ name: 'sluice.schedule.v1.ScheduleService', definition, implementation: implementation as never });
+    schedule = { service, store, dispatcher };
   }
   if (services.includes('operator')) {
     bindings.push({ name: 'sluice.operator.v1.OperatorService', definition: OperatorServiceService, implementation: {} });
   }
   const server = await startGrpcServer(config.grpcAddr, bindings, logger);
+  bindOperatorLater?.(server.address);
+  if (schedule) await schedule.service.start();
   return {
     server,
     plugins,
+    ...(schedule ? { schedule: schedule.service } : {}),
     async close() {
+      await schedule?.service.stop();
       await server.shutdown(config.shutdownGraceMs);
+      schedule?.dispatcher.close();
+      await schedule?.store.close();
     },
   };
 }

@@ -188,7 +188,7 @@ test('a misbehaving plugin is contained: its failure is mapped, and the service 
 test('ListEngines lists the engine plugins', async (t) => {
   const { catalog } = t.context.s;
   const res = await call(catalog.listEngines.bind(catalog), { pageSize: 0, pageToken: '' });
-  t.deepEqual(res.engines.map((e) => [e.id, e.version]), [['plain-engine', '0.0.1']]);
+  t.deepEqual(res.engines.map((e) => [e.id, e.version]), [['builtin', '0.1.0'], ['plain-engine', '0.0.1']]);
 });
 
 test('ListPluginProblems reports each broken plugin by path, with expected and found', async (t) => {
@@ -224,11 +224,11 @@ test('health and reflection are served for every service', async (t) => {
   ]);
 });
 
-test('schedule and operator answer UNIMPLEMENTED until their use cases land', async (t) => {
+test('the schedule service answers; the operator answers UNIMPLEMENTED until its use cases land', async (t) => {
   const { address } = t.context.s;
   const schedule = new ScheduleServiceClient(address, credentials.createInsecure());
   const operator = new OperatorServiceClient(address, credentials.createInsecure());
-  t.is((await callError(schedule.getSchedule.bind(schedule), { groupId: 'g' })).code, status.UNIMPLEMENTED);
+  t.is((await callError(schedule.getSchedule.bind(schedule), { groupId: 'no-such-group' })).code, status.NOT_FOUND);
   t.is((await callError(operator.getGroup.bind(operator), { groupId: 'g' })).code, status.UNIMPLEMENTED);
   schedule.close();
   operator.close();

@@ -1,8 +1,9 @@
 import test from 'ava';
+import { hostname } from 'node:os';
 import { ConfigError, loadConfig } from '../services/core/config.js';
 
 test('defaults apply when nothing is set', (t) => {
-  t.deepEqual(loadConfig({}), { grpcAddr: '127.0.0.1:50051', pluginPath: [], logLevel: 'info', hookTimeoutMs: 30000, shutdownGraceMs: 10000 });
+  t.deepEqual(loadConfig({}), { grpcAddr: '127.0.0.1:50051', pluginPath: [], logLevel: 'info', hookTimeoutMs: 30000, shutdownGraceMs: 10000, dataDir: '.sluice', replicaId: hostname() });
 });
 
 test('settings are read from the environment', (t) => {
@@ -19,6 +20,8 @@ test('a bad value names the variable, what was expected and what came', (t) => {
     [{ SLUICE_LOG_LEVEL: 'loud' }, 'SLUICE_LOG_LEVEL: expected one of debug, info, warn, error, silent, got "loud"'],
     [{ SLUICE_HOOK_TIMEOUT_MS: '0' }, 'SLUICE_HOOK_TIMEOUT_MS: expected a positive integer, got "0"'],
     [{ SLUICE_SHUTDOWN_GRACE_MS: '1e3' }, 'SLUICE_SHUTDOWN_GRACE_MS: expected a positive integer, got "1e3"'],
+    [{ SLUICE_DATABASE_URL: 'mysql://root:secret@db/x' }, 'SLUICE_DATABASE_URL: expected a postgres:// or postgresql:// URL, got "mysql://***@db/x"'],
+    [{ SLUICE_OPERATOR_ADDR: 'operator' }, 'SLUICE_OPERATOR_ADDR: expected host:port, got "operator"'],
   ];
   for (const [env, message] of cases) {
     const err = t.throws(() => loadConfig(env), { instanceOf: ConfigError });

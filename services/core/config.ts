@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { delimiter } from 'node:path';
 import type { LogLevel } from './logger.js';
 
@@ -13,6 +14,14 @@ export interface Config {
   readonly hookTimeoutMs: number;
   /** SLUICE_SHUTDOWN_GRACE_MS: how long SIGTERM waits for calls in flight before closing them. */
   readonly shutdownGraceMs: number;
+  /** SLUICE_DATA_DIR: where the embedded SQLite store lives (sluice.db). */
+  readonly dataDir: string;
+  /** SLUICE_DATABASE_URL: a postgres:// URL selects PostgreSQL instead of SQLite (needed for several schedule replicas). */
+  readonly databaseUrl?: string;
+  /** SLUICE_OPERATOR_ADDR: the operator service the schedule service dispatches to; empty means this process's own server. */
+  readonly operatorAddr?: string;
+  /** SLUICE_REPLICA_ID: this replica's name in the ledger; replicas must differ, a restarted one should keep its own. */
+  readonly replicaId: string;
 }
 
 export const DEFAULTS = {
@@ -21,6 +30,10 @@ export const DEFAULTS = {
   SLUICE_LOG_LEVEL: 'info',
   SLUICE_HOOK_TIMEOUT_MS: '30000',
   SLUICE_SHUTDOWN_GRACE_MS: '10000',
+  SLUICE_DATA_DIR: '.sluice',
+  SLUICE_DATABASE_URL: '',
+  SLUICE_OPERATOR_ADDR: '',
+  SLUICE_REPLICA_ID: '',
 } as const;
 
 export class ConfigError extends Error {
@@ -49,11 +62,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) {
     throw new ConfigError(`SLUICE_LOG_LEVEL: expected one of debug, info, warn, error, silent, got ${JSON.stringify(logLevel)}`);
   }
+  const databaseUrl = get('SLUICE_DATABASE_URL');
+  if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError(`SLUICE_DATABASE_URL: expected a postgres:// or postgresql:// URL, got ${JSON.stringify(databaseUrl.replace(/\/\/[^@/]*@/, '//***@'))}`);
+  }
+  const operatorAddr = get('SLUICE_OPERATOR_ADDR');
+  if (operatorAddr && !/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(operatorAddr)) {
+    throw new ConfigError(`SLUICE_OPERATOR_ADDR: expected host:port, got ${JSON.stringify(operatorAddr)}`);
+  }
   return {
     grpcAddr,
     pluginPath: get('SLUICE_PLUGIN_PATH').split(delimiter).filter((p) => p !== ''),
     logLevel: logLevel as LogLevel,
     hookTimeoutMs: positiveInt('SLUICE_HOOK_TIMEOUT_MS', get('SLUICE_HOOK_TIMEOUT_MS')),
     shutdownGraceMs: positiveInt('SLUICE_SHUTDOWN_GRACE_MS', get('SLUICE_SHUTDOWN_GRACE_MS')),
+    dataDir: get('SLUICE_DATA_DIR'),
+    ...(databaseUrl ? { databaseUrl } : {}),
+    ...(operatorAddr ? { operatorAddr } : {}),
+    replicaId: get('SLUICE_REPLICA_ID') || hostname(),
   };
 }

@@ -33,7 +33,18 @@ export interface OfflineJobRequest extends Boundaries {
 export interface EngineContext extends HookContext {
   /** Now, in epoch ms; tests drive this clock. */
   now(): number;
-  /** Sends a fired window to the operator; resolves with the ids of the jobs it became. */
+  /** Runs fn at `at` (epoch ms) on the service's clock; use it instead of setTimeout so tests can drive time. */
+  scheduleAt(at: number, fn: () => void): { cancel(): void };
+  /**
+   * Fires every window of the group that is due now, as the schedule's catch-up, selfDepend and
+   * parallelism rules allow: each is written to the ledger before it is dispatched, so calling this
+   * twice, or from two replicas, fires nothing twice. Resolves with when to call again (undefined:
+   * nothing is due until a running window ends or the schedule changes; `onWake` tells when).
+   */
+  fireDue(groupId: string): Promise<{ readonly nextDueTime?: number }>;
+  /** Subscribes to wake-ups: a group whose running window ended, or that was resumed, may have windows due. */
+  onWake(listener: (groupId: string) => void): void;
+  /** Sends a window to the operator directly (external-style engines); the built-in engine uses fireDue. */
   submitOfflineJob(request: OfflineJobRequest): Promise<{ readonly jobIds: readonly string[] }>;
 }
 

@@ -1,4 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -17,7 +20,8 @@ export interface Spawned {
 export function spawnService(entry: string, env: NodeJS.ProcessEnv = {}): Spawned {
   const child = spawn(process.execPath, ['--conditions=development', '--import', 'tsx', entry], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    // A data folder of its own, so runs never share (or leave behind) an embedded store.
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, SLUICE_DATA_DIR: mkdtempSync(join(tmpdir(), 'sluice-proc-')), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];

@@ -1,4 +1,7 @@
 import { type CallOptions, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CatalogServiceClient } from '../../proto/gen/sluice/catalog/v1/catalog.js';
 import { loadConfig } from '../../services/core/config.js';
 import { silentLogger } from '../../services/core/logger.js';
@@ -13,7 +16,8 @@ export interface Running {
 
 /** Starts Sluice on a free loopback port with the given settings, and a catalog client for it. */
 export async function startTestSluice(env: NodeJS.ProcessEnv = {}, options: Partial<StartOptions> = {}): Promise<Running> {
-  const config = loadConfig({ SLUICE_GRPC_ADDR: '127.0.0.1:0', SLUICE_SHUTDOWN_GRACE_MS: '1000', ...env });
+  const dataDir = env.SLUICE_DATA_DIR ?? (await mkdtemp(join(tmpdir(), 'sluice-test-')));
+  const config = loadConfig({ SLUICE_GRPC_ADDR: '127.0.0.1:0', SLUICE_SHUTDOWN_GRACE_MS: '1000', SLUICE_DATA_DIR: dataDir, ...env });
   const sluice = await startSluice({ config, logger: silentLogger, ...options });
   const address = sluice.server.address;
   const catalog = new CatalogServiceClient(address, credentials.createInsecure());
@@ -24,6 +28,7 @@ export async function startTestSluice(env: NodeJS.ProcessEnv = {}, options: Part
     async close() {
       catalog.close();
       await sluice.close();
+      if (env.SLUICE_DATA_DIR === undefined) await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

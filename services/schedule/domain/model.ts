@@ -1,0 +1,94 @@
+import type { ScheduleInfo } from 'sluice/sdk';
+
+/** A schedule's life: NEW → APPROVED → REGISTERED ⇄ UPDATED, PAUSED from and back to them, any → DELETED. */
+export type ScheduleStatus = 'NEW' | 'APPROVED' | 'REGISTERED' | 'UPDATED' | 'PAUSED' | 'DELETED';
+
+export interface ScheduleRecord {
+  readonly groupId: string;
+  readonly info: ScheduleInfo;
+  readonly status: ScheduleStatus;
+  /** The engine plugin that accepted info.scheduleEngine. */
+  readonly engineId: string;
+  /** Optimistic lock; starts at 1 and grows by one on every change. */
+  readonly version: number;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+export type InstanceState = 'SCHEDULED' | 'DISPATCHED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'SKIPPED';
+export type InstanceTrigger = 'SCHEDULE' | 'CATCH_UP' | 'MANUAL' | 'BACKFILL';
+export const FINAL_STATES: readonly InstanceState[] = ['SUCCEEDED', 'FAILED', 'SKIPPED'];
+
+/** The ledger row of one window: unique on (groupId, windowStart), written before dispatch. */
+export interface InstanceRecord {
+  readonly instanceId: string;
+  readonly groupId: string;
+  readonly windowStart: number;
+  readonly windowEnd: number;
+  readonly dueTime: number;
+  readonly state: InstanceState;
+  readonly trigger: InstanceTrigger;
+  readonly jobIds: readonly string[];
+  /** 1 for the first run; a re-run (backfill, trigger with rerun) adds one. */
+  readonly attempt: number;
+  readonly dispatchedAt?: number;
+  readonly finishedAt?: number;
+  readonly error?: string;
+  /** Which replica claimed it (for diagnosis). */
+  readonly owner: string;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+}
+
+export interface InstancePatch {
+  readonly state?: InstanceState;
+  readonly jobIds?: readonly string[];
+  readonly dispatchedAt?: number;
+  readonly finishedAt?: number;
+  readonly error?: string;
+}
+
+export interface InstanceQuery {
+  readonly groupId?: string;
+  readonly states?: readonly InstanceState[];
+  /** Windows starting in [windowFrom, windowTo); undefined bounds are open. */
+  readonly windowFrom?: number;
+  readonly windowTo?: number;
+  /** Keyset paging: rows after this (groupId, windowStart), in that order. */
+  readonly after?: { readonly groupId: string; readonly windowStart: number };
+  readonly limit: number;
+}
+
+/**
+ * Where schedules and the ledger live: SQLite by default, PostgreSQL when several replicas share one
+ * ledger. Every method is atomic on its own; the unique (groupId, windowStart) row is what makes
+ * exactly one replica fire a window.
+ */
+export interface ScheduleStore {
+  /** Applies pending versioned migrations. */
+  migrate(): Promise<void>;
+  /** ALREADY_EXISTS when the group has a schedule that is not DELETED (a DELETED one is replaced). */
+  insertSchedule(record: ScheduleRecord): Promise<void>;
+  /** Writes `record` (whose version is expectedVersion + 1); VERSION_CONFLICT when the stored version is not expectedVersion. */
+  updateSchedule(record: ScheduleRecord, expectedVersion: number): Promise<void>;
+  getSchedule(groupId: string): Promise<ScheduleRecord | undefined>;
+  /** Ordered by groupId; `afterGroupId` for keyset paging. */
+  listSchedules(query: { readonly statuses?: readonly ScheduleStatus[]; readonly afterGroupId?: string; readonly limit: number }): Promise<ScheduleRecord[]>;
+  /** Inserts the instance unless (groupId, windowStart) exists; returns it when this call inserted it. */
+  claimInstance(instance: InstanceRecord): Promise<InstanceRecord | undefined>;
+  /**
+   * Re-arms an existing instance for another run when its state is one of `fromStates`: state
+   * SCHEDULED, attempt + 1, trigger, owner, jobIds/error/finishedAt cleared. Returns it when this call
+   * re-armed it (so two replicas cannot both re-run a window).
+   */
+  rearmInstance(groupId: string, windowStart: number, fromStates: readonly InstanceState[], trigger: InstanceTrigger, owner: string, now: number): Promise<InstanceRecord | undefined>;
+  /** Applies the patch when the current state is one of `fromStates` (any state when omitted); returns the row after, or undefined. */
+  updateInstance(instanceId: string, patch: InstancePatch, now: number, fromStates?: readonly InstanceState[]): Promise<InstanceRecord | undefined>;
+  getInstance(groupId: string, windowStart: number): Promise<InstanceRecord | undefined>;
+  getInstanceById(instanceId: string): Promise<InstanceRecord | undefined>;
+  /** Ordered by (groupId, windowStart). */
+  listInstances(query: InstanceQuery): Promise<InstanceRecord[]>;
+  /** The instance with the greatest windowStart of the group. */
+  lastInstance(groupId: string): Promise<InstanceRecord | undefined>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,449 @@
+import { randomUUID } from 'node:crypto';
+import {
+  ERROR_CODES,
+  SluiceError,
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  type EngineContext,
+  type EnginePlugin,
+  type Logger,
+  type OfflineJobRequest,
+  type ScheduleInfo,
+} from 'sluice/sdk';
+import type { HookRunner } from '../../host/hook-runner.js';
+import type { LoadedPlugin } from '../../host/loader.js';
+import type { Clock } from './clock.js';
+import { firingRules, normalizeInfo } from './info.js';
+import { FINAL_STATES, type InstanceRecord, type InstanceState, type InstanceTrigger, type ScheduleRecord, type ScheduleStatus, type ScheduleStore } from './model.js';
+import { type FiringRules, MAX_SKIP_ROWS, type PlannedWindow, dueTime, planDue } from './plan.js';
+import { type Window, windowAt, windowsAfter } from './windows.js';
+
+/** How the schedule service reaches the operator. */
+export interface Dispatcher {
+  /** SubmitOfflineJob for one window; retries what may succeed later. Resolves with the job ids. */
+  submit(request: OfflineJobRequest & { readonly instanceId: string; readonly rerun: boolean }): Promise<readonly string[]>;
+  /** Follows the jobs to their end; `onRunning` when the first starts. */
+  follow(jobIds: readonly string[], onRunning: () => void): Promise<{ readonly succeeded: boolean; readonly error?: string }>;
+}
+
+export interface ScheduleServiceOptions {
+  readonly store: ScheduleStore;
+  readonly engines: ReadonlyMap<string, LoadedPlugin<EnginePlugin>>;
+  readonly hooks: HookRunner;
+  readonly clock: Clock;
+  readonly dispatcher: Dispatcher;
+  readonly logger: Logger;
+  /** This replica's name in the ledger's owner column. */
+  readonly owner: string;
+  /** A window this late still counts as on time (default 60 s). */
+  readonly graceMs?: number;
+  /** A SCHEDULED row older than this is taken over by any replica (default 30 s). */
+  readonly leaseMs?: number;
+}
+
+const ACTIVE_STATES: readonly InstanceState[] = ['SCHEDULED', 'DISPATCHED', 'RUNNING'];
+const FIRING: readonly ScheduleStatus[] = ['REGISTERED', 'UPDATED'];
+/** Legal status changes; DELETED is reachable from anywhere. */
+const TRANSITIONS: Readonly<Record<ScheduleStatus, readonly ScheduleStatus[]>> = {
+  NEW: ['APPROVED'],
+  APPROVED: ['REGISTERED'],
+  REGISTERED: ['UPDATED', 'PAUSED'],
+  UPDATED: ['UPDATED', 'PAUSED'],
+  PAUSED: ['REGISTERED', 'UPDATED'],
+  DELETED: [],
+};
+
+export interface BackfillInput {
+  readonly groupId: string;
+  readonly fromTime: number;
+  readonly toTime: number;
+  readonly mode: 'MISSING' | 'FAILED' | 'ALL';
+  readonly maxParallel: number;
+  readonly reverse: boolean;
+  readonly dryRun: boolean;
+}
+
+/**
+ * The schedule service's use cases. Every window is fired through the ledger: its instance row is
+ * written (claimed) before dispatch, and only the caller whose write created the row dispatches it.
+ */
+export class ScheduleService {
+  readonly #o: ScheduleServiceOptions;
+  readonly #graceMs: number;
+  readonly #leaseMs: number;
+  readonly #wakeListeners: ((groupId: string) => void)[] = [];
+  readonly #inflight = new Set<Promise<unknown>>();
+  #sweep?: { cancel(): void };
+  #stopped = false;
+
+  constructor(options: ScheduleServiceOptions) {
+    this.#o = options;
+    this.#graceMs = options.graceMs ?? 60_000;
+    this.#leaseMs = options.leaseMs ?? 30_000;
+  }
+
+  // ---- life cycle ------------------------------------------------------------------------------
+
+  /** Starts the engines, re-arms every firing schedule (catch-up runs then) and resumes unfinished instances. */
+  async start(): Promise<void> {
+    for (const engine of this.#o.engines.values()) {
+      if (this.#o.hooks.has(engine, 'start')) await this.#o.hooks.call(engine, 'start', undefined, { context: this.#engineContext() });
+    }
+    await this.#recover(true);
+    for (let after: string | undefined; ; ) {
+      const page = await this.#o.store.listSchedules({ statuses: FIRING, limit: 500, ...(after ? { afterGroupId: after } : {}) });
+      for (const s of page) await this.#engineCall(s.engineId, 'register', s.info).catch((err: unknown) => this.#o.logger.error('re-arming a schedule failed', { groupId: s.groupId, err }));
+      if (page.length < 500) break;
+      after = page[page.length - 1]!.groupId;
+    }
+    this.#armSweep();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#sweep?.cancel();
+    for (const engine of this.#o.engines.values()) {
+      if (this.#o.hooks.has(engine, 'stop')) await this.#o.hooks.call(engine, 'stop', undefined).catch(() => {});
+    }
+    await Promise.allSettled([...this.#inflight]);
+  }
+
+  /** Resolves when every dispatch and follow-up started so far has settled (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+  }
+
+  /**
+   * Looks for orphaned rows every lease, on real time rather than the schedule clock: it is how a
+   * replica notices another one died, not part of any schedule.
+   */
+  #armSweep(): void {
+    if (this.#stopped) return;
+    const timer = setInterval(() => void this.#track(this.#recover(false)).catch(() => {}), this.#leaseMs);
+    timer.unref();
+    this.#sweep = { cancel: () => clearInterval(timer) };
+  }
+
+  /** Dispatches SCHEDULED rows left behind (by this replica before a restart, or by any replica past the lease) and follows dispatched ones. */
+  async #recover(atStart: boolean): Promise<void> {
+    const now = this.#o.clock.now();
+    let after: { groupId: string; windowStart: number } | undefined;
+    for (;;) {
+      const rows = await this.#o.store.listInstances({ states: ACTIVE_STATES, limit: 500, ...(after ? { after } : {}) });
+      for (const row of rows) {
+        const stale = row.updatedAt < now - this.#leaseMs;
+        if (row.state === 'SCHEDULED' && (stale || (atStart && row.owner === this.#o.owner))) {
+          const taken = await this.#o.store.updateInstance(row.instanceId, {}, now, ['SCHEDULED']);
+          if (taken) this.#runInstance(taken);
+        } else if (atStart && row.state !== 'SCHEDULED' && row.jobIds.length > 0) {
+          this.#track(this.#followInstance(row));
+        }
+      }
+      if (rows.length < 500) break;
+      const last = rows[rows.length - 1]!;
+      after = { groupId: last.groupId, windowStart: last.windowStart };
+    }
+  }
+
+  #engineContext(): Record<string, unknown> {
+    const ctx: Omit<EngineContext, 'signal' | 'logger' | 'pluginId'> = {
+      now: () => this.#o.clock.now(),
+      scheduleAt: (at, fn) => this.#o.clock.scheduleAt(at, fn),
+      fireDue: (groupId) => this.fireDue(groupId),
+      onWake: (listener) => void this.#wakeListeners.push(listener),
+      submitOfflineJob: async (request) => ({ jobIds: await this.#o.dispatcher.submit({ ...request, instanceId: request.instanceId ?? '', rerun: false }) }),
+    };
+    return ctx;
+  }
+
+  #wake(groupId: string): void {
+    for (const l of this.#wakeListeners) {
+      try {
+        l(groupId);
+      } catch (err) {
+        this.#o.logger.error('engine wake-up listener failed', { groupId, err });
+      }
+    }
+  }
+
+  // ---- schedules -------------------------------------------------------------------------------
+
+  async #chooseEngine(engineType: string): Promise<LoadedPlugin<EnginePlugin>> {
+    for (const engine of this.#o.engines.values()) {
+      if (await this.#o.hooks.call(engine, 'accept', engineType)) return engine;
+    }
+    const known = [...this.#o.engines.keys()];
+    throw failedPrecondition(`no engine plugin accepts schedule_engine '${engineType}' (engines loaded: ${known.length ? known.join(', ') : 'none'})`, { field: 'schedule_engine' });
+  }
+
+  async #engineCall(engineId: string, hook: 'register' | 'update' | 'unregister', arg: ScheduleInfo | string): Promise<void> {
+    const engine = this.#o.engines.get(engineId);
+    if (!engine) throw failedPrecondition(`engine plugin '${engineId}' is not loaded`);
+    await this.#o.hooks.call(engine, hook, arg as never);
+  }
+
+  async #load(groupId: string): Promise<ScheduleRecord> {
+    if (groupId === '') throw invalidArgument('group_id', 'a group id', groupId);
+    const s = await this.#o.store.getSchedule(groupId);
+    if (!s || s.status === 'DELETED') throw notFound('schedule of group', groupId);
+    return s;
+  }
+
+  #transition(s: ScheduleRecord, to: ScheduleStatus): void {
+    if (!TRANSITIONS[s.status].includes(to)) {
+      throw failedPrecondition(`schedule of group '${s.groupId}' is ${s.status}; it cannot become ${to}`);
+    }
+  }
+
+  async #save(s: ScheduleRecord, changes: Partial<ScheduleRecord>): Promise<ScheduleRecord> {
+    const next: ScheduleRecord = { ...s, ...changes, version: s.version + 1, updatedAt: this.#o.clock.now() };
+    await this.#o.store.updateSchedule(next, s.version);
+    return next;
+  }
+
+  async register(input: ScheduleInfo): Promise<ScheduleRecord> {
+    const info = normalizeInfo(input);
+    firingRules(info);
+    const engine = await this.#chooseEngine(info.scheduleEngine);
+    const now = this.#o.clock.now();
+    const approved: ScheduleRecord = { groupId: info.groupId, info, status: 'APPROVED', engineId: engine.id, version: 1, createdAt: now, updatedAt: now };
+    await this.#o.store.insertSchedule(approved);
+    // REGISTERED before the engine hears of it: an engine fires at once, and only firing schedules fire.
+    const registered = await this.#save(approved, { status: 'REGISTERED' });
+    try {
+      await this.#o.hooks.call(engine, 'register', registered.info);
+    } catch (err) {
+      // Leave no half-registered schedule behind: the client may simply retry.
+      await this.#save(registered, { status: 'DELETED' }).catch(() => {});
+      throw err;
+    }
+    return registered;
+  }
+
+  async update(input: ScheduleInfo): Promise<ScheduleRecord> {
+    const current = await this.#load(input.groupId);
+    if (input.version !== current.version) {
+      throw new SluiceError(ERROR_CODES.VERSION_CONFLICT, `schedule of group '${input.groupId}' is at version ${current.version}; version ${input.version} is stale`, { field: 'version', expected: String(current.version), received: String(input.version) });
+    }
+    const info = normalizeInfo(input);
+    firingRules(info);
+    const status: ScheduleStatus = current.status === 'PAUSED' ? 'PAUSED' : 'UPDATED';
+    if (status !== 'PAUSED') this.#transition(current, 'UPDATED');
+    const engine = await this.#chooseEngine(info.scheduleEngine);
+    const saved = await this.#save(current, { info: { ...info, version: current.version + 1 }, engineId: engine.id, status });
+    if (engine.id !== current.engineId) {
+      await this.#engineCall(current.engineId, 'unregister', current.groupId);
+      if (status !== 'PAUSED') await this.#o.hooks.call(engine, 'register', saved.info);
+    } else if (status !== 'PAUSED') {
+      await this.#o.hooks.call(engine, 'update', saved.info);
+    }
+    return saved;
+  }
+
+  async unregister(groupId: string): Promise<ScheduleRecord> {
+    const current = await this.#load(groupId);
+    await this.#engineCall(current.engineId, 'unregister', groupId);
+    return this.#save(current, { status: 'DELETED' });
+  }
+
+  get(groupId: string): Promise<ScheduleRecord> {
+    return this.#load(groupId);
+  }
+
+  list(query: { statuses?: readonly ScheduleStatus[]; afterGroupId?: string; limit: number }): Promise<ScheduleRecord[]> {
+    return this.#o.store.listSchedules(query);
+  }
+
+  async pause(groupId: string): Promise<ScheduleRecord> {
+    const current = await this.#load(groupId);
+    this.#transition(current, 'PAUSED');
+    return this.#save(current, { status: 'PAUSED' });
+  }
+
+  async resume(groupId: string): Promise<ScheduleRecord> {
+    const current = await this.#load(groupId);
+    if (current.status !== 'PAUSED') throw failedPrecondition(`schedule of group '${groupId}' is ${current.status}, not PAUSED`);
+    const saved = await this.#save(current, { status: 'REGISTERED' });
+    // Windows due while paused follow the catch-up policy at the next fire.
+    this.#wake(groupId);
+    return saved;
+  }
+
+  // ---- windows ---------------------------------------------------------------------------------
+
+  /** The next `count` windows ending after `from`, with their due times. */
+  async preview(source: { groupId: string } | { info: ScheduleInfo }, from: number, count: number): Promise<{ rules: FiringRules; windows: PlannedWindow[] }> {
+    if (!Number.isInteger(count) || count < 0 || count > 1000) throw invalidArgument('count', 'an integer from 0 to 1000 (0: 10)', count);
+    const info = 'groupId' in source ? (await this.#load(source.groupId)).info : normalizeInfo(source.info);
+    const rules = firingRules(info);
+    const windows: PlannedWindow[] = [];
+    for (const w of windowsAfter(rules.spec, from)) {
+      if (windows.length >= (count || 10)) break;
+      windows.push({ ...w, dueTime: dueTime(rules, w), trigger: 'SCHEDULE' });
+    }
+    return { rules, windows };
+  }
+
+  /**
+   * Fires what is due for the group now; the engines call this. Missed windows follow the catch-up
+   * policy, and selfDepend / taskParallelism limit what runs at once.
+   */
+  fireDue(groupId: string): Promise<{ nextDueTime?: number }> {
+    return this.#track(this.#fireDue(groupId));
+  }
+
+  async #fireDue(groupId: string): Promise<{ nextDueTime?: number }> {
+    const s = await this.#o.store.getSchedule(groupId);
+    if (!s || !FIRING.includes(s.status)) return {};
+    const rules = firingRules(s.info);
+    const now = this.#o.clock.now();
+    const [last, active] = await Promise.all([
+      this.#o.store.lastInstance(groupId),
+      rules.selfDepend === 0 ? Promise.resolve(0) : this.#o.store.listInstances({ groupId, states: ACTIVE_STATES, limit: rules.parallelism + 1 }).then((r) => r.length),
+    ]);
+    const plan = planDue({ rules, now, active, graceMs: this.#graceMs, ...(last ? { last } : {}) });
+    if (plan.skippedCount > 0) {
+      this.#o.logger.warn('missed windows skipped by the catch-up policy', { groupId, skipped: plan.skippedCount, recorded: Math.min(plan.skippedCount, MAX_SKIP_ROWS), policy: rules.catchUp.mode });
+      for (const w of plan.skip) await this.#o.store.claimInstance(this.#newInstance(groupId, w, w.trigger, 'SKIPPED', now));
+    }
+    for (const w of plan.fire) {
+      const claimed = await this.#o.store.claimInstance(this.#newInstance(groupId, w, w.trigger, 'SCHEDULED', now));
+      if (claimed) this.#runInstance(claimed);
+    }
+    return plan.nextDueTime !== undefined ? { nextDueTime: plan.nextDueTime } : {};
+  }
+
+  #newInstance(groupId: string, w: PlannedWindow, trigger: InstanceTrigger, state: InstanceState, now: number): InstanceRecord {
+    return { instanceId: randomUUID(), groupId, windowStart: w.start, windowEnd: w.end, dueTime: w.dueTime, state, trigger, jobIds: [], attempt: 1, owner: this.#o.owner, createdAt: now, updatedAt: now, ...(state === 'SKIPPED' ? { finishedAt: now } : {}) };
+  }
+
+  /** Fires one window now; with rerun, again even when it already ran (its output is replaced). */
+  async trigger(groupId: string, windowStart: number, rerun: boolean): Promise<InstanceRecord> {
+    const s = await this.#load(groupId);
+    const rules = firingRules(s.info);
+    const w = windowAt(rules.spec, windowStart);
+    if (!w || w.start !== windowStart) {
+      throw invalidArgument('window_start', `the start of one of the schedule's windows${w ? ` (the window holding it starts at ${w.start})` : ` within [${rules.spec.startTime}, ${rules.spec.endTime})`}`, windowStart);
+    }
+    return this.#fireOne(groupId, rules, w, 'MANUAL', rerun ? FINAL_STATES : []);
+  }
+
+  /** Claims (or re-arms, from the given states) one window and dispatches it; returns its instance either way. */
+  async #fireOne(groupId: string, rules: FiringRules, w: Window, trigger: InstanceTrigger, rearmFrom: readonly InstanceState[]): Promise<InstanceRecord> {
+    const now = this.#o.clock.now();
+    const planned: PlannedWindow = { ...w, dueTime: dueTime(rules, w), trigger };
+    const claimed = await this.#o.store.claimInstance(this.#newInstance(groupId, planned, trigger, 'SCHEDULED', now));
+    if (claimed) {
+      this.#runInstance(claimed);
+      return claimed;
+    }
+    if (rearmFrom.length > 0) {
+      const rearmed = await this.#o.store.rearmInstance(groupId, w.start, rearmFrom, trigger, this.#o.owner, now);
+      if (rearmed) {
+        this.#runInstance(rearmed);
+        return rearmed;
+      }
+    }
+    const existing = await this.#o.store.getInstance(groupId, w.start);
+    if (rearmFrom.length > 0 && existing && ACTIVE_STATES.includes(existing.state)) {
+      throw failedPrecondition(`window ${w.start} of group '${groupId}' is ${existing.state}; it can run again once it has ended`);
+    }
+    return existing!;
+  }
+
+  /** Chooses past windows in [from, to) and fires them again with their own parallelism; dry run only lists them. */
+  async backfill(input: BackfillInput): Promise<{ windows: PlannedWindow[]; instances: InstanceRecord[] }> {
+    const s = await this.#load(input.groupId);
+    const rules = firingRules(s.info);
+    if (!Number.isSafeInteger(input.fromTime) || !Number.isSafeInteger(input.toTime) || input.toTime <= input.fromTime) {
+      throw invalidArgument('to_time', `epoch milliseconds after from_time (${input.fromTime})`, input.toTime);
+    }
+    if (!Number.isInteger(input.maxParallel) || input.maxParallel < 0 || input.maxParallel > 100) throw invalidArgument('max_parallel', 'an integer from 0 to 100 (0: 1)', input.maxParallel);
+    const now = this.#o.clock.now();
+    const existing = new Map<number, InstanceRecord>();
+    for (let after: { groupId: string; windowStart: number } | undefined; ; ) {
+      const rows = await this.#o.store.listInstances({ groupId: input.groupId, windowFrom: input.fromTime, windowTo: input.toTime, limit: 1000, ...(after ? { after } : {}) });
+      for (const r of rows) existing.set(r.windowStart, r);
+      if (rows.length < 1000) break;
+      after = { groupId: input.groupId, windowStart: rows[rows.length - 1]!.windowStart };
+    }
+    const chosen: PlannedWindow[] = [];
+    for (const w of windowsAfter(rules.spec, input.fromTime)) {
+      if (w.start >= input.toTime) break;
+      if (w.start < input.fromTime || w.end > now) continue; // only windows that have closed
+      const row = existing.get(w.start);
+      const missing = !row || row.state === 'SKIPPED';
+      const pick = input.mode === 'ALL' ? !row || !ACTIVE_STATES.includes(row.state) : input.mode === 'FAILED' ? missing || row!.state === 'FAILED' : missing;
+      if (pick) chosen.push({ ...w, dueTime: dueTime(rules, w), trigger: 'BACKFILL' });
+      if (chosen.length > 100_000) throw invalidArgument('to_time', 'a range of at most 100000 windows', input.toTime);
+    }
+    if (input.reverse) chosen.reverse();
+    if (input.dryRun) return { windows: chosen, instances: [] };
+    const instances: InstanceRecord[] = [];
+    const parallel = input.maxParallel || 1;
+    // Dispatch in waves of max_parallel: the next window is claimed when one of the running ends.
+    let next = 0;
+    const startNext = async (): Promise<void> => {
+      const w = chosen[next++];
+      if (!w) return;
+      const inst = await this.#fireOne(input.groupId, rules, w, 'BACKFILL', input.mode === 'MISSING' ? ['SKIPPED'] : ['SKIPPED', 'FAILED', ...(input.mode === 'ALL' ? (['SUCCEEDED'] as const) : [])]);
+      instances.push(inst);
+      const done = this.#runs.get(inst.instanceId);
+      if (done) await done;
+      return startNext();
+    };
+    const lanes = Array.from({ length: Math.min(parallel, chosen.length) }, () => startNext());
+    // The first wave is claimed before answering; the rest continue in the background.
+    await new Promise((r) => setImmediate(r));
+    this.#track(Promise.all(lanes));
+    while (instances.length < Math.min(parallel, chosen.length)) await new Promise((r) => setImmediate(r));
+    return { windows: chosen, instances: [...instances] };
+  }
+
+  async listInstances(query: Parameters<ScheduleStore['listInstances']>[0]): Promise<InstanceRecord[]> {
+    return this.#o.store.listInstances(query);
+  }
+
+  // ---- dispatch --------------------------------------------------------------------------------
+
+  readonly #runs = new Map<string, Promise<void>>();
+
+  #track<T>(p: Promise<T>): Promise<T> {
+    this.#inflight.add(p);
+    void p.finally(() => this.#inflight.delete(p)).catch(() => {});
+    return p;
+  }
+
+  /** Dispatches a claimed instance and follows it to its end. */
+  #runInstance(instance: InstanceRecord): void {
+    const run = (async () => {
+      let jobIds: readonly string[];
+      try {
+        jobIds = await this.#o.dispatcher.submit({ groupId: instance.groupId, boundaryType: 'TIME', lowerBound: String(instance.windowStart), upperBound: String(instance.windowEnd), instanceId: instance.instanceId, rerun: instance.attempt > 1 });
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        this.#o.logger.error('dispatch failed', { groupId: instance.groupId, windowStart: instance.windowStart, err });
+        await this.#o.store.updateInstance(instance.instanceId, { state: 'FAILED', error: message, finishedAt: this.#o.clock.now() }, this.#o.clock.now(), ['SCHEDULED']);
+        this.#wake(instance.groupId);
+        return;
+      }
+      const now = this.#o.clock.now();
+      const dispatched = await this.#o.store.updateInstance(instance.instanceId, { state: 'DISPATCHED', jobIds, dispatchedAt: now }, now, ['SCHEDULED']);
+      if (dispatched) await this.#followInstance(dispatched);
+    })()
+      .catch((err: unknown) => this.#o.logger.error('instance run failed', { instanceId: instance.instanceId, err }))
+      .finally(() => this.#runs.delete(instance.instanceId));
+    this.#runs.set(instance.instanceId, run);
+    this.#track(run);
+  }
+
+  async #followInstance(instance: InstanceRecord): Promise<void> {
+    const outcome = await this.#o.dispatcher.follow(instance.jobIds, () => {
+      void this.#o.store.updateInstance(instance.instanceId, { state: 'RUNNING' }, this.#o.clock.now(), ['DISPATCHED']).catch(() => {});
+    });
+    const now = this.#o.clock.now();
+    await this.#o.store.updateInstance(instance.instanceId, { state: outcome.succeeded ? 'SUCCEEDED' : 'FAILED', finishedAt: now, ...(outcome.error ? { error: outcome.error } : {}) }, now, ['DISPATCHED', 'RUNNING']);
+    this.#wake(instance.groupId);
+  }
+}

@@ -1,0 +1,108 @@
+import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import type { Logger } from 'sluice/sdk';
+import { BoundaryType } from '../../../proto/gen/sluice/common/v1/common.js';
+import { JobState, OperatorServiceClient, type Job } from '../../../proto/gen/sluice/operator/v1/operator.js';
+import type { Dispatcher } from '../domain/service.js';
+
+const RETRYABLE = new Set([status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED, status.ABORTED, status.UNKNOWN, status.UNIMPLEMENTED]);
+const FINAL = new Set([JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED]);
+
+export interface GrpcDispatcherOptions {
+  /** host:port of the operator service. */
+  readonly address: string;
+  readonly logger: Logger;
+  /** Attempts of one SubmitOfflineJob before the instance fails (default 8). */
+  readonly maxAttempts?: number;
+  /** First backoff; doubles up to maxBackoffMs (defaults 500 ms, 30 s). */
+  readonly initialBackoffMs?: number;
+  readonly maxBackoffMs?: number;
+  /** Deadline of one call (default 30 s). */
+  readonly callTimeoutMs?: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Sends fired windows to OperatorService over gRPC, retrying with backoff, and follows their jobs with WatchJob. */
+export class GrpcDispatcher implements Dispatcher {
+  readonly #client: OperatorServiceClient;
+  readonly #o: Required<Omit<GrpcDispatcherOptions, 'logger' | 'address'>> & { logger: Logger };
+
+  constructor(options: GrpcDispatcherOptions) {
+    this.#client = new OperatorServiceClient(options.address, credentials.createInsecure());
+    this.#o = { maxAttempts: 8, initialBackoffMs: 500, maxBackoffMs: 30_000, callTimeoutMs: 30_000, ...options };
+  }
+
+  close(): void {
+    this.#client.close();
+  }
+
+  async submit(request: Parameters<Dispatcher['submit']>[0]): Promise<readonly string[]> {
+    let backoff = this.#o.initialBackoffMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await new Promise<{ jobs: Job[] }>((resolve, reject) => {
+          this.#client.submitOfflineJob(
+            {
+              request: { groupId: request.groupId, boundaryType: request.boundaryType === 'TIME' ? BoundaryType.BOUNDARY_TYPE_TIME : BoundaryType.BOUNDARY_TYPE_OFFSET, lowerBoundary: request.lowerBound, upperBoundary: request.upperBound, instanceId: request.instanceId },
+              rerun: request.rerun,
+            },
+            new Metadata(),
+            { deadline: Date.now() + this.#o.callTimeoutMs },
+            (err, r) => (err ? reject(err) : resolve(r)),
+          );
+        });
+        return res.jobs.map((j) => j.jobId);
+      } catch (err) {
+        const code = (err as ServiceError).code;
+        if (!RETRYABLE.has(code) || attempt >= this.#o.maxAttempts) throw err;
+        this.#o.logger.warn('SubmitOfflineJob failed; retrying', { groupId: request.groupId, lowerBound: request.lowerBound, attempt, code, backoffMs: backoff });
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, this.#o.maxBackoffMs);
+      }
+    }
+  }
+
+  async follow(jobIds: readonly string[], onRunning: () => void): Promise<{ succeeded: boolean; error?: string }> {
+    let running = false;
+    const outcomes = await Promise.all(
+      jobIds.map((jobId) =>
+        this.#watch(jobId, () => {
+          if (!running) {
+            running = true;
+            onRunning();
+          }
+        }),
+      ),
+    );
+    const failed = outcomes.find((j) => j.state !== JobState.JOB_STATE_SUCCEEDED);
+    return failed ? { succeeded: false, error: `job ${failed.jobId} ended ${JobState[failed.state]}${failed.error ? `: ${failed.error}` : ''}` } : { succeeded: true };
+  }
+
+  /** WatchJob until the job ends; a broken stream is opened again after a backoff (it starts with the job as it is). */
+  async #watch(jobId: string, onRunning: () => void): Promise<Job> {
+    let backoff = this.#o.initialBackoffMs;
+    for (;;) {
+      const last = await new Promise<Job | undefined>((resolve) => {
+        let latest: Job | undefined;
+        const stream = this.#client.watchJob({ jobId });
+        stream.on('data', (msg: { job?: Job }) => {
+          if (!msg.job) return;
+          latest = msg.job;
+          if (msg.job.state === JobState.JOB_STATE_RUNNING) onRunning();
+          if (FINAL.has(msg.job.state)) {
+            stream.cancel();
+            resolve(msg.job);
+          }
+        });
+        stream.on('error', (err: ServiceError) => {
+          if (err.code !== status.CANCELLED) this.#o.logger.warn('WatchJob broke; watching again', { jobId, code: err.code });
+          resolve(latest && FINAL.has(latest.state) ? latest : undefined);
+        });
+        stream.on('end', () => resolve(latest && FINAL.has(latest.state) ? latest : undefined));
+      });
+      if (last) return last;
+      await sleep(backoff);
+      backoff = Math.min(backoff * 2, this.#o.maxBackoffMs);
+    }
+  }
+}

@@ -1,0 +1,35 @@
+import type { ScheduleStore } from '../domain/model.js';
+import { PostgresScheduleStore, type PostgresStoreOptions } from './postgres.js';
+import { SqliteScheduleStore } from './sqlite.js';
+
+export { MIGRATIONS, LATEST_VERSION, type Migration } from './migrations.js';
+export { PostgresScheduleStore, type PostgresStoreOptions } from './postgres.js';
+export { SqliteScheduleStore } from './sqlite.js';
+
+export interface ScheduleStoreConfig {
+  /** A postgres:// or postgresql:// URL selects PostgreSQL (replicas sharing one ledger); anything else, SQLite. */
+  readonly databaseUrl?: string;
+  /** The SQLite file when no PostgreSQL URL is given. */
+  readonly sqlitePath: string;
+  /** PostgreSQL only: pool size and an isolated schema. */
+  readonly postgres?: PostgresStoreOptions;
+}
+
+/** True for URLs that select the PostgreSQL store. */
+export function isPostgresUrl(url: string | undefined): url is string {
+  return url !== undefined && /^postgres(?:ql)?:\/\//i.test(url.trim());
+}
+
+/** Opens the configured store and applies pending migrations; the store is closed again when they fail. */
+export async function openScheduleStore(config: ScheduleStoreConfig): Promise<ScheduleStore> {
+  const store: ScheduleStore = isPostgresUrl(config.databaseUrl)
+    ? await PostgresScheduleStore.open(config.databaseUrl.trim(), config.postgres)
+    : await SqliteScheduleStore.open(config.sqlitePath);
+  try {
+    await store.migrate();
+  } catch (err) {
+    await store.close().catch(() => {});
+    throw err;
+  }
+  return store;
+}

@@ -1,0 +1,124 @@
+/**
+ * The schedule store's schema as versioned migrations: data, applied in order by each store inside
+ * one transaction and recorded in `schema_migrations`. A migration, once released, is never edited:
+ * a change is a new entry with the next version.
+ *
+ * Times are epoch milliseconds in 64-bit integers (SQLite INTEGER, PostgreSQL BIGINT); JSON is text in
+ * SQLite and JSONB in PostgreSQL.
+ */
+
+export interface Migration {
+  /** Strictly increasing, starting at 1. */
+  readonly version: number;
+  readonly description: string;
+  /** Statements for SQLite, run in order. */
+  readonly sqlite: readonly string[];
+  /** Statements for PostgreSQL, run in order. */
+  readonly postgres: readonly string[];
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'schedules and the instance ledger',
+    sqlite: [
+      `CREATE TABLE schedules (
+        group_id TEXT NOT NULL PRIMARY KEY,
+        info TEXT NOT NULL,
+        status TEXT NOT NULL,
+        engine_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      )`,
+      `CREATE INDEX schedules_status ON schedules (status, group_id)`,
+      `CREATE TABLE instances (
+        instance_id TEXT NOT NULL PRIMARY KEY,
+        group_id TEXT NOT NULL,
+        window_start INTEGER NOT NULL,
+        window_end INTEGER NOT NULL,
+        due_time INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        "trigger" TEXT NOT NULL,
+        job_ids TEXT NOT NULL DEFAULT '[]',
+        attempt INTEGER NOT NULL,
+        dispatched_at INTEGER,
+        finished_at INTEGER,
+        error TEXT,
+        owner TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        CONSTRAINT instances_window UNIQUE (group_id, window_start)
+      )`,
+      `CREATE INDEX instances_state_due ON instances (state, due_time)`,
+      `CREATE INDEX instances_group_state ON instances (group_id, state)`,
+    ],
+    postgres: [
+      `CREATE TABLE schedules (
+        group_id TEXT NOT NULL PRIMARY KEY,
+        info JSONB NOT NULL,
+        status TEXT NOT NULL,
+        engine_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+      )`,
+      `CREATE INDEX schedules_status ON schedules (status, group_id)`,
+      `CREATE TABLE instances (
+        instance_id TEXT NOT NULL PRIMARY KEY,
+        group_id TEXT NOT NULL,
+        window_start BIGINT NOT NULL,
+        window_end BIGINT NOT NULL,
+        due_time BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        "trigger" TEXT NOT NULL,
+        job_ids JSONB NOT NULL DEFAULT '[]'::jsonb,
+        attempt INTEGER NOT NULL,
+        dispatched_at BIGINT,
+        finished_at BIGINT,
+        error TEXT,
+        owner TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        CONSTRAINT instances_window UNIQUE (group_id, window_start)
+      )`,
+      `CREATE INDEX instances_state_due ON instances (state, due_time)`,
+      `CREATE INDEX instances_group_state ON instances (group_id, state)`,
+    ],
+  },
+];
+
+/** The table that records applied versions; created by the runner before anything else. */
+export const SCHEMA_MIGRATIONS_DDL = {
+  sqlite: `CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER NOT NULL PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+  )`,
+  postgres: `CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER NOT NULL PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at BIGINT NOT NULL
+  )`,
+} as const;
+
+/** The newest schema version this build knows. */
+export const LATEST_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);
+
+/**
+ * The migrations not yet applied, in version order. Versions recorded in the database but unknown to
+ * this build (a newer replica migrated first) are left alone, so a rolling upgrade keeps old replicas
+ * running as long as migrations are additive.
+ */
+export function pendingMigrations(applied: Iterable<number>): Migration[] {
+  const done = new Set(applied);
+  return MIGRATIONS.filter((m) => !done.has(m.version));
+}
+
+// A broken list is a programming error: fail at import, not half-way through a migration.
+MIGRATIONS.forEach((m, i) => {
+  const previous = i === 0 ? 0 : MIGRATIONS[i - 1]!.version;
+  if (!Number.isInteger(m.version) || m.version <= previous) {
+    throw new Error(`schedule store migrations: version ${m.version} must be an integer greater than ${previous}`);
+  }
+});
