@@ -1,0 +1,374 @@
+import mysql from 'mysql2/promise';
+import { defineConnectorPlugin, invalidArgument, type SluiceError } from 'sluice/sdk';
+import * as core from './core.js';
+
+/**
+ * MySQL and MariaDB (InnoDB) source and sink. A read is one REPEATABLE READ transaction started WITH
+ * CONSISTENT SNAPSHOT, READ ONLY, on one connection, paged by key (`WHERE <window> AND key > ? ORDER BY
+ * key LIMIT n`), so it sees one snapshot and holds one page in memory. A write is one transaction:
+ * nothing is visible before commit. Every value is bound as a server-side prepared statement parameter.
+ */
+
+const DIALECT: core.Dialect = {
+  name: 'mysql',
+  protocols: ['mysql:'],
+  exampleUrl: 'mysql://user:password@localhost:3306/database',
+  quote: '`',
+  jdbcPrefix: 'jdbc:mysql:',
+  defaultPort: 3306,
+  qualifier: 'database',
+};
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const UINT64_MAX = 2n ** 64n - 1n;
+
+const q = (name: string) => core.quoteIdent(name, '`');
+
+/** How long a re-run of a window waits for a concurrent run of the same window to finish, in seconds. */
+const LOCK_WAIT_S = 600;
+
+/** Column types (protocol codes) holding integers: TINY, SHORT, LONG, LONGLONG, INT24, YEAR. */
+const INTEGER_TYPES = new Set([1, 2, 3, 8, 9, 13]);
+
+/** An integer bound as a 64-bit integer parameter, so that comparisons stay exact beyond 2^53. */
+function intParam(value: bigint): unknown {
+  return value > INT64_MAX ? mysql.TypedParameter.LONGLONG.unsigned(value) : mysql.TypedParameter.LONGLONG(value);
+}
+
+/** A key value read from a row, bound back for the next page. */
+function keyParam(value: unknown, integer: boolean): unknown {
+  if (integer && (typeof value === 'number' || typeof value === 'string' || typeof value === 'bigint')) {
+    try {
+      return intParam(BigInt(value));
+    } catch {
+      return value;
+    }
+  }
+  return value;
+}
+
+/** DATETIME and TIMESTAMP as epoch ms (read as UTC), DATE as `YYYY-MM-DD`; zero dates stay text. */
+const typeCast: mysql.TypeCast = (field, next) => {
+  switch (field.type) {
+    case 'DATETIME':
+    case 'DATETIME2':
+    case 'TIMESTAMP':
+    case 'TIMESTAMP2': {
+      const text = field.string();
+      return text === null ? null : core.timestampTextToMs(text);
+    }
+    case 'DATE':
+    case 'NEWDATE':
+      return field.string();
+    default:
+      return next();
+  }
+};
+
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE',
+  'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_CON_COUNT_ERROR', 'ER_TOO_MANY_USER_CONNECTIONS',
+  'ER_SERVER_SHUTDOWN', 'ER_NORMAL_SHUTDOWN', 'ER_SERVER_ISNT_AVAILABLE', 'ER_CONNECTION_KILLED',
+]);
+/** Fatal, yet retrying cannot help: the credentials or the database are wrong. */
+const CONFIG_CODES = new Set(['ER_ACCESS_DENIED_ERROR', 'ER_DBACCESS_DENIED_ERROR', 'ER_BAD_DB_ERROR', 'ER_NOT_SUPPORTED_AUTH_MODE', 'HANDSHAKE_SSL_ERROR']);
+
+/** A driver error as a SluiceError: UNAVAILABLE when the server cannot be reached; the password never shows. */
+function mapError(err: unknown, doing: string, url: string): SluiceError {
+  if (core.isSluice(err)) return err;
+  const e = (err ?? {}) as { code?: unknown; fatal?: unknown };
+  const code = typeof e.code === 'string' ? e.code : '';
+  const text = err instanceof Error ? err.message || code || err.name : String(err);
+  const message = core.scrub(`mysql: ${doing}: ${text}`, url);
+  if (UNAVAILABLE_CODES.has(code) || (e.fatal === true && !CONFIG_CODES.has(code)) || /connection is in closed state|Can't add new command when connection is in closed state/i.test(text)) {
+    return core.sluiceError('UNAVAILABLE', message, err);
+  }
+  if (code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT') return core.sluiceError('VERSION_CONFLICT', message, err);
+  return core.sluiceError('FAILED_PRECONDITION', message, err);
+}
+
+async function connect(url: string, timeoutMs: number, signal: AbortSignal): Promise<mysql.Connection> {
+  let conn: mysql.Connection | undefined;
+  try {
+    conn = await mysql.createConnection({
+      uri: url,
+      connectTimeout: timeoutMs,
+      supportBigNumbers: true,
+      bigNumberStrings: false,
+      timezone: 'Z',
+      typeCast,
+      charset: 'UTF8MB4_UNICODE_CI',
+    });
+    // A connection dropped while idle: the next query fails and says so; without a listener it would crash the process.
+    conn.on('error', () => {});
+    if (signal.aborted) throw signal.reason ?? new Error('aborted');
+    // TIMESTAMP columns are converted in UTC; DATETIME has no zone and is taken as UTC.
+    await conn.query("SET time_zone = '+00:00'");
+    return conn;
+  } catch (err) {
+    conn?.destroy();
+    throw mapError(err, `cannot connect to ${core.redactUrl(url)}`, url);
+  }
+}
+
+/** The table's columns (names lower-cased) and how values must be converted for them; undefined when it does not exist. */
+async function describe(conn: mysql.Connection, parts: readonly string[]): Promise<core.ColumnMap | undefined> {
+  const where = parts.length === 2 ? 'TABLE_SCHEMA = ? AND TABLE_NAME = ?' : 'TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?';
+  const [rows] = await conn.execute<mysql.RowDataPacket[]>(
+    `SELECT COLUMN_NAME AS name, DATA_TYPE AS type FROM information_schema.COLUMNS WHERE ${where} ORDER BY ORDINAL_POSITION`,
+    [...parts],
+  );
+  if (rows.length === 0) return undefined;
+  return new Map(rows.map((r): [string, core.ColumnKind] => [String(r.name).toLowerCase(), kindOf(String(r.type).toLowerCase())]));
+}
+
+function kindOf(type: string): core.ColumnKind {
+  if (type === 'datetime' || type === 'timestamp') return 'timestamp';
+  if (type === 'date') return 'date';
+  if (type === 'json') return 'json';
+  return 'other';
+}
+
+const bigintsAsText = (_key: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
+
+/** A row value as a bind parameter for a column of the kind: epoch ms into DATETIME/TIMESTAMP, objects as JSON text. */
+function convert(value: unknown, kind: core.ColumnKind): unknown {
+  if (value === null || value === undefined) return null;
+  if (kind === 'timestamp') {
+    if (typeof value === 'number') return core.msToSqlDateTime(value);
+    if (value instanceof Date) return core.msToSqlDateTime(value.getTime());
+    return value;
+  }
+  if (kind === 'date') {
+    if (typeof value === 'number') return core.msToIso(value).slice(0, 10);
+    if (value instanceof Date) return value.toISOString().slice(0, 10);
+    return value;
+  }
+  if (typeof value === 'bigint') return value.toString();
+  if (value instanceof Date) return core.msToSqlDateTime(value.getTime());
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  if (typeof value === 'object') return JSON.stringify(value, bigintsAsText);
+  return value;
+}
+
+const TYPES: core.TypeNames = {
+  integer: 'BIGINT',
+  float: 'DOUBLE',
+  decimal: 'DECIMAL(65,0)',
+  boolean: 'BOOLEAN',
+  text: 'LONGTEXT',
+  keyText: 'VARCHAR(255)',
+  timestamp: 'DATETIME(3)',
+  binary: 'LONGBLOB',
+  keyBinary: 'VARBINARY(255)',
+  json: 'JSON',
+  window: 'VARCHAR(768) NOT NULL',
+};
+
+const FLINK_NAMES: core.FlinkNames = {
+  // Flink's MySQL dialect wraps table-name and the partition column in backticks itself (as one
+  // identifier each): the bare name goes here, and a qualifying database goes into the URL.
+  tableName: (parts) => parts[parts.length - 1]!,
+  column: (name) => name,
+  qualifierIsDatabase: true,
+};
+
+export default defineConnectorPlugin({
+  roles: ['source', 'sink'],
+  boundaryTypes: ['TIME', 'OFFSET'],
+  sourceOptions: core.sourceSchema(DIALECT),
+  sinkOptions: core.sinkSchema(DIALECT),
+
+  validate({ role, options }) {
+    return core.validateOptions(DIALECT, role, options);
+  },
+
+  fillInBoundaries({ options, boundaries }) {
+    return core.boundedOptions(DIALECT, options, boundaries);
+  },
+
+  async openReader({ options }, ctx) {
+    const cfg = core.sourceConfig(DIALECT, options);
+    const scan = core.scanOf(options);
+    if (scan.type === 'TIME' && !cfg.timeColumn) throw invalidArgument('options.timeColumn', 'a timestamp column (a TIME window filters on it)', undefined);
+    const table = core.quoteTable(cfg.table, '`');
+    const tableName = core.tableText(cfg.table, '`');
+    const key = q(cfg.keyColumn);
+    // Column names ignore case in MySQL: the key counts as listed whatever its case.
+    const stripKey = cfg.columns !== undefined && !cfg.columns.some((c) => c.toLowerCase() === cfg.keyColumn.toLowerCase());
+    const select = cfg.columns ? [...cfg.columns, ...(stripKey ? [cfg.keyColumn] : [])].map(q).join(', ') : '*';
+
+    const conn = await connect(cfg.url, cfg.connectTimeoutMs, ctx.signal);
+    let keyField = cfg.keyColumn;
+    let integerKey = false;
+    try {
+      await conn.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      // The snapshot is taken here: every page reads the table as of now.
+      await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
+      // Fails early when the table or a column does not exist, and tells the key's name and type.
+      const [, fields] = await conn.execute(`SELECT ${select} FROM ${table} LIMIT 0`);
+      const field = fields.find((f) => f.name === cfg.keyColumn) ?? fields.find((f) => f.name.toLowerCase() === cfg.keyColumn.toLowerCase());
+      if (!field) throw core.sluiceError('FAILED_PRECONDITION', `mysql: table ${tableName} has no column ${JSON.stringify(cfg.keyColumn)} (keyColumn)`);
+      keyField = field.name;
+      integerKey = INTEGER_TYPES.has(field.columnType ?? -1);
+    } catch (err) {
+      conn.destroy();
+      throw mapError(err, `opening ${tableName}`, cfg.url);
+    }
+
+    // The window as conditions; `window` undefined: it cannot hold a row.
+    let window: { sql: string[]; params: unknown[] } | undefined;
+    if (scan.type === 'TIME') {
+      const range = core.timeRange(scan);
+      const tc = q(cfg.timeColumn!);
+      if (range) {
+        window = { sql: [`${tc} >= ?`], params: [core.msToSqlDateTime(range.lower)] };
+        if (range.upper !== undefined) {
+          window.sql.push(`${tc} < ?`);
+          window.params.push(core.msToSqlDateTime(range.upper));
+        }
+      }
+    } else {
+      const range = core.keyRange(scan, INT64_MIN, UINT64_MAX);
+      if (range) {
+        window = { sql: [`${key} IS NOT NULL`], params: [] };
+        if (range.lower !== undefined) {
+          window.sql.push(`${key} >= ?`);
+          window.params.push(intParam(range.lower));
+        }
+        if (range.upper !== undefined) {
+          window.sql.push(`${key} < ?`);
+          window.params.push(intParam(range.upper));
+        }
+      }
+    }
+    // TIME: the window's smallest and largest key, so that paging by key stops at the window's end
+    // instead of scanning the rest of the table for more matches.
+    let keys: { min: unknown; max: unknown } | null | undefined = scan.type === 'TIME' ? undefined : null;
+
+    return core.keysetReader(
+      {
+        keyField: () => keyField,
+        async page(after) {
+          if (!window) return [];
+          if (keys === undefined) {
+            const [rows] = await conn.execute<mysql.RowDataPacket[]>(`SELECT MIN(${key}) AS lo, MAX(${key}) AS hi FROM ${table} WHERE ${window.sql.join(' AND ')}`, window.params as never[]);
+            const row = rows[0];
+            if (!row || row.lo === null || row.hi === null) {
+              window = undefined;
+              return [];
+            }
+            keys = { min: row.lo, max: row.hi };
+          }
+          const where = [...window.sql];
+          const params = [...window.params];
+          if (keys) {
+            where.push(`${key} <= ?`);
+            params.push(keyParam(keys.max, integerKey));
+            if (!after) {
+              where.push(`${key} >= ?`);
+              params.push(keyParam(keys.min, integerKey));
+            }
+          }
+          if (after) {
+            where.push(`${key} > ?`);
+            params.push(keyParam(after.value, integerKey));
+          }
+          const [rows] = await conn.execute<mysql.RowDataPacket[]>(`SELECT ${select} FROM ${table} WHERE ${where.join(' AND ')} ORDER BY ${key} LIMIT ${cfg.batchSize}`, params as never[]);
+          return rows as Record<string, unknown>[];
+        },
+        async close() {
+          await conn.query('ROLLBACK').catch(() => {});
+          await conn.end().catch(() => conn.destroy());
+        },
+        mapError: (err, doing) => mapError(err, `${doing} of ${tableName}`, cfg.url),
+      },
+      cfg.batchSize,
+      stripKey,
+    );
+  },
+
+  async openWriter({ options, window }, ctx) {
+    const cfg = core.sinkConfig(DIALECT, options);
+    const table = core.quoteTable(cfg.table, '`');
+    const tableName = core.tableText(cfg.table, '`');
+    const conn = await connect(cfg.url, cfg.connectTimeoutMs, ctx.signal);
+    let columns: core.ColumnMap | undefined;
+    try {
+      // Strict: a value that does not fit (a window id longer than its column, text in a number
+      // column) fails the write instead of being truncated or zeroed with a warning.
+      await conn.query("SET SESSION sql_mode = IF(@@SESSION.sql_mode = '', 'STRICT_ALL_TABLES', CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES'))");
+      columns = await describe(conn, cfg.table);
+    } catch (err) {
+      conn.destroy();
+      throw mapError(err, `looking up ${tableName}`, cfg.url);
+    }
+    const problem = !columns
+      ? cfg.createTable
+        ? undefined
+        : `table ${tableName} does not exist; create it, or set createTable`
+      : [...(cfg.windowColumn ? [cfg.windowColumn] : []), ...(cfg.mode === 'upsert' ? cfg.keyColumns : [])]
+          .filter((c) => !columns!.has(c.toLowerCase()))
+          .map((c) => `table ${tableName} has no column ${JSON.stringify(c)} (${c === cfg.windowColumn ? 'the window column: add it as VARCHAR, or set windowColumn' : 'a key column'})`)[0];
+    if (problem) {
+      conn.destroy();
+      throw core.sluiceError('FAILED_PRECONDITION', `mysql: ${problem}`);
+    }
+
+    let locked = false;
+    const session: core.WriterSession = {
+      caseInsensitive: true,
+      // DDL commits implicitly in MySQL: a table is created before the transaction starts.
+      transactionalDdl: false,
+      maxParams: 65_535,
+      async begin() {
+        // READ COMMITTED: the window's DELETE locks only the rows it deletes, not gaps other windows insert into.
+        await conn.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
+        await conn.query('START TRANSACTION');
+      },
+      async lockWindow(id) {
+        // A named lock on (table, window), held by the session: the connection ends with the commit or
+        // abort, which releases it (so does RELEASE_LOCK there). Names are at most 64 characters: hashed.
+        const [rows] = await conn.execute<mysql.RowDataPacket[]>("SELECT GET_LOCK(CONCAT('sluice:', SHA1(?)), ?) AS got", [`${table}:${id}`, LOCK_WAIT_S]);
+        if (Number(rows[0]?.got) !== 1) {
+          throw core.sluiceError('VERSION_CONFLICT', `mysql: another run of window ${id} of ${tableName} held its lock for ${LOCK_WAIT_S} s`);
+        }
+        locked = true;
+      },
+      deleteWindow: async (column, id) => void (await conn.execute(`DELETE FROM ${table} WHERE ${q(column)} = ?`, [id])),
+      async insert(names, rows, conflictKeys) {
+        const tuple = `(${names.map(() => '?').join(', ')})`;
+        let sql = `INSERT INTO ${table} (${names.map(q).join(', ')}) VALUES ${rows.map(() => tuple).join(', ')}`;
+        if (conflictKeys) {
+          const lowerKeys = conflictKeys.map((k) => k.toLowerCase());
+          const updates = names.filter((c) => !lowerKeys.includes(c.toLowerCase())).map((c) => `${q(c)} = VALUES(${q(c)})`);
+          sql += ` ON DUPLICATE KEY UPDATE ${updates.length > 0 ? updates.join(', ') : `${q(conflictKeys[0]!)} = ${q(conflictKeys[0]!)}`}`;
+        }
+        await conn.execute(sql, rows.flat() as never[]);
+      },
+      async create(specs, primaryKey) {
+        const defs = specs.map((s) => `${q(s.name)} ${core.inferColumnType(s, TYPES)}`);
+        if (primaryKey.length > 0) defs.push(`PRIMARY KEY (${primaryKey.map(q).join(', ')})`);
+        for (const s of specs.filter((x) => x.window)) defs.push(`INDEX (${q(s.name)})`);
+        await conn.query(`CREATE TABLE ${table} (${defs.join(', ')}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
+        const created = await describe(conn, cfg.table);
+        if (!created) throw core.sluiceError('FAILED_PRECONDITION', `mysql: table ${tableName} was created but cannot be found`);
+        return created;
+      },
+      commit: async () => void (await conn.query('COMMIT')),
+      rollback: async () => void (await conn.query('ROLLBACK')),
+      async release() {
+        if (locked) await conn.query('DO RELEASE_ALL_LOCKS()').catch(() => {});
+        await conn.end().catch(() => conn.destroy());
+      },
+      convert,
+      mapError: (err, doing) => mapError(err, doing, cfg.url),
+    };
+    return core.windowWriter(session, cfg, window, columns, tableName);
+  },
+
+  flinkTableOptions({ role, options }) {
+    return core.flinkOptions(DIALECT, FLINK_NAMES, role, options);
+  },
+});
