@@ -318,6 +318,21 @@ contract('claimInstance: 20 concurrent claims of one window from two stores, exa
   t.deepEqual(windows(await b.listInstances({ groupId: 'g-1', limit: 100 })), ['g-1@5'], 'one row for the window');
 });
 
+contract('takeOverInstance: of replicas finding the same orphaned row, exactly one takes it', async (t, db) => {
+  const [a, b] = [await db.open(), await db.open()];
+  const orphan = instance('g-1', 7, { owner: 'dead-replica' });
+  await a.claimInstance(orphan);
+  const takes = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).takeOverInstance(orphan.instanceId, orphan.updatedAt, `replica-${i}`, NOW + 10)));
+  const winners = takes.filter((r): r is InstanceRecord => r !== undefined);
+  t.is(winners.length, 1);
+  t.is((await a.getInstanceById(orphan.instanceId))?.owner, winners[0]!.owner);
+  t.true(winners[0]!.updatedAt > orphan.updatedAt);
+  t.is(await a.takeOverInstance(orphan.instanceId, orphan.updatedAt, 'late', NOW + 20), undefined, 'a stale view cannot take it');
+  await a.updateInstance(orphan.instanceId, { state: 'DISPATCHED' }, NOW + 30);
+  const now = (await a.getInstanceById(orphan.instanceId))!;
+  t.is(await b.takeOverInstance(orphan.instanceId, now.updatedAt, 'x', NOW + 40), undefined, 'only SCHEDULED rows are taken over');
+});
+
 contract('rearmInstance: only from the allowed states, clearing the last run', async (t, db) => {
   const store = await db.open();
   const claimed = instance('g-1', 0);

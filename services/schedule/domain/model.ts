@@ -84,6 +84,11 @@ export interface ScheduleStore {
   rearmInstance(groupId: string, windowStart: number, fromStates: readonly InstanceState[], trigger: InstanceTrigger, owner: string, now: number): Promise<InstanceRecord | undefined>;
   /** Applies the patch when the current state is one of `fromStates` (any state when omitted); returns the row after, or undefined. */
   updateInstance(instanceId: string, patch: InstancePatch, now: number, fromStates?: readonly InstanceState[]): Promise<InstanceRecord | undefined>;
+  /**
+   * Takes a SCHEDULED instance over for `owner` when it is still exactly as it was seen (its updatedAt
+   * unchanged): of replicas that find the same orphaned row, one gets it. Returns it when this call won.
+   */
+  takeOverInstance(instanceId: string, seenUpdatedAt: number, owner: string, now: number): Promise<InstanceRecord | undefined>;
   getInstance(groupId: string, windowStart: number): Promise<InstanceRecord | undefined>;
   getInstanceById(instanceId: string): Promise<InstanceRecord | undefined>;
   /** Ordered by (groupId, windowStart). */

@@ -22,9 +22,9 @@ import { type Window, windowAt, windowsAfter } from './windows.js';
 /** How the schedule service reaches the operator. */
 export interface Dispatcher {
   /** SubmitOfflineJob for one window; retries what may succeed later. Resolves with the job ids. */
-  submit(request: OfflineJobRequest & { readonly instanceId: string; readonly rerun: boolean }): Promise<readonly string[]>;
-  /** Follows the jobs to their end; `onRunning` when the first starts. */
-  follow(jobIds: readonly string[], onRunning: () => void): Promise<{ readonly succeeded: boolean; readonly error?: string }>;
+  submit(request: OfflineJobRequest & { readonly instanceId: string; readonly rerun: boolean }, signal?: AbortSignal): Promise<readonly string[]>;
+  /** Follows the jobs to their end; `onRunning` when the first starts. Rejects when `signal` aborts. */
+  follow(jobIds: readonly string[], onRunning: () => void, signal?: AbortSignal): Promise<{ readonly succeeded: boolean; readonly error?: string }>;
 }
 
 export interface ScheduleServiceOptions {
@@ -76,6 +76,8 @@ export class ScheduleService {
   readonly #inflight = new Set<Promise<unknown>>();
   #sweep?: { cancel(): void };
   #stopped = false;
+  /** Aborted on stop: dispatch retries and job watches end, leaving their rows for the next start. */
+  readonly #stopping = new AbortController();
 
   constructor(options: ScheduleServiceOptions) {
     this.#o = options;
@@ -102,6 +104,7 @@ export class ScheduleService {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#stopping.abort(new Error('the schedule service is stopping'));
     this.#sweep?.cancel();
     for (const engine of this.#o.engines.values()) {
       if (this.#o.hooks.has(engine, 'stop')) await this.#o.hooks.call(engine, 'stop', undefined).catch(() => {});
@@ -134,7 +137,7 @@ export class ScheduleService {
       for (const row of rows) {
         const stale = row.updatedAt < now - this.#leaseMs;
         if (row.state === 'SCHEDULED' && (stale || (atStart && row.owner === this.#o.owner))) {
-          const taken = await this.#o.store.updateInstance(row.instanceId, {}, now, ['SCHEDULED']);
+          const taken = await this.#o.store.takeOverInstance(row.instanceId, row.updatedAt, this.#o.owner, now);
           if (taken) this.#runInstance(taken);
         } else if (atStart && row.state !== 'SCHEDULED' && row.jobIds.length > 0) {
           this.#track(this.#followInstance(row));
@@ -420,8 +423,10 @@ export class ScheduleService {
     const run = (async () => {
       let jobIds: readonly string[];
       try {
-        jobIds = await this.#o.dispatcher.submit({ groupId: instance.groupId, boundaryType: 'TIME', lowerBound: String(instance.windowStart), upperBound: String(instance.windowEnd), instanceId: instance.instanceId, rerun: instance.attempt > 1 });
+        jobIds = await this.#o.dispatcher.submit({ groupId: instance.groupId, boundaryType: 'TIME', lowerBound: String(instance.windowStart), upperBound: String(instance.windowEnd), instanceId: instance.instanceId, rerun: instance.attempt > 1 }, this.#stopping.signal);
       } catch (err) {
+        // Stopping: the row stays SCHEDULED and this replica dispatches it when it starts again.
+        if (this.#stopped) return;
         const message = err instanceof Error ? err.message : String(err);
         this.#o.logger.error('dispatch failed', { groupId: instance.groupId, windowStart: instance.windowStart, err });
         await this.#o.store.updateInstance(instance.instanceId, { state: 'FAILED', error: message, finishedAt: this.#o.clock.now() }, this.#o.clock.now(), ['SCHEDULED']);
@@ -439,9 +444,17 @@ export class ScheduleService {
   }
 
   async #followInstance(instance: InstanceRecord): Promise<void> {
-    const outcome = await this.#o.dispatcher.follow(instance.jobIds, () => {
-      void this.#o.store.updateInstance(instance.instanceId, { state: 'RUNNING' }, this.#o.clock.now(), ['DISPATCHED']).catch(() => {});
-    });
+    let outcome: { succeeded: boolean; error?: string };
+    try {
+      outcome = await this.#o.dispatcher.follow(
+        instance.jobIds,
+        () => void this.#o.store.updateInstance(instance.instanceId, { state: 'RUNNING' }, this.#o.clock.now(), ['DISPATCHED']).catch(() => {}),
+        this.#stopping.signal,
+      );
+    } catch (err) {
+      if (this.#stopped) return; // followed again at the next start
+      throw err;
+    }
     const now = this.#o.clock.now();
     await this.#o.store.updateInstance(instance.instanceId, { state: outcome.succeeded ? 'SUCCEEDED' : 'FAILED', finishedAt: now, ...(outcome.error ? { error: outcome.error } : {}) }, now, ['DISPATCHED', 'RUNNING']);
     this.#wake(instance.groupId);

@@ -20,7 +20,21 @@ export interface GrpcDispatcherOptions {
   readonly callTimeoutMs?: number;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Waits, or rejects with the signal's reason as soon as it aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
 
 /** Sends fired windows to OperatorService over gRPC, retrying with backoff, and follows their jobs with WatchJob. */
 export class GrpcDispatcher implements Dispatcher {
@@ -36,7 +50,7 @@ export class GrpcDispatcher implements Dispatcher {
     this.#client.close();
   }
 
-  async submit(request: Parameters<Dispatcher['submit']>[0]): Promise<readonly string[]> {
+  async submit(request: Parameters<Dispatcher['submit']>[0], signal?: AbortSignal): Promise<readonly string[]> {
     let backoff = this.#o.initialBackoffMs;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -56,22 +70,26 @@ export class GrpcDispatcher implements Dispatcher {
         const code = (err as ServiceError).code;
         if (!RETRYABLE.has(code) || attempt >= this.#o.maxAttempts) throw err;
         this.#o.logger.warn('SubmitOfflineJob failed; retrying', { groupId: request.groupId, lowerBound: request.lowerBound, attempt, code, backoffMs: backoff });
-        await sleep(backoff);
+        await sleep(backoff, signal);
         backoff = Math.min(backoff * 2, this.#o.maxBackoffMs);
       }
     }
   }
 
-  async follow(jobIds: readonly string[], onRunning: () => void): Promise<{ succeeded: boolean; error?: string }> {
+  async follow(jobIds: readonly string[], onRunning: () => void, signal?: AbortSignal): Promise<{ succeeded: boolean; error?: string }> {
     let running = false;
     const outcomes = await Promise.all(
       jobIds.map((jobId) =>
-        this.#watch(jobId, () => {
-          if (!running) {
-            running = true;
-            onRunning();
-          }
-        }),
+        this.#watch(
+          jobId,
+          () => {
+            if (!running) {
+              running = true;
+              onRunning();
+            }
+          },
+          signal,
+        ),
       ),
     );
     const failed = outcomes.find((j) => j.state !== JobState.JOB_STATE_SUCCEEDED);
@@ -79,12 +97,14 @@ export class GrpcDispatcher implements Dispatcher {
   }
 
   /** WatchJob until the job ends; a broken stream is opened again after a backoff (it starts with the job as it is). */
-  async #watch(jobId: string, onRunning: () => void): Promise<Job> {
+  async #watch(jobId: string, onRunning: () => void, signal?: AbortSignal): Promise<Job> {
     let backoff = this.#o.initialBackoffMs;
     for (;;) {
+      if (signal?.aborted) throw signal.reason;
       const last = await new Promise<Job | undefined>((resolve) => {
         let latest: Job | undefined;
         const stream = this.#client.watchJob({ jobId });
+        signal?.addEventListener('abort', () => stream.cancel(), { once: true });
         stream.on('data', (msg: { job?: Job }) => {
           if (!msg.job) return;
           latest = msg.job;
@@ -101,7 +121,7 @@ export class GrpcDispatcher implements Dispatcher {
         stream.on('end', () => resolve(latest && FINAL.has(latest.state) ? latest : undefined));
       });
       if (last) return last;
-      await sleep(backoff);
+      await sleep(backoff, signal);
       backoff = Math.min(backoff * 2, this.#o.maxBackoffMs);
     }
   }

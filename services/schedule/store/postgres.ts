@@ -316,6 +316,20 @@ export class PostgresScheduleStore implements ScheduleStore {
     return row && toInstance(row);
   }
 
+  async takeOverInstance(instanceId: string, seenUpdatedAt: number, owner: string, now: number): Promise<InstanceRecord | undefined> {
+    // Compare-and-swap on updated_at: the first taker changes it, so a second one no longer matches.
+    const result = await this.run('take over instance', () =>
+      this.pool.query<InstanceRow>(
+        `UPDATE instances SET owner = $3, updated_at = GREATEST($4::bigint, updated_at + 1)
+         WHERE instance_id = $1 AND state = 'SCHEDULED' AND updated_at = $2
+         RETURNING ${INSTANCE_COLUMNS}`,
+        [instanceId, seenUpdatedAt, owner, now],
+      ),
+    );
+    const row = result.rows[0];
+    return row && toInstance(row);
+  }
+
   async updateInstance(instanceId: string, patch: InstancePatch, now: number, fromStates?: readonly InstanceState[]): Promise<InstanceRecord | undefined> {
     // One statement for every patch shape: an absent field binds NULL and keeps the stored value.
     const result = await this.run('update instance', () =>

@@ -256,6 +256,19 @@ export class SqliteScheduleStore implements ScheduleStore {
     );
   }
 
+  async takeOverInstance(instanceId: string, seenUpdatedAt: number, owner: string, now: number): Promise<InstanceRecord | undefined> {
+    return this.run('take over instance', () =>
+      this.transaction(() => {
+        // Compare-and-swap on updated_at: the first taker changes it, so a second one no longer matches.
+        const result = this.stmt(
+          `UPDATE instances SET owner = ?, updated_at = MAX(?, updated_at + 1)
+           WHERE instance_id = ? AND state = 'SCHEDULED' AND updated_at = ?`,
+        ).run(owner, now, instanceId, seenUpdatedAt);
+        return Number(result.changes) === 0 ? undefined : this.byId(instanceId);
+      }),
+    );
+  }
+
   async updateInstance(instanceId: string, patch: InstancePatch, now: number, fromStates?: readonly InstanceState[]): Promise<InstanceRecord | undefined> {
     return this.run('update instance', () =>
       this.transaction(() => {
