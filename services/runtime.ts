@@ -53,12 +53,12 @@ class LazyDispatcher implements Dispatcher {
     return this.#inner;
   }
 
-  submit(request: Parameters<Dispatcher['submit']>[0]) {
-    return this.#get().submit(request);
+  submit(request: Parameters<Dispatcher['submit']>[0], signal?: AbortSignal) {
+    return this.#get().submit(request, signal);
   }
 
-  follow(jobIds: readonly string[], onRunning: () => void) {
-    return this.#get().follow(jobIds, onRunning);
+  follow(jobIds: readonly string[], onRunning: () => void, signal?: AbortSignal) {
+    return this.#get().follow(jobIds, onRunning, signal);
   }
 
   close(): void {
