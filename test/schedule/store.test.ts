@@ -573,7 +573,7 @@ pgTest.serial('openScheduleStore: a PostgreSQL URL opens the PostgreSQL store, m
   );
   t.deepEqual(
     tables.rows.map((r) => r.table_name).sort(),
-    ['instances', 'schedules', 'schema_migrations'],
-    'tables live in the schema',
+    ['groups', 'instances', 'jobs', 'schedules', 'schema_migrations'],
+    'tables, the operator groups and jobs too, live in the schema',
   );
 });

@@ -1,3 +1,4 @@
+import type { OperatorStore } from '../../operator/domain/model.js';
 import type { ScheduleStore } from '../domain/model.js';
 import { PostgresScheduleStore, type PostgresStoreOptions } from './postgres.js';
 import { SqliteScheduleStore } from './sqlite.js';
@@ -5,6 +6,9 @@ import { SqliteScheduleStore } from './sqlite.js';
 export { MIGRATIONS, LATEST_VERSION, type Migration } from './migrations.js';
 export { PostgresScheduleStore, type PostgresStoreOptions } from './postgres.js';
 export { SqliteScheduleStore } from './sqlite.js';
+
+/** One database, both services: the schedule service's schedules and ledger, the operator's groups and jobs. */
+export type SluiceStore = ScheduleStore & OperatorStore;
 
 export interface ScheduleStoreConfig {
   /** A postgres:// or postgresql:// URL selects PostgreSQL (replicas sharing one ledger); anything else, SQLite. */
@@ -21,8 +25,8 @@ export function isPostgresUrl(url: string | undefined): url is string {
 }
 
 /** Opens the configured store and applies pending migrations; the store is closed again when they fail. */
-export async function openScheduleStore(config: ScheduleStoreConfig): Promise<ScheduleStore> {
-  const store: ScheduleStore = isPostgresUrl(config.databaseUrl)
+export async function openSluiceStore(config: ScheduleStoreConfig): Promise<SluiceStore> {
+  const store: SluiceStore = isPostgresUrl(config.databaseUrl)
     ? await PostgresScheduleStore.open(config.databaseUrl.trim(), config.postgres)
     : await SqliteScheduleStore.open(config.sqlitePath);
   try {
@@ -33,3 +37,6 @@ export async function openScheduleStore(config: ScheduleStoreConfig): Promise<Sc
   }
   return store;
 }
+
+/** The former name of {@link openSluiceStore}. */
+export const openScheduleStore: (config: ScheduleStoreConfig) => Promise<SluiceStore> = openSluiceStore;

@@ -1,5 +1,6 @@
 /**
- * The schedule store's schema as versioned migrations: data, applied in order by each store inside
+ * The store's schema (the schedule service's schedules and ledger, the operator's groups and jobs: one
+ * database serves both) as versioned migrations: data, applied in order by each store inside
  * one transaction and recorded in `schema_migrations`. A migration, once released, is never edited:
  * a change is a new entry with the next version.
  *
@@ -84,6 +85,94 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
       `CREATE INDEX instances_state_due ON instances (state, due_time)`,
       `CREATE INDEX instances_group_state ON instances (group_id, state)`,
+    ],
+  },
+  {
+    version: 2,
+    description: 'operator groups and jobs',
+    sqlite: [
+      `CREATE TABLE groups (
+        group_id TEXT NOT NULL PRIMARY KEY,
+        description TEXT NOT NULL,
+        streams TEXT NOT NULL,
+        schedule TEXT NOT NULL,
+        runner TEXT NOT NULL,
+        retry TEXT NOT NULL,
+        status TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      )`,
+      `CREATE INDEX groups_status ON groups (status, group_id)`,
+      `CREATE TABLE jobs (
+        job_id TEXT NOT NULL PRIMARY KEY,
+        group_id TEXT NOT NULL,
+        stream_id TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        boundary_type TEXT NOT NULL,
+        lower_bound TEXT NOT NULL,
+        upper_bound TEXT NOT NULL,
+        window_lower_ms INTEGER,
+        generation INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        runner TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        resolved_source_options TEXT NOT NULL,
+        resolved_positions TEXT NOT NULL,
+        progress TEXT NOT NULL,
+        error TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        started_at INTEGER,
+        finished_at INTEGER,
+        updated_at INTEGER NOT NULL,
+        CONSTRAINT jobs_window_generation UNIQUE (group_id, stream_id, boundary_type, lower_bound, upper_bound, generation)
+      )`,
+      `CREATE INDEX jobs_window ON jobs (group_id, boundary_type, lower_bound, upper_bound)`,
+      `CREATE INDEX jobs_state ON jobs (state)`,
+      `CREATE INDEX jobs_group_window_lower ON jobs (group_id, window_lower_ms)`,
+    ],
+    postgres: [
+      `CREATE TABLE groups (
+        group_id TEXT NOT NULL PRIMARY KEY,
+        description TEXT NOT NULL,
+        streams JSONB NOT NULL,
+        schedule JSONB NOT NULL,
+        runner TEXT NOT NULL,
+        retry JSONB NOT NULL,
+        status TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+      )`,
+      `CREATE INDEX groups_status ON groups (status, group_id)`,
+      `CREATE TABLE jobs (
+        job_id TEXT NOT NULL PRIMARY KEY,
+        group_id TEXT NOT NULL,
+        stream_id TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        boundary_type TEXT NOT NULL,
+        lower_bound TEXT NOT NULL,
+        upper_bound TEXT NOT NULL,
+        window_lower_ms BIGINT,
+        generation INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        runner TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        resolved_source_options JSONB NOT NULL,
+        resolved_positions JSONB NOT NULL,
+        progress JSONB NOT NULL,
+        error TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        started_at BIGINT,
+        finished_at BIGINT,
+        updated_at BIGINT NOT NULL,
+        CONSTRAINT jobs_window_generation UNIQUE (group_id, stream_id, boundary_type, lower_bound, upper_bound, generation)
+      )`,
+      `CREATE INDEX jobs_window ON jobs (group_id, boundary_type, lower_bound, upper_bound)`,
+      `CREATE INDEX jobs_state ON jobs (state)`,
+      `CREATE INDEX jobs_group_window_lower ON jobs (group_id, window_lower_ms)`,
     ],
   },
 ];

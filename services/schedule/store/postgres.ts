@@ -1,5 +1,6 @@
 import pg from 'pg';
-import { ERROR_CODES, SluiceError, invalidArgument, isSluiceError, notFound } from 'sluice/sdk';
+import { type Boundaries, ERROR_CODES, SluiceError, invalidArgument, isSluiceError, notFound } from 'sluice/sdk';
+import type { GroupRecord, GroupStatus, JobPatch, JobQuery, JobRecord, JobState, OperatorStore } from '../../operator/domain/model.js';
 import type {
   InstancePatch,
   InstanceQuery,
@@ -24,6 +25,11 @@ export interface PostgresStoreOptions {
 const INSTANCE_COLUMNS =
   'instance_id, group_id, window_start, window_end, due_time, state, "trigger", job_ids, attempt, dispatched_at, finished_at, error, owner, created_at, updated_at';
 const SCHEDULE_COLUMNS = 'group_id, info, status, engine_id, version, created_at, updated_at';
+const GROUP_COLUMNS = 'group_id, description, streams, schedule, runner, retry, status, version, created_at, updated_at';
+/** What a job reads back; window_lower_ms is derived from the bounds on insert and only queried. */
+const JOB_COLUMNS =
+  'job_id, group_id, stream_id, instance_id, boundary_type, lower_bound, upper_bound, generation, state, runner, attempt, ' +
+  'resolved_source_options, resolved_positions, progress, error, owner, created_at, started_at, finished_at, updated_at';
 
 interface ScheduleRow {
   group_id: string;
@@ -50,6 +56,42 @@ interface InstanceRow {
   error: string | null;
   owner: string;
   created_at: number;
+  updated_at: number;
+}
+
+interface GroupRow {
+  group_id: string;
+  description: string;
+  streams: GroupRecord['streams'];
+  schedule: GroupRecord['schedule'];
+  runner: string;
+  retry: GroupRecord['retry'];
+  status: string;
+  version: number;
+  created_at: number;
+  updated_at: number;
+}
+
+interface JobRow {
+  job_id: string;
+  group_id: string;
+  stream_id: string;
+  instance_id: string;
+  boundary_type: string;
+  lower_bound: string;
+  upper_bound: string;
+  generation: number;
+  state: string;
+  runner: string;
+  attempt: number;
+  resolved_source_options: JobRecord['resolvedSourceOptions'];
+  resolved_positions: JobRecord['resolvedPositions'];
+  progress: JobRecord['progress'];
+  error: string;
+  owner: string;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
   updated_at: number;
 }
 
@@ -84,6 +126,84 @@ function toInstance(row: InstanceRow): InstanceRecord {
     updatedAt: row.updated_at,
   };
 }
+
+function toGroup(row: GroupRow): GroupRecord {
+  return {
+    groupId: row.group_id,
+    description: row.description,
+    streams: row.streams,
+    schedule: row.schedule,
+    runner: row.runner,
+    retry: row.retry,
+    status: row.status as GroupStatus,
+    version: row.version,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function toJob(row: JobRow): JobRecord {
+  return {
+    jobId: row.job_id,
+    groupId: row.group_id,
+    streamId: row.stream_id,
+    instanceId: row.instance_id,
+    boundaries: { boundaryType: row.boundary_type as Boundaries['boundaryType'], lowerBound: row.lower_bound, upperBound: row.upper_bound },
+    generation: row.generation,
+    state: row.state as JobState,
+    runner: row.runner,
+    attempt: row.attempt,
+    resolvedSourceOptions: row.resolved_source_options,
+    resolvedPositions: row.resolved_positions,
+    progress: row.progress,
+    error: row.error,
+    owner: row.owner,
+    createdAt: row.created_at,
+    ...(row.started_at === null ? {} : { startedAt: row.started_at }),
+    ...(row.finished_at === null ? {} : { finishedAt: row.finished_at }),
+    updatedAt: row.updated_at,
+  };
+}
+
+/** The lower bound of a TIME window as epoch ms, for range queries; NULL for OFFSET windows (and bounds that are not integers). */
+function windowLowerMs(boundaries: Boundaries): number | null {
+  if (boundaries.boundaryType !== 'TIME' || !/^-?\d+$/.test(boundaries.lowerBound)) return null;
+  const ms = Number(boundaries.lowerBound);
+  return Number.isSafeInteger(ms) ? ms : null;
+}
+
+/**
+ * Checks that `jobs` are the jobs of one window (one group, boundaries and generation; one per stream)
+ * and returns them in streamId order: every caller inserts in that order, so concurrent transactions
+ * wait on each other's rows instead of deadlocking.
+ */
+function windowJobs(jobs: readonly JobRecord[]): JobRecord[] {
+  const first = jobs[0];
+  if (first === undefined) throw invalidArgument('jobs', 'the jobs of one window (at least one)', []);
+  const streams = new Set<string>();
+  jobs.forEach((job, i) => {
+    const { boundaries: b } = job;
+    if (
+      job.groupId !== first.groupId ||
+      job.generation !== first.generation ||
+      b.boundaryType !== first.boundaries.boundaryType ||
+      b.lowerBound !== first.boundaries.lowerBound ||
+      b.upperBound !== first.boundaries.upperBound
+    ) {
+      throw invalidArgument(
+        `jobs[${i}]`,
+        `a job of the window of jobs[0] (group ${first.groupId}, ${first.boundaries.boundaryType} [${first.boundaries.lowerBound}, ${first.boundaries.upperBound}), generation ${first.generation})`,
+        `group ${job.groupId}, ${b.boundaryType} [${b.lowerBound}, ${b.upperBound}), generation ${job.generation}`,
+      );
+    }
+    if (streams.has(job.streamId)) throw invalidArgument(`jobs[${i}].streamId`, 'one job per stream', job.streamId);
+    streams.add(job.streamId);
+  });
+  return [...jobs].sort((x, y) => (x.streamId < y.streamId ? -1 : x.streamId > y.streamId ? 1 : 0));
+}
+
+/** Thrown inside insertWindowJobs' transaction to roll it back: the window's jobs exist already. */
+class WindowTaken extends Error {}
 
 /** BIGINT (epoch ms) as a JS number; the pool's own parsers, so pg's global ones stay untouched. */
 function parseInt8(text: string): number {
@@ -121,11 +241,12 @@ function isConnectionError(err: unknown): boolean {
 }
 
 /**
- * The schedule store in PostgreSQL, for replicas that share one ledger. Every method is one statement
- * (or one transaction); row locks and the unique (group_id, window_start) constraint make concurrent
- * replicas agree: a window is claimed, and re-armed, by exactly one of them.
+ * The schedule and operator store in PostgreSQL, for replicas that share one ledger. Every method is one
+ * statement (or one transaction); row locks and the unique (group_id, window_start) constraint make
+ * concurrent replicas agree: a window is claimed, and re-armed, by exactly one of them. The jobs'
+ * unique (group, stream, boundaries, generation) does the same for a window's jobs.
  */
-export class PostgresScheduleStore implements ScheduleStore {
+export class PostgresScheduleStore implements ScheduleStore, OperatorStore {
   private closed = false;
 
   private constructor(
@@ -394,6 +515,200 @@ export class PostgresScheduleStore implements ScheduleStore {
     );
     const row = result.rows[0];
     return row && toInstance(row);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------------
+  // Operator: groups and jobs
+
+  async insertGroup(group: GroupRecord): Promise<void> {
+    const result = await this.run('insert group', () =>
+      this.pool.query(
+        `INSERT INTO groups (${GROUP_COLUMNS}) VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6::jsonb, $7, $8, $9, $10)
+         ON CONFLICT (group_id) DO UPDATE SET
+           description = EXCLUDED.description, streams = EXCLUDED.streams, schedule = EXCLUDED.schedule, runner = EXCLUDED.runner,
+           retry = EXCLUDED.retry, status = EXCLUDED.status, version = EXCLUDED.version,
+           created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at
+         WHERE groups.status = 'DELETED'`,
+        [
+          group.groupId,
+          group.description,
+          JSON.stringify(group.streams),
+          JSON.stringify(group.schedule),
+          group.runner,
+          JSON.stringify(group.retry),
+          group.status,
+          group.version,
+          group.createdAt,
+          group.updatedAt,
+        ],
+      ),
+    );
+    if (result.rowCount === 0) throw new SluiceError(ERROR_CODES.ALREADY_EXISTS, `group '${group.groupId}' already exists`);
+  }
+
+  async updateGroup(group: GroupRecord, expectedVersion: number): Promise<void> {
+    if (group.version !== expectedVersion + 1) {
+      throw invalidArgument('version', `${expectedVersion + 1} (expected version + 1)`, group.version);
+    }
+    const result = await this.run('update group', () =>
+      this.pool.query(
+        `UPDATE groups SET description = $2, streams = $3::jsonb, schedule = $4::jsonb, runner = $5, retry = $6::jsonb, status = $7,
+           version = $8, updated_at = $9
+         WHERE group_id = $1 AND version = $10`,
+        [
+          group.groupId,
+          group.description,
+          JSON.stringify(group.streams),
+          JSON.stringify(group.schedule),
+          group.runner,
+          JSON.stringify(group.retry),
+          group.status,
+          group.version,
+          group.updatedAt,
+          expectedVersion,
+        ],
+      ),
+    );
+    if (result.rowCount !== 0) return;
+    const current = await this.run('update group', () => this.pool.query<{ version: number }>('SELECT version FROM groups WHERE group_id = $1', [group.groupId]));
+    const row = current.rows[0];
+    if (row === undefined) throw notFound('group', group.groupId);
+    throw new SluiceError(ERROR_CODES.VERSION_CONFLICT, `group ${group.groupId} was changed: version ${expectedVersion} is stale (current ${row.version})`);
+  }
+
+  async getGroup(groupId: string): Promise<GroupRecord | undefined> {
+    const result = await this.run('get group', () => this.pool.query<GroupRow>(`SELECT ${GROUP_COLUMNS} FROM groups WHERE group_id = $1`, [groupId]));
+    const row = result.rows[0];
+    return row && toGroup(row);
+  }
+
+  async listGroups(query: { readonly statuses?: readonly GroupStatus[]; readonly afterGroupId?: string; readonly limit: number }): Promise<GroupRecord[]> {
+    checkLimit(query.limit);
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const param = (value: unknown) => {
+      params.push(value);
+      return `$${params.length}`;
+    };
+    if (query.statuses !== undefined) where.push(`status = ANY(${param(query.statuses)}::text[])`);
+    if (query.afterGroupId !== undefined) where.push(`group_id > ${param(query.afterGroupId)}`);
+    const sql = `SELECT ${GROUP_COLUMNS} FROM groups${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY group_id LIMIT ${param(query.limit)}`;
+    const result = await this.run('list groups', () => this.pool.query<GroupRow>(sql, params));
+    return result.rows.map(toGroup);
+  }
+
+  async insertWindowJobs(jobs: readonly JobRecord[]): Promise<boolean> {
+    const ordered = windowJobs(jobs);
+    try {
+      await this.run('insert window jobs', () =>
+        this.transaction(async (client) => {
+          for (const job of ordered) {
+            // A rival transaction's uncommitted row makes this wait for its outcome: DO NOTHING once it commits.
+            const result = await client.query(
+              `INSERT INTO jobs (${JOB_COLUMNS}, window_lower_ms)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13::jsonb, $14::jsonb, $15, $16, $17, $18, $19, $20, $21)
+               ON CONFLICT (group_id, stream_id, boundary_type, lower_bound, upper_bound, generation) DO NOTHING`,
+              [
+                job.jobId,
+                job.groupId,
+                job.streamId,
+                job.instanceId,
+                job.boundaries.boundaryType,
+                job.boundaries.lowerBound,
+                job.boundaries.upperBound,
+                job.generation,
+                job.state,
+                job.runner,
+                job.attempt,
+                JSON.stringify(job.resolvedSourceOptions),
+                JSON.stringify(job.resolvedPositions),
+                JSON.stringify(job.progress),
+                job.error,
+                job.owner,
+                job.createdAt,
+                job.startedAt ?? null,
+                job.finishedAt ?? null,
+                job.updatedAt,
+                windowLowerMs(job.boundaries),
+              ],
+            );
+            // A job of this window and generation exists: roll back whatever this call inserted.
+            if (result.rowCount === 0) throw new WindowTaken();
+          }
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof WindowTaken) return false;
+      throw err;
+    }
+  }
+
+  async latestWindowJobs(groupId: string, boundaries: Boundaries): Promise<JobRecord[]> {
+    const result = await this.run('latest window jobs', () =>
+      this.pool.query<JobRow>(
+        `SELECT ${JOB_COLUMNS} FROM jobs
+         WHERE group_id = $1 AND boundary_type = $2 AND lower_bound = $3 AND upper_bound = $4
+           AND generation = (SELECT MAX(generation) FROM jobs WHERE group_id = $1 AND boundary_type = $2 AND lower_bound = $3 AND upper_bound = $4)
+         ORDER BY stream_id`,
+        [groupId, boundaries.boundaryType, boundaries.lowerBound, boundaries.upperBound],
+      ),
+    );
+    return result.rows.map(toJob);
+  }
+
+  async updateJob(jobId: string, patch: JobPatch, now: number, fromStates?: readonly JobState[]): Promise<JobRecord | undefined> {
+    // One statement for every patch shape: an absent field binds NULL and keeps the stored value.
+    const result = await this.run('update job', () =>
+      this.pool.query<JobRow>(
+        `UPDATE jobs SET
+           state = COALESCE($2::text, state), attempt = COALESCE($3::integer, attempt),
+           resolved_positions = COALESCE($4::jsonb, resolved_positions), progress = COALESCE($5::jsonb, progress),
+           error = COALESCE($6::text, error), owner = COALESCE($7::text, owner),
+           started_at = COALESCE($8::bigint, started_at), finished_at = COALESCE($9::bigint, finished_at), updated_at = $10
+         WHERE job_id = $1 AND ($11::text[] IS NULL OR state = ANY($11::text[]))
+         RETURNING ${JOB_COLUMNS}`,
+        [
+          jobId,
+          patch.state ?? null,
+          patch.attempt ?? null,
+          patch.resolvedPositions === undefined ? null : JSON.stringify(patch.resolvedPositions),
+          patch.progress === undefined ? null : JSON.stringify(patch.progress),
+          patch.error ?? null,
+          patch.owner ?? null,
+          patch.startedAt ?? null,
+          patch.finishedAt ?? null,
+          now,
+          fromStates ?? null,
+        ],
+      ),
+    );
+    const row = result.rows[0];
+    return row && toJob(row);
+  }
+
+  async getJob(jobId: string): Promise<JobRecord | undefined> {
+    const result = await this.run('get job', () => this.pool.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE job_id = $1`, [jobId]));
+    const row = result.rows[0];
+    return row && toJob(row);
+  }
+
+  async listJobs(query: JobQuery): Promise<JobRecord[]> {
+    checkLimit(query.limit);
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const param = (value: unknown) => {
+      params.push(value);
+      return `$${params.length}`;
+    };
+    if (query.groupId !== undefined) where.push(`group_id = ${param(query.groupId)}`);
+    if (query.states !== undefined) where.push(`state = ANY(${param(query.states)}::text[])`);
+    if (query.windowFrom !== undefined) where.push(`window_lower_ms >= ${param(query.windowFrom)}`);
+    if (query.windowTo !== undefined) where.push(`window_lower_ms < ${param(query.windowTo)}`);
+    if (query.afterJobId !== undefined) where.push(`job_id > ${param(query.afterJobId)}`);
+    const sql = `SELECT ${JOB_COLUMNS} FROM jobs${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY job_id LIMIT ${param(query.limit)}`;
+    const result = await this.run('list jobs', () => this.pool.query<JobRow>(sql, params));
+    return result.rows.map(toJob);
   }
 
   async close(): Promise<void> {

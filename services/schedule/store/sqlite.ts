@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
-import { ERROR_CODES, SluiceError, invalidArgument, notFound } from 'sluice/sdk';
+import { type Boundaries, ERROR_CODES, SluiceError, invalidArgument, notFound } from 'sluice/sdk';
+import type { GroupRecord, GroupStatus, JobPatch, JobQuery, JobRecord, JobState, OperatorStore } from '../../operator/domain/model.js';
 import type {
   InstancePatch,
   InstanceQuery,
@@ -20,6 +21,11 @@ const BUSY_TIMEOUT_MS = 5000;
 const INSTANCE_COLUMNS =
   'instance_id, group_id, window_start, window_end, due_time, state, "trigger", job_ids, attempt, dispatched_at, finished_at, error, owner, created_at, updated_at';
 const SCHEDULE_COLUMNS = 'group_id, info, status, engine_id, version, created_at, updated_at';
+const GROUP_COLUMNS = 'group_id, description, streams, schedule, runner, retry, status, version, created_at, updated_at';
+/** What a job reads back; window_lower_ms is derived from the bounds on insert and only queried. */
+const JOB_COLUMNS =
+  'job_id, group_id, stream_id, instance_id, boundary_type, lower_bound, upper_bound, generation, state, runner, attempt, ' +
+  'resolved_source_options, resolved_positions, progress, error, owner, created_at, started_at, finished_at, updated_at';
 
 interface ScheduleRow {
   group_id: string;
@@ -46,6 +52,42 @@ interface InstanceRow {
   error: string | null;
   owner: string;
   created_at: number;
+  updated_at: number;
+}
+
+interface GroupRow {
+  group_id: string;
+  description: string;
+  streams: string;
+  schedule: string;
+  runner: string;
+  retry: string;
+  status: string;
+  version: number;
+  created_at: number;
+  updated_at: number;
+}
+
+interface JobRow {
+  job_id: string;
+  group_id: string;
+  stream_id: string;
+  instance_id: string;
+  boundary_type: string;
+  lower_bound: string;
+  upper_bound: string;
+  generation: number;
+  state: string;
+  runner: string;
+  attempt: number;
+  resolved_source_options: string;
+  resolved_positions: string;
+  progress: string;
+  error: string;
+  owner: string;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
   updated_at: number;
 }
 
@@ -81,6 +123,83 @@ function toInstance(row: InstanceRow): InstanceRecord {
   };
 }
 
+function toGroup(row: GroupRow): GroupRecord {
+  return {
+    groupId: row.group_id,
+    description: row.description,
+    streams: JSON.parse(row.streams) as GroupRecord['streams'],
+    schedule: JSON.parse(row.schedule) as GroupRecord['schedule'],
+    runner: row.runner,
+    retry: JSON.parse(row.retry) as GroupRecord['retry'],
+    status: row.status as GroupStatus,
+    version: Number(row.version),
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+function toJob(row: JobRow): JobRecord {
+  return {
+    jobId: row.job_id,
+    groupId: row.group_id,
+    streamId: row.stream_id,
+    instanceId: row.instance_id,
+    boundaries: { boundaryType: row.boundary_type as Boundaries['boundaryType'], lowerBound: row.lower_bound, upperBound: row.upper_bound },
+    generation: Number(row.generation),
+    state: row.state as JobState,
+    runner: row.runner,
+    attempt: Number(row.attempt),
+    resolvedSourceOptions: JSON.parse(row.resolved_source_options) as JobRecord['resolvedSourceOptions'],
+    resolvedPositions: JSON.parse(row.resolved_positions) as JobRecord['resolvedPositions'],
+    progress: JSON.parse(row.progress) as JobRecord['progress'],
+    error: row.error,
+    owner: row.owner,
+    createdAt: Number(row.created_at),
+    ...(row.started_at === null ? {} : { startedAt: Number(row.started_at) }),
+    ...(row.finished_at === null ? {} : { finishedAt: Number(row.finished_at) }),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+/** The lower bound of a TIME window as epoch ms, for range queries; NULL for OFFSET windows (and bounds that are not integers). */
+function windowLowerMs(boundaries: Boundaries): number | null {
+  if (boundaries.boundaryType !== 'TIME' || !/^-?\d+$/.test(boundaries.lowerBound)) return null;
+  const ms = Number(boundaries.lowerBound);
+  return Number.isSafeInteger(ms) ? ms : null;
+}
+
+/**
+ * Checks that `jobs` are the jobs of one window (one group, boundaries and generation; one per stream)
+ * and returns them in streamId order, the order every caller inserts in.
+ */
+function windowJobs(jobs: readonly JobRecord[]): JobRecord[] {
+  const first = jobs[0];
+  if (first === undefined) throw invalidArgument('jobs', 'the jobs of one window (at least one)', []);
+  const streams = new Set<string>();
+  jobs.forEach((job, i) => {
+    const { boundaries: b } = job;
+    if (
+      job.groupId !== first.groupId ||
+      job.generation !== first.generation ||
+      b.boundaryType !== first.boundaries.boundaryType ||
+      b.lowerBound !== first.boundaries.lowerBound ||
+      b.upperBound !== first.boundaries.upperBound
+    ) {
+      throw invalidArgument(
+        `jobs[${i}]`,
+        `a job of the window of jobs[0] (group ${first.groupId}, ${first.boundaries.boundaryType} [${first.boundaries.lowerBound}, ${first.boundaries.upperBound}), generation ${first.generation})`,
+        `group ${job.groupId}, ${b.boundaryType} [${b.lowerBound}, ${b.upperBound}), generation ${job.generation}`,
+      );
+    }
+    if (streams.has(job.streamId)) throw invalidArgument(`jobs[${i}].streamId`, 'one job per stream', job.streamId);
+    streams.add(job.streamId);
+  });
+  return [...jobs].sort((x, y) => (x.streamId < y.streamId ? -1 : x.streamId > y.streamId ? 1 : 0));
+}
+
+/** Thrown inside insertWindowJobs' transaction to roll it back: the window's jobs exist already. */
+class WindowTaken extends Error {}
+
 /** SQLite's primary result codes that mean "another connection holds the lock": retrying may help. */
 const BUSY_CODES = new Set([5 /* SQLITE_BUSY */, 6 /* SQLITE_LOCKED */]);
 
@@ -89,11 +208,11 @@ function checkLimit(limit: number): void {
 }
 
 /**
- * The schedule store in one SQLite file (WAL, so readers do not block the writer). Every method is one
+ * The schedule and operator store in one SQLite file (WAL, so readers do not block the writer). Every method is one
  * statement or one IMMEDIATE transaction; several processes may share the file, serialised by SQLite's
  * write lock.
  */
-export class SqliteScheduleStore implements ScheduleStore {
+export class SqliteScheduleStore implements ScheduleStore, OperatorStore {
   private readonly statements = new Map<string, StatementSync>();
   private closed = false;
 
@@ -349,6 +468,214 @@ export class SqliteScheduleStore implements ScheduleStore {
     });
   }
 
+  // -------------------------------------------------------------------------------------------------------------------
+  // Operator: groups and jobs
+
+  async insertGroup(group: GroupRecord): Promise<void> {
+    this.run('insert group', () => {
+      const result = this.stmt(
+        `INSERT INTO groups (${GROUP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (group_id) DO UPDATE SET
+           description = excluded.description, streams = excluded.streams, schedule = excluded.schedule, runner = excluded.runner,
+           retry = excluded.retry, status = excluded.status, version = excluded.version,
+           created_at = excluded.created_at, updated_at = excluded.updated_at
+         WHERE groups.status = 'DELETED'`,
+      ).run(
+        group.groupId,
+        group.description,
+        JSON.stringify(group.streams),
+        JSON.stringify(group.schedule),
+        group.runner,
+        JSON.stringify(group.retry),
+        group.status,
+        group.version,
+        group.createdAt,
+        group.updatedAt,
+      );
+      if (Number(result.changes) === 0) {
+        throw new SluiceError(ERROR_CODES.ALREADY_EXISTS, `group '${group.groupId}' already exists`);
+      }
+    });
+  }
+
+  async updateGroup(group: GroupRecord, expectedVersion: number): Promise<void> {
+    if (group.version !== expectedVersion + 1) {
+      throw invalidArgument('version', `${expectedVersion + 1} (expected version + 1)`, group.version);
+    }
+    this.run('update group', () => {
+      const result = this.stmt(
+        `UPDATE groups SET description = ?, streams = ?, schedule = ?, runner = ?, retry = ?, status = ?, version = ?, updated_at = ?
+         WHERE group_id = ? AND version = ?`,
+      ).run(
+        group.description,
+        JSON.stringify(group.streams),
+        JSON.stringify(group.schedule),
+        group.runner,
+        JSON.stringify(group.retry),
+        group.status,
+        group.version,
+        group.updatedAt,
+        group.groupId,
+        expectedVersion,
+      );
+      if (Number(result.changes) > 0) return;
+      const current = this.stmt('SELECT version FROM groups WHERE group_id = ?').get(group.groupId) as { version: number } | undefined;
+      if (current === undefined) throw notFound('group', group.groupId);
+      throw new SluiceError(
+        ERROR_CODES.VERSION_CONFLICT,
+        `group ${group.groupId} was changed: version ${expectedVersion} is stale (current ${Number(current.version)})`,
+      );
+    });
+  }
+
+  async getGroup(groupId: string): Promise<GroupRecord | undefined> {
+    return this.run('get group', () => {
+      const row = this.stmt(`SELECT ${GROUP_COLUMNS} FROM groups WHERE group_id = ?`).get(groupId) as GroupRow | undefined;
+      return row && toGroup(row);
+    });
+  }
+
+  async listGroups(query: { readonly statuses?: readonly GroupStatus[]; readonly afterGroupId?: string; readonly limit: number }): Promise<GroupRecord[]> {
+    checkLimit(query.limit);
+    return this.run('list groups', () => {
+      const where: string[] = [];
+      const params: SQLInputValue[] = [];
+      if (query.statuses !== undefined) {
+        where.push('status IN (SELECT value FROM json_each(?))');
+        params.push(JSON.stringify(query.statuses));
+      }
+      if (query.afterGroupId !== undefined) {
+        where.push('group_id > ?');
+        params.push(query.afterGroupId);
+      }
+      params.push(query.limit);
+      const sql = `SELECT ${GROUP_COLUMNS} FROM groups${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY group_id LIMIT ?`;
+      return (this.stmt(sql).all(...params) as unknown as GroupRow[]).map(toGroup);
+    });
+  }
+
+  async insertWindowJobs(jobs: readonly JobRecord[]): Promise<boolean> {
+    const ordered = windowJobs(jobs);
+    return this.run('insert window jobs', () => {
+      try {
+        this.transaction(() => {
+          const insert = this.stmt(
+            `INSERT INTO jobs (${JOB_COLUMNS}, window_lower_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (group_id, stream_id, boundary_type, lower_bound, upper_bound, generation) DO NOTHING`,
+          );
+          for (const job of ordered) {
+            const result = insert.run(
+              job.jobId,
+              job.groupId,
+              job.streamId,
+              job.instanceId,
+              job.boundaries.boundaryType,
+              job.boundaries.lowerBound,
+              job.boundaries.upperBound,
+              job.generation,
+              job.state,
+              job.runner,
+              job.attempt,
+              JSON.stringify(job.resolvedSourceOptions),
+              JSON.stringify(job.resolvedPositions),
+              JSON.stringify(job.progress),
+              job.error,
+              job.owner,
+              job.createdAt,
+              job.startedAt ?? null,
+              job.finishedAt ?? null,
+              job.updatedAt,
+              windowLowerMs(job.boundaries),
+            );
+            // A job of this window and generation exists: roll back whatever this call inserted.
+            if (Number(result.changes) === 0) throw new WindowTaken();
+          }
+        });
+        return true;
+      } catch (err) {
+        if (err instanceof WindowTaken) return false;
+        throw err;
+      }
+    });
+  }
+
+  async latestWindowJobs(groupId: string, boundaries: Boundaries): Promise<JobRecord[]> {
+    return this.run('latest window jobs', () => {
+      const rows = this.stmt(
+        `SELECT ${JOB_COLUMNS} FROM jobs
+         WHERE group_id = ?1 AND boundary_type = ?2 AND lower_bound = ?3 AND upper_bound = ?4
+           AND generation = (SELECT MAX(generation) FROM jobs WHERE group_id = ?1 AND boundary_type = ?2 AND lower_bound = ?3 AND upper_bound = ?4)
+         ORDER BY stream_id`,
+      ).all(groupId, boundaries.boundaryType, boundaries.lowerBound, boundaries.upperBound) as unknown as JobRow[];
+      return rows.map(toJob);
+    });
+  }
+
+  async updateJob(jobId: string, patch: JobPatch, now: number, fromStates?: readonly JobState[]): Promise<JobRecord | undefined> {
+    return this.run('update job', () =>
+      this.transaction(() => {
+        // One statement for every patch shape: an absent field binds NULL and keeps the stored value.
+        const result = this.stmt(
+          `UPDATE jobs SET
+             state = COALESCE(?, state), attempt = COALESCE(?, attempt), resolved_positions = COALESCE(?, resolved_positions),
+             progress = COALESCE(?, progress), error = COALESCE(?, error), owner = COALESCE(?, owner),
+             started_at = COALESCE(?, started_at), finished_at = COALESCE(?, finished_at), updated_at = ?
+           WHERE job_id = ? AND (? IS NULL OR state IN (SELECT value FROM json_each(?)))`,
+        ).run(
+          patch.state ?? null,
+          patch.attempt ?? null,
+          patch.resolvedPositions === undefined ? null : JSON.stringify(patch.resolvedPositions),
+          patch.progress === undefined ? null : JSON.stringify(patch.progress),
+          patch.error ?? null,
+          patch.owner ?? null,
+          patch.startedAt ?? null,
+          patch.finishedAt ?? null,
+          now,
+          jobId,
+          fromStates === undefined ? null : 1,
+          JSON.stringify(fromStates ?? []),
+        );
+        if (Number(result.changes) === 0) return undefined;
+        return this.jobById(jobId);
+      }),
+    );
+  }
+
+  async getJob(jobId: string): Promise<JobRecord | undefined> {
+    return this.run('get job', () => this.jobById(jobId));
+  }
+
+  async listJobs(query: JobQuery): Promise<JobRecord[]> {
+    checkLimit(query.limit);
+    return this.run('list jobs', () => {
+      const where: string[] = [];
+      const params: SQLInputValue[] = [];
+      if (query.groupId !== undefined) {
+        where.push('group_id = ?');
+        params.push(query.groupId);
+      }
+      if (query.states !== undefined) {
+        where.push('state IN (SELECT value FROM json_each(?))');
+        params.push(JSON.stringify(query.states));
+      }
+      if (query.windowFrom !== undefined) {
+        where.push('window_lower_ms >= ?');
+        params.push(query.windowFrom);
+      }
+      if (query.windowTo !== undefined) {
+        where.push('window_lower_ms < ?');
+        params.push(query.windowTo);
+      }
+      if (query.afterJobId !== undefined) {
+        where.push('job_id > ?');
+        params.push(query.afterJobId);
+      }
+      params.push(query.limit);
+      const sql = `SELECT ${JOB_COLUMNS} FROM jobs${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY job_id LIMIT ?`;
+      return (this.stmt(sql).all(...params) as unknown as JobRow[]).map(toJob);
+    });
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -359,6 +686,11 @@ export class SqliteScheduleStore implements ScheduleStore {
   private byId(instanceId: string): InstanceRecord | undefined {
     const row = this.stmt(`SELECT ${INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?`).get(instanceId) as InstanceRow | undefined;
     return row && toInstance(row);
+  }
+
+  private jobById(jobId: string): JobRecord | undefined {
+    const row = this.stmt(`SELECT ${JOB_COLUMNS} FROM jobs WHERE job_id = ?`).get(jobId) as JobRow | undefined;
+    return row && toJob(row);
   }
 
   /** The prepared statement for `sql`, prepared once per connection. */
