@@ -1,5 +1,6 @@
-import type { Logger } from 'sluice/sdk';
-import { OperatorServiceService } from '../proto/gen/sluice/operator/v1/operator.js';
+import type { AddressInfo } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
+import type { Logger, ScheduleInfo } from 'sluice/sdk';
 import { Catalog } from './catalog/domain/catalog.js';
 import { catalogGrpc } from './catalog/grpc/adapter.js';
 import type { Config } from './core/config.js';
@@ -10,11 +11,16 @@ import { type RunningServer, type ServiceBinding, startGrpcServer } from './core
 import { HookRunner } from './host/hook-runner.js';
 import { type PluginSet, loadPlugins } from './host/loader.js';
 import type { Clock } from './schedule/domain/clock.js';
-import type { ScheduleStore } from './schedule/domain/model.js';
 import { type Dispatcher, ScheduleService } from './schedule/domain/service.js';
 import { GrpcDispatcher } from './schedule/grpc/dispatcher.js';
 import { scheduleGrpc } from './schedule/grpc/adapter.js';
-import { openScheduleStore } from './schedule/store/index.js';
+import { openSluiceStore } from './schedule/store/index.js';
+import { OperatorService, type SchedulePort } from './operator/domain/service.js';
+import type { Runner } from './operator/domain/runner.js';
+import { operatorGrpc } from './operator/grpc/adapter.js';
+import { GrpcSchedulePort } from './operator/grpc/schedule-port.js';
+import { CALLBACK_PATH, createCallbackServer } from './operator/http/callback.js';
+import { EmbeddedRunner } from './operator/runners/embedded.js';
 import { systemClock } from './schedule/system-clock.js';
 
 export type ServiceName = 'catalog' | 'schedule' | 'operator';
@@ -25,6 +31,10 @@ export interface Sluice {
   readonly plugins: PluginSet;
   /** The schedule service's use cases, when it runs here (tests drive them directly). */
   readonly schedule?: ScheduleService;
+  /** The operator's use cases, when it runs here. */
+  readonly operator?: OperatorService;
+  /** The HTTP callback's port, when it is on. */
+  readonly callbackPort?: number;
   close(): Promise<void>;
 }
 
@@ -36,6 +46,35 @@ export interface StartOptions {
   readonly bundledPluginsDir?: string;
   /** The schedule service's clock; tests drive a ManualClock. */
   readonly clock?: Clock;
+}
+
+/** A GrpcSchedulePort made on first use, once the schedule service's address is known. */
+class LazySchedulePort implements SchedulePort {
+  #inner?: GrpcSchedulePort;
+  constructor(private readonly address: () => string | undefined) {}
+
+  #get(): GrpcSchedulePort {
+    const address = this.address();
+    if (!address) throw new Error('the schedule service address is not known yet');
+    this.#inner ??= new GrpcSchedulePort(address);
+    return this.#inner;
+  }
+
+  register(info: ScheduleInfo) {
+    return this.#get().register(info);
+  }
+
+  update(info: ScheduleInfo) {
+    return this.#get().update(info);
+  }
+
+  unregister(groupId: string) {
+    return this.#get().unregister(groupId);
+  }
+
+  close(): void {
+    this.#inner?.close();
+  }
 }
 
 /** A GrpcDispatcher made on first use, once the operator's address is known. */
@@ -68,8 +107,7 @@ class LazyDispatcher implements Dispatcher {
 
 /**
  * The composition root: loads the plugins once, builds each requested service over them and serves
- * them all on one gRPC server. The operator is served by its contract only until its use cases land;
- * its methods answer UNIMPLEMENTED.
+ * them all on one gRPC server (plus the operator's HTTP callback when a token is set).
  */
 export async function startSluice(options: StartOptions): Promise<Sluice> {
   const { config } = options;
@@ -80,40 +118,64 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   logger.info('plugins loaded', { connectors: [...plugins.connectors.keys()], engines: [...plugins.engines.keys()], problems: plugins.problems.length });
 
   const hooks = new HookRunner({ timeoutMs: config.hookTimeoutMs, logger });
+  const catalog = new Catalog(plugins, hooks);
   const bindings: ServiceBinding[] = [];
   if (services.includes('catalog')) {
-    const { definition, implementation } = catalogGrpc(new Catalog(plugins, hooks), logger);
+    const { definition, implementation } = catalogGrpc(catalog, logger);
     bindings.push({ name: 'sluice.catalog.v1.CatalogService', definition, implementation: implementation as never });
   }
-  let schedule: { service: ScheduleService; store: ScheduleStore; dispatcher: LazyDispatcher } | undefined;
-  let bindOperatorLater: ((address: string) => void) | undefined;
-  if (services.includes('schedule')) {
+  // Schedules, the ledger, groups and jobs share one store (one SQLite file, or one PostgreSQL database).
+  const store = services.includes('schedule') || services.includes('operator') ? await openSluiceStore({ sqlitePath: join(config.dataDir, 'sluice.db'), ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}) }) : undefined;
+  // Services in this process call each other through this very server unless told otherwise; its port is known once bound.
+  let selfAddress: string | undefined;
+  let schedule: { service: ScheduleService; dispatcher: LazyDispatcher } | undefined;
+  if (services.includes('schedule') && store) {
     const clock = options.clock ?? systemClock;
-    const store = await openScheduleStore({ sqlitePath: join(config.dataDir, 'sluice.db'), ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}) });
-    // The operator is this very server unless SLUICE_OPERATOR_ADDR names another; its port is known once bound.
-    let operatorAddress = config.operatorAddr;
-    const dispatcher = new LazyDispatcher(() => operatorAddress, logger);
-    bindOperatorLater = (address) => void (operatorAddress ??= address);
+    const dispatcher = new LazyDispatcher(() => config.operatorAddr ?? selfAddress, logger);
     const service = new ScheduleService({ store, engines: plugins.engines, hooks, clock, dispatcher, logger, owner: config.replicaId });
     const { definition, implementation } = scheduleGrpc(service, clock, logger);
     bindings.push({ name: 'sluice.schedule.v1.ScheduleService', definition, implementation: implementation as never });
-    schedule = { service, store, dispatcher };
+    schedule = { service, dispatcher };
   }
-  if (services.includes('operator')) {
-    bindings.push({ name: 'sluice.operator.v1.OperatorService', definition: OperatorServiceService, implementation: {} });
+  let operator: { service: OperatorService; schedules: LazySchedulePort; callback?: HttpServer } | undefined;
+  if (services.includes('operator') && store) {
+    const schedules = new LazySchedulePort(() => config.scheduleAddr ?? selfAddress);
+    const runners = new Map<string, Runner>([['embedded', new EmbeddedRunner({ hooks })]]);
+    const service = new OperatorService({ store, catalog, connectors: plugins.connectors, schedules, runners, defaultRunner: config.runner, maxRunningJobs: config.maxRunningJobs, owner: config.replicaId, logger });
+    const { definition, implementation } = operatorGrpc(service, logger);
+    bindings.push({ name: 'sluice.operator.v1.OperatorService', definition, implementation: implementation as never });
+    operator = { service, schedules };
   }
   const server = await startGrpcServer(config.grpcAddr, bindings, logger);
-  bindOperatorLater?.(server.address);
+  selfAddress = server.address;
   if (schedule) await schedule.service.start();
+  if (operator) {
+    await operator.service.start();
+    if (config.callbackToken) {
+      const callback = createCallbackServer({ service: operator.service, token: config.callbackToken, logger });
+      const [host, port] = [config.httpAddr.slice(0, config.httpAddr.lastIndexOf(':')).replace(/^\[|\]$/g, ''), Number(config.httpAddr.slice(config.httpAddr.lastIndexOf(':') + 1))];
+      await new Promise<void>((resolve, reject) => callback.once('error', reject).listen(port, host, () => resolve()));
+      const bound = callback.address() as AddressInfo;
+      logger.info('HTTP callback listening', { address: `${host}:${bound.port}`, path: CALLBACK_PATH });
+      operator.callback = callback;
+    } else {
+      logger.info('HTTP callback off: set SLUICE_CALLBACK_TOKEN to let external schedulers submit windows over HTTP');
+    }
+  }
   return {
     server,
     plugins,
     ...(schedule ? { schedule: schedule.service } : {}),
+    ...(operator ? { operator: operator.service } : {}),
+    ...(operator?.callback ? { callbackPort: (operator.callback.address() as AddressInfo).port } : {}),
     async close() {
       await schedule?.service.stop();
+      await operator?.service.stop();
+      await new Promise<void>((resolve) => (operator?.callback ? operator.callback.close(() => resolve()) : resolve()));
       await server.shutdown(config.shutdownGraceMs);
       schedule?.dispatcher.close();
-      await schedule?.store.close();
+      operator?.schedules.close();
+      await store?.close();
     },
   };
 }

@@ -22,6 +22,19 @@ export interface Config {
   readonly operatorAddr?: string;
   /** SLUICE_REPLICA_ID: this replica's name in the ledger; replicas must differ, a restarted one should keep its own. */
   readonly replicaId: string;
+  /** SLUICE_SCHEDULE_ADDR: the schedule service the operator registers schedules with; empty means this process's own server. */
+  readonly scheduleAddr?: string;
+  /** SLUICE_RUNNER: the runner of groups that name none (embedded or flink). */
+  readonly runner: string;
+  /** SLUICE_MAX_RUNNING_JOBS: jobs the embedded runner runs at once in this process. */
+  readonly maxRunningJobs: number;
+  /** SLUICE_HTTP_ADDR: host:port of the operator's HTTP callback for external schedulers. */
+  readonly httpAddr: string;
+  /** SLUICE_CALLBACK_TOKEN: the bearer token the HTTP callback requires; without it the callback is off. */
+  readonly callbackToken?: string;
+  /** SLUICE_FLINK_GATEWAY_URL / SLUICE_FLINK_REST_URL: a Flink SQL Gateway and the cluster's REST API; both enable the flink runner. */
+  readonly flinkGatewayUrl?: string;
+  readonly flinkRestUrl?: string;
 }
 
 export const DEFAULTS = {
@@ -34,6 +47,13 @@ export const DEFAULTS = {
   SLUICE_DATABASE_URL: '',
   SLUICE_OPERATOR_ADDR: '',
   SLUICE_REPLICA_ID: '',
+  SLUICE_SCHEDULE_ADDR: '',
+  SLUICE_RUNNER: 'embedded',
+  SLUICE_MAX_RUNNING_JOBS: '4',
+  SLUICE_HTTP_ADDR: '127.0.0.1:8080',
+  SLUICE_CALLBACK_TOKEN: '',
+  SLUICE_FLINK_GATEWAY_URL: '',
+  SLUICE_FLINK_REST_URL: '',
 } as const;
 
 export class ConfigError extends Error {
@@ -48,16 +68,18 @@ function positiveInt(name: string, raw: string): number {
   return n;
 }
 
+function hostPort(name: string, raw: string): string {
+  if (!/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(raw)) throw new ConfigError(`${name}: expected host:port, got ${JSON.stringify(raw)}`);
+  return raw;
+}
+
 /** Reads the settings; throws ConfigError naming the variable, what was expected and what came. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const get = (name: keyof typeof DEFAULTS) => {
     const v = env[name];
     return v === undefined || v === '' ? DEFAULTS[name] : v;
   };
-  const grpcAddr = get('SLUICE_GRPC_ADDR');
-  if (!/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(grpcAddr)) {
-    throw new ConfigError(`SLUICE_GRPC_ADDR: expected host:port, got ${JSON.stringify(grpcAddr)}`);
-  }
+  const grpcAddr = hostPort('SLUICE_GRPC_ADDR', get('SLUICE_GRPC_ADDR'));
   const logLevel = get('SLUICE_LOG_LEVEL');
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) {
     throw new ConfigError(`SLUICE_LOG_LEVEL: expected one of debug, info, warn, error, silent, got ${JSON.stringify(logLevel)}`);
@@ -66,10 +88,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new ConfigError(`SLUICE_DATABASE_URL: expected a postgres:// or postgresql:// URL, got ${JSON.stringify(databaseUrl.replace(/\/\/[^@/]*@/, '//***@'))}`);
   }
-  const operatorAddr = get('SLUICE_OPERATOR_ADDR');
-  if (operatorAddr && !/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(operatorAddr)) {
-    throw new ConfigError(`SLUICE_OPERATOR_ADDR: expected host:port, got ${JSON.stringify(operatorAddr)}`);
+  const operatorAddr = get('SLUICE_OPERATOR_ADDR') && hostPort('SLUICE_OPERATOR_ADDR', get('SLUICE_OPERATOR_ADDR'));
+  const scheduleAddr = get('SLUICE_SCHEDULE_ADDR') && hostPort('SLUICE_SCHEDULE_ADDR', get('SLUICE_SCHEDULE_ADDR'));
+  const runner = get('SLUICE_RUNNER');
+  const flinkGatewayUrl = get('SLUICE_FLINK_GATEWAY_URL');
+  const flinkRestUrl = get('SLUICE_FLINK_REST_URL');
+  for (const [name, url] of [['SLUICE_FLINK_GATEWAY_URL', flinkGatewayUrl], ['SLUICE_FLINK_REST_URL', flinkRestUrl]] as const) {
+    if (url && !/^https?:\/\/\S+$/.test(url)) throw new ConfigError(`${name}: expected an http(s):// URL, got ${JSON.stringify(url)}`);
   }
+  if (Boolean(flinkGatewayUrl) !== Boolean(flinkRestUrl)) {
+    throw new ConfigError(`SLUICE_FLINK_GATEWAY_URL and SLUICE_FLINK_REST_URL: expected both or neither, got only ${flinkGatewayUrl ? 'the gateway' : 'the REST URL'}`);
+  }
+  if (runner !== 'embedded' && runner !== 'flink') throw new ConfigError(`SLUICE_RUNNER: expected embedded or flink, got ${JSON.stringify(runner)}`);
+  if (runner === 'flink' && !flinkGatewayUrl) throw new ConfigError('SLUICE_RUNNER: expected embedded, or flink together with SLUICE_FLINK_GATEWAY_URL, got "flink" with no gateway');
   return {
     grpcAddr,
     pluginPath: get('SLUICE_PLUGIN_PATH').split(delimiter).filter((p) => p !== ''),
@@ -80,5 +111,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(databaseUrl ? { databaseUrl } : {}),
     ...(operatorAddr ? { operatorAddr } : {}),
     replicaId: get('SLUICE_REPLICA_ID') || hostname(),
+    ...(scheduleAddr ? { scheduleAddr } : {}),
+    runner,
+    maxRunningJobs: positiveInt('SLUICE_MAX_RUNNING_JOBS', get('SLUICE_MAX_RUNNING_JOBS')),
+    httpAddr: hostPort('SLUICE_HTTP_ADDR', get('SLUICE_HTTP_ADDR')),
+    ...(get('SLUICE_CALLBACK_TOKEN') ? { callbackToken: get('SLUICE_CALLBACK_TOKEN') } : {}),
+    ...(flinkGatewayUrl ? { flinkGatewayUrl, flinkRestUrl } : {}),
   };
 }

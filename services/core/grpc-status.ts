@@ -1,5 +1,5 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { ERROR_CODES, isSluiceError, type ErrorCode, type Logger } from 'sluice/sdk';
+import { ERROR_CODES, SluiceError, isSluiceError, type ErrorCode, type FieldError, type Logger } from 'sluice/sdk';
 
 /** The one mapping from domain error codes to gRPC status codes (docs/errors.md mirrors it). */
 export const GRPC_STATUS_BY_CODE: Readonly<Record<ErrorCode, status>> = {
@@ -36,4 +36,26 @@ export function toServiceError(err: unknown, logger: Logger, method: string): Pa
   }
   logger.error('unexpected error', { method, err });
   return { code: status.UNKNOWN, details: 'internal error; see the service log', metadata };
+}
+
+/**
+ * A gRPC failure of a call to another Sluice service, back as the domain error it was (by the
+ * sluice-error-code trailer), so that it crosses service boundaries unchanged; a call that never got
+ * an answer is UNAVAILABLE.
+ */
+export function fromServiceError(err: ServiceError): SluiceError {
+  const code = String(err.metadata?.get(ERROR_CODE_TRAILER)[0] ?? '');
+  const known = (Object.values(ERROR_CODES) as string[]).includes(code) ? (code as ErrorCode) : undefined;
+  const fields = err.metadata?.get(FIELD_ERRORS_TRAILER)[0];
+  let fieldErrors: FieldError[] | undefined;
+  try {
+    fieldErrors = fields ? (JSON.parse(String(fields)) as FieldError[]) : undefined;
+  } catch {
+    fieldErrors = undefined;
+  }
+  const first = fieldErrors?.[0];
+  return new SluiceError(known ?? ERROR_CODES.UNAVAILABLE, err.details || err.message, {
+    ...(fieldErrors ? { fieldErrors } : {}),
+    ...(first ? { field: first.path, expected: first.expected, received: first.received } : {}),
+  });
 }

@@ -125,6 +125,14 @@ export class HookRunner {
     });
   }
 
+  /**
+   * Wraps an error thrown by an object a hook returned (a reader's batches, a writer's commit) the
+   * way a hook's own failure is wrapped, naming e.g. `openWriter.commit`.
+   */
+  wrapError(loaded: LoadedPlugin<unknown>, hook: string, err: unknown): SluiceError {
+    return this.#wrap(loaded, hook, err);
+  }
+
   #wrap(loaded: LoadedPlugin<unknown>, hook: string, err: unknown): SluiceError {
     if (isSluiceError(err)) {
       if (err.details.pluginId) return err;

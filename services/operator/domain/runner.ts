@@ -1,0 +1,28 @@
+import type { ConnectorPlugin, Options } from 'sluice/sdk';
+import type { LoadedPlugin } from '../../host/loader.js';
+import type { GroupRecord, JobProgress, JobRecord, StreamSpec } from './model.js';
+
+/** Everything a runner needs to execute one job: one stream of one window. */
+export interface JobSpec {
+  readonly job: JobRecord;
+  readonly group: GroupRecord;
+  readonly stream: StreamSpec;
+  /** The source options with the window's bounds filled in. */
+  readonly boundedSourceOptions: Options;
+  readonly source: LoadedPlugin<ConnectorPlugin>;
+  readonly sink: LoadedPlugin<ConnectorPlugin>;
+}
+
+export interface RunContext {
+  /** Aborted on CancelJob or shutdown: the runner stops, the sink aborts, and run() rejects with the reason. */
+  readonly signal: AbortSignal;
+  onProgress(progress: JobProgress): void;
+  /** Where the window resolved to (e.g. Kafka offsets), as soon as it is known. */
+  onResolved(positions: Readonly<Record<string, string>>): void;
+}
+
+/** Executes jobs: `embedded` in this process, `flink` on a Flink cluster. run() resolves when the window is written and committed. */
+export interface Runner {
+  readonly name: string;
+  run(spec: JobSpec, ctx: RunContext): Promise<void>;
+}

@@ -1,0 +1,412 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import {
+  ERROR_CODES,
+  SluiceError,
+  failedPrecondition,
+  fieldError,
+  invalidArgument,
+  invalidFields,
+  isSluiceError,
+  notFound,
+  type Boundaries,
+  type ConnectorPlugin,
+  type FieldError,
+  type Logger,
+  type ScheduleInfo,
+} from 'sluice/sdk';
+import type { Catalog } from '../../catalog/domain/catalog.js';
+import { checkBoundaries } from '../../core/boundaries.js';
+import type { LoadedPlugin } from '../../host/loader.js';
+import { firingRules, normalizeInfo } from '../../schedule/domain/info.js';
+import { checkMapping } from './mapping.js';
+import { FINAL_JOB_STATES, type GroupRecord, type GroupStatus, type JobProgress, type JobRecord, type JobState, type OperatorStore, type RetryPolicy, type StreamSpec } from './model.js';
+import type { Runner } from './runner.js';
+
+/** How the operator reaches the schedule service. */
+export interface SchedulePort {
+  /** Registers the group's schedule (RegisterSchedule). */
+  register(info: ScheduleInfo): Promise<void>;
+  /** Replaces it in place (GetSchedule for the version, then UpdateSchedule). */
+  update(info: ScheduleInfo): Promise<void>;
+  /** UnregisterSchedule; a schedule that is already gone is fine. */
+  unregister(groupId: string): Promise<void>;
+}
+
+export interface OperatorServiceOptions {
+  readonly store: OperatorStore;
+  readonly catalog: Catalog;
+  readonly connectors: ReadonlyMap<string, LoadedPlugin<ConnectorPlugin>>;
+  readonly schedules: SchedulePort;
+  readonly runners: ReadonlyMap<string, Runner>;
+  /** Runner of groups that name none. */
+  readonly defaultRunner: string;
+  /** Jobs running at once in this process. */
+  readonly maxRunningJobs: number;
+  readonly owner: string;
+  readonly logger: Logger;
+  readonly now?: () => number;
+}
+
+export interface GroupInput {
+  readonly groupId: string;
+  readonly description: string;
+  readonly streams: readonly StreamSpec[];
+  readonly schedule?: ScheduleInfo;
+  readonly runner: string;
+  readonly retry?: Partial<RetryPolicy>;
+  readonly version: number;
+}
+
+export interface OfflineJobRequest extends Boundaries {
+  readonly groupId: string;
+  readonly instanceId: string;
+}
+
+const GROUP_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, initialBackoffMs: 1000 };
+
+/** Ids that sort by creation time, so listing by id is listing by age. */
+function newJobId(now: number): string {
+  return `${now.toString(36).padStart(9, '0')}-${randomUUID().slice(0, 13)}`;
+}
+
+/**
+ * The operator's use cases: sync tasks (groups) and the jobs that windows become. Jobs are persisted
+ * before they run; a queue runs at most maxRunningJobs at once; a failed attempt is retried per the
+ * group's policy, and the sink aborts so no window is half written.
+ */
+export class OperatorService {
+  readonly #o: OperatorServiceOptions;
+  readonly #now: () => number;
+  readonly #events = new EventEmitter();
+  readonly #queue: string[] = [];
+  readonly #running = new Map<string, AbortController>();
+  readonly #inflight = new Set<Promise<unknown>>();
+  #stopped = false;
+
+  constructor(options: OperatorServiceOptions) {
+    this.#o = options;
+    this.#now = options.now ?? Date.now;
+    this.#events.setMaxListeners(0);
+  }
+
+  // ---- life cycle ------------------------------------------------------------------------------
+
+  /** Re-queues this replica's unfinished jobs: a job that was running when the operator stopped runs again. */
+  async start(): Promise<void> {
+    for (let after: string | undefined; ; ) {
+      const jobs = await this.#o.store.listJobs({ states: ['PENDING', 'RUNNING'], limit: 500, ...(after ? { afterJobId: after } : {}) });
+      for (const job of jobs) {
+        if (job.owner !== this.#o.owner) continue;
+        const requeued = job.state === 'RUNNING' ? await this.#o.store.updateJob(job.jobId, { state: 'PENDING' }, this.#now(), ['RUNNING']) : job;
+        if (requeued) this.#enqueue(requeued.jobId);
+      }
+      if (jobs.length < 500) break;
+      after = jobs[jobs.length - 1]!.jobId;
+    }
+  }
+
+  /** Stops taking jobs and aborts the running ones; they stay PENDING/RUNNING and run again at the next start. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const c of this.#running.values()) c.abort(new SluiceError(ERROR_CODES.UNAVAILABLE, 'the operator is stopping'));
+    await Promise.allSettled([...this.#inflight]);
+  }
+
+  /** Resolves once nothing is queued or running (tests). */
+  async idle(): Promise<void> {
+    while (this.#inflight.size > 0 || this.#queue.length > 0) await Promise.allSettled([...this.#inflight, new Promise((r) => setTimeout(r, 5))]);
+  }
+
+  // ---- groups ----------------------------------------------------------------------------------
+
+  async #validate(input: GroupInput): Promise<Omit<GroupRecord, 'status' | 'version' | 'createdAt' | 'updatedAt'>> {
+    if (!GROUP_ID.test(input.groupId)) throw invalidArgument('group.group_id', 'letters, digits, ".", "_" or "-" (1-128, starting with a letter or digit)', input.groupId);
+    if (input.streams.length === 0) throw invalidArgument('group.streams', 'at least one stream', []);
+    const runner = input.runner || '';
+    if (runner !== '' && !this.#o.runners.has(runner)) throw invalidArgument('group.runner', `one of ${[...this.#o.runners.keys()].join(', ')} (or empty for ${this.#o.defaultRunner})`, runner);
+    if (!input.schedule) throw invalidArgument('group.schedule', 'the schedule of the group', undefined);
+    const schedule = normalizeInfo({ ...input.schedule, groupId: input.groupId });
+    try {
+      firingRules(schedule);
+    } catch (err) {
+      if (isSluiceError(err) && err.details.field) throw invalidArgument(`group.schedule.${err.details.field}`, err.details.expected ?? '', err.details.received);
+      throw err;
+    }
+    const retry: RetryPolicy = { maxAttempts: input.retry?.maxAttempts || DEFAULT_RETRY.maxAttempts, initialBackoffMs: input.retry?.initialBackoffMs || DEFAULT_RETRY.initialBackoffMs };
+    if (retry.maxAttempts < 1 || retry.maxAttempts > 100) throw invalidArgument('group.retry.max_attempts', 'an integer from 1 to 100 (0: 3)', retry.maxAttempts);
+    const errors: FieldError[] = [];
+    const ids = new Set<string>();
+    for (const [i, stream] of input.streams.entries()) {
+      const at = `group.streams[${i}]`;
+      if (stream.streamId === '') errors.push(fieldError(`${at}.stream_id`, 'a stream id', stream.streamId));
+      else if (ids.has(stream.streamId)) errors.push(fieldError(`${at}.stream_id`, 'a stream id not used by another stream', stream.streamId));
+      ids.add(stream.streamId);
+      for (const [end, role] of [['source', 'source'], ['sink', 'sink']] as const) {
+        const endpoint = stream[end];
+        const plugin = this.#o.connectors.get(endpoint.connectorId);
+        if (!plugin) {
+          errors.push(fieldError(`${at}.${end}.connector_id`, `a loaded connector (${[...this.#o.connectors.keys()].join(', ')})`, endpoint.connectorId));
+          continue;
+        }
+        if (!plugin.plugin.roles.includes(role)) {
+          errors.push(fieldError(`${at}.${end}.connector_id`, `a connector with the ${role} role`, endpoint.connectorId));
+          continue;
+        }
+        for (const e of await this.#o.catalog.validateOptions(endpoint.connectorId, role, endpoint.options)) {
+          errors.push({ ...e, path: `${at}.${end}.${e.path}`, message: `${at}.${end}.${e.message}` });
+        }
+      }
+      checkMapping(stream.fields, `${at}.fields`);
+    }
+    if (errors.length > 0) throw invalidFields(errors, `group '${input.groupId}' is invalid`);
+    return { groupId: input.groupId, description: input.description, streams: input.streams, schedule, runner, retry };
+  }
+
+  async #load(groupId: string): Promise<GroupRecord> {
+    if (groupId === '') throw invalidArgument('group_id', 'a group id', groupId);
+    const g = await this.#o.store.getGroup(groupId);
+    if (!g || g.status === 'DELETED') throw notFound('group', groupId);
+    return g;
+  }
+
+  #checkVersion(g: GroupRecord, version: number): void {
+    if (version !== 0 && version !== g.version) {
+      throw new SluiceError(ERROR_CODES.VERSION_CONFLICT, `group '${g.groupId}' is at version ${g.version}; version ${version} is stale`, { field: 'version', expected: String(g.version), received: String(version) });
+    }
+  }
+
+  async #save(g: GroupRecord, changes: Partial<GroupRecord>): Promise<GroupRecord> {
+    const next: GroupRecord = { ...g, ...changes, version: g.version + 1, updatedAt: this.#now() };
+    await this.#o.store.updateGroup(next, g.version);
+    return next;
+  }
+
+  async createGroup(input: GroupInput): Promise<GroupRecord> {
+    const valid = await this.#validate(input);
+    const now = this.#now();
+    const group: GroupRecord = { ...valid, status: 'NEW', version: 1, createdAt: now, updatedAt: now };
+    await this.#o.store.insertGroup(group);
+    return group;
+  }
+
+  async updateGroup(input: GroupInput): Promise<GroupRecord> {
+    const current = await this.#load(input.groupId);
+    if (input.version !== current.version) this.#checkVersion(current, input.version || -1);
+    const valid = await this.#validate(input);
+    const saved = await this.#save(current, valid);
+    if (current.status === 'REGISTERED') await this.#o.schedules.update(saved.schedule);
+    return saved;
+  }
+
+  /** NEW → APPROVED → REGISTERED: the schedule is registered with the schedule service. */
+  async approveGroup(groupId: string, version: number): Promise<GroupRecord> {
+    let g = await this.#load(groupId);
+    this.#checkVersion(g, version);
+    if (g.status === 'REGISTERED') return g;
+    if (g.status === 'NEW') g = await this.#save(g, { status: 'APPROVED' });
+    await this.#o.schedules.register(g.schedule);
+    return this.#save(g, { status: 'REGISTERED' });
+  }
+
+  /** Unregisters the schedule (so no window fires for it again), then deletes the group. */
+  async deleteGroup(groupId: string, version: number): Promise<GroupRecord> {
+    const g = await this.#load(groupId);
+    this.#checkVersion(g, version);
+    if (g.status === 'REGISTERED' || g.status === 'APPROVED') await this.#o.schedules.unregister(groupId);
+    return this.#save(g, { status: 'DELETED' });
+  }
+
+  getGroup(groupId: string): Promise<GroupRecord> {
+    return this.#load(groupId);
+  }
+
+  listGroups(query: { statuses?: readonly GroupStatus[]; afterGroupId?: string; limit: number }): Promise<GroupRecord[]> {
+    return this.#o.store.listGroups(query);
+  }
+
+  // ---- jobs ------------------------------------------------------------------------------------
+
+  /**
+   * Turns one window into one job per stream. The same window returns its existing jobs unless
+   * `rerun`, which runs it again (the sinks replace its output).
+   */
+  async submitOfflineJob(request: OfflineJobRequest, rerun: boolean): Promise<{ jobs: JobRecord[]; created: boolean }> {
+    const group = await this.#load(request.groupId);
+    if (group.status !== 'APPROVED' && group.status !== 'REGISTERED') {
+      throw failedPrecondition(`group '${group.groupId}' is ${group.status}; approve it before submitting jobs`);
+    }
+    const boundaries: Boundaries = { boundaryType: request.boundaryType, lowerBound: request.lowerBound, upperBound: request.upperBound };
+    for (const stream of group.streams) {
+      const source = this.#o.connectors.get(stream.source.connectorId);
+      if (!source) throw failedPrecondition(`connector '${stream.source.connectorId}' of stream '${stream.streamId}' is not loaded`);
+      const declared = source.plugin.boundaryTypes ?? [];
+      if (!declared.includes(boundaries.boundaryType)) {
+        throw failedPrecondition(`source connector '${source.id}' of stream '${stream.streamId}' cannot honour ${boundaries.boundaryType} windows (it declares ${declared.join(', ')})`, { field: 'boundary_type' });
+      }
+      checkBoundaries(boundaries, declared, source.id, 'request');
+    }
+    const latest = await this.#o.store.latestWindowJobs(group.groupId, boundaries);
+    if (latest.length > 0 && !rerun) return { jobs: latest, created: false };
+    if (latest.some((j) => !FINAL_JOB_STATES.includes(j.state))) {
+      throw failedPrecondition(`window ${boundaries.boundaryType} [${boundaries.lowerBound}, ${boundaries.upperBound}) of group '${group.groupId}' is still running; cancel it or wait before running it again`);
+    }
+    const generation = (latest[0]?.generation ?? 0) + 1;
+    const now = this.#now();
+    const runner = group.runner || this.#o.defaultRunner;
+    const jobs: JobRecord[] = [];
+    for (const stream of group.streams) {
+      const resolved = await this.#o.catalog.resolveBoundaries(stream.source.connectorId, stream.source.options, boundaries);
+      jobs.push({
+        jobId: newJobId(now),
+        groupId: group.groupId,
+        streamId: stream.streamId,
+        instanceId: request.instanceId,
+        boundaries,
+        generation,
+        state: 'PENDING',
+        runner,
+        attempt: 0,
+        resolvedSourceOptions: resolved.boundedOptions,
+        resolvedPositions: {},
+        progress: { records: 0, bytes: 0, positions: {} },
+        error: '',
+        owner: this.#o.owner,
+        createdAt: now,
+        updatedAt: now,
+      });
+    }
+    if (!(await this.#o.store.insertWindowJobs(jobs))) {
+      // Another caller inserted this generation first: its jobs are the answer.
+      return { jobs: await this.#o.store.latestWindowJobs(group.groupId, boundaries), created: false };
+    }
+    for (const job of jobs) this.#enqueue(job.jobId);
+    return { jobs, created: true };
+  }
+
+  async getJob(jobId: string): Promise<JobRecord> {
+    if (jobId === '') throw invalidArgument('job_id', 'a job id', jobId);
+    const job = await this.#o.store.getJob(jobId);
+    if (!job) throw notFound('job', jobId);
+    return job;
+  }
+
+  listJobs(query: Parameters<OperatorStore['listJobs']>[0]): Promise<JobRecord[]> {
+    return this.#o.store.listJobs(query);
+  }
+
+  /** Cancels a pending or running job; its sink aborts. A finished job is FAILED_PRECONDITION. */
+  async cancelJob(jobId: string): Promise<JobRecord> {
+    const job = await this.getJob(jobId);
+    if (FINAL_JOB_STATES.includes(job.state)) throw failedPrecondition(`job '${jobId}' has already ended (${job.state})`);
+    const running = this.#running.get(jobId);
+    if (running) {
+      running.abort(new SluiceError(ERROR_CODES.FAILED_PRECONDITION, 'cancelled'));
+      await new Promise<void>((resolve) => this.#events.once(`ended:${jobId}`, () => resolve()));
+      return this.getJob(jobId);
+    }
+    const cancelled = await this.#o.store.updateJob(jobId, { state: 'CANCELLED', finishedAt: this.#now() }, this.#now(), ['PENDING']);
+    if (!cancelled) return this.cancelJob(jobId);
+    this.#emit(cancelled);
+    return cancelled;
+  }
+
+  /** Calls `listener` with the job now and on every change until it ends; returns an unsubscribe function. */
+  async watchJob(jobId: string, listener: (job: JobRecord) => void): Promise<() => void> {
+    const job = await this.getJob(jobId);
+    const on = (j: JobRecord) => listener(j);
+    this.#events.on(`job:${jobId}`, on);
+    listener(job);
+    // It may have ended between the read and the subscription: read once more.
+    const again = await this.#o.store.getJob(jobId);
+    if (again && again.updatedAt !== job.updatedAt) listener(again);
+    return () => this.#events.off(`job:${jobId}`, on);
+  }
+
+  #emit(job: JobRecord): void {
+    this.#events.emit(`job:${job.jobId}`, job);
+    if (FINAL_JOB_STATES.includes(job.state)) this.#events.emit(`ended:${job.jobId}`, job);
+  }
+
+  #enqueue(jobId: string): void {
+    if (this.#stopped) return;
+    this.#queue.push(jobId);
+    this.#pump();
+  }
+
+  #pump(): void {
+    while (!this.#stopped && this.#running.size < this.#o.maxRunningJobs && this.#queue.length > 0) {
+      const jobId = this.#queue.shift()!;
+      const controller = new AbortController();
+      this.#running.set(jobId, controller);
+      const run = this.#runJob(jobId, controller.signal)
+        .catch((err: unknown) => this.#o.logger.error('job run failed', { jobId, err }))
+        .finally(() => {
+          this.#running.delete(jobId);
+          this.#pump();
+        });
+      this.#inflight.add(run);
+      void run.finally(() => this.#inflight.delete(run));
+    }
+  }
+
+  async #update(jobId: string, patch: Parameters<OperatorStore['updateJob']>[1], from?: readonly JobState[]): Promise<JobRecord | undefined> {
+    const job = await this.#o.store.updateJob(jobId, patch, this.#now(), from);
+    if (job) this.#emit(job);
+    return job;
+  }
+
+  async #runJob(jobId: string, signal: AbortSignal): Promise<void> {
+    const pending = await this.#o.store.getJob(jobId);
+    if (!pending || pending.state !== 'PENDING') return;
+    const group = await this.#o.store.getGroup(pending.groupId);
+    const stream = group?.streams.find((s) => s.streamId === pending.streamId);
+    const source = stream && this.#o.connectors.get(stream.source.connectorId);
+    const sink = stream && this.#o.connectors.get(stream.sink.connectorId);
+    const runner = this.#o.runners.get(pending.runner);
+    if (!group || !stream || !source || !sink || !runner) {
+      await this.#update(jobId, { state: 'FAILED', error: `cannot run: ${!group ? 'group' : !stream ? 'stream' : !runner ? `runner '${pending.runner}'` : 'connector'} is gone`, finishedAt: this.#now() }, ['PENDING']);
+      return;
+    }
+    const running = await this.#update(jobId, { state: 'RUNNING', attempt: pending.attempt + 1, startedAt: this.#now(), error: '' }, ['PENDING']);
+    if (!running) return;
+    let progress: JobProgress = running.progress;
+    let lastWrite = Promise.resolve<unknown>(undefined);
+    try {
+      await runner.run(
+        { job: running, group, stream, boundedSourceOptions: running.resolvedSourceOptions, source, sink },
+        {
+          signal,
+          onProgress: (p) => {
+            progress = p;
+            lastWrite = lastWrite.then(() => this.#update(jobId, { progress: p }, ['RUNNING'])).catch(() => {});
+          },
+          onResolved: (positions) => {
+            lastWrite = lastWrite.then(() => this.#update(jobId, { resolvedPositions: positions }, ['RUNNING'])).catch(() => {});
+          },
+        },
+      );
+      await lastWrite;
+      await this.#update(jobId, { state: 'SUCCEEDED', progress, finishedAt: this.#now() }, ['RUNNING']);
+    } catch (err) {
+      await lastWrite;
+      const message = err instanceof Error ? err.message : String(err);
+      if (signal.aborted && this.#stopped) return; // runs again at the next start
+      if (signal.aborted) {
+        await this.#update(jobId, { state: 'CANCELLED', error: message, progress, finishedAt: this.#now() }, ['RUNNING']);
+        return;
+      }
+      const retryable = !isSluiceError(err) || ![ERROR_CODES.INVALID_ARGUMENT, ERROR_CODES.FAILED_PRECONDITION].includes(err.code as never);
+      if (retryable && running.attempt < group.retry.maxAttempts) {
+        const backoff = group.retry.initialBackoffMs * 2 ** (running.attempt - 1);
+        this.#o.logger.warn('job attempt failed; retrying', { jobId, attempt: running.attempt, backoffMs: backoff, err });
+        await this.#update(jobId, { state: 'PENDING', error: message, progress }, ['RUNNING']);
+        const timer = setTimeout(() => this.#enqueue(jobId), backoff);
+        timer.unref();
+        return;
+      }
+      await this.#update(jobId, { state: 'FAILED', error: message, progress, finishedAt: this.#now() }, ['RUNNING']);
+    }
+  }
+}

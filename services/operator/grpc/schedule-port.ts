@@ -1,0 +1,44 @@
+import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import type { ScheduleInfo } from 'sluice/sdk';
+import { ScheduleServiceClient } from '../../../proto/gen/sluice/schedule/v1/schedule.js';
+import { encodeInfo } from '../../schedule/grpc/adapter.js';
+import type { SchedulePort } from '../domain/service.js';
+import { fromServiceError } from '../../core/grpc-status.js';
+
+type Unary<Req, Res> = (req: Req, md: Metadata, opts: { deadline: number }, cb: (err: ServiceError | null, res: Res) => void) => unknown;
+
+/** The schedule service over gRPC, as the operator needs it. Failures come back as Sluice errors. */
+export class GrpcSchedulePort implements SchedulePort {
+  readonly #client: ScheduleServiceClient;
+
+  constructor(address: string, private readonly timeoutMs = 30_000) {
+    this.#client = new ScheduleServiceClient(address, credentials.createInsecure());
+  }
+
+  #call<Req, Res>(fn: Unary<Req, Res>, req: Req): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      fn.call(this.#client, req, new Metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) => (err ? reject(fromServiceError(err)) : resolve(res)));
+    });
+  }
+
+  async register(info: ScheduleInfo): Promise<void> {
+    await this.#call(this.#client.registerSchedule as Unary<unknown, unknown>, { info: encodeInfo(info, 0) });
+  }
+
+  async update(info: ScheduleInfo): Promise<void> {
+    const current = (await this.#call(this.#client.getSchedule as Unary<unknown, { schedule?: { info?: { version: number } } }>, { groupId: info.groupId })).schedule;
+    await this.#call(this.#client.updateSchedule as Unary<unknown, unknown>, { info: encodeInfo(info, current?.info?.version ?? 0) });
+  }
+
+  async unregister(groupId: string): Promise<void> {
+    try {
+      await this.#call(this.#client.unregisterSchedule as Unary<unknown, unknown>, { groupId });
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'NOT_FOUND') throw err;
+    }
+  }
+
+  close(): void {
+    this.#client.close();
+  }
+}

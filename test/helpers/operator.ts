@@ -1,0 +1,115 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ScheduleInfo } from 'sluice/sdk';
+import { Catalog } from '../../services/catalog/domain/catalog.js';
+import { silentLogger } from '../../services/core/logger.js';
+import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
+import { HookRunner } from '../../services/host/hook-runner.js';
+import { loadPlugins } from '../../services/host/loader.js';
+import type { OperatorStore } from '../../services/operator/domain/model.js';
+import { type GroupInput, OperatorService, type SchedulePort } from '../../services/operator/domain/service.js';
+import { EmbeddedRunner } from '../../services/operator/runners/embedded.js';
+import { SqliteScheduleStore } from '../../services/schedule/store/sqlite.js';
+
+export const RUNNER_FIXTURES = fileURLToPath(new URL('../fixtures/plugins/runner/', import.meta.url));
+
+/** Records what the operator asks of the schedule service. */
+export class FakeSchedules implements SchedulePort {
+  readonly calls: string[] = [];
+  fail?: Error;
+  async register(info: ScheduleInfo) {
+    if (this.fail) throw this.fail;
+    this.calls.push(`register ${info.groupId}`);
+  }
+  async update(info: ScheduleInfo) {
+    this.calls.push(`update ${info.groupId}`);
+  }
+  async unregister(groupId: string) {
+    this.calls.push(`unregister ${groupId}`);
+  }
+}
+
+export interface OperatorRig {
+  service: OperatorService;
+  readonly store: OperatorStore;
+  readonly schedules: FakeSchedules;
+  readonly dir: string;
+  /** A new service on the same store (a restart), after stopping the current one. */
+  restart(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function operatorRig(maxRunningJobs = 4): Promise<OperatorRig> {
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-operator-'));
+  const store = await SqliteScheduleStore.open(join(dir, 'sluice.db'));
+  await store.migrate();
+  const plugins = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR, extraDirs: [RUNNER_FIXTURES] });
+  const hooks = new HookRunner({ timeoutMs: 10_000 });
+  const catalog = new Catalog(plugins, hooks);
+  const schedules = new FakeSchedules();
+  const make = () =>
+    new OperatorService({
+      store: store as unknown as OperatorStore,
+      catalog,
+      connectors: plugins.connectors,
+      schedules,
+      runners: new Map([['embedded', new EmbeddedRunner({ hooks, progressIntervalMs: 0 })]]),
+      defaultRunner: 'embedded',
+      maxRunningJobs,
+      owner: 'op-1',
+      logger: silentLogger,
+    });
+  const rig: OperatorRig = {
+    service: make(),
+    store: store as unknown as OperatorStore,
+    schedules,
+    dir,
+    async restart() {
+      await rig.service.stop();
+      rig.service = make();
+      await rig.service.start();
+    },
+    async close() {
+      await rig.service.stop();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  await rig.service.start();
+  return rig;
+}
+
+export function schedule(groupId: string): ScheduleInfo {
+  return {
+    groupId,
+    scheduleType: 0,
+    scheduleUnit: 'H',
+    scheduleInterval: 1,
+    startTime: Date.UTC(2026, 0, 1),
+    endTime: Date.UTC(2027, 0, 1),
+    delayTime: 0,
+    selfDepend: 0,
+    taskParallelism: 1,
+    crontabExpression: '',
+    scheduleEngine: '',
+    version: 0,
+    timeZone: 'UTC',
+    catchUp: { mode: 'ALL', windowMs: 0 },
+    alignment: 'END',
+  };
+}
+
+/** A group reading generated rows (datagen) into JSON-lines files under `dir`. */
+export function datagenToFile(groupId: string, dir: string, patch: Partial<GroupInput> = {}): GroupInput {
+  return {
+    groupId,
+    description: 'generated rows to files',
+    streams: [{ streamId: 's1', source: { connectorId: 'datagen', options: { intervalMs: 1000 } }, sink: { connectorId: 'file', options: { path: dir, format: 'jsonl' } }, fields: [] }],
+    schedule: schedule(groupId),
+    runner: '',
+    version: 0,
+    ...patch,
+  };
+}

@@ -1,0 +1,193 @@
+import anyTest, { type TestFn } from 'ava';
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { JobRecord } from '../../services/operator/domain/model.js';
+import { type OperatorRig, datagenToFile, operatorRig, schedule } from '../helpers/operator.js';
+
+declare global {
+  var __flakySink: { committed: Map<string, Record<string, unknown>[]>; aborts: Map<string, number>; attempts: Map<string, number> } | undefined;
+}
+
+const test = anyTest as TestFn<{ rig: OperatorRig }>;
+test.beforeEach(async (t) => {
+  t.context.rig = await operatorRig();
+});
+test.afterEach.always(async (t) => t.context.rig?.close());
+
+const codeOf = (err: unknown) => (err as { code?: string }).code;
+const fieldsOf = (err: unknown) => ((err as { details?: { fieldErrors?: { path: string }[]; field?: string } }).details?.fieldErrors?.map((f) => f.path) ?? [(err as { details?: { field?: string } }).details?.field]);
+const H = 3_600_000;
+const W0 = Date.UTC(2026, 0, 1);
+const timeWindow = (groupId: string, k = 0) => ({ groupId, boundaryType: 'TIME' as const, lowerBound: String(W0 + k * H), upperBound: String(W0 + (k + 1) * H), instanceId: '' });
+
+async function finished(rig: OperatorRig, jobId: string): Promise<JobRecord> {
+  await rig.service.idle();
+  return rig.service.getJob(jobId);
+}
+
+test('createGroup checks every stream through the catalog and names each field', async (t) => {
+  const { rig } = t.context;
+  const err = await t.throwsAsync(
+    rig.service.createGroup(
+      datagenToFile('g-bad', rig.dir, {
+        streams: [
+          { streamId: 's1', source: { connectorId: 'datagen', options: { intervalMs: 0, bogus: 1 } }, sink: { connectorId: 'file', options: { path: rig.dir } }, fields: [] },
+          { streamId: 's1', source: { connectorId: 'file', options: {} }, sink: { connectorId: 'nope', options: {} }, fields: [] },
+        ],
+      }),
+    ),
+  );
+  t.is(codeOf(err), 'INVALID_ARGUMENT');
+  t.deepEqual(fieldsOf(err), ['group.streams[0].source.options.intervalMs', 'group.streams[0].source.options.bogus', 'group.streams[1].stream_id', 'group.streams[1].source.connector_id', 'group.streams[1].sink.connector_id']);
+  const badSchedule = await t.throwsAsync(rig.service.createGroup(datagenToFile('g-s', rig.dir, { schedule: { ...schedule('g-s'), scheduleUnit: 'Z' } })));
+  t.deepEqual(fieldsOf(badSchedule), ['group.schedule.schedule_unit']);
+  const badCast = await t.throwsAsync(rig.service.createGroup(datagenToFile('g-c', rig.dir, { streams: [{ streamId: 's1', source: { connectorId: 'datagen', options: {} }, sink: { connectorId: 'file', options: { path: rig.dir } }, fields: [{ sourceField: 'id', targetField: 'id', cast: 'decimal' as never }] }] })));
+  t.deepEqual(fieldsOf(badCast), ['group.streams[0].fields[0].cast']);
+  const created = await rig.service.createGroup(datagenToFile('g-ok', rig.dir));
+  t.is(created.status, 'NEW');
+  t.is(codeOf(await t.throwsAsync(rig.service.createGroup(datagenToFile('g-ok', rig.dir)))), 'ALREADY_EXISTS');
+});
+
+test('approve registers the schedule; update re-registers it in place; delete unregisters, then deletes', async (t) => {
+  const { rig } = t.context;
+  const g = await rig.service.createGroup(datagenToFile('g-life', rig.dir));
+  t.is(codeOf(await t.throwsAsync(rig.service.approveGroup('g-life', g.version + 5))), 'VERSION_CONFLICT');
+  const approved = await rig.service.approveGroup('g-life', g.version);
+  t.is(approved.status, 'REGISTERED');
+  const updated = await rig.service.updateGroup({ ...datagenToFile('g-life', rig.dir, { description: 'changed' }), version: approved.version });
+  t.is(updated.description, 'changed');
+  t.is(codeOf(await t.throwsAsync(rig.service.updateGroup({ ...datagenToFile('g-life', rig.dir), version: approved.version }))), 'VERSION_CONFLICT');
+  await rig.service.deleteGroup('g-life', 0);
+  t.deepEqual(rig.schedules.calls, ['register g-life', 'update g-life', 'unregister g-life']);
+  t.is(codeOf(await t.throwsAsync(rig.service.getGroup('g-life'))), 'NOT_FOUND');
+});
+
+test('SubmitOfflineJob: NOT_FOUND, not approved, a boundary type the source cannot honour, bad bounds', async (t) => {
+  const { rig } = t.context;
+  t.is(codeOf(await t.throwsAsync(rig.service.submitOfflineJob(timeWindow('nobody'), false))), 'NOT_FOUND');
+  await rig.service.createGroup(datagenToFile('g-sub', rig.dir));
+  const notApproved = await t.throwsAsync(rig.service.submitOfflineJob(timeWindow('g-sub'), false));
+  t.is(codeOf(notApproved), 'FAILED_PRECONDITION');
+  await rig.service.approveGroup('g-sub', 0);
+  for (const [lower, upper, field] of [['soon', '10', 'request.lower_bound'], ['10', '5', 'request.upper_bound'], ['1.5', '10', 'request.lower_bound']]) {
+    const err = await t.throwsAsync(rig.service.submitOfflineJob({ ...timeWindow('g-sub'), lowerBound: lower!, upperBound: upper! }, false));
+    t.is(codeOf(err), 'INVALID_ARGUMENT');
+    t.deepEqual(fieldsOf(err), [field]);
+  }
+  await rig.service.createGroup({
+    ...datagenToFile('g-slow', rig.dir),
+    streams: [{ streamId: 's1', source: { connectorId: 'slow-source', options: {} }, sink: { connectorId: 'flaky-sink', options: {} }, fields: [] }],
+  });
+  await rig.service.approveGroup('g-slow', 0);
+  const type = await t.throwsAsync(rig.service.submitOfflineJob(timeWindow('g-slow'), false));
+  t.is(codeOf(type), 'FAILED_PRECONDITION');
+  t.regex(type!.message, /source connector 'slow-source' of stream 's1' cannot honour TIME windows/);
+});
+
+test('a window runs end to end through the embedded runner, exactly once however often it is submitted', async (t) => {
+  const { rig } = t.context;
+  await rig.service.createGroup(
+    datagenToFile('g-run', rig.dir, {
+      streams: [{ streamId: 's1', source: { connectorId: 'datagen', options: { intervalMs: 1000 } }, sink: { connectorId: 'file', options: { path: rig.dir, format: 'jsonl' } }, fields: [{ sourceField: 'id', targetField: 'event_id', cast: 'string' }, { sourceField: 'ts', targetField: 'at', cast: '' }] }],
+    }),
+  );
+  await rig.service.approveGroup('g-run', 0);
+  const first = await rig.service.submitOfflineJob(timeWindow('g-run'), false);
+  t.true(first.created);
+  t.like(first.jobs[0]!.resolvedSourceOptions, { 'datagen.start-id': W0 / 1000, 'datagen.stop-id': W0 / 1000 + 3600 });
+  const again = await rig.service.submitOfflineJob(timeWindow('g-run'), false);
+  t.false(again.created);
+  t.is(again.jobs[0]!.jobId, first.jobs[0]!.jobId);
+  const job = await finished(rig, first.jobs[0]!.jobId);
+  t.is(job.state, 'SUCCEEDED');
+  t.is(job.progress.records, 3600);
+  t.is(job.attempt, 1);
+  const files = (await readdir(rig.dir)).filter((f) => f.endsWith('.jsonl'));
+  t.is(files.length, 1);
+  const lines = (await readFile(join(rig.dir, files[0]!), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.is(lines.length, 3600);
+  t.deepEqual(lines[0], { event_id: String(W0 / 1000), at: W0 });
+  // A re-run replaces the window's output rather than doubling it.
+  const rerun = await rig.service.submitOfflineJob(timeWindow('g-run'), true);
+  t.true(rerun.created);
+  t.is(rerun.jobs[0]!.generation, 2);
+  t.is((await finished(rig, rerun.jobs[0]!.jobId)).state, 'SUCCEEDED');
+  t.is((await readFile(join(rig.dir, files[0]!), 'utf8')).trim().split('\n').length, 3600);
+  t.deepEqual((await rig.service.submitOfflineJob(timeWindow('g-run'), false)).jobs.map((j) => j.generation), [2]);
+});
+
+test('a failed attempt aborts the sink and is retried per the policy; a precondition failure is not retried', async (t) => {
+  const { rig } = t.context;
+  const flaky = (failWrites: number, failWith = 'error') => ({
+    ...datagenToFile(`g-flaky-${failWrites}-${failWith}`, rig.dir),
+    streams: [{ streamId: 's1', source: { connectorId: 'slow-source', options: { delayMs: 0 } }, sink: { connectorId: 'flaky-sink', options: { failWrites, failWith } }, fields: [] }],
+    retry: { maxAttempts: 3, initialBackoffMs: 10 },
+  });
+  const offset = (groupId: string) => ({ groupId, boundaryType: 'OFFSET' as const, lowerBound: '0', upperBound: '25', instanceId: '' });
+  await rig.service.createGroup(flaky(2));
+  await rig.service.approveGroup('g-flaky-2-error', 0);
+  const { jobs } = await rig.service.submitOfflineJob(offset('g-flaky-2-error'), false);
+  await new Promise((r) => setTimeout(r, 300));
+  const job = await finished(rig, jobs[0]!.jobId);
+  t.is(job.state, 'SUCCEEDED');
+  t.is(job.attempt, 3);
+  t.is(globalThis.__flakySink!.aborts.get('g-flaky-2-error/s1/0-25'), 2, 'each failed attempt aborted its writer');
+  t.is(globalThis.__flakySink!.committed.get('g-flaky-2-error/s1/0-25')!.length, 25);
+
+  await rig.service.createGroup(flaky(5, 'precondition'));
+  await rig.service.approveGroup('g-flaky-5-precondition', 0);
+  const hard = await rig.service.submitOfflineJob(offset('g-flaky-5-precondition'), false);
+  const failed = await finished(rig, hard.jobs[0]!.jobId);
+  t.is(failed.state, 'FAILED');
+  t.is(failed.attempt, 1);
+  t.regex(failed.error, /read-only/);
+});
+
+test('cancel stops a running job, aborts its sink and records CANCELLED; watch sees every change', async (t) => {
+  const { rig } = t.context;
+  await rig.service.createGroup({ ...datagenToFile('g-cancel', rig.dir), streams: [{ streamId: 's1', source: { connectorId: 'slow-source', options: { delayMs: 50 } }, sink: { connectorId: 'flaky-sink', options: {} }, fields: [] }] });
+  await rig.service.approveGroup('g-cancel', 0);
+  const { jobs } = await rig.service.submitOfflineJob({ groupId: 'g-cancel', boundaryType: 'OFFSET', lowerBound: '0', upperBound: '100000', instanceId: 'i-1' }, false);
+  const seen: string[] = [];
+  const stop = await rig.service.watchJob(jobs[0]!.jobId, (j) => seen.push(j.state));
+  await new Promise((r) => setTimeout(r, 200));
+  const cancelled = await rig.service.cancelJob(jobs[0]!.jobId);
+  stop();
+  t.is(cancelled.state, 'CANCELLED');
+  t.true(cancelled.progress.records > 0 && cancelled.progress.records < 100000);
+  t.deepEqual(cancelled.resolvedPositions, { start: '0', stop: '100000' });
+  t.false(globalThis.__flakySink!.committed.has('g-cancel/s1/0-100000'));
+  t.is(globalThis.__flakySink!.aborts.get('g-cancel/s1/0-100000'), 1);
+  t.is(seen[0], 'PENDING');
+  t.true(seen.includes('RUNNING'));
+  t.is(seen[seen.length - 1], 'CANCELLED');
+  t.is(codeOf(await t.throwsAsync(rig.service.cancelJob(jobs[0]!.jobId))), 'FAILED_PRECONDITION');
+});
+
+test('a job that was running when the operator stopped runs again after the restart', async (t) => {
+  const { rig } = t.context;
+  await rig.service.createGroup({ ...datagenToFile('g-restart', rig.dir), streams: [{ streamId: 's1', source: { connectorId: 'slow-source', options: { delayMs: 30 } }, sink: { connectorId: 'flaky-sink', options: {} }, fields: [] }] });
+  await rig.service.approveGroup('g-restart', 0);
+  const { jobs } = await rig.service.submitOfflineJob({ groupId: 'g-restart', boundaryType: 'OFFSET', lowerBound: '0', upperBound: '200', instanceId: '' }, false);
+  await new Promise((r) => setTimeout(r, 100));
+  await rig.restart();
+  const job = await finished(rig, jobs[0]!.jobId);
+  t.is(job.state, 'SUCCEEDED');
+  t.is(job.attempt, 2);
+  t.is(globalThis.__flakySink!.committed.get('g-restart/s1/0-200')!.length, 200);
+});
+
+test('at most maxRunningJobs run at once; the rest wait PENDING', async (t) => {
+  await t.context.rig.close();
+  const rig = (t.context.rig = await operatorRig(1));
+  await rig.service.createGroup({ ...datagenToFile('g-limit', rig.dir), streams: ['a', 'b', 'c'].map((s) => ({ streamId: s, source: { connectorId: 'slow-source', options: { delayMs: 20 } }, sink: { connectorId: 'flaky-sink', options: {} }, fields: [] })) });
+  await rig.service.approveGroup('g-limit', 0);
+  const { jobs } = await rig.service.submitOfflineJob({ groupId: 'g-limit', boundaryType: 'OFFSET', lowerBound: '0', upperBound: '50', instanceId: '' }, false);
+  await new Promise((r) => setTimeout(r, 60));
+  const states = await Promise.all(jobs.map((j) => rig.service.getJob(j.jobId).then((x) => x.state)));
+  t.deepEqual(states, ['RUNNING', 'PENDING', 'PENDING']);
+  await rig.service.idle();
+  t.deepEqual(await Promise.all(jobs.map((j) => rig.service.getJob(j.jobId).then((x) => x.state))), ['SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED']);
+  t.true(existsSync(rig.dir));
+});
