@@ -127,11 +127,11 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   // Schedules, the ledger, groups and jobs share one store (one SQLite file, or one PostgreSQL database).
   const store = services.includes('schedule') || services.includes('operator') ? await openSluiceStore({ sqlitePath: join(config.dataDir, 'sluice.db'), ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}) }) : undefined;
   // Services in this process call each other through this very server unless told otherwise; its port is known once bound.
-  let selfAddress: string | undefined;
+  const self: { address?: string } = {};
   let schedule: { service: ScheduleService; dispatcher: LazyDispatcher } | undefined;
   if (services.includes('schedule') && store) {
     const clock = options.clock ?? systemClock;
-    const dispatcher = new LazyDispatcher(() => config.operatorAddr ?? selfAddress, logger);
+    const dispatcher = new LazyDispatcher(() => config.operatorAddr ?? self.address, logger);
     const service = new ScheduleService({ store, engines: plugins.engines, hooks, clock, dispatcher, logger, owner: config.replicaId });
     const { definition, implementation } = scheduleGrpc(service, clock, logger);
     bindings.push({ name: 'sluice.schedule.v1.ScheduleService', definition, implementation: implementation as never });
@@ -139,7 +139,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   }
   let operator: { service: OperatorService; schedules: LazySchedulePort; callback?: HttpServer } | undefined;
   if (services.includes('operator') && store) {
-    const schedules = new LazySchedulePort(() => config.scheduleAddr ?? selfAddress);
+    const schedules = new LazySchedulePort(() => config.scheduleAddr ?? self.address);
     const runners = new Map<string, Runner>([['embedded', new EmbeddedRunner({ hooks })]]);
     const service = new OperatorService({ store, catalog, connectors: plugins.connectors, schedules, runners, defaultRunner: config.runner, maxRunningJobs: config.maxRunningJobs, owner: config.replicaId, logger });
     const { definition, implementation } = operatorGrpc(service, logger);
@@ -147,7 +147,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     operator = { service, schedules };
   }
   const server = await startGrpcServer(config.grpcAddr, bindings, logger);
-  selfAddress = server.address;
+  self.address = server.address;
   if (schedule) await schedule.service.start();
   if (operator) {
     await operator.service.start();
