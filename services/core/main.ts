@@ -18,6 +18,8 @@ export async function runMain(services: readonly ServiceName[]): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel, { service: services.length === 1 ? services[0] : 'sluice' });
+  // A closed log pipe (the parent went away) must not turn every log line into another error.
+  process.stderr.on('error', () => {});
   // A plugin's stray promise or callback must not take the service down; it is logged instead.
   process.on('unhandledRejection', (reason) => logger.error('unhandled rejection (kept running)', { err: reason }));
   process.on('uncaughtException', (err) => logger.error('uncaught exception (kept running)', { err }));

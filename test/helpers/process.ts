@@ -21,7 +21,7 @@ export function spawnService(entry: string, env: NodeJS.ProcessEnv = {}): Spawne
   const child = spawn(process.execPath, ['--conditions=development', '--import', 'tsx', entry], {
     cwd: ROOT,
     // A data folder of its own, so runs never share (or leave behind) an embedded store.
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, SLUICE_DATA_DIR: mkdtempSync(join(tmpdir(), 'sluice-proc-')), ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env, SLUICE_DATA_DIR: env.SLUICE_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'sluice-proc-')) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];

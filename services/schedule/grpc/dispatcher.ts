@@ -96,11 +96,15 @@ export class GrpcDispatcher implements Dispatcher {
     return failed ? { succeeded: false, error: `job ${failed.jobId} ended ${JobState[failed.state]}${failed.error ? `: ${failed.error}` : ''}` } : { succeeded: true };
   }
 
-  /** WatchJob until the job ends; a broken stream is opened again after a backoff (it starts with the job as it is). */
+  /**
+   * WatchJob until the job ends; a broken stream is opened again after a backoff (it starts with the job
+   * as it is). A job the operator does not know ends as FAILED: waiting for it would never end.
+   */
   async #watch(jobId: string, onRunning: () => void, signal?: AbortSignal): Promise<Job> {
     let backoff = this.#o.initialBackoffMs;
     for (;;) {
       if (signal?.aborted) throw signal.reason;
+      let unknown = false;
       const last = await new Promise<Job | undefined>((resolve) => {
         let latest: Job | undefined;
         const stream = this.#client.watchJob({ jobId });
@@ -115,12 +119,14 @@ export class GrpcDispatcher implements Dispatcher {
           }
         });
         stream.on('error', (err: ServiceError) => {
-          if (err.code !== status.CANCELLED) this.#o.logger.warn('WatchJob broke; watching again', { jobId, code: err.code });
+          if (err.code === status.NOT_FOUND) unknown = true;
+          else if (err.code !== status.CANCELLED) this.#o.logger.warn('WatchJob broke; watching again', { jobId, code: err.code });
           resolve(latest && FINAL.has(latest.state) ? latest : undefined);
         });
         stream.on('end', () => resolve(latest && FINAL.has(latest.state) ? latest : undefined));
       });
       if (last) return last;
+      if (unknown) return { jobId, state: JobState.JOB_STATE_FAILED, error: 'the operator does not know this job' } as Job;
       await sleep(backoff, signal);
       backoff = Math.min(backoff * 2, this.#o.maxBackoffMs);
     }
