@@ -9,7 +9,7 @@ function row(id: number, intervalMs: number, seed: number, padding: string): Row
   let x = (id ^ seed) >>> 0;
   x = Math.imul(x ^ (x >>> 16), 0x45d9f3b) >>> 0;
   x = Math.imul(x ^ (x >>> 16), 0x45d9f3b) >>> 0;
-  return { id, ts: id * intervalMs, value: (x ^ (x >>> 16)) % 1_000_000, ...(padding ? { payload: padding } : {}) };
+  return { id, ts: id * intervalMs, value: ((x ^ (x >>> 16)) >>> 0) % 1_000_000, ...(padding ? { payload: padding } : {}) };
 }
 
 const ceilDiv = (a: number, b: number) => Math.floor((a + b - 1) / b);

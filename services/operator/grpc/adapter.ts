@@ -158,7 +158,8 @@ export function operatorGrpc(service: OperatorService, logger: Logger): { defini
         })
         .catch((err: unknown) => {
           done = true;
-          call.destroy(Object.assign(new Error(), toServiceError(err, logger, 'WatchJob')));
+          // grpc-js turns an 'error' event on a server stream into the call's status.
+          call.emit('error', toServiceError(err, logger, 'WatchJob'));
         });
     },
   };

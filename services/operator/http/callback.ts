@@ -20,6 +20,15 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   [ERROR_CODES.PLUGIN_FAILED]: 500,
 };
 
+/** The gRPC request's field names as this JSON body spells them. */
+const HTTP_FIELD: Readonly<Record<string, string>> = {
+  'request.lower_bound': 'lowerBoundary',
+  'request.upper_bound': 'upperBoundary',
+  'request.boundary_type': 'boundaryType',
+  boundary_type: 'boundaryType',
+  group_id: 'groupId',
+};
+
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
@@ -117,8 +126,10 @@ export function createCallbackServer(options: CallbackOptions): Server {
       });
     } catch (err) {
       if (isSluiceError(err)) {
-        const fieldErrors = err.details.fieldErrors ?? (err.details.field ? [{ path: err.details.field, expected: err.details.expected ?? '', received: err.details.received ?? '' }] : undefined);
-        return fail(res, HTTP_STATUS_BY_CODE[err.code], err.code, err.message, fieldErrors);
+        const fieldErrors = (err.details.fieldErrors ?? (err.details.field ? [{ path: err.details.field, expected: err.details.expected ?? '', received: err.details.received ?? '' }] : undefined))?.map((f) => ({ ...f, path: HTTP_FIELD[f.path] ?? f.path }));
+        let message = err.message;
+        for (const [from, to] of Object.entries(HTTP_FIELD)) message = message.replace(from, to);
+        return fail(res, HTTP_STATUS_BY_CODE[err.code], err.code, message, fieldErrors);
       }
       options.logger.error('callback failed', { err });
       return fail(res, 500, 'UNKNOWN', 'internal error; see the service log');

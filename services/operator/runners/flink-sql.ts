@@ -99,9 +99,29 @@ function withClause(options: Readonly<Record<string, string>>, which: string): s
   return entries.map(([k, v]) => `  ${quoteLiteral(k)} = ${quoteLiteral(String(v))}`).join(',\n');
 }
 
-function createTable(name: string, columns: readonly (readonly [string, string])[], options: Readonly<Record<string, string>>, which: string): string {
-  const cols = columns.map(([c, type]) => `  ${quoteIdentifier(c)} ${type}`).join(',\n');
-  return `CREATE TEMPORARY TABLE ${quoteIdentifier(name)} (\n${cols}\n) WITH (\n${withClause(options, which)}\n)`;
+function createTable(name: string, columns: readonly (readonly [string, string])[], options: Readonly<Record<string, string>>, which: string, primaryKey: readonly string[] = []): string {
+  const lines = columns.map(([c, type]) => `  ${quoteIdentifier(c)} ${type}`);
+  if (primaryKey.length > 0) lines.push(`  PRIMARY KEY (${primaryKey.map(quoteIdentifier).join(', ')}) NOT ENFORCED`);
+  return `CREATE TEMPORARY TABLE ${quoteIdentifier(name)} (\n${lines.join(',\n')}\n) WITH (\n${withClause(options, which)}\n)`;
+}
+
+/**
+ * The sink's upsert key: the SQL sinks (postgres, mysql) in `mode: 'upsert'` name it in `keyColumns`, and
+ * Flink's JDBC sink upserts only when the table declares it as its PRIMARY KEY ... NOT ENFORCED.
+ */
+function upsertKey(stream: StreamSpec, sinkColumns: readonly (readonly [string, string])[]): string[] {
+  const { mode, keyColumns } = stream.sink.options;
+  if (mode !== 'upsert' || !Array.isArray(keyColumns) || keyColumns.length === 0) return [];
+  const targets = new Set(sinkColumns.map(([c]) => c));
+  const keys = keyColumns.map(String);
+  const missing = keys.filter((k) => !targets.has(k));
+  if (missing.length > 0) {
+    throw new SluiceError(
+      ERROR_CODES.FAILED_PRECONDITION,
+      `stream '${stream.streamId}': the sink's keyColumns ${missing.map((k) => `'${k}'`).join(', ')} must be target fields of the mapping (the Flink sink table's primary key)`,
+    );
+  }
+  return keys;
 }
 
 /** The WHERE clause of a TIME window applied by the runner; '' when there is none. */
@@ -160,7 +180,7 @@ export function flinkStatements(input: FlinkStatementsInput): string[] {
     `SET ${quoteLiteral('execution.runtime-mode')} = ${quoteLiteral('batch')}`,
     `SET ${quoteLiteral('pipeline.name')} = ${quoteLiteral(`sluice-${jobId}`)}`,
     createTable(src, [...sourceColumns], input.sourceTable, 'source'),
-    createTable(sink, sinkColumns, input.sinkTable, 'sink'),
+    createTable(sink, sinkColumns, input.sinkTable, 'sink', upsertKey(stream, sinkColumns)),
     `INSERT INTO ${quoteIdentifier(sink)}\nSELECT\n${select.join(',\n')}\nFROM ${quoteIdentifier(src)}${whereClause(sourceBounds)}`,
   ];
 }

@@ -103,6 +103,8 @@ class FlinkHttpError extends Error {
 }
 
 const JOB_ID = /^[0-9a-f]{32}$/;
+/** Session and operation handles (UUIDs in Flink): they go into URL paths as they are. */
+const isHandle = (v: unknown): v is string => typeof v === 'string' && /^[A-Za-z0-9_-]{1,128}$/.test(v);
 const OPERATION_RUNNING = new Set(['INITIALIZED', 'PENDING', 'RUNNING']);
 /** Network errors raised before the request was sent: retrying cannot run a statement twice. */
 const UNSENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
@@ -170,6 +172,30 @@ function progressOf(info: Record<string, unknown>): JobProgress {
   return { records, bytes, positions: {} };
 }
 
+/** Option keys whose values are secrets (JDBC password, Kafka JAAS config, tokens). */
+const SECRET_KEY = /password|secret|token|jaas/i;
+
+/** The secret values in the statements' WITH options, to keep them out of error messages (Flink may echo SQL). */
+export function secretsOf(statements: readonly string[]): string[] {
+  const secrets = new Set<string>();
+  for (const s of statements) {
+    for (const m of s.matchAll(/'((?:[^']|'')*)' = '((?:[^']|'')*)'/g)) {
+      if (!SECRET_KEY.test(m[1]!)) continue;
+      const value = m[2]!.replaceAll("''", "'");
+      secrets.add(value);
+      secrets.add(m[2]!);
+      for (const inner of value.matchAll(/password="((?:[^"\\]|\\.)*)"/g)) secrets.add(inner[1]!);
+    }
+  }
+  return [...secrets].filter((v) => v.length >= 3).sort((a, b) => b.length - a.length);
+}
+
+function redact(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) out = out.replaceAll(secret, '***');
+  return out;
+}
+
 function statementKind(statement: string): string {
   return (/^\s*([A-Za-z][A-Za-z ]*[A-Za-z])/.exec(statement)?.[1] ?? 'statement').replace(/\s+/g, ' ').toUpperCase();
 }
@@ -229,7 +255,7 @@ export class FlinkRunner {
         retry: 'idempotent',
         signal,
       });
-      if (typeof opened.sessionHandle !== 'string' || opened.sessionHandle === '') throw this.#protocol('POST /v1/sessions answered without a sessionHandle');
+      if (!isHandle(opened.sessionHandle)) throw this.#protocol('POST /v1/sessions answered without a sessionHandle');
       state.session = opened.sessionHandle;
       log('flink session opened', { session: state.session });
 
@@ -242,7 +268,7 @@ export class FlinkRunner {
           retry: 'unsent',
           signal,
         });
-        if (typeof submitted.operationHandle !== 'string' || submitted.operationHandle === '') throw this.#protocol(`${what} was answered without an operationHandle`);
+        if (!isHandle(submitted.operationHandle)) throw this.#protocol(`${what} was answered without an operationHandle`);
         const op = submitted.operationHandle;
         if (i === n - 1) state.insertOperation = op;
         await this.#awaitOperation(state.session, op, what, signal);
@@ -262,8 +288,14 @@ export class FlinkRunner {
       }
       // A job left running would race a retry of the same window: stop it (best effort).
       if (state.flinkJobId && !state.final) await this.#cancel(state, job.jobId);
+      // Flink's messages may quote the SQL, whose table options hold passwords: those never leave here.
+      const secrets = secretsOf(job.statements);
       // A non-2xx answer that retrying cannot fix (e.g. the gateway's 500 for an unknown session).
-      if (err instanceof FlinkHttpError) throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `Flink: ${err.message}`, {}, { cause: err });
+      if (err instanceof FlinkHttpError) throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, redact(`Flink: ${err.message}`, secrets));
+      if (isSluiceError(err)) {
+        const message = redact(err.message, secrets);
+        if (message !== err.message) throw new SluiceError(err.code, message, err.details);
+      }
       throw err;
     } finally {
       if (state.session) await this.#closeSession(state.session, job.jobId);
