@@ -21,6 +21,8 @@ import { operatorGrpc } from './operator/grpc/adapter.js';
 import { GrpcSchedulePort } from './operator/grpc/schedule-port.js';
 import { CALLBACK_PATH, createCallbackServer } from './operator/http/callback.js';
 import { EmbeddedRunner } from './operator/runners/embedded.js';
+import { FlinkRunner } from './operator/runners/flink.js';
+import { FlinkJobRunner } from './operator/runners/flink-adapter.js';
 import { systemClock } from './schedule/system-clock.js';
 
 export type ServiceName = 'catalog' | 'schedule' | 'operator';
@@ -141,6 +143,9 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   if (services.includes('operator') && store) {
     const schedules = new LazySchedulePort(() => config.scheduleAddr ?? self.address);
     const runners = new Map<string, Runner>([['embedded', new EmbeddedRunner({ hooks })]]);
+    if (config.flinkGatewayUrl && config.flinkRestUrl) {
+      runners.set('flink', new FlinkJobRunner(new FlinkRunner({ gatewayUrl: config.flinkGatewayUrl, restUrl: config.flinkRestUrl, logger }), hooks));
+    }
     const service = new OperatorService({ store, catalog, connectors: plugins.connectors, schedules, runners, defaultRunner: config.runner, maxRunningJobs: config.maxRunningJobs, owner: config.replicaId, logger });
     const { definition, implementation } = operatorGrpc(service, logger);
     bindings.push({ name: 'sluice.operator.v1.OperatorService', definition, implementation: implementation as never });

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { context, SpanStatusCode, trace, type Context } from '@opentelemetry/api';
 import { EventEmitter } from 'node:events';
 import {
   ERROR_CODES,
@@ -81,6 +82,8 @@ export class OperatorService {
   readonly #now: () => number;
   readonly #events = new EventEmitter();
   readonly #queue: string[] = [];
+  /** The trace context each queued job was submitted in, so its run joins the window's trace. */
+  readonly #contexts = new Map<string, Context>();
   readonly #running = new Map<string, AbortController>();
   readonly #inflight = new Set<Promise<unknown>>();
   #stopped = false;
@@ -331,6 +334,7 @@ export class OperatorService {
 
   #enqueue(jobId: string): void {
     if (this.#stopped) return;
+    this.#contexts.set(jobId, context.active());
     this.#queue.push(jobId);
     this.#pump();
   }
@@ -340,7 +344,20 @@ export class OperatorService {
       const jobId = this.#queue.shift()!;
       const controller = new AbortController();
       this.#running.set(jobId, controller);
-      const run = this.#runJob(jobId, controller.signal)
+      const parent = this.#contexts.get(jobId) ?? context.active();
+      this.#contexts.delete(jobId);
+      const run = context
+        .with(parent, () =>
+          trace.getTracer('sluice.operator').startActiveSpan('job run', { attributes: { 'sluice.job.id': jobId } }, (span) =>
+            this.#runJob(jobId, controller.signal)
+              .then((state) => span.setAttribute('sluice.job.state', state ?? 'NOT_RUN'))
+              .catch((err: unknown) => {
+                span.setStatus({ code: SpanStatusCode.ERROR });
+                throw err;
+              })
+              .finally(() => span.end()),
+          ),
+        )
         .catch((err: unknown) => this.#o.logger.error('job run failed', { jobId, err }))
         .finally(() => {
           this.#running.delete(jobId);
@@ -357,9 +374,9 @@ export class OperatorService {
     return job;
   }
 
-  async #runJob(jobId: string, signal: AbortSignal): Promise<void> {
+  async #runJob(jobId: string, signal: AbortSignal): Promise<JobState | undefined> {
     const pending = await this.#o.store.getJob(jobId);
-    if (!pending || pending.state !== 'PENDING') return;
+    if (!pending || pending.state !== 'PENDING') return undefined;
     const group = await this.#o.store.getGroup(pending.groupId);
     const stream = group?.streams.find((s) => s.streamId === pending.streamId);
     const source = stream && this.#o.connectors.get(stream.source.connectorId);
@@ -367,10 +384,10 @@ export class OperatorService {
     const runner = this.#o.runners.get(pending.runner);
     if (!group || !stream || !source || !sink || !runner) {
       await this.#update(jobId, { state: 'FAILED', error: `cannot run: ${!group ? 'group' : !stream ? 'stream' : !runner ? `runner '${pending.runner}'` : 'connector'} is gone`, finishedAt: this.#now() }, ['PENDING']);
-      return;
+      return 'FAILED';
     }
     const running = await this.#update(jobId, { state: 'RUNNING', attempt: pending.attempt + 1, startedAt: this.#now(), error: '' }, ['PENDING']);
-    if (!running) return;
+    if (!running) return undefined;
     let progress: JobProgress = running.progress;
     let lastWrite = Promise.resolve<unknown>(undefined);
     try {
@@ -389,24 +406,27 @@ export class OperatorService {
       );
       await lastWrite;
       await this.#update(jobId, { state: 'SUCCEEDED', progress, finishedAt: this.#now() }, ['RUNNING']);
+      return 'SUCCEEDED';
     } catch (err) {
       await lastWrite;
       const message = err instanceof Error ? err.message : String(err);
-      if (signal.aborted && this.#stopped) return; // runs again at the next start
+      if (signal.aborted && this.#stopped) return 'RUNNING'; // runs again at the next start
       if (signal.aborted) {
         await this.#update(jobId, { state: 'CANCELLED', error: message, progress, finishedAt: this.#now() }, ['RUNNING']);
-        return;
+        return 'CANCELLED';
       }
       const retryable = !isSluiceError(err) || ![ERROR_CODES.INVALID_ARGUMENT, ERROR_CODES.FAILED_PRECONDITION].includes(err.code as never);
       if (retryable && running.attempt < group.retry.maxAttempts) {
         const backoff = group.retry.initialBackoffMs * 2 ** (running.attempt - 1);
         this.#o.logger.warn('job attempt failed; retrying', { jobId, attempt: running.attempt, backoffMs: backoff, err });
         await this.#update(jobId, { state: 'PENDING', error: message, progress }, ['RUNNING']);
-        const timer = setTimeout(() => this.#enqueue(jobId), backoff);
+        const retryContext = context.active();
+        const timer = setTimeout(() => context.with(retryContext, () => this.#enqueue(jobId)), backoff);
         timer.unref();
-        return;
+        return 'PENDING';
       }
       await this.#update(jobId, { state: 'FAILED', error: message, progress, finishedAt: this.#now() }, ['RUNNING']);
+      return 'FAILED';
     }
   }
 }

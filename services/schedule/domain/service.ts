@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { SpanStatusCode, trace } from '@opentelemetry/api';
 import {
   ERROR_CODES,
   SluiceError,
@@ -420,27 +421,40 @@ export class ScheduleService {
 
   /** Dispatches a claimed instance and follows it to its end. */
   #runInstance(instance: InstanceRecord): void {
-    const run = (async () => {
-      let jobIds: readonly string[];
-      try {
-        jobIds = await this.#o.dispatcher.submit({ groupId: instance.groupId, boundaryType: 'TIME', lowerBound: String(instance.windowStart), upperBound: String(instance.windowEnd), instanceId: instance.instanceId, rerun: instance.attempt > 1 }, this.#stopping.signal);
-      } catch (err) {
-        // Stopping: the row stays SCHEDULED and this replica dispatches it when it starts again.
-        if (this.#stopped) return;
-        const message = err instanceof Error ? err.message : String(err);
-        this.#o.logger.error('dispatch failed', { groupId: instance.groupId, windowStart: instance.windowStart, err });
-        await this.#o.store.updateInstance(instance.instanceId, { state: 'FAILED', error: message, finishedAt: this.#o.clock.now() }, this.#o.clock.now(), ['SCHEDULED']);
-        this.#wake(instance.groupId);
-        return;
-      }
-      const now = this.#o.clock.now();
-      const dispatched = await this.#o.store.updateInstance(instance.instanceId, { state: 'DISPATCHED', jobIds, dispatchedAt: now }, now, ['SCHEDULED']);
-      if (dispatched) await this.#followInstance(dispatched);
-    })()
+    // One trace per fired window: the dispatch, the operator's job and the connector reads join it.
+    const tracer = trace.getTracer('sluice.schedule');
+    const run = tracer.startActiveSpan('window fire', { root: true, attributes: { 'sluice.group.id': instance.groupId, 'sluice.window.start': instance.windowStart, 'sluice.window.end': instance.windowEnd, 'sluice.instance.id': instance.instanceId, 'sluice.instance.attempt': instance.attempt } }, (span) =>
+      this.#dispatchAndFollow(instance).then(
+        () => span.end(),
+        (err: unknown) => {
+          span.setStatus({ code: SpanStatusCode.ERROR });
+          span.end();
+          throw err;
+        },
+      ),
+    )
       .catch((err: unknown) => this.#o.logger.error('instance run failed', { instanceId: instance.instanceId, err }))
       .finally(() => this.#runs.delete(instance.instanceId));
     this.#runs.set(instance.instanceId, run);
     this.#track(run);
+  }
+
+  async #dispatchAndFollow(instance: InstanceRecord): Promise<void> {
+    let jobIds: readonly string[];
+    try {
+      jobIds = await this.#o.dispatcher.submit({ groupId: instance.groupId, boundaryType: 'TIME', lowerBound: String(instance.windowStart), upperBound: String(instance.windowEnd), instanceId: instance.instanceId, rerun: instance.attempt > 1 }, this.#stopping.signal);
+    } catch (err) {
+      // Stopping: the row stays SCHEDULED and this replica dispatches it when it starts again.
+      if (this.#stopped) return;
+      const message = err instanceof Error ? err.message : String(err);
+      this.#o.logger.error('dispatch failed', { groupId: instance.groupId, windowStart: instance.windowStart, err });
+      await this.#o.store.updateInstance(instance.instanceId, { state: 'FAILED', error: message, finishedAt: this.#o.clock.now() }, this.#o.clock.now(), ['SCHEDULED']);
+      this.#wake(instance.groupId);
+      return;
+    }
+    const now = this.#o.clock.now();
+    const dispatched = await this.#o.store.updateInstance(instance.instanceId, { state: 'DISPATCHED', jobIds, dispatchedAt: now }, now, ['SCHEDULED']);
+    if (dispatched) await this.#followInstance(dispatched);
   }
 
   async #followInstance(instance: InstanceRecord): Promise<void> {

@@ -1,0 +1,25 @@
+import type { HookRunner } from '../../host/hook-runner.js';
+import type { JobSpec, RunContext, Runner } from '../domain/runner.js';
+import type { FlinkRunner } from './flink.js';
+import { flinkStatements, sourceTimeBounds } from './flink-sql.js';
+
+/**
+ * The `flink` runner as the operator sees it: asks both connectors for their Flink table options
+ * (through the hook runner), generates the job's SQL and hands it to the Flink SQL Gateway.
+ */
+export class FlinkJobRunner implements Runner {
+  readonly name = 'flink';
+
+  constructor(
+    private readonly flink: FlinkRunner,
+    private readonly hooks: HookRunner,
+  ) {}
+
+  async run(spec: JobSpec, ctx: RunContext): Promise<void> {
+    const sourceTable = await this.hooks.call(spec.source, 'flinkTableOptions', { role: 'source', options: spec.boundedSourceOptions }, { signal: ctx.signal });
+    const sinkTable = await this.hooks.call(spec.sink, 'flinkTableOptions', { role: 'sink', options: spec.stream.sink.options }, { signal: ctx.signal });
+    const bounds = sourceTimeBounds(spec.boundedSourceOptions);
+    const statements = flinkStatements({ jobId: spec.job.jobId, stream: spec.stream, boundaries: spec.job.boundaries, sourceTable, sinkTable, ...(bounds ? { sourceBounds: bounds } : {}) });
+    await this.flink.run({ jobId: spec.job.jobId, statements }, { signal: ctx.signal, onProgress: (p) => ctx.onProgress(p) });
+  }
+}

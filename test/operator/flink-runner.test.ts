@@ -1,0 +1,58 @@
+import test from 'ava';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Catalog } from '../../services/catalog/domain/catalog.js';
+import { silentLogger } from '../../services/core/logger.js';
+import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
+import { HookRunner } from '../../services/host/hook-runner.js';
+import { loadPlugins } from '../../services/host/loader.js';
+import type { Runner } from '../../services/operator/domain/runner.js';
+import { OperatorService } from '../../services/operator/domain/service.js';
+import { EmbeddedRunner } from '../../services/operator/runners/embedded.js';
+import { FlinkRunner } from '../../services/operator/runners/flink.js';
+import { FlinkJobRunner } from '../../services/operator/runners/flink-adapter.js';
+import { SqliteScheduleStore } from '../../services/schedule/store/sqlite.js';
+import { FakeFlink } from '../helpers/fake-flink.js';
+import { FakeSchedules, datagenToFile } from '../helpers/operator.js';
+
+test('a group on the flink runner submits its window as Flink SQL and follows the Flink job to its end', async (t) => {
+  const fake = await new FakeFlink().start();
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-flink-op-'));
+  const store = await SqliteScheduleStore.open(join(dir, 'sluice.db'));
+  await store.migrate();
+  const plugins = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
+  const hooks = new HookRunner();
+  const flink = new FlinkJobRunner(new FlinkRunner({ gatewayUrl: fake.gatewayUrl, restUrl: fake.restUrl, pollIntervalMs: 5, logger: silentLogger }), hooks);
+  const service = new OperatorService({
+    store,
+    catalog: new Catalog(plugins, hooks),
+    connectors: plugins.connectors,
+    schedules: new FakeSchedules(),
+    runners: new Map<string, Runner>([['embedded', new EmbeddedRunner({ hooks })], ['flink', flink]]),
+    defaultRunner: 'embedded',
+    maxRunningJobs: 2,
+    owner: 'op',
+    logger: silentLogger,
+  });
+  t.teardown(async () => {
+    await service.stop();
+    await store.close();
+    await fake.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  await service.start();
+  const input = datagenToFile('g-flink', dir, { runner: 'flink' });
+  await service.createGroup({ ...input, streams: [{ ...input.streams[0]!, fields: [{ sourceField: 'id', targetField: 'id', cast: 'int' }, { sourceField: 'value', targetField: 'v', cast: 'float' }] }] });
+  await service.approveGroup('g-flink', 0);
+  const { jobs } = await service.submitOfflineJob({ groupId: 'g-flink', boundaryType: 'OFFSET', lowerBound: '100', upperBound: '200', instanceId: '' }, false);
+  await service.idle();
+  const job = await service.getJob(jobs[0]!.jobId);
+  t.is(job.runner, 'flink');
+  t.is(job.state, 'SUCCEEDED', job.error);
+  const statements = fake.calls.filter((c) => c.path.endsWith('/statements')).map((c) => (c.body as { statement: string }).statement);
+  t.is(statements[0], "SET 'execution.runtime-mode' = 'batch'");
+  t.regex(statements[statements.length - 1]!, /^INSERT INTO/);
+  t.true(statements.some((s) => s.includes("'connector' = 'datagen'") && s.includes("'number-of-rows' = '100'")), statements.join('\n'));
+  t.true(fake.calls.some((c) => c.method === 'DELETE' && /^\/v1\/sessions\//.test(c.path)), 'the session is closed');
+});
