@@ -26,11 +26,20 @@ function luxonEdge(spec: WindowSpec, k: number): number {
   const anchor = DateTime.fromMillis(spec.startTime, { zone: spec.timeZone });
   const key = { D: 'days', W: 'weeks', M: 'months', Y: 'years' }[spec.unit as 'D' | 'W' | 'M' | 'Y'];
   // From the anchor's wall-clock fields, so DST gaps and clamping are luxon's own.
+  if (k === 0) return spec.startTime;
   const target = anchor.toLocal().setZone(spec.timeZone).plus({ [key]: k * spec.interval });
-  return DateTime.fromObject(
-    { year: target.year, month: target.month, day: target.day, hour: anchor.hour, minute: anchor.minute, second: anchor.second, millisecond: anchor.millisecond },
-    { zone: spec.timeZone },
-  ).toMillis();
+  const wall = { year: target.year, month: target.month, day: target.day, hour: anchor.hour, minute: anchor.minute, second: anchor.second, millisecond: anchor.millisecond };
+  const guess = DateTime.fromObject(wall, { zone: spec.timeZone });
+  // luxon resolves an ambiguous wall time either way; the rule is the first occurrence. Every instant
+  // showing this wall time is the wall time minus one of the offsets in force around it.
+  const wallMs = Date.UTC(wall.year, wall.month - 1, wall.day, wall.hour, wall.minute, wall.second, wall.millisecond);
+  const offsets = [-3, 0, 3].map((h) => DateTime.fromMillis(guess.toMillis() + h * 3_600_000, { zone: spec.timeZone }).offset * 60_000);
+  const same = (ms: number) => {
+    const d = DateTime.fromMillis(ms, { zone: spec.timeZone });
+    return d.year === wall.year && d.month === wall.month && d.day === wall.day && d.hour === wall.hour && d.minute === wall.minute && d.second === wall.second;
+  };
+  const valid = offsets.map((o) => wallMs - o).filter(same);
+  return valid.length > 0 ? Math.min(...valid) : guess.toMillis();
 }
 
 const unitSchedule = fc
@@ -55,7 +64,7 @@ test('unit schedules: windows tile [start, end) and their edges agree with luxon
       assertTiles(t, spec, windows);
       windows.forEach((w, k) => t.is(w.start, luxonEdge(spec, k), `edge ${k} of ${JSON.stringify(spec)}`));
     }),
-    { numRuns: 300 },
+    { numRuns: 500 },
   );
 });
 
@@ -105,6 +114,15 @@ test('a local start time inside a spring-forward gap moves forward by the gap; a
   const fallStart = DateTime.fromObject({ year: 2026, month: 10, day: 31, hour: 1, minute: 30 }, { zone }).toMillis();
   const fall = windowSpec({ scheduleType: 0, scheduleUnit: 'D', scheduleInterval: 1, startTime: fallStart, endTime: fallStart + 2 * 86_400_000, timeZone: zone, crontabExpression: '' });
   t.is(DateTime.fromMillis(all(fall)[1]!.start, { zone }).toISO(), '2026-11-01T01:30:00.000-04:00');
+});
+
+test('a start in the second pass of a fall-back hour is the first edge itself (found by the property test)', (t) => {
+  // 2032-04-04 01:45:19 +10:30 in Lord Howe, the second pass: 01:45 happened at +11:00 half an hour before.
+  const start = 1964618119709;
+  const spec = windowSpec({ scheduleType: 0, scheduleUnit: 'D', scheduleInterval: 1, startTime: start, endTime: start + 3 * 86_400_000, timeZone: 'Australia/Lord_Howe', crontabExpression: '' });
+  const windows = all(spec);
+  t.is(windows[0]!.start, start);
+  t.is(windows[1]!.start - windows[0]!.start, 86_400_000, 'the next day at the same wall time, both at +10:30');
 });
 
 const dailyCron = fc.record({

@@ -65,6 +65,9 @@ export function edge(spec: WindowSpec, k: number): number {
   const fixed = FIXED_MS[spec.unit];
   if (fixed !== undefined) return spec.startTime + k * spec.interval * fixed;
   if (spec.unit === 'O') return k === 0 ? spec.startTime : spec.endTime;
+  // The first edge is the start itself, even when its wall time is ambiguous (the second pass of a
+  // fall-back hour): reading it back through the wall clock would move it to the first pass.
+  if (k === 0) return spec.startTime;
   const anchor = toLocal(spec.startTime, spec.timeZone);
   return fromLocal(addCalendar(anchor, spec.unit as 'D' | 'W' | 'M' | 'Y', k * spec.interval), spec.timeZone);
 }
