@@ -20,6 +20,23 @@ function assertTiles(t: { is: (a: unknown, b: unknown, m?: string) => void; true
   }
 }
 
+/**
+ * A wall time's instant by the rules, through luxon: luxon resolves an ambiguous wall time either way,
+ * so every instant showing the wall time (the wall time minus an offset in force around it) is tried
+ * and the first kept; a wall time in a gap is luxon's own (moved forward by the gap).
+ */
+function firstOccurrence(wall: { year: number; month: number; day: number; hour: number; minute: number; second?: number; millisecond?: number }, zone: string): number {
+  const guess = DateTime.fromObject(wall, { zone });
+  const wallMs = Date.UTC(wall.year, wall.month - 1, wall.day, wall.hour, wall.minute, wall.second ?? 0, wall.millisecond ?? 0);
+  const offsets = [-3, 0, 3].map((h) => DateTime.fromMillis(guess.toMillis() + h * 3_600_000, { zone }).offset * 60_000);
+  const same = (ms: number) => {
+    const d = DateTime.fromMillis(ms, { zone });
+    return d.year === wall.year && d.month === wall.month && d.day === wall.day && d.hour === wall.hour && d.minute === wall.minute && d.second === (wall.second ?? 0);
+  };
+  const valid = offsets.map((o) => wallMs - o).filter(same);
+  return valid.length > 0 ? Math.min(...valid) : guess.toMillis();
+}
+
 /** Edge k computed independently with luxon: fixed durations, or calendar steps from the anchor. */
 function luxonEdge(spec: WindowSpec, k: number): number {
   if (spec.unit === 'S' || spec.unit === 'I' || spec.unit === 'H') return spec.startTime + k * spec.interval * UNIT_MS[spec.unit];
@@ -29,17 +46,7 @@ function luxonEdge(spec: WindowSpec, k: number): number {
   if (k === 0) return spec.startTime;
   const target = anchor.toLocal().setZone(spec.timeZone).plus({ [key]: k * spec.interval });
   const wall = { year: target.year, month: target.month, day: target.day, hour: anchor.hour, minute: anchor.minute, second: anchor.second, millisecond: anchor.millisecond };
-  const guess = DateTime.fromObject(wall, { zone: spec.timeZone });
-  // luxon resolves an ambiguous wall time either way; the rule is the first occurrence. Every instant
-  // showing this wall time is the wall time minus one of the offsets in force around it.
-  const wallMs = Date.UTC(wall.year, wall.month - 1, wall.day, wall.hour, wall.minute, wall.second, wall.millisecond);
-  const offsets = [-3, 0, 3].map((h) => DateTime.fromMillis(guess.toMillis() + h * 3_600_000, { zone: spec.timeZone }).offset * 60_000);
-  const same = (ms: number) => {
-    const d = DateTime.fromMillis(ms, { zone: spec.timeZone });
-    return d.year === wall.year && d.month === wall.month && d.day === wall.day && d.hour === wall.hour && d.minute === wall.minute && d.second === wall.second;
-  };
-  const valid = offsets.map((o) => wallMs - o).filter(same);
-  return valid.length > 0 ? Math.min(...valid) : guess.toMillis();
+  return firstOccurrence(wall, spec.timeZone);
 }
 
 const unitSchedule = fc
@@ -146,7 +153,7 @@ test('cron schedules: fire times are the window edges, tile [start, end) and agr
       const expected = new Set<number>();
       let day = DateTime.fromMillis(startTime, { zone }).startOf('day').minus({ days: 1 });
       for (let i = 0; i < days + 3; i++, day = day.plus({ days: 1 })) {
-        const fire = DateTime.fromObject({ year: day.year, month: day.month, day: day.day, hour, minute }, { zone }).toMillis();
+        const fire = firstOccurrence({ year: day.year, month: day.month, day: day.day, hour, minute }, zone);
         if (fire > startTime && fire < endTime) expected.add(fire);
       }
       t.deepEqual(windows.slice(1).map((w) => w.start), [...expected].sort((a, b) => a - b), crontabExpression);
