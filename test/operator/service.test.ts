@@ -191,3 +191,20 @@ test('at most maxRunningJobs run at once; the rest wait PENDING', async (t) => {
   t.deepEqual(await Promise.all(jobs.map((j) => rig.service.getJob(j.jobId).then((x) => x.state))), ['SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED']);
   t.true(existsSync(rig.dir));
 });
+
+test('a re-run submitted twice with the same instance id (a retried call) runs once', async (t) => {
+  const { rig } = t.context;
+  await rig.service.createGroup({ ...datagenToFile('g-retry', rig.dir), streams: [{ streamId: 's1', source: { connectorId: 'slow-source', options: { delayMs: 0 } }, sink: { connectorId: 'flaky-sink', options: {} }, fields: [] }] });
+  await rig.service.approveGroup('g-retry', 0);
+  const window = { groupId: 'g-retry', boundaryType: 'OFFSET' as const, lowerBound: '0', upperBound: '10' };
+  await rig.service.submitOfflineJob({ ...window, instanceId: 'inst-1' }, false);
+  await rig.service.idle();
+  const rerun = await rig.service.submitOfflineJob({ ...window, instanceId: 'inst-1#2' }, true);
+  const retried = await rig.service.submitOfflineJob({ ...window, instanceId: 'inst-1#2' }, true);
+  t.true(rerun.created);
+  t.false(retried.created);
+  t.deepEqual(retried.jobs.map((j) => j.jobId), rerun.jobs.map((j) => j.jobId));
+  await rig.service.idle();
+  const third = await rig.service.submitOfflineJob({ ...window, instanceId: 'inst-1#3' }, true);
+  t.is(third.jobs[0]!.generation, 3, 'a later re-run is a new run');
+});

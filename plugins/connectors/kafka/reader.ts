@@ -235,6 +235,9 @@ export async function openKafkaReader(options: Options, ctx: HookContext, newKaf
       groupId: `sluice-reader-${crypto.randomUUID()}`,
       allowAutoTopicCreation: false,
       readUncommitted: false,
+      // A bounded read never waits for records that do not exist yet, and disconnect() waits for the
+      // fetch in flight: kafkajs's default 5 s long poll added 5 s to every window.
+      maxWaitTimeInMs: 250,
       retry: { retries: cfg.retries, initialRetryTime: 300, maxRetryTime: 10_000, restartOnFailure: async () => false },
     });
     consumer = c;

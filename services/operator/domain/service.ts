@@ -252,6 +252,8 @@ export class OperatorService {
     }
     const latest = await this.#o.store.latestWindowJobs(group.groupId, boundaries);
     if (latest.length > 0 && !rerun) return { jobs: latest, created: false };
+    // A re-run submitted again with the same instance id (a retried call) is the same request.
+    if (latest.length > 0 && request.instanceId !== '' && latest[0]!.instanceId === request.instanceId) return { jobs: latest, created: false };
     if (latest.some((j) => !FINAL_JOB_STATES.includes(j.state))) {
       throw failedPrecondition(`window ${boundaries.boundaryType} [${boundaries.lowerBound}, ${boundaries.upperBound}) of group '${group.groupId}' is still running; cancel it or wait before running it again`);
     }

@@ -43,6 +43,14 @@ export interface ScheduleServiceOptions {
   readonly leaseMs?: number;
 }
 
+/**
+ * The id a dispatch carries: the instance, plus the attempt from the second on, so that a retried
+ * submission of one re-run is recognised as the same request while a later re-run is a new one.
+ */
+export function runId(instance: Pick<InstanceRecord, 'instanceId' | 'attempt'>): string {
+  return instance.attempt > 1 ? `${instance.instanceId}#${instance.attempt}` : instance.instanceId;
+}
+
 const ACTIVE_STATES: readonly InstanceState[] = ['SCHEDULED', 'DISPATCHED', 'RUNNING'];
 const FIRING: readonly ScheduleStatus[] = ['REGISTERED', 'UPDATED'];
 /** Legal status changes; DELETED is reachable from anywhere. */
@@ -442,7 +450,7 @@ export class ScheduleService {
   async #dispatchAndFollow(instance: InstanceRecord): Promise<void> {
     let jobIds: readonly string[];
     try {
-      jobIds = await this.#o.dispatcher.submit({ groupId: instance.groupId, boundaryType: 'TIME', lowerBound: String(instance.windowStart), upperBound: String(instance.windowEnd), instanceId: instance.instanceId, rerun: instance.attempt > 1 }, this.#stopping.signal);
+      jobIds = await this.#o.dispatcher.submit({ groupId: instance.groupId, boundaryType: 'TIME', lowerBound: String(instance.windowStart), upperBound: String(instance.windowEnd), instanceId: runId(instance), rerun: instance.attempt > 1 }, this.#stopping.signal);
     } catch (err) {
       // Stopping: the row stays SCHEDULED and this replica dispatches it when it starts again.
       if (this.#stopped) return;
