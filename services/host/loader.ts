@@ -72,7 +72,8 @@ async function subdirs(dir: string): Promise<string[]> {
     return [];
   }
   const dirs = await Promise.all(
-    names.filter((n) => !n.startsWith('.') && n !== 'node_modules').sort().map(async (n) => ((await isDir(join(dir, n))) ? join(dir, n) : undefined)),
+    // `.` and `_` folders are not plugins: hidden files, and code that bundled plugins share (e.g. _sql).
+    names.filter((n) => !n.startsWith('.') && !n.startsWith('_') && n !== 'node_modules').sort().map(async (n) => ((await isDir(join(dir, n))) ? join(dir, n) : undefined)),
   );
   return dirs.filter((d): d is string => d !== undefined);
 }

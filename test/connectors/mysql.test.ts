@@ -4,7 +4,6 @@
  * (fail under SLUICE_REQUIRE_INTEGRATION=1). Every test works on tables of its own.
  */
 import anyTest, { type TestFn } from 'ava';
-import { readFileSync } from 'node:fs';
 import mysql from 'mysql2/promise';
 import type { Boundaries, ConnectorPlugin, Options, Row, WindowRef, WindowWriter } from 'sluice/sdk';
 import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
@@ -107,11 +106,6 @@ async function query(admin: mysql.Pool, sql: string, params: unknown[] = []): Pr
 }
 
 // ------------------------------------------------------------------------------------- data-free checks
-
-anyCtxTest('the shared core module is the same file in the postgres and mysql plugins', (t) => {
-  const read = (id: string) => readFileSync(new URL(`../../plugins/connectors/${id}/core.ts`, import.meta.url), 'utf8');
-  t.true(read('mysql') === read('postgres'), 'plugins/connectors/{postgres,mysql}/core.ts differ: copy the edited one over the other');
-});
 
 anyCtxTest('loads as a source and sink connector with TIME and OFFSET windows; every option has a description', (t) => {
   t.deepEqual(plugins.problems.filter((p) => p.pluginId === 'mysql'), []);

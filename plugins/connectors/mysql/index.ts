@@ -1,6 +1,6 @@
 import mysql from 'mysql2/promise';
 import { defineConnectorPlugin, invalidArgument, type SluiceError } from 'sluice/sdk';
-import * as core from './core.js';
+import * as core from '../_sql/core.js';
 
 /**
  * MySQL and MariaDB (InnoDB) source and sink. A read is one REPEATABLE READ transaction started WITH

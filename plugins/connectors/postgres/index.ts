@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { defineConnectorPlugin, invalidArgument, type SluiceError } from 'sluice/sdk';
-import * as core from './core.js';
+import * as core from '../_sql/core.js';
 
 /**
  * PostgreSQL source and sink. A read is one REPEATABLE READ, READ ONLY transaction on one connection,

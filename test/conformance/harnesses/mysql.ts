@@ -7,7 +7,7 @@
  */
 import mysql from 'mysql2/promise';
 import type { Boundaries, BoundaryType, Options, Row, WindowRef } from 'sluice/sdk';
-import { DEFAULT_WINDOW_COLUMN, windowId } from '../../../plugins/connectors/mysql/core.js';
+import { DEFAULT_WINDOW_COLUMN, windowId } from '../../../plugins/connectors/_sql/core.js';
 import { MYSQL_URL, probeMysql, uniqueName } from '../../helpers/databases.js';
 import type { ConformanceHarness, ConformanceRecord, SeededSource } from '../harness.js';
 

@@ -7,7 +7,7 @@
  */
 import pg from 'pg';
 import type { Boundaries, BoundaryType, Options, Row, WindowRef } from 'sluice/sdk';
-import { DEFAULT_WINDOW_COLUMN, windowId } from '../../../plugins/connectors/postgres/core.js';
+import { DEFAULT_WINDOW_COLUMN, windowId } from '../../../plugins/connectors/_sql/core.js';
 import { PG_URL, probePostgres, uniqueName } from '../../helpers/databases.js';
 import type { ConformanceHarness, ConformanceRecord, SeededSource } from '../harness.js';
 

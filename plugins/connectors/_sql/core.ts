@@ -1,9 +1,8 @@
 /**
  * The dialect-neutral half of the SQL connectors (postgres, mysql): options, bounds, identifiers, URLs,
- * timestamps, the keyset reader loop and the window writer's state machine. Each plugin must stay
- * self-contained (it imports only `sluice/sdk` and its client library), so this file exists as two
- * byte-identical copies, plugins/connectors/postgres/core.ts and plugins/connectors/mysql/core.ts; the
- * connector tests fail when they drift apart. Edit one, copy it over the other.
+ * timestamps, the keyset reader loop and the window writer's state machine. It lives in `_sql/`: the
+ * plugin host skips folders whose name starts with `_`, so bundled plugins can share code without it
+ * being taken for a plugin. Like the plugins, it imports only `sluice/sdk`.
  */
 import {
   ERROR_CODES,
