@@ -82,6 +82,8 @@ export class ScheduleService {
   readonly #graceMs: number;
   readonly #leaseMs: number;
   readonly #wakeListeners: ((groupId: string) => void)[] = [];
+  /** Groups whose due windows wait for running ones to end: only their endings need a new plan. */
+  readonly #waiting = new Set<string>();
   readonly #inflight = new Set<Promise<unknown>>();
   #sweep?: { cancel(): void };
   #stopped = false;
@@ -105,6 +107,8 @@ export class ScheduleService {
     for (let after: string | undefined; ; ) {
       const page = await this.#o.store.listSchedules({ statuses: FIRING, limit: 500, ...(after ? { afterGroupId: after } : {}) });
       for (const s of page) await this.#engineCall(s.engineId, 'register', s.info).catch((err: unknown) => this.#o.logger.error('re-arming a schedule failed', { groupId: s.groupId, err }));
+      // Let calls in (health checks included) between pages: re-arming 100,000 schedules takes seconds.
+      await new Promise((resolve) => setImmediate(resolve));
       if (page.length < 500) break;
       after = page[page.length - 1]!.groupId;
     }
@@ -169,7 +173,9 @@ export class ScheduleService {
     return ctx;
   }
 
-  #wake(groupId: string): void {
+  /** Tells the engines a group may have windows due now: after a window of a waiting group ends, or on resume. */
+  #wake(groupId: string, always = false): void {
+    if (!always && !this.#waiting.has(groupId)) return;
     for (const l of this.#wakeListeners) {
       try {
         l(groupId);
@@ -278,7 +284,7 @@ export class ScheduleService {
     if (current.status !== 'PAUSED') throw failedPrecondition(`schedule of group '${groupId}' is ${current.status}, not PAUSED`);
     const saved = await this.#save(current, { status: 'REGISTERED' });
     // Windows due while paused follow the catch-up policy at the next fire.
-    this.#wake(groupId);
+    this.#wake(groupId, true);
     return saved;
   }
 
@@ -315,6 +321,8 @@ export class ScheduleService {
       rules.selfDepend === 0 ? Promise.resolve(0) : this.#o.store.listInstances({ groupId, states: ACTIVE_STATES, limit: rules.parallelism + 1 }).then((r) => r.length),
     ]);
     const plan = planDue({ rules, now, active, graceMs: this.#graceMs, ...(last ? { last } : {}) });
+    if (plan.waiting) this.#waiting.add(groupId);
+    else this.#waiting.delete(groupId);
     if (plan.skippedCount > 0) {
       this.#o.logger.warn('missed windows skipped by the catch-up policy', { groupId, skipped: plan.skippedCount, recorded: Math.min(plan.skippedCount, MAX_SKIP_ROWS), policy: rules.catchUp.mode });
       for (const w of plan.skip) await this.#o.store.claimInstance(this.#newInstance(groupId, w, w.trigger, 'SKIPPED', now));
