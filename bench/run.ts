@@ -23,10 +23,26 @@ function table(rows: readonly (readonly string[])[]): void {
   });
 }
 
+/** Suites, in the order they run; `npm run bench -- schedule runner` runs only those named. */
+const SUITES = ['foundation', 'connectors', 'schedule', 'runner'] as const;
+
 async function main(): Promise<void> {
   const started = now();
+  const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+  const unknown = asked.filter((a) => !(SUITES as readonly string[]).includes(a));
+  if (unknown.length > 0) throw new Error(`unknown suite(s) ${unknown.join(', ')}; expected some of ${SUITES.join(', ')}`);
+  const run = (suite: (typeof SUITES)[number]) => asked.length === 0 || asked.includes(suite);
   out(`Sluice benchmarks  node ${process.version}  ${availableParallelism()} CPU(s) (${cpus()[0]?.model ?? 'unknown'})  ${process.platform}/${process.arch}`);
   out();
+  if (run('foundation')) await foundation();
+  if (run('connectors')) await (await import('./connectors.js')).benchConnectors(out);
+  if (run('schedule')) await (await import('./schedule.js')).benchSchedule(out);
+  if (run('runner')) await (await import('./runner.js')).benchRunner(out);
+  out(`total ${((now() - started) / 1000).toFixed(1)} s`);
+}
+
+/** Plugin loading and ResolveBoundaries: the foundation's figures. */
+async function foundation(): Promise<void> {
 
   // 1. Plugin discovery and loading. Run 1 is the cold one (first loadPlugins in this process);
   // the later runs use fresh folders too, so every module is imported again.
@@ -81,7 +97,6 @@ async function main(): Promise<void> {
     ['vs no-op, empty messages', fmtRatio(p50Empty), fmtRatio(p99Empty), `<= ${fmtRatio(RPC_RATIO_TARGET)}`, verdict(p50Empty <= RPC_RATIO_TARGET && p99Empty <= RPC_RATIO_TARGET)],
   ]);
   out();
-  out(`total ${((now() - started) / 1000).toFixed(1)} s`);
 }
 
 main().then(
