@@ -1,0 +1,568 @@
+/**
+ * One run of the runner benchmark (bench/runner.ts), in a fresh process so that its peak RSS belongs to
+ * that run alone. Started as
+ *
+ *   node --conditions=development --import tsx bench/runner-child.ts '<RunnerChildSpec as JSON>'
+ *
+ * kind `runner` (kafka → file, postgres → postgres): loads the bundled plugins (loadPlugins), resolves
+ * the window as SubmitOfflineJob does (Catalog.resolveBoundaries: schema, validate, defaults, then the
+ * source's fillInBoundaries through HookRunner.call) and calls `new EmbeddedRunner({ hooks }).run(spec,
+ * ctx)` directly, with a JobSpec like the one OperatorService builds (no store, no gRPC).
+ * kind `plain`, kafka: a kafkajs consumer (own group, seek to the start, pause each partition at its
+ * stop) writing the same JSON lines (JSON.parse then JSON.stringify of each value) to a temporary file,
+ * fsynced and renamed into place, as the file sink does.
+ * kind `copy`, postgres: `COPY (SELECT ...) TO STDOUT` on one connection piped into `COPY ... FROM
+ * STDIN` on another, in one transaction that first deletes the window (replace-window), with plain `pg`
+ * (COPY through pg's Submittable interface and the simple query protocol; no pg-copy-streams).
+ * kind `insert-select`, postgres: the server-side upper bound, `INSERT INTO dst SELECT ... FROM src` in
+ * one transaction: no row leaves the server.
+ * kind `plain`, postgres: plain `pg` doing what the connectors do (keyset-paged SELECT of 5000 rows,
+ * multi-row INSERTs of 1000 rows with bind parameters, one transaction).
+ *
+ * Prints one JSON line (RunnerChildResult) on stdout.
+ */
+import { once } from 'node:events';
+import { mkdir, open, readdir, rename, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { type PerformanceEntry, PerformanceObserver, constants } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { Kafka, logLevel } from 'kafkajs';
+import pg from 'pg';
+import type { Boundaries, ScheduleInfo } from 'sluice/sdk';
+import { Catalog } from '../services/catalog/domain/catalog.js';
+import { BUNDLED_PLUGINS_DIR } from '../services/core/paths.js';
+import { HookRunner } from '../services/host/hook-runner.js';
+import { loadPlugins } from '../services/host/loader.js';
+import type { GroupRecord, JobRecord, StreamSpec } from '../services/operator/domain/model.js';
+import type { JobSpec } from '../services/operator/domain/runner.js';
+import { EmbeddedRunner } from '../services/operator/runners/embedded.js';
+
+export type Pipeline = 'kafka-file' | 'pg-pg';
+export type RunKind = 'runner' | 'plain' | 'copy' | 'insert-select';
+
+export interface RunnerChildSpec {
+  readonly pipeline: Pipeline;
+  readonly kind: RunKind;
+  /** Records in the window: Kafka offsets [0, records / partitions) of every partition; SQL ids [1, records + 1). */
+  readonly records: number;
+  readonly brokers?: readonly string[];
+  readonly topic?: string;
+  readonly partitions?: number;
+  /** Directory the JSON-lines file goes to (empty; the child writes exactly one file there). */
+  readonly dir?: string;
+  readonly url?: string;
+  readonly srcTable?: string;
+  readonly dstTable?: string;
+}
+
+export interface RunnerChildResult {
+  /** Records written, as the writer counted them (runner: its last progress report). */
+  readonly records: number;
+  /** From the start of the job (runner.run / the client's connect) to the commit, ms. */
+  readonly ms: number;
+  /** From the start to the first batch written (connect, snapshot, Kafka group join), ms; NaN when unknown. */
+  readonly firstBatchMs: number;
+  /** RSS when the run starts (plugins loaded, nothing read), KiB. */
+  readonly rssBeforeKb: number;
+  /** process.resourceUsage().maxRSS at the end: the peak of the whole process, KiB. */
+  readonly maxRssKb: number;
+  /**
+   * Highest RSS sampled (every 100 ms) in the first and in the second half of the run's duration, KiB:
+   * memory that grew with the records read would be higher in the second half.
+   */
+  readonly rssHalvesKb: readonly [number, number];
+  /**
+   * Highest V8 heap in use just after one of V8's own full (mark-compact) GCs during the run, KiB (0:
+   * none ran): about the live heap, without the garbage V8 lets pile up before it collects.
+   */
+  readonly liveHeapKb: number;
+  /** Full GCs during the run. */
+  readonly fullGcs: number;
+  /** The committed file (kafka-file). */
+  readonly file?: string;
+  readonly fileBytes?: number;
+}
+
+export const GROUP_ID = 'bench-runner';
+export const STREAM_ID = 's1';
+
+/** The window: Kafka offsets [0, records / partitions) of every partition, or ids [1, records + 1). */
+export function benchBoundaries(spec: Pick<RunnerChildSpec, 'pipeline' | 'records' | 'partitions'>): Boundaries {
+  if (spec.pipeline === 'pg-pg') return { boundaryType: 'OFFSET', lowerBound: '1', upperBound: String(spec.records + 1) };
+  const parts = Array.from({ length: spec.partitions! }, (_, p) => p);
+  const perPartition = spec.records / spec.partitions!;
+  return { boundaryType: 'OFFSET', lowerBound: parts.map((p) => `${p}:0`).join(','), upperBound: parts.map((p) => `${p}:${perPartition}`).join(',') };
+}
+
+/** The postgres sink's window id (core.windowId): what the references write into the window column. */
+export function windowIdOf(b: Boundaries): string {
+  return `${GROUP_ID}/${STREAM_ID}/${b.boundaryType}:${b.lowerBound}:${b.upperBound}`;
+}
+
+/** Columns of the source table, in order; the sink table has them plus sluice_window. */
+export const PG_COLUMNS = ['id', 'ts', 'customer', 'amount', 'score', 'active', 'note', 'attrs'] as const;
+
+const q = (name: string) => `"${name.replaceAll('"', '""')}"`;
+
+const SCHEDULE: ScheduleInfo = {
+  groupId: GROUP_ID,
+  scheduleType: 0,
+  scheduleUnit: 'H',
+  scheduleInterval: 1,
+  startTime: Date.UTC(2026, 0, 1),
+  endTime: Date.UTC(2027, 0, 1),
+  delayTime: 0,
+  selfDepend: 0,
+  taskParallelism: 1,
+  crontabExpression: '',
+  scheduleEngine: '',
+  version: 1,
+  timeZone: 'UTC',
+  catchUp: { mode: 'ALL', windowMs: 0 },
+  alignment: 'END',
+};
+
+interface Clock {
+  start(): void;
+  firstBatch(): void;
+}
+
+// ------------------------------------------------------------------------------------------- runner
+
+/** The embedded runner, driven directly with a JobSpec built as OperatorService.#runJob builds it. */
+async function runEmbedded(spec: RunnerChildSpec, clock: Clock): Promise<{ records: number }> {
+  const set = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
+  const hooks = new HookRunner({ timeoutMs: 30_000 });
+  const catalog = new Catalog(set, hooks);
+  const stream: StreamSpec =
+    spec.pipeline === 'kafka-file'
+      ? {
+          streamId: STREAM_ID,
+          source: { connectorId: 'kafka', options: { brokers: [...spec.brokers!], topic: spec.topic!, format: 'json' } },
+          sink: { connectorId: 'file', options: { path: spec.dir!, format: 'jsonl' } },
+          fields: [],
+        }
+      : {
+          streamId: STREAM_ID,
+          source: { connectorId: 'postgres', options: { url: spec.url!, table: spec.srcTable!, keyColumn: 'id' } },
+          sink: { connectorId: 'postgres', options: { url: spec.url!, table: spec.dstTable!, mode: 'replace-window' } },
+          fields: [],
+        };
+  const source = set.connectors.get(stream.source.connectorId);
+  const sink = set.connectors.get(stream.sink.connectorId);
+  if (!source || !sink) throw new Error(`connectors did not load: ${set.problems.map((p) => p.message).join('; ')}`);
+  for (const [role, endpoint] of [['source', stream.source], ['sink', stream.sink]] as const) {
+    const errors = await catalog.validateOptions(endpoint.connectorId, role, endpoint.options);
+    if (errors.length > 0) throw new Error(`${role} options rejected: ${JSON.stringify(errors)}`);
+  }
+  const boundaries = benchBoundaries(spec);
+  // As SubmitOfflineJob: schema, validate, defaults, then fillInBoundaries through HookRunner.call.
+  const resolved = await catalog.resolveBoundaries(stream.source.connectorId, stream.source.options, boundaries);
+  const now = Date.now();
+  const group: GroupRecord = {
+    groupId: GROUP_ID,
+    description: 'runner benchmark',
+    streams: [stream],
+    schedule: SCHEDULE,
+    runner: 'embedded',
+    retry: { maxAttempts: 1, initialBackoffMs: 1000 },
+    status: 'REGISTERED',
+    version: 2,
+    createdAt: now,
+    updatedAt: now,
+  };
+  const job: JobRecord = {
+    jobId: `bench-${process.pid}-${now.toString(36)}`,
+    groupId: GROUP_ID,
+    streamId: STREAM_ID,
+    instanceId: '',
+    boundaries,
+    generation: 1,
+    state: 'RUNNING',
+    runner: 'embedded',
+    attempt: 1,
+    resolvedSourceOptions: resolved.boundedOptions,
+    resolvedPositions: {},
+    progress: { records: 0, bytes: 0, positions: {} },
+    error: '',
+    owner: 'bench',
+    createdAt: now,
+    startedAt: now,
+    updatedAt: now,
+  };
+  const jobSpec: JobSpec = { job, group, stream, boundedSourceOptions: resolved.boundedOptions, source, sink };
+  const runner = new EmbeddedRunner({ hooks });
+  let records = 0;
+  let reports = 0;
+  clock.start();
+  await runner.run(jobSpec, {
+    signal: new AbortController().signal,
+    // The first report comes with the first batch written (the runner's clock starts at 0), then at most once a second.
+    onProgress: (p) => {
+      if (reports++ === 0) clock.firstBatch();
+      records = p.records;
+    },
+    onResolved: () => {},
+  });
+  return { records };
+}
+
+// ------------------------------------------------------------------------------------------- kafka plain
+
+/** kafkajs alone, writing what the file sink writes: one JSON line per message, fsync, rename. */
+async function kafkaPlain(spec: RunnerChildSpec, clock: Clock): Promise<{ records: number; file: string }> {
+  const topic = spec.topic!;
+  const partitions = spec.partitions!;
+  const stop = BigInt(spec.records / partitions);
+  await mkdir(spec.dir!, { recursive: true });
+  const file = join(spec.dir!, 'plain.jsonl');
+  const temp = join(spec.dir!, '.plain.jsonl.tmp');
+  clock.start();
+  const handle = await open(temp, 'w', 0o644);
+  const out = handle.createWriteStream({ highWaterMark: 1024 * 1024, encoding: 'utf8', flush: true });
+  const closed = once(out, 'close');
+  const kafka = new Kafka({ brokers: [...spec.brokers!], clientId: 'sluice-bench-plain', logLevel: logLevel.WARN });
+  const consumer = kafka.consumer({ groupId: `sluice-bench-plain-${process.pid}-${Date.now()}`, allowAutoTopicCreation: false });
+  const done = new Set<number>();
+  let records = 0;
+  let finish!: () => void;
+  let fail!: (err: unknown) => void;
+  const finished = new Promise<void>((resolve, reject) => {
+    finish = resolve;
+    fail = reject;
+  });
+  try {
+    await consumer.connect();
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      for (let p = 0; p < partitions; p++) if (!done.has(p)) consumer.seek({ topic, partition: p, offset: '0' });
+    });
+    consumer.on(consumer.events.CRASH, ({ payload }) => fail(payload.error));
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        if (done.has(batch.partition)) return;
+        let text = '';
+        let n = 0;
+        for (const m of batch.messages) {
+          if (BigInt(m.offset) >= stop) break;
+          if (m.value === null) continue;
+          text += `${JSON.stringify(JSON.parse(m.value.toString('utf8')))}\n`;
+          n++;
+        }
+        if (n > 0) {
+          if (records === 0) clock.firstBatch();
+          records += n;
+          if (!out.write(text)) await once(out, 'drain');
+        }
+        if (BigInt(batch.lastOffset()) + 1n >= stop) {
+          done.add(batch.partition);
+          consumer.pause([{ topic, partitions: [batch.partition] }]);
+          if (done.size === partitions) finish();
+        }
+      },
+    });
+    await finished;
+  } finally {
+    await consumer.disconnect();
+  }
+  out.end();
+  await closed;
+  await rename(temp, file);
+  const dir = await open(spec.dir!, 'r');
+  await dir.sync().finally(() => dir.close());
+  return { records, file };
+}
+
+// ------------------------------------------------------------------------------------------- postgres
+
+function connectPg(url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url, application_name: 'sluice-bench' });
+  client.on('error', () => {});
+  return client.connect().then(() => client);
+}
+
+/** Minimal pg wire framing of one CopyData message ('d', int32 length, payload). */
+function copyDataMessage(payload: Buffer): Buffer {
+  const header = Buffer.allocUnsafe(5);
+  header[0] = 0x64;
+  header.writeInt32BE(payload.length + 4, 1);
+  return Buffer.concat([header, payload]);
+}
+const COPY_DONE = Buffer.from([0x63, 0, 0, 0, 4]);
+/** Bytes gathered from COPY TO before they are sent on as one CopyData message. */
+const COPY_CHUNK = 64 * 1024;
+
+/**
+ * A pg Submittable running one statement over the simple query protocol, with hooks for the COPY
+ * messages pg's own Query ignores (CopyData) or refuses (CopyInResponse).
+ */
+class RawStatement implements pg.Submittable {
+  readonly done: Promise<string>;
+  #resolve!: (tag: string) => void;
+  #reject!: (err: unknown) => void;
+  #tag = '';
+  #error: unknown;
+  constructor(
+    readonly text: string,
+    readonly hooks: { onCopyData?: (chunk: Buffer) => void; onCopyIn?: (connection: pg.Connection) => void } = {},
+  ) {
+    this.done = new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    this.done.catch(() => {});
+  }
+  submit(connection: pg.Connection): void {
+    connection.query(this.text);
+  }
+  handleCopyInResponse(connection: pg.Connection): void {
+    this.hooks.onCopyIn?.(connection);
+  }
+  handleCopyData(msg: { chunk: Buffer }): void {
+    this.hooks.onCopyData?.(msg.chunk);
+  }
+  handleCommandComplete(msg: { text: string }): void {
+    this.#tag = msg.text;
+  }
+  handleRowDescription(): void {}
+  handleDataRow(): void {}
+  handleEmptyQuery(): void {}
+  handleError(err: unknown): void {
+    this.#error ??= err;
+  }
+  handleReadyForQuery(): void {
+    if (this.#error !== undefined) this.#reject(this.#error);
+    else this.#resolve(this.#tag);
+  }
+}
+
+/**
+ * COPY (SELECT ...) TO STDOUT on `src` piped into COPY ... FROM STDIN on `dst`: text-format rows pass
+ * through untouched, gathered into 64 KiB CopyData messages; the source socket pauses while the
+ * destination socket's buffer is full.
+ */
+async function pgCopy(spec: RunnerChildSpec, clock: Clock): Promise<{ records: number }> {
+  const b = benchBoundaries(spec);
+  const windowId = windowIdOf(b);
+  const columns = PG_COLUMNS.map(q).join(', ');
+  clock.start();
+  const [src, dst] = await Promise.all([connectPg(spec.url!), connectPg(spec.url!)]);
+  try {
+    await dst.query('BEGIN');
+    await dst.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`sluice:${q(spec.dstTable!)}:${windowId}`]);
+    await dst.query(`DELETE FROM ${q(spec.dstTable!)} WHERE sluice_window = $1`, [windowId]);
+    let wire: pg.Connection | undefined;
+    let copyInReady!: () => void;
+    const ready = new Promise<void>((resolve) => (copyInReady = resolve));
+    const copyIn = new RawStatement(`COPY ${q(spec.dstTable!)} (${columns}, sluice_window) FROM STDIN`, {
+      onCopyIn: (connection) => {
+        wire = connection;
+        copyInReady();
+      },
+    });
+    dst.query(copyIn);
+    await Promise.race([ready, copyIn.done]);
+    if (!wire) throw new Error(`COPY FROM STDIN did not start: ${await copyIn.done}`);
+    const to = wire.stream;
+    const from = src.connection.stream;
+    let acc = Buffer.allocUnsafe(COPY_CHUNK * 2);
+    let used = 0;
+    let first = true;
+    const flush = () => {
+      if (used === 0) return;
+      // copyDataMessage copies: acc can be filled again at once.
+      const ok = to.write(copyDataMessage(acc.subarray(0, used)));
+      used = 0;
+      if (first) {
+        first = false;
+        clock.firstBatch();
+      }
+      if (!ok) {
+        from.pause();
+        to.once('drain', () => from.resume());
+      }
+    };
+    const literal = `'${windowId.replaceAll("'", "''")}'`;
+    const copyOut = new RawStatement(`COPY (SELECT ${columns}, ${literal} FROM ${q(spec.srcTable!)} WHERE id >= ${b.lowerBound} AND id < ${b.upperBound}) TO STDOUT`, {
+      onCopyData: (chunk) => {
+        // The chunk is a view of pg's receive buffer, which later reads may reuse: copy it now.
+        if (used + chunk.length > acc.length) flush();
+        if (chunk.length > acc.length) acc = Buffer.allocUnsafe(chunk.length);
+        chunk.copy(acc, used);
+        used += chunk.length;
+        if (used >= COPY_CHUNK) flush();
+      },
+    });
+    src.query(copyOut);
+    const outTag = await copyOut.done;
+    flush();
+    to.write(COPY_DONE);
+    const inTag = await copyIn.done;
+    await dst.query('COMMIT');
+    const sent = Number(outTag.split(' ')[1]);
+    const received = Number(inTag.split(' ')[1]);
+    if (sent !== received) throw new Error(`COPY TO sent ${sent} rows, COPY FROM stored ${received}`);
+    return { records: received };
+  } catch (err) {
+    await dst.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    await Promise.all([src.end().catch(() => {}), dst.end().catch(() => {})]);
+  }
+}
+
+/** The server-side upper bound: the rows never leave the server. */
+async function pgInsertSelect(spec: RunnerChildSpec, clock: Clock): Promise<{ records: number }> {
+  const b = benchBoundaries(spec);
+  const windowId = windowIdOf(b);
+  const columns = PG_COLUMNS.map(q).join(', ');
+  clock.start();
+  const client = await connectPg(spec.url!);
+  try {
+    await client.query('BEGIN');
+    await client.query(`DELETE FROM ${q(spec.dstTable!)} WHERE sluice_window = $1`, [windowId]);
+    const res = await client.query(`INSERT INTO ${q(spec.dstTable!)} (${columns}, sluice_window) SELECT ${columns}, $1 FROM ${q(spec.srcTable!)} WHERE id >= $2 AND id < $3`, [windowId, b.lowerBound, b.upperBound]);
+    await client.query('COMMIT');
+    return { records: res.rowCount ?? 0 };
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/**
+ * Plain pg doing the connectors' statements without Sluice: keyset-paged SELECTs of 5000 rows in a
+ * REPEATABLE READ transaction, multi-row INSERTs of 1000 rows (bind parameters) in one write transaction.
+ * Values go as pg serialises them, except jsonb (JSON text) and timestamps (ISO text), as the sink does.
+ */
+async function pgPlain(spec: RunnerChildSpec, clock: Clock): Promise<{ records: number }> {
+  const b = benchBoundaries(spec);
+  const windowId = windowIdOf(b);
+  const names = [...PG_COLUMNS, 'sluice_window'];
+  clock.start();
+  const [src, dst] = await Promise.all([connectPg(spec.url!), connectPg(spec.url!)]);
+  let records = 0;
+  try {
+    await src.query("SET TIME ZONE 'UTC'");
+    await dst.query("SET TIME ZONE 'UTC'");
+    await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await dst.query('BEGIN');
+    await dst.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`sluice:${q(spec.dstTable!)}:${windowId}`]);
+    await dst.query(`DELETE FROM ${q(spec.dstTable!)} WHERE sluice_window = $1`, [windowId]);
+    let last: unknown;
+    for (;;) {
+      const res = await src.query<Record<string, unknown>>(
+        last === undefined
+          ? `SELECT * FROM ${q(spec.srcTable!)} WHERE id >= $1 AND id < $2 ORDER BY id LIMIT 5000`
+          : `SELECT * FROM ${q(spec.srcTable!)} WHERE id >= $1 AND id < $2 AND id > $3 ORDER BY id LIMIT 5000`,
+        last === undefined ? [b.lowerBound, b.upperBound] : [b.lowerBound, b.upperBound, last],
+      );
+      const rows = res.rows;
+      if (rows.length === 0) break;
+      last = rows[rows.length - 1]!.id;
+      for (let i = 0; i < rows.length; i += 1000) {
+        const params: unknown[] = [];
+        const tuples = rows.slice(i, i + 1000).map((row) => {
+          const values = PG_COLUMNS.map((c) => (c === 'attrs' ? JSON.stringify(row[c]) : row[c] instanceof Date ? (row[c] as Date).toISOString() : row[c]));
+          values.push(windowId);
+          return `(${values.map((v) => `$${params.push(v)}`).join(', ')})`;
+        });
+        await dst.query(`INSERT INTO ${q(spec.dstTable!)} (${names.map(q).join(', ')}) VALUES ${tuples.join(', ')}`, params);
+      }
+      if (records === 0) clock.firstBatch();
+      records += rows.length;
+      if (rows.length < 5000) break;
+    }
+    await dst.query('COMMIT');
+    await src.query('ROLLBACK');
+    return { records };
+  } catch (err) {
+    await dst.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    await Promise.all([src.end().catch(() => {}), dst.end().catch(() => {})]);
+  }
+}
+
+// ------------------------------------------------------------------------------------------- main
+
+async function committedFile(dir: string): Promise<{ file: string; fileBytes: number }> {
+  const names = (await readdir(dir)).filter((n) => !n.startsWith('.'));
+  if (names.length !== 1) throw new Error(`expected one committed file in ${dir}, found ${names.length}: ${names.join(', ')}`);
+  const file = join(dir, names[0]!);
+  return { file, fileBytes: (await stat(file)).size };
+}
+
+async function main(): Promise<void> {
+  const spec = JSON.parse(process.argv[2] ?? '') as RunnerChildSpec;
+  let t0 = Number.NaN;
+  let tFirst = Number.NaN;
+  let rssBeforeKb = 0;
+  const samples: [at: number, rssKb: number][] = [];
+  let sampler: NodeJS.Timeout | undefined;
+  const sample = () => samples.push([performance.now(), Math.round(process.memoryUsage.rss() / 1024)]);
+  // The observer is told shortly after each GC; a full GC's heapUsed is then (about) the live heap.
+  const liveHeap: [at: number, kb: number][] = [];
+  const gcs = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      if ((entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+        liveHeap.push([performance.now(), Math.round(process.memoryUsage().heapUsed / 1024)]);
+      }
+    }
+  });
+  gcs.observe({ entryTypes: ['gc'] });
+  const clock: Clock = {
+    start() {
+      rssBeforeKb = Math.round(process.memoryUsage().rss / 1024);
+      t0 = performance.now();
+      sampler = setInterval(sample, 100);
+      sampler.unref();
+    },
+    firstBatch() {
+      if (Number.isNaN(tFirst)) tFirst = performance.now();
+    },
+  };
+  let records: number;
+  let file: { file: string; fileBytes: number } | undefined;
+  if (spec.kind === 'runner') {
+    ({ records } = await runEmbedded(spec, clock));
+    if (spec.pipeline === 'kafka-file') file = await committedFile(spec.dir!);
+  } else if (spec.pipeline === 'kafka-file') {
+    ({ records } = await kafkaPlain(spec, clock));
+    file = await committedFile(spec.dir!);
+  } else if (spec.kind === 'copy') {
+    ({ records } = await pgCopy(spec, clock));
+  } else if (spec.kind === 'insert-select') {
+    ({ records } = await pgInsertSelect(spec, clock));
+  } else {
+    ({ records } = await pgPlain(spec, clock));
+  }
+  const ms = performance.now() - t0;
+  clearInterval(sampler);
+  sample();
+  const mid = t0 + ms / 2;
+  gcs.disconnect();
+  const half = (series: readonly [number, number][], first: boolean) => Math.max(0, ...series.filter(([at]) => at >= t0 && (first ? at <= mid : at > mid)).map(([, kb]) => kb));
+  const result: RunnerChildResult = {
+    records,
+    ms,
+    firstBatchMs: tFirst - t0,
+    rssBeforeKb,
+    maxRssKb: process.resourceUsage().maxRSS,
+    rssHalvesKb: [half(samples, true), half(samples, false)],
+    liveHeapKb: Math.max(0, ...liveHeap.filter(([at]) => at >= t0).map(([, kb]) => kb)),
+    fullGcs: liveHeap.filter(([at]) => at >= t0).length,
+    ...(file ?? {}),
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error('runner benchmark child failed:', err);
+      process.exit(1);
+    },
+  );
+}
