@@ -290,6 +290,15 @@ function copyDataMessage(payload: Buffer): Buffer {
   return Buffer.concat([header, payload]);
 }
 const COPY_DONE = Buffer.from([0x63, 0, 0, 0, 4]);
+
+/** CopyFail ('f', int32 length, message, NUL): ends a COPY FROM STDIN with an error. */
+function copyFailMessage(text: string): Buffer {
+  const body = Buffer.from(`${text}\0`, 'utf8');
+  const header = Buffer.allocUnsafe(5);
+  header[0] = 0x66;
+  header.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([header, body]);
+}
 /** Bytes gathered from COPY TO before they are sent on as one CopyData message. */
 const COPY_CHUNK = 64 * 1024;
 
@@ -329,7 +338,9 @@ class RawStatement implements pg.Submittable {
   handleDataRow(): void {}
   handleEmptyQuery(): void {}
   handleError(err: unknown): void {
+    // A server error is followed by ReadyForQuery; a dead connection is not: settle now in both cases.
     this.#error ??= err;
+    this.#reject(err);
   }
   handleReadyForQuery(): void {
     if (this.#error !== undefined) this.#reject(this.#error);
@@ -348,16 +359,19 @@ async function pgCopy(spec: RunnerChildSpec, clock: Clock): Promise<{ records: n
   const columns = PG_COLUMNS.map(q).join(', ');
   clock.start();
   const [src, dst] = await Promise.all([connectPg(spec.url!), connectPg(spec.url!)]);
+  let wire: pg.Connection | undefined;
+  let copyIn: RawStatement | undefined;
+  let copyInOpen = false;
   try {
     await dst.query('BEGIN');
     await dst.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`sluice:${q(spec.dstTable!)}:${windowId}`]);
     await dst.query(`DELETE FROM ${q(spec.dstTable!)} WHERE sluice_window = $1`, [windowId]);
-    let wire: pg.Connection | undefined;
     let copyInReady!: () => void;
     const ready = new Promise<void>((resolve) => (copyInReady = resolve));
-    const copyIn = new RawStatement(`COPY ${q(spec.dstTable!)} (${columns}, sluice_window) FROM STDIN`, {
+    copyIn = new RawStatement(`COPY ${q(spec.dstTable!)} (${columns}, sluice_window) FROM STDIN`, {
       onCopyIn: (connection) => {
         wire = connection;
+        copyInOpen = true;
         copyInReady();
       },
     });
@@ -366,7 +380,7 @@ async function pgCopy(spec: RunnerChildSpec, clock: Clock): Promise<{ records: n
     if (!wire) throw new Error(`COPY FROM STDIN did not start: ${await copyIn.done}`);
     const to = wire.stream;
     const from = src.connection.stream;
-    let acc = Buffer.allocUnsafe(COPY_CHUNK * 2);
+    const acc = Buffer.allocUnsafe(COPY_CHUNK * 2);
     let used = 0;
     let first = true;
     const flush = () => {
@@ -388,7 +402,10 @@ async function pgCopy(spec: RunnerChildSpec, clock: Clock): Promise<{ records: n
       onCopyData: (chunk) => {
         // The chunk is a view of pg's receive buffer, which later reads may reuse: copy it now.
         if (used + chunk.length > acc.length) flush();
-        if (chunk.length > acc.length) acc = Buffer.allocUnsafe(chunk.length);
+        if (chunk.length > acc.length) {
+          to.write(copyDataMessage(chunk));
+          return;
+        }
         chunk.copy(acc, used);
         used += chunk.length;
         if (used >= COPY_CHUNK) flush();
@@ -398,13 +415,17 @@ async function pgCopy(spec: RunnerChildSpec, clock: Clock): Promise<{ records: n
     const outTag = await copyOut.done;
     flush();
     to.write(COPY_DONE);
+    copyInOpen = false;
     const inTag = await copyIn.done;
-    await dst.query('COMMIT');
     const sent = Number(outTag.split(' ')[1]);
     const received = Number(inTag.split(' ')[1]);
     if (sent !== received) throw new Error(`COPY TO sent ${sent} rows, COPY FROM stored ${received}`);
+    await dst.query('COMMIT');
     return { records: received };
   } catch (err) {
+    // A COPY FROM still waiting for data must be failed first, or the ROLLBACK would queue behind it.
+    if (copyInOpen && wire) wire.stream.write(copyFailMessage(err instanceof Error ? err.message : String(err)));
+    await copyIn?.done.catch(() => {});
     await dst.query('ROLLBACK').catch(() => {});
     throw err;
   } finally {
