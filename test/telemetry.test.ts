@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { RESULT_PREFIX, type ScenarioMode, type ScenarioResult, type SpanSummary } from './helpers/trace-protocol.js';
+import { CALLER_SPAN_ID, CALLER_TRACE_ID, RESULT_PREFIX, type ScenarioMode, type ScenarioResult, type SpanSummary } from './helpers/trace-protocol.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CHILD_TIMEOUT_MS = 30_000;
@@ -154,7 +154,8 @@ test('in-memory: client, server and plugin hook spans of one ResolveBoundaries c
   const grpcName = `grpc.${METHOD}`;
   const client = onlySpan(spans, (s) => s.name === grpcName && s.kind === SPAN_KIND.CLIENT, `gRPC client span '${grpcName}'`, details);
   const server = onlySpan(spans, (s) => s.name === grpcName && s.kind === SPAN_KIND.SERVER, `gRPC server span '${grpcName}'`, details);
-  const fill = onlySpan(spans, (s) => s.name === 'plugin datagen.fillInBoundaries', "span 'plugin datagen.fillInBoundaries'", details);
+  // The scenario's HTTP callback resolves a window too, in its caller's trace: take the ResolveBoundaries one.
+  const fill = onlySpan(spans, (s) => s.name === 'plugin datagen.fillInBoundaries' && s.traceId === client.traceId, "span 'plugin datagen.fillInBoundaries' in the call's trace", details);
 
   t.is(server.traceId, client.traceId, `server and client spans share the trace\n${details}`);
   t.is(server.parentSpanId, client.spanId, `the server span's parent is the client span (W3C propagation)\n${details}`);
@@ -163,9 +164,24 @@ test('in-memory: client, server and plugin hook spans of one ResolveBoundaries c
   t.is(fill.kind, SPAN_KIND.INTERNAL);
   t.like(fill.attributes, { 'sluice.plugin.id': 'datagen', 'sluice.plugin.hook': 'fillInBoundaries' }, details);
 
-  const validate = spans.find((s) => s.name === 'plugin datagen.validate');
+  const validate = spans.find((s) => s.name === 'plugin datagen.validate' && s.traceId === client.traceId);
   t.truthy(validate, `a 'plugin datagen.validate' span exists\n${details}`);
   if (validate) t.true(descendsFrom(validate, server, spans), `the validate span descends from the server span\n${details}`);
+});
+
+test('in-memory: the HTTP callback continues the caller\'s W3C trace, and the job it starts joins it', async (t) => {
+  t.timeout(CHILD_TIMEOUT_MS + 15_000);
+  const run = await runScenario('./test/helpers/otel-memory-bootstrap.ts', 'memory');
+  const result = scenarioResult(run);
+  const spans = result.spans ?? [];
+  const details = `spans: ${JSON.stringify(spans.map((s) => [s.name, s.traceId, s.parentSpanId]))}\n${describeRun(run)}`;
+  const callback = spans.find((s) => s.name === 'POST /inlong/manager/api/group/submitOfflineJob');
+  t.truthy(callback, `a callback server span exists\n${details}`);
+  t.is(callback!.traceId, CALLER_TRACE_ID, 'the callback span is in the caller\'s trace');
+  t.is(callback!.parentSpanId, CALLER_SPAN_ID, 'its parent is the caller\'s span');
+  const job = spans.find((s) => s.name === 'job run' && s.traceId === CALLER_TRACE_ID);
+  t.truthy(job, `the job run is in the caller's trace\n${details}`);
+  t.true(spans.some((s) => s.name === 'plugin datagen.openReader' && s.traceId === CALLER_TRACE_ID), 'the connector read is in it too');
 });
 
 test('OTLP: the production bootstrap exports the spans over http/protobuf to OTEL_EXPORTER_OTLP_ENDPOINT', async (t) => {

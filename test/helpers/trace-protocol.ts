@@ -32,3 +32,8 @@ export interface ScenarioResult {
   /** memory mode only: the finished spans after forceFlush(). */
   readonly spans?: SpanSummary[];
 }
+
+/** The W3C traceparent an external scheduler sends with its callback in the scenario. */
+export const CALLER_TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+export const CALLER_SPAN_ID = '00f067aa0ba902b7';
+export const CALLER_TRACEPARENT = `00-${CALLER_TRACE_ID}-${CALLER_SPAN_ID}-01`;

@@ -10,8 +10,12 @@ import { Client } from '@grpc/grpc-js';
 import type { InMemorySpanExporter } from '@opentelemetry/sdk-trace';
 import { BoundaryType } from '../../proto/gen/sluice/common/v1/common.js';
 import { currentTelemetry } from '../../services/telemetry/sdk.js';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { datagenToFile, schedule } from './operator.js';
 import { call, startTestSluice } from './sluice.js';
-import { MEMORY_EXPORTER_KEY, RESULT_PREFIX, type ScenarioMode, type ScenarioResult, type SpanSummary } from './trace-protocol.js';
+import { CALLER_TRACEPARENT, MEMORY_EXPORTER_KEY, RESULT_PREFIX, type ScenarioMode, type ScenarioResult, type SpanSummary } from './trace-protocol.js';
 
 function parseMode(arg: string | undefined): ScenarioMode {
   if (arg === 'memory' || arg === 'otlp') return arg;
@@ -22,7 +26,7 @@ async function main(mode: ScenarioMode): Promise<void> {
   const telemetryActive = currentTelemetry() !== undefined;
   // shimmer (used by the instrumentation) marks what it wrapped with __wrapped.
   const grpcInstrumented = Boolean((Client.prototype.makeUnaryRequest as { __wrapped?: boolean }).__wrapped);
-  const running = await startTestSluice();
+  const running = await startTestSluice({ SLUICE_CALLBACK_TOKEN: 'trace-token', SLUICE_HTTP_ADDR: '127.0.0.1:0' });
   let resolved: unknown;
   try {
     resolved = await call(running.catalog.resolveBoundaries.bind(running.catalog), {
@@ -30,6 +34,17 @@ async function main(mode: ScenarioMode): Promise<void> {
       options: { intervalMs: 1000 },
       boundaries: { boundaryType: BoundaryType.BOUNDARY_TYPE_TIME, lowerBound: '0', upperBound: '10000' },
     });
+    // An external scheduler's window, carrying its own trace: the callback and the job join it.
+    const dir = await mkdtemp(join(tmpdir(), 'sluice-trace-'));
+    const nextYear = Date.UTC(new Date().getUTCFullYear() + 1, 0, 1);
+    await running.sluice.operator!.createGroup(datagenToFile('g-trace', dir, { schedule: { ...schedule('g-trace'), startTime: nextYear, endTime: nextYear + 86_400_000 } }));
+    await running.sluice.operator!.approveGroup('g-trace', 0);
+    await fetch(`http://127.0.0.1:${running.sluice.callbackPort}/inlong/manager/api/group/submitOfflineJob`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer trace-token', 'content-type': 'application/json', traceparent: CALLER_TRACEPARENT },
+      body: JSON.stringify({ groupId: 'g-trace', boundaryType: 'TIME', lowerBoundary: 0, upperBoundary: 5000 }),
+    });
+    await running.sluice.operator!.idle();
   } finally {
     await running.close();
   }
