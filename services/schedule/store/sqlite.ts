@@ -14,6 +14,7 @@ import type {
   ScheduleStore,
 } from '../domain/model.js';
 import { SCHEMA_MIGRATIONS_DDL, pendingMigrations } from './migrations.js';
+import { WindowTaken, checkLimit, windowJobs, windowLowerMs } from './common.js';
 
 /** How long a write waits for another connection's lock before failing as UNAVAILABLE. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -161,51 +162,8 @@ function toJob(row: JobRow): JobRecord {
   };
 }
 
-/** The lower bound of a TIME window as epoch ms, for range queries; NULL for OFFSET windows (and bounds that are not integers). */
-function windowLowerMs(boundaries: Boundaries): number | null {
-  if (boundaries.boundaryType !== 'TIME' || !/^-?\d+$/.test(boundaries.lowerBound)) return null;
-  const ms = Number(boundaries.lowerBound);
-  return Number.isSafeInteger(ms) ? ms : null;
-}
-
-/**
- * Checks that `jobs` are the jobs of one window (one group, boundaries and generation; one per stream)
- * and returns them in streamId order, the order every caller inserts in.
- */
-function windowJobs(jobs: readonly JobRecord[]): JobRecord[] {
-  const first = jobs[0];
-  if (first === undefined) throw invalidArgument('jobs', 'the jobs of one window (at least one)', []);
-  const streams = new Set<string>();
-  jobs.forEach((job, i) => {
-    const { boundaries: b } = job;
-    if (
-      job.groupId !== first.groupId ||
-      job.generation !== first.generation ||
-      b.boundaryType !== first.boundaries.boundaryType ||
-      b.lowerBound !== first.boundaries.lowerBound ||
-      b.upperBound !== first.boundaries.upperBound
-    ) {
-      throw invalidArgument(
-        `jobs[${i}]`,
-        `a job of the window of jobs[0] (group ${first.groupId}, ${first.boundaries.boundaryType} [${first.boundaries.lowerBound}, ${first.boundaries.upperBound}), generation ${first.generation})`,
-        `group ${job.groupId}, ${b.boundaryType} [${b.lowerBound}, ${b.upperBound}), generation ${job.generation}`,
-      );
-    }
-    if (streams.has(job.streamId)) throw invalidArgument(`jobs[${i}].streamId`, 'one job per stream', job.streamId);
-    streams.add(job.streamId);
-  });
-  return [...jobs].sort((x, y) => (x.streamId < y.streamId ? -1 : x.streamId > y.streamId ? 1 : 0));
-}
-
-/** Thrown inside insertWindowJobs' transaction to roll it back: the window's jobs exist already. */
-class WindowTaken extends Error {}
-
 /** SQLite's primary result codes that mean "another connection holds the lock": retrying may help. */
 const BUSY_CODES = new Set([5 /* SQLITE_BUSY */, 6 /* SQLITE_LOCKED */]);
-
-function checkLimit(limit: number): void {
-  if (!Number.isInteger(limit) || limit < 0) throw invalidArgument('limit', 'an integer >= 0', limit);
-}
 
 /**
  * The schedule and operator store in one SQLite file (WAL, so readers do not block the writer). Every method is one
