@@ -13,9 +13,12 @@ export default tseslint.config(
   {
     files: ['plugins/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [{ group: ['../../../services/*', '**/services/**'], message: 'Plugins import only sluice/sdk.' }],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [{ group: ['../../../services/*', '**/services/**'], message: 'Plugins import only sluice/sdk.' }],
+        },
+      ],
     },
   },
 );

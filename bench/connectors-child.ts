@@ -69,7 +69,11 @@ function boundaries(spec: ChildSpec): Boundaries {
   if (spec.system !== 'kafka') return { boundaryType: 'OFFSET', lowerBound: '1', upperBound: String(spec.records + 1) };
   const parts = Array.from({ length: spec.partitions! }, (_, p) => p);
   const perPartition = spec.records / spec.partitions!;
-  return { boundaryType: 'OFFSET', lowerBound: parts.map((p) => `${p}:0`).join(','), upperBound: parts.map((p) => `${p}:${perPartition}`).join(',') };
+  return {
+    boundaryType: 'OFFSET',
+    lowerBound: parts.map((p) => `${p}:0`).join(','),
+    upperBound: parts.map((p) => `${p}:${perPartition}`).join(','),
+  };
 }
 
 function sourceOptions(spec: ChildSpec): Options {
@@ -81,7 +85,8 @@ function sourceOptions(spec: ChildSpec): Options {
 async function readConnector(spec: ChildSpec, tally: Tally, start: () => void): Promise<void> {
   const set = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
   const plugin = set.connectors.get(spec.system);
-  if (!plugin) throw new Error(`connector '${spec.system}' did not load: ${set.problems.map((p) => p.message).join('; ')}`);
+  if (!plugin)
+    throw new Error(`connector '${spec.system}' did not load: ${set.problems.map((p) => p.message).join('; ')}`);
   const hooks = new HookRunner();
   start();
   const options = applyDefaults(plugin.plugin.sourceOptions ?? {}, sourceOptions(spec));
@@ -162,7 +167,9 @@ async function readPostgresPlain(spec: ChildSpec, tally: Tally, start: () => voi
   await client.connect();
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    await client.query(`DECLARE bench_cursor NO SCROLL CURSOR FOR SELECT * FROM "${spec.table!}" WHERE id >= 1 AND id < ${spec.records + 1} ORDER BY id`);
+    await client.query(
+      `DECLARE bench_cursor NO SCROLL CURSOR FOR SELECT * FROM "${spec.table!}" WHERE id >= 1 AND id < ${spec.records + 1} ORDER BY id`,
+    );
     for (;;) {
       const { rows } = await client.query<Record<string, unknown>>(`FETCH ${spec.fetchSize} FROM bench_cursor`);
       if (rows.length === 0) break;
@@ -183,7 +190,12 @@ async function readMysqlPlain(spec: ChildSpec, tally: Tally, start: () => void):
   const conn = mysql.createConnection({ uri: spec.url! });
   try {
     await new Promise<void>((resolve, reject) => conn.connect((err) => (err ? reject(err) : resolve())));
-    const stream = conn.query({ sql: `SELECT * FROM \`${spec.table!}\` WHERE id >= ? AND id < ? ORDER BY id`, values: [1, spec.records + 1] }).stream();
+    const stream = conn
+      .query({
+        sql: `SELECT * FROM \`${spec.table!}\` WHERE id >= ? AND id < ? ORDER BY id`,
+        values: [1, spec.records + 1],
+      })
+      .stream();
     await new Promise<void>((resolve, reject) => {
       stream.on('data', (row: Record<string, unknown>) => {
         if (tally.records++ === 0) {

@@ -16,9 +16,12 @@ const args = process.argv.slice(2);
 const sizes = args.filter((a) => /^\d+$/.test(a)).map(Number);
 const systems = args.filter((a): a is System => a === 'postgres' || a === 'mysql' || a === 'kafka');
 const unknown = args.filter((a) => !/^\d+$/.test(a) && !systems.includes(a as System));
-if (unknown.length > 0) throw new Error(`unknown arguments ${unknown.join(' ')}: give sizes (integers) and systems (postgres, mysql, kafka)`);
+if (unknown.length > 0)
+  throw new Error(`unknown arguments ${unknown.join(' ')}: give sizes (integers) and systems (postgres, mysql, kafka)`);
 
-out(`Sluice connector benchmark  node ${process.version}  ${availableParallelism()} CPU(s) (${cpus()[0]?.model ?? 'unknown'})  ${process.platform}/${process.arch}  ${new Date().toISOString()}`);
+out(
+  `Sluice connector benchmark  node ${process.version}  ${availableParallelism()} CPU(s) (${cpus()[0]?.model ?? 'unknown'})  ${process.platform}/${process.arch}  ${new Date().toISOString()}`,
+);
 out();
 benchConnectors(out, { ...(sizes.length > 0 ? { sizes } : {}), ...(systems.length > 0 ? { systems } : {}) }).then(
   () => {

@@ -72,7 +72,8 @@ interface SystemOutcome {
   readonly seed?: { ms: number; how: string; records: number };
   readonly cells: Cell[];
   /** The connector's read of the largest size under --max-old-space-size=HEAP_CAP_MB. */
-  readonly capped?: { readonly ok: true; readonly result: ChildResult } | { readonly ok: false; readonly reason: string };
+  readonly capped?:
+    { readonly ok: true; readonly result: ChildResult } | { readonly ok: false; readonly reason: string };
 }
 
 // ------------------------------------------------------------------------------------------- seeding
@@ -87,7 +88,9 @@ async function seedPostgres(records: number): Promise<Seeded> {
   };
   try {
     const t0 = now();
-    await client.query(`CREATE TABLE "${table}" (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, customer integer NOT NULL, amount double precision NOT NULL, note text NOT NULL)`);
+    await client.query(
+      `CREATE TABLE "${table}" (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, customer integer NOT NULL, amount double precision NOT NULL, note text NOT NULL)`,
+    );
     await client.query(
       `INSERT INTO "${table}" SELECT g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 millisecond', g % 1000, (g % 10000) / 100.0, 'order note ' || g FROM generate_series(1, $1::int) g`,
       [records],
@@ -96,7 +99,12 @@ async function seedPostgres(records: number): Promise<Seeded> {
     // Hint bits and statistics set once, and the table in cache, so that no read pays for them.
     await client.query(`VACUUM ANALYZE "${table}"`);
     await client.query(`SELECT count(*), sum(length(note)) FROM "${table}"`);
-    return { base: { system: 'postgres', url: PG_URL, table }, seedMs, how: 'INSERT ... SELECT FROM generate_series', cleanup: drop };
+    return {
+      base: { system: 'postgres', url: PG_URL, table },
+      seedMs,
+      how: 'INSERT ... SELECT FROM generate_series',
+      cleanup: drop,
+    };
   } catch (err) {
     await drop();
     throw err;
@@ -124,7 +132,9 @@ async function seedMysql(records: number): Promise<Seeded> {
       how = 'INSERT ... WITH RECURSIVE';
       await conn.query(`SET SESSION cte_max_recursion_depth = ${records + 1}`).catch(() => {});
       await conn.query(`SET SESSION max_recursive_iterations = ${records + 1}`).catch(() => {});
-      await conn.query(`INSERT INTO \`${table}\` WITH RECURSIVE s (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ${records}) SELECT ${columns} FROM s`);
+      await conn.query(
+        `INSERT INTO \`${table}\` WITH RECURSIVE s (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < ${records}) SELECT ${columns} FROM s`,
+      );
     }
     const seedMs = now() - t0;
     await conn.query(`ANALYZE TABLE \`${table}\``);
@@ -149,7 +159,11 @@ async function seedKafka(records: number): Promise<Seeded> {
   const mock: KafkaMock = await startKafkaMock({ [topic]: KAFKA_PARTITIONS });
   try {
     const kafka = new Kafka({ brokers: mock.brokers, clientId: 'sluice-bench-seed', logLevel: logLevel.WARN });
-    const producer = kafka.producer({ idempotent: false, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
+    const producer = kafka.producer({
+      idempotent: false,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
     await producer.connect();
     const t0 = now();
     const perPartition = records / KAFKA_PARTITIONS;
@@ -179,7 +193,10 @@ async function seedKafka(records: number): Promise<Seeded> {
     const marks = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
     const expected = String(records / KAFKA_PARTITIONS);
     const bad = marks.filter((m) => m.low !== '0' || m.high !== expected);
-    if (bad.length > 0) throw new Error(`the mock kept partitions ${bad.map((m) => `${m.partition}:[${m.low},${m.high})`).join(' ')} instead of [0,${expected}) each (its per-partition size limit?)`);
+    if (bad.length > 0)
+      throw new Error(
+        `the mock kept partitions ${bad.map((m) => `${m.partition}:[${m.low},${m.high})`).join(' ')} instead of [0,${expected}) each (its per-partition size limit?)`,
+      );
     return {
       base: { system: 'kafka', brokers: mock.brokers, topic, partitions: KAFKA_PARTITIONS },
       seedMs,
@@ -192,7 +209,11 @@ async function seedKafka(records: number): Promise<Seeded> {
   }
 }
 
-const SEEDERS: Readonly<Record<System, (records: number) => Promise<Seeded>>> = { postgres: seedPostgres, mysql: seedMysql, kafka: seedKafka };
+const SEEDERS: Readonly<Record<System, (records: number) => Promise<Seeded>>> = {
+  postgres: seedPostgres,
+  mysql: seedMysql,
+  kafka: seedKafka,
+};
 
 async function available(system: System): Promise<string | undefined> {
   if (system === 'kafka') return undefined; // startKafkaMock says what is missing when it fails
@@ -208,13 +229,26 @@ function runChild(spec: ChildSpec, nodeArgs: readonly string[] = []): Promise<Ch
     execFile(
       process.execPath,
       [...nodeArgs, '--conditions=development', '--import', 'tsx', CHILD, JSON.stringify(spec)],
-      { cwd: PROJECT_ROOT, env: { ...env, KAFKAJS_NO_PARTITIONER_WARNING: '1' }, timeout: CHILD_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
+      {
+        cwd: PROJECT_ROOT,
+        env: { ...env, KAFKAJS_NO_PARTITIONER_WARNING: '1' },
+        timeout: CHILD_TIMEOUT_MS,
+        maxBuffer: 16 * 1024 * 1024,
+      },
       (err, stdout, stderr) => {
         const line = stdout.trim().split('\n').pop() ?? '';
         if (err || !line.startsWith('{')) {
-          const why = err ? (err.killed ? `killed after ${CHILD_TIMEOUT_MS} ms` : err.message.split('\n')[0]) : 'no result line';
+          const why = err
+            ? err.killed
+              ? `killed after ${CHILD_TIMEOUT_MS} ms`
+              : err.message.split('\n')[0]
+            : 'no result line';
           const fatal = stderr.split('\n').find((l) => /FATAL ERROR|heap out of memory/.test(l));
-          reject(new Error(`${spec.system} ${spec.reader} read of ${spec.records}: ${why}; stderr: ${fatal ?? stderr.trim().split('\n').slice(-6).join(' | ')}`));
+          reject(
+            new Error(
+              `${spec.system} ${spec.reader} read of ${spec.records}: ${why}; stderr: ${fatal ?? stderr.trim().split('\n').slice(-6).join(' | ')}`,
+            ),
+          );
           return;
         }
         resolve(JSON.parse(line) as ChildResult);
@@ -223,7 +257,11 @@ function runChild(spec: ChildSpec, nodeArgs: readonly string[] = []): Promise<Ch
   });
 }
 
-async function benchSystem(system: System, sizes: readonly number[], progress: (line: string) => void): Promise<SystemOutcome> {
+async function benchSystem(
+  system: System,
+  sizes: readonly number[],
+  progress: (line: string) => void,
+): Promise<SystemOutcome> {
   const cells: Cell[] = [];
   const unavailable = await available(system);
   if (unavailable) return { system, skipped: unavailable, cells };
@@ -247,10 +285,17 @@ async function benchSystem(system: System, sizes: readonly number[], progress: (
       cells.push(connector, plain);
       for (let i = 0; i < PAIRS; i++, pair++) {
         for (const cell of pair % 2 === 0 ? [connector, plain] : [plain, connector]) {
-          const result = await runChild({ ...seeded.base, reader: cell.reader, records, fetchSize: FETCH_SIZE[system] });
+          const result = await runChild({
+            ...seeded.base,
+            reader: cell.reader,
+            records,
+            fetchSize: FETCH_SIZE[system],
+          });
           const idSum = (records * (records + 1)) / 2;
           if (result.records !== records || result.idSum !== idSum) {
-            throw new Error(`the ${cell.reader} reader saw ${result.records} records (id sum ${result.idSum}), expected ${records} (id sum ${idSum})`);
+            throw new Error(
+              `the ${cell.reader} reader saw ${result.records} records (id sum ${result.idSum}), expected ${records} (id sum ${idSum})`,
+            );
           }
           cell.runs.push(result);
         }
@@ -259,12 +304,18 @@ async function benchSystem(system: System, sizes: readonly number[], progress: (
     }
     let capped: SystemOutcome['capped'];
     try {
-      const result = await runChild({ ...seeded.base, reader: 'connector', records: largest, fetchSize: FETCH_SIZE[system] }, [`--max-old-space-size=${HEAP_CAP_MB}`]);
-      capped = result.records === largest ? { ok: true, result } : { ok: false, reason: `read ${result.records} records` };
+      const result = await runChild(
+        { ...seeded.base, reader: 'connector', records: largest, fetchSize: FETCH_SIZE[system] },
+        [`--max-old-space-size=${HEAP_CAP_MB}`],
+      );
+      capped =
+        result.records === largest ? { ok: true, result } : { ok: false, reason: `read ${result.records} records` };
     } catch (err) {
       capped = { ok: false, reason: err instanceof Error ? err.message : String(err) };
     }
-    progress(`   ${system}: ${fmtCount(largest)} under --max-old-space-size=${HEAP_CAP_MB} ${capped.ok ? 'done' : 'FAILED'}`);
+    progress(
+      `   ${system}: ${fmtCount(largest)} under --max-old-space-size=${HEAP_CAP_MB} ${capped.ok ? 'done' : 'FAILED'}`,
+    );
     return { system, seed, cells, capped };
   } catch (err) {
     return { system, seed, cells, failed: err instanceof Error ? err.message : String(err) };
@@ -277,14 +328,17 @@ async function benchSystem(system: System, sizes: readonly number[], progress: (
 
 const fmtCount = (n: number) => n.toLocaleString('en-US');
 const fmtSeconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-const fmtRate = (perSecond: number) => (perSecond >= 1e6 ? `${(perSecond / 1e6).toFixed(2)}M/s` : `${(perSecond / 1e3).toFixed(0)}k/s`);
+const fmtRate = (perSecond: number) =>
+  perSecond >= 1e6 ? `${(perSecond / 1e6).toFixed(2)}M/s` : `${(perSecond / 1e3).toFixed(0)}k/s`;
 const fmtMiB = (kb: number) => `${(kb / 1024).toFixed(0)} MiB`;
 const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
 
 function table(out: (line?: string) => void, rows: readonly (readonly string[])[]): void {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   rows.forEach((r, n) => {
-    out(`   ${r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')}`.trimEnd());
+    out(
+      `   ${r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')}`.trimEnd(),
+    );
     if (n === 0) out(`   ${widths.map((w) => '-'.repeat(w)).join('  ')}`);
   });
 }
@@ -305,7 +359,20 @@ function best(cell: Cell) {
 function report(out: (line?: string) => void, outcomes: readonly SystemOutcome[], sizes: readonly number[]): void {
   const largest = sizes[sizes.length - 1]!;
   const smallest = sizes[0]!;
-  const rows: string[][] = [['system', 'records', 'reader', 'runs', 'best', 'rows/s', '1st batch', 'rows/s after 1st', 'RSS at start', 'peak RSS']];
+  const rows: string[][] = [
+    [
+      'system',
+      'records',
+      'reader',
+      'runs',
+      'best',
+      'rows/s',
+      '1st batch',
+      'rows/s after 1st',
+      'RSS at start',
+      'peak RSS',
+    ],
+  ];
   for (const o of outcomes) {
     for (const cell of o.cells) {
       if (cell.runs.length === 0) continue;
@@ -327,9 +394,28 @@ function report(out: (line?: string) => void, outcomes: readonly SystemOutcome[]
   if (rows.length > 1) table(out, rows);
   out();
 
-  const verdicts: string[][] = [['system', `connector/plain rows/s at ${fmtCount(largest)}`, 'after 1st batch', ...(smallest !== largest ? [`at ${fmtCount(smallest)}`] : []), 'target', 'result']];
+  const verdicts: string[][] = [
+    [
+      'system',
+      `connector/plain rows/s at ${fmtCount(largest)}`,
+      'after 1st batch',
+      ...(smallest !== largest ? [`at ${fmtCount(smallest)}`] : []),
+      'target',
+      'result',
+    ],
+  ];
   const memory: string[][] = [
-    ['system', 'reader', `peak RSS ${fmtCount(smallest)}`, `peak RSS ${fmtCount(largest)}`, 'ratio', 'target', 'result', `${fmtCount(largest)} under --max-old-space-size`, 'result'],
+    [
+      'system',
+      'reader',
+      `peak RSS ${fmtCount(smallest)}`,
+      `peak RSS ${fmtCount(largest)}`,
+      'ratio',
+      'target',
+      'result',
+      `${fmtCount(largest)} under --max-old-space-size`,
+      'result',
+    ],
   ];
   const notes: string[] = [];
   for (const o of outcomes) {
@@ -338,7 +424,8 @@ function report(out: (line?: string) => void, outcomes: readonly SystemOutcome[]
       continue;
     }
     if (o.failed) notes.push(`${o.system}: FAILED (${o.failed})`);
-    const cell = (records: number, reader: ReaderKind) => o.cells.find((c) => c.records === records && c.reader === reader && c.runs.length > 0);
+    const cell = (records: number, reader: ReaderKind) =>
+      o.cells.find((c) => c.records === records && c.reader === reader && c.runs.length > 0);
     const ratioAt = (records: number, stream = false) => {
       const c = cell(records, 'connector');
       const p = cell(records, 'plain');
@@ -364,8 +451,15 @@ function report(out: (line?: string) => void, outcomes: readonly SystemOutcome[]
       const ratio = best(big).peakKb / best(small).peakKb;
       const connector = reader === 'connector';
       const cap = `${HEAP_CAP_MB} MiB: `;
-      const capped = connector && o.capped ? cap + (o.capped.ok ? `read in ${fmtSeconds(o.capped.result.ms)}, peak ${fmtMiB(o.capped.result.maxRssKb)}` : 'failed (below)') : '';
-      if (connector && o.capped && !o.capped.ok) notes.push(`${o.system}: the read under --max-old-space-size=${HEAP_CAP_MB} failed: ${o.capped.reason}`);
+      const capped =
+        connector && o.capped
+          ? cap +
+            (o.capped.ok
+              ? `read in ${fmtSeconds(o.capped.result.ms)}, peak ${fmtMiB(o.capped.result.maxRssKb)}`
+              : 'failed (below)')
+          : '';
+      if (connector && o.capped && !o.capped.ok)
+        notes.push(`${o.system}: the read under --max-old-space-size=${HEAP_CAP_MB} failed: ${o.capped.reason}`);
       memory.push([
         o.system,
         connector ? reader : `${reader} (reference)`,
@@ -395,24 +489,40 @@ function report(out: (line?: string) => void, outcomes: readonly SystemOutcome[]
  * whose service is absent is SKIPPED. Throws (after printing and cleaning up) when a read failed or
  * the two readers of a system did not see the same records.
  */
-export async function benchConnectors(out: (line?: string) => void, options: { sizes?: number[]; systems?: System[] } = {}): Promise<void> {
+export async function benchConnectors(
+  out: (line?: string) => void,
+  options: { sizes?: number[]; systems?: System[] } = {},
+): Promise<void> {
   const sizes = [...new Set(options.sizes ?? DEFAULT_SIZES)].sort((a, b) => a - b);
   if (sizes.length === 0 || sizes.some((n) => !Number.isSafeInteger(n) || n <= 0 || n % KAFKA_PARTITIONS !== 0)) {
-    throw new Error(`sizes must be positive integers divisible by ${KAFKA_PARTITIONS} (the Kafka partitions), got ${sizes.join(', ')}`);
+    throw new Error(
+      `sizes must be positive integers divisible by ${KAFKA_PARTITIONS} (the Kafka partitions), got ${sizes.join(', ')}`,
+    );
   }
   const started = now();
   out(
     `3. Connector reads: one OFFSET window of ${sizes.map(fmtCount).join(' and ')} records read to the end, connector (loadPlugins + HookRunner: validate, fillInBoundaries, openReader, batches, close) vs the plain client`,
   );
-  out(`   every read in a fresh child process (peak RSS = its maxRSS); ${PAIRS} pairs per size, connector-first and plain-first alternating; best run shown`);
-  out('   plain: kafkajs consumer (own group, seek, pause at stop) | pg DECLARE CURSOR + FETCH 5000 in a REPEATABLE READ transaction | mysql2 query().stream()');
+  out(
+    `   every read in a fresh child process (peak RSS = its maxRSS); ${PAIRS} pairs per size, connector-first and plain-first alternating; best run shown`,
+  );
+  out(
+    '   plain: kafkajs consumer (own group, seek, pause at stop) | pg DECLARE CURSOR + FETCH 5000 in a REPEATABLE READ transaction | mysql2 query().stream()',
+  );
   const outcomes: SystemOutcome[] = [];
-  for (const system of SYSTEMS.filter((s) => !options.systems || options.systems.includes(s))) outcomes.push(await benchSystem(system, sizes, out));
-  const seeds = outcomes.filter((o) => o.seed).map((o) => `${o.system} ${fmtCount(o.seed!.records)} in ${fmtSeconds(o.seed!.ms)} (${fmtRate((o.seed!.records / o.seed!.ms) * 1000)}; ${o.seed!.how})`);
+  for (const system of SYSTEMS.filter((s) => !options.systems || options.systems.includes(s)))
+    outcomes.push(await benchSystem(system, sizes, out));
+  const seeds = outcomes
+    .filter((o) => o.seed)
+    .map(
+      (o) =>
+        `${o.system} ${fmtCount(o.seed!.records)} in ${fmtSeconds(o.seed!.ms)} (${fmtRate((o.seed!.records / o.seed!.ms) * 1000)}; ${o.seed!.how})`,
+    );
   out(`   seeding, not part of any read: ${seeds.join('; ') || 'none'}`);
   out();
   report(out, outcomes, sizes);
   out(`   connector benchmark total ${fmtSeconds(now() - started)}`);
   const failed = outcomes.filter((o) => o.failed);
-  if (failed.length > 0) throw new Error(`connector benchmark: ${failed.map((o) => `${o.system}: ${o.failed}`).join('; ')}`);
+  if (failed.length > 0)
+    throw new Error(`connector benchmark: ${failed.map((o) => `${o.system}: ${o.failed}`).join('; ')}`);
 }

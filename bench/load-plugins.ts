@@ -26,7 +26,14 @@ export async function generatePlugins(count: number): Promise<string> {
     const id = pluginId(i);
     const dir = join(root, id);
     await mkdir(dir);
-    const manifest = { id, kind: 'connector', apiVersion: 1, version: '1.0.0', description: `Generated connector ${id}`, main: 'index.js' };
+    const manifest = {
+      id,
+      kind: 'connector',
+      apiVersion: 1,
+      version: '1.0.0',
+      description: `Generated connector ${id}`,
+      main: 'index.js',
+    };
     await writeFile(join(dir, 'plugin.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     await writeFile(join(dir, 'index.js'), ENTRY);
   }
@@ -47,7 +54,10 @@ export interface LoadRun {
 /** Reads and parses every manifest concurrently, as the loader's phase 1 does, but with no checks. */
 async function readManifests(root: string, count: number): Promise<number> {
   const parsed = await Promise.all(
-    Array.from({ length: count }, async (_, i) => JSON.parse(await readFile(join(root, pluginId(i), 'plugin.json'), 'utf8')) as { id: string }),
+    Array.from(
+      { length: count },
+      async (_, i) => JSON.parse(await readFile(join(root, pluginId(i), 'plugin.json'), 'utf8')) as { id: string },
+    ),
   );
   return parsed.length;
 }
@@ -63,7 +73,10 @@ export async function manifestsOnly(root: string, count: number): Promise<number
 /** Imports every entry module concurrently, as the loader's phase 2 does, but with no checks. */
 async function importEntries(root: string, count: number): Promise<number> {
   const mods = await Promise.all(
-    Array.from({ length: count }, async (_, i) => (await import(pathToFileURL(join(root, pluginId(i), 'index.js')).href)) as { default?: unknown }),
+    Array.from(
+      { length: count },
+      async (_, i) => (await import(pathToFileURL(join(root, pluginId(i), 'index.js')).href)) as { default?: unknown },
+    ),
   );
   return mods.filter((m) => m.default !== undefined).length;
 }

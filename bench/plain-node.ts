@@ -21,10 +21,14 @@ export async function benchLoadPluginsPlainNode(runs: number, count: number): Pr
   try {
     for (let i = 0; i < runs; i++) dirs.push(await generatePlugins(count));
     const { NODE_OPTIONS: _ignored, ...env } = process.env;
-    const { stdout } = await promisify(execFile)(process.execPath, [join(here, 'load-child.mjs'), ...dirs], { env, timeout: 120_000 });
+    const { stdout } = await promisify(execFile)(process.execPath, [join(here, 'load-child.mjs'), ...dirs], {
+      env,
+      timeout: 120_000,
+    });
     const timed = JSON.parse(stdout.trim()) as { loadMs: number; connectors: number; problems: number }[];
     const out: LoadRun[] = [];
-    for (const [i, t] of timed.entries()) out.push({ ...t, manifestsMs: await manifestsOnly(dirs[i]!, count), importsMs: Number.NaN });
+    for (const [i, t] of timed.entries())
+      out.push({ ...t, manifestsMs: await manifestsOnly(dirs[i]!, count), importsMs: Number.NaN });
     return out;
   } finally {
     await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));

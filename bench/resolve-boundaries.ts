@@ -1,4 +1,10 @@
-import { credentials, Server, ServerCredentials, type ServiceError, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import {
+  credentials,
+  Server,
+  ServerCredentials,
+  type ServiceError,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
 import {
   CatalogServiceClient,
   CatalogServiceService,
@@ -48,7 +54,9 @@ function call<Req, Res>(fn: Unary<Req, Res>, req: Req): Promise<Res> {
 }
 
 /** A bare grpc-js server on loopback whose handlers do nothing but answer: the reference. */
-async function startNoopServer(response: ResolveBoundariesResponse): Promise<{ address: string; close(): Promise<void> }> {
+async function startNoopServer(
+  response: ResolveBoundariesResponse,
+): Promise<{ address: string; close(): Promise<void> }> {
   const server = new Server();
   const implementation: Partial<Record<keyof typeof CatalogServiceService, unknown>> = {
     resolveBoundaries: (_call: unknown, cb: (err: null, res: ResolveBoundariesResponse) => void) => cb(null, response),
@@ -64,7 +72,12 @@ async function startNoopServer(response: ResolveBoundariesResponse): Promise<{ a
   };
 }
 
-async function timeCalls<Req, Res>(fn: Unary<Req, Res>, req: Req, count: number, into: number[] | undefined): Promise<void> {
+async function timeCalls<Req, Res>(
+  fn: Unary<Req, Res>,
+  req: Req,
+  count: number,
+  into: number[] | undefined,
+): Promise<void> {
   for (let i = 0; i < count; i++) {
     const t0 = now();
     await call(fn, req);
@@ -90,7 +103,9 @@ export async function benchResolveBoundaries(opts: RpcOptions = {}): Promise<Rpc
   let noop: { address: string; close(): Promise<void> } | undefined;
   let client: CatalogServiceClient | undefined;
   try {
-    const sluiceRb: Unary<ResolveBoundariesRequest, ResolveBoundariesResponse> = sluice.catalog.resolveBoundaries.bind(sluice.catalog);
+    const sluiceRb: Unary<ResolveBoundariesRequest, ResolveBoundariesResponse> = sluice.catalog.resolveBoundaries.bind(
+      sluice.catalog,
+    );
     const answer = await call(sluiceRb, REQUEST);
     if (answer.boundedOptions?.['datagen.stop-id'] !== 10) {
       throw new Error(`unexpected ResolveBoundaries answer: ${JSON.stringify(answer)}`);

@@ -30,9 +30,12 @@ async function main(): Promise<void> {
   const started = now();
   const asked = process.argv.slice(2).filter((a) => !a.startsWith('-'));
   const unknown = asked.filter((a) => !(SUITES as readonly string[]).includes(a));
-  if (unknown.length > 0) throw new Error(`unknown suite(s) ${unknown.join(', ')}; expected some of ${SUITES.join(', ')}`);
+  if (unknown.length > 0)
+    throw new Error(`unknown suite(s) ${unknown.join(', ')}; expected some of ${SUITES.join(', ')}`);
   const run = (suite: (typeof SUITES)[number]) => asked.length === 0 || asked.includes(suite);
-  out(`Sluice benchmarks  node ${process.version}  ${availableParallelism()} CPU(s) (${cpus()[0]?.model ?? 'unknown'})  ${process.platform}/${process.arch}`);
+  out(
+    `Sluice benchmarks  node ${process.version}  ${availableParallelism()} CPU(s) (${cpus()[0]?.model ?? 'unknown'})  ${process.platform}/${process.arch}`,
+  );
   out();
   if (run('foundation')) await foundation();
   if (run('connectors')) await (await import('./connectors.js')).benchConnectors(out);
@@ -43,13 +46,14 @@ async function main(): Promise<void> {
 
 /** Plugin loading and ResolveBoundaries: the foundation's figures. */
 async function foundation(): Promise<void> {
-
   // 1. Plugin discovery and loading. Run 1 is the cold one (first loadPlugins in this process);
   // the later runs use fresh folders too, so every module is imported again.
   const check = (runs: readonly LoadRun[], where: string) => {
     for (const run of runs) {
       if (run.connectors !== PLUGIN_COUNT || run.problems !== 0) {
-        throw new Error(`${where}: loadPlugins loaded ${run.connectors}/${PLUGIN_COUNT} connectors with ${run.problems} problem(s)`);
+        throw new Error(
+          `${where}: loadPlugins loaded ${run.connectors}/${PLUGIN_COUNT} connectors with ${run.problems} problem(s)`,
+        );
       }
     }
     return runs;
@@ -59,7 +63,9 @@ async function foundation(): Promise<void> {
   check(loads, 'npm run bench (tsx)');
   const plain = check(await benchLoadPluginsPlainNode(LOAD_RUNS, PLUGIN_COUNT), 'plain node');
 
-  out(`1. Plugin discovery + loading: ${PLUGIN_COUNT} connector plugins, loadPlugins({ extraDirs: [dir] }), fresh folder per run`);
+  out(
+    `1. Plugin discovery + loading: ${PLUGIN_COUNT} connector plugins, loadPlugins({ extraDirs: [dir] }), fresh folder per run`,
+  );
   const loadRows = (label: string, runs: readonly LoadRun[]) =>
     runs.map((r, i) => [
       `${label}, ${i === 0 ? 'cold' : `run ${i + 1}`}`,
@@ -76,13 +82,19 @@ async function foundation(): Promise<void> {
     ...loadRows('plain node, built (as npm start)', plain),
     ...loadRows('under tsx (sources, dev only)', loads),
   ]);
-  out(`   manifests = only readFile + JSON.parse of the ${PLUGIN_COUNT} plugin.json; imports = only import() of ${PLUGIN_COUNT} identical entry modules (second folder)`);
-  out(`   every run: ${PLUGIN_COUNT}/${PLUGIN_COUNT} connectors loaded, 0 problems; the target applies to the built tree, as npm start runs it`);
+  out(
+    `   manifests = only readFile + JSON.parse of the ${PLUGIN_COUNT} plugin.json; imports = only import() of ${PLUGIN_COUNT} identical entry modules (second folder)`,
+  );
+  out(
+    `   every run: ${PLUGIN_COUNT}/${PLUGIN_COUNT} connectors loaded, 0 problems; the target applies to the built tree, as npm start runs it`,
+  );
   out();
 
   // 2. ResolveBoundaries over loopback versus a no-op grpc-js call, interleaved.
   const rpc = await benchResolveBoundaries({ warmup: 500, calls: 5000, block: 500 });
-  out(`2. ResolveBoundaries over loopback: ${rpc.sluice.samples} sequential calls per series after ${rpc.warmup} warm-up, interleaved in blocks of ${rpc.block}`);
+  out(
+    `2. ResolveBoundaries over loopback: ${rpc.sluice.samples} sequential calls per series after ${rpc.warmup} warm-up, interleaved in blocks of ${rpc.block}`,
+  );
   table([
     ['series', 'p50', 'p99'],
     ...[rpc.sluice, rpc.noopSamePayload, rpc.noopEmpty].map((s) => [s.name, fmtMs(s.p50), fmtMs(s.p99)]),
@@ -93,8 +105,20 @@ async function foundation(): Promise<void> {
   const [p50Empty, p99Empty] = ratio(rpc.noopEmpty);
   table([
     ['Sluice / reference', 'p50/p50', 'p99/p99', 'target', 'result'],
-    ['vs no-op, same payload', fmtRatio(p50Same), fmtRatio(p99Same), `<= ${fmtRatio(RPC_RATIO_TARGET)}`, verdict(p50Same <= RPC_RATIO_TARGET && p99Same <= RPC_RATIO_TARGET)],
-    ['vs no-op, empty messages', fmtRatio(p50Empty), fmtRatio(p99Empty), `<= ${fmtRatio(RPC_RATIO_TARGET)}`, verdict(p50Empty <= RPC_RATIO_TARGET && p99Empty <= RPC_RATIO_TARGET)],
+    [
+      'vs no-op, same payload',
+      fmtRatio(p50Same),
+      fmtRatio(p99Same),
+      `<= ${fmtRatio(RPC_RATIO_TARGET)}`,
+      verdict(p50Same <= RPC_RATIO_TARGET && p99Same <= RPC_RATIO_TARGET),
+    ],
+    [
+      'vs no-op, empty messages',
+      fmtRatio(p50Empty),
+      fmtRatio(p99Empty),
+      `<= ${fmtRatio(RPC_RATIO_TARGET)}`,
+      verdict(p50Empty <= RPC_RATIO_TARGET && p99Empty <= RPC_RATIO_TARGET),
+    ],
   ]);
   out();
 }

@@ -88,10 +88,15 @@ export const STREAM_ID = 's1';
 
 /** The window: Kafka offsets [0, records / partitions) of every partition, or ids [1, records + 1). */
 export function benchBoundaries(spec: Pick<RunnerChildSpec, 'pipeline' | 'records' | 'partitions'>): Boundaries {
-  if (spec.pipeline === 'pg-pg') return { boundaryType: 'OFFSET', lowerBound: '1', upperBound: String(spec.records + 1) };
+  if (spec.pipeline === 'pg-pg')
+    return { boundaryType: 'OFFSET', lowerBound: '1', upperBound: String(spec.records + 1) };
   const parts = Array.from({ length: spec.partitions! }, (_, p) => p);
   const perPartition = spec.records / spec.partitions!;
-  return { boundaryType: 'OFFSET', lowerBound: parts.map((p) => `${p}:0`).join(','), upperBound: parts.map((p) => `${p}:${perPartition}`).join(',') };
+  return {
+    boundaryType: 'OFFSET',
+    lowerBound: parts.map((p) => `${p}:0`).join(','),
+    upperBound: parts.map((p) => `${p}:${perPartition}`).join(','),
+  };
 }
 
 /** The postgres sink's window id (core.windowId): what the references write into the window column. */
@@ -138,7 +143,10 @@ async function runEmbedded(spec: RunnerChildSpec, clock: Clock): Promise<{ recor
     spec.pipeline === 'kafka-file'
       ? {
           streamId: STREAM_ID,
-          source: { connectorId: 'kafka', options: { brokers: [...spec.brokers!], topic: spec.topic!, format: 'json' } },
+          source: {
+            connectorId: 'kafka',
+            options: { brokers: [...spec.brokers!], topic: spec.topic!, format: 'json' },
+          },
           sink: { connectorId: 'file', options: { path: spec.dir!, format: 'jsonl' } },
           fields: [],
         }
@@ -151,7 +159,10 @@ async function runEmbedded(spec: RunnerChildSpec, clock: Clock): Promise<{ recor
   const source = set.connectors.get(stream.source.connectorId);
   const sink = set.connectors.get(stream.sink.connectorId);
   if (!source || !sink) throw new Error(`connectors did not load: ${set.problems.map((p) => p.message).join('; ')}`);
-  for (const [role, endpoint] of [['source', stream.source], ['sink', stream.sink]] as const) {
+  for (const [role, endpoint] of [
+    ['source', stream.source],
+    ['sink', stream.sink],
+  ] as const) {
     const errors = await catalog.validateOptions(endpoint.connectorId, role, endpoint.options);
     if (errors.length > 0) throw new Error(`${role} options rejected: ${JSON.stringify(errors)}`);
   }
@@ -222,7 +233,10 @@ async function kafkaPlain(spec: RunnerChildSpec, clock: Clock): Promise<{ record
   const out = handle.createWriteStream({ highWaterMark: 1024 * 1024, encoding: 'utf8', flush: true });
   const closed = once(out, 'close');
   const kafka = new Kafka({ brokers: [...spec.brokers!], clientId: 'sluice-bench-plain', logLevel: logLevel.WARN });
-  const consumer = kafka.consumer({ groupId: `sluice-bench-plain-${process.pid}-${Date.now()}`, allowAutoTopicCreation: false });
+  const consumer = kafka.consumer({
+    groupId: `sluice-bench-plain-${process.pid}-${Date.now()}`,
+    allowAutoTopicCreation: false,
+  });
   const done = new Set<number>();
   let records = 0;
   let finish!: () => void;
@@ -364,7 +378,9 @@ async function pgCopy(spec: RunnerChildSpec, clock: Clock): Promise<{ records: n
   let copyInOpen = false;
   try {
     await dst.query('BEGIN');
-    await dst.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`sluice:${q(spec.dstTable!)}:${windowId}`]);
+    await dst.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [
+      `sluice:${q(spec.dstTable!)}:${windowId}`,
+    ]);
     await dst.query(`DELETE FROM ${q(spec.dstTable!)} WHERE sluice_window = $1`, [windowId]);
     let copyInReady!: () => void;
     const ready = new Promise<void>((resolve) => (copyInReady = resolve));
@@ -398,19 +414,22 @@ async function pgCopy(spec: RunnerChildSpec, clock: Clock): Promise<{ records: n
       }
     };
     const literal = `'${windowId.replaceAll("'", "''")}'`;
-    const copyOut = new RawStatement(`COPY (SELECT ${columns}, ${literal} FROM ${q(spec.srcTable!)} WHERE id >= ${b.lowerBound} AND id < ${b.upperBound}) TO STDOUT`, {
-      onCopyData: (chunk) => {
-        // The chunk is a view of pg's receive buffer, which later reads may reuse: copy it now.
-        if (used + chunk.length > acc.length) flush();
-        if (chunk.length > acc.length) {
-          to.write(copyDataMessage(chunk));
-          return;
-        }
-        chunk.copy(acc, used);
-        used += chunk.length;
-        if (used >= COPY_CHUNK) flush();
+    const copyOut = new RawStatement(
+      `COPY (SELECT ${columns}, ${literal} FROM ${q(spec.srcTable!)} WHERE id >= ${b.lowerBound} AND id < ${b.upperBound}) TO STDOUT`,
+      {
+        onCopyData: (chunk) => {
+          // The chunk is a view of pg's receive buffer, which later reads may reuse: copy it now.
+          if (used + chunk.length > acc.length) flush();
+          if (chunk.length > acc.length) {
+            to.write(copyDataMessage(chunk));
+            return;
+          }
+          chunk.copy(acc, used);
+          used += chunk.length;
+          if (used >= COPY_CHUNK) flush();
+        },
       },
-    });
+    );
     src.query(copyOut);
     const outTag = await copyOut.done;
     flush();
@@ -443,7 +462,10 @@ async function pgInsertSelect(spec: RunnerChildSpec, clock: Clock): Promise<{ re
   try {
     await client.query('BEGIN');
     await client.query(`DELETE FROM ${q(spec.dstTable!)} WHERE sluice_window = $1`, [windowId]);
-    const res = await client.query(`INSERT INTO ${q(spec.dstTable!)} (${columns}, sluice_window) SELECT ${columns}, $1 FROM ${q(spec.srcTable!)} WHERE id >= $2 AND id < $3`, [windowId, b.lowerBound, b.upperBound]);
+    const res = await client.query(
+      `INSERT INTO ${q(spec.dstTable!)} (${columns}, sluice_window) SELECT ${columns}, $1 FROM ${q(spec.srcTable!)} WHERE id >= $2 AND id < $3`,
+      [windowId, b.lowerBound, b.upperBound],
+    );
     await client.query('COMMIT');
     return { records: res.rowCount ?? 0 };
   } finally {
@@ -468,7 +490,9 @@ async function pgPlain(spec: RunnerChildSpec, clock: Clock): Promise<{ records: 
     await dst.query("SET TIME ZONE 'UTC'");
     await src.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     await dst.query('BEGIN');
-    await dst.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`sluice:${q(spec.dstTable!)}:${windowId}`]);
+    await dst.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [
+      `sluice:${q(spec.dstTable!)}:${windowId}`,
+    ]);
     await dst.query(`DELETE FROM ${q(spec.dstTable!)} WHERE sluice_window = $1`, [windowId]);
     let last: unknown;
     for (;;) {
@@ -484,11 +508,16 @@ async function pgPlain(spec: RunnerChildSpec, clock: Clock): Promise<{ records: 
       for (let i = 0; i < rows.length; i += 1000) {
         const params: unknown[] = [];
         const tuples = rows.slice(i, i + 1000).map((row) => {
-          const values = PG_COLUMNS.map((c) => (c === 'attrs' ? JSON.stringify(row[c]) : row[c] instanceof Date ? (row[c] as Date).toISOString() : row[c]));
+          const values = PG_COLUMNS.map((c) =>
+            c === 'attrs' ? JSON.stringify(row[c]) : row[c] instanceof Date ? (row[c] as Date).toISOString() : row[c],
+          );
           values.push(windowId);
           return `(${values.map((v) => `$${params.push(v)}`).join(', ')})`;
         });
-        await dst.query(`INSERT INTO ${q(spec.dstTable!)} (${names.map(q).join(', ')}) VALUES ${tuples.join(', ')}`, params);
+        await dst.query(
+          `INSERT INTO ${q(spec.dstTable!)} (${names.map(q).join(', ')}) VALUES ${tuples.join(', ')}`,
+          params,
+        );
       }
       if (records === 0) clock.firstBatch();
       records += rows.length;
@@ -509,7 +538,8 @@ async function pgPlain(spec: RunnerChildSpec, clock: Clock): Promise<{ records: 
 
 async function committedFile(dir: string): Promise<{ file: string; fileBytes: number }> {
   const names = (await readdir(dir)).filter((n) => !n.startsWith('.'));
-  if (names.length !== 1) throw new Error(`expected one committed file in ${dir}, found ${names.length}: ${names.join(', ')}`);
+  if (names.length !== 1)
+    throw new Error(`expected one committed file in ${dir}, found ${names.length}: ${names.join(', ')}`);
   const file = join(dir, names[0]!);
   return { file, fileBytes: (await stat(file)).size };
 }
@@ -526,7 +556,10 @@ async function main(): Promise<void> {
   const liveHeap: [at: number, kb: number][] = [];
   const gcs = new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
-      if ((entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+      if (
+        (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind ===
+        constants.NODE_PERFORMANCE_GC_MAJOR
+      ) {
         liveHeap.push([performance.now(), Math.round(process.memoryUsage().heapUsed / 1024)]);
       }
     }
@@ -563,7 +596,8 @@ async function main(): Promise<void> {
   sample();
   const mid = t0 + ms / 2;
   gcs.disconnect();
-  const half = (series: readonly [number, number][], first: boolean) => Math.max(0, ...series.filter(([at]) => at >= t0 && (first ? at <= mid : at > mid)).map(([, kb]) => kb));
+  const half = (series: readonly [number, number][], first: boolean) =>
+    Math.max(0, ...series.filter(([at]) => at >= t0 && (first ? at <= mid : at > mid)).map(([, kb]) => kb));
   const result: RunnerChildResult = {
     records,
     ms,

@@ -13,7 +13,9 @@ import { benchRunner } from './runner.js';
 const out = (line = '') => process.stdout.write(`${line}\n`);
 const sizes = process.argv.slice(2).map(Number);
 
-out(`Sluice runner benchmark  node ${process.version}  ${availableParallelism()} CPU(s) (${cpus()[0]?.model ?? 'unknown'})  ${process.platform}/${process.arch}  ${new Date().toISOString()}`);
+out(
+  `Sluice runner benchmark  node ${process.version}  ${availableParallelism()} CPU(s) (${cpus()[0]?.model ?? 'unknown'})  ${process.platform}/${process.arch}  ${new Date().toISOString()}`,
+);
 out();
 benchRunner(out, sizes.length > 0 ? { sizes } : {}).then(
   () => {

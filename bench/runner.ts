@@ -27,7 +27,14 @@ import { Kafka, Partitioners, logLevel } from 'kafkajs';
 import pg from 'pg';
 import { PG_URL, probePostgres, uniqueName } from '../test/helpers/databases.js';
 import { type KafkaMock, startKafkaMock } from '../test/helpers/kafka-mock.js';
-import { type Pipeline, type RunKind, type RunnerChildResult, type RunnerChildSpec, benchBoundaries, windowIdOf } from './runner-child.js';
+import {
+  type Pipeline,
+  type RunKind,
+  type RunnerChildResult,
+  type RunnerChildSpec,
+  benchBoundaries,
+  windowIdOf,
+} from './runner-child.js';
 import { fmtRatio, now } from './stats.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -56,7 +63,8 @@ const CHILD_TIMEOUT_MS = 240_000;
 
 const fmtCount = (n: number) => n.toLocaleString('en-US');
 const fmtSeconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-const fmtRate = (perSecond: number) => (perSecond >= 1e6 ? `${(perSecond / 1e6).toFixed(2)}M/s` : `${(perSecond / 1e3).toFixed(1)}k/s`);
+const fmtRate = (perSecond: number) =>
+  perSecond >= 1e6 ? `${(perSecond / 1e6).toFixed(2)}M/s` : `${(perSecond / 1e3).toFixed(1)}k/s`;
 const fmtMiB = (kb: number) => `${(kb / 1024).toFixed(0)} MiB`;
 const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
@@ -118,17 +126,36 @@ const CPU_PROF_DIR = process.env.SLUICE_BENCH_CPU_PROF;
 
 function runChild(spec: RunnerChildSpec): Promise<RunnerChildResult> {
   const { NODE_OPTIONS: _ignored, ...env } = process.env;
-  const extraNodeArgs = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`, `--cpu-prof-name=${spec.pipeline}-${spec.kind}-${spec.records}-${Date.now()}.cpuprofile`] : [];
+  const extraNodeArgs = CPU_PROF_DIR
+    ? [
+        '--cpu-prof',
+        `--cpu-prof-dir=${CPU_PROF_DIR}`,
+        `--cpu-prof-name=${spec.pipeline}-${spec.kind}-${spec.records}-${Date.now()}.cpuprofile`,
+      ]
+    : [];
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
       [...extraNodeArgs, '--conditions=development', '--import', 'tsx', CHILD, JSON.stringify(spec)],
-      { cwd: PROJECT_ROOT, env: { ...env, KAFKAJS_NO_PARTITIONER_WARNING: '1' }, timeout: CHILD_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
+      {
+        cwd: PROJECT_ROOT,
+        env: { ...env, KAFKAJS_NO_PARTITIONER_WARNING: '1' },
+        timeout: CHILD_TIMEOUT_MS,
+        maxBuffer: 16 * 1024 * 1024,
+      },
       (err, stdout, stderr) => {
         const line = stdout.trim().split('\n').pop() ?? '';
         if (err || !line.startsWith('{')) {
-          const why = err ? (err.killed ? `killed after ${CHILD_TIMEOUT_MS} ms` : err.message.split('\n')[0]) : 'no result line';
-          reject(new Error(`${spec.pipeline} ${spec.kind} run of ${spec.records}: ${why}; stderr: ${stderr.trim().split('\n').slice(-6).join(' | ')}`));
+          const why = err
+            ? err.killed
+              ? `killed after ${CHILD_TIMEOUT_MS} ms`
+              : err.message.split('\n')[0]
+            : 'no result line';
+          reject(
+            new Error(
+              `${spec.pipeline} ${spec.kind} run of ${spec.records}: ${why}; stderr: ${stderr.trim().split('\n').slice(-6).join(' | ')}`,
+            ),
+          );
           return;
         }
         resolve(JSON.parse(line) as RunnerChildResult);
@@ -153,7 +180,11 @@ interface Outcome {
 }
 
 /** Runs the cells of one size: `pairs` rounds of every kind, the order rotating each round. */
-async function runRounds(cells: readonly Cell[], pairs: number, run: (cell: Cell) => Promise<RunnerChildResult>): Promise<void> {
+async function runRounds(
+  cells: readonly Cell[],
+  pairs: number,
+  run: (cell: Cell) => Promise<RunnerChildResult>,
+): Promise<void> {
   for (let i = 0; i < pairs; i++) {
     const order = i % 2 === 0 ? cells : [...cells].reverse();
     for (const cell of order) cell.runs.push(await run(cell));
@@ -164,7 +195,14 @@ async function runRounds(cells: readonly Cell[], pairs: number, run: (cell: Cell
 
 /** Message j: id j + 1 in partition j % P at offset floor(j / P), so offsets [0, n / P) of every partition hold ids 1..n. */
 function kafkaValue(j: number): string {
-  return JSON.stringify({ id: j + 1, ts: 1_767_225_600_000 + j, customer: j % 1000, amount: (j % 10_000) / 100, status: j % 7 === 0 ? 'cancelled' : 'shipped', note: `order note ${j + 1}` });
+  return JSON.stringify({
+    id: j + 1,
+    ts: 1_767_225_600_000 + j,
+    customer: j % 1000,
+    amount: (j % 10_000) / 100,
+    status: j % 7 === 0 ? 'cancelled' : 'shipped',
+    note: `order note ${j + 1}`,
+  });
 }
 
 async function benchKafka(sizes: readonly number[], progress: (line: string) => void): Promise<Outcome> {
@@ -183,7 +221,11 @@ async function benchKafka(sizes: readonly number[], progress: (line: string) => 
     const expected = new Map<number, Digest>();
     const t0 = now();
     const kafka = new Kafka({ brokers: mock.brokers, clientId: 'sluice-bench-seed', logLevel: logLevel.WARN });
-    const producer = kafka.producer({ idempotent: false, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner });
+    const producer = kafka.producer({
+      idempotent: false,
+      allowAutoTopicCreation: false,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
     await producer.connect();
     try {
       const running = emptyDigest();
@@ -209,7 +251,10 @@ async function benchKafka(sizes: readonly number[], progress: (line: string) => 
     const marks = await admin.fetchTopicOffsets(topic).finally(() => admin.disconnect());
     const perPartition = String(largest / KAFKA_PARTITIONS);
     const bad = marks.filter((m) => m.low !== '0' || m.high !== perPartition);
-    if (bad.length > 0) throw new Error(`the mock kept partitions ${bad.map((m) => `${m.partition}:[${m.low},${m.high})`).join(' ')} instead of [0,${perPartition}) each (its per-partition size limit?)`);
+    if (bad.length > 0)
+      throw new Error(
+        `the mock kept partitions ${bad.map((m) => `${m.partition}:[${m.low},${m.high})`).join(' ')} instead of [0,${perPartition}) each (its per-partition size limit?)`,
+      );
     const seed = `${fmtCount(largest)} messages in ${fmtSeconds(seedMs)} (kafkajs producer, acks 1, ${PRODUCE_CHUNK} per request, ${PRODUCE_IN_FLIGHT} in flight, ${KAFKA_PARTITIONS} partitions)`;
     progress(`   kafka → file: seeded ${seed}`);
 
@@ -221,11 +266,21 @@ async function benchKafka(sizes: readonly number[], progress: (line: string) => 
         const dir = await mkdtemp(join(tmpdir(), 'sluice-bench-runner-'));
         dirs.push(dir);
         try {
-          const result = await runChild({ pipeline: 'kafka-file', kind: cell.kind, records, brokers: mock.brokers, topic, partitions: KAFKA_PARTITIONS, dir });
+          const result = await runChild({
+            pipeline: 'kafka-file',
+            kind: cell.kind,
+            records,
+            brokers: mock.brokers,
+            topic,
+            partitions: KAFKA_PARTITIONS,
+            dir,
+          });
           const digest = await fileDigest(result.file!);
           const want = expected.get(records)!;
           if (!sameDigest(digest, want) || result.records !== records) {
-            throw new Error(`the ${cell.kind} wrote ${digest.lines} lines (${result.records} records reported), digest ${digest.a}/${digest.b}; expected ${want.lines} lines, digest ${want.a}/${want.b}`);
+            throw new Error(
+              `the ${cell.kind} wrote ${digest.lines} lines (${result.records} records reported), digest ${digest.a}/${digest.b}; expected ${want.lines} lines, digest ${want.a}/${want.b}`,
+            );
           }
           return result;
         } finally {
@@ -253,7 +308,9 @@ async function benchPostgres(sizes: readonly number[], progress: (line: string) 
   if (!probe.ok) return { pipeline: 'pg-pg', skipped: probe.reason, cells };
   const largest = sizes[sizes.length - 1]!;
   const src = uniqueName('sluice_bench_runner_src');
-  const dst = Object.fromEntries(PG_DST_KINDS.map((k) => [k, uniqueName(`sluice_bench_runner_${k.replace('-', '_')}`)])) as Record<RunKind, string>;
+  const dst = Object.fromEntries(
+    PG_DST_KINDS.map((k) => [k, uniqueName(`sluice_bench_runner_${k.replace('-', '_')}`)]),
+  ) as Record<RunKind, string>;
   const client = new pg.Client({ connectionString: PG_URL });
   await client.connect();
   const cols = 'id, ts, customer, amount, score, active, note, attrs';
@@ -273,31 +330,54 @@ async function benchPostgres(sizes: readonly number[], progress: (line: string) 
     await client.query(`VACUUM ANALYZE "${src}"`);
     for (const table of Object.values(dst)) {
       // What the sink's createTable would make: the source's columns, the window column, its index.
-      await client.query(`CREATE TABLE "${table}" (id bigint, ts timestamptz, customer integer, amount numeric(12,2), score double precision, active boolean, note text, attrs jsonb, sluice_window text NOT NULL)`);
+      await client.query(
+        `CREATE TABLE "${table}" (id bigint, ts timestamptz, customer integer, amount numeric(12,2), score double precision, active boolean, note text, attrs jsonb, sluice_window text NOT NULL)`,
+      );
       await client.query(`CREATE INDEX ON "${table}" (sluice_window)`);
     }
     const seed = `${fmtCount(largest)} rows in ${fmtSeconds(seedMs)} (INSERT ... SELECT FROM generate_series; 8 columns: bigint, timestamptz, integer, numeric, float8, boolean, text, jsonb)`;
     progress(`   postgres → postgres: seeded ${seed}`);
 
     const hashOf = async (from: string, params: unknown[]) => {
-      const res = await client.query<{ n: string; h: string | null }>(`SELECT count(*) AS n, sum(hashtextextended(t::text, 0))::text AS h FROM (${from}) t`, params);
+      const res = await client.query<{ n: string; h: string | null }>(
+        `SELECT count(*) AS n, sum(hashtextextended(t::text, 0))::text AS h FROM (${from}) t`,
+        params,
+      );
       return `${res.rows[0]!.n}/${res.rows[0]!.h}`;
     };
     for (const records of sizes) {
       const windowId = windowIdOf(benchBoundaries({ pipeline: 'pg-pg', records }));
-      const want = await hashOf(`SELECT ${cols}, $1::text AS sluice_window FROM "${src}" WHERE id >= 1 AND id < $2`, [windowId, records + 1]);
+      const want = await hashOf(`SELECT ${cols}, $1::text AS sluice_window FROM "${src}" WHERE id >= 1 AND id < $2`, [
+        windowId,
+        records + 1,
+      ]);
       // The server-side upper bound is cheap: every size. Plain pg with the connectors' SQL is as slow as
       // the runner: only at the smallest size, to keep the whole benchmark within a few minutes.
-      const kinds: RunKind[] = ['runner', 'copy', 'insert-select', ...(records === sizes[0] ? (['plain'] as const) : [])];
+      const kinds: RunKind[] = [
+        'runner',
+        'copy',
+        'insert-select',
+        ...(records === sizes[0] ? (['plain'] as const) : []),
+      ];
       const round = kinds.map((kind): Cell => ({ pipeline: 'pg-pg', records, kind, runs: [] }));
       cells.push(...round);
       await runRounds(round, records === largest ? ROUNDS_AT_LARGEST['pg-pg'] : 1, async (cell) => {
         // Each run starts from an empty table and a fresh checkpoint: no run pays for another's WAL or dead rows.
         await client.query(`TRUNCATE "${dst[cell.kind]}"`);
         await client.query('CHECKPOINT').catch(() => {});
-        const result = await runChild({ pipeline: 'pg-pg', kind: cell.kind, records, url: PG_URL, srcTable: src, dstTable: dst[cell.kind] });
+        const result = await runChild({
+          pipeline: 'pg-pg',
+          kind: cell.kind,
+          records,
+          url: PG_URL,
+          srcTable: src,
+          dstTable: dst[cell.kind],
+        });
         const got = await hashOf(`SELECT ${cols}, sluice_window FROM "${dst[cell.kind]}"`, []);
-        if (got !== want || result.records !== records) throw new Error(`the ${cell.kind} run left ${got} (count/hash sum; ${result.records} records reported) in ${dst[cell.kind]}, expected ${want}`);
+        if (got !== want || result.records !== records)
+          throw new Error(
+            `the ${cell.kind} run left ${got} (count/hash sum; ${result.records} records reported) in ${dst[cell.kind]}, expected ${want}`,
+          );
         await client.query(`TRUNCATE "${dst[cell.kind]}"`);
         return result;
       });
@@ -307,7 +387,8 @@ async function benchPostgres(sizes: readonly number[], progress: (line: string) 
   } catch (err) {
     return { pipeline: 'pg-pg', cells, failed: message(err) };
   } finally {
-    for (const table of [src, ...Object.values(dst)]) await client.query(`DROP TABLE IF EXISTS "${table}"`).catch(() => {});
+    for (const table of [src, ...Object.values(dst)])
+      await client.query(`DROP TABLE IF EXISTS "${table}"`).catch(() => {});
     await client.end().catch(() => {});
   }
 }
@@ -317,7 +398,9 @@ async function benchPostgres(sizes: readonly number[], progress: (line: string) 
 function table(out: (line?: string) => void, rows: readonly (readonly string[])[]): void {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   rows.forEach((r, n) => {
-    out(`   ${r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')}`.trimEnd());
+    out(
+      `   ${r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')}`.trimEnd(),
+    );
     if (n === 0) out(`   ${widths.map((w) => '-'.repeat(w)).join('  ')}`);
   });
 }
@@ -340,14 +423,32 @@ function best(cell: Cell) {
 
 const LABEL: Readonly<Record<Pipeline, Readonly<Partial<Record<RunKind, string>>>>> = {
   'kafka-file': { runner: 'runner', plain: 'plain kafkajs → file' },
-  'pg-pg': { runner: 'runner', copy: 'COPY TO | COPY FROM', 'insert-select': 'INSERT ... SELECT (server)', plain: 'plain pg, same SQL' },
+  'pg-pg': {
+    runner: 'runner',
+    copy: 'COPY TO | COPY FROM',
+    'insert-select': 'INSERT ... SELECT (server)',
+    plain: 'plain pg, same SQL',
+  },
 };
 const PIPELINE: Readonly<Record<Pipeline, string>> = { 'kafka-file': 'kafka → file', 'pg-pg': 'postgres → postgres' };
 
 function report(out: (line?: string) => void, outcomes: readonly Outcome[], sizes: readonly number[]): void {
   const largest = sizes[sizes.length - 1]!;
   const smallest = sizes[0]!;
-  const rows: string[][] = [['pipeline', 'records', 'run', 'runs', 'best', 'records/s', '1st batch', 'rec/s after 1st', 'RSS at start', 'peak RSS']];
+  const rows: string[][] = [
+    [
+      'pipeline',
+      'records',
+      'run',
+      'runs',
+      'best',
+      'records/s',
+      '1st batch',
+      'rec/s after 1st',
+      'RSS at start',
+      'peak RSS',
+    ],
+  ];
   for (const o of outcomes) {
     for (const cell of o.cells) {
       if (cell.runs.length === 0) continue;
@@ -369,7 +470,8 @@ function report(out: (line?: string) => void, outcomes: readonly Outcome[], size
   if (rows.length > 1) table(out, rows);
   out();
 
-  const cellOf = (o: Outcome, records: number, kind: RunKind) => o.cells.find((c) => c.records === records && c.kind === kind && c.runs.length > 0);
+  const cellOf = (o: Outcome, records: number, kind: RunKind) =>
+    o.cells.find((c) => c.records === records && c.kind === kind && c.runs.length > 0);
   const ratio = (o: Outcome, records: number, ref: RunKind, stream = false) => {
     const r = cellOf(o, records, 'runner');
     const p = cellOf(o, records, ref);
@@ -378,7 +480,15 @@ function report(out: (line?: string) => void, outcomes: readonly Outcome[], size
     return stream ? best(r).streamRate / best(p).streamRate : best(r).rate / best(p).rate;
   };
   const fmtMaybe = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '-' : fmtRatio(x));
-  const ratios: string[][] = [['runner / reference, records/s', ...sizes.map((n) => `at ${fmtCount(n)}`), `after 1st batch, ${fmtCount(largest)}`, 'target', 'result']];
+  const ratios: string[][] = [
+    [
+      'runner / reference, records/s',
+      ...sizes.map((n) => `at ${fmtCount(n)}`),
+      `after 1st batch, ${fmtCount(largest)}`,
+      'target',
+      'result',
+    ],
+  ];
   const notes: string[] = [];
   for (const o of outcomes) {
     if (o.skipped) notes.push(`${PIPELINE[o.pipeline]}: SKIPPED (${o.skipped})`);
@@ -405,7 +515,17 @@ function report(out: (line?: string) => void, outcomes: readonly Outcome[], size
 
   if (smallest !== largest) {
     const memory: string[][] = [
-      ['peak RSS (maxRSS)', 'run', `at ${fmtCount(smallest)}`, `at ${fmtCount(largest)}`, 'ratio', `${fmtCount(largest)}: 1st / 2nd half`, `live heap ${fmtCount(smallest)} / ${fmtCount(largest)}`, 'target', 'result'],
+      [
+        'peak RSS (maxRSS)',
+        'run',
+        `at ${fmtCount(smallest)}`,
+        `at ${fmtCount(largest)}`,
+        'ratio',
+        `${fmtCount(largest)}: 1st / 2nd half`,
+        `live heap ${fmtCount(smallest)} / ${fmtCount(largest)}`,
+        'target',
+        'result',
+      ],
     ];
     /** Highest heap after a full GC over the cell's runs, and how many full GCs ran. */
     const live = (cell: Cell) => {
@@ -436,8 +556,12 @@ function report(out: (line?: string) => void, outcomes: readonly Outcome[], size
     }
     if (memory.length > 1) {
       table(out, memory);
-      out('   1st / 2nd half: highest RSS sampled every 100 ms in each half of the run; live heap: highest heapUsed just after');
-      out("   one of V8's own full GCs in the run ('-': none ran). maxRSS also counts the garbage V8 lets pile up before it collects.");
+      out(
+        '   1st / 2nd half: highest RSS sampled every 100 ms in each half of the run; live heap: highest heapUsed just after',
+      );
+      out(
+        "   one of V8's own full GCs in the run ('-': none ran). maxRSS also counts the garbage V8 lets pile up before it collects.",
+      );
       out();
     }
   }
@@ -452,16 +576,26 @@ function report(out: (line?: string) => void, outcomes: readonly Outcome[], size
 export async function benchRunner(out: (line?: string) => void, options: { sizes?: number[] } = {}): Promise<void> {
   const sizes = [...new Set(options.sizes ?? DEFAULT_SIZES)].sort((a, b) => a - b);
   if (sizes.length === 0 || sizes.some((n) => !Number.isSafeInteger(n) || n <= 0 || n % KAFKA_PARTITIONS !== 0)) {
-    throw new Error(`sizes must be positive integers divisible by ${KAFKA_PARTITIONS} (the Kafka partitions), got ${sizes.join(', ')}`);
+    throw new Error(
+      `sizes must be positive integers divisible by ${KAFKA_PARTITIONS} (the Kafka partitions), got ${sizes.join(', ')}`,
+    );
   }
   const started = now();
-  out(`Embedded runner: whole jobs of ${sizes.map(fmtCount).join(' and ')} records, new EmbeddedRunner({ hooks }).run(spec, ctx) vs plain clients doing the same copy`);
+  out(
+    `Embedded runner: whole jobs of ${sizes.map(fmtCount).join(' and ')} records, new EmbeddedRunner({ hooks }).run(spec, ctx) vs plain clients doing the same copy`,
+  );
   out(
     `   every run in a fresh child process (peak RSS = its maxRSS); at ${fmtCount(sizes[sizes.length - 1]!)} ${ROUNDS_AT_LARGEST['kafka-file']} rounds kafka (order alternating), ${ROUNDS_AT_LARGEST['pg-pg']} postgres; 1 below; best run shown`,
   );
-  out('   kafka → file: plain = kafkajs consumer, JSON.parse + JSON.stringify per message, same JSON lines, fsync + rename');
-  out('   postgres → postgres (replace-window): COPY (SELECT ...) TO STDOUT piped into COPY ... FROM STDIN (plain pg, simple query protocol);');
-  out(`   also INSERT ... SELECT on the server (upper bound) and, at ${fmtCount(sizes[0]!)}, plain pg with the connectors' SQL (keyset SELECT 5000, INSERT 1000 rows)`);
+  out(
+    '   kafka → file: plain = kafkajs consumer, JSON.parse + JSON.stringify per message, same JSON lines, fsync + rename',
+  );
+  out(
+    '   postgres → postgres (replace-window): COPY (SELECT ...) TO STDOUT piped into COPY ... FROM STDIN (plain pg, simple query protocol);',
+  );
+  out(
+    `   also INSERT ... SELECT on the server (upper bound) and, at ${fmtCount(sizes[0]!)}, plain pg with the connectors' SQL (keyset SELECT 5000, INSERT 1000 rows)`,
+  );
   const outcomes: Outcome[] = [];
   outcomes.push(await benchKafka(sizes, out));
   outcomes.push(await benchPostgres(sizes, out));
@@ -471,5 +605,6 @@ export async function benchRunner(out: (line?: string) => void, options: { sizes
   report(out, outcomes, sizes);
   out(`   runner benchmark total ${fmtSeconds(now() - started)}`);
   const failed = outcomes.filter((o) => o.failed);
-  if (failed.length > 0) throw new Error(`runner benchmark: ${failed.map((o) => `${PIPELINE[o.pipeline]}: ${o.failed}`).join('; ')}`);
+  if (failed.length > 0)
+    throw new Error(`runner benchmark: ${failed.map((o) => `${PIPELINE[o.pipeline]}: ${o.failed}`).join('; ')}`);
 }

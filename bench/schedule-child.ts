@@ -87,8 +87,13 @@ export interface ChildResult {
 
 const args = JSON.parse(process.argv[2] ?? '{}') as ChildArgs;
 const { mode, setup, n, windowMs, measureMs, leadMs } = args;
-if (!(n > 0 && windowMs >= 1000 && windowMs % 1000 === 0 && measureMs > 0 && leadMs >= 0) || typeof globalThis.gc !== 'function') {
-  throw new Error(`usage: node --expose-gc --conditions=development --import tsx bench/schedule-child.ts '<ChildArgs JSON>' (got ${process.argv[2]})`);
+if (
+  !(n > 0 && windowMs >= 1000 && windowMs % 1000 === 0 && measureMs > 0 && leadMs >= 0) ||
+  typeof globalThis.gc !== 'function'
+) {
+  throw new Error(
+    `usage: node --expose-gc --conditions=development --import tsx bench/schedule-child.ts '<ChildArgs JSON>' (got ${process.argv[2]})`,
+  );
 }
 const gc = globalThis.gc;
 
@@ -155,7 +160,15 @@ const timeoutClock: Clock = {
 };
 
 async function sluiceHarness(clockKind: 'system' | 'settimeout'): Promise<Harness> {
-  const [{ silentLogger }, { BUNDLED_PLUGINS_DIR }, { HookRunner }, { loadPlugins }, { ScheduleService }, { SqliteScheduleStore }, { systemClock }] = await Promise.all([
+  const [
+    { silentLogger },
+    { BUNDLED_PLUGINS_DIR },
+    { HookRunner },
+    { loadPlugins },
+    { ScheduleService },
+    { SqliteScheduleStore },
+    { systemClock },
+  ] = await Promise.all([
     import('../services/core/logger.js'),
     import('../services/core/paths.js'),
     import('../services/host/hook-runner.js'),
@@ -168,7 +181,8 @@ async function sluiceHarness(clockKind: 'system' | 'settimeout'): Promise<Harnes
   const store = await SqliteScheduleStore.open(join(dir, 'sluice.db'));
   await store.migrate();
   const plugins = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
-  if (!plugins.engines.has('builtin')) throw new Error(`the built-in engine did not load: ${JSON.stringify(plugins.problems)}`);
+  if (!plugins.engines.has('builtin'))
+    throw new Error(`the built-in engine did not load: ${JSON.stringify(plugins.problems)}`);
   let jobs = 0;
   const dispatcher: Dispatcher = {
     async submit(request) {
@@ -181,7 +195,15 @@ async function sluiceHarness(clockKind: 'system' | 'settimeout'): Promise<Harnes
     },
   };
   const clock = clockKind === 'system' ? systemClock : timeoutClock;
-  const service = new ScheduleService({ store, engines: plugins.engines, hooks: new HookRunner({ timeoutMs: 10_000 }), clock, dispatcher, logger: silentLogger, owner: 'bench' });
+  const service = new ScheduleService({
+    store,
+    engines: plugins.engines,
+    hooks: new HookRunner({ timeoutMs: 10_000 }),
+    clock,
+    dispatcher,
+    logger: silentLogger,
+    owner: 'bench',
+  });
   // `register` needs a started service; `start` starts it once the rows are in.
   if (setup === 'register') await service.start();
   const info = (i: number, tFirst: number): ScheduleInfo => {
@@ -214,7 +236,15 @@ async function sluiceHarness(clockKind: 'system' | 'settimeout'): Promise<Harnes
       for (let i = 0; i < n; i++) {
         const now = Date.now();
         const s = info(i, tFirst);
-        await store.insertSchedule({ groupId: s.groupId, info: s, status: 'REGISTERED', engineId: 'builtin', version: 2, createdAt: now, updatedAt: now });
+        await store.insertSchedule({
+          groupId: s.groupId,
+          info: s,
+          status: 'REGISTERED',
+          engineId: 'builtin',
+          version: 2,
+          createdAt: now,
+          updatedAt: now,
+        });
       }
       const insertMs = performance.now() - t0;
       // The inserts above are the harness's own loop: time the stall of start() alone.
@@ -251,7 +281,8 @@ function timersHarness(): Harness {
 }
 
 async function main(): Promise<ChildResult> {
-  const harness = mode === 'timers' ? timersHarness() : await sluiceHarness(mode === 'sluice' ? 'system' : 'settimeout');
+  const harness =
+    mode === 'timers' ? timersHarness() : await sluiceHarness(mode === 'sluice' ? 'system' : 'settimeout');
   const before = await settleMemory();
 
   const t0 = Date.now();
@@ -277,7 +308,8 @@ async function main(): Promise<ChildResult> {
   const after = await settleMemory();
   // When the setup overran the lead, wait for that backlog to be worked off before measuring.
   const drain0 = Date.now();
-  while (dues.length < dueBefore(Date.now() - 100) && Date.now() - drain0 < 60_000) await new Promise((r) => setTimeout(r, 100));
+  while (dues.length < dueBefore(Date.now() - 100) && Date.now() - drain0 < 60_000)
+    await new Promise((r) => setTimeout(r, 100));
   const drainMs = overdueAtSetupEnd > 0 ? Date.now() - drain0 : 0;
 
   // A burst's span is its one instant (late if the setup overran it: see overdueAtSetupEnd).

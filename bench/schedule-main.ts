@@ -16,7 +16,8 @@ function parseArgs(argv: readonly string[]): Partial<ScheduleBenchOptions> {
   const options: Record<string, unknown> = {};
   for (const arg of argv) {
     const m = /^--([A-Za-z]+)(?:=(.*))?$/.exec(arg);
-    if (!m || !(m[1]! in DEFAULTS)) throw new Error(`unknown argument ${arg}; options: ${Object.keys(DEFAULTS).join(', ')}`);
+    if (!m || !(m[1]! in DEFAULTS))
+      throw new Error(`unknown argument ${arg}; options: ${Object.keys(DEFAULTS).join(', ')}`);
     const [, name, value] = m as unknown as [string, keyof ScheduleBenchOptions, string | undefined];
     const current = DEFAULTS[name];
     if (typeof current === 'boolean') options[name] = value === undefined || value === 'true';
@@ -27,11 +28,19 @@ function parseArgs(argv: readonly string[]): Partial<ScheduleBenchOptions> {
 }
 
 const options = parseArgs(process.argv.slice(2));
-out(`Sluice schedule benchmark  node ${process.version}  ${availableParallelism()} CPU(s) (${cpus()[0]?.model ?? 'unknown'})  load ${loadavg().map((l) => l.toFixed(1)).join(' ')}  ${new Date().toISOString()}`);
+out(
+  `Sluice schedule benchmark  node ${process.version}  ${availableParallelism()} CPU(s) (${cpus()[0]?.model ?? 'unknown'})  load ${loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')}  ${new Date().toISOString()}`,
+);
 out();
 benchSchedule(out, options).then(
   () => {
-    out(`load ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    out(
+      `load ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
+    );
     process.exitCode = 0;
   },
   (err: unknown) => {

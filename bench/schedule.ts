@@ -16,7 +16,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { credentials, Server, ServerCredentials, type ServiceError, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import {
+  credentials,
+  Server,
+  ServerCredentials,
+  type ServiceError,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
 import {
   CatchUpMode,
   type RegisterScheduleRequest,
@@ -84,7 +90,8 @@ function table(out: (line?: string) => void, rows: readonly (readonly string[])[
 
 const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
 const fmtCount = (n: number) => (n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : String(n));
-const fmtBytes = (b: number) => (Math.abs(b) >= 1024 * 1024 ? `${(b / 1024 / 1024).toFixed(0)} MB` : `${(b / 1024).toFixed(1)} KB`);
+const fmtBytes = (b: number) =>
+  Math.abs(b) >= 1024 * 1024 ? `${(b / 1024 / 1024).toFixed(0)} MB` : `${(b / 1024).toFixed(1)} KB`;
 const fmtLag = (ms: number) => `${ms} ms`;
 /** Lags are whole milliseconds (Date.now()); a ratio's denominator is taken as at least 1 ms. */
 const lagRatio = (a: number, ref: number) => fmtRatio(a / Math.max(1, ref));
@@ -101,10 +108,21 @@ interface FireRun {
 
 function runChild(args: ChildArgs): Promise<ChildResult> {
   const { NODE_OPTIONS: _ignored, ...env } = process.env;
-  const child = spawn(process.execPath, ['--expose-gc', '--conditions=development', '--import', 'tsx', join(here, 'schedule-child.ts'), JSON.stringify(args)], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--expose-gc',
+      '--conditions=development',
+      '--import',
+      'tsx',
+      join(here, 'schedule-child.ts'),
+      JSON.stringify(args),
+    ],
+    {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -116,7 +134,12 @@ function runChild(args: ChildArgs): Promise<ChildResult> {
       clearTimeout(limit);
       const line = stdout.trim().split('\n').pop() ?? '';
       if (code === 0 && line.startsWith('{')) resolve(JSON.parse(line) as ChildResult);
-      else reject(new Error(`schedule-child ${JSON.stringify(args)} exited with ${signal ?? code}: ${stderr.trim().slice(-2000)}`));
+      else
+        reject(
+          new Error(
+            `schedule-child ${JSON.stringify(args)} exited with ${signal ?? code}: ${stderr.trim().slice(-2000)}`,
+          ),
+        );
     });
   });
 }
@@ -142,7 +165,16 @@ function fireRuns(o: ScheduleBenchOptions): FireRun[] {
     const mk = (mode: ChildArgs['mode'], label: string): FireRun => ({
       kind,
       label: `${label}${tag}`,
-      args: { mode, setup, n, windowMs, measureMs, leadMs: leadFor(mode, setup, n, burst), timeStop, ...(burst ? { burst } : {}) },
+      args: {
+        mode,
+        setup,
+        n,
+        windowMs,
+        measureMs,
+        leadMs: leadFor(mode, setup, n, burst),
+        timeStop,
+        ...(burst ? { burst } : {}),
+      },
     });
     // The reference first, then Sluice, back to back.
     runs.push(mk('timers', 'setTimeout reference'));
@@ -164,20 +196,51 @@ function lagStats(r: ChildResult): { p50: number; p99: number; max: number } {
 }
 
 function printFireLag(out: (line?: string) => void, runs: readonly FireRun[]): void {
-  const rows: string[][] = [['series', 'schedules', 'fires/s', 'fired', 'p50', 'p99', 'max', 'p99/ref', 'CPU', 'CPU/fire', 'target', 'result']];
+  const rows: string[][] = [
+    ['series', 'schedules', 'fires/s', 'fired', 'p50', 'p99', 'max', 'p99/ref', 'CPU', 'CPU/fire', 'target', 'result'],
+  ];
   for (const [i, run] of runs.entries()) {
     const a = run.args;
     const r = run.result;
     if (!r) {
-      rows.push([run.label, fmtCount(a.n), a.burst ? 'at once' : String(firesPerSecond(a)), 'FAILED', '-', '-', '-', '-', '-', '-', '-', '-']);
+      rows.push([
+        run.label,
+        fmtCount(a.n),
+        a.burst ? 'at once' : String(firesPerSecond(a)),
+        'FAILED',
+        '-',
+        '-',
+        '-',
+        '-',
+        '-',
+        '-',
+        '-',
+        '-',
+      ]);
       continue;
     }
     if (r.lags.length === 0) {
-      rows.push([run.label, fmtCount(a.n), a.burst ? 'at once' : String(firesPerSecond(a)), `0/${r.expected}`, '-', '-', '-', '-', '-', '-', '', 'NO DATA']);
+      rows.push([
+        run.label,
+        fmtCount(a.n),
+        a.burst ? 'at once' : String(firesPerSecond(a)),
+        `0/${r.expected}`,
+        '-',
+        '-',
+        '-',
+        '-',
+        '-',
+        '-',
+        '',
+        'NO DATA',
+      ]);
       continue;
     }
     const s = lagStats(r);
-    const ref = runs.slice(0, i + 1).reverse().find((x) => x.kind === run.kind && x.args.mode === 'timers' && x.args.n === a.n)?.result;
+    const ref = runs
+      .slice(0, i + 1)
+      .reverse()
+      .find((x) => x.kind === run.kind && x.args.mode === 'timers' && x.args.n === a.n)?.result;
     const isRef = a.mode === 'timers';
     const targeted = a.mode === 'sluice' && a.n === 10_000 && run.kind === 'main';
     const complete = r.fired === r.expected;
@@ -200,12 +263,19 @@ function printFireLag(out: (line?: string) => void, runs: readonly FireRun[]): v
 }
 
 function printSetup(out: (line?: string) => void, runs: readonly FireRun[]): void {
-  const rows: string[][] = [['series', 'schedules', 'how', 'time', 'per schedule', 'per second', 'longest block', 'overdue after', 'stop()']];
+  const rows: string[][] = [
+    ['series', 'schedules', 'how', 'time', 'per schedule', 'per second', 'longest block', 'overdue after', 'stop()'],
+  ];
   for (const run of runs) {
     const r = run.result;
     if (!r || run.kind === 'stress') continue;
     const a = r.args;
-    const how = a.mode === 'timers' ? 'setTimeout x n' : a.setup === 'register' ? 'ScheduleService.register' : `insert rows ${fmtMs(r.insertMs)} + start()`;
+    const how =
+      a.mode === 'timers'
+        ? 'setTimeout x n'
+        : a.setup === 'register'
+          ? 'ScheduleService.register'
+          : `insert rows ${fmtMs(r.insertMs)} + start()`;
     rows.push([
       run.label,
       fmtCount(a.n),
@@ -223,7 +293,9 @@ function printSetup(out: (line?: string) => void, runs: readonly FireRun[]): voi
 }
 
 function printMemory(out: (line?: string) => void, runs: readonly FireRun[]): void {
-  const rows: string[][] = [['series', 'schedules', 'RSS before', 'RSS after', 'RSS/schedule', 'heap/schedule', 'RSS/schedule vs ref']];
+  const rows: string[][] = [
+    ['series', 'schedules', 'RSS before', 'RSS after', 'RSS/schedule', 'heap/schedule', 'RSS/schedule vs ref'],
+  ];
   const main = runs.filter((r) => r.result && r.kind === 'main');
   for (const run of main) {
     const r = run.result!;
@@ -243,7 +315,10 @@ function printMemory(out: (line?: string) => void, runs: readonly FireRun[]): vo
   }
   // The growth between two sizes leaves out what does not scale with the count (heap reservations, caches).
   for (const mode of ['timers', 'sluice', 'sluice-settimeout'] as const) {
-    const bySize = main.filter((x) => x.args.mode === mode).map((x) => x.result!).sort((a, b) => a.args.n - b.args.n);
+    const bySize = main
+      .filter((x) => x.args.mode === mode)
+      .map((x) => x.result!)
+      .sort((a, b) => a.args.n - b.args.n);
     if (bySize.length < 2) continue;
     const [lo, hi] = [bySize[0]!, bySize[bySize.length - 1]!];
     const dn = hi.args.n - lo.args.n;
@@ -293,7 +368,9 @@ function registerRequest(groupId: string, base: number): RegisterScheduleRequest
   };
 }
 
-async function startNoopScheduleServer(response: RegisterScheduleResponse): Promise<{ address: string; close(): Promise<void> }> {
+async function startNoopScheduleServer(
+  response: RegisterScheduleResponse,
+): Promise<{ address: string; close(): Promise<void> }> {
   const server = new Server();
   const implementation: Partial<Record<keyof typeof ScheduleServiceService, unknown>> = {
     registerSchedule: (_call: unknown, cb: (err: null, res: RegisterScheduleResponse) => void) => cb(null, response),
@@ -302,7 +379,10 @@ async function startNoopScheduleServer(response: RegisterScheduleResponse): Prom
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });
-  return { address: `127.0.0.1:${port}`, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
+  return {
+    address: `127.0.0.1:${port}`,
+    close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+  };
 }
 
 interface RpcSeries {
@@ -331,7 +411,14 @@ async function runBlock(s: RpcSeries, count: number, record: boolean): Promise<n
 }
 
 export interface RpcBenchResult {
-  readonly series: readonly { name: string; concurrency: number; calls: number; perSecond: number; p50: number; p99: number }[];
+  readonly series: readonly {
+    name: string;
+    concurrency: number;
+    calls: number;
+    perSecond: number;
+    p50: number;
+    p99: number;
+  }[];
 }
 
 export async function benchRegisterRpc(o: ScheduleBenchOptions): Promise<RpcBenchResult> {
@@ -344,7 +431,8 @@ export async function benchRegisterRpc(o: ScheduleBenchOptions): Promise<RpcBenc
     clients.push(sluiceClient);
     const base = Date.now() + 86_400_000;
     let seq = 0;
-    const sluiceRegister: Unary<RegisterScheduleRequest, RegisterScheduleResponse> = sluiceClient.registerSchedule.bind(sluiceClient);
+    const sluiceRegister: Unary<RegisterScheduleRequest, RegisterScheduleResponse> =
+      sluiceClient.registerSchedule.bind(sluiceClient);
     // Every Sluice call registers a new group; group ids have the same length, so every request has the same size.
     const toSluice = () => call(sluiceRegister, registerRequest(`rpc-${String(seq++).padStart(8, '0')}`, base));
     const first = await toSluice();
@@ -355,15 +443,30 @@ export async function benchRegisterRpc(o: ScheduleBenchOptions): Promise<RpcBenc
     noop = await startNoopScheduleServer(first);
     const noopClient = new ScheduleServiceClient(noop.address, credentials.createInsecure());
     clients.push(noopClient);
-    const noopRegister: Unary<RegisterScheduleRequest, RegisterScheduleResponse> = noopClient.registerSchedule.bind(noopClient);
+    const noopRegister: Unary<RegisterScheduleRequest, RegisterScheduleResponse> =
+      noopClient.registerSchedule.bind(noopClient);
     let noopSeq = 0;
     const toNoop = () => call(noopRegister, registerRequest(`rpc-${String(noopSeq++).padStart(8, '0')}`, base));
 
     const c = o.rpcConcurrency;
     const series: RpcSeries[] = [
-      { name: 'Sluice RegisterSchedule, sequential', concurrency: 1, call: toSluice, latencies: [], wallMs: 0, calls: 0 },
+      {
+        name: 'Sluice RegisterSchedule, sequential',
+        concurrency: 1,
+        call: toSluice,
+        latencies: [],
+        wallMs: 0,
+        calls: 0,
+      },
       { name: 'no-op, sequential', concurrency: 1, call: toNoop, latencies: [], wallMs: 0, calls: 0 },
-      { name: `Sluice RegisterSchedule, ${c} at a time`, concurrency: c, call: toSluice, latencies: [], wallMs: 0, calls: 0 },
+      {
+        name: `Sluice RegisterSchedule, ${c} at a time`,
+        concurrency: c,
+        call: toSluice,
+        latencies: [],
+        wallMs: 0,
+        calls: 0,
+      },
       { name: `no-op, ${c} at a time`, concurrency: c, call: toNoop, latencies: [], wallMs: 0, calls: 0 },
     ];
     for (const s of series) await runBlock(s, o.rpcWarmup, false);
@@ -383,7 +486,14 @@ export async function benchRegisterRpc(o: ScheduleBenchOptions): Promise<RpcBenc
     return {
       series: series.map((s) => {
         const sorted = sortedCopy(s.latencies);
-        return { name: s.name, concurrency: s.concurrency, calls: s.calls, perSecond: (s.calls * 1000) / s.wallMs, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+        return {
+          name: s.name,
+          concurrency: s.concurrency,
+          calls: s.calls,
+          perSecond: (s.calls * 1000) / s.wallMs,
+          p50: percentile(sorted, 50),
+          p99: percentile(sorted, 99),
+        };
       }),
     };
   } finally {
@@ -408,22 +518,32 @@ function printFireSections(out: (line?: string) => void, o: ScheduleBenchOptions
   }
   if (stress.length > 0) {
     out();
-    out(`Heavier: ${fmtCount(stress[0]!.args.n)} schedules at ${o.stressRate} fires/s (${w(stress[0]!.args.n, o.stressRate)}), ${o.stressMeasureMs / 1000} s measured`);
+    out(
+      `Heavier: ${fmtCount(stress[0]!.args.n)} schedules at ${o.stressRate} fires/s (${w(stress[0]!.args.n, o.stressRate)}), ${o.stressMeasureMs / 1000} s measured`,
+    );
     printFireLag(out, stress);
   }
   if (burst.length > 0) {
     out();
-    out(`Burst: ${fmtCount(burst[0]!.args.n)} schedules all due at the same instant (as hourly schedules are on the hour); lag of each until the last fired`);
+    out(
+      `Burst: ${fmtCount(burst[0]!.args.n)} schedules all due at the same instant (as hourly schedules are on the hour); lag of each until the last fired`,
+    );
     printFireLag(out, burst);
   }
-  out(`   CPU = process CPU time / wall time from the start of the measured span (burst: 0.5 s before) until its last window fired (one core = 100%); p99/ref divides by max(1 ms, reference p99)`);
+  out(
+    `   CPU = process CPU time / wall time from the start of the measured span (burst: 0.5 s before) until its last window fired (one core = 100%); p99/ref divides by max(1 ms, reference p99)`,
+  );
   out();
   out(`Creating the schedules (before the first one is due)`);
   printSetup(out, runs);
-  out(`   longest block = longest event-loop stall during ScheduleService.start(); overdue after = windows due before the setup ended (they fire after it; measuring waits for them)`);
+  out(
+    `   longest block = longest event-loop stall during ScheduleService.start(); overdue after = windows due before the setup ended (they fire after it; measuring waits for them)`,
+  );
   out();
   if (main.length > 0) {
-    out(`Memory per active schedule: growth of RSS and of V8 heap used from before creating the schedules to after, each after a full GC`);
+    out(
+      `Memory per active schedule: growth of RSS and of V8 heap used from before creating the schedules to after, each after a full GC`,
+    );
     printMemory(out, runs);
     out();
   }
@@ -431,7 +551,10 @@ function printFireSections(out: (line?: string) => void, o: ScheduleBenchOptions
 
 // ---- entry point -------------------------------------------------------------------------------
 
-export async function benchSchedule(out: (line?: string) => void, options: Partial<ScheduleBenchOptions> = {}): Promise<void> {
+export async function benchSchedule(
+  out: (line?: string) => void,
+  options: Partial<ScheduleBenchOptions> = {},
+): Promise<void> {
   const o: ScheduleBenchOptions = { ...DEFAULTS, ...options };
   const failures: string[] = [];
   const started = now();
@@ -451,11 +574,19 @@ export async function benchSchedule(out: (line?: string) => void, options: Parti
   if (o.rpcCalls > 0) {
     try {
       const rpc = await benchRegisterRpc(o);
-      out(`RegisterSchedule over loopback: ${o.rpcCalls} calls per series after ${o.rpcWarmup} warm-up, interleaved in blocks of ${o.rpcBlock}; reference = no-op grpc-js server, same request and response bytes`);
+      out(
+        `RegisterSchedule over loopback: ${o.rpcCalls} calls per series after ${o.rpcWarmup} warm-up, interleaved in blocks of ${o.rpcBlock}; reference = no-op grpc-js server, same request and response bytes`,
+      );
       const rows: string[][] = [['series', 'calls/s', 'p50', 'p99', 'Sluice/no-op calls/s']];
       for (const s of rpc.series) {
         const ref = rpc.series.find((x) => x.concurrency === s.concurrency && x.name.startsWith('no-op'))!;
-        rows.push([s.name, s.perSecond.toFixed(0), fmtMs(s.p50), fmtMs(s.p99), s === ref ? '' : fmtRatio(s.perSecond / ref.perSecond)]);
+        rows.push([
+          s.name,
+          s.perSecond.toFixed(0),
+          fmtMs(s.p50),
+          fmtMs(s.p99),
+          s === ref ? '' : fmtRatio(s.perSecond / ref.perSecond),
+        ]);
       }
       table(out, rows);
     } catch (err) {

@@ -115,9 +115,16 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   const { config } = options;
   const logger = options.logger ?? createLogger(config.logLevel, { service: 'sluice' });
   const services = options.services ?? ALL_SERVICES;
-  const plugins = await loadPlugins({ bundledDir: options.bundledPluginsDir ?? BUNDLED_PLUGINS_DIR, extraDirs: config.pluginPath });
+  const plugins = await loadPlugins({
+    bundledDir: options.bundledPluginsDir ?? BUNDLED_PLUGINS_DIR,
+    extraDirs: config.pluginPath,
+  });
   for (const p of plugins.problems) logger.warn('plugin left out', { ...p });
-  logger.info('plugins loaded', { connectors: [...plugins.connectors.keys()], engines: [...plugins.engines.keys()], problems: plugins.problems.length });
+  logger.info('plugins loaded', {
+    connectors: [...plugins.connectors.keys()],
+    engines: [...plugins.engines.keys()],
+    problems: plugins.problems.length,
+  });
 
   const hooks = new HookRunner({ timeoutMs: config.hookTimeoutMs, logger });
   const catalog = new Catalog(plugins, hooks);
@@ -127,14 +134,28 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     bindings.push({ name: 'sluice.catalog.v1.CatalogService', definition, implementation: implementation as never });
   }
   // Schedules, the ledger, groups and jobs share one store (one SQLite file, or one PostgreSQL database).
-  const store = services.includes('schedule') || services.includes('operator') ? await openSluiceStore({ sqlitePath: join(config.dataDir, 'sluice.db'), ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}) }) : undefined;
+  const store =
+    services.includes('schedule') || services.includes('operator')
+      ? await openSluiceStore({
+          sqlitePath: join(config.dataDir, 'sluice.db'),
+          ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
+        })
+      : undefined;
   // Services in this process call each other through this very server unless told otherwise; its port is known once bound.
   const self: { address?: string } = {};
   let schedule: { service: ScheduleService; dispatcher: LazyDispatcher } | undefined;
   if (services.includes('schedule') && store) {
     const clock = options.clock ?? systemClock;
     const dispatcher = new LazyDispatcher(() => config.operatorAddr ?? self.address, logger);
-    const service = new ScheduleService({ store, engines: plugins.engines, hooks, clock, dispatcher, logger, owner: config.replicaId });
+    const service = new ScheduleService({
+      store,
+      engines: plugins.engines,
+      hooks,
+      clock,
+      dispatcher,
+      logger,
+      owner: config.replicaId,
+    });
     const { definition, implementation } = scheduleGrpc(service, clock, logger);
     bindings.push({ name: 'sluice.schedule.v1.ScheduleService', definition, implementation: implementation as never });
     schedule = { service, dispatcher };
@@ -144,9 +165,25 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     const schedules = new LazySchedulePort(() => config.scheduleAddr ?? self.address);
     const runners = new Map<string, Runner>([['embedded', new EmbeddedRunner({ hooks })]]);
     if (config.flinkGatewayUrl && config.flinkRestUrl) {
-      runners.set('flink', new FlinkJobRunner(new FlinkRunner({ gatewayUrl: config.flinkGatewayUrl, restUrl: config.flinkRestUrl, logger }), hooks));
+      runners.set(
+        'flink',
+        new FlinkJobRunner(
+          new FlinkRunner({ gatewayUrl: config.flinkGatewayUrl, restUrl: config.flinkRestUrl, logger }),
+          hooks,
+        ),
+      );
     }
-    const service = new OperatorService({ store, catalog, connectors: plugins.connectors, schedules, runners, defaultRunner: config.runner, maxRunningJobs: config.maxRunningJobs, owner: config.replicaId, logger });
+    const service = new OperatorService({
+      store,
+      catalog,
+      connectors: plugins.connectors,
+      schedules,
+      runners,
+      defaultRunner: config.runner,
+      maxRunningJobs: config.maxRunningJobs,
+      owner: config.replicaId,
+      logger,
+    });
     const { definition, implementation } = operatorGrpc(service, logger);
     bindings.push({ name: 'sluice.operator.v1.OperatorService', definition, implementation: implementation as never });
     operator = { service, schedules };
@@ -158,7 +195,10 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     await operator.service.start();
     if (config.callbackToken) {
       const callback = createCallbackServer({ service: operator.service, token: config.callbackToken, logger });
-      const [host, port] = [config.httpAddr.slice(0, config.httpAddr.lastIndexOf(':')).replace(/^\[|\]$/g, ''), Number(config.httpAddr.slice(config.httpAddr.lastIndexOf(':') + 1))];
+      const [host, port] = [
+        config.httpAddr.slice(0, config.httpAddr.lastIndexOf(':')).replace(/^\[|\]$/g, ''),
+        Number(config.httpAddr.slice(config.httpAddr.lastIndexOf(':') + 1)),
+      ];
       await new Promise<void>((resolve, reject) => callback.once('error', reject).listen(port, host, () => resolve()));
       const bound = callback.address() as AddressInfo;
       logger.info('HTTP callback listening', { address: `${host}:${bound.port}`, path: CALLBACK_PATH });

@@ -24,18 +24,30 @@ test.after.always(async (t) => t.context.s?.close());
 
 const TIME = BoundaryType.BOUNDARY_TYPE_TIME;
 const OFFSET = BoundaryType.BOUNDARY_TYPE_OFFSET;
-const window = (lowerBound: string, upperBound: string, boundaryType = TIME) => ({ boundaryType, lowerBound, upperBound });
+const window = (lowerBound: string, upperBound: string, boundaryType = TIME) => ({
+  boundaryType,
+  lowerBound,
+  upperBound,
+});
 
 test('ListConnectors lists every loaded connector with roles, boundary types and documented schemas', async (t) => {
   const { catalog } = t.context.s;
-  const res = await call(catalog.listConnectors.bind(catalog), { pageSize: 0, pageToken: '', role: ConnectorRole.CONNECTOR_ROLE_UNSPECIFIED });
+  const res = await call(catalog.listConnectors.bind(catalog), {
+    pageSize: 0,
+    pageToken: '',
+    role: ConnectorRole.CONNECTOR_ROLE_UNSPECIFIED,
+  });
   const loaded = [...t.context.s.sluice.plugins.connectors.keys()].sort();
-  t.deepEqual(res.connectors.map((c) => c.id), loaded);
+  t.deepEqual(
+    res.connectors.map((c) => c.id),
+    loaded,
+  );
   for (const id of ['datagen', 'faulty', 'plain-connector']) t.true(loaded.includes(id));
   const datagen = res.connectors.find((c) => c.id === 'datagen')!;
   t.deepEqual(datagen.roles, [ConnectorRole.CONNECTOR_ROLE_SOURCE]);
   t.deepEqual(datagen.boundaryTypes, [TIME, OFFSET]);
-  const props = (datagen.sourceOptionsSchema as { properties: Record<string, { description?: string; type: string }> }).properties;
+  const props = (datagen.sourceOptionsSchema as { properties: Record<string, { description?: string; type: string }> })
+    .properties;
   t.is(props.intervalMs!.type, 'integer');
   for (const [name, p] of Object.entries(props)) t.truthy(p.description, `option ${name} is documented`);
   t.true(datagen.reader!.available);
@@ -45,9 +57,19 @@ test('ListConnectors lists every loaded connector with roles, boundary types and
 
 test('ListConnectors filters by role and pages with a token', async (t) => {
   const { catalog } = t.context.s;
-  const sinks = await call(catalog.listConnectors.bind(catalog), { pageSize: 0, pageToken: '', role: ConnectorRole.CONNECTOR_ROLE_SINK });
-  const sinkIds = [...t.context.s.sluice.plugins.connectors.values()].filter((c) => c.plugin.roles.includes('sink')).map((c) => c.id).sort();
-  t.deepEqual(sinks.connectors.map((c) => c.id), sinkIds);
+  const sinks = await call(catalog.listConnectors.bind(catalog), {
+    pageSize: 0,
+    pageToken: '',
+    role: ConnectorRole.CONNECTOR_ROLE_SINK,
+  });
+  const sinkIds = [...t.context.s.sluice.plugins.connectors.values()]
+    .filter((c) => c.plugin.roles.includes('sink'))
+    .map((c) => c.id)
+    .sort();
+  t.deepEqual(
+    sinks.connectors.map((c) => c.id),
+    sinkIds,
+  );
   t.true(sinkIds.includes('plain-connector'));
   t.false(sinkIds.includes('datagen'));
   const ids: string[] = [];
@@ -89,41 +111,87 @@ test('ValidateOptions returns every field error with path, expected and received
     options: { limit: 0, colum: 'ts' },
   });
   t.false(res.valid);
-  t.deepEqual(res.errors.map((e) => [e.path, e.expected, e.received]), [
-    ['options.table', 'a string (required)', 'nothing'],
-    ['options.limit', 'a number >= 1', '0'],
-    ['options.colum', 'a known option (table, column, limit)', '"colum"'],
-  ]);
-  const ok = await call(catalog.validateOptions.bind(catalog), { connectorId: 'plain-connector', role: ConnectorRole.CONNECTOR_ROLE_SOURCE, options: { table: 'orders' } });
+  t.deepEqual(
+    res.errors.map((e) => [e.path, e.expected, e.received]),
+    [
+      ['options.table', 'a string (required)', 'nothing'],
+      ['options.limit', 'a number >= 1', '0'],
+      ['options.colum', 'a known option (table, column, limit)', '"colum"'],
+    ],
+  );
+  const ok = await call(catalog.validateOptions.bind(catalog), {
+    connectorId: 'plain-connector',
+    role: ConnectorRole.CONNECTOR_ROLE_SOURCE,
+    options: { table: 'orders' },
+  });
   t.deepEqual(ok, { valid: true, errors: [] });
 });
 
 test("ValidateOptions runs the connector's own checks once the schema passes", async (t) => {
   const { catalog } = t.context.s;
-  const own = await call(catalog.validateOptions.bind(catalog), { connectorId: 'plain-connector', role: ConnectorRole.CONNECTOR_ROLE_SOURCE, options: { table: 'ts' } });
-  t.deepEqual(own.errors.map((e) => e.path), ['options.column']);
-  const datagen = await call(catalog.validateOptions.bind(catalog), { connectorId: 'datagen', role: ConnectorRole.CONNECTOR_ROLE_SOURCE, options: { intervalMs: 172_800_000 } });
-  t.deepEqual(datagen.errors.map((e) => [e.path, e.expected]), [['options.intervalMs', 'at most 86400000 (one day)']]);
+  const own = await call(catalog.validateOptions.bind(catalog), {
+    connectorId: 'plain-connector',
+    role: ConnectorRole.CONNECTOR_ROLE_SOURCE,
+    options: { table: 'ts' },
+  });
+  t.deepEqual(
+    own.errors.map((e) => e.path),
+    ['options.column'],
+  );
+  const datagen = await call(catalog.validateOptions.bind(catalog), {
+    connectorId: 'datagen',
+    role: ConnectorRole.CONNECTOR_ROLE_SOURCE,
+    options: { intervalMs: 172_800_000 },
+  });
+  t.deepEqual(
+    datagen.errors.map((e) => [e.path, e.expected]),
+    [['options.intervalMs', 'at most 86400000 (one day)']],
+  );
 });
 
 test('ValidateOptions rejects a role the connector lacks, or none', async (t) => {
   const { catalog } = t.context.s;
-  const sink = await callError(catalog.validateOptions.bind(catalog), { connectorId: 'datagen', role: ConnectorRole.CONNECTOR_ROLE_SINK, options: {} });
+  const sink = await callError(catalog.validateOptions.bind(catalog), {
+    connectorId: 'datagen',
+    role: ConnectorRole.CONNECTOR_ROLE_SINK,
+    options: {},
+  });
   t.is(sink.code, status.INVALID_ARGUMENT);
   t.is(sink.fieldErrors?.[0]?.path, 'role');
-  const none = await callError(catalog.validateOptions.bind(catalog), { connectorId: 'datagen', role: ConnectorRole.CONNECTOR_ROLE_UNSPECIFIED, options: {} });
+  const none = await callError(catalog.validateOptions.bind(catalog), {
+    connectorId: 'datagen',
+    role: ConnectorRole.CONNECTOR_ROLE_UNSPECIFIED,
+    options: {},
+  });
   t.is(none.code, status.INVALID_ARGUMENT);
   t.is(none.fieldErrors?.[0]?.path, 'role');
 });
 
 test('ResolveBoundaries returns the bounded options of a TIME and an OFFSET window', async (t) => {
   const { catalog } = t.context.s;
-  const time = await call(catalog.resolveBoundaries.bind(catalog), { connectorId: 'datagen', options: { intervalMs: 1000 }, boundaries: window('1700000000500', '1700000010000') });
-  t.like(time.boundedOptions, { intervalMs: 1000, seed: 0, 'datagen.start-id': 1700000001, 'datagen.stop-id': 1700000010 });
+  const time = await call(catalog.resolveBoundaries.bind(catalog), {
+    connectorId: 'datagen',
+    options: { intervalMs: 1000 },
+    boundaries: window('1700000000500', '1700000010000'),
+  });
+  t.like(time.boundedOptions, {
+    intervalMs: 1000,
+    seed: 0,
+    'datagen.start-id': 1700000001,
+    'datagen.stop-id': 1700000010,
+  });
   t.deepEqual(time.boundaries, window('1700000000500', '1700000010000'));
-  const offset = await call(catalog.resolveBoundaries.bind(catalog), { connectorId: 'datagen', options: {}, boundaries: window('10', '25', OFFSET) });
+  const offset = await call(catalog.resolveBoundaries.bind(catalog), {
+    connectorId: 'datagen',
+    options: {},
+    boundaries: window('10', '25', OFFSET),
+  });
   t.like(offset.boundedOptions, { 'datagen.start-id': 10, 'datagen.stop-id': 25 });
-  const empty = await call(catalog.resolveBoundaries.bind(catalog), { connectorId: 'datagen', options: {}, boundaries: window('5000', '5000') });
+  const empty = await call(catalog.resolveBoundaries.bind(catalog), {
+    connectorId: 'datagen',
+    options: {},
+    boundaries: window('5000', '5000'),
+  });
   t.like(empty.boundedOptions, { 'datagen.start-id': 5, 'datagen.stop-id': 5 });
 });
 
@@ -140,33 +208,66 @@ test('ResolveBoundaries rejects bad windows with INVALID_ARGUMENT naming the fie
     ['datagen', undefined, 'boundaries'],
   ];
   for (const [connectorId, boundaries, field] of cases) {
-    const err = await callError(catalog.resolveBoundaries.bind(catalog), { connectorId, options: { table: 't' }, boundaries });
+    const err = await callError(catalog.resolveBoundaries.bind(catalog), {
+      connectorId,
+      options: { table: 't' },
+      boundaries,
+    });
     t.is(err.code, status.INVALID_ARGUMENT, `${JSON.stringify(boundaries)}`);
     t.is(err.sluiceCode, 'INVALID_ARGUMENT');
     t.is(err.fieldErrors?.[0]?.path, field, `${JSON.stringify(boundaries)}`);
   }
-  const lowerGtUpper = await callError(catalog.resolveBoundaries.bind(catalog), { connectorId: 'datagen', options: {}, boundaries: window('20', '10') });
+  const lowerGtUpper = await callError(catalog.resolveBoundaries.bind(catalog), {
+    connectorId: 'datagen',
+    options: {},
+    boundaries: window('20', '10'),
+  });
   t.is(lowerGtUpper.details, 'boundaries.upper_bound: expected a bound >= the lower bound 20, got "10"');
 });
 
 test('ResolveBoundaries validates the options first and returns every field error', async (t) => {
   const { catalog } = t.context.s;
-  const err = await callError(catalog.resolveBoundaries.bind(catalog), { connectorId: 'datagen', options: { intervalMs: 'fast', seeed: 1 }, boundaries: window('0', '10') });
+  const err = await callError(catalog.resolveBoundaries.bind(catalog), {
+    connectorId: 'datagen',
+    options: { intervalMs: 'fast', seeed: 1 },
+    boundaries: window('0', '10'),
+  });
   t.is(err.code, status.INVALID_ARGUMENT);
-  t.deepEqual(err.fieldErrors?.map((f) => f.path), ['options.intervalMs', 'options.seeed']);
+  t.deepEqual(
+    err.fieldErrors?.map((f) => f.path),
+    ['options.intervalMs', 'options.seeed'],
+  );
 });
 
 test('ResolveBoundaries: NOT_FOUND for an unknown connector, INVALID_ARGUMENT for a sink-only or missing one', async (t) => {
   const { catalog } = t.context.s;
-  t.is((await callError(catalog.resolveBoundaries.bind(catalog), { connectorId: 'nope', options: {}, boundaries: window('0', '1') })).code, status.NOT_FOUND);
-  const missing = await callError(catalog.resolveBoundaries.bind(catalog), { connectorId: '', options: {}, boundaries: window('0', '1') });
+  t.is(
+    (
+      await callError(catalog.resolveBoundaries.bind(catalog), {
+        connectorId: 'nope',
+        options: {},
+        boundaries: window('0', '1'),
+      })
+    ).code,
+    status.NOT_FOUND,
+  );
+  const missing = await callError(catalog.resolveBoundaries.bind(catalog), {
+    connectorId: '',
+    options: {},
+    boundaries: window('0', '1'),
+  });
   t.is(missing.code, status.INVALID_ARGUMENT);
   t.is(missing.fieldErrors?.[0]?.path, 'connector_id');
 });
 
 test('a misbehaving plugin is contained: its failure is mapped, and the service keeps serving', async (t) => {
   const { catalog } = t.context.s;
-  const resolve = (mode: string) => callError(catalog.resolveBoundaries.bind(catalog), { connectorId: 'faulty', options: { mode }, boundaries: window('0', '10') });
+  const resolve = (mode: string) =>
+    callError(catalog.resolveBoundaries.bind(catalog), {
+      connectorId: 'faulty',
+      options: { mode },
+      boundaries: window('0', '10'),
+    });
   const thrown = await resolve('throw');
   t.is(thrown.code, status.INTERNAL);
   t.is(thrown.sluiceCode, 'PLUGIN_FAILED');
@@ -181,14 +282,24 @@ test('a misbehaving plugin is contained: its failure is mapped, and the service 
   const mutated = await resolve('mutate');
   t.is(mutated.sluiceCode, 'PLUGIN_FAILED', 'inputs are frozen');
   t.is((await resolve('not-object')).sluiceCode, 'PLUGIN_FAILED');
-  const ok = await call(catalog.resolveBoundaries.bind(catalog), { connectorId: 'faulty', options: { mode: 'ok' }, boundaries: window('0', '10') });
+  const ok = await call(catalog.resolveBoundaries.bind(catalog), {
+    connectorId: 'faulty',
+    options: { mode: 'ok' },
+    boundaries: window('0', '10'),
+  });
   t.like(ok.boundedOptions, { lower: '0', upper: '10' });
 });
 
 test('ListEngines lists the engine plugins', async (t) => {
   const { catalog } = t.context.s;
   const res = await call(catalog.listEngines.bind(catalog), { pageSize: 0, pageToken: '' });
-  t.deepEqual(res.engines.map((e) => [e.id, e.version]), [['builtin', '0.1.0'], ['plain-engine', '0.0.1']]);
+  t.deepEqual(
+    res.engines.map((e) => [e.id, e.version]),
+    [
+      ['builtin', '0.1.0'],
+      ['plain-engine', '0.0.1'],
+    ],
+  );
 });
 
 test('ListPluginProblems reports each broken plugin by path, with expected and found', async (t) => {
@@ -211,7 +322,11 @@ test('ListPluginProblems reports each broken plugin by path, with expected and f
 test('health and reflection are served for every service', async (t) => {
   const { address } = t.context.s;
   t.is(await healthCheck(address, ''), 'SERVING');
-  for (const name of ['sluice.catalog.v1.CatalogService', 'sluice.schedule.v1.ScheduleService', 'sluice.operator.v1.OperatorService']) {
+  for (const name of [
+    'sluice.catalog.v1.CatalogService',
+    'sluice.schedule.v1.ScheduleService',
+    'sluice.operator.v1.OperatorService',
+  ]) {
     t.is(await healthCheck(address, name), 'SERVING');
   }
   const unknown = await healthCheck(address, 'sluice.nothing.v1.Nothing').catch((err: { code: number }) => err.code);
@@ -239,13 +354,30 @@ test('a reflection client that knows no .proto file (buf curl, as grpcurl) can c
   const buf = fileURLToPath(new URL('../node_modules/.bin/buf', import.meta.url));
   const curl = (method: string, body: unknown) =>
     new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      execFile(buf, ['curl', '--protocol', 'grpc', '--http2-prior-knowledge', '-d', JSON.stringify(body), `http://${address}/${method}`], { timeout: 20_000 }, (err, stdout, stderr) =>
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      execFile(
+        buf,
+        [
+          'curl',
+          '--protocol',
+          'grpc',
+          '--http2-prior-knowledge',
+          '-d',
+          JSON.stringify(body),
+          `http://${address}/${method}`,
+        ],
+        { timeout: 20_000 },
+        (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
       );
     });
   const ok = await curl('sluice.catalog.v1.CatalogService/GetConnector', { connector_id: 'datagen' });
   t.is(ok.code, 0, ok.stderr);
-  t.like(JSON.parse(ok.stdout), { connector: { id: 'datagen', roles: ['CONNECTOR_ROLE_SOURCE'], boundaryTypes: ['BOUNDARY_TYPE_TIME', 'BOUNDARY_TYPE_OFFSET'] } });
+  t.like(JSON.parse(ok.stdout), {
+    connector: {
+      id: 'datagen',
+      roles: ['CONNECTOR_ROLE_SOURCE'],
+      boundaryTypes: ['BOUNDARY_TYPE_TIME', 'BOUNDARY_TYPE_OFFSET'],
+    },
+  });
   const health = await curl('grpc.health.v1.Health/Check', { service: 'sluice.catalog.v1.CatalogService' });
   t.deepEqual(JSON.parse(health.stdout), { status: 'SERVING' });
   const missing = await curl('sluice.catalog.v1.CatalogService/GetConnector', { connector_id: 'nope' });

@@ -3,11 +3,27 @@ import { hostname } from 'node:os';
 import { ConfigError, loadConfig } from '../services/core/config.js';
 
 test('defaults apply when nothing is set', (t) => {
-  t.deepEqual(loadConfig({}), { grpcAddr: '127.0.0.1:50051', pluginPath: [], logLevel: 'info', hookTimeoutMs: 30000, shutdownGraceMs: 10000, dataDir: '.sluice', replicaId: hostname(), runner: 'embedded', maxRunningJobs: 4, httpAddr: '127.0.0.1:8080' });
+  t.deepEqual(loadConfig({}), {
+    grpcAddr: '127.0.0.1:50051',
+    pluginPath: [],
+    logLevel: 'info',
+    hookTimeoutMs: 30000,
+    shutdownGraceMs: 10000,
+    dataDir: '.sluice',
+    replicaId: hostname(),
+    runner: 'embedded',
+    maxRunningJobs: 4,
+    httpAddr: '127.0.0.1:8080',
+  });
 });
 
 test('settings are read from the environment', (t) => {
-  const c = loadConfig({ SLUICE_GRPC_ADDR: '[::1]:6000', SLUICE_PLUGIN_PATH: '/opt/a::/opt/b', SLUICE_LOG_LEVEL: 'debug', SLUICE_HOOK_TIMEOUT_MS: '500' });
+  const c = loadConfig({
+    SLUICE_GRPC_ADDR: '[::1]:6000',
+    SLUICE_PLUGIN_PATH: '/opt/a::/opt/b',
+    SLUICE_LOG_LEVEL: 'debug',
+    SLUICE_HOOK_TIMEOUT_MS: '500',
+  });
   t.is(c.grpcAddr, '[::1]:6000');
   t.deepEqual(c.pluginPath, ['/opt/a', '/opt/b']);
   t.is(c.logLevel, 'debug');
@@ -20,11 +36,20 @@ test('a bad value names the variable, what was expected and what came', (t) => {
     [{ SLUICE_LOG_LEVEL: 'loud' }, 'SLUICE_LOG_LEVEL: expected one of debug, info, warn, error, silent, got "loud"'],
     [{ SLUICE_HOOK_TIMEOUT_MS: '0' }, 'SLUICE_HOOK_TIMEOUT_MS: expected a positive integer, got "0"'],
     [{ SLUICE_SHUTDOWN_GRACE_MS: '1e3' }, 'SLUICE_SHUTDOWN_GRACE_MS: expected a positive integer, got "1e3"'],
-    [{ SLUICE_DATABASE_URL: 'mysql://root:secret@db/x' }, 'SLUICE_DATABASE_URL: expected a postgres:// or postgresql:// URL, got "mysql://***@db/x"'],
+    [
+      { SLUICE_DATABASE_URL: 'mysql://root:secret@db/x' },
+      'SLUICE_DATABASE_URL: expected a postgres:// or postgresql:// URL, got "mysql://***@db/x"',
+    ],
     [{ SLUICE_OPERATOR_ADDR: 'operator' }, 'SLUICE_OPERATOR_ADDR: expected host:port, got "operator"'],
     [{ SLUICE_RUNNER: 'spark' }, 'SLUICE_RUNNER: expected embedded or flink, got "spark"'],
-    [{ SLUICE_RUNNER: 'flink' }, 'SLUICE_RUNNER: expected embedded, or flink together with SLUICE_FLINK_GATEWAY_URL, got "flink" with no gateway'],
-    [{ SLUICE_FLINK_GATEWAY_URL: 'http://gw:8083' }, 'SLUICE_FLINK_GATEWAY_URL and SLUICE_FLINK_REST_URL: expected both or neither, got only the gateway'],
+    [
+      { SLUICE_RUNNER: 'flink' },
+      'SLUICE_RUNNER: expected embedded, or flink together with SLUICE_FLINK_GATEWAY_URL, got "flink" with no gateway',
+    ],
+    [
+      { SLUICE_FLINK_GATEWAY_URL: 'http://gw:8083' },
+      'SLUICE_FLINK_GATEWAY_URL and SLUICE_FLINK_REST_URL: expected both or neither, got only the gateway',
+    ],
     [{ SLUICE_MAX_RUNNING_JOBS: '-2' }, 'SLUICE_MAX_RUNNING_JOBS: expected a positive integer, got "-2"'],
   ];
   for (const [env, message] of cases) {

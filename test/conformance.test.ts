@@ -58,7 +58,11 @@ const RECORDS: readonly ConformanceRecord[] = Array.from({ length: 40 }, (_, i) 
 }));
 const inWindow = (from: number, to: number) => RECORDS.filter((r) => r.ts >= from && r.ts < to).map((r) => r.id);
 
-async function readAll(loaded: LoadedPlugin<ConnectorPlugin>, options: Options, boundaries: Boundaries): Promise<Row[]> {
+async function readAll(
+  loaded: LoadedPlugin<ConnectorPlugin>,
+  options: Options,
+  boundaries: Boundaries,
+): Promise<Row[]> {
   const bounded = await catalog.resolveBoundaries(loaded.id, options, boundaries);
   const reader = await runner.call(loaded, 'openReader', { options: bounded.boundedOptions, boundaries });
   const rows: Row[] = [];
@@ -67,7 +71,16 @@ async function readAll(loaded: LoadedPlugin<ConnectorPlugin>, options: Options, 
   })();
   let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([drain, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`reader did not stop within ${READ_TIMEOUT_MS} ms (read ${rows.length} rows)`)), READ_TIMEOUT_MS)))]);
+    await Promise.race([
+      drain,
+      new Promise(
+        (_, reject) =>
+          (timer = setTimeout(
+            () => reject(new Error(`reader did not stop within ${READ_TIMEOUT_MS} ms (read ${rows.length} rows)`)),
+            READ_TIMEOUT_MS,
+          )),
+      ),
+    ]);
   } finally {
     clearTimeout(timer);
     await reader.close();
@@ -79,7 +92,13 @@ function window(boundaries: Boundaries, jobId: string): WindowRef {
   return { groupId: 'conformance', streamId: 's1', jobId, boundaries };
 }
 
-async function write(loaded: LoadedPlugin<ConnectorPlugin>, options: Options, w: WindowRef, rows: readonly ConformanceRecord[], end: 'commit' | 'abort'): Promise<void> {
+async function write(
+  loaded: LoadedPlugin<ConnectorPlugin>,
+  options: Options,
+  w: WindowRef,
+  rows: readonly ConformanceRecord[],
+  end: 'commit' | 'abort',
+): Promise<void> {
   const writer = await runner.call(loaded, 'openWriter', { options, window: w });
   for (let i = 0; i < rows.length; i += 7) await writer.write(rows.slice(i, i + 7).map((r) => ({ ...r })));
   if (end === 'commit') await writer.commit();
@@ -102,10 +121,16 @@ for (const { loaded, harness, status } of subjects) {
   const p = loaded.plugin;
 
   test(`${id}: every option of every role is documented`, (t) => {
-    for (const [role, schema] of [['source', p.sourceOptions], ['sink', p.sinkOptions]] as const) {
+    for (const [role, schema] of [
+      ['source', p.sourceOptions],
+      ['sink', p.sinkOptions],
+    ] as const) {
       if (!p.roles.includes(role)) continue;
       for (const [name, prop] of Object.entries(schema?.properties ?? {})) {
-        t.true(typeof prop.description === 'string' && prop.description.trim().length > 0, `${role} option '${name}' has a description`);
+        t.true(
+          typeof prop.description === 'string' && prop.description.trim().length > 0,
+          `${role} option '${name}' has a description`,
+        );
       }
     }
   });
@@ -135,7 +160,9 @@ for (const { loaded, harness, status } of subjects) {
       const undeclared = (['TIME', 'OFFSET'] as const).filter((type) => !declared.includes(type));
       for (const type of undeclared) {
         test(`${id}: a ${type} window, which it does not declare, is refused before it runs`, async (t) => {
-          const err = await t.throwsAsync(catalog.resolveBoundaries(id, sample, { boundaryType: type, lowerBound: '1', upperBound: '2' }));
+          const err = await t.throwsAsync(
+            catalog.resolveBoundaries(id, sample, { boundaryType: type, lowerBound: '1', upperBound: '2' }),
+          );
           t.is((err as unknown as { code: string }).code, 'INVALID_ARGUMENT');
           t.is((err as unknown as { details: { field: string } }).details.field, 'boundaries.boundary_type');
         });
@@ -150,43 +177,63 @@ for (const { loaded, harness, status } of subjects) {
   if (harness.source && p.roles.includes('source')) {
     const source = harness.source;
     for (const type of p.boundaryTypes ?? []) {
-      data.serial(`${id}: the reader yields exactly the records of a ${type} window, once each, and stops`, async (t: ExecutionContext) => {
-        const seeded = await source.seed(RECORDS);
-        const from = T0 + 10_000;
-        const to = T0 + 24_000; // two records sit exactly on this edge: both belong to the next window
-        const b = await seeded.boundaries(type, from, to);
-        if (!b) return t.pass(`${type} windows cannot be expressed over this harness's data`);
-        const rows = await readAll(loaded, seeded.options, b);
-        const ids = rows.map((r) => source.idOf(r));
-        t.deepEqual([...ids].sort((x, y) => x - y), inWindow(from, to));
-        t.is(new Set(ids).size, ids.length, 'no record twice');
-        const next = await seeded.boundaries(type, to, T0 + 40_000);
-        if (next) t.deepEqual((await readAll(loaded, seeded.options, next)).map((r) => source.idOf(r)).sort((x, y) => x - y), inWindow(to, T0 + 40_000), 'the next window starts where this one stopped');
-        const empty = await seeded.boundaries(type, T0 + 100_000, T0 + 200_000);
-        if (empty) t.deepEqual(await readAll(loaded, seeded.options, empty), [], 'a window with no record yields none and ends');
-      });
+      data.serial(
+        `${id}: the reader yields exactly the records of a ${type} window, once each, and stops`,
+        async (t: ExecutionContext) => {
+          const seeded = await source.seed(RECORDS);
+          const from = T0 + 10_000;
+          const to = T0 + 24_000; // two records sit exactly on this edge: both belong to the next window
+          const b = await seeded.boundaries(type, from, to);
+          if (!b) return t.pass(`${type} windows cannot be expressed over this harness's data`);
+          const rows = await readAll(loaded, seeded.options, b);
+          const ids = rows.map((r) => source.idOf(r));
+          t.deepEqual(
+            [...ids].sort((x, y) => x - y),
+            inWindow(from, to),
+          );
+          t.is(new Set(ids).size, ids.length, 'no record twice');
+          const next = await seeded.boundaries(type, to, T0 + 40_000);
+          if (next)
+            t.deepEqual(
+              (await readAll(loaded, seeded.options, next)).map((r) => source.idOf(r)).sort((x, y) => x - y),
+              inWindow(to, T0 + 40_000),
+              'the next window starts where this one stopped',
+            );
+          const empty = await seeded.boundaries(type, T0 + 100_000, T0 + 200_000);
+          if (empty)
+            t.deepEqual(
+              await readAll(loaded, seeded.options, empty),
+              [],
+              'a window with no record yields none and ends',
+            );
+        },
+      );
     }
   }
 
   if (harness.sink && p.roles.includes('sink')) {
     const sink = harness.sink;
-    const w = (lower: number, jobId: string) => window({ boundaryType: 'TIME', lowerBound: String(lower), upperBound: String(lower + 60_000) }, jobId);
+    const w = (lower: number, jobId: string) =>
+      window({ boundaryType: 'TIME', lowerBound: String(lower), upperBound: String(lower + 60_000) }, jobId);
     data.serial(`${id}: an aborted writer leaves nothing`, async (t: ExecutionContext) => {
       const options = await sink.options();
       const win = w(T0, 'job-abort');
       await write(loaded, options, win, RECORDS.slice(0, 10), 'abort');
       t.deepEqual(await sink.readBack(options, win), []);
     });
-    data.serial(`${id}: a committed window holds its rows; a committed re-run replaces them, other windows untouched`, async (t: ExecutionContext) => {
-      const options = await sink.options();
-      const first = w(T0, 'job-1');
-      const other = w(T0 + 60_000, 'job-2');
-      await write(loaded, options, first, RECORDS.slice(0, 20), 'commit');
-      await write(loaded, options, other, RECORDS.slice(30, 35), 'commit');
-      t.deepEqual(await sink.readBack(options, first), RECORDS.slice(0, 20));
-      await write(loaded, options, w(T0, 'job-1-rerun'), RECORDS.slice(5, 12), 'commit');
-      t.deepEqual(await sink.readBack(options, first), RECORDS.slice(5, 12), 're-run replaced the window');
-      t.deepEqual(await sink.readBack(options, other), RECORDS.slice(30, 35), 'the other window is untouched');
-    });
+    data.serial(
+      `${id}: a committed window holds its rows; a committed re-run replaces them, other windows untouched`,
+      async (t: ExecutionContext) => {
+        const options = await sink.options();
+        const first = w(T0, 'job-1');
+        const other = w(T0 + 60_000, 'job-2');
+        await write(loaded, options, first, RECORDS.slice(0, 20), 'commit');
+        await write(loaded, options, other, RECORDS.slice(30, 35), 'commit');
+        t.deepEqual(await sink.readBack(options, first), RECORDS.slice(0, 20));
+        await write(loaded, options, w(T0, 'job-1-rerun'), RECORDS.slice(5, 12), 'commit');
+        t.deepEqual(await sink.readBack(options, first), RECORDS.slice(5, 12), 're-run replaced the window');
+        t.deepEqual(await sink.readBack(options, other), RECORDS.slice(30, 35), 'the other window is untouched');
+      },
+    );
   }
 }

@@ -20,16 +20,26 @@ test('docs/errors.md lists every domain code with the gRPC status it maps to, an
 
 test('each code maps to its status, with the code and field errors as trailers', (t) => {
   for (const code of Object.values(ERROR_CODES)) {
-    const err = toServiceError(new SluiceError(code, `it is ${code}`, { field: 'a.b', expected: 'x', received: '"y"' }), silentLogger, 'Test');
+    const err = toServiceError(
+      new SluiceError(code, `it is ${code}`, { field: 'a.b', expected: 'x', received: '"y"' }),
+      silentLogger,
+      'Test',
+    );
     t.is(err.code, GRPC_STATUS_BY_CODE[code]);
     t.is(err.details, `it is ${code}`);
     t.deepEqual(err.metadata!.get('sluice-error-code'), [code]);
-    t.deepEqual(JSON.parse(String(err.metadata!.get('sluice-field-errors')[0])), [{ path: 'a.b', expected: 'x', received: '"y"', message: `it is ${code}` }]);
+    t.deepEqual(JSON.parse(String(err.metadata!.get('sluice-field-errors')[0])), [
+      { path: 'a.b', expected: 'x', received: '"y"', message: `it is ${code}` },
+    ]);
   }
 });
 
 test('an error from another copy of the SDK is recognised by its code, not its class', (t) => {
-  const foreign = Object.assign(new Error('stale'), { code: 'VERSION_CONFLICT', details: {}, [Symbol.for('sluice.error')]: true });
+  const foreign = Object.assign(new Error('stale'), {
+    code: 'VERSION_CONFLICT',
+    details: {},
+    [Symbol.for('sluice.error')]: true,
+  });
   t.is(toServiceError(foreign, silentLogger, 'Test').code, status.ABORTED);
 });
 

@@ -33,7 +33,14 @@ test.beforeEach((t) => {
   };
   t.context = {
     runner: new HookRunner({ timeoutMs: 200, hookTimeoutsMs: { start: 50 } }),
-    loaded: { id: 'probe', kind: 'engine', manifest: { id: 'probe', kind: 'engine', apiVersion: 1, version: '1.0.0', description: 'probe' }, dir: '/x', entry: '/x/index.js', plugin },
+    loaded: {
+      id: 'probe',
+      kind: 'engine',
+      manifest: { id: 'probe', kind: 'engine', apiVersion: 1, version: '1.0.0', description: 'probe' },
+      dir: '/x',
+      entry: '/x/index.js',
+      plugin,
+    },
   };
 });
 
@@ -50,7 +57,12 @@ test('per-call timeout overrides the default', async (t) => {
 
 test("the caller's signal cancels the hook", async (t) => {
   const controller = new AbortController();
-  const pending = t.context.runner.call(t.context.loaded, 'wait', { ms: 150 }, { signal: controller.signal, timeoutMs: 1000 });
+  const pending = t.context.runner.call(
+    t.context.loaded,
+    'wait',
+    { ms: 150 },
+    { signal: controller.signal, timeoutMs: 1000 },
+  );
   controller.abort(new Error('job cancelled'));
   const started = Date.now();
   const err = await t.throwsAsync(pending);
@@ -59,7 +71,9 @@ test("the caller's signal cancels the hook", async (t) => {
 });
 
 test('hooks without input get the context, with extra fields, as their only argument', async (t) => {
-  const result = await t.context.runner.call(t.context.loaded, 'start', undefined, { context: { submit: () => 'submitted' } });
+  const result = await t.context.runner.call(t.context.loaded, 'start', undefined, {
+    context: { submit: () => 'submitted' },
+  });
   t.is(result, 'submitted');
   t.is(t.context.loaded.plugin.seen?.pluginId, 'probe');
   t.false(t.context.loaded.plugin.seen?.signal.aborted);
@@ -74,6 +88,8 @@ test("inputs are frozen copies: a plugin cannot change the caller's data", async
 });
 
 test('calling a hook the plugin lacks is FAILED_PRECONDITION', async (t) => {
-  const err = await t.throwsAsync(t.context.runner.call(t.context.loaded as LoadedPlugin<Probe & { stop?: () => void }>, 'stop', undefined));
+  const err = await t.throwsAsync(
+    t.context.runner.call(t.context.loaded as LoadedPlugin<Probe & { stop?: () => void }>, 'stop', undefined),
+  );
   t.is((err as unknown as { code: string }).code, 'FAILED_PRECONDITION');
 });

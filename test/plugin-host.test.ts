@@ -104,28 +104,40 @@ test('hook problems name the hook', (t) => {
   t.is(notFn.found, '"yes"');
   const unknown = t.context.set.problems.find((p) => p.code === 'UNKNOWN_HOOK')!;
   t.true(unknown.path.endsWith('#fillInBoundary'));
-  const missing = t.context.set.problems.filter((p) => p.path.includes('missing-hooks')).map((p) => p.path.split('#')[1]).sort();
+  const missing = t.context.set.problems
+    .filter((p) => p.path.includes('missing-hooks'))
+    .map((p) => p.path.split('#')[1])
+    .sort();
   t.deepEqual(missing, ['register', 'unregister', 'update']);
 });
 
 test('a connector in the engines folder is a kind mismatch', async (t) => {
   const set = await loadPlugins({ bundledDir: join(FIXTURES, 'misplaced') });
   t.is(set.connectors.size, 0);
-  t.deepEqual(set.problems.map((p) => [p.code, p.pluginId]), [['KIND_MISMATCH', 'a-connector']]);
+  t.deepEqual(
+    set.problems.map((p) => [p.code, p.pluginId]),
+    [['KIND_MISMATCH', 'a-connector']],
+  );
 });
 
 test('a module that never finishes loading is left out after the import timeout', async (t) => {
   const started = Date.now();
   const set = await loadPlugins({ extraDirs: [join(FIXTURES, 'hanging')], importTimeoutMs: 300 });
   t.true(Date.now() - started < 5000);
-  t.deepEqual(set.problems.map((p) => p.code), ['IMPORT_FAILED']);
+  t.deepEqual(
+    set.problems.map((p) => p.code),
+    ['IMPORT_FAILED'],
+  );
   t.regex(set.problems[0]!.found, /did not finish within 300 ms/);
 });
 
 test('a plugin path that does not exist is reported, not fatal', async (t) => {
   const set = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR, extraDirs: [join(FIXTURES, 'nowhere')] });
   t.true(set.connectors.has('datagen'));
-  t.deepEqual(set.problems.map((p) => p.code), ['MANIFEST_MISSING']);
+  t.deepEqual(
+    set.problems.map((p) => p.code),
+    ['MANIFEST_MISSING'],
+  );
 });
 
 test('a folder that is itself a plugin can be given directly', async (t) => {

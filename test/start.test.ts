@@ -9,7 +9,11 @@ const listening = (e: Record<string, unknown>) => e.msg === 'gRPC server listeni
 test.serial('all three services run in one process, answer health checks and stop cleanly on SIGTERM', async (t) => {
   const p = spawnService('services/main.ts', { SLUICE_GRPC_ADDR: '127.0.0.1:0' });
   const entry = await p.waitForLog(listening);
-  t.deepEqual(entry.services, ['sluice.catalog.v1.CatalogService', 'sluice.schedule.v1.ScheduleService', 'sluice.operator.v1.OperatorService']);
+  t.deepEqual(entry.services, [
+    'sluice.catalog.v1.CatalogService',
+    'sluice.schedule.v1.ScheduleService',
+    'sluice.operator.v1.OperatorService',
+  ]);
   const address = entry.address as string;
   t.regex(address, /^127\.0\.0\.1:\d+$/);
   t.is(await healthCheck(address, 'sluice.operator.v1.OperatorService'), 'SERVING');
@@ -22,23 +26,40 @@ for (const name of ['catalog', 'schedule', 'operator'] as const) {
   test.serial(`the ${name} service runs alone`, async (t) => {
     const p = spawnService(`services/${name}/main.ts`, { SLUICE_GRPC_ADDR: '127.0.0.1:0' });
     const entry = await p.waitForLog(listening);
-    t.deepEqual((entry.services as string[]).map((s) => s.split('.')[1]), [name]);
+    t.deepEqual(
+      (entry.services as string[]).map((s) => s.split('.')[1]),
+      [name],
+    );
     p.child.kill('SIGTERM');
     t.is(await p.exited, 0);
   });
 }
 
-test.serial('a bad setting stops start-up with exit 2, naming the variable, what was expected and what came', async (t) => {
-  const p = spawnService('services/main.ts', { SLUICE_HOOK_TIMEOUT_MS: 'soon' });
-  t.is(await p.exited, 2);
-  t.deepEqual(p.lines.filter((l) => l !== ''), ['sluice: SLUICE_HOOK_TIMEOUT_MS: expected a positive integer, got "soon"']);
-});
+test.serial(
+  'a bad setting stops start-up with exit 2, naming the variable, what was expected and what came',
+  async (t) => {
+    const p = spawnService('services/main.ts', { SLUICE_HOOK_TIMEOUT_MS: 'soon' });
+    t.is(await p.exited, 2);
+    t.deepEqual(
+      p.lines.filter((l) => l !== ''),
+      ['sluice: SLUICE_HOOK_TIMEOUT_MS: expected a positive integer, got "soon"'],
+    );
+  },
+);
 
 test.serial('a broken plugin in SLUICE_PLUGIN_PATH is logged and left out; the service starts', async (t) => {
-  const p = spawnService('services/main.ts', { SLUICE_GRPC_ADDR: '127.0.0.1:0', SLUICE_PLUGIN_PATH: 'test/fixtures/plugins/broken' });
+  const p = spawnService('services/main.ts', {
+    SLUICE_GRPC_ADDR: '127.0.0.1:0',
+    SLUICE_PLUGIN_PATH: 'test/fixtures/plugins/broken',
+  });
   const loaded = await p.waitForLog((e) => e.msg === 'plugins loaded');
   t.is(loaded.problems, 24);
-  t.deepEqual([...(loaded.connectors as string[])].sort(), readdirSync(`${BUNDLED_PLUGINS_DIR}/connectors`).filter((n) => !n.startsWith('_')).sort());
+  t.deepEqual(
+    [...(loaded.connectors as string[])].sort(),
+    readdirSync(`${BUNDLED_PLUGINS_DIR}/connectors`)
+      .filter((n) => !n.startsWith('_'))
+      .sort(),
+  );
   await p.waitForLog(listening);
   p.child.kill('SIGTERM');
   t.is(await p.exited, 0);

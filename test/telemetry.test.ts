@@ -8,7 +8,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { CALLER_SPAN_ID, CALLER_TRACE_ID, RESULT_PREFIX, type ScenarioMode, type ScenarioResult, type SpanSummary } from './helpers/trace-protocol.js';
+import {
+  CALLER_SPAN_ID,
+  CALLER_TRACE_ID,
+  RESULT_PREFIX,
+  type ScenarioMode,
+  type ScenarioResult,
+  type SpanSummary,
+} from './helpers/trace-protocol.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CHILD_TIMEOUT_MS = 30_000;
@@ -46,7 +53,12 @@ async function startReceiver(t: ExecutionContext<Context>): Promise<Receiver> {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
-      requests.push({ method: req.method ?? '', path: req.url ?? '', contentType: req.headers['content-type'], body: Buffer.concat(chunks) });
+      requests.push({
+        method: req.method ?? '',
+        path: req.url ?? '',
+        contentType: req.headers['content-type'],
+        body: Buffer.concat(chunks),
+      });
       res.writeHead(req.method === 'POST' && req.url === '/v1/traces' ? 200 : 404).end();
     });
   });
@@ -87,7 +99,15 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 
 /** Runs the scenario in a child with the given bootstrap (path relative to the repository root). */
 function runScenario(bootstrap: string, mode: ScenarioMode, env: Record<string, string> = {}): Promise<ChildRun> {
-  const args = ['--conditions=development', '--import', 'tsx', '--import', bootstrap, 'test/helpers/trace-scenario.ts', mode];
+  const args = [
+    '--conditions=development',
+    '--import',
+    'tsx',
+    '--import',
+    bootstrap,
+    'test/helpers/trace-scenario.ts',
+    mode,
+  ];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -123,9 +143,15 @@ function scenarioResult(run: ChildRun): ScenarioResult {
   return JSON.parse(line.slice(RESULT_PREFIX.length)) as ScenarioResult;
 }
 
-function onlySpan(spans: SpanSummary[], predicate: (s: SpanSummary) => boolean, what: string, details: string): SpanSummary {
+function onlySpan(
+  spans: SpanSummary[],
+  predicate: (s: SpanSummary) => boolean,
+  what: string,
+  details: string,
+): SpanSummary {
   const found = spans.filter(predicate);
-  if (found.length !== 1 || found[0] === undefined) throw new Error(`expected exactly one ${what}, found ${found.length}\n${details}`);
+  if (found.length !== 1 || found[0] === undefined)
+    throw new Error(`expected exactly one ${what}, found ${found.length}\n${details}`);
   return found[0];
 }
 
@@ -149,13 +175,32 @@ test('in-memory: client, server and plugin hook spans of one ResolveBoundaries c
 
   t.true(result.telemetryActive, `telemetry should be active\n${details}`);
   t.true(result.grpcInstrumented, `grpc-js should be patched by the instrumentation\n${details}`);
-  t.like(result.resolved as object, { boundaries: { lowerBound: '0', upperBound: '10000' } }, 'the call itself succeeded');
+  t.like(
+    result.resolved as object,
+    { boundaries: { lowerBound: '0', upperBound: '10000' } },
+    'the call itself succeeded',
+  );
 
   const grpcName = `grpc.${METHOD}`;
-  const client = onlySpan(spans, (s) => s.name === grpcName && s.kind === SPAN_KIND.CLIENT, `gRPC client span '${grpcName}'`, details);
-  const server = onlySpan(spans, (s) => s.name === grpcName && s.kind === SPAN_KIND.SERVER, `gRPC server span '${grpcName}'`, details);
+  const client = onlySpan(
+    spans,
+    (s) => s.name === grpcName && s.kind === SPAN_KIND.CLIENT,
+    `gRPC client span '${grpcName}'`,
+    details,
+  );
+  const server = onlySpan(
+    spans,
+    (s) => s.name === grpcName && s.kind === SPAN_KIND.SERVER,
+    `gRPC server span '${grpcName}'`,
+    details,
+  );
   // The scenario's HTTP callback resolves a window too, in its caller's trace: take the ResolveBoundaries one.
-  const fill = onlySpan(spans, (s) => s.name === 'plugin datagen.fillInBoundaries' && s.traceId === client.traceId, "span 'plugin datagen.fillInBoundaries' in the call's trace", details);
+  const fill = onlySpan(
+    spans,
+    (s) => s.name === 'plugin datagen.fillInBoundaries' && s.traceId === client.traceId,
+    "span 'plugin datagen.fillInBoundaries' in the call's trace",
+    details,
+  );
 
   t.is(server.traceId, client.traceId, `server and client spans share the trace\n${details}`);
   t.is(server.parentSpanId, client.spanId, `the server span's parent is the client span (W3C propagation)\n${details}`);
@@ -166,10 +211,11 @@ test('in-memory: client, server and plugin hook spans of one ResolveBoundaries c
 
   const validate = spans.find((s) => s.name === 'plugin datagen.validate' && s.traceId === client.traceId);
   t.truthy(validate, `a 'plugin datagen.validate' span exists\n${details}`);
-  if (validate) t.true(descendsFrom(validate, server, spans), `the validate span descends from the server span\n${details}`);
+  if (validate)
+    t.true(descendsFrom(validate, server, spans), `the validate span descends from the server span\n${details}`);
 });
 
-test('in-memory: the HTTP callback continues the caller\'s W3C trace, and the job it starts joins it', async (t) => {
+test("in-memory: the HTTP callback continues the caller's W3C trace, and the job it starts joins it", async (t) => {
   t.timeout(CHILD_TIMEOUT_MS + 15_000);
   const run = await runScenario('./test/helpers/otel-memory-bootstrap.ts', 'memory');
   const result = scenarioResult(run);
@@ -177,11 +223,14 @@ test('in-memory: the HTTP callback continues the caller\'s W3C trace, and the jo
   const details = `spans: ${JSON.stringify(spans.map((s) => [s.name, s.traceId, s.parentSpanId]))}\n${describeRun(run)}`;
   const callback = spans.find((s) => s.name === 'POST /inlong/manager/api/group/submitOfflineJob');
   t.truthy(callback, `a callback server span exists\n${details}`);
-  t.is(callback!.traceId, CALLER_TRACE_ID, 'the callback span is in the caller\'s trace');
-  t.is(callback!.parentSpanId, CALLER_SPAN_ID, 'its parent is the caller\'s span');
+  t.is(callback!.traceId, CALLER_TRACE_ID, "the callback span is in the caller's trace");
+  t.is(callback!.parentSpanId, CALLER_SPAN_ID, "its parent is the caller's span");
   const job = spans.find((s) => s.name === 'job run' && s.traceId === CALLER_TRACE_ID);
   t.truthy(job, `the job run is in the caller's trace\n${details}`);
-  t.true(spans.some((s) => s.name === 'plugin datagen.openReader' && s.traceId === CALLER_TRACE_ID), 'the connector read is in it too');
+  t.true(
+    spans.some((s) => s.name === 'plugin datagen.openReader' && s.traceId === CALLER_TRACE_ID),
+    'the connector read is in it too',
+  );
 });
 
 test('OTLP: the production bootstrap exports the spans over http/protobuf to OTEL_EXPORTER_OTLP_ENDPOINT', async (t) => {
@@ -192,7 +241,12 @@ test('OTLP: the production bootstrap exports the spans over http/protobuf to OTE
     OTEL_BSP_SCHEDULE_DELAY: '100',
   });
   const result = scenarioResult(run);
-  const summary = receiver.requests.map((r) => ({ method: r.method, path: r.path, contentType: r.contentType, bytes: r.body.length }));
+  const summary = receiver.requests.map((r) => ({
+    method: r.method,
+    path: r.path,
+    contentType: r.contentType,
+    bytes: r.body.length,
+  }));
   const details = `received: ${JSON.stringify(summary)}\n${describeRun(run)}`;
 
   t.true(result.telemetryActive, `telemetry should be active\n${details}`);
@@ -219,12 +273,22 @@ const sendsNothing = test.macro({
     const details = `received ${receiver.requests.length} request(s)\n${describeRun(run)}`;
     t.false(result.telemetryActive, `currentTelemetry() should be undefined\n${details}`);
     t.false(result.grpcInstrumented, `grpc-js should be left unpatched\n${details}`);
-    t.like(result.resolved as object, { boundaries: { lowerBound: '0', upperBound: '10000' } }, 'the call itself succeeded');
+    t.like(
+      result.resolved as object,
+      { boundaries: { lowerBound: '0', upperBound: '10000' } },
+      'the call itself succeeded',
+    );
     t.is(receiver.requests.length, 0, details);
   },
   title: (provided = '') => `tracing off: ${provided}`,
 });
 
 test('no OTEL_* variables: no telemetry, nothing sent', sendsNothing, () => ({}));
-test('OTEL_TRACES_EXPORTER=none wins over an endpoint', sendsNothing, (endpoint) => ({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_TRACES_EXPORTER: 'none' }));
-test('OTEL_SDK_DISABLED=true wins over an endpoint', sendsNothing, (endpoint) => ({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_SDK_DISABLED: 'true' }));
+test('OTEL_TRACES_EXPORTER=none wins over an endpoint', sendsNothing, (endpoint) => ({
+  OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+  OTEL_TRACES_EXPORTER: 'none',
+}));
+test('OTEL_SDK_DISABLED=true wins over an endpoint', sendsNothing, (endpoint) => ({
+  OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+  OTEL_SDK_DISABLED: 'true',
+}));

@@ -15,16 +15,28 @@ export function parseTimeBound(field: string, raw: string): number {
  * Checks a window before any connector sees it: a type the connector declares, TIME bounds that are
  * integers with lower <= upper, OFFSET bounds that are not empty. `prefix` names the request field.
  */
-export function checkBoundaries(b: Boundaries, declared: readonly BoundaryType[], connectorId: string, prefix = 'boundaries'): void {
+export function checkBoundaries(
+  b: Boundaries,
+  declared: readonly BoundaryType[],
+  connectorId: string,
+  prefix = 'boundaries',
+): void {
   if (!declared.includes(b.boundaryType)) {
-    throw invalidArgument(`${prefix}.boundary_type`, `a boundary type connector '${connectorId}' declares (${declared.join(', ')})`, b.boundaryType);
+    throw invalidArgument(
+      `${prefix}.boundary_type`,
+      `a boundary type connector '${connectorId}' declares (${declared.join(', ')})`,
+      b.boundaryType,
+    );
   }
   if (b.boundaryType === 'TIME') {
     const lower = parseTimeBound(`${prefix}.lower_bound`, b.lowerBound);
     const upper = parseTimeBound(`${prefix}.upper_bound`, b.upperBound);
-    if (lower > upper) throw invalidArgument(`${prefix}.upper_bound`, `a bound >= the lower bound ${lower}`, b.upperBound);
+    if (lower > upper)
+      throw invalidArgument(`${prefix}.upper_bound`, `a bound >= the lower bound ${lower}`, b.upperBound);
   } else {
-    if (b.lowerBound === '') throw invalidArgument(`${prefix}.lower_bound`, 'a non-empty offset position', b.lowerBound);
-    if (b.upperBound === '') throw invalidArgument(`${prefix}.upper_bound`, 'a non-empty offset position', b.upperBound);
+    if (b.lowerBound === '')
+      throw invalidArgument(`${prefix}.lower_bound`, 'a non-empty offset position', b.lowerBound);
+    if (b.upperBound === '')
+      throw invalidArgument(`${prefix}.upper_bound`, 'a non-empty offset position', b.upperBound);
   }
 }

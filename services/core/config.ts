@@ -69,7 +69,8 @@ function positiveInt(name: string, raw: string): number {
 }
 
 function hostPort(name: string, raw: string): string {
-  if (!/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(raw)) throw new ConfigError(`${name}: expected host:port, got ${JSON.stringify(raw)}`);
+  if (!/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(raw))
+    throw new ConfigError(`${name}: expected host:port, got ${JSON.stringify(raw)}`);
   return raw;
 }
 
@@ -82,28 +83,44 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const grpcAddr = hostPort('SLUICE_GRPC_ADDR', get('SLUICE_GRPC_ADDR'));
   const logLevel = get('SLUICE_LOG_LEVEL');
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) {
-    throw new ConfigError(`SLUICE_LOG_LEVEL: expected one of debug, info, warn, error, silent, got ${JSON.stringify(logLevel)}`);
+    throw new ConfigError(
+      `SLUICE_LOG_LEVEL: expected one of debug, info, warn, error, silent, got ${JSON.stringify(logLevel)}`,
+    );
   }
   const databaseUrl = get('SLUICE_DATABASE_URL');
   if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    throw new ConfigError(`SLUICE_DATABASE_URL: expected a postgres:// or postgresql:// URL, got ${JSON.stringify(databaseUrl.replace(/\/\/[^@/]*@/, '//***@'))}`);
+    throw new ConfigError(
+      `SLUICE_DATABASE_URL: expected a postgres:// or postgresql:// URL, got ${JSON.stringify(databaseUrl.replace(/\/\/[^@/]*@/, '//***@'))}`,
+    );
   }
   const operatorAddr = get('SLUICE_OPERATOR_ADDR') && hostPort('SLUICE_OPERATOR_ADDR', get('SLUICE_OPERATOR_ADDR'));
   const scheduleAddr = get('SLUICE_SCHEDULE_ADDR') && hostPort('SLUICE_SCHEDULE_ADDR', get('SLUICE_SCHEDULE_ADDR'));
   const runner = get('SLUICE_RUNNER');
   const flinkGatewayUrl = get('SLUICE_FLINK_GATEWAY_URL');
   const flinkRestUrl = get('SLUICE_FLINK_REST_URL');
-  for (const [name, url] of [['SLUICE_FLINK_GATEWAY_URL', flinkGatewayUrl], ['SLUICE_FLINK_REST_URL', flinkRestUrl]] as const) {
-    if (url && !/^https?:\/\/\S+$/.test(url)) throw new ConfigError(`${name}: expected an http(s):// URL, got ${JSON.stringify(url)}`);
+  for (const [name, url] of [
+    ['SLUICE_FLINK_GATEWAY_URL', flinkGatewayUrl],
+    ['SLUICE_FLINK_REST_URL', flinkRestUrl],
+  ] as const) {
+    if (url && !/^https?:\/\/\S+$/.test(url))
+      throw new ConfigError(`${name}: expected an http(s):// URL, got ${JSON.stringify(url)}`);
   }
   if (Boolean(flinkGatewayUrl) !== Boolean(flinkRestUrl)) {
-    throw new ConfigError(`SLUICE_FLINK_GATEWAY_URL and SLUICE_FLINK_REST_URL: expected both or neither, got only ${flinkGatewayUrl ? 'the gateway' : 'the REST URL'}`);
+    throw new ConfigError(
+      `SLUICE_FLINK_GATEWAY_URL and SLUICE_FLINK_REST_URL: expected both or neither, got only ${flinkGatewayUrl ? 'the gateway' : 'the REST URL'}`,
+    );
   }
-  if (runner !== 'embedded' && runner !== 'flink') throw new ConfigError(`SLUICE_RUNNER: expected embedded or flink, got ${JSON.stringify(runner)}`);
-  if (runner === 'flink' && !flinkGatewayUrl) throw new ConfigError('SLUICE_RUNNER: expected embedded, or flink together with SLUICE_FLINK_GATEWAY_URL, got "flink" with no gateway');
+  if (runner !== 'embedded' && runner !== 'flink')
+    throw new ConfigError(`SLUICE_RUNNER: expected embedded or flink, got ${JSON.stringify(runner)}`);
+  if (runner === 'flink' && !flinkGatewayUrl)
+    throw new ConfigError(
+      'SLUICE_RUNNER: expected embedded, or flink together with SLUICE_FLINK_GATEWAY_URL, got "flink" with no gateway',
+    );
   return {
     grpcAddr,
-    pluginPath: get('SLUICE_PLUGIN_PATH').split(delimiter).filter((p) => p !== ''),
+    pluginPath: get('SLUICE_PLUGIN_PATH')
+      .split(delimiter)
+      .filter((p) => p !== ''),
     logLevel: logLevel as LogLevel,
     hookTimeoutMs: positiveInt('SLUICE_HOOK_TIMEOUT_MS', get('SLUICE_HOOK_TIMEOUT_MS')),
     shutdownGraceMs: positiveInt('SLUICE_SHUTDOWN_GRACE_MS', get('SLUICE_SHUTDOWN_GRACE_MS')),

@@ -1,13 +1,20 @@
 import type { handleUnaryCall, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
 import { invalidArgument, type Boundaries, type BoundaryType, type Logger } from 'sluice/sdk';
-import { BoundaryType as PbBoundaryType, type Boundaries as PbBoundaries } from '../../proto/gen/sluice/common/v1/common.js';
+import {
+  BoundaryType as PbBoundaryType,
+  type Boundaries as PbBoundaries,
+} from '../../proto/gen/sluice/common/v1/common.js';
 import { toServiceError } from './grpc-status.js';
 
 /**
  * Wraps one use case as a unary handler: the handler decodes, calls, encodes; anything it throws is
  * mapped to a gRPC status in one place.
  */
-export function unary<Req, Res>(logger: Logger, method: string, handler: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res> | Res): handleUnaryCall<Req, Res> {
+export function unary<Req, Res>(
+  logger: Logger,
+  method: string,
+  handler: (request: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res> | Res,
+): handleUnaryCall<Req, Res> {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
     Promise.resolve()
       .then(() => handler(call.request, call))
@@ -30,9 +37,17 @@ export function encodeBoundaryType(value: BoundaryType): PbBoundaryType {
 
 export function decodeBoundaries(value: PbBoundaries | undefined, field: string): Boundaries {
   if (!value) throw invalidArgument(field, 'boundaries {boundary_type, lower_bound, upper_bound}', undefined);
-  return { boundaryType: decodeBoundaryType(value.boundaryType, `${field}.boundary_type`), lowerBound: value.lowerBound, upperBound: value.upperBound };
+  return {
+    boundaryType: decodeBoundaryType(value.boundaryType, `${field}.boundary_type`),
+    lowerBound: value.lowerBound,
+    upperBound: value.upperBound,
+  };
 }
 
 export function encodeBoundaries(value: Boundaries): PbBoundaries {
-  return { boundaryType: encodeBoundaryType(value.boundaryType), lowerBound: value.lowerBound, upperBound: value.upperBound };
+  return {
+    boundaryType: encodeBoundaryType(value.boundaryType),
+    lowerBound: value.lowerBound,
+    upperBound: value.upperBound,
+  };
 }

@@ -29,7 +29,17 @@ export function toServiceError(err: unknown, logger: Logger, method: string): Pa
     if (err.details.fieldErrors?.length) {
       metadata.set(FIELD_ERRORS_TRAILER, JSON.stringify(err.details.fieldErrors));
     } else if (err.details.field) {
-      metadata.set(FIELD_ERRORS_TRAILER, JSON.stringify([{ path: err.details.field, expected: err.details.expected ?? '', received: err.details.received ?? '', message: err.message }]));
+      metadata.set(
+        FIELD_ERRORS_TRAILER,
+        JSON.stringify([
+          {
+            path: err.details.field,
+            expected: err.details.expected ?? '',
+            received: err.details.received ?? '',
+            message: err.message,
+          },
+        ]),
+      );
     }
     if (err.code === ERROR_CODES.PLUGIN_FAILED) logger.error('plugin failure', { method, err, cause: err.cause });
     return { code: GRPC_STATUS_BY_CODE[err.code], details: err.message, metadata };

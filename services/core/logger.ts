@@ -4,11 +4,20 @@ const LEVELS = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as cons
 export type LogLevel = keyof typeof LEVELS;
 
 /** JSON-lines logger on stderr; one line per event, so log shippers need no parsing rules. */
-export function createLogger(level: LogLevel = 'info', bindings: Record<string, unknown> = {}, sink: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Logger & { child(b: Record<string, unknown>): Logger } {
+export function createLogger(
+  level: LogLevel = 'info',
+  bindings: Record<string, unknown> = {},
+  sink: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+): Logger & { child(b: Record<string, unknown>): Logger } {
   const min = LEVELS[level];
   const emit = (lvl: Exclude<LogLevel, 'silent'>) => (message: string, fields?: Record<string, unknown>) => {
     if (LEVELS[lvl] < min) return;
-    sink(JSON.stringify({ time: new Date().toISOString(), level: lvl, msg: message, ...bindings, ...fields }, errorReplacer));
+    sink(
+      JSON.stringify(
+        { time: new Date().toISOString(), level: lvl, msg: message, ...bindings, ...fields },
+        errorReplacer,
+      ),
+    );
   };
   return {
     debug: emit('debug'),

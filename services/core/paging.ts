@@ -26,13 +26,19 @@ export function decodePageToken(token: string): string | undefined {
 }
 
 export function checkPageSize(pageSize: number): number {
-  if (!Number.isInteger(pageSize) || pageSize < 0) throw invalidArgument('page_size', `an integer from 0 to ${MAX_PAGE_SIZE}`, pageSize);
+  if (!Number.isInteger(pageSize) || pageSize < 0)
+    throw invalidArgument('page_size', `an integer from 0 to ${MAX_PAGE_SIZE}`, pageSize);
   if (pageSize === 0) return DEFAULT_PAGE_SIZE;
   return Math.min(pageSize, MAX_PAGE_SIZE);
 }
 
 /** One page of items sorted by key. */
-export function paginate<T>(items: readonly T[], key: (item: T) => string, pageSize: number, pageToken: string): Page<T> {
+export function paginate<T>(
+  items: readonly T[],
+  key: (item: T) => string,
+  pageSize: number,
+  pageToken: string,
+): Page<T> {
   const size = checkPageSize(pageSize);
   const after = decodePageToken(pageToken);
   const sorted = [...items].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));

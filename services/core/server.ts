@@ -44,7 +44,9 @@ function splitDescriptorSet(set: Uint8Array): Uint8Array[] {
 function reflectionPackages(): PackageDefinition {
   if (!reflectionDefinition) {
     const files = [DESCRIPTOR_SET, HEALTH_DESCRIPTOR_SET].flatMap((f) => splitDescriptorSet(readFileSync(f)));
-    reflectionDefinition = { 'sluice.descriptors': { fileDescriptorProtos: files } as unknown as PackageDefinition[string] };
+    reflectionDefinition = {
+      'sluice.descriptors': { fileDescriptorProtos: files } as unknown as PackageDefinition[string],
+    };
   }
   return reflectionDefinition;
 }
@@ -53,11 +55,18 @@ function reflectionPackages(): PackageDefinition {
  * Serves the bindings plus grpc.health.v1 (overall and per service) and server reflection, so that
  * grpcurl works without .proto files.
  */
-export async function startGrpcServer(addr: string, bindings: readonly ServiceBinding[], logger: Logger): Promise<RunningServer> {
+export async function startGrpcServer(
+  addr: string,
+  bindings: readonly ServiceBinding[],
+  logger: Logger,
+): Promise<RunningServer> {
   const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
   for (const b of bindings) server.addService(b.definition, b.implementation);
 
-  const health = new HealthImplementation({ '': 'SERVING', ...Object.fromEntries(bindings.map((b) => [b.name, 'SERVING' as const])) });
+  const health = new HealthImplementation({
+    '': 'SERVING',
+    ...Object.fromEntries(bindings.map((b) => [b.name, 'SERVING' as const])),
+  });
   health.addToServer(server);
 
   new ReflectionService(reflectionPackages()).addToServer(server);

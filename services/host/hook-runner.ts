@@ -23,10 +23,16 @@ export interface CallOptions {
   readonly context?: Readonly<Record<string, unknown>>;
 }
 
-type HookOf<P> = { [K in keyof P]-?: NonNullable<P[K]> extends (...args: never[]) => unknown ? K : never }[keyof P] & string;
-type Fn<P, K extends keyof P> = NonNullable<P[K]> extends (...args: infer A) => infer R ? { input: InputOf<A>; result: Awaited<R> } : never;
+type HookOf<P> = { [K in keyof P]-?: NonNullable<P[K]> extends (...args: never[]) => unknown ? K : never }[keyof P] &
+  string;
+type Fn<P, K extends keyof P> =
+  NonNullable<P[K]> extends (...args: infer A) => infer R ? { input: InputOf<A>; result: Awaited<R> } : never;
 /** A hook's input is its first argument; hooks whose only argument is the context take none. */
-type InputOf<A extends unknown[]> = A extends [infer I, HookContext] ? I : A extends [HookContext] | [] ? undefined : A[0];
+type InputOf<A extends unknown[]> = A extends [infer I, HookContext]
+  ? I
+  : A extends [HookContext] | []
+    ? undefined
+    : A[0];
 
 /** Freezes a value deeply so a plugin cannot change the service's objects through its inputs. */
 function deepFreeze<T>(value: T): T {
@@ -64,10 +70,18 @@ export class HookRunner {
    * Throws SluiceError: the hook's own SluiceError (message prefixed with plugin and hook), PLUGIN_TIMEOUT,
    * or PLUGIN_FAILED for anything else.
    */
-  async call<P extends object, K extends HookOf<P>>(loaded: LoadedPlugin<P>, hook: K, input: Fn<P, K>['input'], options: CallOptions = {}): Promise<Fn<P, K>['result']> {
+  async call<P extends object, K extends HookOf<P>>(
+    loaded: LoadedPlugin<P>,
+    hook: K,
+    input: Fn<P, K>['input'],
+    options: CallOptions = {},
+  ): Promise<Fn<P, K>['result']> {
     const fn = (loaded.plugin as Record<string, unknown>)[hook];
     if (typeof fn !== 'function') {
-      throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `plugin '${loaded.id}' has no hook '${hook}'`, { pluginId: loaded.id, hook });
+      throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `plugin '${loaded.id}' has no hook '${hook}'`, {
+        pluginId: loaded.id,
+        hook,
+      });
     }
     const timeoutMs = options.timeoutMs ?? this.#hookTimeouts[hook] ?? this.#timeoutMs;
     const controller = new AbortController();
@@ -80,49 +94,61 @@ export class HookRunner {
       pluginId: loaded.id,
       logger: this.#logger,
     };
-    return this.#tracer.startActiveSpan(`plugin ${loaded.id}.${hook}`, { attributes: { 'sluice.plugin.id': loaded.id, 'sluice.plugin.kind': loaded.kind, 'sluice.plugin.hook': hook } }, async (span) => {
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        const frozen = input === undefined ? input : deepFreeze(structuredCloneSafe(input));
-        // Hooks without input (start, stop, availability) take the context as their only argument.
-        const args = input === undefined ? [ctx] : [frozen, ctx];
-        if (controller.signal.aborted) throw new CallerAbort(options.signal?.reason);
-        // The caller's cancellation ends the call at once, whether or not the hook watches its signal.
-        // Listening before the hook runs makes this rejection win over whatever the hook does on abort.
-        const cancelled = options.signal
-          ? new Promise<never>((_, reject) => {
-              controller.signal.addEventListener('abort', () => reject(new CallerAbort(options.signal?.reason)), { once: true });
-            })
-          : undefined;
-        cancelled?.catch(() => {});
-        const value = (fn as (...a: unknown[]) => unknown).apply(loaded.plugin, args);
-        // A hook that returned synchronously is done: there is nothing left to time out or cancel,
-        // so the hot synchronous hooks (validate, fillInBoundaries) cost no timer and no race.
-        if (!isThenable(value)) return value as Fn<P, K>['result'];
-        const timeout = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            // Settle first, then tell the hook: its reaction to the abort must not win the race.
-            reject(new SluiceError(ERROR_CODES.PLUGIN_TIMEOUT, `plugin '${loaded.id}' hook '${hook}' did not finish within ${timeoutMs} ms`, { pluginId: loaded.id, hook }));
-            controller.abort(new Error('hook timeout'));
-          }, timeoutMs);
-        });
-        const result = await Promise.race([value, timeout, ...(cancelled ? [cancelled] : [])]);
-        return result as Fn<P, K>['result'];
-      } catch (err) {
-        if (err instanceof CallerAbort) {
-          span.setStatus({ code: SpanStatusCode.ERROR, message: 'cancelled' });
-          throw err.reason;
+    return this.#tracer.startActiveSpan(
+      `plugin ${loaded.id}.${hook}`,
+      { attributes: { 'sluice.plugin.id': loaded.id, 'sluice.plugin.kind': loaded.kind, 'sluice.plugin.hook': hook } },
+      async (span) => {
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          const frozen = input === undefined ? input : deepFreeze(structuredCloneSafe(input));
+          // Hooks without input (start, stop, availability) take the context as their only argument.
+          const args = input === undefined ? [ctx] : [frozen, ctx];
+          if (controller.signal.aborted) throw new CallerAbort(options.signal?.reason);
+          // The caller's cancellation ends the call at once, whether or not the hook watches its signal.
+          // Listening before the hook runs makes this rejection win over whatever the hook does on abort.
+          const cancelled = options.signal
+            ? new Promise<never>((_, reject) => {
+                controller.signal.addEventListener('abort', () => reject(new CallerAbort(options.signal?.reason)), {
+                  once: true,
+                });
+              })
+            : undefined;
+          cancelled?.catch(() => {});
+          const value = (fn as (...a: unknown[]) => unknown).apply(loaded.plugin, args);
+          // A hook that returned synchronously is done: there is nothing left to time out or cancel,
+          // so the hot synchronous hooks (validate, fillInBoundaries) cost no timer and no race.
+          if (!isThenable(value)) return value as Fn<P, K>['result'];
+          const timeout = new Promise<never>((_, reject) => {
+            timer = setTimeout(() => {
+              // Settle first, then tell the hook: its reaction to the abort must not win the race.
+              reject(
+                new SluiceError(
+                  ERROR_CODES.PLUGIN_TIMEOUT,
+                  `plugin '${loaded.id}' hook '${hook}' did not finish within ${timeoutMs} ms`,
+                  { pluginId: loaded.id, hook },
+                ),
+              );
+              controller.abort(new Error('hook timeout'));
+            }, timeoutMs);
+          });
+          const result = await Promise.race([value, timeout, ...(cancelled ? [cancelled] : [])]);
+          return result as Fn<P, K>['result'];
+        } catch (err) {
+          if (err instanceof CallerAbort) {
+            span.setStatus({ code: SpanStatusCode.ERROR, message: 'cancelled' });
+            throw err.reason;
+          }
+          const wrapped = this.#wrap(loaded, hook, err);
+          span.recordException(wrapped);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: wrapped.code });
+          throw wrapped;
+        } finally {
+          clearTimeout(timer);
+          options.signal?.removeEventListener('abort', onOuterAbort);
+          span.end();
         }
-        const wrapped = this.#wrap(loaded, hook, err);
-        span.recordException(wrapped);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: wrapped.code });
-        throw wrapped;
-      } finally {
-        clearTimeout(timer);
-        options.signal?.removeEventListener('abort', onOuterAbort);
-        span.end();
-      }
-    });
+      },
+    );
   }
 
   /**
@@ -136,16 +162,30 @@ export class HookRunner {
   #wrap(loaded: LoadedPlugin<unknown>, hook: string, err: unknown): SluiceError {
     if (isSluiceError(err)) {
       if (err.details.pluginId) return err;
-      return new SluiceError(err.code, `plugin '${loaded.id}' ${hook}: ${err.message}`, { ...err.details, pluginId: loaded.id, hook }, { cause: err });
+      return new SluiceError(
+        err.code,
+        `plugin '${loaded.id}' ${hook}: ${err.message}`,
+        { ...err.details, pluginId: loaded.id, hook },
+        { cause: err },
+      );
     }
     const message = err instanceof Error ? err.message : String(err);
     this.#logger.error('plugin hook failed', { pluginId: loaded.id, hook, err });
-    return new SluiceError(ERROR_CODES.PLUGIN_FAILED, `plugin '${loaded.id}' hook '${hook}' failed: ${message.slice(0, 300)}`, { pluginId: loaded.id, hook }, { cause: err });
+    return new SluiceError(
+      ERROR_CODES.PLUGIN_FAILED,
+      `plugin '${loaded.id}' hook '${hook}' failed: ${message.slice(0, 300)}`,
+      { pluginId: loaded.id, hook },
+      { cause: err },
+    );
   }
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 /** Marks a rejection caused by the caller's own signal, so it is passed back as the caller's reason. */

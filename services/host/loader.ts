@@ -73,7 +73,10 @@ async function subdirs(dir: string): Promise<string[]> {
   }
   const dirs = await Promise.all(
     // `.` and `_` folders are not plugins: hidden files, and code that bundled plugins share (e.g. _sql).
-    names.filter((n) => !n.startsWith('.') && !n.startsWith('_') && n !== 'node_modules').sort().map(async (n) => ((await isDir(join(dir, n))) ? join(dir, n) : undefined)),
+    names
+      .filter((n) => !n.startsWith('.') && !n.startsWith('_') && n !== 'node_modules')
+      .sort()
+      .map(async (n) => ((await isDir(join(dir, n))) ? join(dir, n) : undefined)),
   );
   return dirs.filter((d): d is string => d !== undefined);
 }
@@ -155,11 +158,27 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 function checkExport(kind: PluginKind, value: unknown, entry: string, id: string): PluginProblem[] {
   const problems: PluginProblem[] = [];
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return [problem('EXPORT_INVALID', entry, `an object describing a ${kind} plugin`, describeValue(typeof value === 'function' ? 'a function' : value), id)];
+    return [
+      problem(
+        'EXPORT_INVALID',
+        entry,
+        `an object describing a ${kind} plugin`,
+        describeValue(typeof value === 'function' ? 'a function' : value),
+        id,
+      ),
+    ];
   }
   const p = value as Record<string, unknown>;
   if (p.kind !== undefined && p.kind !== kind) {
-    problems.push(problem('KIND_MISMATCH', entry, `a ${kind} plugin, as plugin.json says`, `an export of kind '${describeValue(p.kind)}'`, id));
+    problems.push(
+      problem(
+        'KIND_MISMATCH',
+        entry,
+        `a ${kind} plugin, as plugin.json says`,
+        `an export of kind '${describeValue(p.kind)}'`,
+        id,
+      ),
+    );
     return problems;
   }
   const hooks: readonly string[] = kind === 'engine' ? ENGINE_HOOKS : CONNECTOR_HOOKS;
@@ -167,10 +186,20 @@ function checkExport(kind: PluginKind, value: unknown, entry: string, id: string
   for (const [key, v] of Object.entries(p)) {
     if (hooks.includes(key)) {
       if (v !== undefined && typeof v !== 'function') {
-        problems.push(problem('HOOK_NOT_FUNCTION', `${entry}#${key}`, `hook '${key}' to be a function`, describeValue(v), id));
+        problems.push(
+          problem('HOOK_NOT_FUNCTION', `${entry}#${key}`, `hook '${key}' to be a function`, describeValue(v), id),
+        );
       }
     } else if (!fields.includes(key)) {
-      problems.push(problem('UNKNOWN_HOOK', `${entry}#${key}`, `one of the ${kind} hooks ${hooks.join(', ')} (or fields ${fields.join(', ')})`, `'${key}'`, id));
+      problems.push(
+        problem(
+          'UNKNOWN_HOOK',
+          `${entry}#${key}`,
+          `one of the ${kind} hooks ${hooks.join(', ')} (or fields ${fields.join(', ')})`,
+          `'${key}'`,
+          id,
+        ),
+      );
     }
   }
   const missingHook = (name: string, why: string) => {
@@ -185,22 +214,36 @@ function checkExport(kind: PluginKind, value: unknown, entry: string, id: string
   const roles = p.roles;
   const validRoles = Array.isArray(roles) && roles.length > 0 && roles.every((r) => r === 'source' || r === 'sink');
   if (!validRoles) {
-    problems.push(problem('EXPORT_INVALID', `${entry}#roles`, 'a non-empty array of "source" and "sink"', describeValue(roles), id));
+    problems.push(
+      problem('EXPORT_INVALID', `${entry}#roles`, 'a non-empty array of "source" and "sink"', describeValue(roles), id),
+    );
     return problems;
   }
   if (roles.includes('source')) {
     const bt = p.boundaryTypes;
     if (!Array.isArray(bt) || bt.length === 0 || !bt.every((t) => t === 'TIME' || t === 'OFFSET')) {
-      problems.push(problem('EXPORT_INVALID', `${entry}#boundaryTypes`, 'a non-empty array of "TIME" and "OFFSET" (a source declares what it honours)', describeValue(bt), id));
+      problems.push(
+        problem(
+          'EXPORT_INVALID',
+          `${entry}#boundaryTypes`,
+          'a non-empty array of "TIME" and "OFFSET" (a source declares what it honours)',
+          describeValue(bt),
+          id,
+        ),
+      );
     }
     missingHook('fillInBoundaries', 'a source has it');
     for (const s of checkSchema(p.sourceOptions, 'sourceOptions')) {
-      problems.push(problem('EXPORT_INVALID', `${entry}#sourceOptions`, 'a JSON Schema of the options (a source has it)', s, id));
+      problems.push(
+        problem('EXPORT_INVALID', `${entry}#sourceOptions`, 'a JSON Schema of the options (a source has it)', s, id),
+      );
     }
   }
   if (roles.includes('sink')) {
     for (const s of checkSchema(p.sinkOptions, 'sinkOptions')) {
-      problems.push(problem('EXPORT_INVALID', `${entry}#sinkOptions`, 'a JSON Schema of the options (a sink has it)', s, id));
+      problems.push(
+        problem('EXPORT_INVALID', `${entry}#sinkOptions`, 'a JSON Schema of the options (a sink has it)', s, id),
+      );
     }
   }
   return problems;
@@ -229,12 +272,28 @@ export async function loadPlugins(options: LoadOptions): Promise<PluginSet> {
     }
     const { manifest } = result;
     if (candidate.impliedKind && candidate.impliedKind !== manifest.kind) {
-      problems.push(problem('KIND_MISMATCH', join(candidate.dir, MANIFEST_FILE), `kind '${candidate.impliedKind}' (the plugin sits in ${candidate.impliedKind}s/)`, `kind '${manifest.kind}'`, manifest.id));
+      problems.push(
+        problem(
+          'KIND_MISMATCH',
+          join(candidate.dir, MANIFEST_FILE),
+          `kind '${candidate.impliedKind}' (the plugin sits in ${candidate.impliedKind}s/)`,
+          `kind '${manifest.kind}'`,
+          manifest.id,
+        ),
+      );
       return;
     }
     const first = seen.get(manifest.id);
     if (first !== undefined) {
-      problems.push(problem('DUPLICATE_ID', candidate.dir, `an id not used by another plugin`, `id '${manifest.id}', already loaded from ${first}`, manifest.id));
+      problems.push(
+        problem(
+          'DUPLICATE_ID',
+          candidate.dir,
+          `an id not used by another plugin`,
+          `id '${manifest.id}', already loaded from ${first}`,
+          manifest.id,
+        ),
+      );
       return;
     }
     seen.set(manifest.id, candidate.dir);
@@ -247,20 +306,42 @@ export async function loadPlugins(options: LoadOptions): Promise<PluginSet> {
     accepted.map(async ({ candidate, manifest }): Promise<LoadedPlugin<unknown> | undefined> => {
       const entry = resolveEntry(candidate.dir, manifest.main);
       if (!entry) {
-        problems.push(problem('ENTRY_MISSING', join(candidate.dir, manifest.main), `the entry module named by plugin.json#main`, 'no such file', manifest.id));
+        problems.push(
+          problem(
+            'ENTRY_MISSING',
+            join(candidate.dir, manifest.main),
+            `the entry module named by plugin.json#main`,
+            'no such file',
+            manifest.id,
+          ),
+        );
         return undefined;
       }
       let mod: Record<string, unknown>;
       try {
-        mod = (await withTimeout(import(pathToFileURL(entry).href), timeoutMs, `import of ${entry}`)) as Record<string, unknown>;
+        mod = (await withTimeout(import(pathToFileURL(entry).href), timeoutMs, `import of ${entry}`)) as Record<
+          string,
+          unknown
+        >;
       } catch (err) {
-        const where = locate(err, candidate.dir) ?? (err instanceof SyntaxError && !entry.endsWith('.ts') ? await locateSyntaxError(entry) : undefined) ?? entry;
+        const where =
+          locate(err, candidate.dir) ??
+          (err instanceof SyntaxError && !entry.endsWith('.ts') ? await locateSyntaxError(entry) : undefined) ??
+          entry;
         const what = err instanceof Error ? `${err.name}: ${err.message}` : describeValue(err);
         problems.push(problem('IMPORT_FAILED', where, 'a module that imports without error', what, manifest.id));
         return undefined;
       }
       if (!('default' in mod) || mod.default === undefined) {
-        problems.push(problem('NO_DEFAULT_EXPORT', entry, `a default export (defineConnectorPlugin/defineEnginePlugin or a plain object)`, `exports: ${Object.keys(mod).join(', ') || 'none'}`, manifest.id));
+        problems.push(
+          problem(
+            'NO_DEFAULT_EXPORT',
+            entry,
+            `a default export (defineConnectorPlugin/defineEnginePlugin or a plain object)`,
+            `exports: ${Object.keys(mod).join(', ') || 'none'}`,
+            manifest.id,
+          ),
+        );
         return undefined;
       }
       const exportProblems = checkExport(manifest.kind, mod.default, entry, manifest.id);

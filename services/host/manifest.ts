@@ -24,9 +24,17 @@ export async function readManifest(dir: string): Promise<ManifestResult> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
-      return { ok: false, problems: [problem('MANIFEST_MISSING', dir, `a ${MANIFEST_FILE} file in the plugin folder`, 'no such file')] };
+      return {
+        ok: false,
+        problems: [problem('MANIFEST_MISSING', dir, `a ${MANIFEST_FILE} file in the plugin folder`, 'no such file')],
+      };
     }
-    return { ok: false, problems: [problem('MANIFEST_UNREADABLE', file, 'a readable file', `${code ?? 'error'}: ${(err as Error).message}`)] };
+    return {
+      ok: false,
+      problems: [
+        problem('MANIFEST_UNREADABLE', file, 'a readable file', `${code ?? 'error'}: ${(err as Error).message}`),
+      ],
+    };
   }
   let data: unknown;
   try {
@@ -45,19 +53,39 @@ export async function readManifest(dir: string): Promise<ManifestResult> {
 
   if (!id) bad('id', `a string matching ${ID_PATTERN}`);
   if (m.kind !== 'engine' && m.kind !== 'connector') bad('kind', '"engine" or "connector"');
-  if (typeof m.version !== 'string' || !VERSION_PATTERN.test(m.version)) bad('version', 'a semantic version such as "1.0.0"');
+  if (typeof m.version !== 'string' || !VERSION_PATTERN.test(m.version))
+    bad('version', 'a semantic version such as "1.0.0"');
   if (typeof m.description !== 'string' || m.description.trim() === '') bad('description', 'a non-empty string');
-  if (m.main !== undefined && (typeof m.main !== 'string' || m.main === '' || m.main.startsWith('/') || m.main.split(/[\\/]/).includes('..'))) {
+  if (
+    m.main !== undefined &&
+    (typeof m.main !== 'string' || m.main === '' || m.main.startsWith('/') || m.main.split(/[\\/]/).includes('..'))
+  ) {
     bad('main', 'a relative path inside the plugin folder');
   }
   if (typeof m.apiVersion !== 'number' || !Number.isInteger(m.apiVersion)) {
     bad('apiVersion', `the integer ${PLUGIN_API_VERSION}`);
   } else if (m.apiVersion !== PLUGIN_API_VERSION) {
-    problems.push(problem('API_VERSION_UNSUPPORTED', `${file}#apiVersion`, `apiVersion ${PLUGIN_API_VERSION}`, String(m.apiVersion), id));
+    problems.push(
+      problem(
+        'API_VERSION_UNSUPPORTED',
+        `${file}#apiVersion`,
+        `apiVersion ${PLUGIN_API_VERSION}`,
+        String(m.apiVersion),
+        id,
+      ),
+    );
   }
   for (const key of Object.keys(m)) {
     if (!(FIELDS as readonly string[]).includes(key)) {
-      problems.push(problem('MANIFEST_INVALID', `${file}#${key}`, `only the fields ${FIELDS.join(', ')}`, `unknown field '${key}'`, id));
+      problems.push(
+        problem(
+          'MANIFEST_INVALID',
+          `${file}#${key}`,
+          `only the fields ${FIELDS.join(', ')}`,
+          `unknown field '${key}'`,
+          id,
+        ),
+      );
     }
   }
   if (problems.length > 0) return { ok: false, problems, ...(id ? { pluginId: id } : {}) };

@@ -112,7 +112,14 @@ export interface ConnectorPlugin {
 }
 
 /** Hook names a connector plugin may define. */
-export const CONNECTOR_HOOKS = ['validate', 'fillInBoundaries', 'openReader', 'openWriter', 'flinkTableOptions', 'availability'] as const;
+export const CONNECTOR_HOOKS = [
+  'validate',
+  'fillInBoundaries',
+  'openReader',
+  'openWriter',
+  'flinkTableOptions',
+  'availability',
+] as const;
 /** Data fields a connector plugin may define. */
 export const CONNECTOR_FIELDS = ['kind', 'roles', 'boundaryTypes', 'sourceOptions', 'sinkOptions'] as const;
 

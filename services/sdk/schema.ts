@@ -23,8 +23,21 @@ export interface JsonSchema {
 }
 
 const SCHEMA_KEYS = new Set([
-  'type', 'description', 'properties', 'required', 'additionalProperties', 'items', 'enum', 'default',
-  'minimum', 'maximum', 'minLength', 'pattern', 'examples', 'title', '$schema',
+  'type',
+  'description',
+  'properties',
+  'required',
+  'additionalProperties',
+  'items',
+  'enum',
+  'default',
+  'minimum',
+  'maximum',
+  'minLength',
+  'pattern',
+  'examples',
+  'title',
+  '$schema',
 ]);
 const TYPES = new Set(['object', 'string', 'integer', 'number', 'boolean', 'array']);
 
@@ -106,7 +119,13 @@ export function validateAgainstSchema(schema: JsonSchema, value: unknown, path =
   }
   if (typeof value === 'string') {
     if (schema.minLength !== undefined && value.length < schema.minLength) {
-      errors.push(fieldError(path, schema.minLength === 1 ? 'a non-empty string' : `a string of at least ${schema.minLength} characters`, value));
+      errors.push(
+        fieldError(
+          path,
+          schema.minLength === 1 ? 'a non-empty string' : `a string of at least ${schema.minLength} characters`,
+          value,
+        ),
+      );
     }
     if (schema.pattern !== undefined && !new RegExp(schema.pattern, 'u').test(value)) {
       errors.push(fieldError(path, `a string matching /${schema.pattern}/`, value));
@@ -121,7 +140,13 @@ export function validateAgainstSchema(schema: JsonSchema, value: unknown, path =
     for (const name of schema.required ?? []) {
       if (obj[name] === undefined) {
         const sub = props[name];
-        errors.push(fieldError(`${path}.${name}`, sub?.type ? `${EXPECTED[sub.type] ?? sub.type} (required)` : 'a value (required)', undefined));
+        errors.push(
+          fieldError(
+            `${path}.${name}`,
+            sub?.type ? `${EXPECTED[sub.type] ?? sub.type} (required)` : 'a value (required)',
+            undefined,
+          ),
+        );
       }
     }
     for (const [name, v] of Object.entries(obj)) {
@@ -131,7 +156,13 @@ export function validateAgainstSchema(schema: JsonSchema, value: unknown, path =
       } else if (schema.additionalProperties !== true) {
         const known = Object.keys(props);
         // The name is what is wrong, so it is what is reported as received.
-        errors.push(fieldError(`${path}.${name}`, known.length ? `a known option (${known.join(', ')})` : 'no options at all', name));
+        errors.push(
+          fieldError(
+            `${path}.${name}`,
+            known.length ? `a known option (${known.join(', ')})` : 'no options at all',
+            name,
+          ),
+        );
       }
     }
   }

@@ -29,11 +29,19 @@ let active: Telemetry | undefined;
 export function startTelemetry(options: TelemetryOptions): Telemetry {
   if (active) return active;
   const provider = new TracerProvider({
-    resource: resourceFromAttributes({ 'service.name': options.serviceName ?? process.env.OTEL_SERVICE_NAME ?? 'sluice' }),
-    spanProcessors: [options.simple ? new SimpleSpanProcessor({ exporter: options.exporter }) : new BatchSpanProcessor({ exporter: options.exporter })],
+    resource: resourceFromAttributes({
+      'service.name': options.serviceName ?? process.env.OTEL_SERVICE_NAME ?? 'sluice',
+    }),
+    spanProcessors: [
+      options.simple
+        ? new SimpleSpanProcessor({ exporter: options.exporter })
+        : new BatchSpanProcessor({ exporter: options.exporter }),
+    ],
   });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  propagation.setGlobalPropagator(new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }));
+  propagation.setGlobalPropagator(
+    new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
+  );
   trace.setGlobalTracerProvider(provider);
   registerInstrumentations({ tracerProvider: provider, instrumentations: [new GrpcInstrumentation()] });
   active = { forceFlush: () => provider.forceFlush(), shutdown: () => provider.shutdown() };

@@ -20,11 +20,20 @@ const test = anyTest as TestFn<Ctx>;
 
 test.before(async (t) => {
   const plugins = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
-  t.deepEqual(plugins.problems.filter((p) => p.pluginId === 'file' || p.path.includes(join('connectors', 'file'))), [], 'the file plugin loads without problems');
+  t.deepEqual(
+    plugins.problems.filter((p) => p.pluginId === 'file' || p.path.includes(join('connectors', 'file'))),
+    [],
+    'the file plugin loads without problems',
+  );
   const loaded = plugins.connectors.get('file');
   if (!loaded) throw new Error('the file connector did not load');
   const runner = new HookRunner({ timeoutMs: 10_000 });
-  t.context = { loaded, runner, catalog: new Catalog(plugins, runner), root: await mkdtemp(join(tmpdir(), 'sluice-file-test-')) };
+  t.context = {
+    loaded,
+    runner,
+    catalog: new Catalog(plugins, runner),
+    root: await mkdtemp(join(tmpdir(), 'sluice-file-test-')),
+  };
 });
 
 test.after.always(async (t) => {
@@ -35,7 +44,12 @@ let dirCount = 0;
 /** A folder of the test's own (not created: the writer creates it). */
 const dirOf = (t: ExecutionContext<Ctx>) => join(t.context.root, `d${++dirCount}`);
 
-function win(lower: string, upper: string, jobId: string, extra: { type?: BoundaryType; groupId?: string; streamId?: string } = {}): WindowRef {
+function win(
+  lower: string,
+  upper: string,
+  jobId: string,
+  extra: { type?: BoundaryType; groupId?: string; streamId?: string } = {},
+): WindowRef {
   return {
     groupId: extra.groupId ?? 'g1',
     streamId: extra.streamId ?? 's1',
@@ -47,7 +61,13 @@ function win(lower: string, upper: string, jobId: string, extra: { type?: Bounda
 const open = (t: ExecutionContext<Ctx>, options: Options, window: WindowRef): Promise<WindowWriter> =>
   t.context.runner.call(t.context.loaded, 'openWriter', { options, window });
 
-async function writeAll(t: ExecutionContext<Ctx>, options: Options, window: WindowRef, rows: readonly Row[], end: 'commit' | 'abort' = 'commit'): Promise<void> {
+async function writeAll(
+  t: ExecutionContext<Ctx>,
+  options: Options,
+  window: WindowRef,
+  rows: readonly Row[],
+  end: 'commit' | 'abort' = 'commit',
+): Promise<void> {
   const writer = await open(t, options, window);
   for (let i = 0; i < rows.length; i += 3) await writer.write(rows.slice(i, i + 3));
   if (end === 'commit') await writer.commit();
@@ -90,7 +110,8 @@ function parseCsv(text: string): string[][] {
       field = '';
       i++;
     } else if (i < text.length) {
-      if (text[i] === '"' || text[i] === '\r' || text[i] === '\n') throw new Error(`bare ${JSON.stringify(text[i])} in an unquoted field at ${i}`);
+      if (text[i] === '"' || text[i] === '\r' || text[i] === '\n')
+        throw new Error(`bare ${JSON.stringify(text[i])} in an unquoted field at ${i}`);
       field += text[i++];
     }
   }
@@ -162,11 +183,7 @@ test('csv: RFC 4180 quoting of hostile values, CRLF records, header from the fir
 
 test('csv: the columns option fixes order, blanks missing keys and leaves out the others; csvHeader false drops the header', async (t) => {
   const dir = dirOf(t);
-  const rows: Row[] = [
-    { id: 1, name: 'a', extra: 'not written' },
-    { name: 'b', id: 2 },
-    { id: 3 },
-  ];
+  const rows: Row[] = [{ id: 1, name: 'a', extra: 'not written' }, { name: 'b', id: 2 }, { id: 3 }];
   await writeAll(t, { path: dir, format: 'csv', columns: ['name', 'id'] }, win('0', '10', 'job-1'), rows);
   t.is(await read(dir, 'g1-s1-0-10.csv'), 'name,id\r\na,1\r\nb,2\r\n,3\r\n');
   await writeAll(t, { path: dir, format: 'csv', columns: ['id'], csvHeader: false }, win('10', '20', 'job-2'), rows);
@@ -235,7 +252,11 @@ test('a re-run of a window replaces its file (not appended); the old file stays 
   await writeAll(t, options, win('0', '10', 'job-1'), [{ id: 1 }, { id: 2 }, { id: 3 }]);
   const rerun = await open(t, options, win('0', '10', 'job-1-rerun'));
   await rerun.write([{ id: 2, v: 'new' }]);
-  t.is(await read(dir, 'g1-s1-0-10.jsonl'), '{"id":1}\n{"id":2}\n{"id":3}\n', 'the first run is intact while the re-run writes');
+  t.is(
+    await read(dir, 'g1-s1-0-10.jsonl'),
+    '{"id":1}\n{"id":2}\n{"id":3}\n',
+    'the first run is intact while the re-run writes',
+  );
   await rerun.commit();
   t.is(await read(dir, 'g1-s1-0-10.jsonl'), '{"id":2,"v":"new"}\n');
   // An aborted re-run leaves the committed output alone.
@@ -247,7 +268,10 @@ test('a re-run of a window replaces its file (not appended); the old file stays 
 test('concurrent writers of two windows, and two jobs of one window, do not clash', async (t) => {
   const dir = dirOf(t);
   const options = { path: dir };
-  const [a, b] = await Promise.all([open(t, options, win('0', '10', 'job-a')), open(t, options, win('10', '20', 'job-b'))]);
+  const [a, b] = await Promise.all([
+    open(t, options, win('0', '10', 'job-a')),
+    open(t, options, win('10', '20', 'job-b')),
+  ]);
   for (let i = 0; i < 50; i++) await Promise.all([a.write([{ w: 'a', i }]), b.write([{ w: 'b', i }])]);
   await Promise.all([a.commit(), b.commit()]);
   const expect = (w: string) => Array.from({ length: 50 }, (_, i) => `{"w":"${w}","i":${i}}\n`).join('');
@@ -256,9 +280,17 @@ test('concurrent writers of two windows, and two jobs of one window, do not clas
 
   // Two jobs of the same window (a retry racing a slow first attempt): separate temporary files; the
   // last commit wins whole, never a mix of both.
-  const [first, second] = await Promise.all([open(t, options, win('20', '30', 'job-c1')), open(t, options, win('20', '30', 'job-c2'))]);
+  const [first, second] = await Promise.all([
+    open(t, options, win('20', '30', 'job-c1')),
+    open(t, options, win('20', '30', 'job-c2')),
+  ]);
   await Promise.all([first.write([{ job: 1 }]), second.write([{ job: 2 }])]);
-  t.deepEqual(await list(dir), ['.g1-s1-20-30.jsonl.job-c1.tmp', '.g1-s1-20-30.jsonl.job-c2.tmp', 'g1-s1-0-10.jsonl', 'g1-s1-10-20.jsonl']);
+  t.deepEqual(await list(dir), [
+    '.g1-s1-20-30.jsonl.job-c1.tmp',
+    '.g1-s1-20-30.jsonl.job-c2.tmp',
+    'g1-s1-0-10.jsonl',
+    'g1-s1-10-20.jsonl',
+  ]);
   await first.commit();
   await second.commit();
   t.is(await read(dir, 'g1-s1-20-30.jsonl'), '{"job":2}\n');
@@ -271,7 +303,9 @@ test('file names: placeholders filled in, bounds and ids percent-encoded so no v
   await writeAll(t, { path: dir }, offset, [{ id: 1 }]);
   t.deepEqual(await list(dir), ['%2E.%2Fteam%2Fa%20b-%C3%BCn%C3%AF-0%3A10%2C1%3A12-0%3A20%2C1%3A25.jsonl']);
 
-  await writeAll(t, { path: dir, format: 'csv', fileName: '{type}_{lower}_{upper}.{ext}' }, win('5', '9', 'job-2'), [{ id: 1 }]);
+  await writeAll(t, { path: dir, format: 'csv', fileName: '{type}_{lower}_{upper}.{ext}' }, win('5', '9', 'job-2'), [
+    { id: 1 },
+  ]);
   t.true((await list(dir)).includes('time_5_9.csv'));
 });
 
@@ -311,7 +345,10 @@ test.serial('a large write streams with backpressure: 200k rows (~100 MB) with b
   for (let id = 0; id < 200_000; id++) expected += `{"id":${id},"padding":"${padding}"}\n`.length;
   t.is(size, expected, 'every row was written');
   // Without backpressure the stream would buffer most of the ~100 MB as strings on the heap.
-  t.true(peak < 64 * 1024 * 1024, `heap grew by ${(peak / 1048576).toFixed(1)} MiB while writing ${(size / 1048576).toFixed(0)} MiB`);
+  t.true(
+    peak < 64 * 1024 * 1024,
+    `heap grew by ${(peak / 1048576).toFixed(1)} MiB while writing ${(size / 1048576).toFixed(0)} MiB`,
+  );
   t.deepEqual(await list(dir), ['g1-s1-0-200000.jsonl']);
 });
 
@@ -319,7 +356,16 @@ test('bad options are field errors (schema first, then the cross-field checks)',
   const check = (options: Options) => t.context.catalog.validateOptions('file', 'sink', options);
   const paths = async (options: Options) => (await check(options)).map((e) => e.path);
   t.deepEqual(await check({ path: '/data/out' }), []);
-  t.deepEqual(await check({ path: '/data/out', format: 'csv', columns: ['id', 'name'], csvHeader: false, fileName: '{streamId}.{lower}.{upper}.csv' }), []);
+  t.deepEqual(
+    await check({
+      path: '/data/out',
+      format: 'csv',
+      columns: ['id', 'name'],
+      csvHeader: false,
+      fileName: '{streamId}.{lower}.{upper}.csv',
+    }),
+    [],
+  );
   t.deepEqual(await paths({}), ['options.path']);
   t.deepEqual(await paths({ path: '/x', format: 'xml' }), ['options.format']);
   t.deepEqual(await paths({ path: '/x', extra: 1 }), ['options.extra']);
@@ -342,24 +388,38 @@ test('bad options are field errors (schema first, then the cross-field checks)',
 
 test('openWriter refuses bad options with INVALID_ARGUMENT naming every field, and creates nothing', async (t) => {
   const dir = dirOf(t);
-  const err = await t.throwsAsync(open(t, { path: dir, format: 'csv', columns: ['a', 'a'], fileName: 'x.csv' }, win('0', '10', 'job-1')));
-  const e = err as unknown as { code: string; details: { pluginId: string; hook: string; fieldErrors: { path: string }[] } };
+  const err = await t.throwsAsync(
+    open(t, { path: dir, format: 'csv', columns: ['a', 'a'], fileName: 'x.csv' }, win('0', '10', 'job-1')),
+  );
+  const e = err as unknown as {
+    code: string;
+    details: { pluginId: string; hook: string; fieldErrors: { path: string }[] };
+  };
   t.is(e.code, 'INVALID_ARGUMENT');
   t.is(e.details.pluginId, 'file');
   t.is(e.details.hook, 'openWriter');
-  t.deepEqual(e.details.fieldErrors.map((f) => f.path), ['options.fileName', 'options.columns']);
+  t.deepEqual(
+    e.details.fieldErrors.map((f) => f.path),
+    ['options.fileName', 'options.columns'],
+  );
   await t.throwsAsync(stat(dir), { code: 'ENOENT' });
 });
 
 test('flinkTableOptions: a Flink filesystem table in the directory, json or csv', async (t) => {
-  const call = (options: Options) => t.context.runner.call(t.context.loaded, 'flinkTableOptions', { role: 'sink', options });
+  const call = (options: Options) =>
+    t.context.runner.call(t.context.loaded, 'flinkTableOptions', { role: 'sink', options });
   t.deepEqual(await call({ path: '/data/out' }), { connector: 'filesystem', path: '/data/out', format: 'json' });
-  t.deepEqual(await call({ path: '/data/out', format: 'csv', columns: ['id'] }), { connector: 'filesystem', path: '/data/out', format: 'csv' });
+  t.deepEqual(await call({ path: '/data/out', format: 'csv', columns: ['id'] }), {
+    connector: 'filesystem',
+    path: '/data/out',
+    format: 'csv',
+  });
 });
 
 test('the connector is a sink only, every option documented', (t) => {
   const p = t.context.loaded.plugin;
   t.deepEqual(p.roles, ['sink']);
   t.is(p.sourceOptions, undefined);
-  for (const [name, prop] of Object.entries(p.sinkOptions?.properties ?? {})) t.true((prop.description ?? '').length > 20, name);
+  for (const [name, prop] of Object.entries(p.sinkOptions?.properties ?? {}))
+    t.true((prop.description ?? '').length > 20, name);
 });

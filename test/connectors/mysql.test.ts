@@ -39,7 +39,13 @@ interface Failure {
 const failure = (err: unknown) => err as Failure;
 
 test.before(async (t) => {
-  t.context.admin = mysql.createPool({ uri: MYSQL_URL, connectionLimit: 8, dateStrings: true, supportBigNumbers: true, bigNumberStrings: true });
+  t.context.admin = mysql.createPool({
+    uri: MYSQL_URL,
+    connectionLimit: 8,
+    dateStrings: true,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+  });
   await t.context.admin.query('SELECT 1');
 });
 
@@ -57,11 +63,18 @@ function track(quoted: string): string {
   return quoted;
 }
 
-async function sourceTable(admin: mysql.Pool, rows: readonly { id: number; ts: number; name: string }[], precision = 3): Promise<string> {
+async function sourceTable(
+  admin: mysql.Pool,
+  rows: readonly { id: number; ts: number; name: string }[],
+  precision = 3,
+): Promise<string> {
   const name = uniqueName('my_src');
   track(qi(name));
-  await admin.query(`CREATE TABLE ${qi(name)} (id BIGINT PRIMARY KEY, ts DATETIME(${precision}) NOT NULL, name TEXT NOT NULL) ENGINE=InnoDB`);
-  for (const r of rows) await admin.execute(`INSERT INTO ${qi(name)} (id, ts, name) VALUES (?, ?, ?)`, [r.id, dateTime(r.ts), r.name]);
+  await admin.query(
+    `CREATE TABLE ${qi(name)} (id BIGINT PRIMARY KEY, ts DATETIME(${precision}) NOT NULL, name TEXT NOT NULL) ENGINE=InnoDB`,
+  );
+  for (const r of rows)
+    await admin.execute(`INSERT INTO ${qi(name)} (id, ts, name) VALUES (?, ?, ?)`, [r.id, dateTime(r.ts), r.name]);
   return name;
 }
 
@@ -72,7 +85,10 @@ async function fill(options: Options, boundaries: Boundaries): Promise<Options> 
 }
 
 /** Reads a window as the embedded runner does: bounded options, open, every batch, close. */
-async function read(options: Options, boundaries: Boundaries): Promise<{ batches: Row[][]; positions: Record<string, string> }> {
+async function read(
+  options: Options,
+  boundaries: Boundaries,
+): Promise<{ batches: Row[][]; positions: Record<string, string> }> {
   const bounded = await fill(options, boundaries);
   const reader = await runner.call(loaded, 'openReader', { options: bounded, boundaries });
   try {
@@ -85,15 +101,33 @@ async function read(options: Options, boundaries: Boundaries): Promise<{ batches
 }
 
 const ids = (rows: readonly Row[]) => rows.map((r) => Number(r.id));
-const time = (lower: number, upper: number): Boundaries => ({ boundaryType: 'TIME', lowerBound: String(lower), upperBound: String(upper) });
-const offset = (lower: number | string, upper: number | string): Boundaries => ({ boundaryType: 'OFFSET', lowerBound: String(lower), upperBound: String(upper) });
-const windowRef = (boundaries: Boundaries, jobId = 'job-1'): WindowRef => ({ groupId: 'g1', streamId: 's1', jobId, boundaries });
+const time = (lower: number, upper: number): Boundaries => ({
+  boundaryType: 'TIME',
+  lowerBound: String(lower),
+  upperBound: String(upper),
+});
+const offset = (lower: number | string, upper: number | string): Boundaries => ({
+  boundaryType: 'OFFSET',
+  lowerBound: String(lower),
+  upperBound: String(upper),
+});
+const windowRef = (boundaries: Boundaries, jobId = 'job-1'): WindowRef => ({
+  groupId: 'g1',
+  streamId: 's1',
+  jobId,
+  boundaries,
+});
 
 async function openWriter(options: Options, window: WindowRef): Promise<WindowWriter> {
   return runner.call(loaded, 'openWriter', { options, window });
 }
 
-async function writeWindow(options: Options, window: WindowRef, rows: readonly Row[], end: 'commit' | 'abort' = 'commit'): Promise<void> {
+async function writeWindow(
+  options: Options,
+  window: WindowRef,
+  rows: readonly Row[],
+  end: 'commit' | 'abort' = 'commit',
+): Promise<void> {
   const writer = await openWriter(options, window);
   await writer.write(rows);
   if (end === 'commit') await writer.commit();
@@ -108,7 +142,10 @@ async function query(admin: mysql.Pool, sql: string, params: unknown[] = []): Pr
 // ------------------------------------------------------------------------------------- data-free checks
 
 anyCtxTest('loads as a source and sink connector with TIME and OFFSET windows; every option has a description', (t) => {
-  t.deepEqual(plugins.problems.filter((p) => p.pluginId === 'mysql'), []);
+  t.deepEqual(
+    plugins.problems.filter((p) => p.pluginId === 'mysql'),
+    [],
+  );
   t.deepEqual(loaded.plugin.roles, ['source', 'sink']);
   t.deepEqual(loaded.plugin.boundaryTypes, ['TIME', 'OFFSET']);
   for (const schema of [loaded.plugin.sourceOptions, loaded.plugin.sinkOptions]) {
@@ -119,7 +156,15 @@ anyCtxTest('loads as a source and sink connector with TIME and OFFSET windows; e
 anyCtxTest('fillInBoundaries adds canonical bounds and defaults, and is deterministic', async (t) => {
   const options = { url: MYSQL_URL, table: 'test.events', keyColumn: 'id', timeColumn: 'ts' };
   const tb = await fill(options, time(1000, 2000));
-  t.deepEqual(tb, { ...options, batchSize: 5000, connectTimeoutMs: 10_000, scanPartitions: 1, 'scan.boundary-type': 'TIME', 'scan.lower': '1000', 'scan.upper': '2000' });
+  t.deepEqual(tb, {
+    ...options,
+    batchSize: 5000,
+    connectTimeoutMs: 10_000,
+    scanPartitions: 1,
+    'scan.boundary-type': 'TIME',
+    'scan.lower': '1000',
+    'scan.upper': '2000',
+  });
   t.deepEqual(await fill(options, time(1000, 2000)), tb);
   const ob = await fill(options, offset('-0', '18446744073709551616'));
   t.deepEqual([ob['scan.boundary-type'], ob['scan.lower'], ob['scan.upper']], ['OFFSET', '0', '18446744073709551616']);
@@ -150,52 +195,95 @@ anyCtxTest('validate reports bad table names, upsert without keys and bad URLs, 
   const paths = async (role: 'source' | 'sink', options: Options) => (await v(role, options)).map((e) => e.path);
   t.deepEqual(await paths('source', { url: MYSQL_URL, table: 'a.', keyColumn: 'id' }), ['options.table']);
   t.deepEqual(await paths('source', { url: MYSQL_URL, table: '`a`b', keyColumn: 'id' }), ['options.table']);
-  t.deepEqual(await paths('sink', { url: MYSQL_URL, table: 't', mode: 'upsert', keyColumns: [] }), ['options.keyColumns']);
-  t.deepEqual(await paths('sink', { url: MYSQL_URL, table: 't', mode: 'upsert', keyColumns: ['id'], windowColumn: 'id' }), ['options.windowColumn']);
+  t.deepEqual(await paths('sink', { url: MYSQL_URL, table: 't', mode: 'upsert', keyColumns: [] }), [
+    'options.keyColumns',
+  ]);
+  t.deepEqual(
+    await paths('sink', { url: MYSQL_URL, table: 't', mode: 'upsert', keyColumns: ['id'], windowColumn: 'id' }),
+    ['options.windowColumn'],
+  );
   const bad = await v('sink', { url: 'postgres://bob:hunter22@h/db', table: 't' });
-  t.deepEqual(bad.map((e) => e.path), ['options.url']);
+  t.deepEqual(
+    bad.map((e) => e.path),
+    ['options.url'],
+  );
   t.false(JSON.stringify(bad).includes('hunter22'));
 });
 
-anyCtxTest('flinkTableOptions: JDBC options with the database in the URL; an OFFSET window maps onto inclusive scan.partition bounds', async (t) => {
-  const options = { url: 'mysql://alice:p%40ss@db.example:3307/shop?useSSL=true', table: 'analytics.Orders', keyColumn: 'id', timeColumn: 'created_at', batchSize: 500, scanPartitions: 3 };
-  const base = {
-    connector: 'jdbc',
-    url: 'jdbc:mysql://db.example:3307/analytics?useSSL=true',
-    'table-name': 'Orders',
-    username: 'alice',
-    password: 'p@ss',
-    'scan.fetch-size': '500',
-  };
-  t.deepEqual(await runner.call(loaded, 'flinkTableOptions', { role: 'source', options: await fill(options, offset('18446744073709551000', '18446744073709551616')) }), {
-    ...base,
-    'scan.partition.column': 'id',
-    'scan.partition.num': '3',
-    'scan.partition.lower-bound': '18446744073709551000',
-    'scan.partition.upper-bound': '18446744073709551615',
-  });
-  t.deepEqual(await runner.call(loaded, 'flinkTableOptions', { role: 'source', options: await fill(options, time(T0, T0 + 1000)) }), base);
-  t.deepEqual(await runner.call(loaded, 'flinkTableOptions', { role: 'sink', options: { url: 'mysql://root@h/db', table: 'out', batchSize: 200 } }), {
-    connector: 'jdbc',
-    url: 'jdbc:mysql://h:3306/db',
-    'table-name': 'out',
-    username: 'root',
-    'sink.buffer-flush.max-rows': '200',
-  });
-});
+anyCtxTest(
+  'flinkTableOptions: JDBC options with the database in the URL; an OFFSET window maps onto inclusive scan.partition bounds',
+  async (t) => {
+    const options = {
+      url: 'mysql://alice:p%40ss@db.example:3307/shop?useSSL=true',
+      table: 'analytics.Orders',
+      keyColumn: 'id',
+      timeColumn: 'created_at',
+      batchSize: 500,
+      scanPartitions: 3,
+    };
+    const base = {
+      connector: 'jdbc',
+      url: 'jdbc:mysql://db.example:3307/analytics?useSSL=true',
+      'table-name': 'Orders',
+      username: 'alice',
+      password: 'p@ss',
+      'scan.fetch-size': '500',
+    };
+    t.deepEqual(
+      await runner.call(loaded, 'flinkTableOptions', {
+        role: 'source',
+        options: await fill(options, offset('18446744073709551000', '18446744073709551616')),
+      }),
+      {
+        ...base,
+        'scan.partition.column': 'id',
+        'scan.partition.num': '3',
+        'scan.partition.lower-bound': '18446744073709551000',
+        'scan.partition.upper-bound': '18446744073709551615',
+      },
+    );
+    t.deepEqual(
+      await runner.call(loaded, 'flinkTableOptions', {
+        role: 'source',
+        options: await fill(options, time(T0, T0 + 1000)),
+      }),
+      base,
+    );
+    t.deepEqual(
+      await runner.call(loaded, 'flinkTableOptions', {
+        role: 'sink',
+        options: { url: 'mysql://root@h/db', table: 'out', batchSize: 200 },
+      }),
+      {
+        connector: 'jdbc',
+        url: 'jdbc:mysql://h:3306/db',
+        'table-name': 'out',
+        username: 'root',
+        'sink.buffer-flush.max-rows': '200',
+      },
+    );
+  },
+);
 
 // ---------------------------------------------------------------------------------------- reading
 
 test('a TIME window reads exactly [lower, upper): the row at lower in, the row at upper out, sub-ms edges right', async (t) => {
   const table = await sourceTable(t.context.admin, tenRows, 6);
-  await t.context.admin.execute(`INSERT INTO ${qi(table)} VALUES (11, ?, 'just before upper'), (12, ?, 'just before lower')`, [`${dateTime(T0 + 6999)}500`, `${dateTime(T0 + 2999)}500`]);
+  await t.context.admin.execute(
+    `INSERT INTO ${qi(table)} VALUES (11, ?, 'just before upper'), (12, ?, 'just before lower')`,
+    [`${dateTime(T0 + 6999)}500`, `${dateTime(T0 + 2999)}500`],
+  );
   const options = { url: MYSQL_URL, table, keyColumn: 'id', timeColumn: 'ts' };
   const got = (await read(options, time(T0 + 3000, T0 + 7000))).batches.flat();
   t.deepEqual(ids(got), [3, 4, 5, 6, 11]);
   t.deepEqual(got[0], { id: 3, ts: T0 + 3000, name: 'n3' });
   t.is(got[4]!.ts, T0 + 6999, 'sub-millisecond digits are dropped');
   t.deepEqual((await read(options, time(T0 + 3000, T0 + 3000))).batches, [], 'an empty window yields nothing');
-  t.deepEqual(ids((await read(options, time(0, Number.MAX_SAFE_INTEGER))).batches.flat()), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 'an upper bound past year 9999 holds everything');
+  t.deepEqual(
+    ids((await read(options, time(0, Number.MAX_SAFE_INTEGER))).batches.flat()),
+    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+    'an upper bound past year 9999 holds everything',
+  );
 });
 
 test('an OFFSET window reads keys [lower, upper), exact beyond 2^53 on BIGINT UNSIGNED; positions report the last key', async (t) => {
@@ -205,15 +293,37 @@ test('an OFFSET window reads keys [lower, upper), exact beyond 2^53 on BIGINT UN
   t.deepEqual(ids(batches.flat()), [3, 4, 5, 6]);
   t.deepEqual(positions, { key: '6', rows: '4' });
   t.deepEqual((await read(options, offset(5, 5))).batches, []);
-  t.deepEqual(ids((await read(options, offset('-99999999999999999999', '99999999999999999999'))).batches.flat()), tenRows.map((r) => r.id));
+  t.deepEqual(
+    ids((await read(options, offset('-99999999999999999999', '99999999999999999999'))).batches.flat()),
+    tenRows.map((r) => r.id),
+  );
 
   const big = uniqueName('my_big');
   track(qi(big));
   await t.context.admin.query(`CREATE TABLE ${qi(big)} (id BIGINT UNSIGNED PRIMARY KEY, name TEXT)`);
-  const keys = ['18446744073709551612', '18446744073709551613', '18446744073709551614', '18446744073709551615', '9007199254740993', '9007199254740992'];
+  const keys = [
+    '18446744073709551612',
+    '18446744073709551613',
+    '18446744073709551614',
+    '18446744073709551615',
+    '9007199254740993',
+    '9007199254740992',
+  ];
   for (const k of keys) await t.context.admin.query(`INSERT INTO ${qi(big)} VALUES (${k}, 'k${k}')`);
-  const bigRead = await read({ url: MYSQL_URL, table: big, keyColumn: 'id', batchSize: 1 }, offset('9007199254740993', '18446744073709551616'));
-  t.deepEqual(bigRead.batches.flat().map((r) => String(r.id)), ['9007199254740993', '18446744073709551612', '18446744073709551613', '18446744073709551614', '18446744073709551615']);
+  const bigRead = await read(
+    { url: MYSQL_URL, table: big, keyColumn: 'id', batchSize: 1 },
+    offset('9007199254740993', '18446744073709551616'),
+  );
+  t.deepEqual(
+    bigRead.batches.flat().map((r) => String(r.id)),
+    [
+      '9007199254740993',
+      '18446744073709551612',
+      '18446744073709551613',
+      '18446744073709551614',
+      '18446744073709551615',
+    ],
+  );
   t.is(bigRead.positions.key, '18446744073709551615');
 });
 
@@ -223,12 +333,19 @@ test('pages of batchSize rows: every row once, in key order, and the key left ou
   const options = { url: MYSQL_URL, table, keyColumn: 'id', timeColumn: 'ts', batchSize: 3 };
   for (const b of [offset(1, 11), time(T0, T0 + 60_000)]) {
     const { batches, positions } = await read(options, b);
-    t.deepEqual(batches.map((x) => x.length), [3, 3, 3, 1], b.boundaryType);
+    t.deepEqual(
+      batches.map((x) => x.length),
+      [3, 3, 3, 1],
+      b.boundaryType,
+    );
     t.deepEqual(ids(batches.flat()), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], b.boundaryType);
     t.is(positions.key, '10');
   }
   const named = await read({ ...options, columns: ['name'] }, offset(1, 11));
-  t.deepEqual(named.batches.flat(), tenRows.map((r) => ({ name: r.name })));
+  t.deepEqual(
+    named.batches.flat(),
+    tenRows.map((r) => ({ name: r.name })),
+  );
 });
 
 test('a read sees one snapshot: rows changed by another connection after the reader opened are not seen', async (t) => {
@@ -248,7 +365,10 @@ test('a read sees one snapshot: rows changed by another connection after the rea
       }
       got.push(...batch);
     }
-    t.deepEqual(got.map((r) => [r.id, r.name]), tenRows.map((r) => [r.id, r.name]));
+    t.deepEqual(
+      got.map((r) => [r.id, r.name]),
+      tenRows.map((r) => [r.id, r.name]),
+    );
   } finally {
     await reader.close();
   }
@@ -264,43 +384,84 @@ test('hostile table, column names and values round-trip through source and sink;
   const key = 'k`ey';
   const ts = 't s';
   const col = `na\`me"; DROP TABLE ${canary};--`;
-  await admin.query(`CREATE TABLE ${qi(source)} (${qi(key)} INT PRIMARY KEY, ${qi(ts)} DATETIME(3), ${qi(col)} TEXT) DEFAULT CHARSET=utf8mb4`);
+  await admin.query(
+    `CREATE TABLE ${qi(source)} (${qi(key)} INT PRIMARY KEY, ${qi(ts)} DATETIME(3), ${qi(col)} TEXT) DEFAULT CHARSET=utf8mb4`,
+  );
   const values = [`'; DROP TABLE ${canary};--`, '日本語 🎉 ünïcødé', 'back\\slash \\\' "dq" `bt`', '? ?? $1', ''];
-  for (const [i, v] of values.entries()) await admin.execute(`INSERT INTO ${qi(source)} VALUES (?, ?, ?)`, [i + 1, dateTime(T0 + i), v]);
+  for (const [i, v] of values.entries())
+    await admin.execute(`INSERT INTO ${qi(source)} VALUES (?, ?, ?)`, [i + 1, dateTime(T0 + i), v]);
 
-  const rows = (await read({ url: MYSQL_URL, table: source, keyColumn: key, timeColumn: ts, batchSize: 2 }, time(T0, T0 + 1000))).batches.flat();
-  t.deepEqual(rows.map((r) => r[col]), values);
-  t.deepEqual(rows.map((r) => r[ts]), values.map((_, i) => T0 + i));
+  const rows = (
+    await read({ url: MYSQL_URL, table: source, keyColumn: key, timeColumn: ts, batchSize: 2 }, time(T0, T0 + 1000))
+  ).batches.flat();
+  t.deepEqual(
+    rows.map((r) => r[col]),
+    values,
+  );
+  t.deepEqual(
+    rows.map((r) => r[ts]),
+    values.map((_, i) => T0 + i),
+  );
 
   // The sink: a database-qualified table whose name has a dot in it, a hostile window column.
   const sinkName = `si.nk ${Math.random().toString(36).slice(2, 8)}`;
   track(`${qi('test')}.${qi(sinkName)}`);
-  await admin.query(`CREATE TABLE ${qi('test')}.${qi(sinkName)} (${qi(key)} INT, ${qi(ts)} DATETIME(3), ${qi(col)} TEXT, ${qi('win`dow')} VARCHAR(255)) DEFAULT CHARSET=utf8mb4`);
-  await writeWindow({ url: MYSQL_URL, table: `test.\`${sinkName}\``, windowColumn: 'win`dow' }, windowRef(time(T0, T0 + 1000)), rows);
+  await admin.query(
+    `CREATE TABLE ${qi('test')}.${qi(sinkName)} (${qi(key)} INT, ${qi(ts)} DATETIME(3), ${qi(col)} TEXT, ${qi('win`dow')} VARCHAR(255)) DEFAULT CHARSET=utf8mb4`,
+  );
+  await writeWindow(
+    { url: MYSQL_URL, table: `test.\`${sinkName}\``, windowColumn: 'win`dow' },
+    windowRef(time(T0, T0 + 1000)),
+    rows,
+  );
   const back = await query(admin, `SELECT * FROM ${qi('test')}.${qi(sinkName)} ORDER BY ${qi(key)}`);
-  t.deepEqual(back.map((r) => r[col]), values);
-  t.deepEqual(back.map((r) => r[ts]), values.map((_, i) => dateTime(T0 + i)));
+  t.deepEqual(
+    back.map((r) => r[col]),
+    values,
+  );
+  t.deepEqual(
+    back.map((r) => r[ts]),
+    values.map((_, i) => dateTime(T0 + i)),
+  );
   t.true(back.every((r) => r['win`dow'] === `g1/s1/TIME:${T0}:${T0 + 1000}`));
-  t.is((await query(admin, 'SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?', [canary]))[0]!.n, '1', 'the canary table still exists');
+  t.is(
+    (
+      await query(
+        admin,
+        'SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?',
+        [canary],
+      )
+    )[0]!.n,
+    '1',
+    'the canary table still exists',
+  );
   t.is((await query(admin, `SELECT COUNT(*) AS n FROM ${qi(source)}`))[0]!.n, String(values.length));
 });
 
 test('a table or column that does not exist fails the reader as FAILED_PRECONDITION', async (t) => {
   const table = await sourceTable(t.context.admin, tenRows);
-  const missing = failure(await t.throwsAsync(read({ url: MYSQL_URL, table: uniqueName('nope'), keyColumn: 'id' }, offset(1, 2))));
+  const missing = failure(
+    await t.throwsAsync(read({ url: MYSQL_URL, table: uniqueName('nope'), keyColumn: 'id' }, offset(1, 2))),
+  );
   t.is(missing.code, 'FAILED_PRECONDITION');
   t.regex(missing.message, /doesn't exist/);
-  const column = failure(await t.throwsAsync(read({ url: MYSQL_URL, table, keyColumn: 'id', columns: ['nope'] }, offset(1, 2))));
+  const column = failure(
+    await t.throwsAsync(read({ url: MYSQL_URL, table, keyColumn: 'id', columns: ['nope'] }, offset(1, 2))),
+  );
   t.is(column.code, 'FAILED_PRECONDITION');
 });
 
 test('an unreachable database is UNAVAILABLE for reader and writer, and the password is never in the message', async (t) => {
   const url = 'mysql://sluice:s3cret-pw@127.0.0.1:1/test';
-  const reader = failure(await t.throwsAsync(read({ url, table: 't', keyColumn: 'id', connectTimeoutMs: 2000 }, offset(1, 2))));
+  const reader = failure(
+    await t.throwsAsync(read({ url, table: 't', keyColumn: 'id', connectTimeoutMs: 2000 }, offset(1, 2))),
+  );
   t.is(reader.code, 'UNAVAILABLE');
   t.false(reader.message.includes('s3cret-pw'));
   t.true(reader.message.includes('mysql://sluice:***@127.0.0.1:1/test'));
-  const writer = failure(await t.throwsAsync(openWriter({ url, table: 't', connectTimeoutMs: 2000 }, windowRef(offset(1, 2)))));
+  const writer = failure(
+    await t.throwsAsync(openWriter({ url, table: 't', connectTimeoutMs: 2000 }, windowRef(offset(1, 2)))),
+  );
   t.is(writer.code, 'UNAVAILABLE');
   t.false(writer.message.includes('s3cret-pw'));
 });
@@ -310,7 +471,9 @@ test('an unreachable database is UNAVAILABLE for reader and writer, and the pass
 async function sinkTable(admin: mysql.Pool): Promise<string> {
   const name = uniqueName('my_sink');
   track(qi(name));
-  await admin.query(`CREATE TABLE ${qi(name)} (id BIGINT, ts DATETIME(3), name TEXT, sluice_window VARCHAR(768), INDEX (sluice_window)) ENGINE=InnoDB`);
+  await admin.query(
+    `CREATE TABLE ${qi(name)} (id BIGINT, ts DATETIME(3), name TEXT, sluice_window VARCHAR(768), INDEX (sluice_window)) ENGINE=InnoDB`,
+  );
   return name;
 }
 
@@ -327,24 +490,57 @@ test('replace-window: a re-run replaces its window rows only; nothing shows befo
   const b = windowRef(time(T0 + 60_000, T0 + 120_000), 'job-b');
   const idA = `g1/s1/TIME:${T0}:${T0 + 60_000}`;
   const idB = `g1/s1/TIME:${T0 + 60_000}:${T0 + 120_000}`;
-  await writeWindow(options, a, [1, 2, 3].map((id) => ({ id, ts: T0 + id, name: `a${id}` })));
-  await writeWindow(options, b, [10, 11].map((id) => ({ id, ts: T0 + 60_000 + id, name: `b${id}` })));
-  t.deepEqual(await tableRows(admin, table), [[1, 'a1', idA], [2, 'a2', idA], [3, 'a3', idA], [10, 'b10', idB], [11, 'b11', idB]]);
+  await writeWindow(
+    options,
+    a,
+    [1, 2, 3].map((id) => ({ id, ts: T0 + id, name: `a${id}` })),
+  );
+  await writeWindow(
+    options,
+    b,
+    [10, 11].map((id) => ({ id, ts: T0 + 60_000 + id, name: `b${id}` })),
+  );
+  t.deepEqual(await tableRows(admin, table), [
+    [1, 'a1', idA],
+    [2, 'a2', idA],
+    [3, 'a3', idA],
+    [10, 'b10', idB],
+    [11, 'b11', idB],
+  ]);
 
   const rerun = await openWriter(options, { ...a, jobId: 'job-a-rerun' });
   await rerun.write([{ id: 4, ts: T0 + 4, name: 'a4' }]);
   await rerun.write([{ id: 5, ts: T0 + 5, name: 'a5' }]);
-  t.is((await tableRows(admin, table)).length, 5, 'before commit the earlier rows are still there and the new ones hidden');
+  t.is(
+    (await tableRows(admin, table)).length,
+    5,
+    'before commit the earlier rows are still there and the new ones hidden',
+  );
   // Another window's writer is not blocked by the open re-run.
-  await writeWindow(options, windowRef(time(T0 + 120_000, T0 + 180_000), 'job-c'), [{ id: 20, ts: T0 + 120_000, name: 'c20' }]);
+  await writeWindow(options, windowRef(time(T0 + 120_000, T0 + 180_000), 'job-c'), [
+    { id: 20, ts: T0 + 120_000, name: 'c20' },
+  ]);
   await rerun.commit();
   const idC = `g1/s1/TIME:${T0 + 120_000}:${T0 + 180_000}`;
-  t.deepEqual(await tableRows(admin, table), [[4, 'a4', idA], [5, 'a5', idA], [10, 'b10', idB], [11, 'b11', idB], [20, 'c20', idC]]);
-  t.deepEqual((await query(admin, `SELECT ts FROM ${qi(table)} WHERE id = 4`))[0]!.ts, dateTime(T0 + 4), 'epoch ms went into the DATETIME column in UTC');
+  t.deepEqual(await tableRows(admin, table), [
+    [4, 'a4', idA],
+    [5, 'a5', idA],
+    [10, 'b10', idB],
+    [11, 'b11', idB],
+    [20, 'c20', idC],
+  ]);
+  t.deepEqual(
+    (await query(admin, `SELECT ts FROM ${qi(table)} WHERE id = 4`))[0]!.ts,
+    dateTime(T0 + 4),
+    'epoch ms went into the DATETIME column in UTC',
+  );
 
   const emptyRun = await openWriter(options, { ...b, jobId: 'job-b-rerun' });
   await emptyRun.commit();
-  t.deepEqual((await tableRows(admin, table)).map((r) => r[0]), [4, 5, 20]);
+  t.deepEqual(
+    (await tableRows(admin, table)).map((r) => r[0]),
+    [4, 5, 20],
+  );
 });
 
 test('two concurrent runs of one window: the second waits for the first, and the later commit wins', async (t) => {
@@ -362,7 +558,11 @@ test('two concurrent runs of one window: the second waits for the first, and the
   await first.commit();
   await pending;
   await second.commit();
-  t.deepEqual((await tableRows(admin, table)).map((r) => r[1]), ['second'], "the first run's rows were replaced, not doubled");
+  t.deepEqual(
+    (await tableRows(admin, table)).map((r) => r[1]),
+    ['second'],
+    "the first run's rows were replaced, not doubled",
+  );
   // Another window of the same table is not held up by an open run.
   const open = await openWriter(options, windowRef(time(T0, T0 + 1)));
   await open.write([{ id: 3, name: 'open' }]);
@@ -375,7 +575,12 @@ test('abort leaves nothing, also after a failed write; a failed writer cannot co
   const admin = t.context.admin;
   const table = await sinkTable(admin);
   const options = { url: MYSQL_URL, table, batchSize: 2 };
-  await writeWindow(options, windowRef(offset(1, 9)), [1, 2, 3, 4, 5].map((id) => ({ id, name: `x${id}` })), 'abort');
+  await writeWindow(
+    options,
+    windowRef(offset(1, 9)),
+    [1, 2, 3, 4, 5].map((id) => ({ id, name: `x${id}` })),
+    'abort',
+  );
   t.deepEqual(await tableRows(admin, table), []);
 
   const writer = await openWriter(options, windowRef(offset(1, 9)));
@@ -411,11 +616,25 @@ test('upsert: inserts new keys, updates existing ones, the last row of a key in 
   track(qi(name));
   await admin.query(`CREATE TABLE ${qi(name)} (id INT PRIMARY KEY, name TEXT, ts DATETIME(3))`);
   const options = { url: MYSQL_URL, table: name, mode: 'upsert', keyColumns: ['id'] };
-  await writeWindow(options, windowRef(offset(1, 3)), [{ id: 1, name: 'one', ts: T0 }, { id: 2, name: 'two', ts: T0 }]);
-  await writeWindow(options, windowRef(offset(2, 4)), [{ id: 2, name: 'TWO', ts: T0 + 1 }, { id: 3, name: 'three', ts: T0 }, { id: 3, name: 'THREE', ts: T0 + 2 }]);
+  await writeWindow(options, windowRef(offset(1, 3)), [
+    { id: 1, name: 'one', ts: T0 },
+    { id: 2, name: 'two', ts: T0 },
+  ]);
+  await writeWindow(options, windowRef(offset(2, 4)), [
+    { id: 2, name: 'TWO', ts: T0 + 1 },
+    { id: 3, name: 'three', ts: T0 },
+    { id: 3, name: 'THREE', ts: T0 + 2 },
+  ]);
   await writeWindow(options, windowRef(offset(5, 6)), [{ id: 4, name: 'aborted', ts: T0 }], 'abort');
   const rows = await query(admin, `SELECT id, name, ts FROM ${qi(name)} ORDER BY id`);
-  t.deepEqual(rows.map((r) => [r.id, r.name, r.ts]), [[1, 'one', dateTime(T0)], [2, 'TWO', dateTime(T0 + 1)], [3, 'THREE', dateTime(T0 + 2)]]);
+  t.deepEqual(
+    rows.map((r) => [r.id, r.name, r.ts]),
+    [
+      [1, 'one', dateTime(T0)],
+      [2, 'TWO', dateTime(T0 + 1)],
+      [3, 'THREE', dateTime(T0 + 2)],
+    ],
+  );
 });
 
 test('createTable makes a missing table from the first batch; without it a missing table or window column fails', async (t) => {
@@ -426,16 +645,27 @@ test('createTable makes a missing table from the first batch; without it a missi
   t.is(missing.code, 'FAILED_PRECONDITION');
   t.regex(missing.message, /does not exist/);
 
-  await writeWindow({ url: MYSQL_URL, table: name, createTable: true }, windowRef(offset(1, 3)), [{ id: 1, name: 'a', at: new Date(T0), score: 1.5, ok: true }, { id: 2, name: null, at: null, score: 2, ok: false }]);
-  const rows = await query(admin, `SELECT id, name, at, score, ok, sluice_window FROM ${qi(name)} ORDER BY id`);
-  t.deepEqual(rows.map((r) => ({ ...r })), [
-    { id: '1', name: 'a', at: dateTime(T0), score: 1.5, ok: 1, sluice_window: 'g1/s1/OFFSET:1:3' },
-    { id: '2', name: null, at: null, score: 2, ok: 0, sluice_window: 'g1/s1/OFFSET:1:3' },
+  await writeWindow({ url: MYSQL_URL, table: name, createTable: true }, windowRef(offset(1, 3)), [
+    { id: 1, name: 'a', at: new Date(T0), score: 1.5, ok: true },
+    { id: 2, name: null, at: null, score: 2, ok: false },
   ]);
+  const rows = await query(admin, `SELECT id, name, at, score, ok, sluice_window FROM ${qi(name)} ORDER BY id`);
+  t.deepEqual(
+    rows.map((r) => ({ ...r })),
+    [
+      { id: '1', name: 'a', at: dateTime(T0), score: 1.5, ok: 1, sluice_window: 'g1/s1/OFFSET:1:3' },
+      { id: '2', name: null, at: null, score: 2, ok: 0, sluice_window: 'g1/s1/OFFSET:1:3' },
+    ],
+  );
   // DDL is not transactional in MySQL: an aborted first window leaves the table, empty.
   const aborted = uniqueName('my_aborted');
   track(qi(aborted));
-  await writeWindow({ url: MYSQL_URL, table: aborted, createTable: true }, windowRef(offset(1, 2)), [{ id: 1 }], 'abort');
+  await writeWindow(
+    { url: MYSQL_URL, table: aborted, createTable: true },
+    windowRef(offset(1, 2)),
+    [{ id: 1 }],
+    'abort',
+  );
   t.deepEqual(await query(admin, `SELECT * FROM ${qi(aborted)}`), []);
 
   const noWindow = uniqueName('my_nowin');
@@ -451,10 +681,18 @@ test('the conformance harness seeds, bounds and reads back what the connector re
   const seeded = await harness.source!.seed(records);
   for (const type of ['TIME', 'OFFSET'] as const) {
     const b = (await seeded.boundaries(type, T0 + 3000, T0 + 8000))!;
-    t.deepEqual((await read(seeded.options, b)).batches.flat().map((r) => harness.source!.idOf(r)), [4, 5, 6, 7, 8], type);
+    t.deepEqual(
+      (await read(seeded.options, b)).batches.flat().map((r) => harness.source!.idOf(r)),
+      [4, 5, 6, 7, 8],
+      type,
+    );
   }
   const options = await harness.sink!.options();
   const w = windowRef(time(T0, T0 + 60_000));
-  await writeWindow(options, w, records.slice(0, 5).map((r) => ({ ...r })));
+  await writeWindow(
+    options,
+    w,
+    records.slice(0, 5).map((r) => ({ ...r })),
+  );
   t.deepEqual(await harness.sink!.readBack(options, w), records.slice(0, 5));
 });

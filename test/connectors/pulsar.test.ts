@@ -1,12 +1,26 @@
 import anyTest, { type TestFn } from 'ava';
 import { createRequire } from 'node:module';
-import { type Boundaries, type BoundedReader, type ConnectorPlugin, type Options, type Row, applyDefaults } from 'sluice/sdk';
+import {
+  type Boundaries,
+  type BoundedReader,
+  type ConnectorPlugin,
+  type Options,
+  type Row,
+  applyDefaults,
+} from 'sluice/sdk';
 import { Catalog } from '../../services/catalog/domain/catalog.js';
 import { silentLogger } from '../../services/core/logger.js';
 import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
 import { HookRunner } from '../../services/host/hook-runner.js';
 import { type LoadedPlugin, loadPlugins } from '../../services/host/loader.js';
-import type { PulsarApi, PulsarClientConfig, PulsarMessage, PulsarMessageId, PulsarReader, PulsarReaderConfig } from '../../plugins/connectors/pulsar/client.js';
+import type {
+  PulsarApi,
+  PulsarClientConfig,
+  PulsarMessage,
+  PulsarMessageId,
+  PulsarReader,
+  PulsarReaderConfig,
+} from '../../plugins/connectors/pulsar/client.js';
 import {
   type MessageIdParts,
   compareMessageIds,
@@ -39,21 +53,35 @@ const CLIENT_LOADS = (() => {
 test.before(async (t) => {
   const plugins = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
   const loaded = plugins.connectors.get('pulsar');
-  if (!loaded) throw new Error(`the pulsar connector did not load: ${JSON.stringify(plugins.problems.filter((p) => p.pluginId === 'pulsar'))}`);
+  if (!loaded)
+    throw new Error(
+      `the pulsar connector did not load: ${JSON.stringify(plugins.problems.filter((p) => p.pluginId === 'pulsar'))}`,
+    );
   const runner = new HookRunner({ timeoutMs: 10_000 });
   t.context = { loaded, runner, catalog: new Catalog(plugins, runner) };
 });
 
 const OPTIONS = { serviceUrl: 'pulsar://broker:6650', topic: 'orders' };
-const time = (lower: string, upper: string): Boundaries => ({ boundaryType: 'TIME', lowerBound: lower, upperBound: upper });
-const offset = (lower: string, upper: string): Boundaries => ({ boundaryType: 'OFFSET', lowerBound: lower, upperBound: upper });
+const time = (lower: string, upper: string): Boundaries => ({
+  boundaryType: 'TIME',
+  lowerBound: lower,
+  upperBound: upper,
+});
+const offset = (lower: string, upper: string): Boundaries => ({
+  boundaryType: 'OFFSET',
+  lowerBound: lower,
+  upperBound: upper,
+});
 const code = (err: unknown) => (err as { code?: string }).code;
 const field = (err: unknown) => (err as { details?: { field?: string } }).details?.field;
 
 // --- fillInBoundaries ---
 
 test('TIME windows map to source.start.publish-time / source.stop.at-publish-time (epoch ms), as InLong does', async (t) => {
-  const direct = await t.context.runner.call(t.context.loaded, 'fillInBoundaries', { options: OPTIONS, boundaries: time('1767225600000', '1767229200000') });
+  const direct = await t.context.runner.call(t.context.loaded, 'fillInBoundaries', {
+    options: OPTIONS,
+    boundaries: time('1767225600000', '1767229200000'),
+  });
   t.deepEqual(direct, {
     serviceUrl: 'pulsar://broker:6650',
     topic: 'orders',
@@ -77,10 +105,23 @@ test('TIME windows map to source.start.publish-time / source.stop.at-publish-tim
 });
 
 test('OFFSET windows map to source.start.message-id / source.stop.at-message-id, in canonical form', async (t) => {
-  const call = (b: Boundaries) => t.context.runner.call(t.context.loaded, 'fillInBoundaries', { options: OPTIONS, boundaries: b });
-  t.deepEqual(await call(offset('12:2:-1', '12:40:-1')), { ...OPTIONS, 'source.start.message-id': '12:2:-1', 'source.stop.at-message-id': '12:40:-1' });
-  t.deepEqual(await call(offset('7:0:3:2', '9:15:3')), { ...OPTIONS, 'source.start.message-id': '7:0:3:2', 'source.stop.at-message-id': '9:15:3' });
-  t.deepEqual(await call(offset('7:0:3:-1', '7:0:3:-1')), { ...OPTIONS, 'source.start.message-id': '7:0:3', 'source.stop.at-message-id': '7:0:3' }, 'batch index -1 is the three-part form; an empty window is allowed');
+  const call = (b: Boundaries) =>
+    t.context.runner.call(t.context.loaded, 'fillInBoundaries', { options: OPTIONS, boundaries: b });
+  t.deepEqual(await call(offset('12:2:-1', '12:40:-1')), {
+    ...OPTIONS,
+    'source.start.message-id': '12:2:-1',
+    'source.stop.at-message-id': '12:40:-1',
+  });
+  t.deepEqual(await call(offset('7:0:3:2', '9:15:3')), {
+    ...OPTIONS,
+    'source.start.message-id': '7:0:3:2',
+    'source.stop.at-message-id': '9:15:3',
+  });
+  t.deepEqual(
+    await call(offset('7:0:3:-1', '7:0:3:-1')),
+    { ...OPTIONS, 'source.start.message-id': '7:0:3', 'source.stop.at-message-id': '7:0:3' },
+    'batch index -1 is the three-part form; an empty window is allowed',
+  );
 });
 
 test('fillInBoundaries is pure: same input, same output, the input untouched', (t) => {
@@ -120,20 +161,40 @@ test('bad bounds are INVALID_ARGUMENT naming the bound', async (t) => {
     [offset('12:2:-1:5', '12:2:-1:4'), 'boundaries.upper_bound'],
   ];
   for (const [boundaries, expected] of cases) {
-    const err = await t.throwsAsync(t.context.runner.call(t.context.loaded, 'fillInBoundaries', { options: OPTIONS, boundaries }), undefined, JSON.stringify(boundaries));
+    const err = await t.throwsAsync(
+      t.context.runner.call(t.context.loaded, 'fillInBoundaries', { options: OPTIONS, boundaries }),
+      undefined,
+      JSON.stringify(boundaries),
+    );
     t.is(code(err), 'INVALID_ARGUMENT', JSON.stringify(boundaries));
     t.is(field(err), expected, JSON.stringify(boundaries));
   }
-  const err = await t.throwsAsync(t.context.runner.call(t.context.loaded, 'fillInBoundaries', { options: OPTIONS, boundaries: offset('12:2', '12:40:-1') }));
+  const err = await t.throwsAsync(
+    t.context.runner.call(t.context.loaded, 'fillInBoundaries', {
+      options: OPTIONS,
+      boundaries: offset('12:2', '12:40:-1'),
+    }),
+  );
   t.regex(err!.message, /ledgerId:entryId:partition/, 'the message shows the expected format');
 });
 
 // --- options ---
 
 test('options: URL, topic and cross-field checks are field errors; good options pass', async (t) => {
-  const paths = async (options: Options) => (await t.context.catalog.validateOptions('pulsar', 'source', options)).map((e) => e.path);
+  const paths = async (options: Options) =>
+    (await t.context.catalog.validateOptions('pulsar', 'source', options)).map((e) => e.path);
   t.deepEqual(await paths(OPTIONS), []);
-  t.deepEqual(await paths({ ...OPTIONS, topic: 'persistent://acme/sales/orders-partition-2', adminUrl: 'http://broker:8080', subscriptionName: 'nightly', format: 'raw', authTokenEnv: 'PULSAR_TOKEN' }), []);
+  t.deepEqual(
+    await paths({
+      ...OPTIONS,
+      topic: 'persistent://acme/sales/orders-partition-2',
+      adminUrl: 'http://broker:8080',
+      subscriptionName: 'nightly',
+      format: 'raw',
+      authTokenEnv: 'PULSAR_TOKEN',
+    }),
+    [],
+  );
   t.deepEqual(await paths({ ...OPTIONS, topic: 'acme/sales/orders' }), []);
   t.deepEqual(await paths({}), ['options.serviceUrl', 'options.topic']);
   t.deepEqual(await paths({ ...OPTIONS, serviceUrl: 'http://broker:6650' }), ['options.serviceUrl']);
@@ -147,7 +208,8 @@ test('options: URL, topic and cross-field checks are field errors; good options 
   t.deepEqual(await paths({ ...OPTIONS, format: 'raw', ignoreParseErrors: true }), ['options.ignoreParseErrors']);
   t.deepEqual(await paths({ ...OPTIONS, readTimeoutMs: 5000, stallTimeoutMs: 1000 }), ['options.readTimeoutMs']);
   t.deepEqual(await paths({ ...OPTIONS, authTokenEnv: 'not-a-name' }), ['options.authTokenEnv']);
-  for (const [name, prop] of Object.entries(SOURCE_OPTIONS.properties!)) t.true((prop.description ?? '').length > 20, `${name} is documented`);
+  for (const [name, prop] of Object.entries(SOURCE_OPTIONS.properties!))
+    t.true((prop.description ?? '').length > 20, `${name} is documented`);
 });
 
 // --- availability and openReader without pulsar-client ---
@@ -159,27 +221,47 @@ test('the plugin loads without pulsar-client; availability says whether the read
     return;
   }
   t.false(a.reader!.available);
-  t.regex(a.reader!.reason!, /^pulsar-client could not be loaded \(.+\): install the Apache Pulsar C\+\+ client library \(libpulsar/);
+  t.regex(
+    a.reader!.reason!,
+    /^pulsar-client could not be loaded \(.+\): install the Apache Pulsar C\+\+ client library \(libpulsar/,
+  );
   t.regex(a.reader!.reason!, /npm rebuild pulsar-client/);
-  t.deepEqual(await t.context.runner.call(t.context.loaded, 'availability', undefined), a, 'the outcome is cached and stable');
+  t.deepEqual(
+    await t.context.runner.call(t.context.loaded, 'availability', undefined),
+    a,
+    'the outcome is cached and stable',
+  );
   const info = await t.context.catalog.getConnector('pulsar');
   t.deepEqual(info.reader, a.reader, 'GetConnector shows it');
 });
 
-(CLIENT_LOADS ? test.skip : test)('openReader without pulsar-client is FAILED_PRECONDITION saying what to install (code kept through the hook runner)', async (t) => {
-  const bounded = boundedOptions(applyDefaults(SOURCE_OPTIONS, OPTIONS), time('0', '1000'));
-  const err = await t.throwsAsync(t.context.runner.call(t.context.loaded, 'openReader', { options: bounded, boundaries: time('0', '1000') }));
-  t.is(code(err), 'FAILED_PRECONDITION');
-  t.regex(err!.message, /^plugin 'pulsar' openReader: the embedded Pulsar reader cannot run in this process: pulsar-client could not be loaded/);
-  t.regex(err!.message, /libpulsar/);
-  t.regex(err!.message, /npm rebuild pulsar-client/);
-  const details = (err as unknown as { details: { pluginId: string; hook: string } }).details;
-  t.is(details.pluginId, 'pulsar');
-  t.is(details.hook, 'openReader');
-});
+(CLIENT_LOADS ? test.skip : test)(
+  'openReader without pulsar-client is FAILED_PRECONDITION saying what to install (code kept through the hook runner)',
+  async (t) => {
+    const bounded = boundedOptions(applyDefaults(SOURCE_OPTIONS, OPTIONS), time('0', '1000'));
+    const err = await t.throwsAsync(
+      t.context.runner.call(t.context.loaded, 'openReader', { options: bounded, boundaries: time('0', '1000') }),
+    );
+    t.is(code(err), 'FAILED_PRECONDITION');
+    t.regex(
+      err!.message,
+      /^plugin 'pulsar' openReader: the embedded Pulsar reader cannot run in this process: pulsar-client could not be loaded/,
+    );
+    t.regex(err!.message, /libpulsar/);
+    t.regex(err!.message, /npm rebuild pulsar-client/);
+    const details = (err as unknown as { details: { pluginId: string; hook: string } }).details;
+    t.is(details.pluginId, 'pulsar');
+    t.is(details.hook, 'openReader');
+  },
+);
 
 test('openReader refuses options that carry no window, before touching pulsar-client', async (t) => {
-  const err = await t.throwsAsync(t.context.runner.call(t.context.loaded, 'openReader', { options: applyDefaults(SOURCE_OPTIONS, OPTIONS), boundaries: time('0', '1') }));
+  const err = await t.throwsAsync(
+    t.context.runner.call(t.context.loaded, 'openReader', {
+      options: applyDefaults(SOURCE_OPTIONS, OPTIONS),
+      boundaries: time('0', '1'),
+    }),
+  );
   t.is(code(err), 'FAILED_PRECONDITION');
   t.regex(err!.message, /carry no window/);
 });
@@ -200,21 +282,37 @@ test('flinkTableOptions: the Flink Pulsar connector table, TIME and OFFSET', asy
     'source.stop.at-publish-time': '1767229200000',
     format: 'json',
   });
-  t.deepEqual(await flink({ ...OPTIONS, topic: 'acme/sales/orders', adminUrl: 'http://broker:8080', subscriptionName: 'nightly', format: 'raw' }, offset('12:2:-1', '12:40:-1')), {
-    connector: 'pulsar',
-    topics: 'persistent://acme/sales/orders',
-    'service-url': 'pulsar://broker:6650',
-    'admin-url': 'http://broker:8080',
-    'source.subscription-name': 'nightly',
-    'source.start.message-id': '12:2:-1',
-    'source.stop.at-message-id': '12:40:-1',
-    format: 'raw',
-  });
-  t.deepEqual((await flink({ ...OPTIONS, ignoreParseErrors: true }, time('0', '1')))['json.ignore-parse-errors'], 'true');
+  t.deepEqual(
+    await flink(
+      {
+        ...OPTIONS,
+        topic: 'acme/sales/orders',
+        adminUrl: 'http://broker:8080',
+        subscriptionName: 'nightly',
+        format: 'raw',
+      },
+      offset('12:2:-1', '12:40:-1'),
+    ),
+    {
+      connector: 'pulsar',
+      topics: 'persistent://acme/sales/orders',
+      'service-url': 'pulsar://broker:6650',
+      'admin-url': 'http://broker:8080',
+      'source.subscription-name': 'nightly',
+      'source.start.message-id': '12:2:-1',
+      'source.stop.at-message-id': '12:40:-1',
+      format: 'raw',
+    },
+  );
+  t.deepEqual(
+    (await flink({ ...OPTIONS, ignoreParseErrors: true }, time('0', '1')))['json.ignore-parse-errors'],
+    'true',
+  );
 });
 
 test('flinkTableOptions refuses what Flink cannot express: a batch index, or no window at all', async (t) => {
-  const call = (options: Options) => t.context.runner.call(t.context.loaded, 'flinkTableOptions', { role: 'source', options });
+  const call = (options: Options) =>
+    t.context.runner.call(t.context.loaded, 'flinkTableOptions', { role: 'source', options });
   const batch = await t.throwsAsync(call(boundedOptions(OPTIONS, offset('12:2:-1', '12:40:-1:3'))));
   t.is(code(batch), 'INVALID_ARGUMENT');
   t.regex(batch!.message, /12:40:-1:3 points inside a batch/);
@@ -227,10 +325,29 @@ test('flinkTableOptions refuses what Flink cannot express: a batch index, or no 
 test('message ids: text form parsed and printed canonically, ordered by ledger, entry, batch index', (t) => {
   t.deepEqual(parseMessageId('12:2:-1'), { ledgerId: 12n, entryId: 2n, partition: -1, batchIndex: -1 });
   t.deepEqual(parseMessageId('12:2:3:4'), { ledgerId: 12n, entryId: 2n, partition: 3, batchIndex: 4 });
-  t.deepEqual(parseMessageId('9223372036854775807:0:0'), { ledgerId: 9223372036854775807n, entryId: 0n, partition: 0, batchIndex: -1 });
-  for (const bad of ['', '1:2', '1:2:3:4:5', ' 1:2:3', '1:2:-3', '1:-2:0', '9223372036854775808:0:0', '1:2:2147483648', '01:2:3']) t.is(parseMessageId(bad), undefined, bad);
+  t.deepEqual(parseMessageId('9223372036854775807:0:0'), {
+    ledgerId: 9223372036854775807n,
+    entryId: 0n,
+    partition: 0,
+    batchIndex: -1,
+  });
+  for (const bad of [
+    '',
+    '1:2',
+    '1:2:3:4:5',
+    ' 1:2:3',
+    '1:2:-3',
+    '1:-2:0',
+    '9223372036854775808:0:0',
+    '1:2:2147483648',
+    '01:2:3',
+  ])
+    t.is(parseMessageId(bad), undefined, bad);
   t.is(formatMessageId(parseMessageId('12:2:-1:-1')!), '12:2:-1');
-  const sorted = ['2:0:-1', '1:5:-1:1', '1:5:-1', '1:10:-1', '1:5:-1:0'].map((s) => parseMessageId(s)!).sort(compareMessageIds).map(formatMessageId);
+  const sorted = ['2:0:-1', '1:5:-1:1', '1:5:-1', '1:10:-1', '1:5:-1:0']
+    .map((s) => parseMessageId(s)!)
+    .sort(compareMessageIds)
+    .map(formatMessageId);
   t.deepEqual(sorted, ['1:5:-1', '1:5:-1:0', '1:5:-1:1', '1:10:-1', '2:0:-1']);
 });
 
@@ -238,7 +355,11 @@ test('message ids: the MessageIdData protobuf that MessageId.serialize/deseriali
   const id = (s: string) => parseMessageId(s)!;
   t.is(encodeMessageIdData(id('12:2:-1')).toString('hex'), '080c1002');
   t.is(encodeMessageIdData(id('300:0:3:7')).toString('hex'), '08ac0210001803' + '2007');
-  t.is(encodeMessageIdData({ ledgerId: 5n, entryId: -1n, partition: -1, batchIndex: -1 }).toString('hex'), '08051' + '0ffffffffffffffffff01', 'entry -1 (before the first entry) as uint64');
+  t.is(
+    encodeMessageIdData({ ledgerId: 5n, entryId: -1n, partition: -1, batchIndex: -1 }).toString('hex'),
+    '08051' + '0ffffffffffffffffff01',
+    'entry -1 (before the first entry) as uint64',
+  );
   for (const s of ['12:2:-1', '300:0:3:7', '9223372036854775807:9223372036854775807:2147483647:2147483647', '0:0:0']) {
     t.deepEqual(decodeMessageIdData(encodeMessageIdData(id(s))), id(s), s);
   }
@@ -261,7 +382,8 @@ interface FakeMessage {
 /** A stand-in for the pulsar-client module: topics are arrays of messages; a reader's start is exclusive, as Pulsar's. */
 class FakePulsar {
   readonly clients: { config: PulsarClientConfig; closed: boolean }[] = [];
-  readonly readers: { config: PulsarReaderConfig; start: string; closed: boolean; seekedTo?: number; reads: number }[] = [];
+  readonly readers: { config: PulsarReaderConfig; start: string; closed: boolean; seekedTo?: number; reads: number }[] =
+    [];
   constructor(
     readonly topics: Record<string, readonly FakeMessage[]>,
     readonly behaviour: { stall?: boolean; down?: boolean } = {},
@@ -270,7 +392,9 @@ class FakePulsar {
   api(): PulsarApi {
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const fake = this;
-    const messageId = (parts: MessageIdParts | 'earliest'): PulsarMessageId & { parts: MessageIdParts | 'earliest' } => ({
+    const messageId = (
+      parts: MessageIdParts | 'earliest',
+    ): PulsarMessageId & { parts: MessageIdParts | 'earliest' } => ({
       parts,
       serialize: () => (parts === 'earliest' ? Buffer.alloc(0) : encodeMessageIdData(parts)),
       toString: () => (parts === 'earliest' ? 'earliest' : formatMessageId(parts)),
@@ -283,7 +407,9 @@ class FakePulsar {
       }
       async getPartitionsForTopic(topic: string): Promise<string[]> {
         if (fake.behaviour.down) throw new Error('Failed to get partitions: ConnectError');
-        const parts = Object.keys(fake.topics).filter((t) => t.startsWith(`${topic}-partition-`)).sort();
+        const parts = Object.keys(fake.topics)
+          .filter((t) => t.startsWith(`${topic}-partition-`))
+          .sort();
         if (parts.length > 0) return parts;
         if (topic in fake.topics) return [topic];
         throw new Error('TopicNotFound');
@@ -291,9 +417,16 @@ class FakePulsar {
       async createReader(config: PulsarReaderConfig): Promise<PulsarReader> {
         const messages = fake.topics[config.topic] ?? [];
         const start = (config.startMessageId as unknown as { parts: MessageIdParts | 'earliest' }).parts;
-        const state = { config, start: start === 'earliest' ? 'earliest' : formatMessageId(start), closed: false, reads: 0, seekedTo: undefined as number | undefined };
+        const state = {
+          config,
+          start: start === 'earliest' ? 'earliest' : formatMessageId(start),
+          closed: false,
+          reads: 0,
+          seekedTo: undefined as number | undefined,
+        };
         fake.readers.push(state);
-        let pos = start === 'earliest' ? 0 : messages.findIndex((m) => compareMessageIds(parseMessageId(m.id)!, start) > 0);
+        let pos =
+          start === 'earliest' ? 0 : messages.findIndex((m) => compareMessageIds(parseMessageId(m.id)!, start) > 0);
         if (pos < 0) pos = messages.length;
         return {
           hasNext: () => fake.behaviour.stall === true || pos < messages.length,
@@ -311,7 +444,9 @@ class FakePulsar {
               };
               return Promise.resolve(msg);
             }
-            return new Promise((_, reject) => setTimeout(() => reject(new Error('Failed to read next message: TimeOut')), timeout ?? 0));
+            return new Promise((_, reject) =>
+              setTimeout(() => reject(new Error('Failed to read next message: TimeOut')), timeout ?? 0),
+            );
           },
           seekTimestamp: async (ts: number) => {
             state.seekedTo = ts;
@@ -329,7 +464,10 @@ class FakePulsar {
     }
     return {
       Client,
-      MessageId: { earliest: () => messageId('earliest'), deserialize: (data: Buffer) => messageId(decodeMessageIdData(data)) },
+      MessageId: {
+        earliest: () => messageId('earliest'),
+        deserialize: (data: Buffer) => messageId(decodeMessageIdData(data)),
+      },
     };
   }
 }
@@ -352,7 +490,8 @@ async function drain(reader: BoundedReader): Promise<{ rows: Row[]; batches: num
   return { rows, batches };
 }
 
-const plan = (b: Boundaries, extra: Options = {}) => readPlan(boundedOptions(applyDefaults(SOURCE_OPTIONS, { ...OPTIONS, ...extra }), b));
+const plan = (b: Boundaries, extra: Options = {}) =>
+  readPlan(boundedOptions(applyDefaults(SOURCE_OPTIONS, { ...OPTIONS, ...extra }), b));
 
 test('reader (stand-in client): a TIME window reads [lower, upper) by publish time and stops at the first later message', async (t) => {
   const fake = new FakePulsar({ [TOPIC]: MESSAGES });
@@ -363,7 +502,11 @@ test('reader (stand-in client): a TIME window reads [lower, upper) by publish ti
   t.is(fake.readers[0]!.seekedTo, 3000, 'started by publish time');
   t.is(fake.readers[0]!.reads, 5, 'read one message past the window, no more');
   t.true(fake.readers[0]!.closed);
-  t.deepEqual(reader.resolved!(), { start: '7:2:-1', stop: '7:5:-1:0' }, 'the window as message ids: stop is the first message past it');
+  t.deepEqual(
+    reader.resolved!(),
+    { start: '7:2:-1', stop: '7:5:-1:0' },
+    'the window as message ids: stop is the first message past it',
+  );
   t.deepEqual(reader.positions!(), { [TOPIC]: '7:4:-1:1' });
   await reader.close();
   t.true(fake.clients[0]!.closed);
@@ -374,10 +517,18 @@ test('reader (stand-in client): a TIME window reads [lower, upper) by publish ti
 test('reader (stand-in client): a window past the newest message ends without waiting for one (hasNext)', async (t) => {
   const fake = new FakePulsar({ [TOPIC]: MESSAGES });
   const started = Date.now();
-  const reader = await openBoundedReader(fake.api(), plan(time('9000', '999999'), { readTimeoutMs: 5000 }), silentLogger);
+  const reader = await openBoundedReader(
+    fake.api(),
+    plan(time('9000', '999999'), { readTimeoutMs: 5000 }),
+    silentLogger,
+  );
   t.deepEqual((await drain(reader)).rows, [{ n: 9 }, { n: 10 }]);
   t.true(Date.now() - started < 2000, 'no readNext timeout was waited out');
-  t.deepEqual(reader.resolved!(), { start: '7:6:-1:0', stop: '7:6:-1:2' }, 'stop: the position right after the last message');
+  t.deepEqual(
+    reader.resolved!(),
+    { start: '7:6:-1:0', stop: '7:6:-1:2' },
+    'stop: the position right after the last message',
+  );
   const empty = await openBoundedReader(fake.api(), plan(time('50000', '60000')), silentLogger);
   t.deepEqual((await drain(empty)).rows, []);
   await Promise.all([reader.close(), empty.close()]);
@@ -396,16 +547,27 @@ test('reader (stand-in client): an OFFSET window starts just before its entry an
 });
 
 test('reader (stand-in client): partitioned topics: TIME reads every partition, OFFSET the one its bound names', async (t) => {
-  const p = (n: number, partition: number, ts: number): FakeMessage => ({ id: `3:${n}:${partition}`, publishTime: ts, data: JSON.stringify({ partition, n }) });
+  const p = (n: number, partition: number, ts: number): FakeMessage => ({
+    id: `3:${n}:${partition}`,
+    publishTime: ts,
+    data: JSON.stringify({ partition, n }),
+  });
   const fake = new FakePulsar({
     [`${TOPIC}-partition-0`]: [p(0, 0, 100), p(1, 0, 200), p(2, 0, 300)],
     [`${TOPIC}-partition-1`]: [p(0, 1, 150), p(1, 1, 250)],
   });
   const all = await openBoundedReader(fake.api(), plan(time('150', '300')), silentLogger);
-  t.deepEqual((await drain(all)).rows, [{ partition: 0, n: 1 }, { partition: 1, n: 0 }, { partition: 1, n: 1 }]);
+  t.deepEqual((await drain(all)).rows, [
+    { partition: 0, n: 1 },
+    { partition: 1, n: 0 },
+    { partition: 1, n: 1 },
+  ]);
   t.deepEqual(all.resolved!(), {}, 'several partitions: no single OFFSET window to pin');
   const one = await openBoundedReader(fake.api(), plan(offset('3:1:0', '3:3:0')), silentLogger);
-  t.deepEqual((await drain(one)).rows, [{ partition: 0, n: 1 }, { partition: 0, n: 2 }]);
+  t.deepEqual((await drain(one)).rows, [
+    { partition: 0, n: 1 },
+    { partition: 0, n: 2 },
+  ]);
   t.is(fake.readers.at(-1)!.config.topic, `${TOPIC}-partition-0`);
   const err = await t.throwsAsync(openBoundedReader(fake.api(), plan(offset('3:1:-1', '3:3:-1')), silentLogger));
   t.is(code(err), 'FAILED_PRECONDITION');
@@ -416,7 +578,11 @@ test('reader (stand-in client): partitioned topics: TIME reads every partition, 
 
 test('reader (stand-in client): never hangs: a broker that reports messages but delivers none fails with UNAVAILABLE after stallTimeoutMs', async (t) => {
   const fake = new FakePulsar({ [TOPIC]: MESSAGES }, { stall: true });
-  const reader = await openBoundedReader(fake.api(), plan(time('0', '99999'), { readTimeoutMs: 20, stallTimeoutMs: 150 }), silentLogger);
+  const reader = await openBoundedReader(
+    fake.api(),
+    plan(time('0', '99999'), { readTimeoutMs: 20, stallTimeoutMs: 150 }),
+    silentLogger,
+  );
   const started = Date.now();
   const err = await t.throwsAsync(drain(reader));
   t.is(code(err), 'UNAVAILABLE');
@@ -430,7 +596,10 @@ test('reader (stand-in client): a broker that cannot be reached fails the open w
   const fake = new FakePulsar({}, { down: true });
   const err = await t.throwsAsync(openBoundedReader(fake.api(), plan(time('0', '1')), silentLogger));
   t.is(code(err), 'UNAVAILABLE');
-  t.regex(err!.message, /cannot look up persistent:\/\/public\/default\/orders at pulsar:\/\/broker:6650: .*ConnectError/);
+  t.regex(
+    err!.message,
+    /cannot look up persistent:\/\/public\/default\/orders at pulsar:\/\/broker:6650: .*ConnectError/,
+  );
   t.true(fake.clients[0]!.closed);
 });
 
@@ -445,7 +614,11 @@ test('reader (stand-in client): payload formats, parse errors, metadata', async 
   const err = await t.throwsAsync(drain(strict));
   t.is(code(err), 'FAILED_PRECONDITION');
   t.regex(err!.message, /message 1:1:-1 of persistent:\/\/public\/default\/orders is not JSON/);
-  const lenient = await openBoundedReader(fake.api(), plan(time('0', '100'), { ignoreParseErrors: true, metadata: true }), silentLogger);
+  const lenient = await openBoundedReader(
+    fake.api(),
+    plan(time('0', '100'), { ignoreParseErrors: true, metadata: true }),
+    silentLogger,
+  );
   t.deepEqual((await drain(lenient)).rows, [
     { a: 1, _pulsar: { messageId: '1:0:-1', publishTime: 10, eventTime: null, key: 'k1', properties: {} } },
     { value: [1, 2], _pulsar: { messageId: '1:2:-1', publishTime: 12, eventTime: null, key: null, properties: {} } },
@@ -457,7 +630,13 @@ test('reader (stand-in client): payload formats, parse errors, metadata', async 
 
 test('reader (stand-in client): authTokenEnv must name a set variable; close is idempotent', async (t) => {
   const fake = new FakePulsar({ [TOPIC]: MESSAGES });
-  const err = await t.throwsAsync(openBoundedReader(fake.api(), plan(time('0', '1'), { authTokenEnv: 'SLUICE_TEST_SURELY_UNSET_TOKEN' }), silentLogger));
+  const err = await t.throwsAsync(
+    openBoundedReader(
+      fake.api(),
+      plan(time('0', '1'), { authTokenEnv: 'SLUICE_TEST_SURELY_UNSET_TOKEN' }),
+      silentLogger,
+    ),
+  );
   t.is(code(err), 'FAILED_PRECONDITION');
   t.regex(err!.message, /SLUICE_TEST_SURELY_UNSET_TOKEN/);
   const reader = await openBoundedReader(fake.api(), plan(time('0', '99999')), silentLogger);

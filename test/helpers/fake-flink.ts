@@ -37,7 +37,10 @@ export class FakeFlink {
   readonly #options: FakeOptions;
   readonly #servers: Server[] = [];
   #sessions = 0;
-  readonly #ops = new Map<string, { statement: string; index: number; polls: number; status: string; fetches: number }>();
+  readonly #ops = new Map<
+    string,
+    { statement: string; index: number; polls: number; status: string; fetches: number }
+  >();
   #jobPolls = 0;
   #cancelled = false;
   gatewayUrl = '';
@@ -77,7 +80,12 @@ export class FakeFlink {
   async #handle(server: 'gateway' | 'rest', req: IncomingMessage, res: ServerResponse): Promise<void> {
     let text = '';
     for await (const chunk of req) text += String(chunk);
-    const call: Call = { server, method: req.method ?? '', path: req.url ?? '', ...(text ? { body: JSON.parse(text) as unknown } : {}) };
+    const call: Call = {
+      server,
+      method: req.method ?? '',
+      path: req.url ?? '',
+      ...(text ? { body: JSON.parse(text) as unknown } : {}),
+    };
     this.calls.push(call);
     const send = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });
@@ -86,37 +94,61 @@ export class FakeFlink {
     const u = this.#options.unavailable;
     if (u && u.times > 0 && u.match(call)) {
       u.times--;
-      return send(503, { errors: ['Service temporarily unavailable due to an ongoing leader election. Please refresh.'] });
+      return send(503, {
+        errors: ['Service temporarily unavailable due to an ongoing leader election. Please refresh.'],
+      });
     }
     this.#options.onRequest?.(call, this.calls);
     const [path] = call.path.split('?') as [string];
     const m = (re: RegExp) => re.exec(path);
     let r: RegExpExecArray | null;
     if (server === 'gateway') {
-      if (call.method === 'POST' && path === '/v1/sessions') return send(200, { sessionHandle: `session-${++this.#sessions}` });
+      if (call.method === 'POST' && path === '/v1/sessions')
+        return send(200, { sessionHandle: `session-${++this.#sessions}` });
       if ((r = m(/^\/v1\/sessions\/(session-\d+)/)) && Number(r[1]!.slice(8)) > this.#sessions) {
-        return send(500, { errors: ['Internal server error.', `org.apache.flink.table.gateway.api.utils.SqlGatewayException: Session '${r[1]}' does not exist.`] });
+        return send(500, {
+          errors: [
+            'Internal server error.',
+            `org.apache.flink.table.gateway.api.utils.SqlGatewayException: Session '${r[1]}' does not exist.`,
+          ],
+        });
       }
       if (call.method === 'POST' && (r = m(/^\/v1\/sessions\/[^/]+\/statements$/))) {
         const id = `op-${this.#ops.size + 1}`;
-        this.#ops.set(id, { statement: (call.body as { statement: string }).statement, index: this.#ops.size, polls: 0, status: 'RUNNING', fetches: 0 });
+        this.#ops.set(id, {
+          statement: (call.body as { statement: string }).statement,
+          index: this.#ops.size,
+          polls: 0,
+          status: 'RUNNING',
+          fetches: 0,
+        });
         return send(200, { operationHandle: id });
       }
       if (call.method === 'GET' && (r = m(/^\/v1\/sessions\/[^/]+\/operations\/([^/]+)\/status$/))) {
         const op = this.#ops.get(r[1]!)!;
-        const running = op.statement.startsWith('INSERT') ? (this.#options.insertRunningPolls ?? this.#options.runningPolls ?? 1) : (this.#options.runningPolls ?? 1);
-        if (op.status === 'RUNNING' && ++op.polls > running) op.status = this.#options.failStatement?.index === op.index ? 'ERROR' : 'FINISHED';
+        const running = op.statement.startsWith('INSERT')
+          ? (this.#options.insertRunningPolls ?? this.#options.runningPolls ?? 1)
+          : (this.#options.runningPolls ?? 1);
+        if (op.status === 'RUNNING' && ++op.polls > running)
+          op.status = this.#options.failStatement?.index === op.index ? 'ERROR' : 'FINISHED';
         return send(200, { status: op.status });
       }
       if (call.method === 'GET' && (r = m(/^\/v1\/sessions\/([^/]+)\/operations\/([^/]+)\/result\/(\d+)$/))) {
         const op = this.#ops.get(r[2]!)!;
         if (op.status === 'ERROR') {
-          return send(500, { errors: ['Internal server error.', `org.apache.flink.table.gateway.api.utils.SqlGatewayException: Failed to fetchResults.\n\tat org.apache.flink...\nCaused by: ${this.#options.failStatement!.trace}`] });
+          return send(500, {
+            errors: [
+              'Internal server error.',
+              `org.apache.flink.table.gateway.api.utils.SqlGatewayException: Failed to fetchResults.\n\tat org.apache.flink...\nCaused by: ${this.#options.failStatement!.trace}`,
+            ],
+          });
         }
         const next = (token: number) => `/v1/sessions/${r![1]}/operations/${r![2]}/result/${token}`;
         const isInsert = op.statement.startsWith('INSERT');
         if (isInsert && op.fetches++ === 0) return send(200, { resultType: 'NOT_READY', nextResultUri: next(0) });
-        const columns = isInsert ? [{ name: 'job id', logicalType: { type: 'VARCHAR', nullable: false, length: 32 }, comment: null }] : [{ name: 'result', logicalType: { type: 'VARCHAR', nullable: true, length: 2147483647 }, comment: null }];
+        const columns = isInsert
+          ? [{ name: 'job id', logicalType: { type: 'VARCHAR', nullable: false, length: 32 }, comment: null }]
+          : [{ name: 'result', logicalType: { type: 'VARCHAR', nullable: true, length: 2147483647 }, comment: null }];
         const data = [{ kind: 'INSERT', fields: [isInsert ? FLINK_JOB_ID : 'OK'] }];
         return send(200, {
           resultType: 'PAYLOAD',
@@ -142,12 +174,35 @@ export class FakeFlink {
           isStoppable: false,
           state,
           vertices: [
-            { id: 'v1', name: 'Source: src', parallelism: 1, status: state, metrics: { 'read-records': 0, 'write-records': 10 * this.#jobPolls, 'read-bytes': 0, 'write-bytes': 640 * this.#jobPolls } },
-            { id: 'v2', name: 'Sink: sink', parallelism: 1, status: state, metrics: { 'read-records': 10 * this.#jobPolls, 'write-records': 0, 'read-bytes': 640 * this.#jobPolls, 'write-bytes': 0 } },
+            {
+              id: 'v1',
+              name: 'Source: src',
+              parallelism: 1,
+              status: state,
+              metrics: {
+                'read-records': 0,
+                'write-records': 10 * this.#jobPolls,
+                'read-bytes': 0,
+                'write-bytes': 640 * this.#jobPolls,
+              },
+            },
+            {
+              id: 'v2',
+              name: 'Sink: sink',
+              parallelism: 1,
+              status: state,
+              metrics: {
+                'read-records': 10 * this.#jobPolls,
+                'write-records': 0,
+                'read-bytes': 640 * this.#jobPolls,
+                'write-bytes': 0,
+              },
+            },
           ],
         });
       }
-      if (call.method === 'GET' && path === `/jobs/${FLINK_JOB_ID}/exceptions`) return send(200, this.#options.exceptions ?? { exceptionHistory: { entries: [], truncated: false } });
+      if (call.method === 'GET' && path === `/jobs/${FLINK_JOB_ID}/exceptions`)
+        return send(200, this.#options.exceptions ?? { exceptionHistory: { entries: [], truncated: false } });
       if (call.method === 'PATCH' && path === `/jobs/${FLINK_JOB_ID}`) {
         this.#cancelled = true;
         return send(202, {});

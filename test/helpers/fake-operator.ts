@@ -98,7 +98,11 @@ export async function startFakeOperator(options: FakeOperatorOptions = {}): Prom
       groupId: request.groupId,
       streamId: 'stream-1',
       instanceId: request.instanceId,
-      boundaries: { boundaryType: request.boundaryType, lowerBound: request.lowerBoundary, upperBound: request.upperBoundary },
+      boundaries: {
+        boundaryType: request.boundaryType,
+        lowerBound: request.lowerBoundary,
+        upperBound: request.upperBoundary,
+      },
       state: JobState.JOB_STATE_PENDING,
       runner: 'fake',
       attempt: 1,
@@ -114,8 +118,12 @@ export async function startFakeOperator(options: FakeOperatorOptions = {}): Prom
     return job;
   };
 
-  const notFound = (jobId: string): Partial<ServiceError> => ({ code: status.NOT_FOUND, details: `job '${jobId}' not found` });
-  const unimplemented = (_call: unknown, callback: (err: Partial<ServiceError> | null) => void) => callback({ code: status.UNIMPLEMENTED, details: 'not in the fake operator' });
+  const notFound = (jobId: string): Partial<ServiceError> => ({
+    code: status.NOT_FOUND,
+    details: `job '${jobId}' not found`,
+  });
+  const unimplemented = (_call: unknown, callback: (err: Partial<ServiceError> | null) => void) =>
+    callback({ code: status.UNIMPLEMENTED, details: 'not in the fake operator' });
 
   const implementation: OperatorServiceServer = {
     createGroup: unimplemented,
@@ -167,7 +175,10 @@ export async function startFakeOperator(options: FakeOperatorOptions = {}): Prom
         call.emit('error', notFound(jobId));
         return;
       }
-      const final = (j: Job) => j.state === JobState.JOB_STATE_SUCCEEDED || j.state === JobState.JOB_STATE_FAILED || j.state === JobState.JOB_STATE_CANCELLED;
+      const final = (j: Job) =>
+        j.state === JobState.JOB_STATE_SUCCEEDED ||
+        j.state === JobState.JOB_STATE_FAILED ||
+        j.state === JobState.JOB_STATE_CANCELLED;
       // The job as it is now, then every change until it ends.
       call.write({ job });
       if (final(job)) {
@@ -219,7 +230,11 @@ export async function startFakeOperator(options: FakeOperatorOptions = {}): Prom
         };
         const timer = setTimeout(() => {
           waiters.delete(check);
-          reject(new Error(`fake operator: ${what} did not happen within ${timeoutMs} ms (${calls.length} calls: ${calls.map((c) => c.lower).join(', ')})`));
+          reject(
+            new Error(
+              `fake operator: ${what} did not happen within ${timeoutMs} ms (${calls.length} calls: ${calls.map((c) => c.lower).join(', ')})`,
+            ),
+          );
         }, timeoutMs);
         waiters.add(check);
       });

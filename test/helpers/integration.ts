@@ -38,5 +38,11 @@ export function gate<C>(test: TestFn<C>, status: Probe): TestFn<C> {
   const skipped = test.skip as unknown as TestFn<C>;
   // Hooks would touch the absent service: make them no-ops along with the tests.
   const noop = Object.assign(() => {}, { always: () => {}, skip: () => {}, serial: () => {} });
-  return Object.assign(skipped, { before: noop, after: noop, beforeEach: noop, afterEach: noop, serial: skipped }) as TestFn<C>;
+  return Object.assign(skipped, {
+    before: noop,
+    after: noop,
+    beforeEach: noop,
+    afterEach: noop,
+    serial: skipped,
+  }) as TestFn<C>;
 }

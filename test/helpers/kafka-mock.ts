@@ -45,7 +45,8 @@ function explainCompileError(stderr: string): string {
   if (/rdkafka_mock\.h|rdkafka\.h/.test(stderr) && /No such file/.test(stderr)) {
     return 'librdkafka headers are missing (install librdkafka-dev: librdkafka/rdkafka_mock.h)';
   }
-  if (/cannot find -lrdkafka|lrdkafka/.test(stderr)) return 'the librdkafka library is missing (install librdkafka-dev)';
+  if (/cannot find -lrdkafka|lrdkafka/.test(stderr))
+    return 'the librdkafka library is missing (install librdkafka-dev)';
   return `compiling ${SOURCE} failed: ${stderr.trim().split('\n').slice(0, 3).join(' | ')}`;
 }
 
@@ -86,7 +87,10 @@ export function buildKafkaMock(): Promise<string> {
  * Starts a mock cluster with the given topics (name → partition count) already created. Topics not
  * named are auto-created with 4 partitions when a client asks for them with auto-creation on.
  */
-export async function startKafkaMock(topics: Readonly<Record<string, number>> = {}, timeoutMs = 10_000): Promise<KafkaMock> {
+export async function startKafkaMock(
+  topics: Readonly<Record<string, number>> = {},
+  timeoutMs = 10_000,
+): Promise<KafkaMock> {
   const binary = await buildKafkaMock();
   const args = Object.entries(topics).map(([name, partitions]) => `${name}:${partitions}`);
   const child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -99,7 +103,10 @@ export async function startKafkaMock(topics: Readonly<Record<string, number>> = 
   try {
     line = await new Promise<string>((resolve, reject) => {
       let out = '';
-      const timer = setTimeout(() => reject(new Error(`the Kafka mock printed no bootstrap servers within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`the Kafka mock printed no bootstrap servers within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       child.stdout.setEncoding('utf8').on('data', (d: string) => {
         out += d;
         const nl = out.indexOf('\n');
@@ -132,7 +139,8 @@ export async function startKafkaMock(topics: Readonly<Record<string, number>> = 
 async function stopChild(child: ChildProcess, exited: Promise<void>): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   child.stdin?.end();
-  const wait = (ms: number) => Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
+  const wait = (ms: number) =>
+    Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
   if (await wait(2000)) return;
   child.kill('SIGTERM');
   if (await wait(2000)) return;

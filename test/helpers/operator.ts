@@ -106,7 +106,14 @@ export function datagenToFile(groupId: string, dir: string, patch: Partial<Group
   return {
     groupId,
     description: 'generated rows to files',
-    streams: [{ streamId: 's1', source: { connectorId: 'datagen', options: { intervalMs: 1000 } }, sink: { connectorId: 'file', options: { path: dir, format: 'jsonl' } }, fields: [] }],
+    streams: [
+      {
+        streamId: 's1',
+        source: { connectorId: 'datagen', options: { intervalMs: 1000 } },
+        sink: { connectorId: 'file', options: { path: dir, format: 'jsonl' } },
+        fields: [],
+      },
+    ],
     schedule: schedule(groupId),
     runner: '',
     version: 0,

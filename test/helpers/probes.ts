@@ -1,5 +1,11 @@
 import { createRequire } from 'node:module';
-import { credentials, loadPackageDefinition, makeGenericClientConstructor, type GrpcObject, type ServiceClientConstructor } from '@grpc/grpc-js';
+import {
+  credentials,
+  loadPackageDefinition,
+  makeGenericClientConstructor,
+  type GrpcObject,
+  type ServiceClientConstructor,
+} from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { service as healthService } from 'grpc-health-check';
 
@@ -10,7 +16,9 @@ export function healthCheck(address: string, service: string): Promise<string> {
   const Client = makeGenericClientConstructor(healthService, 'Health');
   const client = new Client(address, credentials.createInsecure());
   return new Promise((resolve, reject) => {
-    (client as unknown as { check: (req: unknown, cb: (err: Error | null, res: { status: string }) => void) => void }).check({ service }, (err, res) => {
+    (
+      client as unknown as { check: (req: unknown, cb: (err: Error | null, res: { status: string }) => void) => void }
+    ).check({ service }, (err, res) => {
       client.close();
       if (err) reject(err);
       else resolve(res.status);
@@ -26,7 +34,9 @@ export function reflectionServices(address: string): Promise<string[]> {
   const Client = Ctor.ServerReflection as ServiceClientConstructor;
   const client = new Client(address, credentials.createInsecure());
   return new Promise((resolve, reject) => {
-    const stream = (client as unknown as { serverReflectionInfo: () => NodeJS.ReadWriteStream & { write(m: unknown): void } }).serverReflectionInfo();
+    const stream = (
+      client as unknown as { serverReflectionInfo: () => NodeJS.ReadWriteStream & { write(m: unknown): void } }
+    ).serverReflectionInfo();
     stream.on('data', (msg: { listServicesResponse?: { service: { name: string }[] } }) => {
       resolve((msg.listServicesResponse?.service ?? []).map((s) => s.name).sort());
       stream.end();

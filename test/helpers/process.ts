@@ -21,11 +21,17 @@ export function spawnService(entry: string, env: NodeJS.ProcessEnv = {}): Spawne
   const child = spawn(process.execPath, ['--conditions=development', '--import', 'tsx', entry], {
     cwd: ROOT,
     // A data folder of its own, so runs never share (or leave behind) an embedded store.
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env, SLUICE_DATA_DIR: env.SLUICE_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'sluice-proc-')) },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      ...env,
+      SLUICE_DATA_DIR: env.SLUICE_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'sluice-proc-')),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];
-  const waiters: { match: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }[] = [];
+  const waiters: { match: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }[] =
+    [];
   let buffer = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
     buffer += chunk;
@@ -48,18 +54,40 @@ export function spawnService(entry: string, env: NodeJS.ProcessEnv = {}): Spawne
       }
     }
   });
-  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const exited = new Promise<number | string>((resolve) =>
+    child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+  );
   return {
     child,
     lines,
     exited,
     waitForLog(match, timeoutMs = 20_000) {
-      const seen = lines.map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return undefined; } }).find((e) => e && match(e));
+      const seen = lines
+        .map((l) => {
+          try {
+            return JSON.parse(l) as Record<string, unknown>;
+          } catch {
+            return undefined;
+          }
+        })
+        .find((e) => e && match(e));
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no matching log line within ${timeoutMs} ms; stderr:\n${lines.join('\n')}`)), timeoutMs);
-        waiters.push({ match, resolve: (e) => { clearTimeout(timer); resolve(e); } });
-        void exited.then((code) => { clearTimeout(timer); reject(new Error(`process exited (${code}) before the log line; stderr:\n${lines.join('\n')}`)); });
+        const timer = setTimeout(
+          () => reject(new Error(`no matching log line within ${timeoutMs} ms; stderr:\n${lines.join('\n')}`)),
+          timeoutMs,
+        );
+        waiters.push({
+          match,
+          resolve: (e) => {
+            clearTimeout(timer);
+            resolve(e);
+          },
+        });
+        void exited.then((code) => {
+          clearTimeout(timer);
+          reject(new Error(`process exited (${code}) before the log line; stderr:\n${lines.join('\n')}`));
+        });
       });
     },
   };

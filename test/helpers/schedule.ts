@@ -33,7 +33,14 @@ export class FakeDispatcher implements Dispatcher {
     const n = ++this.#n;
     const err = this.failSubmit?.(n);
     if (err) throw err;
-    this.submitted.push({ groupId: request.groupId, lowerBound: request.lowerBound, upperBound: request.upperBound, instanceId: request.instanceId, rerun: request.rerun, at: this.clock.now() });
+    this.submitted.push({
+      groupId: request.groupId,
+      lowerBound: request.lowerBound,
+      upperBound: request.upperBound,
+      instanceId: request.instanceId,
+      rerun: request.rerun,
+      at: this.clock.now(),
+    });
     return [`job-${n}`];
   }
 
@@ -89,7 +96,16 @@ export async function scheduleRig(now = T0): Promise<Rig> {
   const hooks = new HookRunner({ timeoutMs: 10_000 });
   const clock = new ManualClock(now);
   const dispatcher = new FakeDispatcher(clock);
-  const make = () => new ScheduleService({ store, engines: plugins.engines, hooks, clock, dispatcher, logger: silentLogger, owner: 'test' });
+  const make = () =>
+    new ScheduleService({
+      store,
+      engines: plugins.engines,
+      hooks,
+      clock,
+      dispatcher,
+      logger: silentLogger,
+      owner: 'test',
+    });
   const rig: Rig = {
     clock,
     dispatcher,

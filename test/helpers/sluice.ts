@@ -15,9 +15,17 @@ export interface Running {
 }
 
 /** Starts Sluice on a free loopback port with the given settings, and a catalog client for it. */
-export async function startTestSluice(env: NodeJS.ProcessEnv = {}, options: Partial<StartOptions> = {}): Promise<Running> {
+export async function startTestSluice(
+  env: NodeJS.ProcessEnv = {},
+  options: Partial<StartOptions> = {},
+): Promise<Running> {
   const dataDir = env.SLUICE_DATA_DIR ?? (await mkdtemp(join(tmpdir(), 'sluice-test-')));
-  const config = loadConfig({ SLUICE_GRPC_ADDR: '127.0.0.1:0', SLUICE_SHUTDOWN_GRACE_MS: '1000', SLUICE_DATA_DIR: dataDir, ...env });
+  const config = loadConfig({
+    SLUICE_GRPC_ADDR: '127.0.0.1:0',
+    SLUICE_SHUTDOWN_GRACE_MS: '1000',
+    SLUICE_DATA_DIR: dataDir,
+    ...env,
+  });
   const sluice = await startSluice({ config, logger: silentLogger, ...options });
   const address = sluice.server.address;
   const catalog = new CatalogServiceClient(address, credentials.createInsecure());
@@ -37,7 +45,12 @@ export async function startTestSluice(env: NodeJS.ProcessEnv = {}, options: Part
  * The widest overload of a ts-proto grpc-js client method; naming it lets TypeScript infer the request
  * and response types from a bound method (inference from overloads uses the last one).
  */
-type UnaryMethod<Req, Res> = (req: Req, metadata: Metadata, options: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => unknown;
+type UnaryMethod<Req, Res> = (
+  req: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  cb: (err: ServiceError | null, res: Res) => void,
+) => unknown;
 
 /** Promisifies one unary call of a ts-proto grpc-js client. */
 export function call<Req, Res>(fn: UnaryMethod<Req, Res>, req: Req, metadata = new Metadata()): Promise<Res> {
@@ -47,7 +60,12 @@ export function call<Req, Res>(fn: UnaryMethod<Req, Res>, req: Req, metadata = n
 }
 
 /** Calls and expects a failure; returns the error with the Sluice trailers read out. */
-export async function callError<Req, Res>(fn: UnaryMethod<Req, Res>, req: Req): Promise<ServiceError & { sluiceCode?: string; fieldErrors?: { path: string; expected: string; received: string }[] }> {
+export async function callError<Req, Res>(
+  fn: UnaryMethod<Req, Res>,
+  req: Req,
+): Promise<
+  ServiceError & { sluiceCode?: string; fieldErrors?: { path: string; expected: string; received: string }[] }
+> {
   try {
     await call(fn, req);
   } catch (err) {

@@ -15,7 +15,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { datagenToFile, schedule } from './operator.js';
 import { call, startTestSluice } from './sluice.js';
-import { CALLER_TRACEPARENT, MEMORY_EXPORTER_KEY, RESULT_PREFIX, type ScenarioMode, type ScenarioResult, type SpanSummary } from './trace-protocol.js';
+import {
+  CALLER_TRACEPARENT,
+  MEMORY_EXPORTER_KEY,
+  RESULT_PREFIX,
+  type ScenarioMode,
+  type ScenarioResult,
+  type SpanSummary,
+} from './trace-protocol.js';
 
 function parseMode(arg: string | undefined): ScenarioMode {
   if (arg === 'memory' || arg === 'otlp') return arg;
@@ -37,11 +44,19 @@ async function main(mode: ScenarioMode): Promise<void> {
     // An external scheduler's window, carrying its own trace: the callback and the job join it.
     const dir = await mkdtemp(join(tmpdir(), 'sluice-trace-'));
     const nextYear = Date.UTC(new Date().getUTCFullYear() + 1, 0, 1);
-    await running.sluice.operator!.createGroup(datagenToFile('g-trace', dir, { schedule: { ...schedule('g-trace'), startTime: nextYear, endTime: nextYear + 86_400_000 } }));
+    await running.sluice.operator!.createGroup(
+      datagenToFile('g-trace', dir, {
+        schedule: { ...schedule('g-trace'), startTime: nextYear, endTime: nextYear + 86_400_000 },
+      }),
+    );
     await running.sluice.operator!.approveGroup('g-trace', 0);
     await fetch(`http://127.0.0.1:${running.sluice.callbackPort}/inlong/manager/api/group/submitOfflineJob`, {
       method: 'POST',
-      headers: { authorization: 'Bearer trace-token', 'content-type': 'application/json', traceparent: CALLER_TRACEPARENT },
+      headers: {
+        authorization: 'Bearer trace-token',
+        'content-type': 'application/json',
+        traceparent: CALLER_TRACEPARENT,
+      },
       body: JSON.stringify({ groupId: 'g-trace', boundaryType: 'TIME', lowerBoundary: 0, upperBoundary: 5000 }),
     });
     await running.sluice.operator!.idle();
@@ -68,14 +83,18 @@ async function main(mode: ScenarioMode): Promise<void> {
   }
 
   const result: ScenarioResult = { mode, telemetryActive, grpcInstrumented, resolved, ...(spans ? { spans } : {}) };
-  await new Promise<void>((resolve) => process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(result)}\n`, () => resolve()));
+  await new Promise<void>((resolve) =>
+    process.stdout.write(`${RESULT_PREFIX}${JSON.stringify(result)}\n`, () => resolve()),
+  );
 }
 
 // Exit explicitly so a stray handle cannot keep the child (and the test) waiting.
-Promise.resolve().then(() => main(parseMode(process.argv[2]))).then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+Promise.resolve()
+  .then(() => main(parseMode(process.argv[2])))
+  .then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );

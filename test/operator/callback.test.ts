@@ -14,19 +14,47 @@ const NEXT_YEAR = Date.UTC(new Date().getUTCFullYear() + 1, 0, 1);
 test.before(async (t) => {
   const s = await startTestSluice({ SLUICE_CALLBACK_TOKEN: TOKEN, SLUICE_HTTP_ADDR: '127.0.0.1:0' });
   const dir = await mkdtemp(join(tmpdir(), 'sluice-callback-'));
-  await s.sluice.operator!.createGroup(datagenToFile('g-http', dir, { schedule: { ...schedule('g-http'), startTime: NEXT_YEAR, endTime: NEXT_YEAR + 86_400_000 } }));
+  await s.sluice.operator!.createGroup(
+    datagenToFile('g-http', dir, {
+      schedule: { ...schedule('g-http'), startTime: NEXT_YEAR, endTime: NEXT_YEAR + 86_400_000 },
+    }),
+  );
   await s.sluice.operator!.approveGroup('g-http', 0);
   await s.sluice.operator!.createGroup(datagenToFile('g-new', dir));
   t.context = { s, url: `http://127.0.0.1:${s.sluice.callbackPort}${PATH}` };
 });
 test.after.always(async (t) => t.context.s?.close());
 
-async function post(url: string, body: unknown, headers: Record<string, string> = { authorization: `Bearer ${TOKEN}` }, method = 'POST') {
-  const res = await fetch(url, { method, headers: { 'content-type': 'application/json', ...headers }, ...(method === 'POST' ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}) });
-  return { status: res.status, body: (await res.json()) as { success: boolean; code?: string; created?: boolean; data?: { jobId: string; generation: number; state: string }[]; fieldErrors?: { path: string }[]; message?: string } };
+async function post(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = { authorization: `Bearer ${TOKEN}` },
+  method = 'POST',
+) {
+  const res = await fetch(url, {
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    ...(method === 'POST' ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+  });
+  return {
+    status: res.status,
+    body: (await res.json()) as {
+      success: boolean;
+      code?: string;
+      created?: boolean;
+      data?: { jobId: string; generation: number; state: string }[];
+      fieldErrors?: { path: string }[];
+      message?: string;
+    },
+  };
 }
 
-const window = (k: number) => ({ groupId: 'g-http', boundaryType: 'TIME', lowerBoundary: 1_700_000_000_000 + k * 60_000, upperBoundary: 1_700_000_060_000 + k * 60_000 });
+const window = (k: number) => ({
+  groupId: 'g-http',
+  boundaryType: 'TIME',
+  lowerBoundary: 1_700_000_000_000 + k * 60_000,
+  upperBoundary: 1_700_000_060_000 + k * 60_000,
+});
 
 test.serial('a window submitted twice runs once; rerun runs it again', async (t) => {
   const first = await post(t.context.url, window(0));
@@ -35,11 +63,17 @@ test.serial('a window submitted twice runs once; rerun runs it again', async (t)
   const again = await post(t.context.url, { ...window(0), lowerBoundary: String(window(0).lowerBoundary) });
   t.is(again.status, 200);
   t.is(again.body.created, false);
-  t.deepEqual(again.body.data!.map((j) => j.jobId), first.body.data!.map((j) => j.jobId));
+  t.deepEqual(
+    again.body.data!.map((j) => j.jobId),
+    first.body.data!.map((j) => j.jobId),
+  );
   await t.context.s.sluice.operator!.idle();
   const rerun = await post(t.context.url, { ...window(0), rerun: true });
   t.is(rerun.status, 201);
-  t.deepEqual(rerun.body.data!.map((j) => j.generation), [2]);
+  t.deepEqual(
+    rerun.body.data!.map((j) => j.generation),
+    [2],
+  );
 });
 
 test.serial('a bearer token is required', async (t) => {

@@ -23,13 +23,19 @@ test('a group on the flink runner submits its window as Flink SQL and follows th
   await store.migrate();
   const plugins = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
   const hooks = new HookRunner();
-  const flink = new FlinkJobRunner(new FlinkRunner({ gatewayUrl: fake.gatewayUrl, restUrl: fake.restUrl, pollIntervalMs: 5, logger: silentLogger }), hooks);
+  const flink = new FlinkJobRunner(
+    new FlinkRunner({ gatewayUrl: fake.gatewayUrl, restUrl: fake.restUrl, pollIntervalMs: 5, logger: silentLogger }),
+    hooks,
+  );
   const service = new OperatorService({
     store,
     catalog: new Catalog(plugins, hooks),
     connectors: plugins.connectors,
     schedules: new FakeSchedules(),
-    runners: new Map<string, Runner>([['embedded', new EmbeddedRunner({ hooks })], ['flink', flink]]),
+    runners: new Map<string, Runner>([
+      ['embedded', new EmbeddedRunner({ hooks })],
+      ['flink', flink],
+    ]),
     defaultRunner: 'embedded',
     maxRunningJobs: 2,
     owner: 'op',
@@ -43,16 +49,38 @@ test('a group on the flink runner submits its window as Flink SQL and follows th
   });
   await service.start();
   const input = datagenToFile('g-flink', dir, { runner: 'flink' });
-  await service.createGroup({ ...input, streams: [{ ...input.streams[0]!, fields: [{ sourceField: 'id', targetField: 'id', cast: 'int' }, { sourceField: 'value', targetField: 'v', cast: 'float' }] }] });
+  await service.createGroup({
+    ...input,
+    streams: [
+      {
+        ...input.streams[0]!,
+        fields: [
+          { sourceField: 'id', targetField: 'id', cast: 'int' },
+          { sourceField: 'value', targetField: 'v', cast: 'float' },
+        ],
+      },
+    ],
+  });
   await service.approveGroup('g-flink', 0);
-  const { jobs } = await service.submitOfflineJob({ groupId: 'g-flink', boundaryType: 'OFFSET', lowerBound: '100', upperBound: '200', instanceId: '' }, false);
+  const { jobs } = await service.submitOfflineJob(
+    { groupId: 'g-flink', boundaryType: 'OFFSET', lowerBound: '100', upperBound: '200', instanceId: '' },
+    false,
+  );
   await service.idle();
   const job = await service.getJob(jobs[0]!.jobId);
   t.is(job.runner, 'flink');
   t.is(job.state, 'SUCCEEDED', job.error);
-  const statements = fake.calls.filter((c) => c.path.endsWith('/statements')).map((c) => (c.body as { statement: string }).statement);
+  const statements = fake.calls
+    .filter((c) => c.path.endsWith('/statements'))
+    .map((c) => (c.body as { statement: string }).statement);
   t.is(statements[0], "SET 'execution.runtime-mode' = 'batch'");
   t.regex(statements[statements.length - 1]!, /^INSERT INTO/);
-  t.true(statements.some((s) => s.includes("'connector' = 'datagen'") && s.includes("'number-of-rows' = '100'")), statements.join('\n'));
-  t.true(fake.calls.some((c) => c.method === 'DELETE' && /^\/v1\/sessions\//.test(c.path)), 'the session is closed');
+  t.true(
+    statements.some((s) => s.includes("'connector' = 'datagen'") && s.includes("'number-of-rows' = '100'")),
+    statements.join('\n'),
+  );
+  t.true(
+    fake.calls.some((c) => c.method === 'DELETE' && /^\/v1\/sessions\//.test(c.path)),
+    'the session is closed',
+  );
 });

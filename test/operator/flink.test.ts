@@ -10,9 +10,22 @@ import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
 import { HookRunner } from '../../services/host/hook-runner.js';
 import { loadPlugins, type LoadedPlugin, type PluginSet } from '../../services/host/loader.js';
 import type { FieldMapping, JobProgress, StreamSpec } from '../../services/operator/domain/model.js';
-import { FLINK_JOB_STATES, FlinkRunner, rootCause, secretsOf, sluiceJobState, type FlinkRunnerOptions } from '../../services/operator/runners/flink.js';
+import {
+  FLINK_JOB_STATES,
+  FlinkRunner,
+  rootCause,
+  secretsOf,
+  sluiceJobState,
+  type FlinkRunnerOptions,
+} from '../../services/operator/runners/flink.js';
 import { FakeFlink, FLINK_JOB_ID } from '../helpers/fake-flink.js';
-import { flinkStatements, quoteIdentifier, quoteLiteral, sourceTimeBounds, timestampLiteral } from '../../services/operator/runners/flink-sql.js';
+import {
+  flinkStatements,
+  quoteIdentifier,
+  quoteLiteral,
+  sourceTimeBounds,
+  timestampLiteral,
+} from '../../services/operator/runners/flink-sql.js';
 
 interface Ctx {
   plugins: PluginSet;
@@ -33,13 +46,28 @@ const GOLDEN_DIR = new URL('../fixtures/flink/', import.meta.url);
 /** 2025-01-01T00:00:00Z and one hour later. */
 const H0 = 1_735_689_600_000;
 const H1 = H0 + 3_600_000;
-const time = (lower: number, upper: number): Boundaries => ({ boundaryType: 'TIME', lowerBound: String(lower), upperBound: String(upper) });
-const offset = (lower: string, upper: string): Boundaries => ({ boundaryType: 'OFFSET', lowerBound: lower, upperBound: upper });
-const field = (sourceField: string, cast: FieldMapping['cast'] = '', targetField = ''): FieldMapping => ({ sourceField, targetField, cast });
+const time = (lower: number, upper: number): Boundaries => ({
+  boundaryType: 'TIME',
+  lowerBound: String(lower),
+  upperBound: String(upper),
+});
+const offset = (lower: string, upper: string): Boundaries => ({
+  boundaryType: 'OFFSET',
+  lowerBound: lower,
+  upperBound: upper,
+});
+const field = (sourceField: string, cast: FieldMapping['cast'] = '', targetField = ''): FieldMapping => ({
+  sourceField,
+  targetField,
+  cast,
+});
 
 function connector(t: { context: Ctx }, id: string): LoadedPlugin<ConnectorPlugin> {
   const c = t.context.plugins.connectors.get(id);
-  if (!c) throw new Error(`connector '${id}' did not load: ${JSON.stringify(t.context.plugins.problems.filter((p) => p.pluginId === id))}`);
+  if (!c)
+    throw new Error(
+      `connector '${id}' did not load: ${JSON.stringify(t.context.plugins.problems.filter((p) => p.pluginId === id))}`,
+    );
   return c;
 }
 
@@ -48,20 +76,46 @@ function connector(t: { context: Ctx }, id: string): LoadedPlugin<ConnectorPlugi
  * source options (validating them), the connectors give their Flink table options through the hook
  * runner, and the SQL connectors' TIME window becomes the runner's WHERE.
  */
-async function statementsFor(t: { context: Ctx }, jobId: string, stream: StreamSpec, boundaries: Boundaries): Promise<string[]> {
+async function statementsFor(
+  t: { context: Ctx },
+  jobId: string,
+  stream: StreamSpec,
+  boundaries: Boundaries,
+): Promise<string[]> {
   const { catalog, hooks } = t.context;
   const sinkErrors = await catalog.validateOptions(stream.sink.connectorId, 'sink', stream.sink.options);
   if (sinkErrors.length > 0) throw new Error(`sink options are invalid: ${JSON.stringify(sinkErrors)}`);
-  const { boundedOptions } = await catalog.resolveBoundaries(stream.source.connectorId, stream.source.options, boundaries);
-  const sourceTable = await hooks.call(connector(t, stream.source.connectorId), 'flinkTableOptions', { role: 'source', options: boundedOptions });
-  const sinkTable = await hooks.call(connector(t, stream.sink.connectorId), 'flinkTableOptions', { role: 'sink', options: stream.sink.options });
-  return flinkStatements({ jobId, stream, boundaries, sourceTable, sinkTable, sourceBounds: sourceTimeBounds(boundedOptions) });
+  const { boundedOptions } = await catalog.resolveBoundaries(
+    stream.source.connectorId,
+    stream.source.options,
+    boundaries,
+  );
+  const sourceTable = await hooks.call(connector(t, stream.source.connectorId), 'flinkTableOptions', {
+    role: 'source',
+    options: boundedOptions,
+  });
+  const sinkTable = await hooks.call(connector(t, stream.sink.connectorId), 'flinkTableOptions', {
+    role: 'sink',
+    options: stream.sink.options,
+  });
+  return flinkStatements({
+    jobId,
+    stream,
+    boundaries,
+    sourceTable,
+    sinkTable,
+    sourceBounds: sourceTimeBounds(boundedOptions),
+  });
 }
 
 const render = (statements: readonly string[]) => `${statements.map((s) => `${s};`).join('\n\n')}\n`;
 
 /** Compares with test/fixtures/flink/<name>.sql; SLUICE_UPDATE_GOLDEN=1 rewrites the file instead. */
-function golden(t: { is(a: unknown, b: unknown, m?: string): void }, name: string, statements: readonly string[]): void {
+function golden(
+  t: { is(a: unknown, b: unknown, m?: string): void },
+  name: string,
+  statements: readonly string[],
+): void {
   const file = new URL(`${name}.sql`, GOLDEN_DIR);
   if (process.env.SLUICE_UPDATE_GOLDEN === '1') {
     mkdirSync(GOLDEN_DIR, { recursive: true });
@@ -78,9 +132,22 @@ const MYSQL_URL = 'mysql://writer:w%40pw@mysql.internal:3306/analytics';
 test('kafka → postgres, TIME window: Kafka bounds itself by timestamp, no WHERE; casts in the SELECT (golden)', async (t) => {
   const stream: StreamSpec = {
     streamId: 'orders',
-    source: { connectorId: 'kafka', options: { brokers: ['kafka-1:9092', 'kafka-2:9092'], topic: 'orders', format: 'json', clientId: 'sluice' } },
-    sink: { connectorId: 'postgres', options: { url: PG_URL, table: 'public.Orders', mode: 'upsert', keyColumns: ['order_id'] } },
-    fields: [field('order_id', 'int'), field('customer'), field('amount', 'float'), field('paid', 'bool'), field('created', 'timestamp', 'created_at'), field('items', 'json')],
+    source: {
+      connectorId: 'kafka',
+      options: { brokers: ['kafka-1:9092', 'kafka-2:9092'], topic: 'orders', format: 'json', clientId: 'sluice' },
+    },
+    sink: {
+      connectorId: 'postgres',
+      options: { url: PG_URL, table: 'public.Orders', mode: 'upsert', keyColumns: ['order_id'] },
+    },
+    fields: [
+      field('order_id', 'int'),
+      field('customer'),
+      field('amount', 'float'),
+      field('paid', 'bool'),
+      field('created', 'timestamp', 'created_at'),
+      field('items', 'json'),
+    ],
   };
   const statements = await statementsFor(t, '01JGZ8Q7K3-orders', stream, time(H0, H1));
   golden(t, 'kafka-to-postgres', statements);
@@ -92,7 +159,10 @@ test('kafka → postgres, TIME window: Kafka bounds itself by timestamp, no WHER
 test('postgres → file, TIME window: the runner adds WHERE timeColumn >= lower AND < upper, and declares the time column (golden)', async (t) => {
   const stream: StreamSpec = {
     streamId: 'events',
-    source: { connectorId: 'postgres', options: { url: PG_URL, table: 'public.events', keyColumn: 'id', timeColumn: 'created_at', batchSize: 2000 } },
+    source: {
+      connectorId: 'postgres',
+      options: { url: PG_URL, table: 'public.events', keyColumn: 'id', timeColumn: 'created_at', batchSize: 2000 },
+    },
     sink: { connectorId: 'file', options: { path: '/data/out/events', format: 'jsonl' } },
     // created_at is not copied: it is declared in the source table all the same, for the WHERE.
     fields: [field('id', 'int', 'event_id'), field('kind'), field('body', 'json')],
@@ -100,14 +170,30 @@ test('postgres → file, TIME window: the runner adds WHERE timeColumn >= lower 
   const statements = await statementsFor(t, 'job-2', stream, time(H0, H1));
   golden(t, 'postgres-to-file', statements);
   t.true(statements[2]!.includes('`created_at` TIMESTAMP(3)'));
-  t.true(statements[4]!.endsWith("WHERE `created_at` >= TIMESTAMP '2025-01-01 00:00:00.000' AND `created_at` < TIMESTAMP '2025-01-01 01:00:00.000'"));
+  t.true(
+    statements[4]!.endsWith(
+      "WHERE `created_at` >= TIMESTAMP '2025-01-01 00:00:00.000' AND `created_at` < TIMESTAMP '2025-01-01 01:00:00.000'",
+    ),
+  );
 });
 
 test('mysql → kafka, OFFSET window: a partitioned JDBC scan of [lower, upper - 1], no WHERE; the key column stays a sink column (golden)', async (t) => {
   const stream: StreamSpec = {
     streamId: 'orders-out',
-    source: { connectorId: 'mysql', options: { url: 'mysql://reader:r@mysql.internal:3306/shop', table: 'shop.orders', keyColumn: 'id', timeColumn: 'updated_at', scanPartitions: 4 } },
-    sink: { connectorId: 'kafka', options: { brokers: ['kafka-1:9092'], topic: 'orders-out', clientId: 'sluice', keyField: 'id' } },
+    source: {
+      connectorId: 'mysql',
+      options: {
+        url: 'mysql://reader:r@mysql.internal:3306/shop',
+        table: 'shop.orders',
+        keyColumn: 'id',
+        timeColumn: 'updated_at',
+        scanPartitions: 4,
+      },
+    },
+    sink: {
+      connectorId: 'kafka',
+      options: { brokers: ['kafka-1:9092'], topic: 'orders-out', clientId: 'sluice', keyField: 'id' },
+    },
     fields: [field('id', 'string'), field('status'), field('updated_at', 'timestamp')],
   };
   const statements = await statementsFor(t, 'job-3', stream, offset('1000', '2000'));
@@ -119,8 +205,14 @@ test('mysql → kafka, OFFSET window: a partitioned JDBC scan of [lower, upper -
 test('pulsar → mysql, TIME window: publish-time bounds in the Pulsar table (golden)', async (t) => {
   const stream: StreamSpec = {
     streamId: 'clicks',
-    source: { connectorId: 'pulsar', options: { serviceUrl: 'pulsar://pulsar:6650', adminUrl: 'http://pulsar:8080', topic: 'acme/sales/clicks' } },
-    sink: { connectorId: 'mysql', options: { url: MYSQL_URL, table: 'clicks', mode: 'upsert', keyColumns: ['click_id'] } },
+    source: {
+      connectorId: 'pulsar',
+      options: { serviceUrl: 'pulsar://pulsar:6650', adminUrl: 'http://pulsar:8080', topic: 'acme/sales/clicks' },
+    },
+    sink: {
+      connectorId: 'mysql',
+      options: { url: MYSQL_URL, table: 'clicks', mode: 'upsert', keyColumns: ['click_id'] },
+    },
     fields: [field('id', 'int', 'click_id'), field('url'), field('ts', 'timestamp', 'clicked_at')],
   };
   const statements = await statementsFor(t, 'job-4', stream, time(H0, H1));
@@ -195,7 +287,11 @@ test('hostile identifiers and values stay identifiers and literals: nothing esca
     sink: { connectorId: 'file', options: {} },
     fields: [field('we`ird', 'int', evilTarget), field("it's"), field('a``b', 'json', "'; DROP TABLE u; --")],
   };
-  const sourceTable = { connector: 'jdbc', url: "jdbc:postgresql://h/db?x=1'); DROP TABLE t; --", "we'ird key`": "va`l\nue''" };
+  const sourceTable = {
+    connector: 'jdbc',
+    url: "jdbc:postgresql://h/db?x=1'); DROP TABLE t; --",
+    "we'ird key`": "va`l\nue''",
+  };
   const jobId = "job'); DROP TABLE x; --`";
   const statements = flinkStatements({
     jobId,
@@ -241,13 +337,53 @@ test('hostile identifiers and values stay identifiers and literals: nothing esca
   ]);
   // Lexed as Flink does: the hostile text comes back whole as identifiers and literals, and the bare words
   // are only the generator's own keywords.
-  const allowed = new Set(['SET', '=', 'CREATE', 'TEMPORARY', 'TABLE', '(', ')', ',', 'WITH', 'BIGINT', 'STRING', 'TIMESTAMP', '3', 'INSERT', 'INTO', 'SELECT', 'CAST', 'AS', 'FROM', 'WHERE', '>=', '<', 'AND']);
+  const allowed = new Set([
+    'SET',
+    '=',
+    'CREATE',
+    'TEMPORARY',
+    'TABLE',
+    '(',
+    ')',
+    ',',
+    'WITH',
+    'BIGINT',
+    'STRING',
+    'TIMESTAMP',
+    '3',
+    'INSERT',
+    'INTO',
+    'SELECT',
+    'CAST',
+    'AS',
+    'FROM',
+    'WHERE',
+    '>=',
+    '<',
+    'AND',
+  ]);
   const tokens = statements.map(lex);
-  for (const ts of tokens) for (const w of ts.filter((x) => x.kind === 'word')) t.true(allowed.has(w.value), `bare word ${w.value}`);
-  t.deepEqual(tokens[1]!.filter((x) => x.kind === 'str').map((x) => x.value), ['pipeline.name', `sluice-${jobId}`]);
-  t.deepEqual(tokens[2]!.filter((x) => x.kind === 'id').map((x) => x.value), ['src_job____DROP_TABLE_x_____', 'we`ird', "it's", 'a``b', "t`s'"]);
-  t.deepEqual(tokens[2]!.filter((x) => x.kind === 'str').map((x) => x.value), Object.entries(sourceTable).flat());
-  t.deepEqual(tokens[3]!.filter((x) => x.kind === 'id').map((x) => x.value).slice(1), [evilTarget, "it's", "'; DROP TABLE u; --"]);
+  for (const ts of tokens)
+    for (const w of ts.filter((x) => x.kind === 'word')) t.true(allowed.has(w.value), `bare word ${w.value}`);
+  t.deepEqual(
+    tokens[1]!.filter((x) => x.kind === 'str').map((x) => x.value),
+    ['pipeline.name', `sluice-${jobId}`],
+  );
+  t.deepEqual(
+    tokens[2]!.filter((x) => x.kind === 'id').map((x) => x.value),
+    ['src_job____DROP_TABLE_x_____', 'we`ird', "it's", 'a``b', "t`s'"],
+  );
+  t.deepEqual(
+    tokens[2]!.filter((x) => x.kind === 'str').map((x) => x.value),
+    Object.entries(sourceTable).flat(),
+  );
+  t.deepEqual(
+    tokens[3]!
+      .filter((x) => x.kind === 'id')
+      .map((x) => x.value)
+      .slice(1),
+    [evilTarget, "it's", "'; DROP TABLE u; --"],
+  );
 });
 
 test('quoting helpers: doubled quotes, and UTC timestamp literals', (t) => {
@@ -262,34 +398,74 @@ test('quoting helpers: doubled quotes, and UTC timestamp literals', (t) => {
 test('TIME window edges as the SQL readers have them: an empty window reads nothing, an upper bound past year 9999 is open', (t) => {
   const base = {
     jobId: 'j',
-    stream: { streamId: 's', source: { connectorId: 'postgres', options: {} }, sink: { connectorId: 'file', options: {} }, fields: [field('id', 'int'), field('ts', 'timestamp')] },
+    stream: {
+      streamId: 's',
+      source: { connectorId: 'postgres', options: {} },
+      sink: { connectorId: 'file', options: {} },
+      fields: [field('id', 'int'), field('ts', 'timestamp')],
+    },
     sourceTable: { connector: 'jdbc' },
     sinkTable: { connector: 'print' },
   };
-  const where = (lower: number, upper: number) => flinkStatements({ ...base, boundaries: time(lower, upper), sourceBounds: { timeColumn: 'ts', lower, upper } })[4]!.split('\n').at(-1);
+  const where = (lower: number, upper: number) =>
+    flinkStatements({ ...base, boundaries: time(lower, upper), sourceBounds: { timeColumn: 'ts', lower, upper } })[4]!
+      .split('\n')
+      .at(-1);
   t.is(where(H0, H0), 'WHERE FALSE');
   t.is(where(H0, 253_402_300_800_000), "WHERE `ts` >= TIMESTAMP '2025-01-01 00:00:00.000'");
   t.is(where(253_402_300_800_000, 253_402_300_800_001), 'WHERE FALSE');
-  const err = t.throws(() => flinkStatements({ ...base, boundaries: offset('1', '2'), sourceBounds: { timeColumn: 'ts', lower: 1, upper: 2 } }));
+  const err = t.throws(() =>
+    flinkStatements({ ...base, boundaries: offset('1', '2'), sourceBounds: { timeColumn: 'ts', lower: 1, upper: 2 } }),
+  );
   t.is(code(err), 'INVALID_ARGUMENT');
 });
 
 test('sourceTimeBounds: only bounded options carrying a SQL TIME window (scan.lower / scan.upper and timeColumn)', async (t) => {
   const { catalog } = t.context;
   const pg = { url: PG_URL, table: 'events', keyColumn: 'id', timeColumn: 'created_at' };
-  t.deepEqual(sourceTimeBounds((await catalog.resolveBoundaries('postgres', pg, time(H0, H1))).boundedOptions), { timeColumn: 'created_at', lower: H0, upper: H1 });
+  t.deepEqual(sourceTimeBounds((await catalog.resolveBoundaries('postgres', pg, time(H0, H1))).boundedOptions), {
+    timeColumn: 'created_at',
+    lower: H0,
+    upper: H1,
+  });
   t.is(sourceTimeBounds((await catalog.resolveBoundaries('postgres', pg, offset('1', '9'))).boundedOptions), undefined);
-  t.is(sourceTimeBounds((await catalog.resolveBoundaries('kafka', { brokers: ['k:9092'], topic: 'a' }, time(H0, H1))).boundedOptions), undefined);
-  t.is(sourceTimeBounds((await catalog.resolveBoundaries('pulsar', { serviceUrl: 'pulsar://p:6650', topic: 'a' }, time(H0, H1))).boundedOptions), undefined);
-  t.is(code(t.throws(() => sourceTimeBounds({ 'scan.boundary-type': 'TIME', 'scan.lower': '1', 'scan.upper': '2' }))), 'INVALID_ARGUMENT');
-  t.is(code(t.throws(() => sourceTimeBounds({ 'scan.boundary-type': 'TIME', timeColumn: 'ts', 'scan.lower': 'x', 'scan.upper': '2' }))), 'INVALID_ARGUMENT');
+  t.is(
+    sourceTimeBounds(
+      (await catalog.resolveBoundaries('kafka', { brokers: ['k:9092'], topic: 'a' }, time(H0, H1))).boundedOptions,
+    ),
+    undefined,
+  );
+  t.is(
+    sourceTimeBounds(
+      (await catalog.resolveBoundaries('pulsar', { serviceUrl: 'pulsar://p:6650', topic: 'a' }, time(H0, H1)))
+        .boundedOptions,
+    ),
+    undefined,
+  );
+  t.is(
+    code(t.throws(() => sourceTimeBounds({ 'scan.boundary-type': 'TIME', 'scan.lower': '1', 'scan.upper': '2' }))),
+    'INVALID_ARGUMENT',
+  );
+  t.is(
+    code(
+      t.throws(() =>
+        sourceTimeBounds({ 'scan.boundary-type': 'TIME', timeColumn: 'ts', 'scan.lower': 'x', 'scan.upper': '2' }),
+      ),
+    ),
+    'INVALID_ARGUMENT',
+  );
 });
 
 test('a stream without a field mapping cannot run on Flink: FAILED_PRECONDITION naming the stream', (t) => {
   const err = t.throws(() =>
     flinkStatements({
       jobId: 'j',
-      stream: { streamId: 'raw-orders', source: { connectorId: 'kafka', options: {} }, sink: { connectorId: 'file', options: {} }, fields: [] },
+      stream: {
+        streamId: 'raw-orders',
+        source: { connectorId: 'kafka', options: {} },
+        sink: { connectorId: 'file', options: {} },
+        fields: [],
+      },
       boundaries: time(H0, H1),
       sourceTable: { connector: 'kafka' },
       sinkTable: { connector: 'filesystem' },
@@ -301,7 +477,12 @@ test('a stream without a field mapping cannot run on Flink: FAILED_PRECONDITION 
   const dup = t.throws(() =>
     flinkStatements({
       jobId: 'j',
-      stream: { streamId: 's', source: { connectorId: 'kafka', options: {} }, sink: { connectorId: 'file', options: {} }, fields: [field('a', '', 'x'), field('b', '', 'x')] },
+      stream: {
+        streamId: 's',
+        source: { connectorId: 'kafka', options: {} },
+        sink: { connectorId: 'file', options: {} },
+        fields: [field('a', '', 'x'), field('b', '', 'x')],
+      },
       boundaries: time(H0, H1),
       sourceTable: { connector: 'kafka' },
       sinkTable: { connector: 'filesystem' },
@@ -323,7 +504,10 @@ test("an upsert sink's keyColumns become the sink table's PRIMARY KEY, and must 
     sourceTable: { connector: 'kafka' },
     sinkTable: { connector: 'jdbc' },
   });
-  t.regex(flinkStatements(input(['order_id', 'reg`ion']))[3]!, /^ {2}PRIMARY KEY \(`order_id`, `reg``ion`\) NOT ENFORCED$/m);
+  t.regex(
+    flinkStatements(input(['order_id', 'reg`ion']))[3]!,
+    /^ {2}PRIMARY KEY \(`order_id`, `reg``ion`\) NOT ENFORCED$/m,
+  );
   const err = t.throws(() => flinkStatements(input(['id'])));
   t.is(code(err), 'FAILED_PRECONDITION');
   t.regex(err!.message, /keyColumns 'id' must be target fields/);
@@ -340,14 +524,20 @@ test('Flink job states map to Sluice job states as docs/runners.md says', (t) =>
   t.is(sluiceJobState('SOMETHING_NEW'), 'RUNNING');
   const doc = readFileSync(new URL('../../docs/runners.md', import.meta.url), 'utf8');
   const section = doc.slice(doc.indexOf('## flink'));
-  const rows = Object.fromEntries([...section.matchAll(/^\| `([A-Z_]+)` \| `([A-Z_]+)` \|/gm)].map((m) => [m[1]!, m[2]!]));
+  const rows = Object.fromEntries(
+    [...section.matchAll(/^\| `([A-Z_]+)` \| `([A-Z_]+)` \|/gm)].map((m) => [m[1]!, m[2]!]),
+  );
   t.deepEqual(rows, { ...FLINK_JOB_STATES });
 });
 
 test('rootCause: the last "Caused by" of a Java stack trace, else its first line', (t) => {
-  const trace = 'org.apache.flink.runtime.JobException: Recovery is suppressed\n\tat a.b(C.java:1)\nCaused by: java.io.IOException: x\n\tat d\nCaused by: java.sql.SQLException: Access denied\n\t... 3 more';
+  const trace =
+    'org.apache.flink.runtime.JobException: Recovery is suppressed\n\tat a.b(C.java:1)\nCaused by: java.io.IOException: x\n\tat d\nCaused by: java.sql.SQLException: Access denied\n\t... 3 more';
   t.is(rootCause(trace), 'java.sql.SQLException: Access denied');
-  t.is(rootCause('Internal server error.\norg.apache.flink.SomeException: boom\n\tat x'), 'org.apache.flink.SomeException: boom');
+  t.is(
+    rootCause('Internal server error.\norg.apache.flink.SomeException: boom\n\tat x'),
+    'org.apache.flink.SomeException: boom',
+  );
 });
 
 // ------------------------------------------------------------------------------ a fake Flink over HTTP
@@ -363,26 +553,46 @@ async function closedPort(): Promise<number> {
 }
 
 function runnerFor(fake: FakeFlink, extra: Partial<FlinkRunnerOptions> = {}): FlinkRunner {
-  return new FlinkRunner({ gatewayUrl: fake.gatewayUrl, restUrl: `${fake.restUrl}/`, pollIntervalMs: 5, retryBackoffMs: 5, requestTimeoutMs: 5000, logger: silentLogger, ...extra });
+  return new FlinkRunner({
+    gatewayUrl: fake.gatewayUrl,
+    restUrl: `${fake.restUrl}/`,
+    pollIntervalMs: 5,
+    retryBackoffMs: 5,
+    requestTimeoutMs: 5000,
+    logger: silentLogger,
+    ...extra,
+  });
 }
 
 const STATEMENTS = flinkStatements({
   jobId: 'job-7',
-  stream: { streamId: 'gen', source: { connectorId: 'datagen', options: {} }, sink: { connectorId: 'file', options: {} }, fields: [field('id', 'int'), field('value', 'float')] },
+  stream: {
+    streamId: 'gen',
+    source: { connectorId: 'datagen', options: {} },
+    sink: { connectorId: 'file', options: {} },
+    fields: [field('id', 'int'), field('value', 'float')],
+  },
   boundaries: offset('0', '10'),
   sourceTable: { connector: 'datagen', 'number-of-rows': '10' },
   sinkTable: { connector: 'filesystem', path: '/data/out', format: 'json' },
 });
 
 /** The requests of one statement: submit, then its status until FINISHED (one RUNNING poll first). */
-const statementCalls = (n: number) => [`gateway POST /v1/sessions/session-1/statements`, `gateway GET /v1/sessions/session-1/operations/op-${n}/status`, `gateway GET /v1/sessions/session-1/operations/op-${n}/status`];
+const statementCalls = (n: number) => [
+  `gateway POST /v1/sessions/session-1/statements`,
+  `gateway GET /v1/sessions/session-1/operations/op-${n}/status`,
+  `gateway GET /v1/sessions/session-1/operations/op-${n}/status`,
+];
 
 test('happy path: one session, the statements in order, the job id from the INSERT, the job polled to FINISHED, the session closed', async (t) => {
   const fake = await new FakeFlink().start();
   t.teardown(() => fake.stop());
   const progress: JobProgress[] = [];
   const seen: string[] = [];
-  const result = await runnerFor(fake).run({ jobId: 'job-7', statements: STATEMENTS }, { signal: new AbortController().signal, onProgress: (p) => progress.push(p), onFlinkJob: (id) => seen.push(id) });
+  const result = await runnerFor(fake).run(
+    { jobId: 'job-7', statements: STATEMENTS },
+    { signal: new AbortController().signal, onProgress: (p) => progress.push(p), onFlinkJob: (id) => seen.push(id) },
+  );
   t.deepEqual(result, { flinkJobId: FLINK_JOB_ID });
   t.deepEqual(seen, [FLINK_JOB_ID]);
   t.deepEqual(fake.lines(), [
@@ -406,7 +616,10 @@ test('happy path: one session, the statements in order, the job id from the INSE
 test('Flink 1.16 result shape: the job id from the "job id" row when there is no jobID field', async (t) => {
   const fake = await new FakeFlink({ legacyResult: true, jobStates: ['FINISHED'] }).start();
   t.teardown(() => fake.stop());
-  t.deepEqual(await runnerFor(fake).run({ jobId: 'j', statements: STATEMENTS }, { signal: new AbortController().signal }), { flinkJobId: FLINK_JOB_ID });
+  t.deepEqual(
+    await runnerFor(fake).run({ jobId: 'j', statements: STATEMENTS }, { signal: new AbortController().signal }),
+    { flinkJobId: FLINK_JOB_ID },
+  );
 });
 
 test('job FAILED: rejects FAILED_PRECONDITION with the root exception from /jobs/{id}/exceptions; the session is closed, no cancel', async (t) => {
@@ -417,7 +630,8 @@ test('job FAILED: rejects FAILED_PRECONDITION with the root exception from /jobs
         entries: [
           {
             exceptionName: 'org.apache.flink.runtime.JobException',
-            stacktrace: "org.apache.flink.runtime.JobException: Recovery is suppressed by NoRestartBackoffTimeStrategy\n\tat org.apache.flink...\nCaused by: java.sql.SQLException: Access denied for user 'writer'@'10.0.0.7'\n\tat com.mysql.cj...",
+            stacktrace:
+              "org.apache.flink.runtime.JobException: Recovery is suppressed by NoRestartBackoffTimeStrategy\n\tat org.apache.flink...\nCaused by: java.sql.SQLException: Access denied for user 'writer'@'10.0.0.7'\n\tat com.mysql.cj...",
             timestamp: 1735689600123,
             taskName: 'Sink: sink',
             failureLabels: {},
@@ -429,28 +643,49 @@ test('job FAILED: rejects FAILED_PRECONDITION with the root exception from /jobs
     },
   }).start();
   t.teardown(() => fake.stop());
-  const err = await t.throwsAsync(runnerFor(fake).run({ jobId: 'j', statements: STATEMENTS }, { signal: new AbortController().signal }));
+  const err = await t.throwsAsync(
+    runnerFor(fake).run({ jobId: 'j', statements: STATEMENTS }, { signal: new AbortController().signal }),
+  );
   t.is(code(err), 'FAILED_PRECONDITION');
-  t.is(err!.message, `Flink job ${FLINK_JOB_ID} FAILED: java.sql.SQLException: Access denied for user 'writer'@'10.0.0.7'`);
-  t.deepEqual(fake.lines().slice(-2), [`rest GET /jobs/${FLINK_JOB_ID}/exceptions`, 'gateway DELETE /v1/sessions/session-1']);
+  t.is(
+    err!.message,
+    `Flink job ${FLINK_JOB_ID} FAILED: java.sql.SQLException: Access denied for user 'writer'@'10.0.0.7'`,
+  );
+  t.deepEqual(fake.lines().slice(-2), [
+    `rest GET /jobs/${FLINK_JOB_ID}/exceptions`,
+    'gateway DELETE /v1/sessions/session-1',
+  ]);
   t.false(fake.lines().some((l) => l.includes('PATCH')));
 });
 
 test('job CANCELED outside Sluice: FAILED_PRECONDITION', async (t) => {
   const fake = await new FakeFlink({ jobStates: ['RUNNING', 'CANCELED'] }).start();
   t.teardown(() => fake.stop());
-  const err = await t.throwsAsync(runnerFor(fake).run({ jobId: 'j', statements: STATEMENTS }, { signal: new AbortController().signal }));
+  const err = await t.throwsAsync(
+    runnerFor(fake).run({ jobId: 'j', statements: STATEMENTS }, { signal: new AbortController().signal }),
+  );
   t.is(code(err), 'FAILED_PRECONDITION');
   t.regex(err!.message, /CANCELED outside Sluice/);
   t.is(fake.lines().at(-1), 'gateway DELETE /v1/sessions/session-1');
 });
 
-test('a statement that fails: FAILED_PRECONDITION naming it, with the gateway\'s root cause; later statements are not sent', async (t) => {
-  const fake = await new FakeFlink({ failStatement: { index: 2, trace: "org.apache.flink.table.api.ValidationException: Could not find any factory for identifier 'datagen'\n\tat org.apache.flink..." } }).start();
+test("a statement that fails: FAILED_PRECONDITION naming it, with the gateway's root cause; later statements are not sent", async (t) => {
+  const fake = await new FakeFlink({
+    failStatement: {
+      index: 2,
+      trace:
+        "org.apache.flink.table.api.ValidationException: Could not find any factory for identifier 'datagen'\n\tat org.apache.flink...",
+    },
+  }).start();
   t.teardown(() => fake.stop());
-  const err = await t.throwsAsync(runnerFor(fake).run({ jobId: 'j', statements: STATEMENTS }, { signal: new AbortController().signal }));
+  const err = await t.throwsAsync(
+    runnerFor(fake).run({ jobId: 'j', statements: STATEMENTS }, { signal: new AbortController().signal }),
+  );
   t.is(code(err), 'FAILED_PRECONDITION');
-  t.is(err!.message, "Flink SQL Gateway: statement 3 of 5 (CREATE TEMPORARY TABLE) failed: org.apache.flink.table.api.ValidationException: Could not find any factory for identifier 'datagen'");
+  t.is(
+    err!.message,
+    "Flink SQL Gateway: statement 3 of 5 (CREATE TEMPORARY TABLE) failed: org.apache.flink.table.api.ValidationException: Could not find any factory for identifier 'datagen'",
+  );
   t.is(fake.calls.filter((c) => c.path.endsWith('/statements')).length, 3);
   t.is(fake.lines().at(-1), 'gateway DELETE /v1/sessions/session-1');
 });
@@ -458,19 +693,42 @@ test('a statement that fails: FAILED_PRECONDITION naming it, with the gateway\'s
 test('passwords in the table options never reach error messages, even when Flink echoes the SQL', async (t) => {
   const statements = flinkStatements({
     jobId: 'j',
-    stream: { streamId: 's', source: { connectorId: 'datagen', options: {} }, sink: { connectorId: 'postgres', options: {} }, fields: [field('id', 'int')] },
+    stream: {
+      streamId: 's',
+      source: { connectorId: 'datagen', options: {} },
+      sink: { connectorId: 'postgres', options: {} },
+      fields: [field('id', 'int')],
+    },
     boundaries: offset('0', '10'),
-    sourceTable: { connector: 'kafka', 'properties.sasl.jaas.config': 'org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="kafka-pw";' },
+    sourceTable: {
+      connector: 'kafka',
+      'properties.sasl.jaas.config':
+        'org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="kafka-pw";',
+    },
     sinkTable: { connector: 'jdbc', url: 'jdbc:postgresql://h/db', username: 'loader', password: "s3cr'et" },
   });
-  t.deepEqual(secretsOf(statements), ['org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="kafka-pw";', 'kafka-pw', "s3cr''et", "s3cr'et"]);
+  t.deepEqual(secretsOf(statements), [
+    'org.apache.kafka.common.security.plain.PlainLoginModule required username="u" password="kafka-pw";',
+    'kafka-pw',
+    "s3cr''et",
+    "s3cr'et",
+  ]);
   const fake = await new FakeFlink({
-    failStatement: { index: 3, trace: "org.apache.flink.table.api.ValidationException: cannot connect as loader/s3cr'et (option 'password' = 's3cr''et'); kafka-pw" },
+    failStatement: {
+      index: 3,
+      trace:
+        "org.apache.flink.table.api.ValidationException: cannot connect as loader/s3cr'et (option 'password' = 's3cr''et'); kafka-pw",
+    },
   }).start();
   t.teardown(() => fake.stop());
-  const err = await t.throwsAsync(runnerFor(fake).run({ jobId: 'j', statements }, { signal: new AbortController().signal }));
+  const err = await t.throwsAsync(
+    runnerFor(fake).run({ jobId: 'j', statements }, { signal: new AbortController().signal }),
+  );
   t.is(code(err), 'FAILED_PRECONDITION');
-  t.is(err!.message, "Flink SQL Gateway: statement 4 of 5 (CREATE TEMPORARY TABLE) failed: org.apache.flink.table.api.ValidationException: cannot connect as loader/*** (option 'password' = '***'); ***");
+  t.is(
+    err!.message,
+    "Flink SQL Gateway: statement 4 of 5 (CREATE TEMPORARY TABLE) failed: org.apache.flink.table.api.ValidationException: cannot connect as loader/*** (option 'password' = '***'); ***",
+  );
 });
 
 test('cancel via the signal while the job runs: PATCH /jobs/{id}?mode=cancel, then the session closed; rejects with the reason', async (t) => {
@@ -483,9 +741,14 @@ test('cancel via the signal while the job runs: PATCH /jobs/{id}?mode=cancel, th
     },
   }).start();
   t.teardown(() => fake.stop());
-  const err = await t.throwsAsync(runnerFor(fake).run({ jobId: 'j', statements: STATEMENTS }, { signal: controller.signal }));
+  const err = await t.throwsAsync(
+    runnerFor(fake).run({ jobId: 'j', statements: STATEMENTS }, { signal: controller.signal }),
+  );
   t.is(err, reason);
-  t.deepEqual(fake.lines().slice(-2), [`rest PATCH /jobs/${FLINK_JOB_ID}?mode=cancel`, 'gateway DELETE /v1/sessions/session-1']);
+  t.deepEqual(fake.lines().slice(-2), [
+    `rest PATCH /jobs/${FLINK_JOB_ID}?mode=cancel`,
+    'gateway DELETE /v1/sessions/session-1',
+  ]);
 });
 
 test('cancel via the signal while the INSERT is still being submitted: its operation is cancelled, then the session closed', async (t) => {
@@ -494,13 +757,19 @@ test('cancel via the signal while the INSERT is still being submitted: its opera
   const fake = await new FakeFlink({
     insertRunningPolls: 1000,
     onRequest: (c, calls) => {
-      if (calls.filter((x) => x.path === '/v1/sessions/session-1/operations/op-5/status').length === 2) controller.abort(reason);
+      if (calls.filter((x) => x.path === '/v1/sessions/session-1/operations/op-5/status').length === 2)
+        controller.abort(reason);
     },
   }).start();
   t.teardown(() => fake.stop());
-  const err = await t.throwsAsync(runnerFor(fake).run({ jobId: 'j', statements: STATEMENTS }, { signal: controller.signal }));
+  const err = await t.throwsAsync(
+    runnerFor(fake).run({ jobId: 'j', statements: STATEMENTS }, { signal: controller.signal }),
+  );
   t.is(err, reason);
-  t.deepEqual(fake.lines().slice(-2), ['gateway POST /v1/sessions/session-1/operations/op-5/cancel', 'gateway DELETE /v1/sessions/session-1']);
+  t.deepEqual(fake.lines().slice(-2), [
+    'gateway POST /v1/sessions/session-1/operations/op-5/cancel',
+    'gateway DELETE /v1/sessions/session-1',
+  ]);
   t.false(fake.lines().some((l) => l.includes('/jobs/')));
 });
 
@@ -508,18 +777,33 @@ test('an already aborted signal: nothing is sent', async (t) => {
   const fake = await new FakeFlink().start();
   t.teardown(() => fake.stop());
   const reason = new Error('early');
-  const err = await t.throwsAsync(runnerFor(fake).run({ jobId: 'j', statements: STATEMENTS }, { signal: AbortSignal.abort(reason) }));
+  const err = await t.throwsAsync(
+    runnerFor(fake).run({ jobId: 'j', statements: STATEMENTS }, { signal: AbortSignal.abort(reason) }),
+  );
   t.is(err, reason);
   t.deepEqual(fake.calls, []);
 });
 
 test('the gateway answering 503 twice, then OK: retried with backoff, and the job succeeds', async (t) => {
-  const fake = await new FakeFlink({ jobStates: ['FINISHED'], unavailable: { times: 2, match: (c) => c.server === 'gateway' && c.method === 'POST' } }).start();
+  const fake = await new FakeFlink({
+    jobStates: ['FINISHED'],
+    unavailable: { times: 2, match: (c) => c.server === 'gateway' && c.method === 'POST' },
+  }).start();
   t.teardown(() => fake.stop());
-  t.deepEqual(await runnerFor(fake).run({ jobId: 'j', statements: STATEMENTS }, { signal: new AbortController().signal }), { flinkJobId: FLINK_JOB_ID });
-  t.deepEqual(fake.lines().slice(0, 3), ['gateway POST /v1/sessions', 'gateway POST /v1/sessions', 'gateway POST /v1/sessions']);
+  t.deepEqual(
+    await runnerFor(fake).run({ jobId: 'j', statements: STATEMENTS }, { signal: new AbortController().signal }),
+    { flinkJobId: FLINK_JOB_ID },
+  );
+  t.deepEqual(fake.lines().slice(0, 3), [
+    'gateway POST /v1/sessions',
+    'gateway POST /v1/sessions',
+    'gateway POST /v1/sessions',
+  ]);
   // A statement answered 503 is retried too (the gateway did not take it).
-  const fake2 = await new FakeFlink({ jobStates: ['FINISHED'], unavailable: { times: 2, match: (c) => c.path.endsWith('/statements') } }).start();
+  const fake2 = await new FakeFlink({
+    jobStates: ['FINISHED'],
+    unavailable: { times: 2, match: (c) => c.path.endsWith('/statements') },
+  }).start();
   t.teardown(() => fake2.stop());
   await runnerFor(fake2).run({ jobId: 'j', statements: STATEMENTS }, { signal: new AbortController().signal });
   t.is(fake2.calls.filter((c) => c.path.endsWith('/statements')).length, STATEMENTS.length + 2);
@@ -527,11 +811,25 @@ test('the gateway answering 503 twice, then OK: retried with backoff, and the jo
 
 test('the gateway down: UNAVAILABLE after the retries, naming the gateway', async (t) => {
   const port = await closedPort();
-  const runner = new FlinkRunner({ gatewayUrl: `http://127.0.0.1:${port}`, restUrl: `http://127.0.0.1:${port}`, pollIntervalMs: 5, retries: 2, retryBackoffMs: 5, logger: silentLogger });
+  const runner = new FlinkRunner({
+    gatewayUrl: `http://127.0.0.1:${port}`,
+    restUrl: `http://127.0.0.1:${port}`,
+    pollIntervalMs: 5,
+    retries: 2,
+    retryBackoffMs: 5,
+    logger: silentLogger,
+  });
   const started = Date.now();
-  const err = await t.throwsAsync(runner.run({ jobId: 'j', statements: STATEMENTS }, { signal: new AbortController().signal }));
+  const err = await t.throwsAsync(
+    runner.run({ jobId: 'j', statements: STATEMENTS }, { signal: new AbortController().signal }),
+  );
   t.is(code(err), 'UNAVAILABLE');
-  t.regex(err!.message, new RegExp(`Flink SQL Gateway unavailable: POST http://127\\.0\\.0\\.1:${port}/v1/sessions failed 3 time\\(s\\).*ECONNREFUSED`));
+  t.regex(
+    err!.message,
+    new RegExp(
+      `Flink SQL Gateway unavailable: POST http://127\\.0\\.0\\.1:${port}/v1/sessions failed 3 time\\(s\\).*ECONNREFUSED`,
+    ),
+  );
   t.true(Date.now() - started >= 15, 'backoff 5 + 10 ms');
 });
 
@@ -539,7 +837,12 @@ test('the REST API down after the job started: UNAVAILABLE; the session is still
   const fake = await new FakeFlink().start();
   t.teardown(() => fake.stop());
   const port = await closedPort();
-  const err = await t.throwsAsync(runnerFor(fake, { restUrl: `http://127.0.0.1:${port}`, retries: 1 }).run({ jobId: 'j', statements: STATEMENTS }, { signal: new AbortController().signal }));
+  const err = await t.throwsAsync(
+    runnerFor(fake, { restUrl: `http://127.0.0.1:${port}`, retries: 1 }).run(
+      { jobId: 'j', statements: STATEMENTS },
+      { signal: new AbortController().signal },
+    ),
+  );
   t.is(code(err), 'UNAVAILABLE');
   t.regex(err!.message, /Flink REST API unavailable: GET .*\/jobs\//);
   t.is(fake.lines().at(-1), 'gateway DELETE /v1/sessions/session-1');
@@ -553,7 +856,10 @@ test('an injected fetch is used for every request', async (t) => {
     urls.push(`${init?.method ?? 'GET'} ${String(input)}`);
     return fetch(input, init);
   };
-  await runnerFor(fake, { fetch: recording }).run({ jobId: 'j', statements: STATEMENTS }, { signal: new AbortController().signal });
+  await runnerFor(fake, { fetch: recording }).run(
+    { jobId: 'j', statements: STATEMENTS },
+    { signal: new AbortController().signal },
+  );
   t.is(urls.length, fake.calls.length);
   t.is(urls[0], `POST ${fake.gatewayUrl}/v1/sessions`);
   t.true(urls.includes(`GET ${fake.restUrl}/jobs/${FLINK_JOB_ID}`), 'the trailing slash of restUrl is dropped');

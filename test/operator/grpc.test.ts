@@ -4,7 +4,12 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BoundaryType } from '../../proto/gen/sluice/common/v1/common.js';
-import { GroupStatus, JobState, OperatorServiceClient, type Group } from '../../proto/gen/sluice/operator/v1/operator.js';
+import {
+  GroupStatus,
+  JobState,
+  OperatorServiceClient,
+  type Group,
+} from '../../proto/gen/sluice/operator/v1/operator.js';
 import { encodeInfo } from '../../services/schedule/grpc/adapter.js';
 import { schedule } from '../helpers/operator.js';
 import { type Running, call, callError, startTestSluice } from '../helpers/sluice.js';
@@ -14,7 +19,11 @@ const NEXT_YEAR = Date.UTC(new Date().getUTCFullYear() + 1, 0, 1);
 
 test.before(async (t) => {
   const s = await startTestSluice();
-  t.context = { s, client: new OperatorServiceClient(s.address, credentials.createInsecure()), dir: await mkdtemp(join(tmpdir(), 'sluice-op-grpc-')) };
+  t.context = {
+    s,
+    client: new OperatorServiceClient(s.address, credentials.createInsecure()),
+    dir: await mkdtemp(join(tmpdir(), 'sluice-op-grpc-')),
+  };
 });
 test.after.always(async (t) => {
   t.context.client?.close();
@@ -25,7 +34,14 @@ function group(groupId: string, dir: string): Group {
   return {
     groupId,
     description: 'datagen to files',
-    streams: [{ streamId: 's1', source: { connectorId: 'datagen', options: { intervalMs: 10 } }, sink: { connectorId: 'file', options: { path: dir } }, fields: [{ sourceField: 'id', targetField: 'n', cast: 'int' }] }],
+    streams: [
+      {
+        streamId: 's1',
+        source: { connectorId: 'datagen', options: { intervalMs: 10 } },
+        sink: { connectorId: 'file', options: { path: dir } },
+        fields: [{ sourceField: 'id', targetField: 'n', cast: 'int' }],
+      },
+    ],
     schedule: encodeInfo({ ...schedule(groupId), startTime: NEXT_YEAR, endTime: NEXT_YEAR + 86_400_000 }, 0),
     runner: '',
     retry: undefined,
@@ -43,7 +59,16 @@ test.serial('create, approve, submit, watch to the end, then list and get', asyn
   t.deepEqual(created.group!.retry, { maxAttempts: 3, initialBackoffMs: 1000 });
   const approved = await call(client.approveGroup.bind(client), { groupId: 'g-grpc', version: created.group!.version });
   t.is(approved.group!.status, GroupStatus.GROUP_STATUS_REGISTERED);
-  const submitted = await call(client.submitOfflineJob.bind(client), { request: { groupId: 'g-grpc', boundaryType: BoundaryType.BOUNDARY_TYPE_TIME, lowerBoundary: '0', upperBoundary: '60000', instanceId: '' }, rerun: false });
+  const submitted = await call(client.submitOfflineJob.bind(client), {
+    request: {
+      groupId: 'g-grpc',
+      boundaryType: BoundaryType.BOUNDARY_TYPE_TIME,
+      lowerBoundary: '0',
+      upperBoundary: '60000',
+      instanceId: '',
+    },
+    rerun: false,
+  });
   t.true(submitted.created);
   const jobId = submitted.jobs[0]!.jobId;
   const states = await new Promise<JobState[]>((resolve, reject) => {
@@ -56,15 +81,32 @@ test.serial('create, approve, submit, watch to the end, then list and get', asyn
   t.is(states[states.length - 1], JobState.JOB_STATE_SUCCEEDED);
   const job = await call(client.getJob.bind(client), { jobId });
   t.is(job.job!.progress!.records, 6000);
-  const listed = await call(client.listJobs.bind(client), { groupId: 'g-grpc', states: [JobState.JOB_STATE_SUCCEEDED], windowFrom: 0, windowTo: 0, pageSize: 10, pageToken: '' });
-  t.deepEqual(listed.jobs.map((j) => j.jobId), [jobId]);
+  const listed = await call(client.listJobs.bind(client), {
+    groupId: 'g-grpc',
+    states: [JobState.JOB_STATE_SUCCEEDED],
+    windowFrom: 0,
+    windowTo: 0,
+    pageSize: 10,
+    pageToken: '',
+  });
+  t.deepEqual(
+    listed.jobs.map((j) => j.jobId),
+    [jobId],
+  );
   const cancel = await callError(client.cancelJob.bind(client), { jobId });
   t.is(cancel.code, status.FAILED_PRECONDITION);
 });
 
 test.serial('errors over gRPC carry their codes and fields', async (t) => {
   const { client, dir } = t.context;
-  const bad = await callError(client.createGroup.bind(client), { group: { ...group('g-bad', dir), streams: [{ ...group('g-bad', dir).streams[0]!, sink: { connectorId: 'file', options: { path: 'relative/dir' } } }] } });
+  const bad = await callError(client.createGroup.bind(client), {
+    group: {
+      ...group('g-bad', dir),
+      streams: [
+        { ...group('g-bad', dir).streams[0]!, sink: { connectorId: 'file', options: { path: 'relative/dir' } } },
+      ],
+    },
+  });
   t.is(bad.code, status.INVALID_ARGUMENT);
   t.is(bad.fieldErrors?.[0]?.path, 'group.streams[0].sink.options.path');
   t.is((await callError(client.getJob.bind(client), { jobId: 'no-such-job' })).code, status.NOT_FOUND);
@@ -74,7 +116,16 @@ test.serial('errors over gRPC carry their codes and fields', async (t) => {
     stream.on('error', (err: { code: number }) => resolve(err.code));
   });
   t.is(watch, status.NOT_FOUND);
-  const type = await callError(client.submitOfflineJob.bind(client), { request: { groupId: 'g-grpc', boundaryType: BoundaryType.BOUNDARY_TYPE_UNSPECIFIED, lowerBoundary: '0', upperBoundary: '1', instanceId: '' }, rerun: false });
+  const type = await callError(client.submitOfflineJob.bind(client), {
+    request: {
+      groupId: 'g-grpc',
+      boundaryType: BoundaryType.BOUNDARY_TYPE_UNSPECIFIED,
+      lowerBoundary: '0',
+      upperBoundary: '1',
+      instanceId: '',
+    },
+    rerun: false,
+  });
   t.is(type.fieldErrors?.[0]?.path, 'request.boundary_type');
   const stale = await callError(client.deleteGroup.bind(client), { groupId: 'g-grpc', version: 99 });
   t.is(stale.code, status.ABORTED);

@@ -6,7 +6,9 @@ import type { JobRecord } from '../../services/operator/domain/model.js';
 import { type OperatorRig, datagenToFile, operatorRig, schedule } from '../helpers/operator.js';
 
 declare global {
-  var __flakySink: { committed: Map<string, Record<string, unknown>[]>; aborts: Map<string, number>; attempts: Map<string, number> } | undefined;
+  var __flakySink:
+    | { committed: Map<string, Record<string, unknown>[]>; aborts: Map<string, number>; attempts: Map<string, number> }
+    | undefined;
 }
 
 const test = anyTest as TestFn<{ rig: OperatorRig }>;
@@ -16,10 +18,19 @@ test.beforeEach(async (t) => {
 test.afterEach.always(async (t) => t.context.rig?.close());
 
 const codeOf = (err: unknown) => (err as { code?: string }).code;
-const fieldsOf = (err: unknown) => ((err as { details?: { fieldErrors?: { path: string }[]; field?: string } }).details?.fieldErrors?.map((f) => f.path) ?? [(err as { details?: { field?: string } }).details?.field]);
+const fieldsOf = (err: unknown) =>
+  (err as { details?: { fieldErrors?: { path: string }[]; field?: string } }).details?.fieldErrors?.map(
+    (f) => f.path,
+  ) ?? [(err as { details?: { field?: string } }).details?.field];
 const H = 3_600_000;
 const W0 = Date.UTC(2026, 0, 1);
-const timeWindow = (groupId: string, k = 0) => ({ groupId, boundaryType: 'TIME' as const, lowerBound: String(W0 + k * H), upperBound: String(W0 + (k + 1) * H), instanceId: '' });
+const timeWindow = (groupId: string, k = 0) => ({
+  groupId,
+  boundaryType: 'TIME' as const,
+  lowerBound: String(W0 + k * H),
+  upperBound: String(W0 + (k + 1) * H),
+  instanceId: '',
+});
 
 async function finished(rig: OperatorRig, jobId: string): Promise<JobRecord> {
   await rig.service.idle();
@@ -32,17 +43,48 @@ test('createGroup checks every stream through the catalog and names each field',
     rig.service.createGroup(
       datagenToFile('g-bad', rig.dir, {
         streams: [
-          { streamId: 's1', source: { connectorId: 'datagen', options: { intervalMs: 0, bogus: 1 } }, sink: { connectorId: 'file', options: { path: rig.dir } }, fields: [] },
-          { streamId: 's1', source: { connectorId: 'file', options: {} }, sink: { connectorId: 'nope', options: {} }, fields: [] },
+          {
+            streamId: 's1',
+            source: { connectorId: 'datagen', options: { intervalMs: 0, bogus: 1 } },
+            sink: { connectorId: 'file', options: { path: rig.dir } },
+            fields: [],
+          },
+          {
+            streamId: 's1',
+            source: { connectorId: 'file', options: {} },
+            sink: { connectorId: 'nope', options: {} },
+            fields: [],
+          },
         ],
       }),
     ),
   );
   t.is(codeOf(err), 'INVALID_ARGUMENT');
-  t.deepEqual(fieldsOf(err), ['group.streams[0].source.options.intervalMs', 'group.streams[0].source.options.bogus', 'group.streams[1].stream_id', 'group.streams[1].source.connector_id', 'group.streams[1].sink.connector_id']);
-  const badSchedule = await t.throwsAsync(rig.service.createGroup(datagenToFile('g-s', rig.dir, { schedule: { ...schedule('g-s'), scheduleUnit: 'Z' } })));
+  t.deepEqual(fieldsOf(err), [
+    'group.streams[0].source.options.intervalMs',
+    'group.streams[0].source.options.bogus',
+    'group.streams[1].stream_id',
+    'group.streams[1].source.connector_id',
+    'group.streams[1].sink.connector_id',
+  ]);
+  const badSchedule = await t.throwsAsync(
+    rig.service.createGroup(datagenToFile('g-s', rig.dir, { schedule: { ...schedule('g-s'), scheduleUnit: 'Z' } })),
+  );
   t.deepEqual(fieldsOf(badSchedule), ['group.schedule.schedule_unit']);
-  const badCast = await t.throwsAsync(rig.service.createGroup(datagenToFile('g-c', rig.dir, { streams: [{ streamId: 's1', source: { connectorId: 'datagen', options: {} }, sink: { connectorId: 'file', options: { path: rig.dir } }, fields: [{ sourceField: 'id', targetField: 'id', cast: 'decimal' as never }] }] })));
+  const badCast = await t.throwsAsync(
+    rig.service.createGroup(
+      datagenToFile('g-c', rig.dir, {
+        streams: [
+          {
+            streamId: 's1',
+            source: { connectorId: 'datagen', options: {} },
+            sink: { connectorId: 'file', options: { path: rig.dir } },
+            fields: [{ sourceField: 'id', targetField: 'id', cast: 'decimal' as never }],
+          },
+        ],
+      }),
+    ),
+  );
   t.deepEqual(fieldsOf(badCast), ['group.streams[0].fields[0].cast']);
   const created = await rig.service.createGroup(datagenToFile('g-ok', rig.dir));
   t.is(created.status, 'NEW');
@@ -55,9 +97,17 @@ test('approve registers the schedule; update re-registers it in place; delete un
   t.is(codeOf(await t.throwsAsync(rig.service.approveGroup('g-life', g.version + 5))), 'VERSION_CONFLICT');
   const approved = await rig.service.approveGroup('g-life', g.version);
   t.is(approved.status, 'REGISTERED');
-  const updated = await rig.service.updateGroup({ ...datagenToFile('g-life', rig.dir, { description: 'changed' }), version: approved.version });
+  const updated = await rig.service.updateGroup({
+    ...datagenToFile('g-life', rig.dir, { description: 'changed' }),
+    version: approved.version,
+  });
   t.is(updated.description, 'changed');
-  t.is(codeOf(await t.throwsAsync(rig.service.updateGroup({ ...datagenToFile('g-life', rig.dir), version: approved.version }))), 'VERSION_CONFLICT');
+  t.is(
+    codeOf(
+      await t.throwsAsync(rig.service.updateGroup({ ...datagenToFile('g-life', rig.dir), version: approved.version })),
+    ),
+    'VERSION_CONFLICT',
+  );
   await rig.service.deleteGroup('g-life', 0);
   t.deepEqual(rig.schedules.calls, ['register g-life', 'update g-life', 'unregister g-life']);
   t.is(codeOf(await t.throwsAsync(rig.service.getGroup('g-life'))), 'NOT_FOUND');
@@ -70,14 +120,27 @@ test('SubmitOfflineJob: NOT_FOUND, not approved, a boundary type the source cann
   const notApproved = await t.throwsAsync(rig.service.submitOfflineJob(timeWindow('g-sub'), false));
   t.is(codeOf(notApproved), 'FAILED_PRECONDITION');
   await rig.service.approveGroup('g-sub', 0);
-  for (const [lower, upper, field] of [['soon', '10', 'request.lower_bound'], ['10', '5', 'request.upper_bound'], ['1.5', '10', 'request.lower_bound']]) {
-    const err = await t.throwsAsync(rig.service.submitOfflineJob({ ...timeWindow('g-sub'), lowerBound: lower!, upperBound: upper! }, false));
+  for (const [lower, upper, field] of [
+    ['soon', '10', 'request.lower_bound'],
+    ['10', '5', 'request.upper_bound'],
+    ['1.5', '10', 'request.lower_bound'],
+  ]) {
+    const err = await t.throwsAsync(
+      rig.service.submitOfflineJob({ ...timeWindow('g-sub'), lowerBound: lower!, upperBound: upper! }, false),
+    );
     t.is(codeOf(err), 'INVALID_ARGUMENT');
     t.deepEqual(fieldsOf(err), [field]);
   }
   await rig.service.createGroup({
     ...datagenToFile('g-slow', rig.dir),
-    streams: [{ streamId: 's1', source: { connectorId: 'slow-source', options: {} }, sink: { connectorId: 'flaky-sink', options: {} }, fields: [] }],
+    streams: [
+      {
+        streamId: 's1',
+        source: { connectorId: 'slow-source', options: {} },
+        sink: { connectorId: 'flaky-sink', options: {} },
+        fields: [],
+      },
+    ],
   });
   await rig.service.approveGroup('g-slow', 0);
   const type = await t.throwsAsync(rig.service.submitOfflineJob(timeWindow('g-slow'), false));
@@ -89,7 +152,17 @@ test('a window runs end to end through the embedded runner, exactly once however
   const { rig } = t.context;
   await rig.service.createGroup(
     datagenToFile('g-run', rig.dir, {
-      streams: [{ streamId: 's1', source: { connectorId: 'datagen', options: { intervalMs: 1000 } }, sink: { connectorId: 'file', options: { path: rig.dir, format: 'jsonl' } }, fields: [{ sourceField: 'id', targetField: 'event_id', cast: 'string' }, { sourceField: 'ts', targetField: 'at', cast: '' }] }],
+      streams: [
+        {
+          streamId: 's1',
+          source: { connectorId: 'datagen', options: { intervalMs: 1000 } },
+          sink: { connectorId: 'file', options: { path: rig.dir, format: 'jsonl' } },
+          fields: [
+            { sourceField: 'id', targetField: 'event_id', cast: 'string' },
+            { sourceField: 'ts', targetField: 'at', cast: '' },
+          ],
+        },
+      ],
     }),
   );
   await rig.service.approveGroup('g-run', 0);
@@ -105,7 +178,10 @@ test('a window runs end to end through the embedded runner, exactly once however
   t.is(job.attempt, 1);
   const files = (await readdir(rig.dir)).filter((f) => f.endsWith('.jsonl'));
   t.is(files.length, 1);
-  const lines = (await readFile(join(rig.dir, files[0]!), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = (await readFile(join(rig.dir, files[0]!), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   t.is(lines.length, 3600);
   t.deepEqual(lines[0], { event_id: String(W0 / 1000), at: W0 });
   // A re-run replaces the window's output rather than doubling it.
@@ -114,17 +190,33 @@ test('a window runs end to end through the embedded runner, exactly once however
   t.is(rerun.jobs[0]!.generation, 2);
   t.is((await finished(rig, rerun.jobs[0]!.jobId)).state, 'SUCCEEDED');
   t.is((await readFile(join(rig.dir, files[0]!), 'utf8')).trim().split('\n').length, 3600);
-  t.deepEqual((await rig.service.submitOfflineJob(timeWindow('g-run'), false)).jobs.map((j) => j.generation), [2]);
+  t.deepEqual(
+    (await rig.service.submitOfflineJob(timeWindow('g-run'), false)).jobs.map((j) => j.generation),
+    [2],
+  );
 });
 
 test('a failed attempt aborts the sink and is retried per the policy; a precondition failure is not retried', async (t) => {
   const { rig } = t.context;
   const flaky = (failWrites: number, failWith = 'error') => ({
     ...datagenToFile(`g-flaky-${failWrites}-${failWith}`, rig.dir),
-    streams: [{ streamId: 's1', source: { connectorId: 'slow-source', options: { delayMs: 0 } }, sink: { connectorId: 'flaky-sink', options: { failWrites, failWith } }, fields: [] }],
+    streams: [
+      {
+        streamId: 's1',
+        source: { connectorId: 'slow-source', options: { delayMs: 0 } },
+        sink: { connectorId: 'flaky-sink', options: { failWrites, failWith } },
+        fields: [],
+      },
+    ],
     retry: { maxAttempts: 3, initialBackoffMs: 10 },
   });
-  const offset = (groupId: string) => ({ groupId, boundaryType: 'OFFSET' as const, lowerBound: '0', upperBound: '25', instanceId: '' });
+  const offset = (groupId: string) => ({
+    groupId,
+    boundaryType: 'OFFSET' as const,
+    lowerBound: '0',
+    upperBound: '25',
+    instanceId: '',
+  });
   await rig.service.createGroup(flaky(2));
   await rig.service.approveGroup('g-flaky-2-error', 0);
   const { jobs } = await rig.service.submitOfflineJob(offset('g-flaky-2-error'), false);
@@ -146,9 +238,22 @@ test('a failed attempt aborts the sink and is retried per the policy; a precondi
 
 test('cancel stops a running job, aborts its sink and records CANCELLED; watch sees every change', async (t) => {
   const { rig } = t.context;
-  await rig.service.createGroup({ ...datagenToFile('g-cancel', rig.dir), streams: [{ streamId: 's1', source: { connectorId: 'slow-source', options: { delayMs: 50 } }, sink: { connectorId: 'flaky-sink', options: {} }, fields: [] }] });
+  await rig.service.createGroup({
+    ...datagenToFile('g-cancel', rig.dir),
+    streams: [
+      {
+        streamId: 's1',
+        source: { connectorId: 'slow-source', options: { delayMs: 50 } },
+        sink: { connectorId: 'flaky-sink', options: {} },
+        fields: [],
+      },
+    ],
+  });
   await rig.service.approveGroup('g-cancel', 0);
-  const { jobs } = await rig.service.submitOfflineJob({ groupId: 'g-cancel', boundaryType: 'OFFSET', lowerBound: '0', upperBound: '100000', instanceId: 'i-1' }, false);
+  const { jobs } = await rig.service.submitOfflineJob(
+    { groupId: 'g-cancel', boundaryType: 'OFFSET', lowerBound: '0', upperBound: '100000', instanceId: 'i-1' },
+    false,
+  );
   const seen: string[] = [];
   const stop = await rig.service.watchJob(jobs[0]!.jobId, (j) => seen.push(j.state));
   await new Promise((r) => setTimeout(r, 200));
@@ -167,9 +272,22 @@ test('cancel stops a running job, aborts its sink and records CANCELLED; watch s
 
 test('a job that was running when the operator stopped runs again after the restart', async (t) => {
   const { rig } = t.context;
-  await rig.service.createGroup({ ...datagenToFile('g-restart', rig.dir), streams: [{ streamId: 's1', source: { connectorId: 'slow-source', options: { delayMs: 30 } }, sink: { connectorId: 'flaky-sink', options: {} }, fields: [] }] });
+  await rig.service.createGroup({
+    ...datagenToFile('g-restart', rig.dir),
+    streams: [
+      {
+        streamId: 's1',
+        source: { connectorId: 'slow-source', options: { delayMs: 30 } },
+        sink: { connectorId: 'flaky-sink', options: {} },
+        fields: [],
+      },
+    ],
+  });
   await rig.service.approveGroup('g-restart', 0);
-  const { jobs } = await rig.service.submitOfflineJob({ groupId: 'g-restart', boundaryType: 'OFFSET', lowerBound: '0', upperBound: '200', instanceId: '' }, false);
+  const { jobs } = await rig.service.submitOfflineJob(
+    { groupId: 'g-restart', boundaryType: 'OFFSET', lowerBound: '0', upperBound: '200', instanceId: '' },
+    false,
+  );
   await new Promise((r) => setTimeout(r, 100));
   await rig.restart();
   const job = await finished(rig, jobs[0]!.jobId);
@@ -181,20 +299,45 @@ test('a job that was running when the operator stopped runs again after the rest
 test('at most maxRunningJobs run at once; the rest wait PENDING', async (t) => {
   await t.context.rig.close();
   const rig = (t.context.rig = await operatorRig(1));
-  await rig.service.createGroup({ ...datagenToFile('g-limit', rig.dir), streams: ['a', 'b', 'c'].map((s) => ({ streamId: s, source: { connectorId: 'slow-source', options: { delayMs: 20 } }, sink: { connectorId: 'flaky-sink', options: {} }, fields: [] })) });
+  await rig.service.createGroup({
+    ...datagenToFile('g-limit', rig.dir),
+    streams: ['a', 'b', 'c'].map((s) => ({
+      streamId: s,
+      source: { connectorId: 'slow-source', options: { delayMs: 20 } },
+      sink: { connectorId: 'flaky-sink', options: {} },
+      fields: [],
+    })),
+  });
   await rig.service.approveGroup('g-limit', 0);
-  const { jobs } = await rig.service.submitOfflineJob({ groupId: 'g-limit', boundaryType: 'OFFSET', lowerBound: '0', upperBound: '50', instanceId: '' }, false);
+  const { jobs } = await rig.service.submitOfflineJob(
+    { groupId: 'g-limit', boundaryType: 'OFFSET', lowerBound: '0', upperBound: '50', instanceId: '' },
+    false,
+  );
   await new Promise((r) => setTimeout(r, 60));
   const states = await Promise.all(jobs.map((j) => rig.service.getJob(j.jobId).then((x) => x.state)));
   t.deepEqual(states, ['RUNNING', 'PENDING', 'PENDING']);
   await rig.service.idle();
-  t.deepEqual(await Promise.all(jobs.map((j) => rig.service.getJob(j.jobId).then((x) => x.state))), ['SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED']);
+  t.deepEqual(await Promise.all(jobs.map((j) => rig.service.getJob(j.jobId).then((x) => x.state))), [
+    'SUCCEEDED',
+    'SUCCEEDED',
+    'SUCCEEDED',
+  ]);
   t.true(existsSync(rig.dir));
 });
 
 test('a re-run submitted twice with the same instance id (a retried call) runs once', async (t) => {
   const { rig } = t.context;
-  await rig.service.createGroup({ ...datagenToFile('g-retry', rig.dir), streams: [{ streamId: 's1', source: { connectorId: 'slow-source', options: { delayMs: 0 } }, sink: { connectorId: 'flaky-sink', options: {} }, fields: [] }] });
+  await rig.service.createGroup({
+    ...datagenToFile('g-retry', rig.dir),
+    streams: [
+      {
+        streamId: 's1',
+        source: { connectorId: 'slow-source', options: { delayMs: 0 } },
+        sink: { connectorId: 'flaky-sink', options: {} },
+        fields: [],
+      },
+    ],
+  });
   await rig.service.approveGroup('g-retry', 0);
   const window = { groupId: 'g-retry', boundaryType: 'OFFSET' as const, lowerBound: '0', upperBound: '10' };
   await rig.service.submitOfflineJob({ ...window, instanceId: 'inst-1' }, false);
@@ -203,7 +346,10 @@ test('a re-run submitted twice with the same instance id (a retried call) runs o
   const retried = await rig.service.submitOfflineJob({ ...window, instanceId: 'inst-1#2' }, true);
   t.true(rerun.created);
   t.false(retried.created);
-  t.deepEqual(retried.jobs.map((j) => j.jobId), rerun.jobs.map((j) => j.jobId));
+  t.deepEqual(
+    retried.jobs.map((j) => j.jobId),
+    rerun.jobs.map((j) => j.jobId),
+  );
   await rig.service.idle();
   const third = await rig.service.submitOfflineJob({ ...window, instanceId: 'inst-1#3' }, true);
   t.is(third.jobs[0]!.generation, 3, 'a later re-run is a new run');

@@ -74,21 +74,31 @@ const sqlite: Backend = {
       },
       async appliedMigrations() {
         return withRaw((raw) =>
-          (raw.prepare('SELECT version, description, applied_at FROM schema_migrations ORDER BY version').all() as { version: number; description: string; applied_at: number }[]).map(
-            (r) => ({ version: r.version, description: r.description, appliedAt: r.applied_at }),
-          ),
+          (
+            raw.prepare('SELECT version, description, applied_at FROM schema_migrations ORDER BY version').all() as {
+              version: number;
+              description: string;
+              applied_at: number;
+            }[]
+          ).map((r) => ({ version: r.version, description: r.description, appliedAt: r.applied_at })),
         );
       },
       async applyVersion1() {
         withRaw((raw) => {
-          raw.exec('CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+          raw.exec(
+            'CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER NOT NULL)',
+          );
           for (const sql of VERSION_1.sqlite) raw.exec(sql);
-          raw.prepare('INSERT INTO schema_migrations (version, description, applied_at) VALUES (1, ?, ?)').run(VERSION_1.description, Date.now());
+          raw
+            .prepare('INSERT INTO schema_migrations (version, description, applied_at) VALUES (1, ?, ?)')
+            .run(VERSION_1.description, Date.now());
         }, false);
       },
       async tables() {
         return withRaw((raw) =>
-          (raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]).map((r) => r.name),
+          (
+            raw.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[]
+          ).map((r) => r.name),
         );
       },
     };
@@ -131,20 +141,32 @@ const postgres: Backend = {
             `SELECT version, description, applied_at FROM "${schema}".schema_migrations ORDER BY version`,
           ),
         );
-        return result.rows.map((r) => ({ version: r.version, description: r.description, appliedAt: Number(r.applied_at) }));
+        return result.rows.map((r) => ({
+          version: r.version,
+          description: r.description,
+          appliedAt: Number(r.applied_at),
+        }));
       },
       async applyVersion1() {
         await withPgClient(async (client) => {
           await client.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
           await client.query(`SET search_path = "${schema}"`);
-          await client.query('CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)');
+          await client.query(
+            'CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)',
+          );
           for (const sql of VERSION_1.postgres) await client.query(sql);
-          await client.query('INSERT INTO schema_migrations (version, description, applied_at) VALUES (1, $1, $2)', [VERSION_1.description, Date.now()]);
+          await client.query('INSERT INTO schema_migrations (version, description, applied_at) VALUES (1, $1, $2)', [
+            VERSION_1.description,
+            Date.now(),
+          ]);
         });
       },
       async tables() {
         const result = await withPgClient((client) =>
-          client.query<{ table_name: string }>('SELECT table_name FROM information_schema.tables WHERE table_schema = $1', [schema]),
+          client.query<{ table_name: string }>(
+            'SELECT table_name FROM information_schema.tables WHERE table_schema = $1',
+            [schema],
+          ),
         );
         return result.rows.map((r) => r.table_name).sort();
       },
@@ -196,7 +218,16 @@ function stream(streamId: string): StreamSpec {
     source: {
       connectorId: 'kafka',
       // Nested values, unicode, numbers beyond 2^31, floats, booleans and null: JSON must round-trip them all.
-      options: { brokers: ['k1:9092', 'k2:9092'], topic: `t-${streamId}`, 'group.id': 'ßluice ✓', startMs: T0, ratio: 0.125, ssl: false, sasl: null, nested: { a: [1, { b: 'c' }] } },
+      options: {
+        brokers: ['k1:9092', 'k2:9092'],
+        topic: `t-${streamId}`,
+        'group.id': 'ßluice ✓',
+        startMs: T0,
+        ratio: 0.125,
+        ssl: false,
+        sasl: null,
+        nested: { a: [1, { b: 'c' }] },
+      },
     },
     sink: { connectorId: 'postgres', options: { table: `public.${streamId}`, batchSize: 500 } },
     fields: [
@@ -228,7 +259,13 @@ function timeWindow(k: number): Boundaries {
   return { boundaryType: 'TIME', lowerBound: String(T0 + k * HOUR), upperBound: String(T0 + (k + 1) * HOUR) };
 }
 
-function job(jobId: string, groupId: string, streamId: string, boundaries: Boundaries, patch: Partial<JobRecord> = {}): JobRecord {
+function job(
+  jobId: string,
+  groupId: string,
+  streamId: string,
+  boundaries: Boundaries,
+  patch: Partial<JobRecord> = {},
+): JobRecord {
   return {
     jobId,
     groupId,
@@ -239,7 +276,12 @@ function job(jobId: string, groupId: string, streamId: string, boundaries: Bound
     state: 'PENDING',
     runner: 'embedded',
     attempt: 0,
-    resolvedSourceOptions: { topic: `t-${streamId}`, startMs: Number(boundaries.lowerBound) || 0, stopMs: Number(boundaries.upperBound) || 0, brokers: ['k1:9092'] },
+    resolvedSourceOptions: {
+      topic: `t-${streamId}`,
+      startMs: Number(boundaries.lowerBound) || 0,
+      stopMs: Number(boundaries.upperBound) || 0,
+      brokers: ['k1:9092'],
+    },
     resolvedPositions: {},
     progress: { records: 0, bytes: 0, positions: {} },
     error: '',
@@ -251,7 +293,13 @@ function job(jobId: string, groupId: string, streamId: string, boundaries: Bound
 }
 
 /** The jobs of one window, one per stream; job ids `<prefix>-<stream>`. */
-function windowJobs(prefix: string, groupId: string, boundaries: Boundaries, streams: readonly string[], patch: Partial<JobRecord> = {}): JobRecord[] {
+function windowJobs(
+  prefix: string,
+  groupId: string,
+  boundaries: Boundaries,
+  streams: readonly string[],
+  patch: Partial<JobRecord> = {},
+): JobRecord[] {
   return streams.map((streamId) => job(`${prefix}-${streamId}`, groupId, streamId, boundaries, patch));
 }
 
@@ -265,14 +313,25 @@ const byJobId = (x: JobRecord, y: JobRecord) => (x.jobId < y.jobId ? -1 : x.jobI
 contract('groups: insert, get, list in groupId order with status filter and keyset paging', async (t, db) => {
   const store = await db.open();
   const records = [
-    group('g-c', { status: 'REGISTERED', runner: 'flink', schedule: scheduleInfo('g-c', { scheduleType: 1, crontabExpression: '0 0 * * * ?' }) }),
+    group('g-c', {
+      status: 'REGISTERED',
+      runner: 'flink',
+      schedule: scheduleInfo('g-c', { scheduleType: 1, crontabExpression: '0 0 * * * ?' }),
+    }),
     group('g-a'),
     group('g-d', { status: 'DELETED', version: 4, streams: [] }),
-    group('g-b', { status: 'APPROVED', runner: '', retry: { maxAttempts: 1, initialBackoffMs: 0 }, description: '', createdAt: NOW - HOUR }),
+    group('g-b', {
+      status: 'APPROVED',
+      runner: '',
+      retry: { maxAttempts: 1, initialBackoffMs: 0 },
+      description: '',
+      createdAt: NOW - HOUR,
+    }),
   ];
   for (const record of records) await store.insertGroup(record);
 
-  for (const record of records) t.deepEqual(await store.getGroup(record.groupId), record, `${record.groupId} reads back as written`);
+  for (const record of records)
+    t.deepEqual(await store.getGroup(record.groupId), record, `${record.groupId} reads back as written`);
   const a = await store.getGroup('g-a');
   t.is(typeof a?.createdAt, 'number');
   t.is(typeof a?.schedule.startTime, 'number');
@@ -280,13 +339,23 @@ contract('groups: insert, get, list in groupId order with status filter and keys
   t.is(await store.getGroup('g-missing'), undefined);
 
   t.deepEqual(groupIds(await store.listGroups({ limit: 100 })), ['g-a', 'g-b', 'g-c', 'g-d']);
-  t.deepEqual(await store.listGroups({ limit: 100 }), [...records].sort((x, y) => x.groupId.localeCompare(y.groupId)), 'whole records');
+  t.deepEqual(
+    await store.listGroups({ limit: 100 }),
+    [...records].sort((x, y) => x.groupId.localeCompare(y.groupId)),
+    'whole records',
+  );
   t.deepEqual(groupIds(await store.listGroups({ limit: 2 })), ['g-a', 'g-b']);
   t.deepEqual(groupIds(await store.listGroups({ limit: 2, afterGroupId: 'g-b' })), ['g-c', 'g-d']);
   t.deepEqual(groupIds(await store.listGroups({ limit: 2, afterGroupId: 'g-d' })), []);
-  t.deepEqual(groupIds(await store.listGroups({ limit: 100, afterGroupId: 'g-' })), ['g-a', 'g-b', 'g-c', 'g-d'], 'after a key that is not stored');
+  t.deepEqual(
+    groupIds(await store.listGroups({ limit: 100, afterGroupId: 'g-' })),
+    ['g-a', 'g-b', 'g-c', 'g-d'],
+    'after a key that is not stored',
+  );
   t.deepEqual(groupIds(await store.listGroups({ limit: 100, statuses: ['APPROVED', 'DELETED'] })), ['g-b', 'g-d']);
-  t.deepEqual(groupIds(await store.listGroups({ limit: 1, statuses: ['APPROVED', 'DELETED'], afterGroupId: 'g-b' })), ['g-d']);
+  t.deepEqual(groupIds(await store.listGroups({ limit: 1, statuses: ['APPROVED', 'DELETED'], afterGroupId: 'g-b' })), [
+    'g-d',
+  ]);
   t.deepEqual(groupIds(await store.listGroups({ limit: 100, statuses: [] })), []);
   t.deepEqual(groupIds(await store.listGroups({ limit: 0 })), []);
   await t.throwsAsync(store.listGroups({ limit: -1 }), { code: 'INVALID_ARGUMENT' });
@@ -312,7 +381,10 @@ contract('insertGroup: ALREADY_EXISTS while the group exists and is not DELETED'
     const groupId = `g-${status.toLowerCase()}`;
     const original = group(groupId, { status });
     await store.insertGroup(original);
-    await t.throwsAsync(store.insertGroup(group(groupId, { runner: 'flink', version: 7 })), { code: 'ALREADY_EXISTS', message: new RegExp(groupId) });
+    await t.throwsAsync(store.insertGroup(group(groupId, { runner: 'flink', version: 7 })), {
+      code: 'ALREADY_EXISTS',
+      message: new RegExp(groupId),
+    });
     t.deepEqual(await store.getGroup(groupId), original, `${status}: the stored group is untouched`);
   }
 });
@@ -322,14 +394,26 @@ contract('insertGroup: a DELETED group is replaced, atomically under concurrency
   await a.insertGroup(group('g-1'));
   await a.updateGroup(group('g-1', { status: 'DELETED', version: 2, updatedAt: NOW + 1 }), 1);
 
-  const replacement = group('g-1', { streams: [stream('s-9')], runner: 'flink', description: 'again', createdAt: NOW + 2, updatedAt: NOW + 2 });
+  const replacement = group('g-1', {
+    streams: [stream('s-9')],
+    runner: 'flink',
+    description: 'again',
+    createdAt: NOW + 2,
+    updatedAt: NOW + 2,
+  });
   await b.insertGroup(replacement);
-  t.deepEqual(await a.getGroup('g-1'), replacement, 'the DELETED row is replaced by the new record, version and createdAt included');
+  t.deepEqual(
+    await a.getGroup('g-1'),
+    replacement,
+    'the DELETED row is replaced by the new record, version and createdAt included',
+  );
   await t.throwsAsync(a.insertGroup(replacement), { code: 'ALREADY_EXISTS' }, 'once replaced, it is live again');
 
   // Many replicas re-creating the same deleted group: exactly one wins, the others see ALREADY_EXISTS.
   await a.updateGroup({ ...replacement, status: 'DELETED', version: 2 }, 1);
-  const attempts = Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).insertGroup(group('g-1', { description: `attempt-${i}` })));
+  const attempts = Array.from({ length: 10 }, (_, i) =>
+    (i % 2 ? a : b).insertGroup(group('g-1', { description: `attempt-${i}` })),
+  );
   const results = await Promise.allSettled(attempts);
   const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
   t.is(won.length, 1, 'exactly one insert replaces the DELETED row');
@@ -337,153 +421,260 @@ contract('insertGroup: a DELETED group is replaced, atomically under concurrency
   t.is((await a.getGroup('g-1'))?.description, `attempt-${won[0]}`);
 });
 
-contract('updateGroup: optimistic locking (VERSION_CONFLICT on a stale version, NOT_FOUND when missing)', async (t, db) => {
-  const [a, b] = [await db.open(), await db.open()];
-  const v1 = group('g-1');
-  await a.insertGroup(v1);
+contract(
+  'updateGroup: optimistic locking (VERSION_CONFLICT on a stale version, NOT_FOUND when missing)',
+  async (t, db) => {
+    const [a, b] = [await db.open(), await db.open()];
+    const v1 = group('g-1');
+    await a.insertGroup(v1);
 
-  const v2 = { ...v1, status: 'APPROVED' as const, streams: [stream('s-3')], retry: { maxAttempts: 5, initialBackoffMs: 250 }, version: 2, updatedAt: NOW + 10 };
-  await a.updateGroup(v2, 1);
-  t.deepEqual(await b.getGroup('g-1'), v2, 'the write is visible to another store');
+    const v2 = {
+      ...v1,
+      status: 'APPROVED' as const,
+      streams: [stream('s-3')],
+      retry: { maxAttempts: 5, initialBackoffMs: 250 },
+      version: 2,
+      updatedAt: NOW + 10,
+    };
+    await a.updateGroup(v2, 1);
+    t.deepEqual(await b.getGroup('g-1'), v2, 'the write is visible to another store');
 
-  const stale = { ...v1, status: 'REGISTERED' as const, version: 2, updatedAt: NOW + 20 };
-  await t.throwsAsync(b.updateGroup(stale, 1), { code: 'VERSION_CONFLICT', message: 'group g-1 was changed: version 1 is stale (current 2)' });
-  t.deepEqual(await a.getGroup('g-1'), v2, 'a rejected update changes nothing');
+    const stale = { ...v1, status: 'REGISTERED' as const, version: 2, updatedAt: NOW + 20 };
+    await t.throwsAsync(b.updateGroup(stale, 1), {
+      code: 'VERSION_CONFLICT',
+      message: 'group g-1 was changed: version 1 is stale (current 2)',
+    });
+    t.deepEqual(await a.getGroup('g-1'), v2, 'a rejected update changes nothing');
 
-  await t.throwsAsync(a.updateGroup(group('g-missing', { version: 2 }), 1), { code: 'NOT_FOUND', message: /g-missing/ });
-  await t.throwsAsync(a.updateGroup({ ...v2, version: 5 }, 2), { code: 'INVALID_ARGUMENT' }, 'the new version must be expected + 1');
-  t.deepEqual(await a.getGroup('g-1'), v2);
+    await t.throwsAsync(a.updateGroup(group('g-missing', { version: 2 }), 1), {
+      code: 'NOT_FOUND',
+      message: /g-missing/,
+    });
+    await t.throwsAsync(
+      a.updateGroup({ ...v2, version: 5 }, 2),
+      { code: 'INVALID_ARGUMENT' },
+      'the new version must be expected + 1',
+    );
+    t.deepEqual(await a.getGroup('g-1'), v2);
 
-  // createdAt is the insert's; every other field is the update's.
-  const v3 = {
-    ...v2,
-    status: 'REGISTERED' as const,
-    description: 'changed',
-    schedule: scheduleInfo('g-1', { scheduleUnit: 'D', timeZone: 'UTC' }),
-    runner: 'flink',
-    version: 3,
-    createdAt: 1,
-    updatedAt: NOW + 30,
-  };
-  await b.updateGroup(v3, 2);
-  t.deepEqual(await a.getGroup('g-1'), { ...v3, createdAt: v1.createdAt });
+    // createdAt is the insert's; every other field is the update's.
+    const v3 = {
+      ...v2,
+      status: 'REGISTERED' as const,
+      description: 'changed',
+      schedule: scheduleInfo('g-1', { scheduleUnit: 'D', timeZone: 'UTC' }),
+      runner: 'flink',
+      version: 3,
+      createdAt: 1,
+      updatedAt: NOW + 30,
+    };
+    await b.updateGroup(v3, 2);
+    t.deepEqual(await a.getGroup('g-1'), { ...v3, createdAt: v1.createdAt });
 
-  // Concurrent writers holding the same version: exactly one wins.
-  const writers = Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).updateGroup({ ...v3, description: `writer-${i}`, version: 4 }, 3));
-  const results = await Promise.allSettled(writers);
-  const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
-  t.is(won.length, 1, 'exactly one concurrent update succeeds');
-  for (const r of results) if (r.status === 'rejected') t.is((r.reason as { code?: string }).code, 'VERSION_CONFLICT');
-  t.like(await a.getGroup('g-1'), { version: 4, description: `writer-${won[0]}` });
-});
+    // Concurrent writers holding the same version: exactly one wins.
+    const writers = Array.from({ length: 10 }, (_, i) =>
+      (i % 2 ? a : b).updateGroup({ ...v3, description: `writer-${i}`, version: 4 }, 3),
+    );
+    const results = await Promise.allSettled(writers);
+    const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+    t.is(won.length, 1, 'exactly one concurrent update succeeds');
+    for (const r of results)
+      if (r.status === 'rejected') t.is((r.reason as { code?: string }).code, 'VERSION_CONFLICT');
+    t.like(await a.getGroup('g-1'), { version: 4, description: `writer-${won[0]}` });
+  },
+);
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Jobs
 
-contract('insertWindowJobs: inserts a window once; a repeat (or any overlap) inserts nothing and returns false', async (t, db) => {
-  const store = await db.open();
-  const w = timeWindow(0);
-  const first = windowJobs('j1', 'g-1', w, ['s-2', 's-1', 's-3'], { resolvedPositions: { '0': '42', '1': '9007199254740993' } });
-  t.true(await store.insertWindowJobs(first));
-  for (const j of first) t.deepEqual(await store.getJob(j.jobId), j, `${j.jobId} reads back as written`);
-  t.is(await store.getJob('no-such-job'), undefined);
+contract(
+  'insertWindowJobs: inserts a window once; a repeat (or any overlap) inserts nothing and returns false',
+  async (t, db) => {
+    const store = await db.open();
+    const w = timeWindow(0);
+    const first = windowJobs('j1', 'g-1', w, ['s-2', 's-1', 's-3'], {
+      resolvedPositions: { '0': '42', '1': '9007199254740993' },
+    });
+    t.true(await store.insertWindowJobs(first));
+    for (const j of first) t.deepEqual(await store.getJob(j.jobId), j, `${j.jobId} reads back as written`);
+    t.is(await store.getJob('no-such-job'), undefined);
 
-  t.false(await store.insertWindowJobs(first), 'the same call again');
-  t.false(await store.insertWindowJobs(windowJobs('j2', 'g-1', w, ['s-1', 's-2', 's-3'])), 'the same window with other job ids');
-  t.false(await store.insertWindowJobs(windowJobs('j3', 'g-1', w, ['s-3', 's-4'])), 'one stream of the window exists');
-  t.is(await store.getJob('j3-s-4'), undefined, 'nothing of a refused call is inserted');
-  t.deepEqual(jobIds(await store.listJobs({ groupId: 'g-1', limit: 100 })), ['j1-s-1', 'j1-s-2', 'j1-s-3']);
+    t.false(await store.insertWindowJobs(first), 'the same call again');
+    t.false(
+      await store.insertWindowJobs(windowJobs('j2', 'g-1', w, ['s-1', 's-2', 's-3'])),
+      'the same window with other job ids',
+    );
+    t.false(
+      await store.insertWindowJobs(windowJobs('j3', 'g-1', w, ['s-3', 's-4'])),
+      'one stream of the window exists',
+    );
+    t.is(await store.getJob('j3-s-4'), undefined, 'nothing of a refused call is inserted');
+    t.deepEqual(jobIds(await store.listJobs({ groupId: 'g-1', limit: 100 })), ['j1-s-1', 'j1-s-2', 'j1-s-3']);
 
-  // Other windows, groups and boundary types are other keys.
-  t.true(await store.insertWindowJobs(windowJobs('j4', 'g-1', timeWindow(1), ['s-1'])), 'the next window');
-  t.true(await store.insertWindowJobs(windowJobs('j5', 'g-1', { ...w, upperBound: String(T0 + 2 * HOUR) }, ['s-1'])), 'same lower, other upper bound');
-  t.true(await store.insertWindowJobs(windowJobs('j6', 'g-2', w, ['s-1'])), 'another group');
-  const offsets: Boundaries = { boundaryType: 'OFFSET', lowerBound: w.lowerBound, upperBound: w.upperBound };
-  const offsetJobs = windowJobs('j7', 'g-1', offsets, ['s-1'], { startedAt: NOW + 1, finishedAt: NOW + 2, state: 'SUCCEEDED', error: 'warn: ✓' });
-  t.true(await store.insertWindowJobs(offsetJobs), 'an OFFSET window with the same bounds');
-  t.deepEqual(await store.getJob('j7-s-1'), offsetJobs[0], 'optional fields round-trip');
+    // Other windows, groups and boundary types are other keys.
+    t.true(await store.insertWindowJobs(windowJobs('j4', 'g-1', timeWindow(1), ['s-1'])), 'the next window');
+    t.true(
+      await store.insertWindowJobs(windowJobs('j5', 'g-1', { ...w, upperBound: String(T0 + 2 * HOUR) }, ['s-1'])),
+      'same lower, other upper bound',
+    );
+    t.true(await store.insertWindowJobs(windowJobs('j6', 'g-2', w, ['s-1'])), 'another group');
+    const offsets: Boundaries = { boundaryType: 'OFFSET', lowerBound: w.lowerBound, upperBound: w.upperBound };
+    const offsetJobs = windowJobs('j7', 'g-1', offsets, ['s-1'], {
+      startedAt: NOW + 1,
+      finishedAt: NOW + 2,
+      state: 'SUCCEEDED',
+      error: 'warn: ✓',
+    });
+    t.true(await store.insertWindowJobs(offsetJobs), 'an OFFSET window with the same bounds');
+    t.deepEqual(await store.getJob('j7-s-1'), offsetJobs[0], 'optional fields round-trip');
 
-  // Not the jobs of one window: refused before anything is written.
-  await t.throwsAsync(store.insertWindowJobs([]), { code: 'INVALID_ARGUMENT' });
-  await t.throwsAsync(store.insertWindowJobs([job('x-1', 'g-3', 's-1', w), job('x-2', 'g-3', 's-2', timeWindow(5))]), { code: 'INVALID_ARGUMENT', message: /jobs\[1\]/ });
-  await t.throwsAsync(store.insertWindowJobs([job('x-1', 'g-3', 's-1', w), job('x-2', 'g-4', 's-2', w)]), { code: 'INVALID_ARGUMENT' });
-  await t.throwsAsync(store.insertWindowJobs([job('x-1', 'g-3', 's-1', w), job('x-2', 'g-3', 's-2', w, { generation: 2 })]), { code: 'INVALID_ARGUMENT' });
-  await t.throwsAsync(store.insertWindowJobs([job('x-1', 'g-3', 's-1', w), job('x-2', 'g-3', 's-1', w)]), { code: 'INVALID_ARGUMENT', message: /one job per stream/ });
-  t.deepEqual(await store.listJobs({ groupId: 'g-3', limit: 100 }), []);
-});
+    // Not the jobs of one window: refused before anything is written.
+    await t.throwsAsync(store.insertWindowJobs([]), { code: 'INVALID_ARGUMENT' });
+    await t.throwsAsync(
+      store.insertWindowJobs([job('x-1', 'g-3', 's-1', w), job('x-2', 'g-3', 's-2', timeWindow(5))]),
+      { code: 'INVALID_ARGUMENT', message: /jobs\[1\]/ },
+    );
+    await t.throwsAsync(store.insertWindowJobs([job('x-1', 'g-3', 's-1', w), job('x-2', 'g-4', 's-2', w)]), {
+      code: 'INVALID_ARGUMENT',
+    });
+    await t.throwsAsync(
+      store.insertWindowJobs([job('x-1', 'g-3', 's-1', w), job('x-2', 'g-3', 's-2', w, { generation: 2 })]),
+      { code: 'INVALID_ARGUMENT' },
+    );
+    await t.throwsAsync(store.insertWindowJobs([job('x-1', 'g-3', 's-1', w), job('x-2', 'g-3', 's-1', w)]), {
+      code: 'INVALID_ARGUMENT',
+      message: /one job per stream/,
+    });
+    t.deepEqual(await store.listJobs({ groupId: 'g-3', limit: 100 }), []);
+  },
+);
 
 contract('insertWindowJobs: 20 concurrent calls for one window from two stores, exactly one inserts', async (t, db) => {
   const [a, b] = [await db.open(), await db.open()];
   const streams = ['s-1', 's-2', 's-3', 's-4'];
   const calls = Array.from({ length: 20 }, (_, i) =>
     // Each caller lists the streams in its own order: the store must not deadlock on that.
-    (i % 2 ? a : b).insertWindowJobs(windowJobs(`c${String(i).padStart(2, '0')}`, 'g-1', timeWindow(3), i % 3 ? streams : [...streams].reverse(), { owner: `replica-${i}` })),
+    (i % 2 ? a : b).insertWindowJobs(
+      windowJobs(`c${String(i).padStart(2, '0')}`, 'g-1', timeWindow(3), i % 3 ? streams : [...streams].reverse(), {
+        owner: `replica-${i}`,
+      }),
+    ),
   );
   const results = await Promise.all(calls);
   const winners = results.flatMap((inserted, i) => (inserted ? [i] : []));
   t.is(winners.length, 1, 'exactly one call returns true');
   const prefix = `c${String(winners[0]).padStart(2, '0')}`;
   const stored = await a.listJobs({ groupId: 'g-1', limit: 100 });
-  t.deepEqual(jobIds(stored), streams.map((s) => `${prefix}-${s}`), "one row per stream, all the winner's");
+  t.deepEqual(
+    jobIds(stored),
+    streams.map((s) => `${prefix}-${s}`),
+    "one row per stream, all the winner's",
+  );
   t.true(stored.every((j) => j.owner === `replica-${winners[0]}`));
   t.deepEqual(await b.latestWindowJobs('g-1', timeWindow(3)), stored);
 });
 
-contract('insertWindowJobs: a higher generation inserts again; latestWindowJobs returns only the latest', async (t, db) => {
-  const [a, b] = [await db.open(), await db.open()];
-  const w = timeWindow(2);
-  t.deepEqual(await a.latestWindowJobs('g-1', w), [], 'no jobs yet');
+contract(
+  'insertWindowJobs: a higher generation inserts again; latestWindowJobs returns only the latest',
+  async (t, db) => {
+    const [a, b] = [await db.open(), await db.open()];
+    const w = timeWindow(2);
+    t.deepEqual(await a.latestWindowJobs('g-1', w), [], 'no jobs yet');
 
-  const gen1 = windowJobs('g1', 'g-1', w, ['s-b', 's-a'], { state: 'SUCCEEDED', finishedAt: NOW + 5 });
-  t.true(await a.insertWindowJobs(gen1));
-  t.deepEqual(await b.latestWindowJobs('g-1', w), [...gen1].reverse(), 'generation 1, ordered by streamId');
+    const gen1 = windowJobs('g1', 'g-1', w, ['s-b', 's-a'], { state: 'SUCCEEDED', finishedAt: NOW + 5 });
+    t.true(await a.insertWindowJobs(gen1));
+    t.deepEqual(await b.latestWindowJobs('g-1', w), [...gen1].reverse(), 'generation 1, ordered by streamId');
 
-  const gen2 = windowJobs('g2', 'g-1', w, ['s-c', 's-a', 's-b'], { generation: 2, instanceId: '' });
-  t.true(await b.insertWindowJobs(gen2), 'a re-run: the next generation');
-  t.false(await a.insertWindowJobs(windowJobs('g2x', 'g-1', w, ['s-a'], { generation: 2 })), 'generation 2 exists now');
-  t.deepEqual(await a.latestWindowJobs('g-1', w), [gen2[1], gen2[2], gen2[0]], 'only generation 2, ordered by streamId');
-  t.deepEqual(await a.getJob('g1-s-a'), gen1[1], 'generation 1 stays');
+    const gen2 = windowJobs('g2', 'g-1', w, ['s-c', 's-a', 's-b'], { generation: 2, instanceId: '' });
+    t.true(await b.insertWindowJobs(gen2), 'a re-run: the next generation');
+    t.false(
+      await a.insertWindowJobs(windowJobs('g2x', 'g-1', w, ['s-a'], { generation: 2 })),
+      'generation 2 exists now',
+    );
+    t.deepEqual(
+      await a.latestWindowJobs('g-1', w),
+      [gen2[1], gen2[2], gen2[0]],
+      'only generation 2, ordered by streamId',
+    );
+    t.deepEqual(await a.getJob('g1-s-a'), gen1[1], 'generation 1 stays');
 
-  // Other windows are not mixed in: another upper bound, boundary type, group.
-  t.deepEqual(await a.latestWindowJobs('g-1', { ...w, upperBound: String(T0 + 9 * HOUR) }), []);
-  t.deepEqual(await a.latestWindowJobs('g-1', { ...w, boundaryType: 'OFFSET' }), []);
-  t.deepEqual(await a.latestWindowJobs('g-2', w), []);
-  const otherWindow = windowJobs('o1', 'g-1', timeWindow(3), ['s-a'], { generation: 7 });
-  t.true(await a.insertWindowJobs(otherWindow));
-  t.deepEqual(await a.latestWindowJobs('g-1', w), [gen2[1], gen2[2], gen2[0]], "another window's higher generation does not count");
-  t.deepEqual(await a.latestWindowJobs('g-1', timeWindow(3)), otherWindow);
+    // Other windows are not mixed in: another upper bound, boundary type, group.
+    t.deepEqual(await a.latestWindowJobs('g-1', { ...w, upperBound: String(T0 + 9 * HOUR) }), []);
+    t.deepEqual(await a.latestWindowJobs('g-1', { ...w, boundaryType: 'OFFSET' }), []);
+    t.deepEqual(await a.latestWindowJobs('g-2', w), []);
+    const otherWindow = windowJobs('o1', 'g-1', timeWindow(3), ['s-a'], { generation: 7 });
+    t.true(await a.insertWindowJobs(otherWindow));
+    t.deepEqual(
+      await a.latestWindowJobs('g-1', w),
+      [gen2[1], gen2[2], gen2[0]],
+      "another window's higher generation does not count",
+    );
+    t.deepEqual(await a.latestWindowJobs('g-1', timeWindow(3)), otherWindow);
 
-  // OFFSET windows: connector-defined bounds.
-  const offsets: Boundaries = { boundaryType: 'OFFSET', lowerBound: '{"0":"100"}', upperBound: '{"0":"200"}' };
-  const offsetJobs = windowJobs('off', 'g-1', offsets, ['s-a']);
-  t.true(await a.insertWindowJobs(offsetJobs));
-  t.deepEqual(await b.latestWindowJobs('g-1', offsets), offsetJobs);
-});
+    // OFFSET windows: connector-defined bounds.
+    const offsets: Boundaries = { boundaryType: 'OFFSET', lowerBound: '{"0":"100"}', upperBound: '{"0":"200"}' };
+    const offsetJobs = windowJobs('off', 'g-1', offsets, ['s-a']);
+    t.true(await a.insertWindowJobs(offsetJobs));
+    t.deepEqual(await b.latestWindowJobs('g-1', offsets), offsetJobs);
+  },
+);
 
 contract('updateJob: applies the patch, guarded by fromStates; returns the row after', async (t, db) => {
   const [a, b] = [await db.open(), await db.open()];
   const [pending] = windowJobs('j', 'g-1', timeWindow(0), ['s-1']) as [JobRecord];
   await a.insertWindowJobs([pending]);
 
-  const running = await a.updateJob(pending.jobId, { state: 'RUNNING', attempt: 1, owner: 'replica-b', startedAt: NOW + 1 }, NOW + 1, ['PENDING']);
-  t.deepEqual(running, { ...pending, state: 'RUNNING', attempt: 1, owner: 'replica-b', startedAt: NOW + 1, updatedAt: NOW + 1 });
+  const running = await a.updateJob(
+    pending.jobId,
+    { state: 'RUNNING', attempt: 1, owner: 'replica-b', startedAt: NOW + 1 },
+    NOW + 1,
+    ['PENDING'],
+  );
+  t.deepEqual(running, {
+    ...pending,
+    state: 'RUNNING',
+    attempt: 1,
+    owner: 'replica-b',
+    startedAt: NOW + 1,
+    updatedAt: NOW + 1,
+  });
   t.deepEqual(await b.getJob(pending.jobId), running);
 
   t.is(await a.updateJob(pending.jobId, { state: 'RUNNING' }, NOW + 2, ['PENDING']), undefined, 'not in a from-state');
-  t.is(await a.updateJob(pending.jobId, { state: 'FAILED' }, NOW + 2, []), undefined, 'empty fromStates matches nothing');
+  t.is(
+    await a.updateJob(pending.jobId, { state: 'FAILED' }, NOW + 2, []),
+    undefined,
+    'empty fromStates matches nothing',
+  );
   t.is(await a.updateJob('no-such-job', { state: 'FAILED' }, NOW + 2), undefined, 'no such job');
   t.deepEqual(await a.getJob(pending.jobId), running, 'refused updates change nothing');
 
   // JSON fields are replaced whole; a partial patch keeps the rest.
   const progressed = await b.updateJob(
     pending.jobId,
-    { progress: { records: 1200, bytes: 2 ** 40, positions: { '0': '17', '3': '9' } }, resolvedPositions: { '0': '5', '3': '1' } },
+    {
+      progress: { records: 1200, bytes: 2 ** 40, positions: { '0': '17', '3': '9' } },
+      resolvedPositions: { '0': '5', '3': '1' },
+    },
     NOW + 3,
     ['RUNNING'],
   );
-  t.deepEqual(progressed, { ...running!, progress: { records: 1200, bytes: 2 ** 40, positions: { '0': '17', '3': '9' } }, resolvedPositions: { '0': '5', '3': '1' }, updatedAt: NOW + 3 });
-  const failed = await a.updateJob(pending.jobId, { state: 'FAILED', error: 'sink: connection refused', finishedAt: NOW + 4 }, NOW + 4);
-  t.deepEqual(failed, { ...progressed!, state: 'FAILED', error: 'sink: connection refused', finishedAt: NOW + 4, updatedAt: NOW + 4 }, 'any state without fromStates');
+  t.deepEqual(progressed, {
+    ...running!,
+    progress: { records: 1200, bytes: 2 ** 40, positions: { '0': '17', '3': '9' } },
+    resolvedPositions: { '0': '5', '3': '1' },
+    updatedAt: NOW + 3,
+  });
+  const failed = await a.updateJob(
+    pending.jobId,
+    { state: 'FAILED', error: 'sink: connection refused', finishedAt: NOW + 4 },
+    NOW + 4,
+  );
+  t.deepEqual(
+    failed,
+    { ...progressed!, state: 'FAILED', error: 'sink: connection refused', finishedAt: NOW + 4, updatedAt: NOW + 4 },
+    'any state without fromStates',
+  );
   const noted = await a.updateJob(pending.jobId, {}, NOW + 5);
   t.deepEqual(noted, { ...failed!, updatedAt: NOW + 5 }, 'an empty patch only touches updatedAt');
   const retried = await a.updateJob(pending.jobId, { state: 'PENDING', attempt: 2, error: '' }, NOW + 6, ['FAILED']);
@@ -493,7 +684,9 @@ contract('updateJob: applies the patch, guarded by fromStates; returns the row a
   const [next] = windowJobs('k', 'g-1', timeWindow(1), ['s-1']) as [JobRecord];
   await a.insertWindowJobs([next]);
   const moves = Array.from({ length: 20 }, (_, i) =>
-    (i % 2 ? a : b).updateJob(next.jobId, { state: 'RUNNING', owner: `replica-${i}`, startedAt: NOW + i }, NOW + i, ['PENDING']),
+    (i % 2 ? a : b).updateJob(next.jobId, { state: 'RUNNING', owner: `replica-${i}`, startedAt: NOW + i }, NOW + i, [
+      'PENDING',
+    ]),
   );
   const applied = (await Promise.all(moves)).filter((r) => r !== undefined);
   t.is(applied.length, 1, 'exactly one PENDING -> RUNNING transition');
@@ -504,43 +697,98 @@ contract('listJobs: filters (group, states, window range) and keyset paging in j
   const store = await db.open();
   const states: JobState[] = ['SUCCEEDED', 'FAILED', 'RUNNING', 'PENDING', 'PENDING'];
   // Inserted out of order: the store must sort. Job ids `<group>-<window>-<stream>`.
-  for (const k of [4, 2, 0, 3, 1]) t.true(await store.insertWindowJobs(windowJobs(`b-${k}`, 'g-b', timeWindow(k), ['s-2', 's-1'], { state: states[k]! })));
-  for (const k of [1, 0, 2]) t.true(await store.insertWindowJobs(windowJobs(`a-${k}`, 'g-a', timeWindow(k), ['s-1'], { state: states[k]! })));
+  for (const k of [4, 2, 0, 3, 1])
+    t.true(
+      await store.insertWindowJobs(windowJobs(`b-${k}`, 'g-b', timeWindow(k), ['s-2', 's-1'], { state: states[k]! })),
+    );
+  for (const k of [1, 0, 2])
+    t.true(await store.insertWindowJobs(windowJobs(`a-${k}`, 'g-a', timeWindow(k), ['s-1'], { state: states[k]! })));
   t.true(await store.insertWindowJobs(windowJobs('c--3', 'g-c', timeWindow(-3), ['s-1'], { state: 'CANCELLED' })));
-  const offsets: Boundaries = { boundaryType: 'OFFSET', lowerBound: String(T0 + HOUR), upperBound: String(T0 + 2 * HOUR) };
+  const offsets: Boundaries = {
+    boundaryType: 'OFFSET',
+    lowerBound: String(T0 + HOUR),
+    upperBound: String(T0 + 2 * HOUR),
+  };
   t.true(await store.insertWindowJobs(windowJobs('d-off', 'g-d', offsets, ['s-1'])));
 
   const all = await store.listJobs({ limit: 100 });
   t.deepEqual(jobIds(all), [
-    'a-0-s-1', 'a-1-s-1', 'a-2-s-1',
-    'b-0-s-1', 'b-0-s-2', 'b-1-s-1', 'b-1-s-2', 'b-2-s-1', 'b-2-s-2', 'b-3-s-1', 'b-3-s-2', 'b-4-s-1', 'b-4-s-2',
-    'c--3-s-1', 'd-off-s-1',
+    'a-0-s-1',
+    'a-1-s-1',
+    'a-2-s-1',
+    'b-0-s-1',
+    'b-0-s-2',
+    'b-1-s-1',
+    'b-1-s-2',
+    'b-2-s-1',
+    'b-2-s-2',
+    'b-3-s-1',
+    'b-3-s-2',
+    'b-4-s-1',
+    'b-4-s-2',
+    'c--3-s-1',
+    'd-off-s-1',
   ]);
   t.deepEqual(all[0], job('a-0-s-1', 'g-a', 's-1', timeWindow(0), { state: 'SUCCEEDED' }), 'whole records');
   t.deepEqual([...all].sort(byJobId), all, 'jobId order');
 
   t.deepEqual(jobIds(await store.listJobs({ groupId: 'g-a', limit: 100 })), ['a-0-s-1', 'a-1-s-1', 'a-2-s-1']);
   t.deepEqual(jobIds(await store.listJobs({ groupId: 'g-none', limit: 100 })), []);
-  t.deepEqual(jobIds(await store.listJobs({ states: ['PENDING'], limit: 100 })), ['b-3-s-1', 'b-3-s-2', 'b-4-s-1', 'b-4-s-2', 'd-off-s-1']);
-  t.deepEqual(jobIds(await store.listJobs({ states: ['FAILED', 'CANCELLED'], limit: 100 })), ['a-1-s-1', 'b-1-s-1', 'b-1-s-2', 'c--3-s-1']);
+  t.deepEqual(jobIds(await store.listJobs({ states: ['PENDING'], limit: 100 })), [
+    'b-3-s-1',
+    'b-3-s-2',
+    'b-4-s-1',
+    'b-4-s-2',
+    'd-off-s-1',
+  ]);
+  t.deepEqual(jobIds(await store.listJobs({ states: ['FAILED', 'CANCELLED'], limit: 100 })), [
+    'a-1-s-1',
+    'b-1-s-1',
+    'b-1-s-2',
+    'c--3-s-1',
+  ]);
   t.deepEqual(jobIds(await store.listJobs({ states: [], limit: 100 })), []);
   t.deepEqual(
     jobIds(await store.listJobs({ windowFrom: T0 + HOUR, windowTo: T0 + 3 * HOUR, limit: 100 })),
     ['a-1-s-1', 'a-2-s-1', 'b-1-s-1', 'b-1-s-2', 'b-2-s-1', 'b-2-s-2'],
     '[from, to) on the TIME lower bound; OFFSET windows have none',
   );
-  t.deepEqual(jobIds(await store.listJobs({ windowFrom: T0 + 3 * HOUR, limit: 100 })), ['b-3-s-1', 'b-3-s-2', 'b-4-s-1', 'b-4-s-2'], 'open end');
-  t.deepEqual(jobIds(await store.listJobs({ windowTo: T0, limit: 100 })), ['c--3-s-1'], 'open start, negative offsets from T0');
   t.deepEqual(
-    jobIds(await store.listJobs({ groupId: 'g-b', states: ['PENDING', 'RUNNING'], windowFrom: T0 + 2 * HOUR, windowTo: T0 + 4 * HOUR, limit: 100 })),
+    jobIds(await store.listJobs({ windowFrom: T0 + 3 * HOUR, limit: 100 })),
+    ['b-3-s-1', 'b-3-s-2', 'b-4-s-1', 'b-4-s-2'],
+    'open end',
+  );
+  t.deepEqual(
+    jobIds(await store.listJobs({ windowTo: T0, limit: 100 })),
+    ['c--3-s-1'],
+    'open start, negative offsets from T0',
+  );
+  t.deepEqual(
+    jobIds(
+      await store.listJobs({
+        groupId: 'g-b',
+        states: ['PENDING', 'RUNNING'],
+        windowFrom: T0 + 2 * HOUR,
+        windowTo: T0 + 4 * HOUR,
+        limit: 100,
+      }),
+    ),
     ['b-2-s-1', 'b-2-s-2', 'b-3-s-1', 'b-3-s-2'],
     'filters combine',
   );
   t.deepEqual(jobIds(await store.listJobs({ limit: 2 })), ['a-0-s-1', 'a-1-s-1']);
   t.deepEqual(jobIds(await store.listJobs({ limit: 0 })), []);
   await t.throwsAsync(store.listJobs({ limit: 1.5 }), { code: 'INVALID_ARGUMENT' });
-  t.deepEqual(jobIds(await store.listJobs({ afterJobId: 'a-2-s-1', limit: 2 })), ['b-0-s-1', 'b-0-s-2'], 'paging crosses groups');
-  t.deepEqual(jobIds(await store.listJobs({ groupId: 'g-b', afterJobId: 'b-3', limit: 100 })), ['b-3-s-1', 'b-3-s-2', 'b-4-s-1', 'b-4-s-2'], 'after a key that is not stored');
+  t.deepEqual(
+    jobIds(await store.listJobs({ afterJobId: 'a-2-s-1', limit: 2 })),
+    ['b-0-s-1', 'b-0-s-2'],
+    'paging crosses groups',
+  );
+  t.deepEqual(
+    jobIds(await store.listJobs({ groupId: 'g-b', afterJobId: 'b-3', limit: 100 })),
+    ['b-3-s-1', 'b-3-s-2', 'b-4-s-1', 'b-4-s-2'],
+    'after a key that is not stored',
+  );
 
   // Paging with filters visits exactly the filtered rows, in order.
   const pageAll = async (query: { states?: JobState[]; groupId?: string }) => {
@@ -555,41 +803,52 @@ contract('listJobs: filters (group, states, window range) and keyset paging in j
     throw new Error('paging did not end');
   };
   t.deepEqual(await pageAll({}), all);
-  t.deepEqual(jobIds(await pageAll({ groupId: 'g-b', states: ['SUCCEEDED', 'RUNNING'] })), ['b-0-s-1', 'b-0-s-2', 'b-2-s-1', 'b-2-s-2']);
+  t.deepEqual(jobIds(await pageAll({ groupId: 'g-b', states: ['SUCCEEDED', 'RUNNING'] })), [
+    'b-0-s-1',
+    'b-0-s-2',
+    'b-2-s-1',
+    'b-2-s-2',
+  ]);
 });
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Migrations and sharing the database
 
-contract('migrations: version 2 (groups, jobs) recorded once, idempotent and safe to run concurrently', async (t, db) => {
-  const started = Date.now();
-  const [a, b] = [await db.open({ migrate: false }), await db.open({ migrate: false })];
-  await Promise.all([a.migrate(), b.migrate()]);
-  const applied = await db.appliedMigrations();
-  t.deepEqual(
-    applied.map((m) => m.version),
-    MIGRATIONS.map((m) => m.version),
-    'every migration recorded once, in order',
-  );
-  const v2 = applied.filter((m) => m.version === 2);
-  t.is(v2.length, 1, 'version 2 recorded once');
-  t.is(v2[0]!.description, 'operator groups and jobs');
-  t.true(v2[0]!.appliedAt >= started && v2[0]!.appliedAt <= Date.now(), 'applied_at is epoch ms');
-  t.deepEqual(await db.tables(), ['groups', 'instances', 'jobs', 'schedules', 'schema_migrations']);
+contract(
+  'migrations: version 2 (groups, jobs) recorded once, idempotent and safe to run concurrently',
+  async (t, db) => {
+    const started = Date.now();
+    const [a, b] = [await db.open({ migrate: false }), await db.open({ migrate: false })];
+    await Promise.all([a.migrate(), b.migrate()]);
+    const applied = await db.appliedMigrations();
+    t.deepEqual(
+      applied.map((m) => m.version),
+      MIGRATIONS.map((m) => m.version),
+      'every migration recorded once, in order',
+    );
+    const v2 = applied.filter((m) => m.version === 2);
+    t.is(v2.length, 1, 'version 2 recorded once');
+    t.is(v2[0]!.description, 'operator groups and jobs');
+    t.true(v2[0]!.appliedAt >= started && v2[0]!.appliedAt <= Date.now(), 'applied_at is epoch ms');
+    t.deepEqual(await db.tables(), ['groups', 'instances', 'jobs', 'schedules', 'schema_migrations']);
 
-  await a.migrate();
-  const c = await db.open();
-  await c.migrate();
-  t.deepEqual(await db.appliedMigrations(), applied, 'running them again is a no-op');
+    await a.migrate();
+    const c = await db.open();
+    await c.migrate();
+    t.deepEqual(await db.appliedMigrations(), applied, 'running them again is a no-op');
 
-  await a.insertGroup(group('g-1'));
-  t.truthy(await b.getGroup('g-1'));
-  t.true(await c.insertWindowJobs(windowJobs('j', 'g-1', timeWindow(0), ['s-1'])));
-});
+    await a.insertGroup(group('g-1'));
+    t.truthy(await b.getGroup('g-1'));
+    t.true(await c.insertWindowJobs(windowJobs('j', 'g-1', timeWindow(0), ['s-1'])));
+  },
+);
 
 contract('migrations: a database at version 1 is upgraded to version 2, keeping its schedules', async (t, db) => {
   await db.applyVersion1();
-  t.deepEqual((await db.appliedMigrations()).map((m) => m.version), [1]);
+  t.deepEqual(
+    (await db.appliedMigrations()).map((m) => m.version),
+    [1],
+  );
   t.deepEqual(await db.tables(), ['instances', 'schedules', 'schema_migrations']);
 
   const store = await db.open();
@@ -616,7 +875,10 @@ contract('data survives closing and reopening the store; a closed store is UNAVA
   const second = await db.open();
   t.deepEqual(await second.getGroup('g-1'), record);
   t.deepEqual(await second.latestWindowJobs('g-1', timeWindow(0)), jobs);
-  t.false(await second.insertWindowJobs(windowJobs('again', 'g-1', timeWindow(0), ['s-1'])), 'the window still has its jobs');
+  t.false(
+    await second.insertWindowJobs(windowJobs('again', 'g-1', timeWindow(0), ['s-1'])),
+    'the window still has its jobs',
+  );
 });
 
 test('openSluiceStore (and its former name openScheduleStore): one migrated SQLite store for both services', async (t) => {
@@ -626,7 +888,15 @@ test('openSluiceStore (and its former name openScheduleStore): one migrated SQLi
   const store = await openSluiceStore({ sqlitePath: path });
   t.true(store instanceof SqliteScheduleStore);
   await store.insertGroup(group('g-1'));
-  await store.insertSchedule({ groupId: 'g-1', info: scheduleInfo('g-1'), status: 'NEW', engineId: 'builtin', version: 1, createdAt: NOW, updatedAt: NOW });
+  await store.insertSchedule({
+    groupId: 'g-1',
+    info: scheduleInfo('g-1'),
+    status: 'NEW',
+    engineId: 'builtin',
+    version: 1,
+    createdAt: NOW,
+    updatedAt: NOW,
+  });
   await store.close();
 
   const again = await openScheduleStore({ sqlitePath: path });

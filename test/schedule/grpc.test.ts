@@ -53,15 +53,31 @@ test.serial('register, get, list with paging, pause, resume, update, unregister'
   t.is(reg.schedule!.info!.catchUp!.mode, CatchUpMode.CATCH_UP_MODE_ALL, 'the default catch-up is made explicit');
   await call(client.registerSchedule.bind(client), { info: info('g-life-2') });
   const page1 = await call(client.listSchedules.bind(client), { pageSize: 1, pageToken: '', statuses: [] });
-  const page2 = await call(client.listSchedules.bind(client), { pageSize: 1, pageToken: page1.nextPageToken, statuses: [] });
-  t.deepEqual([...page1.schedules, ...page2.schedules].map((s) => s.info!.groupId).filter((g) => g.startsWith('g-life')), ['g-life', 'g-life-2']);
+  const page2 = await call(client.listSchedules.bind(client), {
+    pageSize: 1,
+    pageToken: page1.nextPageToken,
+    statuses: [],
+  });
+  t.deepEqual(
+    [...page1.schedules, ...page2.schedules].map((s) => s.info!.groupId).filter((g) => g.startsWith('g-life')),
+    ['g-life', 'g-life-2'],
+  );
   const paused = await call(client.pauseSchedule.bind(client), { groupId: 'g-life' });
   t.is(paused.schedule!.status, ScheduleStatus.SCHEDULE_STATUS_PAUSED);
-  const pausedOnly = await call(client.listSchedules.bind(client), { pageSize: 0, pageToken: '', statuses: [ScheduleStatus.SCHEDULE_STATUS_PAUSED] });
-  t.deepEqual(pausedOnly.schedules.map((s) => s.info!.groupId), ['g-life']);
+  const pausedOnly = await call(client.listSchedules.bind(client), {
+    pageSize: 0,
+    pageToken: '',
+    statuses: [ScheduleStatus.SCHEDULE_STATUS_PAUSED],
+  });
+  t.deepEqual(
+    pausedOnly.schedules.map((s) => s.info!.groupId),
+    ['g-life'],
+  );
   const resumed = await call(client.resumeSchedule.bind(client), { groupId: 'g-life' });
   t.is(resumed.schedule!.status, ScheduleStatus.SCHEDULE_STATUS_REGISTERED);
-  const updated = await call(client.updateSchedule.bind(client), { info: { ...resumed.schedule!.info!, scheduleInterval: 2 } });
+  const updated = await call(client.updateSchedule.bind(client), {
+    info: { ...resumed.schedule!.info!, scheduleInterval: 2 },
+  });
   t.is(updated.schedule!.status, ScheduleStatus.SCHEDULE_STATUS_UPDATED);
   t.is(updated.schedule!.info!.version, resumed.schedule!.info!.version + 1);
   const gone = await call(client.unregisterSchedule.bind(client), { groupId: 'g-life' });
@@ -71,14 +87,27 @@ test.serial('register, get, list with paging, pause, resume, update, unregister'
 
 test.serial('PreviewWindows: calendar days in the schedule zone, with local times', async (t) => {
   const { client } = t.context;
-  const res = await call(client.previewWindows.bind(client), { groupId: '', info: info('inline', { timeZone: 'UTC', delayTime: 30 }), fromTime: START, count: 3 });
-  t.deepEqual(res.windows.map((w) => [w.start - START, w.end - START, w.dueTime - START]), [
-    [0, 86_400_000, 86_400_000 + 1_800_000],
-    [86_400_000, 2 * 86_400_000, 2 * 86_400_000 + 1_800_000],
-    [2 * 86_400_000, 3 * 86_400_000, 3 * 86_400_000 + 1_800_000],
-  ]);
+  const res = await call(client.previewWindows.bind(client), {
+    groupId: '',
+    info: info('inline', { timeZone: 'UTC', delayTime: 30 }),
+    fromTime: START,
+    count: 3,
+  });
+  t.deepEqual(
+    res.windows.map((w) => [w.start - START, w.end - START, w.dueTime - START]),
+    [
+      [0, 86_400_000, 86_400_000 + 1_800_000],
+      [86_400_000, 2 * 86_400_000, 2 * 86_400_000 + 1_800_000],
+      [2 * 86_400_000, 3 * 86_400_000, 3 * 86_400_000 + 1_800_000],
+    ],
+  );
   t.regex(res.windows[0]!.startLocal, /T00:00:00\.000\+00:00$/);
-  const bad = await callError(client.previewWindows.bind(client), { groupId: '', info: info('inline'), fromTime: START, count: 5000 });
+  const bad = await callError(client.previewWindows.bind(client), {
+    groupId: '',
+    info: info('inline'),
+    fromTime: START,
+    count: 5000,
+  });
   t.is(bad.fieldErrors?.[0]?.path, 'count');
 });
 
@@ -116,19 +145,42 @@ test.serial('conflicts and states: ALREADY_EXISTS, ABORTED, FAILED_PRECONDITION,
   const { client } = t.context;
   const reg = await call(client.registerSchedule.bind(client), { info: info('g-codes') });
   t.is((await callError(client.registerSchedule.bind(client), { info: info('g-codes') })).code, status.ALREADY_EXISTS);
-  const stale = await callError(client.updateSchedule.bind(client), { info: { ...reg.schedule!.info!, version: reg.schedule!.info!.version - 1 } });
+  const stale = await callError(client.updateSchedule.bind(client), {
+    info: { ...reg.schedule!.info!, version: reg.schedule!.info!.version - 1 },
+  });
   t.is(stale.code, status.ABORTED);
   t.is(stale.sluiceCode, 'VERSION_CONFLICT');
   t.is((await callError(client.resumeSchedule.bind(client), { groupId: 'g-codes' })).code, status.FAILED_PRECONDITION);
-  const engine = await callError(client.registerSchedule.bind(client), { info: info('g-engine', { scheduleEngine: 'dolphinscheduler' }) });
+  const engine = await callError(client.registerSchedule.bind(client), {
+    info: info('g-engine', { scheduleEngine: 'dolphinscheduler' }),
+  });
   t.is(engine.code, status.FAILED_PRECONDITION);
   t.regex(engine.details, /no engine plugin accepts schedule_engine 'dolphinscheduler' \(engines loaded: builtin\)/);
   t.is((await callError(client.pauseSchedule.bind(client), { groupId: 'nobody' })).code, status.NOT_FOUND);
-  const notEdge = await callError(client.triggerWindow.bind(client), { groupId: 'g-codes', windowStart: START + 1, rerun: false });
+  const notEdge = await callError(client.triggerWindow.bind(client), {
+    groupId: 'g-codes',
+    windowStart: START + 1,
+    rerun: false,
+  });
   t.is(notEdge.code, status.INVALID_ARGUMENT);
   t.is(notEdge.fieldErrors?.[0]?.path, 'window_start');
-  const backfill = await callError(client.backfill.bind(client), { groupId: 'g-codes', fromTime: START, toTime: START, mode: BackfillMode.BACKFILL_MODE_ALL, maxParallel: 1, reverse: false, dryRun: true });
+  const backfill = await callError(client.backfill.bind(client), {
+    groupId: 'g-codes',
+    fromTime: START,
+    toTime: START,
+    mode: BackfillMode.BACKFILL_MODE_ALL,
+    maxParallel: 1,
+    reverse: false,
+    dryRun: true,
+  });
   t.is(backfill.fieldErrors?.[0]?.path, 'to_time');
-  const noGroup = await callError(client.listInstances.bind(client), { groupId: '', states: [], windowFrom: 0, windowTo: 0, pageSize: 0, pageToken: '' });
+  const noGroup = await callError(client.listInstances.bind(client), {
+    groupId: '',
+    states: [],
+    windowFrom: 0,
+    windowTo: 0,
+    pageSize: 0,
+    pageToken: '',
+  });
   t.is(noGroup.fieldErrors?.[0]?.path, 'group_id');
 });

@@ -50,7 +50,8 @@ test.beforeEach((t) => {
 
 test.afterEach.always(async (t) => {
   if (!t.passed) {
-    for (const r of t.context.replicas) t.log(`--- ${r.name} (pid ${r.proc.child.pid}) stderr, last lines:\n${r.proc.lines.slice(-40).join('\n')}`);
+    for (const r of t.context.replicas)
+      t.log(`--- ${r.name} (pid ${r.proc.child.pid}) stderr, last lines:\n${r.proc.lines.slice(-40).join('\n')}`);
   }
   await Promise.all(t.context.replicas.map((r) => stopReplica(r, 'SIGKILL')));
   for (const r of t.context.replicas) r.client.close();
@@ -77,11 +78,17 @@ async function startReplica(t: ExecutionContext<Context>, name: string, env: Nod
   });
   children.add(proc.child);
   void proc.exited.then(() => children.delete(proc.child));
-  const entry = await proc.waitForLog((e) => e.msg === 'gRPC server listening', 30_000).catch((err: unknown) => {
-    proc.child.kill('SIGKILL');
-    throw err;
-  });
-  const replica: Replica = { name, proc, client: new ScheduleServiceClient(String(entry.address), credentials.createInsecure()) };
+  const entry = await proc
+    .waitForLog((e) => e.msg === 'gRPC server listening', 30_000)
+    .catch((err: unknown) => {
+      proc.child.kill('SIGKILL');
+      throw err;
+    });
+  const replica: Replica = {
+    name,
+    proc,
+    client: new ScheduleServiceClient(String(entry.address), credentials.createInsecure()),
+  };
   t.context.replicas.push(replica);
   return replica;
 }
@@ -126,7 +133,14 @@ async function ledger(client: ScheduleServiceClient, groupId: string): Promise<I
   const out: Instance[] = [];
   let pageToken = '';
   do {
-    const res = await call(client.listInstances.bind(client), { groupId, states: [], windowFrom: 0, windowTo: 0, pageSize: 7, pageToken });
+    const res = await call(client.listInstances.bind(client), {
+      groupId,
+      states: [],
+      windowFrom: 0,
+      windowTo: 0,
+      pageSize: 7,
+      pageToken,
+    });
     out.push(...res.instances);
     pageToken = res.nextPageToken;
   } while (pageToken !== '');
@@ -142,7 +156,8 @@ async function until(what: string, timeoutMs: number, check: () => Promise<boole
 }
 
 /** Window starts [from, to) one second apart. */
-const starts = (from: number, to: number) => Array.from({ length: Math.max(0, (to - from) / SECOND) }, (_, k) => from + k * SECOND);
+const starts = (from: number, to: number) =>
+  Array.from({ length: Math.max(0, (to - from) / SECOND) }, (_, k) => from + k * SECOND);
 /** Every window start in [from, to) has at least one SubmitOfflineJob call. */
 const sawAll = (op: FakeOperator, groupId: string, from: number, to: number) => () => {
   const seen = op.callsByWindow(groupId);
@@ -178,7 +193,11 @@ test.serial('SIGKILL and restart on the same SQLite ledger: every window once, n
   // The ledger as the killed process left it: the window in flight is claimed (SCHEDULED), nothing after it.
   const store = await SqliteScheduleStore.open(join(dataDir, 'sluice.db'));
   const atKill = await store.listInstances({ groupId, limit: 1000 }).finally(() => store.close());
-  t.deepEqual(atKill.map((r) => r.windowStart), starts(start, inFlightAtKill + SECOND), 'windows 0..2 were claimed before the kill');
+  t.deepEqual(
+    atKill.map((r) => r.windowStart),
+    starts(start, inFlightAtKill + SECOND),
+    'windows 0..2 were claimed before the kill',
+  );
   const scheduledAtKill = new Set(atKill.filter((r) => r.state === 'SCHEDULED').map((r) => r.windowStart));
   t.true(scheduledAtKill.has(inFlightAtKill), 'the window in flight was claimed but not recorded as dispatched');
 
@@ -192,13 +211,19 @@ test.serial('SIGKILL and restart on the same SQLite ledger: every window once, n
   await until('every window before the cut-off succeeded', 10_000, async () => {
     rows = await ledger(second.client, groupId);
     const before = rows.filter((r) => r.window!.start < cutoff);
-    return before.length === starts(start, cutoff).length && before.every((r) => r.state === InstanceState.INSTANCE_STATE_SUCCEEDED);
+    return (
+      before.length === starts(start, cutoff).length &&
+      before.every((r) => r.state === InstanceState.INSTANCE_STATE_SUCCEEDED)
+    );
   });
 
   // The ledger: one row per window, starting at the schedule's start, with no gap (later rows included).
   const rowStarts = rows.map((r) => r.window!.start);
   t.deepEqual(rowStarts, starts(start, start + rows.length * SECOND), 'the ledger tiles the schedule from its start');
-  t.deepEqual(rowStarts.filter((s) => s < cutoff), starts(start, cutoff));
+  t.deepEqual(
+    rowStarts.filter((s) => s < cutoff),
+    starts(start, cutoff),
+  );
   t.true(rows.every((r) => r.window!.end === r.window!.start + SECOND && r.attempt === 1));
   const downWindows = starts(start, cutoff).filter((s) => s + SECOND > killedAt && s + SECOND < restartedAt);
   t.true(downWindows.length >= 3, `windows fell due while the process was down (${downWindows.length})`);
@@ -211,16 +236,34 @@ test.serial('SIGKILL and restart on the same SQLite ledger: every window once, n
     const calls = byWindow.get(s) ?? [];
     const row = byStart.get(s)!;
     t.true(calls.length >= 1, `window ${(s - start) / SECOND} reached the operator`);
-    t.deepEqual(distinctJobIds(calls), [...row.jobIds], `window ${(s - start) / SECOND}: one job id, the one in the ledger`);
+    t.deepEqual(
+      distinctJobIds(calls),
+      [...row.jobIds],
+      `window ${(s - start) / SECOND}: one job id, the one in the ledger`,
+    );
     t.is(row.jobIds.length, 1);
-    t.true(calls.every((c) => c.instanceId === row.instanceId && c.upper === s + SECOND && !c.rerun), `window ${(s - start) / SECOND}: its ledger instance`);
+    t.true(
+      calls.every((c) => c.instanceId === row.instanceId && c.upper === s + SECOND && !c.rerun),
+      `window ${(s - start) / SECOND}: its ledger instance`,
+    );
     if (calls.length > 1) {
-      t.true(scheduledAtKill.has(s), `window ${(s - start) / SECOND} was sent again only because it was in flight at the kill`);
+      t.true(
+        scheduledAtKill.has(s),
+        `window ${(s - start) / SECOND} was sent again only because it was in flight at the kill`,
+      );
       t.is(calls.length, 2);
       t.true(calls[0]!.at <= killedAt && calls[1]!.at >= restartedAt);
-      t.deepEqual(calls.map((c) => c.created), [true, false], 'the operator answered the repeat with the existing job');
+      t.deepEqual(
+        calls.map((c) => c.created),
+        [true, false],
+        'the operator answered the repeat with the existing job',
+      );
     }
-    if (downWindows.includes(s)) t.true(calls[0]!.at >= restartedAt, `window ${(s - start) / SECOND} fell due while down and was fired after the restart`);
+    if (downWindows.includes(s))
+      t.true(
+        calls[0]!.at >= restartedAt,
+        `window ${(s - start) / SECOND} fell due while down and was fired after the restart`,
+      );
   }
   t.is(byWindow.get(inFlightAtKill)?.length, 2, 'the window in flight at the kill was sent again after the restart');
   t.deepEqual(
@@ -228,67 +271,102 @@ test.serial('SIGKILL and restart on the same SQLite ledger: every window once, n
     [inFlightAtKill],
     'every other window was sent exactly once',
   );
-  t.log(`windows ${starts(start, cutoff).length}, killed at +${killedAt - start} ms, down ${restartedAt - killedAt} ms, ${downWindows.length} fell due while down`);
-});
-
-pgTest.serial('two replicas on one PostgreSQL ledger: every window fired exactly once, by one or the other', async (t) => {
-  const groupId = 'replicas-1s';
-  const schema = uniqueName('sluice_proc');
-  const admin = new pg.Client({ connectionString: PG_URL });
-  await admin.connect();
-  t.context.cleanup.push(async () => {
-    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await admin.end();
-  });
-  await admin.query(`CREATE SCHEMA "${schema}"`);
-  // The store moves `options` from the URL into every connection's startup packet: the search_path selects the schema.
-  const url = `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-  const operator = await startFakeOperator({ runMs: 100 });
-  t.context.operator = operator;
-  const dataDir = await mkdtemp(join(tmpdir(), 'sluice-replicas-'));
-  t.context.cleanup.push(() => rm(dataDir, { recursive: true, force: true }));
-  const env = (id: string) => ({ SLUICE_DATABASE_URL: url, SLUICE_DATA_DIR: join(dataDir, id), SLUICE_OPERATOR_ADDR: operator.address, SLUICE_REPLICA_ID: id });
-
-  // The built-in engine arms a schedule when it is registered through its own replica, or when the
-  // replica starts and re-registers the firing schedules it finds in the store. So the schedule is
-  // registered through r1 first and r2 is started after: it learns of the schedule at its start.
-  const r1 = await startReplica(t, 'r1', env('r1'));
-  const start = Math.floor(Date.now() / SECOND) * SECOND;
-  await call(r1.client.registerSchedule.bind(r1.client), { info: secondly(groupId, start) });
-  const r2 = await startReplica(t, 'r2', env('r2'));
-  const bothFrom = Date.now();
-  await sleep(20 * SECOND);
-
-  // Every window due by now, up to a whole second.
-  const cutoff = Math.floor(Date.now() / SECOND) * SECOND;
-  await until('the operator saw every window before the cut-off', 5000, sawAll(operator, groupId, start, cutoff));
-  const viaR2 = await ledger(r2.client, groupId);
-  await Promise.all([stopReplica(r1, 'SIGTERM'), stopReplica(r2, 'SIGTERM')]);
-
-  const { rows } = await admin.query<{ window_start: string; window_end: string; owner: string; instance_id: string; job_ids: string[]; n: string }>(
-    `SELECT window_start, window_end, owner, instance_id, job_ids, count(*) OVER (PARTITION BY window_start) AS n
-       FROM "${schema}".instances WHERE group_id = $1 ORDER BY window_start`,
-    [groupId],
+  t.log(
+    `windows ${starts(start, cutoff).length}, killed at +${killedAt - start} ms, down ${restartedAt - killedAt} ms, ${downWindows.length} fell due while down`,
   );
-  const rowStarts = rows.map((r) => Number(r.window_start));
-  t.deepEqual(rowStarts, starts(start, start + rows.length * SECOND), 'one row per window from the start, no gap');
-  t.true(rows.every((r) => r.n === '1' && Number(r.window_end) === Number(r.window_start) + SECOND), 'no window has two rows');
-  t.deepEqual(rowStarts.filter((s) => s < cutoff), starts(start, cutoff), 'every window due was claimed');
-  t.deepEqual(viaR2.map((i) => i.window!.start), rowStarts.slice(0, viaR2.length), 'r2 serves the same ledger over gRPC');
-  t.true(starts(start, cutoff).length >= 18, `the run covered ${starts(start, cutoff).length} windows`);
-
-  const inRange = rows.filter((r) => Number(r.window_start) < cutoff);
-  const owners = new Map<string, number[]>();
-  for (const r of inRange) owners.set(r.owner, [...(owners.get(r.owner) ?? []), (Number(r.window_start) - start) / SECOND]);
-  t.log(`windows ${inRange.length}; claimed by ${[...owners].map(([o, ks]) => `${o}: ${ks.length} [${ks.join(' ')}]`).join('; ')}; r2 up at +${bothFrom - start} ms`);
-  t.deepEqual([...owners.keys()].sort(), ['r1', 'r2'], 'both replicas claimed windows');
-
-  const byWindow = operator.callsByWindow(groupId);
-  for (const r of inRange) {
-    const s = Number(r.window_start);
-    const calls = byWindow.get(s) ?? [];
-    t.is(calls.length, 1, `window ${(s - start) / SECOND} was sent to the operator exactly once`);
-    t.deepEqual(distinctJobIds(calls), r.job_ids, `window ${(s - start) / SECOND}: one job id, the one in the ledger`);
-    t.is(calls[0]?.instanceId, r.instance_id);
-  }
 });
+
+pgTest.serial(
+  'two replicas on one PostgreSQL ledger: every window fired exactly once, by one or the other',
+  async (t) => {
+    const groupId = 'replicas-1s';
+    const schema = uniqueName('sluice_proc');
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    t.context.cleanup.push(async () => {
+      await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await admin.end();
+    });
+    await admin.query(`CREATE SCHEMA "${schema}"`);
+    // The store moves `options` from the URL into every connection's startup packet: the search_path selects the schema.
+    const url = `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+    const operator = await startFakeOperator({ runMs: 100 });
+    t.context.operator = operator;
+    const dataDir = await mkdtemp(join(tmpdir(), 'sluice-replicas-'));
+    t.context.cleanup.push(() => rm(dataDir, { recursive: true, force: true }));
+    const env = (id: string) => ({
+      SLUICE_DATABASE_URL: url,
+      SLUICE_DATA_DIR: join(dataDir, id),
+      SLUICE_OPERATOR_ADDR: operator.address,
+      SLUICE_REPLICA_ID: id,
+    });
+
+    // The built-in engine arms a schedule when it is registered through its own replica, or when the
+    // replica starts and re-registers the firing schedules it finds in the store. So the schedule is
+    // registered through r1 first and r2 is started after: it learns of the schedule at its start.
+    const r1 = await startReplica(t, 'r1', env('r1'));
+    const start = Math.floor(Date.now() / SECOND) * SECOND;
+    await call(r1.client.registerSchedule.bind(r1.client), { info: secondly(groupId, start) });
+    const r2 = await startReplica(t, 'r2', env('r2'));
+    const bothFrom = Date.now();
+    await sleep(20 * SECOND);
+
+    // Every window due by now, up to a whole second.
+    const cutoff = Math.floor(Date.now() / SECOND) * SECOND;
+    await until('the operator saw every window before the cut-off', 5000, sawAll(operator, groupId, start, cutoff));
+    const viaR2 = await ledger(r2.client, groupId);
+    await Promise.all([stopReplica(r1, 'SIGTERM'), stopReplica(r2, 'SIGTERM')]);
+
+    const { rows } = await admin.query<{
+      window_start: string;
+      window_end: string;
+      owner: string;
+      instance_id: string;
+      job_ids: string[];
+      n: string;
+    }>(
+      `SELECT window_start, window_end, owner, instance_id, job_ids, count(*) OVER (PARTITION BY window_start) AS n
+       FROM "${schema}".instances WHERE group_id = $1 ORDER BY window_start`,
+      [groupId],
+    );
+    const rowStarts = rows.map((r) => Number(r.window_start));
+    t.deepEqual(rowStarts, starts(start, start + rows.length * SECOND), 'one row per window from the start, no gap');
+    t.true(
+      rows.every((r) => r.n === '1' && Number(r.window_end) === Number(r.window_start) + SECOND),
+      'no window has two rows',
+    );
+    t.deepEqual(
+      rowStarts.filter((s) => s < cutoff),
+      starts(start, cutoff),
+      'every window due was claimed',
+    );
+    t.deepEqual(
+      viaR2.map((i) => i.window!.start),
+      rowStarts.slice(0, viaR2.length),
+      'r2 serves the same ledger over gRPC',
+    );
+    t.true(starts(start, cutoff).length >= 18, `the run covered ${starts(start, cutoff).length} windows`);
+
+    const inRange = rows.filter((r) => Number(r.window_start) < cutoff);
+    const owners = new Map<string, number[]>();
+    for (const r of inRange)
+      owners.set(r.owner, [...(owners.get(r.owner) ?? []), (Number(r.window_start) - start) / SECOND]);
+    t.log(
+      `windows ${inRange.length}; claimed by ${[...owners].map(([o, ks]) => `${o}: ${ks.length} [${ks.join(' ')}]`).join('; ')}; r2 up at +${bothFrom - start} ms`,
+    );
+    t.deepEqual([...owners.keys()].sort(), ['r1', 'r2'], 'both replicas claimed windows');
+
+    const byWindow = operator.callsByWindow(groupId);
+    for (const r of inRange) {
+      const s = Number(r.window_start);
+      const calls = byWindow.get(s) ?? [];
+      t.is(calls.length, 1, `window ${(s - start) / SECOND} was sent to the operator exactly once`);
+      t.deepEqual(
+        distinctJobIds(calls),
+        r.job_ids,
+        `window ${(s - start) / SECOND}: one job id, the one in the ledger`,
+      );
+      t.is(calls[0]?.instanceId, r.instance_id);
+    }
+  },
+);

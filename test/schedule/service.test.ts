@@ -17,8 +17,19 @@ test.serial('a year of daily windows fires every window once, in order, when it 
   await rig.advanceTo(T0 + 366 * DAY);
   const rows = await rig.store.listInstances({ groupId: 'daily', limit: 1000 });
   t.is(rows.length, 365);
-  t.true(rows.every((r, k) => r.windowStart === T0 + k * DAY && r.windowEnd === T0 + (k + 1) * DAY && r.state === 'SUCCEEDED' && r.trigger === 'SCHEDULE'));
-  t.deepEqual(rig.dispatcher.submitted.map((s) => Number(s.lowerBound)), rows.map((r) => r.windowStart));
+  t.true(
+    rows.every(
+      (r, k) =>
+        r.windowStart === T0 + k * DAY &&
+        r.windowEnd === T0 + (k + 1) * DAY &&
+        r.state === 'SUCCEEDED' &&
+        r.trigger === 'SCHEDULE',
+    ),
+  );
+  t.deepEqual(
+    rig.dispatcher.submitted.map((s) => Number(s.lowerBound)),
+    rows.map((r) => r.windowStart),
+  );
   // Due at window end + delay (5 minutes), never before.
   t.true(rig.dispatcher.submitted.every((s) => s.at === Number(s.upperBound) + 5 * 60_000));
 });
@@ -26,9 +37,15 @@ test.serial('a year of daily windows fires every window once, in order, when it 
 test.serial('InLong alignment fires a window at its start', async (t) => {
   const { rig } = t.context;
   await rig.service.register(info('start', { alignment: 'START', endTime: T0 + 3 * HOUR }));
-  t.deepEqual(rig.dispatcher.submitted.map((s) => [Number(s.lowerBound), s.at]), [[T0, T0]]);
+  t.deepEqual(
+    rig.dispatcher.submitted.map((s) => [Number(s.lowerBound), s.at]),
+    [[T0, T0]],
+  );
   await rig.advanceTo(T0 + 2 * HOUR);
-  t.deepEqual(rig.dispatcher.submitted.map((s) => s.at), [T0, T0 + HOUR, T0 + 2 * HOUR]);
+  t.deepEqual(
+    rig.dispatcher.submitted.map((s) => s.at),
+    [T0, T0 + HOUR, T0 + 2 * HOUR],
+  );
 });
 
 for (const [mode, fired, skipped] of [
@@ -36,22 +53,25 @@ for (const [mode, fired, skipped] of [
   ['LATEST', 1, 9],
   ['NONE', 0, 10],
 ] as const) {
-  test.serial(`catch-up ${mode}: after ten missed hourly windows, ${fired} fire and ${skipped} are skipped`, async (t) => {
-    const { rig } = t.context;
-    await rig.advanceTo(T0 + 10 * HOUR + 30 * 60_000);
-    await rig.service.register(info('late', { catchUp: { mode, windowMs: 0 } }));
-    await rig.service.idle();
-    const rows = await rig.store.listInstances({ groupId: 'late', limit: 100 });
-    t.is(rows.filter((r) => r.state === 'SUCCEEDED').length, fired);
-    t.is(rows.filter((r) => r.state === 'SKIPPED').length, skipped);
-    t.true(rows.filter((r) => r.state === 'SUCCEEDED').every((r) => r.trigger === 'CATCH_UP'));
-    if (mode === 'LATEST') t.is(rig.dispatcher.submitted[0]!.lowerBound, String(T0 + 9 * HOUR));
-    // Then it goes on on time, whatever the policy.
-    await rig.advanceTo(T0 + 11 * HOUR);
-    const next = await rig.store.getInstance('late', T0 + 10 * HOUR);
-    t.is(next?.state, 'SUCCEEDED');
-    t.is(next?.trigger, 'SCHEDULE');
-  });
+  test.serial(
+    `catch-up ${mode}: after ten missed hourly windows, ${fired} fire and ${skipped} are skipped`,
+    async (t) => {
+      const { rig } = t.context;
+      await rig.advanceTo(T0 + 10 * HOUR + 30 * 60_000);
+      await rig.service.register(info('late', { catchUp: { mode, windowMs: 0 } }));
+      await rig.service.idle();
+      const rows = await rig.store.listInstances({ groupId: 'late', limit: 100 });
+      t.is(rows.filter((r) => r.state === 'SUCCEEDED').length, fired);
+      t.is(rows.filter((r) => r.state === 'SKIPPED').length, skipped);
+      t.true(rows.filter((r) => r.state === 'SUCCEEDED').every((r) => r.trigger === 'CATCH_UP'));
+      if (mode === 'LATEST') t.is(rig.dispatcher.submitted[0]!.lowerBound, String(T0 + 9 * HOUR));
+      // Then it goes on on time, whatever the policy.
+      await rig.advanceTo(T0 + 11 * HOUR);
+      const next = await rig.store.getInstance('late', T0 + 10 * HOUR);
+      t.is(next?.state, 'SUCCEEDED');
+      t.is(next?.trigger, 'SCHEDULE');
+    },
+  );
 }
 
 test.serial('catch-up ALL is bounded by its window: older missed windows are skipped', async (t) => {
@@ -60,21 +80,32 @@ test.serial('catch-up ALL is bounded by its window: older missed windows are ski
   await rig.service.register(info('bounded', { catchUp: { mode: 'ALL', windowMs: 3 * HOUR } }));
   await rig.service.idle();
   const rows = await rig.store.listInstances({ groupId: 'bounded', limit: 100 });
-  t.deepEqual(rows.filter((r) => r.state === 'SUCCEEDED').map((r) => (r.windowStart - T0) / HOUR), [6, 7, 8, 9]);
+  t.deepEqual(
+    rows.filter((r) => r.state === 'SUCCEEDED').map((r) => (r.windowStart - T0) / HOUR),
+    [6, 7, 8, 9],
+  );
   t.is(rows.filter((r) => r.state === 'SKIPPED').length, 6);
 });
 
 test.serial('selfDepend 1: a window waits for the previous one to succeed; a failure stops the chain', async (t) => {
   const { rig } = t.context;
   const release = new Map<string, (ok: boolean) => void>();
-  rig.dispatcher.outcome = (jobId) => new Promise((resolve) => release.set(jobId, (ok) => resolve({ succeeded: ok, ...(ok ? {} : { error: 'boom' }) })));
+  rig.dispatcher.outcome = (jobId) =>
+    new Promise((resolve) => release.set(jobId, (ok) => resolve({ succeeded: ok, ...(ok ? {} : { error: 'boom' }) })));
   await rig.advanceTo(T0 + 3 * HOUR);
   await rig.service.register(info('chain', { selfDepend: 1 }));
   await new Promise((r) => setTimeout(r, 50));
-  t.deepEqual(rig.dispatcher.submitted.map((s) => Number(s.lowerBound)), [T0], 'only the first of three due windows runs');
+  t.deepEqual(
+    rig.dispatcher.submitted.map((s) => Number(s.lowerBound)),
+    [T0],
+    'only the first of three due windows runs',
+  );
   release.get('job-1')!(true);
   await new Promise((r) => setTimeout(r, 50));
-  t.deepEqual(rig.dispatcher.submitted.map((s) => Number(s.lowerBound)), [T0, T0 + HOUR]);
+  t.deepEqual(
+    rig.dispatcher.submitted.map((s) => Number(s.lowerBound)),
+    [T0, T0 + HOUR],
+  );
   release.get('job-2')!(false);
   await new Promise((r) => setTimeout(r, 50));
   t.is(rig.dispatcher.submitted.length, 2, 'the failed window blocks the next');
@@ -96,7 +127,10 @@ test.serial('selfDepend 2: at most taskParallelism windows run at once', async (
     release.shift()!();
     await new Promise((r) => setTimeout(r, 30));
   }
-  t.deepEqual(rig.dispatcher.submitted.map((s) => (Number(s.lowerBound) - T0) / HOUR), [0, 1, 2, 3, 4]);
+  t.deepEqual(
+    rig.dispatcher.submitted.map((s) => (Number(s.lowerBound) - T0) / HOUR),
+    [0, 1, 2, 3, 4],
+  );
 });
 
 test.serial('after a restart, missed windows are fired once each (catch-up ALL)', async (t) => {
@@ -108,8 +142,14 @@ test.serial('after a restart, missed windows are fired once each (catch-up ALL)'
   await rig.restart();
   await rig.advanceTo(T0 + 9 * HOUR);
   const rows = await rig.store.listInstances({ groupId: 'restart', limit: 100 });
-  t.deepEqual(rows.map((r) => (r.windowStart - T0) / HOUR), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
-  t.deepEqual(rig.dispatcher.submitted.map((s) => (Number(s.lowerBound) - T0) / HOUR), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  t.deepEqual(
+    rows.map((r) => (r.windowStart - T0) / HOUR),
+    [0, 1, 2, 3, 4, 5, 6, 7, 8],
+  );
+  t.deepEqual(
+    rig.dispatcher.submitted.map((s) => (Number(s.lowerBound) - T0) / HOUR),
+    [0, 1, 2, 3, 4, 5, 6, 7, 8],
+  );
 });
 
 test.serial('trigger fires one window now, once; rerun runs it again; a non-edge is refused', async (t) => {
@@ -124,30 +164,74 @@ test.serial('trigger fires one window now, once; rerun runs it again; a non-edge
   const rerun = await rig.service.trigger('manual', T0 + DAY + 5 * HOUR, true);
   await rig.service.idle();
   t.is(rerun.attempt, 2);
-  t.deepEqual(rig.dispatcher.submitted.map((s) => s.rerun), [false, true]);
+  t.deepEqual(
+    rig.dispatcher.submitted.map((s) => s.rerun),
+    [false, true],
+  );
   const err = await t.throwsAsync(rig.service.trigger('manual', T0 + DAY + 5 * HOUR + 1, false));
   t.is(codeOf(err), 'INVALID_ARGUMENT');
   t.is(fieldOf(err), 'window_start');
 });
 
-test.serial('backfill: dry run lists, MISSING fills gaps, FAILED re-runs failures, reverse and parallelism', async (t) => {
-  const { rig } = t.context;
-  rig.dispatcher.outcome = async (jobId) => ({ succeeded: jobId !== 'job-3' });
-  await rig.service.register(info('bf'));
-  await rig.advanceTo(T0 + 5 * HOUR);
-  t.is((await rig.store.getInstance('bf', T0 + 2 * HOUR))?.state, 'FAILED');
-  const dry = await rig.service.backfill({ groupId: 'bf', fromTime: T0, toTime: T0 + 5 * HOUR, mode: 'FAILED', maxParallel: 2, reverse: false, dryRun: true });
-  t.deepEqual(dry.windows.map((w) => (w.start - T0) / HOUR), [2]);
-  t.deepEqual(dry.instances, []);
-  const all = await rig.service.backfill({ groupId: 'bf', fromTime: T0, toTime: T0 + 5 * HOUR, mode: 'ALL', maxParallel: 2, reverse: true, dryRun: true });
-  t.deepEqual(all.windows.map((w) => (w.start - T0) / HOUR), [4, 3, 2, 1, 0]);
-  const run = await rig.service.backfill({ groupId: 'bf', fromTime: T0, toTime: T0 + 5 * HOUR, mode: 'FAILED', maxParallel: 2, reverse: false, dryRun: false });
-  await rig.service.idle();
-  t.is(run.instances[0]!.attempt, 2);
-  t.is((await rig.store.getInstance('bf', T0 + 2 * HOUR))?.state, 'SUCCEEDED');
-  const missing = await rig.service.backfill({ groupId: 'bf', fromTime: T0, toTime: T0 + 5 * HOUR, mode: 'MISSING', maxParallel: 1, reverse: false, dryRun: true });
-  t.deepEqual(missing.windows, [], 'no window is missing');
-});
+test.serial(
+  'backfill: dry run lists, MISSING fills gaps, FAILED re-runs failures, reverse and parallelism',
+  async (t) => {
+    const { rig } = t.context;
+    rig.dispatcher.outcome = async (jobId) => ({ succeeded: jobId !== 'job-3' });
+    await rig.service.register(info('bf'));
+    await rig.advanceTo(T0 + 5 * HOUR);
+    t.is((await rig.store.getInstance('bf', T0 + 2 * HOUR))?.state, 'FAILED');
+    const dry = await rig.service.backfill({
+      groupId: 'bf',
+      fromTime: T0,
+      toTime: T0 + 5 * HOUR,
+      mode: 'FAILED',
+      maxParallel: 2,
+      reverse: false,
+      dryRun: true,
+    });
+    t.deepEqual(
+      dry.windows.map((w) => (w.start - T0) / HOUR),
+      [2],
+    );
+    t.deepEqual(dry.instances, []);
+    const all = await rig.service.backfill({
+      groupId: 'bf',
+      fromTime: T0,
+      toTime: T0 + 5 * HOUR,
+      mode: 'ALL',
+      maxParallel: 2,
+      reverse: true,
+      dryRun: true,
+    });
+    t.deepEqual(
+      all.windows.map((w) => (w.start - T0) / HOUR),
+      [4, 3, 2, 1, 0],
+    );
+    const run = await rig.service.backfill({
+      groupId: 'bf',
+      fromTime: T0,
+      toTime: T0 + 5 * HOUR,
+      mode: 'FAILED',
+      maxParallel: 2,
+      reverse: false,
+      dryRun: false,
+    });
+    await rig.service.idle();
+    t.is(run.instances[0]!.attempt, 2);
+    t.is((await rig.store.getInstance('bf', T0 + 2 * HOUR))?.state, 'SUCCEEDED');
+    const missing = await rig.service.backfill({
+      groupId: 'bf',
+      fromTime: T0,
+      toTime: T0 + 5 * HOUR,
+      mode: 'MISSING',
+      maxParallel: 1,
+      reverse: false,
+      dryRun: true,
+    });
+    t.deepEqual(missing.windows, [], 'no window is missing');
+  },
+);
 
 test.serial('pause stops firing; resume fires what fell due meanwhile by the catch-up policy', async (t) => {
   const { rig } = t.context;
@@ -160,7 +244,10 @@ test.serial('pause stops firing; resume fires what fell due meanwhile by the cat
   const resumed = await rig.service.resume('paused');
   t.is(resumed.status, 'REGISTERED');
   await rig.advanceTo(T0 + 6 * HOUR + 1);
-  t.deepEqual(rig.dispatcher.submitted.map((x) => (Number(x.lowerBound) - T0) / HOUR), [0, 1, 5]);
+  t.deepEqual(
+    rig.dispatcher.submitted.map((x) => (Number(x.lowerBound) - T0) / HOUR),
+    [0, 1, 5],
+  );
   const err = await t.throwsAsync(rig.service.resume('paused'));
   t.is(codeOf(err), 'FAILED_PRECONDITION');
 });

@@ -5,8 +5,18 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import pg from 'pg';
 import type { ScheduleInfo } from 'sluice/sdk';
-import type { InstanceRecord, InstanceState, ScheduleRecord, ScheduleStore } from '../../services/schedule/domain/model.js';
-import { MIGRATIONS, PostgresScheduleStore, SqliteScheduleStore, openScheduleStore } from '../../services/schedule/store/index.js';
+import type {
+  InstanceRecord,
+  InstanceState,
+  ScheduleRecord,
+  ScheduleStore,
+} from '../../services/schedule/domain/model.js';
+import {
+  MIGRATIONS,
+  PostgresScheduleStore,
+  SqliteScheduleStore,
+  openScheduleStore,
+} from '../../services/schedule/store/index.js';
 import { PG_URL, probePostgres, uniqueName } from '../helpers/databases.js';
 import { gate } from '../helpers/integration.js';
 
@@ -55,7 +65,10 @@ const sqlite: Backend = {
       async appliedMigrations() {
         const raw = new DatabaseSync(file, { readOnly: true });
         try {
-          const rows = raw.prepare('SELECT version, applied_at FROM schema_migrations ORDER BY version').all() as { version: number; applied_at: number }[];
+          const rows = raw.prepare('SELECT version, applied_at FROM schema_migrations ORDER BY version').all() as {
+            version: number;
+            applied_at: number;
+          }[];
           return rows.map((r) => ({ version: r.version, appliedAt: r.applied_at }));
         } finally {
           raw.close();
@@ -97,7 +110,9 @@ const postgres: Backend = {
       },
       async appliedMigrations() {
         const result = await withPgClient((client) =>
-          client.query<{ version: number; applied_at: string }>(`SELECT version, applied_at FROM "${schema}".schema_migrations ORDER BY version`),
+          client.query<{ version: number; applied_at: string }>(
+            `SELECT version, applied_at FROM "${schema}".schema_migrations ORDER BY version`,
+          ),
         );
         return result.rows.map((r) => ({ version: r.version, appliedAt: Number(r.applied_at) }));
       },
@@ -144,7 +159,16 @@ function info(groupId: string, patch: Partial<ScheduleInfo> = {}): ScheduleInfo 
 }
 
 function schedule(groupId: string, patch: Partial<ScheduleRecord> = {}): ScheduleRecord {
-  return { groupId, info: info(groupId), status: 'NEW', engineId: 'builtin', version: 1, createdAt: NOW, updatedAt: NOW, ...patch };
+  return {
+    groupId,
+    info: info(groupId),
+    status: 'NEW',
+    engineId: 'builtin',
+    version: 1,
+    createdAt: NOW,
+    updatedAt: NOW,
+    ...patch,
+  };
 }
 
 /** Window k (hours after T0) of the group. */
@@ -168,7 +192,8 @@ function instance(groupId: string, k: number, patch: Partial<InstanceRecord> = {
 }
 
 const ids = (records: readonly { groupId: string }[]) => records.map((r) => r.groupId);
-const windows = (records: readonly InstanceRecord[]) => records.map((r) => `${r.groupId}@${(r.windowStart - T0) / HOUR}`);
+const windows = (records: readonly InstanceRecord[]) =>
+  records.map((r) => `${r.groupId}@${(r.windowStart - T0) / HOUR}`);
 
 // ---------------------------------------------------------------------------------------------------------------------
 // Schedules
@@ -183,20 +208,31 @@ contract('schedules: insert, get, list in groupId order with status filter and k
   ];
   for (const record of records) await store.insertSchedule(record);
 
-  for (const record of records) t.deepEqual(await store.getSchedule(record.groupId), record, `${record.groupId} reads back as written`);
+  for (const record of records)
+    t.deepEqual(await store.getSchedule(record.groupId), record, `${record.groupId} reads back as written`);
   const a = await store.getSchedule('g-a');
   t.is(typeof a?.createdAt, 'number');
   t.is(typeof a?.info.startTime, 'number');
   t.is(await store.getSchedule('g-missing'), undefined);
 
   t.deepEqual(ids(await store.listSchedules({ limit: 100 })), ['g-a', 'g-b', 'g-c', 'g-d']);
-  t.deepEqual(await store.listSchedules({ limit: 100 }), [...records].sort((x, y) => x.groupId.localeCompare(y.groupId)), 'whole records');
+  t.deepEqual(
+    await store.listSchedules({ limit: 100 }),
+    [...records].sort((x, y) => x.groupId.localeCompare(y.groupId)),
+    'whole records',
+  );
   t.deepEqual(ids(await store.listSchedules({ limit: 2 })), ['g-a', 'g-b']);
   t.deepEqual(ids(await store.listSchedules({ limit: 2, afterGroupId: 'g-b' })), ['g-c', 'g-d']);
   t.deepEqual(ids(await store.listSchedules({ limit: 2, afterGroupId: 'g-d' })), []);
-  t.deepEqual(ids(await store.listSchedules({ limit: 100, afterGroupId: 'g-' })), ['g-a', 'g-b', 'g-c', 'g-d'], 'after a key that is not stored');
+  t.deepEqual(
+    ids(await store.listSchedules({ limit: 100, afterGroupId: 'g-' })),
+    ['g-a', 'g-b', 'g-c', 'g-d'],
+    'after a key that is not stored',
+  );
   t.deepEqual(ids(await store.listSchedules({ limit: 100, statuses: ['PAUSED', 'DELETED'] })), ['g-b', 'g-d']);
-  t.deepEqual(ids(await store.listSchedules({ limit: 1, statuses: ['PAUSED', 'DELETED'], afterGroupId: 'g-b' })), ['g-d']);
+  t.deepEqual(ids(await store.listSchedules({ limit: 1, statuses: ['PAUSED', 'DELETED'], afterGroupId: 'g-b' })), [
+    'g-d',
+  ]);
   t.deepEqual(ids(await store.listSchedules({ limit: 100, statuses: [] })), []);
   t.deepEqual(ids(await store.listSchedules({ limit: 0 })), []);
 
@@ -218,7 +254,10 @@ contract('insertSchedule: ALREADY_EXISTS while the group has a schedule that is 
     const groupId = `g-${status.toLowerCase()}`;
     const original = schedule(groupId, { status });
     await store.insertSchedule(original);
-    await t.throwsAsync(store.insertSchedule(schedule(groupId, { engineId: 'other', version: 7 })), { code: 'ALREADY_EXISTS', message: new RegExp(groupId) });
+    await t.throwsAsync(store.insertSchedule(schedule(groupId, { engineId: 'other', version: 7 })), {
+      code: 'ALREADY_EXISTS',
+      message: new RegExp(groupId),
+    });
     t.deepEqual(await store.getSchedule(groupId), original, `${status}: the stored schedule is untouched`);
   }
 });
@@ -228,14 +267,21 @@ contract('insertSchedule: a DELETED schedule is replaced, atomically under concu
   await a.insertSchedule(schedule('g-1'));
   await a.updateSchedule(schedule('g-1', { status: 'DELETED', version: 2, updatedAt: NOW + 1 }), 1);
 
-  const replacement = schedule('g-1', { info: info('g-1', { scheduleUnit: 'D', timeZone: 'UTC' }), engineId: 'quartz', createdAt: NOW + 2, updatedAt: NOW + 2 });
+  const replacement = schedule('g-1', {
+    info: info('g-1', { scheduleUnit: 'D', timeZone: 'UTC' }),
+    engineId: 'quartz',
+    createdAt: NOW + 2,
+    updatedAt: NOW + 2,
+  });
   await b.insertSchedule(replacement);
   t.deepEqual(await a.getSchedule('g-1'), replacement, 'the DELETED row is replaced by the new record');
   await t.throwsAsync(a.insertSchedule(replacement), { code: 'ALREADY_EXISTS' }, 'once replaced, it is live again');
 
   // Many replicas re-creating the same deleted group: exactly one wins, the others see ALREADY_EXISTS.
   await a.updateSchedule({ ...replacement, status: 'DELETED', version: 2 }, 1);
-  const attempts = Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).insertSchedule(schedule('g-1', { engineId: `engine-${i}` })));
+  const attempts = Array.from({ length: 10 }, (_, i) =>
+    (i % 2 ? a : b).insertSchedule(schedule('g-1', { engineId: `engine-${i}` })),
+  );
   const results = await Promise.allSettled(attempts);
   const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
   t.is(won.length, 1, 'exactly one insert replaces the DELETED row');
@@ -243,37 +289,63 @@ contract('insertSchedule: a DELETED schedule is replaced, atomically under concu
   t.is((await a.getSchedule('g-1'))?.engineId, `engine-${won[0]}`);
 });
 
-contract('updateSchedule: optimistic locking (VERSION_CONFLICT on a stale version, NOT_FOUND when missing)', async (t, db) => {
-  const [a, b] = [await db.open(), await db.open()];
-  const v1 = schedule('g-1');
-  await a.insertSchedule(v1);
+contract(
+  'updateSchedule: optimistic locking (VERSION_CONFLICT on a stale version, NOT_FOUND when missing)',
+  async (t, db) => {
+    const [a, b] = [await db.open(), await db.open()];
+    const v1 = schedule('g-1');
+    await a.insertSchedule(v1);
 
-  const v2 = { ...v1, status: 'APPROVED' as const, info: info('g-1', { delayTime: 30 }), version: 2, updatedAt: NOW + 10 };
-  await a.updateSchedule(v2, 1);
-  t.deepEqual(await b.getSchedule('g-1'), v2, 'the write is visible to another store');
+    const v2 = {
+      ...v1,
+      status: 'APPROVED' as const,
+      info: info('g-1', { delayTime: 30 }),
+      version: 2,
+      updatedAt: NOW + 10,
+    };
+    await a.updateSchedule(v2, 1);
+    t.deepEqual(await b.getSchedule('g-1'), v2, 'the write is visible to another store');
 
-  const stale = { ...v1, status: 'PAUSED' as const, version: 2, updatedAt: NOW + 20 };
-  await t.throwsAsync(b.updateSchedule(stale, 1), {
-    code: 'VERSION_CONFLICT',
-    message: 'schedule g-1 was changed: version 1 is stale (current 2)',
-  });
-  t.deepEqual(await a.getSchedule('g-1'), v2, 'a rejected update changes nothing');
+    const stale = { ...v1, status: 'PAUSED' as const, version: 2, updatedAt: NOW + 20 };
+    await t.throwsAsync(b.updateSchedule(stale, 1), {
+      code: 'VERSION_CONFLICT',
+      message: 'schedule g-1 was changed: version 1 is stale (current 2)',
+    });
+    t.deepEqual(await a.getSchedule('g-1'), v2, 'a rejected update changes nothing');
 
-  await t.throwsAsync(a.updateSchedule(schedule('g-missing', { version: 2 }), 1), { code: 'NOT_FOUND', message: /g-missing/ });
-  await t.throwsAsync(a.updateSchedule({ ...v2, version: 5 }, 2), { code: 'INVALID_ARGUMENT' }, 'the new version must be expected + 1');
+    await t.throwsAsync(a.updateSchedule(schedule('g-missing', { version: 2 }), 1), {
+      code: 'NOT_FOUND',
+      message: /g-missing/,
+    });
+    await t.throwsAsync(
+      a.updateSchedule({ ...v2, version: 5 }, 2),
+      { code: 'INVALID_ARGUMENT' },
+      'the new version must be expected + 1',
+    );
 
-  // createdAt is the insert's; every other field is the update's.
-  const v3 = { ...v2, status: 'REGISTERED' as const, engineId: 'quartz', version: 3, createdAt: 1, updatedAt: NOW + 30 };
-  await b.updateSchedule(v3, 2);
-  t.deepEqual(await a.getSchedule('g-1'), { ...v3, createdAt: v1.createdAt });
+    // createdAt is the insert's; every other field is the update's.
+    const v3 = {
+      ...v2,
+      status: 'REGISTERED' as const,
+      engineId: 'quartz',
+      version: 3,
+      createdAt: 1,
+      updatedAt: NOW + 30,
+    };
+    await b.updateSchedule(v3, 2);
+    t.deepEqual(await a.getSchedule('g-1'), { ...v3, createdAt: v1.createdAt });
 
-  // Concurrent writers holding the same version: exactly one wins.
-  const writers = Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).updateSchedule({ ...v3, engineId: `engine-${i}`, version: 4 }, 3));
-  const results = await Promise.allSettled(writers);
-  t.is(results.filter((r) => r.status === 'fulfilled').length, 1, 'exactly one concurrent update succeeds');
-  for (const r of results) if (r.status === 'rejected') t.is((r.reason as { code?: string }).code, 'VERSION_CONFLICT');
-  t.is((await a.getSchedule('g-1'))?.version, 4);
-});
+    // Concurrent writers holding the same version: exactly one wins.
+    const writers = Array.from({ length: 10 }, (_, i) =>
+      (i % 2 ? a : b).updateSchedule({ ...v3, engineId: `engine-${i}`, version: 4 }, 3),
+    );
+    const results = await Promise.allSettled(writers);
+    t.is(results.filter((r) => r.status === 'fulfilled').length, 1, 'exactly one concurrent update succeeds');
+    for (const r of results)
+      if (r.status === 'rejected') t.is((r.reason as { code?: string }).code, 'VERSION_CONFLICT');
+    t.is((await a.getSchedule('g-1'))?.version, 4);
+  },
+);
 
 // ---------------------------------------------------------------------------------------------------------------------
 // The instance ledger
@@ -308,7 +380,9 @@ contract('claimInstance: inserts a window once and returns it only to the call t
 contract('claimInstance: 20 concurrent claims of one window from two stores, exactly one wins', async (t, db) => {
   const [a, b] = [await db.open(), await db.open()];
   const claims = Array.from({ length: 20 }, (_, i) =>
-    (i % 2 ? a : b).claimInstance(instance('g-1', 5, { instanceId: `claim-${i}`, owner: i % 2 ? 'replica-a' : 'replica-b' })),
+    (i % 2 ? a : b).claimInstance(
+      instance('g-1', 5, { instanceId: `claim-${i}`, owner: i % 2 ? 'replica-a' : 'replica-b' }),
+    ),
   );
   const results = await Promise.all(claims);
   const winners = results.filter((r): r is InstanceRecord => r !== undefined);
@@ -322,28 +396,63 @@ contract('takeOverInstance: of replicas finding the same orphaned row, exactly o
   const [a, b] = [await db.open(), await db.open()];
   const orphan = instance('g-1', 7, { owner: 'dead-replica' });
   await a.claimInstance(orphan);
-  const takes = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).takeOverInstance(orphan.instanceId, orphan.updatedAt, `replica-${i}`, NOW + 10)));
+  const takes = await Promise.all(
+    Array.from({ length: 20 }, (_, i) =>
+      (i % 2 ? a : b).takeOverInstance(orphan.instanceId, orphan.updatedAt, `replica-${i}`, NOW + 10),
+    ),
+  );
   const winners = takes.filter((r): r is InstanceRecord => r !== undefined);
   t.is(winners.length, 1);
   t.is((await a.getInstanceById(orphan.instanceId))?.owner, winners[0]!.owner);
   t.true(winners[0]!.updatedAt > orphan.updatedAt);
-  t.is(await a.takeOverInstance(orphan.instanceId, orphan.updatedAt, 'late', NOW + 20), undefined, 'a stale view cannot take it');
+  t.is(
+    await a.takeOverInstance(orphan.instanceId, orphan.updatedAt, 'late', NOW + 20),
+    undefined,
+    'a stale view cannot take it',
+  );
   await a.updateInstance(orphan.instanceId, { state: 'DISPATCHED' }, NOW + 30);
   const now = (await a.getInstanceById(orphan.instanceId))!;
-  t.is(await b.takeOverInstance(orphan.instanceId, now.updatedAt, 'x', NOW + 40), undefined, 'only SCHEDULED rows are taken over');
+  t.is(
+    await b.takeOverInstance(orphan.instanceId, now.updatedAt, 'x', NOW + 40),
+    undefined,
+    'only SCHEDULED rows are taken over',
+  );
 });
 
 contract('rearmInstance: only from the allowed states, clearing the last run', async (t, db) => {
   const store = await db.open();
   const claimed = instance('g-1', 0);
   await store.claimInstance(claimed);
-  t.is(await store.rearmInstance('g-1', claimed.windowStart, ['FAILED', 'SUCCEEDED'], 'BACKFILL', 'replica-b', NOW + 1), undefined, 'SCHEDULED is not re-armable');
-  t.is(await store.rearmInstance('g-1', claimed.windowStart, [], 'BACKFILL', 'replica-b', NOW + 1), undefined, 'no allowed state');
-  t.is(await store.rearmInstance('g-1', claimed.windowStart + HOUR, ['SCHEDULED'], 'BACKFILL', 'replica-b', NOW + 1), undefined, 'no such window');
+  t.is(
+    await store.rearmInstance('g-1', claimed.windowStart, ['FAILED', 'SUCCEEDED'], 'BACKFILL', 'replica-b', NOW + 1),
+    undefined,
+    'SCHEDULED is not re-armable',
+  );
+  t.is(
+    await store.rearmInstance('g-1', claimed.windowStart, [], 'BACKFILL', 'replica-b', NOW + 1),
+    undefined,
+    'no allowed state',
+  );
+  t.is(
+    await store.rearmInstance('g-1', claimed.windowStart + HOUR, ['SCHEDULED'], 'BACKFILL', 'replica-b', NOW + 1),
+    undefined,
+    'no such window',
+  );
   t.deepEqual(await store.getInstanceById(claimed.instanceId), claimed, 'refused re-arms change nothing');
 
-  await store.updateInstance(claimed.instanceId, { state: 'FAILED', jobIds: ['job-1'], dispatchedAt: NOW + 2, finishedAt: NOW + 3, error: 'boom' }, NOW + 3);
-  const rearmed = await store.rearmInstance('g-1', claimed.windowStart, ['FAILED', 'SUCCEEDED'], 'BACKFILL', 'replica-b', NOW + 4);
+  await store.updateInstance(
+    claimed.instanceId,
+    { state: 'FAILED', jobIds: ['job-1'], dispatchedAt: NOW + 2, finishedAt: NOW + 3, error: 'boom' },
+    NOW + 3,
+  );
+  const rearmed = await store.rearmInstance(
+    'g-1',
+    claimed.windowStart,
+    ['FAILED', 'SUCCEEDED'],
+    'BACKFILL',
+    'replica-b',
+    NOW + 4,
+  );
   t.truthy(rearmed);
   t.like(rearmed, {
     instanceId: claimed.instanceId,
@@ -363,7 +472,11 @@ contract('rearmInstance: only from the allowed states, clearing the last run', a
   t.is(rearmed?.finishedAt, undefined);
   t.deepEqual(await store.getInstanceById(claimed.instanceId), rearmed, 'returns the row as stored');
 
-  t.is(await store.rearmInstance('g-1', claimed.windowStart, ['FAILED'], 'MANUAL', 'replica-c', NOW + 5), undefined, 're-armed already: SCHEDULED again');
+  t.is(
+    await store.rearmInstance('g-1', claimed.windowStart, ['FAILED'], 'MANUAL', 'replica-c', NOW + 5),
+    undefined,
+    're-armed already: SCHEDULED again',
+  );
   const again = await store.rearmInstance('g-1', claimed.windowStart, ['SCHEDULED'], 'MANUAL', 'replica-c', NOW + 5);
   t.like(again, { attempt: 3, trigger: 'MANUAL', owner: 'replica-c' }, 'any listed state re-arms');
 });
@@ -386,18 +499,47 @@ contract('updateInstance: applies the patch, guarded by fromStates', async (t, d
   const claimed = instance('g-1', 0);
   await a.claimInstance(claimed);
 
-  const dispatched = await a.updateInstance(claimed.instanceId, { state: 'DISPATCHED', jobIds: ['job-1', 'job-2'], dispatchedAt: NOW + 1 }, NOW + 1, ['SCHEDULED']);
-  t.deepEqual(dispatched, { ...claimed, state: 'DISPATCHED', jobIds: ['job-1', 'job-2'], dispatchedAt: NOW + 1, updatedAt: NOW + 1 });
+  const dispatched = await a.updateInstance(
+    claimed.instanceId,
+    { state: 'DISPATCHED', jobIds: ['job-1', 'job-2'], dispatchedAt: NOW + 1 },
+    NOW + 1,
+    ['SCHEDULED'],
+  );
+  t.deepEqual(dispatched, {
+    ...claimed,
+    state: 'DISPATCHED',
+    jobIds: ['job-1', 'job-2'],
+    dispatchedAt: NOW + 1,
+    updatedAt: NOW + 1,
+  });
   t.deepEqual(await b.getInstanceById(claimed.instanceId), dispatched);
 
-  t.is(await a.updateInstance(claimed.instanceId, { state: 'DISPATCHED' }, NOW + 2, ['SCHEDULED']), undefined, 'not in a from-state');
-  t.is(await a.updateInstance(claimed.instanceId, { state: 'RUNNING' }, NOW + 2, []), undefined, 'empty fromStates matches nothing');
+  t.is(
+    await a.updateInstance(claimed.instanceId, { state: 'DISPATCHED' }, NOW + 2, ['SCHEDULED']),
+    undefined,
+    'not in a from-state',
+  );
+  t.is(
+    await a.updateInstance(claimed.instanceId, { state: 'RUNNING' }, NOW + 2, []),
+    undefined,
+    'empty fromStates matches nothing',
+  );
   t.is(await a.updateInstance('no-such-id', { state: 'RUNNING' }, NOW + 2), undefined, 'no such instance');
   t.deepEqual(await a.getInstanceById(claimed.instanceId), dispatched, 'refused updates change nothing');
 
   // A partial patch keeps the other fields; without fromStates any state is accepted.
-  const failed = await b.updateInstance(claimed.instanceId, { state: 'FAILED', finishedAt: NOW + 3, error: 'sink unreachable' }, NOW + 3);
-  t.deepEqual(failed, { ...dispatched!, state: 'FAILED', finishedAt: NOW + 3, error: 'sink unreachable', updatedAt: NOW + 3 });
+  const failed = await b.updateInstance(
+    claimed.instanceId,
+    { state: 'FAILED', finishedAt: NOW + 3, error: 'sink unreachable' },
+    NOW + 3,
+  );
+  t.deepEqual(failed, {
+    ...dispatched!,
+    state: 'FAILED',
+    finishedAt: NOW + 3,
+    error: 'sink unreachable',
+    updatedAt: NOW + 3,
+  });
   const noted = await a.updateInstance(claimed.instanceId, {}, NOW + 4);
   t.deepEqual(noted, { ...failed!, updatedAt: NOW + 4 }, 'an empty patch only touches updatedAt');
 
@@ -405,61 +547,105 @@ contract('updateInstance: applies the patch, guarded by fromStates', async (t, d
   const next = instance('g-1', 1);
   await a.claimInstance(next);
   const moves = Array.from({ length: 20 }, (_, i) =>
-    (i % 2 ? a : b).updateInstance(next.instanceId, { state: 'DISPATCHED', jobIds: [`job-${i}`] }, NOW + i, ['SCHEDULED']),
+    (i % 2 ? a : b).updateInstance(next.instanceId, { state: 'DISPATCHED', jobIds: [`job-${i}`] }, NOW + i, [
+      'SCHEDULED',
+    ]),
   );
   const applied = (await Promise.all(moves)).filter((r) => r !== undefined);
   t.is(applied.length, 1, 'exactly one SCHEDULED -> DISPATCHED transition');
   t.deepEqual(await a.getInstanceById(next.instanceId), applied[0]);
 });
 
-contract('listInstances: filters (group, states, window range) and keyset paging in (groupId, windowStart) order', async (t, db) => {
-  const store = await db.open();
-  const states: InstanceState[] = ['SUCCEEDED', 'FAILED', 'SCHEDULED', 'RUNNING', 'SCHEDULED'];
-  // Inserted out of order: the store must sort.
-  const rows = [
-    ...[4, 2, 0, 3, 1].map((k) => instance('g-b', k, { state: states[k]! })),
-    ...[1, 0, 2].map((k) => instance('g-a', k, { state: states[k]! })),
-    instance('g-c', -3, { state: 'SKIPPED' }),
-  ];
-  for (const row of rows) t.truthy(await store.claimInstance(row));
+contract(
+  'listInstances: filters (group, states, window range) and keyset paging in (groupId, windowStart) order',
+  async (t, db) => {
+    const store = await db.open();
+    const states: InstanceState[] = ['SUCCEEDED', 'FAILED', 'SCHEDULED', 'RUNNING', 'SCHEDULED'];
+    // Inserted out of order: the store must sort.
+    const rows = [
+      ...[4, 2, 0, 3, 1].map((k) => instance('g-b', k, { state: states[k]! })),
+      ...[1, 0, 2].map((k) => instance('g-a', k, { state: states[k]! })),
+      instance('g-c', -3, { state: 'SKIPPED' }),
+    ];
+    for (const row of rows) t.truthy(await store.claimInstance(row));
 
-  const all = await store.listInstances({ limit: 100 });
-  t.deepEqual(windows(all), ['g-a@0', 'g-a@1', 'g-a@2', 'g-b@0', 'g-b@1', 'g-b@2', 'g-b@3', 'g-b@4', 'g-c@-3']);
-  t.deepEqual(all[0], instance('g-a', 0, { state: 'SUCCEEDED' }), 'whole records');
+    const all = await store.listInstances({ limit: 100 });
+    t.deepEqual(windows(all), ['g-a@0', 'g-a@1', 'g-a@2', 'g-b@0', 'g-b@1', 'g-b@2', 'g-b@3', 'g-b@4', 'g-c@-3']);
+    t.deepEqual(all[0], instance('g-a', 0, { state: 'SUCCEEDED' }), 'whole records');
 
-  t.deepEqual(windows(await store.listInstances({ groupId: 'g-b', limit: 100 })), ['g-b@0', 'g-b@1', 'g-b@2', 'g-b@3', 'g-b@4']);
-  t.deepEqual(windows(await store.listInstances({ states: ['SCHEDULED'], limit: 100 })), ['g-a@2', 'g-b@2', 'g-b@4']);
-  t.deepEqual(windows(await store.listInstances({ states: ['FAILED', 'SKIPPED'], limit: 100 })), ['g-a@1', 'g-b@1', 'g-c@-3']);
-  t.deepEqual(windows(await store.listInstances({ states: [], limit: 100 })), []);
-  t.deepEqual(windows(await store.listInstances({ windowFrom: T0 + HOUR, windowTo: T0 + 3 * HOUR, limit: 100 })), ['g-a@1', 'g-a@2', 'g-b@1', 'g-b@2'], '[from, to)');
-  t.deepEqual(windows(await store.listInstances({ windowFrom: T0 + 3 * HOUR, limit: 100 })), ['g-b@3', 'g-b@4'], 'open end');
-  t.deepEqual(windows(await store.listInstances({ windowTo: T0, limit: 100 })), ['g-c@-3'], 'open start');
-  t.deepEqual(
-    windows(await store.listInstances({ groupId: 'g-b', states: ['SCHEDULED', 'RUNNING'], windowFrom: T0 + 3 * HOUR, windowTo: T0 + 5 * HOUR, limit: 100 })),
-    ['g-b@3', 'g-b@4'],
-    'filters combine',
-  );
-  t.deepEqual(windows(await store.listInstances({ limit: 2 })), ['g-a@0', 'g-a@1']);
-  t.deepEqual(windows(await store.listInstances({ limit: 0 })), []);
-  t.deepEqual(windows(await store.listInstances({ after: { groupId: 'g-a', windowStart: T0 + 2 * HOUR }, limit: 2 })), ['g-b@0', 'g-b@1'], 'paging crosses groups');
-  t.deepEqual(windows(await store.listInstances({ groupId: 'g-b', after: { groupId: 'g-b', windowStart: T0 + 2 * HOUR }, limit: 100 })), ['g-b@3', 'g-b@4']);
+    t.deepEqual(windows(await store.listInstances({ groupId: 'g-b', limit: 100 })), [
+      'g-b@0',
+      'g-b@1',
+      'g-b@2',
+      'g-b@3',
+      'g-b@4',
+    ]);
+    t.deepEqual(windows(await store.listInstances({ states: ['SCHEDULED'], limit: 100 })), ['g-a@2', 'g-b@2', 'g-b@4']);
+    t.deepEqual(windows(await store.listInstances({ states: ['FAILED', 'SKIPPED'], limit: 100 })), [
+      'g-a@1',
+      'g-b@1',
+      'g-c@-3',
+    ]);
+    t.deepEqual(windows(await store.listInstances({ states: [], limit: 100 })), []);
+    t.deepEqual(
+      windows(await store.listInstances({ windowFrom: T0 + HOUR, windowTo: T0 + 3 * HOUR, limit: 100 })),
+      ['g-a@1', 'g-a@2', 'g-b@1', 'g-b@2'],
+      '[from, to)',
+    );
+    t.deepEqual(
+      windows(await store.listInstances({ windowFrom: T0 + 3 * HOUR, limit: 100 })),
+      ['g-b@3', 'g-b@4'],
+      'open end',
+    );
+    t.deepEqual(windows(await store.listInstances({ windowTo: T0, limit: 100 })), ['g-c@-3'], 'open start');
+    t.deepEqual(
+      windows(
+        await store.listInstances({
+          groupId: 'g-b',
+          states: ['SCHEDULED', 'RUNNING'],
+          windowFrom: T0 + 3 * HOUR,
+          windowTo: T0 + 5 * HOUR,
+          limit: 100,
+        }),
+      ),
+      ['g-b@3', 'g-b@4'],
+      'filters combine',
+    );
+    t.deepEqual(windows(await store.listInstances({ limit: 2 })), ['g-a@0', 'g-a@1']);
+    t.deepEqual(windows(await store.listInstances({ limit: 0 })), []);
+    t.deepEqual(
+      windows(await store.listInstances({ after: { groupId: 'g-a', windowStart: T0 + 2 * HOUR }, limit: 2 })),
+      ['g-b@0', 'g-b@1'],
+      'paging crosses groups',
+    );
+    t.deepEqual(
+      windows(
+        await store.listInstances({
+          groupId: 'g-b',
+          after: { groupId: 'g-b', windowStart: T0 + 2 * HOUR },
+          limit: 100,
+        }),
+      ),
+      ['g-b@3', 'g-b@4'],
+    );
 
-  // Paging with filters visits exactly the filtered rows, in order.
-  const pageAll = async (query: { states?: InstanceState[] }) => {
-    const seen: InstanceRecord[] = [];
-    let after: { groupId: string; windowStart: number } | undefined;
-    for (let pages = 0; pages < 20; pages++) {
-      const page = await store.listInstances({ ...query, limit: 2, ...(after ? { after } : {}) });
-      if (page.length === 0) return seen;
-      seen.push(...page);
-      const last = page[page.length - 1]!;
-      after = { groupId: last.groupId, windowStart: last.windowStart };
-    }
-    throw new Error('paging did not end');
-  };
-  t.deepEqual(await pageAll({}), all);
-  t.deepEqual(windows(await pageAll({ states: ['SCHEDULED', 'RUNNING'] })), ['g-a@2', 'g-b@2', 'g-b@3', 'g-b@4']);
-});
+    // Paging with filters visits exactly the filtered rows, in order.
+    const pageAll = async (query: { states?: InstanceState[] }) => {
+      const seen: InstanceRecord[] = [];
+      let after: { groupId: string; windowStart: number } | undefined;
+      for (let pages = 0; pages < 20; pages++) {
+        const page = await store.listInstances({ ...query, limit: 2, ...(after ? { after } : {}) });
+        if (page.length === 0) return seen;
+        seen.push(...page);
+        const last = page[page.length - 1]!;
+        after = { groupId: last.groupId, windowStart: last.windowStart };
+      }
+      throw new Error('paging did not end');
+    };
+    t.deepEqual(await pageAll({}), all);
+    t.deepEqual(windows(await pageAll({ states: ['SCHEDULED', 'RUNNING'] })), ['g-a@2', 'g-b@2', 'g-b@3', 'g-b@4']);
+  },
+);
 
 contract('lastInstance: the greatest windowStart of the group', async (t, db) => {
   const store = await db.open();
@@ -475,31 +661,34 @@ contract('lastInstance: the greatest windowStart of the group', async (t, db) =>
 // ---------------------------------------------------------------------------------------------------------------------
 // Migrations and durability
 
-contract('migrations: applied once, recorded in schema_migrations, idempotent and safe to run concurrently', async (t, db) => {
-  const started = Date.now();
-  // Two replicas starting together on an empty database.
-  const [a, b] = [await db.open({ migrate: false }), await db.open({ migrate: false })];
-  await Promise.all([a.migrate(), b.migrate()]);
-  const applied = await db.appliedMigrations();
-  t.deepEqual(
-    applied.map((m) => m.version),
-    MIGRATIONS.map((m) => m.version),
-    'every migration recorded once, in order',
-  );
-  for (const m of applied) t.true(m.appliedAt >= started && m.appliedAt <= Date.now(), 'applied_at is epoch ms');
+contract(
+  'migrations: applied once, recorded in schema_migrations, idempotent and safe to run concurrently',
+  async (t, db) => {
+    const started = Date.now();
+    // Two replicas starting together on an empty database.
+    const [a, b] = [await db.open({ migrate: false }), await db.open({ migrate: false })];
+    await Promise.all([a.migrate(), b.migrate()]);
+    const applied = await db.appliedMigrations();
+    t.deepEqual(
+      applied.map((m) => m.version),
+      MIGRATIONS.map((m) => m.version),
+      'every migration recorded once, in order',
+    );
+    for (const m of applied) t.true(m.appliedAt >= started && m.appliedAt <= Date.now(), 'applied_at is epoch ms');
 
-  // Again, and from a third store: nothing changes.
-  await a.migrate();
-  await b.migrate();
-  const c = await db.open();
-  await c.migrate();
-  t.deepEqual(await db.appliedMigrations(), applied, 'running them again is a no-op');
+    // Again, and from a third store: nothing changes.
+    await a.migrate();
+    await b.migrate();
+    const c = await db.open();
+    await c.migrate();
+    t.deepEqual(await db.appliedMigrations(), applied, 'running them again is a no-op');
 
-  // The schema works.
-  await a.insertSchedule(schedule('g-1'));
-  t.truthy(await b.getSchedule('g-1'));
-  t.truthy(await c.claimInstance(instance('g-1', 0)));
-});
+    // The schema works.
+    await a.insertSchedule(schedule('g-1'));
+    t.truthy(await b.getSchedule('g-1'));
+    t.truthy(await c.claimInstance(instance('g-1', 0)));
+  },
+);
 
 contract('data survives closing and reopening the store', async (t, db) => {
   const first = await db.open();
@@ -513,7 +702,11 @@ contract('data survives closing and reopening the store', async (t, db) => {
   const second = await db.open();
   t.deepEqual(await second.getSchedule('g-1'), record);
   t.deepEqual(await second.getInstanceById(claimed.instanceId), claimed);
-  t.is(await second.claimInstance(instance('g-1', 0, { instanceId: 'again' })), undefined, 'the window is still claimed');
+  t.is(
+    await second.claimInstance(instance('g-1', 0, { instanceId: 'again' })),
+    undefined,
+    'the window is still claimed',
+  );
 });
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -536,9 +729,12 @@ test('sqlite: open creates the folder; :memory: works', async (t) => {
 });
 
 test('postgres: an unreachable server is UNAVAILABLE naming the host, never the password', async (t) => {
-  const err = await t.throwsAsync(PostgresScheduleStore.open('postgres://sluice:Sup3rS3cret@127.0.0.1:1/ledger', { connectTimeoutMs: 2000 }), {
-    code: 'UNAVAILABLE',
-  });
+  const err = await t.throwsAsync(
+    PostgresScheduleStore.open('postgres://sluice:Sup3rS3cret@127.0.0.1:1/ledger', { connectTimeoutMs: 2000 }),
+    {
+      code: 'UNAVAILABLE',
+    },
+  );
   t.regex(err?.message ?? '', /127\.0\.0\.1:1\/ledger/);
   t.notRegex(err?.message ?? '', /Sup3rS3cret/);
   await t.throwsAsync(PostgresScheduleStore.open('mysql://x@127.0.0.1/db'), { code: 'INVALID_ARGUMENT' });
@@ -554,13 +750,21 @@ test('openScheduleStore: SQLite unless the URL is postgres:// or postgresql://, 
     await store.close();
   }
   for (const databaseUrl of ['postgres://u:pw@127.0.0.1:1/x', 'postgresql://u:pw@127.0.0.1:1/x']) {
-    await t.throwsAsync(openScheduleStore({ databaseUrl, sqlitePath: join(dir, 'unused.db'), postgres: { connectTimeoutMs: 2000 } }), { code: 'UNAVAILABLE' }, `${databaseUrl}: PostgreSQL`);
+    await t.throwsAsync(
+      openScheduleStore({ databaseUrl, sqlitePath: join(dir, 'unused.db'), postgres: { connectTimeoutMs: 2000 } }),
+      { code: 'UNAVAILABLE' },
+      `${databaseUrl}: PostgreSQL`,
+    );
   }
 });
 
 pgTest.serial('openScheduleStore: a PostgreSQL URL opens the PostgreSQL store, migrated', async (t) => {
   const schema = uniqueName('sluice_test');
-  const store = await openScheduleStore({ databaseUrl: PG_URL, sqlitePath: '/nonexistent/unused.db', postgres: { schema, poolSize: 2 } });
+  const store = await openScheduleStore({
+    databaseUrl: PG_URL,
+    sqlitePath: '/nonexistent/unused.db',
+    postgres: { schema, poolSize: 2 },
+  });
   t.teardown(async () => {
     await store.close();
     await withPgClient((client) => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
@@ -569,7 +773,10 @@ pgTest.serial('openScheduleStore: a PostgreSQL URL opens the PostgreSQL store, m
   await store.insertSchedule(schedule('g-1'));
   t.deepEqual(await store.getSchedule('g-1'), schedule('g-1'));
   const tables = await withPgClient((client) =>
-    client.query<{ table_name: string }>('SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name', [schema]),
+    client.query<{ table_name: string }>(
+      'SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name',
+      [schema],
+    ),
   );
   t.deepEqual(
     tables.rows.map((r) => r.table_name).sort(),

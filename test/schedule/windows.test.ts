@@ -1,16 +1,36 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { DateTime } from 'luxon';
-import { type Unit, type WindowSpec, edge, windowAt, windowSpec, windowsAfter } from '../../services/schedule/domain/windows.js';
+import {
+  type Unit,
+  type WindowSpec,
+  edge,
+  windowAt,
+  windowSpec,
+  windowsAfter,
+} from '../../services/schedule/domain/windows.js';
 
 const ZONES = ['UTC', 'Europe/Berlin', 'America/New_York', 'Australia/Lord_Howe', 'Asia/Kolkata', 'America/Sao_Paulo'];
 const UNIT_MS: Record<'S' | 'I' | 'H', number> = { S: 1000, I: 60_000, H: 3_600_000 };
 /** Rough unit lengths, only to keep generated schedules to a few hundred windows. */
-const APPROX_MS: Record<Unit, number> = { S: 1e3, I: 6e4, H: 3.6e6, D: 8.64e7, W: 6.048e8, M: 2.63e9, Y: 3.156e10, O: 1 };
+const APPROX_MS: Record<Unit, number> = {
+  S: 1e3,
+  I: 6e4,
+  H: 3.6e6,
+  D: 8.64e7,
+  W: 6.048e8,
+  M: 2.63e9,
+  Y: 3.156e10,
+  O: 1,
+};
 
 const all = (spec: WindowSpec) => [...windowsAfter(spec)];
 
-function assertTiles(t: { is: (a: unknown, b: unknown, m?: string) => void; true: (v: boolean, m?: string) => void }, spec: WindowSpec, windows: readonly { start: number; end: number }[]) {
+function assertTiles(
+  t: { is: (a: unknown, b: unknown, m?: string) => void; true: (v: boolean, m?: string) => void },
+  spec: WindowSpec,
+  windows: readonly { start: number; end: number }[],
+) {
   t.true(windows.length > 0, 'at least one window');
   t.is(windows[0]!.start, spec.startTime, 'first window starts at startTime');
   t.is(windows[windows.length - 1]!.end, spec.endTime, 'last window is cut at endTime');
@@ -25,13 +45,41 @@ function assertTiles(t: { is: (a: unknown, b: unknown, m?: string) => void; true
  * so every instant showing the wall time (the wall time minus an offset in force around it) is tried
  * and the first kept; a wall time in a gap is luxon's own (moved forward by the gap).
  */
-function firstOccurrence(wall: { year: number; month: number; day: number; hour: number; minute: number; second?: number; millisecond?: number }, zone: string): number {
+function firstOccurrence(
+  wall: {
+    year: number;
+    month: number;
+    day: number;
+    hour: number;
+    minute: number;
+    second?: number;
+    millisecond?: number;
+  },
+  zone: string,
+): number {
   const guess = DateTime.fromObject(wall, { zone });
-  const wallMs = Date.UTC(wall.year, wall.month - 1, wall.day, wall.hour, wall.minute, wall.second ?? 0, wall.millisecond ?? 0);
-  const offsets = [-3, 0, 3].map((h) => DateTime.fromMillis(guess.toMillis() + h * 3_600_000, { zone }).offset * 60_000);
+  const wallMs = Date.UTC(
+    wall.year,
+    wall.month - 1,
+    wall.day,
+    wall.hour,
+    wall.minute,
+    wall.second ?? 0,
+    wall.millisecond ?? 0,
+  );
+  const offsets = [-3, 0, 3].map(
+    (h) => DateTime.fromMillis(guess.toMillis() + h * 3_600_000, { zone }).offset * 60_000,
+  );
   const same = (ms: number) => {
     const d = DateTime.fromMillis(ms, { zone });
-    return d.year === wall.year && d.month === wall.month && d.day === wall.day && d.hour === wall.hour && d.minute === wall.minute && d.second === (wall.second ?? 0);
+    return (
+      d.year === wall.year &&
+      d.month === wall.month &&
+      d.day === wall.day &&
+      d.hour === wall.hour &&
+      d.minute === wall.minute &&
+      d.second === (wall.second ?? 0)
+    );
   };
   const valid = offsets.map((o) => wallMs - o).filter(same);
   return valid.length > 0 ? Math.min(...valid) : guess.toMillis();
@@ -39,13 +87,25 @@ function firstOccurrence(wall: { year: number; month: number; day: number; hour:
 
 /** Edge k computed independently with luxon: fixed durations, or calendar steps from the anchor. */
 function luxonEdge(spec: WindowSpec, k: number): number {
-  if (spec.unit === 'S' || spec.unit === 'I' || spec.unit === 'H') return spec.startTime + k * spec.interval * UNIT_MS[spec.unit];
+  if (spec.unit === 'S' || spec.unit === 'I' || spec.unit === 'H')
+    return spec.startTime + k * spec.interval * UNIT_MS[spec.unit];
   const anchor = DateTime.fromMillis(spec.startTime, { zone: spec.timeZone });
   const key = { D: 'days', W: 'weeks', M: 'months', Y: 'years' }[spec.unit as 'D' | 'W' | 'M' | 'Y'];
   // From the anchor's wall-clock fields, so DST gaps and clamping are luxon's own.
   if (k === 0) return spec.startTime;
-  const target = anchor.toLocal().setZone(spec.timeZone).plus({ [key]: k * spec.interval });
-  const wall = { year: target.year, month: target.month, day: target.day, hour: anchor.hour, minute: anchor.minute, second: anchor.second, millisecond: anchor.millisecond };
+  const target = anchor
+    .toLocal()
+    .setZone(spec.timeZone)
+    .plus({ [key]: k * spec.interval });
+  const wall = {
+    year: target.year,
+    month: target.month,
+    day: target.day,
+    hour: anchor.hour,
+    minute: anchor.minute,
+    second: anchor.second,
+    millisecond: anchor.millisecond,
+  };
   return firstOccurrence(wall, spec.timeZone);
 }
 
@@ -61,7 +121,15 @@ const unitSchedule = fc
   })
   .map(({ unit, interval, startTime, windows, cut, zone }) => {
     const span = Math.max(1, Math.floor((windows - cut) * APPROX_MS[unit] * interval));
-    return windowSpec({ scheduleType: 0, scheduleUnit: unit, scheduleInterval: interval, startTime, endTime: startTime + span, timeZone: zone, crontabExpression: '' });
+    return windowSpec({
+      scheduleType: 0,
+      scheduleUnit: unit,
+      scheduleInterval: interval,
+      startTime,
+      endTime: startTime + span,
+      timeZone: zone,
+      crontabExpression: '',
+    });
   });
 
 test('unit schedules: windows tile [start, end) and their edges agree with luxon', (t) => {
@@ -81,32 +149,82 @@ test('windowsAfter and windowAt find the window holding any instant', (t) => {
       const instant = Math.floor(spec.startTime + at * (spec.endTime - spec.startTime));
       const w = windowAt(spec, instant)!;
       t.true(w.start <= instant && instant < w.end);
-      t.deepEqual(w, all(spec).find((x) => x.start <= instant && instant < x.end));
+      t.deepEqual(
+        w,
+        all(spec).find((x) => x.start <= instant && instant < x.end),
+      );
     }),
     { numRuns: 200 },
   );
 });
 
 test('one round is the single window [start, end)', (t) => {
-  const spec = windowSpec({ scheduleType: 0, scheduleUnit: 'O', scheduleInterval: 1, startTime: 1000, endTime: 5000, timeZone: '', crontabExpression: '' });
+  const spec = windowSpec({
+    scheduleType: 0,
+    scheduleUnit: 'O',
+    scheduleInterval: 1,
+    startTime: 1000,
+    endTime: 5000,
+    timeZone: '',
+    crontabExpression: '',
+  });
   t.deepEqual(all(spec), [{ start: 1000, end: 5000 }]);
 });
 
 test('a DST day has 23 or 25 hourly windows and a 23- or 25-hour daily window (Europe/Berlin)', (t) => {
   const zone = 'Europe/Berlin';
-  const day = (y: number, m: number, d: number) => DateTime.fromObject({ year: y, month: m, day: d }, { zone }).toMillis();
-  const spring = windowSpec({ scheduleType: 0, scheduleUnit: 'H', scheduleInterval: 1, startTime: day(2026, 3, 29), endTime: day(2026, 3, 30), timeZone: zone, crontabExpression: '' });
+  const day = (y: number, m: number, d: number) =>
+    DateTime.fromObject({ year: y, month: m, day: d }, { zone }).toMillis();
+  const spring = windowSpec({
+    scheduleType: 0,
+    scheduleUnit: 'H',
+    scheduleInterval: 1,
+    startTime: day(2026, 3, 29),
+    endTime: day(2026, 3, 30),
+    timeZone: zone,
+    crontabExpression: '',
+  });
   t.is(all(spring).length, 23);
-  const fall = windowSpec({ scheduleType: 0, scheduleUnit: 'H', scheduleInterval: 1, startTime: day(2026, 10, 25), endTime: day(2026, 10, 26), timeZone: zone, crontabExpression: '' });
+  const fall = windowSpec({
+    scheduleType: 0,
+    scheduleUnit: 'H',
+    scheduleInterval: 1,
+    startTime: day(2026, 10, 25),
+    endTime: day(2026, 10, 26),
+    timeZone: zone,
+    crontabExpression: '',
+  });
   t.is(all(fall).length, 25);
-  const daily = windowSpec({ scheduleType: 0, scheduleUnit: 'D', scheduleInterval: 1, startTime: day(2026, 3, 28), endTime: day(2026, 3, 31), timeZone: zone, crontabExpression: '' });
-  t.deepEqual(all(daily).map((w) => (w.end - w.start) / 3_600_000), [24, 23, 24]);
+  const daily = windowSpec({
+    scheduleType: 0,
+    scheduleUnit: 'D',
+    scheduleInterval: 1,
+    startTime: day(2026, 3, 28),
+    endTime: day(2026, 3, 31),
+    timeZone: zone,
+    crontabExpression: '',
+  });
+  t.deepEqual(
+    all(daily).map((w) => (w.end - w.start) / 3_600_000),
+    [24, 23, 24],
+  );
 });
 
 test('months are calendar months, clamped to the month end from the anchor (Jan 31 → Feb 28 → Mar 31)', (t) => {
   const start = Date.UTC(2025, 0, 31, 6, 0);
-  const spec = windowSpec({ scheduleType: 0, scheduleUnit: 'M', scheduleInterval: 1, startTime: start, endTime: Date.UTC(2025, 4, 1), timeZone: 'UTC', crontabExpression: '' });
-  t.deepEqual(all(spec).map((w) => new Date(w.start).toISOString()), ['2025-01-31T06:00:00.000Z', '2025-02-28T06:00:00.000Z', '2025-03-31T06:00:00.000Z', '2025-04-30T06:00:00.000Z']);
+  const spec = windowSpec({
+    scheduleType: 0,
+    scheduleUnit: 'M',
+    scheduleInterval: 1,
+    startTime: start,
+    endTime: Date.UTC(2025, 4, 1),
+    timeZone: 'UTC',
+    crontabExpression: '',
+  });
+  t.deepEqual(
+    all(spec).map((w) => new Date(w.start).toISOString()),
+    ['2025-01-31T06:00:00.000Z', '2025-02-28T06:00:00.000Z', '2025-03-31T06:00:00.000Z', '2025-04-30T06:00:00.000Z'],
+  );
   t.is(edge(spec, 13), Date.UTC(2026, 1, 28, 6, 0));
 });
 
@@ -115,18 +233,46 @@ test('a local start time inside a spring-forward gap moves forward by the gap; a
   // Daily at 02:30 local from 2026-03-07: 2026-03-08 02:30 does not exist in New York.
   const start = DateTime.fromObject({ year: 2026, month: 3, day: 7, hour: 2, minute: 30 }, { zone }).toMillis();
   const end = DateTime.fromObject({ year: 2026, month: 3, day: 10, hour: 2, minute: 30 }, { zone }).toMillis();
-  const spec = windowSpec({ scheduleType: 0, scheduleUnit: 'D', scheduleInterval: 1, startTime: start, endTime: end, timeZone: zone, crontabExpression: '' });
+  const spec = windowSpec({
+    scheduleType: 0,
+    scheduleUnit: 'D',
+    scheduleInterval: 1,
+    startTime: start,
+    endTime: end,
+    timeZone: zone,
+    crontabExpression: '',
+  });
   const starts = all(spec).map((w) => DateTime.fromMillis(w.start, { zone }).toISO());
-  t.deepEqual(starts, ['2026-03-07T02:30:00.000-05:00', '2026-03-08T03:30:00.000-04:00', '2026-03-09T02:30:00.000-04:00']);
+  t.deepEqual(starts, [
+    '2026-03-07T02:30:00.000-05:00',
+    '2026-03-08T03:30:00.000-04:00',
+    '2026-03-09T02:30:00.000-04:00',
+  ]);
   const fallStart = DateTime.fromObject({ year: 2026, month: 10, day: 31, hour: 1, minute: 30 }, { zone }).toMillis();
-  const fall = windowSpec({ scheduleType: 0, scheduleUnit: 'D', scheduleInterval: 1, startTime: fallStart, endTime: fallStart + 2 * 86_400_000, timeZone: zone, crontabExpression: '' });
+  const fall = windowSpec({
+    scheduleType: 0,
+    scheduleUnit: 'D',
+    scheduleInterval: 1,
+    startTime: fallStart,
+    endTime: fallStart + 2 * 86_400_000,
+    timeZone: zone,
+    crontabExpression: '',
+  });
   t.is(DateTime.fromMillis(all(fall)[1]!.start, { zone }).toISO(), '2026-11-01T01:30:00.000-04:00');
 });
 
 test('a start in the second pass of a fall-back hour is the first edge itself (found by the property test)', (t) => {
   // 2032-04-04 01:45:19 +10:30 in Lord Howe, the second pass: 01:45 happened at +11:00 half an hour before.
   const start = 1964618119709;
-  const spec = windowSpec({ scheduleType: 0, scheduleUnit: 'D', scheduleInterval: 1, startTime: start, endTime: start + 3 * 86_400_000, timeZone: 'Australia/Lord_Howe', crontabExpression: '' });
+  const spec = windowSpec({
+    scheduleType: 0,
+    scheduleUnit: 'D',
+    scheduleInterval: 1,
+    startTime: start,
+    endTime: start + 3 * 86_400_000,
+    timeZone: 'Australia/Lord_Howe',
+    crontabExpression: '',
+  });
   const windows = all(spec);
   t.is(windows[0]!.start, start);
   t.is(windows[1]!.start - windows[0]!.start, 86_400_000, 'the next day at the same wall time, both at +10:30');
@@ -146,7 +292,15 @@ test('cron schedules: fire times are the window edges, tile [start, end) and agr
     fc.property(dailyCron, ({ hour, minute, startTime, days, zone, quartz }) => {
       const crontabExpression = quartz ? `0 ${minute} ${hour} * * ?` : `${minute} ${hour} * * *`;
       const endTime = startTime + days * 86_400_000;
-      const spec = windowSpec({ scheduleType: 1, scheduleUnit: '', scheduleInterval: 0, startTime, endTime, timeZone: zone, crontabExpression });
+      const spec = windowSpec({
+        scheduleType: 1,
+        scheduleUnit: '',
+        scheduleInterval: 0,
+        startTime,
+        endTime,
+        timeZone: zone,
+        crontabExpression,
+      });
       const windows = all(spec);
       assertTiles(t, spec, windows);
       // Independent: the wall time on every local day, through luxon, once each, inside (start, end).
@@ -156,7 +310,11 @@ test('cron schedules: fire times are the window edges, tile [start, end) and agr
         const fire = firstOccurrence({ year: day.year, month: day.month, day: day.day, hour, minute }, zone);
         if (fire > startTime && fire < endTime) expected.add(fire);
       }
-      t.deepEqual(windows.slice(1).map((w) => w.start), [...expected].sort((a, b) => a - b), crontabExpression);
+      t.deepEqual(
+        windows.slice(1).map((w) => w.start),
+        [...expected].sort((a, b) => a - b),
+        crontabExpression,
+      );
     }),
     { numRuns: 150 },
   );
@@ -165,7 +323,15 @@ test('cron schedules: fire times are the window edges, tile [start, end) and agr
 test('cron: seconds field, steps, ranges, lists, names, L and #', (t) => {
   const fires = (expr: string, from: string, n: number, zone = 'UTC') => {
     const start = Date.parse(from);
-    const spec = windowSpec({ scheduleType: 1, scheduleUnit: '', scheduleInterval: 0, startTime: start, endTime: start + 400 * 86_400_000, timeZone: zone, crontabExpression: expr });
+    const spec = windowSpec({
+      scheduleType: 1,
+      scheduleUnit: '',
+      scheduleInterval: 0,
+      startTime: start,
+      endTime: start + 400 * 86_400_000,
+      timeZone: zone,
+      crontabExpression: expr,
+    });
     const out: string[] = [];
     for (const w of windowsAfter(spec)) {
       if (w.start !== start) out.push(new Date(w.start).toISOString());
@@ -173,17 +339,46 @@ test('cron: seconds field, steps, ranges, lists, names, L and #', (t) => {
     }
     return out;
   };
-  t.deepEqual(fires('*/20 * * * * ?', '2026-01-01T00:00:00Z', 3), ['2026-01-01T00:00:20.000Z', '2026-01-01T00:00:40.000Z', '2026-01-01T00:01:00.000Z']);
-  t.deepEqual(fires('0 0 12 ? * MON-FRI', '2026-01-02T13:00:00Z', 2), ['2026-01-05T12:00:00.000Z', '2026-01-06T12:00:00.000Z']);
-  t.deepEqual(fires('0 0 0 L * ?', '2026-01-15T00:00:00Z', 2), ['2026-01-31T00:00:00.000Z', '2026-02-28T00:00:00.000Z']);
-  t.deepEqual(fires('0 0 9 ? * 6#2', '2026-01-01T00:00:00Z', 2), ['2026-01-09T09:00:00.000Z', '2026-02-13T09:00:00.000Z']);
+  t.deepEqual(fires('*/20 * * * * ?', '2026-01-01T00:00:00Z', 3), [
+    '2026-01-01T00:00:20.000Z',
+    '2026-01-01T00:00:40.000Z',
+    '2026-01-01T00:01:00.000Z',
+  ]);
+  t.deepEqual(fires('0 0 12 ? * MON-FRI', '2026-01-02T13:00:00Z', 2), [
+    '2026-01-05T12:00:00.000Z',
+    '2026-01-06T12:00:00.000Z',
+  ]);
+  t.deepEqual(fires('0 0 0 L * ?', '2026-01-15T00:00:00Z', 2), [
+    '2026-01-31T00:00:00.000Z',
+    '2026-02-28T00:00:00.000Z',
+  ]);
+  t.deepEqual(fires('0 0 9 ? * 6#2', '2026-01-01T00:00:00Z', 2), [
+    '2026-01-09T09:00:00.000Z',
+    '2026-02-13T09:00:00.000Z',
+  ]);
   t.deepEqual(fires('0 0 9 ? * 6L', '2026-01-01T00:00:00Z', 1), ['2026-01-30T09:00:00.000Z']);
-  t.deepEqual(fires('0 1,13 * * *', '2026-01-01T00:00:00Z', 3), ['2026-01-01T01:00:00.000Z', '2026-01-01T13:00:00.000Z', '2026-01-02T01:00:00.000Z']);
-  t.deepEqual(fires('0 30 2 * * ?', '2026-03-28T12:00:00Z', 2, 'Europe/Berlin'), ['2026-03-29T01:30:00.000Z', '2026-03-30T00:30:00.000Z'], '02:30 on the spring-forward day fires once, at 03:30 local');
+  t.deepEqual(fires('0 1,13 * * *', '2026-01-01T00:00:00Z', 3), [
+    '2026-01-01T01:00:00.000Z',
+    '2026-01-01T13:00:00.000Z',
+    '2026-01-02T01:00:00.000Z',
+  ]);
+  t.deepEqual(
+    fires('0 30 2 * * ?', '2026-03-28T12:00:00Z', 2, 'Europe/Berlin'),
+    ['2026-03-29T01:30:00.000Z', '2026-03-30T00:30:00.000Z'],
+    '02:30 on the spring-forward day fires once, at 03:30 local',
+  );
 });
 
 test('bad fields are INVALID_ARGUMENT naming the field', (t) => {
-  const base = { scheduleType: 0, scheduleUnit: 'D', scheduleInterval: 1, startTime: 1000, endTime: 2000, timeZone: 'UTC', crontabExpression: '' };
+  const base = {
+    scheduleType: 0,
+    scheduleUnit: 'D',
+    scheduleInterval: 1,
+    startTime: 1000,
+    endTime: 2000,
+    timeZone: 'UTC',
+    crontabExpression: '',
+  };
   const cases: [Partial<typeof base>, string][] = [
     [{ scheduleType: 2 }, 'schedule_type'],
     [{ scheduleUnit: 'Q' }, 'schedule_unit'],

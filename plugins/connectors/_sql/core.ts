@@ -68,21 +68,43 @@ export function sourceSchema(d: Dialect): JsonSchema {
       keyColumn: {
         type: 'string',
         minLength: 1,
-        description: 'Unique, non-null column that grows with every insert, normally an integer primary key. OFFSET windows are ranges of it, and every read pages through the window in its order (keyset pagination). OFFSET windows need an integer column.',
+        description:
+          'Unique, non-null column that grows with every insert, normally an integer primary key. OFFSET windows are ranges of it, and every read pages through the window in its order (keyset pagination). OFFSET windows need an integer column.',
       },
       timeColumn: {
         type: 'string',
         minLength: 1,
-        description: 'Timestamp column a TIME window filters on: rows with lower <= column < upper (epoch ms, UTC). Required for TIME windows.',
+        description:
+          'Timestamp column a TIME window filters on: rows with lower <= column < upper (epoch ms, UTC). Required for TIME windows.',
       },
       columns: {
         type: 'array',
         items: { type: 'string', minLength: 1, description: 'A column name, exactly as in the table.' },
-        description: 'Columns to read, in this order; default all columns (`*`). The key column is read in any case, and left out of the rows when not listed.',
+        description:
+          'Columns to read, in this order; default all columns (`*`). The key column is read in any case, and left out of the rows when not listed.',
       },
-      batchSize: { type: 'integer', minimum: 1, maximum: 100_000, default: 5000, description: 'Rows per page (one query each, `LIMIT batchSize`), and per batch handed to the sink.' },
-      connectTimeoutMs: { type: 'integer', minimum: 100, maximum: 600_000, default: 10_000, description: 'How long to wait for a connection, in milliseconds, before the job fails as UNAVAILABLE.' },
-      scanPartitions: { type: 'integer', minimum: 1, maximum: 1024, default: 1, description: 'Flink runner only: how many key ranges an OFFSET window is read in, in parallel (scan.partition.num).' },
+      batchSize: {
+        type: 'integer',
+        minimum: 1,
+        maximum: 100_000,
+        default: 5000,
+        description: 'Rows per page (one query each, `LIMIT batchSize`), and per batch handed to the sink.',
+      },
+      connectTimeoutMs: {
+        type: 'integer',
+        minimum: 100,
+        maximum: 600_000,
+        default: 10_000,
+        description: 'How long to wait for a connection, in milliseconds, before the job fails as UNAVAILABLE.',
+      },
+      scanPartitions: {
+        type: 'integer',
+        minimum: 1,
+        maximum: 1024,
+        default: 1,
+        description:
+          'Flink runner only: how many key ranges an OFFSET window is read in, in parallel (scan.partition.num).',
+      },
     },
   };
 }
@@ -107,7 +129,8 @@ export function sinkSchema(d: Dialect): JsonSchema {
         type: 'string',
         enum: ['replace-window', 'upsert'],
         default: 'replace-window',
-        description: "'replace-window': one transaction deletes the rows an earlier run of the same window wrote (found by windowColumn) and inserts the new ones. 'upsert': insert, or update the row with the same keyColumns.",
+        description:
+          "'replace-window': one transaction deletes the rows an earlier run of the same window wrote (found by windowColumn) and inserts the new ones. 'upsert': insert, or update the row with the same keyColumns.",
       },
       windowColumn: {
         type: 'string',
@@ -117,11 +140,30 @@ export function sinkSchema(d: Dialect): JsonSchema {
       keyColumns: {
         type: 'array',
         items: { type: 'string', minLength: 1, description: 'A column name, exactly as in the table.' },
-        description: 'Upsert mode: the columns of the unique key a row is matched on (required for upsert). With createTable they become the primary key.',
+        description:
+          'Upsert mode: the columns of the unique key a row is matched on (required for upsert). With createTable they become the primary key.',
       },
-      createTable: { type: 'boolean', default: false, description: "Create the table when it does not exist, with columns typed from the first batch's values (and the window column). Create it yourself for control over types." },
-      batchSize: { type: 'integer', minimum: 1, maximum: 100_000, default: 1000, description: 'Rows per INSERT statement (fewer when the rows are wide: at most 65535 parameters per statement).' },
-      connectTimeoutMs: { type: 'integer', minimum: 100, maximum: 600_000, default: 10_000, description: 'How long to wait for a connection, in milliseconds, before the job fails as UNAVAILABLE.' },
+      createTable: {
+        type: 'boolean',
+        default: false,
+        description:
+          "Create the table when it does not exist, with columns typed from the first batch's values (and the window column). Create it yourself for control over types.",
+      },
+      batchSize: {
+        type: 'integer',
+        minimum: 1,
+        maximum: 100_000,
+        default: 1000,
+        description:
+          'Rows per INSERT statement (fewer when the rows are wide: at most 65535 parameters per statement).',
+      },
+      connectTimeoutMs: {
+        type: 'integer',
+        minimum: 100,
+        maximum: 600_000,
+        default: 10_000,
+        description: 'How long to wait for a connection, in milliseconds, before the job fails as UNAVAILABLE.',
+      },
     },
   };
 }
@@ -151,7 +193,8 @@ export interface SinkConfig {
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 const strs = (v: unknown): string[] | undefined => (Array.isArray(v) ? v.map(String) : undefined);
-const int = (v: unknown, fallback: number): number => (typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : fallback);
+const int = (v: unknown, fallback: number): number =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : fallback;
 
 function tableOf(d: Dialect, raw: unknown): string[] {
   const parsed = parseTableName(String(raw ?? ''), d.quote);
@@ -187,7 +230,8 @@ export function sinkConfig(d: Dialect, options: Options): SinkConfig {
   if (!url) throw invalidArgument('options.url', `a connection URL like ${d.exampleUrl}`, o.url);
   const mode = o.mode === 'upsert' ? 'upsert' : 'replace-window';
   const keyColumns = strs(o.keyColumns) ?? [];
-  if (mode === 'upsert' && keyColumns.length === 0) throw invalidArgument('options.keyColumns', 'at least one key column in upsert mode', o.keyColumns);
+  if (mode === 'upsert' && keyColumns.length === 0)
+    throw invalidArgument('options.keyColumns', 'at least one key column in upsert mode', o.keyColumns);
   const windowColumn = str(o.windowColumn) ?? (mode === 'replace-window' ? DEFAULT_WINDOW_COLUMN : undefined);
   return {
     url,
@@ -214,7 +258,8 @@ function checkNames(path: string, names: readonly string[] | undefined, errors: 
 function checkCommon(d: Dialect, o: Options, errors: FieldError[]): void {
   if (typeof o.url === 'string') {
     const url = parseDbUrl(d, o.url);
-    if (typeof url === 'string') errors.push(fieldError('options.url', `a connection URL like ${d.exampleUrl} (${url})`, redactUrl(o.url)));
+    if (typeof url === 'string')
+      errors.push(fieldError('options.url', `a connection URL like ${d.exampleUrl} (${url})`, redactUrl(o.url)));
   }
   if (typeof o.table === 'string') {
     const t = parseTableName(o.table, d.quote);
@@ -222,7 +267,8 @@ function checkCommon(d: Dialect, o: Options, errors: FieldError[]): void {
   }
   for (const key of ['keyColumn', 'timeColumn', 'windowColumn']) {
     const v = o[key];
-    if (typeof v === 'string' && v.includes('\0')) errors.push(fieldError(`options.${key}`, 'a column name without NUL characters', v));
+    if (typeof v === 'string' && v.includes('\0'))
+      errors.push(fieldError(`options.${key}`, 'a column name without NUL characters', v));
   }
 }
 
@@ -236,10 +282,17 @@ export function validateOptions(d: Dialect, role: 'source' | 'sink', options: Op
     const keys = strs(options.keyColumns);
     checkNames('options.keyColumns', keys, errors);
     if ((options.mode ?? 'replace-window') === 'upsert' && (!keys || keys.length === 0)) {
-      errors.push(fieldError('options.keyColumns', 'at least one key column (upsert mode matches rows on them)', options.keyColumns));
+      errors.push(
+        fieldError(
+          'options.keyColumns',
+          'at least one key column (upsert mode matches rows on them)',
+          options.keyColumns,
+        ),
+      );
     }
     const wc = str(options.windowColumn);
-    if (wc && keys?.includes(wc)) errors.push(fieldError('options.windowColumn', 'a column that is not one of keyColumns', wc));
+    if (wc && keys?.includes(wc))
+      errors.push(fieldError('options.windowColumn', 'a column that is not one of keyColumns', wc));
   }
   return errors;
 }
@@ -315,7 +368,8 @@ export type Scan =
   | { readonly type: 'OFFSET'; readonly lower: bigint; readonly upper: bigint };
 
 function parseTime(field: string, raw: string): number {
-  if (!TIME_BOUND.test(raw) || !Number.isSafeInteger(Number(raw))) throw invalidArgument(field, 'epoch milliseconds as a non-negative integer', raw);
+  if (!TIME_BOUND.test(raw) || !Number.isSafeInteger(Number(raw)))
+    throw invalidArgument(field, 'epoch milliseconds as a non-negative integer', raw);
   return Number(raw);
 }
 
@@ -336,7 +390,12 @@ export function boundedOptions(d: Dialect, options: Options, b: Boundaries): Opt
     const lo = parseTime('boundaries.lower_bound', b.lowerBound);
     const hi = parseTime('boundaries.upper_bound', b.upperBound);
     if (lo > hi) throw invalidArgument('boundaries.upper_bound', `a bound >= the lower bound ${lo}`, b.upperBound);
-    if (!str(withDefaults.timeColumn)) throw invalidArgument('options.timeColumn', 'a timestamp column (a TIME window filters on it)', withDefaults.timeColumn);
+    if (!str(withDefaults.timeColumn))
+      throw invalidArgument(
+        'options.timeColumn',
+        'a timestamp column (a TIME window filters on it)',
+        withDefaults.timeColumn,
+      );
     [lower, upper] = [String(lo), String(hi)];
   } else if (b.boundaryType === 'OFFSET') {
     const lo = parseKey('boundaries.lower_bound', b.lowerBound);
@@ -354,8 +413,14 @@ export function scanOf(options: Options): Scan {
   const type = options[BOUND_TYPE];
   const lower = String(options[BOUND_LOWER] ?? '');
   const upper = String(options[BOUND_UPPER] ?? '');
-  if (type === 'TIME') return { type, lower: parseTime(`options.${BOUND_LOWER}`, lower), upper: parseTime(`options.${BOUND_UPPER}`, upper) };
-  if (type === 'OFFSET') return { type, lower: parseKey(`options.${BOUND_LOWER}`, lower), upper: parseKey(`options.${BOUND_UPPER}`, upper) };
+  if (type === 'TIME')
+    return {
+      type,
+      lower: parseTime(`options.${BOUND_LOWER}`, lower),
+      upper: parseTime(`options.${BOUND_UPPER}`, upper),
+    };
+  if (type === 'OFFSET')
+    return { type, lower: parseKey(`options.${BOUND_LOWER}`, lower), upper: parseKey(`options.${BOUND_UPPER}`, upper) };
   throw invalidArgument(`options.${BOUND_TYPE}`, 'bounded options, as fillInBoundaries returns them', type);
 }
 
@@ -366,7 +431,11 @@ export function timeRange(scan: { lower: number; upper: number }): { lower: numb
 }
 
 /** An OFFSET window within the key type's range [min, max]: `undefined` when empty; a side is absent when every key passes it. */
-export function keyRange(scan: { lower: bigint; upper: bigint }, min: bigint, max: bigint): { lower?: bigint; upper?: bigint } | undefined {
+export function keyRange(
+  scan: { lower: bigint; upper: bigint },
+  min: bigint,
+  max: bigint,
+): { lower?: bigint; upper?: bigint } | undefined {
   if (scan.upper <= scan.lower || scan.lower > max || scan.upper <= min) return undefined;
   return { ...(scan.lower > min ? { lower: scan.lower } : {}), ...(scan.upper <= max ? { upper: scan.upper } : {}) };
 }
@@ -387,12 +456,22 @@ export function timestampTextToMs(text: string): number | string {
   const date = new Date(0);
   date.setUTCFullYear(y, mo - 1, d);
   date.setUTCHours(h, mi, s, Number(`${m[7] ?? ''}000`.slice(0, 3)));
-  if (date.getUTCFullYear() !== y || date.getUTCMonth() !== mo - 1 || date.getUTCDate() !== d || h > 23 || mi > 59 || s > 59) return text;
+  if (
+    date.getUTCFullYear() !== y ||
+    date.getUTCMonth() !== mo - 1 ||
+    date.getUTCDate() !== d ||
+    h > 23 ||
+    mi > 59 ||
+    s > 59
+  )
+    return text;
   let ms = date.getTime();
   const zone = m[8];
   if (zone && zone !== 'Z') {
     const digits = zone.slice(1).replaceAll(':', '');
-    const offset = (Number(digits.slice(0, 2)) * 3600 + Number(digits.slice(2, 4) || 0) * 60 + Number(digits.slice(4, 6) || 0)) * 1000;
+    const offset =
+      (Number(digits.slice(0, 2)) * 3600 + Number(digits.slice(2, 4) || 0) * 60 + Number(digits.slice(4, 6) || 0)) *
+      1000;
     ms -= zone.startsWith('-') ? -offset : offset;
   }
   return Number.isFinite(ms) ? ms : text;
@@ -401,7 +480,8 @@ export function timestampTextToMs(text: string): number | string {
 /** Epoch ms to `YYYY-MM-DDTHH:MM:SS.sssZ` (UTC). */
 export function msToIso(ms: number): string {
   const date = new Date(ms);
-  if (Number.isNaN(date.getTime())) throw invalidArgument('row', 'a timestamp as epoch milliseconds within the year 0..9999', ms);
+  if (Number.isNaN(date.getTime()))
+    throw invalidArgument('row', 'a timestamp as epoch milliseconds within the year 0..9999', ms);
   return date.toISOString();
 }
 
@@ -490,7 +570,9 @@ export function sluiceError(code: keyof typeof ERROR_CODES, message: string, cau
 }
 
 export function isSluice(err: unknown): err is SluiceError {
-  return typeof err === 'object' && err !== null && (err as { [k: symbol]: unknown })[Symbol.for('sluice.error')] === true;
+  return (
+    typeof err === 'object' && err !== null && (err as { [k: symbol]: unknown })[Symbol.for('sluice.error')] === true
+  );
 }
 
 // ------------------------------------------------------------------------------------------------ reader
@@ -533,7 +615,8 @@ export function keysetReader(pager: KeysetPager, batchSize: number, stripKey: bo
         yield page;
       }
     },
-    positions: (): Record<string, string> => (last === undefined ? { rows: String(rows) } : { key: String(last.value), rows: String(rows) }),
+    positions: (): Record<string, string> =>
+      last === undefined ? { rows: String(rows) } : { key: String(last.value), rows: String(rows) },
     async close() {
       if (closed) return;
       closed = true;
@@ -573,7 +656,11 @@ export interface WriterSession {
   lockWindow(windowId: string): Promise<void>;
   deleteWindow(column: string, windowId: string): Promise<void>;
   /** Multi-row insert (upsert on `conflictKeys` when given) of rows of values, in `columns` order. */
-  insert(columns: readonly string[], rows: readonly (readonly unknown[])[], conflictKeys?: readonly string[]): Promise<void>;
+  insert(
+    columns: readonly string[],
+    rows: readonly (readonly unknown[])[],
+    conflictKeys?: readonly string[],
+  ): Promise<void>;
   /** Creates the table; returns its columns. */
   create(columns: readonly ColumnSpec[], primaryKey: readonly string[]): Promise<ColumnMap>;
   commit(): Promise<void>;
@@ -631,7 +718,13 @@ export function lastPerKey(rows: readonly Row[], keys: readonly string[]): Row[]
  * transaction, which (in replace-window mode) starts by deleting the window's earlier rows. The
  * transaction starts with the first write, not when the writer opens, so opening stays quick.
  */
-export function windowWriter(s: WriterSession, cfg: SinkConfig, window: WindowRef, table: ColumnMap | undefined, tableName: string): WindowWriter {
+export function windowWriter(
+  s: WriterSession,
+  cfg: SinkConfig,
+  window: WindowRef,
+  table: ColumnMap | undefined,
+  tableName: string,
+): WindowWriter {
   const id = windowId(window);
   const norm = (name: string) => (s.caseInsensitive ? name.toLowerCase() : name);
   let columns = table;
@@ -645,7 +738,12 @@ export function windowWriter(s: WriterSession, cfg: SinkConfig, window: WindowRe
       // Only with createTable (checked at open): created from the first batch's columns.
       if (!first) return;
       const names = [...new Set(first.flatMap((r) => Object.keys(r)))].filter((n) => n !== cfg.windowColumn);
-      const specs: ColumnSpec[] = names.map((name) => ({ name, values: first.map((r) => r[name]), key: cfg.keyColumns.includes(name), window: false }));
+      const specs: ColumnSpec[] = names.map((name) => ({
+        name,
+        values: first.map((r) => r[name]),
+        key: cfg.keyColumns.includes(name),
+        window: false,
+      }));
       if (cfg.windowColumn) specs.push({ name: cfg.windowColumn, values: [], key: false, window: true });
       const pk = cfg.mode === 'upsert' ? cfg.keyColumns : [];
       if (s.transactionalDdl) {
@@ -673,18 +771,27 @@ export function windowWriter(s: WriterSession, cfg: SinkConfig, window: WindowRe
       const all = cfg.windowColumn ? [...names, cfg.windowColumn] : names;
       const unknown = all.filter((c) => !columns!.has(norm(c)));
       if (unknown.length > 0) {
-        throw sluiceError('FAILED_PRECONDITION', `table ${tableName} has no column ${unknown.map((c) => JSON.stringify(c)).join(', ')} (columns: ${[...columns!.keys()].join(', ')})`);
+        throw sluiceError(
+          'FAILED_PRECONDITION',
+          `table ${tableName} has no column ${unknown.map((c) => JSON.stringify(c)).join(', ')} (columns: ${[...columns!.keys()].join(', ')})`,
+        );
       }
       if (cfg.mode === 'upsert') {
         const missing = cfg.keyColumns.filter((k) => !run.columns.includes(k));
-        if (missing.length > 0) throw sluiceError('FAILED_PRECONDITION', `upsert into ${tableName}: a row has no key column ${missing.map((c) => JSON.stringify(c)).join(', ')}`);
+        if (missing.length > 0)
+          throw sluiceError(
+            'FAILED_PRECONDITION',
+            `upsert into ${tableName}: a row has no key column ${missing.map((c) => JSON.stringify(c)).join(', ')}`,
+          );
       }
       const kinds = all.map((c) => columns!.get(norm(c)) ?? 'other');
       const perStatement = Math.max(1, Math.min(cfg.batchSize, Math.floor(s.maxParams / all.length)));
       for (let i = 0; i < run.rows.length; i += perStatement) {
         let chunk = run.rows.slice(i, i + perStatement);
         if (cfg.mode === 'upsert') chunk = lastPerKey(chunk, cfg.keyColumns);
-        const values = chunk.map((row) => all.map((c, j) => (c === cfg.windowColumn ? id : s.convert(row[c] ?? null, kinds[j]!))));
+        const values = chunk.map((row) =>
+          all.map((c, j) => (c === cfg.windowColumn ? id : s.convert(row[c] ?? null, kinds[j]!))),
+        );
         await s.insert(all, values, cfg.mode === 'upsert' ? cfg.keyColumns : undefined);
       }
     }
@@ -776,10 +883,16 @@ export interface FlinkNames {
 }
 
 /** Flink JDBC connector options (the `WITH (...)` of the table) for the Flink runner. */
-export function flinkOptions(d: Dialect, names: FlinkNames, role: 'source' | 'sink', options: Options): Record<string, string> {
+export function flinkOptions(
+  d: Dialect,
+  names: FlinkNames,
+  role: 'source' | 'sink',
+  options: Options,
+): Record<string, string> {
   const rawUrl = String(options.url ?? '');
   const parsed = parseDbUrl(d, rawUrl);
-  if (typeof parsed === 'string') throw invalidArgument('options.url', `a connection URL like ${d.exampleUrl} (${parsed})`, redactUrl(rawUrl));
+  if (typeof parsed === 'string')
+    throw invalidArgument('options.url', `a connection URL like ${d.exampleUrl} (${parsed})`, redactUrl(rawUrl));
   const cfg = role === 'source' ? sourceConfig(d, options) : sinkConfig(d, options);
   const url = names.qualifierIsDatabase && cfg.table.length === 2 ? { ...parsed, database: cfg.table[0]! } : parsed;
   const out: Record<string, string> = {
@@ -798,7 +911,10 @@ export function flinkOptions(d: Dialect, names: FlinkNames, role: 'source' | 'si
   const scan = scanOf(options);
   if (scan.type === 'OFFSET') {
     if (scan.upper <= scan.lower) {
-      throw sluiceError('FAILED_PRECONDITION', `the OFFSET window [${scan.lower}, ${scan.upper}) is empty, and Flink's JDBC partition bounds cannot express an empty range; skip the window`);
+      throw sluiceError(
+        'FAILED_PRECONDITION',
+        `the OFFSET window [${scan.lower}, ${scan.upper}) is empty, and Flink's JDBC partition bounds cannot express an empty range; skip the window`,
+      );
     }
     const size = scan.upper - scan.lower;
     const partitions = BigInt(source.scanPartitions) < size ? BigInt(source.scanPartitions) : size;

@@ -1,4 +1,11 @@
-import { defineConnectorPlugin, fieldError, invalidArgument, type Boundaries, type Options, type Row } from 'sluice/sdk';
+import {
+  defineConnectorPlugin,
+  fieldError,
+  invalidArgument,
+  type Boundaries,
+  type Options,
+  type Row,
+} from 'sluice/sdk';
 
 /**
  * Rows are a pure function of their id, so any window can be read again and yields the same rows:
@@ -9,21 +16,30 @@ function row(id: number, intervalMs: number, seed: number, padding: string): Row
   let x = (id ^ seed) >>> 0;
   x = Math.imul(x ^ (x >>> 16), 0x45d9f3b) >>> 0;
   x = Math.imul(x ^ (x >>> 16), 0x45d9f3b) >>> 0;
-  return { id, ts: id * intervalMs, value: ((x ^ (x >>> 16)) >>> 0) % 1_000_000, ...(padding ? { payload: padding } : {}) };
+  return {
+    id,
+    ts: id * intervalMs,
+    value: ((x ^ (x >>> 16)) >>> 0) % 1_000_000,
+    ...(padding ? { payload: padding } : {}),
+  };
 }
 
 const ceilDiv = (a: number, b: number) => Math.floor((a + b - 1) / b);
 
 function idRange(b: Boundaries, intervalMs: number): { start: number; stop: number } {
   const parse = (field: string, raw: string) => {
-    if (!/^(0|[1-9]\d*)$/.test(raw) || !Number.isSafeInteger(Number(raw))) throw invalidArgument(field, 'a non-negative integer', raw);
+    if (!/^(0|[1-9]\d*)$/.test(raw) || !Number.isSafeInteger(Number(raw)))
+      throw invalidArgument(field, 'a non-negative integer', raw);
     return Number(raw);
   };
   const lower = parse('boundaries.lower_bound', b.lowerBound);
   const upper = parse('boundaries.upper_bound', b.upperBound);
-  if (lower > upper) throw invalidArgument('boundaries.upper_bound', `a bound >= the lower bound ${lower}`, b.upperBound);
+  if (lower > upper)
+    throw invalidArgument('boundaries.upper_bound', `a bound >= the lower bound ${lower}`, b.upperBound);
   // TIME: ids whose event time falls in [lower, upper). OFFSET: ids in [lower, upper).
-  return b.boundaryType === 'TIME' ? { start: ceilDiv(lower, intervalMs), stop: ceilDiv(upper, intervalMs) } : { start: lower, stop: upper };
+  return b.boundaryType === 'TIME'
+    ? { start: ceilDiv(lower, intervalMs), stop: ceilDiv(upper, intervalMs) }
+    : { start: lower, stop: upper };
 }
 
 export default defineConnectorPlugin({
@@ -32,10 +48,32 @@ export default defineConnectorPlugin({
   sourceOptions: {
     type: 'object',
     properties: {
-      intervalMs: { type: 'integer', minimum: 1, default: 1000, description: 'Event-time distance between two rows, in milliseconds.' },
-      seed: { type: 'integer', minimum: 0, default: 0, description: 'Seed of the value column; the same seed gives the same rows.' },
-      payloadBytes: { type: 'integer', minimum: 0, maximum: 1_048_576, default: 0, description: 'Size of an extra `payload` string column, for load tests.' },
-      batchSize: { type: 'integer', minimum: 1, maximum: 100_000, default: 1000, description: 'Rows per batch handed to the sink.' },
+      intervalMs: {
+        type: 'integer',
+        minimum: 1,
+        default: 1000,
+        description: 'Event-time distance between two rows, in milliseconds.',
+      },
+      seed: {
+        type: 'integer',
+        minimum: 0,
+        default: 0,
+        description: 'Seed of the value column; the same seed gives the same rows.',
+      },
+      payloadBytes: {
+        type: 'integer',
+        minimum: 0,
+        maximum: 1_048_576,
+        default: 0,
+        description: 'Size of an extra `payload` string column, for load tests.',
+      },
+      batchSize: {
+        type: 'integer',
+        minimum: 1,
+        maximum: 100_000,
+        default: 1000,
+        description: 'Rows per batch handed to the sink.',
+      },
     },
   },
 

@@ -9,7 +9,8 @@ const rawJSON = (JSON as unknown as { rawJSON?: (text: string) => unknown }).raw
  */
 function replacer(this: unknown, key: string, value: unknown): unknown {
   const original = (this as Record<string, unknown>)[key];
-  if (original instanceof Uint8Array) return Buffer.from(original.buffer, original.byteOffset, original.byteLength).toString('base64');
+  if (original instanceof Uint8Array)
+    return Buffer.from(original.buffer, original.byteOffset, original.byteLength).toString('base64');
   if (typeof value === 'bigint') return rawJSON ? rawJSON(value.toString()) : value.toString();
   return value;
 }
@@ -38,7 +39,8 @@ export function csvField(value: unknown): string {
   let text: string;
   if (typeof value === 'string') text = value;
   else if (value instanceof Date) text = value.toISOString();
-  else if (value instanceof Uint8Array) text = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+  else if (value instanceof Uint8Array)
+    text = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
   else if (typeof value === 'object') text = jsonText(value);
   else text = String(value);
   if (text === '') return '""';

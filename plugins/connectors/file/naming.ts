@@ -33,19 +33,33 @@ export function checkTemplate(template: string, path = 'options.fileName'): Fiel
   for (const m of template.matchAll(TOKEN)) used.add(m[1]!);
   const unknown = [...used].filter((p) => !(p in PLACEHOLDERS));
   if (unknown.length > 0) {
-    errors.push(fieldError(path, `only the placeholders ${Object.keys(PLACEHOLDERS).map((p) => `{${p}}`).join(', ')} (unknown: ${unknown.map((p) => `{${p}}`).join(', ')})`, template));
+    errors.push(
+      fieldError(
+        path,
+        `only the placeholders ${Object.keys(PLACEHOLDERS)
+          .map((p) => `{${p}}`)
+          .join(', ')} (unknown: ${unknown.map((p) => `{${p}}`).join(', ')})`,
+        template,
+      ),
+    );
   }
   if (/[{}]/.test(template.replace(TOKEN, ''))) {
     errors.push(fieldError(path, 'balanced braces: every "{" closes a placeholder', template));
   }
   if (!used.has('lower') || !used.has('upper')) {
-    errors.push(fieldError(path, 'a template holding both {lower} and {upper}, so that each window has its own file', template));
+    errors.push(
+      fieldError(path, 'a template holding both {lower} and {upper}, so that each window has its own file', template),
+    );
   }
   if (/[/\\\u0000-\u001f]/.test(template)) {
-    errors.push(fieldError(path, 'a file name without path separators or control characters (put directories in path)', template));
+    errors.push(
+      fieldError(path, 'a file name without path separators or control characters (put directories in path)', template),
+    );
   }
   if (template.startsWith('.')) {
-    errors.push(fieldError(path, 'a name that does not start with "." (hidden names are the temporary files)', template));
+    errors.push(
+      fieldError(path, 'a name that does not start with "." (hidden names are the temporary files)', template),
+    );
   }
   return errors;
 }
@@ -91,7 +105,9 @@ export function windowFileName(template: string, window: WindowRef, ext: string)
   const safe = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, sanitize(v)])) as Record<Placeholder, string>;
   let name = render(template, safe);
   if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
-    const hashed = Object.fromEntries(Object.entries(safe).map(([k, v]) => [k, v.length > HASH_ABOVE ? shortHash(v) : v])) as Record<Placeholder, string>;
+    const hashed = Object.fromEntries(
+      Object.entries(safe).map(([k, v]) => [k, v.length > HASH_ABOVE ? shortHash(v) : v]),
+    ) as Record<Placeholder, string>;
     name = render(template, hashed);
   }
   if (Buffer.byteLength(name) > MAX_NAME_BYTES) {

@@ -1,5 +1,13 @@
 import { isAbsolute } from 'node:path';
-import { type FieldError, type JsonSchema, type Options, applyDefaults, fieldError, invalidFields, validateAgainstSchema } from 'sluice/sdk';
+import {
+  type FieldError,
+  type JsonSchema,
+  type Options,
+  applyDefaults,
+  fieldError,
+  invalidFields,
+  validateAgainstSchema,
+} from 'sluice/sdk';
 import { DEFAULT_FILE_NAME, PLACEHOLDERS, checkTemplate } from './naming.js';
 
 export type FileFormat = 'jsonl' | 'csv';
@@ -15,14 +23,16 @@ export const SINK_OPTIONS: JsonSchema = {
     path: {
       type: 'string',
       minLength: 1,
-      description: 'Absolute path of the directory the window files are written to. Created (with its parents) when missing.',
+      description:
+        'Absolute path of the directory the window files are written to. Created (with its parents) when missing.',
       examples: ['/var/lib/sluice/out'],
     },
     format: {
       type: 'string',
       enum: ['jsonl', 'csv'],
       default: 'jsonl',
-      description: 'jsonl: one JSON object per line. csv: RFC 4180 (fields with quotes, commas or line breaks are quoted, CRLF between records).',
+      description:
+        'jsonl: one JSON object per line. csv: RFC 4180 (fields with quotes, commas or line breaks are quoted, CRLF between records).',
     },
     fileName: {
       type: 'string',
@@ -38,7 +48,8 @@ export const SINK_OPTIONS: JsonSchema = {
     columns: {
       type: 'array',
       items: { type: 'string', minLength: 1 },
-      description: "csv only: the columns and their order; keys a row has beyond them are not written. Without it, the first row's keys are the columns and a later row with another key fails the write.",
+      description:
+        "csv only: the columns and their order; keys a row has beyond them are not written. Without it, the first row's keys are the columns and a later row with another key fails the write.",
       examples: [['id', 'ts', 'name']],
     },
   },
@@ -58,7 +69,13 @@ export function checkOptions(options: Options): FieldError[] {
   const errors: FieldError[] = [];
   const path = options.path;
   if (typeof path === 'string' && path !== '' && !isAbsolute(path)) {
-    errors.push(fieldError('options.path', 'an absolute directory path (a relative one would depend on where the service runs)', path));
+    errors.push(
+      fieldError(
+        'options.path',
+        'an absolute directory path (a relative one would depend on where the service runs)',
+        path,
+      ),
+    );
   }
   if (typeof path === 'string' && path.includes('\u0000')) {
     errors.push(fieldError('options.path', 'a path without NUL characters', path));
@@ -67,12 +84,21 @@ export function checkOptions(options: Options): FieldError[] {
   const columns = options.columns;
   if (Array.isArray(columns)) {
     if ((options.format ?? 'jsonl') !== 'csv') {
-      errors.push(fieldError('options.columns', 'no columns unless format is "csv" (JSON lines keep every key of a row)', columns));
+      errors.push(
+        fieldError(
+          'options.columns',
+          'no columns unless format is "csv" (JSON lines keep every key of a row)',
+          columns,
+        ),
+      );
     }
     if (columns.length === 0) errors.push(fieldError('options.columns', 'at least one column', columns));
     const seen = new Set<unknown>();
     const dup = columns.filter((c) => (seen.has(c) ? true : (seen.add(c), false)));
-    if (dup.length > 0) errors.push(fieldError('options.columns', `each column once (repeated: ${[...new Set(dup)].join(', ')})`, columns));
+    if (dup.length > 0)
+      errors.push(
+        fieldError('options.columns', `each column once (repeated: ${[...new Set(dup)].join(', ')})`, columns),
+      );
   }
   return errors;
 }

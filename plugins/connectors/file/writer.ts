@@ -101,7 +101,10 @@ export class WindowFileWriter implements WindowWriter {
 
   #check(what: string): void {
     if (this.#state !== 'open') {
-      throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `file sink: cannot ${what} a writer that is ${this.#state}`);
+      throw new SluiceError(
+        ERROR_CODES.FAILED_PRECONDITION,
+        `file sink: cannot ${what} a writer that is ${this.#state}`,
+      );
     }
     if (this.#error !== undefined) throw ioError(`writing ${this.tempPath} failed`, this.#error);
   }
@@ -201,7 +204,10 @@ export class WindowFileWriter implements WindowWriter {
       } catch (err) {
         throw ioError(`cannot delete ${this.tempPath}`, err);
       }
-      this.#logger.debug('file sink: window aborted', { path: this.finalPath, reason: reason instanceof Error ? reason.message : String(reason) });
+      this.#logger.debug('file sink: window aborted', {
+        path: this.finalPath,
+        reason: reason instanceof Error ? reason.message : String(reason),
+      });
     });
   }
 }

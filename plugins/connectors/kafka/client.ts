@@ -6,20 +6,50 @@ export const CONNECTION_OPTIONS: Readonly<Record<string, JsonSchema>> = {
   brokers: {
     type: 'array',
     description: 'Bootstrap servers as host:port (at least one), e.g. ["kafka-1:9092", "kafka-2:9092"].',
-    items: { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:\\[\\],]+):[0-9]{1,5}$', description: 'One broker, host:port.' },
+    items: {
+      type: 'string',
+      pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[^\\s:\\[\\],]+):[0-9]{1,5}$',
+      description: 'One broker, host:port.',
+    },
   },
-  topic: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,249}$', description: 'The topic (letters, digits, ".", "_", "-"; at most 249 characters). It must exist.' },
-  clientId: { type: 'string', minLength: 1, default: 'sluice', description: 'Kafka client id, shown in broker logs and quotas.' },
-  connectionTimeoutMs: { type: 'integer', minimum: 100, maximum: 300_000, default: 3000, description: 'How long to wait for a TCP (and TLS) connection to a broker, in ms.' },
-  requestTimeoutMs: { type: 'integer', minimum: 100, maximum: 600_000, default: 30_000, description: 'How long to wait for a broker to answer one request, in ms.' },
+  topic: {
+    type: 'string',
+    pattern: '^[A-Za-z0-9._-]{1,249}$',
+    description: 'The topic (letters, digits, ".", "_", "-"; at most 249 characters). It must exist.',
+  },
+  clientId: {
+    type: 'string',
+    minLength: 1,
+    default: 'sluice',
+    description: 'Kafka client id, shown in broker logs and quotas.',
+  },
+  connectionTimeoutMs: {
+    type: 'integer',
+    minimum: 100,
+    maximum: 300_000,
+    default: 3000,
+    description: 'How long to wait for a TCP (and TLS) connection to a broker, in ms.',
+  },
+  requestTimeoutMs: {
+    type: 'integer',
+    minimum: 100,
+    maximum: 600_000,
+    default: 30_000,
+    description: 'How long to wait for a broker to answer one request, in ms.',
+  },
   retries: {
     type: 'integer',
     minimum: 0,
     maximum: 50,
     default: 3,
-    description: 'Retries of a failed request (exponential backoff from 300 ms, at most 10 s) before the job fails with UNAVAILABLE. Keep connect attempts x connectionTimeoutMs plus backoff below the hook timeout (SLUICE_HOOK_TIMEOUT_MS).',
+    description:
+      'Retries of a failed request (exponential backoff from 300 ms, at most 10 s) before the job fails with UNAVAILABLE. Keep connect attempts x connectionTimeoutMs plus backoff below the hook timeout (SLUICE_HOOK_TIMEOUT_MS).',
   },
-  ssl: { type: 'boolean', default: false, description: 'Connect with TLS, verifying the brokers against the system CAs.' },
+  ssl: {
+    type: 'boolean',
+    default: false,
+    description: 'Connect with TLS, verifying the brokers against the system CAs.',
+  },
   sasl: {
     type: 'object',
     description: 'SASL authentication; omit for none.',
@@ -97,7 +127,16 @@ const UNAVAILABLE_NAMES = new Set([
   'KafkaJSLockTimeout',
   'KafkaJSNumberOfRetriesExceeded',
 ]);
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+]);
 
 interface KafkaLikeError {
   name?: string;
@@ -137,8 +176,19 @@ export function kafkaError(err: unknown, what: string): unknown {
   if (has((e) => e.type === 'UNKNOWN_TOPIC_OR_PARTITION')) {
     return new SluiceError(ERROR_CODES.NOT_FOUND, `${what}: the topic does not exist (${message})`, {}, { cause: err });
   }
-  if (has((e) => e.name === 'KafkaJSSASLAuthenticationError' || /AUTHORIZATION_FAILED|SASL_AUTHENTICATION_FAILED/.test(e.type ?? ''))) {
-    return new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `${what}: the brokers refused the credentials or permissions (${message})`, {}, { cause: err });
+  if (
+    has(
+      (e) =>
+        e.name === 'KafkaJSSASLAuthenticationError' ||
+        /AUTHORIZATION_FAILED|SASL_AUTHENTICATION_FAILED/.test(e.type ?? ''),
+    )
+  ) {
+    return new SluiceError(
+      ERROR_CODES.FAILED_PRECONDITION,
+      `${what}: the brokers refused the credentials or permissions (${message})`,
+      {},
+      { cause: err },
+    );
   }
   if (has((e) => UNAVAILABLE_NAMES.has(e.name ?? '') || NETWORK_CODES.has(String(e.code)) || e.retriable === true)) {
     return new SluiceError(ERROR_CODES.UNAVAILABLE, `${what}: Kafka is unavailable (${message})`, {}, { cause: err });

@@ -33,19 +33,28 @@ export default defineConnectorPlugin({
         type: 'string',
         enum: ['json', 'raw'],
         default: 'json',
-        description: 'json: each value is a JSON object whose fields become the row (tombstones are skipped). raw: rows {key, value, topic, partition, offset, timestamp, headers} with key, value and headers as UTF-8 strings.',
+        description:
+          'json: each value is a JSON object whose fields become the row (tombstones are skipped). raw: rows {key, value, topic, partition, offset, timestamp, headers} with key, value and headers as UTF-8 strings.',
       },
       metadataColumns: {
         type: 'boolean',
         default: false,
-        description: 'With format json: add _topic, _partition, _offset (string), _timestamp (epoch ms) and _key to each row.',
+        description:
+          'With format json: add _topic, _partition, _offset (string), _timestamp (epoch ms) and _key to each row.',
       },
       startOffsets: {
         type: 'string',
-        description: 'TIME windows only: explicit start offsets, partition:offset pairs (e.g. the previous window\'s resolved stop, "0:20,1:25"), so that windows chain with no gap and no overlap. Partitions not listed start by timestamp.',
+        description:
+          'TIME windows only: explicit start offsets, partition:offset pairs (e.g. the previous window\'s resolved stop, "0:20,1:25"), so that windows chain with no gap and no overlap. Partitions not listed start by timestamp.',
         examples: ['0:20,1:25'],
       },
-      batchSize: { type: 'integer', minimum: 1, maximum: 100_000, default: 500, description: 'Most rows per batch handed to the sink.' },
+      batchSize: {
+        type: 'integer',
+        minimum: 1,
+        maximum: 100_000,
+        default: 500,
+        description: 'Most rows per batch handed to the sink.',
+      },
       clientId: clientId!,
       connectionTimeoutMs: connectionTimeoutMs!,
       requestTimeoutMs: requestTimeoutMs!,
@@ -60,12 +69,23 @@ export default defineConnectorPlugin({
     properties: {
       brokers: brokers!,
       topic: topic!,
-      keyField: { type: 'string', minLength: 1, description: 'Row field whose value becomes the message key (strings as is, other values as text); no key when omitted or when the row lacks it.' },
-      acks: { type: 'integer', enum: [-1, 1], default: -1, description: 'Acknowledgements a send waits for: -1 all in-sync replicas, 1 the leader only.' },
+      keyField: {
+        type: 'string',
+        minLength: 1,
+        description:
+          'Row field whose value becomes the message key (strings as is, other values as text); no key when omitted or when the row lacks it.',
+      },
+      acks: {
+        type: 'integer',
+        enum: [-1, 1],
+        default: -1,
+        description: 'Acknowledgements a send waits for: -1 all in-sync replicas, 1 the leader only.',
+      },
       commitMarker: {
         type: 'boolean',
         default: true,
-        description: 'On commit, add one marker message (header sluice-commit) naming the job and its message count, so that consumers can keep only committed, latest output per window. The Kafka source skips markers.',
+        description:
+          'On commit, add one marker message (header sluice-commit) naming the job and its message count, so that consumers can keep only committed, latest output per window. The Kafka source skips markers.',
       },
       clientId: clientId!,
       connectionTimeoutMs: connectionTimeoutMs!,
@@ -86,7 +106,9 @@ export default defineConnectorPlugin({
       }
     }
     if (role === 'source' && options.metadataColumns === true && options.format === 'raw') {
-      errors.push(fieldError('options.metadataColumns', 'false with format "raw" (raw rows carry the metadata already)', true));
+      errors.push(
+        fieldError('options.metadataColumns', 'false with format "raw" (raw rows carry the metadata already)', true),
+      );
     }
     return errors;
   },
@@ -117,8 +139,11 @@ export default defineConnectorPlugin({
     if (cfg.sasl) {
       const plain = cfg.sasl.mechanism === 'plain';
       out['properties.sasl.mechanism'] = plain ? 'PLAIN' : cfg.sasl.mechanism.toUpperCase();
-      const module = plain ? 'org.apache.kafka.common.security.plain.PlainLoginModule' : 'org.apache.kafka.common.security.scram.ScramLoginModule';
-      out['properties.sasl.jaas.config'] = `${module} required username=${JSON.stringify(cfg.sasl.username)} password=${JSON.stringify(cfg.sasl.password)};`;
+      const module = plain
+        ? 'org.apache.kafka.common.security.plain.PlainLoginModule'
+        : 'org.apache.kafka.common.security.scram.ScramLoginModule';
+      out['properties.sasl.jaas.config'] =
+        `${module} required username=${JSON.stringify(cfg.sasl.username)} password=${JSON.stringify(cfg.sasl.password)};`;
     }
     if (role === 'sink') {
       out.format = 'json';
@@ -135,10 +160,12 @@ export default defineConnectorPlugin({
     }
     out.format = ((options.format as string | undefined) ?? 'json') === 'raw' ? 'raw' : 'json';
     out['scan.startup.mode'] = options[K.startupMode] as string;
-    if (options[K.startupMode] === 'timestamp') out['scan.startup.timestamp-millis'] = options[K.startupTimestamp] as string;
+    if (options[K.startupMode] === 'timestamp')
+      out['scan.startup.timestamp-millis'] = options[K.startupTimestamp] as string;
     else out['scan.startup.specific-offsets'] = options[K.startupOffsets] as string;
     out['scan.bounded.mode'] = options[K.boundedMode] as string;
-    if (options[K.boundedMode] === 'timestamp') out['scan.bounded.timestamp-millis'] = options[K.boundedTimestamp] as string;
+    if (options[K.boundedMode] === 'timestamp')
+      out['scan.bounded.timestamp-millis'] = options[K.boundedTimestamp] as string;
     else out['scan.bounded.specific-offsets'] = options[K.boundedOffsets] as string;
     return out;
   },

@@ -13,7 +13,8 @@ const PAIR = /^\s*(0|[1-9]\d{0,9})\s*:\s*(0|[1-9]\d{0,18})\s*$/;
 const MAX_OFFSET = (1n << 63n) - 1n;
 const MAX_PARTITION = 2 ** 31 - 1;
 
-export const OFFSET_LIST_EXPECTED = 'a list of partition:offset pairs with non-negative integers, each partition once, e.g. "0:10,1:12"';
+export const OFFSET_LIST_EXPECTED =
+  'a list of partition:offset pairs with non-negative integers, each partition once, e.g. "0:10,1:12"';
 
 /** Parses `"0:10,1:12"`; throws INVALID_ARGUMENT naming `field` when it does not parse. */
 export function parseOffsetList(field: string, raw: unknown): Map<number, bigint> {
@@ -24,7 +25,8 @@ export function parseOffsetList(field: string, raw: unknown): Map<number, bigint
     if (!m) throw invalidArgument(field, OFFSET_LIST_EXPECTED, raw);
     const partition = Number(m[1]);
     const offset = BigInt(m[2]!);
-    if (partition > MAX_PARTITION || offset > MAX_OFFSET || out.has(partition)) throw invalidArgument(field, OFFSET_LIST_EXPECTED, raw);
+    if (partition > MAX_PARTITION || offset > MAX_OFFSET || out.has(partition))
+      throw invalidArgument(field, OFFSET_LIST_EXPECTED, raw);
     out.set(partition, offset);
   }
   return out;
@@ -32,12 +34,18 @@ export function parseOffsetList(field: string, raw: unknown): Map<number, bigint
 
 /** `"0:10,1:12"`, partitions in ascending order. */
 export function formatOffsetList(offsets: OffsetMap): string {
-  return [...offsets.entries()].sort((a, b) => a[0] - b[0]).map(([p, o]) => `${p}:${o}`).join(',');
+  return [...offsets.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([p, o]) => `${p}:${o}`)
+    .join(',');
 }
 
 /** Flink's `scan.*.specific-offsets` syntax: `partition:0,offset:10;partition:1,offset:12`. */
 export function formatFlinkOffsets(offsets: OffsetMap): string {
-  return [...offsets.entries()].sort((a, b) => a[0] - b[0]).map(([p, o]) => `partition:${p},offset:${o}`).join(';');
+  return [...offsets.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([p, o]) => `partition:${p},offset:${o}`)
+    .join(';');
 }
 
 const FLINK_PAIR = /^partition:(\d+),offset:(\d+)$/;
@@ -59,7 +67,8 @@ const EPOCH_MS = /^(0|[1-9]\d*)$/;
 
 function parseTimeBound(field: string, raw: string): number {
   const n = Number(raw);
-  if (!EPOCH_MS.test(raw) || !Number.isSafeInteger(n)) throw invalidArgument(field, 'epoch milliseconds as a non-negative integer', raw);
+  if (!EPOCH_MS.test(raw) || !Number.isSafeInteger(n))
+    throw invalidArgument(field, 'epoch milliseconds as a non-negative integer', raw);
   return n;
 }
 
@@ -83,7 +92,8 @@ export function boundedOptions(options: Options, b: Boundaries): Record<string, 
   if (b.boundaryType === 'TIME') {
     const lower = parseTimeBound('boundaries.lower_bound', b.lowerBound);
     const upper = parseTimeBound('boundaries.upper_bound', b.upperBound);
-    if (lower > upper) throw invalidArgument('boundaries.upper_bound', `a bound >= the lower bound ${lower}`, b.upperBound);
+    if (lower > upper)
+      throw invalidArgument('boundaries.upper_bound', `a bound >= the lower bound ${lower}`, b.upperBound);
     out[K.startupTimestamp] = String(lower);
     out[K.boundedMode] = 'timestamp';
     out[K.boundedTimestamp] = String(upper);
@@ -101,7 +111,11 @@ export function boundedOptions(options: Options, b: Boundaries): Record<string, 
     for (const [p, start] of lower) {
       const stop = upper.get(p);
       if (stop !== undefined && stop < start) {
-        throw invalidArgument('boundaries.upper_bound', `an offset >= the lower bound's ${p}:${start} for partition ${p}`, b.upperBound);
+        throw invalidArgument(
+          'boundaries.upper_bound',
+          `an offset >= the lower bound's ${p}:${start} for partition ${p}`,
+          b.upperBound,
+        );
       }
     }
     out[K.startupMode] = 'specific-offsets';
@@ -131,11 +145,18 @@ export function windowSpec(options: Options): WindowSpec {
   if (type === 'TIME') {
     const lowerMs = parseTimeBound(K.startupTimestamp, String(options[K.startupTimestamp]));
     const upperMs = parseTimeBound(K.boundedTimestamp, String(options[K.boundedTimestamp]));
-    const startOffsets = options[K.startupMode] === 'specific-offsets' ? parseFlinkOffsets(K.startupOffsets, options[K.startupOffsets]) : undefined;
+    const startOffsets =
+      options[K.startupMode] === 'specific-offsets'
+        ? parseFlinkOffsets(K.startupOffsets, options[K.startupOffsets])
+        : undefined;
     return { type, lowerMs, upperMs, ...(startOffsets ? { startOffsets } : {}) };
   }
   if (type === 'OFFSET') {
-    return { type, startOffsets: parseFlinkOffsets(K.startupOffsets, options[K.startupOffsets]), stopOffsets: parseFlinkOffsets(K.boundedOffsets, options[K.boundedOffsets]) };
+    return {
+      type,
+      startOffsets: parseFlinkOffsets(K.startupOffsets, options[K.startupOffsets]),
+      stopOffsets: parseFlinkOffsets(K.boundedOffsets, options[K.boundedOffsets]),
+    };
   }
   throw invalidArgument(`options.${K.boundaryType}`, 'TIME or OFFSET (options returned by fillInBoundaries)', type);
 }
@@ -145,7 +166,10 @@ export interface OffsetAdmin {
   /** Per partition: `low` (log start), `high` (end; the last stable offset under read_committed). */
   fetchTopicOffsets(topic: string): Promise<Array<{ partition: number; offset: string; high: string; low: string }>>;
   /** Per partition: the first offset whose timestamp is >= `timestamp`, or -1 when there is none. */
-  fetchTopicOffsetsByTimestamp(topic: string, timestamp?: number): Promise<Array<{ partition: number; offset: string }>>;
+  fetchTopicOffsetsByTimestamp(
+    topic: string,
+    timestamp?: number,
+  ): Promise<Array<{ partition: number; offset: string }>>;
 }
 
 export interface PartitionRange {
@@ -185,7 +209,12 @@ export async function resolveWindow(admin: OffsetAdmin, topic: string, spec: Win
   const known = new Set(marks.map((m) => m.partition));
   const checkPartitions = (field: string, offsets: OffsetMap | undefined) => {
     for (const p of offsets?.keys() ?? []) {
-      if (!known.has(p)) throw invalidArgument(field, `partitions of topic '${topic}' (${[...known].sort((a, b) => a - b).join(', ')})`, `partition ${p}`);
+      if (!known.has(p))
+        throw invalidArgument(
+          field,
+          `partitions of topic '${topic}' (${[...known].sort((a, b) => a - b).join(', ')})`,
+          `partition ${p}`,
+        );
     }
   };
 
@@ -198,7 +227,10 @@ export async function resolveWindow(admin: OffsetAdmin, topic: string, spec: Win
       return new Map(answer.map((a) => [a.partition, BigInt(a.offset)]));
     };
     const needLower = !spec.startOffsets || marks.some((m) => !spec.startOffsets!.has(m.partition));
-    const [lower, upper] = await Promise.all([needLower ? lookup(spec.lowerMs!) : Promise.resolve(new Map<number, bigint>()), lookup(spec.upperMs!)]);
+    const [lower, upper] = await Promise.all([
+      needLower ? lookup(spec.lowerMs!) : Promise.resolve(new Map<number, bigint>()),
+      lookup(spec.upperMs!),
+    ]);
     // -1 (or no answer): no message at or after the timestamp, so everything up to the end is before it.
     const orHigh = (answer: bigint | undefined, high: bigint) => (answer === undefined || answer < 0n ? high : answer);
     startOf = (p, _low, high) => spec.startOffsets?.get(p) ?? orHigh(lower.get(p), high);

@@ -30,10 +30,24 @@ function headerMap(headers: IHeaders | undefined): Record<string, string | strin
  * raw: `{key, value, topic, partition, offset, timestamp, headers}`; key, value (UTF-8) and header
  * values are strings (or null), offset a decimal string, timestamp epoch ms, partition a number.
  */
-export function messageToRow(format: Format, metadataColumns: boolean, topic: string, partition: number, m: KafkaMessage): Row | undefined {
+export function messageToRow(
+  format: Format,
+  metadataColumns: boolean,
+  topic: string,
+  partition: number,
+  m: KafkaMessage,
+): Row | undefined {
   const timestamp = Number(m.timestamp);
   if (format === 'raw') {
-    return { key: text(m.key), value: text(m.value), topic, partition, offset: m.offset, timestamp, headers: headerMap(m.headers) };
+    return {
+      key: text(m.key),
+      value: text(m.value),
+      topic,
+      partition,
+      offset: m.offset,
+      timestamp,
+      headers: headerMap(m.headers),
+    };
   }
   const value = text(m.value);
   if (value === null) return undefined;
@@ -41,16 +55,32 @@ export function messageToRow(format: Format, metadataColumns: boolean, topic: st
   try {
     parsed = JSON.parse(value);
   } catch (err) {
-    throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `topic ${topic} partition ${partition} offset ${m.offset}: the value is not JSON (${(err as Error).message}); use format "raw" for non-JSON values`);
+    throw new SluiceError(
+      ERROR_CODES.FAILED_PRECONDITION,
+      `topic ${topic} partition ${partition} offset ${m.offset}: the value is not JSON (${(err as Error).message}); use format "raw" for non-JSON values`,
+    );
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `topic ${topic} partition ${partition} offset ${m.offset}: the value is JSON but not an object; format "json" needs one object per message (use "raw")`);
+    throw new SluiceError(
+      ERROR_CODES.FAILED_PRECONDITION,
+      `topic ${topic} partition ${partition} offset ${m.offset}: the value is JSON but not an object; format "json" needs one object per message (use "raw")`,
+    );
   }
   if (!metadataColumns) return parsed as Row;
-  return { ...(parsed as Row), _topic: topic, _partition: partition, _offset: m.offset, _timestamp: timestamp, _key: text(m.key) };
+  return {
+    ...(parsed as Row),
+    _topic: topic,
+    _partition: partition,
+    _offset: m.offset,
+    _timestamp: timestamp,
+    _key: text(m.key),
+  };
 }
 
-type Item = { kind: 'rows'; rows: Row[]; positions: ReadonlyMap<number, bigint> } | { kind: 'end' } | { kind: 'error'; error: unknown };
+type Item =
+  | { kind: 'rows'; rows: Row[]; positions: ReadonlyMap<number, bigint> }
+  | { kind: 'end' }
+  | { kind: 'error'; error: unknown };
 
 /** A small queue from kafkajs's push (eachBatch) to the pull of batches(), with back-pressure. */
 class Channel {
@@ -128,7 +158,11 @@ interface PartitionState {
  * own (nothing committed), seeking every partition to its start offset and pausing it at its stop offset.
  * `newKafka` makes the kafkajs client (tests pass a fake to play batches a mock broker cannot send).
  */
-export async function openKafkaReader(options: Options, ctx: HookContext, newKafka: (cfg: ConnectionConfig, logger: HookContext['logger']) => Pick<Kafka, 'admin' | 'consumer'> = createKafka): Promise<BoundedReader> {
+export async function openKafkaReader(
+  options: Options,
+  ctx: HookContext,
+  newKafka: (cfg: ConnectionConfig, logger: HookContext['logger']) => Pick<Kafka, 'admin' | 'consumer'> = createKafka,
+): Promise<BoundedReader> {
   const cfg = connectionConfig(options);
   const spec = windowSpec(options);
   const format = (options.format as Format | undefined) ?? 'json';
@@ -146,10 +180,15 @@ export async function openKafkaReader(options: Options, ctx: HookContext, newKaf
     throw err;
   });
   if (resolved.truncated.length > 0) {
-    ctx.logger.warn('kafka: the window starts before the log start of some partitions; their first records were deleted (retention)', { topic: cfg.topic, partitions: resolved.truncated });
+    ctx.logger.warn(
+      'kafka: the window starts before the log start of some partitions; their first records were deleted (retention)',
+      { topic: cfg.topic, partitions: resolved.truncated },
+    );
   }
 
-  const states = new Map<number, PartitionState>(resolved.partitions.map((r) => [r.partition, { range: r, next: r.start, done: r.start >= r.stop }]));
+  const states = new Map<number, PartitionState>(
+    resolved.partitions.map((r) => [r.partition, { range: r, next: r.start, done: r.start >= r.stop }]),
+  );
   // An empty window needs no consumer, nor the admin (kept otherwise for the watchdog).
   if ([...states.values()].every((s) => s.done)) await admin.disconnect().catch(() => {});
   /** Positions of the rows handed out so far, per partition. */
@@ -161,7 +200,8 @@ export async function openKafkaReader(options: Options, ctx: HookContext, newKaf
   let closing: Promise<void> | undefined;
 
   const allDone = () => [...states.values()].every((s) => s.done);
-  const snapshot = () => new Map([...states.entries()].map(([p, s]) => [p, s.next < s.range.stop ? s.next : s.range.stop]));
+  const snapshot = () =>
+    new Map([...states.entries()].map(([p, s]) => [p, s.next < s.range.stop ? s.next : s.range.stop]));
 
   const markDone = (s: PartitionState) => {
     if (s.done) return;
@@ -221,7 +261,17 @@ export async function openKafkaReader(options: Options, ctx: HookContext, newKaf
         const s = states.get(m.partition);
         if (!s || s.done) continue;
         if (BigInt(m.high) <= s.next || BigInt(m.low) >= s.range.stop) {
-          ctx.logger.warn('kafka: a partition ended before its stop offset (its records were deleted, or its high watermark went down)', { topic: cfg.topic, partition: m.partition, next: String(s.next), stop: String(s.range.stop), low: m.low, high: m.high });
+          ctx.logger.warn(
+            'kafka: a partition ended before its stop offset (its records were deleted, or its high watermark went down)',
+            {
+              topic: cfg.topic,
+              partition: m.partition,
+              next: String(s.next),
+              stop: String(s.range.stop),
+              low: m.low,
+              high: m.high,
+            },
+          );
           markDone(s);
         }
       }
@@ -263,7 +313,10 @@ export async function openKafkaReader(options: Options, ctx: HookContext, newKaf
     await guard(what, async () => {
       await c.connect();
       await c.subscribe({ topics: [cfg.topic], fromBeginning: true });
-      await c.run({ autoCommit: false, eachBatch: (payload) => eachBatch(payload).catch((err: unknown) => channel.push({ kind: 'error', error: err })) });
+      await c.run({
+        autoCommit: false,
+        eachBatch: (payload) => eachBatch(payload).catch((err: unknown) => channel.push({ kind: 'error', error: err })),
+      });
     });
     lastProgress = Date.now();
     timer = setInterval(() => void watchdog(), 1000);
@@ -271,7 +324,13 @@ export async function openKafkaReader(options: Options, ctx: HookContext, newKaf
   }
 
   async function stop(): Promise<void> {
-    channel.close({ kind: 'error', error: new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `${what}: the reader was closed before the window was read`) });
+    channel.close({
+      kind: 'error',
+      error: new SluiceError(
+        ERROR_CODES.FAILED_PRECONDITION,
+        `${what}: the reader was closed before the window was read`,
+      ),
+    });
     clearInterval(timer);
     const c = consumer;
     consumer = undefined;
@@ -282,7 +341,8 @@ export async function openKafkaReader(options: Options, ctx: HookContext, newKaf
   let started = false;
   return {
     async *batches() {
-      if (started) throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, 'batches() of a Kafka reader can be iterated once');
+      if (started)
+        throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, 'batches() of a Kafka reader can be iterated once');
       started = true;
       if (allDone()) return;
       try {
@@ -300,7 +360,9 @@ export async function openKafkaReader(options: Options, ctx: HookContext, newKaf
       }
     },
     positions() {
-      return Object.fromEntries([...yielded.entries()].sort((a, b) => a[0] - b[0]).map(([p, o]) => [String(p), String(o)]));
+      return Object.fromEntries(
+        [...yielded.entries()].sort((a, b) => a[0] - b[0]).map(([p, o]) => [String(p), String(o)]),
+      );
     },
     resolved() {
       return {

@@ -1,5 +1,13 @@
 import { Partitioners, type IHeaders, type Message, type Producer } from 'kafkajs';
-import { ERROR_CODES, SluiceError, type HookContext, type Options, type Row, type WindowRef, type WindowWriter } from 'sluice/sdk';
+import {
+  ERROR_CODES,
+  SluiceError,
+  type HookContext,
+  type Options,
+  type Row,
+  type WindowRef,
+  type WindowWriter,
+} from 'sluice/sdk';
 import { connectionConfig, createKafka, guard } from './client.js';
 
 /** Headers every message of a window carries, so that consumers can tell windows and runs apart. */
@@ -79,7 +87,13 @@ export async function openKafkaWriter(options: Options, window: WindowRef, ctx: 
     await admin.disconnect().catch(() => {});
   }
 
-  const producer: Producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false, idempotent: false, maxInFlightRequests: 1, retry: { retries: cfg.retries, initialRetryTime: 300, maxRetryTime: 10_000 } });
+  const producer: Producer = kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    allowAutoTopicCreation: false,
+    idempotent: false,
+    maxInFlightRequests: 1,
+    retry: { retries: cfg.retries, initialRetryTime: 300, maxRetryTime: 10_000 },
+  });
   await guard(what, () => producer.connect()).catch(async (err: unknown) => {
     await producer.disconnect().catch(() => {});
     throw err;
@@ -93,10 +107,13 @@ export async function openKafkaWriter(options: Options, window: WindowRef, ctx: 
 
   return {
     async write(batch) {
-      if (state !== 'open') throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `${what}: write after the writer was ${state}`);
+      if (state !== 'open')
+        throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `${what}: write after the writer was ${state}`);
       if (batch.length === 0) return;
       const messages: Message[] = batch.map((row) => ({ key: keyOf(row, keyField), value: rowToJson(row), headers }));
-      const send = guard(what, () => producer.send({ topic: cfg.topic, messages, acks, timeout: cfg.requestTimeoutMs }));
+      const send = guard(what, () =>
+        producer.send({ topic: cfg.topic, messages, acks, timeout: cfg.requestTimeoutMs }),
+      );
       pending = send.catch(() => {});
       try {
         await send;
@@ -107,7 +124,8 @@ export async function openKafkaWriter(options: Options, window: WindowRef, ctx: 
       }
     },
     async commit() {
-      if (state !== 'open') throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `${what}: commit after the writer was ${state}`);
+      if (state !== 'open')
+        throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `${what}: commit after the writer was ${state}`);
       await pending;
       if (commitMarker) {
         const marker: Message = {
@@ -116,7 +134,9 @@ export async function openKafkaWriter(options: Options, window: WindowRef, ctx: 
           headers: { ...windowHeaders(window), [COMMIT_HEADER]: String(sent) },
         };
         try {
-          await guard(what, () => producer.send({ topic: cfg.topic, messages: [marker], acks, timeout: cfg.requestTimeoutMs }));
+          await guard(what, () =>
+            producer.send({ topic: cfg.topic, messages: [marker], acks, timeout: cfg.requestTimeoutMs }),
+          );
         } catch (err) {
           state = 'failed';
           throw err;
@@ -132,7 +152,15 @@ export async function openKafkaWriter(options: Options, window: WindowRef, ctx: 
       await pending;
       await disconnect();
       if (sent > 0) {
-        ctx.logger.warn('kafka: writer aborted; messages already sent stay in the topic (at-least-once, no transactions)', { topic: cfg.topic, messages: sent, jobId: window.jobId, reason: reason instanceof Error ? reason.message : String(reason) });
+        ctx.logger.warn(
+          'kafka: writer aborted; messages already sent stay in the topic (at-least-once, no transactions)',
+          {
+            topic: cfg.topic,
+            messages: sent,
+            jobId: window.jobId,
+            reason: reason instanceof Error ? reason.message : String(reason),
+          },
+        );
       }
     },
   };

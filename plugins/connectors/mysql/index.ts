@@ -67,12 +67,32 @@ const typeCast: mysql.TypeCast = (field, next) => {
 };
 
 const UNAVAILABLE_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE',
-  'PROTOCOL_CONNECTION_LOST', 'PROTOCOL_SEQUENCE_TIMEOUT', 'ER_CON_COUNT_ERROR', 'ER_TOO_MANY_USER_CONNECTIONS',
-  'ER_SERVER_SHUTDOWN', 'ER_NORMAL_SHUTDOWN', 'ER_SERVER_ISNT_AVAILABLE', 'ER_CONNECTION_KILLED',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'EPIPE',
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'ER_CON_COUNT_ERROR',
+  'ER_TOO_MANY_USER_CONNECTIONS',
+  'ER_SERVER_SHUTDOWN',
+  'ER_NORMAL_SHUTDOWN',
+  'ER_SERVER_ISNT_AVAILABLE',
+  'ER_CONNECTION_KILLED',
 ]);
 /** Fatal, yet retrying cannot help: the credentials or the database are wrong. */
-const CONFIG_CODES = new Set(['ER_ACCESS_DENIED_ERROR', 'ER_DBACCESS_DENIED_ERROR', 'ER_BAD_DB_ERROR', 'ER_NOT_SUPPORTED_AUTH_MODE', 'HANDSHAKE_SSL_ERROR']);
+const CONFIG_CODES = new Set([
+  'ER_ACCESS_DENIED_ERROR',
+  'ER_DBACCESS_DENIED_ERROR',
+  'ER_BAD_DB_ERROR',
+  'ER_NOT_SUPPORTED_AUTH_MODE',
+  'HANDSHAKE_SSL_ERROR',
+]);
 
 /** A driver error as a SluiceError: UNAVAILABLE when the server cannot be reached; the password never shows. */
 function mapError(err: unknown, doing: string, url: string): SluiceError {
@@ -81,10 +101,15 @@ function mapError(err: unknown, doing: string, url: string): SluiceError {
   const code = typeof e.code === 'string' ? e.code : '';
   const text = err instanceof Error ? err.message || code || err.name : String(err);
   const message = core.scrub(`mysql: ${doing}: ${text}`, url);
-  if (UNAVAILABLE_CODES.has(code) || (e.fatal === true && !CONFIG_CODES.has(code)) || /connection is in closed state|Can't add new command when connection is in closed state/i.test(text)) {
+  if (
+    UNAVAILABLE_CODES.has(code) ||
+    (e.fatal === true && !CONFIG_CODES.has(code)) ||
+    /connection is in closed state|Can't add new command when connection is in closed state/i.test(text)
+  ) {
     return core.sluiceError('UNAVAILABLE', message, err);
   }
-  if (code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT') return core.sluiceError('VERSION_CONFLICT', message, err);
+  if (code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT')
+    return core.sluiceError('VERSION_CONFLICT', message, err);
   return core.sluiceError('FAILED_PRECONDITION', message, err);
 }
 
@@ -114,13 +139,16 @@ async function connect(url: string, timeoutMs: number, signal: AbortSignal): Pro
 
 /** The table's columns (names lower-cased) and how values must be converted for them; undefined when it does not exist. */
 async function describe(conn: mysql.Connection, parts: readonly string[]): Promise<core.ColumnMap | undefined> {
-  const where = parts.length === 2 ? 'TABLE_SCHEMA = ? AND TABLE_NAME = ?' : 'TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?';
+  const where =
+    parts.length === 2 ? 'TABLE_SCHEMA = ? AND TABLE_NAME = ?' : 'TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?';
   const [rows] = await conn.execute<mysql.RowDataPacket[]>(
     `SELECT COLUMN_NAME AS name, DATA_TYPE AS type FROM information_schema.COLUMNS WHERE ${where} ORDER BY ORDINAL_POSITION`,
     [...parts],
   );
   if (rows.length === 0) return undefined;
-  return new Map(rows.map((r): [string, core.ColumnKind] => [String(r.name).toLowerCase(), kindOf(String(r.type).toLowerCase())]));
+  return new Map(
+    rows.map((r): [string, core.ColumnKind] => [String(r.name).toLowerCase(), kindOf(String(r.type).toLowerCase())]),
+  );
 }
 
 function kindOf(type: string): core.ColumnKind {
@@ -191,12 +219,14 @@ export default defineConnectorPlugin({
   async openReader({ options }, ctx) {
     const cfg = core.sourceConfig(DIALECT, options);
     const scan = core.scanOf(options);
-    if (scan.type === 'TIME' && !cfg.timeColumn) throw invalidArgument('options.timeColumn', 'a timestamp column (a TIME window filters on it)', undefined);
+    if (scan.type === 'TIME' && !cfg.timeColumn)
+      throw invalidArgument('options.timeColumn', 'a timestamp column (a TIME window filters on it)', undefined);
     const table = core.quoteTable(cfg.table, '`');
     const tableName = core.tableText(cfg.table, '`');
     const key = q(cfg.keyColumn);
     // Column names ignore case in MySQL: the key counts as listed whatever its case.
-    const stripKey = cfg.columns !== undefined && !cfg.columns.some((c) => c.toLowerCase() === cfg.keyColumn.toLowerCase());
+    const stripKey =
+      cfg.columns !== undefined && !cfg.columns.some((c) => c.toLowerCase() === cfg.keyColumn.toLowerCase());
     const select = cfg.columns ? [...cfg.columns, ...(stripKey ? [cfg.keyColumn] : [])].map(q).join(', ') : '*';
 
     const conn = await connect(cfg.url, cfg.connectTimeoutMs, ctx.signal);
@@ -208,8 +238,14 @@ export default defineConnectorPlugin({
       await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
       // Fails early when the table or a column does not exist, and tells the key's name and type.
       const [, fields] = await conn.execute(`SELECT ${select} FROM ${table} LIMIT 0`);
-      const field = fields.find((f) => f.name === cfg.keyColumn) ?? fields.find((f) => f.name.toLowerCase() === cfg.keyColumn.toLowerCase());
-      if (!field) throw core.sluiceError('FAILED_PRECONDITION', `mysql: table ${tableName} has no column ${JSON.stringify(cfg.keyColumn)} (keyColumn)`);
+      const field =
+        fields.find((f) => f.name === cfg.keyColumn) ??
+        fields.find((f) => f.name.toLowerCase() === cfg.keyColumn.toLowerCase());
+      if (!field)
+        throw core.sluiceError(
+          'FAILED_PRECONDITION',
+          `mysql: table ${tableName} has no column ${JSON.stringify(cfg.keyColumn)} (keyColumn)`,
+        );
       keyField = field.name;
       integerKey = INTEGER_TYPES.has(field.columnType ?? -1);
     } catch (err) {
@@ -253,7 +289,10 @@ export default defineConnectorPlugin({
         async page(after) {
           if (!window) return [];
           if (keys === undefined) {
-            const [rows] = await conn.execute<mysql.RowDataPacket[]>(`SELECT MIN(${key}) AS lo, MAX(${key}) AS hi FROM ${table} WHERE ${window.sql.join(' AND ')}`, window.params as never[]);
+            const [rows] = await conn.execute<mysql.RowDataPacket[]>(
+              `SELECT MIN(${key}) AS lo, MAX(${key}) AS hi FROM ${table} WHERE ${window.sql.join(' AND ')}`,
+              window.params as never[],
+            );
             const row = rows[0];
             if (!row || row.lo === null || row.hi === null) {
               window = undefined;
@@ -275,7 +314,10 @@ export default defineConnectorPlugin({
             where.push(`${key} > ?`);
             params.push(keyParam(after.value, integerKey));
           }
-          const [rows] = await conn.execute<mysql.RowDataPacket[]>(`SELECT ${select} FROM ${table} WHERE ${where.join(' AND ')} ORDER BY ${key} LIMIT ${cfg.batchSize}`, params as never[]);
+          const [rows] = await conn.execute<mysql.RowDataPacket[]>(
+            `SELECT ${select} FROM ${table} WHERE ${where.join(' AND ')} ORDER BY ${key} LIMIT ${cfg.batchSize}`,
+            params as never[],
+          );
           return rows as Record<string, unknown>[];
         },
         async close() {
@@ -298,7 +340,9 @@ export default defineConnectorPlugin({
     try {
       // Strict: a value that does not fit (a window id longer than its column, text in a number
       // column) fails the write instead of being truncated or zeroed with a warning.
-      await conn.query("SET SESSION sql_mode = IF(@@SESSION.sql_mode = '', 'STRICT_ALL_TABLES', CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES'))");
+      await conn.query(
+        "SET SESSION sql_mode = IF(@@SESSION.sql_mode = '', 'STRICT_ALL_TABLES', CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES'))",
+      );
       columns = await describe(conn, cfg.table);
     } catch (err) {
       conn.destroy();
@@ -310,7 +354,10 @@ export default defineConnectorPlugin({
         : `table ${tableName} does not exist; create it, or set createTable`
       : [...(cfg.windowColumn ? [cfg.windowColumn] : []), ...(cfg.mode === 'upsert' ? cfg.keyColumns : [])]
           .filter((c) => !columns!.has(c.toLowerCase()))
-          .map((c) => `table ${tableName} has no column ${JSON.stringify(c)} (${c === cfg.windowColumn ? 'the window column: add it as VARCHAR, or set windowColumn' : 'a key column'})`)[0];
+          .map(
+            (c) =>
+              `table ${tableName} has no column ${JSON.stringify(c)} (${c === cfg.windowColumn ? 'the window column: add it as VARCHAR, or set windowColumn' : 'a key column'})`,
+          )[0];
     if (problem) {
       conn.destroy();
       throw core.sluiceError('FAILED_PRECONDITION', `mysql: ${problem}`);
@@ -330,19 +377,28 @@ export default defineConnectorPlugin({
       async lockWindow(id) {
         // A named lock on (table, window), held by the session: the connection ends with the commit or
         // abort, which releases it (so does RELEASE_LOCK there). Names are at most 64 characters: hashed.
-        const [rows] = await conn.execute<mysql.RowDataPacket[]>("SELECT GET_LOCK(CONCAT('sluice:', SHA1(?)), ?) AS got", [`${table}:${id}`, LOCK_WAIT_S]);
+        const [rows] = await conn.execute<mysql.RowDataPacket[]>(
+          "SELECT GET_LOCK(CONCAT('sluice:', SHA1(?)), ?) AS got",
+          [`${table}:${id}`, LOCK_WAIT_S],
+        );
         if (Number(rows[0]?.got) !== 1) {
-          throw core.sluiceError('VERSION_CONFLICT', `mysql: another run of window ${id} of ${tableName} held its lock for ${LOCK_WAIT_S} s`);
+          throw core.sluiceError(
+            'VERSION_CONFLICT',
+            `mysql: another run of window ${id} of ${tableName} held its lock for ${LOCK_WAIT_S} s`,
+          );
         }
         locked = true;
       },
-      deleteWindow: async (column, id) => void (await conn.execute(`DELETE FROM ${table} WHERE ${q(column)} = ?`, [id])),
+      deleteWindow: async (column, id) =>
+        void (await conn.execute(`DELETE FROM ${table} WHERE ${q(column)} = ?`, [id])),
       async insert(names, rows, conflictKeys) {
         const tuple = `(${names.map(() => '?').join(', ')})`;
         let sql = `INSERT INTO ${table} (${names.map(q).join(', ')}) VALUES ${rows.map(() => tuple).join(', ')}`;
         if (conflictKeys) {
           const lowerKeys = conflictKeys.map((k) => k.toLowerCase());
-          const updates = names.filter((c) => !lowerKeys.includes(c.toLowerCase())).map((c) => `${q(c)} = VALUES(${q(c)})`);
+          const updates = names
+            .filter((c) => !lowerKeys.includes(c.toLowerCase()))
+            .map((c) => `${q(c)} = VALUES(${q(c)})`);
           sql += ` ON DUPLICATE KEY UPDATE ${updates.length > 0 ? updates.join(', ') : `${q(conflictKeys[0]!)} = ${q(conflictKeys[0]!)}`}`;
         }
         await conn.execute(sql, rows.flat() as never[]);
@@ -353,7 +409,8 @@ export default defineConnectorPlugin({
         for (const s of specs.filter((x) => x.window)) defs.push(`INDEX (${q(s.name)})`);
         await conn.query(`CREATE TABLE ${table} (${defs.join(', ')}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
         const created = await describe(conn, cfg.table);
-        if (!created) throw core.sluiceError('FAILED_PRECONDITION', `mysql: table ${tableName} was created but cannot be found`);
+        if (!created)
+          throw core.sluiceError('FAILED_PRECONDITION', `mysql: table ${tableName} was created but cannot be found`);
         return created;
       },
       commit: async () => void (await conn.query('COMMIT')),

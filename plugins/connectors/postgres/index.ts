@@ -34,10 +34,22 @@ const PARSERS: Readonly<Record<number, (text: string) => unknown>> = {
   1184: core.timestampTextToMs,
 };
 const types = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') => (format === 'binary' ? undefined : PARSERS[oid]) ?? pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    (format === 'binary' ? undefined : PARSERS[oid]) ??
+    pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
 };
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'EPIPE',
+]);
 /** SQLSTATEs meaning the server is going away or full: retrying later may work. */
 const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300', '53400']);
 
@@ -47,7 +59,14 @@ function mapError(err: unknown, doing: string, url: string): SluiceError {
   const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : '';
   const text = err instanceof Error ? err.message || err.name : String(err);
   const message = core.scrub(`postgres: ${doing}: ${text}`, url);
-  if (NETWORK_CODES.has(code) || code.startsWith('08') || UNAVAILABLE_STATES.has(code) || /connection terminated|connection timeout|timeout expired|not queryable|Client has encountered a connection error/i.test(text)) {
+  if (
+    NETWORK_CODES.has(code) ||
+    code.startsWith('08') ||
+    UNAVAILABLE_STATES.has(code) ||
+    /connection terminated|connection timeout|timeout expired|not queryable|Client has encountered a connection error/i.test(
+      text,
+    )
+  ) {
     return core.sluiceError('UNAVAILABLE', message, err);
   }
   if (code === '40001' || code === '40P01') return core.sluiceError('VERSION_CONFLICT', message, err);
@@ -55,7 +74,12 @@ function mapError(err: unknown, doing: string, url: string): SluiceError {
 }
 
 async function connect(url: string, timeoutMs: number, signal: AbortSignal): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs, types, application_name: 'sluice' });
+  const client = new pg.Client({
+    connectionString: url,
+    connectionTimeoutMillis: timeoutMs,
+    types,
+    application_name: 'sluice',
+  });
   // A connection dropped while idle: the next query fails and says so; without a listener it would crash the process.
   client.on('error', () => {});
   const onAbort = () => void client.end().catch(() => {});
@@ -153,7 +177,8 @@ export default defineConnectorPlugin({
   async openReader({ options }, ctx) {
     const cfg = core.sourceConfig(DIALECT, options);
     const scan = core.scanOf(options);
-    if (scan.type === 'TIME' && !cfg.timeColumn) throw invalidArgument('options.timeColumn', 'a timestamp column (a TIME window filters on it)', undefined);
+    if (scan.type === 'TIME' && !cfg.timeColumn)
+      throw invalidArgument('options.timeColumn', 'a timestamp column (a TIME window filters on it)', undefined);
     const table = core.quoteTable(cfg.table, '"');
     const tableName = core.tableText(cfg.table, '"');
     const key = q(cfg.keyColumn);
@@ -209,7 +234,10 @@ export default defineConnectorPlugin({
         async page(after) {
           if (!window) return [];
           if (keys === undefined) {
-            const res = await client.query<{ lo: unknown; hi: unknown }>(`SELECT min(${key}) AS lo, max(${key}) AS hi FROM ${table} WHERE ${window.sql.join(' AND ')}`, window.params);
+            const res = await client.query<{ lo: unknown; hi: unknown }>(
+              `SELECT min(${key}) AS lo, max(${key}) AS hi FROM ${table} WHERE ${window.sql.join(' AND ')}`,
+              window.params,
+            );
             const row = res.rows[0];
             if (!row || row.lo === null || row.hi === null) {
               window = undefined;
@@ -228,7 +256,10 @@ export default defineConnectorPlugin({
             if (!after) where.push(`${key} >= ${param(keys.min)}`);
           }
           if (after) where.push(`${key} > ${param(after.value)}`);
-          const res = await client.query(`SELECT ${select} FROM ${table} WHERE ${where.join(' AND ')} ORDER BY ${key} LIMIT ${cfg.batchSize}`, params);
+          const res = await client.query(
+            `SELECT ${select} FROM ${table} WHERE ${where.join(' AND ')} ORDER BY ${key} LIMIT ${cfg.batchSize}`,
+            params,
+          );
           return res.rows as Record<string, unknown>[];
         },
         async close() {
@@ -260,7 +291,10 @@ export default defineConnectorPlugin({
         : `table ${tableName} does not exist; create it, or set createTable`
       : [...(cfg.windowColumn ? [cfg.windowColumn] : []), ...(cfg.mode === 'upsert' ? cfg.keyColumns : [])]
           .filter((c) => !columns!.has(c))
-          .map((c) => `table ${tableName} has no column ${JSON.stringify(c)} (${c === cfg.windowColumn ? 'the window column: add it as text, or set windowColumn' : 'a key column'})`)[0];
+          .map(
+            (c) =>
+              `table ${tableName} has no column ${JSON.stringify(c)} (${c === cfg.windowColumn ? 'the window column: add it as text, or set windowColumn' : 'a key column'})`,
+          )[0];
     if (problem) {
       await client.end().catch(() => {});
       throw core.sluiceError('FAILED_PRECONDITION', `postgres: ${problem}`);
@@ -272,8 +306,10 @@ export default defineConnectorPlugin({
       maxParams: 65_535,
       begin: async () => void (await client.query('BEGIN')),
       // A transaction-level advisory lock on (table, window): released by COMMIT or ROLLBACK.
-      lockWindow: async (id) => void (await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`sluice:${table}:${id}`])),
-      deleteWindow: async (column, id) => void (await client.query(`DELETE FROM ${table} WHERE ${q(column)} = $1`, [id])),
+      lockWindow: async (id) =>
+        void (await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`sluice:${table}:${id}`])),
+      deleteWindow: async (column, id) =>
+        void (await client.query(`DELETE FROM ${table} WHERE ${q(column)} = $1`, [id])),
       async insert(names, rows, conflictKeys) {
         const params: unknown[] = [];
         const tuples = rows.map((row) => `(${row.map((v) => `$${params.push(v)}`).join(', ')})`);
@@ -290,13 +326,18 @@ export default defineConnectorPlugin({
         await client.query(`CREATE TABLE ${table} (${defs.join(', ')})`);
         for (const s of specs.filter((x) => x.window)) await client.query(`CREATE INDEX ON ${table} (${q(s.name)})`);
         const created = await describe(client, table);
-        if (!created) throw core.sluiceError('FAILED_PRECONDITION', `postgres: table ${tableName} was created but cannot be found`);
+        if (!created)
+          throw core.sluiceError('FAILED_PRECONDITION', `postgres: table ${tableName} was created but cannot be found`);
         return created;
       },
       async commit() {
         // COMMIT of a failed transaction answers ROLLBACK instead of an error.
         const res = await client.query('COMMIT');
-        if (res.command === 'ROLLBACK') throw core.sluiceError('FAILED_PRECONDITION', `postgres: the transaction writing ${tableName} failed and was rolled back`);
+        if (res.command === 'ROLLBACK')
+          throw core.sluiceError(
+            'FAILED_PRECONDITION',
+            `postgres: the transaction writing ${tableName} failed and was rolled back`,
+          );
       },
       rollback: async () => void (await client.query('ROLLBACK')),
       release: () => client.end(),

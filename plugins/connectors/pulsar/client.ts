@@ -59,7 +59,8 @@ export interface PulsarMessageId {
   toString(): string;
 }
 
-export type PulsarLoad = { readonly ok: true; readonly api: PulsarApi } | { readonly ok: false; readonly reason: string };
+export type PulsarLoad =
+  { readonly ok: true; readonly api: PulsarApi } | { readonly ok: false; readonly reason: string };
 
 let cached: PulsarLoad | undefined;
 
@@ -82,7 +83,9 @@ export function unavailableReason(error: string): string {
 export function loadPulsar(): PulsarLoad {
   if (cached) return cached;
   try {
-    const required = createRequire(import.meta.url)('pulsar-client') as Partial<PulsarApi> & { default?: Partial<PulsarApi> };
+    const required = createRequire(import.meta.url)('pulsar-client') as Partial<PulsarApi> & {
+      default?: Partial<PulsarApi>;
+    };
     const api = typeof required.Client === 'function' ? required : required.default;
     if (!api || typeof api.Client !== 'function' || typeof api.MessageId?.deserialize !== 'function') {
       throw new Error('the module has no Client or MessageId export');

@@ -45,7 +45,11 @@ export default defineConnectorPlugin({
     if (errors.length > 0) throw invalidFields(errors, 'options of the pulsar source are invalid');
     const plan = readPlan(options);
     const load = loadPulsar();
-    if (!load.ok) throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `the embedded Pulsar reader cannot run in this process: ${load.reason}`);
+    if (!load.ok)
+      throw new SluiceError(
+        ERROR_CODES.FAILED_PRECONDITION,
+        `the embedded Pulsar reader cannot run in this process: ${load.reason}`,
+      );
     return openBoundedReader(load.api, plan, ctx.logger);
   },
 
@@ -53,7 +57,9 @@ export default defineConnectorPlugin({
     const plan = readPlan(options);
     const w = windowOf(options);
     if (w.type === 'OFFSET') {
-      const withBatch = [options[START_MESSAGE_ID], options[STOP_AT_MESSAGE_ID]].find((v) => parseMessageId(String(v))!.batchIndex !== -1);
+      const withBatch = [options[START_MESSAGE_ID], options[STOP_AT_MESSAGE_ID]].find(
+        (v) => parseMessageId(String(v))!.batchIndex !== -1,
+      );
       if (withBatch !== undefined) {
         throw new SluiceError(
           ERROR_CODES.INVALID_ARGUMENT,
@@ -70,7 +76,10 @@ export default defineConnectorPlugin({
       'source.subscription-name': plan.subscriptionName,
       ...(w.type === 'TIME'
         ? { [START_PUBLISH_TIME]: String(w.start), [STOP_AT_PUBLISH_TIME]: String(w.stop) }
-        : { [START_MESSAGE_ID]: String(options[START_MESSAGE_ID]), [STOP_AT_MESSAGE_ID]: String(options[STOP_AT_MESSAGE_ID]) }),
+        : {
+            [START_MESSAGE_ID]: String(options[START_MESSAGE_ID]),
+            [STOP_AT_MESSAGE_ID]: String(options[STOP_AT_MESSAGE_ID]),
+          }),
       format: plan.format,
       ...(plan.format === 'json' && plan.ignoreParseErrors ? { 'json.ignore-parse-errors': 'true' } : {}),
     };

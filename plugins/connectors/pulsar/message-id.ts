@@ -18,7 +18,8 @@ const INT32_MAX = 2 ** 31 - 1;
 const TEXT = /^(0|[1-9]\d*):(0|[1-9]\d*):(-1|0|[1-9]\d*)(?::(-1|0|[1-9]\d*))?$/;
 
 /** The accepted text forms, for error messages. */
-export const MESSAGE_ID_FORMAT = 'a Pulsar message id "ledgerId:entryId:partition" or "ledgerId:entryId:partition:batchIndex" (e.g. "12:2:-1"; partition -1 on a non-partitioned topic)';
+export const MESSAGE_ID_FORMAT =
+  'a Pulsar message id "ledgerId:entryId:partition" or "ledgerId:entryId:partition:batchIndex" (e.g. "12:2:-1"; partition -1 on a non-partitioned topic)';
 
 /** Parses the text form; undefined when it is not one (leading zeros, signs, spaces, out of range). */
 export function parseMessageId(text: string): MessageIdParts | undefined {
@@ -123,11 +124,11 @@ export function decodeMessageIdData(data: Uint8Array): MessageIdParts {
     else if (wire === 2) {
       const length = Number(varint());
       pos += length;
-    }
-    else if (wire === 5) pos += 4;
+    } else if (wire === 5) pos += 4;
     else throw new Error(`malformed MessageIdData: wire type ${wire}`);
     if (pos > data.length) throw new Error('malformed MessageIdData: truncated');
   }
-  if (ledgerId === undefined || entryId === undefined) throw new Error('malformed MessageIdData: no ledgerId or entryId');
+  if (ledgerId === undefined || entryId === undefined)
+    throw new Error('malformed MessageIdData: no ledgerId or entryId');
   return { ledgerId, entryId, partition, batchIndex };
 }

@@ -9,7 +9,13 @@ import {
   fieldError,
   invalidArgument,
 } from 'sluice/sdk';
-import { MESSAGE_ID_FORMAT, type MessageIdParts, compareMessageIds, formatMessageId, parseMessageId } from './message-id.js';
+import {
+  MESSAGE_ID_FORMAT,
+  type MessageIdParts,
+  compareMessageIds,
+  formatMessageId,
+  parseMessageId,
+} from './message-id.js';
 
 /** The bounded-option keys, named as the Flink Pulsar connector (and InLong's PulsarExtractNode) name them. */
 export const START_PUBLISH_TIME = 'source.start.publish-time';
@@ -24,41 +30,48 @@ export const SOURCE_OPTIONS: JsonSchema = {
     serviceUrl: {
       type: 'string',
       pattern: '^pulsar(\\+ssl)?://\\S+$',
-      description: 'Broker service URL, pulsar://host:port (pulsar+ssl:// for TLS; several hosts as pulsar://h1:6650,h2:6650). Flink: service-url.',
+      description:
+        'Broker service URL, pulsar://host:port (pulsar+ssl:// for TLS; several hosts as pulsar://h1:6650,h2:6650). Flink: service-url.',
       examples: ['pulsar://localhost:6650'],
     },
     adminUrl: {
       type: 'string',
       pattern: '^https?://\\S+$',
-      description: 'HTTP admin URL (http://host:8080). Only the Flink runner uses it (admin-url); the embedded reader does not need it.',
+      description:
+        'HTTP admin URL (http://host:8080). Only the Flink runner uses it (admin-url); the embedded reader does not need it.',
       examples: ['http://localhost:8080'],
     },
     topic: {
       type: 'string',
       minLength: 1,
-      description: 'Topic to read: persistent://tenant/namespace/topic, tenant/namespace/topic, or a short name in public/default. A partitioned topic is read partition by partition (TIME windows) or on the partition an OFFSET bound names. non-persistent topics keep nothing to read back and are refused. Flink: topics.',
+      description:
+        'Topic to read: persistent://tenant/namespace/topic, tenant/namespace/topic, or a short name in public/default. A partitioned topic is read partition by partition (TIME windows) or on the partition an OFFSET bound names. non-persistent topics keep nothing to read back and are refused. Flink: topics.',
       examples: ['persistent://public/default/orders'],
     },
     subscriptionName: {
       type: 'string',
       pattern: '^[A-Za-z0-9._-]+$',
-      description: "Subscription name. Default: sluice-<topic's local name> (derived, so every window of a topic uses the same one). The embedded reader uses it as the prefix of its non-durable reader subscription; Flink: source.subscription-name.",
+      description:
+        "Subscription name. Default: sluice-<topic's local name> (derived, so every window of a topic uses the same one). The embedded reader uses it as the prefix of its non-durable reader subscription; Flink: source.subscription-name.",
     },
     format: {
       type: 'string',
       enum: ['json', 'raw'],
       default: 'json',
-      description: 'json: each message is a JSON document; an object becomes the row, any other value the row {value}. raw: the row {value} holds the payload as UTF-8 text. Flink: format (json or raw).',
+      description:
+        'json: each message is a JSON document; an object becomes the row, any other value the row {value}. raw: the row {value} holds the payload as UTF-8 text. Flink: format (json or raw).',
     },
     ignoreParseErrors: {
       type: 'boolean',
       default: false,
-      description: 'json only: skip messages that are not valid JSON instead of failing the job (logged with their message id). Flink: json.ignore-parse-errors.',
+      description:
+        'json only: skip messages that are not valid JSON instead of failing the job (logged with their message id). Flink: json.ignore-parse-errors.',
     },
     metadata: {
       type: 'boolean',
       default: false,
-      description: 'Add a _pulsar field to each row: {messageId, publishTime, eventTime, key, properties}. Embedded reader only (Flink declares metadata columns in the table DDL instead).',
+      description:
+        'Add a _pulsar field to each row: {messageId, publishTime, eventTime, key, properties}. Embedded reader only (Flink declares metadata columns in the table DDL instead).',
     },
     batchSize: {
       type: 'integer',
@@ -72,14 +85,16 @@ export const SOURCE_OPTIONS: JsonSchema = {
       minimum: 10,
       maximum: 600_000,
       default: 1000,
-      description: 'How long one readNext waits for a message before the reader asks the broker again whether any is left (hasNext).',
+      description:
+        'How long one readNext waits for a message before the reader asks the broker again whether any is left (hasNext).',
     },
     stallTimeoutMs: {
       type: 'integer',
       minimum: 100,
       maximum: 3_600_000,
       default: 60_000,
-      description: 'The job fails (UNAVAILABLE) when the broker says messages are left but none arrives for this long; the reader never waits forever.',
+      description:
+        'The job fails (UNAVAILABLE) when the broker says messages are left but none arrives for this long; the reader never waits forever.',
     },
     operationTimeoutSeconds: {
       type: 'integer',
@@ -91,7 +106,8 @@ export const SOURCE_OPTIONS: JsonSchema = {
     authTokenEnv: {
       type: 'string',
       pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
-      description: 'Name of an environment variable of the Sluice process that holds a Pulsar JWT token (token authentication). The token itself is never an option, so it is never stored with the group. Embedded reader only.',
+      description:
+        'Name of an environment variable of the Sluice process that holds a Pulsar JWT token (token authentication). The token itself is never an option, so it is never stored with the group. Embedded reader only.',
       examples: ['PULSAR_TOKEN'],
     },
   },
@@ -113,14 +129,18 @@ export function parseTopic(text: string): TopicName | undefined {
   if (rest.startsWith('persistent://')) rest = rest.slice('persistent://'.length);
   else if (rest.includes('://')) return undefined;
   const parts = rest.split('/');
-  const [tenant, namespace, local] = parts.length === 1 ? ['public', 'default', parts[0]!] : parts.length === 3 ? parts : [];
-  if (!tenant || !namespace || !local || !PART.test(tenant) || !PART.test(namespace) || /\s/.test(local)) return undefined;
+  const [tenant, namespace, local] =
+    parts.length === 1 ? ['public', 'default', parts[0]!] : parts.length === 3 ? parts : [];
+  if (!tenant || !namespace || !local || !PART.test(tenant) || !PART.test(namespace) || /\s/.test(local))
+    return undefined;
   return { full: `persistent://${tenant}/${namespace}/${local}`, tenant, namespace, local };
 }
 
 /** The subscription name: the option, or `sluice-<local name>` with characters outside [A-Za-z0-9._-] as `_`. */
 export function subscriptionNameOf(options: Options, topic: TopicName): string {
-  return typeof options.subscriptionName === 'string' ? options.subscriptionName : `sluice-${topic.local.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+  return typeof options.subscriptionName === 'string'
+    ? options.subscriptionName
+    : `sluice-${topic.local.replace(/[^A-Za-z0-9._-]/g, '_')}`;
 }
 
 /** Cross-field and format checks beyond the schema. */
@@ -129,13 +149,27 @@ export function checkSourceOptions(options: Options): FieldError[] {
   const topic = options.topic;
   if (typeof topic === 'string') {
     if (topic.startsWith('non-persistent://')) {
-      errors.push(fieldError('options.topic', 'a persistent topic (a non-persistent topic keeps no messages to read a past window from)', topic));
+      errors.push(
+        fieldError(
+          'options.topic',
+          'a persistent topic (a non-persistent topic keeps no messages to read a past window from)',
+          topic,
+        ),
+      );
     } else if (!parseTopic(topic)) {
-      errors.push(fieldError('options.topic', 'persistent://tenant/namespace/topic, tenant/namespace/topic or a short topic name', topic));
+      errors.push(
+        fieldError(
+          'options.topic',
+          'persistent://tenant/namespace/topic, tenant/namespace/topic or a short topic name',
+          topic,
+        ),
+      );
     }
   }
   if (options.format === 'raw' && options.ignoreParseErrors === true) {
-    errors.push(fieldError('options.ignoreParseErrors', 'false with format "raw" (raw payloads are never parsed)', true));
+    errors.push(
+      fieldError('options.ignoreParseErrors', 'false with format "raw" (raw payloads are never parsed)', true),
+    );
   }
   const read = options.readTimeoutMs;
   const stall = options.stallTimeoutMs;
@@ -149,7 +183,8 @@ const EPOCH_MS = /^(0|[1-9]\d*)$/;
 
 function parseTime(field: string, raw: string): number {
   const n = Number(raw);
-  if (!EPOCH_MS.test(raw) || !Number.isSafeInteger(n)) throw invalidArgument(field, 'epoch milliseconds as a non-negative integer', raw);
+  if (!EPOCH_MS.test(raw) || !Number.isSafeInteger(n))
+    throw invalidArgument(field, 'epoch milliseconds as a non-negative integer', raw);
   return n;
 }
 
@@ -169,17 +204,26 @@ export function boundedOptions(options: Options, boundaries: Boundaries): Option
   if (boundaries.boundaryType === 'TIME') {
     const start = parseTime('boundaries.lower_bound', boundaries.lowerBound);
     const stop = parseTime('boundaries.upper_bound', boundaries.upperBound);
-    if (start > stop) throw invalidArgument('boundaries.upper_bound', `a bound >= the lower bound ${start}`, boundaries.upperBound);
+    if (start > stop)
+      throw invalidArgument('boundaries.upper_bound', `a bound >= the lower bound ${start}`, boundaries.upperBound);
     return { ...options, [START_PUBLISH_TIME]: String(start), [STOP_AT_PUBLISH_TIME]: String(stop) };
   }
   if (boundaries.boundaryType === 'OFFSET') {
     const start = parseId('boundaries.lower_bound', boundaries.lowerBound);
     const stop = parseId('boundaries.upper_bound', boundaries.upperBound);
     if (start.partition !== stop.partition) {
-      throw invalidArgument('boundaries.upper_bound', `a message id on the partition of the lower bound (${start.partition})`, boundaries.upperBound);
+      throw invalidArgument(
+        'boundaries.upper_bound',
+        `a message id on the partition of the lower bound (${start.partition})`,
+        boundaries.upperBound,
+      );
     }
     if (compareMessageIds(start, stop) > 0) {
-      throw invalidArgument('boundaries.upper_bound', `a message id at or after the lower bound ${formatMessageId(start)}`, boundaries.upperBound);
+      throw invalidArgument(
+        'boundaries.upper_bound',
+        `a message id at or after the lower bound ${formatMessageId(start)}`,
+        boundaries.upperBound,
+      );
     }
     return { ...options, [START_MESSAGE_ID]: formatMessageId(start), [STOP_AT_MESSAGE_ID]: formatMessageId(stop) };
   }
@@ -216,9 +260,16 @@ function notBounded(): SluiceError {
 /** The window the bounded options describe; throws when they describe none (an unbounded read is never started). */
 export function windowOf(options: Options): ReadWindow {
   const str = (key: string) => (typeof options[key] === 'string' ? (options[key] as string) : undefined);
-  const [ts, te, ms, me] = [str(START_PUBLISH_TIME), str(STOP_AT_PUBLISH_TIME), str(START_MESSAGE_ID), str(STOP_AT_MESSAGE_ID)];
-  if (ts !== undefined && te !== undefined) return { type: 'TIME', start: parseTime(START_PUBLISH_TIME, ts), stop: parseTime(STOP_AT_PUBLISH_TIME, te) };
-  if (ms !== undefined && me !== undefined) return { type: 'OFFSET', start: parseId(START_MESSAGE_ID, ms), stop: parseId(STOP_AT_MESSAGE_ID, me) };
+  const [ts, te, ms, me] = [
+    str(START_PUBLISH_TIME),
+    str(STOP_AT_PUBLISH_TIME),
+    str(START_MESSAGE_ID),
+    str(STOP_AT_MESSAGE_ID),
+  ];
+  if (ts !== undefined && te !== undefined)
+    return { type: 'TIME', start: parseTime(START_PUBLISH_TIME, ts), stop: parseTime(STOP_AT_PUBLISH_TIME, te) };
+  if (ms !== undefined && me !== undefined)
+    return { type: 'OFFSET', start: parseId(START_MESSAGE_ID, ms), stop: parseId(STOP_AT_MESSAGE_ID, me) };
   throw notBounded();
 }
 
@@ -226,7 +277,12 @@ export function windowOf(options: Options): ReadWindow {
 export function readPlan(options: Options): ReadPlan {
   const o = applyDefaults(SOURCE_OPTIONS, options);
   const topic = typeof o.topic === 'string' ? parseTopic(o.topic) : undefined;
-  if (!topic) throw invalidArgument('options.topic', 'persistent://tenant/namespace/topic, tenant/namespace/topic or a short topic name', o.topic);
+  if (!topic)
+    throw invalidArgument(
+      'options.topic',
+      'persistent://tenant/namespace/topic, tenant/namespace/topic or a short topic name',
+      o.topic,
+    );
   if (typeof o.serviceUrl !== 'string' || !/^pulsar(\+ssl)?:\/\/\S+$/.test(o.serviceUrl)) {
     throw invalidArgument('options.serviceUrl', 'pulsar://host:port', o.serviceUrl);
   }

@@ -1,11 +1,24 @@
 import { type BoundedReader, ERROR_CODES, type Logger, type Row, SluiceError } from 'sluice/sdk';
 import type { PulsarApi, PulsarClient, PulsarMessage, PulsarReader } from './client.js';
-import { type MessageIdParts, compareMessageIds, decodeMessageIdData, encodeMessageIdData, entryBefore, formatMessageId, positionAfter } from './message-id.js';
+import {
+  type MessageIdParts,
+  compareMessageIds,
+  decodeMessageIdData,
+  encodeMessageIdData,
+  entryBefore,
+  formatMessageId,
+  positionAfter,
+} from './message-id.js';
 import type { ReadPlan } from './options.js';
 
 function unavailable(what: string, err?: unknown): SluiceError {
   const message = err === undefined ? '' : `: ${err instanceof Error ? err.message : String(err)}`;
-  return new SluiceError(ERROR_CODES.UNAVAILABLE, `pulsar: ${what}${message}`, {}, err === undefined ? undefined : { cause: err });
+  return new SluiceError(
+    ERROR_CODES.UNAVAILABLE,
+    `pulsar: ${what}${message}`,
+    {},
+    err === undefined ? undefined : { cause: err },
+  );
 }
 
 /** The topic of one partition: `-1` is the (non-partitioned) topic itself. */
@@ -40,8 +53,13 @@ export async function openBoundedReader(api: PulsarApi, plan: ReadPlan, logger: 
   let authentication: unknown;
   if (plan.authTokenEnv !== undefined) {
     const token = process.env[plan.authTokenEnv];
-    if (!token) throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `pulsar: the environment variable ${plan.authTokenEnv} (authTokenEnv) is not set`);
-    if (!api.AuthenticationToken) throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, 'pulsar: this pulsar-client has no AuthenticationToken');
+    if (!token)
+      throw new SluiceError(
+        ERROR_CODES.FAILED_PRECONDITION,
+        `pulsar: the environment variable ${plan.authTokenEnv} (authTokenEnv) is not set`,
+      );
+    if (!api.AuthenticationToken)
+      throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, 'pulsar: this pulsar-client has no AuthenticationToken');
     authentication = new api.AuthenticationToken({ token });
   }
   let client: PulsarClient;
@@ -121,10 +139,18 @@ class PulsarBoundedReader implements BoundedReader {
 
   async #openPartition(target: string): Promise<PulsarReader> {
     const w = this.#plan.window;
-    const startMessageId = w.type === 'OFFSET' ? this.#api.MessageId.deserialize(encodeMessageIdData(entryBefore(w.start))) : this.#api.MessageId.earliest();
+    const startMessageId =
+      w.type === 'OFFSET'
+        ? this.#api.MessageId.deserialize(encodeMessageIdData(entryBefore(w.start)))
+        : this.#api.MessageId.earliest();
     let reader: PulsarReader;
     try {
-      reader = await this.#client.createReader({ topic: target, startMessageId, subscriptionRolePrefix: this.#plan.subscriptionName, receiverQueueSize: Math.min(1000, Math.max(10, this.#plan.batchSize)) });
+      reader = await this.#client.createReader({
+        topic: target,
+        startMessageId,
+        subscriptionRolePrefix: this.#plan.subscriptionName,
+        receiverQueueSize: Math.min(1000, Math.max(10, this.#plan.batchSize)),
+      });
     } catch (err) {
       throw unavailable(`cannot create a reader on ${target}`, err);
     }
@@ -157,7 +183,10 @@ class PulsarBoundedReader implements BoundedReader {
         if (this.#closed) return undefined;
         waitingSince ??= Date.now();
         if (Date.now() - waitingSince >= this.#plan.stallTimeoutMs) {
-          throw unavailable(`the broker reports messages left on ${target}, but none arrived within ${this.#plan.stallTimeoutMs} ms (stallTimeoutMs)`, err);
+          throw unavailable(
+            `the broker reports messages left on ${target}, but none arrived within ${this.#plan.stallTimeoutMs} ms (stallTimeoutMs)`,
+            err,
+          );
         }
       }
     }
@@ -184,12 +213,21 @@ class PulsarBoundedReader implements BoundedReader {
       } catch (err) {
         if (this.#plan.ignoreParseErrors) {
           this.#skipped++;
-          this.#logger.warn('pulsar: skipped a message that is not JSON', { messageId: formatMessageId(id), error: (err as Error).message });
+          this.#logger.warn('pulsar: skipped a message that is not JSON', {
+            messageId: formatMessageId(id),
+            error: (err as Error).message,
+          });
           return undefined;
         }
-        throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `pulsar: message ${formatMessageId(id)} of ${this.#plan.topic.full} is not JSON (${(err as Error).message}); set ignoreParseErrors to skip such messages`);
+        throw new SluiceError(
+          ERROR_CODES.FAILED_PRECONDITION,
+          `pulsar: message ${formatMessageId(id)} of ${this.#plan.topic.full} is not JSON (${(err as Error).message}); set ignoreParseErrors to skip such messages`,
+        );
       }
-      row = typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : { value };
+      row =
+        typeof value === 'object' && value !== null && !Array.isArray(value)
+          ? (value as Record<string, unknown>)
+          : { value };
     }
     if (this.#plan.metadata) {
       const eventTime = message.getEventTimestamp();
@@ -235,7 +273,8 @@ class PulsarBoundedReader implements BoundedReader {
       this.#current = undefined;
       await reader.close().catch(() => {});
     }
-    if (this.#skipped > 0) this.#logger.warn('pulsar: messages skipped as not JSON', { topic: target, skipped: this.#skipped });
+    if (this.#skipped > 0)
+      this.#logger.warn('pulsar: messages skipped as not JSON', { topic: target, skipped: this.#skipped });
   }
 
   positions(): Readonly<Record<string, string>> {
@@ -259,6 +298,10 @@ class PulsarBoundedReader implements BoundedReader {
     if (this.#closed) return;
     this.#closed = true;
     await this.#current?.close().catch(() => {});
-    await this.#client.close().catch((err: unknown) => this.#logger.warn('pulsar: closing the client failed', { error: err instanceof Error ? err.message : String(err) }));
+    await this.#client.close().catch((err: unknown) =>
+      this.#logger.warn('pulsar: closing the client failed', {
+        error: err instanceof Error ? err.message : String(err),
+      }),
+    );
   }
 }

@@ -27,12 +27,19 @@ function arm(groupId: string): void {
     .fireDue(groupId)
     .then(({ nextDueTime }) => {
       if (nextDueTime !== undefined && registered.has(groupId) && !again.has(groupId)) {
-        timers.set(groupId, c.scheduleAt(nextDueTime, () => arm(groupId)));
+        timers.set(
+          groupId,
+          c.scheduleAt(nextDueTime, () => arm(groupId)),
+        );
       }
     })
     .catch((err: unknown) => {
       c.logger.error('firing due windows failed; retrying in 5 s', { groupId, err });
-      if (registered.has(groupId)) timers.set(groupId, c.scheduleAt(c.now() + 5000, () => arm(groupId)));
+      if (registered.has(groupId))
+        timers.set(
+          groupId,
+          c.scheduleAt(c.now() + 5000, () => arm(groupId)),
+        );
     })
     .finally(() => {
       running.delete(groupId);

@@ -70,9 +70,20 @@ export class Catalog {
   async #info(c: LoadedPlugin<ConnectorPlugin>): Promise<ConnectorInfo> {
     const p = c.plugin;
     const roles = p.roles;
-    const none = (role: ConnectorRole): Availability => ({ available: false, reason: `connector '${c.id}' has no ${role} role` });
-    let reader: Availability = roles.includes('source') ? (this.#hooks.has(c, 'openReader') ? AVAILABLE : { available: false, reason: 'the connector has no embedded reader' }) : none('source');
-    let writer: Availability = roles.includes('sink') ? (this.#hooks.has(c, 'openWriter') ? AVAILABLE : { available: false, reason: 'the connector has no embedded writer' }) : none('sink');
+    const none = (role: ConnectorRole): Availability => ({
+      available: false,
+      reason: `connector '${c.id}' has no ${role} role`,
+    });
+    let reader: Availability = roles.includes('source')
+      ? this.#hooks.has(c, 'openReader')
+        ? AVAILABLE
+        : { available: false, reason: 'the connector has no embedded reader' }
+      : none('source');
+    let writer: Availability = roles.includes('sink')
+      ? this.#hooks.has(c, 'openWriter')
+        ? AVAILABLE
+        : { available: false, reason: 'the connector has no embedded writer' }
+      : none('sink');
     if (this.#hooks.has(c, 'availability')) {
       try {
         const a = await this.#hooks.call(c, 'availability', undefined);
@@ -98,8 +109,14 @@ export class Catalog {
     };
   }
 
-  async listConnectors(query: { role?: ConnectorRole; pageSize: number; pageToken: string }): Promise<Page<ConnectorInfo>> {
-    const all = [...this.#plugins.connectors.values()].filter((c) => !query.role || c.plugin.roles.includes(query.role));
+  async listConnectors(query: {
+    role?: ConnectorRole;
+    pageSize: number;
+    pageToken: string;
+  }): Promise<Page<ConnectorInfo>> {
+    const all = [...this.#plugins.connectors.values()].filter(
+      (c) => !query.role || c.plugin.roles.includes(query.role),
+    );
     const page = paginate(all, (c) => c.id, query.pageSize, query.pageToken);
     return { items: await Promise.all(page.items.map((c) => this.#info(c))), nextPageToken: page.nextPageToken };
   }
@@ -120,9 +137,16 @@ export class Catalog {
     const schema = role === 'source' ? c.plugin.sourceOptions : c.plugin.sinkOptions;
     const errors = schema ? validateAgainstSchema({ type: 'object', ...schema }, options, 'options') : [];
     if (errors.length > 0 || !this.#hooks.has(c, 'validate')) return errors;
-    const own = await this.#hooks.call(c, 'validate', { role, options: schema ? applyDefaults(schema, options) : options });
+    const own = await this.#hooks.call(c, 'validate', {
+      role,
+      options: schema ? applyDefaults(schema, options) : options,
+    });
     if (!Array.isArray(own)) {
-      throw new SluiceError(ERROR_CODES.PLUGIN_FAILED, `plugin '${id}' hook 'validate' returned ${describeValue(own)} instead of a list of field errors`, { pluginId: id, hook: 'validate' });
+      throw new SluiceError(
+        ERROR_CODES.PLUGIN_FAILED,
+        `plugin '${id}' hook 'validate' returned ${describeValue(own)} instead of a list of field errors`,
+        { pluginId: id, hook: 'validate' },
+      );
     }
     return own.map((e: FieldError) => {
       const path = e.path.startsWith('options') ? e.path : `options.${e.path}`;
@@ -134,7 +158,11 @@ export class Catalog {
   async resolveBoundaries(id: string, options: Options, boundaries: Boundaries): Promise<ResolvedBoundaries> {
     const c = this.#connector(id);
     if (!c.plugin.roles.includes('source')) {
-      throw invalidArgument('connector_id', 'a connector with the source role', `${id} (roles: ${c.plugin.roles.join(', ')})`);
+      throw invalidArgument(
+        'connector_id',
+        'a connector with the source role',
+        `${id} (roles: ${c.plugin.roles.join(', ')})`,
+      );
     }
     checkBoundaries(boundaries, c.plugin.boundaryTypes ?? [], id);
     const errors = await this.validateOptions(id, 'source', options);
@@ -142,7 +170,11 @@ export class Catalog {
     const withDefaults = c.plugin.sourceOptions ? applyDefaults(c.plugin.sourceOptions, options) : options;
     const bounded = await this.#hooks.call(c, 'fillInBoundaries', { options: withDefaults, boundaries });
     if (typeof bounded !== 'object' || bounded === null || Array.isArray(bounded)) {
-      throw new SluiceError(ERROR_CODES.PLUGIN_FAILED, `plugin '${id}' hook 'fillInBoundaries' returned ${describeValue(bounded)} instead of an options object`, { pluginId: id, hook: 'fillInBoundaries' });
+      throw new SluiceError(
+        ERROR_CODES.PLUGIN_FAILED,
+        `plugin '${id}' hook 'fillInBoundaries' returned ${describeValue(bounded)} instead of an options object`,
+        { pluginId: id, hook: 'fillInBoundaries' },
+      );
     }
     return { boundedOptions: bounded, boundaries };
   }
@@ -150,7 +182,12 @@ export class Catalog {
   listEngines(query: { pageSize: number; pageToken: string }): Page<EngineInfo> {
     const page = paginate([...this.#plugins.engines.values()], (e) => e.id, query.pageSize, query.pageToken);
     return {
-      items: page.items.map((e) => ({ id: e.id, version: e.manifest.version, description: e.manifest.description, pluginPath: e.dir })),
+      items: page.items.map((e) => ({
+        id: e.id,
+        version: e.manifest.version,
+        description: e.manifest.description,
+        pluginPath: e.dir,
+      })),
       nextPageToken: page.nextPageToken,
     };
   }

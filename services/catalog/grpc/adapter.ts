@@ -31,20 +31,37 @@ function encodeConnector(c: ConnectorInfo): Connector {
 }
 
 /** The CatalogService gRPC adapter: decode, call one use case, encode. */
-export function catalogGrpc(catalog: Catalog, logger: Logger): { definition: typeof CatalogServiceService; implementation: CatalogServiceServer } {
+export function catalogGrpc(
+  catalog: Catalog,
+  logger: Logger,
+): { definition: typeof CatalogServiceService; implementation: CatalogServiceServer } {
   const implementation: CatalogServiceServer = {
     listConnectors: unary(logger, 'ListConnectors', async (req) => {
       const role = decodeRole(req.role, 'role', true);
-      const page = await catalog.listConnectors({ pageSize: req.pageSize, pageToken: req.pageToken, ...(role ? { role } : {}) });
+      const page = await catalog.listConnectors({
+        pageSize: req.pageSize,
+        pageToken: req.pageToken,
+        ...(role ? { role } : {}),
+      });
       return { connectors: page.items.map(encodeConnector), nextPageToken: page.nextPageToken };
     }),
-    getConnector: unary(logger, 'GetConnector', async (req) => ({ connector: encodeConnector(await catalog.getConnector(req.connectorId)) })),
+    getConnector: unary(logger, 'GetConnector', async (req) => ({
+      connector: encodeConnector(await catalog.getConnector(req.connectorId)),
+    })),
     validateOptions: unary(logger, 'ValidateOptions', async (req) => {
-      const errors = await catalog.validateOptions(req.connectorId, decodeRole(req.role, 'role', false)!, req.options ?? {});
+      const errors = await catalog.validateOptions(
+        req.connectorId,
+        decodeRole(req.role, 'role', false)!,
+        req.options ?? {},
+      );
       return { valid: errors.length === 0, errors: [...errors] };
     }),
     resolveBoundaries: unary(logger, 'ResolveBoundaries', async (req) => {
-      const result = await catalog.resolveBoundaries(req.connectorId, req.options ?? {}, decodeBoundaries(req.boundaries, 'boundaries'));
+      const result = await catalog.resolveBoundaries(
+        req.connectorId,
+        req.options ?? {},
+        decodeBoundaries(req.boundaries, 'boundaries'),
+      );
       return { boundedOptions: { ...result.boundedOptions }, boundaries: encodeBoundaries(result.boundaries) };
     }),
     listEngines: unary(logger, 'ListEngines', (req) => {
@@ -52,7 +69,14 @@ export function catalogGrpc(catalog: Catalog, logger: Logger): { definition: typ
       return { engines: [...page.items], nextPageToken: page.nextPageToken };
     }),
     listPluginProblems: unary(logger, 'ListPluginProblems', () => ({
-      problems: catalog.listPluginProblems().map((p) => ({ path: p.path, pluginId: p.pluginId ?? '', code: p.code, expected: p.expected, found: p.found, message: p.message })),
+      problems: catalog.listPluginProblems().map((p) => ({
+        path: p.path,
+        pluginId: p.pluginId ?? '',
+        code: p.code,
+        expected: p.expected,
+        found: p.found,
+        message: p.message,
+      })),
     })),
   };
   return { definition: CatalogServiceService, implementation };

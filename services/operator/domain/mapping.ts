@@ -35,7 +35,9 @@ export function cast(value: unknown, to: FieldMapping['cast']): unknown {
     case 'timestamp':
       return toMs(value);
     case 'json':
-      return typeof value === 'string' ? value : JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+      return typeof value === 'string'
+        ? value
+        : JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
   }
 }
 
@@ -44,9 +46,11 @@ export function checkMapping(fields: readonly FieldMapping[], prefix: string): v
   const targets = new Set<string>();
   fields.forEach((f, i) => {
     if (f.sourceField === '') throw invalidArgument(`${prefix}[${i}].source_field`, 'a field name', f.sourceField);
-    if (!(CASTS as readonly string[]).includes(f.cast)) throw invalidArgument(`${prefix}[${i}].cast`, `one of ${CASTS.filter(Boolean).join(', ')} or empty`, f.cast);
+    if (!(CASTS as readonly string[]).includes(f.cast))
+      throw invalidArgument(`${prefix}[${i}].cast`, `one of ${CASTS.filter(Boolean).join(', ')} or empty`, f.cast);
     const target = f.targetField || f.sourceField;
-    if (targets.has(target)) throw invalidArgument(`${prefix}[${i}].target_field`, 'a target field not used by another mapping', target);
+    if (targets.has(target))
+      throw invalidArgument(`${prefix}[${i}].target_field`, 'a target field not used by another mapping', target);
     targets.add(target);
   });
 }

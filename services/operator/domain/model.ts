@@ -121,7 +121,11 @@ export interface OperatorStore {
   updateGroup(group: GroupRecord, expectedVersion: number): Promise<void>;
   getGroup(groupId: string): Promise<GroupRecord | undefined>;
   /** Ordered by groupId. */
-  listGroups(query: { readonly statuses?: readonly GroupStatus[]; readonly afterGroupId?: string; readonly limit: number }): Promise<GroupRecord[]>;
+  listGroups(query: {
+    readonly statuses?: readonly GroupStatus[];
+    readonly afterGroupId?: string;
+    readonly limit: number;
+  }): Promise<GroupRecord[]>;
   /**
    * Inserts the jobs of one window (one per stream) in one transaction unless jobs of that
    * (groupId, boundaries, generation) exist; returns true when this call inserted them.
@@ -130,7 +134,12 @@ export interface OperatorStore {
   /** The jobs of the window's latest generation (empty when none). */
   latestWindowJobs(groupId: string, boundaries: Boundaries): Promise<JobRecord[]>;
   /** Applies the patch when the state is one of fromStates (any when omitted); the row after, or undefined. */
-  updateJob(jobId: string, patch: JobPatch, now: number, fromStates?: readonly JobState[]): Promise<JobRecord | undefined>;
+  updateJob(
+    jobId: string,
+    patch: JobPatch,
+    now: number,
+    fromStates?: readonly JobState[],
+  ): Promise<JobRecord | undefined>;
   getJob(jobId: string): Promise<JobRecord | undefined>;
   listJobs(query: JobQuery): Promise<JobRecord[]>;
   close(): Promise<void>;

@@ -21,7 +21,17 @@ import { checkBoundaries } from '../../core/boundaries.js';
 import type { LoadedPlugin } from '../../host/loader.js';
 import { firingRules, normalizeInfo } from '../../schedule/domain/info.js';
 import { checkMapping } from './mapping.js';
-import { FINAL_JOB_STATES, type GroupRecord, type GroupStatus, type JobProgress, type JobRecord, type JobState, type OperatorStore, type RetryPolicy, type StreamSpec } from './model.js';
+import {
+  FINAL_JOB_STATES,
+  type GroupRecord,
+  type GroupStatus,
+  type JobProgress,
+  type JobRecord,
+  type JobState,
+  type OperatorStore,
+  type RetryPolicy,
+  type StreamSpec,
+} from './model.js';
 import type { Runner } from './runner.js';
 
 /** How the operator reaches the schedule service. */
@@ -98,11 +108,18 @@ export class OperatorService {
 
   /** Re-queues this replica's unfinished jobs: a job that was running when the operator stopped runs again. */
   async start(): Promise<void> {
-    for (let after: string | undefined; ; ) {
-      const jobs = await this.#o.store.listJobs({ states: ['PENDING', 'RUNNING'], limit: 500, ...(after ? { afterJobId: after } : {}) });
+    for (let after: string | undefined; ;) {
+      const jobs = await this.#o.store.listJobs({
+        states: ['PENDING', 'RUNNING'],
+        limit: 500,
+        ...(after ? { afterJobId: after } : {}),
+      });
       for (const job of jobs) {
         if (job.owner !== this.#o.owner) continue;
-        const requeued = job.state === 'RUNNING' ? await this.#o.store.updateJob(job.jobId, { state: 'PENDING' }, this.#now(), ['RUNNING']) : job;
+        const requeued =
+          job.state === 'RUNNING'
+            ? await this.#o.store.updateJob(job.jobId, { state: 'PENDING' }, this.#now(), ['RUNNING'])
+            : job;
         if (requeued) this.#enqueue(requeued.jobId);
       }
       if (jobs.length < 500) break;
@@ -113,48 +130,77 @@ export class OperatorService {
   /** Stops taking jobs and aborts the running ones; they stay PENDING/RUNNING and run again at the next start. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    for (const c of this.#running.values()) c.abort(new SluiceError(ERROR_CODES.UNAVAILABLE, 'the operator is stopping'));
+    for (const c of this.#running.values())
+      c.abort(new SluiceError(ERROR_CODES.UNAVAILABLE, 'the operator is stopping'));
     await Promise.allSettled([...this.#inflight]);
   }
 
   /** Resolves once nothing is queued or running (tests). */
   async idle(): Promise<void> {
-    while (this.#inflight.size > 0 || this.#queue.length > 0) await Promise.allSettled([...this.#inflight, new Promise((r) => setTimeout(r, 5))]);
+    while (this.#inflight.size > 0 || this.#queue.length > 0)
+      await Promise.allSettled([...this.#inflight, new Promise((r) => setTimeout(r, 5))]);
   }
 
   // ---- groups ----------------------------------------------------------------------------------
 
   async #validate(input: GroupInput): Promise<Omit<GroupRecord, 'status' | 'version' | 'createdAt' | 'updatedAt'>> {
-    if (!GROUP_ID.test(input.groupId)) throw invalidArgument('group.group_id', 'letters, digits, ".", "_" or "-" (1-128, starting with a letter or digit)', input.groupId);
+    if (!GROUP_ID.test(input.groupId))
+      throw invalidArgument(
+        'group.group_id',
+        'letters, digits, ".", "_" or "-" (1-128, starting with a letter or digit)',
+        input.groupId,
+      );
     if (input.streams.length === 0) throw invalidArgument('group.streams', 'at least one stream', []);
     const runner = input.runner || '';
-    if (runner !== '' && !this.#o.runners.has(runner)) throw invalidArgument('group.runner', `one of ${[...this.#o.runners.keys()].join(', ')} (or empty for ${this.#o.defaultRunner})`, runner);
+    if (runner !== '' && !this.#o.runners.has(runner))
+      throw invalidArgument(
+        'group.runner',
+        `one of ${[...this.#o.runners.keys()].join(', ')} (or empty for ${this.#o.defaultRunner})`,
+        runner,
+      );
     if (!input.schedule) throw invalidArgument('group.schedule', 'the schedule of the group', undefined);
     const schedule = normalizeInfo({ ...input.schedule, groupId: input.groupId });
     try {
       firingRules(schedule);
     } catch (err) {
-      if (isSluiceError(err) && err.details.field) throw invalidArgument(`group.schedule.${err.details.field}`, err.details.expected ?? '', err.details.received);
+      if (isSluiceError(err) && err.details.field)
+        throw invalidArgument(`group.schedule.${err.details.field}`, err.details.expected ?? '', err.details.received);
       throw err;
     }
-    const retry: RetryPolicy = { maxAttempts: input.retry?.maxAttempts || DEFAULT_RETRY.maxAttempts, initialBackoffMs: input.retry?.initialBackoffMs || DEFAULT_RETRY.initialBackoffMs };
-    if (retry.maxAttempts < 1 || retry.maxAttempts > 100) throw invalidArgument('group.retry.max_attempts', 'an integer from 1 to 100 (0: 3)', retry.maxAttempts);
+    const retry: RetryPolicy = {
+      maxAttempts: input.retry?.maxAttempts || DEFAULT_RETRY.maxAttempts,
+      initialBackoffMs: input.retry?.initialBackoffMs || DEFAULT_RETRY.initialBackoffMs,
+    };
+    if (retry.maxAttempts < 1 || retry.maxAttempts > 100)
+      throw invalidArgument('group.retry.max_attempts', 'an integer from 1 to 100 (0: 3)', retry.maxAttempts);
     const errors: FieldError[] = [];
     const ids = new Set<string>();
     for (const [i, stream] of input.streams.entries()) {
       const at = `group.streams[${i}]`;
       if (stream.streamId === '') errors.push(fieldError(`${at}.stream_id`, 'a stream id', stream.streamId));
-      else if (ids.has(stream.streamId)) errors.push(fieldError(`${at}.stream_id`, 'a stream id not used by another stream', stream.streamId));
+      else if (ids.has(stream.streamId))
+        errors.push(fieldError(`${at}.stream_id`, 'a stream id not used by another stream', stream.streamId));
       ids.add(stream.streamId);
-      for (const [end, role] of [['source', 'source'], ['sink', 'sink']] as const) {
+      for (const [end, role] of [
+        ['source', 'source'],
+        ['sink', 'sink'],
+      ] as const) {
         const endpoint = stream[end];
         const plugin = this.#o.connectors.get(endpoint.connectorId);
         if (!plugin) {
-          errors.push(fieldError(`${at}.${end}.connector_id`, `a loaded connector (${[...this.#o.connectors.keys()].join(', ')})`, endpoint.connectorId));
+          errors.push(
+            fieldError(
+              `${at}.${end}.connector_id`,
+              `a loaded connector (${[...this.#o.connectors.keys()].join(', ')})`,
+              endpoint.connectorId,
+            ),
+          );
           continue;
         }
         if (!plugin.plugin.roles.includes(role)) {
-          errors.push(fieldError(`${at}.${end}.connector_id`, `a connector with the ${role} role`, endpoint.connectorId));
+          errors.push(
+            fieldError(`${at}.${end}.connector_id`, `a connector with the ${role} role`, endpoint.connectorId),
+          );
           continue;
         }
         for (const e of await this.#o.catalog.validateOptions(endpoint.connectorId, role, endpoint.options)) {
@@ -176,7 +222,11 @@ export class OperatorService {
 
   #checkVersion(g: GroupRecord, version: number): void {
     if (version !== 0 && version !== g.version) {
-      throw new SluiceError(ERROR_CODES.VERSION_CONFLICT, `group '${g.groupId}' is at version ${g.version}; version ${version} is stale`, { field: 'version', expected: String(g.version), received: String(version) });
+      throw new SluiceError(
+        ERROR_CODES.VERSION_CONFLICT,
+        `group '${g.groupId}' is at version ${g.version}; version ${version} is stale`,
+        { field: 'version', expected: String(g.version), received: String(version) },
+      );
     }
   }
 
@@ -225,7 +275,11 @@ export class OperatorService {
     return this.#load(groupId);
   }
 
-  listGroups(query: { statuses?: readonly GroupStatus[]; afterGroupId?: string; limit: number }): Promise<GroupRecord[]> {
+  listGroups(query: {
+    statuses?: readonly GroupStatus[];
+    afterGroupId?: string;
+    limit: number;
+  }): Promise<GroupRecord[]> {
     return this.#o.store.listGroups(query);
   }
 
@@ -240,29 +294,46 @@ export class OperatorService {
     if (group.status !== 'APPROVED' && group.status !== 'REGISTERED') {
       throw failedPrecondition(`group '${group.groupId}' is ${group.status}; approve it before submitting jobs`);
     }
-    const boundaries: Boundaries = { boundaryType: request.boundaryType, lowerBound: request.lowerBound, upperBound: request.upperBound };
+    const boundaries: Boundaries = {
+      boundaryType: request.boundaryType,
+      lowerBound: request.lowerBound,
+      upperBound: request.upperBound,
+    };
     for (const stream of group.streams) {
       const source = this.#o.connectors.get(stream.source.connectorId);
-      if (!source) throw failedPrecondition(`connector '${stream.source.connectorId}' of stream '${stream.streamId}' is not loaded`);
+      if (!source)
+        throw failedPrecondition(
+          `connector '${stream.source.connectorId}' of stream '${stream.streamId}' is not loaded`,
+        );
       const declared = source.plugin.boundaryTypes ?? [];
       if (!declared.includes(boundaries.boundaryType)) {
-        throw failedPrecondition(`source connector '${source.id}' of stream '${stream.streamId}' cannot honour ${boundaries.boundaryType} windows (it declares ${declared.join(', ')})`, { field: 'boundary_type' });
+        throw failedPrecondition(
+          `source connector '${source.id}' of stream '${stream.streamId}' cannot honour ${boundaries.boundaryType} windows (it declares ${declared.join(', ')})`,
+          { field: 'boundary_type' },
+        );
       }
       checkBoundaries(boundaries, declared, source.id, 'request');
     }
     const latest = await this.#o.store.latestWindowJobs(group.groupId, boundaries);
     if (latest.length > 0 && !rerun) return { jobs: latest, created: false };
     // A re-run submitted again with the same instance id (a retried call) is the same request.
-    if (latest.length > 0 && request.instanceId !== '' && latest[0]!.instanceId === request.instanceId) return { jobs: latest, created: false };
+    if (latest.length > 0 && request.instanceId !== '' && latest[0]!.instanceId === request.instanceId)
+      return { jobs: latest, created: false };
     if (latest.some((j) => !FINAL_JOB_STATES.includes(j.state))) {
-      throw failedPrecondition(`window ${boundaries.boundaryType} [${boundaries.lowerBound}, ${boundaries.upperBound}) of group '${group.groupId}' is still running; cancel it or wait before running it again`);
+      throw failedPrecondition(
+        `window ${boundaries.boundaryType} [${boundaries.lowerBound}, ${boundaries.upperBound}) of group '${group.groupId}' is still running; cancel it or wait before running it again`,
+      );
     }
     const generation = (latest[0]?.generation ?? 0) + 1;
     const now = this.#now();
     const runner = group.runner || this.#o.defaultRunner;
     const jobs: JobRecord[] = [];
     for (const stream of group.streams) {
-      const resolved = await this.#o.catalog.resolveBoundaries(stream.source.connectorId, stream.source.options, boundaries);
+      const resolved = await this.#o.catalog.resolveBoundaries(
+        stream.source.connectorId,
+        stream.source.options,
+        boundaries,
+      );
       jobs.push({
         jobId: newJobId(now),
         groupId: group.groupId,
@@ -304,14 +375,20 @@ export class OperatorService {
   /** Cancels a pending or running job; its sink aborts. A finished job is FAILED_PRECONDITION. */
   async cancelJob(jobId: string): Promise<JobRecord> {
     const job = await this.getJob(jobId);
-    if (FINAL_JOB_STATES.includes(job.state)) throw failedPrecondition(`job '${jobId}' has already ended (${job.state})`);
+    if (FINAL_JOB_STATES.includes(job.state))
+      throw failedPrecondition(`job '${jobId}' has already ended (${job.state})`);
     const running = this.#running.get(jobId);
     if (running) {
       running.abort(new SluiceError(ERROR_CODES.FAILED_PRECONDITION, 'cancelled'));
       await new Promise<void>((resolve) => this.#events.once(`ended:${jobId}`, () => resolve()));
       return this.getJob(jobId);
     }
-    const cancelled = await this.#o.store.updateJob(jobId, { state: 'CANCELLED', finishedAt: this.#now() }, this.#now(), ['PENDING']);
+    const cancelled = await this.#o.store.updateJob(
+      jobId,
+      { state: 'CANCELLED', finishedAt: this.#now() },
+      this.#now(),
+      ['PENDING'],
+    );
     if (!cancelled) return this.cancelJob(jobId);
     this.#emit(cancelled);
     return cancelled;
@@ -350,15 +427,17 @@ export class OperatorService {
       this.#contexts.delete(jobId);
       const run = context
         .with(parent, () =>
-          trace.getTracer('sluice.operator').startActiveSpan('job run', { attributes: { 'sluice.job.id': jobId } }, (span) =>
-            this.#runJob(jobId, controller.signal)
-              .then((state) => span.setAttribute('sluice.job.state', state ?? 'NOT_RUN'))
-              .catch((err: unknown) => {
-                span.setStatus({ code: SpanStatusCode.ERROR });
-                throw err;
-              })
-              .finally(() => span.end()),
-          ),
+          trace
+            .getTracer('sluice.operator')
+            .startActiveSpan('job run', { attributes: { 'sluice.job.id': jobId } }, (span) =>
+              this.#runJob(jobId, controller.signal)
+                .then((state) => span.setAttribute('sluice.job.state', state ?? 'NOT_RUN'))
+                .catch((err: unknown) => {
+                  span.setStatus({ code: SpanStatusCode.ERROR });
+                  throw err;
+                })
+                .finally(() => span.end()),
+            ),
         )
         .catch((err: unknown) => this.#o.logger.error('job run failed', { jobId, err }))
         .finally(() => {
@@ -370,7 +449,11 @@ export class OperatorService {
     }
   }
 
-  async #update(jobId: string, patch: Parameters<OperatorStore['updateJob']>[1], from?: readonly JobState[]): Promise<JobRecord | undefined> {
+  async #update(
+    jobId: string,
+    patch: Parameters<OperatorStore['updateJob']>[1],
+    from?: readonly JobState[],
+  ): Promise<JobRecord | undefined> {
     const job = await this.#o.store.updateJob(jobId, patch, this.#now(), from);
     if (job) this.#emit(job);
     return job;
@@ -385,10 +468,22 @@ export class OperatorService {
     const sink = stream && this.#o.connectors.get(stream.sink.connectorId);
     const runner = this.#o.runners.get(pending.runner);
     if (!group || !stream || !source || !sink || !runner) {
-      await this.#update(jobId, { state: 'FAILED', error: `cannot run: ${!group ? 'group' : !stream ? 'stream' : !runner ? `runner '${pending.runner}'` : 'connector'} is gone`, finishedAt: this.#now() }, ['PENDING']);
+      await this.#update(
+        jobId,
+        {
+          state: 'FAILED',
+          error: `cannot run: ${!group ? 'group' : !stream ? 'stream' : !runner ? `runner '${pending.runner}'` : 'connector'} is gone`,
+          finishedAt: this.#now(),
+        },
+        ['PENDING'],
+      );
       return 'FAILED';
     }
-    const running = await this.#update(jobId, { state: 'RUNNING', attempt: pending.attempt + 1, startedAt: this.#now(), error: '' }, ['PENDING']);
+    const running = await this.#update(
+      jobId,
+      { state: 'RUNNING', attempt: pending.attempt + 1, startedAt: this.#now(), error: '' },
+      ['PENDING'],
+    );
     if (!running) return undefined;
     let progress: JobProgress = running.progress;
     let lastWrite = Promise.resolve<unknown>(undefined);
@@ -402,7 +497,9 @@ export class OperatorService {
             lastWrite = lastWrite.then(() => this.#update(jobId, { progress: p }, ['RUNNING'])).catch(() => {});
           },
           onResolved: (positions) => {
-            lastWrite = lastWrite.then(() => this.#update(jobId, { resolvedPositions: positions }, ['RUNNING'])).catch(() => {});
+            lastWrite = lastWrite
+              .then(() => this.#update(jobId, { resolvedPositions: positions }, ['RUNNING']))
+              .catch(() => {});
           },
         },
       );
@@ -414,13 +511,22 @@ export class OperatorService {
       const message = err instanceof Error ? err.message : String(err);
       if (signal.aborted && this.#stopped) return 'RUNNING'; // runs again at the next start
       if (signal.aborted) {
-        await this.#update(jobId, { state: 'CANCELLED', error: message, progress, finishedAt: this.#now() }, ['RUNNING']);
+        await this.#update(jobId, { state: 'CANCELLED', error: message, progress, finishedAt: this.#now() }, [
+          'RUNNING',
+        ]);
         return 'CANCELLED';
       }
-      const retryable = !isSluiceError(err) || ![ERROR_CODES.INVALID_ARGUMENT, ERROR_CODES.FAILED_PRECONDITION].includes(err.code as never);
+      const retryable =
+        !isSluiceError(err) ||
+        ![ERROR_CODES.INVALID_ARGUMENT, ERROR_CODES.FAILED_PRECONDITION].includes(err.code as never);
       if (retryable && running.attempt < group.retry.maxAttempts) {
         const backoff = group.retry.initialBackoffMs * 2 ** (running.attempt - 1);
-        this.#o.logger.warn('job attempt failed; retrying', { jobId, attempt: running.attempt, backoffMs: backoff, err });
+        this.#o.logger.warn('job attempt failed; retrying', {
+          jobId,
+          attempt: running.attempt,
+          backoffMs: backoff,
+          err,
+        });
         await this.#update(jobId, { state: 'PENDING', error: message, progress }, ['RUNNING']);
         const retryContext = context.active();
         const timer = setTimeout(() => context.with(retryContext, () => this.#enqueue(jobId)), backoff);

@@ -18,9 +18,21 @@ import { CASTS } from '../domain/mapping.js';
 import type { FieldMapping, GroupRecord, GroupStatus, JobRecord, JobState } from '../domain/model.js';
 import type { GroupInput, OperatorService } from '../domain/service.js';
 
-const GROUP_STATUS: Record<GroupStatus, PbGroupStatus> = { NEW: PbGroupStatus.GROUP_STATUS_NEW, APPROVED: PbGroupStatus.GROUP_STATUS_APPROVED, REGISTERED: PbGroupStatus.GROUP_STATUS_REGISTERED, DELETED: PbGroupStatus.GROUP_STATUS_DELETED };
-const JOB_STATE: Record<JobState, PbJobState> = { PENDING: PbJobState.JOB_STATE_PENDING, RUNNING: PbJobState.JOB_STATE_RUNNING, SUCCEEDED: PbJobState.JOB_STATE_SUCCEEDED, FAILED: PbJobState.JOB_STATE_FAILED, CANCELLED: PbJobState.JOB_STATE_CANCELLED };
-const invert = <K extends string>(m: Record<K, number>) => new Map<number, K>(Object.entries(m).map(([k, v]) => [v as number, k as K]));
+const GROUP_STATUS: Record<GroupStatus, PbGroupStatus> = {
+  NEW: PbGroupStatus.GROUP_STATUS_NEW,
+  APPROVED: PbGroupStatus.GROUP_STATUS_APPROVED,
+  REGISTERED: PbGroupStatus.GROUP_STATUS_REGISTERED,
+  DELETED: PbGroupStatus.GROUP_STATUS_DELETED,
+};
+const JOB_STATE: Record<JobState, PbJobState> = {
+  PENDING: PbJobState.JOB_STATE_PENDING,
+  RUNNING: PbJobState.JOB_STATE_RUNNING,
+  SUCCEEDED: PbJobState.JOB_STATE_SUCCEEDED,
+  FAILED: PbJobState.JOB_STATE_FAILED,
+  CANCELLED: PbJobState.JOB_STATE_CANCELLED,
+};
+const invert = <K extends string>(m: Record<K, number>) =>
+  new Map<number, K>(Object.entries(m).map(([k, v]) => [v as number, k as K]));
 const GROUP_STATUS_FROM = invert(GROUP_STATUS);
 const JOB_STATE_FROM = invert(JOB_STATE);
 
@@ -37,7 +49,12 @@ function decodeGroup(g: Group | undefined, version: number): GroupInput {
         source: { connectorId: s.source.connectorId, options: s.source.options ?? {} },
         sink: { connectorId: s.sink.connectorId, options: s.sink.options ?? {} },
         fields: s.fields.map((f, j) => {
-          if (!(CASTS as readonly string[]).includes(f.cast)) throw invalidArgument(`group.streams[${i}].fields[${j}].cast`, `one of ${CASTS.filter(Boolean).join(', ')} or empty`, f.cast);
+          if (!(CASTS as readonly string[]).includes(f.cast))
+            throw invalidArgument(
+              `group.streams[${i}].fields[${j}].cast`,
+              `one of ${CASTS.filter(Boolean).join(', ')} or empty`,
+              f.cast,
+            );
           return { sourceField: f.sourceField, targetField: f.targetField, cast: f.cast as FieldMapping['cast'] };
         }),
       };
@@ -53,7 +70,12 @@ export function encodeGroup(g: GroupRecord): Group {
   return {
     groupId: g.groupId,
     description: g.description,
-    streams: g.streams.map((s) => ({ streamId: s.streamId, source: { connectorId: s.source.connectorId, options: { ...s.source.options } }, sink: { connectorId: s.sink.connectorId, options: { ...s.sink.options } }, fields: s.fields.map((f) => ({ ...f })) })),
+    streams: g.streams.map((s) => ({
+      streamId: s.streamId,
+      source: { connectorId: s.source.connectorId, options: { ...s.source.options } },
+      sink: { connectorId: s.sink.connectorId, options: { ...s.sink.options } },
+      fields: s.fields.map((f) => ({ ...f })),
+    })),
     schedule: encodeInfo(g.schedule, g.schedule.version),
     runner: g.runner,
     retry: { ...g.retry },
@@ -94,26 +116,50 @@ function decodeStates<T>(values: readonly number[], map: Map<number, T>, field: 
 }
 
 /** The OperatorService gRPC adapter: decode, call one use case, encode. */
-export function operatorGrpc(service: OperatorService, logger: Logger): { definition: typeof OperatorServiceService; implementation: OperatorServiceServer } {
+export function operatorGrpc(
+  service: OperatorService,
+  logger: Logger,
+): { definition: typeof OperatorServiceService; implementation: OperatorServiceServer } {
   const implementation: OperatorServiceServer = {
-    createGroup: unary(logger, 'CreateGroup', async (req) => ({ group: encodeGroup(await service.createGroup(decodeGroup(req.group, 0))) })),
-    updateGroup: unary(logger, 'UpdateGroup', async (req) => ({ group: encodeGroup(await service.updateGroup(decodeGroup(req.group, req.group?.version ?? 0))) })),
-    approveGroup: unary(logger, 'ApproveGroup', async (req) => ({ group: encodeGroup(await service.approveGroup(req.groupId, req.version)) })),
-    deleteGroup: unary(logger, 'DeleteGroup', async (req) => ({ group: encodeGroup(await service.deleteGroup(req.groupId, req.version)) })),
+    createGroup: unary(logger, 'CreateGroup', async (req) => ({
+      group: encodeGroup(await service.createGroup(decodeGroup(req.group, 0))),
+    })),
+    updateGroup: unary(logger, 'UpdateGroup', async (req) => ({
+      group: encodeGroup(await service.updateGroup(decodeGroup(req.group, req.group?.version ?? 0))),
+    })),
+    approveGroup: unary(logger, 'ApproveGroup', async (req) => ({
+      group: encodeGroup(await service.approveGroup(req.groupId, req.version)),
+    })),
+    deleteGroup: unary(logger, 'DeleteGroup', async (req) => ({
+      group: encodeGroup(await service.deleteGroup(req.groupId, req.version)),
+    })),
     getGroup: unary(logger, 'GetGroup', async (req) => ({ group: encodeGroup(await service.getGroup(req.groupId)) })),
     listGroups: unary(logger, 'ListGroups', async (req) => {
       const limit = checkPageSize(req.pageSize);
       const after = decodePageToken(req.pageToken);
       const statuses = decodeStates(req.statuses, GROUP_STATUS_FROM, 'statuses');
-      const rows = await service.listGroups({ limit: limit + 1, ...(after ? { afterGroupId: after } : {}), ...(statuses ? { statuses } : {}) });
+      const rows = await service.listGroups({
+        limit: limit + 1,
+        ...(after ? { afterGroupId: after } : {}),
+        ...(statuses ? { statuses } : {}),
+      });
       const page = rows.slice(0, limit);
-      return { groups: page.map(encodeGroup), nextPageToken: rows.length > limit ? encodePageToken(page[page.length - 1]!.groupId) : '' };
+      return {
+        groups: page.map(encodeGroup),
+        nextPageToken: rows.length > limit ? encodePageToken(page[page.length - 1]!.groupId) : '',
+      };
     }),
     submitOfflineJob: unary(logger, 'SubmitOfflineJob', async (req) => {
       const r = req.request;
       if (!r) throw invalidArgument('request', 'an OfflineJobRequest', undefined);
       const result = await service.submitOfflineJob(
-        { groupId: r.groupId, boundaryType: decodeBoundaryType(r.boundaryType, 'request.boundary_type'), lowerBound: r.lowerBoundary, upperBound: r.upperBoundary, instanceId: r.instanceId },
+        {
+          groupId: r.groupId,
+          boundaryType: decodeBoundaryType(r.boundaryType, 'request.boundary_type'),
+          lowerBound: r.lowerBoundary,
+          upperBound: r.upperBoundary,
+          instanceId: r.instanceId,
+        },
         req.rerun,
       );
       return { jobs: result.jobs.map(encodeJob), created: result.created };
@@ -132,7 +178,10 @@ export function operatorGrpc(service: OperatorService, logger: Logger): { defini
         ...(after ? { afterJobId: after } : {}),
       });
       const page = rows.slice(0, limit);
-      return { jobs: page.map(encodeJob), nextPageToken: rows.length > limit ? encodePageToken(page[page.length - 1]!.jobId) : '' };
+      return {
+        jobs: page.map(encodeJob),
+        nextPageToken: rows.length > limit ? encodePageToken(page[page.length - 1]!.jobId) : '',
+      };
     }),
     cancelJob: unary(logger, 'CancelJob', async (req) => ({ job: encodeJob(await service.cancelJob(req.jobId)) })),
     watchJob: (call: ServerWritableStream<WatchJobRequest, WatchJobResponse>) => {

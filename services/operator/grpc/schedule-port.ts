@@ -5,19 +5,29 @@ import { encodeInfo } from '../../schedule/grpc/adapter.js';
 import type { SchedulePort } from '../domain/service.js';
 import { fromServiceError } from '../../core/grpc-status.js';
 
-type Unary<Req, Res> = (req: Req, md: Metadata, opts: { deadline: number }, cb: (err: ServiceError | null, res: Res) => void) => unknown;
+type Unary<Req, Res> = (
+  req: Req,
+  md: Metadata,
+  opts: { deadline: number },
+  cb: (err: ServiceError | null, res: Res) => void,
+) => unknown;
 
 /** The schedule service over gRPC, as the operator needs it. Failures come back as Sluice errors. */
 export class GrpcSchedulePort implements SchedulePort {
   readonly #client: ScheduleServiceClient;
 
-  constructor(address: string, private readonly timeoutMs = 30_000) {
+  constructor(
+    address: string,
+    private readonly timeoutMs = 30_000,
+  ) {
     this.#client = new ScheduleServiceClient(address, credentials.createInsecure());
   }
 
   #call<Req, Res>(fn: Unary<Req, Res>, req: Req): Promise<Res> {
     return new Promise((resolve, reject) => {
-      fn.call(this.#client, req, new Metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) => (err ? reject(fromServiceError(err)) : resolve(res)));
+      fn.call(this.#client, req, new Metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) =>
+        err ? reject(fromServiceError(err)) : resolve(res),
+      );
     });
   }
 
@@ -26,8 +36,14 @@ export class GrpcSchedulePort implements SchedulePort {
   }
 
   async update(info: ScheduleInfo): Promise<void> {
-    const current = (await this.#call(this.#client.getSchedule as Unary<unknown, { schedule?: { info?: { version: number } } }>, { groupId: info.groupId })).schedule;
-    await this.#call(this.#client.updateSchedule as Unary<unknown, unknown>, { info: encodeInfo(info, current?.info?.version ?? 0) });
+    const current = (
+      await this.#call(this.#client.getSchedule as Unary<unknown, { schedule?: { info?: { version: number } } }>, {
+        groupId: info.groupId,
+      })
+    ).schedule;
+    await this.#call(this.#client.updateSchedule as Unary<unknown, unknown>, {
+      info: encodeInfo(info, current?.info?.version ?? 0),
+    });
   }
 
   async unregister(groupId: string): Promise<void> {

@@ -31,7 +31,10 @@ const HTTP_FIELD: Readonly<Record<string, string>> = {
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
@@ -76,15 +79,19 @@ export function createCallbackServer(options: CallbackOptions): Server {
   return createServer((req, res) => {
     const parent = propagation.extract(context.active(), req.headers);
     void context.with(parent, () =>
-      tracer.startActiveSpan(`POST ${CALLBACK_PATH}`, { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method ?? '', 'url.path': req.url ?? '' } }, async (span) => {
-        try {
-          await handle(req, res);
-        } finally {
-          span.setAttribute('http.response.status_code', res.statusCode);
-          if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-          span.end();
-        }
-      }),
+      tracer.startActiveSpan(
+        `POST ${CALLBACK_PATH}`,
+        { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method ?? '', 'url.path': req.url ?? '' } },
+        async (span) => {
+          try {
+            await handle(req, res);
+          } finally {
+            span.setAttribute('http.response.status_code', res.statusCode);
+            if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+            span.end();
+          }
+        },
+      ),
     );
   });
 
@@ -107,26 +114,54 @@ export function createCallbackServer(options: CallbackOptions): Server {
       try {
         body = JSON.parse(text);
       } catch {
-        throw invalidArgument('body', 'a JSON object {groupId, boundaryType, lowerBoundary, upperBoundary}', text.slice(0, 80));
+        throw invalidArgument(
+          'body',
+          'a JSON object {groupId, boundaryType, lowerBoundary, upperBoundary}',
+          text.slice(0, 80),
+        );
       }
-      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalidArgument('body', 'a JSON object', body);
+      if (typeof body !== 'object' || body === null || Array.isArray(body))
+        throw invalidArgument('body', 'a JSON object', body);
       const b = body as Record<string, unknown>;
       if (typeof b.groupId !== 'string' || b.groupId === '') throw invalidArgument('groupId', 'a group id', b.groupId);
       const type = typeof b.boundaryType === 'string' ? b.boundaryType.toUpperCase() : b.boundaryType;
-      if (type !== 'TIME' && type !== 'OFFSET') throw invalidArgument('boundaryType', '"TIME" or "OFFSET"', b.boundaryType);
+      if (type !== 'TIME' && type !== 'OFFSET')
+        throw invalidArgument('boundaryType', '"TIME" or "OFFSET"', b.boundaryType);
       if (b.rerun !== undefined && typeof b.rerun !== 'boolean') throw invalidArgument('rerun', 'a boolean', b.rerun);
       const result = await options.service.submitOfflineJob(
-        { groupId: b.groupId, boundaryType: type, lowerBound: bound(b, 'lowerBoundary'), upperBound: bound(b, 'upperBoundary'), instanceId: typeof b.instanceId === 'string' ? b.instanceId : '' },
+        {
+          groupId: b.groupId,
+          boundaryType: type,
+          lowerBound: bound(b, 'lowerBoundary'),
+          upperBound: bound(b, 'upperBoundary'),
+          instanceId: typeof b.instanceId === 'string' ? b.instanceId : '',
+        },
         b.rerun === true,
       );
       send(res, result.created ? 201 : 200, {
         success: true,
         created: result.created,
-        data: result.jobs.map((j) => ({ jobId: j.jobId, groupId: j.groupId, streamId: j.streamId, instanceId: j.instanceId, boundaryType: j.boundaries.boundaryType, lowerBoundary: j.boundaries.lowerBound, upperBoundary: j.boundaries.upperBound, generation: j.generation, state: j.state, runner: j.runner })),
+        data: result.jobs.map((j) => ({
+          jobId: j.jobId,
+          groupId: j.groupId,
+          streamId: j.streamId,
+          instanceId: j.instanceId,
+          boundaryType: j.boundaries.boundaryType,
+          lowerBoundary: j.boundaries.lowerBound,
+          upperBoundary: j.boundaries.upperBound,
+          generation: j.generation,
+          state: j.state,
+          runner: j.runner,
+        })),
       });
     } catch (err) {
       if (isSluiceError(err)) {
-        const fieldErrors = (err.details.fieldErrors ?? (err.details.field ? [{ path: err.details.field, expected: err.details.expected ?? '', received: err.details.received ?? '' }] : undefined))?.map((f) => ({ ...f, path: HTTP_FIELD[f.path] ?? f.path }));
+        const fieldErrors = (
+          err.details.fieldErrors ??
+          (err.details.field
+            ? [{ path: err.details.field, expected: err.details.expected ?? '', received: err.details.received ?? '' }]
+            : undefined)
+        )?.map((f) => ({ ...f, path: HTTP_FIELD[f.path] ?? f.path }));
         let message = err.message;
         for (const [from, to] of Object.entries(HTTP_FIELD)) message = message.replace(from, to);
         return fail(res, HTTP_STATUS_BY_CODE[err.code], err.code, message, fieldErrors);

@@ -13,7 +13,9 @@ export interface EmbeddedRunnerOptions {
 function approxBytes(batch: readonly Row[]): number {
   if (batch.length === 0) return 0;
   try {
-    return JSON.stringify(batch[0], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)).length * batch.length;
+    return (
+      JSON.stringify(batch[0], (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)).length * batch.length
+    );
   } catch {
     return 0;
   }
@@ -38,7 +40,12 @@ export class EmbeddedRunner implements Runner {
   async run(spec: JobSpec, ctx: RunContext): Promise<void> {
     const { job, stream, source, sink } = spec;
     const hooks = this.#hooks;
-    const reader = await hooks.call(source, 'openReader', { options: spec.boundedSourceOptions, boundaries: job.boundaries }, { signal: ctx.signal });
+    const reader = await hooks.call(
+      source,
+      'openReader',
+      { options: spec.boundedSourceOptions, boundaries: job.boundaries },
+      { signal: ctx.signal },
+    );
     let writer: WindowWriter | undefined;
     let records = 0;
     let bytes = 0;
@@ -51,7 +58,15 @@ export class EmbeddedRunner implements Runner {
     };
     try {
       if (reader.resolved) ctx.onResolved(reader.resolved());
-      writer = await hooks.call(sink, 'openWriter', { options: stream.sink.options, window: { groupId: job.groupId, streamId: job.streamId, jobId: job.jobId, boundaries: job.boundaries } }, { signal: ctx.signal });
+      writer = await hooks.call(
+        sink,
+        'openWriter',
+        {
+          options: stream.sink.options,
+          window: { groupId: job.groupId, streamId: job.streamId, jobId: job.jobId, boundaries: job.boundaries },
+        },
+        { signal: ctx.signal },
+      );
       const map = rowMapper(stream.fields);
       const batches = reader.batches()[Symbol.asyncIterator]();
       for (;;) {

@@ -16,10 +16,30 @@ export class FlinkJobRunner implements Runner {
   ) {}
 
   async run(spec: JobSpec, ctx: RunContext): Promise<void> {
-    const sourceTable = await this.hooks.call(spec.source, 'flinkTableOptions', { role: 'source', options: spec.boundedSourceOptions }, { signal: ctx.signal });
-    const sinkTable = await this.hooks.call(spec.sink, 'flinkTableOptions', { role: 'sink', options: spec.stream.sink.options }, { signal: ctx.signal });
+    const sourceTable = await this.hooks.call(
+      spec.source,
+      'flinkTableOptions',
+      { role: 'source', options: spec.boundedSourceOptions },
+      { signal: ctx.signal },
+    );
+    const sinkTable = await this.hooks.call(
+      spec.sink,
+      'flinkTableOptions',
+      { role: 'sink', options: spec.stream.sink.options },
+      { signal: ctx.signal },
+    );
     const bounds = sourceTimeBounds(spec.boundedSourceOptions);
-    const statements = flinkStatements({ jobId: spec.job.jobId, stream: spec.stream, boundaries: spec.job.boundaries, sourceTable, sinkTable, ...(bounds ? { sourceBounds: bounds } : {}) });
-    await this.flink.run({ jobId: spec.job.jobId, statements }, { signal: ctx.signal, onProgress: (p) => ctx.onProgress(p) });
+    const statements = flinkStatements({
+      jobId: spec.job.jobId,
+      stream: spec.stream,
+      boundaries: spec.job.boundaries,
+      sourceTable,
+      sinkTable,
+      ...(bounds ? { sourceBounds: bounds } : {}),
+    });
+    await this.flink.run(
+      { jobId: spec.job.jobId, statements },
+      { signal: ctx.signal, onProgress: (p) => ctx.onProgress(p) },
+    );
   }
 }

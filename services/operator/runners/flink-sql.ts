@@ -62,7 +62,8 @@ export function quoteLiteral(value: string): string {
 
 /** `TIMESTAMP 'YYYY-MM-DD HH:MM:SS.sss'` of epoch ms, in UTC. */
 export function timestampLiteral(ms: number): string {
-  if (!Number.isSafeInteger(ms) || ms < 0 || ms >= MAX_TIME_MS) throw invalidArgument('sourceBounds', 'epoch milliseconds in [0, 253402300800000)', ms);
+  if (!Number.isSafeInteger(ms) || ms < 0 || ms >= MAX_TIME_MS)
+    throw invalidArgument('sourceBounds', 'epoch milliseconds in [0, 253402300800000)', ms);
   return `TIMESTAMP '${new Date(ms).toISOString().slice(0, 23).replace('T', ' ')}'`;
 }
 
@@ -77,10 +78,12 @@ export function sourceTimeBounds(boundedOptions: Options): SourceTimeBounds | un
   const lower = boundedOptions[BOUND_LOWER];
   const upper = boundedOptions[BOUND_UPPER];
   if (lower === undefined && upper === undefined) return undefined;
-  if (typeof timeColumn !== 'string' || timeColumn === '') throw invalidArgument('options.timeColumn', 'the timestamp column a TIME window filters on', timeColumn);
+  if (typeof timeColumn !== 'string' || timeColumn === '')
+    throw invalidArgument('options.timeColumn', 'the timestamp column a TIME window filters on', timeColumn);
   const ms = (key: string, v: unknown) => {
     const n = typeof v === 'string' && /^(0|[1-9]\d*)$/.test(v) ? Number(v) : typeof v === 'number' ? v : NaN;
-    if (!Number.isSafeInteger(n) || n < 0) throw invalidArgument(`options.${key}`, 'epoch milliseconds as a non-negative integer', v);
+    if (!Number.isSafeInteger(n) || n < 0)
+      throw invalidArgument(`options.${key}`, 'epoch milliseconds as a non-negative integer', v);
     return n;
   };
   return { timeColumn, lower: ms(BOUND_LOWER, lower), upper: ms(BOUND_UPPER, upper) };
@@ -94,12 +97,21 @@ function safeSuffix(jobId: string): string {
 function withClause(options: Readonly<Record<string, string>>, which: string): string {
   const entries = Object.entries(options);
   if (typeof options.connector !== 'string' || options.connector === '') {
-    throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `the ${which} table options name no Flink connector ('connector' is missing)`);
+    throw new SluiceError(
+      ERROR_CODES.FAILED_PRECONDITION,
+      `the ${which} table options name no Flink connector ('connector' is missing)`,
+    );
   }
   return entries.map(([k, v]) => `  ${quoteLiteral(k)} = ${quoteLiteral(String(v))}`).join(',\n');
 }
 
-function createTable(name: string, columns: readonly (readonly [string, string])[], options: Readonly<Record<string, string>>, which: string, primaryKey: readonly string[] = []): string {
+function createTable(
+  name: string,
+  columns: readonly (readonly [string, string])[],
+  options: Readonly<Record<string, string>>,
+  which: string,
+  primaryKey: readonly string[] = [],
+): string {
   const lines = columns.map(([c, type]) => `  ${quoteIdentifier(c)} ${type}`);
   if (primaryKey.length > 0) lines.push(`  PRIMARY KEY (${primaryKey.map(quoteIdentifier).join(', ')}) NOT ENFORCED`);
   return `CREATE TEMPORARY TABLE ${quoteIdentifier(name)} (\n${lines.join(',\n')}\n) WITH (\n${withClause(options, which)}\n)`;
@@ -132,7 +144,9 @@ function whereClause(bounds: SourceTimeBounds | undefined): string {
   // nothing, and an upper bound at or past the year 10000 leaves the window open upwards.
   if (bounds.upper <= bounds.lower || bounds.lower >= MAX_TIME_MS) return '\nWHERE FALSE';
   const lower = `${col} >= ${timestampLiteral(bounds.lower)}`;
-  return bounds.upper >= MAX_TIME_MS ? `\nWHERE ${lower}` : `\nWHERE ${lower} AND ${col} < ${timestampLiteral(bounds.upper)}`;
+  return bounds.upper >= MAX_TIME_MS
+    ? `\nWHERE ${lower}`
+    : `\nWHERE ${lower} AND ${col} < ${timestampLiteral(bounds.upper)}`;
 }
 
 /**
@@ -159,7 +173,8 @@ export function flinkStatements(input: FlinkStatementsInput): string[] {
   // Source columns: each source field once, typed by the cast of its first mapping; the time column of a
   // TIME window is a TIMESTAMP whatever its mapping, and is declared even when it is not copied.
   const sourceColumns = new Map<string, string>();
-  for (const f of stream.fields) if (!sourceColumns.has(f.sourceField)) sourceColumns.set(f.sourceField, FLINK_SQL_TYPES[f.cast]);
+  for (const f of stream.fields)
+    if (!sourceColumns.has(f.sourceField)) sourceColumns.set(f.sourceField, FLINK_SQL_TYPES[f.cast]);
   if (sourceBounds) sourceColumns.set(sourceBounds.timeColumn, TIME_COLUMN_TYPE);
 
   // Sink columns and the SELECT list: the target type is the cast's, or the source column's type without a cast.

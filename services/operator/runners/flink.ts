@@ -107,14 +107,22 @@ const JOB_ID = /^[0-9a-f]{32}$/;
 const isHandle = (v: unknown): v is string => typeof v === 'string' && /^[A-Za-z0-9_-]{1,128}$/.test(v);
 const OPERATION_RUNNING = new Set(['INITIALIZED', 'PENDING', 'RUNNING']);
 /** Network errors raised before the request was sent: retrying cannot run a statement twice. */
-const UNSENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+const UNSENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
 const MAX_MESSAGE = 600;
 
 /** The most telling line of a Java stack trace: the last `Caused by:`, else the first line. */
 export function rootCause(trace: string): string {
   const lines = trace.split(/\r?\n/).map((l) => l.trim());
   const causes = lines.filter((l) => l.startsWith('Caused by: ')).map((l) => l.slice('Caused by: '.length));
-  const line = causes.at(-1) ?? lines.find((l) => l !== '' && l !== 'Internal server error.' && !l.startsWith('at ')) ?? '';
+  const line =
+    causes.at(-1) ?? lines.find((l) => l !== '' && l !== 'Internal server error.' && !l.startsWith('at ')) ?? '';
   return line.length > MAX_MESSAGE ? `${line.slice(0, MAX_MESSAGE - 3)}...` : line;
 }
 
@@ -245,9 +253,11 @@ export class FlinkRunner {
   async run(job: FlinkJob, ctx: FlinkRunContext): Promise<{ flinkJobId: string }> {
     const { signal } = ctx;
     if (signal.aborted) throw signal.reason;
-    if (job.statements.length === 0) throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `job ${job.jobId} has no Flink statements`);
+    if (job.statements.length === 0)
+      throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `job ${job.jobId} has no Flink statements`);
     const state: RunState = {};
-    const log = (message: string, fields: Record<string, unknown> = {}) => this.#logger.info(message, { jobId: job.jobId, ...fields });
+    const log = (message: string, fields: Record<string, unknown> = {}) =>
+      this.#logger.info(message, { jobId: job.jobId, ...fields });
     try {
       const opened = await this.#request<{ sessionHandle?: unknown }>('gateway', '/v1/sessions', {
         method: 'POST',
@@ -262,13 +272,18 @@ export class FlinkRunner {
       const n = job.statements.length;
       for (const [i, statement] of job.statements.entries()) {
         const what = `statement ${i + 1} of ${n} (${statementKind(statement)})`;
-        const submitted = await this.#request<{ operationHandle?: unknown }>('gateway', `/v1/sessions/${state.session}/statements`, {
-          method: 'POST',
-          body: { statement },
-          retry: 'unsent',
-          signal,
-        });
-        if (!isHandle(submitted.operationHandle)) throw this.#protocol(`${what} was answered without an operationHandle`);
+        const submitted = await this.#request<{ operationHandle?: unknown }>(
+          'gateway',
+          `/v1/sessions/${state.session}/statements`,
+          {
+            method: 'POST',
+            body: { statement },
+            retry: 'unsent',
+            signal,
+          },
+        );
+        if (!isHandle(submitted.operationHandle))
+          throw this.#protocol(`${what} was answered without an operationHandle`);
         const op = submitted.operationHandle;
         if (i === n - 1) state.insertOperation = op;
         await this.#awaitOperation(state.session, op, what, signal);
@@ -291,7 +306,8 @@ export class FlinkRunner {
       // Flink's messages may quote the SQL, whose table options hold passwords: those never leave here.
       const secrets = secretsOf(job.statements);
       // A non-2xx answer that retrying cannot fix (e.g. the gateway's 500 for an unknown session).
-      if (err instanceof FlinkHttpError) throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, redact(`Flink: ${err.message}`, secrets));
+      if (err instanceof FlinkHttpError)
+        throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, redact(`Flink: ${err.message}`, secrets));
       if (isSluiceError(err)) {
         const message = redact(err.message, secrets);
         if (message !== err.message) throw new SluiceError(err.code, message, err.details);
@@ -305,13 +321,24 @@ export class FlinkRunner {
   /** Polls a statement's operation until FINISHED; FAILED_PRECONDITION with Flink's message when it fails. */
   async #awaitOperation(session: string, op: string, what: string, signal: AbortSignal): Promise<void> {
     for (;;) {
-      const { status } = await this.#request<{ status?: unknown }>('gateway', `/v1/sessions/${session}/operations/${op}/status`, { method: 'GET', retry: 'idempotent', signal });
+      const { status } = await this.#request<{ status?: unknown }>(
+        'gateway',
+        `/v1/sessions/${session}/operations/${op}/status`,
+        { method: 'GET', retry: 'idempotent', signal },
+      );
       const s = String(status ?? '');
       if (s === 'FINISHED') return;
       if (s === 'ERROR') {
-        throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `Flink SQL Gateway: ${what} failed: ${await this.#operationError(session, op, signal)}`);
+        throw new SluiceError(
+          ERROR_CODES.FAILED_PRECONDITION,
+          `Flink SQL Gateway: ${what} failed: ${await this.#operationError(session, op, signal)}`,
+        );
       }
-      if (!OPERATION_RUNNING.has(s)) throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `Flink SQL Gateway: ${what} ended ${s || 'without a status'}`);
+      if (!OPERATION_RUNNING.has(s))
+        throw new SluiceError(
+          ERROR_CODES.FAILED_PRECONDITION,
+          `Flink SQL Gateway: ${what} ended ${s || 'without a status'}`,
+        );
       await sleep(this.#poll, signal);
     }
   }
@@ -319,7 +346,11 @@ export class FlinkRunner {
   /** Fetching the results of a failed operation answers with its exception: the root cause of it. */
   async #operationError(session: string, op: string, signal: AbortSignal): Promise<string> {
     try {
-      await this.#request('gateway', `/v1/sessions/${session}/operations/${op}/result/0`, { method: 'GET', retry: 'none', signal });
+      await this.#request('gateway', `/v1/sessions/${session}/operations/${op}/result/0`, {
+        method: 'GET',
+        retry: 'none',
+        signal,
+      });
       return 'no error message';
     } catch (err) {
       if (signal.aborted) throw err;
@@ -331,7 +362,11 @@ export class FlinkRunner {
   async #jobIdOf(session: string, op: string, signal: AbortSignal): Promise<string> {
     let token = 0;
     for (;;) {
-      const body = await this.#request<Record<string, unknown>>('gateway', `/v1/sessions/${session}/operations/${op}/result/${token}`, { method: 'GET', retry: 'idempotent', signal });
+      const body = await this.#request<Record<string, unknown>>(
+        'gateway',
+        `/v1/sessions/${session}/operations/${op}/result/${token}`,
+        { method: 'GET', retry: 'idempotent', signal },
+      );
       if (typeof body.jobID === 'string' && JOB_ID.test(body.jobID)) return body.jobID;
       const resultType = String(body.resultType ?? '');
       if (resultType === 'NOT_READY') {
@@ -343,7 +378,10 @@ export class FlinkRunner {
       if (typeof field === 'string' && JOB_ID.test(field)) return field;
       const next = typeof body.nextResultUri === 'string' ? /\/result\/(\d+)/.exec(body.nextResultUri)?.[1] : undefined;
       if (resultType === 'EOS' || next === undefined || Number(next) === token) {
-        throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, 'Flink SQL Gateway: the last statement started no Flink job (its result holds no job id); it must be the INSERT');
+        throw new SluiceError(
+          ERROR_CODES.FAILED_PRECONDITION,
+          'Flink SQL Gateway: the last statement started no Flink job (its result holds no job id); it must be the INSERT',
+        );
       }
       token = Number(next);
     }
@@ -356,7 +394,11 @@ export class FlinkRunner {
     for (;;) {
       let info: Record<string, unknown>;
       try {
-        info = await this.#request<Record<string, unknown>>('rest', `/jobs/${flinkJobId}`, { method: 'GET', retry: 'idempotent', signal: ctx.signal });
+        info = await this.#request<Record<string, unknown>>('rest', `/jobs/${flinkJobId}`, {
+          method: 'GET',
+          retry: 'idempotent',
+          signal: ctx.signal,
+        });
       } catch (err) {
         if (err instanceof FlinkHttpError && err.status === 404) {
           throw new SluiceError(
@@ -385,9 +427,15 @@ export class FlinkRunner {
       if (mapped === 'FAILED') {
         state.final = true;
         if (flinkState === 'CANCELED') {
-          throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `Flink job ${flinkJobId} was CANCELED outside Sluice; the window was not (fully) written`);
+          throw new SluiceError(
+            ERROR_CODES.FAILED_PRECONDITION,
+            `Flink job ${flinkJobId} was CANCELED outside Sluice; the window was not (fully) written`,
+          );
         }
-        throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `Flink job ${flinkJobId} ${flinkState}: ${await this.#failureOf(flinkJobId, ctx.signal)}`);
+        throw new SluiceError(
+          ERROR_CODES.FAILED_PRECONDITION,
+          `Flink job ${flinkJobId} ${flinkState}: ${await this.#failureOf(flinkJobId, ctx.signal)}`,
+        );
       }
       await sleep(this.#poll, ctx.signal);
     }
@@ -396,16 +444,23 @@ export class FlinkRunner {
   /** The root exception of a failed job (GET /jobs/{id}/exceptions), or a note that it is not available. */
   async #failureOf(flinkJobId: string, signal: AbortSignal): Promise<string> {
     try {
-      const body = await this.#request<Record<string, unknown>>('rest', `/jobs/${flinkJobId}/exceptions`, { method: 'GET', retry: 'idempotent', signal });
+      const body = await this.#request<Record<string, unknown>>('rest', `/jobs/${flinkJobId}/exceptions`, {
+        method: 'GET',
+        retry: 'idempotent',
+        signal,
+      });
       const entries = (body.exceptionHistory as { entries?: unknown } | undefined)?.entries;
-      const first = Array.isArray(entries) ? (entries[0] as { exceptionName?: unknown; stacktrace?: unknown } | undefined) : undefined;
+      const first = Array.isArray(entries)
+        ? (entries[0] as { exceptionName?: unknown; stacktrace?: unknown } | undefined)
+        : undefined;
       if (first) {
         const fromTrace = typeof first.stacktrace === 'string' ? rootCause(first.stacktrace) : '';
         if (fromTrace) return fromTrace;
         if (typeof first.exceptionName === 'string') return first.exceptionName;
       }
       // Before Flink 2.0, and when the history is empty: the deprecated root-exception field.
-      if (typeof body['root-exception'] === 'string' && body['root-exception'] !== '') return rootCause(body['root-exception']);
+      if (typeof body['root-exception'] === 'string' && body['root-exception'] !== '')
+        return rootCause(body['root-exception']);
       return 'Flink reported no exception (see the job in the Flink web UI)';
     } catch (err) {
       if (signal.aborted) throw err;
@@ -418,11 +473,22 @@ export class FlinkRunner {
     try {
       if (!state.flinkJobId && state.session && state.insertOperation) {
         // The INSERT may have started the job already: if it has, cancel the job, not the operation.
-        const { status } = await this.#request<{ status?: unknown }>('gateway', `/v1/sessions/${state.session}/operations/${state.insertOperation}/status`, { method: 'GET', retry: 'none' });
+        const { status } = await this.#request<{ status?: unknown }>(
+          'gateway',
+          `/v1/sessions/${state.session}/operations/${state.insertOperation}/status`,
+          { method: 'GET', retry: 'none' },
+        );
         if (status === 'FINISHED') {
-          state.flinkJobId = await this.#jobIdOf(state.session, state.insertOperation, AbortSignal.timeout(this.#timeout));
+          state.flinkJobId = await this.#jobIdOf(
+            state.session,
+            state.insertOperation,
+            AbortSignal.timeout(this.#timeout),
+          );
         } else {
-          await this.#request('gateway', `/v1/sessions/${state.session}/operations/${state.insertOperation}/cancel`, { method: 'POST', retry: 'none' });
+          await this.#request('gateway', `/v1/sessions/${state.session}/operations/${state.insertOperation}/cancel`, {
+            method: 'POST',
+            retry: 'none',
+          });
           this.#logger.info('flink statement cancelled', { jobId });
           return;
         }
@@ -432,7 +498,11 @@ export class FlinkRunner {
         this.#logger.info('flink job cancelled', { jobId, flinkJobId: state.flinkJobId });
       }
     } catch (err) {
-      this.#logger.warn('could not cancel the flink job', { jobId, flinkJobId: state.flinkJobId, error: describe(err) });
+      this.#logger.warn('could not cancel the flink job', {
+        jobId,
+        flinkJobId: state.flinkJobId,
+        error: describe(err),
+      });
     }
   }
 
@@ -442,7 +512,11 @@ export class FlinkRunner {
       await this.#request('gateway', `/v1/sessions/${session}`, { method: 'DELETE', retry: 'idempotent' });
       this.#logger.info('flink session closed', { jobId, session });
     } catch (err) {
-      this.#logger.warn('could not close the flink session (the gateway expires idle sessions)', { jobId, session, error: describe(err) });
+      this.#logger.warn('could not close the flink session (the gateway expires idle sessions)', {
+        jobId,
+        session,
+        error: describe(err),
+      });
     }
   }
 
@@ -469,7 +543,10 @@ export class FlinkRunner {
       try {
         const response = await this.#fetch(url, {
           method: init.method,
-          headers: init.body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+          headers:
+            init.body === undefined
+              ? { accept: 'application/json' }
+              : { accept: 'application/json', 'content-type': 'application/json' },
           body: init.body === undefined ? undefined : JSON.stringify(init.body),
           signal,
         });
@@ -484,7 +561,9 @@ export class FlinkRunner {
         }
         const errors = parseErrors(text);
         lastError = new FlinkHttpError(response.status, errors, url);
-        transient = response.status === 503 || (init.retry === 'idempotent' && (response.status === 502 || response.status === 504));
+        transient =
+          response.status === 503 ||
+          (init.retry === 'idempotent' && (response.status === 502 || response.status === 504));
         if (!transient) throw lastError;
       } catch (err) {
         if (init.signal?.aborted) throw init.signal.reason;
@@ -492,14 +571,26 @@ export class FlinkRunner {
         lastError = err;
         const code = errorCode(err);
         // A statement may have reached the gateway unless the connection was never made.
-        transient = init.retry === 'idempotent' || (init.retry === 'unsent' && code !== undefined && UNSENT_CODES.has(code) && !timeout.aborted);
+        transient =
+          init.retry === 'idempotent' ||
+          (init.retry === 'unsent' && code !== undefined && UNSENT_CODES.has(code) && !timeout.aborted);
         if (!transient) {
-          throw new SluiceError(ERROR_CODES.UNAVAILABLE, `${target === 'gateway' ? 'Flink SQL Gateway' : 'Flink REST API'}: ${label} failed: ${describe(err)}`, {}, { cause: err });
+          throw new SluiceError(
+            ERROR_CODES.UNAVAILABLE,
+            `${target === 'gateway' ? 'Flink SQL Gateway' : 'Flink REST API'}: ${label} failed: ${describe(err)}`,
+            {},
+            { cause: err },
+          );
         }
       }
       if (attempt < attempts) {
         const delay = this.#backoff * 2 ** (attempt - 1);
-        this.#logger.warn('flink request failed; retrying', { request: label, attempt, delayMs: delay, error: describe(lastError) });
+        this.#logger.warn('flink request failed; retrying', {
+          request: label,
+          attempt,
+          delayMs: delay,
+          error: describe(lastError),
+        });
         await sleep(delay, init.signal);
       }
     }

@@ -35,13 +35,21 @@ function fail(field: string, expected: string, got: string): never {
 }
 
 /** Parses one field into the set of values it allows. `names` map to min + index. */
-function parseSet(text: string, field: string, min: number, max: number, names?: readonly string[], nameBase = min): Set<number> {
+function parseSet(
+  text: string,
+  field: string,
+  min: number,
+  max: number,
+  names?: readonly string[],
+  nameBase = min,
+): Set<number> {
   const out = new Set<number>();
   const value = (s: string): number => {
     const upper = s.toUpperCase();
     const byName = names?.indexOf(upper) ?? -1;
     if (byName >= 0) return byName + nameBase;
-    if (!/^\d+$/.test(s)) fail(field, `a number from ${min} to ${max}${names ? ` or a name (${names.join(', ')})` : ''}`, s);
+    if (!/^\d+$/.test(s))
+      fail(field, `a number from ${min} to ${max}${names ? ` or a name (${names.join(', ')})` : ''}`, s);
     const n = Number(s);
     if (n < min || n > max) fail(field, `a number from ${min} to ${max}`, s);
     return n;
@@ -75,7 +83,11 @@ export function parseCron(source: string): Cron {
   const fields = source.trim().split(/\s+/);
   const quartz = fields.length === 6 || fields.length === 7;
   if (!quartz && fields.length !== 5) {
-    throw invalidArgument('crontab_expression', 'a Quartz cron of 6 or 7 fields (sec min hour day-of-month month day-of-week [year]) or a 5-field cron', source);
+    throw invalidArgument(
+      'crontab_expression',
+      'a Quartz cron of 6 or 7 fields (sec min hour day-of-month month day-of-week [year]) or a 5-field cron',
+      source,
+    );
   }
   const [sec, min, hour, dom, month, dow, year] = quartz ? fields : ['0', ...fields];
   const domAny = dom === '*' || dom === '?';

@@ -12,16 +12,30 @@ export const DEFAULT_ENGINE = 'builtin';
  * field (as in the proto: start_time, delay_time, ...), what was expected and what came.
  */
 export function firingRules(info: ScheduleInfo): FiringRules {
-  if (!GROUP_ID.test(info.groupId)) throw invalidArgument('group_id', 'letters, digits, ".", "_" or "-" (1-128, starting with a letter or digit)', info.groupId);
+  if (!GROUP_ID.test(info.groupId))
+    throw invalidArgument(
+      'group_id',
+      'letters, digits, ".", "_" or "-" (1-128, starting with a letter or digit)',
+      info.groupId,
+    );
   const spec = windowSpec(info);
-  if (!Number.isSafeInteger(info.delayTime) || info.delayTime < 0) throw invalidArgument('delay_time', 'whole minutes >= 0', info.delayTime);
-  if (![0, 1, 2].includes(info.selfDepend)) throw invalidArgument('self_depend', '0 (independent), 1 (wait for the previous window) or 2 (parallel up to task_parallelism)', info.selfDepend);
+  if (!Number.isSafeInteger(info.delayTime) || info.delayTime < 0)
+    throw invalidArgument('delay_time', 'whole minutes >= 0', info.delayTime);
+  if (![0, 1, 2].includes(info.selfDepend))
+    throw invalidArgument(
+      'self_depend',
+      '0 (independent), 1 (wait for the previous window) or 2 (parallel up to task_parallelism)',
+      info.selfDepend,
+    );
   if (info.selfDepend === 2 && (!Number.isSafeInteger(info.taskParallelism) || info.taskParallelism < 1)) {
     throw invalidArgument('task_parallelism', 'an integer >= 1 with self_depend 2', info.taskParallelism);
   }
-  if (!['ALL', 'LATEST', 'NONE'].includes(info.catchUp.mode)) throw invalidArgument('catch_up.mode', 'ALL, LATEST or NONE', info.catchUp.mode);
-  if (!Number.isSafeInteger(info.catchUp.windowMs) || info.catchUp.windowMs < 0) throw invalidArgument('catch_up.window_ms', 'milliseconds >= 0 (0: unbounded)', info.catchUp.windowMs);
-  if (info.alignment !== 'END' && info.alignment !== 'START') throw invalidArgument('alignment', 'WINDOW_ALIGNMENT_END or WINDOW_ALIGNMENT_START', info.alignment);
+  if (!['ALL', 'LATEST', 'NONE'].includes(info.catchUp.mode))
+    throw invalidArgument('catch_up.mode', 'ALL, LATEST or NONE', info.catchUp.mode);
+  if (!Number.isSafeInteger(info.catchUp.windowMs) || info.catchUp.windowMs < 0)
+    throw invalidArgument('catch_up.window_ms', 'milliseconds >= 0 (0: unbounded)', info.catchUp.windowMs);
+  if (info.alignment !== 'END' && info.alignment !== 'START')
+    throw invalidArgument('alignment', 'WINDOW_ALIGNMENT_END or WINDOW_ALIGNMENT_START', info.alignment);
   return {
     spec,
     delayMs: info.delayTime * 60_000,

@@ -73,7 +73,11 @@ export interface ScheduleStore {
   updateSchedule(record: ScheduleRecord, expectedVersion: number): Promise<void>;
   getSchedule(groupId: string): Promise<ScheduleRecord | undefined>;
   /** Ordered by groupId; `afterGroupId` for keyset paging. */
-  listSchedules(query: { readonly statuses?: readonly ScheduleStatus[]; readonly afterGroupId?: string; readonly limit: number }): Promise<ScheduleRecord[]>;
+  listSchedules(query: {
+    readonly statuses?: readonly ScheduleStatus[];
+    readonly afterGroupId?: string;
+    readonly limit: number;
+  }): Promise<ScheduleRecord[]>;
   /** Inserts the instance unless (groupId, windowStart) exists; returns it when this call inserted it. */
   claimInstance(instance: InstanceRecord): Promise<InstanceRecord | undefined>;
   /**
@@ -81,14 +85,31 @@ export interface ScheduleStore {
    * SCHEDULED, attempt + 1, trigger, owner, jobIds/error/finishedAt cleared. Returns it when this call
    * re-armed it (so two replicas cannot both re-run a window).
    */
-  rearmInstance(groupId: string, windowStart: number, fromStates: readonly InstanceState[], trigger: InstanceTrigger, owner: string, now: number): Promise<InstanceRecord | undefined>;
+  rearmInstance(
+    groupId: string,
+    windowStart: number,
+    fromStates: readonly InstanceState[],
+    trigger: InstanceTrigger,
+    owner: string,
+    now: number,
+  ): Promise<InstanceRecord | undefined>;
   /** Applies the patch when the current state is one of `fromStates` (any state when omitted); returns the row after, or undefined. */
-  updateInstance(instanceId: string, patch: InstancePatch, now: number, fromStates?: readonly InstanceState[]): Promise<InstanceRecord | undefined>;
+  updateInstance(
+    instanceId: string,
+    patch: InstancePatch,
+    now: number,
+    fromStates?: readonly InstanceState[],
+  ): Promise<InstanceRecord | undefined>;
   /**
    * Takes a SCHEDULED instance over for `owner` when it is still exactly as it was seen (its updatedAt
    * unchanged): of replicas that find the same orphaned row, one gets it. Returns it when this call won.
    */
-  takeOverInstance(instanceId: string, seenUpdatedAt: number, owner: string, now: number): Promise<InstanceRecord | undefined>;
+  takeOverInstance(
+    instanceId: string,
+    seenUpdatedAt: number,
+    owner: string,
+    now: number,
+  ): Promise<InstanceRecord | undefined>;
   getInstance(groupId: string, windowStart: number): Promise<InstanceRecord | undefined>;
   getInstanceById(instanceId: string): Promise<InstanceRecord | undefined>;
   /** Ordered by (groupId, windowStart). */

@@ -65,7 +65,13 @@ export function planDue(input: PlanInput): Plan {
   // window worth looking at without walking every window of a long downtime.
   const onTimeFrom = now - graceMs;
   const keepFrom =
-    rules.catchUp.mode === 'ALL' ? (rules.catchUp.windowMs > 0 ? now - rules.catchUp.windowMs : Number.NEGATIVE_INFINITY) : rules.catchUp.mode === 'NONE' ? onTimeFrom : Number.NEGATIVE_INFINITY;
+    rules.catchUp.mode === 'ALL'
+      ? rules.catchUp.windowMs > 0
+        ? now - rules.catchUp.windowMs
+        : Number.NEGATIVE_INFINITY
+      : rules.catchUp.mode === 'NONE'
+        ? onTimeFrom
+        : Number.NEGATIVE_INFINITY;
 
   const plan = (w: Window): PlannedWindow => {
     const d = dueTime(rules, w);
@@ -104,5 +110,11 @@ export function planDue(input: PlanInput): Plan {
     fire = due;
   }
   const waiting = fire.length < due.length;
-  return { fire, skip: skipped, skippedCount, ...(waiting ? {} : nextDueTime !== undefined ? { nextDueTime } : {}), waiting };
+  return {
+    fire,
+    skip: skipped,
+    skippedCount,
+    ...(waiting ? {} : nextDueTime !== undefined ? { nextDueTime } : {}),
+    waiting,
+  };
 }

@@ -16,16 +16,31 @@ import type { HookRunner } from '../../host/hook-runner.js';
 import type { LoadedPlugin } from '../../host/loader.js';
 import type { Clock } from './clock.js';
 import { firingRules, normalizeInfo } from './info.js';
-import { FINAL_STATES, type InstanceRecord, type InstanceState, type InstanceTrigger, type ScheduleRecord, type ScheduleStatus, type ScheduleStore } from './model.js';
+import {
+  FINAL_STATES,
+  type InstanceRecord,
+  type InstanceState,
+  type InstanceTrigger,
+  type ScheduleRecord,
+  type ScheduleStatus,
+  type ScheduleStore,
+} from './model.js';
 import { type FiringRules, MAX_SKIP_ROWS, type PlannedWindow, dueTime, planDue } from './plan.js';
 import { type Window, windowAt, windowsAfter } from './windows.js';
 
 /** How the schedule service reaches the operator. */
 export interface Dispatcher {
   /** SubmitOfflineJob for one window; retries what may succeed later. Resolves with the job ids. */
-  submit(request: OfflineJobRequest & { readonly instanceId: string; readonly rerun: boolean }, signal?: AbortSignal): Promise<readonly string[]>;
+  submit(
+    request: OfflineJobRequest & { readonly instanceId: string; readonly rerun: boolean },
+    signal?: AbortSignal,
+  ): Promise<readonly string[]>;
   /** Follows the jobs to their end; `onRunning` when the first starts. Rejects when `signal` aborts. */
-  follow(jobIds: readonly string[], onRunning: () => void, signal?: AbortSignal): Promise<{ readonly succeeded: boolean; readonly error?: string }>;
+  follow(
+    jobIds: readonly string[],
+    onRunning: () => void,
+    signal?: AbortSignal,
+  ): Promise<{ readonly succeeded: boolean; readonly error?: string }>;
 }
 
 export interface ScheduleServiceOptions {
@@ -101,12 +116,20 @@ export class ScheduleService {
   /** Starts the engines, re-arms every firing schedule (catch-up runs then) and resumes unfinished instances. */
   async start(): Promise<void> {
     for (const engine of this.#o.engines.values()) {
-      if (this.#o.hooks.has(engine, 'start')) await this.#o.hooks.call(engine, 'start', undefined, { context: this.#engineContext() });
+      if (this.#o.hooks.has(engine, 'start'))
+        await this.#o.hooks.call(engine, 'start', undefined, { context: this.#engineContext() });
     }
     await this.#recover(true);
-    for (let after: string | undefined; ; ) {
-      const page = await this.#o.store.listSchedules({ statuses: FIRING, limit: 500, ...(after ? { afterGroupId: after } : {}) });
-      for (const s of page) await this.#engineCall(s.engineId, 'register', s.info).catch((err: unknown) => this.#o.logger.error('re-arming a schedule failed', { groupId: s.groupId, err }));
+    for (let after: string | undefined; ;) {
+      const page = await this.#o.store.listSchedules({
+        statuses: FIRING,
+        limit: 500,
+        ...(after ? { afterGroupId: after } : {}),
+      });
+      for (const s of page)
+        await this.#engineCall(s.engineId, 'register', s.info).catch((err: unknown) =>
+          this.#o.logger.error('re-arming a schedule failed', { groupId: s.groupId, err }),
+        );
       // Let calls in (health checks included) between pages: re-arming 100,000 schedules takes seconds.
       await new Promise((resolve) => setImmediate(resolve));
       if (page.length < 500) break;
@@ -146,7 +169,11 @@ export class ScheduleService {
     const now = this.#o.clock.now();
     let after: { groupId: string; windowStart: number } | undefined;
     for (;;) {
-      const rows = await this.#o.store.listInstances({ states: ACTIVE_STATES, limit: 500, ...(after ? { after } : {}) });
+      const rows = await this.#o.store.listInstances({
+        states: ACTIVE_STATES,
+        limit: 500,
+        ...(after ? { after } : {}),
+      });
       for (const row of rows) {
         const stale = row.updatedAt < now - this.#leaseMs;
         if (row.state === 'SCHEDULED' && (stale || (atStart && row.owner === this.#o.owner))) {
@@ -168,7 +195,9 @@ export class ScheduleService {
       scheduleAt: (at, fn) => this.#o.clock.scheduleAt(at, fn),
       fireDue: (groupId) => this.fireDue(groupId),
       onWake: (listener) => void this.#wakeListeners.push(listener),
-      submitOfflineJob: async (request) => ({ jobIds: await this.#o.dispatcher.submit({ ...request, instanceId: request.instanceId ?? '', rerun: false }) }),
+      submitOfflineJob: async (request) => ({
+        jobIds: await this.#o.dispatcher.submit({ ...request, instanceId: request.instanceId ?? '', rerun: false }),
+      }),
     };
     return ctx;
   }
@@ -192,10 +221,17 @@ export class ScheduleService {
       if (await this.#o.hooks.call(engine, 'accept', engineType)) return engine;
     }
     const known = [...this.#o.engines.keys()];
-    throw failedPrecondition(`no engine plugin accepts schedule_engine '${engineType}' (engines loaded: ${known.length ? known.join(', ') : 'none'})`, { field: 'schedule_engine' });
+    throw failedPrecondition(
+      `no engine plugin accepts schedule_engine '${engineType}' (engines loaded: ${known.length ? known.join(', ') : 'none'})`,
+      { field: 'schedule_engine' },
+    );
   }
 
-  async #engineCall(engineId: string, hook: 'register' | 'update' | 'unregister', arg: ScheduleInfo | string): Promise<void> {
+  async #engineCall(
+    engineId: string,
+    hook: 'register' | 'update' | 'unregister',
+    arg: ScheduleInfo | string,
+  ): Promise<void> {
     const engine = this.#o.engines.get(engineId);
     if (!engine) throw failedPrecondition(`engine plugin '${engineId}' is not loaded`);
     await this.#o.hooks.call(engine, hook, arg as never);
@@ -225,7 +261,15 @@ export class ScheduleService {
     firingRules(info);
     const engine = await this.#chooseEngine(info.scheduleEngine);
     const now = this.#o.clock.now();
-    const approved: ScheduleRecord = { groupId: info.groupId, info, status: 'APPROVED', engineId: engine.id, version: 1, createdAt: now, updatedAt: now };
+    const approved: ScheduleRecord = {
+      groupId: info.groupId,
+      info,
+      status: 'APPROVED',
+      engineId: engine.id,
+      version: 1,
+      createdAt: now,
+      updatedAt: now,
+    };
     await this.#o.store.insertSchedule(approved);
     // REGISTERED before the engine hears of it: an engine fires at once, and only firing schedules fire.
     const registered = await this.#save(approved, { status: 'REGISTERED' });
@@ -242,14 +286,22 @@ export class ScheduleService {
   async update(input: ScheduleInfo): Promise<ScheduleRecord> {
     const current = await this.#load(input.groupId);
     if (input.version !== current.version) {
-      throw new SluiceError(ERROR_CODES.VERSION_CONFLICT, `schedule of group '${input.groupId}' is at version ${current.version}; version ${input.version} is stale`, { field: 'version', expected: String(current.version), received: String(input.version) });
+      throw new SluiceError(
+        ERROR_CODES.VERSION_CONFLICT,
+        `schedule of group '${input.groupId}' is at version ${current.version}; version ${input.version} is stale`,
+        { field: 'version', expected: String(current.version), received: String(input.version) },
+      );
     }
     const info = normalizeInfo(input);
     firingRules(info);
     const status: ScheduleStatus = current.status === 'PAUSED' ? 'PAUSED' : 'UPDATED';
     if (status !== 'PAUSED') this.#transition(current, 'UPDATED');
     const engine = await this.#chooseEngine(info.scheduleEngine);
-    const saved = await this.#save(current, { info: { ...info, version: current.version + 1 }, engineId: engine.id, status });
+    const saved = await this.#save(current, {
+      info: { ...info, version: current.version + 1 },
+      engineId: engine.id,
+      status,
+    });
     if (engine.id !== current.engineId) {
       await this.#engineCall(current.engineId, 'unregister', current.groupId);
       if (status !== 'PAUSED') await this.#o.hooks.call(engine, 'register', saved.info);
@@ -269,7 +321,11 @@ export class ScheduleService {
     return this.#load(groupId);
   }
 
-  list(query: { statuses?: readonly ScheduleStatus[]; afterGroupId?: string; limit: number }): Promise<ScheduleRecord[]> {
+  list(query: {
+    statuses?: readonly ScheduleStatus[];
+    afterGroupId?: string;
+    limit: number;
+  }): Promise<ScheduleRecord[]> {
     return this.#o.store.listSchedules(query);
   }
 
@@ -281,7 +337,8 @@ export class ScheduleService {
 
   async resume(groupId: string): Promise<ScheduleRecord> {
     const current = await this.#load(groupId);
-    if (current.status !== 'PAUSED') throw failedPrecondition(`schedule of group '${groupId}' is ${current.status}, not PAUSED`);
+    if (current.status !== 'PAUSED')
+      throw failedPrecondition(`schedule of group '${groupId}' is ${current.status}, not PAUSED`);
     const saved = await this.#save(current, { status: 'REGISTERED' });
     // Windows due while paused follow the catch-up policy at the next fire.
     this.#wake(groupId, true);
@@ -291,8 +348,13 @@ export class ScheduleService {
   // ---- windows ---------------------------------------------------------------------------------
 
   /** The next `count` windows ending after `from`, with their due times. */
-  async preview(source: { groupId: string } | { info: ScheduleInfo }, from: number, count: number): Promise<{ rules: FiringRules; windows: PlannedWindow[] }> {
-    if (!Number.isInteger(count) || count < 0 || count > 1000) throw invalidArgument('count', 'an integer from 0 to 1000 (0: 10)', count);
+  async preview(
+    source: { groupId: string } | { info: ScheduleInfo },
+    from: number,
+    count: number,
+  ): Promise<{ rules: FiringRules; windows: PlannedWindow[] }> {
+    if (!Number.isInteger(count) || count < 0 || count > 1000)
+      throw invalidArgument('count', 'an integer from 0 to 1000 (0: 10)', count);
     const info = 'groupId' in source ? (await this.#load(source.groupId)).info : normalizeInfo(source.info);
     const rules = firingRules(info);
     const windows: PlannedWindow[] = [];
@@ -318,14 +380,24 @@ export class ScheduleService {
     const now = this.#o.clock.now();
     const [last, active] = await Promise.all([
       this.#o.store.lastInstance(groupId),
-      rules.selfDepend === 0 ? Promise.resolve(0) : this.#o.store.listInstances({ groupId, states: ACTIVE_STATES, limit: rules.parallelism + 1 }).then((r) => r.length),
+      rules.selfDepend === 0
+        ? Promise.resolve(0)
+        : this.#o.store
+            .listInstances({ groupId, states: ACTIVE_STATES, limit: rules.parallelism + 1 })
+            .then((r) => r.length),
     ]);
     const plan = planDue({ rules, now, active, graceMs: this.#graceMs, ...(last ? { last } : {}) });
     if (plan.waiting) this.#waiting.add(groupId);
     else this.#waiting.delete(groupId);
     if (plan.skippedCount > 0) {
-      this.#o.logger.warn('missed windows skipped by the catch-up policy', { groupId, skipped: plan.skippedCount, recorded: Math.min(plan.skippedCount, MAX_SKIP_ROWS), policy: rules.catchUp.mode });
-      for (const w of plan.skip) await this.#o.store.claimInstance(this.#newInstance(groupId, w, w.trigger, 'SKIPPED', now));
+      this.#o.logger.warn('missed windows skipped by the catch-up policy', {
+        groupId,
+        skipped: plan.skippedCount,
+        recorded: Math.min(plan.skippedCount, MAX_SKIP_ROWS),
+        policy: rules.catchUp.mode,
+      });
+      for (const w of plan.skip)
+        await this.#o.store.claimInstance(this.#newInstance(groupId, w, w.trigger, 'SKIPPED', now));
     }
     for (const w of plan.fire) {
       const claimed = await this.#o.store.claimInstance(this.#newInstance(groupId, w, w.trigger, 'SCHEDULED', now));
@@ -334,8 +406,28 @@ export class ScheduleService {
     return plan.nextDueTime !== undefined ? { nextDueTime: plan.nextDueTime } : {};
   }
 
-  #newInstance(groupId: string, w: PlannedWindow, trigger: InstanceTrigger, state: InstanceState, now: number): InstanceRecord {
-    return { instanceId: randomUUID(), groupId, windowStart: w.start, windowEnd: w.end, dueTime: w.dueTime, state, trigger, jobIds: [], attempt: 1, owner: this.#o.owner, createdAt: now, updatedAt: now, ...(state === 'SKIPPED' ? { finishedAt: now } : {}) };
+  #newInstance(
+    groupId: string,
+    w: PlannedWindow,
+    trigger: InstanceTrigger,
+    state: InstanceState,
+    now: number,
+  ): InstanceRecord {
+    return {
+      instanceId: randomUUID(),
+      groupId,
+      windowStart: w.start,
+      windowEnd: w.end,
+      dueTime: w.dueTime,
+      state,
+      trigger,
+      jobIds: [],
+      attempt: 1,
+      owner: this.#o.owner,
+      createdAt: now,
+      updatedAt: now,
+      ...(state === 'SKIPPED' ? { finishedAt: now } : {}),
+    };
   }
 
   /** Fires one window now; with rerun, again even when it already ran (its output is replaced). */
@@ -344,13 +436,23 @@ export class ScheduleService {
     const rules = firingRules(s.info);
     const w = windowAt(rules.spec, windowStart);
     if (!w || w.start !== windowStart) {
-      throw invalidArgument('window_start', `the start of one of the schedule's windows${w ? ` (the window holding it starts at ${w.start})` : ` within [${rules.spec.startTime}, ${rules.spec.endTime})`}`, windowStart);
+      throw invalidArgument(
+        'window_start',
+        `the start of one of the schedule's windows${w ? ` (the window holding it starts at ${w.start})` : ` within [${rules.spec.startTime}, ${rules.spec.endTime})`}`,
+        windowStart,
+      );
     }
     return this.#fireOne(groupId, rules, w, 'MANUAL', rerun ? FINAL_STATES : []);
   }
 
   /** Claims (or re-arms, from the given states) one window and dispatches it; returns its instance either way. */
-  async #fireOne(groupId: string, rules: FiringRules, w: Window, trigger: InstanceTrigger, rearmFrom: readonly InstanceState[]): Promise<InstanceRecord> {
+  async #fireOne(
+    groupId: string,
+    rules: FiringRules,
+    w: Window,
+    trigger: InstanceTrigger,
+    rearmFrom: readonly InstanceState[],
+  ): Promise<InstanceRecord> {
     const now = this.#o.clock.now();
     const planned: PlannedWindow = { ...w, dueTime: dueTime(rules, w), trigger };
     const claimed = await this.#o.store.claimInstance(this.#newInstance(groupId, planned, trigger, 'SCHEDULED', now));
@@ -367,7 +469,9 @@ export class ScheduleService {
     }
     const existing = await this.#o.store.getInstance(groupId, w.start);
     if (rearmFrom.length > 0 && existing && ACTIVE_STATES.includes(existing.state)) {
-      throw failedPrecondition(`window ${w.start} of group '${groupId}' is ${existing.state}; it can run again once it has ended`);
+      throw failedPrecondition(
+        `window ${w.start} of group '${groupId}' is ${existing.state}; it can run again once it has ended`,
+      );
     }
     return existing!;
   }
@@ -376,14 +480,25 @@ export class ScheduleService {
   async backfill(input: BackfillInput): Promise<{ windows: PlannedWindow[]; instances: InstanceRecord[] }> {
     const s = await this.#load(input.groupId);
     const rules = firingRules(s.info);
-    if (!Number.isSafeInteger(input.fromTime) || !Number.isSafeInteger(input.toTime) || input.toTime <= input.fromTime) {
+    if (
+      !Number.isSafeInteger(input.fromTime) ||
+      !Number.isSafeInteger(input.toTime) ||
+      input.toTime <= input.fromTime
+    ) {
       throw invalidArgument('to_time', `epoch milliseconds after from_time (${input.fromTime})`, input.toTime);
     }
-    if (!Number.isInteger(input.maxParallel) || input.maxParallel < 0 || input.maxParallel > 100) throw invalidArgument('max_parallel', 'an integer from 0 to 100 (0: 1)', input.maxParallel);
+    if (!Number.isInteger(input.maxParallel) || input.maxParallel < 0 || input.maxParallel > 100)
+      throw invalidArgument('max_parallel', 'an integer from 0 to 100 (0: 1)', input.maxParallel);
     const now = this.#o.clock.now();
     const existing = new Map<number, InstanceRecord>();
-    for (let after: { groupId: string; windowStart: number } | undefined; ; ) {
-      const rows = await this.#o.store.listInstances({ groupId: input.groupId, windowFrom: input.fromTime, windowTo: input.toTime, limit: 1000, ...(after ? { after } : {}) });
+    for (let after: { groupId: string; windowStart: number } | undefined; ;) {
+      const rows = await this.#o.store.listInstances({
+        groupId: input.groupId,
+        windowFrom: input.fromTime,
+        windowTo: input.toTime,
+        limit: 1000,
+        ...(after ? { after } : {}),
+      });
       for (const r of rows) existing.set(r.windowStart, r);
       if (rows.length < 1000) break;
       after = { groupId: input.groupId, windowStart: rows[rows.length - 1]!.windowStart };
@@ -394,7 +509,12 @@ export class ScheduleService {
       if (w.start < input.fromTime || w.end > now) continue; // only windows that have closed
       const row = existing.get(w.start);
       const missing = !row || row.state === 'SKIPPED';
-      const pick = input.mode === 'ALL' ? !row || !ACTIVE_STATES.includes(row.state) : input.mode === 'FAILED' ? missing || row!.state === 'FAILED' : missing;
+      const pick =
+        input.mode === 'ALL'
+          ? !row || !ACTIVE_STATES.includes(row.state)
+          : input.mode === 'FAILED'
+            ? missing || row!.state === 'FAILED'
+            : missing;
       if (pick) chosen.push({ ...w, dueTime: dueTime(rules, w), trigger: 'BACKFILL' });
       if (chosen.length > 100_000) throw invalidArgument('to_time', 'a range of at most 100000 windows', input.toTime);
     }
@@ -407,7 +527,15 @@ export class ScheduleService {
     const startNext = async (): Promise<void> => {
       const w = chosen[next++];
       if (!w) return;
-      const inst = await this.#fireOne(input.groupId, rules, w, 'BACKFILL', input.mode === 'MISSING' ? ['SKIPPED'] : ['SKIPPED', 'FAILED', ...(input.mode === 'ALL' ? (['SUCCEEDED'] as const) : [])]);
+      const inst = await this.#fireOne(
+        input.groupId,
+        rules,
+        w,
+        'BACKFILL',
+        input.mode === 'MISSING'
+          ? ['SKIPPED']
+          : ['SKIPPED', 'FAILED', ...(input.mode === 'ALL' ? (['SUCCEEDED'] as const) : [])],
+      );
       instances.push(inst);
       const done = this.#runs.get(inst.instanceId);
       if (done) await done;
@@ -439,16 +567,29 @@ export class ScheduleService {
   #runInstance(instance: InstanceRecord): void {
     // One trace per fired window: the dispatch, the operator's job and the connector reads join it.
     const tracer = trace.getTracer('sluice.schedule');
-    const run = tracer.startActiveSpan('window fire', { root: true, attributes: { 'sluice.group.id': instance.groupId, 'sluice.window.start': instance.windowStart, 'sluice.window.end': instance.windowEnd, 'sluice.instance.id': instance.instanceId, 'sluice.instance.attempt': instance.attempt } }, (span) =>
-      this.#dispatchAndFollow(instance).then(
-        () => span.end(),
-        (err: unknown) => {
-          span.setStatus({ code: SpanStatusCode.ERROR });
-          span.end();
-          throw err;
+    const run = tracer
+      .startActiveSpan(
+        'window fire',
+        {
+          root: true,
+          attributes: {
+            'sluice.group.id': instance.groupId,
+            'sluice.window.start': instance.windowStart,
+            'sluice.window.end': instance.windowEnd,
+            'sluice.instance.id': instance.instanceId,
+            'sluice.instance.attempt': instance.attempt,
+          },
         },
-      ),
-    )
+        (span) =>
+          this.#dispatchAndFollow(instance).then(
+            () => span.end(),
+            (err: unknown) => {
+              span.setStatus({ code: SpanStatusCode.ERROR });
+              span.end();
+              throw err;
+            },
+          ),
+      )
       .catch((err: unknown) => this.#o.logger.error('instance run failed', { instanceId: instance.instanceId, err }))
       .finally(() => this.#runs.delete(instance.instanceId));
     this.#runs.set(instance.instanceId, run);
@@ -458,18 +599,38 @@ export class ScheduleService {
   async #dispatchAndFollow(instance: InstanceRecord): Promise<void> {
     let jobIds: readonly string[];
     try {
-      jobIds = await this.#o.dispatcher.submit({ groupId: instance.groupId, boundaryType: 'TIME', lowerBound: String(instance.windowStart), upperBound: String(instance.windowEnd), instanceId: runId(instance), rerun: instance.attempt > 1 }, this.#stopping.signal);
+      jobIds = await this.#o.dispatcher.submit(
+        {
+          groupId: instance.groupId,
+          boundaryType: 'TIME',
+          lowerBound: String(instance.windowStart),
+          upperBound: String(instance.windowEnd),
+          instanceId: runId(instance),
+          rerun: instance.attempt > 1,
+        },
+        this.#stopping.signal,
+      );
     } catch (err) {
       // Stopping: the row stays SCHEDULED and this replica dispatches it when it starts again.
       if (this.#stopped) return;
       const message = err instanceof Error ? err.message : String(err);
       this.#o.logger.error('dispatch failed', { groupId: instance.groupId, windowStart: instance.windowStart, err });
-      await this.#o.store.updateInstance(instance.instanceId, { state: 'FAILED', error: message, finishedAt: this.#o.clock.now() }, this.#o.clock.now(), ['SCHEDULED']);
+      await this.#o.store.updateInstance(
+        instance.instanceId,
+        { state: 'FAILED', error: message, finishedAt: this.#o.clock.now() },
+        this.#o.clock.now(),
+        ['SCHEDULED'],
+      );
       this.#wake(instance.groupId);
       return;
     }
     const now = this.#o.clock.now();
-    const dispatched = await this.#o.store.updateInstance(instance.instanceId, { state: 'DISPATCHED', jobIds, dispatchedAt: now }, now, ['SCHEDULED']);
+    const dispatched = await this.#o.store.updateInstance(
+      instance.instanceId,
+      { state: 'DISPATCHED', jobIds, dispatchedAt: now },
+      now,
+      ['SCHEDULED'],
+    );
     if (dispatched) await this.#followInstance(dispatched);
   }
 
@@ -478,7 +639,10 @@ export class ScheduleService {
     try {
       outcome = await this.#o.dispatcher.follow(
         instance.jobIds,
-        () => void this.#o.store.updateInstance(instance.instanceId, { state: 'RUNNING' }, this.#o.clock.now(), ['DISPATCHED']).catch(() => {}),
+        () =>
+          void this.#o.store
+            .updateInstance(instance.instanceId, { state: 'RUNNING' }, this.#o.clock.now(), ['DISPATCHED'])
+            .catch(() => {}),
         this.#stopping.signal,
       );
     } catch (err) {
@@ -486,7 +650,16 @@ export class ScheduleService {
       throw err;
     }
     const now = this.#o.clock.now();
-    await this.#o.store.updateInstance(instance.instanceId, { state: outcome.succeeded ? 'SUCCEEDED' : 'FAILED', finishedAt: now, ...(outcome.error ? { error: outcome.error } : {}) }, now, ['DISPATCHED', 'RUNNING']);
+    await this.#o.store.updateInstance(
+      instance.instanceId,
+      {
+        state: outcome.succeeded ? 'SUCCEEDED' : 'FAILED',
+        finishedAt: now,
+        ...(outcome.error ? { error: outcome.error } : {}),
+      },
+      now,
+      ['DISPATCHED', 'RUNNING'],
+    );
     this.#wake(instance.groupId);
   }
 }

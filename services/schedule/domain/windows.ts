@@ -25,21 +25,52 @@ export interface Window {
 
 const FIXED_MS: Partial<Record<Unit, number>> = { S: 1000, I: 60_000, H: 3_600_000 };
 /** A lower bound of one step, to jump near a time without walking from the anchor. */
-const MIN_STEP_MS: Record<Unit, number> = { S: 1000, I: 60_000, H: 3_600_000, D: 23 * 3_600_000, W: 7 * 23 * 3_600_000, M: 28 * 23 * 3_600_000, Y: 365 * 23 * 3_600_000, O: 1 };
+const MIN_STEP_MS: Record<Unit, number> = {
+  S: 1000,
+  I: 60_000,
+  H: 3_600_000,
+  D: 23 * 3_600_000,
+  W: 7 * 23 * 3_600_000,
+  M: 28 * 23 * 3_600_000,
+  Y: 365 * 23 * 3_600_000,
+  O: 1,
+};
 
 /** Builds a spec, checking every field; INVALID_ARGUMENT names the field. */
-export function windowSpec(input: { scheduleType: number; scheduleUnit: string; scheduleInterval: number; startTime: number; endTime: number; timeZone: string; crontabExpression: string }): WindowSpec {
+export function windowSpec(input: {
+  scheduleType: number;
+  scheduleUnit: string;
+  scheduleInterval: number;
+  startTime: number;
+  endTime: number;
+  timeZone: string;
+  crontabExpression: string;
+}): WindowSpec {
   const { scheduleType, scheduleUnit, scheduleInterval, startTime, endTime } = input;
   const timeZone = input.timeZone === '' ? 'UTC' : input.timeZone;
-  if (scheduleType !== 0 && scheduleType !== 1) throw invalidArgument('schedule_type', '0 (normal) or 1 (crontab)', scheduleType);
-  if (!Number.isSafeInteger(startTime) || startTime < 0) throw invalidArgument('start_time', 'epoch milliseconds >= 0', startTime);
-  if (!Number.isSafeInteger(endTime) || endTime <= startTime) throw invalidArgument('end_time', `epoch milliseconds after start_time (${startTime})`, endTime);
-  if (!isValidTimeZone(timeZone)) throw invalidArgument('time_zone', 'an IANA time zone such as Europe/Berlin', input.timeZone);
+  if (scheduleType !== 0 && scheduleType !== 1)
+    throw invalidArgument('schedule_type', '0 (normal) or 1 (crontab)', scheduleType);
+  if (!Number.isSafeInteger(startTime) || startTime < 0)
+    throw invalidArgument('start_time', 'epoch milliseconds >= 0', startTime);
+  if (!Number.isSafeInteger(endTime) || endTime <= startTime)
+    throw invalidArgument('end_time', `epoch milliseconds after start_time (${startTime})`, endTime);
+  if (!isValidTimeZone(timeZone))
+    throw invalidArgument('time_zone', 'an IANA time zone such as Europe/Berlin', input.timeZone);
   if (scheduleType === 1) {
-    return { scheduleType: 1, unit: 'O', interval: 1, startTime, endTime, timeZone, cron: parseCron(input.crontabExpression) };
+    return {
+      scheduleType: 1,
+      unit: 'O',
+      interval: 1,
+      startTime,
+      endTime,
+      timeZone,
+      cron: parseCron(input.crontabExpression),
+    };
   }
-  if (!(UNITS as readonly string[]).includes(scheduleUnit)) throw invalidArgument('schedule_unit', `one of ${UNITS.join(' ')}`, scheduleUnit);
-  if (!Number.isSafeInteger(scheduleInterval) || scheduleInterval < 1) throw invalidArgument('schedule_interval', 'an integer >= 1', scheduleInterval);
+  if (!(UNITS as readonly string[]).includes(scheduleUnit))
+    throw invalidArgument('schedule_unit', `one of ${UNITS.join(' ')}`, scheduleUnit);
+  if (!Number.isSafeInteger(scheduleInterval) || scheduleInterval < 1)
+    throw invalidArgument('schedule_interval', 'an integer >= 1', scheduleInterval);
   return { scheduleType: 0, unit: scheduleUnit as Unit, interval: scheduleInterval, startTime, endTime, timeZone };
 }
 
@@ -112,7 +143,12 @@ function lastEdgeAtOrBefore(spec: WindowSpec, t: number): number {
   for (let span = 3_600_000; ; span *= 4) {
     const from = Math.max(spec.startTime, t - span);
     let last: number | undefined;
-    for (let f = nextFireTime(cron, from, spec.timeZone); f !== undefined && f <= t; f = nextFireTime(cron, f, spec.timeZone)) last = f;
+    for (
+      let f = nextFireTime(cron, from, spec.timeZone);
+      f !== undefined && f <= t;
+      f = nextFireTime(cron, f, spec.timeZone)
+    )
+      last = f;
     if (last !== undefined) return last;
     if (from === spec.startTime) return spec.startTime;
   }
@@ -126,6 +162,17 @@ export function windowAt(spec: WindowSpec, t: number): Window | undefined {
 }
 
 /** A window with its instants in the schedule's zone, for previews. */
-export function describeWindow(spec: WindowSpec, w: Window, due: number): { start: number; end: number; dueTime: number; startLocal: string; endLocal: string; dueLocal: string } {
-  return { start: w.start, end: w.end, dueTime: due, startLocal: formatLocal(w.start, spec.timeZone), endLocal: formatLocal(w.end, spec.timeZone), dueLocal: formatLocal(due, spec.timeZone) };
+export function describeWindow(
+  spec: WindowSpec,
+  w: Window,
+  due: number,
+): { start: number; end: number; dueTime: number; startLocal: string; endLocal: string; dueLocal: string } {
+  return {
+    start: w.start,
+    end: w.end,
+    dueTime: due,
+    startLocal: formatLocal(w.start, spec.timeZone),
+    endLocal: formatLocal(w.end, spec.timeZone),
+    dueLocal: formatLocal(due, spec.timeZone),
+  };
 }

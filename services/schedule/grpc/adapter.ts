@@ -21,20 +21,51 @@ import type { PlannedWindow } from '../domain/plan.js';
 import type { ScheduleService } from '../domain/service.js';
 import { formatLocal } from '../domain/zoned-time.js';
 
-const CATCH_UP: Record<number, 'ALL' | 'LATEST' | 'NONE'> = { [CatchUpMode.CATCH_UP_MODE_UNSPECIFIED]: 'ALL', [CatchUpMode.CATCH_UP_MODE_ALL]: 'ALL', [CatchUpMode.CATCH_UP_MODE_LATEST]: 'LATEST', [CatchUpMode.CATCH_UP_MODE_NONE]: 'NONE' };
-const STATUS_TO_PB: Record<ScheduleStatus, PbStatus> = { NEW: PbStatus.SCHEDULE_STATUS_NEW, APPROVED: PbStatus.SCHEDULE_STATUS_APPROVED, REGISTERED: PbStatus.SCHEDULE_STATUS_REGISTERED, UPDATED: PbStatus.SCHEDULE_STATUS_UPDATED, PAUSED: PbStatus.SCHEDULE_STATUS_PAUSED, DELETED: PbStatus.SCHEDULE_STATUS_DELETED };
-const STATE_TO_PB: Record<InstanceState, PbInstanceState> = { SCHEDULED: PbInstanceState.INSTANCE_STATE_SCHEDULED, DISPATCHED: PbInstanceState.INSTANCE_STATE_DISPATCHED, RUNNING: PbInstanceState.INSTANCE_STATE_RUNNING, SUCCEEDED: PbInstanceState.INSTANCE_STATE_SUCCEEDED, FAILED: PbInstanceState.INSTANCE_STATE_FAILED, SKIPPED: PbInstanceState.INSTANCE_STATE_SKIPPED };
-const invert = <K extends string, V extends number>(m: Record<K, V>) => new Map<number, K>(Object.entries(m).map(([k, v]) => [v as number, k as K]));
+const CATCH_UP: Record<number, 'ALL' | 'LATEST' | 'NONE'> = {
+  [CatchUpMode.CATCH_UP_MODE_UNSPECIFIED]: 'ALL',
+  [CatchUpMode.CATCH_UP_MODE_ALL]: 'ALL',
+  [CatchUpMode.CATCH_UP_MODE_LATEST]: 'LATEST',
+  [CatchUpMode.CATCH_UP_MODE_NONE]: 'NONE',
+};
+const STATUS_TO_PB: Record<ScheduleStatus, PbStatus> = {
+  NEW: PbStatus.SCHEDULE_STATUS_NEW,
+  APPROVED: PbStatus.SCHEDULE_STATUS_APPROVED,
+  REGISTERED: PbStatus.SCHEDULE_STATUS_REGISTERED,
+  UPDATED: PbStatus.SCHEDULE_STATUS_UPDATED,
+  PAUSED: PbStatus.SCHEDULE_STATUS_PAUSED,
+  DELETED: PbStatus.SCHEDULE_STATUS_DELETED,
+};
+const STATE_TO_PB: Record<InstanceState, PbInstanceState> = {
+  SCHEDULED: PbInstanceState.INSTANCE_STATE_SCHEDULED,
+  DISPATCHED: PbInstanceState.INSTANCE_STATE_DISPATCHED,
+  RUNNING: PbInstanceState.INSTANCE_STATE_RUNNING,
+  SUCCEEDED: PbInstanceState.INSTANCE_STATE_SUCCEEDED,
+  FAILED: PbInstanceState.INSTANCE_STATE_FAILED,
+  SKIPPED: PbInstanceState.INSTANCE_STATE_SKIPPED,
+};
+const invert = <K extends string, V extends number>(m: Record<K, V>) =>
+  new Map<number, K>(Object.entries(m).map(([k, v]) => [v as number, k as K]));
 const STATUS_FROM_PB = invert(STATUS_TO_PB);
 const STATE_FROM_PB = invert(STATE_TO_PB);
-const TRIGGER_TO_PB = { SCHEDULE: PbTrigger.INSTANCE_TRIGGER_SCHEDULE, CATCH_UP: PbTrigger.INSTANCE_TRIGGER_CATCH_UP, MANUAL: PbTrigger.INSTANCE_TRIGGER_MANUAL, BACKFILL: PbTrigger.INSTANCE_TRIGGER_BACKFILL } as const;
+const TRIGGER_TO_PB = {
+  SCHEDULE: PbTrigger.INSTANCE_TRIGGER_SCHEDULE,
+  CATCH_UP: PbTrigger.INSTANCE_TRIGGER_CATCH_UP,
+  MANUAL: PbTrigger.INSTANCE_TRIGGER_MANUAL,
+  BACKFILL: PbTrigger.INSTANCE_TRIGGER_BACKFILL,
+} as const;
 
 /** Proto ScheduleInfo → the SDK's; enum values outside the contract are INVALID_ARGUMENT. */
 export function decodeInfo(pb: PbScheduleInfo | undefined): ScheduleInfo {
   if (!pb) throw invalidArgument('info', 'a ScheduleInfo', undefined);
   const mode = CATCH_UP[pb.catchUp?.mode ?? 0];
   if (!mode) throw invalidArgument('info.catch_up.mode', 'CATCH_UP_MODE_ALL, _LATEST or _NONE', pb.catchUp?.mode);
-  if (![WindowAlignment.WINDOW_ALIGNMENT_UNSPECIFIED, WindowAlignment.WINDOW_ALIGNMENT_END, WindowAlignment.WINDOW_ALIGNMENT_START].includes(pb.alignment)) {
+  if (
+    ![
+      WindowAlignment.WINDOW_ALIGNMENT_UNSPECIFIED,
+      WindowAlignment.WINDOW_ALIGNMENT_END,
+      WindowAlignment.WINDOW_ALIGNMENT_START,
+    ].includes(pb.alignment)
+  ) {
     throw invalidArgument('info.alignment', 'WINDOW_ALIGNMENT_END or WINDOW_ALIGNMENT_START', pb.alignment);
   }
   return {
@@ -57,21 +88,39 @@ export function decodeInfo(pb: PbScheduleInfo | undefined): ScheduleInfo {
 }
 
 export function encodeInfo(info: ScheduleInfo, version: number): PbScheduleInfo {
-  const catchUpMode = { ALL: CatchUpMode.CATCH_UP_MODE_ALL, LATEST: CatchUpMode.CATCH_UP_MODE_LATEST, NONE: CatchUpMode.CATCH_UP_MODE_NONE }[info.catchUp.mode];
+  const catchUpMode = {
+    ALL: CatchUpMode.CATCH_UP_MODE_ALL,
+    LATEST: CatchUpMode.CATCH_UP_MODE_LATEST,
+    NONE: CatchUpMode.CATCH_UP_MODE_NONE,
+  }[info.catchUp.mode];
   return {
     ...info,
     version,
     catchUp: { mode: catchUpMode, windowMs: info.catchUp.windowMs },
-    alignment: info.alignment === 'START' ? WindowAlignment.WINDOW_ALIGNMENT_START : WindowAlignment.WINDOW_ALIGNMENT_END,
+    alignment:
+      info.alignment === 'START' ? WindowAlignment.WINDOW_ALIGNMENT_START : WindowAlignment.WINDOW_ALIGNMENT_END,
   };
 }
 
 function encodeSchedule(s: ScheduleRecord): Schedule {
-  return { info: encodeInfo(s.info, s.version), status: STATUS_TO_PB[s.status], engineId: s.engineId, createdAt: s.createdAt, updatedAt: s.updatedAt };
+  return {
+    info: encodeInfo(s.info, s.version),
+    status: STATUS_TO_PB[s.status],
+    engineId: s.engineId,
+    createdAt: s.createdAt,
+    updatedAt: s.updatedAt,
+  };
 }
 
 function encodeWindow(w: { start: number; end: number; dueTime: number }, zone: string): PbWindow {
-  return { start: w.start, end: w.end, dueTime: w.dueTime, startLocal: formatLocal(w.start, zone), endLocal: formatLocal(w.end, zone), dueLocal: formatLocal(w.dueTime, zone) };
+  return {
+    start: w.start,
+    end: w.end,
+    dueTime: w.dueTime,
+    startLocal: formatLocal(w.start, zone),
+    endLocal: formatLocal(w.end, zone),
+    dueLocal: formatLocal(w.dueTime, zone),
+  };
 }
 
 function encodeInstance(i: InstanceRecord, zone: string): Instance {
@@ -99,36 +148,84 @@ function decodeEnums<T>(values: readonly number[], map: Map<number, T>, field: s
 }
 
 /** The ScheduleService gRPC adapter: decode, call one use case, encode. */
-export function scheduleGrpc(service: ScheduleService, clock: Clock, logger: Logger): { definition: typeof ScheduleServiceService; implementation: ScheduleServiceServer } {
+export function scheduleGrpc(
+  service: ScheduleService,
+  clock: Clock,
+  logger: Logger,
+): { definition: typeof ScheduleServiceService; implementation: ScheduleServiceServer } {
   const zoneOf = async (groupId: string) => (await service.get(groupId).catch(() => undefined))?.info.timeZone ?? 'UTC';
   const implementation: ScheduleServiceServer = {
-    registerSchedule: unary(logger, 'RegisterSchedule', async (req) => ({ schedule: encodeSchedule(await service.register(decodeInfo(req.info))) })),
-    updateSchedule: unary(logger, 'UpdateSchedule', async (req) => ({ schedule: encodeSchedule(await service.update(decodeInfo(req.info))) })),
-    unregisterSchedule: unary(logger, 'UnregisterSchedule', async (req) => ({ schedule: encodeSchedule(await service.unregister(req.groupId)) })),
-    getSchedule: unary(logger, 'GetSchedule', async (req) => ({ schedule: encodeSchedule(await service.get(req.groupId)) })),
+    registerSchedule: unary(logger, 'RegisterSchedule', async (req) => ({
+      schedule: encodeSchedule(await service.register(decodeInfo(req.info))),
+    })),
+    updateSchedule: unary(logger, 'UpdateSchedule', async (req) => ({
+      schedule: encodeSchedule(await service.update(decodeInfo(req.info))),
+    })),
+    unregisterSchedule: unary(logger, 'UnregisterSchedule', async (req) => ({
+      schedule: encodeSchedule(await service.unregister(req.groupId)),
+    })),
+    getSchedule: unary(logger, 'GetSchedule', async (req) => ({
+      schedule: encodeSchedule(await service.get(req.groupId)),
+    })),
     listSchedules: unary(logger, 'ListSchedules', async (req) => {
       const limit = checkPageSize(req.pageSize);
       const after = decodePageToken(req.pageToken);
       const statuses = decodeEnums(req.statuses, STATUS_FROM_PB, 'statuses');
-      const rows = await service.list({ limit: limit + 1, ...(after ? { afterGroupId: after } : {}), ...(statuses ? { statuses } : {}) });
+      const rows = await service.list({
+        limit: limit + 1,
+        ...(after ? { afterGroupId: after } : {}),
+        ...(statuses ? { statuses } : {}),
+      });
       const page = rows.slice(0, limit);
-      return { schedules: page.map(encodeSchedule), nextPageToken: rows.length > limit ? encodePageToken(page[page.length - 1]!.groupId) : '' };
+      return {
+        schedules: page.map(encodeSchedule),
+        nextPageToken: rows.length > limit ? encodePageToken(page[page.length - 1]!.groupId) : '',
+      };
     }),
-    pauseSchedule: unary(logger, 'PauseSchedule', async (req) => ({ schedule: encodeSchedule(await service.pause(req.groupId)) })),
-    resumeSchedule: unary(logger, 'ResumeSchedule', async (req) => ({ schedule: encodeSchedule(await service.resume(req.groupId)) })),
+    pauseSchedule: unary(logger, 'PauseSchedule', async (req) => ({
+      schedule: encodeSchedule(await service.pause(req.groupId)),
+    })),
+    resumeSchedule: unary(logger, 'ResumeSchedule', async (req) => ({
+      schedule: encodeSchedule(await service.resume(req.groupId)),
+    })),
     previewWindows: unary(logger, 'PreviewWindows', async (req) => {
       const source = req.groupId !== '' ? { groupId: req.groupId } : { info: decodeInfo(req.info) };
-      const { rules, windows } = await service.preview(source, req.fromTime > 0 ? req.fromTime : clock.now(), req.count);
+      const { rules, windows } = await service.preview(
+        source,
+        req.fromTime > 0 ? req.fromTime : clock.now(),
+        req.count,
+      );
       return { windows: windows.map((w: PlannedWindow) => encodeWindow(w, rules.spec.timeZone)) };
     }),
-    triggerWindow: unary(logger, 'TriggerWindow', async (req) => ({ instance: encodeInstance(await service.trigger(req.groupId, req.windowStart, req.rerun), await zoneOf(req.groupId)) })),
+    triggerWindow: unary(logger, 'TriggerWindow', async (req) => ({
+      instance: encodeInstance(
+        await service.trigger(req.groupId, req.windowStart, req.rerun),
+        await zoneOf(req.groupId),
+      ),
+    })),
     backfill: unary(logger, 'Backfill', async (req) => {
-      const modes: Record<number, 'MISSING' | 'FAILED' | 'ALL'> = { [BackfillMode.BACKFILL_MODE_UNSPECIFIED]: 'MISSING', [BackfillMode.BACKFILL_MODE_MISSING]: 'MISSING', [BackfillMode.BACKFILL_MODE_FAILED]: 'FAILED', [BackfillMode.BACKFILL_MODE_ALL]: 'ALL' };
+      const modes: Record<number, 'MISSING' | 'FAILED' | 'ALL'> = {
+        [BackfillMode.BACKFILL_MODE_UNSPECIFIED]: 'MISSING',
+        [BackfillMode.BACKFILL_MODE_MISSING]: 'MISSING',
+        [BackfillMode.BACKFILL_MODE_FAILED]: 'FAILED',
+        [BackfillMode.BACKFILL_MODE_ALL]: 'ALL',
+      };
       const mode = modes[req.mode];
       if (!mode) throw invalidArgument('mode', 'BACKFILL_MODE_MISSING, _FAILED or _ALL', req.mode);
-      const result = await service.backfill({ groupId: req.groupId, fromTime: req.fromTime, toTime: req.toTime, mode, maxParallel: req.maxParallel, reverse: req.reverse, dryRun: req.dryRun });
+      const result = await service.backfill({
+        groupId: req.groupId,
+        fromTime: req.fromTime,
+        toTime: req.toTime,
+        mode,
+        maxParallel: req.maxParallel,
+        reverse: req.reverse,
+        dryRun: req.dryRun,
+      });
       const zone = await zoneOf(req.groupId);
-      return { windows: result.windows.map((w) => encodeWindow(w, zone)), instances: result.instances.map((i) => encodeInstance(i, zone)) };
+      return {
+        windows: result.windows.map((w) => encodeWindow(w, zone)),
+        instances: result.instances.map((i) => encodeInstance(i, zone)),
+      };
     }),
     listInstances: unary(logger, 'ListInstances', async (req) => {
       if (req.groupId === '') throw invalidArgument('group_id', 'a group id', req.groupId);
@@ -145,7 +242,10 @@ export function scheduleGrpc(service: ScheduleService, clock: Clock, logger: Log
       });
       const page = rows.slice(0, limit);
       const zone = await zoneOf(req.groupId);
-      return { instances: page.map((i) => encodeInstance(i, zone)), nextPageToken: rows.length > limit ? encodePageToken(String(page[page.length - 1]!.windowStart)) : '' };
+      return {
+        instances: page.map((i) => encodeInstance(i, zone)),
+        nextPageToken: rows.length > limit ? encodePageToken(String(page[page.length - 1]!.windowStart)) : '',
+      };
     }),
   };
   return { definition: ScheduleServiceService, implementation };

@@ -4,7 +4,14 @@ import { BoundaryType } from '../../../proto/gen/sluice/common/v1/common.js';
 import { JobState, OperatorServiceClient, type Job } from '../../../proto/gen/sluice/operator/v1/operator.js';
 import type { Dispatcher } from '../domain/service.js';
 
-const RETRYABLE = new Set([status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED, status.ABORTED, status.UNKNOWN, status.UNIMPLEMENTED]);
+const RETRYABLE = new Set([
+  status.UNAVAILABLE,
+  status.DEADLINE_EXCEEDED,
+  status.RESOURCE_EXHAUSTED,
+  status.ABORTED,
+  status.UNKNOWN,
+  status.UNIMPLEMENTED,
+]);
 const FINAL = new Set([JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED]);
 
 export interface GrpcDispatcherOptions {
@@ -57,7 +64,14 @@ export class GrpcDispatcher implements Dispatcher {
         const res = await new Promise<{ jobs: Job[] }>((resolve, reject) => {
           this.#client.submitOfflineJob(
             {
-              request: { groupId: request.groupId, boundaryType: request.boundaryType === 'TIME' ? BoundaryType.BOUNDARY_TYPE_TIME : BoundaryType.BOUNDARY_TYPE_OFFSET, lowerBoundary: request.lowerBound, upperBoundary: request.upperBound, instanceId: request.instanceId },
+              request: {
+                groupId: request.groupId,
+                boundaryType:
+                  request.boundaryType === 'TIME' ? BoundaryType.BOUNDARY_TYPE_TIME : BoundaryType.BOUNDARY_TYPE_OFFSET,
+                lowerBoundary: request.lowerBound,
+                upperBoundary: request.upperBound,
+                instanceId: request.instanceId,
+              },
               rerun: request.rerun,
             },
             new Metadata(),
@@ -69,14 +83,24 @@ export class GrpcDispatcher implements Dispatcher {
       } catch (err) {
         const code = (err as ServiceError).code;
         if (!RETRYABLE.has(code) || attempt >= this.#o.maxAttempts) throw err;
-        this.#o.logger.warn('SubmitOfflineJob failed; retrying', { groupId: request.groupId, lowerBound: request.lowerBound, attempt, code, backoffMs: backoff });
+        this.#o.logger.warn('SubmitOfflineJob failed; retrying', {
+          groupId: request.groupId,
+          lowerBound: request.lowerBound,
+          attempt,
+          code,
+          backoffMs: backoff,
+        });
         await sleep(backoff, signal);
         backoff = Math.min(backoff * 2, this.#o.maxBackoffMs);
       }
     }
   }
 
-  async follow(jobIds: readonly string[], onRunning: () => void, signal?: AbortSignal): Promise<{ succeeded: boolean; error?: string }> {
+  async follow(
+    jobIds: readonly string[],
+    onRunning: () => void,
+    signal?: AbortSignal,
+  ): Promise<{ succeeded: boolean; error?: string }> {
     let running = false;
     const outcomes = await Promise.all(
       jobIds.map((jobId) =>
@@ -93,7 +117,12 @@ export class GrpcDispatcher implements Dispatcher {
       ),
     );
     const failed = outcomes.find((j) => j.state !== JobState.JOB_STATE_SUCCEEDED);
-    return failed ? { succeeded: false, error: `job ${failed.jobId} ended ${JobState[failed.state]}${failed.error ? `: ${failed.error}` : ''}` } : { succeeded: true };
+    return failed
+      ? {
+          succeeded: false,
+          error: `job ${failed.jobId} ended ${JobState[failed.state]}${failed.error ? `: ${failed.error}` : ''}`,
+        }
+      : { succeeded: true };
   }
 
   /**
@@ -120,13 +149,15 @@ export class GrpcDispatcher implements Dispatcher {
         });
         stream.on('error', (err: ServiceError) => {
           if (err.code === status.NOT_FOUND) unknown = true;
-          else if (err.code !== status.CANCELLED) this.#o.logger.warn('WatchJob broke; watching again', { jobId, code: err.code });
+          else if (err.code !== status.CANCELLED)
+            this.#o.logger.warn('WatchJob broke; watching again', { jobId, code: err.code });
           resolve(latest && FINAL.has(latest.state) ? latest : undefined);
         });
         stream.on('end', () => resolve(latest && FINAL.has(latest.state) ? latest : undefined));
       });
       if (last) return last;
-      if (unknown) return { jobId, state: JobState.JOB_STATE_FAILED, error: 'the operator does not know this job' } as Job;
+      if (unknown)
+        return { jobId, state: JobState.JOB_STATE_FAILED, error: 'the operator does not know this job' } as Job;
       await sleep(backoff, signal);
       backoff = Math.min(backoff * 2, this.#o.maxBackoffMs);
     }

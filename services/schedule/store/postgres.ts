@@ -1,6 +1,14 @@
 import pg from 'pg';
 import { type Boundaries, ERROR_CODES, SluiceError, invalidArgument, isSluiceError, notFound } from 'sluice/sdk';
-import type { GroupRecord, GroupStatus, JobPatch, JobQuery, JobRecord, JobState, OperatorStore } from '../../operator/domain/model.js';
+import type {
+  GroupRecord,
+  GroupStatus,
+  JobPatch,
+  JobQuery,
+  JobRecord,
+  JobState,
+  OperatorStore,
+} from '../../operator/domain/model.js';
 import type {
   InstancePatch,
   InstanceQuery,
@@ -26,7 +34,8 @@ export interface PostgresStoreOptions {
 const INSTANCE_COLUMNS =
   'instance_id, group_id, window_start, window_end, due_time, state, "trigger", job_ids, attempt, dispatched_at, finished_at, error, owner, created_at, updated_at';
 const SCHEDULE_COLUMNS = 'group_id, info, status, engine_id, version, created_at, updated_at';
-const GROUP_COLUMNS = 'group_id, description, streams, schedule, runner, retry, status, version, created_at, updated_at';
+const GROUP_COLUMNS =
+  'group_id, description, streams, schedule, runner, retry, status, version, created_at, updated_at';
 /** What a job reads back; window_lower_ms is derived from the bounds on insert and only queried. */
 const JOB_COLUMNS =
   'job_id, group_id, stream_id, instance_id, boundary_type, lower_bound, upper_bound, generation, state, runner, attempt, ' +
@@ -149,7 +158,11 @@ function toJob(row: JobRow): JobRecord {
     groupId: row.group_id,
     streamId: row.stream_id,
     instanceId: row.instance_id,
-    boundaries: { boundaryType: row.boundary_type as Boundaries['boundaryType'], lowerBound: row.lower_bound, upperBound: row.upper_bound },
+    boundaries: {
+      boundaryType: row.boundary_type as Boundaries['boundaryType'],
+      lowerBound: row.lower_bound,
+      upperBound: row.upper_bound,
+    },
     generation: row.generation,
     state: row.state as JobState,
     runner: row.runner,
@@ -174,7 +187,9 @@ function parseInt8(text: string): number {
 }
 const types: pg.CustomTypesConfig = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === 20 && format !== 'binary' ? parseInt8 : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
+    oid === 20 && format !== 'binary'
+      ? parseInt8
+      : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
 };
 
 const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
@@ -186,7 +201,17 @@ function describeTarget(url: URL): string {
   return `${host}:${url.port || '5432'}${database ? `/${database}` : ''}`;
 }
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'EPIPE']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'EPIPE',
+]);
 /** SQLSTATEs meaning the server is going away, starting up or full: retrying later may work. */
 const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300', '53400']);
 
@@ -197,7 +222,9 @@ function isConnectionError(err: unknown): boolean {
     NETWORK_CODES.has(code) ||
     code.startsWith('08') ||
     UNAVAILABLE_STATES.has(code) ||
-    /connection terminated|connection timeout|timeout exceeded when trying to connect|not queryable|Client has encountered a connection error/i.test(text)
+    /connection terminated|connection timeout|timeout exceeded when trying to connect|not queryable|Client has encountered a connection error/i.test(
+      text,
+    )
   );
 }
 
@@ -241,7 +268,8 @@ export class PostgresScheduleStore implements ScheduleStore, OperatorStore {
     const urlOptions = parsed.searchParams.get('options');
     if (urlOptions) startupOptions.push(urlOptions);
     parsed.searchParams.delete('options');
-    if (schema !== undefined) startupOptions.push(`-c search_path=${quoteIdent(schema).replace(/[\\\s]/g, (c) => `\\${c}`)}`);
+    if (schema !== undefined)
+      startupOptions.push(`-c search_path=${quoteIdent(schema).replace(/[\\\s]/g, (c) => `\\${c}`)}`);
 
     const pool = new pg.Pool({
       connectionString: parsed.toString(),
@@ -267,7 +295,12 @@ export class PostgresScheduleStore implements ScheduleStore, OperatorStore {
     } catch (err) {
       await pool.end().catch(() => {});
       if (isSluiceError(err)) throw err;
-      throw new SluiceError(ERROR_CODES.UNAVAILABLE, store.scrub(`schedule store: cannot connect to PostgreSQL at ${target}: ${messageOf(err)}`), {}, { cause: err });
+      throw new SluiceError(
+        ERROR_CODES.UNAVAILABLE,
+        store.scrub(`schedule store: cannot connect to PostgreSQL at ${target}: ${messageOf(err)}`),
+        {},
+        { cause: err },
+      );
     }
     return store;
   }
@@ -276,7 +309,9 @@ export class PostgresScheduleStore implements ScheduleStore, OperatorStore {
     await this.run('migrate', () =>
       this.transaction(async (client) => {
         // One migrator at a time per schema: the others wait here, then find nothing pending.
-        await client.query("SELECT pg_advisory_xact_lock(hashtext('sluice.schedule.migrate:' || coalesce(current_schema(), '')))");
+        await client.query(
+          "SELECT pg_advisory_xact_lock(hashtext('sluice.schedule.migrate:' || coalesce(current_schema(), '')))",
+        );
         await client.query(SCHEMA_MIGRATIONS_DDL.postgres);
         const applied = await client.query<{ version: number }>('SELECT version FROM schema_migrations');
         for (const migration of pendingMigrations(applied.rows.map((r) => r.version))) {
@@ -299,10 +334,19 @@ export class PostgresScheduleStore implements ScheduleStore, OperatorStore {
            info = EXCLUDED.info, status = EXCLUDED.status, engine_id = EXCLUDED.engine_id, version = EXCLUDED.version,
            created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at
          WHERE schedules.status = 'DELETED'`,
-        [record.groupId, JSON.stringify(record.info), record.status, record.engineId, record.version, record.createdAt, record.updatedAt],
+        [
+          record.groupId,
+          JSON.stringify(record.info),
+          record.status,
+          record.engineId,
+          record.version,
+          record.createdAt,
+          record.updatedAt,
+        ],
       ),
     );
-    if (result.rowCount === 0) throw new SluiceError(ERROR_CODES.ALREADY_EXISTS, `schedule '${record.groupId}' already exists`);
+    if (result.rowCount === 0)
+      throw new SluiceError(ERROR_CODES.ALREADY_EXISTS, `schedule '${record.groupId}' already exists`);
   }
 
   async updateSchedule(record: ScheduleRecord, expectedVersion: number): Promise<void> {
@@ -313,23 +357,42 @@ export class PostgresScheduleStore implements ScheduleStore, OperatorStore {
       this.pool.query(
         `UPDATE schedules SET info = $2::jsonb, status = $3, engine_id = $4, version = $5, updated_at = $6
          WHERE group_id = $1 AND version = $7`,
-        [record.groupId, JSON.stringify(record.info), record.status, record.engineId, record.version, record.updatedAt, expectedVersion],
+        [
+          record.groupId,
+          JSON.stringify(record.info),
+          record.status,
+          record.engineId,
+          record.version,
+          record.updatedAt,
+          expectedVersion,
+        ],
       ),
     );
     if (result.rowCount !== 0) return;
-    const current = await this.run('update schedule', () => this.pool.query<{ version: number }>('SELECT version FROM schedules WHERE group_id = $1', [record.groupId]));
+    const current = await this.run('update schedule', () =>
+      this.pool.query<{ version: number }>('SELECT version FROM schedules WHERE group_id = $1', [record.groupId]),
+    );
     const row = current.rows[0];
     if (row === undefined) throw notFound('schedule', record.groupId);
-    throw new SluiceError(ERROR_CODES.VERSION_CONFLICT, `schedule ${record.groupId} was changed: version ${expectedVersion} is stale (current ${row.version})`);
+    throw new SluiceError(
+      ERROR_CODES.VERSION_CONFLICT,
+      `schedule ${record.groupId} was changed: version ${expectedVersion} is stale (current ${row.version})`,
+    );
   }
 
   async getSchedule(groupId: string): Promise<ScheduleRecord | undefined> {
-    const result = await this.run('get schedule', () => this.pool.query<ScheduleRow>(`SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE group_id = $1`, [groupId]));
+    const result = await this.run('get schedule', () =>
+      this.pool.query<ScheduleRow>(`SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE group_id = $1`, [groupId]),
+    );
     const row = result.rows[0];
     return row && toSchedule(row);
   }
 
-  async listSchedules(query: { readonly statuses?: readonly ScheduleStatus[]; readonly afterGroupId?: string; readonly limit: number }): Promise<ScheduleRecord[]> {
+  async listSchedules(query: {
+    readonly statuses?: readonly ScheduleStatus[];
+    readonly afterGroupId?: string;
+    readonly limit: number;
+  }): Promise<ScheduleRecord[]> {
     checkLimit(query.limit);
     const where: string[] = [];
     const params: unknown[] = [];
@@ -398,7 +461,12 @@ export class PostgresScheduleStore implements ScheduleStore, OperatorStore {
     return row && toInstance(row);
   }
 
-  async takeOverInstance(instanceId: string, seenUpdatedAt: number, owner: string, now: number): Promise<InstanceRecord | undefined> {
+  async takeOverInstance(
+    instanceId: string,
+    seenUpdatedAt: number,
+    owner: string,
+    now: number,
+  ): Promise<InstanceRecord | undefined> {
     // Compare-and-swap on updated_at: the first taker changes it, so a second one no longer matches.
     const result = await this.run('take over instance', () =>
       this.pool.query<InstanceRow>(
@@ -412,7 +480,12 @@ export class PostgresScheduleStore implements ScheduleStore, OperatorStore {
     return row && toInstance(row);
   }
 
-  async updateInstance(instanceId: string, patch: InstancePatch, now: number, fromStates?: readonly InstanceState[]): Promise<InstanceRecord | undefined> {
+  async updateInstance(
+    instanceId: string,
+    patch: InstancePatch,
+    now: number,
+    fromStates?: readonly InstanceState[],
+  ): Promise<InstanceRecord | undefined> {
     // One statement for every patch shape: an absent field binds NULL and keeps the stored value.
     const result = await this.run('update instance', () =>
       this.pool.query<InstanceRow>(
@@ -440,14 +513,19 @@ export class PostgresScheduleStore implements ScheduleStore, OperatorStore {
 
   async getInstance(groupId: string, windowStart: number): Promise<InstanceRecord | undefined> {
     const result = await this.run('get instance', () =>
-      this.pool.query<InstanceRow>(`SELECT ${INSTANCE_COLUMNS} FROM instances WHERE group_id = $1 AND window_start = $2`, [groupId, windowStart]),
+      this.pool.query<InstanceRow>(
+        `SELECT ${INSTANCE_COLUMNS} FROM instances WHERE group_id = $1 AND window_start = $2`,
+        [groupId, windowStart],
+      ),
     );
     const row = result.rows[0];
     return row && toInstance(row);
   }
 
   async getInstanceById(instanceId: string): Promise<InstanceRecord | undefined> {
-    const result = await this.run('get instance', () => this.pool.query<InstanceRow>(`SELECT ${INSTANCE_COLUMNS} FROM instances WHERE instance_id = $1`, [instanceId]));
+    const result = await this.run('get instance', () =>
+      this.pool.query<InstanceRow>(`SELECT ${INSTANCE_COLUMNS} FROM instances WHERE instance_id = $1`, [instanceId]),
+    );
     const row = result.rows[0];
     return row && toInstance(row);
   }
@@ -464,7 +542,10 @@ export class PostgresScheduleStore implements ScheduleStore, OperatorStore {
     if (query.states !== undefined) where.push(`state = ANY(${param(query.states)}::text[])`);
     if (query.windowFrom !== undefined) where.push(`window_start >= ${param(query.windowFrom)}`);
     if (query.windowTo !== undefined) where.push(`window_start < ${param(query.windowTo)}`);
-    if (query.after !== undefined) where.push(`(group_id, window_start) > (${param(query.after.groupId)}, ${param(query.after.windowStart)}::bigint)`);
+    if (query.after !== undefined)
+      where.push(
+        `(group_id, window_start) > (${param(query.after.groupId)}, ${param(query.after.windowStart)}::bigint)`,
+      );
     const sql = `SELECT ${INSTANCE_COLUMNS} FROM instances${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY group_id, window_start LIMIT ${param(query.limit)}`;
     const result = await this.run('list instances', () => this.pool.query<InstanceRow>(sql, params));
     return result.rows.map(toInstance);
@@ -472,7 +553,10 @@ export class PostgresScheduleStore implements ScheduleStore, OperatorStore {
 
   async lastInstance(groupId: string): Promise<InstanceRecord | undefined> {
     const result = await this.run('last instance', () =>
-      this.pool.query<InstanceRow>(`SELECT ${INSTANCE_COLUMNS} FROM instances WHERE group_id = $1 ORDER BY window_start DESC LIMIT 1`, [groupId]),
+      this.pool.query<InstanceRow>(
+        `SELECT ${INSTANCE_COLUMNS} FROM instances WHERE group_id = $1 ORDER BY window_start DESC LIMIT 1`,
+        [groupId],
+      ),
     );
     const row = result.rows[0];
     return row && toInstance(row);
@@ -504,7 +588,8 @@ export class PostgresScheduleStore implements ScheduleStore, OperatorStore {
         ],
       ),
     );
-    if (result.rowCount === 0) throw new SluiceError(ERROR_CODES.ALREADY_EXISTS, `group '${group.groupId}' already exists`);
+    if (result.rowCount === 0)
+      throw new SluiceError(ERROR_CODES.ALREADY_EXISTS, `group '${group.groupId}' already exists`);
   }
 
   async updateGroup(group: GroupRecord, expectedVersion: number): Promise<void> {
@@ -531,19 +616,30 @@ export class PostgresScheduleStore implements ScheduleStore, OperatorStore {
       ),
     );
     if (result.rowCount !== 0) return;
-    const current = await this.run('update group', () => this.pool.query<{ version: number }>('SELECT version FROM groups WHERE group_id = $1', [group.groupId]));
+    const current = await this.run('update group', () =>
+      this.pool.query<{ version: number }>('SELECT version FROM groups WHERE group_id = $1', [group.groupId]),
+    );
     const row = current.rows[0];
     if (row === undefined) throw notFound('group', group.groupId);
-    throw new SluiceError(ERROR_CODES.VERSION_CONFLICT, `group ${group.groupId} was changed: version ${expectedVersion} is stale (current ${row.version})`);
+    throw new SluiceError(
+      ERROR_CODES.VERSION_CONFLICT,
+      `group ${group.groupId} was changed: version ${expectedVersion} is stale (current ${row.version})`,
+    );
   }
 
   async getGroup(groupId: string): Promise<GroupRecord | undefined> {
-    const result = await this.run('get group', () => this.pool.query<GroupRow>(`SELECT ${GROUP_COLUMNS} FROM groups WHERE group_id = $1`, [groupId]));
+    const result = await this.run('get group', () =>
+      this.pool.query<GroupRow>(`SELECT ${GROUP_COLUMNS} FROM groups WHERE group_id = $1`, [groupId]),
+    );
     const row = result.rows[0];
     return row && toGroup(row);
   }
 
-  async listGroups(query: { readonly statuses?: readonly GroupStatus[]; readonly afterGroupId?: string; readonly limit: number }): Promise<GroupRecord[]> {
+  async listGroups(query: {
+    readonly statuses?: readonly GroupStatus[];
+    readonly afterGroupId?: string;
+    readonly limit: number;
+  }): Promise<GroupRecord[]> {
     checkLimit(query.limit);
     const where: string[] = [];
     const params: unknown[] = [];
@@ -618,7 +714,12 @@ export class PostgresScheduleStore implements ScheduleStore, OperatorStore {
     return result.rows.map(toJob);
   }
 
-  async updateJob(jobId: string, patch: JobPatch, now: number, fromStates?: readonly JobState[]): Promise<JobRecord | undefined> {
+  async updateJob(
+    jobId: string,
+    patch: JobPatch,
+    now: number,
+    fromStates?: readonly JobState[],
+  ): Promise<JobRecord | undefined> {
     // One statement for every patch shape: an absent field binds NULL and keeps the stored value.
     const result = await this.run('update job', () =>
       this.pool.query<JobRow>(
@@ -649,7 +750,9 @@ export class PostgresScheduleStore implements ScheduleStore, OperatorStore {
   }
 
   async getJob(jobId: string): Promise<JobRecord | undefined> {
-    const result = await this.run('get job', () => this.pool.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE job_id = $1`, [jobId]));
+    const result = await this.run('get job', () =>
+      this.pool.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE job_id = $1`, [jobId]),
+    );
     const row = result.rows[0];
     return row && toJob(row);
   }
@@ -702,12 +805,21 @@ export class PostgresScheduleStore implements ScheduleStore, OperatorStore {
 
   /** Runs `fn`, turning a lost or refused connection into UNAVAILABLE naming the host (never the password). */
   private async run<T>(doing: string, fn: () => Promise<T>): Promise<T> {
-    if (this.closed) throw new SluiceError(ERROR_CODES.UNAVAILABLE, `schedule store: ${doing}: the PostgreSQL store for ${this.target} is closed`);
+    if (this.closed)
+      throw new SluiceError(
+        ERROR_CODES.UNAVAILABLE,
+        `schedule store: ${doing}: the PostgreSQL store for ${this.target} is closed`,
+      );
     try {
       return await fn();
     } catch (err) {
       if (isSluiceError(err) || !isConnectionError(err)) throw err;
-      throw new SluiceError(ERROR_CODES.UNAVAILABLE, this.scrub(`schedule store: ${doing}: PostgreSQL at ${this.target} unavailable: ${messageOf(err)}`), {}, { cause: err });
+      throw new SluiceError(
+        ERROR_CODES.UNAVAILABLE,
+        this.scrub(`schedule store: ${doing}: PostgreSQL at ${this.target} unavailable: ${messageOf(err)}`),
+        {},
+        { cause: err },
+      );
     }
   }
 

@@ -2,7 +2,15 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { type Boundaries, ERROR_CODES, SluiceError, invalidArgument, notFound } from 'sluice/sdk';
-import type { GroupRecord, GroupStatus, JobPatch, JobQuery, JobRecord, JobState, OperatorStore } from '../../operator/domain/model.js';
+import type {
+  GroupRecord,
+  GroupStatus,
+  JobPatch,
+  JobQuery,
+  JobRecord,
+  JobState,
+  OperatorStore,
+} from '../../operator/domain/model.js';
 import type {
   InstancePatch,
   InstanceQuery,
@@ -22,7 +30,8 @@ const BUSY_TIMEOUT_MS = 5000;
 const INSTANCE_COLUMNS =
   'instance_id, group_id, window_start, window_end, due_time, state, "trigger", job_ids, attempt, dispatched_at, finished_at, error, owner, created_at, updated_at';
 const SCHEDULE_COLUMNS = 'group_id, info, status, engine_id, version, created_at, updated_at';
-const GROUP_COLUMNS = 'group_id, description, streams, schedule, runner, retry, status, version, created_at, updated_at';
+const GROUP_COLUMNS =
+  'group_id, description, streams, schedule, runner, retry, status, version, created_at, updated_at';
 /** What a job reads back; window_lower_ms is derived from the bounds on insert and only queried. */
 const JOB_COLUMNS =
   'job_id, group_id, stream_id, instance_id, boundary_type, lower_bound, upper_bound, generation, state, runner, attempt, ' +
@@ -145,7 +154,11 @@ function toJob(row: JobRow): JobRecord {
     groupId: row.group_id,
     streamId: row.stream_id,
     instanceId: row.instance_id,
-    boundaries: { boundaryType: row.boundary_type as Boundaries['boundaryType'], lowerBound: row.lower_bound, upperBound: row.upper_bound },
+    boundaries: {
+      boundaryType: row.boundary_type as Boundaries['boundaryType'],
+      lowerBound: row.lower_bound,
+      upperBound: row.upper_bound,
+    },
     generation: Number(row.generation),
     state: row.state as JobState,
     runner: row.runner,
@@ -199,7 +212,12 @@ export class SqliteScheduleStore implements ScheduleStore, OperatorStore {
         // Closing a half-open handle: nothing more to do.
       }
       const message = err instanceof Error ? err.message : String(err);
-      throw new SluiceError(ERROR_CODES.UNAVAILABLE, `schedule store: cannot open SQLite database ${location}: ${message}`, {}, { cause: err });
+      throw new SluiceError(
+        ERROR_CODES.UNAVAILABLE,
+        `schedule store: cannot open SQLite database ${location}: ${message}`,
+        {},
+        { cause: err },
+      );
     }
     return new SqliteScheduleStore(db, location);
   }
@@ -229,7 +247,15 @@ export class SqliteScheduleStore implements ScheduleStore, OperatorStore {
            info = excluded.info, status = excluded.status, engine_id = excluded.engine_id, version = excluded.version,
            created_at = excluded.created_at, updated_at = excluded.updated_at
          WHERE schedules.status = 'DELETED'`,
-      ).run(record.groupId, JSON.stringify(record.info), record.status, record.engineId, record.version, record.createdAt, record.updatedAt);
+      ).run(
+        record.groupId,
+        JSON.stringify(record.info),
+        record.status,
+        record.engineId,
+        record.version,
+        record.createdAt,
+        record.updatedAt,
+      );
       if (Number(result.changes) === 0) {
         throw new SluiceError(ERROR_CODES.ALREADY_EXISTS, `schedule '${record.groupId}' already exists`);
       }
@@ -244,9 +270,18 @@ export class SqliteScheduleStore implements ScheduleStore, OperatorStore {
       const result = this.stmt(
         `UPDATE schedules SET info = ?, status = ?, engine_id = ?, version = ?, updated_at = ?
          WHERE group_id = ? AND version = ?`,
-      ).run(JSON.stringify(record.info), record.status, record.engineId, record.version, record.updatedAt, record.groupId, expectedVersion);
+      ).run(
+        JSON.stringify(record.info),
+        record.status,
+        record.engineId,
+        record.version,
+        record.updatedAt,
+        record.groupId,
+        expectedVersion,
+      );
       if (Number(result.changes) > 0) return;
-      const current = this.stmt('SELECT version FROM schedules WHERE group_id = ?').get(record.groupId) as { version: number } | undefined;
+      const current = this.stmt('SELECT version FROM schedules WHERE group_id = ?').get(record.groupId) as
+        { version: number } | undefined;
       if (current === undefined) throw notFound('schedule', record.groupId);
       throw new SluiceError(
         ERROR_CODES.VERSION_CONFLICT,
@@ -257,12 +292,17 @@ export class SqliteScheduleStore implements ScheduleStore, OperatorStore {
 
   async getSchedule(groupId: string): Promise<ScheduleRecord | undefined> {
     return this.run('get schedule', () => {
-      const row = this.stmt(`SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE group_id = ?`).get(groupId) as ScheduleRow | undefined;
+      const row = this.stmt(`SELECT ${SCHEDULE_COLUMNS} FROM schedules WHERE group_id = ?`).get(groupId) as
+        ScheduleRow | undefined;
       return row && toSchedule(row);
     });
   }
 
-  async listSchedules(query: { readonly statuses?: readonly ScheduleStatus[]; readonly afterGroupId?: string; readonly limit: number }): Promise<ScheduleRecord[]> {
+  async listSchedules(query: {
+    readonly statuses?: readonly ScheduleStatus[];
+    readonly afterGroupId?: string;
+    readonly limit: number;
+  }): Promise<ScheduleRecord[]> {
     checkLimit(query.limit);
     return this.run('list schedules', () => {
       const where: string[] = [];
@@ -325,15 +365,21 @@ export class SqliteScheduleStore implements ScheduleStore, OperatorStore {
            WHERE group_id = ? AND window_start = ? AND state IN (SELECT value FROM json_each(?))`,
         ).run(trigger, owner, now, groupId, windowStart, JSON.stringify(fromStates));
         if (Number(result.changes) === 0) return undefined;
-        const row = this.stmt(`SELECT ${INSTANCE_COLUMNS} FROM instances WHERE group_id = ? AND window_start = ?`).get(groupId, windowStart) as
-          | InstanceRow
-          | undefined;
+        const row = this.stmt(`SELECT ${INSTANCE_COLUMNS} FROM instances WHERE group_id = ? AND window_start = ?`).get(
+          groupId,
+          windowStart,
+        ) as InstanceRow | undefined;
         return row && toInstance(row);
       }),
     );
   }
 
-  async takeOverInstance(instanceId: string, seenUpdatedAt: number, owner: string, now: number): Promise<InstanceRecord | undefined> {
+  async takeOverInstance(
+    instanceId: string,
+    seenUpdatedAt: number,
+    owner: string,
+    now: number,
+  ): Promise<InstanceRecord | undefined> {
     return this.run('take over instance', () =>
       this.transaction(() => {
         // Compare-and-swap on updated_at: the first taker changes it, so a second one no longer matches.
@@ -346,7 +392,12 @@ export class SqliteScheduleStore implements ScheduleStore, OperatorStore {
     );
   }
 
-  async updateInstance(instanceId: string, patch: InstancePatch, now: number, fromStates?: readonly InstanceState[]): Promise<InstanceRecord | undefined> {
+  async updateInstance(
+    instanceId: string,
+    patch: InstancePatch,
+    now: number,
+    fromStates?: readonly InstanceState[],
+  ): Promise<InstanceRecord | undefined> {
     return this.run('update instance', () =>
       this.transaction(() => {
         // One statement for every patch shape: an absent field binds NULL and keeps the stored value.
@@ -374,9 +425,10 @@ export class SqliteScheduleStore implements ScheduleStore, OperatorStore {
 
   async getInstance(groupId: string, windowStart: number): Promise<InstanceRecord | undefined> {
     return this.run('get instance', () => {
-      const row = this.stmt(`SELECT ${INSTANCE_COLUMNS} FROM instances WHERE group_id = ? AND window_start = ?`).get(groupId, windowStart) as
-        | InstanceRow
-        | undefined;
+      const row = this.stmt(`SELECT ${INSTANCE_COLUMNS} FROM instances WHERE group_id = ? AND window_start = ?`).get(
+        groupId,
+        windowStart,
+      ) as InstanceRow | undefined;
       return row && toInstance(row);
     });
   }
@@ -419,9 +471,9 @@ export class SqliteScheduleStore implements ScheduleStore, OperatorStore {
 
   async lastInstance(groupId: string): Promise<InstanceRecord | undefined> {
     return this.run('last instance', () => {
-      const row = this.stmt(`SELECT ${INSTANCE_COLUMNS} FROM instances WHERE group_id = ? ORDER BY window_start DESC LIMIT 1`).get(groupId) as
-        | InstanceRow
-        | undefined;
+      const row = this.stmt(
+        `SELECT ${INSTANCE_COLUMNS} FROM instances WHERE group_id = ? ORDER BY window_start DESC LIMIT 1`,
+      ).get(groupId) as InstanceRow | undefined;
       return row && toInstance(row);
     });
   }
@@ -477,7 +529,8 @@ export class SqliteScheduleStore implements ScheduleStore, OperatorStore {
         expectedVersion,
       );
       if (Number(result.changes) > 0) return;
-      const current = this.stmt('SELECT version FROM groups WHERE group_id = ?').get(group.groupId) as { version: number } | undefined;
+      const current = this.stmt('SELECT version FROM groups WHERE group_id = ?').get(group.groupId) as
+        { version: number } | undefined;
       if (current === undefined) throw notFound('group', group.groupId);
       throw new SluiceError(
         ERROR_CODES.VERSION_CONFLICT,
@@ -488,12 +541,17 @@ export class SqliteScheduleStore implements ScheduleStore, OperatorStore {
 
   async getGroup(groupId: string): Promise<GroupRecord | undefined> {
     return this.run('get group', () => {
-      const row = this.stmt(`SELECT ${GROUP_COLUMNS} FROM groups WHERE group_id = ?`).get(groupId) as GroupRow | undefined;
+      const row = this.stmt(`SELECT ${GROUP_COLUMNS} FROM groups WHERE group_id = ?`).get(groupId) as
+        GroupRow | undefined;
       return row && toGroup(row);
     });
   }
 
-  async listGroups(query: { readonly statuses?: readonly GroupStatus[]; readonly afterGroupId?: string; readonly limit: number }): Promise<GroupRecord[]> {
+  async listGroups(query: {
+    readonly statuses?: readonly GroupStatus[];
+    readonly afterGroupId?: string;
+    readonly limit: number;
+  }): Promise<GroupRecord[]> {
     checkLimit(query.limit);
     return this.run('list groups', () => {
       const where: string[] = [];
@@ -569,7 +627,12 @@ export class SqliteScheduleStore implements ScheduleStore, OperatorStore {
     });
   }
 
-  async updateJob(jobId: string, patch: JobPatch, now: number, fromStates?: readonly JobState[]): Promise<JobRecord | undefined> {
+  async updateJob(
+    jobId: string,
+    patch: JobPatch,
+    now: number,
+    fromStates?: readonly JobState[],
+  ): Promise<JobRecord | undefined> {
     return this.run('update job', () =>
       this.transaction(() => {
         // One statement for every patch shape: an absent field binds NULL and keeps the stored value.
@@ -642,7 +705,8 @@ export class SqliteScheduleStore implements ScheduleStore, OperatorStore {
   }
 
   private byId(instanceId: string): InstanceRecord | undefined {
-    const row = this.stmt(`SELECT ${INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?`).get(instanceId) as InstanceRow | undefined;
+    const row = this.stmt(`SELECT ${INSTANCE_COLUMNS} FROM instances WHERE instance_id = ?`).get(instanceId) as
+      InstanceRow | undefined;
     return row && toInstance(row);
   }
 
@@ -676,14 +740,23 @@ export class SqliteScheduleStore implements ScheduleStore, OperatorStore {
 
   /** Runs `fn`, turning "the database is locked" into UNAVAILABLE (another process held the lock too long). */
   private run<T>(doing: string, fn: () => T): T {
-    if (this.closed) throw new SluiceError(ERROR_CODES.UNAVAILABLE, `schedule store: ${doing}: the SQLite database ${this.path} is closed`);
+    if (this.closed)
+      throw new SluiceError(
+        ERROR_CODES.UNAVAILABLE,
+        `schedule store: ${doing}: the SQLite database ${this.path} is closed`,
+      );
     try {
       return fn();
     } catch (err) {
       const errcode = (err as { errcode?: unknown })?.errcode;
       if (typeof errcode === 'number' && BUSY_CODES.has(errcode & 0xff)) {
         const message = err instanceof Error ? err.message : String(err);
-        throw new SluiceError(ERROR_CODES.UNAVAILABLE, `schedule store: ${doing}: SQLite database ${this.path} is busy: ${message}`, {}, { cause: err });
+        throw new SluiceError(
+          ERROR_CODES.UNAVAILABLE,
+          `schedule store: ${doing}: SQLite database ${this.path} is busy: ${message}`,
+          {},
+          { cause: err },
+        );
       }
       throw err;
     }

@@ -38,7 +38,18 @@ async function seed(records: readonly ConformanceRecord[]): Promise<SeededSource
     // One send per record: each partition's offsets then follow the order given exactly.
     for (const [i, r] of records.entries()) {
       const partition = i % PARTITIONS;
-      await producer.send({ topic, acks: -1, messages: [{ partition, key: String(r.id), value: JSON.stringify({ id: r.id, ts: r.ts, name: r.name }), timestamp: String(r.ts) }] });
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: [
+          {
+            partition,
+            key: String(r.id),
+            value: JSON.stringify({ id: r.id, ts: r.ts, name: r.name }),
+            timestamp: String(r.ts),
+          },
+        ],
+      });
       placed.push({ partition, offset: next[partition]!, ts: r.ts });
       next[partition]! += 1n;
     }
@@ -67,8 +78,10 @@ async function seed(records: readonly ConformanceRecord[]): Promise<SeededSource
       };
       const a = firstAtOrAfter(fromTs);
       const b = Math.max(a, firstAtOrAfter(toTs));
-      const offsetAt = (index: number, partition: number) => placed.slice(index).find((p) => p.partition === partition)?.offset ?? next[partition]!;
-      const list = (index: number) => Array.from({ length: PARTITIONS }, (_, p) => `${p}:${offsetAt(index, p)}`).join(',');
+      const offsetAt = (index: number, partition: number) =>
+        placed.slice(index).find((p) => p.partition === partition)?.offset ?? next[partition]!;
+      const list = (index: number) =>
+        Array.from({ length: PARTITIONS }, (_, p) => `${p}:${offsetAt(index, p)}`).join(',');
       return { boundaryType: 'OFFSET', lowerBound: list(a), upperBound: list(b) };
     },
   };
@@ -105,7 +118,15 @@ async function readTopic(brokers: string[], topic: string): Promise<Message[]> {
     await consumer.connect();
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`reading back ${topic}: partitions ${[...waiting].join(', ')} did not reach their end within 30 s`)), 30_000);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `reading back ${topic}: partitions ${[...waiting].join(', ')} did not reach their end within 30 s`,
+            ),
+          ),
+        30_000,
+      );
       consumer.on(consumer.events.CRASH, ({ payload }) => {
         clearTimeout(timer);
         reject(payload.error);
@@ -116,7 +137,13 @@ async function readTopic(brokers: string[], topic: string): Promise<Message[]> {
           eachBatch: async ({ batch }) => {
             const end = ends.get(batch.partition) ?? 0n;
             for (const m of batch.messages) {
-              if (BigInt(m.offset) < end) out.push({ partition: batch.partition, offset: BigInt(m.offset), headers: m.headers ?? {}, value: m.value?.toString('utf8') ?? null });
+              if (BigInt(m.offset) < end)
+                out.push({
+                  partition: batch.partition,
+                  offset: BigInt(m.offset),
+                  headers: m.headers ?? {},
+                  value: m.value?.toString('utf8') ?? null,
+                });
             }
             if (BigInt(batch.lastOffset()) + 1n >= end) waiting.delete(batch.partition);
             if (waiting.size === 0) {
@@ -165,13 +192,20 @@ const harness: ConformanceHarness = {
           header(m.headers, 'sluice-group-id') === window.groupId &&
           header(m.headers, 'sluice-stream-id') === window.streamId,
       );
-      const markers = ofWindow.filter((m) => header(m.headers, 'sluice-commit') !== undefined).sort((x, y) => (x.offset < y.offset ? -1 : x.offset > y.offset ? 1 : 0));
+      const markers = ofWindow
+        .filter((m) => header(m.headers, 'sluice-commit') !== undefined)
+        .sort((x, y) => (x.offset < y.offset ? -1 : x.offset > y.offset ? 1 : 0));
       const last = markers[markers.length - 1];
       if (!last) return [];
       const jobId = header(last.headers, 'sluice-job-id');
-      const data = ofWindow.filter((m) => header(m.headers, 'sluice-commit') === undefined && header(m.headers, 'sluice-job-id') === jobId);
+      const data = ofWindow.filter(
+        (m) => header(m.headers, 'sluice-commit') === undefined && header(m.headers, 'sluice-job-id') === jobId,
+      );
       const expected = Number(header(last.headers, 'sluice-commit'));
-      if (data.length !== expected) throw new Error(`readBack: the commit marker of job ${jobId} counts ${expected} messages, the topic holds ${data.length}`);
+      if (data.length !== expected)
+        throw new Error(
+          `readBack: the commit marker of job ${jobId} counts ${expected} messages, the topic holds ${data.length}`,
+        );
       return data
         .map((m) => {
           const v = JSON.parse(m.value ?? 'null') as { id: number; ts: number; name: string };

@@ -31,7 +31,9 @@ async function freshTable(withWindow: boolean): Promise<string> {
   const table = uniqueName('conformance_my');
   tables.push(table);
   await withConnection((c) =>
-    c.query(`CREATE TABLE ${qi(table)} (id BIGINT NOT NULL, ts DATETIME(3) NOT NULL, name TEXT NOT NULL${withWindow ? `, ${qi(DEFAULT_WINDOW_COLUMN)} VARCHAR(768) NOT NULL, INDEX (${qi(DEFAULT_WINDOW_COLUMN)})` : ''}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`),
+    c.query(
+      `CREATE TABLE ${qi(table)} (id BIGINT NOT NULL, ts DATETIME(3) NOT NULL, name TEXT NOT NULL${withWindow ? `, ${qi(DEFAULT_WINDOW_COLUMN)} VARCHAR(768) NOT NULL, INDEX (${qi(DEFAULT_WINDOW_COLUMN)})` : ''}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    ),
   );
   return table;
 }
@@ -41,7 +43,10 @@ async function seed(records: readonly ConformanceRecord[]): Promise<SeededSource
   await withConnection(async (c) => {
     for (let i = 0; i < records.length; i += 500) {
       const chunk = records.slice(i, i + 500);
-      await c.execute(`INSERT INTO ${qi(table)} (id, ts, name) VALUES ${chunk.map(() => '(?, ?, ?)').join(', ')}`, chunk.flatMap((r) => [r.id, dateTime(r.ts), r.name]));
+      await c.execute(
+        `INSERT INTO ${qi(table)} (id, ts, name) VALUES ${chunk.map(() => '(?, ?, ?)').join(', ')}`,
+        chunk.flatMap((r) => [r.id, dateTime(r.ts), r.name]),
+      );
     }
   });
   const after = records.length === 0 ? 1 : Math.max(...records.map((r) => r.id)) + 1;
@@ -59,9 +64,16 @@ async function seed(records: readonly ConformanceRecord[]): Promise<SeededSource
 async function readBack(options: Options, window: WindowRef): Promise<readonly ConformanceRecord[]> {
   const column = typeof options.windowColumn === 'string' ? options.windowColumn : DEFAULT_WINDOW_COLUMN;
   const [rows] = await withConnection((c) =>
-    c.execute<mysql.RowDataPacket[]>(`SELECT id, ts, name FROM ${qi(String(options.table))} WHERE ${qi(column)} = ? ORDER BY id`, [windowId(window)]),
+    c.execute<mysql.RowDataPacket[]>(
+      `SELECT id, ts, name FROM ${qi(String(options.table))} WHERE ${qi(column)} = ? ORDER BY id`,
+      [windowId(window)],
+    ),
   );
-  return rows.map((r) => ({ id: Number(r.id), ts: Date.parse(`${String(r.ts).replace(' ', 'T')}Z`), name: String(r.name) }));
+  return rows.map((r) => ({
+    id: Number(r.id),
+    ts: Date.parse(`${String(r.ts).replace(' ', 'T')}Z`),
+    name: String(r.name),
+  }));
 }
 
 const harness: ConformanceHarness = {

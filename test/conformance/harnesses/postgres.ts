@@ -27,7 +27,11 @@ async function withClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> 
 async function freshTable(withWindow: boolean): Promise<string> {
   const table = uniqueName('conformance_pg');
   tables.push(table);
-  await withClient((c) => c.query(`CREATE TABLE ${qi(table)} (id bigint NOT NULL, ts timestamptz(3) NOT NULL, name text NOT NULL${withWindow ? `, ${qi(DEFAULT_WINDOW_COLUMN)} text NOT NULL` : ''})`));
+  await withClient((c) =>
+    c.query(
+      `CREATE TABLE ${qi(table)} (id bigint NOT NULL, ts timestamptz(3) NOT NULL, name text NOT NULL${withWindow ? `, ${qi(DEFAULT_WINDOW_COLUMN)} text NOT NULL` : ''})`,
+    ),
+  );
   return table;
 }
 
@@ -56,7 +60,10 @@ async function seed(records: readonly ConformanceRecord[]): Promise<SeededSource
 async function readBack(options: Options, window: WindowRef): Promise<readonly ConformanceRecord[]> {
   const column = typeof options.windowColumn === 'string' ? options.windowColumn : DEFAULT_WINDOW_COLUMN;
   const res = await withClient((c) =>
-    c.query<{ id: string; ts: Date; name: string }>(`SELECT id, ts, name FROM ${qi(String(options.table))} WHERE ${qi(column)} = $1 ORDER BY id`, [windowId(window)]),
+    c.query<{ id: string; ts: Date; name: string }>(
+      `SELECT id, ts, name FROM ${qi(String(options.table))} WHERE ${qi(column)} = $1 ORDER BY id`,
+      [windowId(window)],
+    ),
   );
   return res.rows.map((r) => ({ id: Number(r.id), ts: r.ts.getTime(), name: r.name }));
 }

@@ -14,7 +14,10 @@ import type { ConformanceHarness } from '../harness.js';
 const harness: ConformanceHarness = {
   connectorId: 'pulsar',
   available: async () => ({ ok: true }),
-  sampleSourceOptions: { serviceUrl: 'pulsar://localhost:6650', topic: 'persistent://public/default/sluice-conformance' },
+  sampleSourceOptions: {
+    serviceUrl: 'pulsar://localhost:6650',
+    topic: 'persistent://public/default/sluice-conformance',
+  },
   sampleBoundaries: {
     OFFSET: { boundaryType: 'OFFSET', lowerBound: '12:2:-1', upperBound: '12:40:-1:3' },
   },
