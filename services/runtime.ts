@@ -14,7 +14,7 @@ import type { Clock } from './schedule/domain/clock.js';
 import { type Dispatcher, ScheduleService } from './schedule/domain/service.js';
 import { GrpcDispatcher } from './schedule/grpc/dispatcher.js';
 import { scheduleGrpc } from './schedule/grpc/adapter.js';
-import { openSluiceStore } from './schedule/store/index.js';
+import { openSluiceStore } from './store/index.js';
 import { OperatorService, type SchedulePort } from './operator/domain/service.js';
 import type { Runner } from './operator/domain/runner.js';
 import { operatorGrpc } from './operator/grpc/adapter.js';

@@ -11,7 +11,7 @@ import { loadPlugins } from '../../services/host/loader.js';
 import type { OperatorStore } from '../../services/operator/domain/model.js';
 import { type GroupInput, OperatorService, type SchedulePort } from '../../services/operator/domain/service.js';
 import { EmbeddedRunner } from '../../services/operator/runners/embedded.js';
-import { SqliteScheduleStore } from '../../services/schedule/store/sqlite.js';
+import { SqliteStore } from '../../services/store/sqlite.js';
 
 export const RUNNER_FIXTURES = fileURLToPath(new URL('../fixtures/plugins/runner/', import.meta.url));
 
@@ -43,7 +43,7 @@ export interface OperatorRig {
 
 export async function operatorRig(maxRunningJobs = 4): Promise<OperatorRig> {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-operator-'));
-  const store = await SqliteScheduleStore.open(join(dir, 'sluice.db'));
+  const store = await SqliteStore.open(join(dir, 'sluice.db'));
   await store.migrate();
   const plugins = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR, extraDirs: [RUNNER_FIXTURES] });
   const hooks = new HookRunner({ timeoutMs: 10_000 });

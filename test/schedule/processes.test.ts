@@ -18,7 +18,7 @@ import {
   type Instance,
   type ScheduleInfo,
 } from '../../proto/gen/sluice/schedule/v1/schedule.js';
-import { SqliteScheduleStore } from '../../services/schedule/store/sqlite.js';
+import { SqliteStore } from '../../services/store/sqlite.js';
 import { PG_URL, probePostgres, uniqueName } from '../helpers/databases.js';
 import { type FakeOperator, type SubmitCall, startFakeOperator } from '../helpers/fake-operator.js';
 import { gate } from '../helpers/integration.js';
@@ -191,7 +191,7 @@ test.serial('SIGKILL and restart on the same SQLite ledger: every window once, n
   await until('the first run is killed during the third window', 15_000, () => killedAt !== 0);
   t.is(await first.proc.exited, 'SIGKILL');
   // The ledger as the killed process left it: the window in flight is claimed (SCHEDULED), nothing after it.
-  const store = await SqliteScheduleStore.open(join(dataDir, 'sluice.db'));
+  const store = await SqliteStore.open(join(dataDir, 'sluice.db'));
   const atKill = await store.listInstances({ groupId, limit: 1000 }).finally(() => store.close());
   t.deepEqual(
     atKill.map((r) => r.windowStart),
