@@ -155,6 +155,8 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       dispatcher,
       logger,
       owner: config.replicaId,
+      leaseMs: config.failoverMs,
+      rescanMs: config.scheduleRescanMs,
     });
     const { definition, implementation } = scheduleGrpc(service, clock, logger);
     bindings.push({ name: 'sluice.schedule.v1.ScheduleService', definition, implementation: implementation as never });

@@ -15,8 +15,11 @@ export interface Migration {
   /** Strictly increasing, starting at 1. */
   readonly version: number;
   readonly description: string;
-  up(db: Kysely<unknown>, types: StoreDialect['types']): Promise<void>;
+  up(db: Kysely<unknown>, types: StoreDialect['types'], dialect: StoreDialect['name']): Promise<void>;
 }
+
+/** The PostgreSQL channel schedule writes are announced on; the payload is `<schema> <groupId>`. */
+export const SCHEDULE_CHANNEL = 'sluice_schedules';
 
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -120,6 +123,23 @@ export const MIGRATIONS: readonly Migration[] = [
         .execute();
     },
   },
+  {
+    version: 3,
+    description: 'PostgreSQL: every schedule write notifies the replicas',
+    async up(db, _types, dialect) {
+      // SQLite has no notifications; its replicas (processes on one file) rely on the periodic re-scan.
+      if (dialect !== 'postgres') return;
+      // In the trigger, so a write notifies exactly when it commits, whichever replica (or tool) made it.
+      // The payload names the schema: replicas of different schemas in one database may share the channel.
+      await sql`CREATE FUNCTION sluice_schedule_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          PERFORM pg_notify('${sql.raw(SCHEDULE_CHANNEL)}', TG_TABLE_SCHEMA || ' ' || NEW.group_id);
+          RETURN NULL;
+        END $$`.execute(db);
+      await sql`CREATE TRIGGER schedules_notify AFTER INSERT OR UPDATE ON schedules
+        FOR EACH ROW EXECUTE FUNCTION sluice_schedule_changed()`.execute(db);
+    },
+  },
 ];
 
 /** The newest schema version this build knows. */
@@ -148,7 +168,7 @@ export async function migrate(db: Kysely<Database>, dialect: StoreDialect): Prom
       .execute();
     const applied = await trx.selectFrom('schema_migrations').select('version').execute();
     for (const migration of pendingMigrations(applied.map((r) => Number(r.version)))) {
-      await migration.up(trx as unknown as Kysely<unknown>, dialect.types);
+      await migration.up(trx as unknown as Kysely<unknown>, dialect.types, dialect.name);
       await trx
         .insertInto('schema_migrations')
         .values({ version: migration.version, description: migration.description, applied_at: Date.now() })

@@ -3,6 +3,8 @@ import pg from 'pg';
 import { ERROR_CODES, SluiceError, invalidArgument, isSluiceError } from 'sluice/sdk';
 import type { Database } from './database.js';
 import type { StoreDialect } from './dialect.js';
+import type { ScheduleChangeListener } from '../schedule/domain/model.js';
+import { SCHEDULE_CHANNEL } from './migrations.js';
 import { SqlStore } from './store.js';
 
 export interface PostgresStoreOptions {
@@ -100,8 +102,68 @@ export class PostgresStore extends SqlStore {
     dialect: StoreDialect,
     /** The schema of its own, when one was asked for. */
     readonly schema: string | undefined,
+    /** How to open a connection of its own (the listener's), as the pool opens its. */
+    private readonly connection: pg.ClientConfig,
   ) {
     super(db, dialect);
+  }
+
+  /**
+   * LISTENs on a connection of its own for the schedule writes the `schedules_notify` trigger announces. A lost
+   * connection is opened again every second until it is back, then `onGap` says announcements may have been missed.
+   */
+  async watchSchedules(listener: ScheduleChangeListener): Promise<{ close(): Promise<void> }> {
+    let closed = false;
+    let client: pg.Client | undefined;
+    let retry: NodeJS.Timeout | undefined;
+    const connect = async (): Promise<void> => {
+      const c = new pg.Client(this.connection);
+      c.on('error', () => {}); // followed by 'end', handled there
+      try {
+        await c.connect();
+        const { rows } = await c.query<{ schema: string }>('SELECT current_schema() AS schema');
+        const schema = rows[0]?.schema ?? '';
+        c.on('notification', (msg) => {
+          const payload = msg.payload ?? '';
+          const space = payload.indexOf(' ');
+          if (msg.channel === SCHEDULE_CHANNEL && space > 0 && payload.slice(0, space) === schema)
+            listener.onChange(payload.slice(space + 1));
+        });
+        await c.query(`LISTEN ${SCHEDULE_CHANNEL}`);
+      } catch (err) {
+        await c.end().catch(() => {});
+        throw err;
+      }
+      c.once('end', () => {
+        client = undefined;
+        if (!closed) again();
+      });
+      client = c;
+    };
+    const again = (): void => {
+      retry = setTimeout(() => {
+        retry = undefined;
+        if (closed) return;
+        connect().then(
+          () => listener.onGap(),
+          () => again(),
+        );
+      }, 1000);
+      retry.unref();
+    };
+    try {
+      await connect();
+    } catch {
+      // The store is out of reach now: keep trying; the caller's periodic re-scan covers the meantime.
+      again();
+    }
+    return {
+      close: async () => {
+        closed = true;
+        if (retry) clearTimeout(retry);
+        await client?.end().catch(() => {});
+      },
+    };
   }
 
   /** Connects (and creates `options.schema` when missing); UNAVAILABLE naming the host when the server cannot be reached. */
@@ -131,14 +193,15 @@ export class PostgresStore extends SqlStore {
     if (schema !== undefined)
       startupOptions.push(`-c search_path=${quoteIdent(schema).replace(/[\\\s]/g, (c) => `\\${c}`)}`);
 
-    const pool = new pg.Pool({
+    const connection: pg.ClientConfig = {
       connectionString: parsed.toString(),
-      max: poolSize,
       connectionTimeoutMillis: connectTimeoutMs,
       application_name: 'sluice',
+      keepAlive: true,
       types,
       ...(startupOptions.length ? { options: startupOptions.join(' ') } : {}),
-    });
+    };
+    const pool = new pg.Pool({ ...connection, max: poolSize });
     // An idle connection dropped by the server: the next query fails and says so; unhandled, it would crash the process.
     pool.on('error', () => {});
     try {
@@ -170,7 +233,7 @@ export class PostgresStore extends SqlStore {
       );
     }
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    return new PostgresStore(db, postgresDialect(target, scrub), schema);
+    return new PostgresStore(db, postgresDialect(target, scrub), schema, connection);
   }
 }
 

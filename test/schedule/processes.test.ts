@@ -301,9 +301,8 @@ pgTest.serial(
       SLUICE_REPLICA_ID: id,
     });
 
-    // The built-in engine arms a schedule when it is registered through its own replica, or when the
-    // replica starts and re-registers the firing schedules it finds in the store. So the schedule is
-    // registered through r1 first and r2 is started after: it learns of the schedule at its start.
+    // r2 starts after the schedule exists: it arms it from the store at its start (the failover test below
+    // covers replicas that learn of a schedule while running).
     const r1 = await startReplica(t, 'r1', env('r1'));
     const start = Math.floor(Date.now() / SECOND) * SECOND;
     await call(r1.client.registerSchedule.bind(r1.client), { info: secondly(groupId, start) });
@@ -368,5 +367,84 @@ pgTest.serial(
       );
       t.is(calls[0]?.instanceId, r.instance_id);
     }
+  },
+);
+
+pgTest.serial(
+  'kill -9 of the replica a schedule was registered through: a survivor fires the next windows within SLUICE_FAILOVER_MS of their due time',
+  async (t) => {
+    const groupId = 'failover-1s';
+    const failoverMs = 5000;
+    const schema = uniqueName('sluice_fail');
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    t.context.cleanup.push(async () => {
+      await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await admin.end();
+    });
+    await admin.query(`CREATE SCHEMA "${schema}"`);
+    const url = `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+    const operator = await startFakeOperator({ runMs: 100 });
+    t.context.operator = operator;
+    const dataDir = await mkdtemp(join(tmpdir(), 'sluice-failover-'));
+    t.context.cleanup.push(() => rm(dataDir, { recursive: true, force: true }));
+    const env = (id: string) => ({
+      SLUICE_DATABASE_URL: url,
+      SLUICE_DATA_DIR: join(dataDir, id),
+      SLUICE_OPERATOR_ADDR: operator.address,
+      SLUICE_REPLICA_ID: id,
+      SLUICE_FAILOVER_MS: String(failoverMs),
+      // Only the announcement can arm the schedule on r2 and r3 in time: the re-scan comes far too late.
+      SLUICE_SCHEDULE_RESCAN_MS: '600000',
+    });
+
+    // Every replica is up before the schedule exists: r2 and r3 learn of it only from the store.
+    const r1 = await startReplica(t, 'r1', env('r1'));
+    const r2 = await startReplica(t, 'r2', env('r2'));
+    const r3 = await startReplica(t, 'r3', env('r3'));
+    const start = Math.ceil(Date.now() / SECOND) * SECOND + SECOND;
+    await call(r1.client.registerSchedule.bind(r1.client), { info: secondly(groupId, start) });
+
+    // Let r1 take part, then kill it with no warning.
+    const claimedBy = async () =>
+      (await admin.query<{ owner: string }>(`SELECT owner FROM "${schema}".instances WHERE group_id = $1`, [groupId]))
+        .rows;
+    await until('windows fired', 20_000, async () => (await claimedBy()).length >= 4);
+    await stopReplica(r1, 'SIGKILL');
+    const killedAt = Date.now();
+    await sleep(8 * SECOND);
+    const cutoff = Math.floor(Date.now() / SECOND) * SECOND - 2 * SECOND;
+    await until('the operator saw every window before the cut-off', 10_000, sawAll(operator, groupId, start, cutoff));
+    await Promise.all([stopReplica(r2, 'SIGTERM'), stopReplica(r3, 'SIGTERM')]);
+
+    const { rows } = await admin.query<{ window_start: string; due_time: string; created_at: string; owner: string }>(
+      `SELECT window_start, due_time, created_at, owner FROM "${schema}".instances WHERE group_id = $1 AND window_start < $2 ORDER BY window_start`,
+      [groupId, cutoff],
+    );
+    t.deepEqual(
+      rows.map((r) => Number(r.window_start)),
+      starts(start, cutoff),
+      'one ledger row per window, none lost',
+    );
+    const after = rows.filter((r) => Number(r.due_time) > killedAt);
+    t.true(after.length >= 5, `${after.length} windows fell due after the kill`);
+    t.true(
+      after.every((r) => r.owner !== 'r1'),
+      'windows due after the kill were claimed by survivors',
+    );
+    const delays = after.map((r) => Number(r.created_at) - Number(r.due_time));
+    t.true(
+      delays.every((d) => d <= failoverMs),
+      `every window due after the kill fired within ${failoverMs} ms of its due time (delays ${delays.join(' ')})`,
+    );
+    const byWindow = operator.callsByWindow(groupId);
+    t.deepEqual(
+      starts(start, cutoff).filter((s) => distinctJobIds(byWindow.get(s) ?? []).length !== 1),
+      [],
+      'every window has exactly one job at the operator',
+    );
+    t.log(
+      `windows ${rows.length}; after the kill ${after.length}, claimed by ${[...new Set(after.map((r) => r.owner))].join(', ')}; fire delay max ${Math.max(...delays)} ms`,
+    );
   },
 );
