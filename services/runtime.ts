@@ -184,6 +184,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       defaultRunner: config.runner,
       maxRunningJobs: config.maxRunningJobs,
       owner: config.replicaId,
+      leaseMs: config.failoverMs,
       logger,
     });
     const { definition, implementation } = operatorGrpc(service, logger);

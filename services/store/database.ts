@@ -67,6 +67,7 @@ export interface JobsTable {
   progress: Json;
   error: string;
   owner: string;
+  lease_until: number | null;
   created_at: number;
   started_at: number | null;
   finished_at: number | null;

@@ -23,11 +23,14 @@ const COLUMNS = [
   'progress',
   'error',
   'owner',
+  'lease_until',
   'created_at',
   'started_at',
   'finished_at',
   'updated_at',
 ] as const;
+
+const UNFINISHED: readonly JobState[] = ['PENDING', 'RUNNING'];
 
 /** The operator's jobs: one per stream of a window and generation, that key unique. */
 export class Jobs {
@@ -63,6 +66,7 @@ export class Jobs {
               progress: JSON.stringify(job.progress),
               error: job.error,
               owner: job.owner,
+              lease_until: job.leaseUntil ?? null,
               created_at: job.createdAt,
               started_at: job.startedAt ?? null,
               finished_at: job.finishedAt ?? null,
@@ -150,6 +154,52 @@ export class Jobs {
     return rows.map((row) => this.toRecord(row));
   }
 
+  async renewLeases(owner: string, jobIds: readonly string[], until: number): Promise<string[]> {
+    if (jobIds.length === 0) return [];
+    const rows = await this.db
+      .updateTable('jobs')
+      .set({ lease_until: until })
+      .where('owner', '=', owner)
+      .where('job_id', 'in', jobIds)
+      .where('state', 'in', UNFINISHED)
+      .returning('job_id')
+      .execute();
+    return rows.map((r) => r.job_id);
+  }
+
+  async expired(now: number, limit: number): Promise<JobRecord[]> {
+    checkLimit(limit);
+    if (limit === 0) return [];
+    const rows = await this.db
+      .selectFrom('jobs')
+      .select(COLUMNS)
+      .where('state', 'in', UNFINISHED)
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .orderBy('job_id')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => this.toRecord(row));
+  }
+
+  async takeOver(
+    jobId: string,
+    seenLeaseUntil: number | undefined,
+    owner: string,
+    until: number,
+    now: number,
+  ): Promise<JobRecord | undefined> {
+    // Compare-and-swap on the lease: the first taker changes it, so a second one no longer matches.
+    const row = await this.db
+      .updateTable('jobs')
+      .set({ owner, lease_until: until, updated_at: now })
+      .where('job_id', '=', jobId)
+      .where('state', 'in', UNFINISHED)
+      .where('lease_until', seenLeaseUntil === undefined ? 'is' : '=', seenLeaseUntil ?? null)
+      .returning(COLUMNS)
+      .executeTakeFirst();
+    return row && this.toRecord(row);
+  }
+
   private toRecord(row: Selectable<Pick<JobsTable, (typeof COLUMNS)[number]>>): JobRecord {
     return {
       jobId: row.job_id,
@@ -170,6 +220,7 @@ export class Jobs {
       progress: this.dialect.readJson(row.progress),
       error: row.error,
       owner: row.owner,
+      ...(row.lease_until === null ? {} : { leaseUntil: Number(row.lease_until) }),
       createdAt: Number(row.created_at),
       ...(row.started_at === null ? {} : { startedAt: Number(row.started_at) }),
       ...(row.finished_at === null ? {} : { finishedAt: Number(row.finished_at) }),

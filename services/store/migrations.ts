@@ -140,6 +140,14 @@ export const MIGRATIONS: readonly Migration[] = [
         FOR EACH ROW EXECUTE FUNCTION sluice_schedule_changed()`.execute(db);
     },
   },
+  {
+    version: 4,
+    description: 'job leases',
+    async up(db, { epochMs }) {
+      await db.schema.alterTable('jobs').addColumn('lease_until', epochMs).execute();
+      await db.schema.createIndex('jobs_state_lease').on('jobs').columns(['state', 'lease_until']).execute();
+    },
+  },
 ];
 
 /** The newest schema version this build knows. */

@@ -178,6 +178,24 @@ export class SqlStore implements ScheduleStore, OperatorStore {
     return this.run('list jobs', () => this.jobs.list(query));
   }
 
+  renewJobLeases(owner: string, jobIds: readonly string[], until: number): Promise<string[]> {
+    return this.run('renew job leases', () => this.jobs.renewLeases(owner, jobIds, until));
+  }
+
+  expiredJobs(now: number, limit: number): Promise<JobRecord[]> {
+    return this.run('expired jobs', () => this.jobs.expired(now, limit));
+  }
+
+  takeOverJob(
+    jobId: string,
+    seenLeaseUntil: number | undefined,
+    owner: string,
+    until: number,
+    now: number,
+  ): Promise<JobRecord | undefined> {
+    return this.run('take over job', () => this.jobs.takeOver(jobId, seenLeaseUntil, owner, until, now));
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
