@@ -4,7 +4,7 @@
  * one PostgreSQL ledger. Windows are one second long so that a few seconds cover many of them.
  */
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { credentials } from '@grpc/grpc-js';
+import { credentials, status } from '@grpc/grpc-js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +23,8 @@ import { PG_URL, probePostgres, uniqueName } from '../helpers/databases.js';
 import { type FakeOperator, type SubmitCall, startFakeOperator } from '../helpers/fake-operator.js';
 import { gate } from '../helpers/integration.js';
 import { type Spawned, spawnService } from '../helpers/process.js';
-import { call } from '../helpers/sluice.js';
+import { call, callError } from '../helpers/sluice.js';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
 
 interface Replica {
   readonly name: string;
@@ -446,5 +447,85 @@ pgTest.serial(
     t.log(
       `windows ${rows.length}; after the kill ${after.length}, claimed by ${[...new Set(after.map((r) => r.owner))].join(', ')}; fire delay max ${Math.max(...delays)} ms`,
     );
+  },
+);
+
+pgTest.serial(
+  'store outage through a TCP proxy: calls answer UNAVAILABLE during it; after it nothing is left unfinished and the next windows fire',
+  async (t) => {
+    const groupId = 'outage-1s';
+    const schema = uniqueName('sluice_outage');
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    t.context.cleanup.push(async () => {
+      await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await admin.end();
+    });
+    await admin.query(`CREATE SCHEMA "${schema}"`);
+    const target = new URL(PG_URL);
+    const proxy = await startTcpProxy(target.hostname || '127.0.0.1', Number(target.port || 5432));
+    t.context.cleanup.push(() => proxy.close());
+    const viaProxy = new URL(PG_URL);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(proxy.port);
+    viaProxy.searchParams.set('options', `-c search_path=${schema}`);
+    const operator = await startFakeOperator({ runMs: 300 });
+    t.context.operator = operator;
+    const dataDir = await mkdtemp(join(tmpdir(), 'sluice-outage-'));
+    t.context.cleanup.push(() => rm(dataDir, { recursive: true, force: true }));
+    const r1 = await startReplica(t, 'r1', {
+      SLUICE_DATABASE_URL: viaProxy.toString(),
+      SLUICE_DATA_DIR: dataDir,
+      SLUICE_OPERATOR_ADDR: operator.address,
+      SLUICE_REPLICA_ID: 'r1',
+      SLUICE_FAILOVER_MS: '1000',
+    });
+    const start = Math.ceil(Date.now() / SECOND) * SECOND;
+    await call(r1.client.registerSchedule.bind(r1.client), { info: secondly(groupId, start) });
+    await until('windows fired before the outage', 15_000, sawAll(operator, groupId, start, start + 3 * SECOND));
+
+    await proxy.cut();
+    const cutAt = Date.now();
+    const err = await callError(r1.client.getSchedule.bind(r1.client), { groupId });
+    t.is(err.code, status.UNAVAILABLE, `GetSchedule during the outage: ${err.details}`);
+    t.notRegex(err.details, /password/i);
+    await sleep(4 * SECOND);
+    const during = await callError(r1.client.listInstances.bind(r1.client), {
+      groupId,
+      states: [],
+      windowFrom: 0,
+      windowTo: 0,
+      pageSize: 10,
+      pageToken: '',
+    });
+    t.is(during.code, status.UNAVAILABLE, 'still UNAVAILABLE, not hanging, while the store is away');
+    await proxy.restore();
+    const restoredAt = Date.now();
+
+    // Every window up to a few seconds after the outage reaches the operator and ends SUCCEEDED in the ledger.
+    const cutoff = Math.ceil(Date.now() / SECOND) * SECOND + 3 * SECOND;
+    await until('the operator saw every window up to the cut-off', 20_000, sawAll(operator, groupId, start, cutoff));
+    let rows: Instance[] = [];
+    await until('every window up to the cut-off ended', 20_000, async () => {
+      rows = (await ledger(r1.client, groupId)).filter((r) => r.window!.start < cutoff);
+      return (
+        rows.length === starts(start, cutoff).length &&
+        rows.every((r) => r.state === InstanceState.INSTANCE_STATE_SUCCEEDED)
+      );
+    });
+    t.deepEqual(
+      rows.map((r) => r.window!.start),
+      starts(start, cutoff),
+      'one row per window, none lost to the outage',
+    );
+    const byWindow = operator.callsByWindow(groupId);
+    t.deepEqual(
+      starts(start, cutoff).filter((s) => distinctJobIds(byWindow.get(s) ?? []).length !== 1),
+      [],
+      'every window has exactly one job',
+    );
+    const after = starts(start, cutoff).filter((s) => s + SECOND > restoredAt);
+    t.true(after.length >= 2, 'windows due after the outage fired');
+    t.log(`outage ${restoredAt - cutAt} ms; ${rows.length} windows, all SUCCEEDED`);
   },
 );
