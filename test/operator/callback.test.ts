@@ -1,11 +1,11 @@
 import anyTest, { type TestFn } from 'ava';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Running, startTestSluice } from '../helpers/sluice.js';
 import { datagenToFile, schedule } from '../helpers/operator.js';
 
-const test = anyTest as TestFn<{ s: Running; url: string }>;
+const test = anyTest as TestFn<{ s: Running; url: string; dir: string }>;
 const TOKEN = 'c4llback-t0ken';
 const PATH = '/inlong/manager/api/group/submitOfflineJob';
 // Windows of the schedule start next year: nothing fires on its own while the callback is tested.
@@ -21,9 +21,12 @@ test.before(async (t) => {
   );
   await s.sluice.operator!.approveGroup('g-http', 0);
   await s.sluice.operator!.createGroup(datagenToFile('g-new', dir));
-  t.context = { s, url: `http://127.0.0.1:${s.sluice.callbackPort}${PATH}` };
+  t.context = { s, url: `http://127.0.0.1:${s.sluice.callbackPort}${PATH}`, dir };
 });
-test.after.always(async (t) => t.context.s?.close());
+test.after.always(async (t) => {
+  await t.context.s?.close();
+  if (t.context.dir) await rm(t.context.dir, { recursive: true, force: true });
+});
 
 async function post(
   url: string,
