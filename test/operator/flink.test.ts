@@ -110,18 +110,31 @@ async function statementsFor(
 
 const render = (statements: readonly string[]) => `${statements.map((s) => `${s};`).join('\n\n')}\n`;
 
-/** Compares with test/fixtures/flink/<name>.sql; SLUICE_UPDATE_GOLDEN=1 rewrites the file instead. */
+/**
+ * Compares with test/fixtures/flink/<name>.sql. With SLUICE_UPDATE_GOLDEN=1 a file that differs (or is
+ * missing) is rewritten and the test still fails, naming it: a run passes only when what was rendered
+ * equals a file that was there before it, so review the diff and run again.
+ */
 function golden(
-  t: { is(a: unknown, b: unknown, m?: string): void },
+  t: { is(a: unknown, b: unknown, m?: string): void; fail(m?: string): void },
   name: string,
   statements: readonly string[],
 ): void {
   const file = new URL(`${name}.sql`, GOLDEN_DIR);
-  if (process.env.SLUICE_UPDATE_GOLDEN === '1') {
-    mkdirSync(GOLDEN_DIR, { recursive: true });
-    writeFileSync(file, render(statements));
+  const rendered = render(statements);
+  let committed: string | undefined;
+  try {
+    committed = readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  t.is(render(statements), readFileSync(file, 'utf8'), `golden ${name}.sql`);
+  if (process.env.SLUICE_UPDATE_GOLDEN === '1' && rendered !== committed) {
+    mkdirSync(GOLDEN_DIR, { recursive: true });
+    writeFileSync(file, rendered);
+    t.fail(`golden ${name}.sql was rewritten: review the diff, then run again without SLUICE_UPDATE_GOLDEN`);
+    return;
+  }
+  t.is(rendered, committed, `golden ${name}.sql`);
 }
 
 // ------------------------------------------------------------------------------------------ golden SQL
