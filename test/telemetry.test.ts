@@ -42,14 +42,47 @@ interface Context {
 
 const test = anyTest as TestFn<Context>;
 
+/**
+ * Without any OTEL_* variable the child is told no address, so "nothing sent" means nothing reached the
+ * OTLP default endpoint, http://localhost:4318/v1/traces: a receiver listens there, on both loopback
+ * addresses, when the port is free (probed before the tests are declared).
+ */
+const DEFAULT_OTLP_PORT = 4318;
+const defaultRequests: OtlpRequest[] = [];
+const defaultServers: Server[] = [];
+const defaultPortFree = await (async () => {
+  for (const host of ['127.0.0.1', '::1']) {
+    const server = receiverServer(defaultRequests);
+    try {
+      await listen(server, DEFAULT_OTLP_PORT, host);
+      defaultServers.push(server);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EADDRNOTAVAIL' && host === '::1') continue; // no IPv6 here
+      await Promise.all(defaultServers.splice(0).map((x) => new Promise((r) => x.close(r))));
+      return false;
+    }
+  }
+  return true;
+})();
+test.after.always(() =>
+  Promise.all(
+    defaultServers.map(
+      (server) =>
+        new Promise((resolve) => {
+          server.closeAllConnections();
+          server.close(resolve);
+        }),
+    ),
+  ),
+);
+
 test.afterEach.always(async (t) => {
   await t.context.receiver?.close();
 });
 
-/** A minimal OTLP/HTTP collector: records every request and answers POST /v1/traces with 200 and an empty body. */
-async function startReceiver(t: ExecutionContext<Context>): Promise<Receiver> {
-  const requests: OtlpRequest[] = [];
-  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+/** A minimal OTLP/HTTP collector: records every request and answers every POST with 200 and an empty body. */
+function receiverServer(requests: OtlpRequest[]): Server {
+  return createServer((req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
@@ -59,13 +92,22 @@ async function startReceiver(t: ExecutionContext<Context>): Promise<Receiver> {
         contentType: req.headers['content-type'],
         body: Buffer.concat(chunks),
       });
-      res.writeHead(req.method === 'POST' && req.url === '/v1/traces' ? 200 : 404).end();
+      res.writeHead(req.method === 'POST' ? 200 : 404).end();
     });
   });
-  await new Promise<void>((resolve, reject) => {
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(port, host, () => resolve());
   });
+}
+
+async function startReceiver(t: ExecutionContext<Context>): Promise<Receiver> {
+  const requests: OtlpRequest[] = [];
+  const server = receiverServer(requests);
+  await listen(server, 0, '127.0.0.1');
   const { port } = server.address() as AddressInfo;
   const receiver: Receiver = {
     endpoint: `http://127.0.0.1:${port}`,
@@ -283,7 +325,19 @@ const sendsNothing = test.macro({
   title: (provided = '') => `tracing off: ${provided}`,
 });
 
-test('no OTEL_* variables: no telemetry, nothing sent', sendsNothing, () => ({}));
+(defaultPortFree ? test : test.skip)(
+  `tracing off: no OTEL_* variables: no telemetry, nothing sent to the OTLP default endpoint${defaultPortFree ? '' : ` (port ${DEFAULT_OTLP_PORT} is taken here, so nothing could listen there)`}`,
+  async (t) => {
+    t.timeout(CHILD_TIMEOUT_MS + 15_000);
+    const run = await runScenario('./services/telemetry/bootstrap.ts', 'otlp');
+    const result = scenarioResult(run);
+    const details = `received ${defaultRequests.length} request(s)\n${describeRun(run)}`;
+    t.false(result.telemetryActive, `currentTelemetry() should be undefined\n${details}`);
+    t.false(result.grpcInstrumented, `grpc-js should be left unpatched\n${details}`);
+    t.like(result.resolved as object, { boundaries: { lowerBound: '0', upperBound: '10000' } });
+    t.is(defaultRequests.length, 0, details);
+  },
+);
 test('OTEL_TRACES_EXPORTER=none wins over an endpoint', sendsNothing, (endpoint) => ({
   OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
   OTEL_TRACES_EXPORTER: 'none',
@@ -292,3 +346,44 @@ test('OTEL_SDK_DISABLED=true wins over an endpoint', sendsNothing, (endpoint) =>
   OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
   OTEL_SDK_DISABLED: 'true',
 }));
+
+test('OTEL_TRACES_EXPORTER=console: spans are printed on stdout, nothing is sent over OTLP', async (t) => {
+  t.timeout(CHILD_TIMEOUT_MS + 15_000);
+  const receiver = await startReceiver(t);
+  const run = await runScenario('./services/telemetry/bootstrap.ts', 'otlp', {
+    OTEL_TRACES_EXPORTER: 'console',
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+    OTEL_BSP_SCHEDULE_DELAY: '100',
+  });
+  const result = scenarioResult(run);
+  const details = `received ${receiver.requests.length} request(s)\n${describeRun(run)}`;
+  t.true(result.telemetryActive, `telemetry should be active\n${details}`);
+  t.true(result.grpcInstrumented, `grpc-js should be patched by the instrumentation\n${details}`);
+  // ConsoleSpanExporter prints each span as an object literal with its name and trace id.
+  t.regex(run.stdout, new RegExp(`name: 'grpc\\.${METHOD.replaceAll('.', '\\.')}'`), details);
+  t.regex(run.stdout, /traceId: '[0-9a-f]{32}'/, details);
+  t.is(receiver.requests.length, 0, `the OTLP endpoint is not used with the console exporter\n${details}`);
+});
+
+test('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as given, and OTEL_SERVICE_NAME names the service', async (t) => {
+  t.timeout(CHILD_TIMEOUT_MS + 15_000);
+  const receiver = await startReceiver(t);
+  const serviceName = 'sluice-under-test-7f3a';
+  const run = await runScenario('./services/telemetry/bootstrap.ts', 'otlp', {
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${receiver.endpoint}/collector/traces`,
+    OTEL_SERVICE_NAME: serviceName,
+    OTEL_BSP_SCHEDULE_DELAY: '100',
+  });
+  const result = scenarioResult(run);
+  const details = `received: ${JSON.stringify(receiver.requests.map((r) => r.path))}\n${describeRun(run)}`;
+  t.true(result.telemetryActive, `telemetry should be active\n${details}`);
+  t.true(receiver.requests.length >= 1, `at least one export\n${details}`);
+  t.true(
+    receiver.requests.every((r) => r.method === 'POST' && r.path === '/collector/traces'),
+    `every export went to the signal endpoint as given (no /v1/traces appended)\n${details}`,
+  );
+  t.true(
+    receiver.requests.some((r) => r.body.includes(Buffer.from(serviceName, 'utf8'))),
+    `an export carries the service name '${serviceName}'\n${details}`,
+  );
+});
