@@ -1,4 +1,5 @@
 import anyTest, { type TestFn } from 'ava';
+import { fileURLToPath } from 'node:url';
 import { DAY, HOUR, T0, info, scheduleRig, type Rig } from '../helpers/schedule.js';
 
 const test = anyTest as TestFn<{ rig: Rig }>;
@@ -483,6 +484,26 @@ test.serial('update changes the schedule in place; unregister stops it for good'
   await rig.advanceTo(T0 + 5 * DAY);
   t.is(rig.dispatcher.submitted.length, 3);
   t.is(codeOf(await t.throwsAsync(rig.service.get('upd'))), 'NOT_FOUND');
+});
+
+test.serial('changing schedule_engine unregisters from the old engine and registers with the new one', async (t) => {
+  await t.context.rig.close();
+  const rig = (t.context.rig = await scheduleRig(T0, [
+    fileURLToPath(new URL('../fixtures/plugins/good/', import.meta.url)),
+  ]));
+  const s = await rig.service.register(info('moving'));
+  t.is(s.engineId, 'builtin');
+  await rig.advanceTo(T0 + 2 * HOUR);
+  t.deepEqual(lowerHours(rig), [0, 1], 'the built-in engine fires it');
+  // The fixture engine 'plain-engine' accepts schedule_engine 'plain' and fires nothing on its own.
+  const moved = await rig.service.update({ ...s.info, version: s.version, scheduleEngine: 'plain' });
+  t.is(moved.engineId, 'plain-engine');
+  await rig.advanceTo(T0 + 6 * HOUR);
+  t.deepEqual(lowerHours(rig), [0, 1], 'the built-in engine no longer fires it');
+  const back = await rig.service.update({ ...moved.info, version: moved.version, scheduleEngine: '' });
+  t.is(back.engineId, 'builtin');
+  await rig.advanceTo(T0 + 7 * HOUR);
+  t.deepEqual(lowerHours(rig), [0, 1, 2, 3, 4, 5, 6], 'registered again, it catches up what fell due meanwhile');
 });
 
 test.serial('registration errors: ALREADY_EXISTS, an engine nobody accepts, and bad fields', async (t) => {
