@@ -786,6 +786,40 @@ test('cancel via the signal while the INSERT is still being submitted: its opera
   t.false(fake.lines().some((l) => l.includes('/jobs/')));
 });
 
+test('run() failing after the job started (job status unreadable): the running Flink job is cancelled, then the session closed', async (t) => {
+  // Once the job has been polled once, GET /jobs/{id} answers 503 until the retries run out; the cancel
+  // (PATCH) still gets through, as it would when only the status endpoint is overloaded.
+  let polls = 0;
+  const fake = await new FakeFlink({
+    jobStates: ['RUNNING'],
+    unavailable: { times: 1000, match: (c) => c.server === 'rest' && c.method === 'GET' && ++polls > 1 },
+  }).start();
+  t.teardown(() => fake.stop());
+  const err = await t.throwsAsync(
+    runnerFor(fake, { retries: 1 }).run(
+      { jobId: 'j', statements: STATEMENTS },
+      { signal: new AbortController().signal },
+    ),
+  );
+  t.is(code(err), 'UNAVAILABLE');
+  t.deepEqual(fake.lines().slice(-2), [
+    `rest PATCH /jobs/${FLINK_JOB_ID}?mode=cancel`,
+    'gateway DELETE /v1/sessions/session-1',
+  ]);
+});
+
+test('run() failing before the job started (a statement fails): nothing is cancelled, the session is closed', async (t) => {
+  const fake = await new FakeFlink({
+    failStatement: { index: 2, trace: 'org.apache.flink.table.api.ValidationException: no such table' },
+  }).start();
+  t.teardown(() => fake.stop());
+  await t.throwsAsync(
+    runnerFor(fake).run({ jobId: 'j', statements: STATEMENTS }, { signal: new AbortController().signal }),
+  );
+  t.false(fake.lines().some((l) => l.includes('cancel')));
+  t.is(fake.lines().at(-1), 'gateway DELETE /v1/sessions/session-1');
+});
+
 test('an already aborted signal: nothing is sent', async (t) => {
   const fake = await new FakeFlink().start();
   t.teardown(() => fake.stop());
