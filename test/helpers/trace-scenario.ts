@@ -33,9 +33,15 @@ async function main(mode: ScenarioMode): Promise<void> {
   const telemetryActive = currentTelemetry() !== undefined;
   // shimmer (used by the instrumentation) marks what it wrapped with __wrapped.
   const grpcInstrumented = Boolean((Client.prototype.makeUnaryRequest as { __wrapped?: boolean }).__wrapped);
-  const running = await startTestSluice({ SLUICE_CALLBACK_TOKEN: 'trace-token', SLUICE_HTTP_ADDR: '127.0.0.1:0' });
+  // The test gives a data folder of its own (SLUICE_DATA_DIR) and removes it, even if this process is killed.
+  const given = process.env.SLUICE_DATA_DIR;
+  const running = await startTestSluice({
+    SLUICE_CALLBACK_TOKEN: 'trace-token',
+    SLUICE_HTTP_ADDR: '127.0.0.1:0',
+    ...(given ? { SLUICE_DATA_DIR: join(given, 'sluice') } : {}),
+  });
   let resolved: unknown;
-  const dir = await mkdtemp(join(tmpdir(), 'sluice-trace-'));
+  const dir = given ? await mkdtemp(join(given, 'out-')) : await mkdtemp(join(tmpdir(), 'sluice-trace-'));
   try {
     resolved = await call(running.catalog.resolveBoundaries.bind(running.catalog), {
       connectorId: 'datagen',
