@@ -184,7 +184,10 @@ function parseDow(text: string, quartz: boolean): DowRule {
   const weekdays = new Set<number>();
   const nth: { weekday: number; nth: number }[] = [];
   const last: number[] = [];
-  for (const item of text.split(',')) {
+  const items = text.split(',');
+  // Quartz refuses 'L' and '#' in a list (which L or which nth would be meant is unclear): so does Sluice.
+  if (items.length > 1 && /[L#]/.test(text)) fail(def.name, "'L' or '#' alone, not in a list", text);
+  for (const item of items) {
     if (item === '') fail(def.name, 'a value between commas', text);
     if (item === 'L') {
       // Quartz: 'L' alone in day-of-week is 7, Saturday.
