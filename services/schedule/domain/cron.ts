@@ -108,10 +108,6 @@ export function nextWall(cron: Cron, wall: number, limit: number): number | unde
   let second = rest - minute * 60;
   // A wall time of 24:00:00 (rounded up) is handled by the hour table: next day.
   const lastYear = Math.min(year + SEARCH_YEARS, cron.years ? cron.years[cron.years.length - 1]! : Infinity);
-  const newMonth = () => {
-    day = 1;
-    hour = minute = second = 0;
-  };
   for (;;) {
     if (year > lastYear) return undefined;
     if (cron.years && !cron.years.includes(year)) {
@@ -119,18 +115,21 @@ export function nextWall(cron: Cron, wall: number, limit: number): number | unde
       if (y === undefined) return undefined;
       year = y;
       month = 1;
-      newMonth();
+      day = 1;
+      hour = minute = second = 0;
     }
     const m = cron.nextMonth[month]!;
     if (m < 0) {
       year++;
       month = 1;
-      newMonth();
+      day = 1;
+      hour = minute = second = 0;
       continue;
     }
     if (m !== month) {
       month = m;
-      newMonth();
+      day = 1;
+      hour = minute = second = 0;
     }
     days = daysFromCivil(year, month, day);
     if (days * DAY_MS > limit) return undefined;
@@ -140,7 +139,8 @@ export function nextWall(cron: Cron, wall: number, limit: number): number | unde
         year++;
         month = 1;
       }
-      newMonth();
+      day = 1;
+      hour = minute = second = 0;
       continue;
     }
     if ((mask & 1) === 0) {
@@ -192,8 +192,12 @@ export function nextFireTime(
   until = Number.POSITIVE_INFINITY,
 ): number | undefined {
   const z = zoneOffsets(zone);
-  // An instant after `after` shows a wall time above after + the smallest offset in force around it.
-  const low = after + Math.min(z.offsetAt(after - DAY_MS), z.offsetAt(after + DAY_MS));
+  // A wall time at or below after + the offset now cannot fire after `after`, except right after a
+  // spring forward: a wall time in that gap, moved forward by it, can. While that can be, start from
+  // after + the offset before the gap.
+  const now = z.offsetAt(after);
+  const before = z.offsetAt(after - DAY_MS);
+  const low = before < now && z.offsetAt(after - (now - before)) !== now ? after + before : after + now;
   // Offsets stay within a day of UTC.
   const limit = until + 2 * DAY_MS;
   let wall = Math.floor(low / 1000) * 1000 + 1000;
