@@ -345,10 +345,60 @@ test('bad fields are INVALID_ARGUMENT naming the field', (t) => {
     [{ scheduleType: 1, crontabExpression: '0 0 25 * * ?' }, 'crontab_expression'],
     [{ scheduleType: 1, crontabExpression: '* * *' }, 'crontab_expression'],
     [{ scheduleType: 1, crontabExpression: '0 0 12 1 * MON' }, 'crontab_expression'],
+    [{ scheduleType: 1, crontabExpression: '0 0 12 * * 1-5' }, 'crontab_expression'],
+    [{ scheduleType: 1, crontabExpression: '0 ? * * * ?' }, 'crontab_expression'],
+    [{ scheduleType: 1, crontabExpression: '0 0 0 1-5W * ?' }, 'crontab_expression'],
+    [{ scheduleType: 1, crontabExpression: '0 0 0 L-31 * ?' }, 'crontab_expression'],
+    [{ scheduleType: 1, crontabExpression: '0 0 0 ? * 2#6' }, 'crontab_expression'],
+    [{ scheduleType: 1, crontabExpression: '0 0 0 ? * 2#1,3' }, 'crontab_expression'],
+    [{ scheduleType: 1, crontabExpression: '0 0 0 1 * ? 2100-2050' }, 'crontab_expression'],
+    [{ scheduleType: 1, crontabExpression: '@reboot' }, 'crontab_expression'],
+    [{ scheduleType: 1, crontabExpression: '0 0 * * L' }, 'crontab_expression'],
   ];
   for (const [change, field] of cases) {
     const err = t.throws(() => windowSpec({ ...base, ...change }));
     t.is((err as unknown as { code: string }).code, 'INVALID_ARGUMENT');
     t.is((err as unknown as { details: { field: string } }).details.field, field, JSON.stringify(change));
   }
+});
+
+test('cron errors say which field, what was expected and what came', (t) => {
+  const message = (expr: string) =>
+    t.throws(() =>
+      windowSpec({
+        scheduleType: 1,
+        scheduleUnit: '',
+        scheduleInterval: 0,
+        startTime: 1000,
+        endTime: 2000,
+        timeZone: 'UTC',
+        crontabExpression: expr,
+      }),
+    )!.message;
+  t.regex(message('0 0 12 * * 1-5'), /'\?' when day-of-week is restricted .* in the day-of-month field, got .*\* 1-5/);
+  t.regex(message('0 ? * * * ?'), /'\?' is allowed only in day-of-month and day-of-week.* in the minutes field/);
+  t.regex(message('0 0 0 1-5W * ?'), /'W' after a single day .* in the day-of-month field, got .*1-5W/);
+  t.regex(message('0 0 0 ? * 2#6'), /a number from 1 to 5 after '#' in the day-of-week field, got .*2#6/);
+  t.regex(message('@reboot'), /one of the macros @yearly .* got .*@reboot/);
+  t.regex(message('0 0 25 * * ?'), /a number from 0 to 23 in the hours field, got .*25/);
+});
+
+test('Sluice reads * and ? alike when neither day field is restricted, and * in day-of-week beside a day of month', (t) => {
+  const ends = (expr: string) => {
+    const start = Date.UTC(2026, 0, 1);
+    const spec = windowSpec({
+      scheduleType: 1,
+      scheduleUnit: '',
+      scheduleInterval: 0,
+      startTime: start,
+      endTime: start + 40 * 86_400_000,
+      timeZone: 'UTC',
+      crontabExpression: expr,
+    });
+    return all(spec).map((w) => w.end);
+  };
+  t.deepEqual(ends('0 0 * * * *'), ends('0 0 * ? * ?'));
+  t.deepEqual(ends('0 0 * * * *'), ends('0 0 * * * ?'));
+  t.deepEqual(ends('0 0 12 15 * *'), ends('0 0 12 15 * ?'));
+  t.is(ends('0 0 12 15 * *')[0], Date.UTC(2026, 0, 15, 12));
 });
