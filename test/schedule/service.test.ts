@@ -530,3 +530,50 @@ test.serial('registration errors: ALREADY_EXISTS, an engine nobody accepts, and 
     t.is(fieldOf(err), field);
   }
 });
+
+for (const [zone, expr, from, ends] of [
+  // Lord Howe skips 02:00-02:30 on 2026-10-04: 02:20 fires moved to 02:50, and 02:40, which exists, fires too.
+  [
+    'Australia/Lord_Howe',
+    '20,40 2 * * *',
+    '2026-10-03T12:00:00+10:30',
+    [
+      '2026-10-04T02:40:00+11:00',
+      '2026-10-04T02:50:00+11:00',
+      '2026-10-05T02:20:00+11:00',
+      '2026-10-05T02:40:00+11:00',
+    ],
+  ],
+  // Chatham skips 02:45-03:45 on 2026-09-27: 03:00 fires at 04:00, after 03:50.
+  [
+    'Pacific/Chatham',
+    '0,50 3 * * *',
+    '2026-09-26T12:00:00+12:45',
+    [
+      '2026-09-27T03:50:00+13:45',
+      '2026-09-27T04:00:00+13:45',
+      '2026-09-28T03:00:00+13:45',
+      '2026-09-28T03:50:00+13:45',
+    ],
+  ],
+] as const) {
+  test.serial(`a gap that does not start on the hour loses no fire: ${expr} in ${zone}`, async (t) => {
+    const rig = await scheduleRig(Date.parse(from));
+    try {
+      const startTime = Date.parse(from);
+      const endTime = Date.parse(ends[3]) + HOUR;
+      await rig.service.register(
+        info('gap', { scheduleType: 1, crontabExpression: expr, timeZone: zone, startTime, endTime }),
+      );
+      await rig.advanceTo(endTime + HOUR);
+      const rows = await rig.store.listInstances({ groupId: 'gap', limit: 100 });
+      t.deepEqual(
+        rows.slice(0, 4).map((r) => r.windowEnd),
+        ends.map((e) => Date.parse(e)),
+      );
+      t.true(rows.every((r) => r.state === 'SUCCEEDED'));
+    } finally {
+      await rig.close();
+    }
+  });
+}
