@@ -12,7 +12,7 @@ import { OperatorService } from '../../services/operator/domain/service.js';
 import { EmbeddedRunner } from '../../services/operator/runners/embedded.js';
 import { FlinkRunner } from '../../services/operator/runners/flink.js';
 import { FlinkJobRunner } from '../../services/operator/runners/flink-adapter.js';
-import { SqliteScheduleStore } from '../../services/schedule/store/sqlite.js';
+import { SqliteStore } from '../../services/store/sqlite.js';
 import { FakeFlink } from '../helpers/fake-flink.js';
 import { FakeSchedules, datagenToFile, jobWhen, schedule } from '../helpers/operator.js';
 import { startTestSluice } from '../helpers/sluice.js';
@@ -20,7 +20,7 @@ import { startTestSluice } from '../helpers/sluice.js';
 test('a group on the flink runner submits its window as Flink SQL and follows the Flink job to its end', async (t) => {
   const fake = await new FakeFlink().start();
   const dir = await mkdtemp(join(tmpdir(), 'sluice-flink-op-'));
-  const store = await SqliteScheduleStore.open(join(dir, 'sluice.db'));
+  const store = await SqliteStore.open(join(dir, 'sluice.db'));
   await store.migrate();
   const plugins = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
   const hooks = new HookRunner();

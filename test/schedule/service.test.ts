@@ -43,6 +43,8 @@ test.serial('a year of daily windows fires every window once, in order, when it 
 test.serial('InLong alignment fires a window at its start', async (t) => {
   const { rig } = t.context;
   await rig.service.register(info('start', { alignment: 'START', endTime: T0 + 3 * HOUR }));
+  // Registering fires the window due now; its dispatch runs on after the call returns.
+  await rig.service.idle();
   t.deepEqual(
     rig.dispatcher.submitted.map((s) => [Number(s.lowerBound), s.at]),
     [[T0, T0]],
