@@ -118,6 +118,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   const plugins = await loadPlugins({
     bundledDir: options.bundledPluginsDir ?? BUNDLED_PLUGINS_DIR,
     extraDirs: config.pluginPath,
+    settings: { env: process.env, ...(config.pluginSettingsFile ? { file: config.pluginSettingsFile } : {}) },
   });
   for (const p of plugins.problems) logger.warn('plugin left out', { ...p });
   logger.info('plugins loaded', {

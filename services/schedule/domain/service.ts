@@ -126,6 +126,13 @@ export class ScheduleService {
   /** Starts the engines, re-arms every firing schedule (catch-up runs then) and resumes unfinished instances. */
   async start(): Promise<void> {
     for (const engine of this.#o.engines.values()) {
+      if (engine.settings?.availability.available === false) {
+        this.#o.logger.warn('engine plugin unavailable', {
+          pluginId: engine.id,
+          reason: engine.settings.availability.reason,
+        });
+        continue;
+      }
       if (this.#o.hooks.has(engine, 'start'))
         await this.#o.hooks.call(engine, 'start', undefined, { context: this.#engineContext(engine.id) });
     }
@@ -243,7 +250,15 @@ export class ScheduleService {
   async #chooseEngine(engineType: string): Promise<LoadedPlugin<EnginePlugin> | undefined> {
     if (isNoEngine(engineType)) return undefined;
     for (const engine of this.#o.engines.values()) {
-      if (await this.#o.hooks.call(engine, 'accept', engineType)) return engine;
+      if (await this.#o.hooks.call(engine, 'accept', engineType)) {
+        const availability = engine.settings?.availability;
+        if (availability && !availability.available)
+          throw failedPrecondition(
+            `engine plugin '${engine.id}' accepts schedule_engine '${engineType}' but is unavailable: ${availability.reason}`,
+            { field: 'schedule_engine' },
+          );
+        return engine;
+      }
     }
     const known = [...this.#o.engines.keys()];
     throw failedPrecondition(
@@ -260,6 +275,8 @@ export class ScheduleService {
     if (engineId === NO_ENGINE) return;
     const engine = this.#o.engines.get(engineId);
     if (!engine) throw failedPrecondition(`engine plugin '${engineId}' is not loaded`);
+    if (engine.settings?.availability.available === false)
+      throw failedPrecondition(`engine plugin '${engineId}' is unavailable: ${engine.settings.availability.reason}`);
     await this.#o.hooks.call(engine, hook, arg as never);
   }
 
