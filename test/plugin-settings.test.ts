@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,7 +35,7 @@ const CLOCK_SETTINGS = {
   required: ['url', 'apiToken'],
 };
 
-async function folder(t: import('ava').ExecutionContext): Promise<string> {
+async function folder(t: ExecutionContext): Promise<string> {
   const root = await mkdtemp(join(tmpdir(), 'sluice-settings-'));
   t.teardown(() => rm(root, { recursive: true, force: true }));
   return root;

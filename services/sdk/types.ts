@@ -1,3 +1,5 @@
+import type { JsonSchema } from './schema.js';
+
 /** How a window's bounds are expressed. */
 export type BoundaryType = 'TIME' | 'OFFSET';
 
@@ -57,7 +59,7 @@ export interface PluginManifest {
    * are camelCase names; secrets are marked `writeOnly: true`. Each is read from the environment as
    * SLUICE_PLUGIN_<ID>_<SETTING> (upper snake case) or from the settings file.
    */
-  readonly settings?: import('./schema.js').JsonSchema;
+  readonly settings?: JsonSchema;
 }
 
 /** The plugin API version this SDK speaks. A manifest with another apiVersion is not loaded. */
