@@ -74,6 +74,10 @@ class LazySchedulePort implements SchedulePort {
     return this.#get().unregister(groupId);
   }
 
+  fireDue(groupId: string, asOf: number) {
+    return this.#get().fireDue(groupId, asOf);
+  }
+
   close(): void {
     this.#inner?.close();
   }
@@ -194,8 +198,14 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   if (schedule) await schedule.service.start();
   if (operator) {
     await operator.service.start();
-    if (config.callbackToken) {
-      const callback = createCallbackServer({ service: operator.service, token: config.callbackToken, logger });
+    if (config.callbackToken || config.inlongUsers) {
+      const callback = createCallbackServer({
+        service: operator.service,
+        schedules: operator.schedules,
+        ...(config.callbackToken ? { token: config.callbackToken } : {}),
+        ...(config.inlongUsers ? { inlongUsers: config.inlongUsers } : {}),
+        logger,
+      });
       const [host, port] = [
         config.httpAddr.slice(0, config.httpAddr.lastIndexOf(':')).replace(/^\[|\]$/g, ''),
         Number(config.httpAddr.slice(config.httpAddr.lastIndexOf(':') + 1)),
@@ -205,7 +215,9 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       logger.info('HTTP callback listening', { address: `${host}:${bound.port}`, path: CALLBACK_PATH });
       operator.callback = callback;
     } else {
-      logger.info('HTTP callback off: set SLUICE_CALLBACK_TOKEN to let external schedulers submit windows over HTTP');
+      logger.info(
+        'HTTP server off: set SLUICE_CALLBACK_TOKEN (or SLUICE_CALLBACK_INLONG_USERS) to let external schedulers submit windows and call FireDue over HTTP',
+      );
     }
   }
   return {

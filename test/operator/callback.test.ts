@@ -42,36 +42,41 @@ async function post(
       success: boolean;
       code?: string;
       created?: boolean;
-      data?: { jobId: string; generation: number; state: string }[];
+      data?: unknown;
+      jobs?: { jobId: string; generation: number; state: string }[];
       fieldErrors?: { path: string }[];
-      message?: string;
+      errMsg?: string | null;
     },
   };
 }
 
+const HOUR = 3_600_000;
+// Windows of g-http's hourly schedule, in epoch ms.
 const window = (k: number) => ({
   groupId: 'g-http',
   boundaryType: 'TIME',
-  lowerBoundary: 1_700_000_000_000 + k * 60_000,
-  upperBoundary: 1_700_000_060_000 + k * 60_000,
+  lowerBoundary: NEXT_YEAR + k * HOUR,
+  upperBoundary: NEXT_YEAR + (k + 1) * HOUR,
 });
 
 test.serial('a window submitted twice runs once; rerun runs it again', async (t) => {
   const first = await post(t.context.url, window(0));
-  t.is(first.status, 201);
+  t.is(first.status, 200);
   t.true(first.body.success && first.body.created === true);
+  t.is(first.body.data, true, "InLong's envelope: data is true");
+  t.is(first.body.errMsg, null);
   const again = await post(t.context.url, { ...window(0), lowerBoundary: String(window(0).lowerBoundary) });
   t.is(again.status, 200);
   t.is(again.body.created, false);
   t.deepEqual(
-    again.body.data!.map((j) => j.jobId),
-    first.body.data!.map((j) => j.jobId),
+    again.body.jobs!.map((j) => j.jobId),
+    first.body.jobs!.map((j) => j.jobId),
   );
   await t.context.s.sluice.operator!.idle();
   const rerun = await post(t.context.url, { ...window(0), rerun: true });
-  t.is(rerun.status, 201);
+  t.is(rerun.status, 200);
   t.deepEqual(
-    rerun.body.data!.map((j) => j.generation),
+    rerun.body.jobs!.map((j) => j.generation),
     [2],
   );
 });
@@ -83,23 +88,32 @@ test.serial('a bearer token is required', async (t) => {
   t.is(wrong.body.code, 'UNAUTHENTICATED');
 });
 
-test.serial('bad requests get the domain code and the field, in JSON', async (t) => {
-  const cases: [unknown, number, string, string | undefined][] = [
-    ['{not json', 400, 'INVALID_ARGUMENT', 'body'],
-    [{ ...window(1), groupId: '' }, 400, 'INVALID_ARGUMENT', 'groupId'],
-    [{ ...window(1), boundaryType: 'DAY' }, 400, 'INVALID_ARGUMENT', 'boundaryType'],
-    [{ ...window(1), lowerBoundary: 'yesterday' }, 400, 'INVALID_ARGUMENT', 'lowerBoundary'],
-    [{ ...window(1), lowerBoundary: 5, upperBoundary: 4 }, 400, 'INVALID_ARGUMENT', 'upperBoundary'],
-    [{ ...window(1), groupId: 'nobody' }, 404, 'NOT_FOUND', undefined],
-    [{ ...window(1), groupId: 'g-new' }, 412, 'FAILED_PRECONDITION', undefined],
+test.serial("refusals answer InLong's envelope with HTTP 200, the domain code and the field", async (t) => {
+  const g2026 = Date.UTC(2026, 0, 1);
+  const cases: [unknown, string, string | undefined][] = [
+    ['{not json', 'INVALID_ARGUMENT', 'body'],
+    [{ ...window(1), groupId: '' }, 'INVALID_ARGUMENT', 'groupId'],
+    [{ ...window(1), boundaryType: 'DAY' }, 'INVALID_ARGUMENT', 'boundaryType'],
+    [{ ...window(1), lowerBoundary: 'yesterday' }, 'INVALID_ARGUMENT', 'lowerBoundary'],
+    [{ ...window(1), lowerBoundary: 5, upperBoundary: 4 }, 'INVALID_ARGUMENT', 'upperBoundary'],
+    [{ ...window(1), lowerBoundary: window(1).lowerBoundary + 1 }, 'INVALID_ARGUMENT', 'lowerBoundary'],
+    [{ ...window(1), groupId: 'nobody' }, 'NOT_FOUND', undefined],
+    [
+      { groupId: 'g-new', boundaryType: 'TIME', lowerBoundary: g2026, upperBoundary: g2026 + HOUR },
+      'FAILED_PRECONDITION',
+      undefined,
+    ],
   ];
-  for (const [body, status, code, field] of cases) {
+  for (const [body, code, field] of cases) {
     const res = await post(t.context.url, body);
-    t.is(res.status, status, JSON.stringify(body));
+    t.is(res.status, 200, JSON.stringify(body));
     t.false(res.body.success);
+    t.is(typeof res.body.errMsg, 'string');
     t.is(res.body.code, code);
     t.is(res.body.fieldErrors?.[0]?.path, field, JSON.stringify(body));
   }
+  const notAWindow = await post(t.context.url, { ...window(1), upperBoundary: window(1).upperBoundary + HOUR });
+  t.regex(notAWindow.body.errMsg!, /nearest windows are \[\d+, \d+\)/);
   t.is((await post(t.context.url, null, undefined, 'GET')).status, 405);
   t.is((await post(t.context.url.replace('submitOfflineJob', 'other'), window(1))).status, 404);
 });

@@ -42,6 +42,19 @@ export interface SchedulePort {
   update(info: ScheduleInfo): Promise<void>;
   /** UnregisterSchedule; a schedule that is already gone is fine. */
   unregister(groupId: string): Promise<void>;
+  /** FireDue: fires the group's windows due at `asOf` (0: now) through the schedule service's ledger. */
+  fireDue(groupId: string, asOf: number): Promise<FireDueAnswer>;
+}
+
+/** What FireDue answered, as the operator's HTTP server shows it. */
+export interface FireDueAnswer {
+  readonly instances: readonly {
+    readonly instanceId: string;
+    readonly windowStart: number;
+    readonly windowEnd: number;
+    readonly state: string;
+  }[];
+  readonly nextDueTime?: number;
 }
 
 export interface OperatorServiceOptions {
