@@ -117,3 +117,26 @@ test.serial("refusals answer InLong's envelope with HTTP 200, the domain code an
   t.is((await post(t.context.url, null, undefined, 'GET')).status, 405);
   t.is((await post(t.context.url.replace('submitOfflineJob', 'other'), window(1))).status, 404);
 });
+
+test.serial(
+  'FireDue over HTTP: a bearer token, an optional asOf; a bad asOf or an unknown group is refused',
+  async (t) => {
+    const fireDue = t.context.url.replace(
+      '/inlong/manager/api/group/submitOfflineJob',
+      '/sluice/v1/groups/g-http/fire-due',
+    );
+    const now = await post(fireDue, {});
+    t.is(now.status, 200);
+    t.true(now.body.success);
+    t.deepEqual(now.body.data, { instances: [], nextDueTime: NEXT_YEAR + HOUR }, 'nothing is due before next year');
+    const bad = await post(fireDue, { asOf: 'noon' });
+    t.is(bad.status, 400);
+    t.is(bad.body.fieldErrors?.[0]?.path, 'asOf');
+    const ahead = await post(fireDue, { asOf: Date.now() + 3_600_000 });
+    t.is(ahead.status, 400);
+    t.is(ahead.body.fieldErrors?.[0]?.path, 'asOf');
+    const unknown = await post(fireDue.replace('g-http', 'nobody'), {});
+    t.is(unknown.status, 404);
+    t.is((await post(fireDue, {}, {})).status, 401);
+  },
+);
