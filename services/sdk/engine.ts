@@ -97,13 +97,19 @@ export interface EnginePlugin {
   unregister(groupId: string, ctx: HookContext): void | Promise<void>;
   /** Replaces the schedule in place; windows already fired are not fired again. */
   update(info: ScheduleInfo, ctx: HookContext): void | Promise<void>;
+  /**
+   * The engine's tick resolution: how long after a window's due time it may fire it (e.g. the period of
+   * its clock). Default 0: exactly at the due time, on the service's clock. The conformance kit holds
+   * the engine to it.
+   */
+  resolutionMs?(ctx: HookContext): number;
   /** Called once when the service starts, before any register, with the context to fire windows through. */
   start?(ctx: EngineContext): void | Promise<void>;
   /** Called once on shutdown; stop timers and release connections. */
   stop?(ctx: HookContext): void | Promise<void>;
 }
 
-export const ENGINE_HOOKS = ['accept', 'register', 'unregister', 'update', 'start', 'stop'] as const;
+export const ENGINE_HOOKS = ['accept', 'register', 'unregister', 'update', 'resolutionMs', 'start', 'stop'] as const;
 export const ENGINE_REQUIRED_HOOKS = ['accept', 'register', 'unregister', 'update'] as const;
 export const ENGINE_FIELDS = ['kind'] as const;
 
