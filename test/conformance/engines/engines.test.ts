@@ -238,3 +238,15 @@ for (const engine of engines) {
     },
   );
 }
+
+test("the example's README shows exactly the example's files", async (t) => {
+  const { readFile } = await import('node:fs/promises');
+  const dir = join(EXAMPLES, 'interval-clock');
+  const readme = await readFile(join(dir, 'README.md'), 'utf8');
+  const blocks = [...readme.matchAll(/```(json|js)\n([\s\S]*?)\n\s*```/g)].map((m) => [m[1], m[2]]);
+  t.deepEqual(blocks, [
+    ['json', (await readFile(join(dir, 'plugin.json'), 'utf8')).trimEnd()],
+    ['js', (await readFile(join(dir, 'index.js'), 'utf8')).trimEnd()],
+  ]);
+  t.regex(readme, /^## Write an engine$/m);
+});
