@@ -190,6 +190,27 @@ export class Catalog {
     return { boundedOptions: bounded, boundaries };
   }
 
+  /** The source's canonical form of a window's bounds (its canonicalBoundaries hook); undefined without the hook. */
+  async canonicalBoundaries(id: string, boundaries: Boundaries): Promise<Boundaries | undefined> {
+    const c = this.#connector(id);
+    if (!this.#hooks.has(c, 'canonicalBoundaries')) return undefined;
+    const out = await this.#hooks.call(c, 'canonicalBoundaries', { boundaries });
+    if (
+      typeof out !== 'object' ||
+      out === null ||
+      out.boundaryType !== boundaries.boundaryType ||
+      typeof out.lowerBound !== 'string' ||
+      typeof out.upperBound !== 'string'
+    ) {
+      throw new SluiceError(
+        ERROR_CODES.PLUGIN_FAILED,
+        `plugin '${id}' hook 'canonicalBoundaries' returned ${describeValue(out)} instead of bounds of the same type`,
+        { pluginId: id, hook: 'canonicalBoundaries' },
+      );
+    }
+    return out;
+  }
+
   listEngines(query: { pageSize: number; pageToken: string }): Page<EngineInfo> {
     const page = paginate([...this.#plugins.engines.values()], (e) => e.id, query.pageSize, query.pageToken);
     return {
