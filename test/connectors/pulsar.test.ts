@@ -126,7 +126,7 @@ test('OFFSET windows map to source.start.message-id / source.stop.at-message-id,
 
 test('fillInBoundaries is pure: same input, same output, the input untouched', (t) => {
   const fill = t.context.loaded.plugin.fillInBoundaries!;
-  const ctx = { signal: new AbortController().signal, logger: silentLogger, pluginId: 'pulsar' };
+  const ctx = { signal: new AbortController().signal, logger: silentLogger, pluginId: 'pulsar', settings: {} };
   for (const boundaries of [time('100', '200'), offset('1:2:-1', '3:4:-1')]) {
     const options = { ...OPTIONS, format: 'raw', nested: undefined };
     const before = structuredClone(options);
