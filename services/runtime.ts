@@ -74,6 +74,10 @@ class LazySchedulePort implements SchedulePort {
     return this.#get().unregister(groupId);
   }
 
+  fireDue(groupId: string, asOf: number) {
+    return this.#get().fireDue(groupId, asOf);
+  }
+
   close(): void {
     this.#inner?.close();
   }
@@ -118,6 +122,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   const plugins = await loadPlugins({
     bundledDir: options.bundledPluginsDir ?? BUNDLED_PLUGINS_DIR,
     extraDirs: config.pluginPath,
+    settings: { env: process.env, ...(config.pluginSettingsFile ? { file: config.pluginSettingsFile } : {}) },
   });
   for (const p of plugins.problems) logger.warn('plugin left out', { ...p });
   logger.info('plugins loaded', {
@@ -196,8 +201,14 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   if (schedule) await schedule.service.start();
   if (operator) {
     await operator.service.start();
-    if (config.callbackToken) {
-      const callback = createCallbackServer({ service: operator.service, token: config.callbackToken, logger });
+    if (config.callbackToken || config.inlongUsers) {
+      const callback = createCallbackServer({
+        service: operator.service,
+        schedules: operator.schedules,
+        ...(config.callbackToken ? { token: config.callbackToken } : {}),
+        ...(config.inlongUsers ? { inlongUsers: config.inlongUsers } : {}),
+        logger,
+      });
       const [host, port] = [
         config.httpAddr.slice(0, config.httpAddr.lastIndexOf(':')).replace(/^\[|\]$/g, ''),
         Number(config.httpAddr.slice(config.httpAddr.lastIndexOf(':') + 1)),
@@ -207,7 +218,9 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       logger.info('HTTP callback listening', { address: `${host}:${bound.port}`, path: CALLBACK_PATH });
       operator.callback = callback;
     } else {
-      logger.info('HTTP callback off: set SLUICE_CALLBACK_TOKEN to let external schedulers submit windows over HTTP');
+      logger.info(
+        'HTTP server off: set SLUICE_CALLBACK_TOKEN (or SLUICE_CALLBACK_INLONG_USERS) to let external schedulers submit windows and call FireDue over HTTP',
+      );
     }
   }
   return {

@@ -8,7 +8,7 @@ import { silentLogger } from '../../services/core/logger.js';
 import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
 import { HookRunner } from '../../services/host/hook-runner.js';
 import { loadPlugins } from '../../services/host/loader.js';
-import type { OperatorStore } from '../../services/operator/domain/model.js';
+import { FINAL_JOB_STATES, type JobRecord, type OperatorStore } from '../../services/operator/domain/model.js';
 import { type GroupInput, OperatorService, type SchedulePort } from '../../services/operator/domain/service.js';
 import { EmbeddedRunner } from '../../services/operator/runners/embedded.js';
 import { SqliteStore } from '../../services/store/sqlite.js';
@@ -28,6 +28,10 @@ export class FakeSchedules implements SchedulePort {
   }
   async unregister(groupId: string) {
     this.calls.push(`unregister ${groupId}`);
+  }
+  async fireDue(groupId: string, asOf: number) {
+    this.calls.push(`fireDue ${groupId} ${asOf}`);
+    return { instances: [] };
   }
 }
 
@@ -130,4 +134,31 @@ export function datagenToFile(groupId: string, dir: string, patch: Partial<Group
     version: 0,
     ...patch,
   };
+}
+
+/** Watches a job until `done` holds for it (by default: a final state), on its own events rather than a sleep. */
+export async function jobWhen(
+  service: OperatorService,
+  jobId: string,
+  done: (job: JobRecord) => boolean = (job) => FINAL_JOB_STATES.includes(job.state),
+  timeoutMs = 30_000,
+): Promise<JobRecord> {
+  let stop: (() => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await new Promise<JobRecord>((resolve, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`job ${jobId}: not in the awaited state within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      service
+        .watchJob(jobId, (job) => {
+          if (done(job)) resolve(job);
+        })
+        .then((unsubscribe) => (stop = unsubscribe), reject);
+    });
+  } finally {
+    clearTimeout(timer);
+    stop?.();
+  }
 }
