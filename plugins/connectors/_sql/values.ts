@@ -46,11 +46,16 @@ function keepNumberText(_key: string, value: unknown, context?: { source?: strin
 /**
  * JSON text parsed so that every number is exact: a number a double cannot hold as written
  * (`12345678901234567890`, `0.10000000000000000001`) stays its own text, as a `JSON.rawJSON` value that
- * `JSON.stringify` writes back unchanged. Text without long digit runs takes the plain, fast parse.
+ * `JSON.stringify` writes back unchanged; so is a top-level JSON `null` (which would otherwise turn into
+ * SQL NULL). Text without long digit runs takes the plain, fast parse.
  */
 export function parseJsonExact(text: string): unknown {
+  // A JSON null is a value, not SQL NULL: kept as raw JSON so that a sink writes `null` back.
+  if (text === 'null') return JSON_NULL;
   return LONG_DIGITS.test(text) ? EXACT.parse(text, keepNumberText) : JSON.parse(text);
 }
+
+const JSON_NULL = EXACT.rawJSON('null');
 
 const bigintAsNumber = (_key: string, v: unknown) => (typeof v === 'bigint' ? EXACT.rawJSON(v.toString()) : v);
 
