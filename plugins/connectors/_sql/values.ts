@@ -4,7 +4,7 @@
  * nothing passes through a JS `Date` or a double unless it fits one exactly.
  */
 
-const TS_TEXT = /^(\d{4,})-(\d\d)-(\d\d)[ T](\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]00(?::?00){0,2})?$/;
+const TS_TEXT = /^(\d{4,})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[ T](\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]00(?::?00){0,2})?$/;
 
 /**
  * A database timestamp as text in UTC (`2024-05-01 12:00:00.123456+00`, or without zone, read as UTC)
