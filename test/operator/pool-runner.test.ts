@@ -6,7 +6,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import type { ConnectorPlugin } from 'sluice/sdk';
 import { type LoadedPlugin, loadPlugins } from '../../services/host/loader.js';
 import type { JobSpec } from '../../services/operator/domain/runner.js';
@@ -53,7 +53,7 @@ async function ticking<T>(work: Promise<T>): Promise<{ ticks: number; result: Pr
   return { ticks, result };
 }
 
-async function ok(t: import('ava').ExecutionContext, label: string): Promise<number> {
+async function ok(t: ExecutionContext, label: string): Promise<number> {
   const out = join(dir, `${label}.json`);
   await runner.run(spec({ out }, 25), ctx());
   const written = JSON.parse(await readFile(out, 'utf8')) as { rows: number; threadId: number };
