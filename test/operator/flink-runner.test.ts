@@ -54,6 +54,17 @@ test('a group on the flink runner submits its window as Flink SQL and follows th
     streams: [
       {
         ...input.streams[0]!,
+        // A SQL sink in upsert mode with a window column: every row carries the window's id.
+        sink: {
+          connectorId: 'mysql',
+          options: {
+            url: 'mysql://writer:pw@mysql.internal:3306/analytics',
+            table: 'gen',
+            mode: 'upsert',
+            keyColumns: ['id'],
+            windowColumn: 'sluice_window',
+          },
+        },
         fields: [
           { sourceField: 'id', targetField: 'id', cast: 'int' },
           { sourceField: 'value', targetField: 'v', cast: 'float' },
@@ -77,6 +88,10 @@ test('a group on the flink runner submits its window as Flink SQL and follows th
   t.regex(statements[statements.length - 1]!, /^INSERT INTO/);
   t.true(
     statements.some((s) => s.includes("'connector' = 'datagen'") && s.includes("'number-of-rows' = '100'")),
+    statements.join('\n'),
+  );
+  t.true(
+    statements.some((s) => s.includes("'g-flink/s1/OFFSET:100:200' AS `sluice_window`")),
     statements.join('\n'),
   );
   t.true(

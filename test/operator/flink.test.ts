@@ -19,6 +19,7 @@ import {
   type FlinkRunnerOptions,
 } from '../../services/operator/runners/flink.js';
 import { FakeFlink, FLINK_JOB_ID } from '../helpers/fake-flink.js';
+import { FLINK_CONNECTOR_OPTIONS, checkTableOptions } from '../../services/operator/runners/flink-connectors.js';
 import {
   flinkStatements,
   quoteIdentifier,
@@ -166,7 +167,13 @@ test('postgres → mysql, TIME window: the runner adds WHERE timeColumn >= lower
     },
     sink: {
       connectorId: 'mysql',
-      options: { url: MYSQL_URL, table: 'events', mode: 'upsert', keyColumns: ['event_id'], windowColumn: 'sluice_window' },
+      options: {
+        url: MYSQL_URL,
+        table: 'events',
+        mode: 'upsert',
+        keyColumns: ['event_id'],
+        windowColumn: 'sluice_window',
+      },
     },
     // created_at is not copied: it is declared in the source table all the same, for the WHERE.
     fields: [field('id', 'int', 'event_id'), field('kind'), field('body', 'json')],
@@ -177,7 +184,7 @@ test('postgres → mysql, TIME window: the runner adds WHERE timeColumn >= lower
   t.true(statements[3]!.includes('`"created_at"` TIMESTAMP(3)'));
   t.true(
     statements[5]!.endsWith(
-      "WHERE `\"created_at\"` >= TIMESTAMP '2025-01-01 00:00:00.000' AND `\"created_at\"` < TIMESTAMP '2025-01-01 01:00:00.000'",
+      'WHERE `"created_at"` >= TIMESTAMP \'2025-01-01 00:00:00.000\' AND `"created_at"` < TIMESTAMP \'2025-01-01 01:00:00.000\'',
     ),
   );
   t.regex(statements[3]!, /'scan\.auto-commit' = 'false'/);
@@ -885,4 +892,143 @@ test('an injected fetch is used for every request', async (t) => {
   t.is(urls.length, fake.calls.length);
   t.is(urls[0], `POST ${fake.gatewayUrl}/v1/sessions`);
   t.true(urls.includes(`GET ${fake.restUrl}/jobs/${FLINK_JOB_ID}`), 'the trailing slash of restUrl is dropped');
+});
+
+// ------------------------------------------------------------- the real connectors' options and semantics
+
+/** The WITH options of a CREATE TABLE statement, lexed. */
+function withOptions(statement: string): Record<string, string> {
+  const tokens = lex(statement.slice(statement.indexOf(') WITH (')));
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 2 < tokens.length; i++)
+    if (tokens[i]!.kind === 'str' && tokens[i + 1]!.value === '=' && tokens[i + 2]!.kind === 'str')
+      out[tokens[i]!.value] = tokens[i + 2]!.value;
+  return out;
+}
+
+test('every generated table option is an option of its Flink connector, per supported release; an unknown one is refused', async (t) => {
+  for (const name of ['kafka-to-postgres', 'postgres-to-mysql', 'mysql-to-kafka', 'datagen-to-kafka']) {
+    const sql = readFileSync(new URL(`${name}.sql`, GOLDEN_DIR), 'utf8');
+    for (const create of sql.split(';\n').filter((s) => s.includes('CREATE TEMPORARY TABLE'))) {
+      const options = withOptions(create);
+      const releases = FLINK_CONNECTOR_OPTIONS[options.connector!];
+      t.truthy(releases, `${name}: connector ${options.connector}`);
+      t.notThrows(() => checkTableOptions(options, 'source'), name);
+    }
+  }
+  const err = t.throws(() =>
+    checkTableOptions({ connector: 'jdbc', url: 'jdbc:mysql://h/d', 'admin-url': 'x' }, 'sink'),
+  );
+  t.is(code(err), 'FAILED_PRECONDITION');
+  t.regex(err!.message, /'admin-url' is not an option of the Flink 'jdbc' connector 3\.3/);
+});
+
+const kafkaToMysql = (source: Record<string, unknown>, fields: FieldMapping[]): StreamSpec => ({
+  streamId: 'k',
+  source: { connectorId: 'kafka', options: { brokers: ['k:9092'], topic: 't', clientId: 'c', ...source } },
+  sink: { connectorId: 'mysql', options: { url: MYSQL_URL, table: 't', mode: 'upsert', keyColumns: ['id'] } },
+  fields,
+});
+
+test('Kafka TIME window with startOffsets: Flink starts every partition at the window (timestamp), not unlisted ones at EARLIEST', async (t) => {
+  const s = await statementsFor(t, 'j', kafkaToMysql({ startOffsets: '0:5' }, [field('id', 'int')]), time(H0, H1));
+  const options = withOptions(s[3]!);
+  t.is(options['scan.startup.mode'], 'timestamp');
+  t.is(options['scan.startup.timestamp-millis'], String(H0));
+  t.is(options['scan.startup.specific-offsets'], undefined);
+});
+
+test('Kafka OFFSET window whose bounds name different partitions is refused on Flink (it would skip or over-read one)', async (t) => {
+  const err = await t.throwsAsync(
+    statementsFor(t, 'j', kafkaToMysql({}, [field('id', 'int')]), offset('0:5,1:7', '0:9')),
+  );
+  t.is(code(err), 'FAILED_PRECONDITION');
+  t.regex(err!.message, /same partitions in both bounds.*lower: 0,1, upper: 0/);
+  const same = await statementsFor(t, 'j', kafkaToMysql({}, [field('id', 'int')]), offset('0:5,1:7', '1:9,0:9'));
+  t.is(withOptions(same[3]!)['scan.bounded.mode'], 'specific-offsets');
+});
+
+test("Kafka format 'raw' has one column on Flink: several mapped fields are refused", async (t) => {
+  const err = await t.throwsAsync(
+    statementsFor(t, 'j', kafkaToMysql({ format: 'raw' }, [field('id', 'int'), field('v')]), time(H0, H1)),
+  );
+  t.is(code(err), 'FAILED_PRECONDITION');
+  t.regex(err!.message, /format 'raw'.*exactly one column.*2 source fields/);
+});
+
+test('a raw Kafka key is written as text: its own STRING column, left out of the value', async (t) => {
+  const s = await statementsFor(
+    t,
+    'j',
+    {
+      streamId: 'o',
+      source: { connectorId: 'datagen', options: {} },
+      sink: { connectorId: 'kafka', options: { brokers: ['k:9092'], topic: 'o', clientId: 'c', keyField: 'id' } },
+      fields: [field('id', 'int'), field('value', 'float')],
+    },
+    offset('0', '10'),
+  );
+  const options = withOptions(s[4]!);
+  t.is(options['key.format'], 'raw');
+  t.is(options['key.fields'], 'sluice_kafka_key');
+  t.is(options['value.fields-include'], 'EXCEPT_KEY');
+  t.regex(s[4]!, /`sluice_kafka_key` STRING/);
+  t.regex(s[5]!, /CAST\(CAST\(`id` AS BIGINT\) AS STRING\) AS `sluice_kafka_key`/);
+});
+
+test('JSON TIMESTAMP fields are read as text and parsed: epoch-ms numbers and ISO text with Z, in the UTC session zone', async (t) => {
+  const s = await statementsFor(t, 'j', kafkaToMysql({}, [field('id', 'int'), field('ts', 'timestamp')]), time(H0, H1));
+  t.is(s[1], "SET 'table.local-time-zone' = 'UTC'");
+  t.regex(s[3]!, /`ts` STRING/);
+  t.regex(s[5]!, /TO_TIMESTAMP_LTZ\(CAST\(`ts` AS BIGINT\), 3\)/);
+  t.regex(s[5]!, /REGEXP_REPLACE\(REPLACE\(`ts`, 'T', ' '\), 'Z\$', ''\)/);
+});
+
+test('a database URL with a user and no password gets an empty password (Flink wants both or neither)', async (t) => {
+  const s = await statementsFor(
+    t,
+    'j',
+    {
+      streamId: 'p',
+      source: {
+        connectorId: 'postgres',
+        options: { url: 'postgres://reader@pg:5432/db', table: 'e', keyColumn: 'id' },
+      },
+      sink: {
+        connectorId: 'mysql',
+        options: { url: 'mysql://w@my:3306/a', table: 'e', mode: 'upsert', keyColumns: ['id'] },
+      },
+      fields: [field('id', 'int')],
+    },
+    offset('0', '10'),
+  );
+  t.is(withOptions(s[3]!).username, 'reader');
+  t.is(withOptions(s[3]!).password, '');
+  t.is(withOptions(s[4]!).password, '');
+});
+
+test('pairings whose window-replace guarantee cannot hold on Flink are refused: replace-window SQL sinks, the file sink', async (t) => {
+  const replace = await t.throwsAsync(
+    statementsFor(
+      t,
+      'j',
+      {
+        ...kafkaToMysql({}, [field('id', 'int')]),
+        sink: { connectorId: 'mysql', options: { url: MYSQL_URL, table: 't' } },
+      },
+      time(H0, H1),
+    ),
+  );
+  t.is(code(replace), 'FAILED_PRECONDITION');
+  t.regex(replace!.message, /mode 'replace-window'.*use mode 'upsert'/);
+  const file = await t.throwsAsync(
+    statementsFor(
+      t,
+      'j',
+      { ...kafkaToMysql({}, [field('id', 'int')]), sink: { connectorId: 'file', options: { path: '/data/out' } } },
+      time(H0, H1),
+    ),
+  );
+  t.is(code(file), 'FAILED_PRECONDITION');
+  t.regex(file!.message, /INSERT OVERWRITE empties the whole directory/);
 });

@@ -316,7 +316,8 @@ export function flinkStatements(input: FlinkStatementsInput): string[] {
   // The window column of a SQL sink: every row carries the window's id (the column is NOT NULL when Sluice creates the table).
   const windowColumn = stream.sink.options.windowColumn;
   if (sinkTable.connector === 'jdbc' && typeof windowColumn === 'string' && windowColumn !== '') {
-    if (input.windowId === undefined) throw invalidArgument('windowId', 'the window id for the window column', undefined);
+    if (input.windowId === undefined)
+      throw invalidArgument('windowId', 'the window id for the window column', undefined);
     sinkColumns.push([sinkName(windowColumn), 'STRING NOT NULL']);
     select.push(`  ${quoteLiteral(input.windowId)} AS ${quoteIdentifier(sinkName(windowColumn))}`);
   }
