@@ -11,13 +11,16 @@ export interface PulsarApi {
     earliest(): PulsarMessageId;
     deserialize(data: Buffer): PulsarMessageId;
   };
-  readonly AuthenticationToken?: new (params: { token: string }) => unknown;
+  readonly AuthenticationToken?: new (params: { token: string }) => PulsarAuthentication;
 }
+
+/** An authentication object of pulsar-client (AuthenticationToken ...): opaque, no members of its own. */
+export type PulsarAuthentication = object;
 
 export interface PulsarClientConfig {
   serviceUrl: string;
   operationTimeoutSeconds?: number;
-  authentication?: unknown;
+  authentication?: PulsarAuthentication;
   log?: (level: number, file: string, line: number, message: string) => void;
 }
 

@@ -1,5 +1,5 @@
 import { type BoundedReader, ERROR_CODES, type Logger, type Row, SluiceError } from 'sluice/sdk';
-import type { PulsarApi, PulsarClient, PulsarMessage, PulsarReader } from './client.js';
+import type { PulsarApi, PulsarAuthentication, PulsarClient, PulsarMessage, PulsarReader } from './client.js';
 import {
   type MessageIdParts,
   compareMessageIds,
@@ -51,7 +51,7 @@ function clientLog(logger: Logger) {
  * stallTimeoutMs, the read fails with UNAVAILABLE instead of hanging.
  */
 export async function openBoundedReader(api: PulsarApi, plan: ReadPlan, logger: Logger): Promise<BoundedReader> {
-  let authentication: unknown;
+  let authentication: PulsarAuthentication | undefined;
   if (plan.authTokenEnv !== undefined) {
     const token = process.env[plan.authTokenEnv];
     if (!token)
