@@ -123,7 +123,14 @@ test('SLUICE_RUNNER=flink with the Flink URLs: a started Sluice runs groups that
   });
   await operator.createGroup({
     ...input,
-    streams: [{ ...input.streams[0]!, fields: [{ sourceField: 'id', targetField: 'id', cast: 'int' }] }],
+    streams: [
+      {
+        ...input.streams[0]!,
+        // The file sink is refused on Flink (it cannot replace a window's file): a Kafka sink instead.
+        sink: { connectorId: 'kafka', options: { brokers: ['kafka-1:9092'], topic: 'gen', clientId: 'sluice' } },
+        fields: [{ sourceField: 'id', targetField: 'id', cast: 'int' }],
+      },
+    ],
   });
   await operator.approveGroup('g-default-flink', 0);
   const { jobs } = await operator.submitOfflineJob(
