@@ -13,6 +13,8 @@ test('defaults apply when nothing is set', (t) => {
     replicaId: hostname(),
     runner: 'embedded',
     maxRunningJobs: 4,
+    failoverMs: 5000,
+    scheduleRescanMs: 30000,
     httpAddr: '127.0.0.1:8080',
   });
 });

@@ -1,11 +1,13 @@
 import anyTest, { type TestFn } from 'ava';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Running, startTestSluice } from '../helpers/sluice.js';
-import { datagenToFile, schedule } from '../helpers/operator.js';
+import { datagenToFile, jobWhen, schedule } from '../helpers/operator.js';
 
-const test = anyTest as TestFn<{ s: Running; url: string }>;
+const test = anyTest as TestFn<{ s: Running; url: string; dir: string; runDir: string }>;
 const TOKEN = 'c4llback-t0ken';
 const PATH = '/inlong/manager/api/group/submitOfflineJob';
 // Windows of the schedule start next year: nothing fires on its own while the callback is tested.
@@ -21,9 +23,18 @@ test.before(async (t) => {
   );
   await s.sluice.operator!.approveGroup('g-http', 0);
   await s.sluice.operator!.createGroup(datagenToFile('g-new', dir));
-  t.context = { s, url: `http://127.0.0.1:${s.sluice.callbackPort}${PATH}` };
+  // A manual group (engine None, output in a folder of its own): its windows run when submitted.
+  const runDir = join(dir, 'run');
+  await s.sluice.operator!.createGroup(
+    datagenToFile('g-run', runDir, { schedule: { ...schedule('g-run'), scheduleEngine: 'None' } }),
+  );
+  await s.sluice.operator!.approveGroup('g-run', 0);
+  t.context = { s, url: `http://127.0.0.1:${s.sluice.callbackPort}${PATH}`, dir, runDir };
 });
-test.after.always(async (t) => t.context.s?.close());
+test.after.always(async (t) => {
+  await t.context.s?.close();
+  if (t.context.dir) await rm(t.context.dir, { recursive: true, force: true });
+});
 
 async function post(
   url: string,
@@ -59,7 +70,21 @@ const window = (k: number) => ({
   upperBoundary: NEXT_YEAR + (k + 1) * HOUR,
 });
 
-test.serial('a window submitted twice runs once; rerun runs it again', async (t) => {
+/** The job once it has ended, read from the operator. */
+const ended = (t: { context: { s: Running } }, jobId: string) => jobWhen(t.context.s.sluice.operator!, jobId);
+
+/** The ids in the window's output file (datagen's row ids, one per second of the window). */
+async function outputIds(dir: string): Promise<number[]> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.jsonl'));
+  if (files.length !== 1) throw new Error(`expected one output file, found ${files.join(', ') || 'none'}`);
+  return (await readFile(join(dir, files[0]!), 'utf8'))
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { id: number }).id)
+    .sort((a, b) => a - b);
+}
+
+test.serial("a window submitted twice is one job, answered in InLong's envelope", async (t) => {
   const first = await post(t.context.url, window(0));
   t.is(first.status, 200);
   t.true(first.body.success && first.body.created === true);
@@ -72,13 +97,35 @@ test.serial('a window submitted twice runs once; rerun runs it again', async (t)
     again.body.jobs!.map((j) => j.jobId),
     first.body.jobs!.map((j) => j.jobId),
   );
-  await t.context.s.sluice.operator!.idle();
-  const rerun = await post(t.context.url, { ...window(0), rerun: true });
+  t.is(first.body.jobs![0]!.state, 'PENDING', 'a window submitted before it is due waits for its due time');
+});
+
+test.serial('a past window of a manual group runs with its rows; rerun runs it again', async (t) => {
+  const past = {
+    groupId: 'g-run',
+    boundaryType: 'TIME',
+    lowerBoundary: 1_700_000_000_000,
+    upperBoundary: 1_700_000_060_000,
+  };
+  const first = await post(t.context.url, past);
+  t.is(first.status, 200);
+  t.true(first.body.success);
+  // The window's 60 seconds hold datagen rows 1_700_000_000 to 1_700_000_059, one each.
+  const expected = Array.from({ length: 60 }, (_, k) => 1_700_000_000 + k);
+  const job = await ended(t, first.body.jobs![0]!.jobId);
+  t.is(job.state, 'SUCCEEDED');
+  t.is(job.progress.records, 60);
+  t.deepEqual(await outputIds(t.context.runDir), expected);
+  const rerun = await post(t.context.url, { ...past, rerun: true });
   t.is(rerun.status, 200);
   t.deepEqual(
     rerun.body.jobs!.map((j) => j.generation),
     [2],
   );
+  t.not(rerun.body.jobs![0]!.jobId, job.jobId);
+  const rerunJob = await ended(t, rerun.body.jobs![0]!.jobId);
+  t.is(rerunJob.state, 'SUCCEEDED');
+  t.deepEqual(await outputIds(t.context.runDir), expected, 'the re-run replaced the output, once each');
 });
 
 test.serial('a bearer token is required', async (t) => {
@@ -116,6 +163,23 @@ test.serial("refusals answer InLong's envelope with HTTP 200, the domain code an
   t.regex(notAWindow.body.errMsg!, /nearest windows are \[\d+, \d+\)/);
   t.is((await post(t.context.url, null, undefined, 'GET')).status, 405);
   t.is((await post(t.context.url.replace('submitOfflineJob', 'other'), window(1))).status, 404);
+});
+
+test('without SLUICE_CALLBACK_TOKEN the callback is off: nothing listens on SLUICE_HTTP_ADDR', async (t) => {
+  // A port that was free a moment ago: bind port 0, read it, close.
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  const s = await startTestSluice({ SLUICE_HTTP_ADDR: `127.0.0.1:${port}`, SLUICE_CALLBACK_TOKEN: '' });
+  try {
+    t.truthy(s.sluice.operator, 'the operator runs');
+    t.is(s.sluice.callbackPort, undefined);
+    const err = await t.throwsAsync(fetch(`http://127.0.0.1:${port}${PATH}`, { method: 'POST', body: '{}' }));
+    t.is((err as { cause?: { code?: string } }).cause?.code, 'ECONNREFUSED');
+  } finally {
+    await s.close();
+  }
 });
 
 test.serial(

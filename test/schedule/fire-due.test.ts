@@ -8,7 +8,7 @@ import { HookRunner } from '../../services/host/hook-runner.js';
 import { ManualClock } from '../../services/schedule/domain/clock.js';
 import type { ScheduleStore } from '../../services/schedule/domain/model.js';
 import { ScheduleService } from '../../services/schedule/domain/service.js';
-import { PostgresScheduleStore, SqliteScheduleStore } from '../../services/schedule/store/index.js';
+import { PostgresScheduleStore, SqliteScheduleStore } from '../../services/store/index.js';
 import { PG_URL, probePostgres, uniqueName } from '../helpers/databases.js';
 import { gate } from '../helpers/integration.js';
 import { FakeDispatcher, HOUR, T0, info } from '../helpers/schedule.js';

@@ -17,7 +17,7 @@ import { HookRunner } from '../../../services/host/hook-runner.js';
 import { type LoadedPlugin, loadPlugins } from '../../../services/host/loader.js';
 import { ManualClock } from '../../../services/schedule/domain/clock.js';
 import { ScheduleService } from '../../../services/schedule/domain/service.js';
-import { SqliteScheduleStore } from '../../../services/schedule/store/index.js';
+import { SqliteScheduleStore } from '../../../services/store/index.js';
 import { FakeDispatcher, info } from '../../helpers/schedule.js';
 
 const EXAMPLES = fileURLToPath(new URL('../../../examples/engines/', import.meta.url));
