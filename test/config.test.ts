@@ -13,6 +13,7 @@ test('defaults apply when nothing is set', (t) => {
     replicaId: hostname(),
     runner: 'embedded',
     maxRunningJobs: 4,
+    jobThreads: 0,
     jobHeapMb: 512,
     httpAddr: '127.0.0.1:8080',
   });

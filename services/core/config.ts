@@ -28,6 +28,8 @@ export interface Config {
   readonly runner: string;
   /** SLUICE_MAX_RUNNING_JOBS: jobs the embedded runner runs at once in this process. */
   readonly maxRunningJobs: number;
+  /** SLUICE_JOB_THREADS: worker threads jobs run in (0: in the service's own thread). */
+  readonly jobThreads: number;
   /** SLUICE_JOB_HEAP_MB: V8 heap cap of each job's worker thread (MiB); a job allocating past it fails alone. */
   readonly jobHeapMb: number;
   /** SLUICE_HTTP_ADDR: host:port of the operator's HTTP callback for external schedulers. */
@@ -52,6 +54,7 @@ export const DEFAULTS = {
   SLUICE_SCHEDULE_ADDR: '',
   SLUICE_RUNNER: 'embedded',
   SLUICE_MAX_RUNNING_JOBS: '4',
+  SLUICE_JOB_THREADS: '0',
   SLUICE_JOB_HEAP_MB: '512',
   SLUICE_HTTP_ADDR: '127.0.0.1:8080',
   SLUICE_CALLBACK_TOKEN: '',
@@ -69,6 +72,10 @@ function positiveInt(name: string, raw: string): number {
     throw new ConfigError(`${name}: expected a positive integer, got ${JSON.stringify(raw)}`);
   }
   return n;
+}
+
+function nonNegativeInt(name: string, raw: string): number {
+  return raw === '0' ? 0 : positiveInt(name, raw);
 }
 
 function hostPort(name: string, raw: string): string {
@@ -134,6 +141,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(scheduleAddr ? { scheduleAddr } : {}),
     runner,
     maxRunningJobs: positiveInt('SLUICE_MAX_RUNNING_JOBS', get('SLUICE_MAX_RUNNING_JOBS')),
+    jobThreads: nonNegativeInt('SLUICE_JOB_THREADS', get('SLUICE_JOB_THREADS')),
     jobHeapMb: positiveInt('SLUICE_JOB_HEAP_MB', get('SLUICE_JOB_HEAP_MB')),
     httpAddr: hostPort('SLUICE_HTTP_ADDR', get('SLUICE_HTTP_ADDR')),
     ...(get('SLUICE_CALLBACK_TOKEN') ? { callbackToken: get('SLUICE_CALLBACK_TOKEN') } : {}),
