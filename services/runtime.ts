@@ -20,6 +20,7 @@ import type { Runner } from './operator/domain/runner.js';
 import { operatorGrpc } from './operator/grpc/adapter.js';
 import { GrpcSchedulePort } from './operator/grpc/schedule-port.js';
 import { CALLBACK_PATH, createCallbackServer } from './operator/http/callback.js';
+import { EmbeddedRunner } from './operator/runners/embedded.js';
 import { PooledRunner } from './operator/runners/pool.js';
 import { FlinkRunner } from './operator/runners/flink.js';
 import { FlinkJobRunner } from './operator/runners/flink-adapter.js';
@@ -171,14 +172,20 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   let operator: { service: OperatorService; schedules: LazySchedulePort; callback?: HttpServer } | undefined;
   if (services.includes('operator') && store) {
     const schedules = new LazySchedulePort(() => config.scheduleAddr ?? self.address);
-    // Jobs run in worker threads, one per running job, each under a heap cap.
-    pool = new PooledRunner({
-      threads: config.maxRunningJobs,
-      maxHeapMb: config.jobHeapMb,
-      hookTimeoutMs: config.hookTimeoutMs,
-      stallTimeoutMs: config.hookTimeoutMs,
-    });
-    const runners = new Map<string, Runner>([['embedded', pool]]);
+    // SLUICE_JOB_THREADS > 0: jobs run in worker threads (started up front: a thread's first job would
+    // otherwise pay for loading the plugins), each under a heap cap; 0: in this thread.
+    const threads = config.jobThreads;
+    pool =
+      threads > 0
+        ? new PooledRunner({
+            threads,
+            jobsPerThread: Math.ceil(config.maxRunningJobs / threads),
+            maxHeapMb: config.jobHeapMb,
+            hookTimeoutMs: config.hookTimeoutMs,
+            stallTimeoutMs: config.hookTimeoutMs,
+          })
+        : undefined;
+    const runners = new Map<string, Runner>([['embedded', pool ?? new EmbeddedRunner({ hooks })]]);
     if (config.flinkGatewayUrl && config.flinkRestUrl) {
       runners.set(
         'flink',

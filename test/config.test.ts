@@ -13,6 +13,7 @@ test('defaults apply when nothing is set', (t) => {
     replicaId: hostname(),
     runner: 'embedded',
     maxRunningJobs: 4,
+    jobThreads: 0,
     failoverMs: 5000,
     scheduleRescanMs: 30000,
     jobHeapMb: 512,

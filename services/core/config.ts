@@ -28,6 +28,8 @@ export interface Config {
   readonly runner: string;
   /** SLUICE_MAX_RUNNING_JOBS: jobs the embedded runner runs at once in this process. */
   readonly maxRunningJobs: number;
+  /** SLUICE_JOB_THREADS: worker threads jobs run in (0: in the service's own thread). */
+  readonly jobThreads: number;
   /**
    * SLUICE_FAILOVER_MS: how soon a live replica takes over what a dead one left: windows it had claimed, jobs
    * whose lease it stopped renewing. Also how often replicas look for such work.
@@ -68,6 +70,7 @@ export const DEFAULTS = {
   SLUICE_SCHEDULE_ADDR: '',
   SLUICE_RUNNER: 'embedded',
   SLUICE_MAX_RUNNING_JOBS: '4',
+  SLUICE_JOB_THREADS: '0',
   SLUICE_FAILOVER_MS: '5000',
   SLUICE_SCHEDULE_RESCAN_MS: '30000',
   SLUICE_JOB_HEAP_MB: '512',
@@ -90,6 +93,10 @@ function positiveInt(name: string, raw: string): number {
     throw new ConfigError(`${name}: expected a positive integer, got ${JSON.stringify(raw)}`);
   }
   return n;
+}
+
+function nonNegativeInt(name: string, raw: string): number {
+  return raw === '0' ? 0 : positiveInt(name, raw);
 }
 
 function hostPort(name: string, raw: string): string {
@@ -159,6 +166,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(scheduleAddr ? { scheduleAddr } : {}),
     runner,
     maxRunningJobs: positiveInt('SLUICE_MAX_RUNNING_JOBS', get('SLUICE_MAX_RUNNING_JOBS')),
+    jobThreads: nonNegativeInt('SLUICE_JOB_THREADS', get('SLUICE_JOB_THREADS')),
     failoverMs: positiveInt('SLUICE_FAILOVER_MS', get('SLUICE_FAILOVER_MS')),
     scheduleRescanMs: positiveInt('SLUICE_SCHEDULE_RESCAN_MS', get('SLUICE_SCHEDULE_RESCAN_MS')),
     jobHeapMb: positiveInt('SLUICE_JOB_HEAP_MB', get('SLUICE_JOB_HEAP_MB')),
