@@ -1,6 +1,7 @@
 import type { OperatorStore } from '../../operator/domain/model.js';
 import type { ScheduleStore } from '../domain/model.js';
 import { PostgresScheduleStore, type PostgresStoreOptions } from './postgres.js';
+import { meteredStore } from './metered.js';
 import { SqliteScheduleStore } from './sqlite.js';
 
 export { MIGRATIONS, LATEST_VERSION, type Migration } from './migrations.js';
@@ -27,8 +28,8 @@ export function isPostgresUrl(url: string | undefined): url is string {
 /** Opens the configured store and applies pending migrations; the store is closed again when they fail. */
 export async function openSluiceStore(config: ScheduleStoreConfig): Promise<SluiceStore> {
   const store: SluiceStore = isPostgresUrl(config.databaseUrl)
-    ? await PostgresScheduleStore.open(config.databaseUrl.trim(), config.postgres)
-    : await SqliteScheduleStore.open(config.sqlitePath);
+    ? meteredStore(await PostgresScheduleStore.open(config.databaseUrl.trim(), config.postgres), 'postgresql')
+    : meteredStore(await SqliteScheduleStore.open(config.sqlitePath), 'sqlite');
   try {
     await store.migrate();
   } catch (err) {
