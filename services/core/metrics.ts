@@ -114,7 +114,7 @@ function make(provider: MeterProvider): SluiceInstruments {
       description: 'Records one job moved',
       advice: { explicitBucketBoundaries: COUNTS },
     }),
-    jobBytes: meter.createHistogram('sluice.job.bytes', {
+    jobBytes: meter.createHistogram('sluice.job.size', {
       unit: 'By',
       description: 'Bytes one job moved (approximate: as JSON)',
       advice: { explicitBucketBoundaries: BYTES },
