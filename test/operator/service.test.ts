@@ -220,8 +220,12 @@ test('a failed attempt aborts the sink and is retried per the policy; a precondi
   await rig.service.createGroup(flaky(2));
   await rig.service.approveGroup('g-flaky-2-error', 0);
   const { jobs } = await rig.service.submitOfflineJob(offset('g-flaky-2-error'), false);
-  await new Promise((r) => setTimeout(r, 300));
-  const job = await finished(rig, jobs[0]!.jobId);
+  // Retries wait out their backoff outside idle(): wait on the job's state, not on a fixed time.
+  let job = await finished(rig, jobs[0]!.jobId);
+  while (job.state === 'PENDING' || job.state === 'RUNNING') {
+    await new Promise((r) => setTimeout(r, 20));
+    job = await finished(rig, jobs[0]!.jobId);
+  }
   t.is(job.state, 'SUCCEEDED');
   t.is(job.attempt, 3);
   t.is(globalThis.__flakySink!.aborts.get('g-flaky-2-error/s1/0-25'), 2, 'each failed attempt aborted its writer');
