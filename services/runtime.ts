@@ -14,7 +14,7 @@ import type { Clock } from './schedule/domain/clock.js';
 import { type Dispatcher, ScheduleService } from './schedule/domain/service.js';
 import { GrpcDispatcher } from './schedule/grpc/dispatcher.js';
 import { scheduleGrpc } from './schedule/grpc/adapter.js';
-import { openSluiceStore } from './schedule/store/index.js';
+import { openSluiceStore } from './store/index.js';
 import { OperatorService, type SchedulePort } from './operator/domain/service.js';
 import type { Runner } from './operator/domain/runner.js';
 import { operatorGrpc } from './operator/grpc/adapter.js';
@@ -79,6 +79,10 @@ class LazySchedulePort implements SchedulePort {
     return this.#get().unregister(groupId);
   }
 
+  fireDue(groupId: string, asOf: number) {
+    return this.#get().fireDue(groupId, asOf);
+  }
+
   close(): void {
     this.#inner?.close();
   }
@@ -132,6 +136,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   const plugins = await loadPlugins({
     bundledDir: options.bundledPluginsDir ?? BUNDLED_PLUGINS_DIR,
     extraDirs: config.pluginPath,
+    settings: { env: process.env, ...(config.pluginSettingsFile ? { file: config.pluginSettingsFile } : {}) },
   });
   // Options a plugin marks writeOnly (passwords, keys) never reach a log line.
   for (const c of plugins.connectors.values()) {
@@ -174,6 +179,8 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       dispatcher,
       logger,
       owner: config.replicaId,
+      leaseMs: config.failoverMs,
+      rescanMs: config.scheduleRescanMs,
     });
     const { definition, implementation } = scheduleGrpc(service, clock, logger);
     bindings.push({ name: 'sluice.schedule.v1.ScheduleService', definition, implementation: implementation as never });
@@ -201,6 +208,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       defaultRunner: config.runner,
       maxRunningJobs: config.maxRunningJobs,
       owner: config.replicaId,
+      leaseMs: config.failoverMs,
       logger,
     });
     const { definition, implementation } = operatorGrpc(service, logger);
@@ -212,8 +220,14 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   if (schedule) await schedule.service.start();
   if (operator) {
     await operator.service.start();
-    if (config.callbackToken) {
-      const callback = createCallbackServer({ service: operator.service, token: config.callbackToken, logger });
+    if (config.callbackToken || config.inlongUsers) {
+      const callback = createCallbackServer({
+        service: operator.service,
+        schedules: operator.schedules,
+        ...(config.callbackToken ? { token: config.callbackToken } : {}),
+        ...(config.inlongUsers ? { inlongUsers: config.inlongUsers } : {}),
+        logger,
+      });
       const [host, port] = [
         config.httpAddr.slice(0, config.httpAddr.lastIndexOf(':')).replace(/^\[|\]$/g, ''),
         Number(config.httpAddr.slice(config.httpAddr.lastIndexOf(':') + 1)),
@@ -223,7 +237,9 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       logger.info('HTTP callback listening', { address: `${host}:${bound.port}`, path: CALLBACK_PATH });
       operator.callback = callback;
     } else {
-      logger.info('HTTP callback off: set SLUICE_CALLBACK_TOKEN to let external schedulers submit windows over HTTP');
+      logger.info(
+        'HTTP server off: set SLUICE_CALLBACK_TOKEN (or SLUICE_CALLBACK_INLONG_USERS) to let external schedulers submit windows and call FireDue over HTTP',
+      );
     }
   }
   return {

@@ -30,6 +30,13 @@ export interface Config {
   readonly runner: string;
   /** SLUICE_MAX_RUNNING_JOBS: jobs the embedded runner runs at once in this process. */
   readonly maxRunningJobs: number;
+  /**
+   * SLUICE_FAILOVER_MS: how soon a live replica takes over what a dead one left: windows it had claimed, jobs
+   * whose lease it stopped renewing. Also how often replicas look for such work.
+   */
+  readonly failoverMs: number;
+  /** SLUICE_SCHEDULE_RESCAN_MS: how often a schedule replica re-reads every schedule (the safety net of LISTEN/NOTIFY). */
+  readonly scheduleRescanMs: number;
   /** SLUICE_HTTP_ADDR: host:port of the operator's HTTP callback for external schedulers. */
   readonly httpAddr: string;
   /** SLUICE_CALLBACK_TOKEN: the bearer token the HTTP callback requires; without it the callback is off. */
@@ -41,6 +48,15 @@ export interface Config {
   readonly metricsAddr?: string;
   /** SLUICE_METRICS_MAX_GROUPS: groups that get series of their own; beyond it only aggregates (docs/metrics.md). */
   readonly metricsMaxGroups: number;
+  /** SLUICE_PLUGIN_SETTINGS_FILE: a JSON file of plugin settings `{ "<plugin id>": { "<setting>": value } }`; SLUICE_PLUGIN_<ID>_<SETTING> variables win. */
+  readonly pluginSettingsFile?: string;
+  /** SLUICE_PUBLIC_HTTP_URL: the base URL at which external engines reach Sluice's HTTP server (e.g. http://sluice:8080). */
+  readonly publicHttpUrl?: string;
+  /**
+   * SLUICE_CALLBACK_INLONG_USERS: `user:password[,user:password…]`, the InLong users accepted on InLong's
+   * callback path only (query `username`/`password`, or HTTP Basic), as InLong's schedulers send them.
+   */
+  readonly inlongUsers?: ReadonlyMap<string, string>;
 }
 
 export const DEFAULTS = {
@@ -57,12 +73,17 @@ export const DEFAULTS = {
   SLUICE_SCHEDULE_ADDR: '',
   SLUICE_RUNNER: 'embedded',
   SLUICE_MAX_RUNNING_JOBS: '4',
+  SLUICE_FAILOVER_MS: '5000',
+  SLUICE_SCHEDULE_RESCAN_MS: '30000',
   SLUICE_HTTP_ADDR: '127.0.0.1:8080',
   SLUICE_CALLBACK_TOKEN: '',
   SLUICE_FLINK_GATEWAY_URL: '',
   SLUICE_FLINK_REST_URL: '',
   SLUICE_METRICS_ADDR: '',
   SLUICE_METRICS_MAX_GROUPS: '1000',
+  SLUICE_PLUGIN_SETTINGS_FILE: '',
+  SLUICE_PUBLIC_HTTP_URL: '',
+  SLUICE_CALLBACK_INLONG_USERS: '',
 } as const;
 
 export class ConfigError extends Error {
@@ -123,6 +144,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `SLUICE_FLINK_GATEWAY_URL and SLUICE_FLINK_REST_URL: expected both or neither, got only ${flinkGatewayUrl ? 'the gateway' : 'the REST URL'}`,
     );
   }
+  const publicHttpUrl = get('SLUICE_PUBLIC_HTTP_URL');
+  if (publicHttpUrl && !/^https?:\/\/\S+$/.test(publicHttpUrl))
+    throw new ConfigError(`SLUICE_PUBLIC_HTTP_URL: expected an http(s):// URL, got ${JSON.stringify(publicHttpUrl)}`);
+  const inlongUsers = parseInlongUsers(get('SLUICE_CALLBACK_INLONG_USERS'));
   if (runner !== 'embedded' && runner !== 'flink')
     throw new ConfigError(`SLUICE_RUNNER: expected embedded or flink, got ${JSON.stringify(runner)}`);
   if (runner === 'flink' && !flinkGatewayUrl)
@@ -145,10 +170,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(scheduleAddr ? { scheduleAddr } : {}),
     runner,
     maxRunningJobs: positiveInt('SLUICE_MAX_RUNNING_JOBS', get('SLUICE_MAX_RUNNING_JOBS')),
+    failoverMs: positiveInt('SLUICE_FAILOVER_MS', get('SLUICE_FAILOVER_MS')),
+    scheduleRescanMs: positiveInt('SLUICE_SCHEDULE_RESCAN_MS', get('SLUICE_SCHEDULE_RESCAN_MS')),
     httpAddr: hostPort('SLUICE_HTTP_ADDR', get('SLUICE_HTTP_ADDR')),
     ...(get('SLUICE_CALLBACK_TOKEN') ? { callbackToken: get('SLUICE_CALLBACK_TOKEN') } : {}),
     ...(flinkGatewayUrl ? { flinkGatewayUrl, flinkRestUrl } : {}),
     ...(metricsAddr ? { metricsAddr } : {}),
     metricsMaxGroups: positiveInt('SLUICE_METRICS_MAX_GROUPS', get('SLUICE_METRICS_MAX_GROUPS')),
+    ...(get('SLUICE_PLUGIN_SETTINGS_FILE') ? { pluginSettingsFile: get('SLUICE_PLUGIN_SETTINGS_FILE') } : {}),
+    ...(publicHttpUrl ? { publicHttpUrl: publicHttpUrl.replace(/\/+$/, '') } : {}),
+    ...(inlongUsers.size > 0 ? { inlongUsers } : {}),
   };
+}
+
+/** `user:password[,user:password…]`; the password may hold ':' (the first one splits). Never echoes a password. */
+function parseInlongUsers(raw: string): Map<string, string> {
+  const users = new Map<string, string>();
+  if (raw === '') return users;
+  raw.split(',').forEach((entry, i) => {
+    const at = entry.indexOf(':');
+    const user = at > 0 ? entry.slice(0, at).trim() : '';
+    if (user === '' || at === entry.length - 1)
+      throw new ConfigError(
+        `SLUICE_CALLBACK_INLONG_USERS: expected user:password[,user:password…], got an entry ${i + 1} without ${user === '' ? 'a user name' : `a password (user ${JSON.stringify(user)})`}`,
+      );
+    if (users.has(user))
+      throw new ConfigError(`SLUICE_CALLBACK_INLONG_USERS: expected each user once, got ${JSON.stringify(user)} twice`);
+    users.set(user, entry.slice(at + 1));
+  });
+  return users;
 }

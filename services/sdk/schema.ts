@@ -17,8 +17,6 @@ export interface JsonSchema {
   readonly required?: readonly string[];
   /** Unknown options are rejected unless this is true (an object with `properties` is closed by default). */
   readonly additionalProperties?: boolean | JsonSchema;
-  /** Marks a secret (a password, a key): logs never show its value. */
-  readonly writeOnly?: boolean;
   readonly items?: JsonSchema;
   readonly enum?: readonly (string | number | boolean)[];
   readonly default?: unknown;
@@ -27,6 +25,8 @@ export interface JsonSchema {
   readonly minLength?: number;
   readonly pattern?: string;
   readonly examples?: readonly unknown[];
+  /** A secret (JSON Schema's standard keyword): accepted, never returned or logged. */
+  readonly writeOnly?: boolean;
 }
 
 // ajv-formats is CommonJS; its plugin is the module itself or its `default`.

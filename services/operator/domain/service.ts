@@ -42,6 +42,19 @@ export interface SchedulePort {
   update(info: ScheduleInfo): Promise<void>;
   /** UnregisterSchedule; a schedule that is already gone is fine. */
   unregister(groupId: string): Promise<void>;
+  /** FireDue: fires the group's windows due at `asOf` (0: now) through the schedule service's ledger. */
+  fireDue(groupId: string, asOf: number): Promise<FireDueAnswer>;
+}
+
+/** What FireDue answered, as the operator's HTTP server shows it. */
+export interface FireDueAnswer {
+  readonly instances: readonly {
+    readonly instanceId: string;
+    readonly windowStart: number;
+    readonly windowEnd: number;
+    readonly state: string;
+  }[];
+  readonly nextDueTime?: number;
 }
 
 export interface OperatorServiceOptions {
@@ -57,7 +70,15 @@ export interface OperatorServiceOptions {
   readonly owner: string;
   readonly logger: Logger;
   readonly now?: () => number;
+  /**
+   * How long a job's lease lasts (default 30 s; the service runs with SLUICE_FAILOVER_MS). The owner renews its
+   * leases every third of it; any replica looks for expired ones this often and takes them over.
+   */
+  readonly leaseMs?: number;
 }
+
+/** Why a run is stopped when its job was cancelled or taken over elsewhere: nothing more is written for it here. */
+class LeaseLost extends Error {}
 
 export interface GroupInput {
   readonly groupId: string;
@@ -96,12 +117,81 @@ export class OperatorService {
   readonly #contexts = new Map<string, Context>();
   readonly #running = new Map<string, AbortController>();
   readonly #inflight = new Set<Promise<unknown>>();
+  /** Jobs this replica holds a lease on: queued, running or waiting for a retry. */
+  readonly #owned = new Set<string>();
+  readonly #leaseMs: number;
+  #timers: NodeJS.Timeout[] = [];
   #stopped = false;
 
   constructor(options: OperatorServiceOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.#leaseMs = options.leaseMs ?? 30_000;
     this.#events.setMaxListeners(0);
+  }
+
+  /** Renews the leases of the jobs held here; a job missing from the answer was cancelled or taken over elsewhere. */
+  async #renew(): Promise<void> {
+    const ids = [...this.#owned];
+    if (ids.length === 0) return;
+    const held = new Set(await this.#o.store.renewJobLeases(this.#o.owner, ids, this.#now() + this.#leaseMs));
+    for (const jobId of ids) {
+      if (held.has(jobId) || !this.#owned.has(jobId)) continue;
+      this.#owned.delete(jobId);
+      const queued = this.#queue.indexOf(jobId);
+      if (queued >= 0) this.#queue.splice(queued, 1);
+      this.#running.get(jobId)?.abort(new LeaseLost(`job '${jobId}' is no longer held by '${this.#o.owner}'`));
+      const job = await this.#o.store.getJob(jobId);
+      if (job) this.#emit(job);
+    }
+  }
+
+  /** Takes over the unfinished jobs whose owner stopped renewing their lease (a replica that died or lost the store). */
+  async #takeOverExpired(): Promise<void> {
+    const now = this.#now();
+    for (const job of await this.#o.store.expiredJobs(now, 100)) {
+      if (this.#owned.has(job.jobId)) continue;
+      const taken = await this.#o.store.takeOverJob(job.jobId, job.leaseUntil, this.#o.owner, now + this.#leaseMs, now);
+      if (!taken) continue;
+      const previous = job.owner === this.#o.owner ? 'this replica' : `operator replica '${job.owner}'`;
+      if (taken.state === 'RUNNING') {
+        const group = await this.#o.store.getGroup(taken.groupId);
+        const maxAttempts = group?.retry.maxAttempts ?? 1;
+        if (taken.attempt >= maxAttempts) {
+          await this.#update(
+            taken.jobId,
+            {
+              state: 'FAILED',
+              error: `${previous} stopped renewing the lease of this job during attempt ${taken.attempt} of ${maxAttempts}; no attempts left`,
+              finishedAt: this.#now(),
+            },
+            ['RUNNING'],
+          );
+          continue;
+        }
+        const requeued = await this.#update(
+          taken.jobId,
+          { state: 'PENDING', error: `attempt ${taken.attempt} lost: ${previous} stopped renewing its lease` },
+          ['RUNNING'],
+        );
+        if (!requeued) continue;
+      }
+      this.#o.logger.warn('job taken over', { jobId: taken.jobId, from: job.owner, attempt: taken.attempt });
+      this.#enqueue(taken.jobId);
+    }
+  }
+
+  #every(ms: number, fn: () => Promise<void>, what: string): void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy || this.#stopped) return;
+      busy = true;
+      fn()
+        .catch((err: unknown) => this.#o.logger.warn(`${what} failed`, { err }))
+        .finally(() => (busy = false));
+    }, ms);
+    timer.unref();
+    this.#timers.push(timer);
   }
 
   // ---- life cycle ------------------------------------------------------------------------------
@@ -125,11 +215,14 @@ export class OperatorService {
       if (jobs.length < 500) break;
       after = jobs[jobs.length - 1]!.jobId;
     }
+    this.#every(Math.max(1, Math.floor(this.#leaseMs / 3)), () => this.#renew(), 'renewing job leases');
+    this.#every(this.#leaseMs, () => this.#takeOverExpired(), 'taking over expired jobs');
   }
 
   /** Stops taking jobs and aborts the running ones; they stay PENDING/RUNNING and run again at the next start. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    for (const timer of this.#timers) clearInterval(timer);
     for (const c of this.#running.values())
       c.abort(new SluiceError(ERROR_CODES.UNAVAILABLE, 'the operator is stopping'));
     await Promise.allSettled([...this.#inflight]);
@@ -286,6 +379,23 @@ export class OperatorService {
   // ---- jobs ------------------------------------------------------------------------------------
 
   /**
+   * The window's bounds in the canonical form the sources give (canonicalBoundaries), so one window is
+   * one job however it is written; as given when no source has the hook or the sources disagree.
+   */
+  async #canonical(group: GroupRecord, given: Boundaries): Promise<Boundaries> {
+    const forms = new Set<string>();
+    let canonical: Boundaries | undefined;
+    for (const stream of group.streams) {
+      const source = this.#o.connectors.get(stream.source.connectorId);
+      if (!source || !(source.plugin.boundaryTypes ?? []).includes(given.boundaryType)) return given;
+      canonical = await this.#o.catalog.canonicalBoundaries(source.id, given);
+      if (!canonical) return given;
+      forms.add(JSON.stringify([canonical.boundaryType, canonical.lowerBound, canonical.upperBound]));
+    }
+    return forms.size === 1 && canonical && canonical.boundaryType === given.boundaryType ? canonical : given;
+  }
+
+  /**
    * Turns one window into one job per stream. The same window returns its existing jobs unless
    * `rerun`, which runs it again (the sinks replace its output).
    */
@@ -294,11 +404,11 @@ export class OperatorService {
     if (group.status !== 'APPROVED' && group.status !== 'REGISTERED') {
       throw failedPrecondition(`group '${group.groupId}' is ${group.status}; approve it before submitting jobs`);
     }
-    const boundaries: Boundaries = {
+    const boundaries = await this.#canonical(group, {
       boundaryType: request.boundaryType,
       lowerBound: request.lowerBound,
       upperBound: request.upperBound,
-    };
+    });
     for (const stream of group.streams) {
       const source = this.#o.connectors.get(stream.source.connectorId);
       if (!source)
@@ -349,6 +459,7 @@ export class OperatorService {
         progress: { records: 0, bytes: 0, positions: {} },
         error: '',
         owner: this.#o.owner,
+        leaseUntil: now + this.#leaseMs,
         createdAt: now,
         updatedAt: now,
       });
@@ -372,7 +483,10 @@ export class OperatorService {
     return this.#o.store.listJobs(query);
   }
 
-  /** Cancels a pending or running job; its sink aborts. A finished job is FAILED_PRECONDITION. */
+  /**
+   * Cancels a pending or running job, on whichever replica runs it; its sink aborts (on another replica at its
+   * next lease renewal). A finished job is FAILED_PRECONDITION.
+   */
   async cancelJob(jobId: string): Promise<JobRecord> {
     const job = await this.getJob(jobId);
     if (FINAL_JOB_STATES.includes(job.state))
@@ -383,11 +497,12 @@ export class OperatorService {
       await new Promise<void>((resolve) => this.#events.once(`ended:${jobId}`, () => resolve()));
       return this.getJob(jobId);
     }
+    // Not running here: pending here, or held by another replica, which finds it CANCELLED when it renews.
     const cancelled = await this.#o.store.updateJob(
       jobId,
       { state: 'CANCELLED', finishedAt: this.#now() },
       this.#now(),
-      ['PENDING'],
+      ['PENDING', 'RUNNING'],
     );
     if (!cancelled) return this.cancelJob(jobId);
     this.#emit(cancelled);
@@ -413,6 +528,7 @@ export class OperatorService {
 
   #enqueue(jobId: string): void {
     if (this.#stopped) return;
+    this.#owned.add(jobId);
     this.#contexts.set(jobId, context.active());
     this.#queue.push(jobId);
     this.#pump();
@@ -431,7 +547,12 @@ export class OperatorService {
             .getTracer('sluice.operator')
             .startActiveSpan('job run', { attributes: { 'sluice.job.id': jobId } }, (span) =>
               this.#runJob(jobId, controller.signal)
-                .then((state) => span.setAttribute('sluice.job.state', state ?? 'NOT_RUN'))
+                .then((state) => {
+                  // Held on while it waits for a retry; let go otherwise (a failed final write included: the
+                  // lease then runs out and a replica, maybe this one, takes the job over).
+                  if (state !== 'PENDING') this.#owned.delete(jobId);
+                  span.setAttribute('sluice.job.state', state ?? 'NOT_RUN');
+                })
                 .catch((err: unknown) => {
                   span.setStatus({ code: SpanStatusCode.ERROR });
                   throw err;
@@ -439,7 +560,10 @@ export class OperatorService {
                 .finally(() => span.end()),
             ),
         )
-        .catch((err: unknown) => this.#o.logger.error('job run failed', { jobId, err }))
+        .catch((err: unknown) => {
+          this.#owned.delete(jobId);
+          this.#o.logger.error('job run failed', { jobId, err });
+        })
         .finally(() => {
           this.#running.delete(jobId);
           this.#pump();
@@ -509,7 +633,8 @@ export class OperatorService {
     } catch (err) {
       await lastWrite;
       const message = err instanceof Error ? err.message : String(err);
-      if (signal.aborted && this.#stopped) return 'RUNNING'; // runs again at the next start
+      if (signal.aborted && this.#stopped) return 'RUNNING'; // runs again at the next start, or elsewhere
+      if (signal.aborted && signal.reason instanceof LeaseLost) return undefined; // cancelled or taken over elsewhere
       if (signal.aborted) {
         await this.#update(jobId, { state: 'CANCELLED', error: message, progress, finishedAt: this.#now() }, [
           'RUNNING',

@@ -16,7 +16,7 @@ import { instruments } from '../../core/metrics.js';
 import type { HookRunner } from '../../host/hook-runner.js';
 import type { LoadedPlugin } from '../../host/loader.js';
 import type { Clock } from './clock.js';
-import { firingRules, normalizeInfo } from './info.js';
+import { NO_ENGINE, firingRules, isNoEngine, normalizeInfo } from './info.js';
 import {
   FINAL_STATES,
   type InstanceRecord,
@@ -44,6 +44,16 @@ export interface Dispatcher {
   ): Promise<{ readonly succeeded: boolean; readonly error?: string }>;
 }
 
+/** How far ahead of the service's clock a FireDue `as_of` may be: engines' clocks drift, windows never fire early. */
+export const MAX_AS_OF_AHEAD_MS = 5000;
+
+/** What one FireDue call did. */
+export interface FireDueResult {
+  readonly instances: readonly InstanceRecord[];
+  /** The next window's due time after `as_of`; absent when the schedule has ended or waits for running windows. */
+  readonly nextDueTime?: number;
+}
+
 export interface ScheduleServiceOptions {
   readonly store: ScheduleStore;
   readonly engines: ReadonlyMap<string, LoadedPlugin<EnginePlugin>>;
@@ -55,8 +65,13 @@ export interface ScheduleServiceOptions {
   readonly owner: string;
   /** A window this late still counts as on time (default 60 s). */
   readonly graceMs?: number;
-  /** A SCHEDULED row older than this is taken over by any replica (default 30 s). */
+  /**
+   * A SCHEDULED row older than this is taken over by any replica, and a dispatched one is followed by any
+   * replica (default 30 s; the service runs with SLUICE_FAILOVER_MS). Rows are looked at this often, too.
+   */
   readonly leaseMs?: number;
+  /** Every schedule is read again this often, in case a change announcement was missed (default 30 s). */
+  readonly rescanMs?: number;
 }
 
 /**
@@ -102,6 +117,15 @@ export class ScheduleService {
   readonly #waiting = new Set<string>();
   readonly #inflight = new Set<Promise<unknown>>();
   #sweep?: { cancel(): void };
+  #rescan?: { cancel(): void };
+  #watch?: { close(): Promise<void> };
+  /** What this replica last acted on of each schedule: a newer version re-arms or disarms it here. */
+  readonly #known = new Map<string, Pick<ScheduleRecord, 'version' | 'status' | 'engineId'>>();
+  /** One sync at a time per group, in arrival order. */
+  readonly #syncing = new Map<string, Promise<void>>();
+  #rescanning: Promise<void> | undefined;
+  /** Instances whose jobs this replica follows now. */
+  readonly #following = new Set<string>();
   #stopped = false;
   /** Aborted on stop: dispatch retries and job watches end, leaving their rows for the next start. */
   readonly #stopping = new AbortController();
@@ -110,39 +134,107 @@ export class ScheduleService {
     this.#o = options;
     this.#graceMs = options.graceMs ?? 60_000;
     this.#leaseMs = options.leaseMs ?? 30_000;
+    this.#rescanMs = options.rescanMs ?? 30_000;
   }
+
+  readonly #rescanMs: number;
 
   // ---- life cycle ------------------------------------------------------------------------------
 
   /** Starts the engines, re-arms every firing schedule (catch-up runs then) and resumes unfinished instances. */
   async start(): Promise<void> {
     for (const engine of this.#o.engines.values()) {
+      if (engine.settings?.availability.available === false) {
+        this.#o.logger.warn('engine plugin unavailable', {
+          pluginId: engine.id,
+          reason: engine.settings.availability.reason,
+        });
+        continue;
+      }
       if (this.#o.hooks.has(engine, 'start'))
-        await this.#o.hooks.call(engine, 'start', undefined, { context: this.#engineContext() });
+        await this.#o.hooks.call(engine, 'start', undefined, { context: this.#engineContext(engine.id) });
     }
     await this.#recover(true);
-    for (let after: string | undefined; ;) {
-      const page = await this.#o.store.listSchedules({
-        statuses: FIRING,
-        limit: 500,
-        ...(after ? { afterGroupId: after } : {}),
-      });
-      for (const s of page)
-        await this.#engineCall(s.engineId, 'register', s.info).catch((err: unknown) =>
-          this.#o.logger.error('re-arming a schedule failed', { groupId: s.groupId, err }),
-        );
-      // Let calls in (health checks included) between pages: re-arming 100,000 schedules takes seconds.
-      await new Promise((resolve) => setImmediate(resolve));
-      if (page.length < 500) break;
-      after = page[page.length - 1]!.groupId;
-    }
+    // Listen before reading, so no change falls between the read and the first announcement.
+    this.#watch = await this.#o.store.watchSchedules?.({
+      onChange: (groupId) => void this.#track(this.#syncGroup(groupId)).catch(() => {}),
+      onGap: () => void this.#track(this.#rescanAll()).catch(() => {}),
+    });
+    await this.#rescanAll();
     this.#armSweep();
+    this.#armRescan();
+  }
+
+  /**
+   * Reads every schedule and arms, re-arms or disarms here what changed since this replica last looked: every
+   * replica arms every firing schedule, and the ledger's claims decide which one fires a window.
+   */
+  #rescanAll(): Promise<void> {
+    this.#rescanning ??= (async () => {
+      for (let after: string | undefined; ;) {
+        const page = await this.#o.store.listSchedules({ limit: 500, ...(after ? { afterGroupId: after } : {}) });
+        for (const s of page) await this.#sync(s);
+        // Let calls in (health checks included) between pages: re-arming 100,000 schedules takes seconds.
+        await new Promise((resolve) => setImmediate(resolve));
+        if (page.length < 500) break;
+        after = page[page.length - 1]!.groupId;
+      }
+    })().finally(() => (this.#rescanning = undefined));
+    return this.#rescanning;
+  }
+
+  async #syncGroup(groupId: string): Promise<void> {
+    const s = await this.#o.store.getSchedule(groupId);
+    if (s) await this.#sync(s);
+  }
+
+  /** Brings the engine in line with `s` when it is newer than what this replica last acted on. */
+  #sync(s: ScheduleRecord): Promise<void> {
+    const previous = this.#syncing.get(s.groupId) ?? Promise.resolve();
+    const next = previous
+      .then(() => this.#apply(s))
+      .catch((err: unknown) => this.#o.logger.error('arming a schedule failed', { groupId: s.groupId, err }));
+    this.#syncing.set(s.groupId, next);
+    void next.finally(() => {
+      if (this.#syncing.get(s.groupId) === next) this.#syncing.delete(s.groupId);
+    });
+    return next;
+  }
+
+  async #apply(s: ScheduleRecord): Promise<void> {
+    if (this.#stopped) return;
+    const seen = this.#known.get(s.groupId);
+    if (seen !== undefined && seen.version >= s.version) return;
+    this.#known.set(s.groupId, { version: s.version, status: s.status, engineId: s.engineId });
+    const wasFiring = seen !== undefined && FIRING.includes(seen.status);
+    const firing = FIRING.includes(s.status);
+    if (wasFiring && (seen.engineId !== s.engineId || s.status === 'DELETED'))
+      await this.#engineCall(seen.engineId, 'unregister', s.groupId);
+    // A paused schedule stays with its engine: its fires find it PAUSED and do nothing until it is resumed.
+    if (firing)
+      await this.#engineCall(s.engineId, wasFiring && seen.engineId === s.engineId ? 'update' : 'register', s.info);
+  }
+
+  /** Records a change this replica made and told its engine about itself. */
+  #note(s: ScheduleRecord): void {
+    const seen = this.#known.get(s.groupId);
+    if (seen === undefined || seen.version < s.version)
+      this.#known.set(s.groupId, { version: s.version, status: s.status, engineId: s.engineId });
+  }
+
+  #armRescan(): void {
+    if (this.#stopped) return;
+    const timer = setInterval(() => void this.#track(this.#rescanAll()).catch(() => {}), this.#rescanMs);
+    timer.unref();
+    this.#rescan = { cancel: () => clearInterval(timer) };
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#stopping.abort(new Error('the schedule service is stopping'));
     this.#sweep?.cancel();
+    this.#rescan?.cancel();
+    await this.#watch?.close();
     for (const engine of this.#o.engines.values()) {
       if (this.#o.hooks.has(engine, 'stop')) await this.#o.hooks.call(engine, 'stop', undefined).catch(() => {});
     }
@@ -180,8 +272,16 @@ export class ScheduleService {
         if (row.state === 'SCHEDULED' && (stale || (atStart && row.owner === this.#o.owner))) {
           const taken = await this.#o.store.takeOverInstance(row.instanceId, row.updatedAt, this.#o.owner, now);
           if (taken) this.#runInstance(taken);
-        } else if (atStart && row.state !== 'SCHEDULED' && row.jobIds.length > 0) {
-          this.#track(this.#followInstance(row));
+        } else if (
+          row.state !== 'SCHEDULED' &&
+          row.jobIds.length > 0 &&
+          !this.#following.has(row.instanceId) &&
+          (atStart || stale)
+        ) {
+          // Its jobs are followed here: this replica's own after a restart, anyone's once no update came for a lease.
+          this.#track(this.#followInstance(row)).catch((err: unknown) =>
+            this.#o.logger.error('following an instance failed', { instanceId: row.instanceId, err }),
+          );
         }
       }
       if (rows.length < 500) break;
@@ -190,11 +290,24 @@ export class ScheduleService {
     }
   }
 
-  #engineContext(): Record<string, unknown> {
-    const ctx: Omit<EngineContext, 'signal' | 'logger' | 'pluginId'> = {
+  #engineContext(engineId: string): Record<string, unknown> {
+    const ctx: Omit<EngineContext, 'signal' | 'logger' | 'pluginId' | 'settings'> = {
       now: () => this.#o.clock.now(),
       scheduleAt: (at, fn) => this.#o.clock.scheduleAt(at, fn),
-      fireDue: (groupId) => this.fireDue(groupId),
+      fireDue: async (groupId, asOf) => {
+        const r = await this.fireDue(groupId, asOf ?? 0);
+        return {
+          instances: r.instances.map((i) => ({
+            instanceId: i.instanceId,
+            windowStart: i.windowStart,
+            windowEnd: i.windowEnd,
+            dueTime: i.dueTime,
+            state: i.state,
+          })),
+          ...(r.nextDueTime !== undefined ? { nextDueTime: r.nextDueTime } : {}),
+        };
+      },
+      listSchedules: () => this.listOwned(engineId),
       onWake: (listener) => void this.#wakeListeners.push(listener),
       submitOfflineJob: async (request) => ({
         jobIds: await this.#o.dispatcher.submit({ ...request, instanceId: request.instanceId ?? '', rerun: false }),
@@ -217,9 +330,19 @@ export class ScheduleService {
 
   // ---- schedules -------------------------------------------------------------------------------
 
-  async #chooseEngine(engineType: string): Promise<LoadedPlugin<EnginePlugin>> {
+  /** The engine plugin that accepts the type; undefined for `None` (no engine). */
+  async #chooseEngine(engineType: string): Promise<LoadedPlugin<EnginePlugin> | undefined> {
+    if (isNoEngine(engineType)) return undefined;
     for (const engine of this.#o.engines.values()) {
-      if (await this.#o.hooks.call(engine, 'accept', engineType)) return engine;
+      if (await this.#o.hooks.call(engine, 'accept', engineType)) {
+        const availability = engine.settings?.availability;
+        if (availability && !availability.available)
+          throw failedPrecondition(
+            `engine plugin '${engine.id}' accepts schedule_engine '${engineType}' but is unavailable: ${availability.reason}`,
+            { field: 'schedule_engine' },
+          );
+        return engine;
+      }
     }
     const known = [...this.#o.engines.keys()];
     throw failedPrecondition(
@@ -233,8 +356,11 @@ export class ScheduleService {
     hook: 'register' | 'update' | 'unregister',
     arg: ScheduleInfo | string,
   ): Promise<void> {
+    if (engineId === NO_ENGINE) return;
     const engine = this.#o.engines.get(engineId);
     if (!engine) throw failedPrecondition(`engine plugin '${engineId}' is not loaded`);
+    if (engine.settings?.availability.available === false)
+      throw failedPrecondition(`engine plugin '${engineId}' is unavailable: ${engine.settings.availability.reason}`);
     await this.#o.hooks.call(engine, hook, arg as never);
   }
 
@@ -254,6 +380,8 @@ export class ScheduleService {
   async #save(s: ScheduleRecord, changes: Partial<ScheduleRecord>): Promise<ScheduleRecord> {
     const next: ScheduleRecord = { ...s, ...changes, version: s.version + 1, updatedAt: this.#o.clock.now() };
     await this.#o.store.updateSchedule(next, s.version);
+    // The caller tells this replica's engine itself; the announcement of the write needs no action here.
+    this.#note(next);
     return next;
   }
 
@@ -266,7 +394,7 @@ export class ScheduleService {
       groupId: info.groupId,
       info,
       status: 'APPROVED',
-      engineId: engine.id,
+      engineId: engine?.id ?? NO_ENGINE,
       version: 1,
       createdAt: now,
       updatedAt: now,
@@ -275,7 +403,7 @@ export class ScheduleService {
     // REGISTERED before the engine hears of it: an engine fires at once, and only firing schedules fire.
     const registered = await this.#save(approved, { status: 'REGISTERED' });
     try {
-      await this.#o.hooks.call(engine, 'register', registered.info);
+      if (engine) await this.#o.hooks.call(engine, 'register', registered.info);
     } catch (err) {
       // Leave no half-registered schedule behind: the client may simply retry.
       await this.#save(registered, { status: 'DELETED' }).catch(() => {});
@@ -300,13 +428,13 @@ export class ScheduleService {
     const engine = await this.#chooseEngine(info.scheduleEngine);
     const saved = await this.#save(current, {
       info: { ...info, version: current.version + 1 },
-      engineId: engine.id,
+      engineId: engine?.id ?? NO_ENGINE,
       status,
     });
-    if (engine.id !== current.engineId) {
+    if ((engine?.id ?? NO_ENGINE) !== current.engineId) {
       await this.#engineCall(current.engineId, 'unregister', current.groupId);
-      if (status !== 'PAUSED') await this.#o.hooks.call(engine, 'register', saved.info);
-    } else if (status !== 'PAUSED') {
+      if (status !== 'PAUSED' && engine) await this.#o.hooks.call(engine, 'register', saved.info);
+    } else if (status !== 'PAUSED' && engine) {
       await this.#o.hooks.call(engine, 'update', saved.info);
     }
     return saved;
@@ -367,16 +495,38 @@ export class ScheduleService {
   }
 
   /**
-   * Fires what is due for the group now; the engines call this. Missed windows follow the catch-up
-   * policy, and selfDepend / taskParallelism limit what runs at once.
+   * Fires what is due for the group at `asOf` (0: now); the engines call this, directly or through
+   * the FireDue RPC. Missed windows follow the catch-up policy, and selfDepend / taskParallelism limit
+   * what runs at once, all evaluated at `asOf`. Answers the instances it claimed, those of due windows
+   * another caller had claimed first, and, when nothing new was due, the latest instance due at `asOf`.
    */
-  fireDue(groupId: string): Promise<{ nextDueTime?: number }> {
-    return this.#track(this.#fireDue(groupId));
+  fireDue(groupId: string, asOf = 0): Promise<FireDueResult> {
+    return this.#track(this.#fireDue(groupId, asOf));
   }
 
-  async #fireDue(groupId: string): Promise<{ nextDueTime?: number }> {
+  /** FireDue for callers outside the service: an unknown or deleted group is NOT_FOUND rather than nothing. */
+  async fireDueChecked(groupId: string, asOf: number): Promise<FireDueResult> {
+    await this.#load(groupId);
+    return this.fireDue(groupId, asOf);
+  }
+
+  #asOf(asOf: number): number {
+    const now = this.#o.clock.now();
+    if (asOf === 0) return now;
+    if (!Number.isSafeInteger(asOf) || asOf < 0) throw invalidArgument('as_of', 'epoch milliseconds (0: now)', asOf);
+    if (asOf > now + MAX_AS_OF_AHEAD_MS)
+      throw invalidArgument(
+        'as_of',
+        `an instant at most ${MAX_AS_OF_AHEAD_MS} ms after the service's now (${now}); windows are never fired early`,
+        asOf,
+      );
+    return asOf;
+  }
+
+  async #fireDue(groupId: string, asOfInput: number): Promise<FireDueResult> {
+    const asOf = this.#asOf(asOfInput);
     const s = await this.#o.store.getSchedule(groupId);
-    if (!s || !FIRING.includes(s.status)) return {};
+    if (!s || !FIRING.includes(s.status)) return { instances: [] };
     const rules = firingRules(s.info);
     const now = this.#o.clock.now();
     const [last, active] = await Promise.all([
@@ -387,7 +537,7 @@ export class ScheduleService {
             .listInstances({ groupId, states: ACTIVE_STATES, limit: rules.parallelism + 1 })
             .then((r) => r.length),
     ]);
-    const plan = planDue({ rules, now, active, graceMs: this.#graceMs, ...(last ? { last } : {}) });
+    const plan = planDue({ rules, now: asOf, active, graceMs: this.#graceMs, ...(last ? { last } : {}) });
     if (plan.waiting) this.#waiting.add(groupId);
     else this.#waiting.delete(groupId);
     if (plan.skippedCount > 0) {
@@ -404,11 +554,36 @@ export class ScheduleService {
       for (const w of plan.skip)
         await this.#o.store.claimInstance(this.#newInstance(groupId, w, w.trigger, 'SKIPPED', now));
     }
+    const instances: InstanceRecord[] = [];
     for (const w of plan.fire) {
       const claimed = await this.#o.store.claimInstance(this.#newInstance(groupId, w, w.trigger, 'SCHEDULED', now));
-      if (claimed) this.#runInstance(claimed);
+      if (claimed) {
+        this.#runInstance(claimed);
+        instances.push(claimed);
+      } else {
+        // Another replica or an engine's earlier try claimed it first: report the row it wrote.
+        const found = await this.#o.store.getInstance(groupId, w.start);
+        if (found) instances.push(found);
+      }
     }
-    return plan.nextDueTime !== undefined ? { nextDueTime: plan.nextDueTime } : {};
+    if (instances.length === 0 && last && last.dueTime <= asOf) instances.push(last);
+    return { instances, ...(plan.nextDueTime !== undefined ? { nextDueTime: plan.nextDueTime } : {}) };
+  }
+
+  /** The live (registered, updated or paused) schedules an engine plugin runs, for its reconcile on start. */
+  async listOwned(engineId: string): Promise<ScheduleInfo[]> {
+    const out: ScheduleInfo[] = [];
+    for (let after: string | undefined; ;) {
+      const page = await this.#o.store.listSchedules({
+        statuses: [...FIRING, 'PAUSED'],
+        limit: 500,
+        ...(after ? { afterGroupId: after } : {}),
+      });
+      for (const s of page) if (s.engineId === engineId && s.status !== 'PAUSED') out.push(s.info);
+      if (page.length < 500) break;
+      after = page[page.length - 1]!.groupId;
+    }
+    return out;
   }
 
   #newInstance(
@@ -640,6 +815,15 @@ export class ScheduleService {
   }
 
   async #followInstance(instance: InstanceRecord): Promise<void> {
+    this.#following.add(instance.instanceId);
+    try {
+      await this.#follow(instance);
+    } finally {
+      this.#following.delete(instance.instanceId);
+    }
+  }
+
+  async #follow(instance: InstanceRecord): Promise<void> {
     let outcome: { succeeded: boolean; error?: string };
     try {
       outcome = await this.#o.dispatcher.follow(

@@ -46,7 +46,10 @@ export function windowSpec(input: {
   timeZone: string;
   crontabExpression: string;
 }): WindowSpec {
-  const { scheduleType, scheduleUnit, scheduleInterval, startTime, endTime } = input;
+  const { scheduleType, startTime, endTime } = input;
+  // InLong spells units in either case ("h", "H"); interval 0 is its default for one round (O).
+  const scheduleUnit = input.scheduleUnit.toUpperCase();
+  const scheduleInterval = scheduleUnit === 'O' && input.scheduleInterval === 0 ? 1 : input.scheduleInterval;
   const timeZone = input.timeZone === '' ? 'UTC' : input.timeZone;
   if (scheduleType !== 0 && scheduleType !== 1)
     throw invalidArgument('schedule_type', '0 (normal) or 1 (crontab)', scheduleType);
@@ -68,9 +71,9 @@ export function windowSpec(input: {
     };
   }
   if (!(UNITS as readonly string[]).includes(scheduleUnit))
-    throw invalidArgument('schedule_unit', `one of ${UNITS.join(' ')}`, scheduleUnit);
+    throw invalidArgument('schedule_unit', `one of ${UNITS.join(' ')} (either case)`, input.scheduleUnit);
   if (!Number.isSafeInteger(scheduleInterval) || scheduleInterval < 1)
-    throw invalidArgument('schedule_interval', 'an integer >= 1', scheduleInterval);
+    throw invalidArgument('schedule_interval', 'an integer >= 1 (0 only with unit O)', scheduleInterval);
   return { scheduleType: 0, unit: scheduleUnit as Unit, interval: scheduleInterval, startTime, endTime, timeZone };
 }
 
@@ -114,7 +117,7 @@ export function* windowsAfter(spec: WindowSpec, after = Number.NEGATIVE_INFINITY
     // Jump to the window holding `after`: the last fire time at or before it is its start.
     if (after > start) start = lastEdgeAtOrBefore(spec, after);
     while (start < spec.endTime) {
-      const next = nextFireTime(spec.cron, start, spec.timeZone);
+      const next = nextFireTime(spec.cron, start, spec.timeZone, spec.endTime);
       const end = next === undefined || next > spec.endTime ? spec.endTime : next;
       if (end > after) yield { start, end };
       start = end;
@@ -144,9 +147,9 @@ function lastEdgeAtOrBefore(spec: WindowSpec, t: number): number {
     const from = Math.max(spec.startTime, t - span);
     let last: number | undefined;
     for (
-      let f = nextFireTime(cron, from, spec.timeZone);
+      let f = nextFireTime(cron, from, spec.timeZone, t);
       f !== undefined && f <= t;
-      f = nextFireTime(cron, f, spec.timeZone)
+      f = nextFireTime(cron, f, spec.timeZone, t)
     )
       last = f;
     if (last !== undefined) return last;

@@ -1,7 +1,7 @@
 import type { Attributes } from '@opentelemetry/api';
-import { instruments, recordFreshness } from '../../core/metrics.js';
-import type { JobRecord } from '../../operator/domain/model.js';
-import type { InstanceRecord } from '../domain/model.js';
+import { instruments, recordFreshness } from '../core/metrics.js';
+import type { JobRecord } from '../operator/domain/model.js';
+import type { InstanceRecord } from '../schedule/domain/model.js';
 import type { SluiceStore } from './index.js';
 
 const FINAL_JOB_STATES = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
