@@ -122,7 +122,9 @@ const ENGINE_HOOK_SET: Readonly<Record<EngineHook, 'required' | 'optional'>> = {
   resolutionMs: 'optional',
   start: 'optional',
   stop: 'optional',
-} satisfies { readonly [K in EngineHook]: {} extends Pick<EnginePlugin, K> ? 'optional' : 'required' };
+} satisfies {
+  readonly [K in EngineHook]: Partial<Pick<EnginePlugin, K>> extends Pick<EnginePlugin, K> ? 'optional' : 'required';
+};
 export const ENGINE_HOOKS = Object.freeze(Object.keys(ENGINE_HOOK_SET) as EngineHook[]);
 export const ENGINE_REQUIRED_HOOKS = Object.freeze(ENGINE_HOOKS.filter((h) => ENGINE_HOOK_SET[h] === 'required'));
 export const ENGINE_FIELDS = ['kind'] as const;
