@@ -20,7 +20,7 @@ import type { Runner } from './operator/domain/runner.js';
 import { operatorGrpc } from './operator/grpc/adapter.js';
 import { GrpcSchedulePort } from './operator/grpc/schedule-port.js';
 import { CALLBACK_PATH, createCallbackServer } from './operator/http/callback.js';
-import { EmbeddedRunner } from './operator/runners/embedded.js';
+import { PooledRunner } from './operator/runners/pool.js';
 import { FlinkRunner } from './operator/runners/flink.js';
 import { FlinkJobRunner } from './operator/runners/flink-adapter.js';
 import { systemClock } from './schedule/system-clock.js';
@@ -186,10 +186,18 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     bindings.push({ name: 'sluice.schedule.v1.ScheduleService', definition, implementation: implementation as never });
     schedule = { service, dispatcher };
   }
+  let pool: PooledRunner | undefined;
   let operator: { service: OperatorService; schedules: LazySchedulePort; callback?: HttpServer } | undefined;
   if (services.includes('operator') && store) {
     const schedules = new LazySchedulePort(() => config.scheduleAddr ?? self.address);
-    const runners = new Map<string, Runner>([['embedded', new EmbeddedRunner({ hooks })]]);
+    // Jobs run in worker threads, one per running job, each under a heap cap.
+    pool = new PooledRunner({
+      threads: config.maxRunningJobs,
+      maxHeapMb: config.jobHeapMb,
+      hookTimeoutMs: config.hookTimeoutMs,
+      stallTimeoutMs: config.hookTimeoutMs,
+    });
+    const runners = new Map<string, Runner>([['embedded', pool]]);
     if (config.flinkGatewayUrl && config.flinkRestUrl) {
       runners.set(
         'flink',
@@ -252,6 +260,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     async close() {
       await schedule?.service.stop();
       await operator?.service.stop();
+      await pool?.close();
       await new Promise<void>((resolve) => (operator?.callback ? operator.callback.close(() => resolve()) : resolve()));
       await server.shutdown(config.shutdownGraceMs);
       schedule?.dispatcher.close();

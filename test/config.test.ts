@@ -16,6 +16,7 @@ test('defaults apply when nothing is set', (t) => {
     maxRunningJobs: 4,
     failoverMs: 5000,
     scheduleRescanMs: 30000,
+    jobHeapMb: 512,
     httpAddr: '127.0.0.1:8080',
     metricsMaxGroups: 1000,
   });
@@ -55,6 +56,7 @@ test('a bad value names the variable, what was expected and what came', (t) => {
       'SLUICE_FLINK_GATEWAY_URL and SLUICE_FLINK_REST_URL: expected both or neither, got only the gateway',
     ],
     [{ SLUICE_MAX_RUNNING_JOBS: '-2' }, 'SLUICE_MAX_RUNNING_JOBS: expected a positive integer, got "-2"'],
+    [{ SLUICE_JOB_HEAP_MB: '0' }, 'SLUICE_JOB_HEAP_MB: expected a positive integer, got "0"'],
   ];
   for (const [env, message] of cases) {
     const err = t.throws(() => loadConfig(env), { instanceOf: ConfigError });

@@ -37,6 +37,8 @@ export interface Config {
   readonly failoverMs: number;
   /** SLUICE_SCHEDULE_RESCAN_MS: how often a schedule replica re-reads every schedule (the safety net of LISTEN/NOTIFY). */
   readonly scheduleRescanMs: number;
+  /** SLUICE_JOB_HEAP_MB: V8 heap cap of each job's worker thread (MiB); a job allocating past it fails alone. */
+  readonly jobHeapMb: number;
   /** SLUICE_HTTP_ADDR: host:port of the operator's HTTP callback for external schedulers. */
   readonly httpAddr: string;
   /** SLUICE_CALLBACK_TOKEN: the bearer token the HTTP callback requires; without it the callback is off. */
@@ -75,6 +77,7 @@ export const DEFAULTS = {
   SLUICE_MAX_RUNNING_JOBS: '4',
   SLUICE_FAILOVER_MS: '5000',
   SLUICE_SCHEDULE_RESCAN_MS: '30000',
+  SLUICE_JOB_HEAP_MB: '512',
   SLUICE_HTTP_ADDR: '127.0.0.1:8080',
   SLUICE_CALLBACK_TOKEN: '',
   SLUICE_FLINK_GATEWAY_URL: '',
@@ -172,6 +175,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxRunningJobs: positiveInt('SLUICE_MAX_RUNNING_JOBS', get('SLUICE_MAX_RUNNING_JOBS')),
     failoverMs: positiveInt('SLUICE_FAILOVER_MS', get('SLUICE_FAILOVER_MS')),
     scheduleRescanMs: positiveInt('SLUICE_SCHEDULE_RESCAN_MS', get('SLUICE_SCHEDULE_RESCAN_MS')),
+    jobHeapMb: positiveInt('SLUICE_JOB_HEAP_MB', get('SLUICE_JOB_HEAP_MB')),
     httpAddr: hostPort('SLUICE_HTTP_ADDR', get('SLUICE_HTTP_ADDR')),
     ...(get('SLUICE_CALLBACK_TOKEN') ? { callbackToken: get('SLUICE_CALLBACK_TOKEN') } : {}),
     ...(flinkGatewayUrl ? { flinkGatewayUrl, flinkRestUrl } : {}),
