@@ -5,7 +5,7 @@ import { Catalog } from './catalog/domain/catalog.js';
 import { catalogGrpc } from './catalog/grpc/adapter.js';
 import type { Config } from './core/config.js';
 import { join } from 'node:path';
-import { createLogger } from './core/logger.js';
+import { createLogger, registerSecretOptions } from './core/logger.js';
 import { BUNDLED_PLUGINS_DIR } from './core/paths.js';
 import { type RunningServer, type ServiceBinding, startGrpcServer } from './core/server.js';
 import { HookRunner } from './host/hook-runner.js';
@@ -25,6 +25,9 @@ import { PooledRunner } from './operator/runners/pool.js';
 import { FlinkRunner } from './operator/runners/flink.js';
 import { FlinkJobRunner } from './operator/runners/flink-adapter.js';
 import { systemClock } from './schedule/system-clock.js';
+import { configureMetrics } from './core/metrics.js';
+import { metricsOtlpRequested } from './telemetry/env.js';
+import { type MetricsServer, serveMetrics, startMetrics } from './telemetry/metrics.js';
 
 export type ServiceName = 'catalog' | 'schedule' | 'operator';
 export const ALL_SERVICES: readonly ServiceName[] = ['catalog', 'schedule', 'operator'];
@@ -38,6 +41,8 @@ export interface Sluice {
   readonly operator?: OperatorService;
   /** The HTTP callback's port, when it is on. */
   readonly callbackPort?: number;
+  /** host:port of GET /metrics, when SLUICE_METRICS_ADDR is set. */
+  readonly metricsAddress?: string;
   close(): Promise<void>;
 }
 
@@ -118,13 +123,27 @@ class LazyDispatcher implements Dispatcher {
  */
 export async function startSluice(options: StartOptions): Promise<Sluice> {
   const { config } = options;
-  const logger = options.logger ?? createLogger(config.logLevel, { service: 'sluice' });
+  const logger =
+    options.logger ?? createLogger(config.logLevel, { service: 'sluice' }, undefined, { pretty: config.logPretty });
   const services = options.services ?? ALL_SERVICES;
+  // Metrics first: instruments made by the services below bind to the provider that is global when they are made.
+  configureMetrics({ maxGroups: config.metricsMaxGroups });
+  if (config.metricsAddr || metricsOtlpRequested(process.env)) await startMetrics();
+  let metricsServer: MetricsServer | undefined;
+  if (config.metricsAddr) {
+    metricsServer = await serveMetrics(config.metricsAddr);
+    logger.info('metrics listening', { address: metricsServer.address, path: '/metrics' });
+  }
   const plugins = await loadPlugins({
     bundledDir: options.bundledPluginsDir ?? BUNDLED_PLUGINS_DIR,
     extraDirs: config.pluginPath,
     settings: { env: process.env, ...(config.pluginSettingsFile ? { file: config.pluginSettingsFile } : {}) },
   });
+  // Options a plugin marks writeOnly (passwords, keys) never reach a log line.
+  for (const c of plugins.connectors.values()) {
+    registerSecretOptions(c.plugin.sourceOptions);
+    registerSecretOptions(c.plugin.sinkOptions);
+  }
   for (const p of plugins.problems) logger.warn('plugin left out', { ...p });
   logger.info('plugins loaded', {
     connectors: [...plugins.connectors.keys()],
@@ -244,6 +263,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     ...(schedule ? { schedule: schedule.service } : {}),
     ...(operator ? { operator: operator.service } : {}),
     ...(operator?.callback ? { callbackPort: (operator.callback.address() as AddressInfo).port } : {}),
+    ...(metricsServer ? { metricsAddress: metricsServer.address } : {}),
     async close() {
       await schedule?.service.stop();
       await operator?.service.stop();
@@ -253,6 +273,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       schedule?.dispatcher.close();
       operator?.schedules.close();
       await store?.close();
+      await metricsServer?.close();
     },
   };
 }

@@ -7,6 +7,7 @@ test('defaults apply when nothing is set', (t) => {
     grpcAddr: '127.0.0.1:50051',
     pluginPath: [],
     logLevel: 'info',
+    logPretty: false,
     hookTimeoutMs: 30000,
     shutdownGraceMs: 10000,
     dataDir: '.sluice',
@@ -18,6 +19,7 @@ test('defaults apply when nothing is set', (t) => {
     scheduleRescanMs: 30000,
     jobHeapMb: 512,
     httpAddr: '127.0.0.1:8080',
+    metricsMaxGroups: 1000,
   });
 });
 
