@@ -6,6 +6,9 @@ import { catalogGrpc } from './catalog/grpc/adapter.js';
 import type { Config } from './core/config.js';
 import { join } from 'node:path';
 import { createLogger } from './core/logger.js';
+import { randomBytes } from 'node:crypto';
+import { Authenticator } from './core/auth.js';
+import { type ClientSecurity, clientSecurity } from './core/grpc-auth.js';
 import { BUNDLED_PLUGINS_DIR } from './core/paths.js';
 import { type RunningServer, type ServiceBinding, startGrpcServer } from './core/server.js';
 import { HookRunner } from './host/hook-runner.js';
@@ -53,12 +56,15 @@ export interface StartOptions {
 /** A GrpcSchedulePort made on first use, once the schedule service's address is known. */
 class LazySchedulePort implements SchedulePort {
   #inner?: GrpcSchedulePort;
-  constructor(private readonly address: () => string | undefined) {}
+  constructor(
+    private readonly address: () => string | undefined,
+    private readonly security: ClientSecurity,
+  ) {}
 
   #get(): GrpcSchedulePort {
     const address = this.address();
     if (!address) throw new Error('the schedule service address is not known yet');
-    this.#inner ??= new GrpcSchedulePort(address);
+    this.#inner ??= new GrpcSchedulePort(address, undefined, this.security);
     return this.#inner;
   }
 
@@ -85,12 +91,13 @@ class LazyDispatcher implements Dispatcher {
   constructor(
     private readonly address: () => string | undefined,
     private readonly logger: Logger,
+    private readonly security: ClientSecurity,
   ) {}
 
   #get(): GrpcDispatcher {
     const address = this.address();
     if (!address) throw new Error('the operator address is not known yet');
-    this.#inner ??= new GrpcDispatcher({ address, logger: this.logger });
+    this.#inner ??= new GrpcDispatcher({ address, logger: this.logger, security: this.security });
     return this.#inner;
   }
 
@@ -126,6 +133,23 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     problems: plugins.problems.length,
   });
 
+  // One check for every entry point. Calls this process makes to its own server carry a token made
+  // here at start; calls to other processes carry SLUICE_SERVICE_TOKEN.
+  const { security } = config;
+  const mutualTls = security.tls?.clientCaFile !== undefined;
+  const internalToken = randomBytes(32).toString('base64url');
+  const authOn = security.tokens.size > 0 || mutualTls;
+  const auth = new Authenticator(authOn ? new Map([...security.tokens, [internalToken, 'admin']]) : new Map(), {
+    // mTLS alone (no tokens): the client CA is the authority, a verified certificate is admin.
+    ...(mutualTls && security.tokens.size === 0 ? { certificateRole: 'admin' as const } : {}),
+  });
+  if (security.insecure && !authOn)
+    logger.warn('SLUICE_INSECURE=1: serving without authentication; anyone who reaches the port can do anything', {
+      grpcAddr: config.grpcAddr,
+    });
+  const selfClient = clientSecurity(security.tls, authOn ? internalToken : undefined);
+  const remoteClient = clientSecurity(security.tls, security.serviceToken);
+
   const hooks = new HookRunner({ timeoutMs: config.hookTimeoutMs, logger });
   const catalog = new Catalog(plugins, hooks);
   const bindings: ServiceBinding[] = [];
@@ -146,7 +170,11 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   let schedule: { service: ScheduleService; dispatcher: LazyDispatcher } | undefined;
   if (services.includes('schedule') && store) {
     const clock = options.clock ?? systemClock;
-    const dispatcher = new LazyDispatcher(() => config.operatorAddr ?? self.address, logger);
+    const dispatcher = new LazyDispatcher(
+      () => config.operatorAddr ?? self.address,
+      logger,
+      config.operatorAddr ? remoteClient : selfClient,
+    );
     const service = new ScheduleService({
       store,
       engines: plugins.engines,
@@ -162,7 +190,10 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   }
   let operator: { service: OperatorService; schedules: LazySchedulePort; callback?: HttpServer } | undefined;
   if (services.includes('operator') && store) {
-    const schedules = new LazySchedulePort(() => config.scheduleAddr ?? self.address);
+    const schedules = new LazySchedulePort(
+      () => config.scheduleAddr ?? self.address,
+      config.scheduleAddr ? remoteClient : selfClient,
+    );
     const runners = new Map<string, Runner>([['embedded', new EmbeddedRunner({ hooks })]]);
     if (config.flinkGatewayUrl && config.flinkRestUrl) {
       runners.set(
@@ -188,13 +219,21 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     bindings.push({ name: 'sluice.operator.v1.OperatorService', definition, implementation: implementation as never });
     operator = { service, schedules };
   }
-  const server = await startGrpcServer(config.grpcAddr, bindings, logger);
+  const server = await startGrpcServer(config.grpcAddr, bindings, logger, {
+    auth,
+    ...(security.tls ? { tls: security.tls } : {}),
+  });
   self.address = server.address;
   if (schedule) await schedule.service.start();
   if (operator) {
     await operator.service.start();
-    if (config.callbackToken) {
-      const callback = createCallbackServer({ service: operator.service, token: config.callbackToken, logger });
+    if (security.tokens.size > 0) {
+      const callback = createCallbackServer({
+        service: operator.service,
+        auth: new Authenticator(security.tokens),
+        logger,
+        ...(security.tls ? { tls: security.tls } : {}),
+      });
       const [host, port] = [
         config.httpAddr.slice(0, config.httpAddr.lastIndexOf(':')).replace(/^\[|\]$/g, ''),
         Number(config.httpAddr.slice(config.httpAddr.lastIndexOf(':') + 1)),
@@ -204,7 +243,9 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       logger.info('HTTP callback listening', { address: `${host}:${bound.port}`, path: CALLBACK_PATH });
       operator.callback = callback;
     } else {
-      logger.info('HTTP callback off: set SLUICE_CALLBACK_TOKEN to let external schedulers submit windows over HTTP');
+      logger.info(
+        'HTTP callback off: set SLUICE_AUTH_TOKENS or SLUICE_CALLBACK_TOKEN to let external schedulers submit windows over HTTP',
+      );
     }
   }
   return {

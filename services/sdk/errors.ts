@@ -20,6 +20,10 @@ export const ERROR_CODES = {
   VERSION_CONFLICT: 'VERSION_CONFLICT',
   /** A dependency (database, broker, another service) cannot be reached; retrying may help. gRPC UNAVAILABLE. */
   UNAVAILABLE: 'UNAVAILABLE',
+  /** No valid credential came with the call (a bearer token or a client certificate). gRPC UNAUTHENTICATED. */
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  /** The credential is valid but its role does not allow the call. gRPC PERMISSION_DENIED. */
+  PERMISSION_DENIED: 'PERMISSION_DENIED',
   /** A plugin hook did not finish within its timeout. gRPC DEADLINE_EXCEEDED. */
   PLUGIN_TIMEOUT: 'PLUGIN_TIMEOUT',
   /** A plugin hook threw something that is not a Sluice error. gRPC INTERNAL. */

@@ -1,5 +1,8 @@
-import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
+import type { Authenticator } from '../../core/auth.js';
+import type { TlsFiles } from '../../core/grpc-auth.js';
 import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { ERROR_CODES, invalidArgument, isSluiceError, type ErrorCode, type Logger } from 'sluice/sdk';
 import type { OperatorService } from '../domain/service.js';
@@ -16,6 +19,8 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   [ERROR_CODES.FAILED_PRECONDITION]: 412,
   [ERROR_CODES.VERSION_CONFLICT]: 409,
   [ERROR_CODES.UNAVAILABLE]: 503,
+  [ERROR_CODES.UNAUTHENTICATED]: 401,
+  [ERROR_CODES.PERMISSION_DENIED]: 403,
   [ERROR_CODES.PLUGIN_TIMEOUT]: 504,
   [ERROR_CODES.PLUGIN_FAILED]: 500,
 };
@@ -63,8 +68,10 @@ function bound(body: Record<string, unknown>, field: 'lowerBoundary' | 'upperBou
 
 export interface CallbackOptions {
   readonly service: OperatorService;
-  /** The bearer token callers must send. */
-  readonly token: string;
+  /** Checks the caller's bearer token: the callback needs the operator role. */
+  readonly auth: Authenticator;
+  /** Serve HTTPS (and require client certificates when a client CA is set). */
+  readonly tls?: TlsFiles;
   readonly logger: Logger;
 }
 
@@ -74,17 +81,22 @@ export interface CallbackOptions {
  * required, and a W3C `traceparent` continued.
  */
 export function createCallbackServer(options: CallbackOptions): Server {
-  const expected = Buffer.from(`Bearer ${options.token}`);
   const tracer = trace.getTracer('sluice.operator');
-  return createServer((req, res) => {
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
     const parent = propagation.extract(context.active(), req.headers);
+    // The query string never reaches a span or a log line: InLong clients send credentials there.
+    const path = (req.url ?? '').split('?')[0] ?? '';
     void context.with(parent, () =>
       tracer.startActiveSpan(
         `POST ${CALLBACK_PATH}`,
-        { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method ?? '', 'url.path': req.url ?? '' } },
+        { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method ?? '', 'url.path': path } },
         async (span) => {
           try {
-            await handle(req, res);
+            await handle(req, res).catch((err: unknown) => {
+              options.logger.error('callback failed', { path, err });
+              if (!res.headersSent) fail(res, 500, 'UNKNOWN', 'internal error; see the service log');
+              else res.destroy();
+            });
           } finally {
             span.setAttribute('http.response.status_code', res.statusCode);
             if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
@@ -93,7 +105,20 @@ export function createCallbackServer(options: CallbackOptions): Server {
         },
       ),
     );
-  });
+  };
+  const tls = options.tls;
+  return tls
+    ? createTlsServer(
+        {
+          cert: readFileSync(tls.certFile),
+          key: readFileSync(tls.keyFile),
+          ...(tls.clientCaFile
+            ? { ca: readFileSync(tls.clientCaFile), requestCert: true, rejectUnauthorized: true }
+            : {}),
+        },
+        listener,
+      )
+    : createServer(listener);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '').split('?')[0];
@@ -102,12 +127,25 @@ export function createCallbackServer(options: CallbackOptions): Server {
       res.setHeader('allow', 'POST');
       return fail(res, 405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed; use POST`);
     }
-    const auth = Buffer.from(req.headers.authorization ?? '');
-    if (auth.length !== expected.length || !timingSafeEqual(auth, expected)) {
-      res.setHeader('www-authenticate', 'Bearer');
-      return fail(res, 401, 'UNAUTHENTICATED', 'a valid bearer token is required (Authorization: Bearer <token>)');
+    try {
+      options.auth.authorize('operator', req.headers.authorization);
+    } catch (err) {
+      if (!isSluiceError(err)) throw err;
+      if (err.code === ERROR_CODES.UNAUTHENTICATED) res.setHeader('www-authenticate', 'Bearer');
+      req.resume(); // drain the body the caller may still be sending
+      return fail(res, HTTP_STATUS_BY_CODE[err.code], err.code, err.message);
     }
-    const text = await readBody(req);
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json') {
+      req.resume();
+      return fail(res, 415, 'INVALID_ARGUMENT', `content-type: expected application/json, got ${JSON.stringify(type)}`);
+    }
+    let text: string | undefined;
+    try {
+      text = await readBody(req);
+    } catch {
+      return; // the caller went away mid-body: nobody to answer
+    }
     if (text === undefined) return fail(res, 413, 'INVALID_ARGUMENT', `the body is larger than ${MAX_BODY} bytes`);
     try {
       let body: unknown;
