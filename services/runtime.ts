@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
-import type { Logger, ScheduleInfo } from 'sluice/sdk';
+import { setHostPolicy, type Logger, type ScheduleInfo } from 'sluice/sdk';
 import { Catalog } from './catalog/domain/catalog.js';
 import { catalogGrpc } from './catalog/grpc/adapter.js';
 import type { Config } from './core/config.js';
@@ -149,6 +149,8 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     });
   const selfClient = clientSecurity(security.tls, authOn ? internalToken : undefined);
   const remoteClient = clientSecurity(security.tls, security.serviceToken);
+
+  setHostPolicy({ fileRoots: config.fileRoots, ...(config.allowedHosts ? { allowedHosts: config.allowedHosts } : {}) });
 
   const hooks = new HookRunner({ timeoutMs: config.hookTimeoutMs, logger });
   const catalog = new Catalog(plugins, hooks);

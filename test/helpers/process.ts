@@ -24,6 +24,7 @@ export function spawnService(entry: string, env: NodeJS.ProcessEnv = {}): Spawne
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
+      SLUICE_FILE_ROOTS: tmpdir(),
       ...env,
       SLUICE_DATA_DIR: env.SLUICE_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'sluice-proc-')),
     },

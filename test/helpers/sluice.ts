@@ -24,6 +24,8 @@ export async function startTestSluice(
     SLUICE_GRPC_ADDR: '127.0.0.1:0',
     SLUICE_SHUTDOWN_GRACE_MS: '1000',
     SLUICE_DATA_DIR: dataDir,
+    // Tests write their files under the system's temp folder.
+    SLUICE_FILE_ROOTS: tmpdir(),
     ...env,
   });
   const sluice = await startSluice({ config, logger: silentLogger, ...options });
