@@ -7,6 +7,7 @@ import type { Config } from './core/config.js';
 import { join } from 'node:path';
 import { createLogger } from './core/logger.js';
 import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { Authenticator } from './core/auth.js';
 import { type ClientSecurity, clientSecurity } from './core/grpc-auth.js';
 import { BUNDLED_PLUGINS_DIR } from './core/paths.js';
@@ -51,6 +52,12 @@ export interface StartOptions {
   readonly bundledPluginsDir?: string;
   /** The schedule service's clock; tests drive a ManualClock. */
   readonly clock?: Clock;
+}
+
+/** The data folder holds the store (and, in it, every stored option): only the service user reads it. */
+function restrictDataDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
 }
 
 /** A GrpcSchedulePort made on first use, once the schedule service's address is known. */
@@ -160,6 +167,8 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     bindings.push({ name: 'sluice.catalog.v1.CatalogService', definition, implementation: implementation as never });
   }
   // Schedules, the ledger, groups and jobs share one store (one SQLite file, or one PostgreSQL database).
+  if ((services.includes('schedule') || services.includes('operator')) && !config.databaseUrl)
+    restrictDataDir(config.dataDir);
   const store =
     services.includes('schedule') || services.includes('operator')
       ? await openSluiceStore({
@@ -250,6 +259,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       );
     }
   }
+  if (store && !config.databaseUrl) chmodSync(join(config.dataDir, 'sluice.db'), 0o600);
   return {
     server,
     plugins,

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkAllowedHost, checkUnderFileRoots, setHostPolicy } from 'sluice/sdk';
@@ -66,3 +66,19 @@ test.serial('SLUICE_ALLOWED_HOSTS: listed hosts, *.domain, ports; unix sockets o
     setHostPolicy({ fileRoots: [tmpdir()] });
   }
 });
+
+test.serial(
+  'the data folder is 0700 and the SQLite database 0600, even when the folder existed with looser modes',
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-data-'));
+    chmodSync(dir, 0o755);
+    const s = await startTestSluice({ SLUICE_DATA_DIR: dir });
+    try {
+      t.is(statSync(dir).mode & 0o777, 0o700);
+      t.is(statSync(join(dir, 'sluice.db')).mode & 0o777, 0o600);
+    } finally {
+      await s.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
