@@ -24,7 +24,7 @@ function table(rows: readonly (readonly string[])[]): void {
 }
 
 /** Suites, in the order they run; `npm run bench -- schedule runner` runs only those named. */
-const SUITES = ['foundation', 'connectors', 'schedule', 'runner'] as const;
+const SUITES = ['foundation', 'connectors', 'schedule', 'runner', 'cron'] as const;
 
 async function main(): Promise<void> {
   const started = now();
@@ -41,6 +41,7 @@ async function main(): Promise<void> {
   if (run('connectors')) await (await import('./connectors.js')).benchConnectors(out);
   if (run('schedule')) await (await import('./schedule.js')).benchSchedule(out);
   if (run('runner')) await (await import('./runner.js')).benchRunner(out);
+  if (run('cron')) await (await import('./cron.js')).benchCron(out);
   out(`total ${((now() - started) / 1000).toFixed(1)} s`);
 }
 

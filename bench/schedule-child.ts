@@ -166,7 +166,7 @@ async function sluiceHarness(clockKind: 'system' | 'settimeout'): Promise<Harnes
     { HookRunner },
     { loadPlugins },
     { ScheduleService },
-    { SqliteScheduleStore },
+    { SqliteStore },
     { systemClock },
   ] = await Promise.all([
     import('../services/core/logger.js'),
@@ -174,11 +174,11 @@ async function sluiceHarness(clockKind: 'system' | 'settimeout'): Promise<Harnes
     import('../services/host/hook-runner.js'),
     import('../services/host/loader.js'),
     import('../services/schedule/domain/service.js'),
-    import('../services/schedule/store/sqlite.js'),
+    import('../services/store/sqlite.js'),
     import('../services/schedule/system-clock.js'),
   ]);
   const dir = await mkdtemp(join(tmpdir(), 'sluice-bench-schedule-'));
-  const store = await SqliteScheduleStore.open(join(dir, 'sluice.db'));
+  const store = await SqliteStore.open(join(dir, 'sluice.db'));
   await store.migrate();
   const plugins = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
   if (!plugins.engines.has('builtin'))

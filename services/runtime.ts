@@ -18,7 +18,7 @@ import type { Clock } from './schedule/domain/clock.js';
 import { type Dispatcher, ScheduleService } from './schedule/domain/service.js';
 import { GrpcDispatcher } from './schedule/grpc/dispatcher.js';
 import { scheduleGrpc } from './schedule/grpc/adapter.js';
-import { openSluiceStore } from './schedule/store/index.js';
+import { openSluiceStore } from './store/index.js';
 import { OperatorService, type SchedulePort } from './operator/domain/service.js';
 import type { Runner } from './operator/domain/runner.js';
 import { operatorGrpc } from './operator/grpc/adapter.js';
@@ -194,6 +194,8 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       dispatcher,
       logger,
       owner: config.replicaId,
+      leaseMs: config.failoverMs,
+      rescanMs: config.scheduleRescanMs,
     });
     const { definition, implementation } = scheduleGrpc(service, clock, logger);
     bindings.push({ name: 'sluice.schedule.v1.ScheduleService', definition, implementation: implementation as never });
@@ -224,6 +226,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       defaultRunner: config.runner,
       maxRunningJobs: config.maxRunningJobs,
       owner: config.replicaId,
+      leaseMs: config.failoverMs,
       logger,
     });
     const { definition, implementation } = operatorGrpc(service, logger);

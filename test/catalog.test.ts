@@ -149,7 +149,7 @@ test("ValidateOptions runs the connector's own checks once the schema passes", a
   );
 });
 
-test('ValidateOptions rejects a role the connector lacks, or none', async (t) => {
+test('ValidateOptions rejects a role the connector lacks (source-only asked as sink, sink-only as source), or none', async (t) => {
   const { catalog } = t.context.s;
   const sink = await callError(catalog.validateOptions.bind(catalog), {
     connectorId: 'datagen',
@@ -158,6 +158,22 @@ test('ValidateOptions rejects a role the connector lacks, or none', async (t) =>
   });
   t.is(sink.code, status.INVALID_ARGUMENT);
   t.is(sink.fieldErrors?.[0]?.path, 'role');
+  t.regex(sink.details, /datagen.*\(source\)/);
+  const source = await callError(catalog.validateOptions.bind(catalog), {
+    connectorId: 'file',
+    role: ConnectorRole.CONNECTOR_ROLE_SOURCE,
+    options: { path: '/nowhere' },
+  });
+  t.is(source.code, status.INVALID_ARGUMENT);
+  t.is(source.fieldErrors?.[0]?.path, 'role');
+  t.regex(source.details, /file.*\(sink\)/);
+  const resolve = await callError(catalog.resolveBoundaries.bind(catalog), {
+    connectorId: 'file',
+    options: { path: '/nowhere' },
+    boundaries: window('0', '1000'),
+  });
+  t.is(resolve.code, status.INVALID_ARGUMENT, 'a sink-only connector resolves no window');
+  t.is(resolve.fieldErrors?.[0]?.path, 'connector_id');
   const none = await callError(catalog.validateOptions.bind(catalog), {
     connectorId: 'datagen',
     role: ConnectorRole.CONNECTOR_ROLE_UNSPECIFIED,

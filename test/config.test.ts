@@ -14,6 +14,8 @@ test('defaults apply when nothing is set', (t) => {
     replicaId: hostname(),
     runner: 'embedded',
     maxRunningJobs: 4,
+    failoverMs: 5000,
+    scheduleRescanMs: 30000,
     httpAddr: '127.0.0.1:8080',
     security: { tokens: new Map(), insecure: false },
     fileRoots: [resolve('.sluice/files')],

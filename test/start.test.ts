@@ -1,4 +1,6 @@
 import test from 'ava';
+import { credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
+import { service as healthService } from 'grpc-health-check';
 import { readdirSync } from 'node:fs';
 import { BUNDLED_PLUGINS_DIR } from '../services/core/paths.js';
 import { healthCheck } from './helpers/probes.js';
@@ -20,6 +22,10 @@ test.serial('all three services run in one process, answer health checks and sto
   p.child.kill('SIGTERM');
   t.is(await p.exited, 0);
   t.true(p.lines.some((l) => l.includes('"msg":"stopped"')));
+  t.false(
+    p.lines.some((l) => l.includes('calls still in flight')),
+    'with no call open nothing is cut',
+  );
 });
 
 for (const name of ['catalog', 'schedule', 'operator'] as const) {
@@ -64,3 +70,45 @@ test.serial('a broken plugin in SLUICE_PLUGIN_PATH is logged and left out; the s
   p.child.kill('SIGTERM');
   t.is(await p.exited, 0);
 });
+
+test.serial('SIGINT stops the service cleanly, as SIGTERM does', async (t) => {
+  const p = spawnService('services/main.ts', { SLUICE_GRPC_ADDR: '127.0.0.1:0' });
+  await p.waitForLog(listening);
+  p.child.kill('SIGINT');
+  t.is(await p.exited, 0);
+  t.true(p.lines.some((l) => l.includes('"msg":"shutting down"') && l.includes('"signal":"SIGINT"')));
+  t.true(p.lines.some((l) => l.includes('"msg":"stopped"')));
+});
+
+test.serial(
+  'SLUICE_SHUTDOWN_GRACE_MS: a call still open when the grace period ends is cut, and the service stops',
+  async (t) => {
+    const p = spawnService('services/main.ts', { SLUICE_GRPC_ADDR: '127.0.0.1:0', SLUICE_SHUTDOWN_GRACE_MS: '300' });
+    const address = String((await p.waitForLog(listening)).address);
+    // grpc.health.v1.Health/Watch streams until the client ends it: a call in flight for as long as needed.
+    const Client = makeGenericClientConstructor(healthService, 'Health');
+    const client = new Client(address, credentials.createInsecure());
+    t.teardown(() => client.close());
+    const stream = (client as unknown as { watch: (req: unknown) => NodeJS.ReadableStream }).watch({ service: '' });
+    const statuses: string[] = [];
+    const ended = new Promise<{ code?: number } | undefined>((resolve) => {
+      stream.on('error', (err: { code?: number }) => resolve(err));
+      stream.on('end', () => resolve(undefined));
+    });
+    await new Promise<void>((resolve) =>
+      stream.on('data', (m: { status: string }) => {
+        statuses.push(m.status);
+        resolve();
+      }),
+    );
+    t.is(statuses[0], 'SERVING', 'the call is open');
+    p.child.kill('SIGTERM');
+    t.is(await p.exited, 0);
+    const cut = p.lines.find((l) => l.includes('calls still in flight after the grace period'));
+    t.truthy(cut, p.lines.join('\n'));
+    t.like(JSON.parse(cut!) as object, { graceMs: 300 });
+    const err = await ended;
+    t.truthy(err, 'the open call ended with an error, not a clean end');
+    t.true(statuses.includes('NOT_SERVING'), 'it was told the service stopped serving first');
+  },
+);

@@ -43,6 +43,13 @@ export interface Config {
   readonly runner: string;
   /** SLUICE_MAX_RUNNING_JOBS: jobs the embedded runner runs at once in this process. */
   readonly maxRunningJobs: number;
+  /**
+   * SLUICE_FAILOVER_MS: how soon a live replica takes over what a dead one left: windows it had claimed, jobs
+   * whose lease it stopped renewing. Also how often replicas look for such work.
+   */
+  readonly failoverMs: number;
+  /** SLUICE_SCHEDULE_RESCAN_MS: how often a schedule replica re-reads every schedule (the safety net of LISTEN/NOTIFY). */
+  readonly scheduleRescanMs: number;
   /** SLUICE_HTTP_ADDR: host:port of the operator's HTTP callback for external schedulers. */
   readonly httpAddr: string;
   /** SLUICE_CALLBACK_TOKEN: the bearer token the HTTP callback requires; without it the callback is off. */
@@ -70,6 +77,8 @@ export const DEFAULTS = {
   SLUICE_SCHEDULE_ADDR: '',
   SLUICE_RUNNER: 'embedded',
   SLUICE_MAX_RUNNING_JOBS: '4',
+  SLUICE_FAILOVER_MS: '5000',
+  SLUICE_SCHEDULE_RESCAN_MS: '30000',
   SLUICE_HTTP_ADDR: '127.0.0.1:8080',
   SLUICE_CALLBACK_TOKEN: '',
   SLUICE_FLINK_GATEWAY_URL: '',
@@ -247,6 +256,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(scheduleAddr ? { scheduleAddr } : {}),
     runner,
     maxRunningJobs: positiveInt('SLUICE_MAX_RUNNING_JOBS', get('SLUICE_MAX_RUNNING_JOBS')),
+    failoverMs: positiveInt('SLUICE_FAILOVER_MS', get('SLUICE_FAILOVER_MS')),
+    scheduleRescanMs: positiveInt('SLUICE_SCHEDULE_RESCAN_MS', get('SLUICE_SCHEDULE_RESCAN_MS')),
     httpAddr: hostPort('SLUICE_HTTP_ADDR', get('SLUICE_HTTP_ADDR')),
     ...(get('SLUICE_CALLBACK_TOKEN') ? { callbackToken: get('SLUICE_CALLBACK_TOKEN') } : {}),
     ...(flinkGatewayUrl ? { flinkGatewayUrl, flinkRestUrl } : {}),

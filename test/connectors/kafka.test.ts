@@ -659,9 +659,10 @@ test('an OFFSET window reads exactly its records across partitions, in offset or
   t.log(`OFFSET window: ${r.rows.length} rows in ${r.ms} ms`);
 });
 
-test('a TIME window whose upper bound no record reaches ends at the high watermark, without waiting for newer records', async (t) => {
-  // The mock answers -1 to timestamp lookups, i.e. "no message at or after the bound": the stop is the
-  // high watermark, as on a real broker for an upper bound later than the last record.
+test('a timestamp lookup answering -1 (no record at or after the bound) stops a TIME window at the high watermark, without waiting for newer records', async (t) => {
+  // The mock answers -1 to every timestamp lookup, whatever the bound, so this checks what the reader does
+  // with that answer (a real broker gives it for an upper bound later than the last record), not that a
+  // bound is looked up right: that is the recording fake admin's test above.
   const r = await read(
     t,
     { brokers: t.context.brokers, topic: 'tail', startOffsets: '0:0,1:1' },
@@ -669,7 +670,8 @@ test('a TIME window whose upper bound no record reaches ends at the high waterma
   );
   t.deepEqual(ids(r.rows), [0, 2, 3, 4, 5, 6, 7], 'partition 1 starts at offset 1 (id 3)');
   t.deepEqual(r.resolved, { start: '0:0,1:1', stop: '0:4,1:4' });
-  t.true(r.ms < 8000, `ended in ${r.ms} ms (about 3 s of it is the mock's group join)`);
+  // A reader waiting for a newer record would never end: 20 s leaves room for a loaded machine.
+  t.true(r.ms < 20_000, `ended in ${r.ms} ms (about 3 s of it is the mock's group join)`);
   t.log(`TIME window to the end: ${r.rows.length} rows in ${r.ms} ms`);
 });
 
@@ -683,7 +685,9 @@ test('an empty window ends at once', async (t) => {
   ] as const) {
     const r = await read(t, { brokers, topic }, b);
     t.deepEqual(r.rows, [], `${topic} ${JSON.stringify(b)}`);
-    t.true(r.ms < 1000, `${topic} ${JSON.stringify(b)} ended in ${r.ms} ms`);
+    // Below the mock's 3 s consumer-group join, which any read that consumes waits through whatever the
+    // machine's load: so the empty window ended without joining a group (a fixed 1 s flaked under load).
+    t.true(r.ms < 3000, `${topic} ${JSON.stringify(b)} ended in ${r.ms} ms`);
     t.log(`empty window on ${topic}: ${r.ms} ms`);
   }
 });

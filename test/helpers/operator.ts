@@ -8,10 +8,10 @@ import { silentLogger } from '../../services/core/logger.js';
 import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
 import { HookRunner } from '../../services/host/hook-runner.js';
 import { loadPlugins } from '../../services/host/loader.js';
-import type { OperatorStore } from '../../services/operator/domain/model.js';
+import { FINAL_JOB_STATES, type JobRecord, type OperatorStore } from '../../services/operator/domain/model.js';
 import { type GroupInput, OperatorService, type SchedulePort } from '../../services/operator/domain/service.js';
 import { EmbeddedRunner } from '../../services/operator/runners/embedded.js';
-import { SqliteScheduleStore } from '../../services/schedule/store/sqlite.js';
+import { SqliteStore } from '../../services/store/sqlite.js';
 
 export const RUNNER_FIXTURES = fileURLToPath(new URL('../fixtures/plugins/runner/', import.meta.url));
 
@@ -38,18 +38,21 @@ export interface OperatorRig {
   readonly dir: string;
   /** A new service on the same store (a restart), after stopping the current one. */
   restart(): Promise<void>;
+  /** Another replica on the same store, started; stopped by close(). */
+  peer(owner: string): Promise<OperatorService>;
   close(): Promise<void>;
 }
 
-export async function operatorRig(maxRunningJobs = 4): Promise<OperatorRig> {
+export async function operatorRig(maxRunningJobs = 4, leaseMs?: number): Promise<OperatorRig> {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-operator-'));
-  const store = await SqliteScheduleStore.open(join(dir, 'sluice.db'));
+  const store = await SqliteStore.open(join(dir, 'sluice.db'));
   await store.migrate();
   const plugins = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR, extraDirs: [RUNNER_FIXTURES] });
   const hooks = new HookRunner({ timeoutMs: 10_000 });
   const catalog = new Catalog(plugins, hooks);
   const schedules = new FakeSchedules();
-  const make = () =>
+  const peers: OperatorService[] = [];
+  const make = (owner = 'op-1') =>
     new OperatorService({
       store: store as unknown as OperatorStore,
       catalog,
@@ -58,8 +61,9 @@ export async function operatorRig(maxRunningJobs = 4): Promise<OperatorRig> {
       runners: new Map([['embedded', new EmbeddedRunner({ hooks, progressIntervalMs: 0 })]]),
       defaultRunner: 'embedded',
       maxRunningJobs,
-      owner: 'op-1',
+      owner,
       logger: silentLogger,
+      ...(leaseMs === undefined ? {} : { leaseMs }),
     });
   const rig: OperatorRig = {
     service: make(),
@@ -71,7 +75,14 @@ export async function operatorRig(maxRunningJobs = 4): Promise<OperatorRig> {
       rig.service = make();
       await rig.service.start();
     },
+    async peer(owner) {
+      const peer = make(owner);
+      peers.push(peer);
+      await peer.start();
+      return peer;
+    },
     async close() {
+      for (const peer of peers) await peer.stop();
       await rig.service.stop();
       await store.close();
       await rm(dir, { recursive: true, force: true });
@@ -119,4 +130,31 @@ export function datagenToFile(groupId: string, dir: string, patch: Partial<Group
     version: 0,
     ...patch,
   };
+}
+
+/** Watches a job until `done` holds for it (by default: a final state), on its own events rather than a sleep. */
+export async function jobWhen(
+  service: OperatorService,
+  jobId: string,
+  done: (job: JobRecord) => boolean = (job) => FINAL_JOB_STATES.includes(job.state),
+  timeoutMs = 30_000,
+): Promise<JobRecord> {
+  let stop: (() => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await new Promise<JobRecord>((resolve, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`job ${jobId}: not in the awaited state within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      service
+        .watchJob(jobId, (job) => {
+          if (done(job)) resolve(job);
+        })
+        .then((unsubscribe) => (stop = unsubscribe), reject);
+    });
+  } finally {
+    clearTimeout(timer);
+    stop?.();
+  }
 }

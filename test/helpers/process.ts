@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,17 +16,30 @@ export interface Spawned {
   readonly exited: Promise<number | string>;
 }
 
+const ownDataDirs = new Set<string>();
+function removeDataDir(dir: string): void {
+  ownDataDirs.delete(dir);
+  rmSync(dir, { recursive: true, force: true });
+}
+process.once('exit', () => {
+  for (const dir of ownDataDirs) removeDataDir(dir);
+});
+
 /** Runs a TypeScript entry from sources the way `node dist/...` runs its build. */
 export function spawnService(entry: string, env: NodeJS.ProcessEnv = {}): Spawned {
+  // A data folder of its own unless the caller gives one, so runs never share an embedded store; it is
+  // removed when the process exits (or, if the process outlives it, when this worker exits).
+  const ownDataDir = env.SLUICE_DATA_DIR === undefined ? mkdtempSync(join(tmpdir(), 'sluice-proc-')) : undefined;
+  if (ownDataDir) ownDataDirs.add(ownDataDir);
   const child = spawn(process.execPath, ['--conditions=development', '--import', 'tsx', entry], {
     cwd: ROOT,
-    // A data folder of its own, so runs never share (or leave behind) an embedded store.
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
+      TMPDIR: tmpdir(),
       SLUICE_FILE_ROOTS: tmpdir(),
       ...env,
-      SLUICE_DATA_DIR: env.SLUICE_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'sluice-proc-')),
+      SLUICE_DATA_DIR: env.SLUICE_DATA_DIR ?? ownDataDir,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -56,7 +69,10 @@ export function spawnService(entry: string, env: NodeJS.ProcessEnv = {}): Spawne
     }
   });
   const exited = new Promise<number | string>((resolve) =>
-    child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+    child.on('exit', (code, signal) => {
+      if (ownDataDir) removeDataDir(ownDataDir);
+      resolve(code ?? signal ?? -1);
+    }),
   );
   return {
     child,

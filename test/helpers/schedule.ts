@@ -9,7 +9,7 @@ import { loadPlugins } from '../../services/host/loader.js';
 import { ManualClock } from '../../services/schedule/domain/clock.js';
 import type { ScheduleStore } from '../../services/schedule/domain/model.js';
 import { type Dispatcher, ScheduleService } from '../../services/schedule/domain/service.js';
-import { SqliteScheduleStore } from '../../services/schedule/store/sqlite.js';
+import { SqliteStore } from '../../services/store/sqlite.js';
 
 export interface Submitted {
   readonly groupId: string;
@@ -88,11 +88,11 @@ export interface Rig {
 }
 
 /** A schedule service on a ManualClock, a SQLite store in a temp folder, the bundled engines and a fake operator. */
-export async function scheduleRig(now = T0): Promise<Rig> {
+export async function scheduleRig(now = T0, extraPluginDirs: readonly string[] = []): Promise<Rig> {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-schedule-'));
-  const store = await SqliteScheduleStore.open(join(dir, 'sluice.db'));
+  const store = await SqliteStore.open(join(dir, 'sluice.db'));
   await store.migrate();
-  const plugins = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
+  const plugins = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR, extraDirs: [...extraPluginDirs] });
   const hooks = new HookRunner({ timeoutMs: 10_000 });
   const clock = new ManualClock(now);
   const dispatcher = new FakeDispatcher(clock);

@@ -10,7 +10,7 @@ import { Client } from '@grpc/grpc-js';
 import type { InMemorySpanExporter } from '@opentelemetry/sdk-trace';
 import { BoundaryType } from '../../proto/gen/sluice/common/v1/common.js';
 import { currentTelemetry } from '../../services/telemetry/sdk.js';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { datagenToFile, schedule } from './operator.js';
@@ -35,8 +35,15 @@ async function main(mode: ScenarioMode): Promise<void> {
   const telemetryActive = currentTelemetry() !== undefined;
   // shimmer (used by the instrumentation) marks what it wrapped with __wrapped.
   const grpcInstrumented = Boolean((Client.prototype.makeUnaryRequest as { __wrapped?: boolean }).__wrapped);
-  const running = await startTestSluice({ SLUICE_CALLBACK_TOKEN: TOKEN, SLUICE_HTTP_ADDR: '127.0.0.1:0' });
+  // The test gives a data folder of its own (SLUICE_DATA_DIR) and removes it, even if this process is killed.
+  const given = process.env.SLUICE_DATA_DIR;
+  const running = await startTestSluice({
+    SLUICE_CALLBACK_TOKEN: TOKEN,
+    SLUICE_HTTP_ADDR: '127.0.0.1:0',
+    ...(given ? { SLUICE_DATA_DIR: join(given, 'sluice') } : {}),
+  });
   let resolved: unknown;
+  const dir = given ? await mkdtemp(join(given, 'out-')) : await mkdtemp(join(tmpdir(), 'sluice-trace-'));
   try {
     resolved = await call(
       running.catalog.resolveBoundaries.bind(running.catalog),
@@ -48,7 +55,6 @@ async function main(mode: ScenarioMode): Promise<void> {
       bearer(TOKEN),
     );
     // An external scheduler's window, carrying its own trace: the callback and the job join it.
-    const dir = await mkdtemp(join(tmpdir(), 'sluice-trace-'));
     const nextYear = Date.UTC(new Date().getUTCFullYear() + 1, 0, 1);
     await running.sluice.operator!.createGroup(
       datagenToFile('g-trace', dir, {
@@ -68,6 +74,7 @@ async function main(mode: ScenarioMode): Promise<void> {
     await running.sluice.operator!.idle();
   } finally {
     await running.close();
+    await rm(dir, { recursive: true, force: true });
   }
 
   let spans: SpanSummary[] | undefined;

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Catalog } from '../../services/catalog/domain/catalog.js';
@@ -12,14 +12,15 @@ import { OperatorService } from '../../services/operator/domain/service.js';
 import { EmbeddedRunner } from '../../services/operator/runners/embedded.js';
 import { FlinkRunner } from '../../services/operator/runners/flink.js';
 import { FlinkJobRunner } from '../../services/operator/runners/flink-adapter.js';
-import { SqliteScheduleStore } from '../../services/schedule/store/sqlite.js';
+import { SqliteStore } from '../../services/store/sqlite.js';
 import { FakeFlink } from '../helpers/fake-flink.js';
-import { FakeSchedules, datagenToFile } from '../helpers/operator.js';
+import { FakeSchedules, datagenToFile, jobWhen, schedule } from '../helpers/operator.js';
+import { startTestSluice } from '../helpers/sluice.js';
 
 test('a group on the flink runner submits its window as Flink SQL and follows the Flink job to its end', async (t) => {
   const fake = await new FakeFlink().start();
   const dir = await mkdtemp(join(tmpdir(), 'sluice-flink-op-'));
-  const store = await SqliteScheduleStore.open(join(dir, 'sluice.db'));
+  const store = await SqliteStore.open(join(dir, 'sluice.db'));
   await store.migrate();
   const plugins = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
   const hooks = new HookRunner();
@@ -82,5 +83,50 @@ test('a group on the flink runner submits its window as Flink SQL and follows th
   t.true(
     fake.calls.some((c) => c.method === 'DELETE' && /^\/v1\/sessions\//.test(c.path)),
     'the session is closed',
+  );
+});
+
+test('SLUICE_RUNNER=flink with the Flink URLs: a started Sluice runs groups that name no runner on Flink', async (t) => {
+  const fake = await new FakeFlink({ jobStates: ['RUNNING', 'FINISHED'] }).start();
+  const s = await startTestSluice({
+    SLUICE_RUNNER: 'flink',
+    SLUICE_FLINK_GATEWAY_URL: fake.gatewayUrl,
+    SLUICE_FLINK_REST_URL: fake.restUrl,
+  });
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-flink-start-'));
+  t.teardown(async () => {
+    await s.close();
+    await fake.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const operator = s.sluice.operator!;
+  // Windows of next year: nothing fires on its own while the test submits one.
+  const nextYear = Date.UTC(new Date().getUTCFullYear() + 1, 0, 1);
+  const input = datagenToFile('g-default-flink', dir, {
+    runner: '',
+    schedule: { ...schedule('g-default-flink'), startTime: nextYear, endTime: nextYear + 86_400_000 },
+  });
+  await operator.createGroup({
+    ...input,
+    streams: [{ ...input.streams[0]!, fields: [{ sourceField: 'id', targetField: 'id', cast: 'int' }] }],
+  });
+  await operator.approveGroup('g-default-flink', 0);
+  const { jobs } = await operator.submitOfflineJob(
+    { groupId: 'g-default-flink', boundaryType: 'OFFSET', lowerBound: '0', upperBound: '10', instanceId: '' },
+    false,
+  );
+  const job = await jobWhen(operator, jobs[0]!.jobId, undefined, 60_000);
+  t.is(job.runner, 'flink');
+  t.is(job.state, 'SUCCEEDED', job.error);
+  t.true(
+    fake.calls.some(
+      (c) => c.path.endsWith('/statements') && /^INSERT INTO/.test((c.body as { statement: string }).statement),
+    ),
+    'the window went to the SQL Gateway',
+  );
+  t.deepEqual(
+    (await readdir(dir)).filter((f) => f.endsWith('.jsonl')),
+    [],
+    'the embedded runner wrote nothing',
   );
 });

@@ -110,18 +110,31 @@ async function statementsFor(
 
 const render = (statements: readonly string[]) => `${statements.map((s) => `${s};`).join('\n\n')}\n`;
 
-/** Compares with test/fixtures/flink/<name>.sql; SLUICE_UPDATE_GOLDEN=1 rewrites the file instead. */
+/**
+ * Compares with test/fixtures/flink/<name>.sql. With SLUICE_UPDATE_GOLDEN=1 a file that differs (or is
+ * missing) is rewritten and the test still fails, naming it: a run passes only when what was rendered
+ * equals a file that was there before it, so review the diff and run again.
+ */
 function golden(
-  t: { is(a: unknown, b: unknown, m?: string): void },
+  t: { is(a: unknown, b: unknown, m?: string): void; fail(m?: string): void },
   name: string,
   statements: readonly string[],
 ): void {
   const file = new URL(`${name}.sql`, GOLDEN_DIR);
-  if (process.env.SLUICE_UPDATE_GOLDEN === '1') {
-    mkdirSync(GOLDEN_DIR, { recursive: true });
-    writeFileSync(file, render(statements));
+  const rendered = render(statements);
+  let committed: string | undefined;
+  try {
+    committed = readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  t.is(render(statements), readFileSync(file, 'utf8'), `golden ${name}.sql`);
+  if (process.env.SLUICE_UPDATE_GOLDEN === '1' && rendered !== committed) {
+    mkdirSync(GOLDEN_DIR, { recursive: true });
+    writeFileSync(file, rendered);
+    t.fail(`golden ${name}.sql was rewritten: review the diff, then run again without SLUICE_UPDATE_GOLDEN`);
+    return;
+  }
+  t.is(rendered, committed, `golden ${name}.sql`);
 }
 
 // ------------------------------------------------------------------------------------------ golden SQL
@@ -771,6 +784,40 @@ test('cancel via the signal while the INSERT is still being submitted: its opera
     'gateway DELETE /v1/sessions/session-1',
   ]);
   t.false(fake.lines().some((l) => l.includes('/jobs/')));
+});
+
+test('run() failing after the job started (job status unreadable): the running Flink job is cancelled, then the session closed', async (t) => {
+  // Once the job has been polled once, GET /jobs/{id} answers 503 until the retries run out; the cancel
+  // (PATCH) still gets through, as it would when only the status endpoint is overloaded.
+  let polls = 0;
+  const fake = await new FakeFlink({
+    jobStates: ['RUNNING'],
+    unavailable: { times: 1000, match: (c) => c.server === 'rest' && c.method === 'GET' && ++polls > 1 },
+  }).start();
+  t.teardown(() => fake.stop());
+  const err = await t.throwsAsync(
+    runnerFor(fake, { retries: 1 }).run(
+      { jobId: 'j', statements: STATEMENTS },
+      { signal: new AbortController().signal },
+    ),
+  );
+  t.is(code(err), 'UNAVAILABLE');
+  t.deepEqual(fake.lines().slice(-2), [
+    `rest PATCH /jobs/${FLINK_JOB_ID}?mode=cancel`,
+    'gateway DELETE /v1/sessions/session-1',
+  ]);
+});
+
+test('run() failing before the job started (a statement fails): nothing is cancelled, the session is closed', async (t) => {
+  const fake = await new FakeFlink({
+    failStatement: { index: 2, trace: 'org.apache.flink.table.api.ValidationException: no such table' },
+  }).start();
+  t.teardown(() => fake.stop());
+  await t.throwsAsync(
+    runnerFor(fake).run({ jobId: 'j', statements: STATEMENTS }, { signal: new AbortController().signal }),
+  );
+  t.false(fake.lines().some((l) => l.includes('cancel')));
+  t.is(fake.lines().at(-1), 'gateway DELETE /v1/sessions/session-1');
 });
 
 test('an already aborted signal: nothing is sent', async (t) => {

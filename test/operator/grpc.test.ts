@@ -1,6 +1,6 @@
 import anyTest, { type TestFn } from 'ava';
 import { credentials, status } from '@grpc/grpc-js';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BoundaryType } from '../../proto/gen/sluice/common/v1/common.js';
@@ -28,6 +28,7 @@ test.before(async (t) => {
 test.after.always(async (t) => {
   t.context.client?.close();
   await t.context.s?.close();
+  if (t.context.dir) await rm(t.context.dir, { recursive: true, force: true });
 });
 
 function group(groupId: string, dir: string): Group {

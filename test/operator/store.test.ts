@@ -13,8 +13,9 @@ import {
   type SluiceStore,
   openScheduleStore,
   openSluiceStore,
-} from '../../services/schedule/store/index.js';
+} from '../../services/store/index.js';
 import { PG_URL, probePostgres, uniqueName } from '../helpers/databases.js';
+import { VERSION_1_DDL, VERSION_1_DESCRIPTION } from '../helpers/store-v1.js';
 import { gate } from '../helpers/integration.js';
 
 /** One test's database: every `open()` is a new handle (connection, pool) on it, as a second replica would have. */
@@ -43,7 +44,7 @@ interface Backend {
   setup(t: ExecutionContext<Context>): Promise<Db>;
 }
 
-const VERSION_1 = MIGRATIONS.find((m) => m.version === 1)!;
+const VERSION_1 = { ...VERSION_1_DDL, description: VERSION_1_DESCRIPTION };
 
 const sqlite: Backend = {
   name: 'sqlite',

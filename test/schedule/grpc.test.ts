@@ -111,6 +111,45 @@ test.serial('PreviewWindows: calendar days in the schedule zone, with local time
   t.is(bad.fieldErrors?.[0]?.path, 'count');
 });
 
+test.serial('PreviewWindows: W, LW, L-n, wrap-around ranges, MON-SUN and macros', async (t) => {
+  const { client } = t.context;
+  const from = Date.parse('2026-01-01T00:00:00Z');
+  const ends = async (crontabExpression: string, count: number) =>
+    (
+      await call(client.previewWindows.bind(client), {
+        groupId: '',
+        info: info('inline-cron', {
+          scheduleType: 1,
+          crontabExpression,
+          timeZone: 'UTC',
+          startTime: from,
+          endTime: from + 400 * 86_400_000,
+        }),
+        fromTime: from,
+        count,
+      })
+    ).windows.map((w) => w.endLocal.slice(0, 19));
+  // 2026-02-01 and 2026-03-01 are Sundays; 2026-01-31 a Saturday.
+  t.deepEqual(await ends('0 0 9 1W * ?', 3), ['2026-01-01T09:00:00', '2026-02-02T09:00:00', '2026-03-02T09:00:00']);
+  t.deepEqual(await ends('0 0 9 LW * ?', 2), ['2026-01-30T09:00:00', '2026-02-27T09:00:00']);
+  t.deepEqual(await ends('0 0 9 L-2 * ?', 2), ['2026-01-29T09:00:00', '2026-02-26T09:00:00']);
+  // Fire times after the start: 00:00 on the 1st is the start itself.
+  t.deepEqual(await ends('0 22-1 * * *', 4), [
+    '2026-01-01T01:00:00',
+    '2026-01-01T22:00:00',
+    '2026-01-01T23:00:00',
+    '2026-01-02T00:00:00',
+  ]);
+  t.deepEqual(await ends('0 0 1 NOV-FEB *', 3), ['2026-02-01T00:00:00', '2026-11-01T00:00:00', '2026-12-01T00:00:00']);
+  // 2026-01-01 is a Thursday: THU-TUE leaves out Wednesday the 7th.
+  t.deepEqual((await ends('0 12 * * THU-TUE', 7)).at(-1), '2026-01-08T12:00:00');
+  t.is((await ends('0 12 * * MON-SUN', 7)).length, 7);
+  t.deepEqual(await ends('0 12 ? * MON-SUN', 2), ['2026-01-01T12:00:00', '2026-01-02T12:00:00']);
+  t.deepEqual(await ends('@weekly', 2), ['2026-01-04T00:00:00', '2026-01-11T00:00:00']);
+  t.deepEqual(await ends('@monthly', 2), ['2026-02-01T00:00:00', '2026-03-01T00:00:00']);
+  t.deepEqual(await ends('@hourly', 2), ['2026-01-01T01:00:00', '2026-01-01T02:00:00']);
+});
+
 test.serial('every bad field gets INVALID_ARGUMENT naming it', async (t) => {
   const { client } = t.context;
   const cases: [Partial<ScheduleInfo>, string][] = [

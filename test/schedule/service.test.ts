@@ -1,4 +1,5 @@
 import anyTest, { type TestFn } from 'ava';
+import { fileURLToPath } from 'node:url';
 import { DAY, HOUR, T0, info, scheduleRig, type Rig } from '../helpers/schedule.js';
 
 const test = anyTest as TestFn<{ rig: Rig }>;
@@ -6,7 +7,12 @@ const test = anyTest as TestFn<{ rig: Rig }>;
 test.beforeEach(async (t) => {
   t.context.rig = await scheduleRig();
 });
-test.afterEach.always(async (t) => t.context.rig?.close());
+/** Jobs tests hold: a failed test's are ended before the service stops, which waits for them. */
+const heldJobs: Map<string, (ok: boolean) => void>[] = [];
+test.afterEach.always(async (t) => {
+  for (const release of heldJobs.splice(0)) for (const end of release.values()) end(false);
+  await t.context.rig?.close();
+});
 
 const codeOf = (err: unknown) => (err as { code?: string }).code;
 const fieldOf = (err: unknown) => (err as { details?: { field?: string } }).details?.field;
@@ -37,6 +43,8 @@ test.serial('a year of daily windows fires every window once, in order, when it 
 test.serial('InLong alignment fires a window at its start', async (t) => {
   const { rig } = t.context;
   await rig.service.register(info('start', { alignment: 'START', endTime: T0 + 3 * HOUR }));
+  // Registering fires the window due now; its dispatch runs on after the call returns.
+  await rig.service.idle();
   t.deepEqual(
     rig.dispatcher.submitted.map((s) => [Number(s.lowerBound), s.at]),
     [[T0, T0]],
@@ -74,6 +82,49 @@ for (const [mode, fired, skipped] of [
   );
 }
 
+test.serial(
+  'catch-up NONE over 1499 missed windows records only the newest 1000 as SKIPPED (the documented cap)',
+  async (t) => {
+    const { rig } = t.context;
+    const MINUTE = 60_000;
+    await rig.advanceTo(T0 + 1500 * MINUTE + 30_000);
+    await rig.service.register(
+      info('many', { scheduleUnit: 'I', endTime: T0 + 2000 * MINUTE, catchUp: { mode: 'NONE', windowMs: 0 } }),
+    );
+    await rig.service.idle();
+    const rows: { windowStart: number; state: string }[] = [];
+    for (let after: { groupId: string; windowStart: number } | undefined; ;) {
+      const page = await rig.store.listInstances({ groupId: 'many', limit: 1000, ...(after ? { after } : {}) });
+      rows.push(...page);
+      if (page.length < 1000) break;
+      after = { groupId: 'many', windowStart: page[page.length - 1]!.windowStart };
+    }
+    // 1500 windows closed; the last one closed 30 s ago, within the 60 s grace, so it is on time and runs.
+    const skipped = rows.filter((r) => r.state === 'SKIPPED');
+    t.is(skipped.length, 1000);
+    t.deepEqual(
+      [skipped[0]!.windowStart, skipped[skipped.length - 1]!.windowStart].map((w) => (w - T0) / MINUTE),
+      [499, 1498],
+      'the newest 1000 of the 1499 missed: windows 499 to 1498; older ones have no row',
+    );
+    t.deepEqual(
+      rows.filter((r) => r.state !== 'SKIPPED').map((r) => [(r.windowStart - T0) / MINUTE, r.state]),
+      [[1499, 'SUCCEEDED']],
+    );
+    t.is(rows.length, 1001);
+    t.deepEqual(
+      rig.dispatcher.submitted.map((s) => (Number(s.lowerBound) - T0) / MINUTE),
+      [1499],
+    );
+    // The cap is on the rows, not on the schedule: it goes on at the next edge.
+    await rig.advanceTo(T0 + 1501 * MINUTE);
+    t.deepEqual(
+      rig.dispatcher.submitted.map((s) => (Number(s.lowerBound) - T0) / MINUTE),
+      [1499, 1500],
+    );
+  },
+);
+
 test.serial('catch-up ALL is bounded by its window: older missed windows are skipped', async (t) => {
   const { rig } = t.context;
   await rig.advanceTo(T0 + 10 * HOUR);
@@ -87,50 +138,137 @@ test.serial('catch-up ALL is bounded by its window: older missed windows are ski
   t.is(rows.filter((r) => r.state === 'SKIPPED').length, 6);
 });
 
-test.serial('selfDepend 1: a window waits for the previous one to succeed; a failure stops the chain', async (t) => {
-  const { rig } = t.context;
+/** Polls (on the service's own turns, not a fixed sleep) until `check` holds. */
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Jobs the fake operator holds until the test ends them. */
+function holdJobs(rig: Rig): Map<string, (ok: boolean) => void> {
   const release = new Map<string, (ok: boolean) => void>();
+  heldJobs.push(release);
   rig.dispatcher.outcome = (jobId) =>
     new Promise((resolve) => release.set(jobId, (ok) => resolve({ succeeded: ok, ...(ok ? {} : { error: 'boom' }) })));
+  return release;
+}
+
+const lowerHours = (rig: Rig) => rig.dispatcher.submitted.map((s) => (Number(s.lowerBound) - T0) / HOUR);
+
+/** selfDepend 1 over three due windows: the first succeeds, the second fails. Returns the held jobs. */
+async function failedChain(rig: Rig, groupId: string): Promise<Map<string, (ok: boolean) => void>> {
+  const release = holdJobs(rig);
+  await rig.advanceTo(T0 + 3 * HOUR);
+  await rig.service.register(info(groupId, { selfDepend: 1 }));
+  await until('job-1 runs', () => release.has('job-1'));
+  release.get('job-1')!(true);
+  await until('job-2 runs', () => release.has('job-2'));
+  release.get('job-2')!(false);
+  // Nothing is held now (window 2 is blocked), so idle() returns once the failure is recorded.
+  await rig.service.idle();
+  return release;
+}
+
+test.serial('selfDepend 1: a window waits for the previous one to succeed; a failure stops the chain', async (t) => {
+  const { rig } = t.context;
+  const release = holdJobs(rig);
   await rig.advanceTo(T0 + 3 * HOUR);
   await rig.service.register(info('chain', { selfDepend: 1 }));
-  await new Promise((r) => setTimeout(r, 50));
+  await until('job-1 runs', () => release.has('job-1'));
+  t.deepEqual(lowerHours(rig), [0], 'only the first of three due windows runs');
   t.deepEqual(
-    rig.dispatcher.submitted.map((s) => Number(s.lowerBound)),
-    [T0],
-    'only the first of three due windows runs',
+    (await rig.store.listInstances({ groupId: 'chain', limit: 10 })).map((r) => (r.windowStart - T0) / HOUR),
+    [0],
+    'the others are not even claimed while it runs',
   );
   release.get('job-1')!(true);
-  await new Promise((r) => setTimeout(r, 50));
-  t.deepEqual(
-    rig.dispatcher.submitted.map((s) => Number(s.lowerBound)),
-    [T0, T0 + HOUR],
-  );
+  await until('job-2 runs', () => release.has('job-2'));
+  t.deepEqual(lowerHours(rig), [0, 1]);
   release.get('job-2')!(false);
-  await new Promise((r) => setTimeout(r, 50));
+  await rig.service.idle();
   t.is(rig.dispatcher.submitted.length, 2, 'the failed window blocks the next');
   t.is((await rig.store.getInstance('chain', T0 + HOUR))?.state, 'FAILED');
+  await rig.advanceTo(T0 + 4 * HOUR);
+  t.deepEqual(lowerHours(rig), [0, 1], 'and keeps blocking as more windows fall due');
+});
+
+test.serial('selfDepend 1: a rerun of the failed window that succeeds unblocks the chain', async (t) => {
+  const { rig } = t.context;
+  const release = await failedChain(rig, 'rerun-chain');
+  const rerun = await rig.service.trigger('rerun-chain', T0 + HOUR, true);
+  t.is(rerun.attempt, 2);
+  await until('the rerun runs', () => release.has('job-3'));
+  release.get('job-3')!(true);
+  await until('window 2 runs', () => release.has('job-4'));
+  t.deepEqual(lowerHours(rig), [0, 1, 1, 2]);
+  release.get('job-4')!(true);
+  await rig.service.idle();
+  t.deepEqual(
+    (await rig.store.listInstances({ groupId: 'rerun-chain', limit: 10 })).map((r) => r.state),
+    ['SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED'],
+  );
+});
+
+test.serial('selfDepend 1: a backfill (mode FAILED) that re-runs the failure unblocks the chain', async (t) => {
+  const { rig } = t.context;
+  const release = await failedChain(rig, 'backfill-chain');
+  const run = await rig.service.backfill({
+    groupId: 'backfill-chain',
+    fromTime: T0,
+    toTime: T0 + 2 * HOUR, // up to the failed window: the one after it is the chain's to fire
+    mode: 'FAILED',
+    maxParallel: 1,
+    reverse: false,
+    dryRun: false,
+  });
+  t.deepEqual(
+    run.windows.map((w) => (w.start - T0) / HOUR),
+    [1],
+  );
+  await until('the backfill runs', () => release.has('job-3'));
+  release.get('job-3')!(true);
+  await until('window 2 runs', () => release.has('job-4'));
+  t.deepEqual(lowerHours(rig), [0, 1, 1, 2]);
+  release.get('job-4')!(true);
+  await rig.service.idle();
+  t.deepEqual(
+    (await rig.store.listInstances({ groupId: 'backfill-chain', limit: 10 })).map((r) => [r.state, r.trigger]),
+    [
+      ['SUCCEEDED', 'CATCH_UP'],
+      ['SUCCEEDED', 'BACKFILL'],
+      ['SUCCEEDED', 'SCHEDULE'],
+    ],
+  );
 });
 
 test.serial('selfDepend 2: at most taskParallelism windows run at once', async (t) => {
   const { rig } = t.context;
-  const release: (() => void)[] = [];
-  rig.dispatcher.outcome = () => new Promise((resolve) => release.push(() => resolve({ succeeded: true })));
+  const release = holdJobs(rig);
+  let active = 0;
+  let most = 0;
+  const held = rig.dispatcher.outcome;
+  rig.dispatcher.outcome = (jobId) => {
+    active++;
+    most = Math.max(most, active);
+    return held(jobId).finally(() => active--);
+  };
   await rig.advanceTo(T0 + 5 * HOUR);
   await rig.service.register(info('par', { selfDepend: 2, taskParallelism: 2 }));
-  await new Promise((r) => setTimeout(r, 50));
-  t.is(rig.dispatcher.submitted.length, 2);
-  release.shift()!();
-  await new Promise((r) => setTimeout(r, 50));
-  t.is(rig.dispatcher.submitted.length, 3);
-  while (release.length) {
-    release.shift()!();
-    await new Promise((r) => setTimeout(r, 30));
+  await until('two jobs run', () => release.has('job-2'));
+  t.deepEqual(lowerHours(rig), [0, 1]);
+  release.get('job-1')!(true);
+  await until('a third starts when one ends', () => release.has('job-3'));
+  t.deepEqual(lowerHours(rig), [0, 1, 2]);
+  for (let n = 2; n <= 5; n++) {
+    await until(`job-${n} runs`, () => release.has(`job-${n}`));
+    release.get(`job-${n}`)!(true);
   }
-  t.deepEqual(
-    rig.dispatcher.submitted.map((s) => (Number(s.lowerBound) - T0) / HOUR),
-    [0, 1, 2, 3, 4],
-  );
+  await rig.service.idle();
+  t.deepEqual(lowerHours(rig), [0, 1, 2, 3, 4]);
+  t.is(most, 2, 'never more than two at once');
 });
 
 test.serial('after a restart, missed windows are fired once each (catch-up ALL)', async (t) => {
@@ -174,7 +312,7 @@ test.serial('trigger fires one window now, once; rerun runs it again; a non-edge
 });
 
 test.serial(
-  'backfill: dry run lists, MISSING fills gaps, FAILED re-runs failures, reverse and parallelism',
+  'backfill: a dry run lists the FAILED or ALL windows (reversed too) and runs nothing; FAILED re-runs the failure',
   async (t) => {
     const { rig } = t.context;
     rig.dispatcher.outcome = async (jobId) => ({ succeeded: jobId !== 'job-3' });
@@ -195,6 +333,7 @@ test.serial(
       [2],
     );
     t.deepEqual(dry.instances, []);
+    t.is(rig.dispatcher.submitted.length, 5, 'the dry run submitted nothing');
     const all = await rig.service.backfill({
       groupId: 'bf',
       fromTime: T0,
@@ -233,6 +372,85 @@ test.serial(
   },
 );
 
+test.serial('backfill MISSING runs exactly the skipped windows, at most maxParallel at once', async (t) => {
+  const { rig } = t.context;
+  await rig.advanceTo(T0 + 6 * HOUR);
+  // Catch-up LATEST: window 5 fires, windows 0-4 are recorded SKIPPED (the gaps MISSING fills).
+  await rig.service.register(info('gap', { catchUp: { mode: 'LATEST', windowMs: 0 } }));
+  await rig.service.idle();
+  const states = async () =>
+    (await rig.store.listInstances({ groupId: 'gap', limit: 100 })).map((r) => [(r.windowStart - T0) / HOUR, r.state]);
+  t.deepEqual(await states(), [
+    [0, 'SKIPPED'],
+    [1, 'SKIPPED'],
+    [2, 'SKIPPED'],
+    [3, 'SKIPPED'],
+    [4, 'SKIPPED'],
+    [5, 'SUCCEEDED'],
+  ]);
+  const before = rig.dispatcher.submitted.length;
+  // Each job is held until a second one runs beside it (or it is the last): with maxParallel 2 the
+  // most running at once is then exactly 2, whatever the machine's speed. Were the backfill serial,
+  // the fallback releases it after 5 s and the count shows 1.
+  let active = 0;
+  let most = 0;
+  const held: (() => void)[] = [];
+  const releaseAll = () => {
+    for (const release of held.splice(0)) release();
+  };
+  rig.dispatcher.outcome = () =>
+    new Promise((resolve) => {
+      active++;
+      most = Math.max(most, active);
+      held.push(() => {
+        active--;
+        resolve({ succeeded: true });
+      });
+      if (held.length === 2 || rig.dispatcher.submitted.length - before === 5) releaseAll();
+      else setTimeout(releaseAll, 5000).unref();
+    });
+  const run = await rig.service.backfill({
+    groupId: 'gap',
+    fromTime: T0,
+    toTime: T0 + 6 * HOUR,
+    mode: 'MISSING',
+    maxParallel: 2,
+    reverse: false,
+    dryRun: false,
+  });
+  t.is(run.windows.length, 5);
+  await rig.service.idle();
+  t.is(most, 2, 'two windows ran at once, never more');
+  t.deepEqual(
+    rig.dispatcher.submitted
+      .slice(before)
+      .map((s) => (Number(s.lowerBound) - T0) / HOUR)
+      .sort(),
+    [0, 1, 2, 3, 4],
+    'each skipped window once; the window that had run is left alone',
+  );
+  t.deepEqual(await states(), [
+    [0, 'SUCCEEDED'],
+    [1, 'SUCCEEDED'],
+    [2, 'SUCCEEDED'],
+    [3, 'SUCCEEDED'],
+    [4, 'SUCCEEDED'],
+    [5, 'SUCCEEDED'],
+  ]);
+  const triggers = (await rig.store.listInstances({ groupId: 'gap', limit: 100 })).map((r) => r.trigger);
+  t.deepEqual(triggers, ['BACKFILL', 'BACKFILL', 'BACKFILL', 'BACKFILL', 'BACKFILL', 'SCHEDULE']);
+  const again = await rig.service.backfill({
+    groupId: 'gap',
+    fromTime: T0,
+    toTime: T0 + 6 * HOUR,
+    mode: 'MISSING',
+    maxParallel: 2,
+    reverse: false,
+    dryRun: true,
+  });
+  t.deepEqual(again.windows, [], 'nothing is missing any more');
+});
+
 test.serial('pause stops firing; resume fires what fell due meanwhile by the catch-up policy', async (t) => {
   const { rig } = t.context;
   const s = await rig.service.register(info('paused', { catchUp: { mode: 'LATEST', windowMs: 0 } }));
@@ -268,6 +486,26 @@ test.serial('update changes the schedule in place; unregister stops it for good'
   await rig.advanceTo(T0 + 5 * DAY);
   t.is(rig.dispatcher.submitted.length, 3);
   t.is(codeOf(await t.throwsAsync(rig.service.get('upd'))), 'NOT_FOUND');
+});
+
+test.serial('changing schedule_engine unregisters from the old engine and registers with the new one', async (t) => {
+  await t.context.rig.close();
+  const rig = (t.context.rig = await scheduleRig(T0, [
+    fileURLToPath(new URL('../fixtures/plugins/good/', import.meta.url)),
+  ]));
+  const s = await rig.service.register(info('moving'));
+  t.is(s.engineId, 'builtin');
+  await rig.advanceTo(T0 + 2 * HOUR);
+  t.deepEqual(lowerHours(rig), [0, 1], 'the built-in engine fires it');
+  // The fixture engine 'plain-engine' accepts schedule_engine 'plain' and fires nothing on its own.
+  const moved = await rig.service.update({ ...s.info, version: s.version, scheduleEngine: 'plain' });
+  t.is(moved.engineId, 'plain-engine');
+  await rig.advanceTo(T0 + 6 * HOUR);
+  t.deepEqual(lowerHours(rig), [0, 1], 'the built-in engine no longer fires it');
+  const back = await rig.service.update({ ...moved.info, version: moved.version, scheduleEngine: '' });
+  t.is(back.engineId, 'builtin');
+  await rig.advanceTo(T0 + 7 * HOUR);
+  t.deepEqual(lowerHours(rig), [0, 1, 2, 3, 4, 5, 6], 'registered again, it catches up what fell due meanwhile');
 });
 
 test.serial('registration errors: ALREADY_EXISTS, an engine nobody accepts, and bad fields', async (t) => {
@@ -358,3 +596,50 @@ test.serial('backfill stops scanning when its caller gives up', async (t) => {
   );
   t.is(err?.message, 'caller left');
 });
+
+for (const [zone, expr, from, ends] of [
+  // Lord Howe skips 02:00-02:30 on 2026-10-04: 02:20 fires moved to 02:50, and 02:40, which exists, fires too.
+  [
+    'Australia/Lord_Howe',
+    '20,40 2 * * *',
+    '2026-10-03T12:00:00+10:30',
+    [
+      '2026-10-04T02:40:00+11:00',
+      '2026-10-04T02:50:00+11:00',
+      '2026-10-05T02:20:00+11:00',
+      '2026-10-05T02:40:00+11:00',
+    ],
+  ],
+  // Chatham skips 02:45-03:45 on 2026-09-27: 03:00 fires at 04:00, after 03:50.
+  [
+    'Pacific/Chatham',
+    '0,50 3 * * *',
+    '2026-09-26T12:00:00+12:45',
+    [
+      '2026-09-27T03:50:00+13:45',
+      '2026-09-27T04:00:00+13:45',
+      '2026-09-28T03:00:00+13:45',
+      '2026-09-28T03:50:00+13:45',
+    ],
+  ],
+] as const) {
+  test.serial(`a gap that does not start on the hour loses no fire: ${expr} in ${zone}`, async (t) => {
+    const rig = await scheduleRig(Date.parse(from));
+    try {
+      const startTime = Date.parse(from);
+      const endTime = Date.parse(ends[3]) + HOUR;
+      await rig.service.register(
+        info('gap', { scheduleType: 1, crontabExpression: expr, timeZone: zone, startTime, endTime }),
+      );
+      await rig.advanceTo(endTime + HOUR);
+      const rows = await rig.store.listInstances({ groupId: 'gap', limit: 100 });
+      t.deepEqual(
+        rows.slice(0, 4).map((r) => r.windowEnd),
+        ends.map((e) => Date.parse(e)),
+      );
+      t.true(rows.every((r) => r.state === 'SUCCEEDED'));
+    } finally {
+      await rig.close();
+    }
+  });
+}

@@ -16,7 +16,7 @@ import {
   PostgresScheduleStore,
   SqliteScheduleStore,
   openScheduleStore,
-} from '../../services/schedule/store/index.js';
+} from '../../services/store/index.js';
 import { PG_URL, probePostgres, uniqueName } from '../helpers/databases.js';
 import { gate } from '../helpers/integration.js';
 

@@ -9,6 +9,7 @@ import {
   windowSpec,
   windowsAfter,
 } from '../../services/schedule/domain/windows.js';
+import { firstOccurrence } from '../helpers/wall-time.js';
 
 const ZONES = ['UTC', 'Europe/Berlin', 'America/New_York', 'Australia/Lord_Howe', 'Asia/Kolkata', 'America/Sao_Paulo'];
 const UNIT_MS: Record<'S' | 'I' | 'H', number> = { S: 1000, I: 60_000, H: 3_600_000 };
@@ -38,51 +39,6 @@ function assertTiles(
     t.true(windows[i]!.start < windows[i]!.end, `window ${i} is not empty`);
     if (i > 0) t.is(windows[i]!.start, windows[i - 1]!.end, `no gap and no overlap at window ${i}`);
   }
-}
-
-/**
- * A wall time's instant by the rules, through luxon: luxon resolves an ambiguous wall time either way,
- * so every instant showing the wall time (the wall time minus an offset in force around it) is tried
- * and the first kept; a wall time in a gap is luxon's own (moved forward by the gap).
- */
-function firstOccurrence(
-  wall: {
-    year: number;
-    month: number;
-    day: number;
-    hour: number;
-    minute: number;
-    second?: number;
-    millisecond?: number;
-  },
-  zone: string,
-): number {
-  const guess = DateTime.fromObject(wall, { zone });
-  const wallMs = Date.UTC(
-    wall.year,
-    wall.month - 1,
-    wall.day,
-    wall.hour,
-    wall.minute,
-    wall.second ?? 0,
-    wall.millisecond ?? 0,
-  );
-  const offsets = [-3, 0, 3].map(
-    (h) => DateTime.fromMillis(guess.toMillis() + h * 3_600_000, { zone }).offset * 60_000,
-  );
-  const same = (ms: number) => {
-    const d = DateTime.fromMillis(ms, { zone });
-    return (
-      d.year === wall.year &&
-      d.month === wall.month &&
-      d.day === wall.day &&
-      d.hour === wall.hour &&
-      d.minute === wall.minute &&
-      d.second === (wall.second ?? 0)
-    );
-  };
-  const valid = offsets.map((o) => wallMs - o).filter(same);
-  return valid.length > 0 ? Math.min(...valid) : guess.toMillis();
 }
 
 /** Edge k computed independently with luxon: fixed durations, or calendar steps from the anchor. */
@@ -389,10 +345,60 @@ test('bad fields are INVALID_ARGUMENT naming the field', (t) => {
     [{ scheduleType: 1, crontabExpression: '0 0 25 * * ?' }, 'crontab_expression'],
     [{ scheduleType: 1, crontabExpression: '* * *' }, 'crontab_expression'],
     [{ scheduleType: 1, crontabExpression: '0 0 12 1 * MON' }, 'crontab_expression'],
+    [{ scheduleType: 1, crontabExpression: '0 0 12 * * 1-5' }, 'crontab_expression'],
+    [{ scheduleType: 1, crontabExpression: '0 ? * * * ?' }, 'crontab_expression'],
+    [{ scheduleType: 1, crontabExpression: '0 0 0 1-5W * ?' }, 'crontab_expression'],
+    [{ scheduleType: 1, crontabExpression: '0 0 0 L-31 * ?' }, 'crontab_expression'],
+    [{ scheduleType: 1, crontabExpression: '0 0 0 ? * 2#6' }, 'crontab_expression'],
+    [{ scheduleType: 1, crontabExpression: '0 0 0 ? * 2#1,3' }, 'crontab_expression'],
+    [{ scheduleType: 1, crontabExpression: '0 0 0 1 * ? 2100-2050' }, 'crontab_expression'],
+    [{ scheduleType: 1, crontabExpression: '@reboot' }, 'crontab_expression'],
+    [{ scheduleType: 1, crontabExpression: '0 0 * * L' }, 'crontab_expression'],
   ];
   for (const [change, field] of cases) {
     const err = t.throws(() => windowSpec({ ...base, ...change }));
     t.is((err as unknown as { code: string }).code, 'INVALID_ARGUMENT');
     t.is((err as unknown as { details: { field: string } }).details.field, field, JSON.stringify(change));
   }
+});
+
+test('cron errors say which field, what was expected and what came', (t) => {
+  const message = (expr: string) =>
+    t.throws(() =>
+      windowSpec({
+        scheduleType: 1,
+        scheduleUnit: '',
+        scheduleInterval: 0,
+        startTime: 1000,
+        endTime: 2000,
+        timeZone: 'UTC',
+        crontabExpression: expr,
+      }),
+    )!.message;
+  t.regex(message('0 0 12 * * 1-5'), /'\?' when day-of-week is restricted .* in the day-of-month field, got .*\* 1-5/);
+  t.regex(message('0 ? * * * ?'), /'\?' is allowed only in day-of-month and day-of-week.* in the minutes field/);
+  t.regex(message('0 0 0 1-5W * ?'), /'W' after a single day .* in the day-of-month field, got .*1-5W/);
+  t.regex(message('0 0 0 ? * 2#6'), /a number from 1 to 5 after '#' in the day-of-week field, got .*2#6/);
+  t.regex(message('@reboot'), /one of the macros @yearly .* got .*@reboot/);
+  t.regex(message('0 0 25 * * ?'), /a number from 0 to 23 in the hours field, got .*25/);
+});
+
+test('Sluice reads * and ? alike when neither day field is restricted, and * in day-of-week beside a day of month', (t) => {
+  const ends = (expr: string) => {
+    const start = Date.UTC(2026, 0, 1);
+    const spec = windowSpec({
+      scheduleType: 1,
+      scheduleUnit: '',
+      scheduleInterval: 0,
+      startTime: start,
+      endTime: start + 40 * 86_400_000,
+      timeZone: 'UTC',
+      crontabExpression: expr,
+    });
+    return all(spec).map((w) => w.end);
+  };
+  t.deepEqual(ends('0 0 * * * *'), ends('0 0 * ? * ?'));
+  t.deepEqual(ends('0 0 * * * *'), ends('0 0 * * * ?'));
+  t.deepEqual(ends('0 0 12 15 * *'), ends('0 0 12 15 * ?'));
+  t.is(ends('0 0 12 15 * *')[0], Date.UTC(2026, 0, 15, 12));
 });

@@ -84,6 +84,8 @@ export interface JobRecord {
   readonly error: string;
   /** Which operator replica runs it. */
   readonly owner: string;
+  /** Until when the owner holds it (epoch ms): renewed while it lives, taken over by another replica after. */
+  readonly leaseUntil?: number;
   readonly createdAt: number;
   readonly startedAt?: number;
   readonly finishedAt?: number;
@@ -142,5 +144,23 @@ export interface OperatorStore {
   ): Promise<JobRecord | undefined>;
   getJob(jobId: string): Promise<JobRecord | undefined>;
   listJobs(query: JobQuery): Promise<JobRecord[]>;
+  /**
+   * Extends to `until` the leases `owner` holds on the unfinished jobs among `jobIds`; returns the ids it still
+   * holds (a job cancelled or taken over elsewhere is missing).
+   */
+  renewJobLeases(owner: string, jobIds: readonly string[], until: number): Promise<string[]>;
+  /** Unfinished (PENDING, RUNNING) jobs whose lease ended before `now` or that have none, by jobId. */
+  expiredJobs(now: number, limit: number): Promise<JobRecord[]>;
+  /**
+   * Takes an unfinished job over for `owner` until `until` when its lease is still the one seen: of replicas
+   * finding the same expired job, one gets it. The row after, or undefined.
+   */
+  takeOverJob(
+    jobId: string,
+    seenLeaseUntil: number | undefined,
+    owner: string,
+    until: number,
+    now: number,
+  ): Promise<JobRecord | undefined>;
   close(): Promise<void>;
 }

@@ -57,7 +57,15 @@ export interface OperatorServiceOptions {
   readonly owner: string;
   readonly logger: Logger;
   readonly now?: () => number;
+  /**
+   * How long a job's lease lasts (default 30 s; the service runs with SLUICE_FAILOVER_MS). The owner renews its
+   * leases every third of it; any replica looks for expired ones this often and takes them over.
+   */
+  readonly leaseMs?: number;
 }
+
+/** Why a run is stopped when its job was cancelled or taken over elsewhere: nothing more is written for it here. */
+class LeaseLost extends Error {}
 
 export interface GroupInput {
   readonly groupId: string;
@@ -96,12 +104,81 @@ export class OperatorService {
   readonly #contexts = new Map<string, Context>();
   readonly #running = new Map<string, AbortController>();
   readonly #inflight = new Set<Promise<unknown>>();
+  /** Jobs this replica holds a lease on: queued, running or waiting for a retry. */
+  readonly #owned = new Set<string>();
+  readonly #leaseMs: number;
+  #timers: NodeJS.Timeout[] = [];
   #stopped = false;
 
   constructor(options: OperatorServiceOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.#leaseMs = options.leaseMs ?? 30_000;
     this.#events.setMaxListeners(0);
+  }
+
+  /** Renews the leases of the jobs held here; a job missing from the answer was cancelled or taken over elsewhere. */
+  async #renew(): Promise<void> {
+    const ids = [...this.#owned];
+    if (ids.length === 0) return;
+    const held = new Set(await this.#o.store.renewJobLeases(this.#o.owner, ids, this.#now() + this.#leaseMs));
+    for (const jobId of ids) {
+      if (held.has(jobId) || !this.#owned.has(jobId)) continue;
+      this.#owned.delete(jobId);
+      const queued = this.#queue.indexOf(jobId);
+      if (queued >= 0) this.#queue.splice(queued, 1);
+      this.#running.get(jobId)?.abort(new LeaseLost(`job '${jobId}' is no longer held by '${this.#o.owner}'`));
+      const job = await this.#o.store.getJob(jobId);
+      if (job) this.#emit(job);
+    }
+  }
+
+  /** Takes over the unfinished jobs whose owner stopped renewing their lease (a replica that died or lost the store). */
+  async #takeOverExpired(): Promise<void> {
+    const now = this.#now();
+    for (const job of await this.#o.store.expiredJobs(now, 100)) {
+      if (this.#owned.has(job.jobId)) continue;
+      const taken = await this.#o.store.takeOverJob(job.jobId, job.leaseUntil, this.#o.owner, now + this.#leaseMs, now);
+      if (!taken) continue;
+      const previous = job.owner === this.#o.owner ? 'this replica' : `operator replica '${job.owner}'`;
+      if (taken.state === 'RUNNING') {
+        const group = await this.#o.store.getGroup(taken.groupId);
+        const maxAttempts = group?.retry.maxAttempts ?? 1;
+        if (taken.attempt >= maxAttempts) {
+          await this.#update(
+            taken.jobId,
+            {
+              state: 'FAILED',
+              error: `${previous} stopped renewing the lease of this job during attempt ${taken.attempt} of ${maxAttempts}; no attempts left`,
+              finishedAt: this.#now(),
+            },
+            ['RUNNING'],
+          );
+          continue;
+        }
+        const requeued = await this.#update(
+          taken.jobId,
+          { state: 'PENDING', error: `attempt ${taken.attempt} lost: ${previous} stopped renewing its lease` },
+          ['RUNNING'],
+        );
+        if (!requeued) continue;
+      }
+      this.#o.logger.warn('job taken over', { jobId: taken.jobId, from: job.owner, attempt: taken.attempt });
+      this.#enqueue(taken.jobId);
+    }
+  }
+
+  #every(ms: number, fn: () => Promise<void>, what: string): void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy || this.#stopped) return;
+      busy = true;
+      fn()
+        .catch((err: unknown) => this.#o.logger.warn(`${what} failed`, { err }))
+        .finally(() => (busy = false));
+    }, ms);
+    timer.unref();
+    this.#timers.push(timer);
   }
 
   // ---- life cycle ------------------------------------------------------------------------------
@@ -125,11 +202,14 @@ export class OperatorService {
       if (jobs.length < 500) break;
       after = jobs[jobs.length - 1]!.jobId;
     }
+    this.#every(Math.max(1, Math.floor(this.#leaseMs / 3)), () => this.#renew(), 'renewing job leases');
+    this.#every(this.#leaseMs, () => this.#takeOverExpired(), 'taking over expired jobs');
   }
 
   /** Stops taking jobs and aborts the running ones; they stay PENDING/RUNNING and run again at the next start. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    for (const timer of this.#timers) clearInterval(timer);
     for (const c of this.#running.values())
       c.abort(new SluiceError(ERROR_CODES.UNAVAILABLE, 'the operator is stopping'));
     await Promise.allSettled([...this.#inflight]);
@@ -349,6 +429,7 @@ export class OperatorService {
         progress: { records: 0, bytes: 0, positions: {} },
         error: '',
         owner: this.#o.owner,
+        leaseUntil: now + this.#leaseMs,
         createdAt: now,
         updatedAt: now,
       });
@@ -373,8 +454,8 @@ export class OperatorService {
   }
 
   /**
-   * Cancels a pending or running job; its sink aborts. A finished job is FAILED_PRECONDITION, and so is
-   * a job running on another operator replica: only the replica running it can abort its writer.
+   * Cancels a pending or running job, on whichever replica runs it; its sink aborts (on another replica at its
+   * next lease renewal). A finished job is FAILED_PRECONDITION. Bounded: no retry loop however the job moves.
    */
   async cancelJob(jobId: string): Promise<JobRecord> {
     // A pending job may start between the read and the write: look again, a bounded number of times.
@@ -390,15 +471,12 @@ export class OperatorService {
         if (!FINAL_JOB_STATES.includes(now.state)) await ended;
         return this.getJob(jobId);
       }
-      if (job.state === 'RUNNING')
-        throw failedPrecondition(
-          `job '${jobId}' is running on operator '${job.owner}', not on this one ('${this.#o.owner}'); cancel it there`,
-        );
+      // Not running here: pending here, or held by another replica, which finds it CANCELLED when it renews.
       const cancelled = await this.#o.store.updateJob(
         jobId,
         { state: 'CANCELLED', finishedAt: this.#now() },
         this.#now(),
-        ['PENDING'],
+        ['PENDING', 'RUNNING'],
       );
       if (cancelled) {
         this.#emit(cancelled);
@@ -427,6 +505,7 @@ export class OperatorService {
 
   #enqueue(jobId: string): void {
     if (this.#stopped) return;
+    this.#owned.add(jobId);
     this.#contexts.set(jobId, context.active());
     this.#queue.push(jobId);
     this.#pump();
@@ -445,7 +524,12 @@ export class OperatorService {
             .getTracer('sluice.operator')
             .startActiveSpan('job run', { attributes: { 'sluice.job.id': jobId } }, (span) =>
               this.#runJob(jobId, controller.signal)
-                .then((state) => span.setAttribute('sluice.job.state', state ?? 'NOT_RUN'))
+                .then((state) => {
+                  // Held on while it waits for a retry; let go otherwise (a failed final write included: the
+                  // lease then runs out and a replica, maybe this one, takes the job over).
+                  if (state !== 'PENDING') this.#owned.delete(jobId);
+                  span.setAttribute('sluice.job.state', state ?? 'NOT_RUN');
+                })
                 .catch((err: unknown) => {
                   span.setStatus({ code: SpanStatusCode.ERROR });
                   throw err;
@@ -453,7 +537,10 @@ export class OperatorService {
                 .finally(() => span.end()),
             ),
         )
-        .catch((err: unknown) => this.#o.logger.error('job run failed', { jobId, err }))
+        .catch((err: unknown) => {
+          this.#owned.delete(jobId);
+          this.#o.logger.error('job run failed', { jobId, err });
+        })
         .finally(() => {
           this.#running.delete(jobId);
           this.#pump();
@@ -545,6 +632,7 @@ export class OperatorService {
         );
         return 'PENDING';
       }
+      if (signal.aborted && signal.reason instanceof LeaseLost) return undefined; // cancelled or taken over elsewhere
       if (signal.aborted) {
         await this.#update(jobId, { state: 'CANCELLED', error: message, progress, finishedAt: this.#now() }, [
           'RUNNING',

@@ -1,203 +1,221 @@
-import { invalidArgument } from 'sluice/sdk';
-import { daysInMonth, fromLocal, offsetAt, toLocal, wallMs } from './zoned-time.js';
+import { DAY_MS, civilFromDays, daysFromCivil, monthLength, weekdayOfDays } from './civil.js';
+import { type CronFields, type DomRule, type DowRule, parseCronFields } from './cron-syntax.js';
+import { zoneOffsets } from './zone-offsets.js';
 
 /**
- * A parsed cron expression: Quartz style `sec min hour day-of-month month day-of-week [year]`, or the
- * 5-field Unix style `min hour day-of-month month day-of-week` (seconds 0). Fire times are computed in
- * a time zone with the DST rules of zoned-time.ts, and each instant fires once.
+ * A parsed cron expression (the language is in cron-syntax.ts and docs/schedules.md), compiled to
+ * lookup tables. Fire times are wall-clock matches in a time zone, converted with Sluice's DST rules:
+ * a wall time in a spring-forward gap fires moved forward by the gap, an ambiguous one at its first
+ * occurrence, and an instant reached by two wall times fires once.
  */
-export interface Cron {
-  readonly source: string;
-  readonly seconds: ReadonlySet<number>;
-  readonly minutes: ReadonlySet<number>;
-  readonly hours: ReadonlySet<number>;
-  readonly months: ReadonlySet<number>;
-  readonly years?: ReadonlySet<number>;
-  /** Day rules; a day matches when `dayMatches` says so. */
-  readonly dom: DayRule;
-  readonly dow: DayRule;
-  /** Unix semantics when both are restricted: either may match. */
-  readonly domOrDow: boolean;
+export interface Cron extends CronFields {
+  /** next[x]: the smallest allowed value >= x, or -1 (one slot past the field's end). */
+  readonly nextSecond: Int8Array;
+  readonly nextMinute: Int8Array;
+  readonly nextHour: Int8Array;
+  readonly nextMonth: Int8Array;
+  /** Bit d (1-31) set when day d of the month fires; the latest month asked for. */
+  readonly dayMasks: Map<number, number>;
 }
 
-type DayRule =
-  | { readonly kind: 'any' }
-  | { readonly kind: 'set'; readonly values: ReadonlySet<number> }
-  | { readonly kind: 'last-day' }
-  | { readonly kind: 'nth-weekday'; readonly weekday: number; readonly nth: number }
-  | { readonly kind: 'last-weekday'; readonly weekday: number };
-
-const MONTHS = ['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC'];
-const DAYS = ['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'];
-
-function fail(field: string, expected: string, got: string): never {
-  throw invalidArgument('crontab_expression', `${expected} in the ${field} field`, got);
-}
-
-/** Parses one field into the set of values it allows. `names` map to min + index. */
-function parseSet(
-  text: string,
-  field: string,
-  min: number,
-  max: number,
-  names?: readonly string[],
-  nameBase = min,
-): Set<number> {
-  const out = new Set<number>();
-  const value = (s: string): number => {
-    const upper = s.toUpperCase();
-    const byName = names?.indexOf(upper) ?? -1;
-    if (byName >= 0) return byName + nameBase;
-    if (!/^\d+$/.test(s))
-      fail(field, `a number from ${min} to ${max}${names ? ` or a name (${names.join(', ')})` : ''}`, s);
-    const n = Number(s);
-    if (n < min || n > max) fail(field, `a number from ${min} to ${max}`, s);
-    return n;
-  };
-  for (const part of text.split(',')) {
-    if (part === '') fail(field, 'a value', text);
-    const [range, stepText] = part.split('/') as [string, string | undefined];
-    const step = stepText === undefined ? 1 : Number(stepText);
-    if (stepText !== undefined && (!/^\d+$/.test(stepText) || step < 1)) fail(field, 'a step of 1 or more', part);
-    let lo: number;
-    let hi: number;
-    if (range === '*' || range === '?') {
-      lo = min;
-      hi = max;
-    } else if (range.includes('-')) {
-      const [a, b] = range.split('-') as [string, string];
-      lo = value(a);
-      hi = value(b);
-      if (lo > hi) fail(field, 'a range low-high', part);
-    } else {
-      lo = value(range);
-      hi = stepText === undefined ? lo : max;
-    }
-    for (let v = lo; v <= hi; v += step) out.add(v);
+function nextTable(values: readonly number[], size: number): Int8Array {
+  const table = new Int8Array(size + 1).fill(-1);
+  let next = -1;
+  const allowed = new Set(values);
+  for (let x = size - 1; x >= 0; x--) {
+    if (allowed.has(x)) next = x;
+    table[x] = next;
   }
-  return out;
+  return table;
 }
 
-/** Parses and checks a cron expression; INVALID_ARGUMENT naming crontab_expression otherwise. */
 export function parseCron(source: string): Cron {
-  const fields = source.trim().split(/\s+/);
-  const quartz = fields.length === 6 || fields.length === 7;
-  if (!quartz && fields.length !== 5) {
-    throw invalidArgument(
-      'crontab_expression',
-      'a Quartz cron of 6 or 7 fields (sec min hour day-of-month month day-of-week [year]) or a 5-field cron',
-      source,
-    );
-  }
-  const [sec, min, hour, dom, month, dow, year] = quartz ? fields : ['0', ...fields];
-  const domAny = dom === '*' || dom === '?';
-  const dowAny = dow === '*' || dow === '?';
-  if (quartz && !domAny && !dowAny) {
-    fail('day-of-month/day-of-week', "'?' in one of them (Quartz does not combine both)", `${dom} ${dow}`);
-  }
-  // Quartz numbers weekdays 1-7 from Sunday; Unix cron 0-7 with 0 and 7 both Sunday.
-  const toSunday0 = (n: number) => (quartz ? n - 1 : n % 7);
-  const dowRule = (text: string): DayRule => {
-    if (text === '*' || text === '?') return { kind: 'any' };
-    const weekday = (s: string) => {
-      const set = parseSet(s, 'day-of-week', quartz ? 1 : 0, 7, DAYS, quartz ? 1 : 0);
-      if (set.size !== 1) fail('day-of-week', 'one weekday', s);
-      return toSunday0([...set][0]!);
-    };
-    const nth = /^(\w+)#([1-5])$/.exec(text);
-    if (nth) return { kind: 'nth-weekday', weekday: weekday(nth[1]!), nth: Number(nth[2]) };
-    const last = /^(\w+)L$/i.exec(text);
-    if (last) return { kind: 'last-weekday', weekday: weekday(last[1]!) };
-    const set = parseSet(text, 'day-of-week', quartz ? 1 : 0, 7, DAYS, quartz ? 1 : 0);
-    return { kind: 'set', values: new Set([...set].map(toSunday0)) };
-  };
-  const domRule = (text: string): DayRule => {
-    if (text === '*' || text === '?') return { kind: 'any' };
-    if (text.toUpperCase() === 'L') return { kind: 'last-day' };
-    return { kind: 'set', values: parseSet(text, 'day-of-month', 1, 31) };
-  };
+  const f = parseCronFields(source);
   return {
-    source,
-    seconds: parseSet(sec!, 'seconds', 0, 59),
-    minutes: parseSet(min!, 'minutes', 0, 59),
-    hours: parseSet(hour!, 'hours', 0, 23),
-    months: parseSet(month!, 'month', 1, 12, MONTHS, 1),
-    ...(year !== undefined && year !== '*' && year !== '?' ? { years: parseSet(year, 'year', 1970, 2199) } : {}),
-    dom: domRule(dom!),
-    dow: dowRule(dow!),
-    domOrDow: !quartz && !domAny && !dowAny,
+    ...f,
+    nextSecond: nextTable(f.seconds, 60),
+    nextMinute: nextTable(f.minutes, 60),
+    nextHour: nextTable(f.hours, 24),
+    nextMonth: nextTable(f.months, 13),
+    dayMasks: new Map(),
   };
 }
 
-/** Whether a day rule holds; `value` is the day of month for day-of-month rules, the weekday (0 = Sunday) for day-of-week rules. */
-function ruleMatches(rule: DayRule, value: number, year: number, month: number, day: number, weekday: number): boolean {
-  switch (rule.kind) {
-    case 'any':
-      return true;
-    case 'set':
-      return rule.values.has(value);
-    case 'last-day':
-      return day === daysInMonth(year, month);
-    case 'nth-weekday':
-      return weekday === rule.weekday && Math.ceil(day / 7) === rule.nth;
-    case 'last-weekday':
-      return weekday === rule.weekday && day + 7 > daysInMonth(year, month);
+/** Quartz's W: the weekday nearest the day, not leaving the month (1st on a Saturday: Monday the 3rd). */
+function nearestWeekday(day: number, weekday: number, last: number): number {
+  if (weekday === 6) return day === 1 ? 3 : day - 1;
+  if (weekday === 0) return day === last ? day - 2 : day + 1;
+  return day;
+}
+
+function domMask(rule: DomRule, last: number, firstWeekday: number): number {
+  let mask = 0;
+  for (const d of rule.days) if (d <= last) mask |= 1 << d;
+  for (const n of rule.fromLast) if (last - n >= 1) mask |= 1 << (last - n);
+  const weekdayOf = (d: number) => (firstWeekday + d - 1) % 7;
+  for (const d of rule.nearestWeekday) if (d <= last) mask |= 1 << nearestWeekday(d, weekdayOf(d), last);
+  for (const n of rule.nearestWeekdayFromLast) {
+    const d = last - n;
+    if (d >= 1) mask |= 1 << nearestWeekday(d, weekdayOf(d), last);
+  }
+  return mask;
+}
+
+function dowMask(rule: DowRule, last: number, firstWeekday: number): number {
+  let mask = 0;
+  for (const w of rule.weekdays) for (let d = 1 + ((w - firstWeekday + 7) % 7); d <= last; d += 7) mask |= 1 << d;
+  for (const { weekday, nth } of rule.nth) {
+    const d = 1 + ((weekday - firstWeekday + 7) % 7) + 7 * (nth - 1);
+    if (d <= last) mask |= 1 << d;
+  }
+  for (const w of rule.last) {
+    const lastWeekday = (firstWeekday + last - 1) % 7;
+    mask |= 1 << (last - ((lastWeekday - w + 7) % 7));
+  }
+  return mask;
+}
+
+/** The days of a month that fire, as bits 1-31. */
+function dayMask(cron: Cron, year: number, month: number): number {
+  const key = year * 16 + month;
+  const known = cron.dayMasks.get(key);
+  if (known !== undefined) return known;
+  const last = monthLength(year, month);
+  const all = (2 ** (last + 1) - 2) | 0;
+  const first = weekdayOfDays(daysFromCivil(year, month, 1));
+  const dom = cron.dom ? domMask(cron.dom, last, first) : all;
+  const dow = cron.dow ? dowMask(cron.dow, last, first) : all;
+  const mask = cron.domOrDow ? dom | dow : dom & dow;
+  if (cron.dayMasks.size >= 256) cron.dayMasks.clear();
+  cron.dayMasks.set(key, mask);
+  return mask;
+}
+
+/** Calendar years a search covers before an expression is taken to never fire (the calendar repeats every 400). */
+const SEARCH_YEARS = 401;
+
+/**
+ * The first wall time (zone-free ordinal, whole seconds) at or after `wall` that the expression
+ * matches, or undefined past `limit` (a wall ordinal).
+ */
+export function nextWall(cron: Cron, wall: number, limit: number): number | undefined {
+  let days = Math.floor(wall / DAY_MS);
+  let rest = Math.ceil((wall - days * DAY_MS) / 1000);
+  let { year, month, day } = civilFromDays(days);
+  let hour = Math.floor(rest / 3600);
+  rest -= hour * 3600;
+  let minute = Math.floor(rest / 60);
+  let second = rest - minute * 60;
+  // A wall time of 24:00:00 (rounded up) is handled by the hour table: next day.
+  const lastYear = Math.min(year + SEARCH_YEARS, cron.years ? cron.years[cron.years.length - 1]! : Infinity);
+  for (;;) {
+    if (year > lastYear) return undefined;
+    if (cron.years && !cron.years.includes(year)) {
+      const y = cron.years.find((v) => v > year);
+      if (y === undefined) return undefined;
+      year = y;
+      month = 1;
+      day = 1;
+      hour = minute = second = 0;
+    }
+    const m = cron.nextMonth[month]!;
+    if (m < 0) {
+      year++;
+      month = 1;
+      day = 1;
+      hour = minute = second = 0;
+      continue;
+    }
+    if (m !== month) {
+      month = m;
+      day = 1;
+      hour = minute = second = 0;
+    }
+    days = daysFromCivil(year, month, day);
+    if (days * DAY_MS > limit) return undefined;
+    const mask = day > 31 ? 0 : dayMask(cron, year, month) >>> day;
+    if (mask === 0) {
+      if (++month > 12) {
+        year++;
+        month = 1;
+      }
+      day = 1;
+      hour = minute = second = 0;
+      continue;
+    }
+    if ((mask & 1) === 0) {
+      day += 31 - Math.clz32(mask & -mask);
+      hour = minute = second = 0;
+    }
+    const h = cron.nextHour[hour]!;
+    if (h < 0) {
+      day++;
+      hour = minute = second = 0;
+      continue;
+    }
+    if (h !== hour) {
+      hour = h;
+      minute = second = 0;
+    }
+    const mi = cron.nextMinute[minute]!;
+    if (mi < 0) {
+      hour++;
+      minute = second = 0;
+      continue;
+    }
+    if (mi !== minute) {
+      minute = mi;
+      second = 0;
+    }
+    const s = cron.nextSecond[second]!;
+    if (s < 0) {
+      minute++;
+      second = 0;
+      continue;
+    }
+    return daysFromCivil(year, month, day) * DAY_MS + hour * 3_600_000 + minute * 60_000 + s * 1000;
   }
 }
-
-function dayMatches(cron: Cron, year: number, month: number, day: number): boolean {
-  if (!cron.months.has(month) || (cron.years && !cron.years.has(year))) return false;
-  const weekday = new Date(wallMs({ year, month, day, hour: 0, minute: 0, second: 0, millisecond: 0 })).getUTCDay();
-  const domOk = ruleMatches(cron.dom, day, year, month, day, weekday);
-  const dowOk = ruleMatches(cron.dow, weekday, year, month, day, weekday);
-  return cron.domOrDow ? domOk || dowOk : domOk && dowOk;
-}
-
-const sorted = (s: ReadonlySet<number>) => [...s].sort((a, b) => a - b);
-
-const DAY_MS = 86_400_000;
-
-/** How far ahead a fire time is looked for before the expression is taken to never fire again. */
-const SEARCH_DAYS = 366 * 30;
 
 /**
  * The first fire time strictly after `after` (epoch ms) in the zone, or undefined when there is none
- * within the search horizon. Each wall-clock match is converted with the DST rules, so a time in a
- * spring-forward gap fires at the shifted instant, an ambiguous one at its first occurrence, and an
- * instant reached by two wall-clock times fires once.
+ * before `until` (epoch ms; default: the search horizon of 400 years).
+ *
+ * Wall times are walked in order and converted; the earliest instant wins. A wall time in a gap is
+ * moved forward by the gap, past later wall times that exist (Lord Howe at 02:20 on its 30-minute
+ * gap day becomes 02:50, after 02:40): those are looked at too before the earliest is returned.
  */
-export function nextFireTime(cron: Cron, after: number, zone: string): number | undefined {
-  const hours = sorted(cron.hours);
-  const minutes = sorted(cron.minutes);
-  const seconds = sorted(cron.seconds);
-  const start = toLocal(after, zone);
-  // Every instant near `after` is its wall time minus one of the offsets in force around it, so a wall
-  // time at or below this one cannot be after `after`: those are skipped by arithmetic alone.
-  const lowWall = after + Math.min(offsetAt(after - DAY_MS, zone), offsetAt(after + DAY_MS, zone));
-  const firstDay = wallMs({ ...start, hour: 0, minute: 0, second: 0, millisecond: 0 });
-  // The previous day too: a gap can move a wall time of the previous local day past `after`.
-  for (let i = -1; i < SEARCH_DAYS; i++) {
-    const dayWall = firstDay + i * DAY_MS;
-    if (dayWall + DAY_MS <= lowWall) continue;
-    const d = new Date(dayWall);
-    const year = d.getUTCFullYear();
-    const month = d.getUTCMonth() + 1;
-    const day = d.getUTCDate();
-    if (cron.years && year > Math.max(...cron.years)) return undefined;
-    if (!dayMatches(cron, year, month, day)) continue;
-    for (const hour of hours) {
-      const hourWall = dayWall + hour * 3_600_000;
-      if (hourWall + 3_600_000 <= lowWall) continue;
-      for (const minute of minutes) {
-        const minuteWall = hourWall + minute * 60_000;
-        if (minuteWall + 60_000 <= lowWall) continue;
-        for (const second of seconds) {
-          if (minuteWall + second * 1000 <= lowWall) continue;
-          const instant = fromLocal({ year, month, day, hour, minute, second, millisecond: 0 }, zone);
-          if (instant > after) return instant;
-        }
+export function nextFireTime(
+  cron: Cron,
+  after: number,
+  zone: string,
+  until = Number.POSITIVE_INFINITY,
+): number | undefined {
+  const z = zoneOffsets(zone);
+  // A wall time at or below after + the offset now cannot fire after `after`, except right after a
+  // spring forward: a wall time in that gap, moved forward by it, can. While that can be, start from
+  // after + the offset before the gap.
+  const now = z.offsetAt(after);
+  const before = z.offsetAt(after - DAY_MS);
+  const low = before < now && z.offsetAt(after - (now - before)) !== now ? after + before : after + now;
+  // Offsets stay within a day of UTC.
+  const limit = until + 2 * DAY_MS;
+  let wall = Math.floor(low / 1000) * 1000 + 1000;
+  let best: number | undefined;
+  let scanTo = Number.POSITIVE_INFINITY;
+  for (;;) {
+    const w = nextWall(cron, wall, limit);
+    if (w === undefined || w >= scanTo) return best;
+    const instant = z.instantOfWall(w);
+    if (instant > after && (best === undefined || instant < best)) {
+      if (best === undefined) {
+        // How far a gap moved this wall time; later wall times within that distance may fire earlier.
+        const moved = instant + z.offsetAt(instant) - w;
+        if (moved <= 0) return instant;
+        scanTo = w + moved;
       }
+      best = instant;
     }
+    wall = w + 1000;
   }
-  return undefined;
 }

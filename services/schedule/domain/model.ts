@@ -116,5 +116,16 @@ export interface ScheduleStore {
   listInstances(query: InstanceQuery): Promise<InstanceRecord[]>;
   /** The instance with the greatest windowStart of the group. */
   lastInstance(groupId: string): Promise<InstanceRecord | undefined>;
+  /**
+   * Where the store can announce changes (PostgreSQL): calls `onChange` with the group of every schedule written,
+   * by any replica, once committed; `onGap` when announcements may have been missed (the listening connection
+   * was lost and is back), so the caller re-reads everything. Absent where the store cannot announce (SQLite).
+   */
+  watchSchedules?(listener: ScheduleChangeListener): Promise<{ close(): Promise<void> }>;
   close(): Promise<void>;
+}
+
+export interface ScheduleChangeListener {
+  onChange(groupId: string): void;
+  onGap(): void;
 }

@@ -54,8 +54,13 @@ export interface ScheduleServiceOptions {
   readonly owner: string;
   /** A window this late still counts as on time (default 60 s). */
   readonly graceMs?: number;
-  /** A SCHEDULED row older than this is taken over by any replica (default 30 s). */
+  /**
+   * A SCHEDULED row older than this is taken over by any replica, and a dispatched one is followed by any
+   * replica (default 30 s; the service runs with SLUICE_FAILOVER_MS). Rows are looked at this often, too.
+   */
   readonly leaseMs?: number;
+  /** Every schedule is read again this often, in case a change announcement was missed (default 30 s). */
+  readonly rescanMs?: number;
 }
 
 /**
@@ -106,6 +111,15 @@ export class ScheduleService {
   readonly #waiting = new Set<string>();
   readonly #inflight = new Set<Promise<unknown>>();
   #sweep?: { cancel(): void };
+  #rescan?: { cancel(): void };
+  #watch?: { close(): Promise<void> };
+  /** What this replica last acted on of each schedule: a newer version re-arms or disarms it here. */
+  readonly #known = new Map<string, Pick<ScheduleRecord, 'version' | 'status' | 'engineId'>>();
+  /** One sync at a time per group, in arrival order. */
+  readonly #syncing = new Map<string, Promise<void>>();
+  #rescanning: Promise<void> | undefined;
+  /** Instances whose jobs this replica follows now. */
+  readonly #following = new Set<string>();
   #stopped = false;
   /** Aborted on stop: dispatch retries and job watches end, leaving their rows for the next start. */
   readonly #stopping = new AbortController();
@@ -114,7 +128,10 @@ export class ScheduleService {
     this.#o = options;
     this.#graceMs = options.graceMs ?? 60_000;
     this.#leaseMs = options.leaseMs ?? 30_000;
+    this.#rescanMs = options.rescanMs ?? 30_000;
   }
+
+  readonly #rescanMs: number;
 
   // ---- life cycle ------------------------------------------------------------------------------
 
@@ -125,28 +142,86 @@ export class ScheduleService {
         await this.#o.hooks.call(engine, 'start', undefined, { context: this.#engineContext() });
     }
     await this.#recover(true);
-    for (let after: string | undefined; ;) {
-      const page = await this.#o.store.listSchedules({
-        statuses: FIRING,
-        limit: 500,
-        ...(after ? { afterGroupId: after } : {}),
-      });
-      for (const s of page)
-        await this.#engineCall(s.engineId, 'register', s.info).catch((err: unknown) =>
-          this.#o.logger.error('re-arming a schedule failed', { groupId: s.groupId, err }),
-        );
-      // Let calls in (health checks included) between pages: re-arming 100,000 schedules takes seconds.
-      await new Promise((resolve) => setImmediate(resolve));
-      if (page.length < 500) break;
-      after = page[page.length - 1]!.groupId;
-    }
+    // Listen before reading, so no change falls between the read and the first announcement.
+    this.#watch = await this.#o.store.watchSchedules?.({
+      onChange: (groupId) => void this.#track(this.#syncGroup(groupId)).catch(() => {}),
+      onGap: () => void this.#track(this.#rescanAll()).catch(() => {}),
+    });
+    await this.#rescanAll();
     this.#armSweep();
+    this.#armRescan();
+  }
+
+  /**
+   * Reads every schedule and arms, re-arms or disarms here what changed since this replica last looked: every
+   * replica arms every firing schedule, and the ledger's claims decide which one fires a window.
+   */
+  #rescanAll(): Promise<void> {
+    this.#rescanning ??= (async () => {
+      for (let after: string | undefined; ;) {
+        const page = await this.#o.store.listSchedules({ limit: 500, ...(after ? { afterGroupId: after } : {}) });
+        for (const s of page) await this.#sync(s);
+        // Let calls in (health checks included) between pages: re-arming 100,000 schedules takes seconds.
+        await new Promise((resolve) => setImmediate(resolve));
+        if (page.length < 500) break;
+        after = page[page.length - 1]!.groupId;
+      }
+    })().finally(() => (this.#rescanning = undefined));
+    return this.#rescanning;
+  }
+
+  async #syncGroup(groupId: string): Promise<void> {
+    const s = await this.#o.store.getSchedule(groupId);
+    if (s) await this.#sync(s);
+  }
+
+  /** Brings the engine in line with `s` when it is newer than what this replica last acted on. */
+  #sync(s: ScheduleRecord): Promise<void> {
+    const previous = this.#syncing.get(s.groupId) ?? Promise.resolve();
+    const next = previous
+      .then(() => this.#apply(s))
+      .catch((err: unknown) => this.#o.logger.error('arming a schedule failed', { groupId: s.groupId, err }));
+    this.#syncing.set(s.groupId, next);
+    void next.finally(() => {
+      if (this.#syncing.get(s.groupId) === next) this.#syncing.delete(s.groupId);
+    });
+    return next;
+  }
+
+  async #apply(s: ScheduleRecord): Promise<void> {
+    if (this.#stopped) return;
+    const seen = this.#known.get(s.groupId);
+    if (seen !== undefined && seen.version >= s.version) return;
+    this.#known.set(s.groupId, { version: s.version, status: s.status, engineId: s.engineId });
+    const wasFiring = seen !== undefined && FIRING.includes(seen.status);
+    const firing = FIRING.includes(s.status);
+    if (wasFiring && (seen.engineId !== s.engineId || s.status === 'DELETED'))
+      await this.#engineCall(seen.engineId, 'unregister', s.groupId);
+    // A paused schedule stays with its engine: its fires find it PAUSED and do nothing until it is resumed.
+    if (firing)
+      await this.#engineCall(s.engineId, wasFiring && seen.engineId === s.engineId ? 'update' : 'register', s.info);
+  }
+
+  /** Records a change this replica made and told its engine about itself. */
+  #note(s: ScheduleRecord): void {
+    const seen = this.#known.get(s.groupId);
+    if (seen === undefined || seen.version < s.version)
+      this.#known.set(s.groupId, { version: s.version, status: s.status, engineId: s.engineId });
+  }
+
+  #armRescan(): void {
+    if (this.#stopped) return;
+    const timer = setInterval(() => void this.#track(this.#rescanAll()).catch(() => {}), this.#rescanMs);
+    timer.unref();
+    this.#rescan = { cancel: () => clearInterval(timer) };
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#stopping.abort(new Error('the schedule service is stopping'));
     this.#sweep?.cancel();
+    this.#rescan?.cancel();
+    await this.#watch?.close();
     for (const engine of this.#o.engines.values()) {
       if (this.#o.hooks.has(engine, 'stop')) await this.#o.hooks.call(engine, 'stop', undefined).catch(() => {});
     }
@@ -184,8 +259,16 @@ export class ScheduleService {
         if (row.state === 'SCHEDULED' && (stale || (atStart && row.owner === this.#o.owner))) {
           const taken = await this.#o.store.takeOverInstance(row.instanceId, row.updatedAt, this.#o.owner, now);
           if (taken) this.#runInstance(taken);
-        } else if (atStart && row.state !== 'SCHEDULED' && row.jobIds.length > 0) {
-          this.#track(this.#followInstance(row));
+        } else if (
+          row.state !== 'SCHEDULED' &&
+          row.jobIds.length > 0 &&
+          !this.#following.has(row.instanceId) &&
+          (atStart || stale)
+        ) {
+          // Its jobs are followed here: this replica's own after a restart, anyone's once no update came for a lease.
+          this.#track(this.#followInstance(row)).catch((err: unknown) =>
+            this.#o.logger.error('following an instance failed', { instanceId: row.instanceId, err }),
+          );
         }
       }
       if (rows.length < 500) break;
@@ -258,6 +341,8 @@ export class ScheduleService {
   async #save(s: ScheduleRecord, changes: Partial<ScheduleRecord>): Promise<ScheduleRecord> {
     const next: ScheduleRecord = { ...s, ...changes, version: s.version + 1, updatedAt: this.#o.clock.now() };
     await this.#o.store.updateSchedule(next, s.version);
+    // The caller tells this replica's engine itself; the announcement of the write needs no action here.
+    this.#note(next);
     return next;
   }
 
@@ -647,6 +732,15 @@ export class ScheduleService {
   }
 
   async #followInstance(instance: InstanceRecord): Promise<void> {
+    this.#following.add(instance.instanceId);
+    try {
+      await this.#follow(instance);
+    } finally {
+      this.#following.delete(instance.instanceId);
+    }
+  }
+
+  async #follow(instance: InstanceRecord): Promise<void> {
     let outcome: { succeeded: boolean; error?: string };
     try {
       outcome = await this.#o.dispatcher.follow(

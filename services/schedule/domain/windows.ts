@@ -114,7 +114,7 @@ export function* windowsAfter(spec: WindowSpec, after = Number.NEGATIVE_INFINITY
     // Jump to the window holding `after`: the last fire time at or before it is its start.
     if (after > start) start = lastEdgeAtOrBefore(spec, after);
     while (start < spec.endTime) {
-      const next = nextFireTime(spec.cron, start, spec.timeZone);
+      const next = nextFireTime(spec.cron, start, spec.timeZone, spec.endTime);
       const end = next === undefined || next > spec.endTime ? spec.endTime : next;
       if (end > after) yield { start, end };
       start = end;
@@ -144,9 +144,9 @@ function lastEdgeAtOrBefore(spec: WindowSpec, t: number): number {
     const from = Math.max(spec.startTime, t - span);
     let last: number | undefined;
     for (
-      let f = nextFireTime(cron, from, spec.timeZone);
+      let f = nextFireTime(cron, from, spec.timeZone, t);
       f !== undefined && f <= t;
-      f = nextFireTime(cron, f, spec.timeZone)
+      f = nextFireTime(cron, f, spec.timeZone, t)
     )
       last = f;
     if (last !== undefined) return last;

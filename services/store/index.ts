@@ -1,16 +1,19 @@
-import type { OperatorStore } from '../../operator/domain/model.js';
-import type { ScheduleStore } from '../domain/model.js';
-import { PostgresScheduleStore, type PostgresStoreOptions } from './postgres.js';
-import { SqliteScheduleStore } from './sqlite.js';
+import type { OperatorStore } from '../operator/domain/model.js';
+import type { ScheduleStore } from '../schedule/domain/model.js';
+import { PostgresStore, type PostgresStoreOptions } from './postgres.js';
+import { SqliteStore } from './sqlite.js';
 
 export { MIGRATIONS, LATEST_VERSION, type Migration } from './migrations.js';
-export { PostgresScheduleStore, type PostgresStoreOptions } from './postgres.js';
-export { SqliteScheduleStore } from './sqlite.js';
+export { PostgresStore, type PostgresStoreOptions } from './postgres.js';
+export { SqliteStore } from './sqlite.js';
+export { SqlStore } from './store.js';
+/** The former names of {@link SqliteStore} and {@link PostgresStore}. */
+export { SqliteStore as SqliteScheduleStore, PostgresStore as PostgresScheduleStore };
 
 /** One database, both services: the schedule service's schedules and ledger, the operator's groups and jobs. */
 export type SluiceStore = ScheduleStore & OperatorStore;
 
-export interface ScheduleStoreConfig {
+export interface StoreConfig {
   /** A postgres:// or postgresql:// URL selects PostgreSQL (replicas sharing one ledger); anything else, SQLite. */
   readonly databaseUrl?: string;
   /** The SQLite file when no PostgreSQL URL is given. */
@@ -18,6 +21,8 @@ export interface ScheduleStoreConfig {
   /** PostgreSQL only: pool size and an isolated schema. */
   readonly postgres?: PostgresStoreOptions;
 }
+/** The former name of {@link StoreConfig}. */
+export type ScheduleStoreConfig = StoreConfig;
 
 /** True for URLs that select the PostgreSQL store. */
 export function isPostgresUrl(url: string | undefined): url is string {
@@ -25,10 +30,10 @@ export function isPostgresUrl(url: string | undefined): url is string {
 }
 
 /** Opens the configured store and applies pending migrations; the store is closed again when they fail. */
-export async function openSluiceStore(config: ScheduleStoreConfig): Promise<SluiceStore> {
-  const store: SluiceStore = isPostgresUrl(config.databaseUrl)
-    ? await PostgresScheduleStore.open(config.databaseUrl.trim(), config.postgres)
-    : await SqliteScheduleStore.open(config.sqlitePath);
+export async function openSluiceStore(config: StoreConfig): Promise<SluiceStore> {
+  const store = isPostgresUrl(config.databaseUrl)
+    ? await PostgresStore.open(config.databaseUrl.trim(), config.postgres)
+    : await SqliteStore.open(config.sqlitePath);
   try {
     await store.migrate();
   } catch (err) {
@@ -39,4 +44,4 @@ export async function openSluiceStore(config: ScheduleStoreConfig): Promise<Slui
 }
 
 /** The former name of {@link openSluiceStore}. */
-export const openScheduleStore: (config: ScheduleStoreConfig) => Promise<SluiceStore> = openSluiceStore;
+export const openScheduleStore: (config: StoreConfig) => Promise<SluiceStore> = openSluiceStore;

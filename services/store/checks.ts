@@ -1,7 +1,7 @@
 import { invalidArgument, type Boundaries } from 'sluice/sdk';
-import type { JobRecord } from '../../operator/domain/model.js';
+import type { JobRecord } from '../operator/domain/model.js';
 
-/** Checks shared by both stores (SQLite and PostgreSQL): the same rules in either dialect. */
+/** Checks that need no database: the same rules in either dialect. */
 
 /** The lower bound of a TIME window as epoch ms, for range queries; NULL for OFFSET windows (and bounds that are not integers). */
 export function windowLowerMs(boundaries: Boundaries): number | null {

@@ -1,0 +1,209 @@
+import { type Kysely, type Selectable, type Updateable, sql } from 'kysely';
+import type {
+  InstancePatch,
+  InstanceQuery,
+  InstanceRecord,
+  InstanceState,
+  InstanceTrigger,
+} from '../schedule/domain/model.js';
+import { checkLimit } from './checks.js';
+import type { Database, InstancesTable } from './database.js';
+import type { StoreDialect } from './dialect.js';
+
+const COLUMNS = [
+  'instance_id',
+  'group_id',
+  'window_start',
+  'window_end',
+  'due_time',
+  'state',
+  'trigger',
+  'job_ids',
+  'attempt',
+  'dispatched_at',
+  'finished_at',
+  'error',
+  'owner',
+  'created_at',
+  'updated_at',
+] as const;
+
+/**
+ * The ledger: one row per (group, window), unique, written before dispatch. Every change is one conditional
+ * statement, so of replicas racing for a window (claim, re-arm, take-over) exactly one gets it.
+ */
+export class Instances {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: StoreDialect,
+  ) {}
+
+  async claim(instance: InstanceRecord): Promise<InstanceRecord | undefined> {
+    const row = await this.db
+      .insertInto('instances')
+      .values({
+        instance_id: instance.instanceId,
+        group_id: instance.groupId,
+        window_start: instance.windowStart,
+        window_end: instance.windowEnd,
+        due_time: instance.dueTime,
+        state: instance.state,
+        trigger: instance.trigger,
+        job_ids: JSON.stringify(instance.jobIds),
+        attempt: instance.attempt,
+        dispatched_at: instance.dispatchedAt ?? null,
+        finished_at: instance.finishedAt ?? null,
+        error: instance.error ?? null,
+        owner: instance.owner,
+        created_at: instance.createdAt,
+        updated_at: instance.updatedAt,
+      })
+      .onConflict((oc) => oc.columns(['group_id', 'window_start']).doNothing())
+      .returning(COLUMNS)
+      .executeTakeFirst();
+    return row && this.toRecord(row);
+  }
+
+  async rearm(
+    groupId: string,
+    windowStart: number,
+    fromStates: readonly InstanceState[],
+    trigger: InstanceTrigger,
+    owner: string,
+    now: number,
+  ): Promise<InstanceRecord | undefined> {
+    if (fromStates.length === 0) return undefined;
+    // Concurrent re-arms queue on the row lock; each re-checks the state once it has it, so one wins.
+    const row = await this.db
+      .updateTable('instances')
+      .set((eb) => ({
+        state: 'SCHEDULED',
+        attempt: eb('attempt', '+', 1),
+        trigger,
+        owner,
+        job_ids: '[]',
+        error: null,
+        finished_at: null,
+        updated_at: now,
+      }))
+      .where('group_id', '=', groupId)
+      .where('window_start', '=', windowStart)
+      .where('state', 'in', fromStates)
+      .returning(COLUMNS)
+      .executeTakeFirst();
+    return row && this.toRecord(row);
+  }
+
+  async takeOver(
+    instanceId: string,
+    seenUpdatedAt: number,
+    owner: string,
+    now: number,
+  ): Promise<InstanceRecord | undefined> {
+    // Compare-and-swap on updated_at: the first taker changes it (always forward), so a second one no longer matches.
+    const row = await this.db
+      .updateTable('instances')
+      .set({
+        owner,
+        updated_at: sql<number>`CASE WHEN updated_at + 1 > ${now} THEN updated_at + 1 ELSE ${now} END`,
+      })
+      .where('instance_id', '=', instanceId)
+      .where('state', '=', 'SCHEDULED')
+      .where('updated_at', '=', seenUpdatedAt)
+      .returning(COLUMNS)
+      .executeTakeFirst();
+    return row && this.toRecord(row);
+  }
+
+  async update(
+    instanceId: string,
+    patch: InstancePatch,
+    now: number,
+    fromStates?: readonly InstanceState[],
+  ): Promise<InstanceRecord | undefined> {
+    if (fromStates?.length === 0) return undefined;
+    const set: Updateable<InstancesTable> = { updated_at: now };
+    if (patch.state !== undefined) set.state = patch.state;
+    if (patch.jobIds !== undefined) set.job_ids = JSON.stringify(patch.jobIds);
+    if (patch.dispatchedAt !== undefined) set.dispatched_at = patch.dispatchedAt;
+    if (patch.finishedAt !== undefined) set.finished_at = patch.finishedAt;
+    if (patch.error !== undefined) set.error = patch.error;
+    let update = this.db.updateTable('instances').set(set).where('instance_id', '=', instanceId);
+    if (fromStates !== undefined) update = update.where('state', 'in', fromStates);
+    const row = await update.returning(COLUMNS).executeTakeFirst();
+    return row && this.toRecord(row);
+  }
+
+  async get(groupId: string, windowStart: number): Promise<InstanceRecord | undefined> {
+    const row = await this.db
+      .selectFrom('instances')
+      .select(COLUMNS)
+      .where('group_id', '=', groupId)
+      .where('window_start', '=', windowStart)
+      .executeTakeFirst();
+    return row && this.toRecord(row);
+  }
+
+  async getById(instanceId: string): Promise<InstanceRecord | undefined> {
+    const row = await this.db
+      .selectFrom('instances')
+      .select(COLUMNS)
+      .where('instance_id', '=', instanceId)
+      .executeTakeFirst();
+    return row && this.toRecord(row);
+  }
+
+  /** Ordered by (groupId, windowStart); only the filters present reach the SQL, so the planner can use the indexes. */
+  async list(query: InstanceQuery): Promise<InstanceRecord[]> {
+    checkLimit(query.limit);
+    if (query.states?.length === 0 || query.limit === 0) return [];
+    let select = this.db.selectFrom('instances').select(COLUMNS);
+    if (query.groupId !== undefined) select = select.where('group_id', '=', query.groupId);
+    if (query.states !== undefined) select = select.where('state', 'in', query.states);
+    if (query.windowFrom !== undefined) select = select.where('window_start', '>=', query.windowFrom);
+    if (query.windowTo !== undefined) select = select.where('window_start', '<', query.windowTo);
+    const after = query.after;
+    if (after !== undefined) {
+      select = select.where((eb) =>
+        eb.or([
+          eb('group_id', '>', after.groupId),
+          eb.and([eb('group_id', '=', after.groupId), eb('window_start', '>', after.windowStart)]),
+        ]),
+      );
+    }
+    const rows = await select.orderBy('group_id').orderBy('window_start').limit(query.limit).execute();
+    return rows.map((row) => this.toRecord(row));
+  }
+
+  /** The instance with the greatest windowStart of the group. */
+  async last(groupId: string): Promise<InstanceRecord | undefined> {
+    const row = await this.db
+      .selectFrom('instances')
+      .select(COLUMNS)
+      .where('group_id', '=', groupId)
+      .orderBy('window_start', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row && this.toRecord(row);
+  }
+
+  private toRecord(row: Selectable<InstancesTable>): InstanceRecord {
+    return {
+      instanceId: row.instance_id,
+      groupId: row.group_id,
+      windowStart: Number(row.window_start),
+      windowEnd: Number(row.window_end),
+      dueTime: Number(row.due_time),
+      state: row.state as InstanceState,
+      trigger: row.trigger as InstanceTrigger,
+      jobIds: this.dialect.readJson<string[]>(row.job_ids),
+      attempt: Number(row.attempt),
+      ...(row.dispatched_at === null ? {} : { dispatchedAt: Number(row.dispatched_at) }),
+      ...(row.finished_at === null ? {} : { finishedAt: Number(row.finished_at) }),
+      ...(row.error === null ? {} : { error: row.error }),
+      owner: row.owner,
+      createdAt: Number(row.created_at),
+      updatedAt: Number(row.updated_at),
+    };
+  }
+}

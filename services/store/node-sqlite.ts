@@ -1,0 +1,139 @@
+import type { DatabaseSync, SQLInputValue, StatementSync } from 'node:sqlite';
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  SqliteDialect,
+  SqliteDriver,
+  type SqliteDatabase,
+  type SqliteStatement,
+} from 'kysely';
+
+/** Prepared statements kept per connection; the store's queries have a few dozen shapes. */
+const STATEMENT_CACHE_LIMIT = 256;
+
+/**
+ * `node:sqlite`'s DatabaseSync in the shape Kysely's SqliteDialect expects (better-sqlite3's): parameters as one
+ * array instead of spread, `reader` from the statement's result columns, statements prepared once per SQL text.
+ */
+export class NodeSqliteDatabase implements SqliteDatabase {
+  readonly #statements = new Map<string, NodeSqliteStatement>();
+
+  constructor(readonly db: DatabaseSync) {}
+
+  prepare(sql: string): SqliteStatement {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      if (this.#statements.size >= STATEMENT_CACHE_LIMIT) this.#statements.clear();
+      statement = new NodeSqliteStatement(this.db.prepare(sql));
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  close(): void {
+    this.#statements.clear();
+    this.db.close();
+  }
+}
+
+class NodeSqliteStatement implements SqliteStatement {
+  readonly reader: boolean;
+
+  constructor(private readonly statement: StatementSync) {
+    this.reader = statement.columns().length > 0;
+  }
+
+  all(parameters: readonly unknown[]): unknown[] {
+    return this.statement.all(...(parameters as SQLInputValue[]));
+  }
+
+  run(parameters: readonly unknown[]): { changes: number | bigint; lastInsertRowid: number | bigint } {
+    return this.statement.run(...(parameters as SQLInputValue[]));
+  }
+
+  iterate(parameters: readonly unknown[]): IterableIterator<unknown> {
+    return this.statement.iterate(...(parameters as SQLInputValue[]));
+  }
+}
+
+/** One holder at a time, in arrival order. */
+class Mutex {
+  #tail: Promise<void> = Promise.resolve();
+  #release: (() => void) | undefined;
+
+  async lock(): Promise<void> {
+    const previous = this.#tail;
+    let release!: () => void;
+    this.#tail = new Promise<void>((resolve) => (release = resolve));
+    await previous;
+    this.#release = release;
+  }
+
+  unlock(): void {
+    const release = this.#release;
+    this.#release = undefined;
+    release?.();
+  }
+}
+
+/**
+ * One mutex per database file in this process. node:sqlite waits for a lock synchronously (busy_timeout), so a
+ * second connection of the same process that hit the first one's open transaction would block the thread the
+ * first needs to finish it: statements of all connections to a file take turns here instead. Other processes
+ * are kept apart by SQLite's own lock, as before.
+ */
+const fileLocks = new Map<string, Mutex>();
+
+/**
+ * Kysely's SQLite driver with IMMEDIATE transactions (the write lock is taken at BEGIN, so a transaction never
+ * fails half-way on a lock upgrade), a rollback only when SQLite has not rolled back already, and a connection
+ * handed out only while no other connection of this process to the same file is in use.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  readonly #lock: Mutex;
+
+  constructor(
+    private readonly database: NodeSqliteDatabase,
+    file: string,
+  ) {
+    super({ database });
+    if (file === ':memory:') {
+      this.#lock = new Mutex();
+    } else {
+      this.#lock = fileLocks.get(file) ?? new Mutex();
+      fileLocks.set(file, this.#lock);
+    }
+  }
+
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    await this.#lock.lock();
+    return super.acquireConnection();
+  }
+
+  override async releaseConnection(): Promise<void> {
+    this.#lock.unlock();
+  }
+
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('BEGIN IMMEDIATE'));
+  }
+
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    if (this.database.db.isTransaction) await connection.executeQuery(CompiledQuery.raw('ROLLBACK'));
+  }
+}
+
+/** Kysely's SqliteDialect over a `node:sqlite` database opened on `file` (an absolute path or `:memory:`). */
+export class NodeSqliteDialect extends SqliteDialect {
+  constructor(
+    private readonly database: NodeSqliteDatabase,
+    private readonly file: string,
+  ) {
+    super({ database });
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.database, this.file);
+  }
+}

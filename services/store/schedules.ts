@@ -1,0 +1,113 @@
+import type { Kysely, Selectable } from 'kysely';
+import { ERROR_CODES, SluiceError, invalidArgument, notFound } from 'sluice/sdk';
+import type { ScheduleRecord, ScheduleStatus } from '../schedule/domain/model.js';
+import { checkLimit } from './checks.js';
+import type { Database, SchedulesTable } from './database.js';
+import type { StoreDialect } from './dialect.js';
+
+const COLUMNS = ['group_id', 'info', 'status', 'engine_id', 'version', 'created_at', 'updated_at'] as const;
+
+/** The schedule service's schedules: one row per group, optimistic locking on `version`. */
+export class Schedules {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: StoreDialect,
+  ) {}
+
+  /** ALREADY_EXISTS unless the group has no schedule or a DELETED one (which is replaced). */
+  async insert(record: ScheduleRecord): Promise<void> {
+    const row = await this.db
+      .insertInto('schedules')
+      .values({
+        group_id: record.groupId,
+        info: JSON.stringify(record.info),
+        status: record.status,
+        engine_id: record.engineId,
+        version: record.version,
+        created_at: record.createdAt,
+        updated_at: record.updatedAt,
+      })
+      .onConflict((oc) =>
+        oc
+          .column('group_id')
+          .doUpdateSet((eb) => ({
+            info: eb.ref('excluded.info'),
+            status: eb.ref('excluded.status'),
+            engine_id: eb.ref('excluded.engine_id'),
+            version: eb.ref('excluded.version'),
+            created_at: eb.ref('excluded.created_at'),
+            updated_at: eb.ref('excluded.updated_at'),
+          }))
+          .where('schedules.status', '=', 'DELETED'),
+      )
+      .returning('group_id')
+      .executeTakeFirst();
+    if (row === undefined)
+      throw new SluiceError(ERROR_CODES.ALREADY_EXISTS, `schedule '${record.groupId}' already exists`);
+  }
+
+  async update(record: ScheduleRecord, expectedVersion: number): Promise<void> {
+    if (record.version !== expectedVersion + 1) {
+      throw invalidArgument('version', `${expectedVersion + 1} (expected version + 1)`, record.version);
+    }
+    const row = await this.db
+      .updateTable('schedules')
+      .set({
+        info: JSON.stringify(record.info),
+        status: record.status,
+        engine_id: record.engineId,
+        version: record.version,
+        updated_at: record.updatedAt,
+      })
+      .where('group_id', '=', record.groupId)
+      .where('version', '=', expectedVersion)
+      .returning('group_id')
+      .executeTakeFirst();
+    if (row !== undefined) return;
+    const current = await this.db
+      .selectFrom('schedules')
+      .select('version')
+      .where('group_id', '=', record.groupId)
+      .executeTakeFirst();
+    if (current === undefined) throw notFound('schedule', record.groupId);
+    throw new SluiceError(
+      ERROR_CODES.VERSION_CONFLICT,
+      `schedule ${record.groupId} was changed: version ${expectedVersion} is stale (current ${Number(current.version)})`,
+    );
+  }
+
+  async get(groupId: string): Promise<ScheduleRecord | undefined> {
+    const row = await this.db
+      .selectFrom('schedules')
+      .select(COLUMNS)
+      .where('group_id', '=', groupId)
+      .executeTakeFirst();
+    return row && this.toRecord(row);
+  }
+
+  async list(query: {
+    readonly statuses?: readonly ScheduleStatus[];
+    readonly afterGroupId?: string;
+    readonly limit: number;
+  }): Promise<ScheduleRecord[]> {
+    checkLimit(query.limit);
+    if (query.statuses?.length === 0 || query.limit === 0) return [];
+    let select = this.db.selectFrom('schedules').select(COLUMNS);
+    if (query.statuses !== undefined) select = select.where('status', 'in', query.statuses);
+    if (query.afterGroupId !== undefined) select = select.where('group_id', '>', query.afterGroupId);
+    const rows = await select.orderBy('group_id').limit(query.limit).execute();
+    return rows.map((row) => this.toRecord(row));
+  }
+
+  private toRecord(row: Selectable<SchedulesTable>): ScheduleRecord {
+    return {
+      groupId: row.group_id,
+      info: this.dialect.readJson(row.info),
+      status: row.status as ScheduleStatus,
+      engineId: row.engine_id,
+      version: Number(row.version),
+      createdAt: Number(row.created_at),
+      updatedAt: Number(row.updated_at),
+    };
+  }
+}

@@ -1,0 +1,79 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { Kysely } from 'kysely';
+import { ERROR_CODES, SluiceError } from 'sluice/sdk';
+import type { Database } from './database.js';
+import { type StoreDialect, parseJsonText } from './dialect.js';
+import { NodeSqliteDatabase, NodeSqliteDialect } from './node-sqlite.js';
+import { SqlStore } from './store.js';
+
+/** How long a write waits for another connection's lock before failing as UNAVAILABLE. */
+const BUSY_TIMEOUT_MS = 5000;
+
+/** SQLite's primary result codes that mean "another connection holds the lock": retrying may help. */
+const BUSY_CODES = new Set([5 /* SQLITE_BUSY */, 6 /* SQLITE_LOCKED */]);
+
+function sqliteDialect(path: string): StoreDialect {
+  return {
+    name: 'sqlite',
+    types: { json: 'text', epochMs: 'integer' },
+    readJson: parseJsonText,
+    // BEGIN IMMEDIATE has taken the write lock: no other migrator gets past it.
+    lockMigrations: async () => {},
+    unavailable(err, doing) {
+      const errcode = (err as { errcode?: unknown })?.errcode;
+      if (typeof errcode !== 'number' || !BUSY_CODES.has(errcode & 0xff)) return undefined;
+      const message = err instanceof Error ? err.message : String(err);
+      return new SluiceError(
+        ERROR_CODES.UNAVAILABLE,
+        `store: ${doing}: SQLite database ${path} is busy: ${message}`,
+        {},
+        { cause: err },
+      );
+    },
+    target: path,
+  };
+}
+
+/**
+ * The store in one SQLite file (WAL, so readers do not block the writer). One connection per process; every
+ * transaction is IMMEDIATE, and several processes may share the file, serialised by SQLite's write lock.
+ */
+export class SqliteStore extends SqlStore {
+  /** Opens (creating it and its folder when missing) the database at `path`; `:memory:` for a private one. */
+  static async open(path: string): Promise<SqliteStore> {
+    const memory = path === ':memory:';
+    const location = memory ? path : resolve(path);
+    let db: DatabaseSync | undefined;
+    try {
+      if (!memory) mkdirSync(dirname(location), { recursive: true });
+      db = new DatabaseSync(location);
+      db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      if (!memory) db.exec('PRAGMA journal_mode = WAL');
+      db.exec('PRAGMA foreign_keys = ON');
+      // WAL with NORMAL sync is durable against process crashes and much cheaper than FULL.
+      db.exec('PRAGMA synchronous = NORMAL');
+    } catch (err) {
+      try {
+        db?.close();
+      } catch {
+        // Closing a half-open handle: nothing more to do.
+      }
+      const message = err instanceof Error ? err.message : String(err);
+      throw new SluiceError(
+        ERROR_CODES.UNAVAILABLE,
+        `store: cannot open SQLite database ${location}: ${message}`,
+        {},
+        { cause: err },
+      );
+    }
+    const kysely = new Kysely<Database>({ dialect: new NodeSqliteDialect(new NodeSqliteDatabase(db), location) });
+    return new SqliteStore(kysely, sqliteDialect(location));
+  }
+
+  /** The database file (or `:memory:`). */
+  get path(): string {
+    return this.dialect.target;
+  }
+}
