@@ -24,7 +24,7 @@ import type { Runner } from './operator/domain/runner.js';
 import { operatorGrpc } from './operator/grpc/adapter.js';
 import { GrpcSchedulePort } from './operator/grpc/schedule-port.js';
 import { CALLBACK_PATH, createCallbackServer } from './operator/http/callback.js';
-import { EmbeddedRunner } from './operator/runners/embedded.js';
+import { PooledRunner } from './operator/runners/pool.js';
 import { FlinkRunner } from './operator/runners/flink.js';
 import { FlinkJobRunner } from './operator/runners/flink-adapter.js';
 import { systemClock } from './schedule/system-clock.js';
@@ -87,6 +87,10 @@ class LazySchedulePort implements SchedulePort {
     return this.#get().unregister(groupId);
   }
 
+  fireDue(groupId: string, asOf: number) {
+    return this.#get().fireDue(groupId, asOf);
+  }
+
   close(): void {
     this.#inner?.close();
   }
@@ -132,6 +136,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   const plugins = await loadPlugins({
     bundledDir: options.bundledPluginsDir ?? BUNDLED_PLUGINS_DIR,
     extraDirs: config.pluginPath,
+    settings: { env: process.env, ...(config.pluginSettingsFile ? { file: config.pluginSettingsFile } : {}) },
   });
   for (const p of plugins.problems) logger.warn('plugin left out', { ...p });
   logger.info('plugins loaded', {
@@ -201,13 +206,21 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     bindings.push({ name: 'sluice.schedule.v1.ScheduleService', definition, implementation: implementation as never });
     schedule = { service, dispatcher };
   }
+  let pool: PooledRunner | undefined;
   let operator: { service: OperatorService; schedules: LazySchedulePort; callback?: HttpServer } | undefined;
   if (services.includes('operator') && store) {
     const schedules = new LazySchedulePort(
       () => config.scheduleAddr ?? self.address,
       config.scheduleAddr ? remoteClient : selfClient,
     );
-    const runners = new Map<string, Runner>([['embedded', new EmbeddedRunner({ hooks })]]);
+    // Jobs run in worker threads, one per running job, each under a heap cap.
+    pool = new PooledRunner({
+      threads: config.maxRunningJobs,
+      maxHeapMb: config.jobHeapMb,
+      hookTimeoutMs: config.hookTimeoutMs,
+      stallTimeoutMs: config.hookTimeoutMs,
+    });
+    const runners = new Map<string, Runner>([['embedded', pool]]);
     if (config.flinkGatewayUrl && config.flinkRestUrl) {
       runners.set(
         'flink',
@@ -241,10 +254,12 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   if (schedule) await schedule.service.start();
   if (operator) {
     await operator.service.start();
-    if (security.tokens.size > 0) {
+    if (security.tokens.size > 0 || config.inlongUsers) {
       const callback = createCallbackServer({
         service: operator.service,
+        schedules: operator.schedules,
         auth: new Authenticator(security.tokens),
+        ...(config.inlongUsers ? { inlongUsers: config.inlongUsers } : {}),
         logger,
         ...(security.tls ? { tls: security.tls } : {}),
       });
@@ -258,7 +273,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       operator.callback = callback;
     } else {
       logger.info(
-        'HTTP callback off: set SLUICE_AUTH_TOKENS or SLUICE_CALLBACK_TOKEN to let external schedulers submit windows over HTTP',
+        'HTTP server off: set SLUICE_AUTH_TOKENS, SLUICE_CALLBACK_TOKEN or SLUICE_CALLBACK_INLONG_USERS to let external schedulers submit windows and call FireDue over HTTP',
       );
     }
   }
@@ -272,6 +287,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     async close() {
       await schedule?.service.stop();
       await operator?.service.stop();
+      await pool?.close();
       await new Promise<void>((resolve) => (operator?.callback ? operator.callback.close(() => resolve()) : resolve()));
       await server.shutdown(config.shutdownGraceMs);
       schedule?.dispatcher.close();

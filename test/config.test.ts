@@ -16,6 +16,7 @@ test('defaults apply when nothing is set', (t) => {
     maxRunningJobs: 4,
     failoverMs: 5000,
     scheduleRescanMs: 30000,
+    jobHeapMb: 512,
     httpAddr: '127.0.0.1:8080',
     security: { tokens: new Map(), insecure: false },
     fileRoots: [resolve('.sluice/files')],
@@ -56,9 +57,31 @@ test('a bad value names the variable, what was expected and what came', (t) => {
       'SLUICE_FLINK_GATEWAY_URL and SLUICE_FLINK_REST_URL: expected both or neither, got only the gateway',
     ],
     [{ SLUICE_MAX_RUNNING_JOBS: '-2' }, 'SLUICE_MAX_RUNNING_JOBS: expected a positive integer, got "-2"'],
+    [{ SLUICE_JOB_HEAP_MB: '0' }, 'SLUICE_JOB_HEAP_MB: expected a positive integer, got "0"'],
   ];
   for (const [env, message] of cases) {
     const err = t.throws(() => loadConfig(env), { instanceOf: ConfigError });
     t.is(err?.message, message);
   }
+});
+
+test('InLong users are user:password pairs; a bad entry names the variable, never a password', (t) => {
+  const config = loadConfig({
+    SLUICE_CALLBACK_INLONG_USERS: 'admin:inlong,ops:a:b',
+    SLUICE_PUBLIC_HTTP_URL: 'http://sluice:8080/',
+  });
+  t.deepEqual(
+    [...config.inlongUsers!],
+    [
+      ['admin', 'inlong'],
+      ['ops', 'a:b'],
+    ],
+  );
+  t.is(config.publicHttpUrl, 'http://sluice:8080');
+  for (const raw of ['admin', ':pw', 'admin:', 'admin:x,admin:y']) {
+    const err = t.throws(() => loadConfig({ SLUICE_CALLBACK_INLONG_USERS: raw }), { instanceOf: ConfigError });
+    t.regex(err.message, /^SLUICE_CALLBACK_INLONG_USERS: expected/);
+    t.false(/\bx\b|\by\b|pw/.test(err.message), raw);
+  }
+  t.throws(() => loadConfig({ SLUICE_PUBLIC_HTTP_URL: 'sluice:8080' }), { message: /SLUICE_PUBLIC_HTTP_URL/ });
 });

@@ -177,7 +177,7 @@ for (const { loaded, harness, status } of subjects) {
             boundaries: { ...b },
           };
           const before = structuredClone(input);
-          const ctx = { signal: new AbortController().signal, logger: silentLogger, pluginId: id };
+          const ctx = { signal: new AbortController().signal, logger: silentLogger, pluginId: id, settings: {} };
           const direct = await fill(input, ctx);
           t.deepEqual(input, before, 'the plugin does not change the options or boundaries it is given');
           t.deepEqual(direct, first.boundedOptions, 'called directly, the plugin returns what the host returned');

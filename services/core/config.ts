@@ -50,6 +50,8 @@ export interface Config {
   readonly failoverMs: number;
   /** SLUICE_SCHEDULE_RESCAN_MS: how often a schedule replica re-reads every schedule (the safety net of LISTEN/NOTIFY). */
   readonly scheduleRescanMs: number;
+  /** SLUICE_JOB_HEAP_MB: V8 heap cap of each job's worker thread (MiB); a job allocating past it fails alone. */
+  readonly jobHeapMb: number;
   /** SLUICE_HTTP_ADDR: host:port of the operator's HTTP callback for external schedulers. */
   readonly httpAddr: string;
   /** SLUICE_CALLBACK_TOKEN: the bearer token the HTTP callback requires; without it the callback is off. */
@@ -62,6 +64,15 @@ export interface Config {
   readonly fileRoots: readonly string[];
   /** SLUICE_ALLOWED_HOSTS: hosts connectors may connect to (host, host:port, *.domain, or unix:/path); unset: any. */
   readonly allowedHosts?: readonly string[];
+  /** SLUICE_PLUGIN_SETTINGS_FILE: a JSON file of plugin settings `{ "<plugin id>": { "<setting>": value } }`; SLUICE_PLUGIN_<ID>_<SETTING> variables win. */
+  readonly pluginSettingsFile?: string;
+  /** SLUICE_PUBLIC_HTTP_URL: the base URL at which external engines reach Sluice's HTTP server (e.g. http://sluice:8080). */
+  readonly publicHttpUrl?: string;
+  /**
+   * SLUICE_CALLBACK_INLONG_USERS: `user:password[,user:password…]`, the InLong users accepted on InLong's
+   * callback path only (query `username`/`password`, or HTTP Basic), as InLong's schedulers send them.
+   */
+  readonly inlongUsers?: ReadonlyMap<string, string>;
 }
 
 export const DEFAULTS = {
@@ -79,6 +90,7 @@ export const DEFAULTS = {
   SLUICE_MAX_RUNNING_JOBS: '4',
   SLUICE_FAILOVER_MS: '5000',
   SLUICE_SCHEDULE_RESCAN_MS: '30000',
+  SLUICE_JOB_HEAP_MB: '512',
   SLUICE_HTTP_ADDR: '127.0.0.1:8080',
   SLUICE_CALLBACK_TOKEN: '',
   SLUICE_FLINK_GATEWAY_URL: '',
@@ -93,6 +105,9 @@ export const DEFAULTS = {
   SLUICE_INSECURE: '',
   SLUICE_FILE_ROOTS: '',
   SLUICE_ALLOWED_HOSTS: '',
+  SLUICE_PLUGIN_SETTINGS_FILE: '',
+  SLUICE_PUBLIC_HTTP_URL: '',
+  SLUICE_CALLBACK_INLONG_USERS: '',
 } as const;
 
 /** True for 127.0.0.0/8, ::1 and localhost: a listener only this machine reaches. */
@@ -226,6 +241,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `SLUICE_FLINK_GATEWAY_URL and SLUICE_FLINK_REST_URL: expected both or neither, got only ${flinkGatewayUrl ? 'the gateway' : 'the REST URL'}`,
     );
   }
+  const publicHttpUrl = get('SLUICE_PUBLIC_HTTP_URL');
+  if (publicHttpUrl && !/^https?:\/\/\S+$/.test(publicHttpUrl))
+    throw new ConfigError(`SLUICE_PUBLIC_HTTP_URL: expected an http(s):// URL, got ${JSON.stringify(publicHttpUrl)}`);
+  const inlongUsers = parseInlongUsers(get('SLUICE_CALLBACK_INLONG_USERS'));
   if (runner !== 'embedded' && runner !== 'flink')
     throw new ConfigError(`SLUICE_RUNNER: expected embedded or flink, got ${JSON.stringify(runner)}`);
   if (runner === 'flink' && !flinkGatewayUrl)
@@ -258,11 +277,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxRunningJobs: positiveInt('SLUICE_MAX_RUNNING_JOBS', get('SLUICE_MAX_RUNNING_JOBS')),
     failoverMs: positiveInt('SLUICE_FAILOVER_MS', get('SLUICE_FAILOVER_MS')),
     scheduleRescanMs: positiveInt('SLUICE_SCHEDULE_RESCAN_MS', get('SLUICE_SCHEDULE_RESCAN_MS')),
+    jobHeapMb: positiveInt('SLUICE_JOB_HEAP_MB', get('SLUICE_JOB_HEAP_MB')),
     httpAddr: hostPort('SLUICE_HTTP_ADDR', get('SLUICE_HTTP_ADDR')),
     ...(get('SLUICE_CALLBACK_TOKEN') ? { callbackToken: get('SLUICE_CALLBACK_TOKEN') } : {}),
     ...(flinkGatewayUrl ? { flinkGatewayUrl, flinkRestUrl } : {}),
     security: loadSecurity(get, grpcAddr),
     fileRoots,
     ...(allowedHosts.length > 0 ? { allowedHosts } : {}),
+    ...(get('SLUICE_PLUGIN_SETTINGS_FILE') ? { pluginSettingsFile: get('SLUICE_PLUGIN_SETTINGS_FILE') } : {}),
+    ...(publicHttpUrl ? { publicHttpUrl: publicHttpUrl.replace(/\/+$/, '') } : {}),
+    ...(inlongUsers.size > 0 ? { inlongUsers } : {}),
   };
+}
+
+/** `user:password[,user:password…]`; the password may hold ':' (the first one splits). Never echoes a password. */
+function parseInlongUsers(raw: string): Map<string, string> {
+  const users = new Map<string, string>();
+  if (raw === '') return users;
+  raw.split(',').forEach((entry, i) => {
+    const at = entry.indexOf(':');
+    const user = at > 0 ? entry.slice(0, at).trim() : '';
+    if (user === '' || at === entry.length - 1)
+      throw new ConfigError(
+        `SLUICE_CALLBACK_INLONG_USERS: expected user:password[,user:password…], got an entry ${i + 1} without ${user === '' ? 'a user name' : `a password (user ${JSON.stringify(user)})`}`,
+      );
+    if (users.has(user))
+      throw new ConfigError(`SLUICE_CALLBACK_INLONG_USERS: expected each user once, got ${JSON.stringify(user)} twice`);
+    users.set(user, entry.slice(at + 1));
+  });
+  return users;
 }

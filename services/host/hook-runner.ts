@@ -93,6 +93,7 @@ export class HookRunner {
       signal: controller.signal,
       pluginId: loaded.id,
       logger: this.#logger,
+      settings: loaded.settings?.values ?? {},
     };
     return this.#tracer.startActiveSpan(
       `plugin ${loaded.id}.${hook}`,

@@ -17,6 +17,13 @@ import {
 } from 'sluice/sdk';
 import { MANIFEST_FILE, readManifest } from './manifest.js';
 import { type PluginProblem, problem } from './problems.js';
+import {
+  type PluginSettings,
+  type SettingsSources,
+  readSettingsFile,
+  resolveSettings,
+  settingClashes,
+} from './settings.js';
 
 export type PluginKind = 'engine' | 'connector';
 
@@ -30,6 +37,8 @@ export interface LoadedPlugin<P> {
   /** The entry module that was imported. */
   readonly entry: string;
   readonly plugin: P;
+  /** Its checked settings and whether it can run (a required setting missing: unavailable, with the reason). */
+  readonly settings?: PluginSettings;
 }
 
 export interface PluginSet {
@@ -44,6 +53,8 @@ export interface LoadOptions {
   readonly bundledDir?: string;
   /** Extra folders (SLUICE_PLUGIN_PATH), scanned after the bundled ones, in order. */
   readonly extraDirs?: readonly string[];
+  /** Where plugin settings are read (default: process.env, no file). */
+  readonly settings?: SettingsSources;
   /** How long one entry module may take to import (default 10 s). */
   readonly importTimeoutMs?: number;
 }
@@ -300,6 +311,26 @@ export async function loadPlugins(options: LoadOptions): Promise<PluginSet> {
     accepted.push({ candidate, manifest });
   });
 
+  // Settings are read from the manifests too, before any code: a clash or an invalid value leaves the plugin out.
+  const sources = options.settings ?? { env: process.env };
+  const file = await readSettingsFile(sources.file);
+  if (file.problem) problems.push(file.problem);
+  const clashes = settingClashes(
+    accepted.map((a) => ({ manifest: a.manifest, where: join(a.candidate.dir, MANIFEST_FILE) })),
+  );
+  const settingsOf = new Map<string, PluginSettings>();
+  for (let i = accepted.length - 1; i >= 0; i--) {
+    const { candidate, manifest } = accepted[i]!;
+    const clash = clashes.get(manifest.id);
+    const resolved = clash
+      ? { problems: clash }
+      : resolveSettings(manifest, join(candidate.dir, MANIFEST_FILE), sources.env, file.values[manifest.id]);
+    if ('problems' in resolved) {
+      problems.push(...resolved.problems);
+      accepted.splice(i, 1);
+    } else settingsOf.set(manifest.id, resolved.settings);
+  }
+
   // Phase 2: import and check each accepted plugin's code.
   const timeoutMs = options.importTimeoutMs ?? 10_000;
   const loaded = await Promise.all(
@@ -349,7 +380,15 @@ export async function loadPlugins(options: LoadOptions): Promise<PluginSet> {
         problems.push(...exportProblems);
         return undefined;
       }
-      return { id: manifest.id, kind: manifest.kind, manifest, dir: candidate.dir, entry, plugin: mod.default };
+      return {
+        id: manifest.id,
+        kind: manifest.kind,
+        manifest,
+        dir: candidate.dir,
+        entry,
+        plugin: mod.default,
+        settings: settingsOf.get(manifest.id)!,
+      };
     }),
   );
 

@@ -1,12 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PLUGIN_API_VERSION, describeValue, type PluginManifest } from 'sluice/sdk';
+import { PLUGIN_API_VERSION, describeValue, type JsonSchema, type PluginManifest } from 'sluice/sdk';
 import { type PluginProblem, problem } from './problems.js';
+import { checkSettingsSchema } from './settings.js';
 
 export const MANIFEST_FILE = 'plugin.json';
 const ID_PATTERN = /^[a-z][a-z0-9]*([.-][a-z0-9]+)*$/;
 const VERSION_PATTERN = /^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$/;
-const FIELDS = ['id', 'kind', 'apiVersion', 'version', 'description', 'main'] as const;
+const FIELDS = ['id', 'kind', 'apiVersion', 'version', 'description', 'main', 'settings'] as const;
 
 export type ManifestResult =
   | { readonly ok: true; readonly manifest: PluginManifest & { readonly main: string } }
@@ -75,6 +76,7 @@ export async function readManifest(dir: string): Promise<ManifestResult> {
       ),
     );
   }
+  if (m.settings !== undefined) problems.push(...checkSettingsSchema(m.settings, `${file}#settings`, id));
   for (const key of Object.keys(m)) {
     if (!(FIELDS as readonly string[]).includes(key)) {
       problems.push(
@@ -98,6 +100,7 @@ export async function readManifest(dir: string): Promise<ManifestResult> {
       version: m.version as string,
       description: m.description as string,
       main: (m.main as string | undefined) ?? 'index.js',
+      ...(m.settings !== undefined ? { settings: m.settings as JsonSchema } : {}),
     },
   };
 }

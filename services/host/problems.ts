@@ -13,6 +13,8 @@ export const PROBLEM_CODES = [
   'EXPORT_INVALID',
   'HOOK_NOT_FUNCTION',
   'UNKNOWN_HOOK',
+  'SETTINGS_INVALID',
+  'SETTINGS_NAME_CLASH',
 ] as const;
 
 export type ProblemCode = (typeof PROBLEM_CODES)[number];

@@ -101,6 +101,12 @@ export interface ConnectorPlugin {
    * SluiceError for bounds that do not parse. Required with the source role.
    */
   fillInBoundaries?(input: FillInBoundariesInput, ctx: HookContext): Options;
+  /**
+   * Pure, optional: the canonical form of a window's bounds, so one window has one job and one ledger row
+   * however a caller writes it (Kafka: OFFSET partitions sorted, spaces dropped). Called before a
+   * submitted window is looked up; throw an INVALID_ARGUMENT SluiceError for bounds that do not parse.
+   */
+  canonicalBoundaries?(input: { readonly boundaries: Boundaries }, ctx: HookContext): Boundaries;
   /** Opens a reader over the window described by bounded options. Used by the embedded runner. */
   openReader?(input: OpenReaderInput, ctx: HookContext): Promise<BoundedReader>;
   /** Opens a window-scoped writer. Used by the embedded runner. */
@@ -115,6 +121,7 @@ export interface ConnectorPlugin {
 export const CONNECTOR_HOOKS = [
   'validate',
   'fillInBoundaries',
+  'canonicalBoundaries',
   'openReader',
   'openWriter',
   'flinkTableOptions',

@@ -29,6 +29,27 @@ export interface OfflineJobRequest extends Boundaries {
   readonly instanceId?: string;
 }
 
+/** A ledger row a FireDue call claimed, or found claimed by an earlier call for the same window. */
+export interface FiredInstance {
+  readonly instanceId: string;
+  readonly windowStart: number;
+  readonly windowEnd: number;
+  readonly dueTime: number;
+  /** SCHEDULED, DISPATCHED, RUNNING, SUCCEEDED, FAILED or SKIPPED. */
+  readonly state: string;
+}
+
+/** What `fireDue` did. */
+export interface FireDueOutcome {
+  /**
+   * The instances this call claimed and dispatched, those of due windows another caller claimed first,
+   * and, when nothing new was due, the group's latest instance due at `asOf`.
+   */
+  readonly instances: readonly FiredInstance[];
+  /** The next window's due time after `asOf`; undefined when the schedule has ended or waits for running windows. */
+  readonly nextDueTime?: number;
+}
+
 /** Given to an engine's start hook: how it reaches the rest of Sluice. */
 export interface EngineContext extends HookContext {
   /** Now, in epoch ms; tests drive this clock. */
@@ -36,12 +57,25 @@ export interface EngineContext extends HookContext {
   /** Runs fn at `at` (epoch ms) on the service's clock; use it instead of setTimeout so tests can drive time. */
   scheduleAt(at: number, fn: () => void): { cancel(): void };
   /**
-   * Fires every window of the group that is due now, as the schedule's catch-up, selfDepend and
-   * parallelism rules allow: each is written to the ledger before it is dispatched, so calling this
-   * twice, or from two replicas, fires nothing twice. Resolves with when to call again (undefined:
-   * nothing is due until a running window ends or the schedule changes; `onWake` tells when).
+   * The one firing contract: an engine is a clock that says *when*, Sluice decides *which windows*.
+   * Fires every window of the group that is due at `asOf` (epoch ms; omitted or 0: now), as the
+   * schedule's catch-up, selfDepend and parallelism rules allow at that instant. Each window is written
+   * to the ledger before it is dispatched, so calling this twice, from two replicas, or again after an
+   * engine retry fires nothing twice. An `asOf` more than 5 s ahead of `now()` is refused
+   * (INVALID_ARGUMENT). External engines reach the same contract as `ScheduleService/FireDue` over gRPC
+   * or `POST /sluice/v1/groups/{groupId}/fire-due` over HTTP.
+   *
+   * Resolves with the instances fired (or found already fired: see {@link FiredInstance}) and when to
+   * call again (`nextDueTime` undefined: nothing is due until a running window ends or the schedule
+   * changes; `onWake` tells when). A group that is paused, deleted or unknown fires nothing.
    */
-  fireDue(groupId: string): Promise<{ readonly nextDueTime?: number }>;
+  fireDue(groupId: string, asOf?: number): Promise<FireDueOutcome>;
+  /**
+   * The live schedules (registered or updated, not paused or deleted) this engine runs, as stored. An
+   * engine holding state elsewhere (an external scheduler's DAGs or workflows) compares them with what
+   * it holds on `start` and repairs the drift: creates the missing, removes the unknown.
+   */
+  listSchedules(): Promise<readonly ScheduleInfo[]>;
   /** Subscribes to wake-ups: a group whose running window ended, or that was resumed, may have windows due. */
   onWake(listener: (groupId: string) => void): void;
   /** Sends a window to the operator directly (external-style engines); the built-in engine uses fireDue. */
@@ -63,13 +97,19 @@ export interface EnginePlugin {
   unregister(groupId: string, ctx: HookContext): void | Promise<void>;
   /** Replaces the schedule in place; windows already fired are not fired again. */
   update(info: ScheduleInfo, ctx: HookContext): void | Promise<void>;
+  /**
+   * The engine's tick resolution: how long after a window's due time it may fire it (e.g. the period of
+   * its clock). Default 0: exactly at the due time, on the service's clock. The conformance kit holds
+   * the engine to it.
+   */
+  resolutionMs?(ctx: HookContext): number;
   /** Called once when the service starts, before any register, with the context to fire windows through. */
   start?(ctx: EngineContext): void | Promise<void>;
   /** Called once on shutdown; stop timers and release connections. */
   stop?(ctx: HookContext): void | Promise<void>;
 }
 
-export const ENGINE_HOOKS = ['accept', 'register', 'unregister', 'update', 'start', 'stop'] as const;
+export const ENGINE_HOOKS = ['accept', 'register', 'unregister', 'update', 'resolutionMs', 'start', 'stop'] as const;
 export const ENGINE_REQUIRED_HOOKS = ['accept', 'register', 'unregister', 'update'] as const;
 export const ENGINE_FIELDS = ['kind'] as const;
 

@@ -20,6 +20,8 @@ export interface JsonSchema {
   readonly minLength?: number;
   readonly pattern?: string;
   readonly examples?: readonly unknown[];
+  /** A secret (JSON Schema's standard keyword): accepted, never returned or logged. */
+  readonly writeOnly?: boolean;
 }
 
 const SCHEMA_KEYS = new Set([
@@ -36,6 +38,7 @@ const SCHEMA_KEYS = new Set([
   'minLength',
   'pattern',
   'examples',
+  'writeOnly',
   'title',
   '$schema',
 ]);

@@ -1,3 +1,5 @@
+import type { JsonSchema } from './schema.js';
+
 /** How a window's bounds are expressed. */
 export type BoundaryType = 'TIME' | 'OFFSET';
 
@@ -32,6 +34,12 @@ export interface HookContext {
   readonly logger: Logger;
   /** The plugin's id, from its manifest. */
   readonly pluginId: string;
+  /**
+   * The plugin's settings, as declared in plugin.json#settings and read from SLUICE_PLUGIN_<ID>_<SETTING>
+   * or the settings file, checked and typed (defaults filled in). A required setting that is missing is
+   * absent here (the plugin is listed as unavailable). Secrets (`writeOnly`) are here too: never log them.
+   */
+  readonly settings: Readonly<Record<string, unknown>>;
 }
 
 /** The manifest every plugin folder holds as `plugin.json`; read before any plugin code runs. */
@@ -46,6 +54,12 @@ export interface PluginManifest {
   readonly description: string;
   /** Entry module, relative to the folder; default `index.js`. */
   readonly main?: string;
+  /**
+   * The settings the plugin needs (a URL, credentials): a JSON Schema of type object whose properties
+   * are camelCase names; secrets are marked `writeOnly: true`. Each is read from the environment as
+   * SLUICE_PLUGIN_<ID>_<SETTING> (upper snake case) or from the settings file.
+   */
+  readonly settings?: JsonSchema;
 }
 
 /** The plugin API version this SDK speaks. A manifest with another apiVersion is not loaded. */

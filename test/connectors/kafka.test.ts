@@ -527,6 +527,7 @@ const silentCtx: HookContext = {
   signal: new AbortController().signal,
   pluginId: 'kafka',
   logger: { debug() {}, info() {}, warn() {}, error() {} },
+  settings: {},
 };
 
 unit(

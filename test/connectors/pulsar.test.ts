@@ -126,7 +126,7 @@ test('OFFSET windows map to source.start.message-id / source.stop.at-message-id,
 
 test('fillInBoundaries is pure: same input, same output, the input untouched', (t) => {
   const fill = t.context.loaded.plugin.fillInBoundaries!;
-  const ctx = { signal: new AbortController().signal, logger: silentLogger, pluginId: 'pulsar' };
+  const ctx = { signal: new AbortController().signal, logger: silentLogger, pluginId: 'pulsar', settings: {} };
   for (const boundaries of [time('100', '200'), offset('1:2:-1', '3:4:-1')]) {
     const options = { ...OPTIONS, format: 'raw', nested: undefined };
     const before = structuredClone(options);
@@ -276,56 +276,15 @@ test('openReader refuses options that carry no window, before touching pulsar-cl
 
 // --- flinkTableOptions ---
 
-test('flinkTableOptions: the Flink Pulsar connector table, TIME and OFFSET', async (t) => {
-  const flink = async (options: Options, b: Boundaries) => {
-    const bounded = (await t.context.catalog.resolveBoundaries('pulsar', options, b)).boundedOptions;
-    return t.context.runner.call(t.context.loaded, 'flinkTableOptions', { role: 'source', options: bounded });
-  };
-  t.deepEqual(await flink(OPTIONS, time('1767225600000', '1767229200000')), {
-    connector: 'pulsar',
-    topics: 'persistent://public/default/orders',
-    'service-url': 'pulsar://broker:6650',
-    'source.subscription-name': 'sluice-orders',
-    'source.start.publish-time': '1767225600000',
-    'source.stop.at-publish-time': '1767229200000',
-    format: 'json',
-  });
-  t.deepEqual(
-    await flink(
-      {
-        ...OPTIONS,
-        topic: 'acme/sales/orders',
-        adminUrl: 'http://broker:8080',
-        subscriptionName: 'nightly',
-        format: 'raw',
-      },
-      offset('12:2:-1', '12:40:-1'),
-    ),
-    {
-      connector: 'pulsar',
-      topics: 'persistent://acme/sales/orders',
-      'service-url': 'pulsar://broker:6650',
-      'admin-url': 'http://broker:8080',
-      'source.subscription-name': 'nightly',
-      'source.start.message-id': '12:2:-1',
-      'source.stop.at-message-id': '12:40:-1',
-      format: 'raw',
-    },
-  );
-  t.deepEqual(
-    (await flink({ ...OPTIONS, ignoreParseErrors: true }, time('0', '1')))['json.ignore-parse-errors'],
-    'true',
-  );
-});
-
-test('flinkTableOptions refuses what Flink cannot express: a batch index, or no window at all', async (t) => {
-  const call = (options: Options) =>
-    t.context.runner.call(t.context.loaded, 'flinkTableOptions', { role: 'source', options });
-  const batch = await t.throwsAsync(call(boundedOptions(OPTIONS, offset('12:2:-1', '12:40:-1:3'))));
-  t.is(code(batch), 'INVALID_ARGUMENT');
-  t.regex(batch!.message, /12:40:-1:3 points inside a batch/);
-  const unbounded = await t.throwsAsync(call(OPTIONS));
-  t.is(code(unbounded), 'FAILED_PRECONDITION');
+test('flinkTableOptions refuses: the Flink Pulsar connector 4.1 cannot bound a table in a batch job', async (t) => {
+  for (const b of [time('1767225600000', '1767229200000'), offset('12:2:-1', '12:40:-1')]) {
+    const bounded = (await t.context.catalog.resolveBoundaries('pulsar', OPTIONS, b)).boundedOptions;
+    const err = await t.throwsAsync(
+      t.context.runner.call(t.context.loaded, 'flinkTableOptions', { role: 'source', options: bounded }),
+    );
+    t.is(code(err), 'FAILED_PRECONDITION');
+    t.regex(err!.message, /unbounded source.*embedded runner/);
+  }
 });
 
 // --- message ids ---
@@ -394,7 +353,19 @@ class FakePulsar {
     [];
   constructor(
     readonly topics: Record<string, readonly FakeMessage[]>,
-    readonly behaviour: { stall?: boolean; down?: boolean } = {},
+    /**
+     * stall: the broker reports messages left but delivers none; disconnected: with it, the reader has
+     * lost its broker; markers: entries after the last message that no reader receives (a transaction's
+     * commit marker), so hasNext() stays true at the end; properties: each message's properties.
+     */
+    readonly behaviour: {
+      stall?: boolean;
+      down?: boolean;
+      disconnected?: boolean;
+      markers?: boolean;
+      properties?: Record<string, string>;
+      failRead?: string;
+    } = {},
   ) {}
 
   api(): PulsarApi {
@@ -437,9 +408,13 @@ class FakePulsar {
           start === 'earliest' ? 0 : messages.findIndex((m) => compareMessageIds(parseMessageId(m.id)!, start) > 0);
         if (pos < 0) pos = messages.length;
         return {
-          hasNext: () => fake.behaviour.stall === true || pos < messages.length,
+          // As pulsar-client: synchronous, and it throws (not rejects) on failure.
+          hasNext: () => fake.behaviour.stall === true || fake.behaviour.markers === true || pos < messages.length,
+          isConnected: () => fake.behaviour.disconnected !== true,
           readNext: (timeout?: number) => {
             state.reads++;
+            if (fake.behaviour.failRead)
+              return Promise.reject(new Error(`Failed to receive message: ${fake.behaviour.failRead}`));
             if (!fake.behaviour.stall && pos < messages.length) {
               const m = messages[pos++]!;
               const msg: PulsarMessage = {
@@ -448,12 +423,14 @@ class FakePulsar {
                 getPublishTimestamp: () => m.publishTime,
                 getEventTimestamp: () => 0,
                 getPartitionKey: () => m.key ?? '',
-                getProperties: () => ({}),
+                // As pulsar-client's Message.cc: an Array with string keys.
+                getProperties: () =>
+                  Object.assign([] as unknown as { [key: string]: string }, fake.behaviour.properties ?? {}),
               };
               return Promise.resolve(msg);
             }
             return new Promise((_, reject) =>
-              setTimeout(() => reject(new Error('Failed to read next message: TimeOut')), timeout ?? 0),
+              setTimeout(() => reject(new Error('Failed to receive message: TimeOut')), timeout ?? 0),
             );
           },
           seekTimestamp: async (ts: number) => {
@@ -522,16 +499,15 @@ test('reader (stand-in client): a TIME window reads [lower, upper) by publish ti
   t.is(fake.readers[0]!.config.subscriptionRolePrefix, 'sluice-orders');
 });
 
-test('reader (stand-in client): a window past the newest message ends without waiting for one (hasNext)', async (t) => {
+test('reader (stand-in client): a window past the newest message ends after one readNext timeout, then hasNext (which blocks, so it comes last)', async (t) => {
   const fake = new FakePulsar({ [TOPIC]: MESSAGES });
-  const started = Date.now();
   const reader = await openBoundedReader(
     fake.api(),
-    plan(time('9000', '999999'), { readTimeoutMs: 5000 }),
+    plan(time('9000', '999999'), { readTimeoutMs: 50, stallTimeoutMs: 60_000 }),
     silentLogger,
   );
   t.deepEqual((await drain(reader)).rows, [{ n: 9 }, { n: 10 }]);
-  t.true(Date.now() - started < 2000, 'no readNext timeout was waited out');
+  t.is(fake.readers[0]!.reads, 3, 'two messages, then one read that timed out before hasNext said the end');
   t.deepEqual(
     reader.resolved!(),
     { start: '7:6:-1:0', stop: '7:6:-1:2' },
@@ -584,8 +560,8 @@ test('reader (stand-in client): partitioned topics: TIME reads every partition, 
   await Promise.all([all.close(), one.close()]);
 });
 
-test('reader (stand-in client): never hangs: a broker that reports messages but delivers none fails with UNAVAILABLE after stallTimeoutMs', async (t) => {
-  const fake = new FakePulsar({ [TOPIC]: MESSAGES }, { stall: true });
+test('reader (stand-in client): never hangs: a reader without a broker connection fails with UNAVAILABLE after stallTimeoutMs', async (t) => {
+  const fake = new FakePulsar({ [TOPIC]: MESSAGES }, { stall: true, disconnected: true });
   const reader = await openBoundedReader(
     fake.api(),
     plan(time('0', '99999'), { readTimeoutMs: 20, stallTimeoutMs: 150 }),
@@ -594,7 +570,7 @@ test('reader (stand-in client): never hangs: a broker that reports messages but 
   const started = Date.now();
   const err = await t.throwsAsync(drain(reader));
   t.is(code(err), 'UNAVAILABLE');
-  t.regex(err!.message, /none arrived within 150 ms \(stallTimeoutMs\)/);
+  t.regex(err!.message, /no broker connection for 150 ms \(stallTimeoutMs\)/);
   t.true(Date.now() - started < 2000);
   t.true(fake.readers[0]!.closed, 'the partition reader is closed on failure');
   await reader.close();
@@ -652,4 +628,72 @@ test('reader (stand-in client): authTokenEnv must name a set variable; close is 
   await reader.close();
   t.deepEqual((await drain(reader)).rows, [], 'a closed reader yields nothing');
   t.true(fake.clients.at(-1)!.closed);
+});
+
+test('reader (stand-in client): marker entries at the end (transactions, replicated subscriptions): hasNext stays true, the read ends after stallTimeoutMs with what it read', async (t) => {
+  const fake = new FakePulsar({ [TOPIC]: MESSAGES }, { markers: true });
+  const reader = await openBoundedReader(
+    fake.api(),
+    plan(time('9000', '999999'), { readTimeoutMs: 20, stallTimeoutMs: 100 }),
+    silentLogger,
+  );
+  t.deepEqual((await drain(reader)).rows, [{ n: 9 }, { n: 10 }]);
+  t.deepEqual(reader.resolved!(), { start: '7:6:-1:0', stop: '7:6:-1:2' });
+  await reader.close();
+});
+
+test('reader (stand-in client): properties come as an object, though pulsar-client builds an Array', async (t) => {
+  const fake = new FakePulsar(
+    { [TOPIC]: [{ id: '1:0:-1', publishTime: 10, data: '{"a":1}' }] },
+    {
+      properties: { origin: 'eu', 'trace-id': 'x1' },
+    },
+  );
+  const reader = await openBoundedReader(
+    fake.api(),
+    plan(time('0', '100'), { metadata: true, readTimeoutMs: 20 }),
+    silentLogger,
+  );
+  const [row] = (await drain(reader)).rows;
+  const properties = (row!._pulsar as { properties: unknown }).properties;
+  t.false(Array.isArray(properties));
+  t.is(JSON.stringify(properties), '{"origin":"eu","trace-id":"x1"}');
+  await reader.close();
+});
+
+test('reader (stand-in client): readNext failures are classified by the client result, not all taken as timeouts', async (t) => {
+  for (const [result, expected] of [
+    ['AuthorizationError', 'FAILED_PRECONDITION'],
+    ['TopicNotFound', 'FAILED_PRECONDITION'],
+    ['ConnectError', 'UNAVAILABLE'],
+  ] as const) {
+    const fake = new FakePulsar({ [TOPIC]: MESSAGES }, { failRead: result });
+    const reader = await openBoundedReader(
+      fake.api(),
+      plan(time('0', '99999'), { stallTimeoutMs: 60_000 }),
+      silentLogger,
+    );
+    const started = Date.now();
+    const err = await t.throwsAsync(drain(reader));
+    t.is(code(err), expected, result);
+    t.regex(err!.message, new RegExp(`Failed to receive message: ${result}`));
+    t.true(Date.now() - started < 5000, 'failed at once, not after stallTimeoutMs');
+    await reader.close();
+  }
+});
+
+test('reader (stand-in client): a topic named by its partition gives ids of partition -1, which work as OFFSET bounds', async (t) => {
+  const single = `${TOPIC}-partition-3`;
+  const messages: FakeMessage[] = [0, 1, 2].map((n) => ({ id: `5:${n}:3`, publishTime: 10 + n, data: `{"n":${n}}` }));
+  const fake = new FakePulsar({ [single]: messages });
+  const options = { topic: single, readTimeoutMs: 20 };
+  const first = await openBoundedReader(fake.api(), plan(time('0', '100'), options), silentLogger);
+  t.deepEqual((await drain(first)).rows, [{ n: 0 }, { n: 1 }, { n: 2 }]);
+  const window = first.resolved!();
+  t.deepEqual(window, { start: '5:0:-1', stop: '5:3:-1' });
+  await first.close();
+  const again = await openBoundedReader(fake.api(), plan(offset(window.start!, window.stop!), options), silentLogger);
+  t.deepEqual((await drain(again)).rows, [{ n: 0 }, { n: 1 }, { n: 2 }]);
+  t.is(fake.readers.at(-1)!.config.topic, single);
+  await again.close();
 });

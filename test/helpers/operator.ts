@@ -29,6 +29,10 @@ export class FakeSchedules implements SchedulePort {
   async unregister(groupId: string) {
     this.calls.push(`unregister ${groupId}`);
   }
+  async fireDue(groupId: string, asOf: number) {
+    this.calls.push(`fireDue ${groupId} ${asOf}`);
+    return { instances: [] };
+  }
 }
 
 export interface OperatorRig {

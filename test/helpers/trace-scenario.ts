@@ -69,7 +69,13 @@ async function main(mode: ScenarioMode): Promise<void> {
         'content-type': 'application/json',
         traceparent: CALLER_TRACEPARENT,
       },
-      body: JSON.stringify({ groupId: 'g-trace', boundaryType: 'TIME', lowerBoundary: 0, upperBoundary: 5000 }),
+      // The first window of g-trace's hourly schedule: the callback runs only windows of the schedule.
+      body: JSON.stringify({
+        groupId: 'g-trace',
+        boundaryType: 'TIME',
+        lowerBoundary: nextYear,
+        upperBoundary: nextYear + 3_600_000,
+      }),
     });
     await running.sluice.operator!.idle();
   } finally {

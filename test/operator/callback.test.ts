@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { type Running, startTestSluice } from '../helpers/sluice.js';
 import { datagenToFile, jobWhen, schedule } from '../helpers/operator.js';
 
-const test = anyTest as TestFn<{ s: Running; url: string; dir: string }>;
+const test = anyTest as TestFn<{ s: Running; url: string; dir: string; runDir: string }>;
 const TOKEN = 'c4llback-t0ken-for-tests';
 const PATH = '/inlong/manager/api/group/submitOfflineJob';
 // Windows of the schedule start next year: nothing fires on its own while the callback is tested.
@@ -23,7 +23,13 @@ test.before(async (t) => {
   );
   await s.sluice.operator!.approveGroup('g-http', 0);
   await s.sluice.operator!.createGroup(datagenToFile('g-new', dir));
-  t.context = { s, url: `http://127.0.0.1:${s.sluice.callbackPort}${PATH}`, dir };
+  // A manual group (engine None, output in a folder of its own): its windows run when submitted.
+  const runDir = join(dir, 'run');
+  await s.sluice.operator!.createGroup(
+    datagenToFile('g-run', runDir, { schedule: { ...schedule('g-run'), scheduleEngine: 'None' } }),
+  );
+  await s.sluice.operator!.approveGroup('g-run', 0);
+  t.context = { s, url: `http://127.0.0.1:${s.sluice.callbackPort}${PATH}`, dir, runDir };
 });
 test.after.always(async (t) => {
   await t.context.s?.close();
@@ -47,18 +53,21 @@ async function post(
       success: boolean;
       code?: string;
       created?: boolean;
-      data?: { jobId: string; generation: number; state: string }[];
+      data?: unknown;
+      jobs?: { jobId: string; generation: number; state: string }[];
       fieldErrors?: { path: string }[];
-      message?: string;
+      errMsg?: string | null;
     },
   };
 }
 
+const HOUR = 3_600_000;
+// Windows of g-http's hourly schedule, in epoch ms.
 const window = (k: number) => ({
   groupId: 'g-http',
   boundaryType: 'TIME',
-  lowerBoundary: 1_700_000_000_000 + k * 60_000,
-  upperBoundary: 1_700_000_060_000 + k * 60_000,
+  lowerBoundary: NEXT_YEAR + k * HOUR,
+  upperBoundary: NEXT_YEAR + (k + 1) * HOUR,
 });
 
 /** The job once it has ended, read from the operator. */
@@ -75,33 +84,48 @@ async function outputIds(dir: string): Promise<number[]> {
     .sort((a, b) => a - b);
 }
 
-test.serial('a window submitted twice runs once, and succeeds with its rows; rerun runs it again', async (t) => {
+test.serial("a window submitted twice is one job, answered in InLong's envelope", async (t) => {
   const first = await post(t.context.url, window(0));
-  t.is(first.status, 201);
+  t.is(first.status, 200);
   t.true(first.body.success && first.body.created === true);
+  t.is(first.body.data, true, "InLong's envelope: data is true");
+  t.is(first.body.errMsg, null);
   const again = await post(t.context.url, { ...window(0), lowerBoundary: String(window(0).lowerBoundary) });
   t.is(again.status, 200);
   t.is(again.body.created, false);
   t.deepEqual(
-    again.body.data!.map((j) => j.jobId),
-    first.body.data!.map((j) => j.jobId),
+    again.body.jobs!.map((j) => j.jobId),
+    first.body.jobs!.map((j) => j.jobId),
   );
+  t.is(first.body.jobs![0]!.state, 'PENDING', 'a window submitted before it is due waits for its due time');
+});
+
+test.serial('a past window of a manual group runs with its rows; rerun runs it again', async (t) => {
+  const past = {
+    groupId: 'g-run',
+    boundaryType: 'TIME',
+    lowerBoundary: 1_700_000_000_000,
+    upperBoundary: 1_700_000_060_000,
+  };
+  const first = await post(t.context.url, past);
+  t.is(first.status, 200);
+  t.true(first.body.success);
   // The window's 60 seconds hold datagen rows 1_700_000_000 to 1_700_000_059, one each.
   const expected = Array.from({ length: 60 }, (_, k) => 1_700_000_000 + k);
-  const job = await ended(t, first.body.data![0]!.jobId);
+  const job = await ended(t, first.body.jobs![0]!.jobId);
   t.is(job.state, 'SUCCEEDED');
   t.is(job.progress.records, 60);
-  t.deepEqual(await outputIds(t.context.dir), expected);
-  const rerun = await post(t.context.url, { ...window(0), rerun: true });
-  t.is(rerun.status, 201);
+  t.deepEqual(await outputIds(t.context.runDir), expected);
+  const rerun = await post(t.context.url, { ...past, rerun: true });
+  t.is(rerun.status, 200);
   t.deepEqual(
-    rerun.body.data!.map((j) => j.generation),
+    rerun.body.jobs!.map((j) => j.generation),
     [2],
   );
-  t.not(rerun.body.data![0]!.jobId, job.jobId);
-  const rerunJob = await ended(t, rerun.body.data![0]!.jobId);
+  t.not(rerun.body.jobs![0]!.jobId, job.jobId);
+  const rerunJob = await ended(t, rerun.body.jobs![0]!.jobId);
   t.is(rerunJob.state, 'SUCCEEDED');
-  t.deepEqual(await outputIds(t.context.dir), expected, 'the re-run replaced the output, once each');
+  t.deepEqual(await outputIds(t.context.runDir), expected, 'the re-run replaced the output, once each');
 });
 
 test.serial('a bearer token is required', async (t) => {
@@ -111,23 +135,32 @@ test.serial('a bearer token is required', async (t) => {
   t.is(wrong.body.code, 'UNAUTHENTICATED');
 });
 
-test.serial('bad requests get the domain code and the field, in JSON', async (t) => {
-  const cases: [unknown, number, string, string | undefined][] = [
-    ['{not json', 400, 'INVALID_ARGUMENT', 'body'],
-    [{ ...window(1), groupId: '' }, 400, 'INVALID_ARGUMENT', 'groupId'],
-    [{ ...window(1), boundaryType: 'DAY' }, 400, 'INVALID_ARGUMENT', 'boundaryType'],
-    [{ ...window(1), lowerBoundary: 'yesterday' }, 400, 'INVALID_ARGUMENT', 'lowerBoundary'],
-    [{ ...window(1), lowerBoundary: 5, upperBoundary: 4 }, 400, 'INVALID_ARGUMENT', 'upperBoundary'],
-    [{ ...window(1), groupId: 'nobody' }, 404, 'NOT_FOUND', undefined],
-    [{ ...window(1), groupId: 'g-new' }, 412, 'FAILED_PRECONDITION', undefined],
+test.serial("refusals answer InLong's envelope with HTTP 200, the domain code and the field", async (t) => {
+  const g2026 = Date.UTC(2026, 0, 1);
+  const cases: [unknown, string, string | undefined][] = [
+    ['{not json', 'INVALID_ARGUMENT', 'body'],
+    [{ ...window(1), groupId: '' }, 'INVALID_ARGUMENT', 'groupId'],
+    [{ ...window(1), boundaryType: 'DAY' }, 'INVALID_ARGUMENT', 'boundaryType'],
+    [{ ...window(1), lowerBoundary: 'yesterday' }, 'INVALID_ARGUMENT', 'lowerBoundary'],
+    [{ ...window(1), lowerBoundary: 5, upperBoundary: 4 }, 'INVALID_ARGUMENT', 'upperBoundary'],
+    [{ ...window(1), lowerBoundary: window(1).lowerBoundary + 1 }, 'INVALID_ARGUMENT', 'lowerBoundary'],
+    [{ ...window(1), groupId: 'nobody' }, 'NOT_FOUND', undefined],
+    [
+      { groupId: 'g-new', boundaryType: 'TIME', lowerBoundary: g2026, upperBoundary: g2026 + HOUR },
+      'FAILED_PRECONDITION',
+      undefined,
+    ],
   ];
-  for (const [body, status, code, field] of cases) {
+  for (const [body, code, field] of cases) {
     const res = await post(t.context.url, body);
-    t.is(res.status, status, JSON.stringify(body));
+    t.is(res.status, 200, JSON.stringify(body));
     t.false(res.body.success);
+    t.is(typeof res.body.errMsg, 'string');
     t.is(res.body.code, code);
     t.is(res.body.fieldErrors?.[0]?.path, field, JSON.stringify(body));
   }
+  const notAWindow = await post(t.context.url, { ...window(1), upperBoundary: window(1).upperBoundary + HOUR });
+  t.regex(notAWindow.body.errMsg!, /nearest windows are \[\d+, \d+\)/);
   t.is((await post(t.context.url, null, undefined, 'GET')).status, 405);
   t.is((await post(t.context.url.replace('submitOfflineJob', 'other'), window(1))).status, 404);
 });
@@ -148,3 +181,26 @@ test('without SLUICE_CALLBACK_TOKEN the callback is off: nothing listens on SLUI
     await s.close();
   }
 });
+
+test.serial(
+  'FireDue over HTTP: a bearer token, an optional asOf; a bad asOf or an unknown group is refused',
+  async (t) => {
+    const fireDue = t.context.url.replace(
+      '/inlong/manager/api/group/submitOfflineJob',
+      '/sluice/v1/groups/g-http/fire-due',
+    );
+    const now = await post(fireDue, {});
+    t.is(now.status, 200);
+    t.true(now.body.success);
+    t.deepEqual(now.body.data, { instances: [], nextDueTime: NEXT_YEAR + HOUR }, 'nothing is due before next year');
+    const bad = await post(fireDue, { asOf: 'noon' });
+    t.is(bad.status, 400);
+    t.is(bad.body.fieldErrors?.[0]?.path, 'asOf');
+    const ahead = await post(fireDue, { asOf: Date.now() + 3_600_000 });
+    t.is(ahead.status, 400);
+    t.is(ahead.body.fieldErrors?.[0]?.path, 'asOf');
+    const unknown = await post(fireDue.replace('g-http', 'nobody'), {});
+    t.is(unknown.status, 404);
+    t.is((await post(fireDue, {}, {})).status, 401);
+  },
+);

@@ -55,6 +55,17 @@ test('a group on the flink runner submits its window as Flink SQL and follows th
     streams: [
       {
         ...input.streams[0]!,
+        // A SQL sink in upsert mode with a window column: every row carries the window's id.
+        sink: {
+          connectorId: 'mysql',
+          options: {
+            url: 'mysql://writer:pw@mysql.internal:3306/analytics',
+            table: 'gen',
+            mode: 'upsert',
+            keyColumns: ['id'],
+            windowColumn: 'sluice_window',
+          },
+        },
         fields: [
           { sourceField: 'id', targetField: 'id', cast: 'int' },
           { sourceField: 'value', targetField: 'v', cast: 'float' },
@@ -78,6 +89,10 @@ test('a group on the flink runner submits its window as Flink SQL and follows th
   t.regex(statements[statements.length - 1]!, /^INSERT INTO/);
   t.true(
     statements.some((s) => s.includes("'connector' = 'datagen'") && s.includes("'number-of-rows' = '100'")),
+    statements.join('\n'),
+  );
+  t.true(
+    statements.some((s) => s.includes("'g-flink/s1/OFFSET:100:200' AS `sluice_window`")),
     statements.join('\n'),
   );
   t.true(
@@ -108,7 +123,14 @@ test('SLUICE_RUNNER=flink with the Flink URLs: a started Sluice runs groups that
   });
   await operator.createGroup({
     ...input,
-    streams: [{ ...input.streams[0]!, fields: [{ sourceField: 'id', targetField: 'id', cast: 'int' }] }],
+    streams: [
+      {
+        ...input.streams[0]!,
+        // The file sink is refused on Flink (it cannot replace a window's file): a Kafka sink instead.
+        sink: { connectorId: 'kafka', options: { brokers: ['kafka-1:9092'], topic: 'gen', clientId: 'sluice' } },
+        fields: [{ sourceField: 'id', targetField: 'id', cast: 'int' }],
+      },
+    ],
   });
   await operator.approveGroup('g-default-flink', 0);
   const { jobs } = await operator.submitOfflineJob(

@@ -19,6 +19,7 @@ import {
   type FlinkRunnerOptions,
 } from '../../services/operator/runners/flink.js';
 import { FakeFlink, FLINK_JOB_ID } from '../helpers/fake-flink.js';
+import { FLINK_CONNECTOR_OPTIONS, checkTableOptions } from '../../services/operator/runners/flink-connectors.js';
 import {
   flinkStatements,
   quoteIdentifier,
@@ -105,6 +106,7 @@ async function statementsFor(
     sourceTable,
     sinkTable,
     sourceBounds: sourceTimeBounds(boundedOptions),
+    windowId: `nightly/${stream.streamId}/${boundaries.boundaryType}:${boundaries.lowerBound}:${boundaries.upperBound}`,
   });
 }
 
@@ -164,30 +166,43 @@ test('kafka → postgres, TIME window: Kafka bounds itself by timestamp, no WHER
   };
   const statements = await statementsFor(t, '01JGZ8Q7K3-orders', stream, time(H0, H1));
   golden(t, 'kafka-to-postgres', statements);
-  t.is(statements.length, 5);
-  t.regex(statements[2]!, /'scan\.bounded\.timestamp-millis' = '1735693200000'/);
-  t.notRegex(statements[4]!, /WHERE/);
+  t.is(statements.length, 6);
+  t.regex(statements[3]!, /'scan\.bounded\.timestamp-millis' = '1735693200000'/);
+  t.notRegex(statements[5]!, /WHERE/);
 });
 
-test('postgres → file, TIME window: the runner adds WHERE timeColumn >= lower AND < upper, and declares the time column (golden)', async (t) => {
+test('postgres → mysql, TIME window: the runner adds WHERE timeColumn >= lower AND < upper, and declares the time column (golden)', async (t) => {
   const stream: StreamSpec = {
     streamId: 'events',
     source: {
       connectorId: 'postgres',
       options: { url: PG_URL, table: 'public.events', keyColumn: 'id', timeColumn: 'created_at', batchSize: 2000 },
     },
-    sink: { connectorId: 'file', options: { path: '/data/out/events', format: 'jsonl' } },
+    sink: {
+      connectorId: 'mysql',
+      options: {
+        url: MYSQL_URL,
+        table: 'events',
+        mode: 'upsert',
+        keyColumns: ['event_id'],
+        windowColumn: 'sluice_window',
+      },
+    },
     // created_at is not copied: it is declared in the source table all the same, for the WHERE.
     fields: [field('id', 'int', 'event_id'), field('kind'), field('body', 'json')],
   };
   const statements = await statementsFor(t, 'job-2', stream, time(H0, H1));
-  golden(t, 'postgres-to-file', statements);
-  t.true(statements[2]!.includes('`created_at` TIMESTAMP(3)'));
+  golden(t, 'postgres-to-mysql', statements);
+  // Flink's Postgres dialect puts column names into its SELECT as they are: declared "created_at", they reach PostgreSQL quoted.
+  t.true(statements[3]!.includes('`"created_at"` TIMESTAMP(3)'));
   t.true(
-    statements[4]!.endsWith(
-      "WHERE `created_at` >= TIMESTAMP '2025-01-01 00:00:00.000' AND `created_at` < TIMESTAMP '2025-01-01 01:00:00.000'",
+    statements[5]!.endsWith(
+      'WHERE `"created_at"` >= TIMESTAMP \'2025-01-01 00:00:00.000\' AND `"created_at"` < TIMESTAMP \'2025-01-01 01:00:00.000\'',
     ),
   );
+  t.regex(statements[3]!, /'scan\.auto-commit' = 'false'/);
+  t.regex(statements[4]!, /`sluice_window` STRING NOT NULL/);
+  t.regex(statements[5]!, /'nightly\/events\/TIME:1735689600000:1735693200000' AS `sluice_window`/);
 });
 
 test('mysql → kafka, OFFSET window: a partitioned JDBC scan of [lower, upper - 1], no WHERE; the key column stays a sink column (golden)', async (t) => {
@@ -211,11 +226,11 @@ test('mysql → kafka, OFFSET window: a partitioned JDBC scan of [lower, upper -
   };
   const statements = await statementsFor(t, 'job-3', stream, offset('1000', '2000'));
   golden(t, 'mysql-to-kafka', statements);
-  t.regex(statements[2]!, /'scan\.partition\.upper-bound' = '1999'/);
-  t.notRegex(statements[4]!, /WHERE/);
+  t.regex(statements[3]!, /'scan\.partition\.upper-bound' = '1999'/);
+  t.notRegex(statements[5]!, /WHERE/);
 });
 
-test('pulsar → mysql, TIME window: publish-time bounds in the Pulsar table (golden)', async (t) => {
+test('pulsar → mysql is refused on Flink: the Pulsar connector 4.1 cannot bound a table in a batch job', async (t) => {
   const stream: StreamSpec = {
     streamId: 'clicks',
     source: {
@@ -228,21 +243,34 @@ test('pulsar → mysql, TIME window: publish-time bounds in the Pulsar table (go
     },
     fields: [field('id', 'int', 'click_id'), field('url'), field('ts', 'timestamp', 'clicked_at')],
   };
-  const statements = await statementsFor(t, 'job-4', stream, time(H0, H1));
-  golden(t, 'pulsar-to-mysql', statements);
-  t.regex(statements[2]!, /'source\.stop\.at-publish-time' = '1735693200000'/);
+  for (const b of [time(H0, H1), offset('12:2:-1', '12:40:-1')]) {
+    const err = await t.throwsAsync(statementsFor(t, 'job-4', stream, b));
+    t.is(code(err), 'FAILED_PRECONDITION');
+    t.regex(err!.message, /unbounded source.*embedded runner/);
+  }
+  // And a table that says 'pulsar' all the same is refused by the generator too.
+  const direct = t.throws(() =>
+    flinkStatements({
+      jobId: 'j',
+      stream,
+      boundaries: time(H0, H1),
+      sourceTable: { connector: 'pulsar', 'admin-url': 'http://pulsar:8080' },
+      sinkTable: { connector: 'jdbc' },
+    }),
+  );
+  t.is(code(direct), 'FAILED_PRECONDITION');
 });
 
-test('datagen → file, OFFSET window: a bounded sequence of ids (golden)', async (t) => {
+test('datagen → kafka, OFFSET window: a bounded sequence of ids (golden)', async (t) => {
   const stream: StreamSpec = {
     streamId: 'gen',
     source: { connectorId: 'datagen', options: { intervalMs: 1000 } },
-    sink: { connectorId: 'file', options: { path: '/data/out/gen', format: 'csv' } },
+    sink: { connectorId: 'kafka', options: { brokers: ['kafka-1:9092'], topic: 'gen', clientId: 'sluice' } },
     fields: [field('id', 'int'), field('ts', 'int'), field('value', 'float')],
   };
   const statements = await statementsFor(t, 'job-5', stream, offset('0', '100'));
-  golden(t, 'datagen-to-file', statements);
-  t.regex(statements[2]!, /'number-of-rows' = '100'/);
+  golden(t, 'datagen-to-kafka', statements);
+  t.regex(statements[3]!, /'number-of-rows' = '100'/);
 });
 
 test('an empty OFFSET window of a SQL source has no Flink form: flinkTableOptions refuses it (the runner skips the window)', async (t) => {
@@ -301,7 +329,7 @@ test('hostile identifiers and values stay identifiers and literals: nothing esca
     fields: [field('we`ird', 'int', evilTarget), field("it's"), field('a``b', 'json', "'; DROP TABLE u; --")],
   };
   const sourceTable = {
-    connector: 'jdbc',
+    connector: 'custom',
     url: "jdbc:postgresql://h/db?x=1'); DROP TABLE t; --",
     "we'ird key`": "va`l\nue''",
   };
@@ -316,6 +344,7 @@ test('hostile identifiers and values stay identifiers and literals: nothing esca
   });
   t.deepEqual(statements, [
     "SET 'execution.runtime-mode' = 'batch'",
+    "SET 'table.local-time-zone' = 'UTC'",
     "SET 'pipeline.name' = 'sluice-job''); DROP TABLE x; --`'",
     [
       'CREATE TEMPORARY TABLE `src_job____DROP_TABLE_x_____` (',
@@ -324,7 +353,7 @@ test('hostile identifiers and values stay identifiers and literals: nothing esca
       '  `a````b` STRING,',
       "  `t``s'` TIMESTAMP(3)",
       ') WITH (',
-      "  'connector' = 'jdbc',",
+      "  'connector' = 'custom',",
       "  'url' = 'jdbc:postgresql://h/db?x=1''); DROP TABLE t; --',",
       "  'we''ird key`' = 'va`l\nue'''''",
       ')',
@@ -379,19 +408,19 @@ test('hostile identifiers and values stay identifiers and literals: nothing esca
   for (const ts of tokens)
     for (const w of ts.filter((x) => x.kind === 'word')) t.true(allowed.has(w.value), `bare word ${w.value}`);
   t.deepEqual(
-    tokens[1]!.filter((x) => x.kind === 'str').map((x) => x.value),
+    tokens[2]!.filter((x) => x.kind === 'str').map((x) => x.value),
     ['pipeline.name', `sluice-${jobId}`],
   );
   t.deepEqual(
-    tokens[2]!.filter((x) => x.kind === 'id').map((x) => x.value),
+    tokens[3]!.filter((x) => x.kind === 'id').map((x) => x.value),
     ['src_job____DROP_TABLE_x_____', 'we`ird', "it's", 'a``b', "t`s'"],
   );
   t.deepEqual(
-    tokens[2]!.filter((x) => x.kind === 'str').map((x) => x.value),
+    tokens[3]!.filter((x) => x.kind === 'str').map((x) => x.value),
     Object.entries(sourceTable).flat(),
   );
   t.deepEqual(
-    tokens[3]!
+    tokens[4]!
       .filter((x) => x.kind === 'id')
       .map((x) => x.value)
       .slice(1),
@@ -421,7 +450,7 @@ test('TIME window edges as the SQL readers have them: an empty window reads noth
     sinkTable: { connector: 'print' },
   };
   const where = (lower: number, upper: number) =>
-    flinkStatements({ ...base, boundaries: time(lower, upper), sourceBounds: { timeColumn: 'ts', lower, upper } })[4]!
+    flinkStatements({ ...base, boundaries: time(lower, upper), sourceBounds: { timeColumn: 'ts', lower, upper } })[5]!
       .split('\n')
       .at(-1);
   t.is(where(H0, H0), 'WHERE FALSE');
@@ -518,7 +547,7 @@ test("an upsert sink's keyColumns become the sink table's PRIMARY KEY, and must 
     sinkTable: { connector: 'jdbc' },
   });
   t.regex(
-    flinkStatements(input(['order_id', 'reg`ion']))[3]!,
+    flinkStatements(input(['order_id', 'reg`ion']))[4]!,
     /^ {2}PRIMARY KEY \(`order_id`, `reg``ion`\) NOT ENFORCED$/m,
   );
   const err = t.throws(() => flinkStatements(input(['id'])));
@@ -587,7 +616,7 @@ const STATEMENTS = flinkStatements({
   },
   boundaries: offset('0', '10'),
   sourceTable: { connector: 'datagen', 'number-of-rows': '10' },
-  sinkTable: { connector: 'filesystem', path: '/data/out', format: 'json' },
+  sinkTable: { connector: 'print' },
 });
 
 /** The requests of one statement: submit, then its status until FINISHED (one RUNNING poll first). */
@@ -610,9 +639,9 @@ test('happy path: one session, the statements in order, the job id from the INSE
   t.deepEqual(seen, [FLINK_JOB_ID]);
   t.deepEqual(fake.lines(), [
     'gateway POST /v1/sessions',
-    ...[1, 2, 3, 4, 5].flatMap(statementCalls),
-    'gateway GET /v1/sessions/session-1/operations/op-5/result/0',
-    'gateway GET /v1/sessions/session-1/operations/op-5/result/0',
+    ...[1, 2, 3, 4, 5, 6].flatMap(statementCalls),
+    'gateway GET /v1/sessions/session-1/operations/op-6/result/0',
+    'gateway GET /v1/sessions/session-1/operations/op-6/result/0',
     `rest GET /jobs/${FLINK_JOB_ID}`,
     `rest GET /jobs/${FLINK_JOB_ID}`,
     `rest GET /jobs/${FLINK_JOB_ID}`,
@@ -685,7 +714,7 @@ test('job CANCELED outside Sluice: FAILED_PRECONDITION', async (t) => {
 test("a statement that fails: FAILED_PRECONDITION naming it, with the gateway's root cause; later statements are not sent", async (t) => {
   const fake = await new FakeFlink({
     failStatement: {
-      index: 2,
+      index: 3,
       trace:
         "org.apache.flink.table.api.ValidationException: Could not find any factory for identifier 'datagen'\n\tat org.apache.flink...",
     },
@@ -697,9 +726,9 @@ test("a statement that fails: FAILED_PRECONDITION naming it, with the gateway's 
   t.is(code(err), 'FAILED_PRECONDITION');
   t.is(
     err!.message,
-    "Flink SQL Gateway: statement 3 of 5 (CREATE TEMPORARY TABLE) failed: org.apache.flink.table.api.ValidationException: Could not find any factory for identifier 'datagen'",
+    "Flink SQL Gateway: statement 4 of 6 (CREATE TEMPORARY TABLE) failed: org.apache.flink.table.api.ValidationException: Could not find any factory for identifier 'datagen'",
   );
-  t.is(fake.calls.filter((c) => c.path.endsWith('/statements')).length, 3);
+  t.is(fake.calls.filter((c) => c.path.endsWith('/statements')).length, 4);
   t.is(fake.lines().at(-1), 'gateway DELETE /v1/sessions/session-1');
 });
 
@@ -709,7 +738,7 @@ test('passwords in the table options never reach error messages, even when Flink
     stream: {
       streamId: 's',
       source: { connectorId: 'datagen', options: {} },
-      sink: { connectorId: 'postgres', options: {} },
+      sink: { connectorId: 'postgres', options: { mode: 'upsert' } },
       fields: [field('id', 'int')],
     },
     boundaries: offset('0', '10'),
@@ -728,7 +757,7 @@ test('passwords in the table options never reach error messages, even when Flink
   ]);
   const fake = await new FakeFlink({
     failStatement: {
-      index: 3,
+      index: 4,
       trace:
         "org.apache.flink.table.api.ValidationException: cannot connect as loader/s3cr'et (option 'password' = 's3cr''et'); kafka-pw",
     },
@@ -740,7 +769,7 @@ test('passwords in the table options never reach error messages, even when Flink
   t.is(code(err), 'FAILED_PRECONDITION');
   t.is(
     err!.message,
-    "Flink SQL Gateway: statement 4 of 5 (CREATE TEMPORARY TABLE) failed: org.apache.flink.table.api.ValidationException: cannot connect as loader/*** (option 'password' = '***'); ***",
+    "Flink SQL Gateway: statement 5 of 6 (CREATE TEMPORARY TABLE) failed: org.apache.flink.table.api.ValidationException: cannot connect as loader/*** (option 'password' = '***'); ***",
   );
 });
 
@@ -770,7 +799,7 @@ test('cancel via the signal while the INSERT is still being submitted: its opera
   const fake = await new FakeFlink({
     insertRunningPolls: 1000,
     onRequest: (c, calls) => {
-      if (calls.filter((x) => x.path === '/v1/sessions/session-1/operations/op-5/status').length === 2)
+      if (calls.filter((x) => x.path === '/v1/sessions/session-1/operations/op-6/status').length === 2)
         controller.abort(reason);
     },
   }).start();
@@ -780,7 +809,7 @@ test('cancel via the signal while the INSERT is still being submitted: its opera
   );
   t.is(err, reason);
   t.deepEqual(fake.lines().slice(-2), [
-    'gateway POST /v1/sessions/session-1/operations/op-5/cancel',
+    'gateway POST /v1/sessions/session-1/operations/op-6/cancel',
     'gateway DELETE /v1/sessions/session-1',
   ]);
   t.false(fake.lines().some((l) => l.includes('/jobs/')));
@@ -910,4 +939,143 @@ test('an injected fetch is used for every request', async (t) => {
   t.is(urls.length, fake.calls.length);
   t.is(urls[0], `POST ${fake.gatewayUrl}/v1/sessions`);
   t.true(urls.includes(`GET ${fake.restUrl}/jobs/${FLINK_JOB_ID}`), 'the trailing slash of restUrl is dropped');
+});
+
+// ------------------------------------------------------------- the real connectors' options and semantics
+
+/** The WITH options of a CREATE TABLE statement, lexed. */
+function withOptions(statement: string): Record<string, string> {
+  const tokens = lex(statement.slice(statement.indexOf(') WITH (')));
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 2 < tokens.length; i++)
+    if (tokens[i]!.kind === 'str' && tokens[i + 1]!.value === '=' && tokens[i + 2]!.kind === 'str')
+      out[tokens[i]!.value] = tokens[i + 2]!.value;
+  return out;
+}
+
+test('every generated table option is an option of its Flink connector, per supported release; an unknown one is refused', async (t) => {
+  for (const name of ['kafka-to-postgres', 'postgres-to-mysql', 'mysql-to-kafka', 'datagen-to-kafka']) {
+    const sql = readFileSync(new URL(`${name}.sql`, GOLDEN_DIR), 'utf8');
+    for (const create of sql.split(';\n').filter((s) => s.includes('CREATE TEMPORARY TABLE'))) {
+      const options = withOptions(create);
+      const releases = FLINK_CONNECTOR_OPTIONS[options.connector!];
+      t.truthy(releases, `${name}: connector ${options.connector}`);
+      t.notThrows(() => checkTableOptions(options, 'source'), name);
+    }
+  }
+  const err = t.throws(() =>
+    checkTableOptions({ connector: 'jdbc', url: 'jdbc:mysql://h/d', 'admin-url': 'x' }, 'sink'),
+  );
+  t.is(code(err), 'FAILED_PRECONDITION');
+  t.regex(err!.message, /'admin-url' is not an option of the Flink 'jdbc' connector 3\.3/);
+});
+
+const kafkaToMysql = (source: Record<string, unknown>, fields: FieldMapping[]): StreamSpec => ({
+  streamId: 'k',
+  source: { connectorId: 'kafka', options: { brokers: ['k:9092'], topic: 't', clientId: 'c', ...source } },
+  sink: { connectorId: 'mysql', options: { url: MYSQL_URL, table: 't', mode: 'upsert', keyColumns: ['id'] } },
+  fields,
+});
+
+test('Kafka TIME window with startOffsets: Flink starts every partition at the window (timestamp), not unlisted ones at EARLIEST', async (t) => {
+  const s = await statementsFor(t, 'j', kafkaToMysql({ startOffsets: '0:5' }, [field('id', 'int')]), time(H0, H1));
+  const options = withOptions(s[3]!);
+  t.is(options['scan.startup.mode'], 'timestamp');
+  t.is(options['scan.startup.timestamp-millis'], String(H0));
+  t.is(options['scan.startup.specific-offsets'], undefined);
+});
+
+test('Kafka OFFSET window whose bounds name different partitions is refused on Flink (it would skip or over-read one)', async (t) => {
+  const err = await t.throwsAsync(
+    statementsFor(t, 'j', kafkaToMysql({}, [field('id', 'int')]), offset('0:5,1:7', '0:9')),
+  );
+  t.is(code(err), 'FAILED_PRECONDITION');
+  t.regex(err!.message, /same partitions in both bounds.*lower: 0,1, upper: 0/);
+  const same = await statementsFor(t, 'j', kafkaToMysql({}, [field('id', 'int')]), offset('0:5,1:7', '1:9,0:9'));
+  t.is(withOptions(same[3]!)['scan.bounded.mode'], 'specific-offsets');
+});
+
+test("Kafka format 'raw' has one column on Flink: several mapped fields are refused", async (t) => {
+  const err = await t.throwsAsync(
+    statementsFor(t, 'j', kafkaToMysql({ format: 'raw' }, [field('id', 'int'), field('v')]), time(H0, H1)),
+  );
+  t.is(code(err), 'FAILED_PRECONDITION');
+  t.regex(err!.message, /format 'raw'.*exactly one column.*2 source fields/);
+});
+
+test('a raw Kafka key is written as text: its own STRING column, left out of the value', async (t) => {
+  const s = await statementsFor(
+    t,
+    'j',
+    {
+      streamId: 'o',
+      source: { connectorId: 'datagen', options: {} },
+      sink: { connectorId: 'kafka', options: { brokers: ['k:9092'], topic: 'o', clientId: 'c', keyField: 'id' } },
+      fields: [field('id', 'int'), field('value', 'float')],
+    },
+    offset('0', '10'),
+  );
+  const options = withOptions(s[4]!);
+  t.is(options['key.format'], 'raw');
+  t.is(options['key.fields'], 'sluice_kafka_key');
+  t.is(options['value.fields-include'], 'EXCEPT_KEY');
+  t.regex(s[4]!, /`sluice_kafka_key` STRING/);
+  t.regex(s[5]!, /CAST\(CAST\(`id` AS BIGINT\) AS STRING\) AS `sluice_kafka_key`/);
+});
+
+test('JSON TIMESTAMP fields are read as text and parsed: epoch-ms numbers and ISO text with Z, in the UTC session zone', async (t) => {
+  const s = await statementsFor(t, 'j', kafkaToMysql({}, [field('id', 'int'), field('ts', 'timestamp')]), time(H0, H1));
+  t.is(s[1], "SET 'table.local-time-zone' = 'UTC'");
+  t.regex(s[3]!, /`ts` STRING/);
+  t.regex(s[5]!, /TO_TIMESTAMP_LTZ\(CAST\(`ts` AS BIGINT\), 3\)/);
+  t.regex(s[5]!, /REGEXP_REPLACE\(REPLACE\(`ts`, 'T', ' '\), 'Z\$', ''\)/);
+});
+
+test('a database URL with a user and no password gets an empty password (Flink wants both or neither)', async (t) => {
+  const s = await statementsFor(
+    t,
+    'j',
+    {
+      streamId: 'p',
+      source: {
+        connectorId: 'postgres',
+        options: { url: 'postgres://reader@pg:5432/db', table: 'e', keyColumn: 'id' },
+      },
+      sink: {
+        connectorId: 'mysql',
+        options: { url: 'mysql://w@my:3306/a', table: 'e', mode: 'upsert', keyColumns: ['id'] },
+      },
+      fields: [field('id', 'int')],
+    },
+    offset('0', '10'),
+  );
+  t.is(withOptions(s[3]!).username, 'reader');
+  t.is(withOptions(s[3]!).password, '');
+  t.is(withOptions(s[4]!).password, '');
+});
+
+test('pairings whose window-replace guarantee cannot hold on Flink are refused: replace-window SQL sinks, the file sink', async (t) => {
+  const replace = await t.throwsAsync(
+    statementsFor(
+      t,
+      'j',
+      {
+        ...kafkaToMysql({}, [field('id', 'int')]),
+        sink: { connectorId: 'mysql', options: { url: MYSQL_URL, table: 't' } },
+      },
+      time(H0, H1),
+    ),
+  );
+  t.is(code(replace), 'FAILED_PRECONDITION');
+  t.regex(replace!.message, /mode 'replace-window'.*use mode 'upsert'/);
+  const file = await t.throwsAsync(
+    statementsFor(
+      t,
+      'j',
+      { ...kafkaToMysql({}, [field('id', 'int')]), sink: { connectorId: 'file', options: { path: '/data/out' } } },
+      time(H0, H1),
+    ),
+  );
+  t.is(code(file), 'FAILED_PRECONDITION');
+  t.regex(file!.message, /INSERT OVERWRITE empties the whole directory/);
 });

@@ -418,3 +418,34 @@ test('a re-run submitted twice with the same instance id (a retried call) runs o
   const third = await rig.service.submitOfflineJob({ ...window, instanceId: 'inst-1#3' }, true);
   t.is(third.jobs[0]!.generation, 3, 'a later re-run is a new run');
 });
+
+test('one OFFSET window is one job however it is written: the source gives the canonical bounds', async (t) => {
+  const { rig } = t.context;
+  await rig.service.createGroup({
+    ...datagenToFile('g-canonical', rig.dir),
+    streams: [
+      {
+        streamId: 's1',
+        source: { connectorId: 'slow-source', options: { delayMs: 0 } },
+        sink: { connectorId: 'file', options: { path: rig.dir, format: 'jsonl' } },
+        fields: [],
+      },
+    ],
+  });
+  await rig.service.approveGroup('g-canonical', 0);
+  const window = { groupId: 'g-canonical', boundaryType: 'OFFSET' as const, instanceId: '' };
+  const first = await rig.service.submitOfflineJob({ ...window, lowerBound: ' 0', upperBound: '025' }, false);
+  t.true(first.created);
+  t.deepEqual(
+    [first.jobs[0]!.boundaries.lowerBound, first.jobs[0]!.boundaries.upperBound],
+    ['0', '25'],
+    'recorded in canonical form',
+  );
+  const again = await rig.service.submitOfflineJob({ ...window, lowerBound: '0', upperBound: '25' }, false);
+  t.false(again.created);
+  t.deepEqual(
+    again.jobs.map((j) => j.jobId),
+    first.jobs.map((j) => j.jobId),
+  );
+  await rig.service.idle();
+});

@@ -1,6 +1,6 @@
 import { defineConnectorPlugin, fieldError, type FieldError, type Options } from 'sluice/sdk';
 import { CONNECTION_OPTIONS, connectionConfig } from './client.js';
-import { K, OFFSET_LIST_EXPECTED, boundedOptions, parseOffsetList } from './offsets.js';
+import { K, OFFSET_LIST_EXPECTED, boundedOptions, formatOffsetList, parseOffsetList } from './offsets.js';
 import { openKafkaReader } from './reader.js';
 import { openKafkaWriter } from './writer.js';
 
@@ -111,6 +111,16 @@ export default defineConnectorPlugin({
       );
     }
     return errors;
+  },
+
+  // "1:12, 0:10" and "0:10,1:12" are one window: partitions ascending, no spaces.
+  canonicalBoundaries({ boundaries }) {
+    if (boundaries.boundaryType !== 'OFFSET') return boundaries;
+    return {
+      boundaryType: 'OFFSET',
+      lowerBound: formatOffsetList(parseOffsetList('boundaries.lower_bound', boundaries.lowerBound)),
+      upperBound: formatOffsetList(parseOffsetList('boundaries.upper_bound', boundaries.upperBound)),
+    };
   },
 
   fillInBoundaries({ options, boundaries }): Options {

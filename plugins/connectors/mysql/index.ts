@@ -1,6 +1,7 @@
 import mysql from 'mysql2/promise';
 import { defineConnectorPlugin, invalidArgument, type SluiceError } from 'sluice/sdk';
 import * as core from '../_sql/core.js';
+import { isoToSqlDateTime, parseJsonExact, stringifyJsonExact, timestampTextToIso } from '../_sql/values.js';
 
 /**
  * MySQL and MariaDB (InnoDB) source and sink. A read is one REPEATABLE READ transaction started WITH
@@ -48,23 +49,33 @@ function keyParam(value: unknown, integer: boolean): unknown {
   return value;
 }
 
-/** DATETIME and TIMESTAMP as epoch ms (read as UTC), DATE as `YYYY-MM-DD`; zero dates stay text. */
-const typeCast: mysql.TypeCast = (field, next) => {
-  switch (field.type) {
-    case 'DATETIME':
-    case 'DATETIME2':
-    case 'TIMESTAMP':
-    case 'TIMESTAMP2': {
-      const text = field.string();
-      return text === null ? null : core.timestampTextToMs(text);
-    }
-    case 'DATE':
-    case 'NEWDATE':
-      return field.string();
-    default:
-      return next();
+/** Protocol column types converted after the read: BIGINT, DATETIME, TIMESTAMP, JSON. */
+const LONGLONG = 8;
+const TIMESTAMP_TYPES = new Set([7, 12]);
+const JSON_TYPE = 245;
+
+type Convert = (value: unknown) => unknown;
+const int64: Convert = (v) => (typeof v === 'string' && Number.isSafeInteger(Number(v)) ? Number(v) : v);
+const timestamp: Convert = (v) => (typeof v === 'string' ? timestampTextToIso(v) : v);
+const json: Convert = (v) => (typeof v === 'string' ? parseJsonExact(v) : v);
+
+/**
+ * The conversions a result's columns need, decided once from its field metadata (mysql2 reads every
+ * other column as the row value already): BIGINT, read as text, becomes a number when exact; DATETIME
+ * and TIMESTAMP, read as text with every fractional digit, become ISO 8601 UTC; JSON, read as text, is
+ * parsed exactly.
+ */
+function conversions(fields: readonly mysql.FieldPacket[]): [string, Convert][] {
+  const out: [string, Convert][] = [];
+  for (const f of fields) {
+    const type = f.columnType ?? f.type;
+    const extended = (f as { extendedFormat?: string }).extendedFormat;
+    if (type === LONGLONG) out.push([f.name, int64]);
+    else if (type !== undefined && TIMESTAMP_TYPES.has(type)) out.push([f.name, timestamp]);
+    else if (type === JSON_TYPE || extended === 'json') out.push([f.name, json]);
   }
-};
+  return out;
+}
 
 const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED',
@@ -120,9 +131,10 @@ async function connect(url: string, timeoutMs: number, signal: AbortSignal): Pro
       uri: url,
       connectTimeout: timeoutMs,
       supportBigNumbers: true,
-      bigNumberStrings: false,
+      bigNumberStrings: true,
+      dateStrings: true,
+      jsonStrings: true,
       timezone: 'Z',
-      typeCast,
       charset: 'UTF8MB4_UNICODE_CI',
     });
     // A connection dropped while idle: the next query fails and says so; without a listener it would crash the process.
@@ -158,14 +170,14 @@ function kindOf(type: string): core.ColumnKind {
   return 'other';
 }
 
-const bigintsAsText = (_key: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
-
 /** A row value as a bind parameter for a column of the kind: epoch ms into DATETIME/TIMESTAMP, objects as JSON text. */
 function convert(value: unknown, kind: core.ColumnKind): unknown {
   if (value === null || value === undefined) return null;
   if (kind === 'timestamp') {
     if (typeof value === 'number') return core.msToSqlDateTime(value);
     if (value instanceof Date) return core.msToSqlDateTime(value.getTime());
+    // ISO 8601 UTC text, as the readers give timestamps: every fractional digit kept.
+    if (typeof value === 'string') return isoToSqlDateTime(value);
     return value;
   }
   if (kind === 'date') {
@@ -176,7 +188,7 @@ function convert(value: unknown, kind: core.ColumnKind): unknown {
   if (typeof value === 'bigint') return value.toString();
   if (value instanceof Date) return core.msToSqlDateTime(value.getTime());
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-  if (typeof value === 'object') return JSON.stringify(value, bigintsAsText);
+  if (typeof value === 'object') return stringifyJsonExact(value);
   return value;
 }
 
@@ -187,7 +199,7 @@ const TYPES: core.TypeNames = {
   boolean: 'BOOLEAN',
   text: 'LONGTEXT',
   keyText: 'VARCHAR(255)',
-  timestamp: 'DATETIME(3)',
+  timestamp: 'DATETIME(6)',
   binary: 'LONGBLOB',
   keyBinary: 'VARBINARY(255)',
   json: 'JSON',
@@ -282,6 +294,7 @@ export default defineConnectorPlugin({
     // TIME: the window's smallest and largest key, so that paging by key stops at the window's end
     // instead of scanning the rest of the table for more matches.
     let keys: { min: unknown; max: unknown } | null | undefined = scan.type === 'TIME' ? undefined : null;
+    let convert: [string, Convert][] | undefined;
 
     return core.keysetReader(
       {
@@ -314,10 +327,12 @@ export default defineConnectorPlugin({
             where.push(`${key} > ?`);
             params.push(keyParam(after.value, integerKey));
           }
-          const [rows] = await conn.execute<mysql.RowDataPacket[]>(
+          const [rows, fields] = await conn.execute<mysql.RowDataPacket[]>(
             `SELECT ${select} FROM ${table} WHERE ${where.join(' AND ')} ORDER BY ${key} LIMIT ${cfg.batchSize}`,
             params as never[],
           );
+          convert ??= conversions(fields);
+          if (convert.length > 0) for (const row of rows) for (const [name, fn] of convert) row[name] = fn(row[name]);
           return rows as Record<string, unknown>[];
         },
         async close() {

@@ -1,11 +1,17 @@
 import pg from 'pg';
-import { defineConnectorPlugin, invalidArgument, type SluiceError } from 'sluice/sdk';
+import { from as copyFrom } from 'pg-copy-streams';
+import { type JsonSchema, defineConnectorPlugin, invalidArgument, type SluiceError } from 'sluice/sdk';
 import * as core from '../_sql/core.js';
+import { stringifyJsonExact } from '../_sql/values.js';
+import { copyReader } from './copy-reader.js';
+import { copyField, types } from './values.js';
 
 /**
- * PostgreSQL source and sink. A read is one REPEATABLE READ, READ ONLY transaction on one connection,
- * paged by key (`WHERE <window> AND key > $last ORDER BY key LIMIT n`), so it sees one snapshot and
- * holds one page in memory. A write is one transaction: nothing is visible before commit.
+ * PostgreSQL source and sink. A read is one REPEATABLE READ, READ ONLY transaction on one connection:
+ * one `COPY (SELECT … ORDER BY key) TO STDOUT` streamed batch by batch, or (readMethod `keyset`, or when
+ * the server refuses COPY) pages by key (`WHERE <window> AND key > $last ORDER BY key LIMIT n`); either
+ * way it sees one snapshot and holds one batch in memory. A write is one transaction: nothing is visible
+ * before commit; replace-window rows go in by `COPY FROM STDIN`, upserts as multi-row INSERTs.
  */
 
 const DIALECT: core.Dialect = {
@@ -22,22 +28,6 @@ const INT8_MIN = -(2n ** 63n);
 const INT8_MAX = 2n ** 63n - 1n;
 
 const q = (name: string) => core.quoteIdent(name, '"');
-
-/**
- * Per-connection type parsers (the global pg parsers stay untouched): bigint as a number when it is
- * exact, timestamps as epoch ms (a timestamp without time zone is read as UTC), dates as `YYYY-MM-DD`.
- */
-const PARSERS: Readonly<Record<number, (text: string) => unknown>> = {
-  20: (text) => (Number.isSafeInteger(Number(text)) ? Number(text) : text),
-  1082: (text) => text,
-  1114: core.timestampTextToMs,
-  1184: core.timestampTextToMs,
-};
-const types = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    (format === 'binary' ? undefined : PARSERS[oid]) ??
-    pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
-};
 
 const NETWORK_CODES = new Set([
   'ECONNREFUSED',
@@ -119,8 +109,6 @@ function kindOf(type: string, category: string): core.ColumnKind {
   return 'other';
 }
 
-const bigintsAsText = (_key: string, v: unknown) => (typeof v === 'bigint' ? v.toString() : v);
-
 /** A row value as a bind parameter for a column of the kind: epoch ms into timestamps, JSON text into json. */
 function convert(value: unknown, kind: core.ColumnKind): unknown {
   if (value === null || value === undefined) return null;
@@ -130,12 +118,12 @@ function convert(value: unknown, kind: core.ColumnKind): unknown {
     return value;
   }
   // A string for a json column is taken as JSON text; anything else is serialised.
-  if (kind === 'json') return typeof value === 'string' ? value : JSON.stringify(value, bigintsAsText);
+  if (kind === 'json') return typeof value === 'string' ? value : stringifyJsonExact(value);
   if (kind === 'array') return value;
   if (typeof value === 'bigint') return value.toString();
   if (value instanceof Date) return value.toISOString();
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-  if (typeof value === 'object') return JSON.stringify(value, bigintsAsText);
+  if (typeof value === 'object') return stringifyJsonExact(value);
   return value;
 }
 
@@ -146,12 +134,30 @@ const TYPES: core.TypeNames = {
   boolean: 'boolean',
   text: 'text',
   keyText: 'text',
-  timestamp: 'timestamptz(3)',
+  timestamp: 'timestamptz',
   binary: 'bytea',
   keyBinary: 'bytea',
   json: 'jsonb',
   window: 'text NOT NULL',
 };
+
+/** The shared SQL source options, plus how a window is read. */
+const SOURCE_SCHEMA: JsonSchema = (() => {
+  const base = core.sourceSchema(DIALECT);
+  return {
+    ...base,
+    properties: {
+      ...base.properties,
+      readMethod: {
+        type: 'string',
+        enum: ['copy', 'keyset'],
+        default: 'copy',
+        description:
+          "'copy': the window is one COPY (SELECT ... ORDER BY keyColumn) TO STDOUT, streamed batchSize rows at a time (falls back to keyset when the server refuses COPY). 'keyset': one query per batch, WHERE key > last ORDER BY key LIMIT batchSize.",
+      },
+    },
+  };
+})();
 
 const FLINK_NAMES: core.FlinkNames = {
   // Flink's Postgres dialect puts names into its SQL as they are: quoted here, they mean exactly what the reader reads.
@@ -163,7 +169,7 @@ const FLINK_NAMES: core.FlinkNames = {
 export default defineConnectorPlugin({
   roles: ['source', 'sink'],
   boundaryTypes: ['TIME', 'OFFSET'],
-  sourceOptions: core.sourceSchema(DIALECT),
+  sourceOptions: SOURCE_SCHEMA,
   sinkOptions: core.sinkSchema(DIALECT),
 
   validate({ role, options }) {
@@ -186,44 +192,81 @@ export default defineConnectorPlugin({
     const select = cfg.columns ? [...cfg.columns, ...(stripKey ? [cfg.keyColumn] : [])].map(q).join(', ') : '*';
 
     const client = await connect(cfg.url, cfg.connectTimeoutMs, ctx.signal);
+    let fields: readonly { name: string; dataTypeID: number }[];
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       // The transaction's first statement takes its snapshot: every page reads the table as of now.
-      // It also fails early when the table or a column does not exist.
-      await client.query(`SELECT ${select} FROM ${table} LIMIT 0`);
+      // It also fails early when the table or a column does not exist, and gives the columns' types.
+      fields = (await client.query(`SELECT ${select} FROM ${table} LIMIT 0`)).fields;
     } catch (err) {
       await client.end().catch(() => {});
       throw mapError(err, `opening ${tableName}`, cfg.url);
     }
 
-    // The window as conditions; `window` undefined: it cannot hold a row.
-    let window: { sql: string[]; params: unknown[] } | undefined;
-    if (scan.type === 'TIME') {
-      const range = core.timeRange(scan);
-      const tc = q(cfg.timeColumn!);
-      if (range) {
-        window = { sql: [], params: [] };
-        window.params.push(core.msToIso(range.lower));
-        window.sql.push(`${tc} >= $${window.params.length}`);
-        if (range.upper !== undefined) {
-          window.params.push(core.msToIso(range.upper));
-          window.sql.push(`${tc} < $${window.params.length}`);
-        }
+    // The window as conditions, values through `bind` (a parameter, or a literal inside COPY);
+    // undefined: the window cannot hold a row.
+    const windowSql = (bind: (value: string, cast: string) => string): string[] | undefined => {
+      if (scan.type === 'TIME') {
+        const range = core.timeRange(scan);
+        if (!range) return undefined;
+        const tc = q(cfg.timeColumn!);
+        const sql = [`${tc} >= ${bind(core.msToIso(range.lower), '')}`];
+        if (range.upper !== undefined) sql.push(`${tc} < ${bind(core.msToIso(range.upper), '')}`);
+        return sql;
       }
-    } else {
       const range = core.keyRange(scan, INT8_MIN, INT8_MAX);
-      if (range) {
-        window = { sql: [`${key} IS NOT NULL`], params: [] };
-        if (range.lower !== undefined) {
-          window.params.push(range.lower.toString());
-          window.sql.push(`${key} >= $${window.params.length}::int8`);
+      if (!range) return undefined;
+      const sql = [`${key} IS NOT NULL`];
+      if (range.lower !== undefined) sql.push(`${key} >= ${bind(range.lower.toString(), '::int8')}`);
+      if (range.upper !== undefined) sql.push(`${key} < ${bind(range.upper.toString(), '::int8')}`);
+      return sql;
+    };
+    const mapErr = (err: unknown, doing: string) => mapError(err, `${doing} of ${tableName}`, cfg.url);
+    const end = async (abandoned: boolean) => {
+      if (!abandoned) await client.query('ROLLBACK').catch(() => {});
+      await client.end().catch(() => {});
+    };
+
+    if (options.readMethod !== 'keyset') {
+      const literal = (v: string, cast: string) => `'${v.replaceAll("'", "''")}'${cast}`;
+      const where = windowSql(literal) ?? ['false'];
+      const sql = `COPY (SELECT ${select} FROM ${table} WHERE ${where.join(' AND ')} ORDER BY ${key}) TO STDOUT`;
+      // A server that refuses COPY (a pooler, a proxy, a restricted role) gets the keyset reader instead;
+      // the savepoint keeps the snapshot usable after the refusal.
+      let refused = false;
+      try {
+        await client.query('SAVEPOINT sluice_copy');
+        await client.query(`COPY (SELECT ${select} FROM ${table} LIMIT 0) TO STDOUT`);
+        await client.query('RELEASE SAVEPOINT sluice_copy');
+      } catch (err) {
+        refused = true;
+        const rolled = await client.query('ROLLBACK TO SAVEPOINT sluice_copy').then(
+          () => true,
+          () => false,
+        );
+        if (!rolled) {
+          await end(false);
+          throw mapErr(err, 'opening a COPY');
         }
-        if (range.upper !== undefined) {
-          window.params.push(range.upper.toString());
-          window.sql.push(`${key} < $${window.params.length}::int8`);
-        }
+        ctx.logger.info('postgres: COPY refused, reading by keyset pages', {
+          table: tableName,
+          reason: err instanceof Error ? err.message : String(err),
+        });
       }
+      if (!refused)
+        return copyReader(client, {
+          sql,
+          fields,
+          keyColumn: cfg.keyColumn,
+          stripKey,
+          batchSize: cfg.batchSize,
+          close: end,
+          mapError: mapErr,
+        });
     }
+
+    const params: unknown[] = [];
+    let window = windowSql((v, cast) => `$${params.push(v)}${cast}`);
     // TIME: the window's smallest and largest key, so that paging by key stops at the window's end
     // instead of scanning the rest of the table for more matches.
     let keys: { min: unknown; max: unknown } | null | undefined = scan.type === 'TIME' ? undefined : null;
@@ -235,8 +278,8 @@ export default defineConnectorPlugin({
           if (!window) return [];
           if (keys === undefined) {
             const res = await client.query<{ lo: unknown; hi: unknown }>(
-              `SELECT min(${key}) AS lo, max(${key}) AS hi FROM ${table} WHERE ${window.sql.join(' AND ')}`,
-              window.params,
+              `SELECT min(${key}) AS lo, max(${key}) AS hi FROM ${table} WHERE ${window.join(' AND ')}`,
+              params,
             );
             const row = res.rows[0];
             if (!row || row.lo === null || row.hi === null) {
@@ -245,12 +288,12 @@ export default defineConnectorPlugin({
             }
             keys = { min: row.lo, max: row.hi };
           }
-          const params = [...window.params];
+          const pageParams = [...params];
           const param = (v: unknown) => {
-            params.push(v);
-            return `$${params.length}`;
+            pageParams.push(v);
+            return `$${pageParams.length}`;
           };
-          const where = [...window.sql];
+          const where = [...window];
           if (keys) {
             where.push(`${key} <= ${param(keys.max)}`);
             if (!after) where.push(`${key} >= ${param(keys.min)}`);
@@ -258,15 +301,12 @@ export default defineConnectorPlugin({
           if (after) where.push(`${key} > ${param(after.value)}`);
           const res = await client.query(
             `SELECT ${select} FROM ${table} WHERE ${where.join(' AND ')} ORDER BY ${key} LIMIT ${cfg.batchSize}`,
-            params,
+            pageParams,
           );
           return res.rows as Record<string, unknown>[];
         },
-        async close() {
-          await client.query('ROLLBACK').catch(() => {});
-          await client.end().catch(() => {});
-        },
-        mapError: (err, doing) => mapError(err, `${doing} of ${tableName}`, cfg.url),
+        close: () => end(false),
+        mapError: mapErr,
       },
       cfg.batchSize,
       stripKey,
@@ -300,10 +340,34 @@ export default defineConnectorPlugin({
       throw core.sluiceError('FAILED_PRECONDITION', `postgres: ${problem}`);
     }
 
+    const upsert = async (names: readonly string[], rows: readonly (readonly unknown[])[], keys: readonly string[]) => {
+      // At most 65535 bind parameters per statement.
+      const per = Math.max(1, Math.floor(65_535 / names.length));
+      const updates = names.filter((c) => !keys.includes(c)).map((c) => `${q(c)} = EXCLUDED.${q(c)}`);
+      const conflict = ` ON CONFLICT (${keys.map(q).join(', ')}) DO ${updates.length > 0 ? `UPDATE SET ${updates.join(', ')}` : 'NOTHING'}`;
+      for (let i = 0; i < rows.length; i += per) {
+        const params: unknown[] = [];
+        const tuples = rows.slice(i, i + per).map((row) => `(${row.map((v) => `$${params.push(v)}`).join(', ')})`);
+        await client.query(
+          `INSERT INTO ${table} (${names.map(q).join(', ')}) VALUES ${tuples.join(', ')}${conflict}`,
+          params,
+        );
+      }
+    };
+    // The open COPY of replace-window rows: one per run of rows with the same columns.
+    let copy: { columns: string; stream: ReturnType<typeof copyFrom>; done: Promise<void> } | undefined;
+    const endCopy = async () => {
+      if (!copy) return;
+      const { stream, done } = copy;
+      copy = undefined;
+      stream.end();
+      await done;
+    };
     const session: core.WriterSession = {
       caseInsensitive: false,
       transactionalDdl: true,
-      maxParams: 65_535,
+      // COPY takes no parameters: a write's rows go in whole (upserts are cut by maxParams themselves).
+      maxParams: Number.MAX_SAFE_INTEGER,
       begin: async () => void (await client.query('BEGIN')),
       // A transaction-level advisory lock on (table, window): released by COMMIT or ROLLBACK.
       lockWindow: async (id) =>
@@ -311,14 +375,33 @@ export default defineConnectorPlugin({
       deleteWindow: async (column, id) =>
         void (await client.query(`DELETE FROM ${table} WHERE ${q(column)} = $1`, [id])),
       async insert(names, rows, conflictKeys) {
-        const params: unknown[] = [];
-        const tuples = rows.map((row) => `(${row.map((v) => `$${params.push(v)}`).join(', ')})`);
-        let sql = `INSERT INTO ${table} (${names.map(q).join(', ')}) VALUES ${tuples.join(', ')}`;
         if (conflictKeys) {
-          const updates = names.filter((c) => !conflictKeys.includes(c)).map((c) => `${q(c)} = EXCLUDED.${q(c)}`);
-          sql += ` ON CONFLICT (${conflictKeys.map(q).join(', ')}) DO ${updates.length > 0 ? `UPDATE SET ${updates.join(', ')}` : 'NOTHING'}`;
+          await endCopy();
+          await upsert(names, rows, conflictKeys);
+          return;
         }
-        await client.query(sql, params);
+        // Rows of the window go straight into the table by COPY, inside the window's transaction (after
+        // its DELETE): nothing shows before commit, and each row is written once.
+        const columns = names.map(q).join(', ');
+        if (copy?.columns !== columns) await endCopy();
+        if (!copy) {
+          const stream = client.query(copyFrom(`COPY ${table} (${columns}) FROM STDIN`));
+          const done = new Promise<void>((resolve, reject) => {
+            stream.on('finish', resolve);
+            stream.on('error', reject);
+          });
+          done.catch(() => {});
+          copy = { columns, stream, done };
+        }
+        let text = '';
+        for (const row of rows) {
+          let line = '';
+          for (let i = 0; i < row.length; i++) line += (i === 0 ? '' : '\t') + copyField(row[i]);
+          text += `${line}\n`;
+        }
+        const { stream, done } = copy;
+        // Backpressure: wait until the socket has taken what is buffered (or the COPY failed).
+        if (!stream.write(text)) await Promise.race([new Promise((r) => stream.once('drain', r)), done]);
       },
       async create(specs, primaryKey) {
         const defs = specs.map((s) => `${q(s.name)} ${core.inferColumnType(s, TYPES)}`);
@@ -331,6 +414,7 @@ export default defineConnectorPlugin({
         return created;
       },
       async commit() {
+        await endCopy();
         // COMMIT of a failed transaction answers ROLLBACK instead of an error.
         const res = await client.query('COMMIT');
         if (res.command === 'ROLLBACK')
@@ -339,7 +423,16 @@ export default defineConnectorPlugin({
             `postgres: the transaction writing ${tableName} failed and was rolled back`,
           );
       },
-      rollback: async () => void (await client.query('ROLLBACK')),
+      async rollback() {
+        if (copy) {
+          // CopyFail: the server ends the COPY with an error, the transaction is then rolled back.
+          const { stream, done } = copy;
+          copy = undefined;
+          stream.destroy(new Error('window aborted'));
+          await done.catch(() => {});
+        }
+        await client.query('ROLLBACK');
+      },
       release: () => client.end(),
       convert,
       mapError: (err, doing) => mapError(err, doing, cfg.url),

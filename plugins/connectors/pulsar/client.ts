@@ -11,13 +11,16 @@ export interface PulsarApi {
     earliest(): PulsarMessageId;
     deserialize(data: Buffer): PulsarMessageId;
   };
-  readonly AuthenticationToken?: new (params: { token: string }) => unknown;
+  readonly AuthenticationToken?: new (params: { token: string }) => PulsarAuthentication;
 }
+
+/** An authentication object of pulsar-client (AuthenticationToken ...): opaque, no members of its own. */
+export type PulsarAuthentication = object;
 
 export interface PulsarClientConfig {
   serviceUrl: string;
   operationTimeoutSeconds?: number;
-  authentication?: unknown;
+  authentication?: PulsarAuthentication;
   log?: (level: number, file: string, line: number, message: string) => void;
 }
 
@@ -37,10 +40,16 @@ export interface PulsarReaderConfig {
 }
 
 export interface PulsarReader {
-  /** Rejects when no message arrives within `timeout` ms. */
+  /** Rejects with `Failed to receive message: <result>` (e.g. `TimeOut`) when no message arrives within `timeout` ms. */
   readNext(timeout?: number): Promise<PulsarMessage>;
-  /** Whether a message is left before the topic's last message id, asking the broker when caught up. */
-  hasNext(): boolean | Promise<boolean>;
+  /**
+   * Whether a message is left before the topic's last message id. Synchronous in pulsar-client: when
+   * caught up it asks the broker and blocks the event loop until the answer (at most
+   * operationTimeoutSeconds). Throws `Failed to check if next message is available: <result>`.
+   */
+  hasNext(): boolean;
+  /** Whether the reader's connection to its broker is up (no broker round trip). */
+  isConnected(): boolean;
   seekTimestamp(timestamp: number): Promise<unknown>;
   close(): Promise<unknown>;
 }
@@ -51,7 +60,8 @@ export interface PulsarMessage {
   getPublishTimestamp(): number;
   getEventTimestamp(): number;
   getPartitionKey(): string;
-  getProperties(): Record<string, string>;
+  /** Typed as an object, but pulsar-client 1.x builds it as an Array with string keys: copy before use. */
+  getProperties(): { [key: string]: string };
 }
 
 export interface PulsarMessageId {

@@ -38,7 +38,7 @@ export const SOURCE_OPTIONS: JsonSchema = {
       type: 'string',
       pattern: '^https?://\\S+$',
       description:
-        'HTTP admin URL (http://host:8080). Only the Flink runner uses it (admin-url); the embedded reader does not need it.',
+        'HTTP admin URL (http://host:8080). Accepted for compatibility and unused: the embedded reader needs only serviceUrl, and the source does not run on Flink.',
       examples: ['http://localhost:8080'],
     },
     topic: {
@@ -86,7 +86,7 @@ export const SOURCE_OPTIONS: JsonSchema = {
       maximum: 600_000,
       default: 1000,
       description:
-        'How long one readNext waits for a message before the reader asks the broker again whether any is left (hasNext).',
+        'How long one readNext waits for a message before the reader asks the broker whether any is left (hasNext); each partition read ends after one such wait.',
     },
     stallTimeoutMs: {
       type: 'integer',
@@ -94,7 +94,7 @@ export const SOURCE_OPTIONS: JsonSchema = {
       maximum: 3_600_000,
       default: 60_000,
       description:
-        'The job fails (UNAVAILABLE) when the broker says messages are left but none arrives for this long; the reader never waits forever.',
+        'When the broker says messages are left but none arrives for this long: on a connected reader the rest are marker entries and the read ends; with no broker connection the job fails (UNAVAILABLE). The reader never waits forever.',
     },
     operationTimeoutSeconds: {
       type: 'integer',

@@ -1,5 +1,5 @@
 import { type BoundedReader, ERROR_CODES, type Logger, type Row, SluiceError } from 'sluice/sdk';
-import type { PulsarApi, PulsarClient, PulsarMessage, PulsarReader } from './client.js';
+import type { PulsarApi, PulsarAuthentication, PulsarClient, PulsarMessage, PulsarReader } from './client.js';
 import {
   type MessageIdParts,
   compareMessageIds,
@@ -9,6 +9,7 @@ import {
   formatMessageId,
   positionAfter,
 } from './message-id.js';
+import { classifyPulsarError, pulsarFailure } from './errors.js';
 import type { ReadPlan } from './options.js';
 
 function unavailable(what: string, err?: unknown): SluiceError {
@@ -50,7 +51,7 @@ function clientLog(logger: Logger) {
  * stallTimeoutMs, the read fails with UNAVAILABLE instead of hanging.
  */
 export async function openBoundedReader(api: PulsarApi, plan: ReadPlan, logger: Logger): Promise<BoundedReader> {
-  let authentication: unknown;
+  let authentication: PulsarAuthentication | undefined;
   if (plan.authTokenEnv !== undefined) {
     const token = process.env[plan.authTokenEnv];
     if (!token)
@@ -165,29 +166,54 @@ class PulsarBoundedReader implements BoundedReader {
     return reader;
   }
 
-  /** The next message, or undefined when none is left before the topic's last message id (or the reader was closed). */
+  /**
+   * The next message, or undefined when none is left (or the reader was closed). readNext comes first:
+   * hasNext() blocks the event loop when caught up (it asks the broker synchronously), so it is asked
+   * only after a readNext timed out, and only of a connected reader. When the broker says messages are
+   * left but none arrives for stallTimeoutMs on a connected reader, the entries left are markers (a
+   * transaction's commit, a replicated subscription's snapshot), which no reader receives: the read
+   * ends there. A reader that stays disconnected that long fails with UNAVAILABLE.
+   */
   async #next(reader: PulsarReader, target: string): Promise<PulsarMessage | undefined> {
     let waitingSince: number | undefined;
     for (;;) {
       if (this.#closed) return undefined;
-      let more: boolean;
-      try {
-        more = await reader.hasNext();
-      } catch (err) {
-        throw unavailable(`cannot ask the broker for the last message id of ${target}`, err);
-      }
-      if (!more) return undefined;
+      let failure: unknown;
       try {
         return await reader.readNext(this.#plan.readTimeoutMs);
       } catch (err) {
         if (this.#closed) return undefined;
-        waitingSince ??= Date.now();
-        if (Date.now() - waitingSince >= this.#plan.stallTimeoutMs) {
+        failure = err;
+      }
+      const kind = classifyPulsarError(failure);
+      if (kind !== 'timeout') throw pulsarFailure(kind, `cannot read ${target}`, failure);
+      waitingSince ??= Date.now();
+      const stalled = Date.now() - waitingSince >= this.#plan.stallTimeoutMs;
+      if (!reader.isConnected()) {
+        if (stalled)
           throw unavailable(
-            `the broker reports messages left on ${target}, but none arrived within ${this.#plan.stallTimeoutMs} ms (stallTimeoutMs)`,
-            err,
+            `the reader on ${target} has had no broker connection for ${this.#plan.stallTimeoutMs} ms (stallTimeoutMs)`,
+            failure,
           );
-        }
+        continue;
+      }
+      let more: boolean;
+      try {
+        more = reader.hasNext();
+      } catch (err) {
+        throw pulsarFailure(
+          classifyPulsarError(err),
+          `cannot ask the broker for the last message id of ${target}`,
+          err,
+        );
+      }
+      if (!more) return undefined;
+      if (stalled) {
+        this.#logger.warn('pulsar: the entries left are not delivered to readers (markers); the read ends here', {
+          topic: target,
+          waitedMs: Date.now() - waitingSince,
+        });
+        return undefined;
       }
     }
   }
@@ -236,7 +262,8 @@ class PulsarBoundedReader implements BoundedReader {
         publishTime: message.getPublishTimestamp(),
         eventTime: eventTime > 0 ? eventTime : null,
         key: message.getPartitionKey() || null,
-        properties: message.getProperties(),
+        // pulsar-client builds the properties as an Array with string keys, which JSON would drop.
+        properties: { ...Object.fromEntries(Object.entries(message.getProperties() ?? {})) },
       };
     }
     return row;
@@ -246,12 +273,15 @@ class PulsarBoundedReader implements BoundedReader {
     const reader = await this.#openPartition(target);
     this.#current = reader;
     const single = this.#targets.length === 1;
+    // Ids name the partition as an OFFSET bound does: -1 for the topic itself (even one named
+    // `x-partition-N`, whose messages carry N), N for the N-th partition of a partitioned topic.
+    const partition = target === this.#plan.topic.full ? -1 : Number(/-partition-(\d+)$/.exec(target)?.[1] ?? -1);
     try {
       let batch: Row[] = [];
       for (;;) {
         const message = await this.#next(reader, target);
         if (!message) break;
-        const id = decodeMessageIdData(message.getMessageId().serialize());
+        const id = { ...decodeMessageIdData(message.getMessageId().serialize()), partition };
         const verdict = this.#verdict(message, id);
         if (verdict === 'after') {
           if (single) this.#stoppedAt = id;

@@ -55,7 +55,8 @@ function disarm(groupId: string): void {
 }
 
 export default defineEnginePlugin({
-  accept: (engineType) => engineType === 'builtin' || engineType === '' || engineType === 'quartz',
+  // `Quartz` is InLong's name for its built-in engine; InLong compares engine names in any case.
+  accept: (engineType) => ['builtin', '', 'quartz'].includes(engineType.toLowerCase()),
 
   start(context) {
     ctx = context;

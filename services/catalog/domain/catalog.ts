@@ -34,6 +34,8 @@ export interface ConnectorInfo {
   readonly reader: Availability;
   readonly writer: Availability;
   readonly pluginPath: string;
+  /** plugin.json#settings, if any: the schema only, never the values. */
+  readonly settingsSchema?: JsonSchema;
 }
 
 export interface EngineInfo {
@@ -41,6 +43,9 @@ export interface EngineInfo {
   readonly version: string;
   readonly description: string;
   readonly pluginPath: string;
+  /** Unavailable while a required setting is missing, with the reason. */
+  readonly availability: Availability;
+  readonly settingsSchema?: JsonSchema;
 }
 
 export interface ResolvedBoundaries {
@@ -84,7 +89,12 @@ export class Catalog {
         ? AVAILABLE
         : { available: false, reason: 'the connector has no embedded writer' }
       : none('sink');
-    if (this.#hooks.has(c, 'availability')) {
+    // A required setting missing makes both sides unavailable, whatever the plugin would say.
+    const settings = c.settings?.availability;
+    if (settings && !settings.available) {
+      if (reader.available) reader = settings;
+      if (writer.available) writer = settings;
+    } else if (this.#hooks.has(c, 'availability')) {
       try {
         const a = await this.#hooks.call(c, 'availability', undefined);
         if (a.reader && reader.available) reader = a.reader;
@@ -106,6 +116,7 @@ export class Catalog {
       reader,
       writer,
       pluginPath: c.dir,
+      ...(c.manifest.settings ? { settingsSchema: c.manifest.settings } : {}),
     };
   }
 
@@ -179,6 +190,27 @@ export class Catalog {
     return { boundedOptions: bounded, boundaries };
   }
 
+  /** The source's canonical form of a window's bounds (its canonicalBoundaries hook); undefined without the hook. */
+  async canonicalBoundaries(id: string, boundaries: Boundaries): Promise<Boundaries | undefined> {
+    const c = this.#connector(id);
+    if (!this.#hooks.has(c, 'canonicalBoundaries')) return undefined;
+    const out = await this.#hooks.call(c, 'canonicalBoundaries', { boundaries });
+    if (
+      typeof out !== 'object' ||
+      out === null ||
+      out.boundaryType !== boundaries.boundaryType ||
+      typeof out.lowerBound !== 'string' ||
+      typeof out.upperBound !== 'string'
+    ) {
+      throw new SluiceError(
+        ERROR_CODES.PLUGIN_FAILED,
+        `plugin '${id}' hook 'canonicalBoundaries' returned ${describeValue(out)} instead of bounds of the same type`,
+        { pluginId: id, hook: 'canonicalBoundaries' },
+      );
+    }
+    return out;
+  }
+
   listEngines(query: { pageSize: number; pageToken: string }): Page<EngineInfo> {
     const page = paginate([...this.#plugins.engines.values()], (e) => e.id, query.pageSize, query.pageToken);
     return {
@@ -187,6 +219,8 @@ export class Catalog {
         version: e.manifest.version,
         description: e.manifest.description,
         pluginPath: e.dir,
+        availability: e.settings?.availability ?? AVAILABLE,
+        ...(e.manifest.settings ? { settingsSchema: e.manifest.settings } : {}),
       })),
       nextPageToken: page.nextPageToken,
     };

@@ -27,6 +27,7 @@ function encodeConnector(c: ConnectorInfo): Connector {
     reader: { available: c.reader.available, reason: c.reader.reason ?? '' },
     writer: { available: c.writer.available, reason: c.writer.reason ?? '' },
     pluginPath: c.pluginPath,
+    settingsSchema: c.settingsSchema as Record<string, unknown> | undefined,
   };
 }
 
@@ -66,7 +67,17 @@ export function catalogGrpc(
     }),
     listEngines: unary(logger, 'ListEngines', (req) => {
       const page = catalog.listEngines({ pageSize: req.pageSize, pageToken: req.pageToken });
-      return { engines: [...page.items], nextPageToken: page.nextPageToken };
+      return {
+        engines: page.items.map((e) => ({
+          id: e.id,
+          version: e.version,
+          description: e.description,
+          pluginPath: e.pluginPath,
+          availability: { available: e.availability.available, reason: e.availability.reason ?? '' },
+          settingsSchema: e.settingsSchema as Record<string, unknown> | undefined,
+        })),
+        nextPageToken: page.nextPageToken,
+      };
     }),
     listPluginProblems: unary(logger, 'ListPluginProblems', () => ({
       problems: catalog.listPluginProblems().map((p) => ({

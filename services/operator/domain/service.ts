@@ -42,6 +42,19 @@ export interface SchedulePort {
   update(info: ScheduleInfo): Promise<void>;
   /** UnregisterSchedule; a schedule that is already gone is fine. */
   unregister(groupId: string): Promise<void>;
+  /** FireDue: fires the group's windows due at `asOf` (0: now) through the schedule service's ledger. */
+  fireDue(groupId: string, asOf: number): Promise<FireDueAnswer>;
+}
+
+/** What FireDue answered, as the operator's HTTP server shows it. */
+export interface FireDueAnswer {
+  readonly instances: readonly {
+    readonly instanceId: string;
+    readonly windowStart: number;
+    readonly windowEnd: number;
+    readonly state: string;
+  }[];
+  readonly nextDueTime?: number;
 }
 
 export interface OperatorServiceOptions {
@@ -366,6 +379,23 @@ export class OperatorService {
   // ---- jobs ------------------------------------------------------------------------------------
 
   /**
+   * The window's bounds in the canonical form the sources give (canonicalBoundaries), so one window is
+   * one job however it is written; as given when no source has the hook or the sources disagree.
+   */
+  async #canonical(group: GroupRecord, given: Boundaries): Promise<Boundaries> {
+    const forms = new Set<string>();
+    let canonical: Boundaries | undefined;
+    for (const stream of group.streams) {
+      const source = this.#o.connectors.get(stream.source.connectorId);
+      if (!source || !(source.plugin.boundaryTypes ?? []).includes(given.boundaryType)) return given;
+      canonical = await this.#o.catalog.canonicalBoundaries(source.id, given);
+      if (!canonical) return given;
+      forms.add(JSON.stringify([canonical.boundaryType, canonical.lowerBound, canonical.upperBound]));
+    }
+    return forms.size === 1 && canonical && canonical.boundaryType === given.boundaryType ? canonical : given;
+  }
+
+  /**
    * Turns one window into one job per stream. The same window returns its existing jobs unless
    * `rerun`, which runs it again (the sinks replace its output).
    */
@@ -374,11 +404,11 @@ export class OperatorService {
     if (group.status !== 'APPROVED' && group.status !== 'REGISTERED') {
       throw failedPrecondition(`group '${group.groupId}' is ${group.status}; approve it before submitting jobs`);
     }
-    const boundaries: Boundaries = {
+    const boundaries = await this.#canonical(group, {
       boundaryType: request.boundaryType,
       lowerBound: request.lowerBound,
       upperBound: request.upperBound,
-    };
+    });
     for (const stream of group.streams) {
       const source = this.#o.connectors.get(stream.source.connectorId);
       if (!source)

@@ -1,9 +1,13 @@
 import type { Metadata, ServiceError } from '@grpc/grpc-js';
 import { callMetadata, type ClientSecurity, INSECURE_CLIENT } from '../../core/grpc-auth.js';
 import type { ScheduleInfo } from 'sluice/sdk';
-import { ScheduleServiceClient } from '../../../proto/gen/sluice/schedule/v1/schedule.js';
+import {
+  InstanceState,
+  ScheduleServiceClient,
+  type FireDueResponse,
+} from '../../../proto/gen/sluice/schedule/v1/schedule.js';
 import { encodeInfo } from '../../schedule/grpc/adapter.js';
-import type { SchedulePort } from '../domain/service.js';
+import type { FireDueAnswer, SchedulePort } from '../domain/service.js';
 import { fromServiceError } from '../../core/grpc-status.js';
 
 type Unary<Req, Res> = (
@@ -54,6 +58,19 @@ export class GrpcSchedulePort implements SchedulePort {
     } catch (err) {
       if ((err as { code?: string }).code !== 'NOT_FOUND') throw err;
     }
+  }
+
+  async fireDue(groupId: string, asOf: number): Promise<FireDueAnswer> {
+    const res = await this.#call(this.#client.fireDue as Unary<unknown, FireDueResponse>, { groupId, asOf });
+    return {
+      instances: res.instances.map((i) => ({
+        instanceId: i.instanceId,
+        windowStart: i.window?.start ?? 0,
+        windowEnd: i.window?.end ?? 0,
+        state: (InstanceState[i.state] ?? '').replace(/^INSTANCE_STATE_/, ''),
+      })),
+      ...(res.nextDueTime > 0 ? { nextDueTime: res.nextDueTime } : {}),
+    };
   }
 
   close(): void {

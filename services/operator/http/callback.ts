@@ -5,13 +5,18 @@ import type { Authenticator } from '../../core/auth.js';
 import type { TlsFiles } from '../../core/grpc-auth.js';
 import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { ERROR_CODES, invalidArgument, isSluiceError, type ErrorCode, type Logger } from 'sluice/sdk';
-import type { OperatorService } from '../domain/service.js';
+import type { OperatorService, SchedulePort } from '../domain/service.js';
+import { checkTimeWindow } from '../domain/window-check.js';
+import { type CallbackCredentials, authenticate, principalName } from './inlong-auth.js';
+import { decodeSubmit, normalizePath } from './inlong-request.js';
 
-/** The path InLong's schedulers call; Airflow DAGs and DolphinScheduler tasks written for InLong work unchanged. */
+/** The path InLong's schedulers call; Airflow DAGs, DolphinScheduler tasks and Quartz jobs written for InLong work unchanged. */
 export const CALLBACK_PATH = '/inlong/manager/api/group/submitOfflineJob';
+/** FireDue over HTTP: `POST /sluice/v1/groups/{groupId}/fire-due` with an optional `{"asOf": <epoch ms>}`. */
+export const FIRE_DUE_PATH = /^\/sluice\/v1\/groups\/([^/]+)\/fire-due$/;
 const MAX_BODY = 64 * 1024;
 
-/** Domain codes as HTTP statuses, for the callback's JSON errors. */
+/** Domain codes as HTTP statuses, for Sluice's own paths (InLong's path answers 200 with its envelope). */
 export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   [ERROR_CODES.INVALID_ARGUMENT]: 400,
   [ERROR_CODES.NOT_FOUND]: 404,
@@ -25,13 +30,16 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   [ERROR_CODES.PLUGIN_FAILED]: 500,
 };
 
-/** The gRPC request's field names as this JSON body spells them. */
+/** The gRPC request's field names as the JSON body spells them. */
 const HTTP_FIELD: Readonly<Record<string, string>> = {
   'request.lower_bound': 'lowerBoundary',
   'request.upper_bound': 'upperBoundary',
   'request.boundary_type': 'boundaryType',
+  lower_bound: 'lowerBoundary',
+  upper_bound: 'upperBoundary',
   boundary_type: 'boundaryType',
   group_id: 'groupId',
+  as_of: 'asOf',
 };
 
 function send(res: ServerResponse, status: number, body: unknown): void {
@@ -43,8 +51,9 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+/** InLong's envelope: `{success, errMsg, data}`; Sluice's `code` and `fieldErrors` ride along (InLong's clients ignore extra fields). */
 function fail(res: ServerResponse, status: number, code: string, message: string, fieldErrors?: unknown): void {
-  send(res, status, { success: false, code, message, ...(fieldErrors ? { fieldErrors } : {}) });
+  send(res, status, { success: false, errMsg: message, data: null, code, ...(fieldErrors ? { fieldErrors } : {}) });
 }
 
 async function readBody(req: IncomingMessage): Promise<string | undefined> {
@@ -58,41 +67,54 @@ async function readBody(req: IncomingMessage): Promise<string | undefined> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** A bound: a decimal string or a whole number (InLong schedulers send either). */
-function bound(body: Record<string, unknown>, field: 'lowerBoundary' | 'upperBoundary'): string {
-  const v = body[field];
-  if (typeof v === 'number' && Number.isSafeInteger(v)) return String(v);
-  if (typeof v === 'string' && v !== '') return v;
-  throw invalidArgument(field, 'a bound: epoch milliseconds for TIME, a position for OFFSET', v);
+function parseJson(text: string, expected: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw invalidArgument('body', expected, text.slice(0, 80));
+  }
 }
 
-export interface CallbackOptions {
+export interface CallbackOptions extends CallbackCredentials {
   readonly service: OperatorService;
-  /** Checks the caller's bearer token: the callback needs the operator role. */
-  readonly auth: Authenticator;
+  /** The schedule service, for FireDue over HTTP. */
+  readonly schedules?: SchedulePort;
+  /** The check every entry point shares: a bearer token needs the operator role here. */
+  readonly auth?: Authenticator;
   /** Serve HTTPS (and require client certificates when a client CA is set). */
   readonly tls?: TlsFiles;
   readonly logger: Logger;
 }
 
 /**
- * `POST /inlong/manager/api/group/submitOfflineJob` with `{groupId, boundaryType, lowerBoundary,
- * upperBoundary}`: the same validation and idempotency as the gRPC SubmitOfflineJob, a bearer token
- * required, and a W3C `traceparent` continued.
+ * Sluice's HTTP server. `POST /inlong/manager/api/group/submitOfflineJob` takes InLong's
+ * OfflineJobRequest as InLong's own callers send it (see docs/inlong.md): a bearer token or an InLong
+ * user, bounds in seconds or ms, bounds that must be a window of the group's schedule, and InLong's
+ * envelope back. `POST /sluice/v1/groups/{groupId}/fire-due` is FireDue (bearer token only). A W3C
+ * `traceparent` is continued; the query string (InLong's credentials) is never recorded.
  */
 export function createCallbackServer(options: CallbackOptions): Server {
   const tracer = trace.getTracer('sluice.operator');
   const listener = (req: IncomingMessage, res: ServerResponse) => {
+    // Split by hand: `new URL('//inlong/...')` would read `inlong` as a host name.
+    const raw = req.url ?? '/';
+    const at = raw.indexOf('?');
+    const path = normalizePath(at < 0 ? raw : raw.slice(0, at));
+    const query = new URLSearchParams(at < 0 ? '' : raw.slice(at + 1));
+    const route =
+      path === CALLBACK_PATH
+        ? CALLBACK_PATH
+        : FIRE_DUE_PATH.test(path)
+          ? '/sluice/v1/groups/{groupId}/fire-due'
+          : 'unknown';
     const parent = propagation.extract(context.active(), req.headers);
-    // The query string never reaches a span or a log line: InLong clients send credentials there.
-    const path = (req.url ?? '').split('?')[0] ?? '';
     void context.with(parent, () =>
       tracer.startActiveSpan(
-        `POST ${CALLBACK_PATH}`,
+        `${req.method ?? 'POST'} ${route}`,
         { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method ?? '', 'url.path': path } },
         async (span) => {
           try {
-            await handle(req, res).catch((err: unknown) => {
+            await handle(req, res, query, path).catch((err: unknown) => {
               options.logger.error('callback failed', { path, err });
               if (!res.headersSent) fail(res, 500, 'UNKNOWN', 'internal error; see the service log');
               else res.destroy();
@@ -120,20 +142,44 @@ export function createCallbackServer(options: CallbackOptions): Server {
       )
     : createServer(listener);
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '').split('?')[0];
-    if (path !== CALLBACK_PATH) return fail(res, 404, 'NOT_FOUND', `no such path: ${path}`);
+  async function handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    query: URLSearchParams,
+    path: string,
+  ): Promise<void> {
+    const inlong = path === CALLBACK_PATH;
+    const fireDue = FIRE_DUE_PATH.exec(path);
+    if (!inlong && !fireDue) return fail(res, 404, 'NOT_FOUND', `no such path: ${path}`);
     if (req.method !== 'POST') {
       res.setHeader('allow', 'POST');
       return fail(res, 405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed; use POST`);
     }
-    try {
-      options.auth.authorize('operator', req.headers.authorization);
-    } catch (err) {
-      if (!isSluiceError(err)) throw err;
-      if (err.code === ERROR_CODES.UNAUTHENTICATED) res.setHeader('www-authenticate', 'Bearer');
-      req.resume(); // drain the body the caller may still be sending
-      return fail(res, HTTP_STATUS_BY_CODE[err.code], err.code, err.message);
+    // A bearer token goes through the one check every entry point shares (roles included); InLong users
+    // are checked on InLong's path only.
+    const bearerSent = /^Bearer /i.test(req.headers.authorization ?? '');
+    if (bearerSent && options.auth) {
+      try {
+        options.auth.authorize('operator', req.headers.authorization);
+      } catch (err) {
+        if (!isSluiceError(err)) throw err;
+        if (err.code === ERROR_CODES.UNAUTHENTICATED) res.setHeader('www-authenticate', 'Bearer');
+        req.resume(); // drain the body the caller may still be sending
+        return fail(res, HTTP_STATUS_BY_CODE[err.code], err.code, err.message);
+      }
+    }
+    const principal =
+      bearerSent && options.auth ? ({ kind: 'token' } as const) : authenticate(options, req.headers, query, inlong);
+    if (!principal) {
+      res.setHeader('www-authenticate', inlong ? 'Bearer, Basic realm="sluice"' : 'Bearer');
+      return fail(
+        res,
+        401,
+        'UNAUTHENTICATED',
+        inlong
+          ? 'valid credentials are required: Authorization: Bearer <token>, or an InLong user (username/password in the query, or HTTP Basic)'
+          : 'a valid bearer token is required (Authorization: Bearer <token>)',
+      );
     }
     const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/json') {
@@ -148,38 +194,38 @@ export function createCallbackServer(options: CallbackOptions): Server {
     }
     if (text === undefined) return fail(res, 413, 'INVALID_ARGUMENT', `the body is larger than ${MAX_BODY} bytes`);
     try {
-      let body: unknown;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        throw invalidArgument(
-          'body',
-          'a JSON object {groupId, boundaryType, lowerBoundary, upperBoundary}',
-          text.slice(0, 80),
-        );
+      if (fireDue) return await handleFireDue(res, decodeURIComponent(fireDue[1]!), text);
+      const request = decodeSubmit(
+        parseJson(text, 'a JSON object {groupId, boundaryType, lowerBoundary, upperBoundary}'),
+      );
+      if (request.boundaryType === 'TIME') {
+        const group = await options.service.getGroup(request.groupId);
+        checkTimeWindow(group.schedule, Number(request.lowerBound), Number(request.upperBound));
       }
-      if (typeof body !== 'object' || body === null || Array.isArray(body))
-        throw invalidArgument('body', 'a JSON object', body);
-      const b = body as Record<string, unknown>;
-      if (typeof b.groupId !== 'string' || b.groupId === '') throw invalidArgument('groupId', 'a group id', b.groupId);
-      const type = typeof b.boundaryType === 'string' ? b.boundaryType.toUpperCase() : b.boundaryType;
-      if (type !== 'TIME' && type !== 'OFFSET')
-        throw invalidArgument('boundaryType', '"TIME" or "OFFSET"', b.boundaryType);
-      if (b.rerun !== undefined && typeof b.rerun !== 'boolean') throw invalidArgument('rerun', 'a boolean', b.rerun);
       const result = await options.service.submitOfflineJob(
         {
-          groupId: b.groupId,
-          boundaryType: type,
-          lowerBound: bound(b, 'lowerBoundary'),
-          upperBound: bound(b, 'upperBoundary'),
-          instanceId: typeof b.instanceId === 'string' ? b.instanceId : '',
+          groupId: request.groupId,
+          boundaryType: request.boundaryType,
+          lowerBound: request.lowerBound,
+          upperBound: request.upperBound,
+          instanceId: '',
         },
-        b.rerun === true,
+        request.rerun,
       );
-      send(res, result.created ? 201 : 200, {
-        success: true,
+      options.logger.info('window submitted over HTTP', {
+        groupId: request.groupId,
+        boundaryType: request.boundaryType,
+        lowerBound: request.lowerBound,
+        upperBound: request.upperBound,
+        by: principalName(principal),
         created: result.created,
-        data: result.jobs.map((j) => ({
+      });
+      send(res, 200, {
+        success: true,
+        errMsg: null,
+        data: true,
+        created: result.created,
+        jobs: result.jobs.map((j) => ({
           jobId: j.jobId,
           groupId: j.groupId,
           streamId: j.streamId,
@@ -201,11 +247,24 @@ export function createCallbackServer(options: CallbackOptions): Server {
             : undefined)
         )?.map((f) => ({ ...f, path: HTTP_FIELD[f.path] ?? f.path }));
         let message = err.message;
-        for (const [from, to] of Object.entries(HTTP_FIELD)) message = message.replace(from, to);
-        return fail(res, HTTP_STATUS_BY_CODE[err.code], err.code, message, fieldErrors);
+        for (const [from, to] of Object.entries(HTTP_FIELD)) message = message.replaceAll(from, to);
+        // InLong's callers read the envelope, not the status: a refusal is HTTP 200 with success false.
+        return fail(res, inlong ? 200 : HTTP_STATUS_BY_CODE[err.code], err.code, message, fieldErrors);
       }
-      options.logger.error('callback failed', { err });
+      options.logger.error('HTTP request failed', { path, err });
       return fail(res, 500, 'UNKNOWN', 'internal error; see the service log');
     }
+  }
+
+  async function handleFireDue(res: ServerResponse, groupId: string, text: string): Promise<void> {
+    if (!options.schedules) return fail(res, 503, 'UNAVAILABLE', 'no schedule service is reachable from here');
+    const body = text.trim() === '' ? {} : parseJson(text, 'a JSON object {"asOf": <epoch ms>} or an empty body');
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw invalidArgument('body', 'a JSON object {"asOf": <epoch ms>}', body);
+    const asOf = (body as { asOf?: unknown }).asOf ?? 0;
+    if (typeof asOf !== 'number' || !Number.isSafeInteger(asOf) || asOf < 0)
+      throw invalidArgument('asOf', 'epoch milliseconds (0 or absent: now)', asOf);
+    const answer = await options.schedules.fireDue(groupId, asOf);
+    send(res, 200, { success: true, errMsg: null, data: answer });
   }
 }

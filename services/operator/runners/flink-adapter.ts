@@ -29,12 +29,14 @@ export class FlinkJobRunner implements Runner {
       { signal: ctx.signal },
     );
     const bounds = sourceTimeBounds(spec.boundedSourceOptions);
+    const { groupId, streamId, boundaries: b } = spec.job;
     const statements = flinkStatements({
       jobId: spec.job.jobId,
       stream: spec.stream,
       boundaries: spec.job.boundaries,
       sourceTable,
       sinkTable,
+      windowId: `${groupId}/${streamId}/${b.boundaryType}:${b.lowerBound}:${b.upperBound}`,
       ...(bounds ? { sourceBounds: bounds } : {}),
     });
     await this.flink.run(

@@ -1,6 +1,7 @@
 import { ERROR_CODES, SluiceError, invalidArgument, type Boundaries, type Options } from 'sluice/sdk';
 import { checkMapping } from '../domain/mapping.js';
 import type { FieldMapping, StreamSpec } from '../domain/model.js';
+import { checkTableOptions } from './flink-connectors.js';
 
 /**
  * The Flink SQL of one job (one stream of one window), for the Flink runner: pure, no I/O. See the
@@ -26,6 +27,8 @@ export interface FlinkStatementsInput {
   readonly sinkTable: Readonly<Record<string, string>>;
   /** For sources whose Flink connector has no time-range option (postgres, mysql): see sourceTimeBounds(). */
   readonly sourceBounds?: SourceTimeBounds;
+  /** The window's id, written to a SQL sink's window column (`<groupId>/<streamId>/<type>:<lower>:<upper>`). */
+  readonly windowId?: string;
 }
 
 /** Flink SQL type of a column, by the mapping's cast ('' and json are text). */
@@ -121,11 +124,15 @@ function createTable(
  * The sink's upsert key: the SQL sinks (postgres, mysql) in `mode: 'upsert'` name it in `keyColumns`, and
  * Flink's JDBC sink upserts only when the table declares it as its PRIMARY KEY ... NOT ENFORCED.
  */
-function upsertKey(stream: StreamSpec, sinkColumns: readonly (readonly [string, string])[]): string[] {
+function upsertKey(
+  stream: StreamSpec,
+  sinkColumns: readonly (readonly [string, string])[],
+  name: (column: string) => string,
+): string[] {
   const { mode, keyColumns } = stream.sink.options;
   if (mode !== 'upsert' || !Array.isArray(keyColumns) || keyColumns.length === 0) return [];
   const targets = new Set(sinkColumns.map(([c]) => c));
-  const keys = keyColumns.map(String);
+  const keys = keyColumns.map((k) => name(String(k)));
   const missing = keys.filter((k) => !targets.has(k));
   if (missing.length > 0) {
     throw new SluiceError(
@@ -149,13 +156,93 @@ function whereClause(bounds: SourceTimeBounds | undefined): string {
     : `\nWHERE ${lower} AND ${col} < ${timestampLiteral(bounds.upper)}`;
 }
 
+/** How the Flink table of a connector names a column: Flink's Postgres dialect puts names into its SQL unquoted. */
+function columnNamer(options: Readonly<Record<string, string>>): (name: string) => string {
+  const postgres = options.connector === 'jdbc' && /^jdbc:postgresql:/i.test(options.url ?? '');
+  // Declared as "name", the column reaches PostgreSQL quoted, and means exactly the column Sluice reads and writes.
+  return postgres ? (name) => `"${name.replaceAll('"', '""')}"` : (name) => name;
+}
+
+const refuse = (message: string) => new SluiceError(ERROR_CODES.FAILED_PRECONDITION, message);
+
+/** Partitions of a Flink offsets list `partition:P,offset:O;...`. */
+function partitionsOf(list: string | undefined): string[] {
+  if (!list) return [];
+  return list
+    .split(';')
+    .filter((e) => e !== '')
+    .map((e) => /^partition:(\d+)/.exec(e)?.[1] ?? e)
+    .sort((a, b) => Number(a) - Number(b));
+}
+
+/** The source table as Flink must get it for a bounded window (see docs/runners.md, "Per connector"). */
+function adaptSource(
+  table: Readonly<Record<string, string>>,
+  boundaries: Boundaries,
+  columnCount: number,
+): Record<string, string> {
+  const out = { ...table };
+  if (out.connector === 'jdbc') {
+    // Flink's JDBC factory wants both or neither ("Either all or none of ... username, password").
+    if (out.username !== undefined && out.password === undefined) out.password = '';
+    // PostgreSQL streams a result set through a cursor only outside auto-commit; else it loads the whole window.
+    if (/^jdbc:postgresql:/i.test(out.url ?? '')) out['scan.auto-commit'] = 'false';
+  }
+  if (out.connector === 'kafka') {
+    if (boundaries.boundaryType === 'TIME' && out['scan.startup.mode'] === 'specific-offsets') {
+      // Specific offsets start every unlisted partition at EARLIEST; a timestamp starts each at the window.
+      delete out['scan.startup.specific-offsets'];
+      out['scan.startup.mode'] = 'timestamp';
+      out['scan.startup.timestamp-millis'] = boundaries.lowerBound;
+    }
+    if (boundaries.boundaryType === 'OFFSET') {
+      const start = partitionsOf(out['scan.startup.specific-offsets']);
+      const stop = partitionsOf(out['scan.bounded.specific-offsets']);
+      if (start.join(',') !== stop.join(',')) {
+        throw refuse(
+          `the Kafka OFFSET window must name the same partitions in both bounds on Flink (lower: ${start.join(',') || 'none'}, upper: ${stop.join(',') || 'none'}): Flink reads a partition missing from the lower bound from EARLIEST and stops one missing from the upper bound at once`,
+        );
+      }
+    }
+    const format = out['value.format'] ?? out.format;
+    if (format === 'raw' && columnCount !== 1) {
+      throw refuse(
+        `the Kafka source reads format 'raw', whose Flink table has exactly one column, but the mapping reads ${columnCount} source fields`,
+      );
+    }
+  }
+  return out;
+}
+
+/** Whether the source's Flink format is JSON (its TIMESTAMP columns then need Sluice's parsing). */
+function isJsonSource(table: Readonly<Record<string, string>>): boolean {
+  return (table['value.format'] ?? table.format) === 'json';
+}
+
 /**
- * The statements of one job, in the order they must run in one SQL Gateway session: the runtime mode and
- * job name, the source and sink tables (TEMPORARY: they live only in the job's session), and the INSERT
- * that starts the Flink job. Every identifier is backtick-quoted and every value a quoted literal.
+ * A JSON value as TIMESTAMP(3), read the way Sluice's readers read it: epoch milliseconds (a number), or
+ * an ISO-8601 / SQL text with an optional trailing `Z` (UTC). Flink's JSON format takes neither for a
+ * TIMESTAMP column, so the column is declared STRING and converted here (in the session's UTC zone).
+ */
+function jsonTimestamp(column: string): string {
+  return (
+    `CASE WHEN REGEXP(${column}, '^-?[0-9]+$') THEN CAST(TO_TIMESTAMP_LTZ(CAST(${column} AS BIGINT), 3) AS TIMESTAMP(3)) ` +
+    `ELSE CAST(REGEXP_REPLACE(REPLACE(${column}, 'T', ' '), 'Z$', '') AS TIMESTAMP(3)) END`
+  );
+}
+
+/** Name of the extra key column of a Kafka sink with a raw key: text, as Sluice's own Kafka writer keys. */
+const KAFKA_KEY_COLUMN = 'sluice_kafka_key';
+
+/**
+ * The statements of one job, in the order they must run in one SQL Gateway session: the runtime mode,
+ * the session time zone (UTC: time bounds and timestamps mean UTC whatever the cluster's zone) and job
+ * name, the source and sink tables (TEMPORARY: they live only in the job's session), and the INSERT that
+ * starts the Flink job. Every identifier is backtick-quoted and every value a quoted literal.
  *
  * Throws FAILED_PRECONDITION when the stream has no field mapping (the Flink tables' columns come from
- * it), INVALID_ARGUMENT for a bad mapping or bounds.
+ * it) or a connector pairing cannot keep the window's guarantee on Flink, INVALID_ARGUMENT for a bad
+ * mapping or bounds.
  */
 export function flinkStatements(input: FlinkStatementsInput): string[] {
   const { jobId, stream, boundaries, sourceBounds } = input;
@@ -169,33 +256,102 @@ export function flinkStatements(input: FlinkStatementsInput): string[] {
   if (sourceBounds && boundaries.boundaryType !== 'TIME') {
     throw invalidArgument('sourceBounds', 'a time filter only for a TIME window', boundaries.boundaryType);
   }
+  checkTableOptions(input.sourceTable, 'source');
+  checkTableOptions(input.sinkTable, 'sink');
+
+  const sinkTable: Record<string, string> = { ...input.sinkTable };
+  const sinkMode = stream.sink.options.mode;
+  if (sinkTable.connector === 'filesystem') {
+    throw refuse(
+      `stream '${stream.streamId}': the file sink replaces a window's file on a re-run, and Flink's filesystem sink cannot (INSERT INTO adds part files, INSERT OVERWRITE empties the whole directory); run the group on the embedded runner`,
+    );
+  }
+  if (sinkTable.connector === 'jdbc') {
+    if (sinkMode !== 'upsert') {
+      throw refuse(
+        `stream '${stream.streamId}': the sink's mode '${String(sinkMode ?? 'replace-window')}' deletes a window's earlier rows before writing, which Flink's JDBC sink cannot; use mode 'upsert' with keyColumns, or run the group on the embedded runner`,
+      );
+    }
+    if (sinkTable.username !== undefined && sinkTable.password === undefined) sinkTable.password = '';
+  }
 
   // Source columns: each source field once, typed by the cast of its first mapping; the time column of a
   // TIME window is a TIMESTAMP whatever its mapping, and is declared even when it is not copied.
+  const jsonSource = isJsonSource(input.sourceTable);
   const sourceColumns = new Map<string, string>();
-  for (const f of stream.fields)
-    if (!sourceColumns.has(f.sourceField)) sourceColumns.set(f.sourceField, FLINK_SQL_TYPES[f.cast]);
+  for (const f of stream.fields) {
+    if (sourceColumns.has(f.sourceField)) continue;
+    sourceColumns.set(f.sourceField, jsonSource && f.cast === 'timestamp' ? 'STRING' : FLINK_SQL_TYPES[f.cast]);
+  }
   if (sourceBounds) sourceColumns.set(sourceBounds.timeColumn, TIME_COLUMN_TYPE);
+  const sourceTable = adaptSource(input.sourceTable, boundaries, sourceColumns.size);
+  const srcName = columnNamer(sourceTable);
+  const sinkName = columnNamer(sinkTable);
 
   // Sink columns and the SELECT list: the target type is the cast's, or the source column's type without a cast.
   const sinkColumns: [string, string][] = [];
   const select: string[] = [];
+  const selected = new Map<string, string>();
   for (const f of stream.fields) {
     const target = f.targetField || f.sourceField;
-    const type = f.cast === '' ? sourceColumns.get(f.sourceField)! : FLINK_SQL_TYPES[f.cast];
-    sinkColumns.push([target, type]);
-    const value = f.cast === '' ? quoteIdentifier(f.sourceField) : `CAST(${quoteIdentifier(f.sourceField)} AS ${type})`;
-    select.push(`  ${value} AS ${quoteIdentifier(target)}`);
+    const declared = sourceColumns.get(f.sourceField)!;
+    const type = f.cast === '' ? declared : FLINK_SQL_TYPES[f.cast];
+    const column = quoteIdentifier(srcName(f.sourceField));
+    const value =
+      f.cast === 'timestamp' && declared === 'STRING'
+        ? jsonTimestamp(column)
+        : f.cast === ''
+          ? column
+          : `CAST(${column} AS ${type})`;
+    sinkColumns.push([sinkName(target), type]);
+    selected.set(target, value);
+    select.push(`  ${value} AS ${quoteIdentifier(sinkName(target))}`);
+  }
+  const primaryKey = upsertKey(
+    stream,
+    sinkColumns.map(([c, t]) => [c, t] as const),
+    sinkName,
+  );
+
+  // The window column of a SQL sink: every row carries the window's id (the column is NOT NULL when Sluice creates the table).
+  const windowColumn = stream.sink.options.windowColumn;
+  if (sinkTable.connector === 'jdbc' && typeof windowColumn === 'string' && windowColumn !== '') {
+    if (input.windowId === undefined)
+      throw invalidArgument('windowId', 'the window id for the window column', undefined);
+    sinkColumns.push([sinkName(windowColumn), 'STRING NOT NULL']);
+    select.push(`  ${quoteLiteral(input.windowId)} AS ${quoteIdentifier(sinkName(windowColumn))}`);
+  }
+
+  // A raw Kafka key is the bytes of its column: Sluice keys with text, so the key is its own STRING column.
+  if (sinkTable.connector === 'kafka' && sinkTable['key.format'] === 'raw' && sinkTable['key.fields']) {
+    const keyField = sinkTable['key.fields'];
+    const value = selected.get(keyField);
+    if (value === undefined) {
+      throw refuse(
+        `stream '${stream.streamId}': the sink's keyField '${keyField}' must be a target field of the mapping (the Kafka key is read from it)`,
+      );
+    }
+    sinkColumns.push([KAFKA_KEY_COLUMN, 'STRING']);
+    select.push(`  CAST(${value} AS STRING) AS ${quoteIdentifier(KAFKA_KEY_COLUMN)}`);
+    sinkTable['key.fields'] = KAFKA_KEY_COLUMN;
+    sinkTable['value.fields-include'] = 'EXCEPT_KEY';
   }
 
   const suffix = safeSuffix(jobId);
   const src = `src_${suffix}`;
   const sink = `sink_${suffix}`;
+  const bounds = sourceBounds ? { ...sourceBounds, timeColumn: srcName(sourceBounds.timeColumn) } : undefined;
   return [
     `SET ${quoteLiteral('execution.runtime-mode')} = ${quoteLiteral('batch')}`,
+    `SET ${quoteLiteral('table.local-time-zone')} = ${quoteLiteral('UTC')}`,
     `SET ${quoteLiteral('pipeline.name')} = ${quoteLiteral(`sluice-${jobId}`)}`,
-    createTable(src, [...sourceColumns], input.sourceTable, 'source'),
-    createTable(sink, sinkColumns, input.sinkTable, 'sink', upsertKey(stream, sinkColumns)),
-    `INSERT INTO ${quoteIdentifier(sink)}\nSELECT\n${select.join(',\n')}\nFROM ${quoteIdentifier(src)}${whereClause(sourceBounds)}`,
+    createTable(
+      src,
+      [...sourceColumns].map(([c, t]) => [srcName(c), t] as const),
+      sourceTable,
+      'source',
+    ),
+    createTable(sink, sinkColumns, sinkTable, 'sink', primaryKey),
+    `INSERT INTO ${quoteIdentifier(sink)}\nSELECT\n${select.join(',\n')}\nFROM ${quoteIdentifier(src)}${whereClause(bounds)}`,
   ];
 }

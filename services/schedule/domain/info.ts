@@ -8,6 +8,17 @@ const GROUP_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const DEFAULT_ENGINE = 'builtin';
 
 /**
+ * The engine id of a schedule with engine `None` (any case): no engine plugin runs it; its windows
+ * fire only through TriggerWindow, Backfill, FireDue or a submitted window. InLong's explicit manual mode.
+ */
+export const NO_ENGINE = 'none';
+
+/** True when a schedule_engine value means "no engine". */
+export function isNoEngine(scheduleEngine: string): boolean {
+  return scheduleEngine.toLowerCase() === NO_ENGINE;
+}
+
+/**
  * Checks every field of a schedule and returns the rules that fire it. INVALID_ARGUMENT names the
  * field (as in the proto: start_time, delay_time, ...), what was expected and what came.
  */
@@ -51,6 +62,9 @@ export function normalizeInfo(info: ScheduleInfo): ScheduleInfo {
   return {
     ...info,
     timeZone: info.timeZone === '' ? 'UTC' : info.timeZone,
+    scheduleUnit: info.scheduleUnit.toUpperCase(),
+    scheduleInterval:
+      info.scheduleUnit.toUpperCase() === 'O' && info.scheduleInterval === 0 ? 1 : info.scheduleInterval,
     scheduleEngine: info.scheduleEngine === '' ? DEFAULT_ENGINE : info.scheduleEngine,
     // Only selfDepend 2 reads it; there a missing value is an error, not a default.
     taskParallelism: info.selfDepend === 2 || info.taskParallelism > 0 ? info.taskParallelism : 1,

@@ -15,7 +15,7 @@ import {
 import type { HookRunner } from '../../host/hook-runner.js';
 import type { LoadedPlugin } from '../../host/loader.js';
 import type { Clock } from './clock.js';
-import { firingRules, normalizeInfo } from './info.js';
+import { NO_ENGINE, firingRules, isNoEngine, normalizeInfo } from './info.js';
 import {
   FINAL_STATES,
   type InstanceRecord,
@@ -41,6 +41,16 @@ export interface Dispatcher {
     onRunning: () => void,
     signal?: AbortSignal,
   ): Promise<{ readonly succeeded: boolean; readonly error?: string }>;
+}
+
+/** How far ahead of the service's clock a FireDue `as_of` may be: engines' clocks drift, windows never fire early. */
+export const MAX_AS_OF_AHEAD_MS = 5000;
+
+/** What one FireDue call did. */
+export interface FireDueResult {
+  readonly instances: readonly InstanceRecord[];
+  /** The next window's due time after `as_of`; absent when the schedule has ended or waits for running windows. */
+  readonly nextDueTime?: number;
 }
 
 export interface ScheduleServiceOptions {
@@ -138,8 +148,15 @@ export class ScheduleService {
   /** Starts the engines, re-arms every firing schedule (catch-up runs then) and resumes unfinished instances. */
   async start(): Promise<void> {
     for (const engine of this.#o.engines.values()) {
+      if (engine.settings?.availability.available === false) {
+        this.#o.logger.warn('engine plugin unavailable', {
+          pluginId: engine.id,
+          reason: engine.settings.availability.reason,
+        });
+        continue;
+      }
       if (this.#o.hooks.has(engine, 'start'))
-        await this.#o.hooks.call(engine, 'start', undefined, { context: this.#engineContext() });
+        await this.#o.hooks.call(engine, 'start', undefined, { context: this.#engineContext(engine.id) });
     }
     await this.#recover(true);
     // Listen before reading, so no change falls between the read and the first announcement.
@@ -277,11 +294,24 @@ export class ScheduleService {
     }
   }
 
-  #engineContext(): Record<string, unknown> {
-    const ctx: Omit<EngineContext, 'signal' | 'logger' | 'pluginId'> = {
+  #engineContext(engineId: string): Record<string, unknown> {
+    const ctx: Omit<EngineContext, 'signal' | 'logger' | 'pluginId' | 'settings'> = {
       now: () => this.#o.clock.now(),
       scheduleAt: (at, fn) => this.#o.clock.scheduleAt(at, fn),
-      fireDue: (groupId) => this.fireDue(groupId),
+      fireDue: async (groupId, asOf) => {
+        const r = await this.fireDue(groupId, asOf ?? 0);
+        return {
+          instances: r.instances.map((i) => ({
+            instanceId: i.instanceId,
+            windowStart: i.windowStart,
+            windowEnd: i.windowEnd,
+            dueTime: i.dueTime,
+            state: i.state,
+          })),
+          ...(r.nextDueTime !== undefined ? { nextDueTime: r.nextDueTime } : {}),
+        };
+      },
+      listSchedules: () => this.listOwned(engineId),
       onWake: (listener) => void this.#wakeListeners.push(listener),
       submitOfflineJob: async (request) => ({
         jobIds: await this.#o.dispatcher.submit({ ...request, instanceId: request.instanceId ?? '', rerun: false }),
@@ -304,9 +334,19 @@ export class ScheduleService {
 
   // ---- schedules -------------------------------------------------------------------------------
 
-  async #chooseEngine(engineType: string): Promise<LoadedPlugin<EnginePlugin>> {
+  /** The engine plugin that accepts the type; undefined for `None` (no engine). */
+  async #chooseEngine(engineType: string): Promise<LoadedPlugin<EnginePlugin> | undefined> {
+    if (isNoEngine(engineType)) return undefined;
     for (const engine of this.#o.engines.values()) {
-      if (await this.#o.hooks.call(engine, 'accept', engineType)) return engine;
+      if (await this.#o.hooks.call(engine, 'accept', engineType)) {
+        const availability = engine.settings?.availability;
+        if (availability && !availability.available)
+          throw failedPrecondition(
+            `engine plugin '${engine.id}' accepts schedule_engine '${engineType}' but is unavailable: ${availability.reason}`,
+            { field: 'schedule_engine' },
+          );
+        return engine;
+      }
     }
     const known = [...this.#o.engines.keys()];
     throw failedPrecondition(
@@ -320,8 +360,11 @@ export class ScheduleService {
     hook: 'register' | 'update' | 'unregister',
     arg: ScheduleInfo | string,
   ): Promise<void> {
+    if (engineId === NO_ENGINE) return;
     const engine = this.#o.engines.get(engineId);
     if (!engine) throw failedPrecondition(`engine plugin '${engineId}' is not loaded`);
+    if (engine.settings?.availability.available === false)
+      throw failedPrecondition(`engine plugin '${engineId}' is unavailable: ${engine.settings.availability.reason}`);
     await this.#o.hooks.call(engine, hook, arg as never);
   }
 
@@ -355,7 +398,7 @@ export class ScheduleService {
       groupId: info.groupId,
       info,
       status: 'APPROVED',
-      engineId: engine.id,
+      engineId: engine?.id ?? NO_ENGINE,
       version: 1,
       createdAt: now,
       updatedAt: now,
@@ -364,7 +407,7 @@ export class ScheduleService {
     // REGISTERED before the engine hears of it: an engine fires at once, and only firing schedules fire.
     const registered = await this.#save(approved, { status: 'REGISTERED' });
     try {
-      await this.#o.hooks.call(engine, 'register', registered.info);
+      if (engine) await this.#o.hooks.call(engine, 'register', registered.info);
     } catch (err) {
       // Leave no half-registered schedule behind: the client may simply retry.
       await this.#save(registered, { status: 'DELETED' }).catch(() => {});
@@ -389,13 +432,13 @@ export class ScheduleService {
     const engine = await this.#chooseEngine(info.scheduleEngine);
     const saved = await this.#save(current, {
       info: { ...info, version: current.version + 1 },
-      engineId: engine.id,
+      engineId: engine?.id ?? NO_ENGINE,
       status,
     });
-    if (engine.id !== current.engineId) {
+    if ((engine?.id ?? NO_ENGINE) !== current.engineId) {
       await this.#engineCall(current.engineId, 'unregister', current.groupId);
-      if (status !== 'PAUSED') await this.#o.hooks.call(engine, 'register', saved.info);
-    } else if (status !== 'PAUSED') {
+      if (status !== 'PAUSED' && engine) await this.#o.hooks.call(engine, 'register', saved.info);
+    } else if (status !== 'PAUSED' && engine) {
       await this.#o.hooks.call(engine, 'update', saved.info);
     }
     return saved;
@@ -456,16 +499,38 @@ export class ScheduleService {
   }
 
   /**
-   * Fires what is due for the group now; the engines call this. Missed windows follow the catch-up
-   * policy, and selfDepend / taskParallelism limit what runs at once.
+   * Fires what is due for the group at `asOf` (0: now); the engines call this, directly or through
+   * the FireDue RPC. Missed windows follow the catch-up policy, and selfDepend / taskParallelism limit
+   * what runs at once, all evaluated at `asOf`. Answers the instances it claimed, those of due windows
+   * another caller had claimed first, and, when nothing new was due, the latest instance due at `asOf`.
    */
-  fireDue(groupId: string): Promise<{ nextDueTime?: number }> {
-    return this.#track(this.#fireDue(groupId));
+  fireDue(groupId: string, asOf = 0): Promise<FireDueResult> {
+    return this.#track(this.#fireDue(groupId, asOf));
   }
 
-  async #fireDue(groupId: string): Promise<{ nextDueTime?: number }> {
+  /** FireDue for callers outside the service: an unknown or deleted group is NOT_FOUND rather than nothing. */
+  async fireDueChecked(groupId: string, asOf: number): Promise<FireDueResult> {
+    await this.#load(groupId);
+    return this.fireDue(groupId, asOf);
+  }
+
+  #asOf(asOf: number): number {
+    const now = this.#o.clock.now();
+    if (asOf === 0) return now;
+    if (!Number.isSafeInteger(asOf) || asOf < 0) throw invalidArgument('as_of', 'epoch milliseconds (0: now)', asOf);
+    if (asOf > now + MAX_AS_OF_AHEAD_MS)
+      throw invalidArgument(
+        'as_of',
+        `an instant at most ${MAX_AS_OF_AHEAD_MS} ms after the service's now (${now}); windows are never fired early`,
+        asOf,
+      );
+    return asOf;
+  }
+
+  async #fireDue(groupId: string, asOfInput: number): Promise<FireDueResult> {
+    const asOf = this.#asOf(asOfInput);
     const s = await this.#o.store.getSchedule(groupId);
-    if (!s || !FIRING.includes(s.status)) return {};
+    if (!s || !FIRING.includes(s.status)) return { instances: [] };
     const rules = firingRules(s.info);
     const now = this.#o.clock.now();
     const [last, active] = await Promise.all([
@@ -476,7 +541,7 @@ export class ScheduleService {
             .listInstances({ groupId, states: ACTIVE_STATES, limit: rules.parallelism + 1 })
             .then((r) => r.length),
     ]);
-    const plan = planDue({ rules, now, active, graceMs: this.#graceMs, ...(last ? { last } : {}) });
+    const plan = planDue({ rules, now: asOf, active, graceMs: this.#graceMs, ...(last ? { last } : {}) });
     if (plan.waiting) this.#waiting.add(groupId);
     else this.#waiting.delete(groupId);
     if (plan.skippedCount > 0) {
@@ -489,11 +554,36 @@ export class ScheduleService {
       for (const w of plan.skip)
         await this.#o.store.claimInstance(this.#newInstance(groupId, w, w.trigger, 'SKIPPED', now));
     }
+    const instances: InstanceRecord[] = [];
     for (const w of plan.fire) {
       const claimed = await this.#o.store.claimInstance(this.#newInstance(groupId, w, w.trigger, 'SCHEDULED', now));
-      if (claimed) this.#runInstance(claimed);
+      if (claimed) {
+        this.#runInstance(claimed);
+        instances.push(claimed);
+      } else {
+        // Another replica or an engine's earlier try claimed it first: report the row it wrote.
+        const found = await this.#o.store.getInstance(groupId, w.start);
+        if (found) instances.push(found);
+      }
     }
-    return plan.nextDueTime !== undefined ? { nextDueTime: plan.nextDueTime } : {};
+    if (instances.length === 0 && last && last.dueTime <= asOf) instances.push(last);
+    return { instances, ...(plan.nextDueTime !== undefined ? { nextDueTime: plan.nextDueTime } : {}) };
+  }
+
+  /** The live (registered, updated or paused) schedules an engine plugin runs, for its reconcile on start. */
+  async listOwned(engineId: string): Promise<ScheduleInfo[]> {
+    const out: ScheduleInfo[] = [];
+    for (let after: string | undefined; ;) {
+      const page = await this.#o.store.listSchedules({
+        statuses: [...FIRING, 'PAUSED'],
+        limit: 500,
+        ...(after ? { afterGroupId: after } : {}),
+      });
+      for (const s of page) if (s.engineId === engineId && s.status !== 'PAUSED') out.push(s.info);
+      if (page.length < 500) break;
+      after = page[page.length - 1]!.groupId;
+    }
+    return out;
   }
 
   #newInstance(

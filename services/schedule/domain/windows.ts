@@ -46,7 +46,10 @@ export function windowSpec(input: {
   timeZone: string;
   crontabExpression: string;
 }): WindowSpec {
-  const { scheduleType, scheduleUnit, scheduleInterval, startTime, endTime } = input;
+  const { scheduleType, startTime, endTime } = input;
+  // InLong spells units in either case ("h", "H"); interval 0 is its default for one round (O).
+  const scheduleUnit = input.scheduleUnit.toUpperCase();
+  const scheduleInterval = scheduleUnit === 'O' && input.scheduleInterval === 0 ? 1 : input.scheduleInterval;
   const timeZone = input.timeZone === '' ? 'UTC' : input.timeZone;
   if (scheduleType !== 0 && scheduleType !== 1)
     throw invalidArgument('schedule_type', '0 (normal) or 1 (crontab)', scheduleType);
@@ -68,9 +71,9 @@ export function windowSpec(input: {
     };
   }
   if (!(UNITS as readonly string[]).includes(scheduleUnit))
-    throw invalidArgument('schedule_unit', `one of ${UNITS.join(' ')}`, scheduleUnit);
+    throw invalidArgument('schedule_unit', `one of ${UNITS.join(' ')} (either case)`, input.scheduleUnit);
   if (!Number.isSafeInteger(scheduleInterval) || scheduleInterval < 1)
-    throw invalidArgument('schedule_interval', 'an integer >= 1', scheduleInterval);
+    throw invalidArgument('schedule_interval', 'an integer >= 1 (0 only with unit O)', scheduleInterval);
   return { scheduleType: 0, unit: scheduleUnit as Unit, interval: scheduleInterval, startTime, endTime, timeZone };
 }
 

@@ -248,6 +248,14 @@ export function scheduleGrpc(
         nextPageToken: rows.length > limit ? encodePageToken(String(page[page.length - 1]!.windowStart)) : '',
       };
     }),
+    fireDue: unary(logger, 'FireDue', async (req) => {
+      const result = await service.fireDueChecked(req.groupId, req.asOf);
+      const zone = await zoneOf(req.groupId);
+      return {
+        instances: result.instances.map((i) => encodeInstance(i, zone)),
+        nextDueTime: result.nextDueTime ?? 0,
+      };
+    }),
   };
   return { definition: ScheduleServiceService, implementation };
 }

@@ -96,6 +96,8 @@ export interface Connector {
     | undefined;
   /** Folder the plugin was loaded from. */
   pluginPath: string;
+  /** JSON Schema of the plugin's settings (plugin.json#settings), if it has any; values are never returned. */
+  settingsSchema: { [key: string]: any } | undefined;
 }
 
 export interface ListConnectorsRequest {
@@ -147,6 +149,18 @@ export interface Engine {
   version: string;
   description: string;
   pluginPath: string;
+  /**
+   * Whether the engine can run schedules here: unavailable while a required setting is missing (the
+   * reason names the SLUICE_PLUGIN_<ID>_<SETTING> variable). Schedules it would accept are refused.
+   */
+  availability:
+    | Availability
+    | undefined;
+  /**
+   * JSON Schema of the plugin's settings (plugin.json#settings); secrets are marked writeOnly. Values are
+   * never returned.
+   */
+  settingsSchema: { [key: string]: any } | undefined;
 }
 
 export interface ListEnginesRequest {
@@ -276,6 +290,7 @@ function createBaseConnector(): Connector {
     reader: undefined,
     writer: undefined,
     pluginPath: "",
+    settingsSchema: undefined,
   };
 }
 
@@ -318,6 +333,9 @@ export const Connector: MessageFns<Connector> = {
     }
     if (message.pluginPath !== "") {
       writer.uint32(82).string(message.pluginPath);
+    }
+    if (message.settingsSchema !== undefined) {
+      Struct.encode(Struct.wrap(message.settingsSchema), writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -435,6 +453,14 @@ export const Connector: MessageFns<Connector> = {
             message.pluginPath = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.settingsSchema = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -475,6 +501,11 @@ export const Connector: MessageFns<Connector> = {
         : isSet(object.plugin_path)
         ? globalThis.String(object.plugin_path)
         : "",
+      settingsSchema: isObject(object.settingsSchema)
+        ? object.settingsSchema
+        : isObject(object.settings_schema)
+        ? object.settings_schema
+        : undefined,
     };
   },
 
@@ -510,6 +541,9 @@ export const Connector: MessageFns<Connector> = {
     if (message.pluginPath !== "") {
       obj.pluginPath = message.pluginPath;
     }
+    if (message.settingsSchema !== undefined) {
+      obj.settingsSchema = message.settingsSchema;
+    }
     return obj;
   },
 
@@ -532,6 +566,7 @@ export const Connector: MessageFns<Connector> = {
       ? Availability.fromPartial(object.writer)
       : undefined;
     message.pluginPath = object.pluginPath ?? "";
+    message.settingsSchema = object.settingsSchema ?? undefined;
     return message;
   },
 };
@@ -1267,7 +1302,7 @@ export const ResolveBoundariesResponse: MessageFns<ResolveBoundariesResponse> = 
 };
 
 function createBaseEngine(): Engine {
-  return { id: "", version: "", description: "", pluginPath: "" };
+  return { id: "", version: "", description: "", pluginPath: "", availability: undefined, settingsSchema: undefined };
 }
 
 export const Engine: MessageFns<Engine> = {
@@ -1283,6 +1318,12 @@ export const Engine: MessageFns<Engine> = {
     }
     if (message.pluginPath !== "") {
       writer.uint32(34).string(message.pluginPath);
+    }
+    if (message.availability !== undefined) {
+      Availability.encode(message.availability, writer.uint32(42).fork()).join();
+    }
+    if (message.settingsSchema !== undefined) {
+      Struct.encode(Struct.wrap(message.settingsSchema), writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -1332,6 +1373,22 @@ export const Engine: MessageFns<Engine> = {
             message.pluginPath = reader.string();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.availability = Availability.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.settingsSchema = Struct.unwrap(Struct.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1354,6 +1411,12 @@ export const Engine: MessageFns<Engine> = {
         : isSet(object.plugin_path)
         ? globalThis.String(object.plugin_path)
         : "",
+      availability: isSet(object.availability) ? Availability.fromJSON(object.availability) : undefined,
+      settingsSchema: isObject(object.settingsSchema)
+        ? object.settingsSchema
+        : isObject(object.settings_schema)
+        ? object.settings_schema
+        : undefined,
     };
   },
 
@@ -1371,6 +1434,12 @@ export const Engine: MessageFns<Engine> = {
     if (message.pluginPath !== "") {
       obj.pluginPath = message.pluginPath;
     }
+    if (message.availability !== undefined) {
+      obj.availability = Availability.toJSON(message.availability);
+    }
+    if (message.settingsSchema !== undefined) {
+      obj.settingsSchema = message.settingsSchema;
+    }
     return obj;
   },
 
@@ -1383,6 +1452,10 @@ export const Engine: MessageFns<Engine> = {
     message.version = object.version ?? "";
     message.description = object.description ?? "";
     message.pluginPath = object.pluginPath ?? "";
+    message.availability = (object.availability !== undefined && object.availability !== null)
+      ? Availability.fromPartial(object.availability)
+      : undefined;
+    message.settingsSchema = object.settingsSchema ?? undefined;
     return message;
   },
 };

@@ -535,6 +535,26 @@ export interface ListInstancesResponse {
   nextPageToken: string;
 }
 
+export interface FireDueRequest {
+  groupId: string;
+  /** The instant to evaluate at, epoch ms; 0 means the service's now. At most 5 s in the future. */
+  asOf: number;
+}
+
+export interface FireDueResponse {
+  /**
+   * The instances this call claimed and dispatched, plus those of due windows another caller had
+   * already claimed; when nothing new was due, the group's latest instance due at as_of (what an
+   * engine's retry of the same tick finds).
+   */
+  instances: Instance[];
+  /**
+   * The due time of the next window after as_of (0: none known: the schedule has ended, or due
+   * windows wait for running ones to finish).
+   */
+  nextDueTime: number;
+}
+
 function createBaseCatchUpPolicy(): CatchUpPolicy {
   return { mode: 0, windowMs: 0 };
 }
@@ -3525,6 +3545,190 @@ export const ListInstancesResponse: MessageFns<ListInstancesResponse> = {
   },
 };
 
+function createBaseFireDueRequest(): FireDueRequest {
+  return { groupId: "", asOf: 0 };
+}
+
+export const FireDueRequest: MessageFns<FireDueRequest> = {
+  encode(message: FireDueRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "") {
+      writer.uint32(10).string(message.groupId);
+    }
+    if (message.asOf !== 0) {
+      writer.uint32(16).int64(message.asOf);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FireDueRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFireDueRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.groupId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.asOf = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FireDueRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "",
+      asOf: isSet(object.asOf)
+        ? globalThis.Number(object.asOf)
+        : isSet(object.as_of)
+        ? globalThis.Number(object.as_of)
+        : 0,
+    };
+  },
+
+  toJSON(message: FireDueRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "") {
+      obj.groupId = message.groupId;
+    }
+    if (message.asOf !== 0) {
+      obj.asOf = Math.round(message.asOf);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FireDueRequest>): FireDueRequest {
+    return FireDueRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FireDueRequest>): FireDueRequest {
+    const message = createBaseFireDueRequest();
+    message.groupId = object.groupId ?? "";
+    message.asOf = object.asOf ?? 0;
+    return message;
+  },
+};
+
+function createBaseFireDueResponse(): FireDueResponse {
+  return { instances: [], nextDueTime: 0 };
+}
+
+export const FireDueResponse: MessageFns<FireDueResponse> = {
+  encode(message: FireDueResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.instances) {
+      Instance.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.nextDueTime !== 0) {
+      writer.uint32(16).int64(message.nextDueTime);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FireDueResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFireDueResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instances.push(Instance.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.nextDueTime = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): FireDueResponse {
+    return {
+      instances: globalThis.Array.isArray(object?.instances)
+        ? object.instances.map((e: any) => Instance.fromJSON(e))
+        : [],
+      nextDueTime: isSet(object.nextDueTime)
+        ? globalThis.Number(object.nextDueTime)
+        : isSet(object.next_due_time)
+        ? globalThis.Number(object.next_due_time)
+        : 0,
+    };
+  },
+
+  toJSON(message: FireDueResponse): unknown {
+    const obj: any = {};
+    if (message.instances?.length) {
+      obj.instances = message.instances.map((e) => Instance.toJSON(e));
+    }
+    if (message.nextDueTime !== 0) {
+      obj.nextDueTime = Math.round(message.nextDueTime);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<FireDueResponse>): FireDueResponse {
+    return FireDueResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<FireDueResponse>): FireDueResponse {
+    const message = createBaseFireDueResponse();
+    message.instances = object.instances?.map((e) => Instance.fromPartial(e)) || [];
+    message.nextDueTime = object.nextDueTime ?? 0;
+    return message;
+  },
+};
+
 export type ScheduleServiceService = typeof ScheduleServiceService;
 export const ScheduleServiceService = {
   /**
@@ -3650,6 +3854,23 @@ export const ScheduleServiceService = {
       Buffer.from(ListInstancesResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListInstancesResponse => ListInstancesResponse.decode(value),
   },
+  /**
+   * The one firing contract of every engine: an engine is a clock that says *when*; this decides *which
+   * windows*. Fires every window of the group that is due at as_of through the ledger, under the
+   * schedule's catch-up, selfDepend and parallelism rules evaluated at as_of. Idempotent: a retry, a
+   * second replica or a second engine tick fires nothing twice. NOT_FOUND for an unknown or deleted
+   * group; INVALID_ARGUMENT when as_of is more than 5 s ahead of the service's clock. A paused
+   * schedule fires nothing (its windows follow the catch-up policy once resumed).
+   */
+  fireDue: {
+    path: "/sluice.schedule.v1.ScheduleService/FireDue" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: FireDueRequest): Buffer => Buffer.from(FireDueRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): FireDueRequest => FireDueRequest.decode(value),
+    responseSerialize: (value: FireDueResponse): Buffer => Buffer.from(FireDueResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): FireDueResponse => FireDueResponse.decode(value),
+  },
 } as const;
 
 export interface ScheduleServiceServer extends UntypedServiceImplementation {
@@ -3674,6 +3895,15 @@ export interface ScheduleServiceServer extends UntypedServiceImplementation {
   /** Fires chosen past windows again; dry_run returns the windows without firing. */
   backfill: handleUnaryCall<BackfillRequest, BackfillResponse>;
   listInstances: handleUnaryCall<ListInstancesRequest, ListInstancesResponse>;
+  /**
+   * The one firing contract of every engine: an engine is a clock that says *when*; this decides *which
+   * windows*. Fires every window of the group that is due at as_of through the ledger, under the
+   * schedule's catch-up, selfDepend and parallelism rules evaluated at as_of. Idempotent: a retry, a
+   * second replica or a second engine tick fires nothing twice. NOT_FOUND for an unknown or deleted
+   * group; INVALID_ARGUMENT when as_of is more than 5 s ahead of the service's clock. A paused
+   * schedule fires nothing (its windows follow the catch-up policy once resumed).
+   */
+  fireDue: handleUnaryCall<FireDueRequest, FireDueResponse>;
 }
 
 export interface ScheduleServiceClient extends Client {
@@ -3851,6 +4081,29 @@ export interface ScheduleServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListInstancesResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * The one firing contract of every engine: an engine is a clock that says *when*; this decides *which
+   * windows*. Fires every window of the group that is due at as_of through the ledger, under the
+   * schedule's catch-up, selfDepend and parallelism rules evaluated at as_of. Idempotent: a retry, a
+   * second replica or a second engine tick fires nothing twice. NOT_FOUND for an unknown or deleted
+   * group; INVALID_ARGUMENT when as_of is more than 5 s ahead of the service's clock. A paused
+   * schedule fires nothing (its windows follow the catch-up policy once resumed).
+   */
+  fireDue(
+    request: FireDueRequest,
+    callback: (error: ServiceError | null, response: FireDueResponse) => void,
+  ): ClientUnaryCall;
+  fireDue(
+    request: FireDueRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: FireDueResponse) => void,
+  ): ClientUnaryCall;
+  fireDue(
+    request: FireDueRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: FireDueResponse) => void,
   ): ClientUnaryCall;
 }
 

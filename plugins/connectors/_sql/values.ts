@@ -1,0 +1,65 @@
+/**
+ * Exact row values shared by the SQL connectors: timestamps as ISO 8601 text with every fractional
+ * digit the database gave, JSON parsed without rounding its numbers. A value read is the value written:
+ * nothing passes through a JS `Date` or a double unless it fits one exactly.
+ */
+
+const TS_TEXT = /^(\d{4,})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[ T](\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]00(?::?00){0,2})?$/;
+
+/**
+ * A database timestamp as text in UTC (`2024-05-01 12:00:00.123456+00`, or without zone, read as UTC)
+ * to ISO 8601 (`2024-05-01T12:00:00.123456Z`), every fractional digit kept. Text in another zone or
+ * that it cannot read (infinity, BC dates, MySQL's zero dates) is returned unchanged.
+ */
+export function timestampTextToIso(text: string): string {
+  const m = TS_TEXT.exec(text);
+  if (!m) return text;
+  return `${m[1]}-${m[2]}-${m[3]}T${m[4]}${m[5] ?? ''}Z`;
+}
+
+const ISO_UTC = /^(\d{4})-(\d\d)-(\d\d)T(\d\d:\d\d:\d\d(?:\.\d{1,6})?)Z$/;
+
+/** ISO 8601 UTC text (as the readers give) to `YYYY-MM-DD HH:MM:SS.ffffff`, the form MySQL DATETIME takes; other text unchanged. */
+export function isoToSqlDateTime(text: string): string {
+  const m = ISO_UTC.exec(text);
+  return m ? `${m[1]}-${m[2]}-${m[3]} ${m[4]}` : text;
+}
+
+interface ExactJson {
+  parse(
+    text: string,
+    reviver: (this: unknown, key: string, value: unknown, context?: { source?: string }) => unknown,
+  ): unknown;
+  rawJSON(text: string): unknown;
+}
+const EXACT = JSON as unknown as ExactJson;
+
+/** A number whose text has this many digits in a row may not survive a double. */
+const LONG_DIGITS = /\d{16}|[eE]/;
+
+function keepNumberText(_key: string, value: unknown, context?: { source?: string }): unknown {
+  if (typeof value !== 'number' || context?.source === undefined || String(value) === context.source) return value;
+  // Kept as its text: JSON.stringify writes it back as it came (JSON.rawJSON).
+  return EXACT.rawJSON(context.source);
+}
+
+/**
+ * JSON text parsed so that every number is exact: a number a double cannot hold as written
+ * (`12345678901234567890`, `0.10000000000000000001`) stays its own text, as a `JSON.rawJSON` value that
+ * `JSON.stringify` writes back unchanged; so is a top-level JSON `null` (which would otherwise turn into
+ * SQL NULL). Text without long digit runs takes the plain, fast parse.
+ */
+export function parseJsonExact(text: string): unknown {
+  // A JSON null is a value, not SQL NULL: kept as raw JSON so that a sink writes `null` back.
+  if (text === 'null') return JSON_NULL;
+  return LONG_DIGITS.test(text) ? EXACT.parse(text, keepNumberText) : JSON.parse(text);
+}
+
+const JSON_NULL = EXACT.rawJSON('null');
+
+const bigintAsNumber = (_key: string, v: unknown) => (typeof v === 'bigint' ? EXACT.rawJSON(v.toString()) : v);
+
+/** A value as JSON text: bigint as the exact JSON number, exact numbers from parseJsonExact as they came. */
+export function stringifyJsonExact(value: unknown): string {
+  return JSON.stringify(value, bigintAsNumber);
+}

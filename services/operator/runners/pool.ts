@@ -1,0 +1,146 @@
+import { availableParallelism } from 'node:os';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MessageChannel } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { ERROR_CODES, type ErrorCode, SluiceError } from 'sluice/sdk';
+import type { JobProgress } from '../domain/model.js';
+import type { JobSpec, RunContext, Runner } from '../domain/runner.js';
+import type { PluginRef, WorkerFailure, WorkerMessage, WorkerTask } from './job-worker.js';
+
+export interface PooledRunnerOptions {
+  /** Jobs that run at once, one per worker thread; default: the machine's parallelism. */
+  readonly threads?: number;
+  /** V8 old-generation cap of each worker (MiB): a job that allocates past it fails alone. Default 512. */
+  readonly maxHeapMb?: number;
+  /** Timeout of one plugin hook call inside the worker (ms). Default 30 000. */
+  readonly hookTimeoutMs?: number;
+  /**
+   * How long a worker's event loop may stay blocked (no beat) before its job fails and the thread is
+   * stopped (ms): a plugin spinning synchronously. Default 30 000.
+   */
+  readonly stallTimeoutMs?: number;
+  /** Progress is reported at most this often (ms). */
+  readonly progressIntervalMs?: number;
+}
+
+const here = fileURLToPath(import.meta.url);
+const WORKER = new URL(`./job-worker${extname(here)}`, import.meta.url).href;
+
+const ref = ({ plugin: _plugin, ...rest }: JobSpec['source']): PluginRef => rest;
+
+function failure(code: ErrorCode, message: string, details: Record<string, unknown> = {}): SluiceError {
+  return new SluiceError(code, message, details);
+}
+
+/**
+ * The embedded runner on every core: each job runs in a worker thread of a pool (piscina), reader,
+ * field mapping, encoding and writer together, so that N concurrent windows use N cores and none of it
+ * runs on the service's event loop. Each worker has a V8 heap cap. A plugin that calls process.exit
+ * (which ends only its thread), spins synchronously (no beat for stallTimeoutMs), or allocates without
+ * bound (the heap cap) fails its own job with a clear error; the thread is replaced and the service
+ * keeps answering. What a worker cannot bound is in docs/runners.md.
+ */
+export class PooledRunner implements Runner {
+  readonly name = 'embedded';
+  readonly #pool: Piscina;
+  readonly #hookTimeoutMs: number;
+  readonly #stallTimeoutMs: number;
+  readonly #progressIntervalMs: number;
+  readonly #maxHeapMb: number;
+
+  constructor(options: PooledRunnerOptions = {}) {
+    const threads = options.threads ?? availableParallelism();
+    this.#maxHeapMb = options.maxHeapMb ?? 512;
+    this.#hookTimeoutMs = options.hookTimeoutMs ?? 30_000;
+    this.#stallTimeoutMs = options.stallTimeoutMs ?? 30_000;
+    this.#progressIntervalMs = options.progressIntervalMs ?? 1000;
+    this.#pool = new Piscina({
+      filename: WORKER,
+      minThreads: 0,
+      maxThreads: threads,
+      concurrentTasksPerWorker: 1,
+      idleTimeout: 30_000,
+      resourceLimits: { maxOldGenerationSizeMb: this.#maxHeapMb },
+    });
+  }
+
+  async run(spec: JobSpec, ctx: RunContext): Promise<void> {
+    const { port1, port2 } = new MessageChannel();
+    const stop = new AbortController();
+    let stalled = false;
+    let started = false;
+    let lastBeat = Date.now();
+    port1.on('message', (m: WorkerMessage) => {
+      lastBeat = Date.now();
+      if (m.type === 'progress') ctx.onProgress(m.progress as JobProgress);
+      else if (m.type === 'resolved') ctx.onResolved(m.positions);
+    });
+    // Cancel: the worker aborts the job (the writer rolls back); a worker that does not end in time is stopped.
+    const onAbort = () => {
+      port1.postMessage({ type: 'cancel' });
+      setTimeout(() => stop.abort(ctx.signal.reason), this.#stallTimeoutMs).unref();
+    };
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    const watchdog = setInterval(
+      () => {
+        // Beats start once the worker has loaded the job; until then the pool queue may hold it.
+        if (Date.now() - lastBeat > this.#stallTimeoutMs && started) {
+          stalled = true;
+          stop.abort(new Error('stalled'));
+        }
+      },
+      Math.min(1000, this.#stallTimeoutMs / 4),
+    );
+    port1.once('message', () => (started = true));
+    const task: WorkerTask = {
+      spec: { ...spec, source: ref(spec.source), sink: ref(spec.sink) },
+      port: port2,
+      hookTimeoutMs: this.#hookTimeoutMs,
+      progressIntervalMs: this.#progressIntervalMs,
+    };
+    let result: WorkerFailure | undefined;
+    try {
+      result = (await this.#pool.run(task, { transferList: [port2], signal: stop.signal })) as
+        WorkerFailure | undefined;
+    } catch (err) {
+      throw this.#threadFailure(spec, err, stalled, ctx.signal.aborted);
+    } finally {
+      clearInterval(watchdog);
+      ctx.signal.removeEventListener('abort', onAbort);
+      port1.close();
+    }
+    if (result?.failed) {
+      const { code, message, details } = result.failed;
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+      const known = code !== undefined && Object.values(ERROR_CODES).includes(code as ErrorCode);
+      throw failure(known ? (code as ErrorCode) : ERROR_CODES.PLUGIN_FAILED, message, {
+        ...(typeof details === 'object' && details !== null ? details : {}),
+      });
+    }
+  }
+
+  /** Why a job's thread ended without an answer, in words a user can act on. */
+  #threadFailure(spec: JobSpec, err: unknown, stalled: boolean, cancelled: boolean): unknown {
+    const plugins = `source '${spec.source.id}', sink '${spec.sink.id}'`;
+    if (stalled)
+      return failure(
+        ERROR_CODES.PLUGIN_TIMEOUT,
+        `job ${spec.job.jobId}: its worker's event loop was blocked for more than ${this.#stallTimeoutMs} ms (${plugins}); the worker was stopped`,
+      );
+    if (cancelled) return err;
+    const code = (err as { code?: unknown })?.code;
+    const text = err instanceof Error ? err.message : String(err);
+    if (code === 'ERR_WORKER_OUT_OF_MEMORY')
+      return failure(
+        ERROR_CODES.PLUGIN_FAILED,
+        `job ${spec.job.jobId}: its worker ran out of memory (heap cap ${this.#maxHeapMb} MiB, ${plugins}): ${text}`,
+      );
+    return failure(ERROR_CODES.PLUGIN_FAILED, `job ${spec.job.jobId}: its worker ended (${plugins}): ${text}`);
+  }
+
+  /** Stops the workers (jobs still running fail). */
+  async close(): Promise<void> {
+    await this.#pool.destroy();
+  }
+}

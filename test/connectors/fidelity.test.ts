@@ -1,0 +1,154 @@
+/**
+ * Type fidelity: a window copied by the connectors (reader → writer, as the embedded runner does) is
+ * equal to its source value for value, by the database's own equality (`IS DISTINCT FROM`, `<=>`), for
+ * the values that lose precision on the way through JS: microsecond timestamps, numeric beyond a double,
+ * bigint beyond 2^53, jsonb numbers, bytea, arrays, text with COPY's special characters. Needs the
+ * databases (skips without them; fails under SLUICE_REQUIRE_INTEGRATION=1).
+ */
+import anyTest from 'ava';
+import mysql from 'mysql2/promise';
+import pg from 'pg';
+import type { Boundaries, ConnectorPlugin, Options } from 'sluice/sdk';
+import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
+import { HookRunner } from '../../services/host/hook-runner.js';
+import { type LoadedPlugin, loadPlugins } from '../../services/host/loader.js';
+import { MYSQL_URL, PG_URL, probeMysql, probePostgres, uniqueName } from '../helpers/databases.js';
+import { gate } from '../helpers/integration.js';
+
+const pgTest = gate(anyTest, await probePostgres());
+const mysqlTest = gate(anyTest, await probeMysql());
+
+const plugins = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
+const connector = (id: string) => plugins.connectors.get(id) as LoadedPlugin<ConnectorPlugin>;
+const runner = new HookRunner({ timeoutMs: 30_000 });
+const ALL: Boundaries = { boundaryType: 'OFFSET', lowerBound: '0', upperBound: '1000' };
+
+/** Copies the window through the connectors: every batch read is written, then committed. */
+async function copyWindow(source: string, sourceOptions: Options, sink: string, sinkOptions: Options): Promise<number> {
+  const bounded = await runner.call(connector(source), 'fillInBoundaries', { options: sourceOptions, boundaries: ALL });
+  const reader = await runner.call(connector(source), 'openReader', { options: bounded, boundaries: ALL });
+  const writer = await runner.call(connector(sink), 'openWriter', {
+    options: sinkOptions,
+    window: { groupId: 'g', streamId: 's', jobId: 'j', boundaries: ALL },
+  });
+  let rows = 0;
+  try {
+    for await (const batch of reader.batches()) {
+      await writer.write(batch);
+      rows += batch.length;
+    }
+    await writer.commit();
+  } catch (err) {
+    await writer.abort(err);
+    throw err;
+  } finally {
+    await reader.close();
+  }
+  return rows;
+}
+
+// ------------------------------------------------------------------------------ PostgreSQL → PostgreSQL
+
+const PG_COLUMNS = `
+  id bigint PRIMARY KEY, big bigint, ts timestamptz, ts_local timestamp, d date, num numeric, dbl double precision,
+  flag boolean, doc jsonb, raw bytea, body text, ints integer[], nums numeric[], tss timestamptz[], texts text[],
+  uid uuid, span interval`;
+
+const PG_ROWS = [
+  `(1, 9223372036854775807, '2024-05-01 05:02:48.173787+00', '2024-05-01 05:02:48.000001', '2024-02-29',
+    123456789012345678901234567890.123456789012345678901, 0.1, true,
+    '{"big": 12345678901234567890, "dec": 0.10000000000000000001, "s": "tab\\there", "a": [1, null]}',
+    '\\x00090a0d5c27ff', E'tab\\tnew\\nline\\\\back ''quote'' ünï €', '{1,-2,NULL}', '{1.000000000000000000001,NULL}',
+    '{"2024-05-01 05:02:48.173787+00","1970-01-01 00:00:00.000001+00"}', '{"a,b","q\\"uote",NULL,"b\\\\s",""}',
+    'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '1 day 00:00:00.000001')`,
+  `(2, -9007199254740993, '1900-01-01 00:00:00.5+00', '9999-12-31 23:59:59.999999', '0001-01-01',
+    -0.00000000000000000000000000000000000001, 'Infinity', false, '[]', '\\x', '', '{}', '{}', '{}', '{}', NULL, NULL)`,
+  `(3, NULL, 'infinity', NULL, NULL, 'NaN', 'NaN', NULL, 'null', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
+  `(4, 42, '2024-05-01 05:02:48+00', '2024-05-01 05:02:48', '2024-05-01', 1e-30, -0.0000001234567890123, true,
+    '{"n": 1e400, "x": -1.50}', '\\xdeadbeef', E'\\\\N is not null', '{{1,2},{3,4}}', '{NaN}', '{NULL}', '{"\\\\N"}',
+    NULL, '-3 months')`,
+];
+
+for (const readMethod of ['copy', 'keyset'] as const) {
+  pgTest(
+    `postgres → postgres (${readMethod} read, COPY write): every value equals its source by IS DISTINCT FROM`,
+    async (t) => {
+      const admin = new pg.Client({ connectionString: PG_URL });
+      await admin.connect();
+      const src = uniqueName('fid_src');
+      const dst = uniqueName('fid_dst');
+      try {
+        await admin.query(`CREATE TABLE ${src} (${PG_COLUMNS})`);
+        await admin.query(`CREATE TABLE ${dst} (${PG_COLUMNS}, sluice_window text)`);
+        await admin.query(`INSERT INTO ${src} VALUES ${PG_ROWS.join(', ')}`);
+        const copied = await copyWindow(
+          'postgres',
+          { url: PG_URL, table: src, keyColumn: 'id', readMethod, batchSize: 3 },
+          'postgres',
+          { url: PG_URL, table: dst, batchSize: 2 },
+        );
+        t.is(copied, PG_ROWS.length);
+        const columns = PG_COLUMNS.split(',').map((c) => c.trim().split(' ')[0]!);
+        const differ = await admin.query(
+          `SELECT s.id, ${columns.map((c) => `s.${c} IS DISTINCT FROM d.${c} AS ${c}`).join(', ')}
+           FROM ${src} s FULL JOIN ${dst} d USING (id)
+          WHERE ${columns.map((c) => `s.${c} IS DISTINCT FROM d.${c}`).join(' OR ')}`,
+        );
+        t.deepEqual(differ.rows, [], 'rows whose columns differ (true) from the source');
+      } finally {
+        await admin.query(`DROP TABLE IF EXISTS ${src}, ${dst}`).catch(() => {});
+        await admin.end();
+      }
+    },
+  );
+}
+
+// ---------------------------------------------------------------------------------------- MySQL → MySQL
+
+const MY_COLUMNS = `
+  id BIGINT PRIMARY KEY, big BIGINT, ubig BIGINT UNSIGNED, dt DATETIME(6), ts TIMESTAMP(6) NULL, d DATE,
+  num DECIMAL(65,30), dbl DOUBLE, bits BIT(10), doc JSON, raw VARBINARY(64), body TEXT`;
+
+const MY_ROWS = [
+  `(1, 9223372036854775807, 18446744073709551615, '2024-05-01 05:02:48.173787', '2024-05-01 05:02:48.000001',
+    '2024-02-29', 12345678901234567890123456789012345.123456789012345678901234567890, 0.1, b'1010101011',
+    '{"big": 12345678901234567890, "dec": 0.10000000000000000001, "s": "tab\\\\there"}', X'00090a0d5c27ff',
+    'tab\\tnew\\nline\\\\back ''quote'' ünï €')`,
+  `(2, -9007199254740993, 0, '9999-12-31 23:59:59.999999', NULL, '1000-01-01',
+    -0.000000000000000000000000000001, -1.5e-300, b'0', '[]', X'', '')`,
+  `(3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
+];
+
+mysqlTest('mysql → mysql: every value equals its source by <=>', async (t) => {
+  const admin = await mysql.createConnection({ uri: MYSQL_URL });
+  const src = uniqueName('fid_src');
+  const dst = uniqueName('fid_dst');
+  try {
+    await admin.query("SET time_zone = '+00:00'");
+    await admin.query(`CREATE TABLE ${src} (${MY_COLUMNS})`);
+    await admin.query(`CREATE TABLE ${dst} (${MY_COLUMNS}, sluice_window VARCHAR(255))`);
+    await admin.query(`INSERT INTO ${src} VALUES ${MY_ROWS.join(', ')}`);
+    const copied = await copyWindow('mysql', { url: MYSQL_URL, table: src, keyColumn: 'id', batchSize: 2 }, 'mysql', {
+      url: MYSQL_URL,
+      table: dst,
+      batchSize: 2,
+    });
+    t.is(copied, MY_ROWS.length);
+    const columns = MY_COLUMNS.split(/,(?![^(]*\))/).map((c) => c.trim().split(' ')[0]!);
+    // MariaDB's JSON is LONGTEXT, whose = compares the text: its JSON equality is JSON_EQUALS.
+    const [[{ v }]] = (await admin.query('SELECT VERSION() AS v')) as unknown as [[{ v: string }]];
+    const same = (c: string) =>
+      c === 'doc' && /mariadb/i.test(v)
+        ? `(s.${c} <=> d.${c} OR JSON_EQUALS(s.${c}, d.${c}) <=> 1)`
+        : `(s.${c} <=> d.${c})`;
+    const [differ] = await admin.query(
+      `SELECT s.id, ${columns.map((c) => `NOT ${same(c)} AS ${c}`).join(', ')}
+         FROM ${src} s LEFT JOIN ${dst} d USING (id)
+        WHERE ${columns.map((c) => `NOT ${same(c)}`).join(' OR ')}`,
+    );
+    t.deepEqual(differ, [], 'rows whose columns differ (1) from the source');
+  } finally {
+    await admin.query(`DROP TABLE IF EXISTS ${src}, ${dst}`).catch(() => {});
+    await admin.end();
+  }
+});

@@ -1,0 +1,106 @@
+/**
+ * The pooled runner: jobs run in worker threads with a heap cap. A plugin that calls process.exit,
+ * spins synchronously, or allocates without bound fails only its own job, with an error that says so,
+ * while this (the service's) event loop keeps turning and the next job runs on a fresh thread.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import type { ConnectorPlugin } from 'sluice/sdk';
+import { type LoadedPlugin, loadPlugins } from '../../services/host/loader.js';
+import type { JobSpec } from '../../services/operator/domain/runner.js';
+import { PooledRunner } from '../../services/operator/runners/pool.js';
+import { RUNNER_FIXTURES } from '../helpers/operator.js';
+
+const plugins = await loadPlugins({ bundledDir: RUNNER_FIXTURES });
+const source = plugins.connectors.get('slow-source') as LoadedPlugin<ConnectorPlugin>;
+const sink = plugins.connectors.get('hostile-sink') as LoadedPlugin<ConnectorPlugin>;
+const dir = await mkdtemp(join(tmpdir(), 'sluice-pool-'));
+const runner = new PooledRunner({ threads: 2, maxHeapMb: 64, stallTimeoutMs: 1500, progressIntervalMs: 50 });
+
+test.after.always(async () => {
+  await runner.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+let n = 0;
+function spec(sinkOptions: Record<string, unknown>, rows = 30): JobSpec {
+  const jobId = `job-${++n}`;
+  const boundaries = { boundaryType: 'OFFSET' as const, lowerBound: '0', upperBound: String(rows) };
+  return {
+    job: { jobId, groupId: 'g', streamId: 's', boundaries },
+    stream: {
+      streamId: 's',
+      source: { connector: source.id, options: {} },
+      sink: { connector: sink.id, options: sinkOptions },
+      fields: [],
+    },
+    boundedSourceOptions: { delayMs: 1, from: 0, to: rows },
+    source,
+    sink,
+  } as unknown as JobSpec;
+}
+
+const ctx = () => ({ signal: new AbortController().signal, onProgress: () => {}, onResolved: () => {} });
+
+/** Counts this thread's timer turns while `work` runs: the service keeps answering. */
+async function ticking<T>(work: Promise<T>): Promise<{ ticks: number; result: PromiseSettledResult<T> }> {
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 20);
+  const [result] = await Promise.allSettled([work]);
+  clearInterval(timer);
+  return { ticks, result };
+}
+
+async function ok(t: ExecutionContext, label: string): Promise<number> {
+  const out = join(dir, `${label}.json`);
+  await runner.run(spec({ out }, 25), ctx());
+  const written = JSON.parse(await readFile(out, 'utf8')) as { rows: number; threadId: number };
+  t.is(written.rows, 25, `${label}: every row reached the sink`);
+  t.not(written.threadId, 0, `${label}: the job ran in a worker thread`);
+  return written.threadId;
+}
+
+test.serial('a job runs in a worker thread; two at once run on two threads', async (t) => {
+  const out = [join(dir, 'a.json'), join(dir, 'b.json')];
+  await Promise.all(out.map((o) => runner.run(spec({ out: o }, 200), ctx())));
+  const ids = await Promise.all(
+    out.map(async (o) => (JSON.parse(await readFile(o, 'utf8')) as { threadId: number }).threadId),
+  );
+  t.true(ids.every((id) => id !== 0));
+  t.not(ids[0], ids[1]);
+});
+
+test.serial('a plugin calling process.exit fails its own job; the next job runs', async (t) => {
+  const { result } = await ticking(runner.run(spec({ behavior: 'exit' }), ctx()));
+  t.is(result.status, 'rejected');
+  const err = (result as PromiseRejectedResult).reason as { code: string; message: string };
+  t.is(err.code, 'PLUGIN_FAILED');
+  t.regex(err.message, /worker ended.*sink 'hostile-sink'/);
+  await ok(t, 'after-exit');
+});
+
+test.serial(
+  'a plugin spinning synchronously fails its job as PLUGIN_TIMEOUT while the service keeps answering',
+  async (t) => {
+    const started = Date.now();
+    const { ticks, result } = await ticking(runner.run(spec({ behavior: 'spin' }), ctx()));
+    t.is(result.status, 'rejected');
+    const err = (result as PromiseRejectedResult).reason as { code: string; message: string };
+    t.is(err.code, 'PLUGIN_TIMEOUT');
+    t.regex(err.message, /event loop was blocked for more than 1500 ms/);
+    // This thread's timers kept firing during the spin (every 20 ms over at least 1.5 s).
+    t.true(ticks >= (Date.now() - started) / 20 / 4, `only ${ticks} timer turns`);
+    await ok(t, 'after-spin');
+  },
+);
+
+test.serial('a plugin allocating without bound hits the heap cap and fails only its job', async (t) => {
+  const { result } = await ticking(runner.run(spec({ behavior: 'leak' }), ctx()));
+  t.is(result.status, 'rejected');
+  const err = (result as PromiseRejectedResult).reason as { code: string; message: string };
+  t.is(err.code, 'PLUGIN_FAILED');
+  t.regex(err.message, /ran out of memory \(heap cap 64 MiB/);
+  await ok(t, 'after-leak');
+});

@@ -1,0 +1,201 @@
+import anyTest, { type ExecutionContext, type TestFn } from 'ava';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { silentLogger } from '../../services/core/logger.js';
+import { HookRunner } from '../../services/host/hook-runner.js';
+import { ManualClock } from '../../services/schedule/domain/clock.js';
+import type { ScheduleStore } from '../../services/schedule/domain/model.js';
+import { ScheduleService } from '../../services/schedule/domain/service.js';
+import { PostgresScheduleStore, SqliteScheduleStore } from '../../services/store/index.js';
+import { PG_URL, probePostgres, uniqueName } from '../helpers/databases.js';
+import { gate } from '../helpers/integration.js';
+import { FakeDispatcher, HOUR, T0, info } from '../helpers/schedule.js';
+
+const test = anyTest as TestFn<unknown>;
+const pgTest = gate(test, await probePostgres());
+
+/** A store backend: `open()` gives a new handle on one test database, as a second replica would have. */
+interface Backend {
+  readonly name: string;
+  readonly declare: (title: string, fn: (t: ExecutionContext) => Promise<void>) => void;
+  setup(t: ExecutionContext): Promise<() => Promise<ScheduleStore>>;
+}
+
+const sqlite: Backend = {
+  name: 'sqlite',
+  declare: (title, fn) => test.serial(title, fn),
+  async setup(t) {
+    const dir = await mkdtemp(join(tmpdir(), 'sluice-fire-due-'));
+    const stores: ScheduleStore[] = [];
+    t.teardown(async () => {
+      for (const s of stores) await s.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    return async () => {
+      const store = await SqliteScheduleStore.open(join(dir, 'sluice.db'));
+      stores.push(store);
+      await store.migrate();
+      return store;
+    };
+  },
+};
+
+const postgres: Backend = {
+  name: 'postgres',
+  declare: (title, fn) => pgTest.serial(title, fn),
+  async setup(t) {
+    const schema = uniqueName('sluice_fire_due');
+    const stores: ScheduleStore[] = [];
+    t.teardown(async () => {
+      for (const s of stores) await s.close();
+      const client = new pg.Client({ connectionString: PG_URL });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await client.end();
+    });
+    return async () => {
+      const store = await PostgresScheduleStore.open(PG_URL, { schema, poolSize: 4 });
+      stores.push(store);
+      await store.migrate();
+      return store;
+    };
+  },
+};
+
+/** A replica: its own store handle, clock and operator stand-in; no engine plugins, so only FireDue fires. */
+async function replica(open: () => Promise<ScheduleStore>, clock: ManualClock, owner: string) {
+  const dispatcher = new FakeDispatcher(clock);
+  const service = new ScheduleService({
+    store: await open(),
+    engines: new Map(),
+    hooks: new HookRunner({ timeoutMs: 10_000 }),
+    clock,
+    dispatcher,
+    logger: silentLogger,
+    owner,
+  });
+  await service.start();
+  return { service, dispatcher };
+}
+
+const codeOf = (err: unknown) => (err as { code?: string }).code;
+const fieldOf = (err: unknown) => (err as { details?: { field?: string } }).details?.field;
+
+for (const backend of [sqlite, postgres]) {
+  backend.declare(
+    `${backend.name}: FireDue from two replicas at once and after a restart fires each window once`,
+    async (t) => {
+      const open = await backend.setup(t);
+      const clock = new ManualClock(T0 + 5 * HOUR + 30_000);
+      const a = await replica(open, clock, 'a');
+      const b = await replica(open, clock, 'b');
+      t.teardown(() => Promise.all([a.service.stop(), b.service.stop()]).then(() => undefined));
+      await a.service.register(info('twice', { scheduleEngine: 'None' }));
+
+      const [ra, rb] = await Promise.all([
+        a.service.fireDueChecked('twice', 0),
+        b.service.fireDueChecked('twice', T0 + 5 * HOUR),
+      ]);
+      await Promise.all([a.service.idle(), b.service.idle()]);
+      const fired = [...a.dispatcher.submitted, ...b.dispatcher.submitted].map(
+        (s) => (Number(s.lowerBound) - T0) / HOUR,
+      );
+      t.deepEqual(
+        fired.sort((x, y) => x - y),
+        [0, 1, 2, 3, 4],
+        'each of the five windows due at 05:00 is dispatched by exactly one replica',
+      );
+      // Both callers answer with the windows they claimed or found claimed, so an engine sees its tick's result.
+      t.true(ra.instances.length > 0 && rb.instances.length > 0);
+      t.is(ra.nextDueTime ?? rb.nextDueTime, T0 + 6 * HOUR);
+
+      // An engine's retry of the same tick fires nothing and finds the latest window it fired.
+      const retry = await a.service.fireDueChecked('twice', T0 + 5 * HOUR);
+      t.deepEqual(
+        retry.instances.map((i) => i.windowStart),
+        [T0 + 4 * HOUR],
+      );
+
+      // A restart: a new replica on the same database fires nothing twice, then fires the next window when due.
+      await a.service.stop();
+      const c = await replica(open, clock, 'a');
+      t.teardown(() => c.service.stop());
+      await c.service.fireDueChecked('twice', 0);
+      await c.service.idle();
+      t.is(c.dispatcher.submitted.length, 0);
+      await clock.advanceTo(T0 + 6 * HOUR);
+      const next = await c.service.fireDueChecked('twice', 0);
+      await c.service.idle();
+      t.deepEqual(
+        c.dispatcher.submitted.map((s) => (Number(s.lowerBound) - T0) / HOUR),
+        [5],
+      );
+      t.is(next.instances[0]?.windowStart, T0 + 5 * HOUR);
+      const rows = await c.service.listInstances({ groupId: 'twice', limit: 100 });
+      t.is(rows.length, 6, 'one ledger row per window');
+    },
+  );
+}
+
+test.serial(
+  'FireDue evaluates the rules at as_of, refuses an as_of in the future, and knows no unknown group',
+  async (t) => {
+    const open = await sqlite.setup(t);
+    const clock = new ManualClock(T0 + 10 * HOUR);
+    const r = await replica(open, clock, 'a');
+    t.teardown(() => r.service.stop());
+    await r.service.register(info('asof', { scheduleEngine: 'none', catchUp: { mode: 'ALL', windowMs: 0 } }));
+
+    // As of 03:00, only the windows closed by then fire, though the service's clock says 10:00.
+    const early = await r.service.fireDueChecked('asof', T0 + 3 * HOUR);
+    await r.service.idle();
+    t.deepEqual(
+      early.instances.map((i) => (i.windowStart - T0) / HOUR),
+      [0, 1, 2],
+    );
+    t.is(early.nextDueTime, T0 + 4 * HOUR);
+
+    const ahead = await t.throwsAsync(r.service.fireDueChecked('asof', clock.now() + 60_000));
+    t.is(codeOf(ahead), 'INVALID_ARGUMENT');
+    t.is(fieldOf(ahead), 'as_of');
+    t.regex(ahead.message, /at most 5000 ms after/);
+    // A few seconds of engine clock drift are tolerated.
+    await t.notThrowsAsync(r.service.fireDueChecked('asof', clock.now() + 4000));
+
+    const negative = await t.throwsAsync(r.service.fireDueChecked('asof', -5));
+    t.is(fieldOf(negative), 'as_of');
+    const unknown = await t.throwsAsync(r.service.fireDueChecked('nobody', 0));
+    t.is(codeOf(unknown), 'NOT_FOUND');
+  },
+);
+
+test.serial(
+  'a group with engine None fires nothing by itself; interval 0 with unit O and lower-case units are accepted',
+  async (t) => {
+    const open = await sqlite.setup(t);
+    const clock = new ManualClock(T0 + 10 * HOUR);
+    const r = await replica(open, clock, 'a');
+    t.teardown(() => r.service.stop());
+    const s = await r.service.register(info('manual-none', { scheduleEngine: 'NONE', scheduleUnit: 'h' }));
+    t.is(s.engineId, 'none');
+    t.is(s.info.scheduleUnit, 'H');
+    await clock.advanceTo(T0 + 20 * HOUR);
+    await r.service.idle();
+    t.is(r.dispatcher.submitted.length, 0, 'no engine: nothing fires until asked');
+
+    const once = await r.service.register(
+      info('one-round', { scheduleEngine: 'None', scheduleUnit: 'o', scheduleInterval: 0, endTime: T0 + 2 * HOUR }),
+    );
+    t.is(once.info.scheduleUnit, 'O');
+    const fired = await r.service.fireDueChecked('one-round', 0);
+    t.deepEqual(
+      fired.instances.map((i) => [i.windowStart, i.windowEnd]),
+      [[T0, T0 + 2 * HOUR]],
+    );
+    await r.service.idle();
+    // Unregistering a group without an engine touches no plugin.
+    await t.notThrowsAsync(r.service.unregister('manual-none'));
+  },
+);
