@@ -1,6 +1,8 @@
 import anyTest, { type TestFn } from 'ava';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Boundaries, ConnectorPlugin } from 'sluice/sdk';
@@ -277,7 +279,7 @@ test('an empty OFFSET window of a SQL source has no Flink form: flinkTableOption
   const stream: StreamSpec = {
     streamId: 'events',
     source: { connectorId: 'postgres', options: { url: PG_URL, table: 'events', keyColumn: 'id' } },
-    sink: { connectorId: 'file', options: { path: '/data/out' } },
+    sink: { connectorId: 'file', options: { path: join(tmpdir(), 'out') } },
     fields: [field('id', 'int')],
   };
   const err = await t.throwsAsync(statementsFor(t, 'job-6', stream, offset('5', '5')));
@@ -1072,7 +1074,10 @@ test('pairings whose window-replace guarantee cannot hold on Flink are refused: 
     statementsFor(
       t,
       'j',
-      { ...kafkaToMysql({}, [field('id', 'int')]), sink: { connectorId: 'file', options: { path: '/data/out' } } },
+      {
+        ...kafkaToMysql({}, [field('id', 'int')]),
+        sink: { connectorId: 'file', options: { path: join(tmpdir(), 'out') } },
+      },
       time(H0, H1),
     ),
   );

@@ -54,6 +54,17 @@ async function until(
   }
 }
 
+/**
+ * op-1 dies mid-job. In-process, its run is stopped; a clean stop hands the job back as PENDING (no attempt used),
+ * so the row is put back as a killed process leaves it: RUNNING, owned by op-1, its lease running out.
+ * test/operator/processes.test.ts does the same with a real kill -9.
+ */
+async function dies(rig: OperatorRig, jobId: string): Promise<void> {
+  await rig.service.stop();
+  const job = (await rig.store.getJob(jobId))!;
+  await rig.store.updateJob(jobId, { state: 'RUNNING', attempt: job.attempt + 1 }, Date.now(), ['PENDING']);
+}
+
 test.serial(
   'a job whose owner stops renewing its lease is taken over by another replica: attempt + 1, output once',
   async (t) => {
@@ -61,7 +72,7 @@ test.serial(
     const jobId = await slowJob(rig, 'g-takeover', 40);
     await until(rig.service, jobId, 'running on op-1', (j) => j.state === 'RUNNING' && j.progress.records > 0);
     // op-1 goes away without a word: its run stops, the job stays RUNNING with op-1's lease running out.
-    await rig.service.stop();
+    await dies(rig, jobId);
     t.is((await rig.store.getJob(jobId))?.state, 'RUNNING');
     const op2 = await rig.peer('op-2');
     const done = await until(op2, jobId, 'finished on op-2', (j) => j.state === 'SUCCEEDED');
@@ -76,7 +87,7 @@ test.serial('a taken-over job with no attempts left fails with an error naming t
   const { rig } = t.context;
   const jobId = await slowJob(rig, 'g-exhausted', 40, 1);
   await until(rig.service, jobId, 'running on op-1', (j) => j.state === 'RUNNING');
-  await rig.service.stop();
+  await dies(rig, jobId);
   const op2 = await rig.peer('op-2');
   const failed = await until(op2, jobId, 'failed on op-2', (j) => j.state === 'FAILED');
   t.regex(failed.error, /operator replica 'op-1' stopped renewing the lease .* attempt 1 of 1; no attempts left/);
