@@ -5,7 +5,7 @@ import { Catalog } from './catalog/domain/catalog.js';
 import { catalogGrpc } from './catalog/grpc/adapter.js';
 import type { Config } from './core/config.js';
 import { join } from 'node:path';
-import { createLogger } from './core/logger.js';
+import { createLogger, registerSecretOptions } from './core/logger.js';
 import { BUNDLED_PLUGINS_DIR } from './core/paths.js';
 import { type RunningServer, type ServiceBinding, startGrpcServer } from './core/server.js';
 import { HookRunner } from './host/hook-runner.js';
@@ -20,10 +20,14 @@ import type { Runner } from './operator/domain/runner.js';
 import { operatorGrpc } from './operator/grpc/adapter.js';
 import { GrpcSchedulePort } from './operator/grpc/schedule-port.js';
 import { CALLBACK_PATH, createCallbackServer } from './operator/http/callback.js';
+import { EmbeddedRunner } from './operator/runners/embedded.js';
 import { PooledRunner } from './operator/runners/pool.js';
 import { FlinkRunner } from './operator/runners/flink.js';
 import { FlinkJobRunner } from './operator/runners/flink-adapter.js';
 import { systemClock } from './schedule/system-clock.js';
+import { configureMetrics } from './core/metrics.js';
+import { metricsOtlpRequested } from './telemetry/env.js';
+import { type MetricsServer, serveMetrics, startMetrics } from './telemetry/metrics.js';
 
 export type ServiceName = 'catalog' | 'schedule' | 'operator';
 export const ALL_SERVICES: readonly ServiceName[] = ['catalog', 'schedule', 'operator'];
@@ -37,6 +41,8 @@ export interface Sluice {
   readonly operator?: OperatorService;
   /** The HTTP callback's port, when it is on. */
   readonly callbackPort?: number;
+  /** host:port of GET /metrics, when SLUICE_METRICS_ADDR is set. */
+  readonly metricsAddress?: string;
   close(): Promise<void>;
 }
 
@@ -117,13 +123,27 @@ class LazyDispatcher implements Dispatcher {
  */
 export async function startSluice(options: StartOptions): Promise<Sluice> {
   const { config } = options;
-  const logger = options.logger ?? createLogger(config.logLevel, { service: 'sluice' });
+  const logger =
+    options.logger ?? createLogger(config.logLevel, { service: 'sluice' }, undefined, { pretty: config.logPretty });
   const services = options.services ?? ALL_SERVICES;
+  // Metrics first: instruments made by the services below bind to the provider that is global when they are made.
+  configureMetrics({ maxGroups: config.metricsMaxGroups });
+  if (config.metricsAddr || metricsOtlpRequested(process.env)) await startMetrics();
+  let metricsServer: MetricsServer | undefined;
+  if (config.metricsAddr) {
+    metricsServer = await serveMetrics(config.metricsAddr);
+    logger.info('metrics listening', { address: metricsServer.address, path: '/metrics' });
+  }
   const plugins = await loadPlugins({
     bundledDir: options.bundledPluginsDir ?? BUNDLED_PLUGINS_DIR,
     extraDirs: config.pluginPath,
     settings: { env: process.env, ...(config.pluginSettingsFile ? { file: config.pluginSettingsFile } : {}) },
   });
+  // Options a plugin marks writeOnly (passwords, keys) never reach a log line.
+  for (const c of plugins.connectors.values()) {
+    registerSecretOptions(c.plugin.sourceOptions);
+    registerSecretOptions(c.plugin.sinkOptions);
+  }
   for (const p of plugins.problems) logger.warn('plugin left out', { ...p });
   logger.info('plugins loaded', {
     connectors: [...plugins.connectors.keys()],
@@ -171,14 +191,20 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   let operator: { service: OperatorService; schedules: LazySchedulePort; callback?: HttpServer } | undefined;
   if (services.includes('operator') && store) {
     const schedules = new LazySchedulePort(() => config.scheduleAddr ?? self.address);
-    // Jobs run in worker threads, one per running job, each under a heap cap.
-    pool = new PooledRunner({
-      threads: config.maxRunningJobs,
-      maxHeapMb: config.jobHeapMb,
-      hookTimeoutMs: config.hookTimeoutMs,
-      stallTimeoutMs: config.hookTimeoutMs,
-    });
-    const runners = new Map<string, Runner>([['embedded', pool]]);
+    // SLUICE_JOB_THREADS > 0: jobs run in worker threads (started up front: a thread's first job would
+    // otherwise pay for loading the plugins), each under a heap cap; 0: in this thread.
+    const threads = config.jobThreads;
+    pool =
+      threads > 0
+        ? new PooledRunner({
+            threads,
+            jobsPerThread: Math.ceil(config.maxRunningJobs / threads),
+            maxHeapMb: config.jobHeapMb,
+            hookTimeoutMs: config.hookTimeoutMs,
+            stallTimeoutMs: config.hookTimeoutMs,
+          })
+        : undefined;
+    const runners = new Map<string, Runner>([['embedded', pool ?? new EmbeddedRunner({ hooks })]]);
     if (config.flinkGatewayUrl && config.flinkRestUrl) {
       runners.set(
         'flink',
@@ -237,6 +263,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     ...(schedule ? { schedule: schedule.service } : {}),
     ...(operator ? { operator: operator.service } : {}),
     ...(operator?.callback ? { callbackPort: (operator.callback.address() as AddressInfo).port } : {}),
+    ...(metricsServer ? { metricsAddress: metricsServer.address } : {}),
     async close() {
       await schedule?.service.stop();
       await operator?.service.stop();
@@ -246,6 +273,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       schedule?.dispatcher.close();
       operator?.schedules.close();
       await store?.close();
+      await metricsServer?.close();
     },
   };
 }

@@ -10,6 +10,8 @@ export interface Config {
   readonly pluginPath: readonly string[];
   /** SLUICE_LOG_LEVEL: debug, info, warn, error or silent. */
   readonly logLevel: LogLevel;
+  /** SLUICE_LOG_PRETTY: true writes human-readable lines (for a terminal) instead of JSON. */
+  readonly logPretty: boolean;
   /** SLUICE_HOOK_TIMEOUT_MS: default timeout of one plugin hook call. */
   readonly hookTimeoutMs: number;
   /** SLUICE_SHUTDOWN_GRACE_MS: how long SIGTERM waits for calls in flight before closing them. */
@@ -28,6 +30,8 @@ export interface Config {
   readonly runner: string;
   /** SLUICE_MAX_RUNNING_JOBS: jobs the embedded runner runs at once in this process. */
   readonly maxRunningJobs: number;
+  /** SLUICE_JOB_THREADS: worker threads jobs run in (0: in the service's own thread). */
+  readonly jobThreads: number;
   /**
    * SLUICE_FAILOVER_MS: how soon a live replica takes over what a dead one left: windows it had claimed, jobs
    * whose lease it stopped renewing. Also how often replicas look for such work.
@@ -44,6 +48,10 @@ export interface Config {
   /** SLUICE_FLINK_GATEWAY_URL / SLUICE_FLINK_REST_URL: a Flink SQL Gateway and the cluster's REST API; both enable the flink runner. */
   readonly flinkGatewayUrl?: string;
   readonly flinkRestUrl?: string;
+  /** SLUICE_METRICS_ADDR: host:port serving Prometheus metrics at GET /metrics; empty means no endpoint. */
+  readonly metricsAddr?: string;
+  /** SLUICE_METRICS_MAX_GROUPS: groups that get series of their own; beyond it only aggregates (docs/metrics.md). */
+  readonly metricsMaxGroups: number;
   /** SLUICE_PLUGIN_SETTINGS_FILE: a JSON file of plugin settings `{ "<plugin id>": { "<setting>": value } }`; SLUICE_PLUGIN_<ID>_<SETTING> variables win. */
   readonly pluginSettingsFile?: string;
   /** SLUICE_PUBLIC_HTTP_URL: the base URL at which external engines reach Sluice's HTTP server (e.g. http://sluice:8080). */
@@ -59,6 +67,7 @@ export const DEFAULTS = {
   SLUICE_GRPC_ADDR: '127.0.0.1:50051',
   SLUICE_PLUGIN_PATH: '',
   SLUICE_LOG_LEVEL: 'info',
+  SLUICE_LOG_PRETTY: 'false',
   SLUICE_HOOK_TIMEOUT_MS: '30000',
   SLUICE_SHUTDOWN_GRACE_MS: '10000',
   SLUICE_DATA_DIR: '.sluice',
@@ -68,6 +77,7 @@ export const DEFAULTS = {
   SLUICE_SCHEDULE_ADDR: '',
   SLUICE_RUNNER: 'embedded',
   SLUICE_MAX_RUNNING_JOBS: '4',
+  SLUICE_JOB_THREADS: '0',
   SLUICE_FAILOVER_MS: '5000',
   SLUICE_SCHEDULE_RESCAN_MS: '30000',
   SLUICE_JOB_HEAP_MB: '512',
@@ -75,6 +85,8 @@ export const DEFAULTS = {
   SLUICE_CALLBACK_TOKEN: '',
   SLUICE_FLINK_GATEWAY_URL: '',
   SLUICE_FLINK_REST_URL: '',
+  SLUICE_METRICS_ADDR: '',
+  SLUICE_METRICS_MAX_GROUPS: '1000',
   SLUICE_PLUGIN_SETTINGS_FILE: '',
   SLUICE_PUBLIC_HTTP_URL: '',
   SLUICE_CALLBACK_INLONG_USERS: '',
@@ -90,6 +102,10 @@ function positiveInt(name: string, raw: string): number {
     throw new ConfigError(`${name}: expected a positive integer, got ${JSON.stringify(raw)}`);
   }
   return n;
+}
+
+function nonNegativeInt(name: string, raw: string): number {
+  return raw === '0' ? 0 : positiveInt(name, raw);
 }
 
 function hostPort(name: string, raw: string): string {
@@ -111,6 +127,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `SLUICE_LOG_LEVEL: expected one of debug, info, warn, error, silent, got ${JSON.stringify(logLevel)}`,
     );
   }
+  const logPretty = get('SLUICE_LOG_PRETTY');
+  if (logPretty !== 'true' && logPretty !== 'false')
+    throw new ConfigError(`SLUICE_LOG_PRETTY: expected true or false, got ${JSON.stringify(logPretty)}`);
   const databaseUrl = get('SLUICE_DATABASE_URL');
   if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new ConfigError(
@@ -119,6 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const operatorAddr = get('SLUICE_OPERATOR_ADDR') && hostPort('SLUICE_OPERATOR_ADDR', get('SLUICE_OPERATOR_ADDR'));
   const scheduleAddr = get('SLUICE_SCHEDULE_ADDR') && hostPort('SLUICE_SCHEDULE_ADDR', get('SLUICE_SCHEDULE_ADDR'));
+  const metricsAddr = get('SLUICE_METRICS_ADDR') && hostPort('SLUICE_METRICS_ADDR', get('SLUICE_METRICS_ADDR'));
   const runner = get('SLUICE_RUNNER');
   const flinkGatewayUrl = get('SLUICE_FLINK_GATEWAY_URL');
   const flinkRestUrl = get('SLUICE_FLINK_REST_URL');
@@ -150,6 +170,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .split(delimiter)
       .filter((p) => p !== ''),
     logLevel: logLevel as LogLevel,
+    logPretty: logPretty === 'true',
     hookTimeoutMs: positiveInt('SLUICE_HOOK_TIMEOUT_MS', get('SLUICE_HOOK_TIMEOUT_MS')),
     shutdownGraceMs: positiveInt('SLUICE_SHUTDOWN_GRACE_MS', get('SLUICE_SHUTDOWN_GRACE_MS')),
     dataDir: get('SLUICE_DATA_DIR'),
@@ -159,12 +180,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(scheduleAddr ? { scheduleAddr } : {}),
     runner,
     maxRunningJobs: positiveInt('SLUICE_MAX_RUNNING_JOBS', get('SLUICE_MAX_RUNNING_JOBS')),
+    jobThreads: nonNegativeInt('SLUICE_JOB_THREADS', get('SLUICE_JOB_THREADS')),
     failoverMs: positiveInt('SLUICE_FAILOVER_MS', get('SLUICE_FAILOVER_MS')),
     scheduleRescanMs: positiveInt('SLUICE_SCHEDULE_RESCAN_MS', get('SLUICE_SCHEDULE_RESCAN_MS')),
     jobHeapMb: positiveInt('SLUICE_JOB_HEAP_MB', get('SLUICE_JOB_HEAP_MB')),
     httpAddr: hostPort('SLUICE_HTTP_ADDR', get('SLUICE_HTTP_ADDR')),
     ...(get('SLUICE_CALLBACK_TOKEN') ? { callbackToken: get('SLUICE_CALLBACK_TOKEN') } : {}),
     ...(flinkGatewayUrl ? { flinkGatewayUrl, flinkRestUrl } : {}),
+    ...(metricsAddr ? { metricsAddr } : {}),
+    metricsMaxGroups: positiveInt('SLUICE_METRICS_MAX_GROUPS', get('SLUICE_METRICS_MAX_GROUPS')),
     ...(get('SLUICE_PLUGIN_SETTINGS_FILE') ? { pluginSettingsFile: get('SLUICE_PLUGIN_SETTINGS_FILE') } : {}),
     ...(publicHttpUrl ? { publicHttpUrl: publicHttpUrl.replace(/\/+$/, '') } : {}),
     ...(inlongUsers.size > 0 ? { inlongUsers } : {}),

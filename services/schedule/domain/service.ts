@@ -12,6 +12,7 @@ import {
   type OfflineJobRequest,
   type ScheduleInfo,
 } from 'sluice/sdk';
+import { instruments } from '../../core/metrics.js';
 import type { HookRunner } from '../../host/hook-runner.js';
 import type { LoadedPlugin } from '../../host/loader.js';
 import type { Clock } from './clock.js';
@@ -545,6 +546,10 @@ export class ScheduleService {
         skipped: plan.skippedCount,
         recorded: Math.min(plan.skippedCount, MAX_SKIP_ROWS),
         policy: rules.catchUp.mode,
+      });
+      instruments().firesSkipped.add(plan.skippedCount, {
+        'sluice.skip.reason': 'catch_up_policy',
+        'sluice.catch_up.mode': rules.catchUp.mode,
       });
       for (const w of plan.skip)
         await this.#o.store.claimInstance(this.#newInstance(groupId, w, w.trigger, 'SKIPPED', now));
