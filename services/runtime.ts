@@ -1,11 +1,15 @@
 import type { AddressInfo } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
-import type { Logger, ScheduleInfo } from 'sluice/sdk';
+import { setHostPolicy, type Logger, type ScheduleInfo } from 'sluice/sdk';
 import { Catalog } from './catalog/domain/catalog.js';
 import { catalogGrpc } from './catalog/grpc/adapter.js';
 import type { Config } from './core/config.js';
 import { join } from 'node:path';
 import { createLogger, registerSecretOptions } from './core/logger.js';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync } from 'node:fs';
+import { Authenticator } from './core/auth.js';
+import { type ClientSecurity, clientSecurity } from './core/grpc-auth.js';
 import { BUNDLED_PLUGINS_DIR } from './core/paths.js';
 import { type RunningServer, type ServiceBinding, startGrpcServer } from './core/server.js';
 import { HookRunner } from './host/hook-runner.js';
@@ -56,15 +60,24 @@ export interface StartOptions {
   readonly clock?: Clock;
 }
 
+/** The data folder holds the store (and, in it, every stored option): only the service user reads it. */
+function restrictDataDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+}
+
 /** A GrpcSchedulePort made on first use, once the schedule service's address is known. */
 class LazySchedulePort implements SchedulePort {
   #inner?: GrpcSchedulePort;
-  constructor(private readonly address: () => string | undefined) {}
+  constructor(
+    private readonly address: () => string | undefined,
+    private readonly security: ClientSecurity,
+  ) {}
 
   #get(): GrpcSchedulePort {
     const address = this.address();
     if (!address) throw new Error('the schedule service address is not known yet');
-    this.#inner ??= new GrpcSchedulePort(address);
+    this.#inner ??= new GrpcSchedulePort(address, undefined, this.security);
     return this.#inner;
   }
 
@@ -95,12 +108,13 @@ class LazyDispatcher implements Dispatcher {
   constructor(
     private readonly address: () => string | undefined,
     private readonly logger: Logger,
+    private readonly security: ClientSecurity,
   ) {}
 
   #get(): GrpcDispatcher {
     const address = this.address();
     if (!address) throw new Error('the operator address is not known yet');
-    this.#inner ??= new GrpcDispatcher({ address, logger: this.logger });
+    this.#inner ??= new GrpcDispatcher({ address, logger: this.logger, security: this.security });
     return this.#inner;
   }
 
@@ -151,6 +165,25 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     problems: plugins.problems.length,
   });
 
+  // One check for every entry point. Calls this process makes to its own server carry a token made
+  // here at start; calls to other processes carry SLUICE_SERVICE_TOKEN.
+  const { security } = config;
+  const mutualTls = security.tls?.clientCaFile !== undefined;
+  const internalToken = randomBytes(32).toString('base64url');
+  const authOn = security.tokens.size > 0 || mutualTls;
+  const auth = new Authenticator(authOn ? new Map([...security.tokens, [internalToken, 'admin']]) : new Map(), {
+    // mTLS alone (no tokens): the client CA is the authority, a verified certificate is admin.
+    ...(mutualTls && security.tokens.size === 0 ? { certificateRole: 'admin' as const } : {}),
+  });
+  if (security.insecure && !authOn)
+    logger.warn('SLUICE_INSECURE=1: serving without authentication; anyone who reaches the port can do anything', {
+      grpcAddr: config.grpcAddr,
+    });
+  const selfClient = clientSecurity(security.tls, authOn ? internalToken : undefined);
+  const remoteClient = clientSecurity(security.tls, security.serviceToken);
+
+  setHostPolicy({ fileRoots: config.fileRoots, ...(config.allowedHosts ? { allowedHosts: config.allowedHosts } : {}) });
+
   const hooks = new HookRunner({ timeoutMs: config.hookTimeoutMs, logger });
   const catalog = new Catalog(plugins, hooks);
   const bindings: ServiceBinding[] = [];
@@ -159,6 +192,8 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     bindings.push({ name: 'sluice.catalog.v1.CatalogService', definition, implementation: implementation as never });
   }
   // Schedules, the ledger, groups and jobs share one store (one SQLite file, or one PostgreSQL database).
+  if ((services.includes('schedule') || services.includes('operator')) && !config.databaseUrl)
+    restrictDataDir(config.dataDir);
   const store =
     services.includes('schedule') || services.includes('operator')
       ? await openSluiceStore({
@@ -171,7 +206,11 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   let schedule: { service: ScheduleService; dispatcher: LazyDispatcher } | undefined;
   if (services.includes('schedule') && store) {
     const clock = options.clock ?? systemClock;
-    const dispatcher = new LazyDispatcher(() => config.operatorAddr ?? self.address, logger);
+    const dispatcher = new LazyDispatcher(
+      () => config.operatorAddr ?? self.address,
+      logger,
+      config.operatorAddr ? remoteClient : selfClient,
+    );
     const service = new ScheduleService({
       store,
       engines: plugins.engines,
@@ -190,7 +229,10 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   let pool: PooledRunner | undefined;
   let operator: { service: OperatorService; schedules: LazySchedulePort; callback?: HttpServer } | undefined;
   if (services.includes('operator') && store) {
-    const schedules = new LazySchedulePort(() => config.scheduleAddr ?? self.address);
+    const schedules = new LazySchedulePort(
+      () => config.scheduleAddr ?? self.address,
+      config.scheduleAddr ? remoteClient : selfClient,
+    );
     // SLUICE_JOB_THREADS > 0: jobs run in worker threads (started up front: a thread's first job would
     // otherwise pay for loading the plugins), each under a heap cap; 0: in this thread.
     const threads = config.jobThreads;
@@ -230,18 +272,22 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     bindings.push({ name: 'sluice.operator.v1.OperatorService', definition, implementation: implementation as never });
     operator = { service, schedules };
   }
-  const server = await startGrpcServer(config.grpcAddr, bindings, logger);
+  const server = await startGrpcServer(config.grpcAddr, bindings, logger, {
+    auth,
+    ...(security.tls ? { tls: security.tls } : {}),
+  });
   self.address = server.address;
   if (schedule) await schedule.service.start();
   if (operator) {
     await operator.service.start();
-    if (config.callbackToken || config.inlongUsers) {
+    if (security.tokens.size > 0 || config.inlongUsers) {
       const callback = createCallbackServer({
         service: operator.service,
         schedules: operator.schedules,
-        ...(config.callbackToken ? { token: config.callbackToken } : {}),
+        auth: new Authenticator(security.tokens),
         ...(config.inlongUsers ? { inlongUsers: config.inlongUsers } : {}),
         logger,
+        ...(security.tls ? { tls: security.tls } : {}),
       });
       const [host, port] = [
         config.httpAddr.slice(0, config.httpAddr.lastIndexOf(':')).replace(/^\[|\]$/g, ''),
@@ -253,10 +299,11 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       operator.callback = callback;
     } else {
       logger.info(
-        'HTTP server off: set SLUICE_CALLBACK_TOKEN (or SLUICE_CALLBACK_INLONG_USERS) to let external schedulers submit windows and call FireDue over HTTP',
+        'HTTP server off: set SLUICE_AUTH_TOKENS, SLUICE_CALLBACK_TOKEN or SLUICE_CALLBACK_INLONG_USERS to let external schedulers submit windows and call FireDue over HTTP',
       );
     }
   }
+  if (store && !config.databaseUrl) chmodSync(join(config.dataDir, 'sluice.db'), 0o600);
   return {
     server,
     plugins,

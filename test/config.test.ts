@@ -1,5 +1,6 @@
 import test from 'ava';
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { ConfigError, loadConfig } from '../services/core/config.js';
 
 test('defaults apply when nothing is set', (t) => {
@@ -20,6 +21,8 @@ test('defaults apply when nothing is set', (t) => {
     jobHeapMb: 512,
     httpAddr: '127.0.0.1:8080',
     metricsMaxGroups: 1000,
+    security: { tokens: new Map(), insecure: false },
+    fileRoots: [resolve('.sluice/files')],
   });
 });
 

@@ -1,6 +1,21 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { delimiter } from 'node:path';
+import { delimiter, join, resolve } from 'node:path';
+import { MIN_TOKEN_LENGTH, type Role, parseTokens } from './auth.js';
+import type { TlsFiles } from './grpc-auth.js';
 import type { LogLevel } from './logger.js';
+
+/** Who may call, and over what (docs/security.md). */
+export interface SecurityConfig {
+  /** SLUICE_AUTH_TOKENS, SLUICE_AUTH_TOKENS_FILE and SLUICE_CALLBACK_TOKEN (as operator): token to role. Empty: auth off. */
+  readonly tokens: ReadonlyMap<string, Role>;
+  /** SLUICE_SERVICE_TOKEN: sent when this process calls another Sluice service (an admin token there). */
+  readonly serviceToken?: string;
+  /** SLUICE_TLS_CERT / _KEY / _CLIENT_CA / _CA: TLS, and mutual TLS when a client CA is set. */
+  readonly tls?: TlsFiles;
+  /** SLUICE_INSECURE=1: listen on a non-loopback address without credentials (logged at start). */
+  readonly insecure: boolean;
+}
 
 /** Every setting, with its environment variable and default (README "Settings" lists the same). */
 export interface Config {
@@ -52,6 +67,11 @@ export interface Config {
   readonly metricsAddr?: string;
   /** SLUICE_METRICS_MAX_GROUPS: groups that get series of their own; beyond it only aggregates (docs/metrics.md). */
   readonly metricsMaxGroups: number;
+  readonly security: SecurityConfig;
+  /** SLUICE_FILE_ROOTS: the folders the file connector may read and write under (absolute; default <data dir>/files). */
+  readonly fileRoots: readonly string[];
+  /** SLUICE_ALLOWED_HOSTS: hosts connectors may connect to (host, host:port, *.domain, or unix:/path); unset: any. */
+  readonly allowedHosts?: readonly string[];
   /** SLUICE_PLUGIN_SETTINGS_FILE: a JSON file of plugin settings `{ "<plugin id>": { "<setting>": value } }`; SLUICE_PLUGIN_<ID>_<SETTING> variables win. */
   readonly pluginSettingsFile?: string;
   /** SLUICE_PUBLIC_HTTP_URL: the base URL at which external engines reach Sluice's HTTP server (e.g. http://sluice:8080). */
@@ -87,10 +107,97 @@ export const DEFAULTS = {
   SLUICE_FLINK_REST_URL: '',
   SLUICE_METRICS_ADDR: '',
   SLUICE_METRICS_MAX_GROUPS: '1000',
+  SLUICE_AUTH_TOKENS: '',
+  SLUICE_AUTH_TOKENS_FILE: '',
+  SLUICE_SERVICE_TOKEN: '',
+  SLUICE_TLS_CERT: '',
+  SLUICE_TLS_KEY: '',
+  SLUICE_TLS_CLIENT_CA: '',
+  SLUICE_TLS_CA: '',
+  SLUICE_INSECURE: '',
+  SLUICE_FILE_ROOTS: '',
+  SLUICE_ALLOWED_HOSTS: '',
   SLUICE_PLUGIN_SETTINGS_FILE: '',
   SLUICE_PUBLIC_HTTP_URL: '',
   SLUICE_CALLBACK_INLONG_USERS: '',
 } as const;
+
+/** True for 127.0.0.0/8, ::1 and localhost: a listener only this machine reaches. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+function loadSecurity(get: (name: keyof typeof DEFAULTS) => string, grpcAddr: string): SecurityConfig {
+  const tokens = new Map<string, Role>();
+  const add = (text: string, source: string) => {
+    try {
+      for (const [token, role] of parseTokens(text, source)) tokens.set(token, role);
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+  };
+  add(get('SLUICE_AUTH_TOKENS'), 'SLUICE_AUTH_TOKENS');
+  const file = get('SLUICE_AUTH_TOKENS_FILE');
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(
+        `SLUICE_AUTH_TOKENS_FILE: expected a readable file of token:role lines, got ${JSON.stringify(file)} (${(err as NodeJS.ErrnoException).code})`,
+      );
+    }
+    add(text, 'SLUICE_AUTH_TOKENS_FILE');
+  }
+  const callback = get('SLUICE_CALLBACK_TOKEN');
+  if (callback) {
+    if (callback.length < MIN_TOKEN_LENGTH || /\s/.test(callback))
+      throw new ConfigError(
+        `SLUICE_CALLBACK_TOKEN: expected a token of at least ${MIN_TOKEN_LENGTH} characters without spaces, got ${callback.length} characters`,
+      );
+    if (!tokens.has(callback)) tokens.set(callback, 'operator');
+  }
+  const [cert, key, clientCa, ca] = [
+    get('SLUICE_TLS_CERT'),
+    get('SLUICE_TLS_KEY'),
+    get('SLUICE_TLS_CLIENT_CA'),
+    get('SLUICE_TLS_CA'),
+  ];
+  if (Boolean(cert) !== Boolean(key))
+    throw new ConfigError(
+      `SLUICE_TLS_CERT and SLUICE_TLS_KEY: expected both or neither, got only ${cert ? 'the certificate' : 'the key'}`,
+    );
+  if ((clientCa || ca) && !cert)
+    throw new ConfigError(
+      `${clientCa ? 'SLUICE_TLS_CLIENT_CA' : 'SLUICE_TLS_CA'}: expected together with SLUICE_TLS_CERT and SLUICE_TLS_KEY, got it alone`,
+    );
+  const insecureRaw = get('SLUICE_INSECURE');
+  if (!['', '0', '1'].includes(insecureRaw))
+    throw new ConfigError(`SLUICE_INSECURE: expected 1 or 0, got ${JSON.stringify(insecureRaw)}`);
+  const insecure = insecureRaw === '1';
+  const host = grpcAddr.slice(0, grpcAddr.lastIndexOf(':'));
+  if (!isLoopbackHost(host) && tokens.size === 0 && !clientCa && !insecure)
+    throw new ConfigError(
+      `SLUICE_GRPC_ADDR: expected a loopback address, or credentials (SLUICE_AUTH_TOKENS, SLUICE_AUTH_TOKENS_FILE or SLUICE_TLS_CLIENT_CA) for ${JSON.stringify(host)}, got none; set SLUICE_INSECURE=1 to listen there without them`,
+    );
+  const serviceToken = get('SLUICE_SERVICE_TOKEN');
+  return {
+    tokens,
+    ...(serviceToken ? { serviceToken } : {}),
+    ...(cert
+      ? {
+          tls: {
+            certFile: cert,
+            keyFile: key,
+            ...(clientCa ? { clientCaFile: clientCa } : {}),
+            ...(ca ? { caFile: ca } : {}),
+          },
+        }
+      : {}),
+    insecure,
+  };
+}
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -164,6 +271,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(
       'SLUICE_RUNNER: expected embedded, or flink together with SLUICE_FLINK_GATEWAY_URL, got "flink" with no gateway',
     );
+  const dataDir = get('SLUICE_DATA_DIR');
+  const fileRoots = (get('SLUICE_FILE_ROOTS') || join(dataDir, 'files'))
+    .split(delimiter)
+    .filter((p) => p !== '')
+    .map((p) => resolve(p));
+  const allowedHosts = get('SLUICE_ALLOWED_HOSTS')
+    .split(',')
+    .map((h) => h.trim())
+    .filter((h) => h !== '');
   return {
     grpcAddr,
     pluginPath: get('SLUICE_PLUGIN_PATH')
@@ -173,7 +289,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logPretty: logPretty === 'true',
     hookTimeoutMs: positiveInt('SLUICE_HOOK_TIMEOUT_MS', get('SLUICE_HOOK_TIMEOUT_MS')),
     shutdownGraceMs: positiveInt('SLUICE_SHUTDOWN_GRACE_MS', get('SLUICE_SHUTDOWN_GRACE_MS')),
-    dataDir: get('SLUICE_DATA_DIR'),
+    dataDir,
     ...(databaseUrl ? { databaseUrl } : {}),
     ...(operatorAddr ? { operatorAddr } : {}),
     replicaId: get('SLUICE_REPLICA_ID') || hostname(),
@@ -189,6 +305,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(flinkGatewayUrl ? { flinkGatewayUrl, flinkRestUrl } : {}),
     ...(metricsAddr ? { metricsAddr } : {}),
     metricsMaxGroups: positiveInt('SLUICE_METRICS_MAX_GROUPS', get('SLUICE_METRICS_MAX_GROUPS')),
+    security: loadSecurity(get, grpcAddr),
+    fileRoots,
+    ...(allowedHosts.length > 0 ? { allowedHosts } : {}),
     ...(get('SLUICE_PLUGIN_SETTINGS_FILE') ? { pluginSettingsFile: get('SLUICE_PLUGIN_SETTINGS_FILE') } : {}),
     ...(publicHttpUrl ? { publicHttpUrl: publicHttpUrl.replace(/\/+$/, '') } : {}),
     ...(inlongUsers.size > 0 ? { inlongUsers } : {}),
