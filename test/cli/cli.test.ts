@@ -170,3 +170,29 @@ test.serial('groups delete removes the group', async (t) => {
   const after = await sluiceCli('groups', 'show', 'cli_demo', '--json');
   t.not(after.code, 0);
 });
+
+test.serial(
+  '--token / SLUICE_TOKEN is sent as a bearer token; without it the call exits UNAUTHENTICATED',
+  async (t) => {
+    const token = 'cli-test-viewer-token-0123456789';
+    const secured = await startTestSluice({ SLUICE_AUTH_TOKENS: `${token}:viewer` });
+    try {
+      const run = (...args: string[]) =>
+        new Promise<Result>((resolve) => {
+          execFile(
+            process.execPath,
+            [join(ROOT, 'bin/sluice.js'), '--addr', secured.address, ...args],
+            { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME } },
+            (err, stdout, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stdout, stderr }),
+          );
+        });
+      const denied = await run('connectors', 'list', '--json');
+      t.is(denied.code, 16); // UNAUTHENTICATED
+      t.false(denied.stderr.includes(token));
+      const allowed = await run('--token', token, 'connectors', 'list', '--json');
+      t.is(allowed.code, 0, allowed.stderr);
+    } finally {
+      await secured.close();
+    }
+  },
+);
