@@ -1,0 +1,93 @@
+import {
+  type CallOptions,
+  type ChannelCredentials,
+  type Client,
+  credentials,
+  Metadata,
+  type ServiceError,
+  status,
+} from '@grpc/grpc-js';
+import { CatalogServiceClient } from '../../proto/gen/sluice/catalog/v1/catalog.js';
+import { OperatorServiceClient } from '../../proto/gen/sluice/operator/v1/operator.js';
+import { ScheduleServiceClient } from '../../proto/gen/sluice/schedule/v1/schedule.js';
+
+/** Connection settings shared by every command. */
+export interface ClientOptions {
+  readonly addr: string;
+  readonly token?: string;
+  readonly tls?: boolean;
+}
+
+/** The three services of Sluice at one address (the all-in-one process). */
+export class Clients {
+  readonly catalog: CatalogServiceClient;
+  readonly operator: OperatorServiceClient;
+  readonly schedule: ScheduleServiceClient;
+  readonly #metadata: Metadata;
+
+  constructor(options: ClientOptions) {
+    const creds: ChannelCredentials = options.tls ? credentials.createSsl() : credentials.createInsecure();
+    this.catalog = new CatalogServiceClient(options.addr, creds);
+    this.operator = new OperatorServiceClient(options.addr, creds);
+    this.schedule = new ScheduleServiceClient(options.addr, creds);
+    this.#metadata = new Metadata();
+    if (options.token) this.#metadata.set('authorization', `Bearer ${options.token}`);
+  }
+
+  /** Calls one unary method (bound to its client) with the token and a deadline. */
+  call<Req, Res>(client: Client, fn: UnaryMethod<Req, Res>, req: Req): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      fn.call(client, req, this.#metadata, { deadline: Date.now() + 30_000 }, (err, res) =>
+        err ? reject(err) : resolve(res),
+      );
+    });
+  }
+
+  close(): void {
+    this.catalog.close();
+    this.operator.close();
+    this.schedule.close();
+  }
+}
+
+/** The widest overload of a ts-proto grpc-js client method. */
+export type UnaryMethod<Req, Res> = (
+  req: Req,
+  metadata: Metadata,
+  options: Partial<CallOptions>,
+  cb: (err: ServiceError | null, res: Res) => void,
+) => unknown;
+
+export interface FieldProblem {
+  readonly path: string;
+  readonly message: string;
+}
+
+/** A gRPC failure as the CLI prints it: status name, message, and each field path with its message. */
+export function describeServiceError(err: ServiceError): { status: string; message: string; fields: FieldProblem[] } {
+  const raw = err.metadata?.get('sluice-field-errors')[0];
+  let fields: FieldProblem[] = [];
+  if (raw !== undefined) {
+    try {
+      const parsed = JSON.parse(String(raw)) as {
+        path: string;
+        expected?: string;
+        received?: string;
+        message?: string;
+      }[];
+      fields = parsed.map((f) => ({
+        path: f.path,
+        message: f.message?.startsWith(`${f.path}: `)
+          ? f.message.slice(f.path.length + 2)
+          : (f.message ?? `expected ${f.expected ?? '?'}, got ${f.received ?? '?'}`),
+      }));
+    } catch {
+      fields = [];
+    }
+  }
+  return { status: status[err.code] ?? String(err.code), message: err.details || err.message, fields };
+}
+
+export function isServiceError(err: unknown): err is ServiceError {
+  return err instanceof Error && typeof (err as Partial<ServiceError>).code === 'number' && 'metadata' in err;
+}
