@@ -16,7 +16,7 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/proto/gen ./proto/gen
-EXPOSE 50051
+EXPOSE 50051 9464
 USER node
 ENTRYPOINT ["node", "--enable-source-maps", "--import", "./dist/services/telemetry/bootstrap.js"]
 CMD ["dist/services/main.js"]

@@ -5,7 +5,7 @@
  *
  * Sizes default to 100000 and 1000000 (each divisible by 16, the Kafka partitions); systems to all three. Needs PostgreSQL and
  * MariaDB/MySQL (SLUICE_TEST_PG_URL, SLUICE_TEST_MYSQL_URL) and cc + librdkafka-dev for the Kafka mock;
- * a system that is absent is SKIPPED. See docs/benchmarks-connectors.md.
+ * a system that is absent is SKIPPED. See docs/benchmarks.md (section 3).
  */
 import { availableParallelism, cpus } from 'node:os';
 import type { System } from './connectors-child.js';

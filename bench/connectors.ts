@@ -7,7 +7,7 @@
  * RSS is its own; reads alternate connector-first and plain-first. Targets: the connector reaches at
  * least 0.8 of the plain client's throughput at the largest size, and its peak RSS does not grow with
  * the window (largest size vs smallest); one more connector read of the largest window under a capped
- * V8 old space shows whether the reader's live memory is bounded. See docs/benchmarks-connectors.md.
+ * V8 old space shows whether the reader's live memory is bounded. See docs/benchmarks.md (section 3).
  */
 import { execFile } from 'node:child_process';
 import { dirname, join } from 'node:path';

@@ -5,7 +5,7 @@
  *
  * Sizes default to 100000 and 1000000 (each divisible by 32, the Kafka partitions). Needs PostgreSQL
  * (SLUICE_TEST_PG_URL) and cc + librdkafka-dev for the Kafka mock; a pipeline whose service is absent is
- * SKIPPED. See docs/benchmarks-runner.md.
+ * SKIPPED. See docs/benchmarks.md (section 5).
  */
 import { availableParallelism, cpus } from 'node:os';
 import { benchRunner } from './runner.js';

@@ -15,7 +15,7 @@
  * Every run is a fresh child process (bench/runner-child.ts); runner and reference alternate which goes
  * first. Every output is checked: line counts and an order-independent digest of the lines (Kafka),
  * row counts and a hash sum of the rows (PostgreSQL) must equal what was seeded. See
- * docs/benchmarks-runner.md.
+ * docs/benchmarks.md (section 5).
  */
 import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * The schedule service under load (docs/benchmarks-schedule.md):
+ * The schedule service under load (docs/benchmarks.md, section 4):
  *
  * 1. Fire lag (dispatch time - due time) with 10,000 and 100,000 active schedules on the real clock
  *    (systemClock), the built-in engine and SQLite, against plain setTimeout timers with the same due

@@ -1,11 +1,15 @@
 import type { AddressInfo } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
-import type { Logger, ScheduleInfo } from 'sluice/sdk';
+import { setHostPolicy, type Logger, type ScheduleInfo } from 'sluice/sdk';
 import { Catalog } from './catalog/domain/catalog.js';
 import { catalogGrpc } from './catalog/grpc/adapter.js';
 import type { Config } from './core/config.js';
 import { join } from 'node:path';
-import { createLogger } from './core/logger.js';
+import { createLogger, registerSecretOptions } from './core/logger.js';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync } from 'node:fs';
+import { Authenticator } from './core/auth.js';
+import { type ClientSecurity, clientSecurity } from './core/grpc-auth.js';
 import { BUNDLED_PLUGINS_DIR } from './core/paths.js';
 import { type RunningServer, type ServiceBinding, startGrpcServer } from './core/server.js';
 import { HookRunner } from './host/hook-runner.js';
@@ -20,10 +24,14 @@ import type { Runner } from './operator/domain/runner.js';
 import { operatorGrpc } from './operator/grpc/adapter.js';
 import { GrpcSchedulePort } from './operator/grpc/schedule-port.js';
 import { CALLBACK_PATH, createCallbackServer } from './operator/http/callback.js';
+import { EmbeddedRunner } from './operator/runners/embedded.js';
 import { PooledRunner } from './operator/runners/pool.js';
 import { FlinkRunner } from './operator/runners/flink.js';
 import { FlinkJobRunner } from './operator/runners/flink-adapter.js';
 import { systemClock } from './schedule/system-clock.js';
+import { configureMetrics } from './core/metrics.js';
+import { metricsOtlpRequested } from './telemetry/env.js';
+import { type MetricsServer, serveMetrics, startMetrics } from './telemetry/metrics.js';
 
 export type ServiceName = 'catalog' | 'schedule' | 'operator';
 export const ALL_SERVICES: readonly ServiceName[] = ['catalog', 'schedule', 'operator'];
@@ -37,6 +45,8 @@ export interface Sluice {
   readonly operator?: OperatorService;
   /** The HTTP callback's port, when it is on. */
   readonly callbackPort?: number;
+  /** host:port of GET /metrics, when SLUICE_METRICS_ADDR is set. */
+  readonly metricsAddress?: string;
   close(): Promise<void>;
 }
 
@@ -50,15 +60,24 @@ export interface StartOptions {
   readonly clock?: Clock;
 }
 
+/** The data folder holds the store (and, in it, every stored option): only the service user reads it. */
+function restrictDataDir(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+}
+
 /** A GrpcSchedulePort made on first use, once the schedule service's address is known. */
 class LazySchedulePort implements SchedulePort {
   #inner?: GrpcSchedulePort;
-  constructor(private readonly address: () => string | undefined) {}
+  constructor(
+    private readonly address: () => string | undefined,
+    private readonly security: ClientSecurity,
+  ) {}
 
   #get(): GrpcSchedulePort {
     const address = this.address();
     if (!address) throw new Error('the schedule service address is not known yet');
-    this.#inner ??= new GrpcSchedulePort(address);
+    this.#inner ??= new GrpcSchedulePort(address, undefined, this.security);
     return this.#inner;
   }
 
@@ -89,12 +108,13 @@ class LazyDispatcher implements Dispatcher {
   constructor(
     private readonly address: () => string | undefined,
     private readonly logger: Logger,
+    private readonly security: ClientSecurity,
   ) {}
 
   #get(): GrpcDispatcher {
     const address = this.address();
     if (!address) throw new Error('the operator address is not known yet');
-    this.#inner ??= new GrpcDispatcher({ address, logger: this.logger });
+    this.#inner ??= new GrpcDispatcher({ address, logger: this.logger, security: this.security });
     return this.#inner;
   }
 
@@ -117,19 +137,52 @@ class LazyDispatcher implements Dispatcher {
  */
 export async function startSluice(options: StartOptions): Promise<Sluice> {
   const { config } = options;
-  const logger = options.logger ?? createLogger(config.logLevel, { service: 'sluice' });
+  const logger =
+    options.logger ?? createLogger(config.logLevel, { service: 'sluice' }, undefined, { pretty: config.logPretty });
   const services = options.services ?? ALL_SERVICES;
+  // Metrics first: instruments made by the services below bind to the provider that is global when they are made.
+  configureMetrics({ maxGroups: config.metricsMaxGroups });
+  if (config.metricsAddr || metricsOtlpRequested(process.env)) await startMetrics();
+  let metricsServer: MetricsServer | undefined;
+  if (config.metricsAddr) {
+    metricsServer = await serveMetrics(config.metricsAddr);
+    logger.info('metrics listening', { address: metricsServer.address, path: '/metrics' });
+  }
   const plugins = await loadPlugins({
     bundledDir: options.bundledPluginsDir ?? BUNDLED_PLUGINS_DIR,
     extraDirs: config.pluginPath,
     settings: { env: process.env, ...(config.pluginSettingsFile ? { file: config.pluginSettingsFile } : {}) },
   });
+  // Options a plugin marks writeOnly (passwords, keys) never reach a log line.
+  for (const c of plugins.connectors.values()) {
+    registerSecretOptions(c.plugin.sourceOptions);
+    registerSecretOptions(c.plugin.sinkOptions);
+  }
   for (const p of plugins.problems) logger.warn('plugin left out', { ...p });
   logger.info('plugins loaded', {
     connectors: [...plugins.connectors.keys()],
     engines: [...plugins.engines.keys()],
     problems: plugins.problems.length,
   });
+
+  // One check for every entry point. Calls this process makes to its own server carry a token made
+  // here at start; calls to other processes carry SLUICE_SERVICE_TOKEN.
+  const { security } = config;
+  const mutualTls = security.tls?.clientCaFile !== undefined;
+  const internalToken = randomBytes(32).toString('base64url');
+  const authOn = security.tokens.size > 0 || mutualTls;
+  const auth = new Authenticator(authOn ? new Map([...security.tokens, [internalToken, 'admin']]) : new Map(), {
+    // mTLS alone (no tokens): the client CA is the authority, a verified certificate is admin.
+    ...(mutualTls && security.tokens.size === 0 ? { certificateRole: 'admin' as const } : {}),
+  });
+  if (security.insecure && !authOn)
+    logger.warn('SLUICE_INSECURE=1: serving without authentication; anyone who reaches the port can do anything', {
+      grpcAddr: config.grpcAddr,
+    });
+  const selfClient = clientSecurity(security.tls, authOn ? internalToken : undefined);
+  const remoteClient = clientSecurity(security.tls, security.serviceToken);
+
+  setHostPolicy({ fileRoots: config.fileRoots, ...(config.allowedHosts ? { allowedHosts: config.allowedHosts } : {}) });
 
   const hooks = new HookRunner({ timeoutMs: config.hookTimeoutMs, logger });
   const catalog = new Catalog(plugins, hooks);
@@ -139,6 +192,8 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     bindings.push({ name: 'sluice.catalog.v1.CatalogService', definition, implementation: implementation as never });
   }
   // Schedules, the ledger, groups and jobs share one store (one SQLite file, or one PostgreSQL database).
+  if ((services.includes('schedule') || services.includes('operator')) && !config.databaseUrl)
+    restrictDataDir(config.dataDir);
   const store =
     services.includes('schedule') || services.includes('operator')
       ? await openSluiceStore({
@@ -151,7 +206,11 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   let schedule: { service: ScheduleService; dispatcher: LazyDispatcher } | undefined;
   if (services.includes('schedule') && store) {
     const clock = options.clock ?? systemClock;
-    const dispatcher = new LazyDispatcher(() => config.operatorAddr ?? self.address, logger);
+    const dispatcher = new LazyDispatcher(
+      () => config.operatorAddr ?? self.address,
+      logger,
+      config.operatorAddr ? remoteClient : selfClient,
+    );
     const service = new ScheduleService({
       store,
       engines: plugins.engines,
@@ -170,15 +229,24 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   let pool: PooledRunner | undefined;
   let operator: { service: OperatorService; schedules: LazySchedulePort; callback?: HttpServer } | undefined;
   if (services.includes('operator') && store) {
-    const schedules = new LazySchedulePort(() => config.scheduleAddr ?? self.address);
-    // Jobs run in worker threads, one per running job, each under a heap cap.
-    pool = new PooledRunner({
-      threads: config.maxRunningJobs,
-      maxHeapMb: config.jobHeapMb,
-      hookTimeoutMs: config.hookTimeoutMs,
-      stallTimeoutMs: config.hookTimeoutMs,
-    });
-    const runners = new Map<string, Runner>([['embedded', pool]]);
+    const schedules = new LazySchedulePort(
+      () => config.scheduleAddr ?? self.address,
+      config.scheduleAddr ? remoteClient : selfClient,
+    );
+    // SLUICE_JOB_THREADS > 0: jobs run in worker threads (started up front: a thread's first job would
+    // otherwise pay for loading the plugins), each under a heap cap; 0: in this thread.
+    const threads = config.jobThreads;
+    pool =
+      threads > 0
+        ? new PooledRunner({
+            threads,
+            jobsPerThread: Math.ceil(config.maxRunningJobs / threads),
+            maxHeapMb: config.jobHeapMb,
+            hookTimeoutMs: config.hookTimeoutMs,
+            stallTimeoutMs: config.hookTimeoutMs,
+          })
+        : undefined;
+    const runners = new Map<string, Runner>([['embedded', pool ?? new EmbeddedRunner({ hooks })]]);
     if (config.flinkGatewayUrl && config.flinkRestUrl) {
       runners.set(
         'flink',
@@ -204,18 +272,22 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     bindings.push({ name: 'sluice.operator.v1.OperatorService', definition, implementation: implementation as never });
     operator = { service, schedules };
   }
-  const server = await startGrpcServer(config.grpcAddr, bindings, logger);
+  const server = await startGrpcServer(config.grpcAddr, bindings, logger, {
+    auth,
+    ...(security.tls ? { tls: security.tls } : {}),
+  });
   self.address = server.address;
   if (schedule) await schedule.service.start();
   if (operator) {
     await operator.service.start();
-    if (config.callbackToken || config.inlongUsers) {
+    if (security.tokens.size > 0 || config.inlongUsers) {
       const callback = createCallbackServer({
         service: operator.service,
         schedules: operator.schedules,
-        ...(config.callbackToken ? { token: config.callbackToken } : {}),
+        auth: new Authenticator(security.tokens),
         ...(config.inlongUsers ? { inlongUsers: config.inlongUsers } : {}),
         logger,
+        ...(security.tls ? { tls: security.tls } : {}),
       });
       const [host, port] = [
         config.httpAddr.slice(0, config.httpAddr.lastIndexOf(':')).replace(/^\[|\]$/g, ''),
@@ -227,16 +299,18 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       operator.callback = callback;
     } else {
       logger.info(
-        'HTTP server off: set SLUICE_CALLBACK_TOKEN (or SLUICE_CALLBACK_INLONG_USERS) to let external schedulers submit windows and call FireDue over HTTP',
+        'HTTP server off: set SLUICE_AUTH_TOKENS, SLUICE_CALLBACK_TOKEN or SLUICE_CALLBACK_INLONG_USERS to let external schedulers submit windows and call FireDue over HTTP',
       );
     }
   }
+  if (store && !config.databaseUrl) chmodSync(join(config.dataDir, 'sluice.db'), 0o600);
   return {
     server,
     plugins,
     ...(schedule ? { schedule: schedule.service } : {}),
     ...(operator ? { operator: operator.service } : {}),
     ...(operator?.callback ? { callbackPort: (operator.callback.address() as AddressInfo).port } : {}),
+    ...(metricsServer ? { metricsAddress: metricsServer.address } : {}),
     async close() {
       await schedule?.service.stop();
       await operator?.service.stop();
@@ -246,6 +320,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       schedule?.dispatcher.close();
       operator?.schedules.close();
       await store?.close();
+      await metricsServer?.close();
     },
   };
 }

@@ -1,5 +1,6 @@
 import test from 'ava';
 import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { ConfigError, loadConfig } from '../services/core/config.js';
 
 test('defaults apply when nothing is set', (t) => {
@@ -7,16 +8,21 @@ test('defaults apply when nothing is set', (t) => {
     grpcAddr: '127.0.0.1:50051',
     pluginPath: [],
     logLevel: 'info',
+    logPretty: false,
     hookTimeoutMs: 30000,
     shutdownGraceMs: 10000,
     dataDir: '.sluice',
     replicaId: hostname(),
     runner: 'embedded',
     maxRunningJobs: 4,
+    jobThreads: 0,
     failoverMs: 5000,
     scheduleRescanMs: 30000,
     jobHeapMb: 512,
     httpAddr: '127.0.0.1:8080',
+    metricsMaxGroups: 1000,
+    security: { tokens: new Map(), insecure: false },
+    fileRoots: [resolve('.sluice/files')],
   });
 });
 

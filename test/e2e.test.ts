@@ -281,6 +281,7 @@ const STATE = (s: number) => InstanceState[s] ?? String(s);
 
 interface SourceRow {
   readonly id: number;
+  /** Epoch ms as seeded (the file holds the reader's value, ISO 8601 UTC text: compared as ms). */
   readonly ts: number;
   readonly payload: string;
 }
@@ -290,7 +291,8 @@ interface SourceRow {
  * on the heavy window's rows and would print all of them.
  */
 function rowsDiffer(actual: readonly SourceRow[], expected: readonly SourceRow[]): string | undefined {
-  const key = (r: SourceRow | undefined) => (r ? `${r.id}|${r.ts}|${r.payload}` : 'nothing');
+  const ms = (ts: number | string) => (typeof ts === 'string' ? Date.parse(ts) : ts);
+  const key = (r: SourceRow | undefined) => (r ? `${r.id}|${ms(r.ts as number | string)}|${r.payload}` : 'nothing');
   for (let i = 0; i < Math.max(actual.length, expected.length); i++) {
     if (key(actual[i]) !== key(expected[i]) || Object.keys(actual[i] ?? {}).length !== 3) {
       return `${actual.length} rows, expected ${expected.length}; first difference at row ${i}: ${JSON.stringify(actual[i] ?? null)}, expected ${key(expected[i])}`;

@@ -5,7 +5,7 @@ import { ERROR_CODES } from 'sluice/sdk';
 import { GRPC_STATUS_BY_CODE, toServiceError } from '../services/core/grpc-status.js';
 import { silentLogger } from '../services/core/logger.js';
 import { PROBLEM_CODES } from '../services/host/problems.js';
-import { SluiceError } from '../services/sdk/errors.js';
+import { SluiceError, fieldError, invalidFields, notFound } from '../services/sdk/errors.js';
 
 /** The rows of the table in docs/errors.md: [code, gRPC status name]. */
 function documented(): [string, string][] {
@@ -61,4 +61,14 @@ test('docs/plugins.md lists every plugin problem code, and nothing else', (t) =>
   const section = text.slice(text.indexOf('## Problems'));
   const listed = [...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]);
   t.deepEqual(listed.sort(), [...PROBLEM_CODES].sort());
+});
+
+test('errors echo input within bounds: a huge id is shortened, and at most 20 field errors are reported', (t) => {
+  const err = notFound('group', 'x'.repeat(200_000));
+  t.true(err.message.length < 200);
+  const many = invalidFields(Array.from({ length: 600 }, (_, i) => fieldError(`options.f${i}`, 'nothing', i)));
+  t.is(many.details.fieldErrors!.length, 20);
+  t.regex(many.message, /; and 580 more$/);
+  const trailer = toServiceError(many, silentLogger, 'Test').metadata!.get('sluice-field-errors')[0];
+  t.true(String(trailer).length < 8 * 1024, 'the trailer stays far below the 8 KiB header budget of common clients');
 });

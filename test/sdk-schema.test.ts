@@ -80,15 +80,60 @@ test('defaults fill only what was not given', (t) => {
   t.deepEqual(applyDefaults(schema, { topic: 't', mode: 'latest' }), { topic: 't', mode: 'latest' });
 });
 
-test('checkSchema rejects keywords outside the supported subset and bad types', (t) => {
+test('checkSchema rejects unknown keywords (strict mode), bad types and bad patterns, naming the place', (t) => {
   t.deepEqual(checkSchema(schema), []);
+  t.deepEqual(checkSchema({ type: 'object', properties: { a: { onOf: [] } } }), [
+    '$: strict mode: unknown keyword: "onOf"',
+  ]);
+  t.regex(
+    checkSchema({ type: 'object', properties: { b: { type: 'date' } } })[0]!,
+    /^\$: schema is invalid: .*properties\/b\/type/,
+  );
+  t.regex(checkSchema({ type: 'object', properties: { c: { type: 'string', pattern: '(' } } })[0]!, /^\$: .*\(/);
+  t.deepEqual(checkSchema(undefined, 'sourceOptions'), ['sourceOptions: expected a JSON Schema object']);
+});
+
+test('any standard keyword: oneOf, format and $ref validate with field paths', (t) => {
+  const endpoint: JsonSchema = {
+    type: 'object',
+    $defs: { port: { type: 'integer', minimum: 1, maximum: 65535 } },
+    required: ['server'],
+    properties: {
+      server: {
+        oneOf: [
+          {
+            type: 'object',
+            required: ['host'],
+            properties: { host: { type: 'string', format: 'hostname' }, port: { $ref: '#/$defs/port' } },
+          },
+          { type: 'object', required: ['url'], properties: { url: { type: 'string', format: 'uri' } } },
+        ],
+      },
+      contact: { type: 'string', format: 'email', maxLength: 40 },
+      mode: { const: 'copy' },
+      backup: { $ref: '#/$defs/port' },
+    },
+  };
+  t.deepEqual(checkSchema(endpoint), []);
   t.deepEqual(
-    checkSchema({ type: 'object', properties: { a: { anyOf: [] }, b: { type: 'date' }, c: { pattern: '(' } } }),
+    validateAgainstSchema(endpoint, { server: { host: 'db.local', port: 5432 }, contact: 'a@b.io', mode: 'copy' }),
+    [],
+  );
+  t.deepEqual(validateAgainstSchema(endpoint, { server: { url: 'https://db.local/x' } }), []);
+  t.deepEqual(
+    validateAgainstSchema(endpoint, {
+      server: { port: 5432 },
+      contact: 'not an address',
+      mode: 'move',
+      backup: 70000,
+      extra: 1,
+    }).map((e) => [e.path, e.expected, e.received]),
     [
-      "$.properties.a: unsupported keyword 'anyOf'",
-      '$.properties.b.type: expected one of object, string, integer, number, boolean, array',
-      '$.properties.c.pattern: not a valid regular expression',
+      ['options.server', 'exactly one of the alternatives the schema allows (oneOf)', '{"port":5432}'],
+      ['options.contact', 'a string in the format email', '"not an address"'],
+      ['options.mode', '"copy"', '"move"'],
+      ['options.backup', 'a number <= 65535', '70000'],
+      ['options.extra', 'a known option (server, contact, mode, backup)', '"extra"'],
     ],
   );
-  t.deepEqual(checkSchema(undefined, 'sourceOptions'), ['sourceOptions: expected a JSON Schema object']);
 });

@@ -1,6 +1,21 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { delimiter } from 'node:path';
+import { delimiter, join, resolve } from 'node:path';
+import { MIN_TOKEN_LENGTH, type Role, parseTokens } from './auth.js';
+import type { TlsFiles } from './grpc-auth.js';
 import type { LogLevel } from './logger.js';
+
+/** Who may call, and over what (docs/security.md). */
+export interface SecurityConfig {
+  /** SLUICE_AUTH_TOKENS, SLUICE_AUTH_TOKENS_FILE and SLUICE_CALLBACK_TOKEN (as operator): token to role. Empty: auth off. */
+  readonly tokens: ReadonlyMap<string, Role>;
+  /** SLUICE_SERVICE_TOKEN: sent when this process calls another Sluice service (an admin token there). */
+  readonly serviceToken?: string;
+  /** SLUICE_TLS_CERT / _KEY / _CLIENT_CA / _CA: TLS, and mutual TLS when a client CA is set. */
+  readonly tls?: TlsFiles;
+  /** SLUICE_INSECURE=1: listen on a non-loopback address without credentials (logged at start). */
+  readonly insecure: boolean;
+}
 
 /** Every setting, with its environment variable and default (README "Settings" lists the same). */
 export interface Config {
@@ -10,6 +25,8 @@ export interface Config {
   readonly pluginPath: readonly string[];
   /** SLUICE_LOG_LEVEL: debug, info, warn, error or silent. */
   readonly logLevel: LogLevel;
+  /** SLUICE_LOG_PRETTY: true writes human-readable lines (for a terminal) instead of JSON. */
+  readonly logPretty: boolean;
   /** SLUICE_HOOK_TIMEOUT_MS: default timeout of one plugin hook call. */
   readonly hookTimeoutMs: number;
   /** SLUICE_SHUTDOWN_GRACE_MS: how long SIGTERM waits for calls in flight before closing them. */
@@ -28,6 +45,8 @@ export interface Config {
   readonly runner: string;
   /** SLUICE_MAX_RUNNING_JOBS: jobs the embedded runner runs at once in this process. */
   readonly maxRunningJobs: number;
+  /** SLUICE_JOB_THREADS: worker threads jobs run in (0: in the service's own thread). */
+  readonly jobThreads: number;
   /**
    * SLUICE_FAILOVER_MS: how soon a live replica takes over what a dead one left: windows it had claimed, jobs
    * whose lease it stopped renewing. Also how often replicas look for such work.
@@ -44,6 +63,15 @@ export interface Config {
   /** SLUICE_FLINK_GATEWAY_URL / SLUICE_FLINK_REST_URL: a Flink SQL Gateway and the cluster's REST API; both enable the flink runner. */
   readonly flinkGatewayUrl?: string;
   readonly flinkRestUrl?: string;
+  /** SLUICE_METRICS_ADDR: host:port serving Prometheus metrics at GET /metrics; empty means no endpoint. */
+  readonly metricsAddr?: string;
+  /** SLUICE_METRICS_MAX_GROUPS: groups that get series of their own; beyond it only aggregates (docs/metrics.md). */
+  readonly metricsMaxGroups: number;
+  readonly security: SecurityConfig;
+  /** SLUICE_FILE_ROOTS: the folders the file connector may read and write under (absolute; default <data dir>/files). */
+  readonly fileRoots: readonly string[];
+  /** SLUICE_ALLOWED_HOSTS: hosts connectors may connect to (host, host:port, *.domain, or unix:/path); unset: any. */
+  readonly allowedHosts?: readonly string[];
   /** SLUICE_PLUGIN_SETTINGS_FILE: a JSON file of plugin settings `{ "<plugin id>": { "<setting>": value } }`; SLUICE_PLUGIN_<ID>_<SETTING> variables win. */
   readonly pluginSettingsFile?: string;
   /** SLUICE_PUBLIC_HTTP_URL: the base URL at which external engines reach Sluice's HTTP server (e.g. http://sluice:8080). */
@@ -59,6 +87,7 @@ export const DEFAULTS = {
   SLUICE_GRPC_ADDR: '127.0.0.1:50051',
   SLUICE_PLUGIN_PATH: '',
   SLUICE_LOG_LEVEL: 'info',
+  SLUICE_LOG_PRETTY: 'false',
   SLUICE_HOOK_TIMEOUT_MS: '30000',
   SLUICE_SHUTDOWN_GRACE_MS: '10000',
   SLUICE_DATA_DIR: '.sluice',
@@ -68,6 +97,7 @@ export const DEFAULTS = {
   SLUICE_SCHEDULE_ADDR: '',
   SLUICE_RUNNER: 'embedded',
   SLUICE_MAX_RUNNING_JOBS: '4',
+  SLUICE_JOB_THREADS: '0',
   SLUICE_FAILOVER_MS: '5000',
   SLUICE_SCHEDULE_RESCAN_MS: '30000',
   SLUICE_JOB_HEAP_MB: '512',
@@ -75,10 +105,99 @@ export const DEFAULTS = {
   SLUICE_CALLBACK_TOKEN: '',
   SLUICE_FLINK_GATEWAY_URL: '',
   SLUICE_FLINK_REST_URL: '',
+  SLUICE_METRICS_ADDR: '',
+  SLUICE_METRICS_MAX_GROUPS: '1000',
+  SLUICE_AUTH_TOKENS: '',
+  SLUICE_AUTH_TOKENS_FILE: '',
+  SLUICE_SERVICE_TOKEN: '',
+  SLUICE_TLS_CERT: '',
+  SLUICE_TLS_KEY: '',
+  SLUICE_TLS_CLIENT_CA: '',
+  SLUICE_TLS_CA: '',
+  SLUICE_INSECURE: '',
+  SLUICE_FILE_ROOTS: '',
+  SLUICE_ALLOWED_HOSTS: '',
   SLUICE_PLUGIN_SETTINGS_FILE: '',
   SLUICE_PUBLIC_HTTP_URL: '',
   SLUICE_CALLBACK_INLONG_USERS: '',
 } as const;
+
+/** True for 127.0.0.0/8, ::1 and localhost: a listener only this machine reaches. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+function loadSecurity(get: (name: keyof typeof DEFAULTS) => string, grpcAddr: string): SecurityConfig {
+  const tokens = new Map<string, Role>();
+  const add = (text: string, source: string) => {
+    try {
+      for (const [token, role] of parseTokens(text, source)) tokens.set(token, role);
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+  };
+  add(get('SLUICE_AUTH_TOKENS'), 'SLUICE_AUTH_TOKENS');
+  const file = get('SLUICE_AUTH_TOKENS_FILE');
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(
+        `SLUICE_AUTH_TOKENS_FILE: expected a readable file of token:role lines, got ${JSON.stringify(file)} (${(err as NodeJS.ErrnoException).code})`,
+      );
+    }
+    add(text, 'SLUICE_AUTH_TOKENS_FILE');
+  }
+  const callback = get('SLUICE_CALLBACK_TOKEN');
+  if (callback) {
+    if (callback.length < MIN_TOKEN_LENGTH || /\s/.test(callback))
+      throw new ConfigError(
+        `SLUICE_CALLBACK_TOKEN: expected a token of at least ${MIN_TOKEN_LENGTH} characters without spaces, got ${callback.length} characters`,
+      );
+    if (!tokens.has(callback)) tokens.set(callback, 'operator');
+  }
+  const [cert, key, clientCa, ca] = [
+    get('SLUICE_TLS_CERT'),
+    get('SLUICE_TLS_KEY'),
+    get('SLUICE_TLS_CLIENT_CA'),
+    get('SLUICE_TLS_CA'),
+  ];
+  if (Boolean(cert) !== Boolean(key))
+    throw new ConfigError(
+      `SLUICE_TLS_CERT and SLUICE_TLS_KEY: expected both or neither, got only ${cert ? 'the certificate' : 'the key'}`,
+    );
+  if ((clientCa || ca) && !cert)
+    throw new ConfigError(
+      `${clientCa ? 'SLUICE_TLS_CLIENT_CA' : 'SLUICE_TLS_CA'}: expected together with SLUICE_TLS_CERT and SLUICE_TLS_KEY, got it alone`,
+    );
+  const insecureRaw = get('SLUICE_INSECURE');
+  if (!['', '0', '1'].includes(insecureRaw))
+    throw new ConfigError(`SLUICE_INSECURE: expected 1 or 0, got ${JSON.stringify(insecureRaw)}`);
+  const insecure = insecureRaw === '1';
+  const host = grpcAddr.slice(0, grpcAddr.lastIndexOf(':'));
+  if (!isLoopbackHost(host) && tokens.size === 0 && !clientCa && !insecure)
+    throw new ConfigError(
+      `SLUICE_GRPC_ADDR: expected a loopback address, or credentials (SLUICE_AUTH_TOKENS, SLUICE_AUTH_TOKENS_FILE or SLUICE_TLS_CLIENT_CA) for ${JSON.stringify(host)}, got none; set SLUICE_INSECURE=1 to listen there without them`,
+    );
+  const serviceToken = get('SLUICE_SERVICE_TOKEN');
+  return {
+    tokens,
+    ...(serviceToken ? { serviceToken } : {}),
+    ...(cert
+      ? {
+          tls: {
+            certFile: cert,
+            keyFile: key,
+            ...(clientCa ? { clientCaFile: clientCa } : {}),
+            ...(ca ? { caFile: ca } : {}),
+          },
+        }
+      : {}),
+    insecure,
+  };
+}
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -90,6 +209,10 @@ function positiveInt(name: string, raw: string): number {
     throw new ConfigError(`${name}: expected a positive integer, got ${JSON.stringify(raw)}`);
   }
   return n;
+}
+
+function nonNegativeInt(name: string, raw: string): number {
+  return raw === '0' ? 0 : positiveInt(name, raw);
 }
 
 function hostPort(name: string, raw: string): string {
@@ -111,6 +234,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `SLUICE_LOG_LEVEL: expected one of debug, info, warn, error, silent, got ${JSON.stringify(logLevel)}`,
     );
   }
+  const logPretty = get('SLUICE_LOG_PRETTY');
+  if (logPretty !== 'true' && logPretty !== 'false')
+    throw new ConfigError(`SLUICE_LOG_PRETTY: expected true or false, got ${JSON.stringify(logPretty)}`);
   const databaseUrl = get('SLUICE_DATABASE_URL');
   if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new ConfigError(
@@ -119,6 +245,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const operatorAddr = get('SLUICE_OPERATOR_ADDR') && hostPort('SLUICE_OPERATOR_ADDR', get('SLUICE_OPERATOR_ADDR'));
   const scheduleAddr = get('SLUICE_SCHEDULE_ADDR') && hostPort('SLUICE_SCHEDULE_ADDR', get('SLUICE_SCHEDULE_ADDR'));
+  const metricsAddr = get('SLUICE_METRICS_ADDR') && hostPort('SLUICE_METRICS_ADDR', get('SLUICE_METRICS_ADDR'));
   const runner = get('SLUICE_RUNNER');
   const flinkGatewayUrl = get('SLUICE_FLINK_GATEWAY_URL');
   const flinkRestUrl = get('SLUICE_FLINK_REST_URL');
@@ -144,27 +271,43 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(
       'SLUICE_RUNNER: expected embedded, or flink together with SLUICE_FLINK_GATEWAY_URL, got "flink" with no gateway',
     );
+  const dataDir = get('SLUICE_DATA_DIR');
+  const fileRoots = (get('SLUICE_FILE_ROOTS') || join(dataDir, 'files'))
+    .split(delimiter)
+    .filter((p) => p !== '')
+    .map((p) => resolve(p));
+  const allowedHosts = get('SLUICE_ALLOWED_HOSTS')
+    .split(',')
+    .map((h) => h.trim())
+    .filter((h) => h !== '');
   return {
     grpcAddr,
     pluginPath: get('SLUICE_PLUGIN_PATH')
       .split(delimiter)
       .filter((p) => p !== ''),
     logLevel: logLevel as LogLevel,
+    logPretty: logPretty === 'true',
     hookTimeoutMs: positiveInt('SLUICE_HOOK_TIMEOUT_MS', get('SLUICE_HOOK_TIMEOUT_MS')),
     shutdownGraceMs: positiveInt('SLUICE_SHUTDOWN_GRACE_MS', get('SLUICE_SHUTDOWN_GRACE_MS')),
-    dataDir: get('SLUICE_DATA_DIR'),
+    dataDir,
     ...(databaseUrl ? { databaseUrl } : {}),
     ...(operatorAddr ? { operatorAddr } : {}),
     replicaId: get('SLUICE_REPLICA_ID') || hostname(),
     ...(scheduleAddr ? { scheduleAddr } : {}),
     runner,
     maxRunningJobs: positiveInt('SLUICE_MAX_RUNNING_JOBS', get('SLUICE_MAX_RUNNING_JOBS')),
+    jobThreads: nonNegativeInt('SLUICE_JOB_THREADS', get('SLUICE_JOB_THREADS')),
     failoverMs: positiveInt('SLUICE_FAILOVER_MS', get('SLUICE_FAILOVER_MS')),
     scheduleRescanMs: positiveInt('SLUICE_SCHEDULE_RESCAN_MS', get('SLUICE_SCHEDULE_RESCAN_MS')),
     jobHeapMb: positiveInt('SLUICE_JOB_HEAP_MB', get('SLUICE_JOB_HEAP_MB')),
     httpAddr: hostPort('SLUICE_HTTP_ADDR', get('SLUICE_HTTP_ADDR')),
     ...(get('SLUICE_CALLBACK_TOKEN') ? { callbackToken: get('SLUICE_CALLBACK_TOKEN') } : {}),
     ...(flinkGatewayUrl ? { flinkGatewayUrl, flinkRestUrl } : {}),
+    ...(metricsAddr ? { metricsAddr } : {}),
+    metricsMaxGroups: positiveInt('SLUICE_METRICS_MAX_GROUPS', get('SLUICE_METRICS_MAX_GROUPS')),
+    security: loadSecurity(get, grpcAddr),
+    fileRoots,
+    ...(allowedHosts.length > 0 ? { allowedHosts } : {}),
     ...(get('SLUICE_PLUGIN_SETTINGS_FILE') ? { pluginSettingsFile: get('SLUICE_PLUGIN_SETTINGS_FILE') } : {}),
     ...(publicHttpUrl ? { publicHttpUrl: publicHttpUrl.replace(/\/+$/, '') } : {}),
     ...(inlongUsers.size > 0 ? { inlongUsers } : {}),

@@ -1,5 +1,5 @@
 import type { handleUnaryCall, sendUnaryData, ServerUnaryCall } from '@grpc/grpc-js';
-import { invalidArgument, type Boundaries, type BoundaryType, type Logger } from 'sluice/sdk';
+import { ERROR_CODES, SluiceError, invalidArgument, type Boundaries, type BoundaryType, type Logger } from 'sluice/sdk';
 import {
   BoundaryType as PbBoundaryType,
   type Boundaries as PbBoundaries,
@@ -23,6 +23,18 @@ export function unary<Req, Res>(
         (err: unknown) => callback(toServiceError(err, logger, method)),
       );
   };
+}
+
+/**
+ * Aborted when the client cancels the call or its deadline passes, so long work can stop there
+ * instead of finishing for nobody.
+ */
+export function callSignal(call: { on(event: 'cancelled', listener: () => void): unknown }): AbortSignal {
+  const controller = new AbortController();
+  call.on('cancelled', () =>
+    controller.abort(new SluiceError(ERROR_CODES.UNAVAILABLE, 'the call was cancelled or its deadline passed')),
+  );
+  return controller.signal;
 }
 
 export function decodeBoundaryType(value: PbBoundaryType, field: string): BoundaryType {

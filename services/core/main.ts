@@ -1,12 +1,14 @@
 import type { ServiceName } from '../runtime.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
+import { exitOnOldNode } from './node-version.js';
 
 /**
  * Runs services as a process: reads the settings, starts, and on SIGTERM or SIGINT drains calls in
  * flight, flushes traces and exits 0. A bad setting exits 2 with the variable named.
  */
 export async function runMain(services: readonly ServiceName[]): Promise<void> {
+  exitOnOldNode();
   let config;
   try {
     config = loadConfig();
@@ -17,7 +19,9 @@ export async function runMain(services: readonly ServiceName[]): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger(config.logLevel, { service: services.length === 1 ? services[0] : 'sluice' });
+  const logger = createLogger(config.logLevel, { service: services.length === 1 ? services[0] : 'sluice' }, undefined, {
+    pretty: config.logPretty,
+  });
   // A closed log pipe (the parent went away) must not turn every log line into another error.
   process.stderr.on('error', () => {});
   // A plugin's stray promise or callback must not take the service down; it is logged instead.
@@ -36,7 +40,8 @@ export async function runMain(services: readonly ServiceName[]): Promise<void> {
     const sluice = await starting;
     await sluice.close();
     const { currentTelemetry } = await import('../telemetry/sdk.js');
-    await currentTelemetry()?.shutdown();
+    const { currentMetrics } = await import('../telemetry/metrics.js');
+    await Promise.all([currentTelemetry()?.shutdown(), currentMetrics()?.shutdown()]);
     logger.info('stopped');
     process.exit(0);
   };

@@ -1,11 +1,20 @@
 import { readFileSync } from 'node:fs';
-import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { Server, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { BinaryReader } from '@bufbuild/protobuf/wire';
 import type { PackageDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'sluice/sdk';
+import type { Authenticator } from './auth.js';
+import { authInterceptor, serverCredentials, type TlsFiles } from './grpc-auth.js';
 import { DESCRIPTOR_SET, HEALTH_DESCRIPTOR_SET } from './paths.js';
+import { MAX_REQUEST_BYTES } from './limits.js';
+
+/** Who may call and over what: every call but health checks passes `auth`; `tls` set serves TLS (mTLS with a client CA). */
+export interface ServerSecurity {
+  readonly auth?: Authenticator;
+  readonly tls?: TlsFiles;
+}
 
 /** One gRPC service to serve: its full name (for health checks), definition and handlers. */
 export interface ServiceBinding {
@@ -59,8 +68,12 @@ export async function startGrpcServer(
   addr: string,
   bindings: readonly ServiceBinding[],
   logger: Logger,
+  security: ServerSecurity = {},
 ): Promise<RunningServer> {
-  const server = new Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
+  const server = new Server({
+    'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
+    ...(security.auth?.enabled ? { interceptors: [authInterceptor(security.auth)] } : {}),
+  });
   for (const b of bindings) server.addService(b.definition, b.implementation);
 
   const health = new HealthImplementation({
@@ -72,11 +85,16 @@ export async function startGrpcServer(
   new ReflectionService(reflectionPackages()).addToServer(server);
 
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(addr, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(addr, serverCredentials(security.tls), (err, p) => (err ? reject(err) : resolve(p)));
   });
   const host = addr.slice(0, addr.lastIndexOf(':'));
   const address = `${host}:${port}`;
-  logger.info('gRPC server listening', { address, services: bindings.map((b) => b.name) });
+  logger.info('gRPC server listening', {
+    address,
+    services: bindings.map((b) => b.name),
+    tls: security.tls ? (security.tls.clientCaFile ? 'mutual' : 'server') : 'off',
+    auth: security.auth?.enabled ? 'on' : 'off',
+  });
 
   return {
     address,

@@ -1,6 +1,7 @@
 import { SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
 import { ERROR_CODES, SluiceError, isSluiceError, type HookContext, type Logger } from 'sluice/sdk';
 import { silentLogger } from '../core/logger.js';
+import { instruments } from '../core/metrics.js';
 import type { LoadedPlugin } from './loader.js';
 
 export interface HookRunnerOptions {
@@ -100,6 +101,8 @@ export class HookRunner {
       { attributes: { 'sluice.plugin.id': loaded.id, 'sluice.plugin.kind': loaded.kind, 'sluice.plugin.hook': hook } },
       async (span) => {
         let timer: NodeJS.Timeout | undefined;
+        const started = performance.now();
+        let failure: string | undefined;
         try {
           const frozen = input === undefined ? input : deepFreeze(structuredCloneSafe(input));
           // Hooks without input (start, stop, availability) take the context as their only argument.
@@ -140,6 +143,7 @@ export class HookRunner {
             throw err.reason;
           }
           const wrapped = this.#wrap(loaded, hook, err);
+          failure = wrapped.code;
           span.recordException(wrapped);
           span.setStatus({ code: SpanStatusCode.ERROR, message: wrapped.code });
           throw wrapped;
@@ -147,6 +151,10 @@ export class HookRunner {
           clearTimeout(timer);
           options.signal?.removeEventListener('abort', onOuterAbort);
           span.end();
+          instruments().hookDuration.record((performance.now() - started) / 1000, {
+            ...hookAttributes(loaded.id, hook),
+            ...(failure ? { 'error.type': failure } : {}),
+          });
         }
       },
     );
@@ -161,6 +169,12 @@ export class HookRunner {
   }
 
   #wrap(loaded: LoadedPlugin<unknown>, hook: string, err: unknown): SluiceError {
+    const wrapped = this.#wrapped(loaded, hook, err);
+    instruments().hookFailures.add(1, { ...hookAttributes(loaded.id, hook), 'error.type': wrapped.code });
+    return wrapped;
+  }
+
+  #wrapped(loaded: LoadedPlugin<unknown>, hook: string, err: unknown): SluiceError {
     if (isSluiceError(err)) {
       if (err.details.pluginId) return err;
       return new SluiceError(
@@ -170,15 +184,35 @@ export class HookRunner {
         { cause: err },
       );
     }
-    const message = err instanceof Error ? err.message : String(err);
-    this.#logger.error('plugin hook failed', { pluginId: loaded.id, hook, err });
-    return new SluiceError(
+    const wrapped = new SluiceError(
       ERROR_CODES.PLUGIN_FAILED,
-      `plugin '${loaded.id}' hook '${hook}' failed: ${message.slice(0, 300)}`,
+      `plugin '${loaded.id}' hook '${hook}' failed: ${describe(err).slice(0, 300)}`,
       { pluginId: loaded.id, hook },
       { cause: err },
     );
+    // Whatever the plugin threw (a cycle, a BigInt, a throwing getter), logging it must not replace the
+    // PLUGIN_FAILED the caller is owed.
+    try {
+      this.#logger.error('plugin hook failed', { pluginId: loaded.id, hook, err });
+    } catch {
+      // The logger gave up on this value; the error still reaches the caller with its cause.
+    }
+    return wrapped;
   }
+}
+
+/** The message of what a plugin threw, whatever it is. */
+function describe(err: unknown): string {
+  try {
+    return err instanceof Error ? err.message : String(err);
+  } catch {
+    return Object.prototype.toString.call(err);
+  }
+}
+
+/** Plugin ids come from the loaded plugins and hook names from the SDK: a bounded set of series. */
+function hookAttributes(pluginId: string, hook: string) {
+  return { 'sluice.plugin.id': pluginId, 'sluice.plugin.hook': hook };
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -117,20 +117,32 @@ export interface ConnectorPlugin {
   availability?(ctx: HookContext): { readonly reader?: Availability; readonly writer?: Availability };
 }
 
+/** The names of an interface's methods: the hooks of a plugin kind. */
+export type HookNames<P> = {
+  [K in keyof P]-?: NonNullable<P[K]> extends (...args: never[]) => unknown ? K : never;
+}[keyof P] &
+  string;
+
+/** A connector plugin's hooks. */
+export type ConnectorHook = HookNames<ConnectorPlugin>;
+
+/**
+ * Every connector hook, once: a Record over ConnectorHook, so the compiler rejects this list when a hook
+ * is added to ConnectorPlugin and not here (or named here and not there).
+ */
+const CONNECTOR_HOOK_SET: Readonly<Record<ConnectorHook, 1>> = {
+  validate: 1,
+  fillInBoundaries: 1,
+  canonicalBoundaries: 1,
+  openReader: 1,
+  openWriter: 1,
+  flinkTableOptions: 1,
+  availability: 1,
+};
 /** Hook names a connector plugin may define. */
-export const CONNECTOR_HOOKS = [
-  'validate',
-  'fillInBoundaries',
-  'canonicalBoundaries',
-  'openReader',
-  'openWriter',
-  'flinkTableOptions',
-  'availability',
-] as const;
+export const CONNECTOR_HOOKS = Object.freeze(Object.keys(CONNECTOR_HOOK_SET) as ConnectorHook[]);
 /** Data fields a connector plugin may define. */
 export const CONNECTOR_FIELDS = ['kind', 'roles', 'boundaryTypes', 'sourceOptions', 'sinkOptions'] as const;
-
-export type ConnectorHook = (typeof CONNECTOR_HOOKS)[number];
 
 /** Declares a connector plugin; returns it unchanged, typed and marked as a connector. */
 export function defineConnectorPlugin<const T extends ConnectorPlugin>(plugin: T): T & { readonly kind: 'connector' } {

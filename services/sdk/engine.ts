@@ -1,4 +1,5 @@
 import type { Boundaries, HookContext } from './types.js';
+import type { HookNames } from './connector.js';
 
 /** A schedule as an engine sees it; InLong's ScheduleInfo with times in epoch milliseconds. */
 export interface ScheduleInfo {
@@ -109,11 +110,24 @@ export interface EnginePlugin {
   stop?(ctx: HookContext): void | Promise<void>;
 }
 
-export const ENGINE_HOOKS = ['accept', 'register', 'unregister', 'update', 'resolutionMs', 'start', 'stop'] as const;
-export const ENGINE_REQUIRED_HOOKS = ['accept', 'register', 'unregister', 'update'] as const;
-export const ENGINE_FIELDS = ['kind'] as const;
+/** An engine plugin's hooks. */
+export type EngineHook = HookNames<EnginePlugin>;
 
-export type EngineHook = (typeof ENGINE_HOOKS)[number];
+/** Every engine hook, once, and whether it is required: the compiler checks both against EnginePlugin. */
+const ENGINE_HOOK_SET: Readonly<Record<EngineHook, 'required' | 'optional'>> = {
+  accept: 'required',
+  register: 'required',
+  unregister: 'required',
+  update: 'required',
+  resolutionMs: 'optional',
+  start: 'optional',
+  stop: 'optional',
+} satisfies {
+  readonly [K in EngineHook]: Partial<Pick<EnginePlugin, K>> extends Pick<EnginePlugin, K> ? 'optional' : 'required';
+};
+export const ENGINE_HOOKS = Object.freeze(Object.keys(ENGINE_HOOK_SET) as EngineHook[]);
+export const ENGINE_REQUIRED_HOOKS = Object.freeze(ENGINE_HOOKS.filter((h) => ENGINE_HOOK_SET[h] === 'required'));
+export const ENGINE_FIELDS = ['kind'] as const;
 
 /** Declares an engine plugin; returns it unchanged, typed and marked as an engine. */
 export function defineEnginePlugin<const T extends EnginePlugin>(plugin: T): T & { readonly kind: 'engine' } {

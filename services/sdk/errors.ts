@@ -20,6 +20,10 @@ export const ERROR_CODES = {
   VERSION_CONFLICT: 'VERSION_CONFLICT',
   /** A dependency (database, broker, another service) cannot be reached; retrying may help. gRPC UNAVAILABLE. */
   UNAVAILABLE: 'UNAVAILABLE',
+  /** No valid credential came with the call (a bearer token or a client certificate). gRPC UNAUTHENTICATED. */
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  /** The credential is valid but its role does not allow the call. gRPC PERMISSION_DENIED. */
+  PERMISSION_DENIED: 'PERMISSION_DENIED',
   /** A plugin hook did not finish within its timeout. gRPC DEADLINE_EXCEEDED. */
   PLUGIN_TIMEOUT: 'PLUGIN_TIMEOUT',
   /** A plugin hook threw something that is not a Sluice error. gRPC INTERNAL. */
@@ -99,9 +103,11 @@ export function invalidArgument(field: string, expected: string, received: unkno
 }
 
 /** An INVALID_ARGUMENT error carrying several field errors; the message lists them all. */
-export function invalidFields(fieldErrors: readonly FieldError[], prefix = 'invalid request'): SluiceError {
+export function invalidFields(all: readonly FieldError[], prefix = 'invalid request'): SluiceError {
+  const fieldErrors = all.slice(0, MAX_REPORTED_FIELD_ERRORS);
   const first = fieldErrors[0];
-  const message = `${prefix}: ${fieldErrors.map((e) => e.message).join('; ')}`;
+  const more = all.length - fieldErrors.length;
+  const message = `${prefix}: ${fieldErrors.map((e) => e.message).join('; ')}${more > 0 ? `; and ${more} more` : ''}`;
   return new SluiceError(ERROR_CODES.INVALID_ARGUMENT, message, {
     ...(first ? { field: first.path, expected: first.expected, received: first.received } : {}),
     fieldErrors,
@@ -114,8 +120,13 @@ export function fieldError(path: string, expected: string, received: unknown): F
   return { path, expected, received: got, message: `${path}: expected ${expected}, got ${got}` };
 }
 
+/** Field errors reported in one error at most; the message says how many more there were. */
+export const MAX_REPORTED_FIELD_ERRORS = 20;
+
 export function notFound(what: string, id: string): SluiceError {
-  return new SluiceError(ERROR_CODES.NOT_FOUND, `${what} '${id}' not found`);
+  // An id is echoed shortened: a huge one must not swell the status trailer past what clients accept.
+  const shown = id.length > 120 ? `${id.slice(0, 117)}...` : id;
+  return new SluiceError(ERROR_CODES.NOT_FOUND, `${what} '${shown}' not found`);
 }
 
 export function failedPrecondition(message: string, details: SluiceErrorDetails = {}): SluiceError {

@@ -7,3 +7,4 @@ export * from './schema.js';
 export * from './types.js';
 export * from './connector.js';
 export * from './engine.js';
+export * from './policy.js';

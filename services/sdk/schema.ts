@@ -1,17 +1,22 @@
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
 import { type FieldError, fieldError } from './errors.js';
 
 /**
- * The JSON Schema subset Sluice uses for connector options. It is plain data, so the catalog can show it
- * to clients (GetConnector) and validate options without running plugin code.
+ * A JSON Schema (draft 2020-12) of connector options: every standard keyword (`oneOf`, `$ref`, `const`,
+ * `format`, `maxLength`, …), checked by Ajv in strict mode. It is plain data, so the catalog can show it
+ * to clients (GetConnector) and validate options without running plugin code. The fields below are the
+ * ones Sluice itself reads; any other standard keyword may be used.
  */
 export interface JsonSchema {
+  readonly [keyword: string]: unknown;
   readonly type?: 'object' | 'string' | 'integer' | 'number' | 'boolean' | 'array';
   /** What the option means; every option of a bundled connector has one. */
   readonly description?: string;
   readonly properties?: Readonly<Record<string, JsonSchema>>;
   readonly required?: readonly string[];
-  /** Unknown options are rejected unless this is true. */
-  readonly additionalProperties?: boolean;
+  /** Unknown options are rejected unless this is true (an object with `properties` is closed by default). */
+  readonly additionalProperties?: boolean | JsonSchema;
   readonly items?: JsonSchema;
   readonly enum?: readonly (string | number | boolean)[];
   readonly default?: unknown;
@@ -24,70 +29,59 @@ export interface JsonSchema {
   readonly writeOnly?: boolean;
 }
 
-const SCHEMA_KEYS = new Set([
-  'type',
-  'description',
-  'properties',
-  'required',
-  'additionalProperties',
-  'items',
-  'enum',
-  'default',
-  'minimum',
-  'maximum',
-  'minLength',
-  'pattern',
-  'examples',
-  'writeOnly',
-  'title',
-  '$schema',
-]);
-const TYPES = new Set(['object', 'string', 'integer', 'number', 'boolean', 'array']);
+// ajv-formats is CommonJS; its plugin is the module itself or its `default`.
+const addFormats = ((addFormatsModule as unknown as { default?: unknown }).default ?? addFormatsModule) as unknown as (
+  ajv: Ajv2020,
+) => Ajv2020;
 
-/** Problems with a schema itself (an unknown keyword, a bad type); empty when it is usable. */
+/** One Ajv for every schema: draft 2020-12, strict (unknown keywords are schema errors), every error reported. */
+const ajv = addFormats(new Ajv2020({ strict: true, allErrors: true, verbose: true, validateFormats: true }));
+const compiled = new WeakMap<object, ValidateFunction>();
+
+const COMBINATORS = ['allOf', 'anyOf', 'oneOf', '$ref', 'unevaluatedProperties', 'if', 'dependentSchemas'];
+
+/**
+ * A copy where every object schema that lists `properties` and says nothing of `additionalProperties`
+ * rejects unknown options (JSON Schema allows them by default; a misspelt option should not pass silently).
+ * Schemas that combine others (`oneOf`, `$ref`, …) are left as written.
+ */
+function closeObjects(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(closeObjects);
+  if (typeof schema !== 'object' || schema === null) return schema;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(schema)) {
+    out[k] = ['enum', 'const', 'default', 'examples'].includes(k) ? v : closeObjects(v);
+  }
+  if (
+    out.properties !== undefined &&
+    typeof out.properties === 'object' &&
+    out.additionalProperties === undefined &&
+    !COMBINATORS.some((c) => c in out)
+  )
+    out.additionalProperties = false;
+  return out;
+}
+
+function compile(schema: JsonSchema): ValidateFunction {
+  let fn = compiled.get(schema);
+  if (!fn) {
+    fn = ajv.compile(closeObjects(schema) as object);
+    compiled.set(schema, fn);
+  }
+  return fn;
+}
+
+/** Problems with a schema itself (an unknown keyword, a bad type, a bad `$ref`); empty when it is usable. */
 export function checkSchema(schema: unknown, path = '$'): string[] {
   if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) {
     return [`${path}: expected a JSON Schema object`];
   }
-  const s = schema as Record<string, unknown>;
-  const problems: string[] = [];
-  for (const key of Object.keys(s)) {
-    if (!SCHEMA_KEYS.has(key)) problems.push(`${path}: unsupported keyword '${key}'`);
+  try {
+    compile(schema as JsonSchema);
+    return [];
+  } catch (err) {
+    return [`${path}: ${err instanceof Error ? err.message : String(err)}`];
   }
-  if (s.type !== undefined && !TYPES.has(s.type as string)) {
-    problems.push(`${path}.type: expected one of ${[...TYPES].join(', ')}`);
-  }
-  if (s.pattern !== undefined) {
-    try {
-      new RegExp(String(s.pattern), 'u');
-    } catch {
-      problems.push(`${path}.pattern: not a valid regular expression`);
-    }
-  }
-  if (s.properties !== undefined) {
-    if (typeof s.properties !== 'object' || s.properties === null) {
-      problems.push(`${path}.properties: expected an object`);
-    } else {
-      for (const [name, sub] of Object.entries(s.properties)) {
-        problems.push(...checkSchema(sub, `${path}.properties.${name}`));
-      }
-    }
-  }
-  if (s.items !== undefined) problems.push(...checkSchema(s.items, `${path}.items`));
-  return problems;
-}
-
-function typeOf(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'array';
-  if (typeof value === 'number' && Number.isInteger(value)) return 'integer';
-  return typeof value;
-}
-
-function matchesType(type: string, value: unknown): boolean {
-  const actual = typeOf(value);
-  if (type === 'number') return actual === 'number' || actual === 'integer';
-  return actual === type;
 }
 
 const EXPECTED: Record<string, string> = {
@@ -97,85 +91,142 @@ const EXPECTED: Record<string, string> = {
   number: 'a number',
   boolean: 'a boolean',
   array: 'an array',
+  null: 'null',
 };
 
-/**
- * Validates a value against a schema of the subset above and returns every problem, each naming its
- * path (e.g. `options.topic`). Unknown properties of an object are errors unless additionalProperties.
- */
-export function validateAgainstSchema(schema: JsonSchema, value: unknown, path = 'options'): FieldError[] {
-  const errors: FieldError[] = [];
-  if (schema.type && !matchesType(schema.type, value)) {
-    errors.push(fieldError(path, EXPECTED[schema.type] ?? schema.type, value));
-    return errors;
+/** `options` + Ajv's JSON pointer, as `options.a.b[0]`. */
+function toPath(base: string, pointer: string): string {
+  let path = base;
+  for (const raw of pointer.split('/').slice(1)) {
+    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    path += /^\d+$/.test(part) ? `[${part}]` : `.${part}`;
   }
-  if (schema.enum && !schema.enum.includes(value as string | number | boolean)) {
-    errors.push(fieldError(path, `one of ${schema.enum.map((v) => JSON.stringify(v)).join(', ')}`, value));
+  return path;
+}
+
+function at(value: unknown, pointer: string): unknown {
+  let v = value;
+  for (const raw of pointer.split('/').slice(1)) {
+    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    v = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[part] : undefined;
   }
-  if (typeof value === 'number') {
-    if (schema.minimum !== undefined && value < schema.minimum) {
-      errors.push(fieldError(path, `a number >= ${schema.minimum}`, value));
-    }
-    if (schema.maximum !== undefined && value > schema.maximum) {
-      errors.push(fieldError(path, `a number <= ${schema.maximum}`, value));
-    }
-  }
-  if (typeof value === 'string') {
-    if (schema.minLength !== undefined && value.length < schema.minLength) {
-      errors.push(
-        fieldError(
-          path,
-          schema.minLength === 1 ? 'a non-empty string' : `a string of at least ${schema.minLength} characters`,
-          value,
-        ),
+  return v;
+}
+
+function typeText(type: unknown): string {
+  const types = Array.isArray(type) ? type : [type];
+  return types.map((t) => EXPECTED[String(t)] ?? String(t)).join(' or ');
+}
+
+/** One Ajv error as Sluice's field error: path, what was expected, what came. */
+function toFieldError(e: ErrorObject, value: unknown, base: string): FieldError {
+  const path = toPath(base, e.instancePath);
+  const got = at(value, e.instancePath);
+  const p = e.params as Record<string, unknown>;
+  const parent = e.parentSchema as JsonSchema | undefined;
+  switch (e.keyword) {
+    case 'type':
+      return fieldError(path, typeText(p.type), got);
+    case 'required': {
+      const name = String(p.missingProperty);
+      const sub = (parent?.properties as Record<string, JsonSchema> | undefined)?.[name];
+      return fieldError(
+        `${path}.${name}`,
+        sub?.type ? `${typeText(sub.type)} (required)` : 'a value (required)',
+        undefined,
       );
     }
-    if (schema.pattern !== undefined && !new RegExp(schema.pattern, 'u').test(value)) {
-      errors.push(fieldError(path, `a string matching /${schema.pattern}/`, value));
+    case 'additionalProperties': {
+      const name = String(p.additionalProperty);
+      const known = Object.keys((parent?.properties as object | undefined) ?? {});
+      // The name is what is wrong, so it is what is reported as received.
+      return fieldError(
+        `${path}.${name}`,
+        known.length ? `a known option (${known.join(', ')})` : 'no options at all',
+        name,
+      );
     }
+    case 'enum':
+      return fieldError(path, `one of ${(p.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`, got);
+    case 'const':
+      return fieldError(path, JSON.stringify(p.allowedValue), got);
+    case 'minimum':
+    case 'maximum':
+    case 'exclusiveMinimum':
+    case 'exclusiveMaximum':
+      return fieldError(path, `a number ${String(p.comparison)} ${String(p.limit)}`, got);
+    case 'minLength':
+      return fieldError(
+        path,
+        p.limit === 1 ? 'a non-empty string' : `a string of at least ${String(p.limit)} characters`,
+        got,
+      );
+    case 'maxLength':
+      return fieldError(path, `a string of at most ${String(p.limit)} characters`, got);
+    case 'pattern':
+      return fieldError(path, `a string matching /${String(p.pattern)}/`, got);
+    case 'format':
+      return fieldError(path, `a string in the format ${String(p.format)}`, got);
+    case 'oneOf':
+      return fieldError(path, 'exactly one of the alternatives the schema allows (oneOf)', got);
+    case 'anyOf':
+      return fieldError(path, 'one of the alternatives the schema allows (anyOf)', got);
+    default:
+      return fieldError(path, `a value that ${e.message ?? `passes '${e.keyword}'`}`, got);
   }
-  if (Array.isArray(value) && schema.items) {
-    value.forEach((item, i) => errors.push(...validateAgainstSchema(schema.items!, item, `${path}[${i}]`)));
+}
+
+/**
+ * Validates a value against a schema with Ajv and returns every problem, each naming its path (e.g.
+ * `options.topic`), what was expected and what came. Inside a `oneOf`/`anyOf` that failed, the branches'
+ * own errors are left out: the one error names the alternatives. Unknown properties of an object with
+ * `properties` are errors unless additionalProperties says otherwise.
+ */
+export function validateAgainstSchema(schema: JsonSchema, value: unknown, path = 'options'): FieldError[] {
+  const validate = compile(schema);
+  if (validate(value)) return [];
+  const errors = validate.errors ?? [];
+  const combinators = errors
+    .filter((e) => e.keyword === 'oneOf' || e.keyword === 'anyOf')
+    .map((e) => `${e.schemaPath}/`);
+  // A wrong type at a path says all there is to say about that value.
+  const wrongType = new Set(errors.filter((e) => e.keyword === 'type').map((e) => e.instancePath));
+  return errors
+    .filter((e) => !combinators.some((c) => e.schemaPath.startsWith(c)))
+    .filter((e) => e.keyword === 'type' || !wrongType.has(e.instancePath))
+    .map((e) => ({ key: position(e, value), error: toFieldError(e, value, path) }))
+    .sort((a, b) => compareKeys(a.key, b.key))
+    .map((e) => e.error);
+}
+
+/**
+ * Where an error sits in the value, for a stable reading order: missing required options first, then the
+ * given ones in the order they were written, depth first.
+ */
+function position(e: ErrorObject, value: unknown): number[] {
+  const key: number[] = [];
+  let v = value;
+  for (const raw of e.instancePath.split('/').slice(1)) {
+    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    key.push(Array.isArray(v) ? Number(part) : Object.keys((v ?? {}) as object).indexOf(part));
+    v = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[part] : undefined;
   }
-  if (typeOf(value) === 'object' && (schema.properties || schema.required || schema.type === 'object')) {
-    const obj = value as Record<string, unknown>;
-    const props = schema.properties ?? {};
-    for (const name of schema.required ?? []) {
-      if (obj[name] === undefined) {
-        const sub = props[name];
-        errors.push(
-          fieldError(
-            `${path}.${name}`,
-            sub?.type ? `${EXPECTED[sub.type] ?? sub.type} (required)` : 'a value (required)',
-            undefined,
-          ),
-        );
-      }
-    }
-    for (const [name, v] of Object.entries(obj)) {
-      const sub = props[name];
-      if (sub) {
-        if (v !== undefined) errors.push(...validateAgainstSchema(sub, v, `${path}.${name}`));
-      } else if (schema.additionalProperties !== true) {
-        const known = Object.keys(props);
-        // The name is what is wrong, so it is what is reported as received.
-        errors.push(
-          fieldError(
-            `${path}.${name}`,
-            known.length ? `a known option (${known.join(', ')})` : 'no options at all',
-            name,
-          ),
-        );
-      }
-    }
-  }
-  return errors;
+  const p = e.params as Record<string, unknown>;
+  if (e.keyword === 'required') key.push(-1);
+  else if (e.keyword === 'additionalProperties')
+    key.push(Object.keys((v ?? {}) as object).indexOf(String(p.additionalProperty)));
+  return key;
+}
+
+function compareKeys(a: number[], b: number[]): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
 }
 
 /** The options with every schema default filled in for options that were not given. */
 export function applyDefaults(schema: JsonSchema, options: Readonly<Record<string, unknown>>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...options };
-  for (const [name, sub] of Object.entries(schema.properties ?? {})) {
+  for (const [name, sub] of Object.entries((schema.properties ?? {}) as Record<string, JsonSchema>)) {
     if (out[name] === undefined && sub.default !== undefined) out[name] = sub.default;
   }
   return out;

@@ -1,5 +1,6 @@
 import type { OperatorStore } from '../operator/domain/model.js';
 import type { ScheduleStore } from '../schedule/domain/model.js';
+import { meteredStore } from './metered.js';
 import { PostgresStore, type PostgresStoreOptions } from './postgres.js';
 import { SqliteStore } from './sqlite.js';
 
@@ -31,9 +32,9 @@ export function isPostgresUrl(url: string | undefined): url is string {
 
 /** Opens the configured store and applies pending migrations; the store is closed again when they fail. */
 export async function openSluiceStore(config: StoreConfig): Promise<SluiceStore> {
-  const store = isPostgresUrl(config.databaseUrl)
-    ? await PostgresStore.open(config.databaseUrl.trim(), config.postgres)
-    : await SqliteStore.open(config.sqlitePath);
+  const store: SluiceStore = isPostgresUrl(config.databaseUrl)
+    ? meteredStore(await PostgresStore.open(config.databaseUrl.trim(), config.postgres), 'postgresql')
+    : meteredStore(await SqliteStore.open(config.sqlitePath), 'sqlite');
   try {
     await store.migrate();
   } catch (err) {

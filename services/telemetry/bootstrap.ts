@@ -4,7 +4,11 @@
  * under ESM) and starts the SDK with the OTLP exporter; otherwise it does nothing at all.
  */
 import { register } from 'node:module';
+import { exitOnOldNode } from '../core/node-version.js';
 import { tracingRequested } from './env.js';
+
+// First thing `npm start` runs: an old Node.js gets one line, not a stack trace about node:sqlite.
+exitOnOldNode();
 
 if (tracingRequested(process.env)) {
   // Only grpc-js needs wrapping; wrapping every module would slow start-up and trips over sources run

@@ -8,6 +8,10 @@ import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
 import { HookRunner } from '../../services/host/hook-runner.js';
 import { type LoadedPlugin, loadPlugins } from '../../services/host/loader.js';
 
+// Paths under the tests' file root (SLUICE_FILE_ROOTS, the temp folder); nothing is written there.
+const OUT = join(tmpdir(), 'out');
+const X = join(tmpdir(), 'x');
+
 interface Ctx {
   loaded: LoadedPlugin<ConnectorPlugin>;
   runner: HookRunner;
@@ -355,10 +359,10 @@ test.serial('a large write streams with backpressure: 200k rows (~100 MB) with b
 test('bad options are field errors (schema first, then the cross-field checks)', async (t) => {
   const check = (options: Options) => t.context.catalog.validateOptions('file', 'sink', options);
   const paths = async (options: Options) => (await check(options)).map((e) => e.path);
-  t.deepEqual(await check({ path: '/data/out' }), []);
+  t.deepEqual(await check({ path: OUT }), []);
   t.deepEqual(
     await check({
-      path: '/data/out',
+      path: OUT,
       format: 'csv',
       columns: ['id', 'name'],
       csvHeader: false,
@@ -367,20 +371,20 @@ test('bad options are field errors (schema first, then the cross-field checks)',
     [],
   );
   t.deepEqual(await paths({}), ['options.path']);
-  t.deepEqual(await paths({ path: '/x', format: 'xml' }), ['options.format']);
-  t.deepEqual(await paths({ path: '/x', extra: 1 }), ['options.extra']);
-  t.deepEqual(await paths({ path: '/x', csvHeader: 'yes' }), ['options.csvHeader']);
+  t.deepEqual(await paths({ path: X, format: 'xml' }), ['options.format']);
+  t.deepEqual(await paths({ path: X, extra: 1 }), ['options.extra']);
+  t.deepEqual(await paths({ path: X, csvHeader: 'yes' }), ['options.csvHeader']);
   t.deepEqual(await paths({ path: 'relative/dir' }), ['options.path']);
-  t.deepEqual(await paths({ path: '/x', fileName: '{groupId}.{ext}' }), ['options.fileName']);
-  t.deepEqual(await paths({ path: '/x', fileName: '{lower}-{upper}-{bogus}' }), ['options.fileName']);
-  t.deepEqual(await paths({ path: '/x', fileName: '{lower}-{upper' }), ['options.fileName', 'options.fileName']);
-  t.deepEqual(await paths({ path: '/x', fileName: 'sub/{lower}-{upper}' }), ['options.fileName']);
-  t.deepEqual(await paths({ path: '/x', fileName: '.{lower}-{upper}' }), ['options.fileName']);
-  t.deepEqual(await paths({ path: '/x', columns: ['id'] }), ['options.columns']);
-  t.deepEqual(await paths({ path: '/x', format: 'csv', columns: ['id', 'id'] }), ['options.columns']);
-  t.deepEqual(await paths({ path: '/x', format: 'csv', columns: [] }), ['options.columns']);
-  t.deepEqual(await paths({ path: '/x', format: 'csv', columns: [''] }), ['options.columns[0]']);
-  const [unknown] = await check({ path: '/x', fileName: '{lower}-{upper}-{bogus}' });
+  t.deepEqual(await paths({ path: X, fileName: '{groupId}.{ext}' }), ['options.fileName']);
+  t.deepEqual(await paths({ path: X, fileName: '{lower}-{upper}-{bogus}' }), ['options.fileName']);
+  t.deepEqual(await paths({ path: X, fileName: '{lower}-{upper' }), ['options.fileName', 'options.fileName']);
+  t.deepEqual(await paths({ path: X, fileName: 'sub/{lower}-{upper}' }), ['options.fileName']);
+  t.deepEqual(await paths({ path: X, fileName: '.{lower}-{upper}' }), ['options.fileName']);
+  t.deepEqual(await paths({ path: X, columns: ['id'] }), ['options.columns']);
+  t.deepEqual(await paths({ path: X, format: 'csv', columns: ['id', 'id'] }), ['options.columns']);
+  t.deepEqual(await paths({ path: X, format: 'csv', columns: [] }), ['options.columns']);
+  t.deepEqual(await paths({ path: X, format: 'csv', columns: [''] }), ['options.columns[0]']);
+  const [unknown] = await check({ path: X, fileName: '{lower}-{upper}-{bogus}' });
   t.regex(unknown!.expected, /unknown: \{bogus\}/);
   const [dot] = await check({ path: 'relative/dir' });
   t.regex(dot!.message, /absolute/);
@@ -408,10 +412,10 @@ test('openWriter refuses bad options with INVALID_ARGUMENT naming every field, a
 test('flinkTableOptions: a Flink filesystem table in the directory, json or csv', async (t) => {
   const call = (options: Options) =>
     t.context.runner.call(t.context.loaded, 'flinkTableOptions', { role: 'sink', options });
-  t.deepEqual(await call({ path: '/data/out' }), { connector: 'filesystem', path: '/data/out', format: 'json' });
-  t.deepEqual(await call({ path: '/data/out', format: 'csv', columns: ['id'] }), {
+  t.deepEqual(await call({ path: OUT }), { connector: 'filesystem', path: OUT, format: 'json' });
+  t.deepEqual(await call({ path: OUT, format: 'csv', columns: ['id'] }), {
     connector: 'filesystem',
-    path: '/data/out',
+    path: OUT,
     format: 'csv',
   });
 });

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import {
   credentials,
+  Metadata,
   loadPackageDefinition,
   makeGenericClientConstructor,
   type GrpcObject,
@@ -27,7 +28,7 @@ export function healthCheck(address: string, service: string): Promise<string> {
 }
 
 /** The service names server reflection (grpc.reflection.v1) lists, as grpcurl `list` would show them. */
-export function reflectionServices(address: string): Promise<string[]> {
+export function reflectionServices(address: string, metadata = new Metadata()): Promise<string[]> {
   const protoPath = require.resolve('@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto');
   const pkg = loadPackageDefinition(loadSync(protoPath, { keepCase: false, longs: String })) as GrpcObject;
   const Ctor = ((pkg.grpc as GrpcObject).reflection as GrpcObject).v1 as GrpcObject;
@@ -35,8 +36,10 @@ export function reflectionServices(address: string): Promise<string[]> {
   const client = new Client(address, credentials.createInsecure());
   return new Promise((resolve, reject) => {
     const stream = (
-      client as unknown as { serverReflectionInfo: () => NodeJS.ReadWriteStream & { write(m: unknown): void } }
-    ).serverReflectionInfo();
+      client as unknown as {
+        serverReflectionInfo: (md: Metadata) => NodeJS.ReadWriteStream & { write(m: unknown): void };
+      }
+    ).serverReflectionInfo(metadata);
     stream.on('data', (msg: { listServicesResponse?: { service: { name: string }[] } }) => {
       resolve((msg.listServicesResponse?.service ?? []).map((s) => s.name).sort());
       stream.end();

@@ -37,6 +37,7 @@ export function spawnService(entry: string, env: NodeJS.ProcessEnv = {}): Spawne
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       TMPDIR: tmpdir(),
+      SLUICE_FILE_ROOTS: tmpdir(),
       ...env,
       SLUICE_DATA_DIR: env.SLUICE_DATA_DIR ?? ownDataDir,
     },

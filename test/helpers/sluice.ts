@@ -24,6 +24,8 @@ export async function startTestSluice(
     SLUICE_GRPC_ADDR: '127.0.0.1:0',
     SLUICE_SHUTDOWN_GRACE_MS: '1000',
     SLUICE_DATA_DIR: dataDir,
+    // Tests write their files under the system's temp folder.
+    SLUICE_FILE_ROOTS: tmpdir(),
     ...env,
   });
   const sluice = await startSluice({ config, logger: silentLogger, ...options });
@@ -52,6 +54,13 @@ type UnaryMethod<Req, Res> = (
   cb: (err: ServiceError | null, res: Res) => void,
 ) => unknown;
 
+/** Metadata carrying `authorization: Bearer <token>`. */
+export function bearer(token: string): Metadata {
+  const md = new Metadata();
+  md.set('authorization', `Bearer ${token}`);
+  return md;
+}
+
 /** Promisifies one unary call of a ts-proto grpc-js client. */
 export function call<Req, Res>(fn: UnaryMethod<Req, Res>, req: Req, metadata = new Metadata()): Promise<Res> {
   return new Promise((resolve, reject) => {
@@ -63,11 +72,12 @@ export function call<Req, Res>(fn: UnaryMethod<Req, Res>, req: Req, metadata = n
 export async function callError<Req, Res>(
   fn: UnaryMethod<Req, Res>,
   req: Req,
+  metadata = new Metadata(),
 ): Promise<
   ServiceError & { sluiceCode?: string; fieldErrors?: { path: string; expected: string; received: string }[] }
 > {
   try {
-    await call(fn, req);
+    await call(fn, req, metadata);
   } catch (err) {
     const e = err as ServiceError;
     const md = e.metadata as Metadata | undefined;

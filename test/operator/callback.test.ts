@@ -8,7 +8,7 @@ import { type Running, startTestSluice } from '../helpers/sluice.js';
 import { datagenToFile, jobWhen, schedule } from '../helpers/operator.js';
 
 const test = anyTest as TestFn<{ s: Running; url: string; dir: string; runDir: string }>;
-const TOKEN = 'c4llback-t0ken';
+const TOKEN = 'c4llback-t0ken-for-tests';
 const PATH = '/inlong/manager/api/group/submitOfflineJob';
 // Windows of the schedule start next year: nothing fires on its own while the callback is tested.
 const NEXT_YEAR = Date.UTC(new Date().getUTCFullYear() + 1, 0, 1);

@@ -302,8 +302,49 @@ test('a job that was running when the operator stopped runs again after the rest
   await rig.restart();
   const job = await finished(rig, jobs[0]!.jobId);
   t.is(job.state, 'SUCCEEDED');
-  t.is(job.attempt, 2);
+  t.is(job.attempt, 1, 'a clean stop does not use up an attempt');
   t.is(globalThis.__flakySink!.committed.get('g-restart/s1/0-200')!.length, 200);
+});
+
+test('a job whose last attempt died with the process is not run again after a restart', async (t) => {
+  const { rig } = t.context;
+  await rig.service.createGroup({
+    ...datagenToFile('g-crash', rig.dir),
+    streams: [
+      {
+        streamId: 's1',
+        source: { connectorId: 'slow-source', options: { delayMs: 0 } },
+        sink: { connectorId: 'flaky-sink', options: {} },
+        fields: [],
+      },
+    ],
+    retry: { maxAttempts: 2, initialBackoffMs: 10 },
+  });
+  await rig.service.approveGroup('g-crash', 0);
+  await rig.service.stop(); // nothing runs it here: the rows below are what a killed process leaves
+  const { jobs } = await rig.service.submitOfflineJob(
+    { groupId: 'g-crash', boundaryType: 'OFFSET', lowerBound: '0', upperBound: '20', instanceId: '' },
+    false,
+  );
+  await rig.store.updateJob(jobs[0]!.jobId, { state: 'RUNNING', attempt: 2, owner: 'op-1' }, Date.now());
+  await rig.restart();
+  const job = await finished(rig, jobs[0]!.jobId);
+  t.is(job.state, 'FAILED');
+  t.is(job.attempt, 2);
+  t.regex(job.error, /attempt 2 of 2 ended with the operator process/);
+  t.false(globalThis.__flakySink?.committed.has('g-crash/s1/0-20') ?? false);
+});
+
+test('cancelling a job held by a dead replica ends at once: it is CANCELLED in the store, no loop', async (t) => {
+  const { rig } = t.context;
+  await rig.service.createGroup(datagenToFile('g-elsewhere', rig.dir));
+  await rig.service.approveGroup('g-elsewhere', 0);
+  await rig.service.stop();
+  const { jobs } = await rig.service.submitOfflineJob(timeWindow('g-elsewhere'), false);
+  await rig.store.updateJob(jobs[0]!.jobId, { state: 'RUNNING', attempt: 1, owner: 'op-dead' }, Date.now());
+  const cancelled = await rig.service.cancelJob(jobs[0]!.jobId);
+  t.is(cancelled.state, 'CANCELLED');
+  t.is(codeOf(await t.throwsAsync(rig.service.cancelJob(jobs[0]!.jobId))), 'FAILED_PRECONDITION');
 });
 
 test('at most maxRunningJobs run at once; the rest wait PENDING, then all run', async (t) => {

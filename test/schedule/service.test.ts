@@ -533,6 +533,70 @@ test.serial('registration errors: ALREADY_EXISTS, an engine nobody accepts, and 
   }
 });
 
+const YEAR = 365 * DAY;
+const SECOND = 1000;
+
+test.serial('backfill up to a far to_time ends: windows that have not closed end the scan', async (t) => {
+  const { rig } = t.context;
+  // One-second windows for a century: the range to to_time holds about 3e9 windows, only an hour of them closed.
+  await rig.service.register(info('far', { scheduleUnit: 'S', endTime: T0 + 100 * YEAR }));
+  await rig.service.pause('far'); // nothing fires: the clock only moves "now"
+  await rig.advanceTo(T0 + HOUR);
+  const dry = await rig.service.backfill({
+    groupId: 'far',
+    fromTime: T0,
+    toTime: T0 + 100 * YEAR,
+    mode: 'ALL',
+    maxParallel: 1,
+    reverse: false,
+    dryRun: true,
+  });
+  t.is(dry.windows.length, HOUR / SECOND);
+  t.is(dry.windows.at(-1)!.end, T0 + HOUR);
+});
+
+test.serial('backfill over more closed windows than its limit is refused, naming to_time', async (t) => {
+  const { rig } = t.context;
+  await rig.service.register(info('wide', { scheduleUnit: 'S', endTime: T0 + 100 * YEAR }));
+  await rig.service.pause('wide'); // nothing fires: the clock only moves "now"
+  await rig.advanceTo(T0 + 2 * DAY); // 172,800 closed one-second windows
+  const err = await t.throwsAsync(
+    rig.service.backfill({
+      groupId: 'wide',
+      fromTime: T0,
+      toTime: T0 + 2 * DAY,
+      mode: 'ALL',
+      maxParallel: 1,
+      reverse: false,
+      dryRun: true,
+    }),
+  );
+  t.is(codeOf(err), 'INVALID_ARGUMENT');
+  t.is(fieldOf(err), 'to_time');
+});
+
+test.serial('backfill stops scanning when its caller gives up', async (t) => {
+  const { rig } = t.context;
+  await rig.service.register(info('gone', { scheduleUnit: 'S', endTime: T0 + 100 * YEAR }));
+  await rig.service.pause('gone'); // nothing fires: the clock only moves "now"
+  await rig.advanceTo(T0 + DAY);
+  const controller = new AbortController();
+  controller.abort(new Error('caller left'));
+  const err = await t.throwsAsync(
+    rig.service.backfill({
+      groupId: 'gone',
+      fromTime: T0,
+      toTime: T0 + DAY,
+      mode: 'ALL',
+      maxParallel: 1,
+      reverse: false,
+      dryRun: true,
+      signal: controller.signal,
+    }),
+  );
+  t.is(err?.message, 'caller left');
+});
+
 for (const [zone, expr, from, ends] of [
   // Lord Howe skips 02:00-02:30 on 2026-10-04: 02:20 fires moved to 02:50, and 02:40, which exists, fires too.
   [

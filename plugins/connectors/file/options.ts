@@ -1,5 +1,6 @@
 import { isAbsolute } from 'node:path';
 import {
+  checkUnderFileRoots,
   type FieldError,
   type JsonSchema,
   type Options,
@@ -79,6 +80,10 @@ export function checkOptions(options: Options): FieldError[] {
   }
   if (typeof path === 'string' && path.includes('\u0000')) {
     errors.push(fieldError('options.path', 'a path without NUL characters', path));
+  }
+  if (typeof path === 'string' && isAbsolute(path) && !path.includes('\u0000')) {
+    const outside = checkUnderFileRoots(path, 'options.path');
+    if (outside) errors.push(outside);
   }
   if (typeof options.fileName === 'string') errors.push(...checkTemplate(options.fileName));
   const columns = options.columns;

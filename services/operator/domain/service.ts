@@ -485,28 +485,35 @@ export class OperatorService {
 
   /**
    * Cancels a pending or running job, on whichever replica runs it; its sink aborts (on another replica at its
-   * next lease renewal). A finished job is FAILED_PRECONDITION.
+   * next lease renewal). A finished job is FAILED_PRECONDITION. Bounded: no retry loop however the job moves.
    */
   async cancelJob(jobId: string): Promise<JobRecord> {
-    const job = await this.getJob(jobId);
-    if (FINAL_JOB_STATES.includes(job.state))
-      throw failedPrecondition(`job '${jobId}' has already ended (${job.state})`);
-    const running = this.#running.get(jobId);
-    if (running) {
-      running.abort(new SluiceError(ERROR_CODES.FAILED_PRECONDITION, 'cancelled'));
-      await new Promise<void>((resolve) => this.#events.once(`ended:${jobId}`, () => resolve()));
-      return this.getJob(jobId);
+    // A pending job may start between the read and the write: look again, a bounded number of times.
+    for (let tries = 0; tries < 3; tries++) {
+      const job = await this.getJob(jobId);
+      if (FINAL_JOB_STATES.includes(job.state))
+        throw failedPrecondition(`job '${jobId}' has already ended (${job.state})`);
+      const running = this.#running.get(jobId);
+      if (running) {
+        const ended = new Promise<void>((resolve) => this.#events.once(`ended:${jobId}`, () => resolve()));
+        running.abort(new SluiceError(ERROR_CODES.FAILED_PRECONDITION, 'cancelled'));
+        const now = await this.getJob(jobId); // it may have ended before the listener was there
+        if (!FINAL_JOB_STATES.includes(now.state)) await ended;
+        return this.getJob(jobId);
+      }
+      // Not running here: pending here, or held by another replica, which finds it CANCELLED when it renews.
+      const cancelled = await this.#o.store.updateJob(
+        jobId,
+        { state: 'CANCELLED', finishedAt: this.#now() },
+        this.#now(),
+        ['PENDING', 'RUNNING'],
+      );
+      if (cancelled) {
+        this.#emit(cancelled);
+        return cancelled;
+      }
     }
-    // Not running here: pending here, or held by another replica, which finds it CANCELLED when it renews.
-    const cancelled = await this.#o.store.updateJob(
-      jobId,
-      { state: 'CANCELLED', finishedAt: this.#now() },
-      this.#now(),
-      ['PENDING', 'RUNNING'],
-    );
-    if (!cancelled) return this.cancelJob(jobId);
-    this.#emit(cancelled);
-    return cancelled;
+    throw new SluiceError(ERROR_CODES.VERSION_CONFLICT, `job '${jobId}' kept changing state; try again`);
   }
 
   /** Calls `listener` with the job now and on every change until it ends; returns an unsubscribe function. */
@@ -603,6 +610,20 @@ export class OperatorService {
       );
       return 'FAILED';
     }
+    if (pending.attempt >= group.retry.maxAttempts) {
+      // Its last attempt started and never ended: the process died during it. Running it again would
+      // let a job that kills its host restart forever.
+      await this.#update(
+        jobId,
+        {
+          state: 'FAILED',
+          error: `attempt ${pending.attempt} of ${group.retry.maxAttempts} ended with the operator process; no attempt left`,
+          finishedAt: this.#now(),
+        },
+        ['PENDING'],
+      );
+      return 'FAILED';
+    }
     const running = await this.#update(
       jobId,
       { state: 'RUNNING', attempt: pending.attempt + 1, startedAt: this.#now(), error: '' },
@@ -633,7 +654,14 @@ export class OperatorService {
     } catch (err) {
       await lastWrite;
       const message = err instanceof Error ? err.message : String(err);
-      if (signal.aborted && this.#stopped) return 'RUNNING'; // runs again at the next start, or elsewhere
+      if (signal.aborted && this.#stopped) {
+        // A clean stop does not use up an attempt: the job runs again at the next start. A job left
+        // RUNNING (the process died) keeps its attempt counted.
+        await this.#update(jobId, { state: 'PENDING', attempt: running.attempt - 1, progress }, ['RUNNING']).catch(
+          (e: unknown) => this.#o.logger.warn('job could not be handed back on stop', { jobId, err: e }),
+        );
+        return 'PENDING';
+      }
       if (signal.aborted && signal.reason instanceof LeaseLost) return undefined; // cancelled or taken over elsewhere
       if (signal.aborted) {
         await this.#update(jobId, { state: 'CANCELLED', error: message, progress, finishedAt: this.#now() }, [

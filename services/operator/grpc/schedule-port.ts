@@ -1,4 +1,5 @@
-import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import type { Metadata, ServiceError } from '@grpc/grpc-js';
+import { callMetadata, type ClientSecurity, INSECURE_CLIENT } from '../../core/grpc-auth.js';
 import type { ScheduleInfo } from 'sluice/sdk';
 import {
   InstanceState,
@@ -23,13 +24,14 @@ export class GrpcSchedulePort implements SchedulePort {
   constructor(
     address: string,
     private readonly timeoutMs = 30_000,
+    private readonly security: ClientSecurity = INSECURE_CLIENT,
   ) {
-    this.#client = new ScheduleServiceClient(address, credentials.createInsecure());
+    this.#client = new ScheduleServiceClient(address, security.credentials);
   }
 
   #call<Req, Res>(fn: Unary<Req, Res>, req: Req): Promise<Res> {
     return new Promise((resolve, reject) => {
-      fn.call(this.#client, req, new Metadata(), { deadline: Date.now() + this.timeoutMs }, (err, res) =>
+      fn.call(this.#client, req, callMetadata(this.security), { deadline: Date.now() + this.timeoutMs }, (err, res) =>
         err ? reject(fromServiceError(err)) : resolve(res),
       );
     });

@@ -1,4 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
+import type { Authenticator } from '../../core/auth.js';
+import type { TlsFiles } from '../../core/grpc-auth.js';
 import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { ERROR_CODES, invalidArgument, isSluiceError, type ErrorCode, type Logger } from 'sluice/sdk';
 import type { OperatorService, SchedulePort } from '../domain/service.js';
@@ -20,6 +24,8 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   [ERROR_CODES.FAILED_PRECONDITION]: 412,
   [ERROR_CODES.VERSION_CONFLICT]: 409,
   [ERROR_CODES.UNAVAILABLE]: 503,
+  [ERROR_CODES.UNAUTHENTICATED]: 401,
+  [ERROR_CODES.PERMISSION_DENIED]: 403,
   [ERROR_CODES.PLUGIN_TIMEOUT]: 504,
   [ERROR_CODES.PLUGIN_FAILED]: 500,
 };
@@ -73,6 +79,10 @@ export interface CallbackOptions extends CallbackCredentials {
   readonly service: OperatorService;
   /** The schedule service, for FireDue over HTTP. */
   readonly schedules?: SchedulePort;
+  /** The check every entry point shares: a bearer token needs the operator role here. */
+  readonly auth?: Authenticator;
+  /** Serve HTTPS (and require client certificates when a client CA is set). */
+  readonly tls?: TlsFiles;
   readonly logger: Logger;
 }
 
@@ -85,7 +95,7 @@ export interface CallbackOptions extends CallbackCredentials {
  */
 export function createCallbackServer(options: CallbackOptions): Server {
   const tracer = trace.getTracer('sluice.operator');
-  return createServer((req, res) => {
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
     // Split by hand: `new URL('//inlong/...')` would read `inlong` as a host name.
     const raw = req.url ?? '/';
     const at = raw.indexOf('?');
@@ -104,7 +114,11 @@ export function createCallbackServer(options: CallbackOptions): Server {
         { kind: SpanKind.SERVER, attributes: { 'http.request.method': req.method ?? '', 'url.path': path } },
         async (span) => {
           try {
-            await handle(req, res, query, path);
+            await handle(req, res, query, path).catch((err: unknown) => {
+              options.logger.error('callback failed', { path, err });
+              if (!res.headersSent) fail(res, 500, 'UNKNOWN', 'internal error; see the service log');
+              else res.destroy();
+            });
           } finally {
             span.setAttribute('http.response.status_code', res.statusCode);
             if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
@@ -113,7 +127,20 @@ export function createCallbackServer(options: CallbackOptions): Server {
         },
       ),
     );
-  });
+  };
+  const tls = options.tls;
+  return tls
+    ? createTlsServer(
+        {
+          cert: readFileSync(tls.certFile),
+          key: readFileSync(tls.keyFile),
+          ...(tls.clientCaFile
+            ? { ca: readFileSync(tls.clientCaFile), requestCert: true, rejectUnauthorized: true }
+            : {}),
+        },
+        listener,
+      )
+    : createServer(listener);
 
   async function handle(
     req: IncomingMessage,
@@ -128,7 +155,21 @@ export function createCallbackServer(options: CallbackOptions): Server {
       res.setHeader('allow', 'POST');
       return fail(res, 405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed; use POST`);
     }
-    const principal = authenticate(options, req.headers, query, inlong);
+    // A bearer token goes through the one check every entry point shares (roles included); InLong users
+    // are checked on InLong's path only.
+    const bearerSent = /^Bearer /i.test(req.headers.authorization ?? '');
+    if (bearerSent && options.auth) {
+      try {
+        options.auth.authorize('operator', req.headers.authorization);
+      } catch (err) {
+        if (!isSluiceError(err)) throw err;
+        if (err.code === ERROR_CODES.UNAUTHENTICATED) res.setHeader('www-authenticate', 'Bearer');
+        req.resume(); // drain the body the caller may still be sending
+        return fail(res, HTTP_STATUS_BY_CODE[err.code], err.code, err.message);
+      }
+    }
+    const principal =
+      bearerSent && options.auth ? ({ kind: 'token' } as const) : authenticate(options, req.headers, query, inlong);
     if (!principal) {
       res.setHeader('www-authenticate', inlong ? 'Bearer, Basic realm="sluice"' : 'Bearer');
       return fail(
@@ -140,7 +181,17 @@ export function createCallbackServer(options: CallbackOptions): Server {
           : 'a valid bearer token is required (Authorization: Bearer <token>)',
       );
     }
-    const text = await readBody(req);
+    const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/json') {
+      req.resume();
+      return fail(res, 415, 'INVALID_ARGUMENT', `content-type: expected application/json, got ${JSON.stringify(type)}`);
+    }
+    let text: string | undefined;
+    try {
+      text = await readBody(req);
+    } catch {
+      return; // the caller went away mid-body: nobody to answer
+    }
     if (text === undefined) return fail(res, 413, 'INVALID_ARGUMENT', `the body is larger than ${MAX_BODY} bytes`);
     try {
       if (fireDue) return await handleFireDue(res, decodeURIComponent(fireDue[1]!), text);

@@ -9,8 +9,13 @@ import type { JobSpec, RunContext, Runner } from '../domain/runner.js';
 import type { PluginRef, WorkerFailure, WorkerMessage, WorkerTask } from './job-worker.js';
 
 export interface PooledRunnerOptions {
-  /** Jobs that run at once, one per worker thread; default: the machine's parallelism. */
+  /** Worker threads, started up front; default: the machine's parallelism. */
   readonly threads?: number;
+  /**
+   * Jobs one thread runs at once (jobs mostly wait on I/O); default 1. Jobs sharing a thread share its
+   * fate: a plugin that exits, spins or leaks fails every job on its thread.
+   */
+  readonly jobsPerThread?: number;
   /** V8 old-generation cap of each worker (MiB): a job that allocates past it fails alone. Default 512. */
   readonly maxHeapMb?: number;
   /** Timeout of one plugin hook call inside the worker (ms). Default 30 000. */
@@ -57,9 +62,9 @@ export class PooledRunner implements Runner {
     this.#progressIntervalMs = options.progressIntervalMs ?? 1000;
     this.#pool = new Piscina({
       filename: WORKER,
-      minThreads: 0,
+      minThreads: threads,
       maxThreads: threads,
-      concurrentTasksPerWorker: 1,
+      concurrentTasksPerWorker: options.jobsPerThread ?? 1,
       idleTimeout: 30_000,
       resourceLimits: { maxOldGenerationSizeMb: this.#maxHeapMb },
     });

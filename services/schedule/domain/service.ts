@@ -12,6 +12,7 @@ import {
   type OfflineJobRequest,
   type ScheduleInfo,
 } from 'sluice/sdk';
+import { instruments } from '../../core/metrics.js';
 import type { HookRunner } from '../../host/hook-runner.js';
 import type { LoadedPlugin } from '../../host/loader.js';
 import type { Clock } from './clock.js';
@@ -101,7 +102,12 @@ export interface BackfillInput {
   readonly maxParallel: number;
   readonly reverse: boolean;
   readonly dryRun: boolean;
+  /** Aborted when the caller gives up (deadline, cancel): the scan stops there. */
+  readonly signal?: AbortSignal;
 }
+
+/** Windows a Backfill looks at, chosen or not; a wider range is refused before any work. */
+export const BACKFILL_MAX_WINDOWS = 100_000;
 
 /**
  * The schedule service's use cases. Every window is fired through the ledger: its instance row is
@@ -546,6 +552,10 @@ export class ScheduleService {
         recorded: Math.min(plan.skippedCount, MAX_SKIP_ROWS),
         policy: rules.catchUp.mode,
       });
+      instruments().firesSkipped.add(plan.skippedCount, {
+        'sluice.skip.reason': 'catch_up_policy',
+        'sluice.catch_up.mode': rules.catchUp.mode,
+      });
       for (const w of plan.skip)
         await this.#o.store.claimInstance(this.#newInstance(groupId, w, w.trigger, 'SKIPPED', now));
     }
@@ -679,9 +689,17 @@ export class ScheduleService {
       after = { groupId: input.groupId, windowStart: rows[rows.length - 1]!.windowStart };
     }
     const chosen: PlannedWindow[] = [];
+    let scanned = 0;
     for (const w of windowsAfter(rules.spec, input.fromTime)) {
-      if (w.start >= input.toTime) break;
-      if (w.start < input.fromTime || w.end > now) continue; // only windows that have closed
+      // Windows come in order: once one has not closed, none after it has, so the scan ends there.
+      if (w.start >= input.toTime || w.end > now) break;
+      if (++scanned > BACKFILL_MAX_WINDOWS)
+        throw invalidArgument('to_time', `a range of at most ${BACKFILL_MAX_WINDOWS} windows`, input.toTime);
+      if (scanned % 1000 === 0) {
+        await new Promise((r) => setImmediate(r)); // other calls keep being served during a long scan
+        input.signal?.throwIfAborted();
+      }
+      if (w.start < input.fromTime) continue;
       const row = existing.get(w.start);
       const missing = !row || row.state === 'SKIPPED';
       const pick =
@@ -691,7 +709,6 @@ export class ScheduleService {
             ? missing || row!.state === 'FAILED'
             : missing;
       if (pick) chosen.push({ ...w, dueTime: dueTime(rules, w), trigger: 'BACKFILL' });
-      if (chosen.length > 100_000) throw invalidArgument('to_time', 'a range of at most 100000 windows', input.toTime);
     }
     if (input.reverse) chosen.reverse();
     if (input.dryRun) return { windows: chosen, instances: [] };

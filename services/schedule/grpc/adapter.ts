@@ -14,7 +14,7 @@ import {
   type Window as PbWindow,
 } from '../../../proto/gen/sluice/schedule/v1/schedule.js';
 import { checkPageSize, decodePageToken, encodePageToken } from '../../core/paging.js';
-import { unary } from '../../core/grpc-adapter.js';
+import { callSignal, unary } from '../../core/grpc-adapter.js';
 import type { Clock } from '../domain/clock.js';
 import type { InstanceRecord, InstanceState, ScheduleRecord, ScheduleStatus } from '../domain/model.js';
 import type { PlannedWindow } from '../domain/plan.js';
@@ -203,7 +203,7 @@ export function scheduleGrpc(
         await zoneOf(req.groupId),
       ),
     })),
-    backfill: unary(logger, 'Backfill', async (req) => {
+    backfill: unary(logger, 'Backfill', async (req, call) => {
       const modes: Record<number, 'MISSING' | 'FAILED' | 'ALL'> = {
         [BackfillMode.BACKFILL_MODE_UNSPECIFIED]: 'MISSING',
         [BackfillMode.BACKFILL_MODE_MISSING]: 'MISSING',
@@ -220,6 +220,7 @@ export function scheduleGrpc(
         maxParallel: req.maxParallel,
         reverse: req.reverse,
         dryRun: req.dryRun,
+        signal: callSignal(call),
       });
       const zone = await zoneOf(req.groupId);
       return {

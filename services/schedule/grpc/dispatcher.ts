@@ -1,4 +1,5 @@
-import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { callMetadata, type ClientSecurity, INSECURE_CLIENT } from '../../core/grpc-auth.js';
 import type { Logger } from 'sluice/sdk';
 import { BoundaryType } from '../../../proto/gen/sluice/common/v1/common.js';
 import { JobState, OperatorServiceClient, type Job } from '../../../proto/gen/sluice/operator/v1/operator.js';
@@ -18,6 +19,8 @@ export interface GrpcDispatcherOptions {
   /** host:port of the operator service. */
   readonly address: string;
   readonly logger: Logger;
+  /** Channel credentials and the service token (default: plaintext, no token). */
+  readonly security?: ClientSecurity;
   /** Attempts of one SubmitOfflineJob before the instance fails (default 8). */
   readonly maxAttempts?: number;
   /** First backoff; doubles up to maxBackoffMs (defaults 500 ms, 30 s). */
@@ -46,10 +49,12 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 /** Sends fired windows to OperatorService over gRPC, retrying with backoff, and follows their jobs with WatchJob. */
 export class GrpcDispatcher implements Dispatcher {
   readonly #client: OperatorServiceClient;
-  readonly #o: Required<Omit<GrpcDispatcherOptions, 'logger' | 'address'>> & { logger: Logger };
+  readonly #o: Required<Omit<GrpcDispatcherOptions, 'logger' | 'address' | 'security'>> & { logger: Logger };
+  readonly #security: ClientSecurity;
 
   constructor(options: GrpcDispatcherOptions) {
-    this.#client = new OperatorServiceClient(options.address, credentials.createInsecure());
+    this.#security = options.security ?? INSECURE_CLIENT;
+    this.#client = new OperatorServiceClient(options.address, this.#security.credentials);
     this.#o = { maxAttempts: 8, initialBackoffMs: 500, maxBackoffMs: 30_000, callTimeoutMs: 30_000, ...options };
   }
 
@@ -74,7 +79,7 @@ export class GrpcDispatcher implements Dispatcher {
               },
               rerun: request.rerun,
             },
-            new Metadata(),
+            callMetadata(this.#security),
             { deadline: Date.now() + this.#o.callTimeoutMs },
             (err, r) => (err ? reject(err) : resolve(r)),
           );
@@ -136,7 +141,7 @@ export class GrpcDispatcher implements Dispatcher {
       let unknown = false;
       const last = await new Promise<Job | undefined>((resolve) => {
         let latest: Job | undefined;
-        const stream = this.#client.watchJob({ jobId });
+        const stream = this.#client.watchJob({ jobId }, callMetadata(this.#security));
         signal?.addEventListener('abort', () => stream.cancel(), { once: true });
         stream.on('data', (msg: { job?: Job }) => {
           if (!msg.job) return;

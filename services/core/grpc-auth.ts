@@ -1,0 +1,91 @@
+import { readFileSync } from 'node:fs';
+import {
+  credentials,
+  Metadata,
+  ServerCredentials,
+  ServerInterceptingCall,
+  type ChannelCredentials,
+  type ServerInterceptor,
+} from '@grpc/grpc-js';
+import { silentLogger } from './logger.js';
+import { type Authenticator, roleFor } from './auth.js';
+import { toServiceError } from './grpc-status.js';
+
+/** Checks every call's credentials before its handler sees it; a refused call ends with its status. */
+export function authInterceptor(auth: Authenticator): ServerInterceptor {
+  return (method, call) =>
+    new ServerInterceptingCall(call, {
+      start(next) {
+        next({
+          onReceiveMetadata(metadata, pass) {
+            const header = metadata.get('authorization')[0];
+            const cert = call.getAuthContext().sslPeerCertificate;
+            try {
+              auth.authorize(
+                roleFor(method.path),
+                typeof header === 'string' ? header : undefined,
+                cert !== undefined && Object.keys(cert).length > 0,
+              );
+            } catch (err) {
+              const refused = toServiceError(err, silentLogger, method.path);
+              call.sendStatus({
+                code: refused.code!,
+                details: refused.details!,
+                metadata: refused.metadata ?? new Metadata(),
+              });
+              return;
+            }
+            metadata.remove('authorization'); // handlers never see, and so never log, a token
+            pass(metadata);
+          },
+        });
+      },
+    });
+}
+
+/** SLUICE_TLS_* as files: the server's certificate chain and key, and the CA its clients' certificates must chain to. */
+export interface TlsFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** Set: mutual TLS, a client without a certificate this CA signed is refused at the handshake. */
+  readonly clientCaFile?: string;
+  /** The CA this process trusts when it calls other Sluice services (defaults to the system's). */
+  readonly caFile?: string;
+}
+
+export function serverCredentials(tls: TlsFiles | undefined): ServerCredentials {
+  if (!tls) return ServerCredentials.createInsecure();
+  return ServerCredentials.createSsl(
+    tls.clientCaFile ? readFileSync(tls.clientCaFile) : null,
+    [{ cert_chain: readFileSync(tls.certFile), private_key: readFileSync(tls.keyFile) }],
+    tls.clientCaFile !== undefined,
+  );
+}
+
+/** How this process calls another Sluice service: channel credentials, and the token every call carries. */
+export interface ClientSecurity {
+  readonly credentials: ChannelCredentials;
+  /** SLUICE_SERVICE_TOKEN (an admin token of the callee), sent as `authorization: Bearer`. */
+  readonly token?: string;
+}
+
+export const INSECURE_CLIENT: ClientSecurity = { credentials: credentials.createInsecure() };
+
+/** Over TLS when this process serves TLS itself (presenting its own certificate, for mTLS). */
+export function clientSecurity(tls: TlsFiles | undefined, token: string | undefined): ClientSecurity {
+  const channel = tls
+    ? credentials.createSsl(
+        tls.caFile ? readFileSync(tls.caFile) : null,
+        readFileSync(tls.keyFile),
+        readFileSync(tls.certFile),
+      )
+    : credentials.createInsecure();
+  return { credentials: channel, ...(token ? { token } : {}) };
+}
+
+/** Fresh metadata for one call, carrying the token when there is one. */
+export function callMetadata(security: ClientSecurity): Metadata {
+  const md = new Metadata();
+  if (security.token) md.set('authorization', `Bearer ${security.token}`);
+  return md;
+}

@@ -1,0 +1,94 @@
+import type { Attributes } from '@opentelemetry/api';
+import { instruments, recordFreshness } from '../core/metrics.js';
+import type { JobRecord } from '../operator/domain/model.js';
+import type { InstanceRecord } from '../schedule/domain/model.js';
+import type { SluiceStore } from './index.js';
+
+const FINAL_JOB_STATES = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
+
+/**
+ * The store with its metrics: every call's latency (db.client.operation.duration), and, read off the rows
+ * it writes, windows by state and trigger, fire lag, data freshness, duplicate fires and job figures. The
+ * ledger is where every state change lands, whichever replica or code path made it, so one place counts all.
+ */
+export function meteredStore(store: SluiceStore, system: 'sqlite' | 'postgresql'): SluiceStore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      const value: unknown = Reflect.get(target, prop, receiver);
+      if (typeof value !== 'function' || typeof prop !== 'string') return value;
+      const method = value as (...args: unknown[]) => unknown;
+      return (...args: unknown[]) => {
+        const started = performance.now();
+        const attributes: Attributes = { 'db.system.name': system, 'db.operation.name': prop };
+        const done = (error?: unknown) => {
+          if (error !== undefined) attributes['error.type'] = errorType(error);
+          instruments().storeDuration.record((performance.now() - started) / 1000, attributes);
+        };
+        let result: unknown;
+        try {
+          result = method.apply(target, args);
+        } catch (err) {
+          done(err);
+          throw err;
+        }
+        if (!(result instanceof Promise)) return result;
+        return result.then(
+          (row: unknown) => {
+            done();
+            observe(prop, args, row);
+            return row;
+          },
+          (err: unknown) => {
+            done(err);
+            throw err;
+          },
+        );
+      };
+    },
+  });
+}
+
+function errorType(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code !== '') return code;
+  return err instanceof Error ? err.name : 'Error';
+}
+
+function observe(method: string, args: unknown[], row: unknown): void {
+  const m = instruments();
+  switch (method) {
+    case 'claimInstance': {
+      const wanted = args[0] as InstanceRecord;
+      if (row) m.windows.add(1, { 'sluice.window.state': wanted.state, 'sluice.window.trigger': wanted.trigger });
+      else m.firesSkipped.add(1, { 'sluice.skip.reason': 'duplicate', 'sluice.window.trigger': wanted.trigger });
+      return;
+    }
+    case 'rearmInstance':
+    case 'updateInstance': {
+      const instance = row as InstanceRecord | undefined;
+      if (!instance) return;
+      const state = method === 'rearmInstance' ? 'SCHEDULED' : (args[1] as { state?: string }).state;
+      if (state === undefined) return;
+      m.windows.add(1, { 'sluice.window.state': state, 'sluice.window.trigger': instance.trigger });
+      if (state === 'DISPATCHED' && instance.dispatchedAt !== undefined && instance.attempt === 1)
+        m.fireLag.record(Math.max(0, (instance.dispatchedAt - instance.dueTime) / 1000), {
+          'sluice.window.trigger': instance.trigger,
+        });
+      if (state === 'SUCCEEDED') recordFreshness(instance.groupId, instance.windowEnd);
+      return;
+    }
+    case 'updateJob': {
+      const job = row as JobRecord | undefined;
+      const state = (args[1] as { state?: string }).state;
+      if (!job || state === undefined || !FINAL_JOB_STATES.has(state)) return;
+      const attributes = { 'sluice.job.state': state, 'sluice.runner': job.runner };
+      const seconds =
+        job.startedAt !== undefined && job.finishedAt !== undefined ? (job.finishedAt - job.startedAt) / 1000 : 0;
+      if (job.startedAt !== undefined) m.jobDuration.record(Math.max(0, seconds), attributes);
+      m.jobRecords.record(job.progress.records, attributes);
+      m.jobBytes.record(job.progress.bytes, attributes);
+      if (seconds > 0) m.jobThroughput.record(job.progress.records / seconds, attributes);
+      return;
+    }
+  }
+}
