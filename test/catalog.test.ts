@@ -312,10 +312,15 @@ test('ListEngines lists the engine plugins', async (t) => {
   t.deepEqual(
     res.engines.map((e) => [e.id, e.version]),
     [
+      ['airflow', '0.1.0'],
       ['builtin', '0.1.0'],
       ['plain-engine', '0.0.1'],
     ],
   );
+  // No SLUICE_PLUGIN_AIRFLOW_URL here: listed, unavailable, saying which setting is missing.
+  const airflow = res.engines.find((e) => e.id === 'airflow')!;
+  t.false(airflow.availability?.available);
+  t.regex(airflow.availability?.reason ?? '', /SLUICE_PLUGIN_AIRFLOW_URL/);
 });
 
 test('ListPluginProblems reports each broken plugin by path, with expected and found', async (t) => {
