@@ -191,10 +191,10 @@ test.serial('conflicts and states: ALREADY_EXISTS, ABORTED, FAILED_PRECONDITION,
   t.is(stale.sluiceCode, 'VERSION_CONFLICT');
   t.is((await callError(client.resumeSchedule.bind(client), { groupId: 'g-codes' })).code, status.FAILED_PRECONDITION);
   const engine = await callError(client.registerSchedule.bind(client), {
-    info: info('g-engine', { scheduleEngine: 'dolphinscheduler' }),
+    info: info('g-engine', { scheduleEngine: 'oozie' }),
   });
   t.is(engine.code, status.FAILED_PRECONDITION);
-  t.regex(engine.details, /no engine plugin accepts schedule_engine 'dolphinscheduler' \(engines loaded: builtin\)/);
+  t.regex(engine.details, /no engine plugin accepts schedule_engine 'oozie' \(engines loaded: airflow, builtin\)/);
   t.is((await callError(client.pauseSchedule.bind(client), { groupId: 'nobody' })).code, status.NOT_FOUND);
   const notEdge = await callError(client.triggerWindow.bind(client), {
     groupId: 'g-codes',
