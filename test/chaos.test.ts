@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { GroupStatus, OperatorServiceClient } from '../proto/gen/sluice/operator/v1/operator.js';
+import { Group, OperatorServiceClient } from '../proto/gen/sluice/operator/v1/operator.js';
 import { CatchUpMode, WindowAlignment } from '../proto/gen/sluice/schedule/v1/schedule.js';
 import { PG_URL, probePostgres, uniqueName } from './helpers/databases.js';
 import { gate } from './helpers/integration.js';
@@ -147,7 +147,7 @@ chaosTest(
     for (let g = 0; g < GROUPS; g++) {
       const groupId = `chaos-${g}`;
       const created = await call(client.createGroup.bind(client), {
-        group: {
+        group: Group.fromPartial({
           groupId,
           description: 'chaos',
           streams: [
@@ -160,28 +160,17 @@ chaosTest(
           ],
           schedule: {
             groupId,
-            scheduleType: 0,
             scheduleUnit: 'S',
             scheduleInterval: 1,
+            taskParallelism: 1,
             startTime: start,
             endTime: end,
-            delayTime: 0,
-            selfDepend: 0,
-            taskParallelism: 1,
-            crontabExpression: '',
-            scheduleEngine: '',
-            version: 0,
             timeZone: 'UTC',
             catchUp: { mode: CatchUpMode.CATCH_UP_MODE_ALL, windowMs: 0 },
             alignment: WindowAlignment.WINDOW_ALIGNMENT_END,
           },
-          runner: '',
           retry: { maxAttempts: 10, initialBackoffMs: 200 },
-          status: GroupStatus.GROUP_STATUS_UNSPECIFIED,
-          version: 0,
-          createdAt: 0,
-          updatedAt: 0,
-        },
+        }),
       });
       await call(client.approveGroup.bind(client), { groupId, version: created.group!.version });
     }

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { BoundaryType } from '../../proto/gen/sluice/common/v1/common.js';
-import { GroupStatus, JobState, OperatorServiceClient, type Job } from '../../proto/gen/sluice/operator/v1/operator.js';
+import { Group, JobState, OperatorServiceClient, type Job } from '../../proto/gen/sluice/operator/v1/operator.js';
 import { CatchUpMode, WindowAlignment } from '../../proto/gen/sluice/schedule/v1/schedule.js';
 import { PG_URL, probePostgres, uniqueName } from '../helpers/databases.js';
 import { gate } from '../helpers/integration.js';
@@ -120,7 +120,7 @@ pgTest.serial(
     const groupId = 'op-failover';
     const inAYear = Date.now() + 365 * 86_400_000;
     const created = await call(clientA.createGroup.bind(clientA), {
-      group: {
+      group: Group.fromPartial({
         groupId,
         description: 'slow rows to a file',
         streams: [
@@ -133,28 +133,17 @@ pgTest.serial(
         ],
         schedule: {
           groupId,
-          scheduleType: 0,
           scheduleUnit: 'H',
           scheduleInterval: 1,
+          taskParallelism: 1,
           startTime: inAYear,
           endTime: inAYear + 86_400_000,
-          delayTime: 0,
-          selfDepend: 0,
-          taskParallelism: 1,
-          crontabExpression: '',
-          scheduleEngine: '',
-          version: 0,
           timeZone: 'UTC',
           catchUp: { mode: CatchUpMode.CATCH_UP_MODE_NONE, windowMs: 0 },
           alignment: WindowAlignment.WINDOW_ALIGNMENT_END,
         },
-        runner: '',
         retry: { maxAttempts: 3, initialBackoffMs: 100 },
-        status: GroupStatus.GROUP_STATUS_UNSPECIFIED,
-        version: 0,
-        createdAt: 0,
-        updatedAt: 0,
-      },
+      }),
     });
     await call(clientA.approveGroup.bind(clientA), { groupId, version: created.group!.version });
     const ROWS = 400;
