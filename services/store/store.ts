@@ -131,6 +131,10 @@ export class SqlStore implements ScheduleStore, OperatorStore {
     return this.run('last instance', () => this.instances.last(groupId));
   }
 
+  lastSucceededWindows(limit: number): Promise<{ groupId: string; windowEnd: number }[]> {
+    return this.run('last succeeded windows', () => this.instances.lastSucceeded(limit));
+  }
+
   // Groups and jobs
 
   insertGroup(group: GroupRecord): Promise<void> {
