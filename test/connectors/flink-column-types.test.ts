@@ -13,6 +13,9 @@ import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
 import { HookRunner } from '../../services/host/hook-runner.js';
 import { type LoadedPlugin, loadPlugins } from '../../services/host/loader.js';
 import type { FieldMapping, StreamSpec } from '../../services/operator/domain/model.js';
+import type { JobSpec } from '../../services/operator/domain/runner.js';
+import type { FlinkRunner } from '../../services/operator/runners/flink.js';
+import { FlinkJobRunner } from '../../services/operator/runners/flink-adapter.js';
 import { flinkStatements, sourceTimeBounds } from '../../services/operator/runners/flink-sql.js';
 import { MYSQL_URL, PG_URL, probeMysql, probePostgres, uniqueName } from '../helpers/databases.js';
 import { gate } from '../helpers/integration.js';
@@ -255,4 +258,34 @@ myTest('mariadb: a type Flink cannot read, and a column that does not exist, fai
   t.regex(year!.message, /column 'c_year' of orders has the type 'year/);
   const missing = await t.throwsAsync(generate('mysql', myOptions(), [field('nope')]));
   t.regex(missing!.message, /column 'nope' is not a column of/);
+});
+
+pgTest('the flink runner asks a JDBC source for its column types before it generates the SQL', async (t) => {
+  const submitted: (readonly string[])[] = [];
+  const fakeFlink = { run: async (job: { statements: readonly string[] }) => void submitted.push(job.statements) };
+  const jobRunner = new FlinkJobRunner(fakeFlink as unknown as FlinkRunner, runner);
+  const options = pgOptions();
+  const boundedSourceOptions = await runner.call(connector('postgres'), 'fillInBoundaries', {
+    options,
+    boundaries: window,
+  });
+  const stream: StreamSpec = {
+    streamId: 's',
+    source: { connectorId: 'postgres', options },
+    sink: { connectorId: 'kafka', options: { brokers: ['k:9092'], topic: 't' } },
+    fields: [field('c_int'), field('c_numeric')],
+  };
+  await jobRunner.run(
+    {
+      job: { jobId: 'job-1', groupId: 'g', streamId: 's', boundaries: window } as JobSpec['job'],
+      group: {} as JobSpec['group'],
+      stream,
+      boundedSourceOptions,
+      source: connector('postgres'),
+      sink: connector('kafka'),
+    },
+    { signal: new AbortController().signal, onProgress: () => {}, onResolved: () => {} },
+  );
+  t.is(submitted.length, 1);
+  t.deepEqual(declared(submitted[0]![3]!), { c_int: 'INT', c_numeric: 'DECIMAL(12, 3)', c_tstz: 'TIMESTAMP_LTZ(6)' });
 });
