@@ -233,15 +233,34 @@ function isJsonSource(table: Readonly<Record<string, string>>): boolean {
   return (table['value.format'] ?? table.format) === 'json';
 }
 
+/** Java (and JavaScript) regular expressions of the JSON timestamp parsing below; exported for its test. */
+export const JSON_TIME_PATTERNS = {
+  /** Epoch milliseconds as a JSON number (or digits). */
+  epochMs: '^-?[0-9]+$',
+  /** A trailing UTC offset, `+02:00` or `-0530`: sign, hours, minutes. */
+  offset: '([+-])([0-9]{2}):?([0-9]{2})$',
+  /** A trailing `Z` (UTC). */
+  zulu: '[Zz]$',
+} as const;
+
 /**
- * A JSON value as TIMESTAMP(3), read the way Sluice's readers read it: epoch milliseconds (a number), or
- * an ISO-8601 / SQL text with an optional trailing `Z` (UTC). Flink's JSON format takes neither for a
- * TIMESTAMP column, so the column is declared STRING and converted here (in the session's UTC zone).
+ * A JSON value as TIMESTAMP(3) in UTC, read the way Sluice's readers read it: epoch milliseconds (a number),
+ * or ISO-8601 / SQL text with a trailing `Z`, a UTC offset (`+02:00`, `-0530`) or none (taken as UTC).
+ * Flink's JSON format takes none of these for a TIMESTAMP column, and for TIMESTAMP_LTZ only a literal `Z`
+ * (its ISO-8601 parser, TimeFormats.ISO8601_TIMESTAMP_WITH_LOCAL_TIMEZONE_FORMAT, has no offset), so the
+ * column is declared STRING and converted here: the wall time without its suffix, moved by the offset.
  */
 function jsonTimestamp(column: string): string {
+  const { epochMs, offset, zulu } = JSON_TIME_PATTERNS;
+  const local = (text: string) => `CAST(REPLACE(${text}, 'T', ' ') AS TIMESTAMP(3))`;
+  const part = (i: number) => `REGEXP_EXTRACT(${column}, '${offset}', ${i})`;
+  // UTC = wall time − offset: +02:00 moves back 120 minutes, -05:30 forward 330.
+  const minutes =
+    `(CASE WHEN ${part(1)} = '-' THEN 1 ELSE -1 END) * ` + `(CAST(${part(2)} AS INT) * 60 + CAST(${part(3)} AS INT))`;
   return (
-    `CASE WHEN REGEXP(${column}, '^-?[0-9]+$') THEN CAST(TO_TIMESTAMP_LTZ(CAST(${column} AS BIGINT), 3) AS TIMESTAMP(3)) ` +
-    `ELSE CAST(REGEXP_REPLACE(REPLACE(${column}, 'T', ' '), 'Z$', '') AS TIMESTAMP(3)) END`
+    `CASE WHEN REGEXP(${column}, '${epochMs}') THEN CAST(TO_TIMESTAMP_LTZ(CAST(${column} AS BIGINT), 3) AS TIMESTAMP(3)) ` +
+    `WHEN REGEXP(${column}, '${offset}') THEN TIMESTAMPADD(MINUTE, ${minutes}, ${local(`REGEXP_REPLACE(${column}, '${offset}', '')`)}) ` +
+    `ELSE ${local(`REGEXP_REPLACE(${column}, '${zulu}', '')`)} END`
   );
 }
 
