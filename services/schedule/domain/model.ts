@@ -44,7 +44,7 @@ export interface InstanceRecord {
    * the moment it was submitted. Absent for TIME windows, whose bounds are windowStart and windowEnd.
    */
   readonly boundaries?: Boundaries;
-  /** Who submitted an EXTERNAL window (engine:<id>, token:<role>:<fingerprint>, inlong:<user>). */
+  /** Who submitted an EXTERNAL window (engine:<id>, token:<fingerprint>, inlong:<user>). */
   readonly triggeredBy?: string;
 }
 
