@@ -674,6 +674,21 @@ export class ScheduleService {
         windowStart,
       );
     }
+    const early = await this.#o.store.getInstance(groupId, w.start);
+    if (early && early.state === 'SCHEDULED' && early.dueTime > this.#o.clock.now()) {
+      // Submitted before it was due: run now what would have run at its due time.
+      const taken = await this.#o.store.takeOverInstance(
+        early.instanceId,
+        early.updatedAt,
+        this.#o.owner,
+        this.#o.clock.now(),
+      );
+      if (taken) {
+        this.#early.get(taken.instanceId)?.cancel();
+        this.#early.delete(taken.instanceId);
+        return this.#startClaimed({ ...taken, dueTime: this.#o.clock.now() });
+      }
+    }
     return this.#fireOne(groupId, rules, w, 'MANUAL', rerun ? FINAL_STATES : []);
   }
 
