@@ -28,6 +28,7 @@ import {
   type ScheduleStore,
 } from './model.js';
 import { type FiringRules, MAX_SKIP_ROWS, type PlannedWindow, dueTime, planDue } from './plan.js';
+import { coveringCron } from './covering-cron.js';
 import { checkTimeWindow } from './window-check.js';
 import { type Window, windowAt, windowsAfter } from './windows.js';
 
@@ -344,6 +345,7 @@ export class ScheduleService {
         };
       },
       listSchedules: () => this.listOwned(engineId),
+      coveringCron: (info, dialect) => coveringCron(info, dialect),
       onWake: (listener) => void this.#wakeListeners.push(listener),
       submitOfflineJob: async (request) => {
         // A dispatch of an instance the engine got from fireDue: the ledger row exists already.

@@ -429,8 +429,9 @@ export interface Instance {
     | Boundaries
     | undefined;
   /**
-   * Who submitted an EXTERNAL window: "engine:<plugin id>", "token:<role>:<fingerprint>" (a gRPC
-   * caller's bearer token, as its SHA-256 prefix), "inlong:<user>" or "token" (the HTTP callback).
+   * Who submitted an EXTERNAL window: "engine:<plugin id>"; "token:<fingerprint>" for a gRPC caller
+   * (the first 12 hex digits of its bearer token's SHA-256; "grpc" without a token); "inlong:<user>"
+   * or "token" for the HTTP callback.
    * Empty for windows the schedule fired itself.
    */
   triggeredBy: string;
