@@ -1,5 +1,5 @@
 import type { ServerWritableStream } from '@grpc/grpc-js';
-import { tokenFingerprint } from '../../core/auth.js';
+import { callerName } from '../../core/grpc-auth.js';
 import { invalidArgument, type Logger } from 'sluice/sdk';
 import { encodeBoundaries, decodeBoundaryType, unary } from '../../core/grpc-adapter.js';
 import { toServiceError } from '../../core/grpc-status.js';
@@ -152,7 +152,6 @@ export function operatorGrpc(
     }),
     submitOfflineJob: unary(logger, 'SubmitOfflineJob', async (req, call) => {
       const r = req.request;
-      const authorization = call.metadata.get('authorization')[0];
       if (!r) throw invalidArgument('request', 'an OfflineJobRequest', undefined);
       const result = await service.submitOfflineJob(
         {
@@ -163,7 +162,7 @@ export function operatorGrpc(
           instanceId: r.instanceId,
         },
         req.rerun,
-        tokenFingerprint(typeof authorization === 'string' ? authorization : undefined) ?? 'grpc',
+        callerName(call.metadata),
       );
       return { jobs: result.jobs.map(encodeJob), created: result.created, instance: result.instance };
     }),
