@@ -942,13 +942,14 @@ export class ScheduleService {
    * row as it was when the service stops first), or the error that failed the dispatch.
    */
   #runInstance(instance: InstanceRecord, onDispatched?: (outcome: InstanceRecord | Error) => void): void {
-    // One trace per fired window: the dispatch, the operator's job and the connector reads join it.
+    // One trace per fired window: the dispatch, the operator's job and the connector reads join it. A window
+    // submitted from outside and run at once joins its caller's trace instead (a W3C traceparent is continued).
     const tracer = trace.getTracer('sluice.schedule');
     const run = tracer
       .startActiveSpan(
         'window fire',
         {
-          root: true,
+          root: onDispatched === undefined,
           attributes: {
             'sluice.group.id': instance.groupId,
             'sluice.window.start': instance.windowStart,
