@@ -98,6 +98,10 @@ class LazySchedulePort implements SchedulePort {
     return this.#get().fireDue(groupId, asOf);
   }
 
+  claimWindow(input: Parameters<SchedulePort['claimWindow']>[0]) {
+    return this.#get().claimWindow(input);
+  }
+
   close(): void {
     this.#inner?.close();
   }
