@@ -31,6 +31,13 @@ const UINT64_MAX = 2n ** 64n - 1n;
 
 const q = (name: string) => core.quoteIdent(name, '`');
 
+/** The server's packet limit when it cannot be read (MySQL 8's default is 64 MiB, MariaDB's 16 MiB). */
+const DEFAULT_MAX_PACKET = 16 * 1024 * 1024;
+/** Room left in a packet for the statement's header, parameter types and NULL bitmap. */
+const STATEMENT_OVERHEAD_BYTES = 256 * 1024;
+/** One row always goes, however large; the server says so when it cannot take it. */
+const MIN_STATEMENT_BYTES = 64 * 1024;
+
 /** How long a re-run of a window waits for a concurrent run of the same window to finish, in seconds. */
 const LOCK_WAIT_S = 600;
 
@@ -418,6 +425,7 @@ export default defineConnectorPlugin({
     const tableName = core.tableText(cfg.table, '`');
     const conn = await connect(cfg.url, cfg.connectTimeoutMs, ctx.signal);
     let columns: core.ColumnMap | undefined;
+    let maxPacket = DEFAULT_MAX_PACKET;
     try {
       // Strict: a value that does not fit (a window id longer than its column, text in a number
       // column) fails the write instead of being truncated or zeroed with a warning.
@@ -425,6 +433,9 @@ export default defineConnectorPlugin({
         "SET SESSION sql_mode = IF(@@SESSION.sql_mode = '', 'STRICT_ALL_TABLES', CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES'))",
       );
       columns = await describe(conn, cfg.table);
+      const [packet] = await conn.query<mysql.RowDataPacket[]>('SELECT @@SESSION.max_allowed_packet AS bytes');
+      const bytes = Number(packet[0]?.bytes);
+      if (Number.isSafeInteger(bytes) && bytes > 0) maxPacket = bytes;
     } catch (err) {
       conn.destroy();
       throw mapError(err, `looking up ${tableName}`, cfg.url);
@@ -450,6 +461,8 @@ export default defineConnectorPlugin({
       // DDL commits implicitly in MySQL: a table is created before the transaction starts.
       transactionalDdl: false,
       maxParams: 65_535,
+      // One INSERT is one packet: wide rows make statements of fewer rows instead of failing.
+      maxStatementBytes: Math.max(MIN_STATEMENT_BYTES, Math.floor(maxPacket * 0.9) - STATEMENT_OVERHEAD_BYTES),
       async begin() {
         // READ COMMITTED: the window's DELETE locks only the rows it deletes, not gaps other windows insert into.
         await conn.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
