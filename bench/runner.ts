@@ -143,7 +143,8 @@ function runChild(spec: RunnerChildSpec): Promise<RunnerChildResult> {
       [...extraNodeArgs, '--conditions=development', '--import', 'tsx', CHILD, JSON.stringify(spec)],
       {
         cwd: PROJECT_ROOT,
-        env: { ...env, KAFKAJS_NO_PARTITIONER_WARNING: '1' },
+        // The file sink writes only under its roots: the runs' temporary folders are under the system's.
+        env: { ...env, KAFKAJS_NO_PARTITIONER_WARNING: '1', SLUICE_FILE_ROOTS: env.SLUICE_FILE_ROOTS ?? tmpdir() },
         timeout: CHILD_TIMEOUT_MS,
         maxBuffer: 16 * 1024 * 1024,
       },

@@ -685,18 +685,24 @@ export function windowId(window: WindowRef): string {
   return `${window.groupId}/${window.streamId}/${b.boundaryType}:${b.lowerBound}:${b.upperBound}`;
 }
 
+/** Whether two column lists are the same names in the same order (compared in place: this runs per row). */
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Consecutive runs of rows with the same columns, so that one INSERT has one column list. */
 export function runsOfColumns(rows: readonly Row[]): { columns: string[]; rows: Row[] }[] {
   const runs: { columns: string[]; rows: Row[] }[] = [];
-  let signature = '';
+  let current: { columns: string[]; rows: Row[] } | undefined;
   for (const row of rows) {
     const columns = Object.keys(row);
-    const sig = JSON.stringify(columns);
-    if (runs.length === 0 || sig !== signature) {
-      runs.push({ columns, rows: [] });
-      signature = sig;
+    if (!current || !sameNames(columns, current.columns)) {
+      current = { columns, rows: [] };
+      runs.push(current);
     }
-    runs[runs.length - 1]!.rows.push(row);
+    current.rows.push(row);
   }
   return runs;
 }
