@@ -44,7 +44,8 @@ export class DsClient {
     if (version !== 'auto') this.#version = version;
   }
 
-  private async call(method: string, path: string, params: Params = {}): Promise<unknown> {
+  /** One request: form fields in the body of POST and PUT, in the query of GET and DELETE. */
+  private async send(method: string, path: string, params: Params): Promise<{ status: number; text: string }> {
     const form = new URLSearchParams();
     for (const [k, v] of Object.entries(params)) form.set(k, String(v));
     const inQuery = method === 'GET' || method === 'DELETE';
@@ -53,6 +54,7 @@ export class DsClient {
     if (this.token) headers.token = this.token;
     if (!inQuery) headers['content-type'] = 'application/x-www-form-urlencoded';
     let res: Response;
+    let text: string;
     try {
       res = await fetch(url, {
         method,
@@ -60,6 +62,7 @@ export class DsClient {
         ...(inQuery ? {} : { body: form.toString() }),
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
+      text = await res.text();
     } catch (err) {
       throw new SluiceError(
         ERROR_CODES.UNAVAILABLE,
@@ -68,44 +71,53 @@ export class DsClient {
         { cause: err },
       );
     }
-    const text = await res.text();
     if (res.status === 401)
       throw new SluiceError(
         ERROR_CODES.FAILED_PRECONDITION,
-        `DolphinScheduler refused the access token (${method} ${path})`,
+        `DolphinScheduler refused the access token (${method} ${path}): check SLUICE_PLUGIN_DOLPHINSCHEDULER_TOKEN`,
       );
     if (res.status >= 500)
       throw new SluiceError(
         ERROR_CODES.UNAVAILABLE,
         `DolphinScheduler answered ${method} ${path} with HTTP ${res.status}`,
       );
+    return { status: res.status, text };
+  }
+
+  /** A call whose `{code, msg, data}` envelope must say code 0; answers `data`. */
+  private async call(method: string, path: string, params: Params = {}): Promise<unknown> {
+    const { status, text } = await this.send(method, path, params);
     let body: { code?: unknown; msg?: unknown; data?: unknown };
     try {
       body = JSON.parse(text) as typeof body;
     } catch {
+      body = {};
+    }
+    if (typeof body.code !== 'number')
       throw new SluiceError(
         ERROR_CODES.FAILED_PRECONDITION,
-        `DolphinScheduler answered ${method} ${path} with HTTP ${res.status} and no JSON envelope`,
+        `DolphinScheduler answered ${method} ${path} with HTTP ${status} and no {code, msg, data} envelope: is the URL its API base (…/dolphinscheduler)?`,
       );
-    }
     if (body.code !== 0)
       throw new SluiceError(
         ERROR_CODES.FAILED_PRECONDITION,
-        `DolphinScheduler refused ${method} ${path}: ${String(body.msg)} (code ${String(body.code)})`,
+        `DolphinScheduler refused ${method} ${path}: ${String(body.msg)} (code ${body.code})`,
       );
     return body.data;
   }
 
-  /** 3.2 or 3.3: the setting, else whether the server serves 3.3's workflow-definition path. */
-  async version(projectCode: number): Promise<DsVersion> {
-    if (this.#version) return this.#version;
-    try {
-      await this.call('GET', `/projects/${projectCode}/workflow-definition/simple-list`);
-      this.#version = '3.3';
-    } catch (err) {
-      if (err instanceof SluiceError && err.code === ERROR_CODES.UNAVAILABLE) throw err;
-      this.#version = '3.2';
-    }
+  /**
+   * Which generation answers, by one live request: 3.3 serves the workflow-definition paths (for the
+   * unknown project 0 it answers an envelope), 3.2 has no such path and answers 404.
+   */
+  async detectVersion(): Promise<DsVersion> {
+    const { status } = await this.send('GET', '/projects/0/workflow-definition/simple-list', {});
+    return status === 404 ? '3.2' : '3.3';
+  }
+
+  /** The generation to speak: the setting, else detected once. */
+  async version(): Promise<DsVersion> {
+    this.#version ??= await this.detectVersion();
     return this.#version;
   }
 

@@ -45,11 +45,12 @@ function clientFor(ctx: HookContext): DsClient {
   return client;
 }
 
-/** The project's code and the API generation, both looked up once per client. */
+/** The project's code (created when missing) and the API generation (detected once per client). */
 async function target(ctx: HookContext): Promise<{ c: DsClient; pc: number; version: DsVersion }> {
   const c = clientFor(ctx);
+  const version = await c.version();
   const pc = await c.project(settingsOf(ctx).project ?? 'sluice');
-  return { c, pc, version: await c.version(pc) };
+  return { c, pc, version };
 }
 
 /**
@@ -142,9 +143,12 @@ export default defineEnginePlugin({
   // Quartz ticks on whole seconds.
   resolutionMs: () => RESOLUTION_MS,
 
+  // One live request: which generation answers (an unreachable server throws: listed unavailable).
   async about(ctx) {
-    const { version } = await target(ctx);
-    return { remote: `DolphinScheduler ${version}` };
+    const detected = await clientFor(ctx).detectVersion();
+    const configured = settingsOf(ctx).version ?? 'auto';
+    const note = configured !== 'auto' && configured !== detected ? ` (configured as ${configured})` : '';
+    return { remote: `DolphinScheduler ${detected}${note}` };
   },
 
   async start(ctx) {

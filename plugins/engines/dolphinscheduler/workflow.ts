@@ -9,14 +9,16 @@ export const RETRY_INTERVAL_MINUTES = 1;
 const MARGIN_MS = 86_400_000;
 
 /**
- * The run's schedule time as epoch milliseconds, for the HTTP body. DolphinScheduler's
- * `$[timestamp(yyyyMMddHHmmss)]` formats the workflow instance's schedule time and reads it back in
- * the same (server) zone, giving epoch seconds: zone-free, unlike `system.datetime` or
- * `$[yyyy-MM-dd HH:mm:ss]`, which are wall times in the server's zone. Quartz ticks are whole
- * seconds, so `000` appended makes milliseconds exactly.
+ * The run's schedule time as epoch milliseconds, written into the HTTP body. DolphinScheduler
+ * resolves `$[...]` in the body from `system.datetime`, the workflow instance's schedule time (the
+ * Quartz fire time) as a wall time in its server's zone, and `timestamp(...)` reads that wall time
+ * back in the same zone as epoch seconds: zone-free, where `${system.datetime}` or
+ * `$[yyyy-MM-dd HH:mm:ss]` would be wall times of a zone Sluice cannot see. Quartz fires on whole
+ * seconds, so `000` appended makes milliseconds exactly. (Only in a server zone's repeated fall-back
+ * hour can the read-back take the first pass: an earlier as_of fires nothing early; the window fires
+ * at the next tick. Run DolphinScheduler in UTC to rule that out.)
  */
-export const AS_OF_PARAM = 'sluice_as_of';
-export const AS_OF_EXPRESSION = '$[timestamp(yyyyMMddHHmmss)]';
+export const AS_OF_EXPRESSION = '$[timestamp(yyyyMMddHHmmss)]000';
 
 /** The form fields of a one-task workflow whose HTTP task POSTs FireDue for the group. */
 export function workflowForm(
@@ -41,12 +43,12 @@ export function workflowForm(
           : []),
         { prop: 'Content-Type', httpParametersType: 'HEADERS', value: 'application/json' },
       ],
-      httpBody: `{"asOf": \${${AS_OF_PARAM}}000}`,
+      httpBody: `{"asOf": ${AS_OF_EXPRESSION}}`,
       httpCheckCondition: 'STATUS_CODE_DEFAULT',
       condition: '',
       connectTimeout: 30_000,
       socketTimeout: 30_000,
-      localParams: [{ prop: AS_OF_PARAM, direct: 'IN', type: 'VARCHAR', value: AS_OF_EXPRESSION }],
+      localParams: [],
       resourceList: [],
     },
     flag: 'YES',
