@@ -2,6 +2,7 @@ import type { ServerWritableStream } from '@grpc/grpc-js';
 import { invalidArgument, type Logger } from 'sluice/sdk';
 import { encodeBoundaries, decodeBoundaryType, unary } from '../../core/grpc-adapter.js';
 import { toServiceError } from '../../core/grpc-status.js';
+import { maskOptions } from '../../core/option-secrets.js';
 import { checkPageSize, decodePageToken, encodePageToken } from '../../core/paging.js';
 import {
   GroupStatus as PbGroupStatus,
@@ -72,8 +73,8 @@ export function encodeGroup(g: GroupRecord): Group {
     description: g.description,
     streams: g.streams.map((s) => ({
       streamId: s.streamId,
-      source: { connectorId: s.source.connectorId, options: { ...s.source.options } },
-      sink: { connectorId: s.sink.connectorId, options: { ...s.sink.options } },
+      source: { connectorId: s.source.connectorId, options: maskOptions(s.source.options) },
+      sink: { connectorId: s.sink.connectorId, options: maskOptions(s.sink.options) },
       fields: s.fields.map((f) => ({ ...f })),
     })),
     schedule: encodeInfo(g.schedule, g.schedule.version),
@@ -96,7 +97,7 @@ export function encodeJob(j: JobRecord): Job {
     state: JOB_STATE[j.state],
     runner: j.runner,
     attempt: j.attempt,
-    resolvedSourceOptions: { ...j.resolvedSourceOptions },
+    resolvedSourceOptions: maskOptions(j.resolvedSourceOptions),
     resolvedPositions: { ...j.resolvedPositions },
     progress: { records: j.progress.records, bytes: j.progress.bytes, positions: { ...j.progress.positions } },
     error: j.error,
