@@ -21,7 +21,7 @@ export interface SecretRef {
 }
 
 /** How deep option objects are searched for secrets (Struct depth is limited further at the API). */
-const MAX_DEPTH = 32;
+const MAX_DEPTH = 24;
 /** Secrets shorter than this are not cut out of free text (a 1-character password would cut every message). */
 const MIN_SCRUB_LENGTH = 3;
 

@@ -138,7 +138,10 @@ export function operatorGrpc(
     listGroups: unary(logger, 'ListGroups', async (req) => {
       const limit = checkPageSize(req.pageSize);
       const after = decodePageToken(req.pageToken);
-      const statuses = decodeStates(req.statuses, GROUP_STATUS_FROM, 'statuses');
+      // Deleted groups only when asked for: by include_deleted, or by naming GROUP_STATUS_DELETED.
+      const statuses =
+        decodeStates(req.statuses, GROUP_STATUS_FROM, 'statuses') ??
+        (req.includeDeleted ? undefined : (['NEW', 'APPROVED', 'REGISTERED'] as GroupStatus[]));
       const rows = await service.listGroups({
         limit: limit + 1,
         ...(after ? { afterGroupId: after } : {}),
