@@ -8,7 +8,7 @@
  * every `/api/v2` call needs `Authorization: Bearer <that token>`.
  *
  * It keeps Variables, Connections and DAGs. DAGs appear only when `parseDags()` plays the DAG
- * processor running Sluice's factory: one DAG per `sluice__` Variable.
+ * processor running Sluice's factory: one DAG per entry of the index Variable `sluice_dags`.
  */
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { load } from 'js-yaml';
@@ -90,10 +90,19 @@ export class FakeAirflow {
     await new Promise<void>((res) => (this.server ? this.server.close(() => res()) : res()));
   }
 
-  /** Plays the DAG processor running Sluice's DAG factory: a DAG per `sluice__` Variable, created unpaused. */
+  /** The DAG settings the factory reads: the index Variable's entries (none when it is absent or broken). */
+  dagSpecs(): Record<string, { dagId: string; cron: string; timeZone: string; firstDue: number; lastDue?: number }> {
+    try {
+      return (JSON.parse(this.variables.get('sluice_dags')?.value ?? '{}') as { dags?: never }).dags ?? {};
+    } catch {
+      return {};
+    }
+  }
+
+  /** Plays the DAG processor running Sluice's DAG factory: a DAG per index entry, created unpaused. */
   parseDags(): void {
-    for (const key of this.variables.keys())
-      if (key.startsWith('sluice__') && !this.dags.has(key)) this.dags.set(key, { paused: false });
+    for (const spec of Object.values(this.dagSpecs()))
+      if (!this.dags.has(spec.dagId)) this.dags.set(spec.dagId, { paused: false });
   }
 
   private validator(pointer: string): ValidateFunction {
