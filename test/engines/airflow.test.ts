@@ -8,7 +8,7 @@ import { isSluiceError } from 'sluice/sdk';
 import plugin from '../../plugins/engines/airflow/index.js';
 import { AirflowClient } from '../../plugins/engines/airflow/client.js';
 import { silentLogger } from '../../services/core/logger.js';
-import { everyMinuteCoveringCron as coveringCron } from '../helpers/covering-cron-every-minute.js';
+import { coveringCron } from '../../services/schedule/domain/covering-cron.js';
 import { FakeAirflow, airflowSpecPresent, AIRFLOW_SPEC_PATH } from '../helpers/fake-airflow.js';
 import { info } from '../helpers/schedule.js';
 
@@ -80,8 +80,9 @@ declare(
       dagId: 'sluice__g1',
       groupId: 'g1',
       cron: covering.expression,
-      timeZone: 'Europe/Berlin',
-      exact: false,
+      // Hourly schedules tick in UTC, where no DST shifts or repeats an hour.
+      timeZone: covering.timeZone,
+      exact: covering.exact,
       firstDue: covering.firstDue,
       lastDue: covering.lastDue,
       version: 0,
