@@ -11,6 +11,8 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import { Authenticator } from './core/auth.js';
 import { type ClientSecurity, clientSecurity } from './core/grpc-auth.js';
 import { BUNDLED_PLUGINS_DIR } from './core/paths.js';
+import { OptionSecrets } from './core/option-secrets.js';
+import { SecretBox, dataDirSecretKey } from './core/secret-box.js';
 import { type RunningServer, type ServiceBinding, startGrpcServer } from './core/server.js';
 import { HookRunner } from './host/hook-runner.js';
 import { type PluginSet, loadPlugins } from './host/loader.js';
@@ -96,6 +98,10 @@ class LazySchedulePort implements SchedulePort {
 
   fireDue(groupId: string, asOf: number) {
     return this.#get().fireDue(groupId, asOf);
+  }
+
+  claimWindow(input: Parameters<SchedulePort['claimWindow']>[0]) {
+    return this.#get().claimWindow(input);
   }
 
   close(): void {
@@ -195,6 +201,10 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   // Schedules, the ledger, groups and jobs share one store (one SQLite file, or one PostgreSQL database).
   if ((services.includes('schedule') || services.includes('operator')) && !config.databaseUrl)
     restrictDataDir(config.dataDir);
+  // Secret options are sealed under SLUICE_SECRET_KEY, or (one process on SQLite) a key made in the data folder.
+  const secrets = services.includes('operator')
+    ? new OptionSecrets(new SecretBox(config.secretKey ?? dataDirSecretKey(config.dataDir)))
+    : undefined;
   const store =
     services.includes('schedule') || services.includes('operator')
       ? await openSluiceStore({
@@ -271,6 +281,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       owner: config.replicaId,
       leaseMs: config.failoverMs,
       logger,
+      ...(secrets ? { secrets } : {}),
     });
     const { definition, implementation } = operatorGrpc(service, logger);
     bindings.push({ name: 'sluice.operator.v1.OperatorService', definition, implementation: implementation as never });

@@ -85,7 +85,8 @@ function observe(method: string, args: unknown[], row: unknown): void {
         m.fireLag.record(Math.max(0, (instance.dispatchedAt - instance.dueTime) / 1000), {
           'sluice.window.trigger': instance.trigger,
         });
-      if (state === 'SUCCEEDED') recordFreshness(instance.groupId, instance.windowEnd);
+      // An OFFSET window has no window times to be fresh up to.
+      if (state === 'SUCCEEDED' && !instance.boundaries) recordFreshness(instance.groupId, instance.windowEnd);
       return;
     }
     case 'updateSchedule': {
