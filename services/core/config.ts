@@ -81,6 +81,8 @@ export interface Config {
    * callback path only (query `username`/`password`, or HTTP Basic), as InLong's schedulers send them.
    */
   readonly inlongUsers?: ReadonlyMap<string, string>;
+  /** SLUICE_TRACE_URL_TEMPLATE: a trace viewer's URL with `{traceId}` (e.g. Jaeger's), for the dashboard's trace links. */
+  readonly traceUrlTemplate?: string;
 }
 
 export const DEFAULTS = {
@@ -120,6 +122,7 @@ export const DEFAULTS = {
   SLUICE_PLUGIN_SETTINGS_FILE: '',
   SLUICE_PUBLIC_HTTP_URL: '',
   SLUICE_CALLBACK_INLONG_USERS: '',
+  SLUICE_TRACE_URL_TEMPLATE: '',
 } as const;
 
 /** True for 127.0.0.0/8, ::1 and localhost: a listener only this machine reaches. */
@@ -264,6 +267,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const publicHttpUrl = get('SLUICE_PUBLIC_HTTP_URL');
   if (publicHttpUrl && !/^https?:\/\/\S+$/.test(publicHttpUrl))
     throw new ConfigError(`SLUICE_PUBLIC_HTTP_URL: expected an http(s):// URL, got ${JSON.stringify(publicHttpUrl)}`);
+  const traceUrlTemplate = get('SLUICE_TRACE_URL_TEMPLATE');
+  if (traceUrlTemplate && !/^https?:\/\/\S*\{traceId\}\S*$/.test(traceUrlTemplate))
+    throw new ConfigError(
+      `SLUICE_TRACE_URL_TEMPLATE: expected an http(s):// URL holding {traceId}, got ${JSON.stringify(traceUrlTemplate)}`,
+    );
   const inlongUsers = parseInlongUsers(get('SLUICE_CALLBACK_INLONG_USERS'));
   if (runner !== 'embedded' && runner !== 'flink')
     throw new ConfigError(`SLUICE_RUNNER: expected embedded or flink, got ${JSON.stringify(runner)}`);
@@ -311,6 +319,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(get('SLUICE_PLUGIN_SETTINGS_FILE') ? { pluginSettingsFile: get('SLUICE_PLUGIN_SETTINGS_FILE') } : {}),
     ...(publicHttpUrl ? { publicHttpUrl: publicHttpUrl.replace(/\/+$/, '') } : {}),
     ...(inlongUsers.size > 0 ? { inlongUsers } : {}),
+    ...(traceUrlTemplate ? { traceUrlTemplate } : {}),
   };
 }
 
