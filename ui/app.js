@@ -44,7 +44,9 @@ function showError(err) {
     return login('The token was refused; enter a valid one.');
   }
   const fields = (err.fieldErrors ?? []).map((f) => `\n  ${f.path}: expected ${f.expected}, got ${f.received}`);
-  main.prepend(el('p', { class: 'error', role: 'alert' }, `${err.code ? `${err.code}: ` : ''}${err.message}${fields.join('')}`));
+  main.prepend(
+    el('p', { class: 'error', role: 'alert' }, `${err.code ? `${err.code}: ` : ''}${err.message}${fields.join('')}`),
+  );
 }
 
 function login(message = '') {
@@ -78,9 +80,11 @@ async function groupsView() {
     groups.map(async (g) => {
       const [schedule, instances] = await Promise.all([
         api(`/sluice/v1/groups/${encodeURIComponent(g.groupId)}/schedule`).catch(() => undefined),
-        all(`/sluice/v1/groups/${encodeURIComponent(g.groupId)}/instances`, { windowFrom: String(since) }, 'instances').catch(
-          () => [],
-        ),
+        all(
+          `/sluice/v1/groups/${encodeURIComponent(g.groupId)}/instances`,
+          { windowFrom: String(since) },
+          'instances',
+        ).catch(() => []),
       ]);
       const done = instances.filter((i) => i.state === 'INSTANCE_STATE_SUCCEEDED').map((i) => Number(i.window.end));
       const failed = instances.filter((i) => i.state === 'INSTANCE_STATE_FAILED').length;
@@ -104,7 +108,11 @@ async function groupsView() {
       : el(
           'table',
           { id: 'groups' },
-          el('tr', {}, ...['Group', 'Status', 'Schedule', 'Freshness', 'Failures', 'Description'].map((h) => el('th', {}, h))),
+          el(
+            'tr',
+            {},
+            ...['Group', 'Status', 'Schedule', 'Freshness', 'Failures', 'Description'].map((h) => el('th', {}, h)),
+          ),
           rows,
         ),
   );
@@ -121,7 +129,9 @@ async function groupView(groupId, params) {
   const schedule = scheduleAnswer?.schedule;
   const zone = group.schedule?.timeZone || 'UTC';
   const now = Date.now();
-  const to = now + HOUR;
+  // The view ends now (plus an hour, to show what is next) unless `to` moves it back in time.
+  const asked = Date.parse(params.get('to') ?? '');
+  const to = Number.isNaN(asked) ? now + HOUR : asked;
   const from = to - days * DAY;
   const [preview, instances] = await Promise.all([
     api(`/sluice/v1/groups/${id}/windows?${new URLSearchParams({ fromTime: String(from), count: '1000' })}`),
@@ -130,9 +140,10 @@ async function groupView(groupId, params) {
   const windows = (preview.windows ?? []).filter((w) => Number(w.start) < to);
   const timeline = el('div', { id: 'timeline' });
   const details = el('div', { id: 'window' });
-  const zoom = (d) => {
-    location.hash = `#/groups/${id}?days=${d}`;
+  const view = (d, end) => {
+    location.hash = `#/groups/${id}?days=${d}${end === undefined ? '' : `&to=${new Date(end).toISOString()}`}`;
   };
+  const zoom = (d) => view(d, Number.isNaN(asked) ? undefined : to);
   const at = ZOOM.indexOf(days);
   const paused = schedule?.status === 'SCHEDULE_STATUS_PAUSED';
   main.replaceChildren(
@@ -146,8 +157,27 @@ async function groupView(groupId, params) {
       'div',
       { class: 'toolbar' },
       el('button', { type: 'button', id: 'zoom-in', disabled: at <= 0, onclick: () => zoom(ZOOM[at - 1]) }, 'Zoom in'),
-      el('button', { type: 'button', id: 'zoom-out', disabled: at >= ZOOM.length - 1, onclick: () => zoom(ZOOM[at + 1]) }, 'Zoom out'),
-      el('span', { class: 'muted' }, `${days} day${days > 1 ? 's' : ''} · ${windows.length} windows${windows.length >= 1000 ? ' (first 1000)' : ''}`),
+      el(
+        'button',
+        { type: 'button', id: 'zoom-out', disabled: at >= ZOOM.length - 1, onclick: () => zoom(ZOOM[at + 1]) },
+        'Zoom out',
+      ),
+      el('button', { type: 'button', id: 'earlier', onclick: () => view(days, to - days * DAY) }, 'Earlier'),
+      el(
+        'button',
+        {
+          type: 'button',
+          id: 'later',
+          disabled: Number.isNaN(asked),
+          onclick: () => view(days, to + days * DAY > now ? undefined : to + days * DAY),
+        },
+        'Later',
+      ),
+      el(
+        'span',
+        { class: 'muted' },
+        `${days} day${days > 1 ? 's' : ''} · ${windows.length} windows${windows.length >= 1000 ? ' (first 1000)' : ''}`,
+      ),
     ),
     timeline,
     details,
@@ -198,7 +228,11 @@ async function windowPanel(target, groupId, zone, w, instance) {
   );
   const trace = (job) => {
     if (!settings.traceUrlTemplate || !job.traceId) return '-';
-    return el('a', { href: settings.traceUrlTemplate.replace('{traceId}', job.traceId), target: '_blank', rel: 'noopener' }, 'trace');
+    return el(
+      'a',
+      { href: settings.traceUrlTemplate.replace('{traceId}', job.traceId), target: '_blank', rel: 'noopener' },
+      'trace',
+    );
   };
   target.replaceChildren(
     el(
@@ -220,7 +254,21 @@ async function windowPanel(target, groupId, zone, w, instance) {
         : el(
             'table',
             { id: 'jobs' },
-            el('tr', {}, ...['Job', 'Stream', 'State', 'Attempt', 'Records', 'Duration', 'Error', 'Trace', 'Resolved source options'].map((h) => el('th', {}, h))),
+            el(
+              'tr',
+              {},
+              ...[
+                'Job',
+                'Stream',
+                'State',
+                'Attempt',
+                'Records',
+                'Duration',
+                'Error',
+                'Trace',
+                'Resolved source options',
+              ].map((h) => el('th', {}, h)),
+            ),
             jobs.map((j) =>
               el(
                 'tr',
@@ -253,13 +301,23 @@ function backfillPanel(groupId) {
     ['MISSING', 'FAILED', 'ALL'].map((m) => el('option', { value: `BACKFILL_MODE_${m}` }, m.toLowerCase())),
   );
   const out = el('div', { id: 'backfill-result' });
-  const body = (dryRun) => ({ fromTime: String(Date.parse(from.value)), toTime: String(Date.parse(to.value)), mode: mode.value, dryRun });
+  const body = (dryRun) => ({
+    fromTime: String(Date.parse(from.value)),
+    toTime: String(Date.parse(to.value)),
+    mode: mode.value,
+    dryRun,
+  });
   const run = el('button', { type: 'button', id: 'backfill-run', hidden: true }, 'Run backfill');
   run.addEventListener('click', async () => {
     run.disabled = true;
     try {
       const answer = await api(`/sluice/v1/groups/${id}/backfill`, body(false));
-      out.replaceChildren(el('p', {}, `Backfill started: ${(answer.instances ?? []).length} windows fired.`));
+      // The first wave is fired before the answer; the rest follow as windows finish.
+      const total = (answer.windows ?? []).length;
+      const now = (answer.instances ?? []).length;
+      out.replaceChildren(
+        el('p', {}, `Backfill started: ${total} windows, ${now} fired now, the rest as those finish.`),
+      );
       run.hidden = true;
     } catch (err) {
       showError(err);
@@ -278,7 +336,9 @@ function backfillPanel(groupId) {
           'table',
           { id: 'backfill-windows' },
           el('tr', {}, el('th', {}, 'Start (UTC)'), el('th', {}, 'End (UTC)'), el('th', {}, 'Start (local)')),
-          windows.map((w) => el('tr', {}, el('td', {}, utc(w.start)), el('td', {}, utc(w.end)), el('td', {}, w.startLocal ?? ''))),
+          windows.map((w) =>
+            el('tr', {}, el('td', {}, utc(w.start)), el('td', {}, utc(w.end)), el('td', {}, w.startLocal ?? '')),
+          ),
         ),
       );
       run.hidden = windows.length === 0;

@@ -21,7 +21,11 @@ function format(zone) {
 
 /** The zone's offset from UTC at an instant, in ms. */
 export function offsetAt(ms, zone) {
-  const p = Object.fromEntries(format(zone).formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
+  const p = Object.fromEntries(
+    format(zone)
+      .formatToParts(new Date(ms))
+      .map((x) => [x.type, x.value]),
+  );
   const asUtc = Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second);
   return asUtc - Math.floor(ms / 1000) * 1000;
 }
@@ -67,6 +71,10 @@ export function daysBetween(from, to, zone) {
 
 /** An instant as "YYYY-MM-DD HH:MM" in the zone. */
 export function localText(ms, zone) {
-  const p = Object.fromEntries(format(zone).formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
+  const p = Object.fromEntries(
+    format(zone)
+      .formatToParts(new Date(ms))
+      .map((x) => [x.type, x.value]),
+  );
   return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}`;
 }

@@ -205,4 +205,3 @@ async function requestFields(
     throw invalidArgument('body', 'a JSON object', Array.isArray(body) ? 'an array' : typeof body);
   return { ...fields, ...(body as Record<string, unknown>) };
 }
-
