@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import { parse as parseYaml } from 'yaml';
+import { readObject } from './files.js';
 import {
   connectorRoleToJSON,
   GetConnectorResponse,
@@ -30,14 +29,25 @@ import { Clients } from './client.js';
 import { enumName, epoch, table } from './output.js';
 import { bothTimes, parseTime, UsageError } from './time.js';
 
-interface Globals {
+export interface Globals {
   addr: string;
+  catalogAddr?: string;
+  scheduleAddr?: string;
+  operatorAddr?: string;
   token?: string;
   tls?: boolean;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
   json?: boolean;
 }
 
-type Out = (text: string) => void;
+export type Out = (text: string) => void;
+
+/** Wraps a command's action: clients for the global options, closed afterwards. */
+export type Run = <A extends unknown[]>(
+  action: (c: Clients, g: Globals, ...args: A) => Promise<void>,
+) => (...args: A) => Promise<void>;
 
 /** Builds the `sluice` program; `out` receives everything printed on stdout. */
 export function buildProgram(out: Out): Command {
@@ -48,16 +58,42 @@ export function buildProgram(out: Out): Command {
         .env('SLUICE_ADDR')
         .default('127.0.0.1:50051'),
     )
+    .addOption(
+      new Option('--catalog-addr <host:port>', 'the catalog service, where services run apart').env('SLUICE_CATALOG_ADDR'),
+    )
+    .addOption(
+      new Option('--schedule-addr <host:port>', 'the schedule service, where services run apart').env(
+        'SLUICE_SCHEDULE_ADDR',
+      ),
+    )
+    .addOption(
+      new Option('--operator-addr <host:port>', 'the operator service, where services run apart').env(
+        'SLUICE_OPERATOR_ADDR',
+      ),
+    )
     .addOption(new Option('--token <token>', 'bearer token sent as authorization metadata').env('SLUICE_TOKEN'))
     .option('--tls', 'connect with TLS (system roots)')
+    .option('--tls-ca <file>', 'TLS: trust this CA (PEM) instead of the system roots')
+    .option('--tls-cert <file>', 'TLS: client certificate (PEM), for mutual TLS')
+    .option('--tls-key <file>', 'TLS: client key (PEM), for mutual TLS')
     .option('--json', 'print the response as JSON (proto3 JSON mapping)');
 
   /** Runs an action with clients for the global options, closing them afterwards. */
-  const run =
+  const run: Run =
     <A extends unknown[]>(action: (c: Clients, g: Globals, ...args: A) => Promise<void>) =>
     async (...args: A) => {
       const g = program.opts<Globals>();
-      const clients = new Clients({ addr: g.addr, ...(g.token ? { token: g.token } : {}), tls: g.tls ?? false });
+      const clients = new Clients({
+        addr: g.addr,
+        ...(g.catalogAddr ? { catalogAddr: g.catalogAddr } : {}),
+        ...(g.scheduleAddr ? { scheduleAddr: g.scheduleAddr } : {}),
+        ...(g.operatorAddr ? { operatorAddr: g.operatorAddr } : {}),
+        ...(g.token ? { token: g.token } : {}),
+        tls: g.tls ?? false,
+        ...(g.tlsCa ? { tlsCaFile: g.tlsCa } : {}),
+        ...(g.tlsCert ? { tlsCertFile: g.tlsCert } : {}),
+        ...(g.tlsKey ? { tlsKeyFile: g.tlsKey } : {}),
+      });
       try {
         await action(clients, g, ...args);
       } finally {
@@ -116,18 +152,7 @@ export function buildProgram(out: Out): Command {
     .requiredOption('-f, --file <path>', 'the group as JSON or YAML (proto3 JSON field names)')
     .action(
       run(async (c, g, opts: { file: string }) => {
-        const text = await readFile(opts.file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-          throw new UsageError('--file', 'a readable file', `${opts.file} (${err.code ?? err.message})`);
-        });
-        let parsed: unknown;
-        try {
-          parsed = /\.ya?ml$/i.test(opts.file) ? parseYaml(text) : JSON.parse(text);
-        } catch (err) {
-          throw new UsageError('--file', 'valid JSON or YAML', (err as Error).message.split('\n')[0] ?? '');
-        }
-        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-          throw new UsageError('--file', 'an object (a group)', typeof parsed);
-        }
+        const parsed = await readObject('--file', opts.file);
         const body = 'group' in parsed ? parsed : { group: parsed };
         const res = await c.call(c.operator, c.operator.createGroup, CreateGroupRequest.fromJSON(body));
         if (g.json) return json(CreateGroupResponse.toJSON(res));

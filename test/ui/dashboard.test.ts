@@ -126,17 +126,17 @@ async function openDashboard(hash: string): Promise<Page> {
   await page.click('button[type=submit]');
   await page.waitForSelector('body[data-ready="true"]');
   if (hash) {
-    await page.evaluate((h) => {
-      document.body.dataset.ready = 'false';
-      location.hash = h;
-    }, hash);
+    // Browser-side code as strings: this project's TypeScript has no DOM types.
+    await page.evaluate(`document.body.dataset.ready = 'false'; location.hash = ${JSON.stringify(hash)};`);
     await page.waitForSelector('body[data-ready="true"]');
   }
   return page;
 }
 
 const colour = (page: Page, start: number) =>
-  page.$eval(`#timeline .cell[data-start="${start}"]`, (e) => getComputedStyle(e).backgroundColor);
+  page
+    .locator(`#timeline .cell[data-start="${start}"]`)
+    .evaluate('(e) => getComputedStyle(e).backgroundColor') as Promise<string>;
 
 test.serial('the coverage timeline shows succeeded, failed and missing windows each in its colour', async (t) => {
   const out = join(dir, 'coverage');
@@ -197,9 +197,7 @@ test.serial('rerunning a window from the dashboard creates the next generation o
     await page.click(`#timeline .cell[data-start="${failed}"]`);
     await page.waitForSelector('#rerun');
     await page.click('#rerun');
-    await page.waitForFunction(() =>
-      /re-run: attempt 2/.test(document.querySelector('#rerun-status')?.textContent ?? ''),
-    );
+    await page.waitForFunction(`/re-run: attempt 2/.test(document.querySelector('#rerun-status')?.textContent ?? '')`);
     t.is((await settled('ui_coverage', failed)).state, 'INSTANCE_STATE_SUCCEEDED');
     const after = await sluice.sluice.operator!.listJobs({ groupId: 'ui_coverage', limit: 100 });
     t.deepEqual(generations(after).sort(), [1, 2]);
@@ -229,7 +227,7 @@ test.serial('backfill lists the windows of a dry run before it runs them', async
     const { instances = [] } = (await api('/sluice/v1/groups/ui_coverage/instances')) as { instances?: unknown[] };
     t.is(instances.length, 3);
     await page.click('#backfill-run');
-    await page.waitForFunction(() => /Backfill started|error/i.test(document.querySelector('main')?.textContent ?? ''));
+    await page.waitForFunction(`/Backfill started|error/i.test(document.querySelector('main')?.textContent ?? '')`);
     t.regex(await page.locator('main').innerText(), /Backfill started: 3 windows, 1 fired now/);
     t.is((await settled('ui_coverage', START + 5 * HOUR)).state, 'INSTANCE_STATE_SUCCEEDED');
   } finally {
@@ -281,7 +279,7 @@ test.serial('the dashboard asks for a token again when the one given is refused'
     await page.click('button[type=submit]');
     await page.waitForSelector('form.login .error');
     t.regex(await page.locator('form.login .error').innerText(), /refused/);
-    t.is(await page.evaluate(() => sessionStorage.getItem('sluice.token')), null);
+    t.is(await page.evaluate(`sessionStorage.getItem('sluice.token')`), null);
   } finally {
     await page.close();
   }
