@@ -1,5 +1,7 @@
 import { Command, Option } from 'commander';
 import { readObject } from './files.js';
+import { addMoreCommands } from './more-commands.js';
+import { coverageStrip } from './strip.js';
 import {
   connectorRoleToJSON,
   GetConnectorResponse,
@@ -23,7 +25,9 @@ import {
   instanceStateToJSON,
   ListInstancesResponse,
   PreviewWindowsResponse,
+  ScheduleStatus,
   type Instance,
+  type Window,
 } from '../../proto/gen/sluice/schedule/v1/schedule.js';
 import { Clients } from './client.js';
 import { enumName, epoch, table } from './output.js';
@@ -232,15 +236,17 @@ export function buildProgram(out: Out): Command {
           count: intOption('--count', opts.count),
         });
         if (g.json) return json(PreviewWindowsResponse.toJSON(res));
+        const marks = dstMarks(res.windows);
         out(
           table(
-            ['START (UTC)', 'END (UTC)', 'DUE (UTC)', 'START (local)', 'END (local)'],
-            res.windows.map((w) => [
+            ['START (UTC)', 'END (UTC)', 'DUE (UTC)', 'START (group zone)', 'START (local)', 'DST'],
+            res.windows.map((w, i) => [
               epoch(w.start),
               epoch(w.end),
               epoch(w.dueTime),
+              w.startLocal,
               bothTimes(w.start).local,
-              bothTimes(w.end).local,
+              marks[i] ?? '',
             ]),
           ),
         );
@@ -305,23 +311,48 @@ export function buildProgram(out: Out): Command {
 
   program
     .command('instances')
-    .description('the window ledger of a group')
+    .description('which windows of a group ran: a coverage strip (one character a window), or the ledger')
     .argument('<group>')
+    .option('--from <time>', "first window (ISO 8601 or duration like -2d); default a day ago or the schedule's start")
+    .option('--to <time>', 'windows starting before this; default now')
+    .option('--table', 'the ledger as a table (state, attempt, jobs) instead of the strip')
     .action(
-      run(async (c, g, id: string) => {
-        const res = await c.call(c.schedule, c.schedule.listInstances, {
+      run(async (c, g, id: string, opts: { from?: string; to?: string; table?: boolean }) => {
+        const now = Date.now();
+        const to = opts.to ? parseTime('--to', opts.to) : now;
+        let from = opts.from ? parseTime('--from', opts.from) : undefined;
+        const schedule = g.json || opts.table ? undefined : await c.call(c.schedule, c.schedule.getSchedule, { groupId: id });
+        from ??= g.json || opts.table ? 0 : Math.max(now - 86_400_000, schedule?.schedule?.info?.startTime ?? 0);
+        const instances: Instance[] = [];
+        let pageToken = '';
+        do {
+          const page = await c.call(c.schedule, c.schedule.listInstances, {
+            groupId: id,
+            states: [],
+            windowFrom: from,
+            windowTo: opts.to ? to : 0,
+            pageSize: 500,
+            pageToken,
+          });
+          instances.push(...page.instances);
+          pageToken = page.nextPageToken;
+        } while (pageToken);
+        if (g.json) return json(ListInstancesResponse.toJSON({ instances, nextPageToken: '' }));
+        if (opts.table) return out(instancesTable(instances));
+        const preview = await c.call(c.schedule, c.schedule.previewWindows, {
           groupId: id,
-          states: [],
-          windowFrom: 0,
-          windowTo: 0,
-          pageSize: 0,
-          pageToken: '',
+          info: undefined,
+          fromTime: from,
+          count: 1000,
         });
-        if (g.json) return json(ListInstancesResponse.toJSON(res));
-        out(instancesTable(res.instances));
+        const windows = preview.windows.filter((w) => w.start < to);
+        const paused = schedule?.schedule?.status === ScheduleStatus.SCHEDULE_STATUS_PAUSED;
+        out(coverageStrip(windows, instances, { now, paused }));
+        if (preview.windows.length === 1000 && windows.length === 1000) out('(first 1000 windows; narrow --from/--to)\n');
       }),
     );
 
+  addMoreCommands({ program, connectors, groups, jobs, run, out, json });
   return program;
 }
 
@@ -341,4 +372,21 @@ function instancesTable(instances: readonly Instance[]): string {
 function intOption(field: string, text: string): number {
   if (!/^\d+$/.test(text)) throw new UsageError(field, 'a non-negative integer', text);
   return Number(text);
+}
+
+/** The UTC offset at the end of an ISO 8601 local time (`…+02:00`), or '' when it has none. */
+function offsetOf(local: string): string {
+  return /([+-]\d{2}:\d{2}|Z)$/.exec(local)?.[1] ?? '';
+}
+
+/** Marks the windows across which the group's zone changes its offset (the clocks change). */
+function dstMarks(windows: readonly Window[]): string[] {
+  return windows.map((w, i) => {
+    const start = offsetOf(w.startLocal);
+    const end = offsetOf(w.endLocal);
+    if (start && end && start !== end) return `clocks change in this window (${start} -> ${end})`;
+    const prev = i > 0 ? offsetOf(windows[i - 1]!.endLocal) : '';
+    if (prev && start && prev !== start) return `clocks changed before (${prev} -> ${start})`;
+    return '';
+  });
 }
