@@ -43,7 +43,11 @@ export function channelCredentials(options: ClientOptions): ChannelCredentials {
     try {
       return readFileSync(file);
     } catch (err) {
-      throw new UsageError(flag, 'a readable PEM file', `${file} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+      throw new UsageError(
+        flag,
+        'a readable PEM file',
+        `${file} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`,
+      );
     }
   };
   return credentials.createSsl(

@@ -63,7 +63,9 @@ export function buildProgram(out: Out): Command {
         .default('127.0.0.1:50051'),
     )
     .addOption(
-      new Option('--catalog-addr <host:port>', 'the catalog service, where services run apart').env('SLUICE_CATALOG_ADDR'),
+      new Option('--catalog-addr <host:port>', 'the catalog service, where services run apart').env(
+        'SLUICE_CATALOG_ADDR',
+      ),
     )
     .addOption(
       new Option('--schedule-addr <host:port>', 'the schedule service, where services run apart').env(
@@ -321,7 +323,8 @@ export function buildProgram(out: Out): Command {
         const now = Date.now();
         const to = opts.to ? parseTime('--to', opts.to) : now;
         let from = opts.from ? parseTime('--from', opts.from) : undefined;
-        const schedule = g.json || opts.table ? undefined : await c.call(c.schedule, c.schedule.getSchedule, { groupId: id });
+        const schedule =
+          g.json || opts.table ? undefined : await c.call(c.schedule, c.schedule.getSchedule, { groupId: id });
         from ??= g.json || opts.table ? 0 : Math.max(now - 86_400_000, schedule?.schedule?.info?.startTime ?? 0);
         const instances: Instance[] = [];
         let pageToken = '';
@@ -348,7 +351,8 @@ export function buildProgram(out: Out): Command {
         const windows = preview.windows.filter((w) => w.start < to);
         const paused = schedule?.schedule?.status === ScheduleStatus.SCHEDULE_STATUS_PAUSED;
         out(coverageStrip(windows, instances, { now, paused }));
-        if (preview.windows.length === 1000 && windows.length === 1000) out('(first 1000 windows; narrow --from/--to)\n');
+        if (preview.windows.length === 1000 && windows.length === 1000)
+          out('(first 1000 windows; narrow --from/--to)\n');
       }),
     );
 
@@ -379,14 +383,14 @@ function offsetOf(local: string): string {
   return /([+-]\d{2}:\d{2}|Z)$/.exec(local)?.[1] ?? '';
 }
 
-/** Marks the windows across which the group's zone changes its offset (the clocks change). */
+/**
+ * Marks the windows whose start and end have different UTC offsets in the group's zone: the clocks
+ * change before the window ends (so its local length is not its real one).
+ */
 function dstMarks(windows: readonly Window[]): string[] {
-  return windows.map((w, i) => {
+  return windows.map((w) => {
     const start = offsetOf(w.startLocal);
     const end = offsetOf(w.endLocal);
-    if (start && end && start !== end) return `clocks change in this window (${start} -> ${end})`;
-    const prev = i > 0 ? offsetOf(windows[i - 1]!.endLocal) : '';
-    if (prev && start && prev !== start) return `clocks changed before (${prev} -> ${start})`;
-    return '';
+    return start && end && start !== end ? `clocks change by its end (${start} -> ${end})` : '';
   });
 }

@@ -10,8 +10,8 @@ import {
   UpdateGroupRequest,
   UpdateGroupResponse,
 } from '../../proto/gen/sluice/operator/v1/operator.js';
+import type { BackfillMode } from '../../proto/gen/sluice/schedule/v1/schedule.js';
 import {
-  BackfillMode,
   backfillModeFromJSON,
   BackfillResponse,
   InstanceState,
@@ -56,7 +56,9 @@ export function addMoreCommands(c: CommandGroups): void {
     .command('validate')
     .description("check a connector's options without creating anything")
     .argument('<connector>')
-    .addOption(new Option('--role <role>', 'which side the options are for').choices(['source', 'sink']).default('source'))
+    .addOption(
+      new Option('--role <role>', 'which side the options are for').choices(['source', 'sink']).default('source'),
+    )
     .option('-f, --file <path>', 'the options as JSON or YAML')
     .option('--options <json>', 'the options inline, as a JSON object')
     .action(
@@ -74,7 +76,10 @@ export function addMoreCommands(c: CommandGroups): void {
             status.INVALID_ARGUMENT,
             'INVALID_ARGUMENT',
             `${id} ${opts.role} options are not valid`,
-            res.errors.map((e) => ({ path: e.path, message: e.message || `expected ${e.expected}, got ${e.received}` })),
+            res.errors.map((e) => ({
+              path: e.path,
+              message: e.message || `expected ${e.expected}, got ${e.received}`,
+            })),
             g.json === true,
           );
         }
@@ -132,10 +137,19 @@ export function addMoreCommands(c: CommandGroups): void {
           cl,
           g,
           id: string,
-          opts: { from: string; to: string; mode: string; maxParallel: string; reverse?: boolean; dryRun?: boolean; wait: boolean },
+          opts: {
+            from: string;
+            to: string;
+            mode: string;
+            maxParallel: string;
+            reverse?: boolean;
+            dryRun?: boolean;
+            wait: boolean;
+          },
         ) => {
           const maxParallel = Number(opts.maxParallel);
-          if (!/^\d+$/.test(opts.maxParallel)) throw new UsageError('--max-parallel', 'an integer from 1 to 100', opts.maxParallel);
+          if (!/^\d+$/.test(opts.maxParallel))
+            throw new UsageError('--max-parallel', 'an integer from 1 to 100', opts.maxParallel);
           const res = await cl.call(cl.schedule, cl.schedule.backfill, {
             groupId: id,
             fromTime: parseTime('--from', opts.from),
@@ -153,10 +167,17 @@ export function addMoreCommands(c: CommandGroups): void {
                 res.windows.map((w) => [epoch(w.start), epoch(w.end), w.startLocal]),
               ),
             );
-            out(`${res.windows.length} window${res.windows.length === 1 ? '' : 's'} ${opts.dryRun ? 'would run (dry run)' : 'started'}\n`);
+            out(
+              `${res.windows.length} window${res.windows.length === 1 ? '' : 's'} ${opts.dryRun ? 'would run (dry run)' : 'started'}\n`,
+            );
             return;
           }
-          const final = await followWindows(cl, id, res.windows.map((w) => w.start), pollMs);
+          const final = await followWindows(
+            cl,
+            id,
+            res.windows.map((w) => w.start),
+            pollMs,
+          );
           const failed = final.filter((i) => i.state === InstanceState.INSTANCE_STATE_FAILED).length;
           if (g.json) json({ ...(BackfillResponse.toJSON(res) as object), final: final.map(instanceJson) });
           else {
@@ -174,7 +195,13 @@ export function addMoreCommands(c: CommandGroups): void {
             out(`${final.length - failed} of ${final.length} windows succeeded\n`);
           }
           if (failed > 0)
-            throw new CommandFailure(1, 'FAILED', `${failed} window${failed === 1 ? '' : 's'} failed`, [], g.json === true);
+            throw new CommandFailure(
+              1,
+              'FAILED',
+              `${failed} window${failed === 1 ? '' : 's'} failed`,
+              [],
+              g.json === true,
+            );
         },
       ),
     );
@@ -198,7 +225,8 @@ export function addMoreCommands(c: CommandGroups): void {
 }
 
 async function optionsArg(opts: { file?: string; options?: string }): Promise<Record<string, unknown>> {
-  if (opts.file && opts.options) throw new UsageError('--options', 'either --file or --options, not both', opts.options);
+  if (opts.file && opts.options)
+    throw new UsageError('--options', 'either --file or --options, not both', opts.options);
   if (opts.file) return readObject('--file', opts.file);
   if (opts.options === undefined) throw new UsageError('--options', 'the options (--options JSON or -f FILE)', '');
   let parsed: unknown;
@@ -220,7 +248,12 @@ const instanceJson = (i: Instance) => ({
 });
 
 /** Polls the group's instances until every given window reached a final state; a progress bar meanwhile. */
-async function followWindows(cl: Clients, groupId: string, starts: readonly number[], pollMs: number): Promise<Instance[]> {
+async function followWindows(
+  cl: Clients,
+  groupId: string,
+  starts: readonly number[],
+  pollMs: number,
+): Promise<Instance[]> {
   const progress = new ProgressLine(stderrProgress());
   if (starts.length === 0) return [];
   const from = Math.min(...starts);
@@ -286,11 +319,19 @@ async function watchJob(cl: Clients, g: Globals, id: string, out: Out, json: (v:
   if (!last) throw new CommandFailure(status.NOT_FOUND, 'NOT_FOUND', `job ${id} sent nothing`, [], g.json === true);
   if (g.json) json(GetJobResponse.toJSON({ job: last }));
   else {
-    const took = last.finishedAt && last.startedAt ? ` in ${((last.finishedAt - last.startedAt) / 1000).toFixed(1)}s` : '';
+    const took =
+      last.finishedAt && last.startedAt ? ` in ${((last.finishedAt - last.startedAt) / 1000).toFixed(1)}s` : '';
     out(
       `${id}: ${enumName(jobStateToJSON(last.state), 'JOB_STATE_')}, ${last.progress?.records ?? 0} records${took}${last.error ? `\nerror: ${last.error}` : ''}\n`,
     );
   }
   if (last.state !== JobState.JOB_STATE_SUCCEEDED)
-    throw new CommandFailure(1, enumName(jobStateToJSON(last.state), 'JOB_STATE_'), `job ${id} did not succeed`, [], g.json === true, true);
+    throw new CommandFailure(
+      1,
+      enumName(jobStateToJSON(last.state), 'JOB_STATE_'),
+      `job ${id} did not succeed`,
+      [],
+      g.json === true,
+      true,
+    );
 }
