@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
-import { readObject } from './files.js';
+import { BoundaryType } from '../../proto/gen/sluice/common/v1/common.js';
+import { readObject, resolveGroupTimes } from './files.js';
 import { addMoreCommands } from './more-commands.js';
 import { coverageStrip } from './strip.js';
 import {
@@ -158,7 +159,7 @@ export function buildProgram(out: Out): Command {
     .requiredOption('-f, --file <path>', 'the group as JSON or YAML (proto3 JSON field names)')
     .action(
       run(async (c, g, opts: { file: string }) => {
-        const parsed = await readObject('--file', opts.file);
+        const parsed = resolveGroupTimes(await readObject('--file', opts.file));
         const body = 'group' in parsed ? parsed : { group: parsed };
         const res = await c.call(c.operator, c.operator.createGroup, CreateGroupRequest.fromJSON(body));
         if (g.json) return json(CreateGroupResponse.toJSON(res));
@@ -260,8 +261,9 @@ export function buildProgram(out: Out): Command {
     .command('list')
     .option('--group <group>', 'only this group')
     .option('--limit <n>', 'page size', '50')
+    .option('-q, --quiet', 'job ids only, one a line (for $(...) in scripts)')
     .action(
-      run(async (c, g, opts: { group?: string; limit: string }) => {
+      run(async (c, g, opts: { group?: string; limit: string; quiet?: boolean }) => {
         const res = await c.call(c.operator, c.operator.listJobs, {
           groupId: opts.group ?? '',
           states: [],
@@ -271,13 +273,17 @@ export function buildProgram(out: Out): Command {
           pageToken: '',
         });
         if (g.json) return json(ListJobsResponse.toJSON(res));
+        if (opts.quiet) return out(res.jobs.map((j) => `${j.jobId}\n`).join(''));
         out(
           table(
-            ['JOB', 'GROUP', 'STATE', 'STARTED (UTC)'],
+            ['JOB', 'GROUP', 'STREAM', 'WINDOW', 'STATE', 'RECORDS', 'STARTED (UTC)'],
             res.jobs.map((j) => [
               j.jobId,
               j.groupId,
+              j.streamId,
+              j.boundaries?.boundaryType === BoundaryType.BOUNDARY_TYPE_TIME ? epoch(Number(j.boundaries.lowerBound)) : (j.boundaries?.lowerBound ?? ''),
               enumName(jobStateToJSON(j.state), 'JOB_STATE_'),
+              String(j.progress?.records ?? 0),
               epoch(j.startedAt),
             ]),
           ),

@@ -23,7 +23,7 @@ import {
 } from '../../proto/gen/sluice/schedule/v1/schedule.js';
 import type { Clients } from './client.js';
 import type { Globals, Out, Run } from './commands.js';
-import { readObject } from './files.js';
+import { readObject, resolveGroupTimes } from './files.js';
 import { CommandFailure, enumName, epoch, table } from './output.js';
 import { bar, ProgressLine, rate, stderrProgress } from './progress.js';
 import { parseTime, UsageError } from './time.js';
@@ -92,7 +92,7 @@ export function addMoreCommands(c: CommandGroups): void {
     .requiredOption('-f, --file <path>', 'the group as JSON or YAML (proto3 JSON field names)')
     .action(
       run(async (cl, g, opts: { file: string }) => {
-        const parsed = await readObject('--file', opts.file);
+        const parsed = resolveGroupTimes(await readObject('--file', opts.file));
         const body = 'group' in parsed ? parsed : { group: parsed };
         const res = await cl.call(cl.operator, cl.operator.updateGroup, UpdateGroupRequest.fromJSON(body));
         if (g.json) return json(UpdateGroupResponse.toJSON(res));
