@@ -286,7 +286,9 @@ export function buildProgram(out: Out): Command {
               j.jobId,
               j.groupId,
               j.streamId,
-              j.boundaries?.boundaryType === BoundaryType.BOUNDARY_TYPE_TIME ? epoch(Number(j.boundaries.lowerBound)) : (j.boundaries?.lowerBound ?? ''),
+              j.boundaries?.boundaryType === BoundaryType.BOUNDARY_TYPE_TIME
+                ? epoch(Number(j.boundaries.lowerBound))
+                : (j.boundaries?.lowerBound ?? ''),
               enumName(jobStateToJSON(j.state), 'JOB_STATE_'),
               String(j.progress?.records ?? 0),
               epoch(j.startedAt),
