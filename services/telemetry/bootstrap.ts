@@ -4,13 +4,15 @@
  * under ESM) and starts the SDK with the OTLP exporter; otherwise it does nothing at all.
  */
 import { register } from 'node:module';
+import { isMainThread } from 'node:worker_threads';
 import { exitOnOldNode } from '../core/node-version.js';
 import { tracingRequested } from './env.js';
 
 // First thing `npm start` runs: an old Node.js gets one line, not a stack trace about node:sqlite.
 exitOnOldNode();
 
-if (tracingRequested(process.env)) {
+// Job worker threads inherit this --import; their spans go back to this thread (services/telemetry/worker.ts).
+if (isMainThread && tracingRequested(process.env)) {
   // Only grpc-js needs wrapping; wrapping every module would slow start-up and trips over sources run
   // through a TypeScript loader.
   register('@opentelemetry/instrumentation/hook.mjs', import.meta.url, { data: { include: ['@grpc/grpc-js'] } });

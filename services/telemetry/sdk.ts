@@ -9,7 +9,14 @@ import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } 
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, SimpleSpanProcessor, TracerProvider, type SpanExporter } from '@opentelemetry/sdk-trace';
+import {
+  BatchSpanProcessor,
+  SimpleSpanProcessor,
+  TracerProvider,
+  type ReadableSpan,
+  type SpanExporter,
+} from '@opentelemetry/sdk-trace';
+import { type WorkerSpan, setWorkerSpanSink } from '../core/worker-spans.js';
 
 export interface Telemetry {
   forceFlush(): Promise<void>;
@@ -28,15 +35,16 @@ let active: Telemetry | undefined;
 /** Starts tracing with the given exporter and the gRPC instrumentation; idempotent. */
 export function startTelemetry(options: TelemetryOptions): Telemetry {
   if (active) return active;
-  const provider = new TracerProvider({
-    resource: resourceFromAttributes({
-      'service.name': options.serviceName ?? process.env.OTEL_SERVICE_NAME ?? 'sluice',
-    }),
-    spanProcessors: [
-      options.simple
-        ? new SimpleSpanProcessor({ exporter: options.exporter })
-        : new BatchSpanProcessor({ exporter: options.exporter }),
-    ],
+  const resource = resourceFromAttributes({
+    'service.name': options.serviceName ?? process.env.OTEL_SERVICE_NAME ?? 'sluice',
+  });
+  const processor = options.simple
+    ? new SimpleSpanProcessor({ exporter: options.exporter })
+    : new BatchSpanProcessor({ exporter: options.exporter });
+  const provider = new TracerProvider({ resource, spanProcessors: [processor] });
+  // Spans of jobs run on worker threads arrive finished, ids intact: they join the same export.
+  setWorkerSpanSink((spans) => {
+    for (const span of spans) processor.onEnd(readable(span, resource));
   });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(
@@ -46,6 +54,16 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   registerInstrumentations({ tracerProvider: provider, instrumentations: [new GrpcInstrumentation()] });
   active = { forceFlush: () => provider.forceFlush(), shutdown: () => provider.shutdown() };
   return active;
+}
+
+function readable(span: WorkerSpan, resource: ReadableSpan['resource']): ReadableSpan {
+  return {
+    ...span,
+    spanContext: () => span.spanContext,
+    ended: true,
+    resource,
+    events: span.events.map((e) => ({ ...e })),
+  };
 }
 
 /** The running telemetry, if any: main() flushes it on shutdown. */

@@ -5,10 +5,12 @@
  * plugin that blocks this thread's event loop. A `cancel` message aborts the job as CancelJob does.
  */
 import type { MessagePort } from 'node:worker_threads';
+import { ROOT_CONTEXT, context, propagation } from '@opentelemetry/api';
 import { pathToFileURL } from 'node:url';
-import { type ConnectorPlugin, isSluiceError } from 'sluice/sdk';
+import { type ConnectorPlugin, type HostPolicy, isSluiceError, setHostPolicy } from 'sluice/sdk';
 import { type HookMeasurement, HookRunner } from '../../host/hook-runner.js';
 import type { LoadedPlugin } from '../../host/loader.js';
+import type { WorkerSpan } from '../../core/worker-spans.js';
 import type { JobSpec } from '../domain/runner.js';
 import { EmbeddedRunner } from './embedded.js';
 
@@ -23,6 +25,10 @@ export interface WorkerTask {
   readonly port: MessagePort;
   readonly hookTimeoutMs: number;
   readonly progressIntervalMs: number;
+  /** The host's policy (file roots, allowed hosts), set in this thread before the job's plugins run. */
+  readonly policy: HostPolicy;
+  /** W3C trace context of the job's span in the service; set only when the service traces. */
+  readonly traceCarrier?: Readonly<Record<string, string>>;
 }
 
 export type WorkerMessage =
@@ -41,6 +47,8 @@ export interface WorkerResult {
   readonly failed?: { readonly code?: string; readonly message: string; readonly details?: unknown };
   readonly progress?: { readonly seq: number; readonly progress: unknown };
   readonly resolved?: Readonly<Record<string, string>>;
+  /** The job's spans, when the service traces (see services/core/worker-spans.ts). */
+  readonly spans?: readonly WorkerSpan[];
 }
 
 const imported = new Map<string, Promise<ConnectorPlugin>>();
@@ -55,6 +63,19 @@ async function load(ref: PluginRef): Promise<LoadedPlugin<ConnectorPlugin>> {
 }
 
 export default async function runJob(task: WorkerTask): Promise<WorkerResult> {
+  setHostPolicy(task.policy);
+  if (!task.traceCarrier) return run(task);
+  // The service traces: this job's spans join its trace and go back with the result. Loaded only then,
+  // so an untraced service never loads the tracing SDK into its workers.
+  const tracing = await import('../../telemetry/worker.js');
+  tracing.startWorkerTracing();
+  const parent = propagation.extract(ROOT_CONTEXT, task.traceCarrier);
+  const result = await context.with(parent, () => run(task));
+  const spans = tracing.drainWorkerSpans();
+  return spans.length > 0 ? { ...result, spans } : result;
+}
+
+async function run(task: WorkerTask): Promise<WorkerResult> {
   const { port } = task;
   const beat = setInterval(() => port.postMessage({ type: 'beat' } satisfies WorkerMessage), BEAT_MS);
   const controller = new AbortController();

@@ -2,9 +2,11 @@ import { availableParallelism } from 'node:os';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel } from 'node:worker_threads';
+import { context, propagation } from '@opentelemetry/api';
 import { Piscina } from 'piscina';
-import { ERROR_CODES, type ErrorCode, SluiceError } from 'sluice/sdk';
+import { ERROR_CODES, type ErrorCode, SluiceError, hostPolicy } from 'sluice/sdk';
 import { recordHookMeasurement } from '../../host/hook-runner.js';
+import { exportWorkerSpans } from '../../core/worker-spans.js';
 import type { JobProgress } from '../domain/model.js';
 import type { JobSpec, RunContext, Runner } from '../domain/runner.js';
 import type { PluginRef, WorkerMessage, WorkerResult, WorkerTask } from './job-worker.js';
@@ -109,11 +111,17 @@ export class PooledRunner implements Runner {
       Math.min(1000, this.#stallTimeoutMs / 4),
     );
     port1.once('message', () => (started = true));
+    // Empty unless the service traces (no propagator is set otherwise): then the worker traces too.
+    const traceCarrier: Record<string, string> = {};
+    propagation.inject(context.active(), traceCarrier);
     const task: WorkerTask = {
       spec: { ...spec, source: ref(spec.source), sink: ref(spec.sink) },
       port: port2,
       hookTimeoutMs: this.#hookTimeoutMs,
       progressIntervalMs: this.#progressIntervalMs,
+      // The host's file roots and allowed hosts hold in the worker too (its globals start empty).
+      policy: hostPolicy(),
+      ...(Object.keys(traceCarrier).length > 0 ? { traceCarrier } : {}),
     };
     let result: WorkerResult | undefined;
     try {
@@ -125,6 +133,7 @@ export class PooledRunner implements Runner {
       ctx.signal.removeEventListener('abort', onAbort);
       port1.close();
     }
+    exportWorkerSpans(result?.spans);
     // The result may overtake the port's last messages (two channels keep no order): what they said, once.
     if (result?.resolved && !resolvedSeen) ctx.onResolved(result.resolved);
     if (result?.progress && result.progress.seq > progressSeen) ctx.onProgress(result.progress.progress as JobProgress);
