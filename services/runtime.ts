@@ -19,6 +19,7 @@ import { type Dispatcher, ScheduleService } from './schedule/domain/service.js';
 import { GrpcDispatcher } from './schedule/grpc/dispatcher.js';
 import { scheduleGrpc } from './schedule/grpc/adapter.js';
 import { openSluiceStore } from './store/index.js';
+import { restoreFreshness } from './store/metered.js';
 import { OperatorService, type SchedulePort } from './operator/domain/service.js';
 import type { Runner } from './operator/domain/runner.js';
 import { operatorGrpc } from './operator/grpc/adapter.js';
@@ -226,6 +227,9 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       leaseMs: config.failoverMs,
       rescanMs: config.scheduleRescanMs,
     });
+    // Data freshness from the ledger, so that it is not empty after a restart until a window succeeds.
+    if (config.metricsAddr || metricsOtlpRequested(process.env))
+      logger.debug('data freshness restored', { groups: await restoreFreshness(store, config.metricsMaxGroups) });
     const { definition, implementation } = scheduleGrpc(service, clock, logger);
     bindings.push({ name: 'sluice.schedule.v1.ScheduleService', definition, implementation: implementation as never });
     schedule = { service, dispatcher };

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { MIN_TOKEN_LENGTH, type Role, parseTokens } from './auth.js';
 import type { TlsFiles } from './grpc-auth.js';
@@ -45,7 +45,10 @@ export interface Config {
   readonly runner: string;
   /** SLUICE_MAX_RUNNING_JOBS: jobs the embedded runner runs at once in this process. */
   readonly maxRunningJobs: number;
-  /** SLUICE_JOB_THREADS: worker threads jobs run in (0: in the service's own thread). */
+  /**
+   * SLUICE_JOB_THREADS: worker threads jobs run in (0: in the service's own thread). Default `cores`: one per
+   * core (os.availableParallelism()), never more than SLUICE_MAX_RUNNING_JOBS.
+   */
   readonly jobThreads: number;
   /**
    * SLUICE_FAILOVER_MS: how soon a live replica takes over what a dead one left: windows it had claimed, jobs
@@ -97,7 +100,7 @@ export const DEFAULTS = {
   SLUICE_SCHEDULE_ADDR: '',
   SLUICE_RUNNER: 'embedded',
   SLUICE_MAX_RUNNING_JOBS: '4',
-  SLUICE_JOB_THREADS: '0',
+  SLUICE_JOB_THREADS: 'cores',
   SLUICE_FAILOVER_MS: '5000',
   SLUICE_SCHEDULE_RESCAN_MS: '30000',
   SLUICE_JOB_HEAP_MB: '512',
@@ -215,6 +218,14 @@ function nonNegativeInt(name: string, raw: string): number {
   return raw === '0' ? 0 : positiveInt(name, raw);
 }
 
+/** `cores`: one thread per core, as many as jobs may run at once at most; else a count (0: no threads). */
+function jobThreads(raw: string, maxRunningJobs: number): number {
+  if (raw === 'cores') return Math.max(1, Math.min(availableParallelism(), maxRunningJobs));
+  if (!/^\d+$/.test(raw))
+    throw new ConfigError(`SLUICE_JOB_THREADS: expected 'cores' or a non-negative integer, got ${JSON.stringify(raw)}`);
+  return nonNegativeInt('SLUICE_JOB_THREADS', raw);
+}
+
 function hostPort(name: string, raw: string): string {
   if (!/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(raw))
     throw new ConfigError(`${name}: expected host:port, got ${JSON.stringify(raw)}`);
@@ -296,7 +307,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(scheduleAddr ? { scheduleAddr } : {}),
     runner,
     maxRunningJobs: positiveInt('SLUICE_MAX_RUNNING_JOBS', get('SLUICE_MAX_RUNNING_JOBS')),
-    jobThreads: nonNegativeInt('SLUICE_JOB_THREADS', get('SLUICE_JOB_THREADS')),
+    jobThreads: jobThreads(
+      get('SLUICE_JOB_THREADS'),
+      positiveInt('SLUICE_MAX_RUNNING_JOBS', get('SLUICE_MAX_RUNNING_JOBS')),
+    ),
     failoverMs: positiveInt('SLUICE_FAILOVER_MS', get('SLUICE_FAILOVER_MS')),
     scheduleRescanMs: positiveInt('SLUICE_SCHEDULE_RESCAN_MS', get('SLUICE_SCHEDULE_RESCAN_MS')),
     jobHeapMb: positiveInt('SLUICE_JOB_HEAP_MB', get('SLUICE_JOB_HEAP_MB')),

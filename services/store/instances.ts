@@ -183,6 +183,27 @@ export class Instances {
     return rows.map((row) => this.toRecord(row));
   }
 
+  /**
+   * Per group whose schedule is not DELETED, the greatest windowEnd of a SUCCEEDED instance; the first `limit`
+   * groups by groupId. What data freshness starts from after a restart.
+   */
+  async lastSucceeded(limit: number): Promise<{ groupId: string; windowEnd: number }[]> {
+    checkLimit(limit);
+    if (limit === 0) return [];
+    const rows = await this.db
+      .selectFrom('instances as i')
+      .innerJoin('schedules as s', 's.group_id', 'i.group_id')
+      .select((eb) => ['i.group_id', eb.fn.max('i.window_end').as('window_end')])
+      .where('i.state', '=', 'SUCCEEDED')
+      .where('i.boundary_type', '=', 'TIME')
+      .where('s.status', '!=', 'DELETED')
+      .groupBy('i.group_id')
+      .orderBy('i.group_id')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => ({ groupId: row.group_id, windowEnd: Number(row.window_end) }));
+  }
+
   /** The TIME instance with the greatest windowStart of the group (of those due by `dueBy`, when given). */
   async last(groupId: string, dueBy?: number): Promise<InstanceRecord | undefined> {
     let select = this.db
@@ -191,10 +212,7 @@ export class Instances {
       .where('group_id', '=', groupId)
       .where('boundary_type', '=', 'TIME');
     if (dueBy !== undefined) select = select.where('due_time', '<=', dueBy);
-    const row = await select
-      .orderBy('window_start', 'desc')
-      .limit(1)
-      .executeTakeFirst();
+    const row = await select.orderBy('window_start', 'desc').limit(1).executeTakeFirst();
     return row && this.toRecord(row);
   }
 

@@ -139,6 +139,10 @@ export class SqlStore implements ScheduleStore, OperatorStore {
     return this.run('withdraw instance', () => this.instances.withdraw(instanceId));
   }
 
+  lastSucceededWindows(limit: number): Promise<{ groupId: string; windowEnd: number }[]> {
+    return this.run('last succeeded windows', () => this.instances.lastSucceeded(limit));
+  }
+
   // Groups and jobs
 
   insertGroup(group: GroupRecord): Promise<void> {

@@ -12,7 +12,10 @@ import { InstanceState } from '../../../proto/gen/sluice/schedule/v1/schedule.js
 
 /** The path InLong's schedulers call; Airflow DAGs, DolphinScheduler tasks and Quartz jobs written for InLong work unchanged. */
 export const CALLBACK_PATH = '/inlong/manager/api/group/submitOfflineJob';
-/** FireDue over HTTP: `POST /sluice/v1/groups/{groupId}/fire-due` with an optional `{"asOf": <epoch ms>}`. */
+/**
+ * FireDue over HTTP: `POST /sluice/v1/groups/{groupId}/fire-due` with an optional `{"asOf": <epoch ms>}`
+ * (a number, or a string of digits).
+ */
 export const FIRE_DUE_PATH = /^\/sluice\/v1\/groups\/([^/]+)\/fire-due$/;
 const MAX_BODY = 64 * 1024;
 
@@ -271,9 +274,11 @@ export function createCallbackServer(options: CallbackOptions): Server {
     const body = text.trim() === '' ? {} : parseJson(text, 'a JSON object {"asOf": <epoch ms>} or an empty body');
     if (typeof body !== 'object' || body === null || Array.isArray(body))
       throw invalidArgument('body', 'a JSON object {"asOf": <epoch ms>}', body);
-    const asOf = (body as { asOf?: unknown }).asOf ?? 0;
+    const given = (body as { asOf?: unknown }).asOf ?? 0;
+    // A string of digits too: DolphinScheduler 3.3's HTTP task re-sends every body value as a string.
+    const asOf = typeof given === 'string' && /^\d{1,16}$/.test(given) ? Number(given) : given;
     if (typeof asOf !== 'number' || !Number.isSafeInteger(asOf) || asOf < 0)
-      throw invalidArgument('asOf', 'epoch milliseconds (0 or absent: now)', asOf);
+      throw invalidArgument('asOf', 'epoch milliseconds as a number or a string of digits (0 or absent: now)', given);
     const answer = await options.schedules.fireDue(groupId, asOf);
     send(res, 200, { success: true, errMsg: null, data: answer });
   }

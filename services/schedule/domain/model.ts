@@ -129,6 +129,11 @@ export interface ScheduleStore {
   /** Deletes a SCHEDULED instance never dispatched (a claim given up); true when this call deleted it. */
   withdrawInstance(instanceId: string): Promise<boolean>;
   /**
+   * Per group whose schedule is not DELETED, the greatest windowEnd of its SUCCEEDED instances: the first `limit`
+   * groups by groupId. Data freshness is restored from it at start.
+   */
+  lastSucceededWindows(limit: number): Promise<{ groupId: string; windowEnd: number }[]>;
+  /**
    * Where the store can announce changes (PostgreSQL): calls `onChange` with the group of every schedule written,
    * by any replica, once committed; `onGap` when announcements may have been missed (the listening connection
    * was lost and is back), so the caller re-reads everything. Absent where the store cannot announce (SQLite).
