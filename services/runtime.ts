@@ -11,6 +11,8 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import { Authenticator } from './core/auth.js';
 import { type ClientSecurity, clientSecurity } from './core/grpc-auth.js';
 import { BUNDLED_PLUGINS_DIR } from './core/paths.js';
+import { OptionSecrets } from './core/option-secrets.js';
+import { SecretBox, dataDirSecretKey } from './core/secret-box.js';
 import { type RunningServer, type ServiceBinding, startGrpcServer } from './core/server.js';
 import { HookRunner } from './host/hook-runner.js';
 import { type PluginSet, loadPlugins } from './host/loader.js';
@@ -199,6 +201,10 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   // Schedules, the ledger, groups and jobs share one store (one SQLite file, or one PostgreSQL database).
   if ((services.includes('schedule') || services.includes('operator')) && !config.databaseUrl)
     restrictDataDir(config.dataDir);
+  // Secret options are sealed under SLUICE_SECRET_KEY, or (one process on SQLite) a key made in the data folder.
+  const secrets = services.includes('operator')
+    ? new OptionSecrets(new SecretBox(config.secretKey ?? dataDirSecretKey(config.dataDir)))
+    : undefined;
   const store =
     services.includes('schedule') || services.includes('operator')
       ? await openSluiceStore({
@@ -275,6 +281,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       owner: config.replicaId,
       leaseMs: config.failoverMs,
       logger,
+      ...(secrets ? { secrets } : {}),
     });
     const { definition, implementation } = operatorGrpc(service, logger);
     bindings.push({ name: 'sluice.operator.v1.OperatorService', definition, implementation: implementation as never });
@@ -295,6 +302,14 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
         auth: new Authenticator(security.tokens),
         ...(config.inlongUsers ? { inlongUsers: config.inlongUsers } : {}),
         logger,
+        // The JSON API and the dashboard call the RPCs: the operator's on this server, the schedule's where it runs.
+        api: {
+          operatorAddress: () => self.address,
+          operatorSecurity: selfClient,
+          scheduleAddress: () => config.scheduleAddr ?? self.address,
+          scheduleSecurity: config.scheduleAddr ? remoteClient : selfClient,
+        },
+        ...(config.traceUrlTemplate ? { traceUrlTemplate: config.traceUrlTemplate } : {}),
         ...(security.tls ? { tls: security.tls } : {}),
       });
       const [host, port] = [

@@ -229,9 +229,13 @@ export interface GetGroupResponse {
 }
 
 export interface ListGroupsRequest {
+  /** At most 500 (0: 50). */
   pageSize: number;
   pageToken: string;
+  /** Only groups in these statuses, when set (naming GROUP_STATUS_DELETED lists deleted groups too). */
   statuses: GroupStatus[];
+  /** List deleted groups too; without it (and without GROUP_STATUS_DELETED in statuses) they are left out. */
+  includeDeleted: boolean;
 }
 
 export interface ListGroupsResponse {
@@ -1716,7 +1720,7 @@ export const GetGroupResponse: MessageFns<GetGroupResponse> = {
 };
 
 function createBaseListGroupsRequest(): ListGroupsRequest {
-  return { pageSize: 0, pageToken: "", statuses: [] };
+  return { pageSize: 0, pageToken: "", statuses: [], includeDeleted: false };
 }
 
 export const ListGroupsRequest: MessageFns<ListGroupsRequest> = {
@@ -1733,6 +1737,9 @@ export const ListGroupsRequest: MessageFns<ListGroupsRequest> = {
         writer.int32(v);
       }
       writer.join();
+    }
+    if (message.includeDeleted !== false) {
+      writer.uint32(32).bool(message.includeDeleted);
     }
     return writer;
   },
@@ -1784,6 +1791,14 @@ export const ListGroupsRequest: MessageFns<ListGroupsRequest> = {
 
             break;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.includeDeleted = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1811,6 +1826,11 @@ export const ListGroupsRequest: MessageFns<ListGroupsRequest> = {
       statuses: globalThis.Array.isArray(object?.statuses)
         ? object.statuses.map((e: any) => groupStatusFromJSON(e))
         : [],
+      includeDeleted: isSet(object.includeDeleted)
+        ? globalThis.Boolean(object.includeDeleted)
+        : isSet(object.include_deleted)
+        ? globalThis.Boolean(object.include_deleted)
+        : false,
     };
   },
 
@@ -1825,6 +1845,9 @@ export const ListGroupsRequest: MessageFns<ListGroupsRequest> = {
     if (message.statuses?.length) {
       obj.statuses = message.statuses.map((e) => groupStatusToJSON(e));
     }
+    if (message.includeDeleted !== false) {
+      obj.includeDeleted = message.includeDeleted;
+    }
     return obj;
   },
 
@@ -1836,6 +1859,7 @@ export const ListGroupsRequest: MessageFns<ListGroupsRequest> = {
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
     message.statuses = object.statuses?.map((e) => e) || [];
+    message.includeDeleted = object.includeDeleted ?? false;
     return message;
   },
 };
