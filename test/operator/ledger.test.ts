@@ -61,7 +61,8 @@ async function scenario(t: ExecutionContext<{ pgUrl?: string }>, databaseUrl: st
     {
       SLUICE_AUTH_TOKENS: `${TOKEN}:operator`,
       SLUICE_PLUGIN_PATH: `${RUNNER_FIXTURES}:${SUBMITTER_FIXTURES}`,
-      ...(databaseUrl ? { SLUICE_DATABASE_URL: databaseUrl } : {}),
+      // Replicas sharing PostgreSQL share the key secret options are sealed under.
+      ...(databaseUrl ? { SLUICE_DATABASE_URL: databaseUrl, SLUICE_SECRET_KEY: '7'.repeat(64) } : {}),
     },
     { clock },
   );
