@@ -377,8 +377,9 @@ function instancesTable(instances: readonly Instance[]): string {
   return table(
     ['WINDOW START (UTC)', 'WINDOW END (UTC)', 'STATE', 'ATTEMPT', 'JOBS'],
     instances.map((i) => [
-      epoch(i.window?.start ?? 0),
-      epoch(i.window?.end ?? 0),
+      // An OFFSET window has no window times: its bounds stand in their place.
+      i.window ? epoch(i.window.start) : (i.boundaries?.lowerBound ?? ''),
+      i.window ? epoch(i.window.end) : (i.boundaries?.upperBound ?? ''),
       enumName(instanceStateToJSON(i.state), 'INSTANCE_STATE_'),
       String(i.attempt),
       i.jobIds.join(','),

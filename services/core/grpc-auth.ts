@@ -17,9 +17,16 @@ import { toServiceError } from './grpc-status.js';
  */
 export const CALLER_HEADER = 'sluice-caller';
 
+/**
+ * Sent by Sluice's own services (admin role) to name whom a call is made for, e.g. `engine:<plugin id>` when the
+ * schedule service submits an engine's window; honoured from admin callers only, dropped from anyone else.
+ */
+export const ON_BEHALF_HEADER = 'sluice-on-behalf-of';
+
 /** The caller's name as handlers record it: the interceptor's, else the bearer token's fingerprint, else "grpc". */
 export function callerName(metadata: Metadata): string {
-  const named = metadata.get(CALLER_HEADER)[0];
+  // Without authentication nothing checks either header: every caller is admin, and names itself.
+  const named = metadata.get(CALLER_HEADER)[0] ?? metadata.get(ON_BEHALF_HEADER)[0];
   if (typeof named === 'string' && named !== '') return named.slice(0, 200);
   const header = metadata.get('authorization')[0];
   return tokenFingerprint(typeof header === 'string' ? header : undefined) ?? 'grpc';
@@ -34,8 +41,9 @@ export function authInterceptor(auth: Authenticator): ServerInterceptor {
           onReceiveMetadata(metadata, pass) {
             const header = metadata.get('authorization')[0];
             const cert = call.getAuthContext().sslPeerCertificate;
+            let role: string;
             try {
-              auth.authorize(
+              role = auth.authorize(
                 roleFor(method.path),
                 typeof header === 'string' ? header : undefined,
                 cert !== undefined && Object.keys(cert).length > 0,
@@ -51,9 +59,13 @@ export function authInterceptor(auth: Authenticator): ServerInterceptor {
             }
             metadata.remove('authorization'); // handlers never see, and so never log, a token
             // Who called, for records such as the ledger's triggered_by: never the token, and never what the caller claims.
+            const behalf = metadata.get(ON_BEHALF_HEADER)[0];
+            metadata.remove(ON_BEHALF_HEADER);
             metadata.set(
               CALLER_HEADER,
-              tokenFingerprint(typeof header === 'string' ? header : undefined) ?? 'certificate',
+              role === 'admin' && typeof behalf === 'string' && behalf !== ''
+                ? behalf
+                : (tokenFingerprint(typeof header === 'string' ? header : undefined) ?? 'certificate'),
             );
             pass(metadata);
           },

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { BoundaryType } from '../../proto/gen/sluice/common/v1/common.js';
 import { OperatorServiceClient } from '../../proto/gen/sluice/operator/v1/operator.js';
@@ -25,6 +26,11 @@ import { bearer, call, callError, startTestSluice } from '../helpers/sluice.js';
 // window is one row and one job however it is written.
 
 const test = anyTest as TestFn<{ pgUrl?: string; pgDatabase?: string }>;
+// An engine that sends windows through its context's submitOfflineJob when this file says so.
+const SUBMITTER_FIXTURES = fileURLToPath(new URL('../fixtures/plugins/engine-submit/', import.meta.url));
+const { submit: engineSubmit } = (await import(
+  pathToFileURL(join(SUBMITTER_FIXTURES, 'submitter', 'index.js')).href
+)) as { submit: (request: object) => Promise<{ jobIds: readonly string[] }> };
 const pgTest = gate(test, await probePostgres());
 const TOKEN = 'ledger-operator-token-0001';
 const FINGERPRINT = `token:${createHash('sha256').update(TOKEN).digest('hex').slice(0, 12)}`;
@@ -54,8 +60,9 @@ async function scenario(t: ExecutionContext<{ pgUrl?: string }>, databaseUrl: st
   const s = await startTestSluice(
     {
       SLUICE_AUTH_TOKENS: `${TOKEN}:operator`,
-      SLUICE_PLUGIN_PATH: RUNNER_FIXTURES,
-      ...(databaseUrl ? { SLUICE_DATABASE_URL: databaseUrl } : {}),
+      SLUICE_PLUGIN_PATH: `${RUNNER_FIXTURES}:${SUBMITTER_FIXTURES}`,
+      // Replicas sharing PostgreSQL share the key secret options are sealed under.
+      ...(databaseUrl ? { SLUICE_DATABASE_URL: databaseUrl, SLUICE_SECRET_KEY: '7'.repeat(64) } : {}),
     },
     { clock },
   );
@@ -169,6 +176,34 @@ async function scenario(t: ExecutionContext<{ pgUrl?: string }>, databaseUrl: st
   t.is(first.jobs.length, 1);
   await jobWhen(op, first.jobs[0]!.jobId);
   await sched.idle();
+
+  // ---- An engine's submitOfflineJob: through the operator (canonical form), recorded as the engine's --------
+  await op.createGroup(
+    datagenToFile('g-engine', join(dir, 'engine'), {
+      schedule: { ...schedule('g-engine'), scheduleEngine: 'Submitter' },
+      streams: [
+        {
+          streamId: 's1',
+          source: { connectorId: 'slow-source', options: { delayMs: 0 } },
+          sink: { connectorId: 'file', options: { path: join(dir, 'engine'), format: 'jsonl' } },
+          fields: [],
+        },
+      ],
+    }),
+  );
+  await op.approveGroup('g-engine', 0);
+  const sent = { groupId: 'g-engine', boundaryType: 'OFFSET', lowerBound: ' 0', upperBound: '025' };
+  const byEngine = await engineSubmit(sent);
+  const byEngineAgain = await engineSubmit({ ...sent, lowerBound: '0', upperBound: '25' });
+  t.is(byEngine.jobIds.length, 1);
+  t.deepEqual(byEngineAgain.jobIds, byEngine.jobIds, 'one job however the engine writes the window');
+  await jobWhen(op, byEngine.jobIds[0]!);
+  await sched.idle();
+  const engineRows = await sched.listInstances({ groupId: 'g-engine', limit: 10 });
+  t.deepEqual(
+    engineRows.map((r) => [r.trigger, r.triggeredBy, r.boundaries?.lowerBound, r.boundaries?.upperBound, r.state]),
+    [['EXTERNAL', 'engine:submitter', '0', '25', 'SUCCEEDED']],
+  );
 
   // ---- ListInstances shows both, as submitted from outside, with who sent them -------------------------------
   const offsets = await call(

@@ -658,6 +658,52 @@ contract('lastInstance: the greatest windowStart of the group', async (t, db) =>
   t.is(await store.lastInstance('g-3'), undefined);
 });
 
+contract('lastInstance: TIME rows only; with dueBy, only rows due by then', async (t, db) => {
+  const store = await db.open();
+  await store.claimInstance(instance('g-1', 3));
+  // A window recorded before it is due, and an OFFSET window (a negative key, never a watermark).
+  await store.claimInstance(instance('g-1', 8, { trigger: 'EXTERNAL', triggeredBy: 'inlong:admin' }));
+  await store.claimInstance(
+    instance('g-1', 0, {
+      instanceId: 'g-1-offset',
+      windowStart: -42,
+      windowEnd: -42,
+      trigger: 'EXTERNAL',
+      boundaries: { boundaryType: 'OFFSET', lowerBound: '0:10,1:12', upperBound: '0:20,1:30' },
+    }),
+  );
+  t.is((await store.lastInstance('g-1'))?.windowStart, T0 + 8 * HOUR);
+  t.is((await store.lastInstance('g-1', T0 + 8 * HOUR))?.windowStart, T0 + 3 * HOUR, 'window 8 is due later');
+  t.is(await store.lastInstance('g-1', T0), undefined);
+  const offset = await store.getInstanceById('g-1-offset');
+  t.deepEqual(offset?.boundaries, { boundaryType: 'OFFSET', lowerBound: '0:10,1:12', upperBound: '0:20,1:30' });
+  t.is((await store.getInstance('g-1', T0 + 8 * HOUR))?.triggeredBy, 'inlong:admin');
+  t.is((await store.getInstance('g-1', T0 + 3 * HOUR))?.boundaries, undefined, 'a TIME row: its bounds are its window');
+});
+
+contract(
+  'overlappingInstances and withdrawInstance: what a submitted window meets, and giving a claim up',
+  async (t, db) => {
+    const store = await db.open();
+    for (const k of [0, 1, 2]) await store.claimInstance(instance('g-1', k));
+    await store.claimInstance(instance('g-1', 5, { state: 'SKIPPED' }));
+    await store.claimInstance(instance('g-2', 1));
+    const meets = (from: number, to: number, except = '') =>
+      store
+        .overlappingInstances('g-1', T0 + from * HOUR, T0 + to * HOUR, except)
+        .then((r) => r.map((i) => i.instanceId));
+    t.deepEqual(await meets(0.5, 1.5), ['g-1-0', 'g-1-1']);
+    t.deepEqual(await meets(1, 2), ['g-1-1'], 'edges touch, they do not overlap');
+    t.deepEqual(await meets(1, 2, 'g-1-1'), []);
+    t.deepEqual(await meets(4, 7), [], 'SKIPPED rows ran nothing');
+    t.true(await store.withdrawInstance('g-1-2'));
+    t.false(await store.withdrawInstance('g-1-2'), 'gone');
+    await store.updateInstance('g-1-1', { state: 'DISPATCHED', dispatchedAt: NOW, jobIds: ['j'] }, NOW);
+    t.false(await store.withdrawInstance('g-1-1'), 'a dispatched row is never withdrawn');
+    t.deepEqual(await meets(0, 10), ['g-1-0', 'g-1-1']);
+  },
+);
+
 contract(
   'lastSucceededWindows: per group not DELETED, the greatest windowEnd of a SUCCEEDED window; the first N by groupId',
   async (t, db) => {

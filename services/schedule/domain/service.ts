@@ -34,9 +34,16 @@ import { type Window, windowAt, windowsAfter } from './windows.js';
 
 /** How the schedule service reaches the operator. */
 export interface Dispatcher {
-  /** SubmitOfflineJob for one window; retries what may succeed later. Resolves with the job ids. */
+  /**
+   * SubmitOfflineJob for one window; retries what may succeed later. Resolves with the job ids. Without an
+   * instance id the operator claims the window in the ledger first, as `triggeredBy` (an engine's window).
+   */
   submit(
-    request: OfflineJobRequest & { readonly instanceId: string; readonly rerun: boolean },
+    request: OfflineJobRequest & {
+      readonly instanceId: string;
+      readonly rerun: boolean;
+      readonly triggeredBy?: string;
+    },
     signal?: AbortSignal,
   ): Promise<readonly string[]>;
   /** Follows the jobs to their end; `onRunning` when the first starts. Rejects when `signal` aborts. */
@@ -355,17 +362,16 @@ export class ScheduleService {
           return {
             jobIds: await this.#o.dispatcher.submit({ ...request, instanceId: request.instanceId, rerun: false }),
           };
-        const { instance } = await this.claimWindow({
-          groupId: request.groupId,
-          boundaries: {
-            boundaryType: request.boundaryType,
-            lowerBound: request.lowerBound,
-            upperBound: request.upperBound,
-          },
-          triggeredBy: `engine:${engineId}`,
-          rerun: false,
-        });
-        return { jobIds: instance.jobIds };
+        // Through the operator, which puts OFFSET bounds in their canonical form and checks them against the
+        // sources before it claims the window here (ClaimWindow) as this engine's.
+        return {
+          jobIds: await this.#o.dispatcher.submit({
+            ...request,
+            instanceId: '',
+            rerun: false,
+            triggeredBy: `engine:${engineId}`,
+          }),
+        };
       },
     };
     return ctx;

@@ -1,5 +1,5 @@
-import { status, type ServiceError } from '@grpc/grpc-js';
-import { callMetadata, type ClientSecurity, INSECURE_CLIENT } from '../../core/grpc-auth.js';
+import { status, type Metadata, type ServiceError } from '@grpc/grpc-js';
+import { callMetadata, type ClientSecurity, INSECURE_CLIENT, ON_BEHALF_HEADER } from '../../core/grpc-auth.js';
 import type { Logger } from 'sluice/sdk';
 import { BoundaryType } from '../../../proto/gen/sluice/common/v1/common.js';
 import { JobState, OperatorServiceClient, type Job } from '../../../proto/gen/sluice/operator/v1/operator.js';
@@ -46,6 +46,12 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** The metadata, naming whom the call is for when it is made for someone (an engine's window). */
+function withBehalf(md: Metadata, triggeredBy: string | undefined): Metadata {
+  if (triggeredBy) md.set(ON_BEHALF_HEADER, triggeredBy);
+  return md;
+}
+
 /** Sends fired windows to OperatorService over gRPC, retrying with backoff, and follows their jobs with WatchJob. */
 export class GrpcDispatcher implements Dispatcher {
   readonly #client: OperatorServiceClient;
@@ -79,7 +85,7 @@ export class GrpcDispatcher implements Dispatcher {
               },
               rerun: request.rerun,
             },
-            callMetadata(this.#security),
+            withBehalf(callMetadata(this.#security), request.triggeredBy),
             { deadline: Date.now() + this.#o.callTimeoutMs },
             (err, r) => (err ? reject(err) : resolve(r)),
           );
