@@ -5,6 +5,10 @@
  */
 import anyTest, { type TestFn } from 'ava';
 import { isSluiceError } from 'sluice/sdk';
+import { Catalog } from '../../services/catalog/domain/catalog.js';
+import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
+import { HookRunner } from '../../services/host/hook-runner.js';
+import { loadPlugins } from '../../services/host/loader.js';
 import { FakeAirflow, airflowSpecPresent, AIRFLOW_SPEC_PATH } from '../helpers/fake-airflow.js';
 import { type Rig, HOUR, T0, info, scheduleRig } from '../helpers/schedule.js';
 
@@ -151,4 +155,17 @@ declare(title('a start while Airflow is down serves on, and reconciles once Airf
   await until(() => a.variables.has('sluice__added') && !a.dags.has('sluice__gone'));
   t.deepEqual(holds(a), only('added', 'keep'), 'the retried reconcile repaired the drift');
   t.deepEqual(a.violations, []);
+});
+
+declare(title("ListEngines shows the Airflow version the engine talks to, or Airflow's answer"), async (t) => {
+  const a = t.context.airflow;
+  const plugins = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR, extraDirs: [] });
+  const catalog = new Catalog(plugins, new HookRunner({ timeoutMs: 10_000 }));
+  const airflow = async () =>
+    (await catalog.listEngines({ pageSize: 0, pageToken: '' })).items.find((e) => e.id === 'airflow')!;
+  t.like(await airflow(), { remote: 'Airflow 3.0.2', availability: { available: true } });
+  a.failing = { status: 503, detail: 'api server starting' };
+  const down = await airflow();
+  t.false(down.availability.available);
+  t.regex(down.availability.reason ?? '', /HTTP 503: api server starting/);
 });
