@@ -2,17 +2,19 @@
  * docker-compose.yml, checked as data: there is no Docker engine here, so images are neither pulled nor
  * built and nothing is started; what the file says is checked against the code and the repository.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { parse } from 'yaml';
 import { DEFAULTS } from '../services/core/config.js';
+import { settingVariable } from '../services/host/settings.js';
 import { ROOT } from './helpers/process.js';
 
 interface Service {
   image?: string;
   build?: unknown;
   profiles?: string[];
+  command?: unknown;
   environment?: Record<string, string | number>;
   ports?: string[];
   volumes?: string[];
@@ -51,7 +53,7 @@ test('the stack has the services, the store, Kafka, Jaeger, Prometheus and Flink
     t.truthy(services[name], name);
   t.is(services.kafka!.environment!.KAFKA_PROCESS_ROLES, 'broker,controller', 'Kafka runs in KRaft mode');
   t.deepEqual(services.pulsar!.profiles, ['pulsar']);
-  t.deepEqual(services.airflow!.profiles, ['engines']);
+  t.deepEqual(services.airflow!.profiles, ['airflow', 'engines']);
   t.deepEqual(services.dolphinscheduler!.profiles, ['engines']);
 });
 
@@ -67,10 +69,26 @@ test('every published port is on loopback, and no host port is published twice',
   }
 });
 
-test('every SLUICE_* variable is one the code reads, and every OTEL_* one the telemetry reads', (t) => {
+/** SLUICE_PLUGIN_<ID>_<SETTING> of every bundled plugin's declared settings. */
+function bundledSettingVariables(): Set<string> {
+  const out = new Set<string>();
+  for (const kind of ['connectors', 'engines']) {
+    for (const id of readdirSync(join(ROOT, 'plugins', kind))) {
+      const manifest = join(ROOT, 'plugins', kind, id, 'plugin.json');
+      if (!existsSync(manifest)) continue;
+      const m = JSON.parse(readFileSync(manifest, 'utf8')) as { id: string; settings?: { properties?: object } };
+      for (const setting of Object.keys(m.settings?.properties ?? {})) out.add(settingVariable(m.id, setting));
+    }
+  }
+  return out;
+}
+
+test('every SLUICE_* variable is one the code or a bundled plugin reads, and every OTEL_* one the telemetry reads', (t) => {
+  const pluginSettings = bundledSettingVariables();
   for (const [name, s] of Object.entries(services)) {
     for (const key of Object.keys(s.environment ?? {})) {
-      if (key.startsWith('SLUICE_') && SLUICE.includes(name)) t.true(key in DEFAULTS, `${name}: ${key}`);
+      if (key.startsWith('SLUICE_') && SLUICE.includes(name))
+        t.true(key in DEFAULTS || pluginSettings.has(key), `${name}: ${key}`);
       if (key.startsWith('OTEL_')) t.true(OTEL.has(key), `${name}: ${key}`);
     }
   }
@@ -118,4 +136,19 @@ test('every mounted file or folder exists, and every dependency it waits healthy
     t.is(services[name]!.depends_on!.postgres!.condition, 'service_healthy');
   }
   t.true(JSON.parse(readFileSync(join(ROOT, 'deploy/grafana-dashboard.json'), 'utf8')).panels.length > 0);
+});
+
+test('the airflow profile runs Airflow 3 standalone with the DAG factory in its DAGs folder, and Sluice reaches it', (t) => {
+  const a = services.airflow!;
+  t.regex(a.image ?? '', /^apache\/airflow:3\./);
+  t.regex(JSON.stringify(a.command), /airflow standalone/);
+  t.true(
+    (a.volumes ?? []).includes('./plugins/engines/airflow/dags/sluice_dags.py:/opt/airflow/dags/sluice_dags.py:ro'),
+  );
+  const env = services.schedule!.environment!;
+  t.is(env.SLUICE_PLUGIN_AIRFLOW_USERNAME, 'sluice');
+  t.is(a.environment!.AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS, 'sluice:admin');
+  // The DAGs call FireDue on the operator's HTTP server.
+  const http = String(services.operator!.environment!.SLUICE_HTTP_ADDR).split(':')[1];
+  t.is(env.SLUICE_PUBLIC_HTTP_URL, `http://operator:${http}`);
 });

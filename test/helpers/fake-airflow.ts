@@ -77,6 +77,8 @@ export class FakeAirflow {
   now: () => number = Date.now;
   /** While set, every answer is this status with this detail (Airflow failing). */
   failing: { status: number; detail: string } | undefined;
+  /** Fails only the requests it answers for (method upper case, path without the query). */
+  failWhen: ((method: string, path: string) => { status: number; detail: string } | undefined) | undefined;
   private server: Server | undefined;
   private readonly spec: Spec;
   private readonly ajv: Ajv2020;
@@ -268,7 +270,8 @@ export class FakeAirflow {
       }
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(payload));
     };
-    if (this.failing) return send(this.failing.status, { detail: this.failing.detail });
+    const failure = this.failing ?? this.failWhen?.(method.toUpperCase(), url.pathname);
+    if (failure) return send(failure.status, { detail: failure.detail });
 
     if (url.pathname === '/auth/token') {
       if (method !== 'post') return send(405, { detail: 'Method Not Allowed' });
@@ -412,8 +415,8 @@ export class FakeAirflow {
       last_expired: null,
       bundle_name: 'dags-folder',
       bundle_version: null,
-      relative_fileloc: 'sluice_dag_factory.py',
-      fileloc: '/opt/airflow/dags/sluice_dag_factory.py',
+      relative_fileloc: 'sluice_dags.py',
+      fileloc: '/opt/airflow/dags/sluice_dags.py',
       description: null,
       timetable_summary: null,
       timetable_description: null,

@@ -29,6 +29,8 @@ let client: AirflowClient | undefined;
 let clientUrl: string | undefined;
 let engineCtx: EngineContext | undefined;
 let retry: { cancel(): void } | undefined;
+/** Groups whose Variable and index entry this process has put since its last reconcile. */
+const present = new Set<string>();
 
 function clientFor(ctx: HookContext): AirflowClient {
   const s = ctx.settings as { url?: string; username?: string; password?: string };
@@ -83,6 +85,7 @@ async function put(info: ScheduleInfo, ctx: HookContext): Promise<void> {
   try {
     await setIndexEntry(c, info.groupId, spec);
     await c.setPaused(id, false);
+    present.add(info.groupId);
   } catch (err) {
     // Not half-registered: without its Variable and index entry the factory builds no DAG.
     await setIndexEntry(c, info.groupId, undefined).catch(() => undefined);
@@ -94,6 +97,7 @@ async function put(info: ScheduleInfo, ctx: HookContext): Promise<void> {
 async function remove(groupId: string, ctx: HookContext): Promise<void> {
   const c = clientFor(ctx);
   const id = dagId(groupId);
+  present.delete(groupId);
   await c.setPaused(id, true);
   // The definition first: a DAG deleted while the index lists it is rebuilt by the factory.
   await setIndexEntry(c, groupId, undefined);
@@ -133,10 +137,21 @@ async function reconcile(ctx: EngineContext): Promise<void> {
   }
   await c.putVariable(INDEX_KEY, indexText(index), INDEX_DESCRIPTION);
   for (const info of live) await c.setPaused(dagId(info.groupId), false);
+  present.clear();
+  for (const info of live) present.add(info.groupId);
   for (const key of await c.variableKeys(PREFIX)) {
     const groupId = groupOf(key);
     if (groupId !== undefined && index.dags[groupId] === undefined) await remove(groupId, ctx);
   }
+}
+
+/**
+ * A paused schedule is not live, so a reconcile removes its DAG; resuming it only wakes the engine. A
+ * woken group this process has not put is put again if it is live.
+ */
+async function restore(ctx: EngineContext, groupId: string): Promise<void> {
+  const info = (await ctx.listSchedules()).find((i) => i.groupId === groupId);
+  if (info && engineCtx === ctx && !present.has(groupId)) await put(info, ctx);
 }
 
 function reconcileSoon(ctx: EngineContext): void {
@@ -168,6 +183,16 @@ export default defineEnginePlugin({
   async start(ctx) {
     engineCtx = ctx;
     client = undefined;
+    present.clear();
+    ctx.onWake((groupId) => {
+      if (engineCtx !== ctx || present.has(groupId)) return;
+      restore(ctx, groupId).catch((err: unknown) =>
+        ctx.logger.warn('airflow: putting a resumed schedule back failed; the next start reconciles it', {
+          groupId,
+          err,
+        }),
+      );
+    });
     try {
       await reconcile(ctx);
     } catch (err) {
