@@ -37,7 +37,8 @@ function settingsOf(ctx: HookContext): Settings {
 
 function clientFor(ctx: HookContext): DsClient {
   const s = settingsOf(ctx);
-  const key = `${s.url}|${s.version ?? 'auto'}`;
+  // Any setting changed (a rotated token too) makes a new client.
+  const key = JSON.stringify([s.url, s.token, s.version ?? 'auto']);
   if (!client || clientKey !== key) {
     client = new DsClient(s.url ?? '', s.token, s.version ?? 'auto');
     clientKey = key;
