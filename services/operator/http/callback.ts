@@ -6,9 +6,9 @@ import type { TlsFiles } from '../../core/grpc-auth.js';
 import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { ERROR_CODES, invalidArgument, isSluiceError, type ErrorCode, type Logger } from 'sluice/sdk';
 import type { OperatorService, SchedulePort } from '../domain/service.js';
-import { checkTimeWindow } from '../domain/window-check.js';
 import { type CallbackCredentials, authenticate, principalName } from './inlong-auth.js';
 import { decodeSubmit, normalizePath } from './inlong-request.js';
+import { InstanceState } from '../../../proto/gen/sluice/schedule/v1/schedule.js';
 
 /** The path InLong's schedulers call; Airflow DAGs, DolphinScheduler tasks and Quartz jobs written for InLong work unchanged. */
 export const CALLBACK_PATH = '/inlong/manager/api/group/submitOfflineJob';
@@ -201,10 +201,6 @@ export function createCallbackServer(options: CallbackOptions): Server {
       const request = decodeSubmit(
         parseJson(text, 'a JSON object {groupId, boundaryType, lowerBoundary, upperBoundary}'),
       );
-      if (request.boundaryType === 'TIME') {
-        const group = await options.service.getGroup(request.groupId);
-        checkTimeWindow(group.schedule, Number(request.lowerBound), Number(request.upperBound));
-      }
       const result = await options.service.submitOfflineJob(
         {
           groupId: request.groupId,
@@ -214,6 +210,7 @@ export function createCallbackServer(options: CallbackOptions): Server {
           instanceId: '',
         },
         request.rerun,
+        principalName(principal),
       );
       options.logger.info('window submitted over HTTP', {
         groupId: request.groupId,
@@ -222,7 +219,9 @@ export function createCallbackServer(options: CallbackOptions): Server {
         upperBound: request.upperBound,
         by: principalName(principal),
         created: result.created,
+        instanceId: result.instance?.instanceId,
       });
+      const instance = result.instance;
       send(res, 200, {
         success: true,
         errMsg: null,
@@ -240,6 +239,17 @@ export function createCallbackServer(options: CallbackOptions): Server {
           state: j.state,
           runner: j.runner,
         })),
+        // The window's ledger row: a window sent before it is due has no jobs yet and runs at dueTime.
+        ...(instance
+          ? {
+              instance: {
+                instanceId: instance.instanceId,
+                state: (InstanceState[instance.state] ?? '').replace(/^INSTANCE_STATE_/, ''),
+                dueTime: instance.window?.dueTime ?? 0,
+                triggeredBy: instance.triggeredBy,
+              },
+            }
+          : {}),
       });
     } catch (err) {
       if (isSluiceError(err)) {
