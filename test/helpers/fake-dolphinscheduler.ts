@@ -113,6 +113,14 @@ export class FakeDolphinScheduler {
     this.rearm();
   }
 
+  /** Stops playing Quartz (the test clock is going away). */
+  detach(): void {
+    for (const t of this.timers.values()) t.cancel();
+    this.timers.clear();
+    this.clock = undefined;
+    this.run = undefined;
+  }
+
   get definitionsSegment(): string {
     return this.version === '3.3' ? 'workflow-definition' : 'process-definition';
   }
