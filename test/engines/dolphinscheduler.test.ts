@@ -33,6 +33,8 @@ function hookCtx(ds: FakeDolphinScheduler, extra: Record<string, unknown> = {}):
     settings: { url: ds.url, token: ds.token, project: 'sluice', version: 'auto', callbackToken: CALLBACK, ...extra },
   };
 }
+/** The wake listener the engine subscribed last. */
+let wake: ((groupId: string) => void) | undefined;
 function engineCtx(ds: FakeDolphinScheduler, live: ScheduleInfo[], clock?: ManualClock): EngineContext {
   return {
     ...hookCtx(ds),
@@ -41,7 +43,9 @@ function engineCtx(ds: FakeDolphinScheduler, live: ScheduleInfo[], clock?: Manua
     fireDue: () => Promise.resolve({ instances: [] }),
     listSchedules: () => Promise.resolve(live),
     coveringCron,
-    onWake() {},
+    onWake(listener) {
+      wake = listener;
+    },
     submitOfflineJob: () => Promise.resolve({ jobIds: [] }),
   };
 }
@@ -208,6 +212,35 @@ for (const version of ['3.2', '3.3'] as const) {
       t.true([...ds.schedules.values()].every((s) => s.releaseState === 'ONLINE'));
     },
   );
+
+  test.serial(`${version}: a group paused over a restart comes back online when resumed (woken)`, async (t) => {
+    const { ds, ctx } = await started(t, version);
+    const g = info('paused', { scheduleEngine: 'DolphinScheduler' });
+    await plugin.register(g, ctx);
+    await plugin.stop!();
+    // Restarted while paused: not live, so its workflow goes.
+    const live: ScheduleInfo[] = [];
+    await plugin.start!(engineCtx(ds, live));
+    t.deepEqual(sluiceWorkflows(ds), []);
+    // Resumed: live again, and the service wakes the engine for it.
+    live.push(g);
+    wake!('paused');
+    for (
+      let i = 0;
+      i < 50 && ds.scheduleOf(ds.workflowNamed('sluice__paused')?.code ?? -1)?.releaseState !== 'ONLINE';
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 20));
+    t.is(ds.workflowNamed('sluice__paused')?.releaseState, 'ONLINE');
+    t.is(ds.scheduleOf(ds.workflowNamed('sluice__paused')!.code)?.releaseState, 'ONLINE');
+    const calls = ds.calls.length;
+    wake!('paused');
+    await new Promise((r) => setTimeout(r, 200));
+    t.false(
+      ds.calls.slice(calls).some((c) => c.method !== 'GET'),
+      'a wake for a group already online changes nothing',
+    );
+  });
 
   test.serial(
     `${version}: refusing is FAILED_PRECONDITION with its msg, down is UNAVAILABLE, nothing half-registered`,
