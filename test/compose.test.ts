@@ -2,11 +2,13 @@
  * docker-compose.yml, checked as data: there is no Docker engine here, so images are neither pulled nor
  * built and nothing is started; what the file says is checked against the code and the repository.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { parse } from 'yaml';
 import { DEFAULTS } from '../services/core/config.js';
+import { BUNDLED_PLUGINS_DIR } from '../services/core/paths.js';
+import { settingVariable } from '../services/host/settings.js';
 import { ROOT } from './helpers/process.js';
 
 interface Service {
@@ -24,6 +26,18 @@ const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), { 
   services: Record<string, Service>;
 };
 const services = compose.services;
+/** SLUICE_PLUGIN_<ID>_<SETTING> of every setting a bundled plugin declares in its plugin.json. */
+const PLUGIN_SETTINGS = new Set(
+  readdirSync(BUNDLED_PLUGINS_DIR, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('plugin.json'))
+    .flatMap((f) => {
+      const m = JSON.parse(readFileSync(join(BUNDLED_PLUGINS_DIR, f), 'utf8')) as {
+        id: string;
+        settings?: { properties?: Record<string, unknown> };
+      };
+      return Object.keys(m.settings?.properties ?? {}).map((k) => settingVariable(m.id, k));
+    }),
+);
 const SLUICE = ['catalog', 'schedule', 'operator'];
 /** The OTEL_* variables Sluice's telemetry reads (services/telemetry/) or the SDK reads by its spec. */
 const OTEL = new Set([
@@ -52,7 +66,7 @@ test('the stack has the services, the store, Kafka, Jaeger, Prometheus and Flink
   t.is(services.kafka!.environment!.KAFKA_PROCESS_ROLES, 'broker,controller', 'Kafka runs in KRaft mode');
   t.deepEqual(services.pulsar!.profiles, ['pulsar']);
   t.deepEqual(services.airflow!.profiles, ['engines']);
-  t.deepEqual(services.dolphinscheduler!.profiles, ['engines']);
+  t.deepEqual(services.dolphinscheduler!.profiles, ['engines', 'dolphinscheduler']);
 });
 
 test('every published port is on loopback, and no host port is published twice', (t) => {
@@ -70,7 +84,8 @@ test('every published port is on loopback, and no host port is published twice',
 test('every SLUICE_* variable is one the code reads, and every OTEL_* one the telemetry reads', (t) => {
   for (const [name, s] of Object.entries(services)) {
     for (const key of Object.keys(s.environment ?? {})) {
-      if (key.startsWith('SLUICE_') && SLUICE.includes(name)) t.true(key in DEFAULTS, `${name}: ${key}`);
+      if (key.startsWith('SLUICE_') && SLUICE.includes(name))
+        t.true(key in DEFAULTS || PLUGIN_SETTINGS.has(key), `${name}: ${key}`);
       if (key.startsWith('OTEL_')) t.true(OTEL.has(key), `${name}: ${key}`);
     }
   }
