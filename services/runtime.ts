@@ -302,6 +302,14 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
         auth: new Authenticator(security.tokens),
         ...(config.inlongUsers ? { inlongUsers: config.inlongUsers } : {}),
         logger,
+        // The JSON API and the dashboard call the RPCs: the operator's on this server, the schedule's where it runs.
+        api: {
+          operatorAddress: () => self.address,
+          operatorSecurity: selfClient,
+          scheduleAddress: () => config.scheduleAddr ?? self.address,
+          scheduleSecurity: config.scheduleAddr ? remoteClient : selfClient,
+        },
+        ...(config.traceUrlTemplate ? { traceUrlTemplate: config.traceUrlTemplate } : {}),
         ...(security.tls ? { tls: security.tls } : {}),
       });
       const [host, port] = [

@@ -90,6 +90,8 @@ export interface Config {
    * a key made on first start in the data folder; required with SLUICE_DATABASE_URL (replicas share it).
    */
   readonly secretKey?: Buffer;
+  /** SLUICE_TRACE_URL_TEMPLATE: a trace viewer's URL with `{traceId}` (e.g. Jaeger's), for the dashboard's trace links. */
+  readonly traceUrlTemplate?: string;
 }
 
 export const DEFAULTS = {
@@ -130,6 +132,7 @@ export const DEFAULTS = {
   SLUICE_PUBLIC_HTTP_URL: '',
   SLUICE_CALLBACK_INLONG_USERS: '',
   SLUICE_SECRET_KEY: '',
+  SLUICE_TRACE_URL_TEMPLATE: '',
 } as const;
 
 /** True for 127.0.0.0/8, ::1 and localhost: a listener only this machine reaches. */
@@ -282,6 +285,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const publicHttpUrl = get('SLUICE_PUBLIC_HTTP_URL');
   if (publicHttpUrl && !/^https?:\/\/\S+$/.test(publicHttpUrl))
     throw new ConfigError(`SLUICE_PUBLIC_HTTP_URL: expected an http(s):// URL, got ${JSON.stringify(publicHttpUrl)}`);
+  const traceUrlTemplate = get('SLUICE_TRACE_URL_TEMPLATE');
+  if (traceUrlTemplate && !/^https?:\/\/\S*\{traceId\}\S*$/.test(traceUrlTemplate))
+    throw new ConfigError(
+      `SLUICE_TRACE_URL_TEMPLATE: expected an http(s):// URL holding {traceId}, got ${JSON.stringify(traceUrlTemplate)}`,
+    );
   const inlongUsers = parseInlongUsers(get('SLUICE_CALLBACK_INLONG_USERS'));
   if (runner !== 'embedded' && runner !== 'flink')
     throw new ConfigError(`SLUICE_RUNNER: expected embedded or flink, got ${JSON.stringify(runner)}`);
@@ -343,6 +351,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(publicHttpUrl ? { publicHttpUrl: publicHttpUrl.replace(/\/+$/, '') } : {}),
     ...(inlongUsers.size > 0 ? { inlongUsers } : {}),
     ...(secretKey ? { secretKey } : {}),
+    ...(traceUrlTemplate ? { traceUrlTemplate } : {}),
   };
 }
 

@@ -9,6 +9,9 @@ import type { OperatorService, SchedulePort } from '../domain/service.js';
 import { type CallbackCredentials, authenticate, principalName } from './inlong-auth.js';
 import { decodeSubmit, normalizePath } from './inlong-request.js';
 import { InstanceState } from '../../../proto/gen/sluice/schedule/v1/schedule.js';
+import { createJsonApi, type ApiTargets } from './json-api.js';
+import { serveUi, UI_PREFIX } from './static-ui.js';
+import { UI_DIR } from '../../core/paths.js';
 
 /** The path InLong's schedulers call; Airflow DAGs, DolphinScheduler tasks and Quartz jobs written for InLong work unchanged. */
 export const CALLBACK_PATH = '/inlong/manager/api/group/submitOfflineJob';
@@ -87,6 +90,12 @@ export interface CallbackOptions extends CallbackCredentials {
   /** Serve HTTPS (and require client certificates when a client CA is set). */
   readonly tls?: TlsFiles;
   readonly logger: Logger;
+  /** The JSON API (/sluice/v1/...) and the dashboard (/ui): where their RPCs go. */
+  readonly api?: ApiTargets;
+  /** SLUICE_TRACE_URL_TEMPLATE, for the dashboard's trace links. */
+  readonly traceUrlTemplate?: string;
+  /** The dashboard's files (tests point elsewhere); defaults to ui/. */
+  readonly uiDir?: string;
 }
 
 /**
@@ -98,6 +107,14 @@ export interface CallbackOptions extends CallbackCredentials {
  */
 export function createCallbackServer(options: CallbackOptions): Server {
   const tracer = trace.getTracer('sluice.operator');
+  const api = options.api
+    ? createJsonApi({
+        targets: options.api,
+        ...(options.auth ? { auth: options.auth } : {}),
+        ...(options.traceUrlTemplate ? { traceUrlTemplate: options.traceUrlTemplate } : {}),
+        logger: options.logger,
+      })
+    : undefined;
   const listener = (req: IncomingMessage, res: ServerResponse) => {
     // Split by hand: `new URL('//inlong/...')` would read `inlong` as a host name.
     const raw = req.url ?? '/';
@@ -109,7 +126,11 @@ export function createCallbackServer(options: CallbackOptions): Server {
         ? CALLBACK_PATH
         : FIRE_DUE_PATH.test(path)
           ? '/sluice/v1/groups/{groupId}/fire-due'
-          : 'unknown';
+          : path.startsWith(UI_PREFIX)
+            ? UI_PREFIX
+            : path.startsWith('/sluice/v1/')
+              ? '/sluice/v1'
+              : 'unknown';
     const parent = propagation.extract(context.active(), req.headers);
     void context.with(parent, () =>
       tracer.startActiveSpan(
@@ -132,7 +153,7 @@ export function createCallbackServer(options: CallbackOptions): Server {
     );
   };
   const tls = options.tls;
-  return tls
+  const server = tls
     ? createTlsServer(
         {
           cert: readFileSync(tls.certFile),
@@ -144,6 +165,8 @@ export function createCallbackServer(options: CallbackOptions): Server {
         listener,
       )
     : createServer(listener);
+  server.on('close', () => api?.close());
+  return server;
 
   async function handle(
     req: IncomingMessage,
@@ -153,7 +176,11 @@ export function createCallbackServer(options: CallbackOptions): Server {
   ): Promise<void> {
     const inlong = path === CALLBACK_PATH;
     const fireDue = FIRE_DUE_PATH.exec(path);
-    if (!inlong && !fireDue) return fail(res, 404, 'NOT_FOUND', `no such path: ${path}`);
+    if (!inlong && !fireDue) {
+      if (options.api && (await serveUi(req, res, path, options.uiDir ?? UI_DIR))) return;
+      if (api && (await api.handle(req, res, path, query))) return;
+      return fail(res, 404, 'NOT_FOUND', `no such path: ${path}`);
+    }
     if (req.method !== 'POST') {
       res.setHeader('allow', 'POST');
       return fail(res, 405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed; use POST`);
