@@ -9,6 +9,7 @@ import plugin from '../../plugins/engines/dolphinscheduler/index.js';
 import { silentLogger } from '../../services/core/logger.js';
 import { ManualClock } from '../../services/schedule/domain/clock.js';
 import { coveringCron } from '../../services/schedule/domain/covering-cron.js';
+import { nextFireTime, parseCron } from '../../services/schedule/domain/cron.js';
 import { firingRules, normalizeInfo } from '../../services/schedule/domain/info.js';
 import { dueTime } from '../../services/schedule/domain/plan.js';
 import { windowsAfter } from '../../services/schedule/domain/windows.js';
@@ -354,6 +355,16 @@ test.serial('every generated cron has a fixed seconds field and ticks within [du
     t.regex(cc.expression.split(' ')[0]!, /^\d+(,\d+)*$/, `${cc.expression}: fixed seconds`);
     t.is(cc.expression.split(' ').length, 7);
     t.is(cc.resolutionMs, 1000);
+    // Quartz's ticks, by Sluice's evaluator in the cron's zone: one in [due, due + 1 s) of each due time.
+    const cron = parseCron(cc.expression);
+    const rules = firingRules(normalizeInfo(s));
+    let n = 0;
+    for (const w of windowsAfter(rules.spec)) {
+      if (n++ > 3000) break;
+      const due = dueTime(rules, w);
+      const tick = nextFireTime(cron, due - 1, cc.timeZone, due + 1000);
+      t.true(tick !== undefined && tick < due + 1000, `${cc.expression}: due ${new Date(due).toISOString()}`);
+    }
   }
 });
 
