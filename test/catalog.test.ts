@@ -337,6 +337,10 @@ test('ListEngines lists the engine plugins', async (t) => {
   const airflow = res.engines.find((e) => e.id === 'airflow')!;
   t.false(airflow.availability?.available);
   t.regex(airflow.availability?.reason ?? '', /SLUICE_PLUGIN_AIRFLOW_URL/);
+  const ds = res.engines.find((e) => e.id === 'dolphinscheduler')!;
+  t.false(ds.availability?.available);
+  t.regex(ds.availability?.reason ?? '', /SLUICE_PLUGIN_DOLPHINSCHEDULER_URL/);
+  t.is(ds.remote, '', 'no live check without a URL');
 });
 
 test('ListPluginProblems reports each broken plugin by path, with expected and found', async (t) => {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { parse } from 'yaml';
 import { DEFAULTS } from '../services/core/config.js';
+import { BUNDLED_PLUGINS_DIR } from '../services/core/paths.js';
 import { settingVariable } from '../services/host/settings.js';
 import { ROOT } from './helpers/process.js';
 
@@ -26,6 +27,18 @@ const compose = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'), { 
   services: Record<string, Service>;
 };
 const services = compose.services;
+/** SLUICE_PLUGIN_<ID>_<SETTING> of every setting a bundled plugin declares in its plugin.json. */
+const PLUGIN_SETTINGS = new Set(
+  readdirSync(BUNDLED_PLUGINS_DIR, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('plugin.json'))
+    .flatMap((f) => {
+      const m = JSON.parse(readFileSync(join(BUNDLED_PLUGINS_DIR, f), 'utf8')) as {
+        id: string;
+        settings?: { properties?: Record<string, unknown> };
+      };
+      return Object.keys(m.settings?.properties ?? {}).map((k) => settingVariable(m.id, k));
+    }),
+);
 const SLUICE = ['catalog', 'schedule', 'operator'];
 /** The OTEL_* variables Sluice's telemetry reads (services/telemetry/) or the SDK reads by its spec. */
 const OTEL = new Set([
@@ -54,7 +67,7 @@ test('the stack has the services, the store, Kafka, Jaeger, Prometheus and Flink
   t.is(services.kafka!.environment!.KAFKA_PROCESS_ROLES, 'broker,controller', 'Kafka runs in KRaft mode');
   t.deepEqual(services.pulsar!.profiles, ['pulsar']);
   t.deepEqual(services.airflow!.profiles, ['airflow', 'engines']);
-  t.deepEqual(services.dolphinscheduler!.profiles, ['engines']);
+  t.deepEqual(services.dolphinscheduler!.profiles, ['engines', 'dolphinscheduler']);
 });
 
 test('every published port is on loopback, and no host port is published twice', (t) => {
@@ -70,25 +83,11 @@ test('every published port is on loopback, and no host port is published twice',
 });
 
 /** SLUICE_PLUGIN_<ID>_<SETTING> of every bundled plugin's declared settings. */
-function bundledSettingVariables(): Set<string> {
-  const out = new Set<string>();
-  for (const kind of ['connectors', 'engines']) {
-    for (const id of readdirSync(join(ROOT, 'plugins', kind))) {
-      const manifest = join(ROOT, 'plugins', kind, id, 'plugin.json');
-      if (!existsSync(manifest)) continue;
-      const m = JSON.parse(readFileSync(manifest, 'utf8')) as { id: string; settings?: { properties?: object } };
-      for (const setting of Object.keys(m.settings?.properties ?? {})) out.add(settingVariable(m.id, setting));
-    }
-  }
-  return out;
-}
-
 test('every SLUICE_* variable is one the code or a bundled plugin reads, and every OTEL_* one the telemetry reads', (t) => {
-  const pluginSettings = bundledSettingVariables();
   for (const [name, s] of Object.entries(services)) {
     for (const key of Object.keys(s.environment ?? {})) {
       if (key.startsWith('SLUICE_') && SLUICE.includes(name))
-        t.true(key in DEFAULTS || pluginSettings.has(key), `${name}: ${key}`);
+        t.true(key in DEFAULTS || PLUGIN_SETTINGS.has(key), `${name}: ${key}`);
       if (key.startsWith('OTEL_')) t.true(OTEL.has(key), `${name}: ${key}`);
     }
   }

@@ -236,6 +236,12 @@ test.serial(
     const bad = await post(fireDue, { asOf: 'noon' });
     t.is(bad.status, 400);
     t.is(bad.body.fieldErrors?.[0]?.path, 'asOf');
+    // DolphinScheduler 3.3's HTTP task sends every body value as a string: digits are epoch ms too.
+    const asString = await post(fireDue, { asOf: String(Date.now()) });
+    t.is(asString.status, 200);
+    t.deepEqual(asString.body.data, now.body.data);
+    t.is((await post(fireDue, { asOf: '1.5e12' })).status, 400);
+    t.is((await post(fireDue, { asOf: String(Date.now() + 3_600_000) })).status, 400, 'ahead as a string too');
     const ahead = await post(fireDue, { asOf: Date.now() + 3_600_000 });
     t.is(ahead.status, 400);
     t.is(ahead.body.fieldErrors?.[0]?.path, 'asOf');

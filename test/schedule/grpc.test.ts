@@ -194,7 +194,10 @@ test.serial('conflicts and states: ALREADY_EXISTS, ABORTED, FAILED_PRECONDITION,
     info: info('g-engine', { scheduleEngine: 'oozie' }),
   });
   t.is(engine.code, status.FAILED_PRECONDITION);
-  t.regex(engine.details, /no engine plugin accepts schedule_engine 'oozie' \(engines loaded: airflow, builtin\)/);
+  t.regex(
+    engine.details,
+    /no engine plugin accepts schedule_engine 'oozie' \(engines loaded: airflow, builtin, dolphinscheduler\)/,
+  );
   t.is((await callError(client.pauseSchedule.bind(client), { groupId: 'nobody' })).code, status.NOT_FOUND);
   const notEdge = await callError(client.triggerWindow.bind(client), {
     groupId: 'g-codes',

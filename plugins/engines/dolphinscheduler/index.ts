@@ -37,7 +37,8 @@ function settingsOf(ctx: HookContext): Settings {
 
 function clientFor(ctx: HookContext): DsClient {
   const s = settingsOf(ctx);
-  const key = `${s.url}|${s.version ?? 'auto'}`;
+  // Any setting changed (a rotated token too) makes a new client.
+  const key = JSON.stringify([s.url, s.token, s.version ?? 'auto']);
   if (!client || clientKey !== key) {
     client = new DsClient(s.url ?? '', s.token, s.version ?? 'auto');
     clientKey = key;
@@ -126,6 +127,21 @@ async function reconcile(ctx: EngineContext): Promise<void> {
   }
 }
 
+/**
+ * A wake-up (a resume among them) for a live group whose workflow is missing or not online: put it.
+ * Pausing never reaches an engine (a paused group's ticks find nothing due), and a restart while it is
+ * paused removes its workflow, so resuming is where it comes back.
+ */
+async function ensureLive(ctx: EngineContext, groupId: string): Promise<void> {
+  const info = (await ctx.listSchedules()).find((i) => i.groupId === groupId);
+  if (!info) return;
+  const { c, pc } = await target(ctx);
+  const name = workflowName(groupId);
+  const wf = (await c.workflows(pc, name)).find((w) => w.name === name);
+  const schedule = wf && wf.releaseState === 'ONLINE' ? await c.scheduleOf(pc, wf.code) : undefined;
+  if (schedule?.releaseState !== 'ONLINE') await put(info, ctx);
+}
+
 function reconcileSoon(ctx: EngineContext): void {
   retry = ctx.scheduleAt(ctx.now() + RECONCILE_RETRY_MS, () => {
     retry = undefined;
@@ -154,6 +170,12 @@ export default defineEnginePlugin({
   async start(ctx) {
     engineCtx = ctx;
     client = undefined;
+    ctx.onWake((groupId) => {
+      if (engineCtx !== ctx) return;
+      ensureLive(ctx, groupId).catch((err: unknown) =>
+        ctx.logger.warn('dolphinscheduler: bringing a woken group online failed', { groupId, err }),
+      );
+    });
     try {
       await reconcile(ctx);
     } catch (err) {

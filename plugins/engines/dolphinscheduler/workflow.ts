@@ -41,8 +41,8 @@ export function workflowForm(
         ...(callbackToken
           ? [{ prop: 'Authorization', httpParametersType: 'HEADERS', value: `Bearer ${callbackToken}` }]
           : []),
-        { prop: 'Content-Type', httpParametersType: 'HEADERS', value: 'application/json' },
       ],
+      // JSON is both versions' default content type (3.2 sets it on the body, 3.3 when no header names one).
       httpBody: `{"asOf": ${AS_OF_EXPRESSION}}`,
       httpCheckCondition: 'STATUS_CODE_DEFAULT',
       condition: '',

@@ -7,6 +7,9 @@
  * Airflow of test/helpers/fake-airflow.ts (held to Airflow's OpenAPI spec), which plays Airflow's
  * scheduler on the kit's clock: each DAG ticks on its cron and calls FireDue as the factory's task does.
  * SLUICE_PLUGIN_AIRFLOW_URL set points the kit at another Airflow instead (its ticks are then real).
+ * The bundled DolphinScheduler engine runs against test/helpers/fake-dolphinscheduler.ts (3.2), which
+ * plays Quartz on the kit's clock (one-second ticks) and runs each workflow's HTTP task as FireDue;
+ * SLUICE_PLUGIN_DOLPHINSCHEDULER_URL set points the kit at a real one instead.
  */
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -22,6 +25,7 @@ import { ManualClock } from '../../../services/schedule/domain/clock.js';
 import { ScheduleService } from '../../../services/schedule/domain/service.js';
 import { SqliteScheduleStore } from '../../../services/store/index.js';
 import { FakeAirflow, airflowSpecPresent } from '../../helpers/fake-airflow.js';
+import { FakeDolphinScheduler } from '../../helpers/fake-dolphinscheduler.js';
 import { FakeDispatcher, info } from '../../helpers/schedule.js';
 
 const EXAMPLES = fileURLToPath(new URL('../../../examples/engines/', import.meta.url));
@@ -31,6 +35,12 @@ const airflow =
   airflowSpecPresent && process.env.SLUICE_PLUGIN_AIRFLOW_URL === undefined
     ? await new FakeAirflow().listen()
     : undefined;
+const dolphin =
+  process.env.SLUICE_PLUGIN_DOLPHINSCHEDULER_URL === undefined
+    ? await new FakeDolphinScheduler('3.2').listen()
+    : undefined;
+// The DolphinScheduler engine writes this base URL into its HTTP tasks.
+process.env.SLUICE_PUBLIC_HTTP_URL ??= 'http://sluice.test:8080';
 // The example clock ticks every minute by default; five keep four days of ticks quick here.
 const env = {
   SLUICE_PLUGIN_INTERVAL_CLOCK_TICK_MS: '300000',
@@ -40,6 +50,13 @@ const env = {
         SLUICE_PLUGIN_AIRFLOW_USERNAME: airflow.username,
         SLUICE_PLUGIN_AIRFLOW_PASSWORD: airflow.password,
         SLUICE_PLUGIN_AIRFLOW_CALLBACK_TOKEN: 'kit-callback-token-0123456789',
+      }
+    : {}),
+  ...(dolphin
+    ? {
+        SLUICE_PLUGIN_DOLPHINSCHEDULER_URL: dolphin.url,
+        SLUICE_PLUGIN_DOLPHINSCHEDULER_TOKEN: dolphin.token,
+        SLUICE_PLUGIN_DOLPHINSCHEDULER_CALLBACK_TOKEN: 'kit-callback-token-0123456789',
       }
     : {}),
   ...process.env,
@@ -117,8 +134,17 @@ async function rig(t: ExecutionContext, engine: LoadedPlugin<EnginePlugin>) {
         r.down ? Promise.reject(new Error('Sluice is down')) : r.service.fireDue(groupId, asOf),
     });
   }
+  if (dolphin && engine.id === 'dolphinscheduler') {
+    // Its HTTP task's call as Sluice's HTTP server takes it: FireDue at the body's as_of.
+    dolphin.attach(clock, async (run) => {
+      if (r.down) return;
+      const groupId = decodeURIComponent(/\/groups\/([^/]+)\/fire-due$/.exec(run.url)![1]!);
+      await r.service.fireDue(groupId, Number((JSON.parse(run.body) as { asOf: string | number }).asOf));
+    });
+  }
   t.teardown(async () => {
     if (engine.id === 'airflow') airflow?.stopTicking();
+    if (engine.id === 'dolphinscheduler') dolphin?.detach();
     await r.service.stop();
     await store.close();
     await rm(dir, { recursive: true, force: true });
@@ -293,3 +319,11 @@ test("the example's README shows exactly the example's files", async (t) => {
   ]);
   t.regex(readme, /^## Write an engine$/m);
 });
+
+if (dolphin) {
+  test.after.always(() => dolphin.close());
+  test.serial('dolphinscheduler: every call the kit caused at the stand-in DolphinScheduler was one it serves', (t) => {
+    t.true(dolphin.runs.length > 0, 'the stand-in ticked');
+    t.deepEqual(dolphin.violations, []);
+  });
+}
