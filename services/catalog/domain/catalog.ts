@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import {
   ERROR_CODES,
   SluiceError,
@@ -122,7 +123,7 @@ export class Catalog {
       ...(p.sinkOptions ? { sinkOptionsSchema: p.sinkOptions } : {}),
       reader,
       writer,
-      pluginPath: c.dir,
+      pluginPath: basename(c.dir),
       ...(c.manifest.settings ? { settingsSchema: c.manifest.settings } : {}),
     };
   }
@@ -264,7 +265,7 @@ export class Catalog {
       id: e.id,
       version: e.manifest.version,
       description: e.manifest.description,
-      pluginPath: e.dir,
+      pluginPath: basename(e.dir),
       availability,
       ...(remote ? { remote } : {}),
       ...(e.manifest.settings ? { settingsSchema: e.manifest.settings } : {}),
