@@ -21,6 +21,7 @@ import { type Dispatcher, ScheduleService } from './schedule/domain/service.js';
 import { GrpcDispatcher } from './schedule/grpc/dispatcher.js';
 import { scheduleGrpc } from './schedule/grpc/adapter.js';
 import { openSluiceStore } from './store/index.js';
+import { restoreFreshness } from './store/metered.js';
 import { OperatorService, type SchedulePort } from './operator/domain/service.js';
 import type { Runner } from './operator/domain/runner.js';
 import { operatorGrpc } from './operator/grpc/adapter.js';
@@ -97,6 +98,10 @@ class LazySchedulePort implements SchedulePort {
 
   fireDue(groupId: string, asOf: number) {
     return this.#get().fireDue(groupId, asOf);
+  }
+
+  claimWindow(input: Parameters<SchedulePort['claimWindow']>[0]) {
+    return this.#get().claimWindow(input);
   }
 
   close(): void {
@@ -228,6 +233,9 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       leaseMs: config.failoverMs,
       rescanMs: config.scheduleRescanMs,
     });
+    // Data freshness from the ledger, so that it is not empty after a restart until a window succeeds.
+    if (config.metricsAddr || metricsOtlpRequested(process.env))
+      logger.debug('data freshness restored', { groups: await restoreFreshness(store, config.metricsMaxGroups) });
     const { definition, implementation } = scheduleGrpc(service, clock, logger);
     bindings.push({ name: 'sluice.schedule.v1.ScheduleService', definition, implementation: implementation as never });
     schedule = { service, dispatcher };
@@ -294,6 +302,14 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
         auth: new Authenticator(security.tokens),
         ...(config.inlongUsers ? { inlongUsers: config.inlongUsers } : {}),
         logger,
+        // The JSON API and the dashboard call the RPCs: the operator's on this server, the schedule's where it runs.
+        api: {
+          operatorAddress: () => self.address,
+          operatorSecurity: selfClient,
+          scheduleAddress: () => config.scheduleAddr ?? self.address,
+          scheduleSecurity: config.scheduleAddr ? remoteClient : selfClient,
+        },
+        ...(config.traceUrlTemplate ? { traceUrlTemplate: config.traceUrlTemplate } : {}),
         ...(security.tls ? { tls: security.tls } : {}),
       });
       const [host, port] = [

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { MIN_TOKEN_LENGTH, type Role, parseTokens } from './auth.js';
 import type { TlsFiles } from './grpc-auth.js';
@@ -46,7 +46,10 @@ export interface Config {
   readonly runner: string;
   /** SLUICE_MAX_RUNNING_JOBS: jobs the embedded runner runs at once in this process. */
   readonly maxRunningJobs: number;
-  /** SLUICE_JOB_THREADS: worker threads jobs run in (0: in the service's own thread). */
+  /**
+   * SLUICE_JOB_THREADS: worker threads jobs run in (0: in the service's own thread). Default `cores`: one per
+   * core (os.availableParallelism()), never more than SLUICE_MAX_RUNNING_JOBS.
+   */
   readonly jobThreads: number;
   /**
    * SLUICE_FAILOVER_MS: how soon a live replica takes over what a dead one left: windows it had claimed, jobs
@@ -87,6 +90,8 @@ export interface Config {
    * a key made on first start in the data folder; required with SLUICE_DATABASE_URL (replicas share it).
    */
   readonly secretKey?: Buffer;
+  /** SLUICE_TRACE_URL_TEMPLATE: a trace viewer's URL with `{traceId}` (e.g. Jaeger's), for the dashboard's trace links. */
+  readonly traceUrlTemplate?: string;
 }
 
 export const DEFAULTS = {
@@ -103,7 +108,7 @@ export const DEFAULTS = {
   SLUICE_SCHEDULE_ADDR: '',
   SLUICE_RUNNER: 'embedded',
   SLUICE_MAX_RUNNING_JOBS: '4',
-  SLUICE_JOB_THREADS: '0',
+  SLUICE_JOB_THREADS: 'cores',
   SLUICE_FAILOVER_MS: '5000',
   SLUICE_SCHEDULE_RESCAN_MS: '30000',
   SLUICE_JOB_HEAP_MB: '512',
@@ -127,6 +132,7 @@ export const DEFAULTS = {
   SLUICE_PUBLIC_HTTP_URL: '',
   SLUICE_CALLBACK_INLONG_USERS: '',
   SLUICE_SECRET_KEY: '',
+  SLUICE_TRACE_URL_TEMPLATE: '',
 } as const;
 
 /** True for 127.0.0.0/8, ::1 and localhost: a listener only this machine reaches. */
@@ -222,6 +228,14 @@ function nonNegativeInt(name: string, raw: string): number {
   return raw === '0' ? 0 : positiveInt(name, raw);
 }
 
+/** `cores`: one thread per core, as many as jobs may run at once at most; else a count (0: no threads). */
+function jobThreads(raw: string, maxRunningJobs: number): number {
+  if (raw === 'cores') return Math.max(1, Math.min(availableParallelism(), maxRunningJobs));
+  if (!/^\d+$/.test(raw))
+    throw new ConfigError(`SLUICE_JOB_THREADS: expected 'cores' or a non-negative integer, got ${JSON.stringify(raw)}`);
+  return nonNegativeInt('SLUICE_JOB_THREADS', raw);
+}
+
 function hostPort(name: string, raw: string): string {
   if (!/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(raw))
     throw new ConfigError(`${name}: expected host:port, got ${JSON.stringify(raw)}`);
@@ -271,6 +285,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const publicHttpUrl = get('SLUICE_PUBLIC_HTTP_URL');
   if (publicHttpUrl && !/^https?:\/\/\S+$/.test(publicHttpUrl))
     throw new ConfigError(`SLUICE_PUBLIC_HTTP_URL: expected an http(s):// URL, got ${JSON.stringify(publicHttpUrl)}`);
+  const traceUrlTemplate = get('SLUICE_TRACE_URL_TEMPLATE');
+  if (traceUrlTemplate && !/^https?:\/\/\S*\{traceId\}\S*$/.test(traceUrlTemplate))
+    throw new ConfigError(
+      `SLUICE_TRACE_URL_TEMPLATE: expected an http(s):// URL holding {traceId}, got ${JSON.stringify(traceUrlTemplate)}`,
+    );
   const inlongUsers = parseInlongUsers(get('SLUICE_CALLBACK_INLONG_USERS'));
   if (runner !== 'embedded' && runner !== 'flink')
     throw new ConfigError(`SLUICE_RUNNER: expected embedded or flink, got ${JSON.stringify(runner)}`);
@@ -313,7 +332,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(scheduleAddr ? { scheduleAddr } : {}),
     runner,
     maxRunningJobs: positiveInt('SLUICE_MAX_RUNNING_JOBS', get('SLUICE_MAX_RUNNING_JOBS')),
-    jobThreads: nonNegativeInt('SLUICE_JOB_THREADS', get('SLUICE_JOB_THREADS')),
+    jobThreads: jobThreads(
+      get('SLUICE_JOB_THREADS'),
+      positiveInt('SLUICE_MAX_RUNNING_JOBS', get('SLUICE_MAX_RUNNING_JOBS')),
+    ),
     failoverMs: positiveInt('SLUICE_FAILOVER_MS', get('SLUICE_FAILOVER_MS')),
     scheduleRescanMs: positiveInt('SLUICE_SCHEDULE_RESCAN_MS', get('SLUICE_SCHEDULE_RESCAN_MS')),
     jobHeapMb: positiveInt('SLUICE_JOB_HEAP_MB', get('SLUICE_JOB_HEAP_MB')),
@@ -329,6 +351,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(publicHttpUrl ? { publicHttpUrl: publicHttpUrl.replace(/\/+$/, '') } : {}),
     ...(inlongUsers.size > 0 ? { inlongUsers } : {}),
     ...(secretKey ? { secretKey } : {}),
+    ...(traceUrlTemplate ? { traceUrlTemplate } : {}),
   };
 }
 

@@ -34,6 +34,7 @@ import {
   type StreamSpec,
 } from './model.js';
 import type { Runner } from './runner.js';
+import type { Instance } from '../../../proto/gen/sluice/schedule/v1/schedule.js';
 
 /** How the operator reaches the schedule service. */
 export interface SchedulePort {
@@ -45,6 +46,24 @@ export interface SchedulePort {
   unregister(groupId: string): Promise<void>;
   /** FireDue: fires the group's windows due at `asOf` (0: now) through the schedule service's ledger. */
   fireDue(groupId: string, asOf: number): Promise<FireDueAnswer>;
+  /**
+   * ClaimWindow: records a submitted window in the schedule service's ledger (or finds it) and has it
+   * dispatched when due; the dispatch comes back here as a submission carrying the instance id.
+   */
+  claimWindow(input: {
+    readonly groupId: string;
+    readonly boundaries: Boundaries;
+    readonly triggeredBy: string;
+    readonly rerun: boolean;
+  }): Promise<ClaimedWindow>;
+}
+
+/** A window's ledger row as ClaimWindow answered it. */
+export interface ClaimedWindow {
+  /** The Instance message of the schedule service, as it came. */
+  readonly instance: Instance;
+  /** False when the window was found rather than recorded (or re-armed) by the call. */
+  readonly created: boolean;
 }
 
 /** What FireDue answered, as the operator's HTTP server shows it. */
@@ -461,9 +480,16 @@ export class OperatorService {
 
   /**
    * Turns one window into one job per stream. The same window returns its existing jobs unless
-   * `rerun`, which runs it again (the sinks replace its output).
+   * `rerun`, which runs it again (the sinks replace its output). A window submitted from outside (no
+   * instance id) is first claimed in the schedule service's ledger, as `triggeredBy`: the schedule
+   * service dispatches it back here (with its instance id) when it is due, so a window not yet due
+   * answers no jobs and its SCHEDULED instance.
    */
-  async submitOfflineJob(request: OfflineJobRequest, rerun: boolean): Promise<{ jobs: JobRecord[]; created: boolean }> {
+  async submitOfflineJob(
+    request: OfflineJobRequest,
+    rerun: boolean,
+    triggeredBy = 'unknown',
+  ): Promise<{ jobs: JobRecord[]; created: boolean; instance?: Instance }> {
     const group = await this.#load(request.groupId);
     if (group.status !== 'APPROVED' && group.status !== 'REGISTERED') {
       throw failedPrecondition(`group '${group.groupId}' is ${group.status}; approve it before submitting jobs`);
@@ -487,6 +513,15 @@ export class OperatorService {
         );
       }
       checkBoundaries(boundaries, declared, source.id, 'request');
+    }
+    if (request.instanceId === '') {
+      const claim = await this.#o.schedules.claimWindow({ groupId: group.groupId, boundaries, triggeredBy, rerun });
+      const jobs = await Promise.all(claim.instance.jobIds.map((id) => this.#o.store.getJob(id)));
+      return {
+        jobs: jobs.filter((j): j is JobRecord => j !== undefined),
+        created: claim.created,
+        instance: claim.instance,
+      };
     }
     const latest = await this.#o.store.latestWindowJobs(group.groupId, boundaries);
     if (latest.length > 0 && !rerun) return { jobs: latest, created: false };

@@ -1,4 +1,5 @@
 import type { ServerWritableStream } from '@grpc/grpc-js';
+import { callerName } from '../../core/grpc-auth.js';
 import { invalidArgument, type Logger } from 'sluice/sdk';
 import { encodeBoundaries, decodeBoundaryType, unary } from '../../core/grpc-adapter.js';
 import { toServiceError } from '../../core/grpc-status.js';
@@ -153,7 +154,7 @@ export function operatorGrpc(
         nextPageToken: rows.length > limit ? encodePageToken(page[page.length - 1]!.groupId) : '',
       };
     }),
-    submitOfflineJob: unary(logger, 'SubmitOfflineJob', async (req) => {
+    submitOfflineJob: unary(logger, 'SubmitOfflineJob', async (req, call) => {
       const r = req.request;
       if (!r) throw invalidArgument('request', 'an OfflineJobRequest', undefined);
       const result = await service.submitOfflineJob(
@@ -165,8 +166,9 @@ export function operatorGrpc(
           instanceId: r.instanceId,
         },
         req.rerun,
+        callerName(call.metadata),
       );
-      return { jobs: result.jobs.map(encodeJob), created: result.created };
+      return { jobs: result.jobs.map(encodeJob), created: result.created, instance: result.instance };
     }),
     getJob: unary(logger, 'GetJob', async (req) => ({ job: encodeJob(await service.getJob(req.jobId)) })),
     listJobs: unary(logger, 'ListJobs', async (req) => {

@@ -22,7 +22,7 @@ import {
 } from "@grpc/grpc-js";
 import { Struct } from "../../../google/protobuf/struct.js";
 import { Boundaries, BoundaryType, boundaryTypeFromJSON, boundaryTypeToJSON } from "../../common/v1/common.js";
-import { ScheduleInfo } from "../../schedule/v1/schedule.js";
+import { Instance, ScheduleInfo } from "../../schedule/v1/schedule.js";
 
 export const protobufPackage = "sluice.operator.v1";
 
@@ -265,6 +265,11 @@ export interface SubmitOfflineJobResponse {
   jobs: Job[];
   /** False when existing jobs were returned. */
   created: boolean;
+  /**
+   * The window's ledger row in the schedule service. A window submitted before it is due has no
+   * jobs yet: its instance is SCHEDULED and runs at its due time.
+   */
+  instance: Instance | undefined;
 }
 
 export interface JobProgress {
@@ -2189,7 +2194,7 @@ export const SubmitOfflineJobRequest: MessageFns<SubmitOfflineJobRequest> = {
 };
 
 function createBaseSubmitOfflineJobResponse(): SubmitOfflineJobResponse {
-  return { jobs: [], created: false };
+  return { jobs: [], created: false, instance: undefined };
 }
 
 export const SubmitOfflineJobResponse: MessageFns<SubmitOfflineJobResponse> = {
@@ -2199,6 +2204,9 @@ export const SubmitOfflineJobResponse: MessageFns<SubmitOfflineJobResponse> = {
     }
     if (message.created !== false) {
       writer.uint32(16).bool(message.created);
+    }
+    if (message.instance !== undefined) {
+      Instance.encode(message.instance, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -2232,6 +2240,14 @@ export const SubmitOfflineJobResponse: MessageFns<SubmitOfflineJobResponse> = {
             message.created = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.instance = Instance.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2248,6 +2264,7 @@ export const SubmitOfflineJobResponse: MessageFns<SubmitOfflineJobResponse> = {
     return {
       jobs: globalThis.Array.isArray(object?.jobs) ? object.jobs.map((e: any) => Job.fromJSON(e)) : [],
       created: isSet(object.created) ? globalThis.Boolean(object.created) : false,
+      instance: isSet(object.instance) ? Instance.fromJSON(object.instance) : undefined,
     };
   },
 
@@ -2259,6 +2276,9 @@ export const SubmitOfflineJobResponse: MessageFns<SubmitOfflineJobResponse> = {
     if (message.created !== false) {
       obj.created = message.created;
     }
+    if (message.instance !== undefined) {
+      obj.instance = Instance.toJSON(message.instance);
+    }
     return obj;
   },
 
@@ -2269,6 +2289,9 @@ export const SubmitOfflineJobResponse: MessageFns<SubmitOfflineJobResponse> = {
     const message = createBaseSubmitOfflineJobResponse();
     message.jobs = object.jobs?.map((e) => Job.fromPartial(e)) || [];
     message.created = object.created ?? false;
+    message.instance = (object.instance !== undefined && object.instance !== null)
+      ? Instance.fromPartial(object.instance)
+      : undefined;
     return message;
   },
 };
@@ -3591,7 +3614,12 @@ export const OperatorServiceService = {
     responseSerialize: (value: ListGroupsResponse): Buffer => Buffer.from(ListGroupsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListGroupsResponse => ListGroupsResponse.decode(value),
   },
-  /** Turns one window into one job per stream. Idempotent on (group, boundaries) unless rerun. */
+  /**
+   * Turns one window into one job per stream. Idempotent on (group, boundaries) unless rerun. The
+   * window is first recorded in the schedule service's ledger (ClaimWindow): TIME bounds must be one
+   * window of the group's schedule (any bounds when its engine is None); a window not yet due is
+   * recorded and runs when due (no jobs in the answer yet).
+   */
   submitOfflineJob: {
     path: "/sluice.operator.v1.OperatorService/SubmitOfflineJob" as const,
     requestStream: false as const,
@@ -3653,7 +3681,12 @@ export interface OperatorServiceServer extends UntypedServiceImplementation {
   deleteGroup: handleUnaryCall<DeleteGroupRequest, DeleteGroupResponse>;
   getGroup: handleUnaryCall<GetGroupRequest, GetGroupResponse>;
   listGroups: handleUnaryCall<ListGroupsRequest, ListGroupsResponse>;
-  /** Turns one window into one job per stream. Idempotent on (group, boundaries) unless rerun. */
+  /**
+   * Turns one window into one job per stream. Idempotent on (group, boundaries) unless rerun. The
+   * window is first recorded in the schedule service's ledger (ClaimWindow): TIME bounds must be one
+   * window of the group's schedule (any bounds when its engine is None); a window not yet due is
+   * recorded and runs when due (no jobs in the answer yet).
+   */
   submitOfflineJob: handleUnaryCall<SubmitOfflineJobRequest, SubmitOfflineJobResponse>;
   getJob: handleUnaryCall<GetJobRequest, GetJobResponse>;
   listJobs: handleUnaryCall<ListJobsRequest, ListJobsResponse>;
@@ -3757,7 +3790,12 @@ export interface OperatorServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListGroupsResponse) => void,
   ): ClientUnaryCall;
-  /** Turns one window into one job per stream. Idempotent on (group, boundaries) unless rerun. */
+  /**
+   * Turns one window into one job per stream. Idempotent on (group, boundaries) unless rerun. The
+   * window is first recorded in the schedule service's ledger (ClaimWindow): TIME bounds must be one
+   * window of the group's schedule (any bounds when its engine is None); a window not yet due is
+   * recorded and runs when due (no jobs in the answer yet).
+   */
   submitOfflineJob(
     request: SubmitOfflineJobRequest,
     callback: (error: ServiceError | null, response: SubmitOfflineJobResponse) => void,
