@@ -1,5 +1,5 @@
 /**
- * Confined connections: SLUICE_ALLOWED_HOSTS is enforced by the PostgreSQL, MySQL and Kafka connectors at
+ * Confined connections: SLUICE_ALLOWED_HOSTS is enforced by the PostgreSQL, MySQL, Kafka and Pulsar connectors at
  * validation and again before connecting; unix sockets need their own entry; and a failed connection reads
  * the same whether the port is closed, silent or speaks another protocol, within the connect timeout.
  */
@@ -57,6 +57,9 @@ test.serial('hosts outside SLUICE_ALLOWED_HOSTS and unlisted unix sockets are re
   const kafka = (brokers: string[]) => validate('kafka', 'sink', { brokers, topic: 't' });
   t.deepEqual(await kafka(['kafka.internal:9092']), []);
   t.is((await kafka(['kafka.internal:9092', 'evil.example:9092']))[0]?.path, 'options.brokers[1]');
+  const pulsar = (serviceUrl: string) => validate('pulsar', 'source', { serviceUrl, topic: 't' });
+  t.deepEqual(await pulsar('pulsar://127.0.0.1:6650'), []);
+  t.is((await pulsar('pulsar://127.0.0.1:6650,evil.example:6650'))[0]?.path, 'options.serviceUrl');
 });
 
 test.serial('a refused host is refused again when a job connects, before any socket is opened', async (t) => {
