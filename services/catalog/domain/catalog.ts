@@ -140,6 +140,12 @@ export class Catalog {
     return { items: await Promise.all(page.items.map((c) => this.#info(c))), nextPageToken: page.nextPageToken };
   }
 
+  /** The connector's option schema for the role (to mask its writeOnly options in answers). */
+  optionsSchema(id: string, role: ConnectorRole): JsonSchema | undefined {
+    const p = this.#connector(id).plugin;
+    return role === 'source' ? p.sourceOptions : p.sinkOptions;
+  }
+
   getConnector(id: string): Promise<ConnectorInfo> {
     return this.#info(this.#connector(id));
   }
