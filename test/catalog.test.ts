@@ -93,7 +93,8 @@ test('GetConnector returns one connector, with the reader availability its plugi
   t.is(res.connector!.version, '2.3.4');
   t.deepEqual(res.connector!.reader, { available: false, reason: 'install the plain-client library' });
   t.true(res.connector!.writer!.available === false);
-  t.is(res.connector!.pluginPath, join(FIXTURES, 'good', 'plain-connector'));
+  // The folder's name only: where plugins are installed on the host is not the caller's business.
+  t.is(res.connector!.pluginPath, 'plain-connector');
 });
 
 test('GetConnector of an unknown id is NOT_FOUND', async (t) => {
@@ -302,7 +303,8 @@ test('a misbehaving plugin is contained: its failure is mapped, and the service 
   const thrown = await resolve('throw');
   t.is(thrown.code, status.INTERNAL);
   t.is(thrown.sluiceCode, 'PLUGIN_FAILED');
-  t.is(thrown.details, "plugin 'faulty' hook 'fillInBoundaries' failed: connection refused by 10.0.0.1");
+  // What the plugin threw stays in the log: the caller learns the plugin and the hook.
+  t.is(thrown.details, "plugin 'faulty' hook 'fillInBoundaries' failed; the service log has the details");
   const slow = await resolve('slow');
   t.is(slow.code, status.DEADLINE_EXCEEDED);
   t.is(slow.sluiceCode, 'PLUGIN_TIMEOUT');

@@ -21,6 +21,17 @@ export const ERROR_CODE_TRAILER = 'sluice-error-code';
 export const FIELD_ERRORS_TRAILER = 'sluice-field-errors';
 
 /**
+ * JSON a metadata value can carry: header values are printable ASCII, so anything else is written as a
+ * \uXXXX escape (a trailer grpc-js refuses would leave the call without any status).
+ */
+function asciiJson(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[\u007f-\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/**
  * Turns anything thrown by a use case into a gRPC error. Domain errors keep their message; anything
  * else becomes UNKNOWN with a generic message, and its cause goes only to the log.
  */
@@ -29,11 +40,11 @@ export function toServiceError(err: unknown, logger: Logger, method: string): Pa
   if (isSluiceError(err)) {
     metadata.set(ERROR_CODE_TRAILER, err.code);
     if (err.details.fieldErrors?.length) {
-      metadata.set(FIELD_ERRORS_TRAILER, JSON.stringify(err.details.fieldErrors));
+      metadata.set(FIELD_ERRORS_TRAILER, asciiJson(err.details.fieldErrors));
     } else if (err.details.field) {
       metadata.set(
         FIELD_ERRORS_TRAILER,
-        JSON.stringify([
+        asciiJson([
           {
             path: err.details.field,
             expected: err.details.expected ?? '',

@@ -100,12 +100,24 @@ export function secretRefs(options: Options): [path: string, ref: string][] {
   return refs;
 }
 
-/** A copy with every secret shown as callers see it: sealed values as `shown`, URL passwords masked; refs as written. */
-export function maskOptions(options: Options): Options {
+/**
+ * A copy with every secret shown as callers see it: sealed values as `shown`, URL passwords masked, options
+ * the schema (when given) marks writeOnly as `***`; references as written.
+ */
+export function maskOptions(options: Options, schema?: JsonSchema): Options {
   return mapValues(
     options,
-    undefined,
-    (v) => (isSealed(v) ? v.shown : typeof v === 'string' ? (maskUrlPassword(v) ?? v) : v),
+    schema,
+    (v, s) =>
+      isSealed(v)
+        ? v.shown
+        : isSecretRef(v)
+          ? v
+          : s?.writeOnly === true && v !== undefined && v !== null
+            ? MASK
+            : typeof v === 'string'
+              ? (maskUrlPassword(v) ?? v)
+              : v,
     '',
     0,
   ) as Options;

@@ -215,7 +215,8 @@ export class HookRunner {
     }
     const wrapped = new SluiceError(
       ERROR_CODES.PLUGIN_FAILED,
-      `plugin '${loaded.id}' hook '${hook}' failed: ${describe(err).slice(0, 300)}`,
+      // What the plugin threw (paths, hosts, its own messages) goes to the log only: callers learn which hook failed.
+      `plugin '${loaded.id}' hook '${hook}' failed; the service log has the details`,
       { pluginId: loaded.id, hook },
       { cause: err },
     );
@@ -227,15 +228,6 @@ export class HookRunner {
       // The logger gave up on this value; the error still reaches the caller with its cause.
     }
     return wrapped;
-  }
-}
-
-/** The message of what a plugin threw, whatever it is. */
-function describe(err: unknown): string {
-  try {
-    return err instanceof Error ? err.message : String(err);
-  } catch {
-    return Object.prototype.toString.call(err);
   }
 }
 

@@ -242,6 +242,21 @@ test.serial('a malformed reference is INVALID_ARGUMENT at ValidateOptions', asyn
   }
 });
 
+test.serial('ResolveBoundaries gives the bounded options back with the URL password masked', async (t) => {
+  const catalog = new CatalogServiceClient(t.context.s.address, credentials.createInsecure());
+  try {
+    const res = await call(catalog.resolveBoundaries.bind(catalog), {
+      connectorId: 'postgres',
+      options: { url: t.context.url, table: 'src', keyColumn: 'id' },
+      boundaries: { boundaryType: BoundaryType.BOUNDARY_TYPE_OFFSET, lowerBound: '0', upperBound: '10' },
+    });
+    t.context.seen.push(JSON.stringify(res));
+    t.true(String(res.boundedOptions?.url).includes(':***@'));
+  } finally {
+    catalog.close();
+  }
+});
+
 test.serial('no answer and no log line holds a secret in clear (runs last)', (t) => {
   t.true(t.context.seen.length > 10);
   for (const answer of t.context.seen) {

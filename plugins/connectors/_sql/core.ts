@@ -8,6 +8,7 @@ import {
   ERROR_CODES,
   SluiceError,
   applyDefaults,
+  checkAllowedHost,
   fieldError,
   invalidArgument,
   type BoundedReader,
@@ -260,6 +261,10 @@ function checkCommon(d: Dialect, o: Options, errors: FieldError[]): void {
     const url = parseDbUrl(d, o.url);
     if (typeof url === 'string')
       errors.push(fieldError('options.url', `a connection URL like ${d.exampleUrl} (${url})`, redactUrl(o.url)));
+    else {
+      const refused = checkTarget(d, url);
+      if (refused) errors.push(refused);
+    }
   }
   if (typeof o.table === 'string') {
     const t = parseTableName(o.table, d.quote);
@@ -529,6 +534,55 @@ export function parseDbUrl(d: Dialect, raw: string): DbUrl | string {
     ...(url.password ? { password: decode(url.password) } : {}),
     search: url.search,
   };
+}
+
+/**
+ * Where a connection URL leads: host and port, or a unix socket (PostgreSQL's `?host=/path`, MySQL's
+ * `?socketPath=`), which must be allowed as `unix:/path`.
+ */
+export function connectTarget(d: Dialect, u: DbUrl): { host: string; port: number } {
+  const params = new URLSearchParams(u.search);
+  const socket = params.get('host') ?? params.get('socketPath') ?? params.get('socket');
+  if (socket && socket.startsWith('/')) return { host: socket, port: 0 };
+  return { host: u.host || socket || 'localhost', port: u.port ?? d.defaultPort };
+}
+
+/** A field error (options.url) when SLUICE_ALLOWED_HOSTS does not allow where the URL leads; never more of the URL. */
+export function checkTarget(d: Dialect, u: DbUrl): FieldError | undefined {
+  const { host, port } = connectTarget(d, u);
+  return checkAllowedHost(host, 'options.url', port === 0 ? undefined : port);
+}
+
+/**
+ * Refuses to connect where SLUICE_ALLOWED_HOSTS does not allow (checked again at connect time: the policy
+ * may be stricter than when the group was made). FAILED_PRECONDITION naming the host, not what is there.
+ */
+export function assertAllowed(d: Dialect, raw: string): { host: string; port: number } {
+  const u = parseDbUrl(d, raw);
+  if (typeof u === 'string')
+    throw invalidArgument('options.url', `a connection URL like ${d.exampleUrl} (${u})`, redactUrl(raw));
+  const target = connectTarget(d, u);
+  const refused = checkTarget(d, u);
+  if (refused)
+    throw new SluiceError(
+      ERROR_CODES.FAILED_PRECONDITION,
+      `connecting to ${target.host}${target.port ? `:${target.port}` : ''} is not allowed: ${refused.expected}`,
+      {
+        field: 'options.url',
+        expected: refused.expected,
+        received: target.host,
+      },
+    );
+  return target;
+}
+
+/**
+ * One message for every way a connection can fail before the server answered as a database (refused,
+ * timed out, reset, a server that is not this database): callers cannot tell open, closed and foreign ports apart.
+ */
+export function couldNotConnect(d: Dialect, target: { host: string; port: number }, cause: unknown): SluiceError {
+  const where = target.port ? `${target.host}:${target.port}` : target.host;
+  return new SluiceError(ERROR_CODES.UNAVAILABLE, `${d.name}: could not connect to ${where}`, {}, { cause });
 }
 
 /** The URL with its password replaced by `***`, safe for messages; nothing of it when it does not parse. */

@@ -1,5 +1,14 @@
 import { Kafka, logLevel, type KafkaConfig, type LogEntry, type SASLOptions } from 'kafkajs';
-import { ERROR_CODES, SluiceError, isSluiceError, type JsonSchema, type Logger, type Options } from 'sluice/sdk';
+import {
+  ERROR_CODES,
+  SluiceError,
+  checkAllowedHost,
+  isSluiceError,
+  type FieldError,
+  type JsonSchema,
+  type Logger,
+  type Options,
+} from 'sluice/sdk';
 
 /** Options shared by the source and the sink: where the cluster is and how to talk to it. */
 export const CONNECTION_OPTIONS: Readonly<Record<string, JsonSchema>> = {
@@ -104,7 +113,36 @@ function logCreator(logger: Logger) {
   };
 }
 
+/** Host and port of a `host:port` broker address ([v6]:port too); port undefined when missing. */
+export function brokerHostPort(broker: string): { host: string; port?: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(broker) ?? /^([^:]+):(\d+)$/.exec(broker);
+  return m ? { host: m[1]!, port: Number(m[2]) } : { host: broker };
+}
+
+/** Field errors for brokers SLUICE_ALLOWED_HOSTS does not allow (the address only, never what is there). */
+export function checkBrokers(brokers: unknown): FieldError[] {
+  if (!Array.isArray(brokers)) return [];
+  return brokers.flatMap((b, i) => {
+    if (typeof b !== 'string') return [];
+    const { host, port } = brokerHostPort(b);
+    const refused = checkAllowedHost(host, `options.brokers[${i}]`, port);
+    return refused ? [refused] : [];
+  });
+}
+
 export function createKafka(cfg: ConnectionConfig, logger: Logger): Kafka {
+  // Checked again when connecting: the policy may be stricter than when the group was made.
+  const refused = checkBrokers(cfg.brokers)[0];
+  if (refused)
+    throw new SluiceError(
+      ERROR_CODES.FAILED_PRECONDITION,
+      `connecting to ${refused.received} is not allowed: ${refused.expected}`,
+      {
+        field: refused.path,
+        expected: refused.expected,
+        received: refused.received,
+      },
+    );
   const config: KafkaConfig = {
     brokers: cfg.brokers,
     clientId: cfg.clientId,
@@ -194,7 +232,12 @@ export function kafkaError(err: unknown, what: string): unknown {
       { cause: err },
     );
   }
-  if (has((e) => UNAVAILABLE_NAMES.has(e.name ?? '') || NETWORK_CODES.has(String(e.code)) || e.retriable === true)) {
+  // A connection that failed says only that: refused, timed out and another protocol read the same, so ports
+  // cannot be told apart (the cause goes to the log).
+  if (has((e) => e.name === 'KafkaJSConnectionError' || NETWORK_CODES.has(String(e.code)))) {
+    return new SluiceError(ERROR_CODES.UNAVAILABLE, `${what}: could not connect to the brokers`, {}, { cause: err });
+  }
+  if (has((e) => UNAVAILABLE_NAMES.has(e.name ?? '') || e.retriable === true)) {
     return new SluiceError(ERROR_CODES.UNAVAILABLE, `${what}: Kafka is unavailable (${message})`, {}, { cause: err });
   }
   if (has((e) => (e.name ?? '').startsWith('KafkaJS'))) {

@@ -1,5 +1,5 @@
 import { defineConnectorPlugin, fieldError, type FieldError, type Options } from 'sluice/sdk';
-import { CONNECTION_OPTIONS, connectionConfig } from './client.js';
+import { CONNECTION_OPTIONS, checkBrokers, connectionConfig } from './client.js';
 import { K, OFFSET_LIST_EXPECTED, boundedOptions, formatOffsetList, parseOffsetList } from './offsets.js';
 import { openKafkaReader } from './reader.js';
 import { openKafkaWriter } from './writer.js';
@@ -17,6 +17,7 @@ function checkConnection(options: Options): FieldError[] {
   if (!Array.isArray(options.brokers) || options.brokers.length === 0) {
     errors.push(fieldError('options.brokers', 'at least one broker as host:port', options.brokers));
   }
+  errors.push(...checkBrokers(options.brokers));
   return errors;
 }
 

@@ -159,6 +159,7 @@ function mapError(err: unknown, doing: string, url: string): SluiceError {
 }
 
 async function connect(url: string, timeoutMs: number, signal: AbortSignal): Promise<mysql.Connection> {
+  const target = core.assertAllowed(DIALECT, url);
   let conn: mysql.Connection | undefined;
   try {
     conn = await mysql.createConnection({
@@ -179,7 +180,13 @@ async function connect(url: string, timeoutMs: number, signal: AbortSignal): Pro
     return conn;
   } catch (err) {
     conn?.destroy();
-    throw mapError(err, `cannot connect to ${core.redactUrl(url)}`, url);
+    if (core.isSluice(err)) throw err;
+    // A server that answered as MySQL (an SQL state: bad password, unknown database) says so; anything else
+    // (refused, timed out, reset, another protocol) is one message, so ports cannot be told apart.
+    const sqlState = (err as { sqlState?: unknown } | null)?.sqlState;
+    if (typeof sqlState === 'string' && sqlState !== '' && !sqlState.startsWith('08'))
+      throw mapError(err, `cannot connect to ${core.redactUrl(url)}`, url);
+    throw core.couldNotConnect(DIALECT, target, err);
   }
 }
 

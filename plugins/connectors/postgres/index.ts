@@ -65,6 +65,7 @@ function mapError(err: unknown, doing: string, url: string): SluiceError {
 }
 
 async function connect(url: string, timeoutMs: number, signal: AbortSignal): Promise<pg.Client> {
+  const target = core.assertAllowed(DIALECT, url);
   const client = new pg.Client({
     connectionString: url,
     connectionTimeoutMillis: timeoutMs,
@@ -82,7 +83,12 @@ async function connect(url: string, timeoutMs: number, signal: AbortSignal): Pro
     return client;
   } catch (err) {
     await client.end().catch(() => {});
-    throw mapError(err, `cannot connect to ${core.redactUrl(url)}`, url);
+    // A server that answered as PostgreSQL (a SQLSTATE: bad password, unknown database) says so; anything
+    // else (refused, timed out, reset, another protocol) is one message, so ports cannot be told apart.
+    const code = (err as { code?: unknown } | null)?.code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !code.startsWith('08'))
+      throw mapError(err, `cannot connect to ${core.redactUrl(url)}`, url);
+    throw core.couldNotConnect(DIALECT, target, err);
   } finally {
     signal.removeEventListener('abort', onAbort);
   }

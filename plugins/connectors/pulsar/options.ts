@@ -6,6 +6,7 @@ import {
   ERROR_CODES,
   SluiceError,
   applyDefaults,
+  checkAllowedHost,
   fieldError,
   invalidArgument,
 } from 'sluice/sdk';
@@ -144,8 +145,23 @@ export function subscriptionNameOf(options: Options, topic: TopicName): string {
 }
 
 /** Cross-field and format checks beyond the schema. */
+/** Field errors for service URL hosts SLUICE_ALLOWED_HOSTS does not allow (pulsar://h1:6650,h2:6650 lists several). */
+export function checkServiceHosts(serviceUrl: unknown): FieldError[] {
+  if (typeof serviceUrl !== 'string') return [];
+  const m = /^pulsar(\+ssl)?:\/\/([^/?#]*)/.exec(serviceUrl);
+  if (!m) return [];
+  const defaultPort = m[1] ? 6651 : 6650;
+  return m[2]!.split(',').flatMap((hostPort) => {
+    const hp = /^\[([^\]]+)\](?::(\d+))?$/.exec(hostPort) ?? /^([^:]*)(?::(\d+))?$/.exec(hostPort);
+    const refused = hp
+      ? checkAllowedHost(hp[1]!, 'options.serviceUrl', hp[2] ? Number(hp[2]) : defaultPort)
+      : undefined;
+    return refused ? [refused] : [];
+  });
+}
+
 export function checkSourceOptions(options: Options): FieldError[] {
-  const errors: FieldError[] = [];
+  const errors: FieldError[] = [...checkServiceHosts(options.serviceUrl)];
   const topic = options.topic;
   if (typeof topic === 'string') {
     if (topic.startsWith('non-persistent://')) {
@@ -286,6 +302,18 @@ export function readPlan(options: Options): ReadPlan {
   if (typeof o.serviceUrl !== 'string' || !/^pulsar(\+ssl)?:\/\/\S+$/.test(o.serviceUrl)) {
     throw invalidArgument('options.serviceUrl', 'pulsar://host:port', o.serviceUrl);
   }
+  // Checked again when connecting: the policy may be stricter than when the group was made.
+  const refused = checkServiceHosts(o.serviceUrl)[0];
+  if (refused)
+    throw new SluiceError(
+      ERROR_CODES.FAILED_PRECONDITION,
+      `connecting to ${refused.received} is not allowed: ${refused.expected}`,
+      {
+        field: refused.path,
+        expected: refused.expected,
+        received: refused.received,
+      },
+    );
   return {
     serviceUrl: o.serviceUrl,
     topic,

@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import {
   ERROR_CODES,
   SluiceError,
@@ -122,7 +123,7 @@ export class Catalog {
       ...(p.sinkOptions ? { sinkOptionsSchema: p.sinkOptions } : {}),
       reader,
       writer,
-      pluginPath: c.dir,
+      pluginPath: basename(c.dir),
       ...(c.manifest.settings ? { settingsSchema: c.manifest.settings } : {}),
     };
   }
@@ -137,6 +138,12 @@ export class Catalog {
     );
     const page = paginate(all, (c) => c.id, query.pageSize, query.pageToken);
     return { items: await Promise.all(page.items.map((c) => this.#info(c))), nextPageToken: page.nextPageToken };
+  }
+
+  /** The connector's option schema for the role (to mask its writeOnly options in answers). */
+  optionsSchema(id: string, role: ConnectorRole): JsonSchema | undefined {
+    const p = this.#connector(id).plugin;
+    return role === 'source' ? p.sourceOptions : p.sinkOptions;
   }
 
   getConnector(id: string): Promise<ConnectorInfo> {
@@ -264,7 +271,7 @@ export class Catalog {
       id: e.id,
       version: e.manifest.version,
       description: e.manifest.description,
-      pluginPath: e.dir,
+      pluginPath: basename(e.dir),
       availability,
       ...(remote ? { remote } : {}),
       ...(e.manifest.settings ? { settingsSchema: e.manifest.settings } : {}),

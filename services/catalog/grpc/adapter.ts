@@ -1,4 +1,5 @@
 import { capFieldErrors, invalidArgument, type ConnectorRole, type Logger } from 'sluice/sdk';
+import { maskOptions } from '../../core/option-secrets.js';
 import {
   CatalogServiceService,
   ConnectorRole as PbRole,
@@ -63,7 +64,11 @@ export function catalogGrpc(
         req.options ?? {},
         decodeBoundaries(req.boundaries, 'boundaries'),
       );
-      return { boundedOptions: { ...result.boundedOptions }, boundaries: encodeBoundaries(result.boundaries) };
+      // Secrets (writeOnly options, URL passwords) come back masked, as everywhere options leave the service.
+      return {
+        boundedOptions: maskOptions(result.boundedOptions, catalog.optionsSchema(req.connectorId, 'source')),
+        boundaries: encodeBoundaries(result.boundaries),
+      };
     }),
     listEngines: unary(logger, 'ListEngines', async (req) => {
       const page = await catalog.listEngines({ pageSize: req.pageSize, pageToken: req.pageToken });
