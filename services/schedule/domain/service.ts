@@ -44,6 +44,11 @@ export interface Dispatcher {
   ): Promise<{ readonly succeeded: boolean; readonly error?: string }>;
 }
 
+/** Why work on an instance stops here: another replica took its row over. */
+class InstanceLost extends Error {}
+
+const sameIds = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
 /** How far ahead of the service's clock a FireDue `as_of` may be: engines' clocks drift, windows never fire early. */
 export const MAX_AS_OF_AHEAD_MS = 5000;
 
@@ -66,8 +71,9 @@ export interface ScheduleServiceOptions {
   /** A window this late still counts as on time (default 60 s). */
   readonly graceMs?: number;
   /**
-   * A SCHEDULED row older than this is taken over by any replica, and a dispatched one is followed by any
-   * replica (default 30 s; the service runs with SLUICE_FAILOVER_MS). Rows are looked at this often, too.
+   * An unfinished row whose owner has not renewed it for this long is taken over by one other replica, which
+   * dispatches it again or follows its jobs (default 30 s; the service runs with SLUICE_FAILOVER_MS). Rows are
+   * looked at this often, and owners renew theirs every third of it.
    */
   readonly leaseMs?: number;
   /** Every schedule is read again this often, in case a change announcement was missed (default 30 s). */
@@ -122,6 +128,7 @@ export class ScheduleService {
   readonly #waiting = new Set<string>();
   readonly #inflight = new Set<Promise<unknown>>();
   #sweep?: { cancel(): void };
+  #heartbeat?: { cancel(): void };
   #rescan?: { cancel(): void };
   #watch?: { close(): Promise<void> };
   /** What this replica last acted on of each schedule: a newer version re-arms or disarms it here. */
@@ -129,8 +136,11 @@ export class ScheduleService {
   /** One sync at a time per group, in arrival order. */
   readonly #syncing = new Map<string, Promise<void>>();
   #rescanning: Promise<void> | undefined;
-  /** Instances whose jobs this replica follows now. */
-  readonly #following = new Set<string>();
+  /**
+   * Instances this replica works on now (dispatching or following their jobs), each with what stops that work
+   * when another replica took the row over. Their rows are renewed every third of the lease.
+   */
+  readonly #held = new Map<string, AbortController>();
   #stopped = false;
   /** Aborted on stop: dispatch retries and job watches end, leaving their rows for the next start. */
   readonly #stopping = new AbortController();
@@ -167,6 +177,7 @@ export class ScheduleService {
     });
     await this.#rescanAll();
     this.#armSweep();
+    this.#armHeartbeat();
     this.#armRescan();
   }
 
@@ -238,6 +249,7 @@ export class ScheduleService {
     this.#stopped = true;
     this.#stopping.abort(new Error('the schedule service is stopping'));
     this.#sweep?.cancel();
+    this.#heartbeat?.cancel();
     this.#rescan?.cancel();
     await this.#watch?.close();
     for (const engine of this.#o.engines.values()) {
@@ -262,7 +274,43 @@ export class ScheduleService {
     this.#sweep = { cancel: () => clearInterval(timer) };
   }
 
-  /** Dispatches SCHEDULED rows left behind (by this replica before a restart, or by any replica past the lease) and follows dispatched ones. */
+  /**
+   * Renews the rows this replica works on, so that no other replica takes them over while it lives; work on a
+   * row no longer held (taken over while this replica was cut off from the store, or ended) stops here.
+   */
+  #armHeartbeat(): void {
+    if (this.#stopped) return;
+    let busy = false;
+    const timer = setInterval(
+      () => {
+        const ids = [...this.#held.keys()];
+        if (busy || ids.length === 0) return;
+        busy = true;
+        void this.#o.store
+          .renewInstances(this.#o.owner, ids, this.#o.clock.now())
+          .then((held) => {
+            const kept = new Set(held);
+            for (const id of ids) {
+              if (kept.has(id)) continue;
+              this.#held.get(id)?.abort(new InstanceLost(`instance '${id}' is no longer held by '${this.#o.owner}'`));
+              this.#held.delete(id);
+            }
+          })
+          .catch((err: unknown) => this.#o.logger.warn('renewing instances failed', { err }))
+          .finally(() => (busy = false));
+      },
+      Math.max(1, Math.floor(this.#leaseMs / 3)),
+    );
+    timer.unref();
+    this.#heartbeat = { cancel: () => clearInterval(timer) };
+  }
+
+  /**
+   * Takes over unfinished rows left behind: this replica's own after a restart, anyone's once their owner has not
+   * renewed them for a lease. The take-over is a compare-and-swap on the row, so exactly one replica gets each:
+   * a SCHEDULED row is dispatched again, a DISPATCHED or RUNNING one re-submitted (the operator answers the
+   * window's existing jobs) and followed to its end.
+   */
   async #recover(atStart: boolean): Promise<void> {
     const now = this.#o.clock.now();
     let after: { groupId: string; windowStart: number } | undefined;
@@ -273,21 +321,21 @@ export class ScheduleService {
         ...(after ? { after } : {}),
       });
       for (const row of rows) {
+        if (this.#held.has(row.instanceId)) continue;
         const stale = row.updatedAt < now - this.#leaseMs;
-        if (row.state === 'SCHEDULED' && (stale || (atStart && row.owner === this.#o.owner))) {
-          const taken = await this.#o.store.takeOverInstance(row.instanceId, row.updatedAt, this.#o.owner, now);
-          if (taken) this.#runInstance(taken);
-        } else if (
-          row.state !== 'SCHEDULED' &&
-          row.jobIds.length > 0 &&
-          !this.#following.has(row.instanceId) &&
-          (atStart || stale)
-        ) {
-          // Its jobs are followed here: this replica's own after a restart, anyone's once no update came for a lease.
-          this.#track(this.#followInstance(row)).catch((err: unknown) =>
-            this.#o.logger.error('following an instance failed', { instanceId: row.instanceId, err }),
-          );
-        }
+        if (!stale && !(atStart && row.owner === this.#o.owner)) continue;
+        const dispatched = row.state !== 'SCHEDULED';
+        const taken = await this.#o.store.takeOverInstance(
+          row.instanceId,
+          row.updatedAt,
+          this.#o.owner,
+          now,
+          dispatched ? ['DISPATCHED', 'RUNNING'] : ['SCHEDULED'],
+        );
+        if (!taken) continue;
+        if (row.owner !== this.#o.owner)
+          this.#o.logger.warn('instance taken over', { instanceId: row.instanceId, from: row.owner, state: row.state });
+        this.#runInstance(taken);
       }
       if (rows.length < 500) break;
       const last = rows[rows.length - 1]!;
@@ -755,8 +803,12 @@ export class ScheduleService {
     return p;
   }
 
-  /** Dispatches a claimed instance and follows it to its end. */
+  /** Dispatches a claimed (or taken over) instance and follows it to its end. */
   #runInstance(instance: InstanceRecord): void {
+    const held = new AbortController();
+    this.#held.get(instance.instanceId)?.abort(new InstanceLost('superseded'));
+    this.#held.set(instance.instanceId, held);
+    const signal = AbortSignal.any([this.#stopping.signal, held.signal]);
     // One trace per fired window: the dispatch, the operator's job and the connector reads join it.
     const tracer = trace.getTracer('sluice.schedule');
     const run = tracer
@@ -773,7 +825,7 @@ export class ScheduleService {
           },
         },
         (span) =>
-          this.#dispatchAndFollow(instance).then(
+          this.#dispatchAndFollow(instance, signal).then(
             () => span.end(),
             (err: unknown) => {
               span.setStatus({ code: SpanStatusCode.ERROR });
@@ -783,12 +835,20 @@ export class ScheduleService {
           ),
       )
       .catch((err: unknown) => this.#o.logger.error('instance run failed', { instanceId: instance.instanceId, err }))
-      .finally(() => this.#runs.delete(instance.instanceId));
+      .finally(() => {
+        this.#runs.delete(instance.instanceId);
+        if (this.#held.get(instance.instanceId) === held) this.#held.delete(instance.instanceId);
+      });
     this.#runs.set(instance.instanceId, run);
     this.#track(run);
   }
 
-  async #dispatchAndFollow(instance: InstanceRecord): Promise<void> {
+  /**
+   * Submits the window (again, for a row taken over after dispatch: the operator answers the window's jobs for
+   * the same run id) and follows its jobs. Nothing is written once `signal` aborts: this replica is stopping,
+   * or another one holds the row now.
+   */
+  async #dispatchAndFollow(instance: InstanceRecord, signal: AbortSignal): Promise<void> {
     let jobIds: readonly string[];
     try {
       jobIds = await this.#o.dispatcher.submit(
@@ -800,11 +860,11 @@ export class ScheduleService {
           instanceId: runId(instance),
           rerun: instance.attempt > 1,
         },
-        this.#stopping.signal,
+        signal,
       );
     } catch (err) {
-      // Stopping: the row stays SCHEDULED and this replica dispatches it when it starts again.
-      if (this.#stopped) return;
+      // Stopping: the row stays as it is and this replica takes it up when it starts again; lost: another has it.
+      if (signal.aborted) return;
       const message = err instanceof Error ? err.message : String(err);
       this.#o.logger.error('dispatch failed', { groupId: instance.groupId, windowStart: instance.windowStart, err });
       await this.#o.store.updateInstance(
@@ -816,26 +876,23 @@ export class ScheduleService {
       this.#wake(instance.groupId);
       return;
     }
+    if (signal.aborted) return;
     const now = this.#o.clock.now();
-    const dispatched = await this.#o.store.updateInstance(
-      instance.instanceId,
-      { state: 'DISPATCHED', jobIds, dispatchedAt: now },
-      now,
-      ['SCHEDULED'],
-    );
-    if (dispatched) await this.#followInstance(dispatched);
+    const dispatched =
+      instance.state === 'SCHEDULED'
+        ? await this.#o.store.updateInstance(
+            instance.instanceId,
+            { state: 'DISPATCHED', jobIds, dispatchedAt: now },
+            now,
+            ['SCHEDULED'],
+          )
+        : sameIds(instance.jobIds, jobIds)
+          ? instance
+          : await this.#o.store.updateInstance(instance.instanceId, { jobIds }, now, ['DISPATCHED', 'RUNNING']);
+    if (dispatched) await this.#follow(dispatched, signal);
   }
 
-  async #followInstance(instance: InstanceRecord): Promise<void> {
-    this.#following.add(instance.instanceId);
-    try {
-      await this.#follow(instance);
-    } finally {
-      this.#following.delete(instance.instanceId);
-    }
-  }
-
-  async #follow(instance: InstanceRecord): Promise<void> {
+  async #follow(instance: InstanceRecord, signal: AbortSignal): Promise<void> {
     let outcome: { succeeded: boolean; error?: string };
     try {
       outcome = await this.#o.dispatcher.follow(
@@ -844,10 +901,10 @@ export class ScheduleService {
           void this.#o.store
             .updateInstance(instance.instanceId, { state: 'RUNNING' }, this.#o.clock.now(), ['DISPATCHED'])
             .catch(() => {}),
-        this.#stopping.signal,
+        signal,
       );
     } catch (err) {
-      if (this.#stopped) return; // followed again at the next start
+      if (signal.aborted) return; // followed again at the next start, or by the replica that holds it now
       throw err;
     }
     const now = this.#o.clock.now();
