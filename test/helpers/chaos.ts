@@ -54,6 +54,8 @@ interface Proc {
   readonly entry: string;
   readonly env: NodeJS.ProcessEnv;
   current?: Spawned;
+  /** Every run of it, for the warnings they logged. */
+  readonly runs: Spawned[];
   /** Serving (a restart in progress is not killed again). */
   ready?: boolean;
 }
@@ -79,6 +81,7 @@ async function launch(p: Proc): Promise<void> {
   children.add(proc.child);
   void proc.exited.then(() => children.delete(proc.child));
   p.current = proc;
+  p.runs.push(proc);
   p.ready = false;
   // Generous: five processes start on shared cores, and a restart happens while the others work.
   await proc.waitForLog((e) => e.msg === 'gRPC server listening', 120_000);
@@ -141,6 +144,7 @@ async function scenario(o: ChaosOptions, procs: Proc[], cleanup: (() => Promise<
   const common = { SLUICE_DATABASE_URL: url, SLUICE_FAILOVER_MS: String(o.failoverMs) };
   const schedule = (id: 's1' | 's2' | 's3', operator: number): Proc => ({
     name: id,
+    runs: [],
     entry: 'services/schedule/main.ts',
     env: {
       ...common,
@@ -152,6 +156,7 @@ async function scenario(o: ChaosOptions, procs: Proc[], cleanup: (() => Promise<
   });
   const operator = (id: 'a' | 'b'): Proc => ({
     name: `op-${id}`,
+    runs: [],
     entry: 'services/operator/main.ts',
     env: {
       ...common,
@@ -167,7 +172,7 @@ async function scenario(o: ChaosOptions, procs: Proc[], cleanup: (() => Promise<
   const client = new OperatorServiceClient(addr(ports.a), credentials.createInsecure());
   cleanup.push(async () => client.close());
   // Creating and approving a group takes a few calls: leave time for all of them before the first window.
-  const start = Math.ceil(Date.now() / SECOND) * SECOND + 3000 + o.groups * 250;
+  const start = Math.ceil(Date.now() / SECOND) * SECOND + 3000 + o.groups * 500;
   const end = start + windows * SECOND;
 
   // The PostgreSQL source: ROWS_PER_WINDOW rows in every second of the run, read by every PG group.
@@ -228,7 +233,8 @@ async function scenario(o: ChaosOptions, procs: Proc[], cleanup: (() => Promise<
   const deaths: { name: string; at: number }[] = [];
   await sleep(Math.max(0, start - Date.now()));
   const restarts: Promise<void>[] = [];
-  while (Date.now() < end - o.killEveryMs) {
+  // At least two deaths even when setting up ran late on a loaded machine (the windows due meanwhile catch up).
+  while (Date.now() < end - o.killEveryMs || deaths.length < 2) {
     await sleep(o.killEveryMs);
     // Among the processes up now: a restart takes a few seconds and runs on while the next victim is chosen.
     const up = procs.filter((p) => p.ready);
@@ -245,11 +251,19 @@ async function scenario(o: ChaosOptions, procs: Proc[], cleanup: (() => Promise<
   // Drain: wait until every window of every group has ended (or the drain time is up, reported as unfinished).
   const expected = o.groups * windows;
   const deadline = Date.now() + o.drainMs;
+  let nextReport = Date.now() + 10_000;
   for (;;) {
     const { rows } = await db.query<{ n: string }>(
       `SELECT count(*) AS n FROM instances WHERE state IN ('SUCCEEDED', 'FAILED', 'SKIPPED')`,
     );
     if (Number(rows[0]!.n) >= expected || Date.now() > deadline) break;
+    if (Date.now() >= nextReport) {
+      nextReport = Date.now() + 10_000;
+      const states = await db.query<{ state: string; n: string }>(
+        `SELECT state, count(*) AS n FROM instances GROUP BY state ORDER BY state`,
+      );
+      o.log(`draining +${Date.now() - end} ms: ${states.rows.map((r) => `${r.state} ${r.n}`).join(', ')}`);
+    }
     await sleep(500);
   }
   const drainedInMs = Date.now() - end;
@@ -259,8 +273,35 @@ async function scenario(o: ChaosOptions, procs: Proc[], cleanup: (() => Promise<
     window_start: string;
     due_time: string;
     created_at: string;
+    dispatched_at: string | null;
+    finished_at: string | null;
     state: string;
-  }>(`SELECT group_id, window_start, due_time, created_at, state FROM instances ORDER BY group_id, window_start`);
+  }>(
+    `SELECT group_id, window_start, due_time, created_at, dispatched_at, finished_at, state FROM instances ORDER BY group_id, window_start`,
+  );
+  // Where the time goes: due → dispatched (the operator accepted the jobs) → ended; and what the processes warned of.
+  const spread = (values: number[]) => {
+    const sorted = values.sort((x, y) => x - y);
+    return `p50 ${quantile(sorted, 0.5)} / p99 ${quantile(sorted, 0.99)} / max ${sorted.at(-1)} ms`;
+  };
+  o.log(
+    `due → dispatched ${spread(rows.filter((r) => r.dispatched_at).map((r) => Number(r.dispatched_at) - Number(r.due_time)))}; due → ended ${spread(rows.filter((r) => r.finished_at).map((r) => Number(r.finished_at) - Number(r.due_time)))}`,
+  );
+  for (const p of procs) {
+    const warnings = new Map<string, number>();
+    for (const run of p.runs)
+      for (const line of run.lines) {
+        try {
+          const e = JSON.parse(line) as { level?: number | string; msg?: string };
+          if (typeof e.level === 'number' ? e.level >= 40 : e.level === 'warn' || e.level === 'error')
+            warnings.set(String(e.msg), (warnings.get(String(e.msg)) ?? 0) + 1);
+        } catch {
+          // not a log line
+        }
+      }
+    if (warnings.size > 0)
+      o.log(`${p.name} (${p.runs.length} runs): ${[...warnings].map(([m, n]) => `${m} ×${n}`).join('; ')}`);
+  }
   const keys = rows.map((r) => `${r.group_id}@${r.window_start}`);
   const fired = new Set(keys).size;
   const unfinished = rows.filter((r) => r.state !== 'SUCCEEDED');

@@ -208,7 +208,13 @@ export class OperatorService {
         if (job.owner !== this.#o.owner) continue;
         // Compare-and-swap on the lease, as a take-over: a replica that took the job meanwhile keeps it.
         const now = this.#now();
-        const mine = await this.#o.store.takeOverJob(job.jobId, job.leaseUntil, this.#o.owner, now + this.#leaseMs, now);
+        const mine = await this.#o.store.takeOverJob(
+          job.jobId,
+          job.leaseUntil,
+          this.#o.owner,
+          now + this.#leaseMs,
+          now,
+        );
         if (!mine) continue;
         const requeued =
           mine.state === 'RUNNING'
@@ -468,6 +474,10 @@ export class OperatorService {
         updatedAt: now,
       });
     }
+    // The lease runs from the insert, not from the request: resolving a source's boundaries may take a while, and
+    // a lease already run out would hand the new jobs to another replica at once.
+    const insertedAt = this.#now();
+    for (const [i, job] of jobs.entries()) jobs[i] = { ...job, leaseUntil: insertedAt + this.#leaseMs };
     if (!(await this.#o.store.insertWindowJobs(jobs))) {
       // Another caller inserted this generation first: its jobs are the answer.
       return { jobs: await this.#o.store.latestWindowJobs(group.groupId, boundaries), created: false };
