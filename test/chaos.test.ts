@@ -12,7 +12,7 @@ import { gate } from './helpers/integration.js';
 
 const pgTest = gate(test, await probePostgres());
 const CHAOS_MS = Number(process.env.SLUICE_CHAOS_MS ?? 12_000);
-const GROUPS = Number(process.env.SLUICE_CHAOS_GROUPS ?? 10);
+const GROUPS = Number(process.env.SLUICE_CHAOS_GROUPS ?? 6);
 
 pgTest.serial(
   `chaos: 3 schedule and 2 operator replicas, one killed every 3 s for ${CHAOS_MS / 1000} s, ${GROUPS} groups: no window lost or doubled, every window ends, every row once`,

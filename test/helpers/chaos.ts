@@ -29,6 +29,8 @@ export interface ChaosOptions {
   /** How long to wait for every window to end once the kills stop (they are waited on, not timed). */
   readonly drainMs: number;
   readonly log: (line: string) => void;
+  /** Deaths to cause at least, however late setting up ran (default 2). */
+  readonly minDeaths?: number;
 }
 
 export interface ChaosReport {
@@ -162,6 +164,8 @@ async function scenario(o: ChaosOptions, procs: Proc[], cleanup: (() => Promise<
       ...common,
       SLUICE_GRPC_ADDR: addr(ports[id]),
       SLUICE_REPLICA_ID: `op-${id}`,
+      // Windows of many groups due each second, mostly waiting on PostgreSQL: more than the default 4 at once.
+      SLUICE_MAX_RUNNING_JOBS: '16',
       SLUICE_DATA_DIR: join(dir, id),
       SLUICE_SCHEDULE_ADDR: addr(ports.s1),
     },
@@ -234,7 +238,7 @@ async function scenario(o: ChaosOptions, procs: Proc[], cleanup: (() => Promise<
   await sleep(Math.max(0, start - Date.now()));
   const restarts: Promise<void>[] = [];
   // At least two deaths even when setting up ran late on a loaded machine (the windows due meanwhile catch up).
-  while (Date.now() < end - o.killEveryMs || deaths.length < 2) {
+  while (Date.now() < end - o.killEveryMs || deaths.length < (o.minDeaths ?? 2)) {
     await sleep(o.killEveryMs);
     // Among the processes up now: a restart takes a few seconds and runs on while the next victim is chosen.
     const up = procs.filter((p) => p.ready);
@@ -286,6 +290,15 @@ async function scenario(o: ChaosOptions, procs: Proc[], cleanup: (() => Promise<
   };
   o.log(
     `due → dispatched ${spread(rows.filter((r) => r.dispatched_at).map((r) => Number(r.dispatched_at) - Number(r.due_time)))}; due → ended ${spread(rows.filter((r) => r.finished_at).map((r) => Number(r.finished_at) - Number(r.due_time)))}`,
+  );
+  const jobTimes = await db.query<{
+    due: string;
+    created_at: string;
+    started_at: string | null;
+    finished_at: string | null;
+  }>(`SELECT upper_bound AS due, created_at, started_at, finished_at FROM jobs`);
+  o.log(
+    `jobs: due → created ${spread(jobTimes.rows.map((j) => Number(j.created_at) - Number(j.due)))}; created → started ${spread(jobTimes.rows.filter((j) => j.started_at).map((j) => Number(j.started_at) - Number(j.created_at)))}; started → ended ${spread(jobTimes.rows.filter((j) => j.finished_at && j.started_at).map((j) => Number(j.finished_at) - Number(j.started_at)))}`,
   );
   for (const p of procs) {
     const warnings = new Map<string, number>();

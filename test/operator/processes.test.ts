@@ -351,8 +351,15 @@ pgTest.serial(
     t.is(during.code, status.UNAVAILABLE, `GetJob during the outage: ${during.details}`);
     t.notRegex(during.details, /password/i);
     await sleep(2 * FAILOVER_MS + SECOND);
-    const still = await callError(client.listJobs.bind(client), Object.assign({ groupId: 'slow', pageSize: 10 }));
-    t.is(still.code, status.UNAVAILABLE, 'still UNAVAILABLE, not hanging, while the store is away');
+    const still = await callError(client.listJobs.bind(client), {
+      groupId: 'slow',
+      states: [],
+      windowFrom: 0,
+      windowTo: 0,
+      pageSize: 10,
+      pageToken: '',
+    });
+    t.is(still.code, status.UNAVAILABLE, `still UNAVAILABLE, not hanging, while the store is away: ${still.details}`);
     await proxy.restore();
     const restoredAt = Date.now();
 
