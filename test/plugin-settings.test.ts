@@ -60,7 +60,7 @@ test('a plugin missing a required setting loads and is listed unavailable, namin
     'missing required settings SLUICE_PLUGIN_EXT_CLOCK_URL (url), SLUICE_PLUGIN_EXT_CLOCK_API_TOKEN (apiToken)',
   );
   const catalog = new Catalog(set, new HookRunner());
-  const listed = catalog.listEngines({ pageSize: 10, pageToken: '' }).items.find((e) => e.id === 'ext-clock');
+  const listed = (await catalog.listEngines({ pageSize: 10, pageToken: '' })).items.find((e) => e.id === 'ext-clock');
   t.false(listed!.availability.available);
   t.regex(listed!.availability.reason!, /SLUICE_PLUGIN_EXT_CLOCK_URL/);
   t.deepEqual(listed!.settingsSchema, CLOCK_SETTINGS as never, 'the schema is listed, never values');

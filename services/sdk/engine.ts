@@ -1,5 +1,5 @@
 import type { Boundaries, HookContext } from './types.js';
-import type { HookNames } from './connector.js';
+import type { Availability, HookNames } from './connector.js';
 
 /** A schedule as an engine sees it; InLong's ScheduleInfo with times in epoch milliseconds. */
 export interface ScheduleInfo {
@@ -51,6 +51,42 @@ export interface FireDueOutcome {
   readonly nextDueTime?: number;
 }
 
+/**
+ * The cron language of an external scheduler: `unix` is 5 fields (minute hour day-of-month month
+ * day-of-week) with a one-minute resolution, as Airflow's cron timetables read it; `quartz` is 7 fields
+ * (second minute hour day-of-month month day-of-week year) with a one-second resolution, as Quartz (and
+ * so DolphinScheduler) reads it.
+ */
+export type CronDialect = 'unix' | 'quartz';
+
+/** A cron for an external scheduler whose ticks cover every due time of a schedule. */
+export interface CoveringCron {
+  /** The expression in the requested dialect, evaluated in `timeZone`. */
+  readonly expression: string;
+  /** The schedule's IANA zone: the external scheduler must evaluate the cron there. */
+  readonly timeZone: string;
+  /**
+   * True when every tick is a due time. False when no cron of the dialect expresses the schedule (e.g.
+   * every 7 days from an arbitrary anchor, month-end clamping): then it is the coarsest cron that puts a
+   * tick in [due, due + resolution) for every due time, and FireDue makes the extra ticks no-ops.
+   */
+  readonly exact: boolean;
+  /** The dialect's resolution in ms: 60,000 for `unix`, 1,000 for `quartz`. */
+  readonly resolutionMs: number;
+  /** Epoch ms of the first due time: the external scheduler's start date. */
+  readonly firstDue: number;
+  /** Epoch ms of the last due time; absent when the schedule has no end. */
+  readonly lastDue?: number;
+}
+
+/** What an engine says of the scheduler it drives; ListEngines shows it. */
+export interface EngineAbout {
+  /** The counterpart and its version, e.g. `Airflow 3.1.0` or `DolphinScheduler 3.2.2`. */
+  readonly remote?: string;
+  /** A live check's verdict: unavailable, with the reason, when the counterpart does not answer. */
+  readonly availability?: Availability;
+}
+
 /** Given to an engine's start hook: how it reaches the rest of Sluice. */
 export interface EngineContext extends HookContext {
   /** Now, in epoch ms; tests drive this clock. */
@@ -79,6 +115,13 @@ export interface EngineContext extends HookContext {
   listSchedules(): Promise<readonly ScheduleInfo[]>;
   /** Subscribes to wake-ups: a group whose running window ended, or that was resumed, may have windows due. */
   onWake(listener: (groupId: string) => void): void;
+  /**
+   * The cron an external scheduler should tick on to drive `info` through `fireDue`: exact where the
+   * dialect can say it, otherwise the coarsest cron with a tick in [due, due + resolution) of every due
+   * time that PreviewWindows lists (due times with a sub-resolution part round up). Throws
+   * INVALID_ARGUMENT when the schedule is not valid.
+   */
+  coveringCron(info: ScheduleInfo, dialect: CronDialect): CoveringCron;
   /** Sends a window to the operator directly (external-style engines); the built-in engine uses fireDue. */
   submitOfflineJob(request: OfflineJobRequest): Promise<{ readonly jobIds: readonly string[] }>;
 }
@@ -104,6 +147,11 @@ export interface EnginePlugin {
    * the engine to it.
    */
   resolutionMs?(ctx: HookContext): number;
+  /**
+   * Describes the counterpart this engine drives (its version; whether it answers) for ListEngines.
+   * Called by the catalog on ListEngines with a short deadline; keep it to one cheap request.
+   */
+  about?(ctx: HookContext): EngineAbout | Promise<EngineAbout>;
   /** Called once when the service starts, before any register, with the context to fire windows through. */
   start?(ctx: EngineContext): void | Promise<void>;
   /** Called once on shutdown; stop timers and release connections. */
@@ -120,6 +168,7 @@ const ENGINE_HOOK_SET: Readonly<Record<EngineHook, 'required' | 'optional'>> = {
   unregister: 'required',
   update: 'required',
   resolutionMs: 'optional',
+  about: 'optional',
   start: 'optional',
   stop: 'optional',
 } satisfies {

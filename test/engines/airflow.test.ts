@@ -8,6 +8,7 @@ import { isSluiceError } from 'sluice/sdk';
 import plugin from '../../plugins/engines/airflow/index.js';
 import { AirflowClient } from '../../plugins/engines/airflow/client.js';
 import { silentLogger } from '../../services/core/logger.js';
+import { coveringCron } from '../../services/schedule/domain/covering-cron.js';
 import { FakeAirflow, airflowSpecPresent, AIRFLOW_SPEC_PATH } from '../helpers/fake-airflow.js';
 import { info } from '../helpers/schedule.js';
 
@@ -41,6 +42,7 @@ function engineCtx(a: FakeAirflow, live: ScheduleInfo[]): EngineContext {
     scheduleAt: () => ({ cancel() {} }),
     fireDue: () => Promise.resolve({ instances: [] }),
     listSchedules: () => Promise.resolve(live),
+    coveringCron,
     onWake() {},
     submitOfflineJob: () => Promise.resolve({ jobIds: [] }),
   };

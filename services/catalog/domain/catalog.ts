@@ -13,6 +13,7 @@ import {
   type BoundaryType,
   type ConnectorPlugin,
   type ConnectorRole,
+  type EnginePlugin,
   type FieldError,
   type JsonSchema,
   type Options,
@@ -22,6 +23,9 @@ import { type Page, paginate } from '../../core/paging.js';
 import type { HookRunner } from '../../host/hook-runner.js';
 import type { LoadedPlugin, PluginSet } from '../../host/loader.js';
 import type { PluginProblem } from '../../host/problems.js';
+
+/** How long ListEngines waits for an engine's live check before calling the engine unavailable. */
+const ABOUT_TIMEOUT_MS = 2_000;
 
 export interface ConnectorInfo {
   readonly id: string;
@@ -45,6 +49,8 @@ export interface EngineInfo {
   readonly pluginPath: string;
   /** Unavailable while a required setting is missing, with the reason. */
   readonly availability: Availability;
+  /** The counterpart the engine drives and its version, from its `about` hook. */
+  readonly remote?: string;
   readonly settingsSchema?: JsonSchema;
 }
 
@@ -211,18 +217,36 @@ export class Catalog {
     return out;
   }
 
-  listEngines(query: { pageSize: number; pageToken: string }): Page<EngineInfo> {
+  /**
+   * The engines, each with its settings' availability and, when the engine has an `about` hook and its
+   * settings are complete, what its live check says (its counterpart's version, or why it does not answer).
+   */
+  async listEngines(query: { pageSize: number; pageToken: string }): Promise<Page<EngineInfo>> {
     const page = paginate([...this.#plugins.engines.values()], (e) => e.id, query.pageSize, query.pageToken);
+    const items = await Promise.all(page.items.map((e) => this.#engineInfo(e)));
+    return { items, nextPageToken: page.nextPageToken };
+  }
+
+  async #engineInfo(e: LoadedPlugin<EnginePlugin>): Promise<EngineInfo> {
+    let availability: Availability = e.settings?.availability ?? AVAILABLE;
+    let remote: string | undefined;
+    if (availability.available && this.#hooks.has(e, 'about')) {
+      try {
+        const about = await this.#hooks.call(e, 'about', undefined, { timeoutMs: ABOUT_TIMEOUT_MS });
+        remote = typeof about.remote === 'string' ? about.remote : undefined;
+        if (about.availability && !about.availability.available) availability = about.availability;
+      } catch (err) {
+        availability = { available: false, reason: err instanceof Error ? err.message : String(err) };
+      }
+    }
     return {
-      items: page.items.map((e) => ({
-        id: e.id,
-        version: e.manifest.version,
-        description: e.manifest.description,
-        pluginPath: e.dir,
-        availability: e.settings?.availability ?? AVAILABLE,
-        ...(e.manifest.settings ? { settingsSchema: e.manifest.settings } : {}),
-      })),
-      nextPageToken: page.nextPageToken,
+      id: e.id,
+      version: e.manifest.version,
+      description: e.manifest.description,
+      pluginPath: e.dir,
+      availability,
+      ...(remote ? { remote } : {}),
+      ...(e.manifest.settings ? { settingsSchema: e.manifest.settings } : {}),
     };
   }
 

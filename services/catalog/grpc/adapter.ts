@@ -65,8 +65,8 @@ export function catalogGrpc(
       );
       return { boundedOptions: { ...result.boundedOptions }, boundaries: encodeBoundaries(result.boundaries) };
     }),
-    listEngines: unary(logger, 'ListEngines', (req) => {
-      const page = catalog.listEngines({ pageSize: req.pageSize, pageToken: req.pageToken });
+    listEngines: unary(logger, 'ListEngines', async (req) => {
+      const page = await catalog.listEngines({ pageSize: req.pageSize, pageToken: req.pageToken });
       return {
         engines: page.items.map((e) => ({
           id: e.id,
@@ -74,6 +74,7 @@ export function catalogGrpc(
           description: e.description,
           pluginPath: e.pluginPath,
           availability: { available: e.availability.available, reason: e.availability.reason ?? '' },
+          remote: e.remote ?? '',
           settingsSchema: e.settingsSchema as Record<string, unknown> | undefined,
         })),
         nextPageToken: page.nextPageToken,

@@ -27,6 +27,7 @@ import {
   type ScheduleStore,
 } from './model.js';
 import { type FiringRules, MAX_SKIP_ROWS, type PlannedWindow, dueTime, planDue } from './plan.js';
+import { coveringCron } from './covering-cron.js';
 import { type Window, windowAt, windowsAfter } from './windows.js';
 
 /** How the schedule service reaches the operator. */
@@ -366,6 +367,7 @@ export class ScheduleService {
         };
       },
       listSchedules: () => this.listOwned(engineId),
+      coveringCron: (info, dialect) => coveringCron(info, dialect),
       onWake: (listener) => void this.#wakeListeners.push(listener),
       submitOfflineJob: async (request) => ({
         jobIds: await this.#o.dispatcher.submit({ ...request, instanceId: request.instanceId ?? '', rerun: false }),

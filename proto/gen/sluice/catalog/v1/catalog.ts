@@ -160,7 +160,14 @@ export interface Engine {
    * JSON Schema of the plugin's settings (plugin.json#settings); secrets are marked writeOnly. Values are
    * never returned.
    */
-  settingsSchema: { [key: string]: any } | undefined;
+  settingsSchema:
+    | { [key: string]: any }
+    | undefined;
+  /**
+   * The scheduler this engine drives and its version, as the engine's live check reports it (e.g.
+   * "Airflow 3.1.0"); empty for engines that drive nothing outside Sluice or when the check failed.
+   */
+  remote: string;
 }
 
 export interface ListEnginesRequest {
@@ -1302,7 +1309,15 @@ export const ResolveBoundariesResponse: MessageFns<ResolveBoundariesResponse> = 
 };
 
 function createBaseEngine(): Engine {
-  return { id: "", version: "", description: "", pluginPath: "", availability: undefined, settingsSchema: undefined };
+  return {
+    id: "",
+    version: "",
+    description: "",
+    pluginPath: "",
+    availability: undefined,
+    settingsSchema: undefined,
+    remote: "",
+  };
 }
 
 export const Engine: MessageFns<Engine> = {
@@ -1324,6 +1339,9 @@ export const Engine: MessageFns<Engine> = {
     }
     if (message.settingsSchema !== undefined) {
       Struct.encode(Struct.wrap(message.settingsSchema), writer.uint32(50).fork()).join();
+    }
+    if (message.remote !== "") {
+      writer.uint32(58).string(message.remote);
     }
     return writer;
   },
@@ -1389,6 +1407,14 @@ export const Engine: MessageFns<Engine> = {
             message.settingsSchema = Struct.unwrap(Struct.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.remote = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1417,6 +1443,7 @@ export const Engine: MessageFns<Engine> = {
         : isObject(object.settings_schema)
         ? object.settings_schema
         : undefined,
+      remote: isSet(object.remote) ? globalThis.String(object.remote) : "",
     };
   },
 
@@ -1440,6 +1467,9 @@ export const Engine: MessageFns<Engine> = {
     if (message.settingsSchema !== undefined) {
       obj.settingsSchema = message.settingsSchema;
     }
+    if (message.remote !== "") {
+      obj.remote = message.remote;
+    }
     return obj;
   },
 
@@ -1456,6 +1486,7 @@ export const Engine: MessageFns<Engine> = {
       ? Availability.fromPartial(object.availability)
       : undefined;
     message.settingsSchema = object.settingsSchema ?? undefined;
+    message.remote = object.remote ?? "";
     return message;
   },
 };

@@ -1,0 +1,342 @@
+import { type CoveringCron, type CronDialect, type ScheduleInfo, invalidArgument } from 'sluice/sdk';
+import { DAY_MS, monthLength } from './civil.js';
+import { type Cron, nextFireTime, nextWall, parseCron } from './cron.js';
+import { renderTranslated } from './cron-translate.js';
+import {
+  DOM_RANGE,
+  HOUR_RANGE,
+  MINUTE_RANGE,
+  MONTH_RANGE,
+  SECOND_RANGE,
+  allValues,
+  renderField,
+  renderWeekdays,
+} from './cron-render.js';
+import { YEAR_MAX, YEAR_MIN } from './cron-syntax.js';
+import { firingRules, normalizeInfo } from './info.js';
+import { type FiringRules, dueTime } from './plan.js';
+import { edge, windowAt, windowsAfter } from './windows.js';
+import { fromWallMs, instantOfWall, toLocal, wallMs } from './zoned-time.js';
+
+const RESOLUTION_MS: Readonly<Record<CronDialect, number>> = { unix: 60_000, quartz: 1000 };
+/** How far ahead due times are sampled: four years hold every weekday, month length and a leap day. */
+const HORIZON_MS = 1461 * DAY_MS;
+/** Sampling stops after this many due times; the fields coarser than the span sampled are left open. */
+const MAX_TARGETS = 5000;
+/** An end at or past 10000-01-01 is no end: no last due time is given. */
+const NO_END_MS = 253_402_300_800_000;
+/** A value of the time fields held by at most this share of due times is a DST oddity worth trying to drop. */
+const RARE_SHARE = 0.02;
+
+/**
+ * The cron an external scheduler ticks on to drive a schedule through FireDue (see
+ * EngineContext.coveringCron): every due time d that PreviewWindows lists has a tick in
+ * [d, d + resolution), by the domain's own windows, due times and cron evaluator, and of the crons
+ * tried the one with the fewest ticks wins.
+ *
+ * S, I and H schedules are fixed durations, not wall-clock times: their crons are given in UTC, where
+ * daylight saving neither shifts their ticks nor repeats an hour no cron can tick twice in. Calendar
+ * schedules (D W M Y O) and cron schedules keep the schedule's zone and its DST rules (a wall time in
+ * a gap moves forward, a repeated one takes its first pass). A due time in the second pass of a
+ * repeated hour (only reachable through a delay or a start inside it) has no wall time of its own: no
+ * cron ticks there, and it fires at the next tick.
+ *
+ * Due times are looked at up to four years ahead: a last window cut short by an end further away
+ * than that is due off the schedule's grid and gets no tick of its own (it fires through a later
+ * FireDue, a TriggerWindow or a re-registration nearer the end).
+ */
+export function coveringCron(info: ScheduleInfo, dialect: CronDialect): CoveringCron {
+  if (dialect !== 'unix' && dialect !== 'quartz') throw invalidArgument('dialect', "'unix' or 'quartz'", dialect);
+  const rules = firingRules(normalizeInfo(info));
+  const { spec } = rules;
+  const resolutionMs = RESOLUTION_MS[dialect];
+  const first = windowsAfter(spec).next();
+  if (first.done) throw invalidArgument('end_time', 'a schedule with at least one window', spec.endTime);
+  const firstDue = dueTime(rules, first.value);
+  const lastWindow = spec.endTime < NO_END_MS ? windowAt(spec, spec.endTime - 1) : undefined;
+  const lastDue = lastWindow ? dueTime(rules, lastWindow) : undefined;
+  const fixed = spec.scheduleType === 0 && (spec.unit === 'S' || spec.unit === 'I' || spec.unit === 'H');
+  const period = fixed ? edge(spec, 1) - edge(spec, 0) : 0;
+  const found =
+    fixed && period < DAY_MS
+      ? subDailyCron(firstDue, period, lastDue, dialect)
+      : sampledCron(rules, fixed ? 'UTC' : spec.timeZone, lastDue, dialect);
+  return {
+    expression: found.expression,
+    timeZone: fixed ? 'UTC' : spec.timeZone,
+    exact: found.exact,
+    resolutionMs,
+    firstDue,
+    ...(lastDue !== undefined ? { lastDue } : {}),
+  };
+}
+
+interface Found {
+  readonly expression: string;
+  readonly exact: boolean;
+}
+
+const roundUp = (t: number, r: number) => Math.ceil(t / r) * r;
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+const mod = (a: number, m: number) => ((a % m) + m) % m;
+
+/**
+ * A fixed step shorter than a day, in UTC: due times repeat their times of day every
+ * DAY / gcd(step, DAY) steps, so the seconds, minutes and hours they hold are found without walking
+ * the schedule, and every day field is open.
+ */
+function subDailyCron(firstDue: number, step: number, lastDue: number | undefined, dialect: CronDialect): Found {
+  const r = RESOLUTION_MS[dialect];
+  const cycle = DAY_MS / gcd(step, DAY_MS);
+  const times = new Set<number>();
+  for (let k = 0; k < cycle; k++) times.add(mod(roundUp(firstDue + k * step, r), DAY_MS));
+  const onGrid = times.size;
+  // A window cut short by the end is due off the grid (an end past the horizon is left out, as when sampling).
+  if (lastDue !== undefined && lastDue - firstDue < HORIZON_MS) times.add(mod(roundUp(lastDue, r), DAY_MS));
+  const seconds = new Set<number>();
+  const minutes = new Set<number>();
+  const hours = new Set<number>();
+  for (const t of times) {
+    seconds.add(Math.floor(t / 1000) % 60);
+    minutes.add(Math.floor(t / 60_000) % 60);
+    hours.add(Math.floor(t / 3_600_000));
+  }
+  const c: Candidate = {
+    seconds: [...seconds],
+    minutes: [...minutes],
+    hours: [...hours],
+    day: OPEN_DAYS,
+    months: allValues(MONTH_RANGE),
+  };
+  const product = seconds.size * minutes.size * hours.size;
+  return { expression: expressionOf(c, dialect), exact: DAY_MS % step === 0 && product === onGrid };
+}
+
+/** Which days a candidate ticks on. */
+type DayRule =
+  | { readonly kind: 'open' }
+  | { readonly kind: 'dom'; readonly days: readonly number[] }
+  | { readonly kind: 'dow'; readonly weekdays: readonly number[] }
+  | { readonly kind: 'fromLast'; readonly n: number };
+const OPEN_DAYS: DayRule = { kind: 'open' };
+
+interface Candidate {
+  readonly seconds: readonly number[];
+  readonly minutes: readonly number[];
+  readonly hours: readonly number[];
+  readonly day: DayRule;
+  readonly months: readonly number[];
+  /** Quartz only; absent: every year. */
+  readonly years?: readonly number[];
+}
+
+function dayFields(day: DayRule, dialect: CronDialect): [dom: string, dow: string] {
+  const q = dialect === 'quartz';
+  switch (day.kind) {
+    case 'open':
+      return ['*', q ? '?' : '*'];
+    case 'dom':
+      return [renderField(day.days, DOM_RANGE, dialect), q ? '?' : '*'];
+    case 'dow':
+      return [q ? '?' : '*', renderWeekdays(day.weekdays, dialect)];
+    case 'fromLast':
+      return [day.n === 0 ? 'L' : `L-${day.n}`, '?'];
+  }
+}
+
+function expressionOf(c: Candidate, dialect: CronDialect, timeOfDay = true): string {
+  const [dom, dow] = dayFields(c.day, dialect);
+  const month = renderField(c.months, MONTH_RANGE, dialect);
+  const [s, m, h] = timeOfDay
+    ? [
+        renderField(c.seconds, SECOND_RANGE, dialect),
+        renderField(c.minutes, MINUTE_RANGE, dialect),
+        renderField(c.hours, HOUR_RANGE, dialect),
+      ]
+    : ['0', '0', '0'];
+  if (dialect === 'unix') return `${m} ${h} ${dom} ${month} ${dow}`;
+  const year = c.years ? renderField(c.years, { min: YEAR_MIN, max: YEAR_MAX }, dialect) : '*';
+  return `${s} ${m} ${h} ${dom} ${month} ${dow} ${year}`;
+}
+
+/** One due time, rounded up to the resolution, with its wall-clock fields in the zone. */
+interface Target {
+  readonly due: number;
+  readonly tick: number;
+  readonly second: number;
+  readonly minute: number;
+  readonly hour: number;
+  readonly day: number;
+  readonly month: number;
+  readonly year: number;
+  readonly weekday: number;
+  readonly fromLast: number;
+  readonly wallDay: number;
+}
+
+/**
+ * Samples the due times (up to four years, or MAX_TARGETS), collects each field's values in the zone,
+ * and keeps the covering candidate with the fewest ticks: days open, by day of month, by weekday, or
+ * counted from the month's end; a cron schedule's own expression where the dialect can say it.
+ */
+function sampledCron(rules: FiringRules, zone: string, lastDue: number | undefined, dialect: CronDialect): Found {
+  const { spec } = rules;
+  const r = RESOLUTION_MS[dialect];
+  const dues: number[] = [];
+  let complete = true;
+  for (const w of windowsAfter(spec)) {
+    if (w.start >= spec.startTime + HORIZON_MS || dues.length >= MAX_TARGETS) {
+      complete = false;
+      break;
+    }
+    dues.push(dueTime(rules, w));
+  }
+  const targets: Target[] = [];
+  let uncoverable = 0;
+  for (const due of dues) {
+    const tick = roundUp(due, r);
+    const wall = wallMs(toLocal(tick, zone));
+    // The second pass of a repeated hour: no wall time reaches it.
+    if (instantOfWall(wall, zone) !== tick) {
+      uncoverable++;
+      continue;
+    }
+    targets.push(targetOf(due, tick, wall));
+  }
+  if (targets.length === 0) {
+    // Only second-pass due times: tick at the first wall time after them.
+    for (const due of dues) {
+      const tick = roundUp(due, r);
+      const after = toLocal(tick, zone);
+      targets.push(targetOf(due, tick, wallMs(after)));
+    }
+  }
+  const span = targets[targets.length - 1]!.tick - targets[0]!.tick;
+  const values = (f: (t: Target) => number) => [...new Set(targets.map(f))].sort((a, b) => a - b);
+  // Fields coarser than what was sampled are open: the sample says nothing about them.
+  const open = {
+    hours: !complete && span < 2 * DAY_MS,
+    days: !complete && span < 62 * DAY_MS,
+    months: !complete && span < 400 * DAY_MS,
+  };
+  const base = {
+    seconds: dialect === 'unix' ? [0] : values((t) => t.second),
+    minutes: values((t) => t.minute),
+    hours: open.hours ? allValues(HOUR_RANGE) : values((t) => t.hour),
+    months: open.months ? allValues(MONTH_RANGE) : values((t) => t.month),
+    ...(complete && dialect === 'quartz' ? { years: values((t) => t.year) } : {}),
+  };
+  const dayRules: DayRule[] = [OPEN_DAYS];
+  if (!open.days) {
+    dayRules.push({ kind: 'dom', days: values((t) => t.day) }, { kind: 'dow', weekdays: values((t) => t.weekday) });
+    const fromLast = values((t) => t.fromLast);
+    if (dialect === 'quartz' && fromLast.length === 1) dayRules.push({ kind: 'fromLast', n: fromLast[0]! });
+  }
+  const from = targets[0]!.wallDay;
+  const to = targets[targets.length - 1]!.wallDay;
+  let best: { c: Candidate; ticks: number } | undefined;
+  for (const day of dayRules) {
+    const c: Candidate = { ...base, day };
+    const ticks = ticksOf(c, dialect, from, to);
+    if (!best || ticks < best.ticks) best = { c, ticks };
+  }
+  const chosen = pruneRare(best!.c, targets, zone, dialect, open.hours);
+  let expression = expressionOf(chosen, dialect);
+  // A cron schedule whose ticks are its due times: its own expression, when the dialect can say it
+  // and it ticks no more often than the sampled one.
+  const own = rules.delayMs === 0 && spec.cron ? renderTranslated(spec.cron, dialect) : undefined;
+  if (own !== undefined && own !== expression) {
+    const cron = parseCron(own);
+    if (
+      covers(cron, targets, zone, r) &&
+      countTicks(cron, targets, zone) <= countTicks(parseCron(expression), targets, zone)
+    ) {
+      expression = own;
+    }
+  }
+  const exact =
+    uncoverable === 0 && countTicks(parseCron(expression), targets, zone) === new Set(targets.map((t) => t.tick)).size;
+  return { expression, exact };
+}
+
+function targetOf(due: number, tick: number, wall: number): Target {
+  const l = fromWallMs(wall);
+  const wallDay = Math.floor(wall / DAY_MS);
+  return {
+    due,
+    tick,
+    second: l.second,
+    minute: l.minute,
+    hour: l.hour,
+    day: l.day,
+    month: l.month,
+    year: l.year,
+    weekday: (((wallDay + 4) % 7) + 7) % 7,
+    fromLast: monthLength(l.year, l.month) - l.day,
+    wallDay,
+  };
+}
+
+/** Ticks of a candidate between two wall days: the days it ticks on times the ticks of each day. */
+function ticksOf(c: Candidate, dialect: CronDialect, fromDay: number, toDay: number): number {
+  const days = parseCron(expressionOf(c, dialect, false));
+  let n = 0;
+  const limit = toDay * DAY_MS;
+  for (let w = nextWall(days, fromDay * DAY_MS, limit); w !== undefined && w <= limit;) {
+    n++;
+    w = nextWall(days, w + DAY_MS, limit);
+  }
+  return n * c.seconds.length * c.minutes.length * c.hours.length;
+}
+
+/** True when every target has a tick in [due, due + r). */
+function covers(cron: Cron, targets: readonly Target[], zone: string, r: number): boolean {
+  for (const t of targets) {
+    const tick = nextFireTime(cron, t.due - 1, zone, t.due + r);
+    if (tick === undefined || tick >= t.due + r) return false;
+  }
+  return true;
+}
+
+/** Ticks of a cron from the first target to the last (stops counting once past the targets' number twice). */
+function countTicks(cron: Cron, targets: readonly Target[], zone: string): number {
+  const from = targets[0]!.due - 1;
+  const to = targets[targets.length - 1]!.tick;
+  const cap = 2 * targets.length + 2;
+  let n = 0;
+  for (
+    let t = nextFireTime(cron, from, zone, to);
+    t !== undefined && t <= to && n < cap;
+    t = nextFireTime(cron, t, zone, to)
+  )
+    n++;
+  return n;
+}
+
+/**
+ * Drops time-of-day values that only a few due times hold (a DST gap day's 03:30 when the rest are
+ * 02:30) when those due times stay covered without them: the cron's own gap rule moves 02:30 there.
+ */
+function pruneRare(
+  c: Candidate,
+  targets: readonly Target[],
+  zone: string,
+  dialect: CronDialect,
+  hoursOpen: boolean,
+): Candidate {
+  const r = RESOLUTION_MS[dialect];
+  const fields = hoursOpen ? (['minutes', 'seconds'] as const) : (['hours', 'minutes', 'seconds'] as const);
+  const pick = { hours: (t: Target) => t.hour, minutes: (t: Target) => t.minute, seconds: (t: Target) => t.second };
+  let current = c;
+  for (const field of fields) {
+    const counts = new Map<number, number>();
+    for (const t of targets) counts.set(pick[field](t), (counts.get(pick[field](t)) ?? 0) + 1);
+    for (const [value, count] of counts) {
+      if (count > Math.max(2, targets.length * RARE_SHARE) || current[field].length < 2) continue;
+      const without = { ...current, [field]: current[field].filter((v) => v !== value) };
+      const held = targets.filter((t) => pick[field](t) === value);
+      if (covers(parseCron(expressionOf(without, dialect)), held, zone, r)) current = without;
+    }
+  }
+  return current;
+}
