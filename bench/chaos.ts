@@ -32,7 +32,7 @@ export async function benchChaos(out: (line?: string) => void): Promise<void> {
     chaosMs: CHAOS_MS,
     killEveryMs: 3000,
     failoverMs: 2000,
-    drainMs: 300_000,
+    drainMs: 900_000,
     log: (line) => out(`   ${line}`),
   });
   const rows: [string, string][] = [

@@ -7,7 +7,7 @@
  * measures the fire delay (claim time minus due time) of the windows due within SLUICE_FAILOVER_MS after a death.
  */
 import { credentials } from '@grpc/grpc-js';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,6 +105,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
     failed = false;
     return report;
   } finally {
+    // SLUICE_CHAOS_LOGS=<folder>: every run's log lines kept there, to see what a process did before it died.
+    const keep = process.env.SLUICE_CHAOS_LOGS;
+    if (keep)
+      for (const p of procs)
+        for (const [i, run] of p.runs.entries())
+          await writeFile(join(keep, `${p.name}-${i + 1}.log`), `${run.lines.join('\n')}\n`).catch(() => {});
     for (const p of procs) {
       const child = p.current?.child;
       if (failed && p.current) o.log(`--- ${p.name}:\n${p.current.lines.slice(-15).join('\n')}`);
