@@ -6,7 +6,7 @@
  * and duplicated from the ledger, checks every output row once (file lines by id, target rows by key) and
  * measures the fire delay (claim time minus due time) of the windows due within SLUICE_FAILOVER_MS after a death.
  */
-import { credentials } from '@grpc/grpc-js';
+import { credentials, status } from '@grpc/grpc-js';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -95,6 +95,22 @@ export const quantile = (sorted: readonly number[], q: number) =>
 
 const isFileGroup = (g: number) => g % 2 === 0;
 
+/**
+ * A set-up call again while the operator answers UNAVAILABLE: on a loaded machine the first groups' windows are
+ * due while the last ones are created, and its store connections can all be busy for a while. (A create that
+ * committed before its answer was lost comes back ALREADY_EXISTS, which fails the run: it has not been seen.)
+ */
+async function retried<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if ((err as { code?: number }).code !== status.UNAVAILABLE || attempt >= 10) throw err;
+      await sleep(1000);
+    }
+  }
+}
+
 /** Runs the scenario; throws only when it cannot be set up. Cleans up everything it made, whatever happens. */
 export async function runChaos(o: ChaosOptions): Promise<ChaosReport> {
   const procs: Proc[] = [];
@@ -182,7 +198,7 @@ async function scenario(o: ChaosOptions, procs: Proc[], cleanup: (() => Promise<
   const client = new OperatorServiceClient(addr(ports.a), credentials.createInsecure());
   cleanup.push(async () => client.close());
   // Creating and approving a group takes a few calls: leave time for all of them before the first window.
-  const start = Math.ceil(Date.now() / SECOND) * SECOND + 3000 + o.groups * 500;
+  const start = Math.ceil(Date.now() / SECOND) * SECOND + 3000 + o.groups * 1000;
   const end = start + windows * SECOND;
 
   // The PostgreSQL source: ROWS_PER_WINDOW rows in every second of the run, read by every PG group.
@@ -217,26 +233,28 @@ async function scenario(o: ChaosOptions, procs: Proc[], cleanup: (() => Promise<
           sink: { connectorId: 'postgres', options: { url, table: `dst_${g}`, mode: 'replace-window' } },
           fields: [],
         };
-    const created = await call(client.createGroup.bind(client), {
-      group: Group.fromPartial({
-        groupId,
-        description: 'chaos',
-        streams: [stream],
-        schedule: {
+    const created = await retried(() =>
+      call(client.createGroup.bind(client), {
+        group: Group.fromPartial({
           groupId,
-          scheduleUnit: 'S',
-          scheduleInterval: 1,
-          taskParallelism: 1,
-          startTime: start,
-          endTime: end,
-          timeZone: 'UTC',
-          catchUp: { mode: CatchUpMode.CATCH_UP_MODE_ALL, windowMs: 0 },
-          alignment: WindowAlignment.WINDOW_ALIGNMENT_END,
-        },
-        retry: { maxAttempts: 10, initialBackoffMs: 200 },
+          description: 'chaos',
+          streams: [stream],
+          schedule: {
+            groupId,
+            scheduleUnit: 'S',
+            scheduleInterval: 1,
+            taskParallelism: 1,
+            startTime: start,
+            endTime: end,
+            timeZone: 'UTC',
+            catchUp: { mode: CatchUpMode.CATCH_UP_MODE_ALL, windowMs: 0 },
+            alignment: WindowAlignment.WINDOW_ALIGNMENT_END,
+          },
+          retry: { maxAttempts: 10, initialBackoffMs: 200 },
+        }),
       }),
-    });
-    await call(client.approveGroup.bind(client), { groupId, version: created.group!.version });
+    );
+    await retried(() => call(client.approveGroup.bind(client), { groupId, version: created.group!.version }));
   }
 
   // The chaos: a random process killed every few seconds and started again at once (same port and id).
