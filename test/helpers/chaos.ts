@@ -18,6 +18,7 @@ import { CatchUpMode, WindowAlignment } from '../../proto/gen/sluice/schedule/v1
 import { PG_URL, uniqueName } from './databases.js';
 import { type Spawned, spawnService } from './process.js';
 import { call } from './sluice.js';
+import { startTcpBalancer } from './tcp-balancer.js';
 
 export interface ChaosOptions {
   /** Groups in all; every other one is PostgreSQL → PostgreSQL, the rest datagen → file. */
@@ -165,8 +166,15 @@ async function scenario(o: ChaosOptions, procs: Proc[], cleanup: (() => Promise<
     b: await freePort(),
   };
   const addr = (port: number) => `127.0.0.1:${port}`;
+  // The schedule replicas reach the operators through one address, as behind a load balancer (docs/operations.md):
+  // while one operator restarts, windows go to the other.
+  const balancer = await startTcpBalancer([
+    { host: '127.0.0.1', port: ports.a },
+    { host: '127.0.0.1', port: ports.b },
+  ]);
+  cleanup.push(() => balancer.close());
   const common = { SLUICE_DATABASE_URL: url, SLUICE_FAILOVER_MS: String(o.failoverMs) };
-  const schedule = (id: 's1' | 's2' | 's3', operator: number): Proc => ({
+  const schedule = (id: 's1' | 's2' | 's3'): Proc => ({
     name: id,
     runs: [],
     entry: 'services/schedule/main.ts',
@@ -175,7 +183,7 @@ async function scenario(o: ChaosOptions, procs: Proc[], cleanup: (() => Promise<
       SLUICE_GRPC_ADDR: addr(ports[id]),
       SLUICE_REPLICA_ID: id,
       SLUICE_DATA_DIR: join(dir, id),
-      SLUICE_OPERATOR_ADDR: addr(operator),
+      SLUICE_OPERATOR_ADDR: addr(balancer.port),
     },
   });
   const operator = (id: 'a' | 'b'): Proc => ({
@@ -192,7 +200,7 @@ async function scenario(o: ChaosOptions, procs: Proc[], cleanup: (() => Promise<
       SLUICE_SCHEDULE_ADDR: addr(ports.s1),
     },
   });
-  procs.push(schedule('s1', ports.a), schedule('s2', ports.a), schedule('s3', ports.b), operator('a'), operator('b'));
+  procs.push(schedule('s1'), schedule('s2'), schedule('s3'), operator('a'), operator('b'));
   await Promise.all(procs.map(launch));
 
   const client = new OperatorServiceClient(addr(ports.a), credentials.createInsecure());

@@ -17,6 +17,7 @@ import type { HookRunner } from '../../host/hook-runner.js';
 import type { LoadedPlugin } from '../../host/loader.js';
 import type { Clock } from './clock.js';
 import { NO_ENGINE, firingRules, isNoEngine, normalizeInfo } from './info.js';
+import { Limiter } from './limiter.js';
 import {
   FINAL_STATES,
   type InstanceRecord,
@@ -561,8 +562,11 @@ export class ScheduleService {
    * another caller had claimed first, and, when nothing new was due, the latest instance due at `asOf`.
    */
   fireDue(groupId: string, asOf = 0): Promise<FireDueResult> {
-    return this.#track(this.#fireDue(groupId, asOf));
+    return this.#track(this.#firing.run(() => this.#fireDue(groupId, asOf)));
   }
+
+  /** FireDue calls at once: each holds a few store statements, and the pool has 10 connections by default. */
+  readonly #firing = new Limiter(6);
 
   /** FireDue for callers outside the service: an unknown or deleted group is NOT_FOUND rather than nothing. */
   async fireDueChecked(groupId: string, asOf: number): Promise<FireDueResult> {
