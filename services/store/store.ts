@@ -104,9 +104,7 @@ export class SqlStore implements ScheduleStore, OperatorStore {
     now: number,
     states: readonly InstanceState[] = ['SCHEDULED'],
   ): Promise<InstanceRecord | undefined> {
-    return this.run('take over instance', () =>
-      this.instances.takeOver(instanceId, seenUpdatedAt, owner, now, states),
-    );
+    return this.run('take over instance', () => this.instances.takeOver(instanceId, seenUpdatedAt, owner, now, states));
   }
 
   renewInstances(owner: string, instanceIds: readonly string[], now: number): Promise<string[]> {
