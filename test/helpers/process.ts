@@ -83,7 +83,7 @@ export function spawnService(entry: string, env: NodeJS.ProcessEnv = {}): Spawne
     child,
     lines,
     exited,
-    waitForLog(match, timeoutMs = 20_000) {
+    waitForLog(match, timeoutMs = 60_000) {
       const seen = lines
         .map((l) => {
           try {
