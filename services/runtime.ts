@@ -109,19 +109,31 @@ class LazySchedulePort implements SchedulePort {
   }
 }
 
-/** A GrpcDispatcher made on first use, once the operator's address is known. */
+/**
+ * A GrpcDispatcher made on first use, once the operator's address is known. Its retries back off to at most the
+ * fail-over time: an operator replica that died is replaced (or restarted) within it, so waiting longer between
+ * tries only delays the window; the attempts cover about a minute, as the default backoff does.
+ */
 class LazyDispatcher implements Dispatcher {
   #inner?: GrpcDispatcher;
   constructor(
     private readonly address: () => string | undefined,
     private readonly logger: Logger,
     private readonly security: ClientSecurity,
+    private readonly failoverMs: number,
   ) {}
 
   #get(): GrpcDispatcher {
     const address = this.address();
     if (!address) throw new Error('the operator address is not known yet');
-    this.#inner ??= new GrpcDispatcher({ address, logger: this.logger, security: this.security });
+    const maxBackoffMs = Math.min(30_000, this.failoverMs);
+    this.#inner ??= new GrpcDispatcher({
+      address,
+      logger: this.logger,
+      security: this.security,
+      maxBackoffMs,
+      maxAttempts: Math.max(8, Math.ceil(60_000 / maxBackoffMs)),
+    });
     return this.#inner;
   }
 
@@ -221,6 +233,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       () => config.operatorAddr ?? self.address,
       logger,
       config.operatorAddr ? remoteClient : selfClient,
+      config.failoverMs,
     );
     const service = new ScheduleService({
       store,

@@ -107,7 +107,9 @@ export class Instances {
     seenUpdatedAt: number,
     owner: string,
     now: number,
+    states: readonly InstanceState[],
   ): Promise<InstanceRecord | undefined> {
+    if (states.length === 0) return undefined;
     // Compare-and-swap on updated_at: the first taker changes it (always forward), so a second one no longer matches.
     const row = await this.db
       .updateTable('instances')
@@ -116,11 +118,28 @@ export class Instances {
         updated_at: sql<number>`CASE WHEN updated_at + 1 > ${now} THEN updated_at + 1 ELSE ${now} END`,
       })
       .where('instance_id', '=', instanceId)
-      .where('state', '=', 'SCHEDULED')
+      .where('state', 'in', states)
       .where('updated_at', '=', seenUpdatedAt)
       .returning(COLUMNS)
       .executeTakeFirst();
     return row && this.toRecord(row);
+  }
+
+  /**
+   * The owner's heartbeat on the unfinished rows it works on: their updated_at moves on, so no other replica
+   * finds them stale. Answers the ids still held (a row taken over or ended meanwhile is missing).
+   */
+  async renew(owner: string, instanceIds: readonly string[], now: number): Promise<string[]> {
+    if (instanceIds.length === 0) return [];
+    const rows = await this.db
+      .updateTable('instances')
+      .set({ updated_at: sql<number>`CASE WHEN updated_at + 1 > ${now} THEN updated_at + 1 ELSE ${now} END` })
+      .where('owner', '=', owner)
+      .where('instance_id', 'in', instanceIds)
+      .where('state', 'in', ['SCHEDULED', 'DISPATCHED', 'RUNNING'])
+      .returning('instance_id')
+      .execute();
+    return rows.map((r) => r.instance_id);
   }
 
   async update(

@@ -102,8 +102,13 @@ export class SqlStore implements ScheduleStore, OperatorStore {
     seenUpdatedAt: number,
     owner: string,
     now: number,
+    states: readonly InstanceState[] = ['SCHEDULED'],
   ): Promise<InstanceRecord | undefined> {
-    return this.run('take over instance', () => this.instances.takeOver(instanceId, seenUpdatedAt, owner, now));
+    return this.run('take over instance', () => this.instances.takeOver(instanceId, seenUpdatedAt, owner, now, states));
+  }
+
+  renewInstances(owner: string, instanceIds: readonly string[], now: number): Promise<string[]> {
+    return this.run('renew instances', () => this.instances.renew(owner, instanceIds, now));
   }
 
   updateInstance(

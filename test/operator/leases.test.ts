@@ -110,3 +110,26 @@ test.serial('CancelJob on a replica that does not run the job stops it where it 
   t.is(job.state, 'CANCELLED', 'nothing overwrote the cancellation');
   t.false(globalThis.__flakySink!.committed.has('g-remote-cancel/s1/0-1000'));
 });
+
+test.serial('WatchJob on a replica that does not hold the job follows it to its end from the store', async (t) => {
+  const { rig } = t.context;
+  const jobId = await slowJob(rig, 'g-remote-watch', 40);
+  // op-2 never held the job: no change of it happens in op-2, so only reading the store can show it ending.
+  const op2 = await rig.peer('op-2');
+  const states: string[] = [];
+  let unsubscribe: (() => void) | undefined;
+  const ended = new Promise<JobRecord>((resolve) => {
+    void op2
+      .watchJob(jobId, (job) => {
+        states.push(job.state);
+        if (['SUCCEEDED', 'FAILED', 'CANCELLED'].includes(job.state)) resolve(job);
+      })
+      .then((u) => (unsubscribe = u));
+  });
+  const timeout = sleep(20_000).then(() => undefined);
+  const last = await Promise.race([ended, timeout]);
+  unsubscribe?.();
+  t.truthy(last, `the watch on op-2 saw the job end (states seen: ${states.join(' → ')})`);
+  t.is(last?.state, 'SUCCEEDED');
+  t.is(last?.owner, 'op-1', 'it ran on op-1 all along');
+});

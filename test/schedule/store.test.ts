@@ -415,9 +415,44 @@ contract('takeOverInstance: of replicas finding the same orphaned row, exactly o
   t.is(
     await b.takeOverInstance(orphan.instanceId, now.updatedAt, 'x', NOW + 40),
     undefined,
-    'only SCHEDULED rows are taken over',
+    'only SCHEDULED rows are taken over by default',
   );
+  const dispatched = await Promise.all(
+    Array.from({ length: 10 }, (_, i) =>
+      (i % 2 ? a : b).takeOverInstance(orphan.instanceId, now.updatedAt, `follower-${i}`, NOW + 50, [
+        'DISPATCHED',
+        'RUNNING',
+      ]),
+    ),
+  );
+  const followers = dispatched.filter((r): r is InstanceRecord => r !== undefined);
+  t.is(followers.length, 1, 'of replicas taking over a dispatched row, exactly one gets it');
+  t.is(followers[0]!.state, 'DISPATCHED');
 });
+
+contract(
+  'renewInstances: the owner moves its unfinished rows on; a row taken over or ended is not renewed',
+  async (t, db) => {
+    const store = await db.open();
+    const [kept, taken, ended] = [instance('g-1', 1), instance('g-1', 2), instance('g-1', 3)];
+    for (const i of [kept, taken, ended]) await store.claimInstance({ ...i, owner: 'replica-a' });
+    await store.takeOverInstance(taken.instanceId, taken.updatedAt, 'replica-b', NOW + 5);
+    await store.updateInstance(ended.instanceId, { state: 'SUCCEEDED', finishedAt: NOW + 6 }, NOW + 6);
+    const held = await store.renewInstances(
+      'replica-a',
+      [kept.instanceId, taken.instanceId, ended.instanceId],
+      NOW + 100,
+    );
+    t.deepEqual(held, [kept.instanceId]);
+    t.is((await store.getInstanceById(kept.instanceId))?.updatedAt, NOW + 100);
+    t.is(
+      await store.takeOverInstance(kept.instanceId, kept.updatedAt, 'replica-b', NOW + 101),
+      undefined,
+      'a renewed row is no longer as the taker saw it',
+    );
+    t.deepEqual(await store.renewInstances('replica-a', [], NOW + 200), []);
+  },
+);
 
 contract('rearmInstance: only from the allowed states, clearing the last run', async (t, db) => {
   const store = await db.open();

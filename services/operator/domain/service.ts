@@ -254,10 +254,20 @@ export class OperatorService {
       });
       for (const job of jobs) {
         if (job.owner !== this.#o.owner) continue;
+        // Compare-and-swap on the lease, as a take-over: a replica that took the job meanwhile keeps it.
+        const now = this.#now();
+        const mine = await this.#o.store.takeOverJob(
+          job.jobId,
+          job.leaseUntil,
+          this.#o.owner,
+          now + this.#leaseMs,
+          now,
+        );
+        if (!mine) continue;
         const requeued =
-          job.state === 'RUNNING'
+          mine.state === 'RUNNING'
             ? await this.#o.store.updateJob(job.jobId, { state: 'PENDING' }, this.#now(), ['RUNNING'])
-            : job;
+            : mine;
         if (requeued) this.#enqueue(requeued.jobId);
       }
       if (jobs.length < 500) break;
@@ -567,6 +577,10 @@ export class OperatorService {
         updatedAt: now,
       });
     }
+    // The lease runs from the insert, not from the request: resolving a source's boundaries may take a while, and
+    // a lease already run out would hand the new jobs to another replica at once.
+    const insertedAt = this.#now();
+    for (const [i, job] of jobs.entries()) jobs[i] = { ...job, leaseUntil: insertedAt + this.#leaseMs };
     if (!(await this.#o.store.insertWindowJobs(jobs))) {
       // Another caller inserted this generation first: its jobs are the answer.
       return { jobs: await this.#o.store.latestWindowJobs(group.groupId, boundaries), created: false };
@@ -619,16 +633,43 @@ export class OperatorService {
     throw new SluiceError(ERROR_CODES.VERSION_CONFLICT, `job '${jobId}' kept changing state; try again`);
   }
 
-  /** Calls `listener` with the job now and on every change until it ends; returns an unsubscribe function. */
+  /**
+   * Calls `listener` with the job now and on every change until it ends; returns an unsubscribe function. Changes
+   * made here arrive at once; while another replica holds the job (it was submitted here and taken over, or runs
+   * there), the store is read every third of the lease, so a watch on any replica sees the job end.
+   */
   async watchJob(jobId: string, listener: (job: JobRecord) => void): Promise<() => void> {
     const job = await this.getJob(jobId);
-    const on = (j: JobRecord) => listener(j);
+    let last = job;
+    const on = (j: JobRecord) => {
+      if (j.updatedAt >= last.updatedAt) last = j;
+      listener(j);
+    };
     this.#events.on(`job:${jobId}`, on);
     listener(job);
     // It may have ended between the read and the subscription: read once more.
     const again = await this.#o.store.getJob(jobId);
-    if (again && again.updatedAt !== job.updatedAt) listener(again);
-    return () => this.#events.off(`job:${jobId}`, on);
+    if (again && again.updatedAt !== job.updatedAt) on(again);
+    let reading = false;
+    const poll = setInterval(
+      () => {
+        if (reading || this.#owned.has(jobId) || FINAL_JOB_STATES.includes(last.state)) return;
+        reading = true;
+        this.#o.store
+          .getJob(jobId)
+          .then((j) => {
+            if (j && j.updatedAt !== last.updatedAt) on(j);
+          })
+          .catch(() => {}) // the store is away: read again next time
+          .finally(() => (reading = false));
+      },
+      Math.max(50, Math.min(1000, Math.floor(this.#leaseMs / 3))),
+    );
+    poll.unref();
+    return () => {
+      clearInterval(poll);
+      this.#events.off(`job:${jobId}`, on);
+    };
   }
 
   #emit(job: JobRecord): void {

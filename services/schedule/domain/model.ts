@@ -109,15 +109,22 @@ export interface ScheduleStore {
     fromStates?: readonly InstanceState[],
   ): Promise<InstanceRecord | undefined>;
   /**
-   * Takes a SCHEDULED instance over for `owner` when it is still exactly as it was seen (its updatedAt
-   * unchanged): of replicas that find the same orphaned row, one gets it. Returns it when this call won.
+   * Takes an instance in one of `states` (default SCHEDULED) over for `owner` when it is still exactly as it was
+   * seen (its updatedAt unchanged): of replicas that find the same orphaned row, one gets it. Returns it when
+   * this call won.
    */
   takeOverInstance(
     instanceId: string,
     seenUpdatedAt: number,
     owner: string,
     now: number,
+    states?: readonly InstanceState[],
   ): Promise<InstanceRecord | undefined>;
+  /**
+   * Moves updated_at on for the unfinished instances `owner` still owns among `instanceIds` (its heartbeat, so
+   * no replica takes them over while it lives); answers those ids.
+   */
+  renewInstances(owner: string, instanceIds: readonly string[], now: number): Promise<string[]>;
   getInstance(groupId: string, windowStart: number): Promise<InstanceRecord | undefined>;
   getInstanceById(instanceId: string): Promise<InstanceRecord | undefined>;
   /** Ordered by (groupId, windowStart). */

@@ -18,6 +18,7 @@ import type { HookRunner } from '../../host/hook-runner.js';
 import type { LoadedPlugin } from '../../host/loader.js';
 import type { Clock } from './clock.js';
 import { NO_ENGINE, firingRules, isNoEngine, normalizeInfo } from './info.js';
+import { Limiter } from './limiter.js';
 import {
   FINAL_STATES,
   type InstanceRecord,
@@ -54,6 +55,11 @@ export interface Dispatcher {
   ): Promise<{ readonly succeeded: boolean; readonly error?: string }>;
 }
 
+/** Why work on an instance stops here: another replica took its row over. */
+class InstanceLost extends Error {}
+
+const sameIds = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+
 /** How far ahead of the service's clock a FireDue `as_of` may be: engines' clocks drift, windows never fire early. */
 export const MAX_AS_OF_AHEAD_MS = 5000;
 
@@ -76,8 +82,9 @@ export interface ScheduleServiceOptions {
   /** A window this late still counts as on time (default 60 s). */
   readonly graceMs?: number;
   /**
-   * A SCHEDULED row older than this is taken over by any replica, and a dispatched one is followed by any
-   * replica (default 30 s; the service runs with SLUICE_FAILOVER_MS). Rows are looked at this often, too.
+   * An unfinished row whose owner has not renewed it for this long is taken over by one other replica, which
+   * dispatches it again or follows its jobs (default 30 s; the service runs with SLUICE_FAILOVER_MS). Rows are
+   * looked at this often, and owners renew theirs every third of it.
    */
   readonly leaseMs?: number;
   /** Every schedule is read again this often, in case a change announcement was missed (default 30 s). */
@@ -154,6 +161,7 @@ export class ScheduleService {
   readonly #waiting = new Set<string>();
   readonly #inflight = new Set<Promise<unknown>>();
   #sweep?: { cancel(): void };
+  #heartbeat?: { cancel(): void };
   #rescan?: { cancel(): void };
   #watch?: { close(): Promise<void> };
   /** What this replica last acted on of each schedule: a newer version re-arms or disarms it here. */
@@ -161,8 +169,11 @@ export class ScheduleService {
   /** One sync at a time per group, in arrival order. */
   readonly #syncing = new Map<string, Promise<void>>();
   #rescanning: Promise<void> | undefined;
-  /** Instances whose jobs this replica follows now. */
-  readonly #following = new Set<string>();
+  /**
+   * Instances this replica works on now (dispatching or following their jobs), each with what stops that work
+   * when another replica took the row over. Their rows are renewed every third of the lease.
+   */
+  readonly #held = new Map<string, AbortController>();
   /** Windows submitted before they were due, armed here to be dispatched at their due time. */
   readonly #early = new Map<string, { cancel(): void }>();
   #stopped = false;
@@ -201,6 +212,7 @@ export class ScheduleService {
     });
     await this.#rescanAll();
     this.#armSweep();
+    this.#armHeartbeat();
     this.#armRescan();
   }
 
@@ -210,14 +222,19 @@ export class ScheduleService {
    */
   #rescanAll(): Promise<void> {
     this.#rescanning ??= (async () => {
+      const started = performance.now();
+      let schedules = 0;
       for (let after: string | undefined; ;) {
         const page = await this.#o.store.listSchedules({ limit: 500, ...(after ? { afterGroupId: after } : {}) });
         for (const s of page) await this.#sync(s);
+        schedules += page.length;
         // Let calls in (health checks included) between pages: re-arming 100,000 schedules takes seconds.
         await new Promise((resolve) => setImmediate(resolve));
         if (page.length < 500) break;
         after = page[page.length - 1]!.groupId;
       }
+      // What a re-scan costs at this size (docs/operations.md quotes it at 100,000 schedules).
+      this.#o.logger.debug('schedules re-read', { schedules, ms: Math.round(performance.now() - started) });
     })().finally(() => (this.#rescanning = undefined));
     return this.#rescanning;
   }
@@ -272,6 +289,7 @@ export class ScheduleService {
     this.#stopped = true;
     this.#stopping.abort(new Error('the schedule service is stopping'));
     this.#sweep?.cancel();
+    this.#heartbeat?.cancel();
     this.#rescan?.cancel();
     for (const timer of this.#early.values()) timer.cancel();
     this.#early.clear();
@@ -298,7 +316,43 @@ export class ScheduleService {
     this.#sweep = { cancel: () => clearInterval(timer) };
   }
 
-  /** Dispatches SCHEDULED rows left behind (by this replica before a restart, or by any replica past the lease) and follows dispatched ones. */
+  /**
+   * Renews the rows this replica works on, so that no other replica takes them over while it lives; work on a
+   * row no longer held (taken over while this replica was cut off from the store, or ended) stops here.
+   */
+  #armHeartbeat(): void {
+    if (this.#stopped) return;
+    let busy = false;
+    const timer = setInterval(
+      () => {
+        const ids = [...this.#held.keys()];
+        if (busy || ids.length === 0) return;
+        busy = true;
+        void this.#o.store
+          .renewInstances(this.#o.owner, ids, this.#o.clock.now())
+          .then((held) => {
+            const kept = new Set(held);
+            for (const id of ids) {
+              if (kept.has(id)) continue;
+              this.#held.get(id)?.abort(new InstanceLost(`instance '${id}' is no longer held by '${this.#o.owner}'`));
+              this.#held.delete(id);
+            }
+          })
+          .catch((err: unknown) => this.#o.logger.warn('renewing instances failed', { err }))
+          .finally(() => (busy = false));
+      },
+      Math.max(1, Math.floor(this.#leaseMs / 3)),
+    );
+    timer.unref();
+    this.#heartbeat = { cancel: () => clearInterval(timer) };
+  }
+
+  /**
+   * Takes over unfinished rows left behind: this replica's own after a restart, anyone's once their owner has not
+   * renewed them for a lease. The take-over is a compare-and-swap on the row, so exactly one replica gets each:
+   * a SCHEDULED row is dispatched again, a DISPATCHED or RUNNING one re-submitted (the operator answers the
+   * window's existing jobs) and followed to its end.
+   */
   async #recover(atStart: boolean): Promise<void> {
     const now = this.#o.clock.now();
     let after: { groupId: string; windowStart: number } | undefined;
@@ -309,26 +363,26 @@ export class ScheduleService {
         ...(after ? { after } : {}),
       });
       for (const row of rows) {
+        if (this.#held.has(row.instanceId)) continue;
         if (row.state === 'SCHEDULED' && row.dueTime > now) {
           // Submitted before it was due: every replica arms it, and the first to take it over at its due time runs it.
           this.#armEarly(row);
           continue;
         }
         const stale = Math.max(row.updatedAt, row.dueTime) < now - this.#leaseMs;
-        if (row.state === 'SCHEDULED' && (stale || (atStart && row.owner === this.#o.owner))) {
-          const taken = await this.#o.store.takeOverInstance(row.instanceId, row.updatedAt, this.#o.owner, now);
-          if (taken) this.#runInstance(taken);
-        } else if (
-          row.state !== 'SCHEDULED' &&
-          row.jobIds.length > 0 &&
-          !this.#following.has(row.instanceId) &&
-          (atStart || stale)
-        ) {
-          // Its jobs are followed here: this replica's own after a restart, anyone's once no update came for a lease.
-          this.#track(this.#followInstance(row)).catch((err: unknown) =>
-            this.#o.logger.error('following an instance failed', { instanceId: row.instanceId, err }),
-          );
-        }
+        if (!stale && !(atStart && row.owner === this.#o.owner)) continue;
+        const dispatched = row.state !== 'SCHEDULED';
+        const taken = await this.#o.store.takeOverInstance(
+          row.instanceId,
+          row.updatedAt,
+          this.#o.owner,
+          now,
+          dispatched ? ['DISPATCHED', 'RUNNING'] : ['SCHEDULED'],
+        );
+        if (!taken) continue;
+        if (row.owner !== this.#o.owner)
+          this.#o.logger.warn('instance taken over', { instanceId: row.instanceId, from: row.owner, state: row.state });
+        this.#runInstance(taken);
       }
       if (rows.length < 500) break;
       const last = rows[rows.length - 1]!;
@@ -562,8 +616,11 @@ export class ScheduleService {
    * another caller had claimed first, and, when nothing new was due, the latest instance due at `asOf`.
    */
   fireDue(groupId: string, asOf = 0): Promise<FireDueResult> {
-    return this.#track(this.#fireDue(groupId, asOf));
+    return this.#track(this.#firing.run(() => this.#fireDue(groupId, asOf)));
   }
+
+  /** FireDue calls at once: each holds a few store statements, and the pool has 10 connections by default. */
+  readonly #firing = new Limiter(6);
 
   /** FireDue for callers outside the service: an unknown or deleted group is NOT_FOUND rather than nothing. */
   async fireDueChecked(groupId: string, asOf: number): Promise<FireDueResult> {
@@ -618,7 +675,10 @@ export class ScheduleService {
     }
     const instances: InstanceRecord[] = [];
     for (const w of plan.fire) {
-      const claimed = await this.#o.store.claimInstance(this.#newInstance(groupId, w, w.trigger, 'SCHEDULED', now));
+      // Claimed as of now, not as of the reads above: a row written already stale would be taken over at once.
+      const claimed = await this.#o.store.claimInstance(
+        this.#newInstance(groupId, w, w.trigger, 'SCHEDULED', this.#o.clock.now()),
+      );
       if (claimed) {
         this.#runInstance(claimed);
         instances.push(claimed);
@@ -946,10 +1006,14 @@ export class ScheduleService {
   }
 
   /**
-   * Dispatches a claimed instance and follows it to its end. `onDispatched` hears the dispatched row (or the
-   * row as it was when the service stops first), or the error that failed the dispatch.
+   * Dispatches a claimed (or taken over) instance and follows it to its end. `onDispatched` hears the dispatched
+   * row (or the row as it was when the service stops or loses it first), or the error that failed the dispatch.
    */
   #runInstance(instance: InstanceRecord, onDispatched?: (outcome: InstanceRecord | Error) => void): void {
+    const held = new AbortController();
+    this.#held.get(instance.instanceId)?.abort(new InstanceLost('superseded'));
+    this.#held.set(instance.instanceId, held);
+    const signal = AbortSignal.any([this.#stopping.signal, held.signal]);
     // One trace per fired window: the dispatch, the operator's job and the connector reads join it. A window
     // submitted from outside and run at once joins its caller's trace instead (a W3C traceparent is continued).
     const tracer = trace.getTracer('sluice.schedule');
@@ -968,7 +1032,7 @@ export class ScheduleService {
           },
         },
         (span) =>
-          this.#dispatchAndFollow(instance, onDispatched).then(
+          this.#dispatchAndFollow(instance, signal, onDispatched).then(
             () => span.end(),
             (err: unknown) => {
               span.setStatus({ code: SpanStatusCode.ERROR });
@@ -978,13 +1042,22 @@ export class ScheduleService {
           ),
       )
       .catch((err: unknown) => this.#o.logger.error('instance run failed', { instanceId: instance.instanceId, err }))
-      .finally(() => this.#runs.delete(instance.instanceId));
+      .finally(() => {
+        this.#runs.delete(instance.instanceId);
+        if (this.#held.get(instance.instanceId) === held) this.#held.delete(instance.instanceId);
+      });
     this.#runs.set(instance.instanceId, run);
     this.#track(run);
   }
 
+  /**
+   * Submits the window (again, for a row taken over after dispatch: the operator answers the window's jobs for
+   * the same run id) and follows its jobs. Nothing is written once `signal` aborts: this replica is stopping,
+   * or another one holds the row now.
+   */
   async #dispatchAndFollow(
     instance: InstanceRecord,
+    signal: AbortSignal,
     onDispatched: (outcome: InstanceRecord | Error) => void = () => {},
   ): Promise<void> {
     let jobIds: readonly string[];
@@ -1000,11 +1073,11 @@ export class ScheduleService {
           instanceId: runId(instance),
           rerun: instance.attempt > 1,
         },
-        this.#stopping.signal,
+        signal,
       );
     } catch (err) {
-      // Stopping: the row stays SCHEDULED and this replica dispatches it when it starts again.
-      if (this.#stopped) return onDispatched(instance);
+      // Stopping: the row stays as it is and this replica takes it up when it starts again; lost: another has it.
+      if (signal.aborted) return onDispatched(instance);
       onDispatched(err instanceof Error ? err : new Error(String(err)));
       const message = err instanceof Error ? err.message : String(err);
       this.#o.logger.error('dispatch failed', { groupId: instance.groupId, windowStart: instance.windowStart, err });
@@ -1017,27 +1090,24 @@ export class ScheduleService {
       this.#wake(instance.groupId);
       return;
     }
+    if (signal.aborted) return onDispatched(instance);
     const now = this.#o.clock.now();
-    const dispatched = await this.#o.store.updateInstance(
-      instance.instanceId,
-      { state: 'DISPATCHED', jobIds, dispatchedAt: now },
-      now,
-      ['SCHEDULED'],
-    );
+    const dispatched =
+      instance.state === 'SCHEDULED'
+        ? await this.#o.store.updateInstance(
+            instance.instanceId,
+            { state: 'DISPATCHED', jobIds, dispatchedAt: now },
+            now,
+            ['SCHEDULED'],
+          )
+        : sameIds(instance.jobIds, jobIds)
+          ? instance
+          : await this.#o.store.updateInstance(instance.instanceId, { jobIds }, now, ['DISPATCHED', 'RUNNING']);
     onDispatched(dispatched ?? (await this.#o.store.getInstanceById(instance.instanceId)) ?? instance);
-    if (dispatched) await this.#followInstance(dispatched);
+    if (dispatched) await this.#follow(dispatched, signal);
   }
 
-  async #followInstance(instance: InstanceRecord): Promise<void> {
-    this.#following.add(instance.instanceId);
-    try {
-      await this.#follow(instance);
-    } finally {
-      this.#following.delete(instance.instanceId);
-    }
-  }
-
-  async #follow(instance: InstanceRecord): Promise<void> {
+  async #follow(instance: InstanceRecord, signal: AbortSignal): Promise<void> {
     let outcome: { succeeded: boolean; error?: string };
     try {
       outcome = await this.#o.dispatcher.follow(
@@ -1046,10 +1116,10 @@ export class ScheduleService {
           void this.#o.store
             .updateInstance(instance.instanceId, { state: 'RUNNING' }, this.#o.clock.now(), ['DISPATCHED'])
             .catch(() => {}),
-        this.#stopping.signal,
+        signal,
       );
     } catch (err) {
-      if (this.#stopped) return; // followed again at the next start
+      if (signal.aborted) return; // followed again at the next start, or by the replica that holds it now
       throw err;
     }
     const now = this.#o.clock.now();
