@@ -643,3 +643,22 @@ for (const [zone, expr, from, ends] of [
     }
   });
 }
+
+test.serial('RegisterSchedule is one store write: the row goes in REGISTERED', async (t) => {
+  const { rig } = t.context;
+  const writes: string[] = [];
+  const store = rig.store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  for (const name of ['insertSchedule', 'updateSchedule'] as const) {
+    const original = store[name]!.bind(rig.store);
+    store[name] = (...args: unknown[]) => {
+      writes.push(name);
+      return original(...args);
+    };
+  }
+  const registered = await rig.service.register(info('one-write'));
+  t.deepEqual(writes, ['insertSchedule']);
+  t.is(registered.status, 'REGISTERED');
+  const row = await rig.store.getSchedule('one-write');
+  t.is(row?.status, 'REGISTERED');
+  t.is(row?.version, 2);
+});
