@@ -7,18 +7,57 @@ import {
   type ServiceError,
   status,
 } from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import { UsageError } from './time.js';
 import { CatalogServiceClient } from '../../proto/gen/sluice/catalog/v1/catalog.js';
 import { OperatorServiceClient } from '../../proto/gen/sluice/operator/v1/operator.js';
 import { ScheduleServiceClient } from '../../proto/gen/sluice/schedule/v1/schedule.js';
 
 /** Connection settings shared by every command. */
 export interface ClientOptions {
+  /** The all-in-one process; each service's own address, when given, wins (services run apart, as in compose). */
   readonly addr: string;
+  readonly catalogAddr?: string;
+  readonly scheduleAddr?: string;
+  readonly operatorAddr?: string;
   readonly token?: string;
   readonly tls?: boolean;
+  /** PEM files: the CA to trust instead of the system's, and a client certificate and key (mutual TLS). */
+  readonly tlsCaFile?: string;
+  readonly tlsCertFile?: string;
+  readonly tlsKeyFile?: string;
 }
 
-/** The three services of Sluice at one address (the all-in-one process). */
+/** Channel credentials: plaintext, or TLS when --tls or any TLS file is given. */
+export function channelCredentials(options: ClientOptions): ChannelCredentials {
+  const tls = options.tls || options.tlsCaFile || options.tlsCertFile || options.tlsKeyFile;
+  if (!tls) return credentials.createInsecure();
+  if ((options.tlsCertFile === undefined) !== (options.tlsKeyFile === undefined))
+    throw new UsageError(
+      options.tlsCertFile ? '--tls-key' : '--tls-cert',
+      'both --tls-cert and --tls-key (a client certificate needs its key)',
+      'only one of them',
+    );
+  const read = (flag: string, file: string | undefined) => {
+    if (file === undefined) return null;
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new UsageError(
+        flag,
+        'a readable PEM file',
+        `${file} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`,
+      );
+    }
+  };
+  return credentials.createSsl(
+    read('--tls-ca', options.tlsCaFile),
+    read('--tls-key', options.tlsKeyFile),
+    read('--tls-cert', options.tlsCertFile),
+  );
+}
+
+/** The three services of Sluice: at one address (the all-in-one process) or each at its own. */
 export class Clients {
   readonly catalog: CatalogServiceClient;
   readonly operator: OperatorServiceClient;
@@ -26,10 +65,10 @@ export class Clients {
   readonly #metadata: Metadata;
 
   constructor(options: ClientOptions) {
-    const creds: ChannelCredentials = options.tls ? credentials.createSsl() : credentials.createInsecure();
-    this.catalog = new CatalogServiceClient(options.addr, creds);
-    this.operator = new OperatorServiceClient(options.addr, creds);
-    this.schedule = new ScheduleServiceClient(options.addr, creds);
+    const creds = channelCredentials(options);
+    this.catalog = new CatalogServiceClient(options.catalogAddr ?? options.addr, creds);
+    this.operator = new OperatorServiceClient(options.operatorAddr ?? options.addr, creds);
+    this.schedule = new ScheduleServiceClient(options.scheduleAddr ?? options.addr, creds);
     this.#metadata = new Metadata();
     if (options.token) this.#metadata.set('authorization', `Bearer ${options.token}`);
   }
@@ -41,6 +80,11 @@ export class Clients {
         err ? reject(err) : resolve(res),
       );
     });
+  }
+
+  /** The metadata every call carries (the bearer token), for streaming calls. */
+  get metadata(): Metadata {
+    return this.#metadata;
   }
 
   close(): void {

@@ -1,6 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import { parse as parseYaml } from 'yaml';
+import { BoundaryType } from '../../proto/gen/sluice/common/v1/common.js';
+import { readObject, resolveGroupTimes } from './files.js';
+import { addMoreCommands } from './more-commands.js';
+import { coverageStrip } from './strip.js';
 import {
   connectorRoleToJSON,
   GetConnectorResponse,
@@ -24,20 +26,33 @@ import {
   instanceStateToJSON,
   ListInstancesResponse,
   PreviewWindowsResponse,
+  ScheduleStatus,
   type Instance,
+  type Window,
 } from '../../proto/gen/sluice/schedule/v1/schedule.js';
 import { Clients } from './client.js';
 import { enumName, epoch, table } from './output.js';
 import { bothTimes, parseTime, UsageError } from './time.js';
 
-interface Globals {
+export interface Globals {
   addr: string;
+  catalogAddr?: string;
+  scheduleAddr?: string;
+  operatorAddr?: string;
   token?: string;
   tls?: boolean;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
   json?: boolean;
 }
 
-type Out = (text: string) => void;
+export type Out = (text: string) => void;
+
+/** Wraps a command's action: clients for the global options, closed afterwards. */
+export type Run = <A extends unknown[]>(
+  action: (c: Clients, g: Globals, ...args: A) => Promise<void>,
+) => (...args: A) => Promise<void>;
 
 /** Builds the `sluice` program; `out` receives everything printed on stdout. */
 export function buildProgram(out: Out): Command {
@@ -48,16 +63,44 @@ export function buildProgram(out: Out): Command {
         .env('SLUICE_ADDR')
         .default('127.0.0.1:50051'),
     )
+    .addOption(
+      new Option('--catalog-addr <host:port>', 'the catalog service, where services run apart').env(
+        'SLUICE_CATALOG_ADDR',
+      ),
+    )
+    .addOption(
+      new Option('--schedule-addr <host:port>', 'the schedule service, where services run apart').env(
+        'SLUICE_SCHEDULE_ADDR',
+      ),
+    )
+    .addOption(
+      new Option('--operator-addr <host:port>', 'the operator service, where services run apart').env(
+        'SLUICE_OPERATOR_ADDR',
+      ),
+    )
     .addOption(new Option('--token <token>', 'bearer token sent as authorization metadata').env('SLUICE_TOKEN'))
     .option('--tls', 'connect with TLS (system roots)')
+    .option('--tls-ca <file>', 'TLS: trust this CA (PEM) instead of the system roots')
+    .option('--tls-cert <file>', 'TLS: client certificate (PEM), for mutual TLS')
+    .option('--tls-key <file>', 'TLS: client key (PEM), for mutual TLS')
     .option('--json', 'print the response as JSON (proto3 JSON mapping)');
 
   /** Runs an action with clients for the global options, closing them afterwards. */
-  const run =
+  const run: Run =
     <A extends unknown[]>(action: (c: Clients, g: Globals, ...args: A) => Promise<void>) =>
     async (...args: A) => {
       const g = program.opts<Globals>();
-      const clients = new Clients({ addr: g.addr, ...(g.token ? { token: g.token } : {}), tls: g.tls ?? false });
+      const clients = new Clients({
+        addr: g.addr,
+        ...(g.catalogAddr ? { catalogAddr: g.catalogAddr } : {}),
+        ...(g.scheduleAddr ? { scheduleAddr: g.scheduleAddr } : {}),
+        ...(g.operatorAddr ? { operatorAddr: g.operatorAddr } : {}),
+        ...(g.token ? { token: g.token } : {}),
+        tls: g.tls ?? false,
+        ...(g.tlsCa ? { tlsCaFile: g.tlsCa } : {}),
+        ...(g.tlsCert ? { tlsCertFile: g.tlsCert } : {}),
+        ...(g.tlsKey ? { tlsKeyFile: g.tlsKey } : {}),
+      });
       try {
         await action(clients, g, ...args);
       } finally {
@@ -116,18 +159,7 @@ export function buildProgram(out: Out): Command {
     .requiredOption('-f, --file <path>', 'the group as JSON or YAML (proto3 JSON field names)')
     .action(
       run(async (c, g, opts: { file: string }) => {
-        const text = await readFile(opts.file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-          throw new UsageError('--file', 'a readable file', `${opts.file} (${err.code ?? err.message})`);
-        });
-        let parsed: unknown;
-        try {
-          parsed = /\.ya?ml$/i.test(opts.file) ? parseYaml(text) : JSON.parse(text);
-        } catch (err) {
-          throw new UsageError('--file', 'valid JSON or YAML', (err as Error).message.split('\n')[0] ?? '');
-        }
-        if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-          throw new UsageError('--file', 'an object (a group)', typeof parsed);
-        }
+        const parsed = resolveGroupTimes(await readObject('--file', opts.file));
         const body = 'group' in parsed ? parsed : { group: parsed };
         const res = await c.call(c.operator, c.operator.createGroup, CreateGroupRequest.fromJSON(body));
         if (g.json) return json(CreateGroupResponse.toJSON(res));
@@ -138,7 +170,12 @@ export function buildProgram(out: Out): Command {
     );
   groups.command('list').action(
     run(async (c, g) => {
-      const res = await c.call(c.operator, c.operator.listGroups, { pageSize: 0, pageToken: '', statuses: [] });
+      const res = await c.call(c.operator, c.operator.listGroups, {
+        pageSize: 0,
+        pageToken: '',
+        statuses: [],
+        includeDeleted: false,
+      });
       if (g.json) return json(ListGroupsResponse.toJSON(res));
       out(
         table(
@@ -207,15 +244,17 @@ export function buildProgram(out: Out): Command {
           count: intOption('--count', opts.count),
         });
         if (g.json) return json(PreviewWindowsResponse.toJSON(res));
+        const marks = dstMarks(res.windows);
         out(
           table(
-            ['START (UTC)', 'END (UTC)', 'DUE (UTC)', 'START (local)', 'END (local)'],
-            res.windows.map((w) => [
+            ['START (UTC)', 'END (UTC)', 'DUE (UTC)', 'START (group zone)', 'START (local)', 'DST'],
+            res.windows.map((w, i) => [
               epoch(w.start),
               epoch(w.end),
               epoch(w.dueTime),
+              w.startLocal,
               bothTimes(w.start).local,
-              bothTimes(w.end).local,
+              marks[i] ?? '',
             ]),
           ),
         );
@@ -227,8 +266,9 @@ export function buildProgram(out: Out): Command {
     .command('list')
     .option('--group <group>', 'only this group')
     .option('--limit <n>', 'page size', '50')
+    .option('-q, --quiet', 'job ids only, one a line (for $(...) in scripts)')
     .action(
-      run(async (c, g, opts: { group?: string; limit: string }) => {
+      run(async (c, g, opts: { group?: string; limit: string; quiet?: boolean }) => {
         const res = await c.call(c.operator, c.operator.listJobs, {
           groupId: opts.group ?? '',
           states: [],
@@ -238,13 +278,19 @@ export function buildProgram(out: Out): Command {
           pageToken: '',
         });
         if (g.json) return json(ListJobsResponse.toJSON(res));
+        if (opts.quiet) return out(res.jobs.map((j) => `${j.jobId}\n`).join(''));
         out(
           table(
-            ['JOB', 'GROUP', 'STATE', 'STARTED (UTC)'],
+            ['JOB', 'GROUP', 'STREAM', 'WINDOW', 'STATE', 'RECORDS', 'STARTED (UTC)'],
             res.jobs.map((j) => [
               j.jobId,
               j.groupId,
+              j.streamId,
+              j.boundaries?.boundaryType === BoundaryType.BOUNDARY_TYPE_TIME
+                ? epoch(Number(j.boundaries.lowerBound))
+                : (j.boundaries?.lowerBound ?? ''),
               enumName(jobStateToJSON(j.state), 'JOB_STATE_'),
+              String(j.progress?.records ?? 0),
               epoch(j.startedAt),
             ]),
           ),
@@ -280,23 +326,50 @@ export function buildProgram(out: Out): Command {
 
   program
     .command('instances')
-    .description('the window ledger of a group')
+    .description('which windows of a group ran: a coverage strip (one character a window), or the ledger')
     .argument('<group>')
+    .option('--from <time>', "first window (ISO 8601 or duration like -2d); default a day ago or the schedule's start")
+    .option('--to <time>', 'windows starting before this; default now')
+    .option('--table', 'the ledger as a table (state, attempt, jobs) instead of the strip')
     .action(
-      run(async (c, g, id: string) => {
-        const res = await c.call(c.schedule, c.schedule.listInstances, {
+      run(async (c, g, id: string, opts: { from?: string; to?: string; table?: boolean }) => {
+        const now = Date.now();
+        const to = opts.to ? parseTime('--to', opts.to) : now;
+        let from = opts.from ? parseTime('--from', opts.from) : undefined;
+        const schedule =
+          g.json || opts.table ? undefined : await c.call(c.schedule, c.schedule.getSchedule, { groupId: id });
+        from ??= g.json || opts.table ? 0 : Math.max(now - 86_400_000, schedule?.schedule?.info?.startTime ?? 0);
+        const instances: Instance[] = [];
+        let pageToken = '';
+        do {
+          const page = await c.call(c.schedule, c.schedule.listInstances, {
+            groupId: id,
+            states: [],
+            windowFrom: from,
+            windowTo: opts.to ? to : 0,
+            pageSize: 500,
+            pageToken,
+          });
+          instances.push(...page.instances);
+          pageToken = page.nextPageToken;
+        } while (pageToken);
+        if (g.json) return json(ListInstancesResponse.toJSON({ instances, nextPageToken: '' }));
+        if (opts.table) return out(instancesTable(instances));
+        const preview = await c.call(c.schedule, c.schedule.previewWindows, {
           groupId: id,
-          states: [],
-          windowFrom: 0,
-          windowTo: 0,
-          pageSize: 0,
-          pageToken: '',
+          info: undefined,
+          fromTime: from,
+          count: 1000,
         });
-        if (g.json) return json(ListInstancesResponse.toJSON(res));
-        out(instancesTable(res.instances));
+        const windows = preview.windows.filter((w) => w.start < to);
+        const paused = schedule?.schedule?.status === ScheduleStatus.SCHEDULE_STATUS_PAUSED;
+        out(coverageStrip(windows, instances, { now, paused }));
+        if (preview.windows.length === 1000 && windows.length === 1000)
+          out('(first 1000 windows; narrow --from/--to)\n');
       }),
     );
 
+  addMoreCommands({ program, connectors, groups, jobs, run, out, json });
   return program;
 }
 
@@ -316,4 +389,21 @@ function instancesTable(instances: readonly Instance[]): string {
 function intOption(field: string, text: string): number {
   if (!/^\d+$/.test(text)) throw new UsageError(field, 'a non-negative integer', text);
   return Number(text);
+}
+
+/** The UTC offset at the end of an ISO 8601 local time (`…+02:00`), or '' when it has none. */
+function offsetOf(local: string): string {
+  return /([+-]\d{2}:\d{2}|Z)$/.exec(local)?.[1] ?? '';
+}
+
+/**
+ * Marks the windows whose start and end have different UTC offsets in the group's zone: the clocks
+ * change before the window ends (so its local length is not its real one).
+ */
+function dstMarks(windows: readonly Window[]): string[] {
+  return windows.map((w) => {
+    const start = offsetOf(w.startLocal);
+    const end = offsetOf(w.endLocal);
+    return start && end && start !== end ? `clocks change by its end (${start} -> ${end})` : '';
+  });
 }

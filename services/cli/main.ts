@@ -1,6 +1,7 @@
 import { CommanderError } from 'commander';
 import { describeServiceError, isServiceError } from './client.js';
 import { buildProgram } from './commands.js';
+import { CommandFailure } from './output.js';
 import { UsageError } from './time.js';
 
 /** Exit code for bad command-line input: the same as gRPC INVALID_ARGUMENT. */
@@ -26,6 +27,10 @@ export async function runCli(argv: readonly string[]): Promise<number> {
         fields: [{ path: err.field, message: `expected ${err.expected}, got ${JSON.stringify(err.received)}` }],
       });
       return USAGE_EXIT;
+    }
+    if (err instanceof CommandFailure) {
+      if (!err.quiet) report(json, { status: err.status, message: err.message, fields: err.fields });
+      return err.exitCode;
     }
     if (isServiceError(err)) {
       report(json, describeServiceError(err));

@@ -17,3 +17,18 @@ export function enumName(name: string, prefix: string): string {
 export function epoch(ms: number): string {
   return ms ? new Date(ms).toISOString() : '-';
 }
+
+/** A command that ran but did not get what it asked for (invalid options, a failed window): its exit code and why. */
+export class CommandFailure extends Error {
+  constructor(
+    readonly exitCode: number,
+    readonly status: string,
+    message: string,
+    readonly fields: readonly { path: string; message: string }[],
+    readonly json: boolean,
+    /** The output already says it all (e.g. a watched job's final state): print nothing more. */
+    readonly quiet = false,
+  ) {
+    super(message);
+  }
+}

@@ -4,6 +4,7 @@ import { delimiter, join, resolve } from 'node:path';
 import { MIN_TOKEN_LENGTH, type Role, parseTokens } from './auth.js';
 import type { TlsFiles } from './grpc-auth.js';
 import type { LogLevel } from './logger.js';
+import { parseSecretKey } from './secret-box.js';
 
 /** Who may call, and over what (docs/security.md). */
 export interface SecurityConfig {
@@ -84,6 +85,13 @@ export interface Config {
    * callback path only (query `username`/`password`, or HTTP Basic), as InLong's schedulers send them.
    */
   readonly inlongUsers?: ReadonlyMap<string, string>;
+  /**
+   * SLUICE_SECRET_KEY: the AES-256-GCM key secret options are stored under (32 bytes, hex or base64). Unset:
+   * a key made on first start in the data folder; required with SLUICE_DATABASE_URL (replicas share it).
+   */
+  readonly secretKey?: Buffer;
+  /** SLUICE_TRACE_URL_TEMPLATE: a trace viewer's URL with `{traceId}` (e.g. Jaeger's), for the dashboard's trace links. */
+  readonly traceUrlTemplate?: string;
 }
 
 export const DEFAULTS = {
@@ -123,6 +131,8 @@ export const DEFAULTS = {
   SLUICE_PLUGIN_SETTINGS_FILE: '',
   SLUICE_PUBLIC_HTTP_URL: '',
   SLUICE_CALLBACK_INLONG_USERS: '',
+  SLUICE_SECRET_KEY: '',
+  SLUICE_TRACE_URL_TEMPLATE: '',
 } as const;
 
 /** True for 127.0.0.0/8, ::1 and localhost: a listener only this machine reaches. */
@@ -275,6 +285,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const publicHttpUrl = get('SLUICE_PUBLIC_HTTP_URL');
   if (publicHttpUrl && !/^https?:\/\/\S+$/.test(publicHttpUrl))
     throw new ConfigError(`SLUICE_PUBLIC_HTTP_URL: expected an http(s):// URL, got ${JSON.stringify(publicHttpUrl)}`);
+  const traceUrlTemplate = get('SLUICE_TRACE_URL_TEMPLATE');
+  if (traceUrlTemplate && !/^https?:\/\/\S*\{traceId\}\S*$/.test(traceUrlTemplate))
+    throw new ConfigError(
+      `SLUICE_TRACE_URL_TEMPLATE: expected an http(s):// URL holding {traceId}, got ${JSON.stringify(traceUrlTemplate)}`,
+    );
   const inlongUsers = parseInlongUsers(get('SLUICE_CALLBACK_INLONG_USERS'));
   if (runner !== 'embedded' && runner !== 'flink')
     throw new ConfigError(`SLUICE_RUNNER: expected embedded or flink, got ${JSON.stringify(runner)}`);
@@ -287,6 +302,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     .split(delimiter)
     .filter((p) => p !== '')
     .map((p) => resolve(p));
+  const secretKeyText = get('SLUICE_SECRET_KEY');
+  const secretKey = secretKeyText ? parseSecretKey(secretKeyText) : undefined;
+  if (secretKeyText && !secretKey)
+    throw new ConfigError(
+      `SLUICE_SECRET_KEY: expected 32 bytes as 64 hex digits or as base64, got ${secretKeyText.length} characters that are neither (make one with: openssl rand -hex 32)`,
+    );
+  if (databaseUrl && !secretKey)
+    throw new ConfigError(
+      'SLUICE_SECRET_KEY: expected a key (32 bytes, hex or base64) with SLUICE_DATABASE_URL, got none: replicas sharing a PostgreSQL store must share the key secret options are stored under (make one with: openssl rand -hex 32)',
+    );
   const allowedHosts = get('SLUICE_ALLOWED_HOSTS')
     .split(',')
     .map((h) => h.trim())
@@ -325,6 +350,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(get('SLUICE_PLUGIN_SETTINGS_FILE') ? { pluginSettingsFile: get('SLUICE_PLUGIN_SETTINGS_FILE') } : {}),
     ...(publicHttpUrl ? { publicHttpUrl: publicHttpUrl.replace(/\/+$/, '') } : {}),
     ...(inlongUsers.size > 0 ? { inlongUsers } : {}),
+    ...(secretKey ? { secretKey } : {}),
+    ...(traceUrlTemplate ? { traceUrlTemplate } : {}),
   };
 }
 

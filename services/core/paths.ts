@@ -22,3 +22,5 @@ export const BUNDLED_PLUGINS_DIR = compiled ? join(PROJECT_ROOT, 'dist', 'plugin
 /** The protobuf descriptor sets served by reflection: Sluice's contracts, and grpc.health.v1. */
 export const DESCRIPTOR_SET = join(PROJECT_ROOT, 'proto', 'gen', 'sluice.binpb');
 export const HEALTH_DESCRIPTOR_SET = join(PROJECT_ROOT, 'proto', 'gen', 'health.binpb');
+/** The dashboard's static files (plain HTML, CSS and JS modules), served at /ui. */
+export const UI_DIR = join(PROJECT_ROOT, 'ui');

@@ -2,6 +2,7 @@ import type { Connection as CoreConnection } from 'mysql2';
 import mysql from 'mysql2/promise';
 import { type JsonSchema, defineConnectorPlugin, invalidArgument, type SluiceError } from 'sluice/sdk';
 import * as core from '../_sql/core.js';
+import { flinkColumnTypes, mysqlFlinkType } from '../_sql/flink-types.js';
 import { isoToSqlDateTime, parseJsonExact, stringifyJsonExact, timestampTextToIso } from '../_sql/values.js';
 import { streamReader } from './stream-reader.js';
 
@@ -521,5 +522,39 @@ export default defineConnectorPlugin({
 
   flinkTableOptions({ role, options }) {
     return core.flinkOptions(DIALECT, FLINK_NAMES, role, options);
+  },
+
+  async flinkColumnTypes({ options, columns }, ctx) {
+    const cfg = core.sourceConfig(DIALECT, options);
+    const tableName = core.tableText(cfg.table, '`');
+    const conn = await connect(cfg.url, cfg.connectTimeoutMs, ctx.signal);
+    try {
+      const where =
+        cfg.table.length === 2 ? 'TABLE_SCHEMA = ? AND TABLE_NAME = ?' : 'TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?';
+      const [rows] = await conn.execute<mysql.RowDataPacket[]>(
+        `SELECT COLUMN_NAME AS name, DATA_TYPE AS type, COLUMN_TYPE AS columnType,
+                CHARACTER_MAXIMUM_LENGTH AS charLength, NUMERIC_PRECISION AS \`precision\`, NUMERIC_SCALE AS scale,
+                DATETIME_PRECISION AS dtPrecision
+           FROM information_schema.COLUMNS WHERE ${where} ORDER BY ORDINAL_POSITION`,
+        [...cfg.table],
+      );
+      if (rows.length === 0)
+        throw core.sluiceError('FAILED_PRECONDITION', `the table ${tableName} does not exist (or has no columns)`);
+      const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+      const meta = rows.map((r) => ({
+        name: String(r.name),
+        type: String(r.type).toLowerCase(),
+        columnType: String(r.columnType).toLowerCase(),
+        charLength: num(r.charLength),
+        precision: num(r.precision),
+        scale: num(r.scale),
+        datetimePrecision: num(r.dtPrecision),
+      }));
+      return flinkColumnTypes(tableName, meta, columns, mysqlFlinkType, true);
+    } catch (err) {
+      throw core.isSluice(err) ? err : mapError(err, `reading the columns of ${tableName}`, cfg.url);
+    } finally {
+      conn.destroy();
+    }
   },
 });

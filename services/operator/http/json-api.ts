@@ -1,0 +1,207 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Client, status, type ServiceError } from '@grpc/grpc-js';
+import { ERROR_CODES, invalidArgument, isSluiceError, type Logger } from 'sluice/sdk';
+import { type Authenticator, roleFor } from '../../core/auth.js';
+import { callMetadata, type ClientSecurity } from '../../core/grpc-auth.js';
+import { ERROR_CODE_TRAILER, FIELD_ERRORS_TRAILER } from '../../core/grpc-status.js';
+import { type ApiRoute, matchRoute } from './api-routes.js';
+
+/** Where the JSON API sends each call: the operator and schedule gRPC services, and how to reach them. */
+export interface ApiTargets {
+  readonly operatorAddress: () => string | undefined;
+  readonly operatorSecurity: ClientSecurity;
+  readonly scheduleAddress: () => string | undefined;
+  readonly scheduleSecurity: ClientSecurity;
+}
+
+export interface JsonApiOptions {
+  readonly targets: ApiTargets;
+  /** Checks the caller's bearer token with the role its RPC needs, as gRPC does. */
+  readonly auth?: Authenticator;
+  /** SLUICE_TRACE_URL_TEMPLATE, handed to the dashboard. */
+  readonly traceUrlTemplate?: string;
+  readonly logger: Logger;
+}
+
+const MAX_BODY = 64 * 1024;
+const CALL_TIMEOUT_MS = 30_000;
+/** The dashboard's own settings (no RPC behind it): viewer role, like any read. */
+export const DASHBOARD_SETTINGS_PATH = '/sluice/v1/dashboard';
+
+const HTTP_BY_GRPC: Partial<Record<status, number>> = {
+  [status.INVALID_ARGUMENT]: 400,
+  [status.NOT_FOUND]: 404,
+  [status.ALREADY_EXISTS]: 409,
+  [status.ABORTED]: 409,
+  [status.FAILED_PRECONDITION]: 412,
+  [status.UNAUTHENTICATED]: 401,
+  [status.PERMISSION_DENIED]: 403,
+  [status.UNAVAILABLE]: 503,
+  [status.DEADLINE_EXCEEDED]: 504,
+  [status.RESOURCE_EXHAUSTED]: 429,
+};
+
+function send(res: ServerResponse, code: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(code, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  });
+  res.end(text);
+}
+
+/** The error body of every Sluice HTTP path: `{success: false, errMsg, code, fieldErrors?}`. */
+function fail(res: ServerResponse, httpStatus: number, code: string, message: string, fieldErrors?: unknown): void {
+  send(res, httpStatus, { success: false, errMsg: message, data: null, code, ...(fieldErrors ? { fieldErrors } : {}) });
+}
+
+/**
+ * Sluice's JSON API (`/sluice/v1/...`, docs/http-api.md): each path is one RPC of the operator or
+ * schedule service, called over gRPC with this process's own credentials once the caller's bearer
+ * token passed the same role check gRPC makes. Requests and answers are the RPC messages in the proto3
+ * JSON mapping, so the dashboard sees exactly what gRPC clients see (masked secrets included).
+ * Returns false when the path is not one of its own.
+ */
+export function createJsonApi(options: JsonApiOptions) {
+  const clients = new Map<string, Client>();
+  const clientFor = (address: string, security: ClientSecurity): Client => {
+    let c = clients.get(address);
+    if (!c) {
+      c = new Client(address, security.credentials);
+      clients.set(address, c);
+    }
+    return c;
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams) {
+    if (path === DASHBOARD_SETTINGS_PATH) {
+      if (!authorized(req, res, 'viewer')) return true;
+      send(res, 200, { traceUrlTemplate: options.traceUrlTemplate ?? '' });
+      return true;
+    }
+    const match = matchRoute(path);
+    if (!match) return false;
+    const route = match.routes.find((r) => r.method === req.method);
+    if (!route) {
+      req.resume();
+      res.setHeader('allow', match.routes.map((r) => r.method).join(', '));
+      fail(res, 405, 'METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed on ${path}`);
+      return true;
+    }
+    if (!authorized(req, res, roleFor(route.rpc.definition.path))) {
+      req.resume();
+      return true;
+    }
+    let fields: Record<string, unknown>;
+    try {
+      fields = { ...(await requestFields(req, route, query)), ...match.params };
+    } catch (err) {
+      if (isSluiceError(err)) {
+        const f = err.details;
+        fail(res, 400, err.code, err.message, [{ path: f.field, expected: f.expected, received: f.received }]);
+        return true;
+      }
+      throw err;
+    }
+    const target =
+      route.rpc.service === 'operator'
+        ? { address: options.targets.operatorAddress(), security: options.targets.operatorSecurity }
+        : { address: options.targets.scheduleAddress(), security: options.targets.scheduleSecurity };
+    if (!target.address) {
+      fail(res, 503, 'UNAVAILABLE', `the ${route.rpc.service} service is not reachable from here`);
+      return true;
+    }
+    const client = clientFor(target.address, target.security);
+    const request = route.rpc.fromJSON(fields);
+    try {
+      const answer = await new Promise<unknown>((resolve, reject) =>
+        client.makeUnaryRequest(
+          route.rpc.definition.path,
+          (v: unknown) => route.rpc.definition.requestSerialize(v as never),
+          (b: Buffer) => route.rpc.definition.responseDeserialize(b),
+          request,
+          callMetadata(target.security),
+          { deadline: Date.now() + CALL_TIMEOUT_MS },
+          (err, value) => (err ? reject(err) : resolve(value)),
+        ),
+      );
+      send(res, 200, route.rpc.toJSON(answer as never));
+    } catch (err) {
+      const e = err as ServiceError;
+      const code = String(e.metadata?.get(ERROR_CODE_TRAILER)[0] ?? status[e.code] ?? 'UNKNOWN');
+      const rawFields = e.metadata?.get(FIELD_ERRORS_TRAILER)[0];
+      let fieldErrors: unknown;
+      try {
+        fieldErrors = rawFields === undefined ? undefined : JSON.parse(String(rawFields));
+      } catch {
+        fieldErrors = undefined;
+      }
+      if (e.code === status.UNKNOWN || e.code === status.INTERNAL)
+        options.logger.warn('JSON API call failed', { path, rpc: route.rpc.definition.path, err: e.details });
+      fail(res, HTTP_BY_GRPC[e.code] ?? 500, code, e.details || 'the call failed', fieldErrors);
+    }
+    return true;
+  }
+
+  function authorized(req: IncomingMessage, res: ServerResponse, needed: ReturnType<typeof roleFor>): boolean {
+    if (!options.auth) return true;
+    try {
+      options.auth.authorize(needed, req.headers.authorization);
+      return true;
+    } catch (err) {
+      if (!isSluiceError(err)) throw err;
+      if (err.code === ERROR_CODES.UNAUTHENTICATED) res.setHeader('www-authenticate', 'Bearer');
+      fail(res, err.code === ERROR_CODES.UNAUTHENTICATED ? 401 : 403, err.code, err.message);
+      return false;
+    }
+  }
+
+  return {
+    handle,
+    close(): void {
+      for (const c of clients.values()) c.close();
+      clients.clear();
+    },
+  };
+}
+
+/** The request's fields: the route's query parameters (lists split at commas), and for POST the JSON body. */
+async function requestFields(
+  req: IncomingMessage,
+  route: ApiRoute,
+  query: URLSearchParams,
+): Promise<Record<string, unknown>> {
+  const fields: Record<string, unknown> = {};
+  for (const [key, value] of query) {
+    if (!route.query?.includes(key)) {
+      throw invalidArgument(
+        `query.${key}`,
+        route.query?.length ? `one of ${route.query.join(', ')}` : 'no query parameters',
+        key,
+      );
+    }
+    fields[key] = route.arrays?.includes(key) ? value.split(',').filter((v) => v !== '') : value;
+  }
+  if (route.method !== 'POST') return fields;
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw invalidArgument('body', `at most ${MAX_BODY} bytes`, `more than ${MAX_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8').trim();
+  if (text === '') return fields;
+  if (type !== 'application/json') throw invalidArgument('content-type', 'application/json', type);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw invalidArgument('body', 'a JSON object', text.slice(0, 80));
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw invalidArgument('body', 'a JSON object', Array.isArray(body) ? 'an array' : typeof body);
+  return { ...fields, ...(body as Record<string, unknown>) };
+}

@@ -1,0 +1,98 @@
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { API_ROUTES } from '../../services/operator/http/api-routes.js';
+import { ROOT } from '../helpers/process.js';
+import { type Running, startTestSluice } from '../helpers/sluice.js';
+
+const ADMIN = 'json-api-admin-token-0123456789';
+const VIEWER = 'json-api-viewer-token-012345678';
+let sluice: Running;
+let base: string;
+
+test.before(async () => {
+  sluice = await startTestSluice({
+    SLUICE_AUTH_TOKENS: `${ADMIN}:admin,${VIEWER}:viewer`,
+    SLUICE_HTTP_ADDR: '127.0.0.1:0',
+    SLUICE_TRACE_URL_TEMPLATE: 'http://jaeger:16686/trace/{traceId}',
+  });
+  base = `http://127.0.0.1:${sluice.sluice.callbackPort}`;
+});
+test.after.always(async () => {
+  await sluice?.close();
+});
+
+async function request(path: string, init: { token?: string; method?: string; body?: unknown } = {}) {
+  const res = await fetch(base + path, {
+    method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
+    headers: {
+      ...(init.token ? { authorization: `Bearer ${init.token}` } : {}),
+      ...(init.body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+  });
+  const text = await res.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    json = { text };
+  }
+  return { status: res.status, headers: res.headers, json };
+}
+
+test('docs/http-api.md lists every path of the JSON API', (t) => {
+  const doc = readFileSync(join(ROOT, 'docs/http-api.md'), 'utf8');
+  for (const r of API_ROUTES) t.true(doc.includes(`\`${r.method} ${r.pattern}\``), `${r.method} ${r.pattern}`);
+});
+
+test('answers are the RPC messages in proto3 JSON; the dashboard settings carry the trace URL template', async (t) => {
+  const groups = await request('/sluice/v1/groups', { token: VIEWER });
+  t.is(groups.status, 200);
+  t.deepEqual(groups.json, {}); // ListGroupsResponse with no groups: every field at its default
+  const settings = await request('/sluice/v1/dashboard', { token: VIEWER });
+  t.deepEqual(settings.json, { traceUrlTemplate: 'http://jaeger:16686/trace/{traceId}' });
+});
+
+test('the same roles as gRPC: no token 401, a viewer may read but not trigger', async (t) => {
+  const none = await request('/sluice/v1/groups');
+  t.is(none.status, 401);
+  t.is(none.headers.get('www-authenticate'), 'Bearer');
+  t.is(none.json.code, 'UNAUTHENTICATED');
+  const denied = await request('/sluice/v1/groups/g/trigger', { token: VIEWER, body: { windowStart: '0' } });
+  t.is(denied.status, 403);
+  t.is(denied.json.code, 'PERMISSION_DENIED');
+  const missing = await request('/sluice/v1/groups/nope/trigger', { token: ADMIN, body: { windowStart: '0' } });
+  t.is(missing.status, 404);
+  t.is(missing.json.code, 'NOT_FOUND');
+});
+
+test('unknown query parameters, wrong methods and bad bodies are refused naming what is wrong', async (t) => {
+  const query = await request('/sluice/v1/jobs?group=x', { token: ADMIN });
+  t.is(query.status, 400);
+  t.regex(String(query.json.errMsg), /query\.group: expected one of pageSize, pageToken, groupId/);
+  t.like(query.json, { code: 'INVALID_ARGUMENT' });
+  const method = await request('/sluice/v1/groups/g/trigger', { token: ADMIN });
+  t.is(method.status, 405);
+  t.is(method.headers.get('allow'), 'POST');
+  const body = await request('/sluice/v1/groups/g/backfill', { token: ADMIN, body: [1] });
+  t.is(body.status, 400);
+  t.regex(String(body.json.errMsg), /body: expected a JSON object/);
+  const unknown = await request('/sluice/v1/nothing', { token: ADMIN });
+  t.is(unknown.status, 404);
+});
+
+test('the dashboard files are served from ui/ only, with a strict content policy', async (t) => {
+  for (const path of ['/ui', '/ui/']) {
+    const page = await fetch(base + path);
+    t.is(page.status, 200);
+    t.regex(page.headers.get('content-type') ?? '', /text\/html/);
+    t.regex(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
+    t.regex(await page.text(), /<script type="module" src="\/ui\/app.js">/);
+  }
+  const js = await fetch(`${base}/ui/app.js`);
+  t.regex(js.headers.get('content-type') ?? '', /text\/javascript/);
+  for (const path of ['/ui/..%2Fpackage.json', '/ui/.hidden.js', '/ui/none.js', '/ui/sub/app.js']) {
+    t.is((await fetch(base + path)).status, 404, path);
+  }
+});
