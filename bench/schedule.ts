@@ -154,8 +154,16 @@ function runChild(args: ChildArgs): Promise<ChildResult> {
 }
 
 /** How long before the first due time to start creating the schedules: enough for the setup to end first. */
-function leadFor(mode: ChildArgs['mode'], setup: ChildArgs['setup'], n: number, burst: boolean): number {
+function leadFor(
+  mode: ChildArgs['mode'],
+  setup: ChildArgs['setup'],
+  n: number,
+  burst: boolean,
+  postgres = false,
+): number {
   if (mode === 'timers') return 2000 + n * 0.01;
+  // Registering on PostgreSQL took 31 ms a schedule on the loaded machine (2026-12-06, load 25).
+  if (postgres) return 3000 + n * 40;
   // Aligned due times were quadratic to arm on node-schedule; the lead keeps room for slower clocks.
   if (burst) return 3000 + n * (1.5 + n / 5000);
   // Measured on the shared 2-core machine (2026-11-25, load 3-7): register 0.45-0.8 ms, rows + start()
@@ -181,7 +189,7 @@ function fireRuns(o: ScheduleBenchOptions): FireRun[] {
         n,
         windowMs,
         measureMs,
-        leadMs: leadFor(mode, setup, n, burst),
+        leadMs: leadFor(mode, setup, n, burst, postgresUrl !== undefined),
         timeStop,
         ...(burst ? { burst } : {}),
         ...(postgresUrl ? { postgresUrl } : {}),

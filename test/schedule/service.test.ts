@@ -514,7 +514,7 @@ test.serial('registration errors: ALREADY_EXISTS, an engine nobody accepts, and 
   t.is(codeOf(await t.throwsAsync(rig.service.register(info('dup')))), 'ALREADY_EXISTS');
   const noEngine = await t.throwsAsync(rig.service.register(info('eng', { scheduleEngine: 'oozie' })));
   t.is(codeOf(noEngine), 'FAILED_PRECONDITION');
-  t.regex(noEngine!.message, /no engine plugin accepts schedule_engine 'oozie' \(engines loaded: .*builtin\)/);
+  t.regex(noEngine!.message, /no engine plugin accepts schedule_engine 'oozie' \(engines loaded: .*builtin.*\)/);
   for (const [change, field] of [
     [{ groupId: '' }, 'group_id'],
     [{ scheduleUnit: 'X' }, 'schedule_unit'],
@@ -643,3 +643,22 @@ for (const [zone, expr, from, ends] of [
     }
   });
 }
+
+test.serial('RegisterSchedule is one store write: the row goes in REGISTERED', async (t) => {
+  const { rig } = t.context;
+  const writes: string[] = [];
+  const store = rig.store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+  for (const name of ['insertSchedule', 'updateSchedule'] as const) {
+    const original = store[name]!.bind(rig.store);
+    store[name] = (...args: unknown[]) => {
+      writes.push(name);
+      return original(...args);
+    };
+  }
+  const registered = await rig.service.register(info('one-write'));
+  t.deepEqual(writes, ['insertSchedule']);
+  t.is(registered.status, 'REGISTERED');
+  const row = await rig.store.getSchedule('one-write');
+  t.is(row?.status, 'REGISTERED');
+  t.is(row?.version, 2);
+});

@@ -505,18 +505,19 @@ export class ScheduleService {
     firingRules(info);
     const engine = await this.#chooseEngine(info.scheduleEngine);
     const now = this.#o.clock.now();
-    const approved: ScheduleRecord = {
+    // REGISTERED before the engine hears of it: an engine fires at once, and only firing schedules fire.
+    // One write: the row is inserted as it would be after approval (version 1) and registration (2).
+    const registered: ScheduleRecord = {
       groupId: info.groupId,
       info,
-      status: 'APPROVED',
+      status: 'REGISTERED',
       engineId: engine?.id ?? NO_ENGINE,
-      version: 1,
+      version: 2,
       createdAt: now,
       updatedAt: now,
     };
-    await this.#o.store.insertSchedule(approved);
-    // REGISTERED before the engine hears of it: an engine fires at once, and only firing schedules fire.
-    const registered = await this.#save(approved, { status: 'REGISTERED' });
+    await this.#o.store.insertSchedule(registered);
+    this.#note(registered);
     try {
       if (engine) await this.#o.hooks.call(engine, 'register', registered.info);
     } catch (err) {
