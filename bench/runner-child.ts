@@ -38,7 +38,7 @@ import type { JobSpec } from '../services/operator/domain/runner.js';
 import { EmbeddedRunner } from '../services/operator/runners/embedded.js';
 
 export type Pipeline = 'kafka-file' | 'pg-pg';
-export type RunKind = 'runner' | 'plain' | 'copy' | 'insert-select';
+export type RunKind = 'runner' | 'plain' | 'copy' | 'insert-select' | 'pool-concurrent' | 'pool-sequential';
 
 export interface RunnerChildSpec {
   readonly pipeline: Pipeline;
@@ -53,6 +53,8 @@ export interface RunnerChildSpec {
   readonly url?: string;
   readonly srcTable?: string;
   readonly dstTable?: string;
+  /** pool-* kinds: the second job's destination table (the same window, copied twice). */
+  readonly dstTable2?: string;
 }
 
 export interface RunnerChildResult {
@@ -134,10 +136,15 @@ interface Clock {
 
 // ------------------------------------------------------------------------------------------- runner
 
-/** The embedded runner, driven directly with a JobSpec built as OperatorService.#runJob builds it. */
-async function runEmbedded(spec: RunnerChildSpec, clock: Clock): Promise<{ records: number }> {
-  const set = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
-  const hooks = new HookRunner({ timeoutMs: 30_000 });
+/** A JobSpec built as OperatorService.#runJob builds it, for the window `boundaries` into `dstTable` (pg-pg). */
+async function jobSpecFor(
+  spec: RunnerChildSpec,
+  set: Awaited<ReturnType<typeof loadPlugins>>,
+  hooks: HookRunner,
+  dstTable: string | undefined,
+  boundaries: Boundaries,
+  suffix = '',
+): Promise<JobSpec> {
   const catalog = new Catalog(set, hooks);
   const stream: StreamSpec =
     spec.pipeline === 'kafka-file'
@@ -153,7 +160,7 @@ async function runEmbedded(spec: RunnerChildSpec, clock: Clock): Promise<{ recor
       : {
           streamId: STREAM_ID,
           source: { connectorId: 'postgres', options: { url: spec.url!, table: spec.srcTable!, keyColumn: 'id' } },
-          sink: { connectorId: 'postgres', options: { url: spec.url!, table: spec.dstTable!, mode: 'replace-window' } },
+          sink: { connectorId: 'postgres', options: { url: spec.url!, table: dstTable!, mode: 'replace-window' } },
           fields: [],
         };
   const source = set.connectors.get(stream.source.connectorId);
@@ -166,7 +173,6 @@ async function runEmbedded(spec: RunnerChildSpec, clock: Clock): Promise<{ recor
     const errors = await catalog.validateOptions(endpoint.connectorId, role, endpoint.options);
     if (errors.length > 0) throw new Error(`${role} options rejected: ${JSON.stringify(errors)}`);
   }
-  const boundaries = benchBoundaries(spec);
   // As SubmitOfflineJob: schema, validate, defaults, then fillInBoundaries through HookRunner.call.
   const resolved = await catalog.resolveBoundaries(stream.source.connectorId, stream.source.options, boundaries);
   const now = Date.now();
@@ -183,7 +189,7 @@ async function runEmbedded(spec: RunnerChildSpec, clock: Clock): Promise<{ recor
     updatedAt: now,
   };
   const job: JobRecord = {
-    jobId: `bench-${process.pid}-${now.toString(36)}`,
+    jobId: `bench-${process.pid}-${now.toString(36)}${suffix}`,
     groupId: GROUP_ID,
     streamId: STREAM_ID,
     instanceId: '',
@@ -201,7 +207,14 @@ async function runEmbedded(spec: RunnerChildSpec, clock: Clock): Promise<{ recor
     startedAt: now,
     updatedAt: now,
   };
-  const jobSpec: JobSpec = { job, group, stream, boundedSourceOptions: resolved.boundedOptions, source, sink };
+  return { job, group, stream, boundedSourceOptions: resolved.boundedOptions, source, sink };
+}
+
+/** The embedded runner, driven directly with a JobSpec built as OperatorService.#runJob builds it. */
+async function runEmbedded(spec: RunnerChildSpec, clock: Clock): Promise<{ records: number }> {
+  const set = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
+  const hooks = new HookRunner({ timeoutMs: 30_000 });
+  const jobSpec = await jobSpecFor(spec, set, hooks, spec.dstTable, benchBoundaries(spec));
   const runner = new EmbeddedRunner({ hooks });
   let records = 0;
   let reports = 0;
@@ -216,6 +229,46 @@ async function runEmbedded(spec: RunnerChildSpec, clock: Clock): Promise<{ recor
     onResolved: () => {},
   });
   return { records };
+}
+
+/**
+ * Two jobs of the same window (pg-pg, into dstTable and dstTable2) on the worker-thread pool the
+ * operator runs by default, two threads: both at once (`pool-concurrent`) or one after the other
+ * (`pool-sequential`). Before the clock starts, both threads import the plugins with an empty window.
+ */
+async function runPooled(spec: RunnerChildSpec, clock: Clock): Promise<{ records: number }> {
+  const { PooledRunner } = await import('../services/operator/runners/pool.js');
+  const set = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
+  const hooks = new HookRunner({ timeoutMs: 30_000 });
+  const pool = new PooledRunner({ threads: 2, jobsPerThread: 1 });
+  try {
+    const run = async (js: JobSpec) => {
+      let records = 0;
+      await pool.run(js, {
+        signal: new AbortController().signal,
+        onProgress: (p) => {
+          if (p.records > 0) clock.firstBatch();
+          records = p.records;
+        },
+        onResolved: () => {},
+      });
+      return records;
+    };
+    const empty: Boundaries = { boundaryType: 'OFFSET', lowerBound: '0', upperBound: '1' };
+    await Promise.all(
+      [spec.dstTable, spec.dstTable2].map(async (t, i) => run(await jobSpecFor(spec, set, hooks, t, empty, `-w${i}`))),
+    );
+    const jobs = [
+      await jobSpecFor(spec, set, hooks, spec.dstTable, benchBoundaries(spec), '-a'),
+      await jobSpecFor(spec, set, hooks, spec.dstTable2, benchBoundaries(spec), '-b'),
+    ];
+    clock.start();
+    const counts =
+      spec.kind === 'pool-concurrent' ? await Promise.all(jobs.map(run)) : [await run(jobs[0]!), await run(jobs[1]!)];
+    return { records: counts[0]! + counts[1]! };
+  } finally {
+    await pool.close();
+  }
 }
 
 // ------------------------------------------------------------------------------------------- kafka plain
@@ -578,7 +631,9 @@ async function main(): Promise<void> {
   };
   let records: number;
   let file: { file: string; fileBytes: number } | undefined;
-  if (spec.kind === 'runner') {
+  if (spec.kind === 'pool-concurrent' || spec.kind === 'pool-sequential') {
+    ({ records } = await runPooled(spec, clock));
+  } else if (spec.kind === 'runner') {
     ({ records } = await runEmbedded(spec, clock));
     if (spec.pipeline === 'kafka-file') file = await committedFile(spec.dir!);
   } else if (spec.pipeline === 'kafka-file') {

@@ -44,6 +44,8 @@ export interface ChildArgs {
   readonly timeStop: boolean;
   /** Every schedule due at the same instants (offset 0), as hourly schedules are on the hour. */
   readonly burst?: boolean;
+  /** The store the sluice harnesses use: SQLite in a temp folder (default), or a PostgreSQL schema of its own at this URL. */
+  readonly postgresUrl?: string;
 }
 
 export interface ChildResult {
@@ -167,6 +169,7 @@ async function sluiceHarness(clockKind: 'system' | 'settimeout'): Promise<Harnes
     { loadPlugins },
     { ScheduleService },
     { SqliteStore },
+    { PostgresStore },
     { systemClock },
   ] = await Promise.all([
     import('../services/core/logger.js'),
@@ -175,10 +178,14 @@ async function sluiceHarness(clockKind: 'system' | 'settimeout'): Promise<Harnes
     import('../services/host/loader.js'),
     import('../services/schedule/domain/service.js'),
     import('../services/store/sqlite.js'),
+    import('../services/store/postgres.js'),
     import('../services/schedule/system-clock.js'),
   ]);
   const dir = await mkdtemp(join(tmpdir(), 'sluice-bench-schedule-'));
-  const store = await SqliteStore.open(join(dir, 'sluice.db'));
+  const pgSchema = `sluice_bench_sched_${process.pid}_${Date.now().toString(36)}`;
+  const store = args.postgresUrl
+    ? await PostgresStore.open(args.postgresUrl, { schema: pgSchema })
+    : await SqliteStore.open(join(dir, 'sluice.db'));
   await store.migrate();
   const plugins = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
   if (!plugins.engines.has('builtin'))
@@ -256,6 +263,12 @@ async function sluiceHarness(clockKind: 'system' | 'settimeout'): Promise<Harnes
     async close() {
       await store.close();
       await rm(dir, { recursive: true, force: true });
+      if (args.postgresUrl) {
+        const { default: pg } = await import('pg');
+        const admin = new pg.Client({ connectionString: args.postgresUrl });
+        await admin.connect();
+        await admin.query(`DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`).finally(() => admin.end());
+      }
     },
   };
 }

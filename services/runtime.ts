@@ -11,6 +11,8 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import { Authenticator } from './core/auth.js';
 import { type ClientSecurity, clientSecurity } from './core/grpc-auth.js';
 import { BUNDLED_PLUGINS_DIR } from './core/paths.js';
+import { OptionSecrets } from './core/option-secrets.js';
+import { SecretBox, dataDirSecretKey } from './core/secret-box.js';
 import { type RunningServer, type ServiceBinding, startGrpcServer } from './core/server.js';
 import { HookRunner } from './host/hook-runner.js';
 import { type PluginSet, loadPlugins } from './host/loader.js';
@@ -19,6 +21,7 @@ import { type Dispatcher, ScheduleService } from './schedule/domain/service.js';
 import { GrpcDispatcher } from './schedule/grpc/dispatcher.js';
 import { scheduleGrpc } from './schedule/grpc/adapter.js';
 import { openSluiceStore } from './store/index.js';
+import { restoreFreshness } from './store/metered.js';
 import { OperatorService, type SchedulePort } from './operator/domain/service.js';
 import type { Runner } from './operator/domain/runner.js';
 import { operatorGrpc } from './operator/grpc/adapter.js';
@@ -95,6 +98,10 @@ class LazySchedulePort implements SchedulePort {
 
   fireDue(groupId: string, asOf: number) {
     return this.#get().fireDue(groupId, asOf);
+  }
+
+  claimWindow(input: Parameters<SchedulePort['claimWindow']>[0]) {
+    return this.#get().claimWindow(input);
   }
 
   close(): void {
@@ -194,6 +201,10 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   // Schedules, the ledger, groups and jobs share one store (one SQLite file, or one PostgreSQL database).
   if ((services.includes('schedule') || services.includes('operator')) && !config.databaseUrl)
     restrictDataDir(config.dataDir);
+  // Secret options are sealed under SLUICE_SECRET_KEY, or (one process on SQLite) a key made in the data folder.
+  const secrets = services.includes('operator')
+    ? new OptionSecrets(new SecretBox(config.secretKey ?? dataDirSecretKey(config.dataDir)))
+    : undefined;
   const store =
     services.includes('schedule') || services.includes('operator')
       ? await openSluiceStore({
@@ -222,6 +233,9 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       leaseMs: config.failoverMs,
       rescanMs: config.scheduleRescanMs,
     });
+    // Data freshness from the ledger, so that it is not empty after a restart until a window succeeds.
+    if (config.metricsAddr || metricsOtlpRequested(process.env))
+      logger.debug('data freshness restored', { groups: await restoreFreshness(store, config.metricsMaxGroups) });
     const { definition, implementation } = scheduleGrpc(service, clock, logger);
     bindings.push({ name: 'sluice.schedule.v1.ScheduleService', definition, implementation: implementation as never });
     schedule = { service, dispatcher };
@@ -267,6 +281,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
       owner: config.replicaId,
       leaseMs: config.failoverMs,
       logger,
+      ...(secrets ? { secrets } : {}),
     });
     const { definition, implementation } = operatorGrpc(service, logger);
     bindings.push({ name: 'sluice.operator.v1.OperatorService', definition, implementation: implementation as never });

@@ -10,6 +10,7 @@ import { OperatorServiceClient } from '../proto/gen/sluice/operator/v1/operator.
 import { credentials } from '@grpc/grpc-js';
 import { type Running, call, callError, startTestSluice } from './helpers/sluice.js';
 import { healthCheck, reflectionServices } from './helpers/probes.js';
+import { MAX_REPORTED_FIELD_ERRORS } from 'sluice/sdk';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/plugins/', import.meta.url));
 const test = anyTest as TestFn<{ s: Running }>;
@@ -125,6 +126,20 @@ test('ValidateOptions returns every field error with path, expected and received
     options: { table: 'orders' },
   });
   t.deepEqual(ok, { valid: true, errors: [] });
+});
+
+test('ValidateOptions lists at most MAX_REPORTED_FIELD_ERRORS problems, then one entry counting the rest', async (t) => {
+  const { catalog } = t.context.s;
+  const options = { table: 'orders', ...Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`typo${i}`, 1])) };
+  const res = await call(catalog.validateOptions.bind(catalog), {
+    connectorId: 'plain-connector',
+    role: ConnectorRole.CONNECTOR_ROLE_SOURCE,
+    options,
+  });
+  t.false(res.valid);
+  t.is(res.errors.length, MAX_REPORTED_FIELD_ERRORS + 1);
+  t.is(res.errors[0]!.path, 'options.typo0');
+  t.like(res.errors.at(-1), { path: 'options', received: `${30 - MAX_REPORTED_FIELD_ERRORS} more problems` });
 });
 
 test("ValidateOptions runs the connector's own checks once the schema passes", async (t) => {

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { ConfigError, loadConfig } from '../services/core/config.js';
 
@@ -15,7 +15,7 @@ test('defaults apply when nothing is set', (t) => {
     replicaId: hostname(),
     runner: 'embedded',
     maxRunningJobs: 4,
-    jobThreads: 0,
+    jobThreads: Math.min(availableParallelism(), 4),
     failoverMs: 5000,
     scheduleRescanMs: 30000,
     jobHeapMb: 512,
@@ -37,6 +37,14 @@ test('settings are read from the environment', (t) => {
   t.deepEqual(c.pluginPath, ['/opt/a', '/opt/b']);
   t.is(c.logLevel, 'debug');
   t.is(c.hookTimeoutMs, 500);
+});
+
+test('job threads: one per core by default, never more than the jobs that may run at once; 0 keeps jobs in the service thread', (t) => {
+  t.is(loadConfig({ SLUICE_MAX_RUNNING_JOBS: '64' }).jobThreads, availableParallelism());
+  t.is(loadConfig({ SLUICE_MAX_RUNNING_JOBS: '1' }).jobThreads, 1);
+  t.is(loadConfig({ SLUICE_JOB_THREADS: 'cores', SLUICE_MAX_RUNNING_JOBS: '64' }).jobThreads, availableParallelism());
+  t.is(loadConfig({ SLUICE_JOB_THREADS: '0' }).jobThreads, 0);
+  t.is(loadConfig({ SLUICE_JOB_THREADS: '3' }).jobThreads, 3);
 });
 
 test('a bad value names the variable, what was expected and what came', (t) => {
@@ -61,6 +69,7 @@ test('a bad value names the variable, what was expected and what came', (t) => {
     ],
     [{ SLUICE_MAX_RUNNING_JOBS: '-2' }, 'SLUICE_MAX_RUNNING_JOBS: expected a positive integer, got "-2"'],
     [{ SLUICE_JOB_HEAP_MB: '0' }, 'SLUICE_JOB_HEAP_MB: expected a positive integer, got "0"'],
+    [{ SLUICE_JOB_THREADS: 'all' }, `SLUICE_JOB_THREADS: expected 'cores' or a non-negative integer, got "all"`],
   ];
   for (const [env, message] of cases) {
     const err = t.throws(() => loadConfig(env), { instanceOf: ConfigError });

@@ -1,5 +1,12 @@
 import test from 'ava';
-import { applyDefaults, checkSchema, validateAgainstSchema, type JsonSchema } from 'sluice/sdk';
+import {
+  applyDefaults,
+  capFieldErrors,
+  checkSchema,
+  MAX_REPORTED_FIELD_ERRORS,
+  validateAgainstSchema,
+  type JsonSchema,
+} from 'sluice/sdk';
 
 const schema: JsonSchema = {
   type: 'object',
@@ -80,17 +87,52 @@ test('defaults fill only what was not given', (t) => {
   t.deepEqual(applyDefaults(schema, { topic: 't', mode: 'latest' }), { topic: 't', mode: 'latest' });
 });
 
-test('checkSchema rejects unknown keywords (strict mode), bad types and bad patterns, naming the place', (t) => {
+test('checkSchema reports every problem of a schema with its place: meta-schema, unknown keywords, then compiling', (t) => {
   t.deepEqual(checkSchema(schema), []);
-  t.deepEqual(checkSchema({ type: 'object', properties: { a: { onOf: [] } } }), [
-    '$: strict mode: unknown keyword: "onOf"',
-  ]);
-  t.regex(
-    checkSchema({ type: 'object', properties: { b: { type: 'date' } } })[0]!,
-    /^\$: schema is invalid: .*properties\/b\/type/,
+  t.deepEqual(
+    checkSchema({
+      type: 'object',
+      properties: { a: { onOf: [] }, b: { type: 'date' }, c: { type: 'string', minLength: -1, maxLen: 3 } },
+      oneOf: [{ type: 'object', requird: ['a'] }],
+    }),
+    [
+      '$.properties.b.type: expected one of "array", "boolean", "integer", "null", "number", "object", "string", got "date"',
+      '$.properties.c.minLength: expected a number >= 0, got -1',
+      '$.properties.a.onOf: expected a JSON Schema 2020-12 keyword, got "onOf"',
+      '$.properties.c.maxLen: expected a JSON Schema 2020-12 keyword, got "maxLen"',
+      '$.oneOf[0].requird: expected a JSON Schema 2020-12 keyword, got "requird"',
+    ],
   );
+  // What only compiling finds comes once the rest is right.
   t.regex(checkSchema({ type: 'object', properties: { c: { type: 'string', pattern: '(' } } })[0]!, /^\$: .*\(/);
   t.deepEqual(checkSchema(undefined, 'sourceOptions'), ['sourceOptions: expected a JSON Schema object']);
+});
+
+test('checkSchema stops listing at MAX_REPORTED_FIELD_ERRORS and counts the rest', (t) => {
+  const properties = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`p${i}`, { typ: 'string' }]));
+  const problems = checkSchema({ type: 'object', properties }, 'sinkOptions');
+  t.is(problems.length, MAX_REPORTED_FIELD_ERRORS + 1);
+  t.is(problems[0], 'sinkOptions.properties.p0.typ: expected a JSON Schema 2020-12 keyword, got "typ"');
+  t.is(problems.at(-1), `sinkOptions: and ${30 - MAX_REPORTED_FIELD_ERRORS} more problems`);
+});
+
+test('validation reports every problem (Ajv allErrors); capFieldErrors keeps the shape and counts the rest', (t) => {
+  const list: JsonSchema = { type: 'object', properties: { ids: { type: 'array', items: { type: 'integer' } } } };
+  const errors = validateAgainstSchema(list, { ids: Array.from({ length: 50 }, (_, i) => `x${i}`) });
+  t.is(errors.length, 50, 'not only the first');
+  t.deepEqual(
+    [errors[49]!.path, errors[49]!.expected, errors[49]!.received],
+    ['options.ids[49]', 'an integer', '"x49"'],
+  );
+  const capped = capFieldErrors(errors, 'options');
+  t.is(capped.length, MAX_REPORTED_FIELD_ERRORS + 1);
+  t.deepEqual(capped.slice(0, -1), errors.slice(0, MAX_REPORTED_FIELD_ERRORS));
+  t.like(capped.at(-1), {
+    path: 'options',
+    expected: `at most ${MAX_REPORTED_FIELD_ERRORS} problems reported`,
+    received: `${50 - MAX_REPORTED_FIELD_ERRORS} more problems`,
+  });
+  t.deepEqual(capFieldErrors(errors.slice(0, 3), 'options'), errors.slice(0, 3));
 });
 
 test('any standard keyword: oneOf, format and $ref validate with field paths', (t) => {

@@ -171,7 +171,12 @@ export function buildProgram(out: Out): Command {
     );
   groups.command('list').action(
     run(async (c, g) => {
-      const res = await c.call(c.operator, c.operator.listGroups, { pageSize: 0, pageToken: '', statuses: [] });
+      const res = await c.call(c.operator, c.operator.listGroups, {
+        pageSize: 0,
+        pageToken: '',
+        statuses: [],
+        includeDeleted: false,
+      });
       if (g.json) return json(ListGroupsResponse.toJSON(res));
       out(
         table(

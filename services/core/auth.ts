@@ -69,6 +69,15 @@ export function parseTokens(text: string, source: string): Map<string, Role> {
 const digest = (token: string) => createHash('sha256').update(token).digest();
 
 /**
+ * Names the bearer token of an `Authorization` value for the ledger and logs without revealing it: `token:`
+ * and the first 12 hex digits of its SHA-256. Undefined when no bearer token came.
+ */
+export function tokenFingerprint(authorization: string | undefined): string | undefined {
+  const m = /^Bearer (\S+)$/i.exec(authorization ?? '');
+  return m ? `token:${digest(m[1]!).toString('hex').slice(0, 12)}` : undefined;
+}
+
+/**
  * Checks bearer tokens in one place for every entry point (gRPC and HTTP). Tokens are compared as
  * SHA-256 digests in constant time, against every known token, so neither a token's length nor how
  * much of it matched shows in the answer time.

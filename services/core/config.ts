@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { MIN_TOKEN_LENGTH, type Role, parseTokens } from './auth.js';
 import type { TlsFiles } from './grpc-auth.js';
 import type { LogLevel } from './logger.js';
+import { parseSecretKey } from './secret-box.js';
 
 /** Who may call, and over what (docs/security.md). */
 export interface SecurityConfig {
@@ -45,7 +46,10 @@ export interface Config {
   readonly runner: string;
   /** SLUICE_MAX_RUNNING_JOBS: jobs the embedded runner runs at once in this process. */
   readonly maxRunningJobs: number;
-  /** SLUICE_JOB_THREADS: worker threads jobs run in (0: in the service's own thread). */
+  /**
+   * SLUICE_JOB_THREADS: worker threads jobs run in (0: in the service's own thread). Default `cores`: one per
+   * core (os.availableParallelism()), never more than SLUICE_MAX_RUNNING_JOBS.
+   */
   readonly jobThreads: number;
   /**
    * SLUICE_FAILOVER_MS: how soon a live replica takes over what a dead one left: windows it had claimed, jobs
@@ -81,6 +85,11 @@ export interface Config {
    * callback path only (query `username`/`password`, or HTTP Basic), as InLong's schedulers send them.
    */
   readonly inlongUsers?: ReadonlyMap<string, string>;
+  /**
+   * SLUICE_SECRET_KEY: the AES-256-GCM key secret options are stored under (32 bytes, hex or base64). Unset:
+   * a key made on first start in the data folder; required with SLUICE_DATABASE_URL (replicas share it).
+   */
+  readonly secretKey?: Buffer;
   /** SLUICE_TRACE_URL_TEMPLATE: a trace viewer's URL with `{traceId}` (e.g. Jaeger's), for the dashboard's trace links. */
   readonly traceUrlTemplate?: string;
 }
@@ -99,7 +108,7 @@ export const DEFAULTS = {
   SLUICE_SCHEDULE_ADDR: '',
   SLUICE_RUNNER: 'embedded',
   SLUICE_MAX_RUNNING_JOBS: '4',
-  SLUICE_JOB_THREADS: '0',
+  SLUICE_JOB_THREADS: 'cores',
   SLUICE_FAILOVER_MS: '5000',
   SLUICE_SCHEDULE_RESCAN_MS: '30000',
   SLUICE_JOB_HEAP_MB: '512',
@@ -122,6 +131,7 @@ export const DEFAULTS = {
   SLUICE_PLUGIN_SETTINGS_FILE: '',
   SLUICE_PUBLIC_HTTP_URL: '',
   SLUICE_CALLBACK_INLONG_USERS: '',
+  SLUICE_SECRET_KEY: '',
   SLUICE_TRACE_URL_TEMPLATE: '',
 } as const;
 
@@ -218,6 +228,14 @@ function nonNegativeInt(name: string, raw: string): number {
   return raw === '0' ? 0 : positiveInt(name, raw);
 }
 
+/** `cores`: one thread per core, as many as jobs may run at once at most; else a count (0: no threads). */
+function jobThreads(raw: string, maxRunningJobs: number): number {
+  if (raw === 'cores') return Math.max(1, Math.min(availableParallelism(), maxRunningJobs));
+  if (!/^\d+$/.test(raw))
+    throw new ConfigError(`SLUICE_JOB_THREADS: expected 'cores' or a non-negative integer, got ${JSON.stringify(raw)}`);
+  return nonNegativeInt('SLUICE_JOB_THREADS', raw);
+}
+
 function hostPort(name: string, raw: string): string {
   if (!/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/.test(raw))
     throw new ConfigError(`${name}: expected host:port, got ${JSON.stringify(raw)}`);
@@ -284,6 +302,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     .split(delimiter)
     .filter((p) => p !== '')
     .map((p) => resolve(p));
+  const secretKeyText = get('SLUICE_SECRET_KEY');
+  const secretKey = secretKeyText ? parseSecretKey(secretKeyText) : undefined;
+  if (secretKeyText && !secretKey)
+    throw new ConfigError(
+      `SLUICE_SECRET_KEY: expected 32 bytes as 64 hex digits or as base64, got ${secretKeyText.length} characters that are neither (make one with: openssl rand -hex 32)`,
+    );
+  if (databaseUrl && !secretKey)
+    throw new ConfigError(
+      'SLUICE_SECRET_KEY: expected a key (32 bytes, hex or base64) with SLUICE_DATABASE_URL, got none: replicas sharing a PostgreSQL store must share the key secret options are stored under (make one with: openssl rand -hex 32)',
+    );
   const allowedHosts = get('SLUICE_ALLOWED_HOSTS')
     .split(',')
     .map((h) => h.trim())
@@ -304,7 +332,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(scheduleAddr ? { scheduleAddr } : {}),
     runner,
     maxRunningJobs: positiveInt('SLUICE_MAX_RUNNING_JOBS', get('SLUICE_MAX_RUNNING_JOBS')),
-    jobThreads: nonNegativeInt('SLUICE_JOB_THREADS', get('SLUICE_JOB_THREADS')),
+    jobThreads: jobThreads(
+      get('SLUICE_JOB_THREADS'),
+      positiveInt('SLUICE_MAX_RUNNING_JOBS', get('SLUICE_MAX_RUNNING_JOBS')),
+    ),
     failoverMs: positiveInt('SLUICE_FAILOVER_MS', get('SLUICE_FAILOVER_MS')),
     scheduleRescanMs: positiveInt('SLUICE_SCHEDULE_RESCAN_MS', get('SLUICE_SCHEDULE_RESCAN_MS')),
     jobHeapMb: positiveInt('SLUICE_JOB_HEAP_MB', get('SLUICE_JOB_HEAP_MB')),
@@ -319,6 +350,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(get('SLUICE_PLUGIN_SETTINGS_FILE') ? { pluginSettingsFile: get('SLUICE_PLUGIN_SETTINGS_FILE') } : {}),
     ...(publicHttpUrl ? { publicHttpUrl: publicHttpUrl.replace(/\/+$/, '') } : {}),
     ...(inlongUsers.size > 0 ? { inlongUsers } : {}),
+    ...(secretKey ? { secretKey } : {}),
     ...(traceUrlTemplate ? { traceUrlTemplate } : {}),
   };
 }

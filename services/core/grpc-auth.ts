@@ -8,8 +8,22 @@ import {
   type ServerInterceptor,
 } from '@grpc/grpc-js';
 import { silentLogger } from './logger.js';
-import { type Authenticator, roleFor } from './auth.js';
+import { type Authenticator, roleFor, tokenFingerprint } from './auth.js';
 import { toServiceError } from './grpc-status.js';
+
+/**
+ * The metadata key carrying the authenticated caller's name to handlers (`token:<fingerprint>` or `certificate`),
+ * set by {@link authInterceptor}; without authentication it is whatever the caller sent, if anything.
+ */
+export const CALLER_HEADER = 'sluice-caller';
+
+/** The caller's name as handlers record it: the interceptor's, else the bearer token's fingerprint, else "grpc". */
+export function callerName(metadata: Metadata): string {
+  const named = metadata.get(CALLER_HEADER)[0];
+  if (typeof named === 'string' && named !== '') return named.slice(0, 200);
+  const header = metadata.get('authorization')[0];
+  return tokenFingerprint(typeof header === 'string' ? header : undefined) ?? 'grpc';
+}
 
 /** Checks every call's credentials before its handler sees it; a refused call ends with its status. */
 export function authInterceptor(auth: Authenticator): ServerInterceptor {
@@ -36,6 +50,11 @@ export function authInterceptor(auth: Authenticator): ServerInterceptor {
               return;
             }
             metadata.remove('authorization'); // handlers never see, and so never log, a token
+            // Who called, for records such as the ledger's triggered_by: never the token, and never what the caller claims.
+            metadata.set(
+              CALLER_HEADER,
+              tokenFingerprint(typeof header === 'string' ? header : undefined) ?? 'certificate',
+            );
             pass(metadata);
           },
         });

@@ -1,3 +1,5 @@
+import { invalidArgument } from 'sluice/sdk';
+
 /**
  * Every request limit in one place (docs/security.md lists them). A request past one is refused with
  * INVALID_ARGUMENT naming the field; the gRPC message size is enforced by the transport (RESOURCE_EXHAUSTED).
@@ -5,3 +7,86 @@
 
 /** Largest gRPC request accepted, in bytes. */
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+/** Longest id of any kind (group, stream, job, instance, connector, engine…), in characters. */
+export const MAX_ID_LENGTH = 256;
+/** Longest description of a group, in characters. */
+export const MAX_DESCRIPTION_LENGTH = 4096;
+/** Streams in one group. */
+export const MAX_STREAMS_PER_GROUP = 100;
+/** Field mappings in one stream. */
+export const MAX_FIELDS_PER_STREAM = 1000;
+/** How deep a Struct (connector options) may nest; the decoder itself stops a little deeper. */
+export const MAX_STRUCT_DEPTH = 20;
+/** Most items one page may hold (page_size); 0 asks for the default of 50. */
+export const MAX_PAGE_SIZE = 500;
+/** Longest page token, in characters (tokens Sluice returns are far shorter). */
+export const MAX_PAGE_TOKEN_LENGTH = 1024;
+/** Longest free-text string anywhere else in a request (e.g. a cron expression), in characters. */
+export const MAX_STRING_LENGTH = 64 * 1024;
+/** Entries in any one repeated field or map of a request (streams and fields have their own limits above). */
+export const MAX_LIST_LENGTH = 10_000;
+
+/** Request fields (camelCase, as decoded) that are google.protobuf.Struct: their keys are the client's own. */
+const STRUCT_FIELDS = new Set(['options', 'boundedOptions', 'resolvedSourceOptions', 'resolvedPositions']);
+
+const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+function shortPath(path: string): string {
+  return path.length > 200 ? `${path.slice(0, 197)}...` : path;
+}
+
+function checkStructDepth(value: unknown, path: string, depth: number): void {
+  if (depth > MAX_STRUCT_DEPTH)
+    throw invalidArgument(shortPath(path), `a value nested at most ${MAX_STRUCT_DEPTH} levels deep`, 'deeper nesting');
+  if (Array.isArray(value)) {
+    if (value.length > MAX_LIST_LENGTH)
+      throw invalidArgument(shortPath(path), `a list of at most ${MAX_LIST_LENGTH} values`, `${value.length} values`);
+    value.forEach((v, i) => checkStructDepth(v, `${path}[${i}]`, depth + 1));
+  } else if (typeof value === 'object' && value !== null) {
+    for (const [k, v] of Object.entries(value)) checkStructDepth(v, `${path}.${k}`, depth + 1);
+  }
+}
+
+function checkString(key: string, value: string, path: string): void {
+  const limit = /Id$/.test(key)
+    ? MAX_ID_LENGTH
+    : key === 'description'
+      ? MAX_DESCRIPTION_LENGTH
+      : key === 'pageToken'
+        ? MAX_PAGE_TOKEN_LENGTH
+        : MAX_STRING_LENGTH;
+  if (value.length > limit) throw invalidArgument(path, `at most ${limit} characters`, `${value.length} characters`);
+}
+
+function checkList(key: string, value: readonly unknown[], path: string): void {
+  const limit = key === 'streams' ? MAX_STREAMS_PER_GROUP : key === 'fields' ? MAX_FIELDS_PER_STREAM : MAX_LIST_LENGTH;
+  if (value.length > limit) throw invalidArgument(path, `at most ${limit} entries`, `${value.length} entries`);
+}
+
+function walk(value: unknown, path: string, key: string): void {
+  if (typeof value === 'string') return checkString(key, value, path);
+  if (typeof value === 'number') {
+    if (key === 'pageSize' && (!Number.isInteger(value) || value < 0 || value > MAX_PAGE_SIZE))
+      throw invalidArgument(path, `an integer from 0 to ${MAX_PAGE_SIZE} (0: the default)`, value);
+    return;
+  }
+  if (Array.isArray(value)) {
+    checkList(key, value, path);
+    value.forEach((v, i) => walk(v, `${path}[${i}]`, key));
+    return;
+  }
+  if (typeof value !== 'object' || value === null || Buffer.isBuffer(value)) return;
+  for (const [k, v] of Object.entries(value)) {
+    const at = path ? `${path}.${snake(k)}` : snake(k);
+    if (STRUCT_FIELDS.has(k)) checkStructDepth(v, at, 0);
+    else walk(v, at, k);
+  }
+}
+
+/**
+ * Checks a decoded request against the limits above: ids, descriptions and other strings, list lengths,
+ * page sizes, Struct nesting. Throws INVALID_ARGUMENT naming the field (snake_case, as in the .proto).
+ */
+export function checkRequestLimits(request: unknown): void {
+  walk(request, '', '');
+}

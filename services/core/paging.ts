@@ -1,7 +1,8 @@
 import { invalidArgument } from 'sluice/sdk';
+import { MAX_PAGE_SIZE } from './limits.js';
 
 export const DEFAULT_PAGE_SIZE = 50;
-export const MAX_PAGE_SIZE = 500;
+export { MAX_PAGE_SIZE };
 
 export interface Page<T> {
   readonly items: readonly T[];
@@ -26,10 +27,10 @@ export function decodePageToken(token: string): string | undefined {
 }
 
 export function checkPageSize(pageSize: number): number {
-  if (!Number.isInteger(pageSize) || pageSize < 0)
-    throw invalidArgument('page_size', `an integer from 0 to ${MAX_PAGE_SIZE}`, pageSize);
+  if (!Number.isInteger(pageSize) || pageSize < 0 || pageSize > MAX_PAGE_SIZE)
+    throw invalidArgument('page_size', `an integer from 0 to ${MAX_PAGE_SIZE} (0: ${DEFAULT_PAGE_SIZE})`, pageSize);
   if (pageSize === 0) return DEFAULT_PAGE_SIZE;
-  return Math.min(pageSize, MAX_PAGE_SIZE);
+  return pageSize;
 }
 
 /** One page of items sorted by key. */

@@ -9,6 +9,7 @@ import type { Authenticator } from './auth.js';
 import { authInterceptor, serverCredentials, type TlsFiles } from './grpc-auth.js';
 import { DESCRIPTOR_SET, HEALTH_DESCRIPTOR_SET } from './paths.js';
 import { MAX_REQUEST_BYTES } from './limits.js';
+import { guardService } from './request-guard.js';
 
 /** Who may call and over what: every call but health checks passes `auth`; `tls` set serves TLS (mTLS with a client CA). */
 export interface ServerSecurity {
@@ -74,7 +75,11 @@ export async function startGrpcServer(
     'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
     ...(security.auth?.enabled ? { interceptors: [authInterceptor(security.auth)] } : {}),
   });
-  for (const b of bindings) server.addService(b.definition, b.implementation);
+  for (const b of bindings) {
+    // Bad requests (undecodable, past a limit) are INVALID_ARGUMENT before any handler runs.
+    const guarded = guardService(b.definition, b.implementation, logger);
+    server.addService(guarded.definition, guarded.implementation);
+  }
 
   const health = new HealthImplementation({
     '': 'SERVING',

@@ -74,6 +74,13 @@ export interface FlinkTableOptionsInput {
   readonly options: Options;
 }
 
+export interface FlinkColumnTypesInput {
+  /** The options returned by fillInBoundaries. */
+  readonly options: Options;
+  /** The source columns the Flink table declares (the mapping's source fields, and a TIME window's column). */
+  readonly columns: readonly string[];
+}
+
 /**
  * A connector plugin: the default export of a connector plugin's entry module. Every hook is optional
  * unless its role needs it; hooks receive frozen inputs and are called through the service's hook
@@ -113,6 +120,13 @@ export interface ConnectorPlugin {
   openWriter?(input: OpenWriterInput, ctx: HookContext): Promise<WindowWriter>;
   /** Flink SQL `WITH (...)` options for the table, for the Flink runner. */
   flinkTableOptions?(input: FlinkTableOptionsInput, ctx: HookContext): Readonly<Record<string, string>>;
+  /**
+   * For the Flink runner, a source whose Flink connector converts each value by the column's declared type
+   * (JDBC): the Flink SQL type of each of `columns`, read from the source's own metadata. Declared columns
+   * then match what the database sends, whatever the mapping's casts. Throw FAILED_PRECONDITION naming a
+   * column that does not exist or whose type the Flink connector cannot read.
+   */
+  flinkColumnTypes?(input: FlinkColumnTypesInput, ctx: HookContext): Promise<Readonly<Record<string, string>>>;
   /** Whether the reader and writer can run here (e.g. a native client library is missing). */
   availability?(ctx: HookContext): { readonly reader?: Availability; readonly writer?: Availability };
 }
@@ -137,6 +151,7 @@ const CONNECTOR_HOOK_SET: Readonly<Record<ConnectorHook, 1>> = {
   openReader: 1,
   openWriter: 1,
   flinkTableOptions: 1,
+  flinkColumnTypes: 1,
   availability: 1,
 };
 /** Hook names a connector plugin may define. */

@@ -63,7 +63,11 @@ export type CronDialect = 'unix' | 'quartz';
 export interface CoveringCron {
   /** The expression in the requested dialect, evaluated in `timeZone`. */
   readonly expression: string;
-  /** The schedule's IANA zone: the external scheduler must evaluate the cron there. */
+  /**
+   * The IANA zone the external scheduler must evaluate the cron in: the schedule's zone, except for
+   * S, I and H schedules (fixed durations, not wall-clock times), whose crons are in UTC so that a
+   * daylight-saving change neither shifts their ticks nor repeats an hour no cron can tick twice in.
+   */
   readonly timeZone: string;
   /**
    * True when every tick is a due time. False when no cron of the dialect expresses the schedule (e.g.

@@ -120,6 +120,21 @@ export function fieldError(path: string, expected: string, received: unknown): F
   return { path, expected, received: got, message: `${path}: expected ${expected}, got ${got}` };
 }
 
+/**
+ * At most MAX_REPORTED_FIELD_ERRORS of `all`, then one more entry at `path` saying how many were left out: a
+ * reply listing field errors stays small whatever the input (Ajv reports every problem, one per array item).
+ */
+export function capFieldErrors(all: readonly FieldError[], path: string): FieldError[] {
+  if (all.length <= MAX_REPORTED_FIELD_ERRORS) return [...all];
+  const more = all.length - MAX_REPORTED_FIELD_ERRORS;
+  const rest = fieldError(path, `at most ${MAX_REPORTED_FIELD_ERRORS} problems reported`, undefined);
+  const received = `${more} more problems`;
+  return [
+    ...all.slice(0, MAX_REPORTED_FIELD_ERRORS),
+    { ...rest, received, message: `${path}: ${received} (at most ${MAX_REPORTED_FIELD_ERRORS} are reported)` },
+  ];
+}
+
 /** Field errors reported in one error at most; the message says how many more there were. */
 export const MAX_REPORTED_FIELD_ERRORS = 20;
 

@@ -1,6 +1,6 @@
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
-import { type FieldError, fieldError } from './errors.js';
+import { type FieldError, fieldError, MAX_REPORTED_FIELD_ERRORS } from './errors.js';
 
 /**
  * A JSON Schema (draft 2020-12) of connector options: every standard keyword (`oneOf`, `$ref`, `const`,
@@ -71,17 +71,74 @@ function compile(schema: JsonSchema): ValidateFunction {
   return fn;
 }
 
-/** Problems with a schema itself (an unknown keyword, a bad type, a bad `$ref`); empty when it is usable. */
+/** Keywords whose value is one subschema, a map of them, or a list of them: where unknown keywords are looked for. */
+const ONE_SCHEMA = [
+  'items',
+  'additionalProperties',
+  'not',
+  'if',
+  'then',
+  'else',
+  'contains',
+  'propertyNames',
+  'unevaluatedItems',
+  'unevaluatedProperties',
+  'additionalItems',
+];
+const SCHEMA_MAP = ['properties', 'patternProperties', '$defs', 'definitions', 'dependentSchemas'];
+const SCHEMA_LIST = ['allOf', 'anyOf', 'oneOf', 'prefixItems'];
+
+// The keywords Ajv's strict mode accepts (its own check reads the same table, but stops at the first unknown one).
+const known = (ajv as unknown as { RULES: { keywords: Record<string, boolean | undefined> } }).RULES.keywords;
+
+/** Every keyword Ajv does not know, anywhere in the schema, with its place (strict mode names only the first). */
+function unknownKeywords(schema: unknown, path: string, out: FieldError[]): void {
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return;
+  for (const [k, v] of Object.entries(schema)) {
+    if (known[k] !== true) out.push(fieldError(`${path}.${k}`, 'a JSON Schema 2020-12 keyword', k));
+    else if (ONE_SCHEMA.includes(k)) unknownKeywords(v, `${path}.${k}`, out);
+    else if (SCHEMA_MAP.includes(k) && typeof v === 'object' && v !== null)
+      for (const [name, sub] of Object.entries(v)) unknownKeywords(sub, `${path}.${k}.${name}`, out);
+    else if (SCHEMA_LIST.includes(k) && Array.isArray(v))
+      v.forEach((sub, i) => unknownKeywords(sub, `${path}.${k}[${i}]`, out));
+  }
+}
+
+/**
+ * Problems with a schema itself, all of them (up to MAX_REPORTED_FIELD_ERRORS, then a count): what the draft
+ * 2020-12 meta-schema rejects (a bad `type`, a negative `minLength`, …) and every unknown keyword, each as
+ * `path: expected …, got …` with its place in the schema; then what only compiling finds (a bad `pattern`
+ * or `$ref`). Empty when the schema is usable.
+ */
 export function checkSchema(schema: unknown, path = '$'): string[] {
   if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) {
     return [`${path}: expected a JSON Schema object`];
   }
-  try {
-    compile(schema as JsonSchema);
-    return [];
-  } catch (err) {
-    return [`${path}: ${err instanceof Error ? err.message : String(err)}`];
+  const problems: FieldError[] = [];
+  if (!ajv.validateSchema(schema)) {
+    const errors = ajv.errors ?? [];
+    const combinator = (e: ErrorObject) => e.keyword === 'oneOf' || e.keyword === 'anyOf';
+    // Where the meta-schema's own `anyOf` failed (type: a name or a list of names), its first branch's
+    // error is the one that says what was meant; the others and the `anyOf` itself repeat it.
+    const alternatives = new Set(errors.filter(combinator).map((e) => e.instancePath));
+    const told = new Set<string>();
+    for (const e of errors) {
+      if (alternatives.has(e.instancePath) && (told.has(e.instancePath) || combinator(e))) continue;
+      told.add(e.instancePath);
+      problems.push(toFieldError(e, schema, path));
+    }
   }
+  unknownKeywords(schema, path, problems);
+  if (problems.length === 0) {
+    try {
+      compile(schema as JsonSchema);
+    } catch (err) {
+      return [`${path}: ${err instanceof Error ? err.message : String(err)}`];
+    }
+  }
+  const shown = problems.slice(0, MAX_REPORTED_FIELD_ERRORS).map((p) => p.message);
+  const more = problems.length - shown.length;
+  return more > 0 ? [...shown, `${path}: and ${more} more problems`] : shown;
 }
 
 const EXPECTED: Record<string, string> = {

@@ -1,4 +1,4 @@
-import type { ColumnType } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
 
 /**
  * The tables as Kysely sees them: one description for both dialects. Times are epoch milliseconds in 64-bit
@@ -33,6 +33,11 @@ export interface InstancesTable {
   owner: string;
   created_at: number;
   updated_at: number;
+  /** TIME, or OFFSET for a window of connector positions (its window_start is a key, not a time). */
+  boundary_type: Generated<string>;
+  lower_bound: string | null;
+  upper_bound: string | null;
+  triggered_by: string | null;
 }
 
 export interface GroupsTable {

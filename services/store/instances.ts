@@ -26,6 +26,10 @@ const COLUMNS = [
   'owner',
   'created_at',
   'updated_at',
+  'boundary_type',
+  'lower_bound',
+  'upper_bound',
+  'triggered_by',
 ] as const;
 
 /**
@@ -57,6 +61,10 @@ export class Instances {
         owner: instance.owner,
         created_at: instance.createdAt,
         updated_at: instance.updatedAt,
+        boundary_type: instance.boundaries?.boundaryType ?? 'TIME',
+        lower_bound: instance.boundaries?.lowerBound ?? null,
+        upper_bound: instance.boundaries?.upperBound ?? null,
+        triggered_by: instance.triggeredBy ?? null,
       })
       .onConflict((oc) => oc.columns(['group_id', 'window_start']).doNothing())
       .returning(COLUMNS)
@@ -175,16 +183,65 @@ export class Instances {
     return rows.map((row) => this.toRecord(row));
   }
 
-  /** The instance with the greatest windowStart of the group. */
-  async last(groupId: string): Promise<InstanceRecord | undefined> {
-    const row = await this.db
+  /**
+   * Per group whose schedule is not DELETED, the greatest windowEnd of a SUCCEEDED instance; the first `limit`
+   * groups by groupId. What data freshness starts from after a restart.
+   */
+  async lastSucceeded(limit: number): Promise<{ groupId: string; windowEnd: number }[]> {
+    checkLimit(limit);
+    if (limit === 0) return [];
+    const rows = await this.db
+      .selectFrom('instances as i')
+      .innerJoin('schedules as s', 's.group_id', 'i.group_id')
+      .select((eb) => ['i.group_id', eb.fn.max('i.window_end').as('window_end')])
+      .where('i.state', '=', 'SUCCEEDED')
+      .where('i.boundary_type', '=', 'TIME')
+      .where('s.status', '!=', 'DELETED')
+      .groupBy('i.group_id')
+      .orderBy('i.group_id')
+      .limit(limit)
+      .execute();
+    return rows.map((row) => ({ groupId: row.group_id, windowEnd: Number(row.window_end) }));
+  }
+
+  /** The TIME instance with the greatest windowStart of the group (of those due by `dueBy`, when given). */
+  async last(groupId: string, dueBy?: number): Promise<InstanceRecord | undefined> {
+    let select = this.db
       .selectFrom('instances')
       .select(COLUMNS)
       .where('group_id', '=', groupId)
-      .orderBy('window_start', 'desc')
-      .limit(1)
-      .executeTakeFirst();
+      .where('boundary_type', '=', 'TIME');
+    if (dueBy !== undefined) select = select.where('due_time', '<=', dueBy);
+    const row = await select.orderBy('window_start', 'desc').limit(1).executeTakeFirst();
     return row && this.toRecord(row);
+  }
+
+  /** TIME instances of the group, not SKIPPED, other than `exceptId`, whose window meets [lower, upper). */
+  async overlapping(groupId: string, lower: number, upper: number, exceptId: string): Promise<InstanceRecord[]> {
+    const rows = await this.db
+      .selectFrom('instances')
+      .select(COLUMNS)
+      .where('group_id', '=', groupId)
+      .where('boundary_type', '=', 'TIME')
+      .where('window_start', '<', upper)
+      .where('window_end', '>', lower)
+      .where('state', '!=', 'SKIPPED')
+      .where('instance_id', '!=', exceptId)
+      .orderBy('window_start')
+      .limit(10)
+      .execute();
+    return rows.map((row) => this.toRecord(row));
+  }
+
+  /** Deletes an instance that was never dispatched (a claim withdrawn); true when this call deleted it. */
+  async withdraw(instanceId: string): Promise<boolean> {
+    const r = await this.db
+      .deleteFrom('instances')
+      .where('instance_id', '=', instanceId)
+      .where('state', '=', 'SCHEDULED')
+      .where('dispatched_at', 'is', null)
+      .executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
   }
 
   private toRecord(row: Selectable<InstancesTable>): InstanceRecord {
@@ -204,6 +261,16 @@ export class Instances {
       owner: row.owner,
       createdAt: Number(row.created_at),
       updatedAt: Number(row.updated_at),
+      ...(row.boundary_type === 'OFFSET'
+        ? {
+            boundaries: {
+              boundaryType: 'OFFSET' as const,
+              lowerBound: row.lower_bound ?? '',
+              upperBound: row.upper_bound ?? '',
+            },
+          }
+        : {}),
+      ...(row.triggered_by === null ? {} : { triggeredBy: row.triggered_by }),
     };
   }
 }

@@ -1,7 +1,7 @@
 import type { Attributes } from '@opentelemetry/api';
-import { instruments, recordFreshness } from '../core/metrics.js';
+import { forgetGroup, instruments, recordFreshness } from '../core/metrics.js';
 import type { JobRecord } from '../operator/domain/model.js';
-import type { InstanceRecord } from '../schedule/domain/model.js';
+import type { InstanceRecord, ScheduleRecord, ScheduleStore } from '../schedule/domain/model.js';
 import type { SluiceStore } from './index.js';
 
 const FINAL_JOB_STATES = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
@@ -48,6 +48,17 @@ export function meteredStore(store: SluiceStore, system: 'sqlite' | 'postgresql'
   });
 }
 
+/**
+ * Fills data freshness from the ledger at start, so that after a restart the gauge shows each group's age at
+ * once instead of nothing until its next window succeeds. At most `maxGroups` groups
+ * (SLUICE_METRICS_MAX_GROUPS): the per-group series stop there anyway.
+ */
+export async function restoreFreshness(store: Pick<ScheduleStore, 'lastSucceededWindows'>, maxGroups: number) {
+  const rows = await store.lastSucceededWindows(maxGroups);
+  for (const { groupId, windowEnd } of rows) recordFreshness(groupId, windowEnd);
+  return rows.length;
+}
+
 function errorType(err: unknown): string {
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && code !== '') return code;
@@ -74,7 +85,14 @@ function observe(method: string, args: unknown[], row: unknown): void {
         m.fireLag.record(Math.max(0, (instance.dispatchedAt - instance.dueTime) / 1000), {
           'sluice.window.trigger': instance.trigger,
         });
-      if (state === 'SUCCEEDED') recordFreshness(instance.groupId, instance.windowEnd);
+      // An OFFSET window has no window times to be fresh up to.
+      if (state === 'SUCCEEDED' && !instance.boundaries) recordFreshness(instance.groupId, instance.windowEnd);
+      return;
+    }
+    case 'updateSchedule': {
+      // An unregistered group's freshness series ends.
+      const schedule = args[0] as ScheduleRecord;
+      if (schedule.status === 'DELETED') forgetGroup(schedule.groupId);
       return;
     }
     case 'updateJob': {

@@ -148,6 +148,20 @@ export const MIGRATIONS: readonly Migration[] = [
       await db.schema.createIndex('jobs_state_lease').on('jobs').columns(['state', 'lease_until']).execute();
     },
   },
+  {
+    version: 5,
+    description: 'instances of windows submitted from outside: their bounds and who submitted them',
+    async up(db) {
+      // Rows written before are TIME windows the schedule fired: the defaults describe them.
+      await db.schema
+        .alterTable('instances')
+        .addColumn('boundary_type', 'text', (c) => c.notNull().defaultTo('TIME'))
+        .execute();
+      await db.schema.alterTable('instances').addColumn('lower_bound', 'text').execute();
+      await db.schema.alterTable('instances').addColumn('upper_bound', 'text').execute();
+      await db.schema.alterTable('instances').addColumn('triggered_by', 'text').execute();
+    },
+  },
 ];
 
 /** The newest schema version this build knows. */

@@ -127,8 +127,20 @@ export class SqlStore implements ScheduleStore, OperatorStore {
     return this.run('list instances', () => this.instances.list(query));
   }
 
-  lastInstance(groupId: string): Promise<InstanceRecord | undefined> {
-    return this.run('last instance', () => this.instances.last(groupId));
+  lastInstance(groupId: string, dueBy?: number): Promise<InstanceRecord | undefined> {
+    return this.run('last instance', () => this.instances.last(groupId, dueBy));
+  }
+
+  overlappingInstances(groupId: string, lower: number, upper: number, exceptId: string): Promise<InstanceRecord[]> {
+    return this.run('overlapping instances', () => this.instances.overlapping(groupId, lower, upper, exceptId));
+  }
+
+  withdrawInstance(instanceId: string): Promise<boolean> {
+    return this.run('withdraw instance', () => this.instances.withdraw(instanceId));
+  }
+
+  lastSucceededWindows(limit: number): Promise<{ groupId: string; windowEnd: number }[]> {
+    return this.run('last succeeded windows', () => this.instances.lastSucceeded(limit));
   }
 
   // Groups and jobs

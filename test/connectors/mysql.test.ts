@@ -482,6 +482,25 @@ async function tableRows(admin: mysql.Pool, table: string): Promise<[number, str
   return rows.map((r) => [Number(r.id), String(r.name), String(r.sluice_window)]);
 }
 
+test('a batch larger than max_allowed_packet goes in as several INSERTs instead of failing', async (t) => {
+  const admin = t.context.admin;
+  const name = uniqueName('my_wide');
+  const table = track(qi(name));
+  await admin.query(`CREATE TABLE ${table} (id BIGINT, body LONGTEXT, sluice_window VARCHAR(768)) ENGINE=InnoDB`);
+  const [{ bytes }] = (await query(admin, 'SELECT @@max_allowed_packet AS bytes')) as [{ bytes: string }];
+  // More megabyte rows than one packet can carry, in one batch that the sink's batchSize would put in one INSERT.
+  const count = Math.floor(Number(bytes) / 2 ** 20) + 4;
+  const body = 'x'.repeat(2 ** 20 - 1);
+  await writeWindow(
+    { url: MYSQL_URL, table: name },
+    windowRef(time(T0, T0 + 1), 'job-wide'),
+    Array.from({ length: count }, (_, i) => ({ id: i, body: `${i % 10}${body}` })),
+  );
+  const [row] = await query(admin, `SELECT COUNT(*) AS n, SUM(LENGTH(body)) AS len FROM ${table}`);
+  t.is(Number(row!.n), count);
+  t.is(Number(row!.len), count * 2 ** 20);
+});
+
 test('replace-window: a re-run replaces its window rows only; nothing shows before commit', async (t) => {
   const admin = t.context.admin;
   const table = await sinkTable(admin);

@@ -48,7 +48,13 @@ function engineCtx(a: FakeAirflow, live: ScheduleInfo[]): EngineContext {
   };
 }
 const stored = (a: FakeAirflow, group: string) =>
-  JSON.parse(a.variables.get(`sluice__${group}`)!.value) as { dagId: string; schedule: ScheduleInfo };
+  JSON.parse(a.variables.get(`sluice__${group}`)!.value) as {
+    dagId: string;
+    dag: Record<string, unknown>;
+    schedule: ScheduleInfo;
+  };
+const index = (a: FakeAirflow) =>
+  JSON.parse(a.variables.get('sluice_dags')?.value ?? '{"dags":{}}') as { dags: Record<string, { cron: string }> };
 
 test('accepts Airflow in any case, and nothing else', (t) => {
   for (const s of ['airflow', 'Airflow', 'AIRFLOW']) t.true(plugin.accept(s), s);
@@ -69,7 +75,20 @@ declare(
 
     const s = info('g1', { scheduleEngine: 'Airflow', timeZone: 'Europe/Berlin' });
     await plugin.register(s, ctx);
-    t.deepEqual(stored(a, 'g1'), { format: 1, dagId: 'sluice__g1', schedule: JSON.parse(JSON.stringify(s)) });
+    const covering = coveringCron(s, 'unix');
+    const dag = {
+      dagId: 'sluice__g1',
+      groupId: 'g1',
+      cron: covering.expression,
+      // Hourly schedules tick in UTC, where no DST shifts or repeats an hour.
+      timeZone: covering.timeZone,
+      exact: covering.exact,
+      firstDue: covering.firstDue,
+      lastDue: covering.lastDue,
+      version: 0,
+    };
+    t.deepEqual(stored(a, 'g1'), { format: 2, dagId: 'sluice__g1', dag, schedule: JSON.parse(JSON.stringify(s)) });
+    t.deepEqual(index(a).dags, { g1: dag }, 'the index the factory reads holds the same DAG settings');
     a.parseDags();
     t.deepEqual([...a.dags.keys()], ['sluice__g1']);
 
@@ -88,6 +107,7 @@ declare(
     await plugin.unregister('g1', ctx);
     await plugin.unregister('g1', ctx); // idempotent
     t.false(a.variables.has('sluice__g1'));
+    t.deepEqual(Object.keys(index(a).dags), ['once']);
     a.parseDags();
     t.deepEqual([...a.dags.keys()], ['sluice__once'], 'no DAG left for the unregistered group');
     t.true(
@@ -108,7 +128,8 @@ declare(
     a.dags.set('users_dag', { paused: false });
     await plugin.start!(engineCtx(a, [info('live', { scheduleEngine: 'airflow' })]));
     a.parseDags();
-    t.deepEqual([...a.variables.keys()].sort(), ['sluice__live', 'user_var']);
+    t.deepEqual([...a.variables.keys()].sort(), ['sluice__live', 'sluice_dags', 'user_var']);
+    t.deepEqual(Object.keys(index(a).dags), ['live']);
     t.deepEqual([...a.dags.keys()].sort(), ['sluice__live', 'users_dag']);
     t.deepEqual(a.violations, []);
   },
@@ -117,6 +138,7 @@ declare(
 declare(title('Airflow failing: register fails naming its answer, and nothing is half-registered'), async (t) => {
   const a = t.context.airflow;
   const ctx = hookCtx(a);
+  await plugin.start!(engineCtx(a, []));
   a.failing = { status: 503, detail: 'metadata database unreachable' };
   const err = await t.throwsAsync(() =>
     Promise.resolve(plugin.register(info('g2', { scheduleEngine: 'airflow' }), ctx)),
@@ -171,4 +193,28 @@ declare(title('the stand-in refuses what the spec refuses'), async (t) => {
   const bare = await fetch(`${a.url}/api/v2/version`);
   t.is(bare.status, 200, 'GET /api/v2/version needs no token (the spec lists no security for it)');
   t.is((await fetch(`${a.url}/api/v2/variables`)).status, 401, 'no token, no variables');
+});
+
+declare(title("about: the Airflow version for ListEngines, or unavailable with Airflow's answer"), async (t) => {
+  const a = t.context.airflow;
+  t.deepEqual(await plugin.about!(hookCtx(a)), { remote: 'Airflow 3.0.2' });
+  a.failing = { status: 503, detail: 'api server starting' };
+  const about = await plugin.about!(hookCtx(a));
+  t.is(about.availability?.available, false);
+  t.regex(about.availability?.reason ?? '', /GET \/api\/v2\/version with HTTP 503: api server starting/);
+  a.failing = undefined;
+  const ctx = hookCtx(a);
+  await a.close();
+  t.regex((await plugin.about!(ctx)).availability?.reason ?? '', /cannot be reached/);
+});
+
+declare(title('an invalid schedule is refused before anything is written to Airflow'), async (t) => {
+  const a = t.context.airflow;
+  await plugin.start!(engineCtx(a, []));
+  const calls = a.calls.length;
+  const err = await t.throwsAsync(() =>
+    Promise.resolve(plugin.register(info('bad', { scheduleEngine: 'airflow', timeZone: 'Mars/Olympus' }), hookCtx(a))),
+  );
+  t.true(isSluiceError(err) && err.code === 'INVALID_ARGUMENT', String(err));
+  t.is(a.calls.length, calls);
 });

@@ -8,13 +8,14 @@
  * every `/api/v2` call needs `Authorization: Bearer <that token>`.
  *
  * It keeps Variables, Connections and DAGs. DAGs appear only when `parseDags()` plays the DAG
- * processor running Sluice's factory: one DAG per `sluice__` Variable.
+ * processor running Sluice's factory: one DAG per entry of the index Variable `sluice_dags`.
  */
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { load } from 'js-yaml';
 import { readFileSync, existsSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { nextFireTime, parseCron } from '../../services/schedule/domain/cron.js';
 
 export const AIRFLOW_SPEC_PATH =
   process.env.SLUICE_AIRFLOW_SPEC ?? '/work/shared/specs/airflow/v2-rest-api-generated.yaml';
@@ -42,6 +43,27 @@ function jwt(exp: number, sub: string): string {
   const enc = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
   return `${enc({ alg: 'HS512', typ: 'JWT' })}.${enc({ sub, exp: Math.floor(exp / 1000) })}.${TOKEN_SIG}`;
 }
+
+/** What the stand-in's scheduler needs to tick the DAGs: a clock and the way the factory's task reaches Sluice. */
+export interface Ticking {
+  now(): number;
+  scheduleAt(at: number, fn: () => void): { cancel(): void };
+  /** What the factory's task does on a tick: FireDue of the group with the tick as as_of (epoch ms). */
+  fireDue(groupId: string, asOf: number): Promise<unknown>;
+}
+
+interface DagSpecEntry {
+  dagId: string;
+  groupId: string;
+  cron: string;
+  timeZone: string;
+  firstDue: number;
+  lastDue?: number;
+}
+
+/** A failed tick's task is tried again this long after (Airflow's retry_delay), this many times. */
+const RETRY_MS = 60_000;
+const RETRIES = 3;
 
 export class FakeAirflow {
   readonly variables = new Map<string, { value: string; description: string | null }>();
@@ -90,10 +112,95 @@ export class FakeAirflow {
     await new Promise<void>((res) => (this.server ? this.server.close(() => res()) : res()));
   }
 
-  /** Plays the DAG processor running Sluice's DAG factory: a DAG per `sluice__` Variable, created unpaused. */
+  /** The DAG settings the factory reads: the index Variable's entries (none when it is absent or broken). */
+  dagSpecs(): Record<string, DagSpecEntry> {
+    try {
+      return (JSON.parse(this.variables.get('sluice_dags')?.value ?? '{}') as { dags?: never }).dags ?? {};
+    } catch {
+      return {};
+    }
+  }
+
+  /** Plays the DAG processor running Sluice's DAG factory: a DAG per index entry, created unpaused. */
   parseDags(): void {
-    for (const key of this.variables.keys())
-      if (key.startsWith('sluice__') && !this.dags.has(key)) this.dags.set(key, { paused: false });
+    for (const spec of Object.values(this.dagSpecs()))
+      if (!this.dags.has(spec.dagId)) this.dags.set(spec.dagId, { paused: false });
+  }
+
+  /** Ticks run so far: [dagId, tick] in order (failed tries included once per try). */
+  readonly ticks: [string, number][] = [];
+  private ticking: Ticking | undefined;
+  private readonly timers = new Map<string, { cancel(): void; spec: string }>();
+
+  /**
+   * Plays Airflow's DAG processor and scheduler together: after every change, the factory's DAGs are
+   * parsed from the index, and each unpaused DAG ticks at its cron's fire times in its zone (Sluice's own
+   * cron evaluator), from its first to its last due time, each tick calling `fireDue` as the factory's
+   * task would; a failed call is tried again like the task's retries.
+   */
+  startTicking(ticking: Ticking): void {
+    this.stopTicking();
+    this.ticking = ticking;
+    this.replan();
+  }
+
+  stopTicking(): void {
+    for (const t of this.timers.values()) t.cancel();
+    this.timers.clear();
+    this.ticking = undefined;
+  }
+
+  /** Forgets every object (a fresh Airflow), tokens included. */
+  reset(): void {
+    this.stopTicking();
+    this.variables.clear();
+    this.connections.clear();
+    this.dags.clear();
+    this.tokens.clear();
+    this.calls.length = 0;
+    this.ticks.length = 0;
+  }
+
+  private replan(): void {
+    if (!this.ticking) return;
+    this.parseDags();
+    const specs = new Map(Object.values(this.dagSpecs()).map((s) => [s.dagId, s]));
+    for (const [dagId, timer] of this.timers) {
+      const spec = specs.get(dagId);
+      if (!spec || this.dags.get(dagId)?.paused !== false || JSON.stringify(spec) !== timer.spec) {
+        timer.cancel();
+        this.timers.delete(dagId);
+      }
+    }
+    for (const spec of specs.values())
+      if (!this.timers.has(spec.dagId) && this.dags.get(spec.dagId)?.paused === false) this.arm(spec);
+  }
+
+  private arm(spec: DagSpecEntry): void {
+    const t = this.ticking!;
+    const cron = parseCron(spec.cron);
+    const after = Math.max(t.now(), spec.firstDue - 1);
+    const tick = nextFireTime(cron, after, spec.timeZone);
+    // catchup=False: no tick before now; end_date is inclusive.
+    if (tick === undefined || (spec.lastDue !== undefined && tick > spec.lastDue)) return;
+    const key = JSON.stringify(spec);
+    const timer = t.scheduleAt(tick, () => {
+      this.timers.delete(spec.dagId);
+      this.run(spec, tick, 0);
+      if (this.ticking === t) this.arm(spec);
+    });
+    this.timers.set(spec.dagId, { cancel: () => timer.cancel(), spec: key });
+  }
+
+  private run(spec: DagSpecEntry, tick: number, attempt: number): void {
+    const t = this.ticking!;
+    this.ticks.push([spec.dagId, tick]);
+    t.fireDue(spec.groupId, tick).catch(() => {
+      if (attempt < RETRIES && this.ticking === t)
+        t.scheduleAt(t.now() + RETRY_MS, () => {
+          if (this.ticking === t && this.dags.has(spec.dagId)) this.run(spec, tick, attempt + 1);
+        });
+    });
   }
 
   private validator(pointer: string): ValidateFunction {
@@ -154,6 +261,7 @@ export class FakeAirflow {
         }
       }
       this.calls.push({ method: method.toUpperCase(), path: url.pathname + url.search, status, body });
+      if (method !== 'get' && status < 300) this.replan();
       if (status === 204) {
         res.writeHead(204).end();
         return;

@@ -159,7 +159,7 @@ export async function startFakeOperator(options: FakeOperatorOptions = {}): Prom
       calls.push(record);
       for (const w of [...waiters]) w();
       void Promise.resolve(options.onSubmit?.(record)).then(
-        () => callback(null, { jobs: jobIds.map((id) => jobs.get(id)!), created }),
+        () => callback(null, { jobs: jobIds.map((id) => jobs.get(id)!), created, instance: undefined }),
         (err: unknown) => callback({ code: status.INTERNAL, details: String(err) }),
       );
     },

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +10,14 @@ import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
 import { HookRunner } from '../../services/host/hook-runner.js';
 import { loadPlugins } from '../../services/host/loader.js';
 import { FINAL_JOB_STATES, type JobRecord, type OperatorStore } from '../../services/operator/domain/model.js';
-import { type GroupInput, OperatorService, type SchedulePort } from '../../services/operator/domain/service.js';
+import {
+  type ClaimedWindow,
+  type GroupInput,
+  OperatorService,
+  type SchedulePort,
+} from '../../services/operator/domain/service.js';
+import { encodeBoundaries } from '../../services/core/grpc-adapter.js';
+import { Instance, InstanceState, InstanceTrigger } from '../../proto/gen/sluice/schedule/v1/schedule.js';
 import { EmbeddedRunner } from '../../services/operator/runners/embedded.js';
 import { SqliteStore } from '../../services/store/sqlite.js';
 
@@ -32,6 +40,35 @@ export class FakeSchedules implements SchedulePort {
   async fireDue(groupId: string, asOf: number) {
     this.calls.push(`fireDue ${groupId} ${asOf}`);
     return { instances: [] };
+  }
+  /** The operator the ledger dispatches to (set by the rig): windows are due at once here. */
+  operator?: OperatorService;
+  readonly #claims = new Map<string, Instance>();
+  async claimWindow(input: Parameters<SchedulePort['claimWindow']>[0]): Promise<ClaimedWindow> {
+    const b = input.boundaries;
+    this.calls.push(`claimWindow ${input.groupId} ${b.boundaryType} ${b.lowerBound} ${b.upperBound} ${input.triggeredBy}`);
+    const key = JSON.stringify([input.groupId, b.boundaryType, b.lowerBound, b.upperBound]);
+    const found = this.#claims.get(key);
+    if (found && !input.rerun) return { instance: found, created: false };
+    if (!this.operator) throw new Error('FakeSchedules.operator is not set');
+    const attempt = (found?.attempt ?? 0) + 1;
+    const instanceId = found?.instanceId ?? randomUUID();
+    const { jobs } = await this.operator.submitOfflineJob(
+      { groupId: input.groupId, ...b, instanceId: attempt > 1 ? `${instanceId}#${attempt}` : instanceId },
+      input.rerun,
+    );
+    const instance = Instance.fromPartial({
+      instanceId,
+      groupId: input.groupId,
+      state: InstanceState.INSTANCE_STATE_DISPATCHED,
+      trigger: InstanceTrigger.INSTANCE_TRIGGER_EXTERNAL,
+      jobIds: jobs.map((j) => j.jobId),
+      attempt,
+      boundaries: encodeBoundaries(b),
+      triggeredBy: input.triggeredBy,
+    });
+    this.#claims.set(key, instance);
+    return { instance, created: true };
   }
 }
 
@@ -56,8 +93,8 @@ export async function operatorRig(maxRunningJobs = 4, leaseMs?: number): Promise
   const catalog = new Catalog(plugins, hooks);
   const schedules = new FakeSchedules();
   const peers: OperatorService[] = [];
-  const make = (owner = 'op-1') =>
-    new OperatorService({
+  const make = (owner = 'op-1') => {
+    const made = new OperatorService({
       store: store as unknown as OperatorStore,
       catalog,
       connectors: plugins.connectors,
@@ -69,6 +106,10 @@ export async function operatorRig(maxRunningJobs = 4, leaseMs?: number): Promise
       logger: silentLogger,
       ...(leaseMs === undefined ? {} : { leaseMs }),
     });
+    // The first service (and each restart's) is the one the fake ledger dispatches to.
+    if (owner === 'op-1') schedules.operator = made;
+    return made;
+  };
   const rig: OperatorRig = {
     service: make(),
     store: store as unknown as OperatorStore,

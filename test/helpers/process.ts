@@ -25,6 +25,9 @@ process.once('exit', () => {
   for (const dir of ownDataDirs) removeDataDir(dir);
 });
 
+/** The SLUICE_SECRET_KEY of test processes on a shared PostgreSQL store. */
+export const TEST_SECRET_KEY = '5e'.repeat(32);
+
 /** Runs a TypeScript entry from sources the way `node dist/...` runs its build. */
 export function spawnService(entry: string, env: NodeJS.ProcessEnv = {}): Spawned {
   // A data folder of its own unless the caller gives one, so runs never share an embedded store; it is
@@ -38,6 +41,8 @@ export function spawnService(entry: string, env: NodeJS.ProcessEnv = {}): Spawne
       HOME: process.env.HOME,
       TMPDIR: tmpdir(),
       SLUICE_FILE_ROOTS: tmpdir(),
+      // Replicas on a PostgreSQL store share one key for secret options.
+      ...(env.SLUICE_DATABASE_URL ? { SLUICE_SECRET_KEY: TEST_SECRET_KEY } : {}),
       ...env,
       SLUICE_DATA_DIR: env.SLUICE_DATA_DIR ?? ownDataDir,
     },

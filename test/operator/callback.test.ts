@@ -55,6 +55,7 @@ async function post(
       created?: boolean;
       data?: unknown;
       jobs?: { jobId: string; generation: number; state: string }[];
+      instance?: { instanceId: string; state: string; dueTime: number; triggeredBy: string };
       fieldErrors?: { path: string }[];
       errMsg?: string | null;
     },
@@ -84,20 +85,24 @@ async function outputIds(dir: string): Promise<number[]> {
     .sort((a, b) => a - b);
 }
 
-test.serial("a window submitted twice is one job, answered in InLong's envelope", async (t) => {
+test.serial("a window submitted twice is one ledger row, answered in InLong's envelope", async (t) => {
   const first = await post(t.context.url, window(0));
   t.is(first.status, 200);
   t.true(first.body.success && first.body.created === true);
   t.is(first.body.data, true, "InLong's envelope: data is true");
   t.is(first.body.errMsg, null);
+  // Submitted before it is due: recorded, no job yet; it runs at its due time (the window's end).
+  t.deepEqual(first.body.jobs, []);
+  t.like(first.body.instance, { state: 'SCHEDULED', dueTime: window(0).upperBoundary, triggeredBy: 'token' });
   const again = await post(t.context.url, { ...window(0), lowerBoundary: String(window(0).lowerBoundary) });
   t.is(again.status, 200);
   t.is(again.body.created, false);
+  t.is(again.body.instance!.instanceId, first.body.instance!.instanceId);
+  const rows = await t.context.s.sluice.schedule!.listInstances({ groupId: 'g-http', limit: 10 });
   t.deepEqual(
-    again.body.jobs!.map((j) => j.jobId),
-    first.body.jobs!.map((j) => j.jobId),
+    rows.map((r) => [r.windowStart, r.state, r.trigger, r.triggeredBy]),
+    [[window(0).lowerBoundary, 'SCHEDULED', 'EXTERNAL', 'token']],
   );
-  t.is(first.body.jobs![0]!.state, 'PENDING', 'a window submitted before it is due waits for its due time');
 });
 
 test.serial('a past window of a manual group runs with its rows; rerun runs it again', async (t) => {
@@ -127,6 +132,41 @@ test.serial('a past window of a manual group runs with its rows; rerun runs it a
   t.is(rerunJob.state, 'SUCCEEDED');
   t.deepEqual(await outputIds(t.context.runDir), expected, 'the re-run replaced the output, once each');
 });
+
+test.serial(
+  'overlapping windows of a manual group never both run: the second is ALREADY_EXISTS, naming the first',
+  async (t) => {
+    const first = {
+      groupId: 'g-run',
+      boundaryType: 'TIME',
+      lowerBoundary: 1_600_000_000_000,
+      upperBoundary: 1_600_000_060_000,
+    };
+    t.true((await post(t.context.url, first)).body.success);
+    const overlapping = await post(t.context.url, {
+      ...first,
+      lowerBoundary: 1_600_000_030_000,
+      upperBoundary: 1_600_000_090_000,
+    });
+    t.is(overlapping.status, 200);
+    t.false(overlapping.body.success);
+    t.is(overlapping.body.code, 'ALREADY_EXISTS');
+    t.regex(overlapping.body.errMsg!, /overlaps its recorded window \[1600000000000, 1600000060000\)/);
+    // Same start, other end: an overlap too, never the first window found under another name.
+    const longer = await post(t.context.url, { ...first, upperBoundary: 1_600_000_120_000 });
+    t.is(longer.body.code, 'ALREADY_EXISTS');
+    const rows = await t.context.s.sluice.schedule!.listInstances({
+      groupId: 'g-run',
+      windowFrom: 1_600_000_000_000,
+      windowTo: 1_600_000_100_000,
+      limit: 10,
+    });
+    t.deepEqual(
+      rows.map((r) => [r.windowStart, r.windowEnd, r.trigger, r.triggeredBy]),
+      [[1_600_000_000_000, 1_600_000_060_000, 'EXTERNAL', 'token']],
+    );
+  },
+);
 
 test.serial('a bearer token is required', async (t) => {
   t.is((await post(t.context.url, window(1), {})).status, 401);

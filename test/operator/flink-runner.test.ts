@@ -28,11 +28,12 @@ test('a group on the flink runner submits its window as Flink SQL and follows th
     new FlinkRunner({ gatewayUrl: fake.gatewayUrl, restUrl: fake.restUrl, pollIntervalMs: 5, logger: silentLogger }),
     hooks,
   );
+  const schedules = new FakeSchedules();
   const service = new OperatorService({
     store,
     catalog: new Catalog(plugins, hooks),
     connectors: plugins.connectors,
-    schedules: new FakeSchedules(),
+    schedules,
     runners: new Map<string, Runner>([
       ['embedded', new EmbeddedRunner({ hooks })],
       ['flink', flink],
@@ -42,6 +43,7 @@ test('a group on the flink runner submits its window as Flink SQL and follows th
     owner: 'op',
     logger: silentLogger,
   });
+  schedules.operator = service;
   t.teardown(async () => {
     await service.stop();
     await store.close();

@@ -11,6 +11,7 @@ import {
   type Group,
 } from '../../proto/gen/sluice/operator/v1/operator.js';
 import { encodeInfo } from '../../services/schedule/grpc/adapter.js';
+import { InstanceTrigger } from '../../proto/gen/sluice/schedule/v1/schedule.js';
 import { schedule } from '../helpers/operator.js';
 import { type Running, call, callError, startTestSluice } from '../helpers/sluice.js';
 
@@ -43,7 +44,11 @@ function group(groupId: string, dir: string): Group {
         fields: [{ sourceField: 'id', targetField: 'n', cast: 'int' }],
       },
     ],
-    schedule: encodeInfo({ ...schedule(groupId), startTime: NEXT_YEAR, endTime: NEXT_YEAR + 86_400_000 }, 0),
+    // Engine None: a manual group takes any well-formed TIME bounds, such as the first minute of 1970 below.
+    schedule: encodeInfo(
+      { ...schedule(groupId), startTime: NEXT_YEAR, endTime: NEXT_YEAR + 86_400_000, scheduleEngine: 'None' },
+      0,
+    ),
     runner: '',
     retry: undefined,
     status: 0,
@@ -71,6 +76,13 @@ test.serial('create, approve, submit, watch to the end, then list and get', asyn
     rerun: false,
   });
   t.true(submitted.created);
+  // The window's ledger row: submitted from outside, by a caller without a token here.
+  t.like(submitted.instance, {
+    groupId: 'g-grpc',
+    trigger: InstanceTrigger.INSTANCE_TRIGGER_EXTERNAL,
+    triggeredBy: 'grpc',
+    jobIds: submitted.jobs.map((j) => j.jobId),
+  });
   const jobId = submitted.jobs[0]!.jobId;
   const states = await new Promise<JobState[]>((resolve, reject) => {
     const seen: JobState[] = [];

@@ -28,6 +28,7 @@ interface Envelope {
   code?: string;
   created?: boolean;
   jobs?: { jobId: string; lowerBoundary: string; upperBoundary: string; boundaryType: string }[];
+  instance?: { instanceId: string; state: string; triggeredBy: string };
   fieldErrors?: { path: string }[];
 }
 
@@ -93,19 +94,36 @@ for (const [name, replay] of replays) {
       t.is(first.body.errMsg, null);
       t.is(first.body.data, true, "InLong's envelope: data true");
       t.true(first.body.created);
-      t.deepEqual(
-        first.body.jobs!.map((j) => [j.boundaryType, j.lowerBoundary, j.upperBoundary]),
-        [['TIME', ...replay.expect.window]],
-        'the window in epoch ms, as the group schedule cuts it',
+      // Recorded in the ledger as InLong's user submitted it; a window not yet due has no job until it runs.
+      const [lower, upper] = replay.expect.window.map(Number) as [number, number];
+      const early = first.body.instance!.state === 'SCHEDULED';
+      t.is(early, upper > Date.now(), 'a window ahead waits for its due time; a past one runs at once');
+      const rows = (await s.sluice.schedule!.listInstances({ groupId: replay.group.groupId, limit: 1000 })).filter(
+        (r) => r.trigger === 'EXTERNAL',
       );
-      // A repeat (an engine retry) runs nothing new.
+      t.deepEqual(
+        rows.map((r) => [r.windowStart, r.windowEnd, r.triggeredBy]),
+        [[lower, upper, first.body.instance!.triggeredBy]],
+        'the window in epoch ms, as the group schedule cuts it, in the ledger',
+      );
+      t.regex(first.body.instance!.triggeredBy, /^inlong:/);
+      t.is(first.body.jobs!.length, early ? 0 : 1);
+      // A repeat (an engine retry) records and runs nothing new.
       const again = await send(port, replay.request);
       t.true(again.body.success);
       t.false(again.body.created);
+      t.is(again.body.instance!.instanceId, first.body.instance!.instanceId);
       t.deepEqual(
         again.body.jobs!.map((j) => j.jobId),
         first.body.jobs!.map((j) => j.jobId),
       );
+      if (early) {
+        // TriggerWindow runs the recorded window now.
+        const now = await s.sluice.schedule!.trigger(replay.group.groupId, lower, false);
+        t.is(now.instanceId, first.body.instance!.instanceId);
+        t.is(now.state, 'DISPATCHED');
+      }
+      await s.sluice.schedule!.idle();
       await s.sluice.operator!.idle();
       const jobs = await s.sluice.operator!.listJobs({ groupId: replay.group.groupId, limit: 10 });
       t.deepEqual(

@@ -21,14 +21,32 @@ test('no mapping passes rows through; a mapping selects and renames, missing fie
   );
 });
 
-test('int: numbers and numeric strings truncate toward zero; what is not a number becomes null', (t) => {
-  t.is(map('int', 42.9), 42);
-  t.is(map('int', -42.9), -42);
+test('int: integers stay exact; fractions, non-numeric text and values beyond 64 bits become null', (t) => {
+  t.is(map('int', 42), 42);
+  t.is(map('int', -42), -42);
   t.is(map('int', '17'), 17);
+  t.is(map('int', ' -17 '), -17);
+  t.is(map('int', '17.00'), 17, "a DECIMAL column's integral text");
   t.is(map('int', 12n), 12);
-  t.is(map('int', 'abc'), null);
-  t.is(map('int', Number.NaN), null);
-  t.is(map('int', {}), null);
+  t.is(map('int', true), 1);
+  t.is(map('int', false), 0);
+  for (const bad of [42.9, -42.9, '42.9', '1.5e3', 'abc', '', Number.NaN, Number.POSITIVE_INFINITY, {}, [5]])
+    t.is(map('int', bad), null, String(bad));
+});
+
+test('int: values beyond 2^53 stay exact as bigint, positive and negative, up to the 64-bit limits', (t) => {
+  t.is(map('int', 2 ** 53), 2 ** 53, '2^53 is exact as a number');
+  t.is(map('int', -(2 ** 53)), -(2 ** 53));
+  t.is(map('int', 9007199254740993n), 9007199254740993n, 'a bigint is kept, not rounded to ...992');
+  t.is(map('int', '9007199254740993'), 9007199254740993n, 'a decimal string (BIGINT column) is kept');
+  t.is(map('int', '-9007199254740993'), -9007199254740993n);
+  t.is(map('int', -9007199254740993n), -9007199254740993n);
+  t.is(map('int', '9223372036854775807'), 9223372036854775807n, 'max int64');
+  t.is(map('int', '-9223372036854775808'), -9223372036854775808n, 'min int64');
+  t.is(map('int', '9223372036854775808'), null, 'beyond int64');
+  t.is(map('int', -9223372036854775809n), null, 'beyond int64, negative');
+  t.is(map('int', 1e20), null, 'a double beyond int64');
+  t.is(map('int', 2 ** 60), 2n ** 60n, 'an integral double beyond 2^53 becomes the exact bigint of its value');
 });
 
 test('float: numbers and numeric strings; what is not a finite number becomes null', (t) => {

@@ -72,6 +72,18 @@ test.serial('a job runs in a worker thread; two at once run on two threads', asy
   t.not(ids[0], ids[1]);
 });
 
+test.serial("the job's last progress reaches the service before run() returns, every time", async (t) => {
+  // The progress goes over the job's port and the result over the pool's: the result used to overtake it.
+  for (let i = 0; i < 12; i++) {
+    let records = -1;
+    await runner.run(spec({ out: join(dir, `progress-${i}.json`) }, 7), {
+      ...ctx(),
+      onProgress: (p: { records: number }) => (records = p.records),
+    });
+    t.is(records, 7, `run ${i}: the records counted`);
+  }
+});
+
 test.serial('a plugin calling process.exit fails its own job; the next job runs', async (t) => {
   const { result } = await ticking(runner.run(spec({ behavior: 'exit' }), ctx()));
   t.is(result.status, 'rejected');

@@ -658,6 +658,36 @@ contract('lastInstance: the greatest windowStart of the group', async (t, db) =>
   t.is(await store.lastInstance('g-3'), undefined);
 });
 
+contract(
+  'lastSucceededWindows: per group not DELETED, the greatest windowEnd of a SUCCEEDED window; the first N by groupId',
+  async (t, db) => {
+    const store = await db.open();
+    t.deepEqual(await store.lastSucceededWindows(10), []);
+    for (const g of ['g-a', 'g-b', 'g-c', 'g-e']) await store.insertSchedule(schedule(g, { status: 'REGISTERED' }));
+    await store.insertSchedule(schedule('g-d', { status: 'DELETED' }));
+    for (const k of [3, 10, 7]) await store.claimInstance(instance('g-a', k, { state: 'SUCCEEDED' }));
+    await store.claimInstance(instance('g-a', 11, { state: 'FAILED' }));
+    await store.claimInstance(instance('g-b', 2, { state: 'SUCCEEDED' }));
+    await store.claimInstance(instance('g-b', 5, { state: 'RUNNING' }));
+    await store.claimInstance(instance('g-c', 4, { state: 'SCHEDULED' }));
+    await store.claimInstance(instance('g-d', 9, { state: 'SUCCEEDED' }));
+    await store.claimInstance(instance('g-e', 1, { state: 'SUCCEEDED' }));
+    await store.claimInstance(instance('g-orphan', 1, { state: 'SUCCEEDED' }));
+    const end = (k: number) => T0 + (k + 1) * HOUR;
+    t.deepEqual(await store.lastSucceededWindows(10), [
+      { groupId: 'g-a', windowEnd: end(10) },
+      { groupId: 'g-b', windowEnd: end(2) },
+      { groupId: 'g-e', windowEnd: end(1) },
+    ]);
+    t.deepEqual(await store.lastSucceededWindows(2), [
+      { groupId: 'g-a', windowEnd: end(10) },
+      { groupId: 'g-b', windowEnd: end(2) },
+    ]);
+    t.deepEqual(await store.lastSucceededWindows(0), []);
+    await t.throwsAsync(store.lastSucceededWindows(-1), { message: /limit/ });
+  },
+);
+
 // ---------------------------------------------------------------------------------------------------------------------
 // Migrations and durability
 

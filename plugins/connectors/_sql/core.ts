@@ -648,6 +648,11 @@ export interface WriterSession {
   readonly transactionalDdl: boolean;
   /** Most bind parameters one statement may have. */
   readonly maxParams: number;
+  /**
+   * Most bytes of values one statement should carry (MySQL: its `max_allowed_packet`, less room for
+   * the SQL); wide rows make statements of fewer rows. Undefined: no limit but maxParams.
+   */
+  readonly maxStatementBytes?: number;
   begin(): Promise<void>;
   /**
    * Waits for, and holds until the transaction ends, a lock on this table's window: a second run of
@@ -680,18 +685,24 @@ export function windowId(window: WindowRef): string {
   return `${window.groupId}/${window.streamId}/${b.boundaryType}:${b.lowerBound}:${b.upperBound}`;
 }
 
+/** Whether two column lists are the same names in the same order (compared in place: this runs per row). */
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Consecutive runs of rows with the same columns, so that one INSERT has one column list. */
 export function runsOfColumns(rows: readonly Row[]): { columns: string[]; rows: Row[] }[] {
   const runs: { columns: string[]; rows: Row[] }[] = [];
-  let signature = '';
+  let current: { columns: string[]; rows: Row[] } | undefined;
   for (const row of rows) {
     const columns = Object.keys(row);
-    const sig = JSON.stringify(columns);
-    if (runs.length === 0 || sig !== signature) {
-      runs.push({ columns, rows: [] });
-      signature = sig;
+    if (!current || !sameNames(columns, current.columns)) {
+      current = { columns, rows: [] };
+      runs.push(current);
     }
-    runs[runs.length - 1]!.rows.push(row);
+    current.rows.push(row);
   }
   return runs;
 }
@@ -711,6 +722,23 @@ export function lastPerKey(rows: readonly Row[], keys: readonly string[]): Row[]
     byKey.set(k, row);
   }
   return [...byKey.values()];
+}
+
+/**
+ * A value's size in a statement, at most: text at 3 bytes per UTF-16 unit (its UTF-8 worst case),
+ * bytes as they are, objects as their JSON, anything else a few bytes.
+ */
+function valueBytes(v: unknown): number {
+  if (typeof v === 'string') return v.length * 3 + 9;
+  if (v instanceof Uint8Array) return v.byteLength + 9;
+  if (typeof v === 'object' && v !== null && !(v instanceof Date)) {
+    try {
+      return (JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x))?.length ?? 4) * 3 + 9;
+    } catch {
+      return 64;
+    }
+  }
+  return 16;
 }
 
 /**
@@ -786,14 +814,34 @@ export function windowWriter(
       }
       const kinds = all.map((c) => columns!.get(norm(c)) ?? 'other');
       const perStatement = Math.max(1, Math.min(cfg.batchSize, Math.floor(s.maxParams / all.length)));
-      for (let i = 0; i < run.rows.length; i += perStatement) {
-        let chunk = run.rows.slice(i, i + perStatement);
+      const budget = s.maxStatementBytes;
+      const flush = async (chunk: Row[]) => {
+        if (chunk.length === 0) return;
         if (cfg.mode === 'upsert') chunk = lastPerKey(chunk, cfg.keyColumns);
         const values = chunk.map((row) =>
           all.map((c, j) => (c === cfg.windowColumn ? id : s.convert(row[c] ?? null, kinds[j]!))),
         );
         await s.insert(all, values, cfg.mode === 'upsert' ? cfg.keyColumns : undefined);
+      };
+      if (budget === undefined) {
+        for (let i = 0; i < run.rows.length; i += perStatement) await flush(run.rows.slice(i, i + perStatement));
+        continue;
       }
+      const idBytes = cfg.windowColumn ? id.length * 3 : 0;
+      let chunk: Row[] = [];
+      let bytes = 0;
+      for (const row of run.rows) {
+        let size = idBytes;
+        for (const c of names) size += valueBytes(row[c]);
+        if (chunk.length > 0 && (chunk.length >= perStatement || bytes + size > budget)) {
+          await flush(chunk);
+          chunk = [];
+          bytes = 0;
+        }
+        chunk.push(row);
+        bytes += size;
+      }
+      await flush(chunk);
     }
   }
 

@@ -57,7 +57,11 @@ export const CONNECTION_OPTIONS: Readonly<Record<string, JsonSchema>> = {
     properties: {
       mechanism: { type: 'string', enum: ['plain', 'scram-sha-256', 'scram-sha-512'], description: 'SASL mechanism.' },
       username: { type: 'string', minLength: 1, description: 'SASL user name.' },
-      password: { type: 'string', description: 'SASL password.' },
+      password: {
+        type: 'string',
+        writeOnly: true,
+        description: 'SASL password (secret: stored encrypted, never returned).',
+      },
     },
   },
 };

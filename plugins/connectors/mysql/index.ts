@@ -1,13 +1,19 @@
+import type { Connection as CoreConnection } from 'mysql2';
 import mysql from 'mysql2/promise';
-import { defineConnectorPlugin, invalidArgument, type SluiceError } from 'sluice/sdk';
+import { type JsonSchema, defineConnectorPlugin, invalidArgument, type SluiceError } from 'sluice/sdk';
 import * as core from '../_sql/core.js';
+import { flinkColumnTypes, mysqlFlinkType } from '../_sql/flink-types.js';
 import { isoToSqlDateTime, parseJsonExact, stringifyJsonExact, timestampTextToIso } from '../_sql/values.js';
+import { streamReader } from './stream-reader.js';
 
 /**
  * MySQL and MariaDB (InnoDB) source and sink. A read is one REPEATABLE READ transaction started WITH
- * CONSISTENT SNAPSHOT, READ ONLY, on one connection, paged by key (`WHERE <window> AND key > ? ORDER BY
- * key LIMIT n`), so it sees one snapshot and holds one page in memory. A write is one transaction:
- * nothing is visible before commit. Every value is bound as a server-side prepared statement parameter.
+ * CONSISTENT SNAPSHOT, READ ONLY, on one connection: one `SELECT … WHERE <window> ORDER BY key` streamed
+ * batch by batch (the connection paused while a batch waits), or (readMethod `keyset`) paged by key
+ * (`WHERE <window> AND key > ? ORDER BY key LIMIT n`); either way it sees one snapshot and holds about
+ * one batch in memory. A write is one transaction: nothing is visible before commit. Every value a user
+ * gives is bound as a server-side prepared statement parameter; the streamed query holds only literals
+ * the reader makes itself (integers, dates).
  */
 
 const DIALECT: core.Dialect = {
@@ -25,6 +31,13 @@ const INT64_MAX = 2n ** 63n - 1n;
 const UINT64_MAX = 2n ** 64n - 1n;
 
 const q = (name: string) => core.quoteIdent(name, '`');
+
+/** The server's packet limit when it cannot be read (MySQL 8's default is 64 MiB, MariaDB's 16 MiB). */
+const DEFAULT_MAX_PACKET = 16 * 1024 * 1024;
+/** Room left in a packet for the statement's header, parameter types and NULL bitmap. */
+const STATEMENT_OVERHEAD_BYTES = 256 * 1024;
+/** One row always goes, however large; the server says so when it cannot take it. */
+const MIN_STATEMENT_BYTES = 64 * 1024;
 
 /** How long a re-run of a window waits for a concurrent run of the same window to finish, in seconds. */
 const LOCK_WAIT_S = 600;
@@ -49,33 +62,54 @@ function keyParam(value: unknown, integer: boolean): unknown {
   return value;
 }
 
-/** Protocol column types converted after the read: BIGINT, DATETIME, TIMESTAMP, JSON. */
-const LONGLONG = 8;
+/** Protocol column types converted after a keyset page (binary protocol): DATETIME, TIMESTAMP, JSON. */
 const TIMESTAMP_TYPES = new Set([7, 12]);
 const JSON_TYPE = 245;
 
 type Convert = (value: unknown) => unknown;
-const int64: Convert = (v) => (typeof v === 'string' && Number.isSafeInteger(Number(v)) ? Number(v) : v);
 const timestamp: Convert = (v) => (typeof v === 'string' ? timestampTextToIso(v) : v);
 const json: Convert = (v) => (typeof v === 'string' ? parseJsonExact(v) : v);
 
 /**
- * The conversions a result's columns need, decided once from its field metadata (mysql2 reads every
- * other column as the row value already): BIGINT, read as text, becomes a number when exact; DATETIME
- * and TIMESTAMP, read as text with every fractional digit, become ISO 8601 UTC; JSON, read as text, is
- * parsed exactly.
+ * The conversions a keyset page's columns need, decided once from its field metadata (mysql2 reads
+ * every other column as the row value already, BIGINT as a number when exact and as text beyond 2^53):
+ * DATETIME and TIMESTAMP, read as text with every fractional digit, become ISO 8601 UTC; JSON, read as
+ * text, is parsed exactly.
  */
 function conversions(fields: readonly mysql.FieldPacket[]): [string, Convert][] {
   const out: [string, Convert][] = [];
   for (const f of fields) {
     const type = f.columnType ?? f.type;
     const extended = (f as { extendedFormat?: string }).extendedFormat;
-    if (type === LONGLONG) out.push([f.name, int64]);
-    else if (type !== undefined && TIMESTAMP_TYPES.has(type)) out.push([f.name, timestamp]);
+    if (type !== undefined && TIMESTAMP_TYPES.has(type)) out.push([f.name, timestamp]);
     else if (type === JSON_TYPE || extended === 'json') out.push([f.name, json]);
   }
   return out;
 }
+
+/**
+ * How long (s) the server waits on a paused streamed read before it gives up: the connection is paused
+ * while the sink writes a batch, so the server's default (60 s) would cut a read whose sink is slow.
+ */
+const STREAM_WRITE_TIMEOUT_S = 3600;
+
+/** The shared SQL source options, plus how a window is read. */
+const SOURCE_SCHEMA: JsonSchema = (() => {
+  const base = core.sourceSchema(DIALECT);
+  return {
+    ...base,
+    properties: {
+      ...base.properties,
+      readMethod: {
+        type: 'string',
+        enum: ['stream', 'keyset'],
+        default: 'stream',
+        description:
+          "'stream': the window is one SELECT ... ORDER BY keyColumn, streamed batchSize rows at a time (the connection paused while a batch waits for the sink). 'keyset': one query per batch, WHERE key > last ORDER BY key LIMIT batchSize.",
+      },
+    },
+  };
+})();
 
 const UNAVAILABLE_CODES = new Set([
   'ECONNREFUSED',
@@ -130,8 +164,8 @@ async function connect(url: string, timeoutMs: number, signal: AbortSignal): Pro
     conn = await mysql.createConnection({
       uri: url,
       connectTimeout: timeoutMs,
+      // BIGINT as a number when a double holds it exactly, as its decimal text beyond 2^53.
       supportBigNumbers: true,
-      bigNumberStrings: true,
       dateStrings: true,
       jsonStrings: true,
       timezone: 'Z',
@@ -217,7 +251,7 @@ const FLINK_NAMES: core.FlinkNames = {
 export default defineConnectorPlugin({
   roles: ['source', 'sink'],
   boundaryTypes: ['TIME', 'OFFSET'],
-  sourceOptions: core.sourceSchema(DIALECT),
+  sourceOptions: SOURCE_SCHEMA,
   sinkOptions: core.sinkSchema(DIALECT),
 
   validate({ role, options }) {
@@ -265,32 +299,72 @@ export default defineConnectorPlugin({
       throw mapError(err, `opening ${tableName}`, cfg.url);
     }
 
-    // The window as conditions; `window` undefined: it cannot hold a row.
-    let window: { sql: string[]; params: unknown[] } | undefined;
-    if (scan.type === 'TIME') {
-      const range = core.timeRange(scan);
-      const tc = q(cfg.timeColumn!);
-      if (range) {
-        window = { sql: [`${tc} >= ?`], params: [core.msToSqlDateTime(range.lower)] };
+    // The window as conditions, each bound through `bind` (a parameter, or a literal: the values are
+    // digits and dates the reader made, nothing a user wrote); undefined: it cannot hold a row.
+    const windowSql = <P>(
+      bindTime: (ms: number) => P,
+      bindInt: (v: bigint) => P,
+    ): { sql: string[]; params: P[] } | undefined => {
+      if (scan.type === 'TIME') {
+        const range = core.timeRange(scan);
+        if (!range) return undefined;
+        const tc = q(cfg.timeColumn!);
+        const w = { sql: [`${tc} >= ?`], params: [bindTime(range.lower)] };
         if (range.upper !== undefined) {
-          window.sql.push(`${tc} < ?`);
-          window.params.push(core.msToSqlDateTime(range.upper));
+          w.sql.push(`${tc} < ?`);
+          w.params.push(bindTime(range.upper));
         }
+        return w;
       }
-    } else {
       const range = core.keyRange(scan, INT64_MIN, UINT64_MAX);
-      if (range) {
-        window = { sql: [`${key} IS NOT NULL`], params: [] };
-        if (range.lower !== undefined) {
-          window.sql.push(`${key} >= ?`);
-          window.params.push(intParam(range.lower));
-        }
-        if (range.upper !== undefined) {
-          window.sql.push(`${key} < ?`);
-          window.params.push(intParam(range.upper));
-        }
+      if (!range) return undefined;
+      const w = { sql: [`${key} IS NOT NULL`], params: [] as P[] };
+      if (range.lower !== undefined) {
+        w.sql.push(`${key} >= ?`);
+        w.params.push(bindInt(range.lower));
       }
+      if (range.upper !== undefined) {
+        w.sql.push(`${key} < ?`);
+        w.params.push(bindInt(range.upper));
+      }
+      return w;
+    };
+
+    if (options.readMethod !== 'keyset') {
+      const literal = windowSql(
+        (ms) => `'${core.msToSqlDateTime(ms)}'`,
+        (v) => v.toString(),
+      );
+      let where = 'FALSE';
+      if (literal) {
+        let i = 0;
+        where = literal.sql.map((c) => c.replace('?', () => literal.params[i++]!)).join(' AND ');
+      }
+      // A listed-columns read leaves the key out of the rows: it is only needed for the order.
+      const columns = stripKey ? cfg.columns!.map(q).join(', ') : select;
+      try {
+        await conn.query(`SET SESSION net_write_timeout = ${STREAM_WRITE_TIMEOUT_S}`);
+      } catch (err) {
+        conn.destroy();
+        throw mapError(err, `opening ${tableName}`, cfg.url);
+      }
+      // The callback connection under the promise wrapper: its events give rows one at a time.
+      const callbacks = (conn as unknown as { connection: CoreConnection }).connection;
+      return streamReader(callbacks, {
+        sql: `SELECT ${columns} FROM ${table} WHERE ${where} ORDER BY ${key}`,
+        keyField: stripKey ? undefined : keyField,
+        batchSize: cfg.batchSize,
+        async close(abandoned) {
+          // Left mid-stream: the connection goes, and the server ends the query and the transaction with it.
+          if (abandoned) return conn.destroy();
+          await conn.query('ROLLBACK').catch(() => {});
+          await conn.end().catch(() => conn.destroy());
+        },
+        mapError: (err, doing) => mapError(err, `${doing} of ${tableName}`, cfg.url),
+      });
     }
+
+    let window = windowSql(core.msToSqlDateTime, intParam);
     // TIME: the window's smallest and largest key, so that paging by key stops at the window's end
     // instead of scanning the rest of the table for more matches.
     let keys: { min: unknown; max: unknown } | null | undefined = scan.type === 'TIME' ? undefined : null;
@@ -352,6 +426,7 @@ export default defineConnectorPlugin({
     const tableName = core.tableText(cfg.table, '`');
     const conn = await connect(cfg.url, cfg.connectTimeoutMs, ctx.signal);
     let columns: core.ColumnMap | undefined;
+    let maxPacket = DEFAULT_MAX_PACKET;
     try {
       // Strict: a value that does not fit (a window id longer than its column, text in a number
       // column) fails the write instead of being truncated or zeroed with a warning.
@@ -359,6 +434,9 @@ export default defineConnectorPlugin({
         "SET SESSION sql_mode = IF(@@SESSION.sql_mode = '', 'STRICT_ALL_TABLES', CONCAT(@@SESSION.sql_mode, ',STRICT_ALL_TABLES'))",
       );
       columns = await describe(conn, cfg.table);
+      const [packet] = await conn.query<mysql.RowDataPacket[]>('SELECT @@SESSION.max_allowed_packet AS bytes');
+      const bytes = Number(packet[0]?.bytes);
+      if (Number.isSafeInteger(bytes) && bytes > 0) maxPacket = bytes;
     } catch (err) {
       conn.destroy();
       throw mapError(err, `looking up ${tableName}`, cfg.url);
@@ -384,6 +462,8 @@ export default defineConnectorPlugin({
       // DDL commits implicitly in MySQL: a table is created before the transaction starts.
       transactionalDdl: false,
       maxParams: 65_535,
+      // One INSERT is one packet: wide rows make statements of fewer rows instead of failing.
+      maxStatementBytes: Math.max(MIN_STATEMENT_BYTES, Math.floor(maxPacket * 0.9) - STATEMENT_OVERHEAD_BYTES),
       async begin() {
         // READ COMMITTED: the window's DELETE locks only the rows it deletes, not gaps other windows insert into.
         await conn.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED');
@@ -442,5 +522,39 @@ export default defineConnectorPlugin({
 
   flinkTableOptions({ role, options }) {
     return core.flinkOptions(DIALECT, FLINK_NAMES, role, options);
+  },
+
+  async flinkColumnTypes({ options, columns }, ctx) {
+    const cfg = core.sourceConfig(DIALECT, options);
+    const tableName = core.tableText(cfg.table, '`');
+    const conn = await connect(cfg.url, cfg.connectTimeoutMs, ctx.signal);
+    try {
+      const where =
+        cfg.table.length === 2 ? 'TABLE_SCHEMA = ? AND TABLE_NAME = ?' : 'TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?';
+      const [rows] = await conn.execute<mysql.RowDataPacket[]>(
+        `SELECT COLUMN_NAME AS name, DATA_TYPE AS type, COLUMN_TYPE AS columnType,
+                CHARACTER_MAXIMUM_LENGTH AS charLength, NUMERIC_PRECISION AS \`precision\`, NUMERIC_SCALE AS scale,
+                DATETIME_PRECISION AS dtPrecision
+           FROM information_schema.COLUMNS WHERE ${where} ORDER BY ORDINAL_POSITION`,
+        [...cfg.table],
+      );
+      if (rows.length === 0)
+        throw core.sluiceError('FAILED_PRECONDITION', `the table ${tableName} does not exist (or has no columns)`);
+      const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+      const meta = rows.map((r) => ({
+        name: String(r.name),
+        type: String(r.type).toLowerCase(),
+        columnType: String(r.columnType).toLowerCase(),
+        charLength: num(r.charLength),
+        precision: num(r.precision),
+        scale: num(r.scale),
+        datetimePrecision: num(r.dtPrecision),
+      }));
+      return flinkColumnTypes(tableName, meta, columns, mysqlFlinkType, true);
+    } catch (err) {
+      throw core.isSluice(err) ? err : mapError(err, `reading the columns of ${tableName}`, cfg.url);
+    } finally {
+      conn.destroy();
+    }
   },
 });

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { type JsonSchema, defineConnectorPlugin, invalidArgument, type SluiceError } from 'sluice/sdk';
 import * as core from '../_sql/core.js';
+import { type ColumnMeta, flinkColumnTypes, postgresFlinkType } from '../_sql/flink-types.js';
 import { stringifyJsonExact } from '../_sql/values.js';
 import { copyReader } from './copy-reader.js';
 import { copyField, types } from './values.js';
@@ -443,4 +444,46 @@ export default defineConnectorPlugin({
   flinkTableOptions({ role, options }) {
     return core.flinkOptions(DIALECT, FLINK_NAMES, role, options);
   },
+
+  async flinkColumnTypes({ options, columns }, ctx) {
+    const cfg = core.sourceConfig(DIALECT, options);
+    const tableName = core.tableText(cfg.table, '"');
+    const client = await connect(cfg.url, cfg.connectTimeoutMs, ctx.signal);
+    try {
+      // The table as the reader resolves it (search_path for an unqualified name), then its columns.
+      const res = await client.query<Record<string, string | number | null>>(
+        `SELECT c.column_name AS name, c.udt_name AS type, c.character_maximum_length AS char_length,
+                c.numeric_precision AS precision, c.numeric_scale AS scale, c.datetime_precision AS dt_precision
+           FROM information_schema.columns c
+           JOIN pg_catalog.pg_class t ON t.relname = c.table_name
+           JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace AND n.nspname = c.table_schema
+          WHERE t.oid = to_regclass($1) ORDER BY c.ordinal_position`,
+        [core.quoteTable(cfg.table, '"')],
+      );
+      if (res.rows.length === 0)
+        throw core.sluiceError('FAILED_PRECONDITION', `the table ${tableName} does not exist (or has no columns)`);
+      const rows = res.rows.map((r) => columnMeta(r));
+      return flinkColumnTypes(tableName, rows, columns, postgresFlinkType, false);
+    } catch (err) {
+      throw core.isSluice(err) ? err : mapError(err, `reading the columns of ${tableName}`, cfg.url);
+    } finally {
+      await client.end().catch(() => {});
+    }
+  },
 });
+
+const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+
+/** An information_schema.columns row (names as selected in flinkColumnTypes). */
+function columnMeta(r: Record<string, unknown>): ColumnMeta {
+  const type = String(r.type);
+  return {
+    name: String(r.name),
+    type,
+    columnType: type,
+    charLength: num(r.char_length),
+    precision: num(r.precision),
+    scale: num(r.scale),
+    datetimePrecision: num(r.dt_precision),
+  };
+}

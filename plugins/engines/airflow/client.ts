@@ -124,6 +124,16 @@ export class AirflowClient {
     return v;
   }
 
+  /** A Variable's value; undefined when there is no such Variable. */
+  async getVariable(key: string): Promise<string | undefined> {
+    const path = `/api/v2/variables/${encodeURIComponent(key)}`;
+    const res = await this.call('GET', path);
+    if (res.status === 404) return undefined;
+    const value = (res.body as { value?: unknown } | undefined)?.value;
+    if (res.status !== 200 || typeof value !== 'string') throw AirflowClient.answerError(`GET ${path}`, res);
+    return value;
+  }
+
   /** Creates or replaces a Variable (value: a string, as Airflow stores it). */
   async putVariable(key: string, value: string, description: string): Promise<void> {
     const path = `/api/v2/variables/${encodeURIComponent(key)}`;

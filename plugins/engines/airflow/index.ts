@@ -1,16 +1,29 @@
-import { defineEnginePlugin, type EngineContext, type HookContext, type ScheduleInfo } from 'sluice/sdk';
+import {
+  ERROR_CODES,
+  SluiceError,
+  defineEnginePlugin,
+  type EngineContext,
+  type HookContext,
+  type ScheduleInfo,
+} from 'sluice/sdk';
 import { AirflowClient } from './client.js';
-import { CONNECTION_ID, PREFIX, dagId, groupOf } from './names.js';
+import { type DagIndex, type DagSpec, dagSpec, indexText, parseIndex, variableValue } from './dag-spec.js';
+import { CONNECTION_ID, INDEX_KEY, PREFIX, dagId, groupOf } from './names.js';
 
 /**
- * Airflow 3 is the clock. Each live schedule is stored as an Airflow Variable `sluice__<group>` (JSON);
- * the DAG factory (dags/) turns each such Variable into a DAG of the same id whose task calls FireDue.
- * A Variable, not a file: it is managed through the REST API, versioned by Airflow's database, and needs
- * no shared volume between Sluice and Airflow's DAG processor.
+ * Airflow 3 is the clock. Each live schedule is stored as an Airflow Variable `sluice__<group>` (JSON:
+ * the schedule and the DAG it makes), and the DAG settings of every live group are gathered in one
+ * index Variable `sluice_dags`, which the DAG factory (dags/sluice_dags.py) reads once per parse to
+ * build one DAG per group whose task calls FireDue. Variables, not files: they are managed through the
+ * REST API, kept in Airflow's database, and need no volume shared between Sluice and Airflow's DAG
+ * processor. The index exists because Airflow's Task SDK reads Variables by key only (it has no list
+ * call), and one read per parse keeps the factory cheap however many groups there are.
  */
 const RESOLUTION_MS = 60_000;
 /** How soon a start that could not reach Airflow tries to reconcile again. */
 const RECONCILE_RETRY_MS = 60_000;
+/** Writes of the index by several replicas can cross; each write is read back and retried this often. */
+const INDEX_ATTEMPTS = 5;
 
 let client: AirflowClient | undefined;
 let clientUrl: string | undefined;
@@ -31,19 +44,48 @@ function clientFor(ctx: HookContext): AirflowClient {
   return client;
 }
 
-/** What the DAG factory reads: the schedule as Sluice stores it (epoch ms, IANA zone). */
-export function variableValue(info: ScheduleInfo): string {
-  return JSON.stringify({ format: 1, dagId: dagId(info.groupId), schedule: info });
+/** The DAG settings of a schedule, from Sluice's covering cron (one tick in [due, due + 60 s) of every due time). */
+function specOf(info: ScheduleInfo): DagSpec {
+  if (!engineCtx)
+    throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, 'the airflow engine is not started on this service');
+  return dagSpec(info, engineCtx.coveringCron(info, 'unix'));
+}
+
+const INDEX_DESCRIPTION = "The DAGs Sluice's DAG factory builds, one per live group (managed by Sluice)";
+
+/**
+ * Sets (or, with undefined, removes) one group's entry of the index Variable. A read-modify-write: two
+ * replicas writing at once can lose one change, so the write is read back and done again until it holds.
+ */
+async function setIndexEntry(c: AirflowClient, groupId: string, spec: DagSpec | undefined): Promise<void> {
+  const want = spec === undefined ? undefined : JSON.stringify(spec);
+  for (let attempt = 0; attempt < INDEX_ATTEMPTS; attempt++) {
+    const text = await c.getVariable(INDEX_KEY);
+    const index = parseIndex(text);
+    const has = index.dags[groupId] === undefined ? undefined : JSON.stringify(index.dags[groupId]);
+    if (has === want && text !== undefined) return;
+    const dags = { ...index.dags };
+    if (spec === undefined) delete dags[groupId];
+    else dags[groupId] = spec;
+    await c.putVariable(INDEX_KEY, indexText({ format: 1, dags }), INDEX_DESCRIPTION);
+  }
+  throw new SluiceError(
+    ERROR_CODES.UNAVAILABLE,
+    `the Airflow Variable ${INDEX_KEY} kept changing under group '${groupId}'s write; try again`,
+  );
 }
 
 async function put(info: ScheduleInfo, ctx: HookContext): Promise<void> {
+  const spec = specOf(info);
   const c = clientFor(ctx);
   const id = dagId(info.groupId);
-  await c.putVariable(id, variableValue(info), `Sluice schedule of group ${info.groupId} (managed by Sluice)`);
+  await c.putVariable(id, variableValue(info, spec), `Sluice schedule of group ${info.groupId} (managed by Sluice)`);
   try {
+    await setIndexEntry(c, info.groupId, spec);
     await c.setPaused(id, false);
   } catch (err) {
-    // Not half-registered: without its Variable the factory builds no DAG.
+    // Not half-registered: without its Variable and index entry the factory builds no DAG.
+    await setIndexEntry(c, info.groupId, undefined).catch(() => undefined);
     await c.deleteVariable(id).catch(() => undefined);
     throw err;
   }
@@ -53,12 +95,16 @@ async function remove(groupId: string, ctx: HookContext): Promise<void> {
   const c = clientFor(ctx);
   const id = dagId(groupId);
   await c.setPaused(id, true);
-  // The Variable first: a DAG deleted while its Variable lives is rebuilt by the factory.
+  // The definition first: a DAG deleted while the index lists it is rebuilt by the factory.
+  await setIndexEntry(c, groupId, undefined);
   await c.deleteVariable(id);
   await c.deleteDag(id);
 }
 
-/** Makes Airflow hold exactly the live schedules: each one put, every other `sluice__` Variable removed. */
+/**
+ * Makes Airflow hold exactly the live schedules: each one's Variable put, the index rewritten whole,
+ * every other `sluice__` Variable and its DAG removed. Objects without the prefix are never touched.
+ */
 async function reconcile(ctx: EngineContext): Promise<void> {
   const c = clientFor(ctx);
   const version = await c.version();
@@ -75,11 +121,21 @@ async function reconcile(ctx: EngineContext): Promise<void> {
     });
   }
   const live = await ctx.listSchedules();
-  const liveIds = new Set(live.map((i) => i.groupId));
-  for (const info of live) await put(info, ctx);
+  const index: DagIndex = { format: 1, dags: {} };
+  for (const info of live) {
+    const spec = specOf(info);
+    index.dags[info.groupId] = spec;
+    await c.putVariable(
+      dagId(info.groupId),
+      variableValue(info, spec),
+      `Sluice schedule of group ${info.groupId} (managed by Sluice)`,
+    );
+  }
+  await c.putVariable(INDEX_KEY, indexText(index), INDEX_DESCRIPTION);
+  for (const info of live) await c.setPaused(dagId(info.groupId), false);
   for (const key of await c.variableKeys(PREFIX)) {
     const groupId = groupOf(key);
-    if (groupId !== undefined && !liveIds.has(groupId)) await remove(groupId, ctx);
+    if (groupId !== undefined && index.dags[groupId] === undefined) await remove(groupId, ctx);
   }
 }
 
@@ -99,6 +155,15 @@ export default defineEnginePlugin({
 
   // Airflow's timetables fire on the minute.
   resolutionMs: () => RESOLUTION_MS,
+
+  /** One request: Airflow's version for ListEngines, or why it does not answer. */
+  async about(ctx) {
+    try {
+      return { remote: `Airflow ${await clientFor(ctx).version()}` };
+    } catch (err) {
+      return { availability: { available: false, reason: err instanceof Error ? err.message : String(err) } };
+    }
+  },
 
   async start(ctx) {
     engineCtx = ctx;

@@ -2,6 +2,11 @@
 export const PREFIX = 'sluice__';
 /** The Airflow Connection holding Sluice's URL and callback token for the DAGs. */
 export const CONNECTION_ID = 'sluice';
+/**
+ * The one Variable the DAG factory reads on each parse: every live group's DAG settings. Not under
+ * PREFIX (`sluice_dags`, one underscore), so no group can be named like it.
+ */
+export const INDEX_KEY = 'sluice_dags';
 
 /** The DAG id of a group, and the key of the Variable its schedule is stored in (the same string). */
 export function dagId(groupId: string): string {

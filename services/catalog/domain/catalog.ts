@@ -19,6 +19,7 @@ import {
   type Options,
 } from 'sluice/sdk';
 import { checkBoundaries } from '../../core/boundaries.js';
+import { checkSecretRef, restoreRefs, secretRefs, withRefPlaceholders } from '../../core/option-secrets.js';
 import { type Page, paginate } from '../../core/paging.js';
 import type { HookRunner } from '../../host/hook-runner.js';
 import type { LoadedPlugin, PluginSet } from '../../host/loader.js';
@@ -146,13 +147,27 @@ export class Catalog {
    * Every problem with the options for the role: the schema first, then the connector's own checks
    * (run only on options the schema accepts, so a connector sees well-typed options).
    */
-  async validateOptions(id: string, role: ConnectorRole, options: Options): Promise<readonly FieldError[]> {
+  async validateOptions(id: string, role: ConnectorRole, given: Options): Promise<readonly FieldError[]> {
     const c = this.#connector(id);
     if (!c.plugin.roles.includes(role)) {
       throw invalidArgument('role', `a role connector '${id}' has (${c.plugin.roles.join(', ')})`, role);
     }
+    // A secret reference ({"secretRef": "env:NAME"}) is read only when a job runs: its form is checked here,
+    // and what the schema or the connector would say of its value is not known yet.
+    const refs = secretRefs(given);
+    const refPaths = new Set(refs.map(([p]) => `options.${p}`));
+    const refErrors: FieldError[] = [];
+    for (const [path, ref] of refs) {
+      const problem = checkSecretRef(ref);
+      if (problem) refErrors.push(fieldError(`options.${path}`, `a secret reference ${problem}`, ref));
+    }
+    if (refErrors.length > 0) return refErrors;
+    const options = withRefPlaceholders(given).options;
+    const notRef = (e: FieldError) => !refPaths.has(e.path);
     const schema = role === 'source' ? c.plugin.sourceOptions : c.plugin.sinkOptions;
-    const errors = schema ? validateAgainstSchema({ type: 'object', ...schema }, options, 'options') : [];
+    const errors = (schema ? validateAgainstSchema({ type: 'object', ...schema }, options, 'options') : []).filter(
+      notRef,
+    );
     if (errors.length > 0 || !this.#hooks.has(c, 'validate')) return errors;
     const own = await this.#hooks.call(c, 'validate', {
       role,
@@ -165,10 +180,12 @@ export class Catalog {
         { pluginId: id, hook: 'validate' },
       );
     }
-    return own.map((e: FieldError) => {
-      const path = e.path.startsWith('options') ? e.path : `options.${e.path}`;
-      return e.message ? { ...e, path } : fieldError(path, e.expected, e.received);
-    });
+    return own
+      .map((e: FieldError) => {
+        const path = e.path.startsWith('options') ? e.path : `options.${e.path}`;
+        return e.message ? { ...e, path } : fieldError(path, e.expected, e.received);
+      })
+      .filter(notRef);
   }
 
   /** The bounded source options one window reads with (the connector's fillInBoundaries). */
@@ -184,7 +201,11 @@ export class Catalog {
     checkBoundaries(boundaries, c.plugin.boundaryTypes ?? [], id);
     const errors = await this.validateOptions(id, 'source', options);
     if (errors.length > 0) throw invalidFields(errors, `options of connector '${id}' are invalid`);
-    const withDefaults = c.plugin.sourceOptions ? applyDefaults(c.plugin.sourceOptions, options) : options;
+    // Secret references stay references: the connector bounds placeholders, which are put back after.
+    const placed = withRefPlaceholders(options);
+    const withDefaults = c.plugin.sourceOptions
+      ? applyDefaults(c.plugin.sourceOptions, placed.options)
+      : placed.options;
     const bounded = await this.#hooks.call(c, 'fillInBoundaries', { options: withDefaults, boundaries });
     if (typeof bounded !== 'object' || bounded === null || Array.isArray(bounded)) {
       throw new SluiceError(
@@ -193,7 +214,7 @@ export class Catalog {
         { pluginId: id, hook: 'fillInBoundaries' },
       );
     }
-    return { boundedOptions: bounded, boundaries };
+    return { boundedOptions: restoreRefs(bounded, placed.refs), boundaries };
   }
 
   /** The source's canonical form of a window's bounds (its canonicalBoundaries hook); undefined without the hook. */

@@ -1,4 +1,4 @@
-import { invalidArgument, type ConnectorRole, type Logger } from 'sluice/sdk';
+import { capFieldErrors, invalidArgument, type ConnectorRole, type Logger } from 'sluice/sdk';
 import {
   CatalogServiceService,
   ConnectorRole as PbRole,
@@ -55,7 +55,7 @@ export function catalogGrpc(
         decodeRole(req.role, 'role', false)!,
         req.options ?? {},
       );
-      return { valid: errors.length === 0, errors: [...errors] };
+      return { valid: errors.length === 0, errors: capFieldErrors(errors, 'options') };
     }),
     resolveBoundaries: unary(logger, 'ResolveBoundaries', async (req) => {
       const result = await catalog.resolveBoundaries(

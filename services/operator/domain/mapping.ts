@@ -15,16 +15,41 @@ function toMs(v: unknown): number | null {
   return null;
 }
 
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const EXACT_DOUBLE = 2n ** 53n;
+/** An integer in decimal: optional sign, digits, an optional fraction of zeros (a DECIMAL column's "17.00"). */
+const INTEGER_TEXT = /^([+-]?\d+)(?:\.0*)?$/;
+
+/**
+ * The `int` cast, exact: a number when |v| <= 2^53 (as the SQL connectors read BIGINT columns), else a bigint,
+ * so a 64-bit id is never rounded through a double. Values outside Flink's BIGINT range (64-bit signed) and
+ * values that are not integers (1.5, "1.5", "abc", "") become null, as on Flink, where such a CAST fails.
+ */
+function toInt(value: unknown): number | bigint | null {
+  let n: bigint;
+  if (typeof value === 'bigint') n = value;
+  else if (typeof value === 'number') {
+    if (!Number.isInteger(value)) return null;
+    n = BigInt(value);
+  } else if (typeof value === 'boolean') n = value ? 1n : 0n;
+  else if (typeof value === 'string') {
+    const m = INTEGER_TEXT.exec(value.trim());
+    if (m === null) return null;
+    n = BigInt(m[1]!);
+  } else return null;
+  if (n < INT64_MIN || n > INT64_MAX) return null;
+  return n >= -EXACT_DOUBLE && n <= EXACT_DOUBLE ? Number(n) : n;
+}
+
 /** Converts one value; a value that cannot be converted becomes null rather than failing the window. */
 export function cast(value: unknown, to: FieldMapping['cast']): unknown {
   if (value === null || value === undefined || to === '') return value ?? null;
   switch (to) {
     case 'string':
       return typeof value === 'object' ? JSON.stringify(value) : String(value);
-    case 'int': {
-      const n = typeof value === 'bigint' ? Number(value) : Number(value);
-      return Number.isFinite(n) ? Math.trunc(n) : null;
-    }
+    case 'int':
+      return toInt(value);
     case 'float': {
       const n = Number(value);
       return Number.isFinite(n) ? n : null;

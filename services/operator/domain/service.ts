@@ -18,6 +18,7 @@ import {
 } from 'sluice/sdk';
 import type { Catalog } from '../../catalog/domain/catalog.js';
 import { checkBoundaries } from '../../core/boundaries.js';
+import { OptionSecrets, processSecretBox, resolveSecretRefs, scrubSecrets } from '../../core/option-secrets.js';
 import type { LoadedPlugin } from '../../host/loader.js';
 import { firingRules, normalizeInfo } from '../../schedule/domain/info.js';
 import { checkMapping } from './mapping.js';
@@ -33,6 +34,7 @@ import {
   type StreamSpec,
 } from './model.js';
 import type { Runner } from './runner.js';
+import type { Instance } from '../../../proto/gen/sluice/schedule/v1/schedule.js';
 
 /** How the operator reaches the schedule service. */
 export interface SchedulePort {
@@ -44,6 +46,24 @@ export interface SchedulePort {
   unregister(groupId: string): Promise<void>;
   /** FireDue: fires the group's windows due at `asOf` (0: now) through the schedule service's ledger. */
   fireDue(groupId: string, asOf: number): Promise<FireDueAnswer>;
+  /**
+   * ClaimWindow: records a submitted window in the schedule service's ledger (or finds it) and has it
+   * dispatched when due; the dispatch comes back here as a submission carrying the instance id.
+   */
+  claimWindow(input: {
+    readonly groupId: string;
+    readonly boundaries: Boundaries;
+    readonly triggeredBy: string;
+    readonly rerun: boolean;
+  }): Promise<ClaimedWindow>;
+}
+
+/** A window's ledger row as ClaimWindow answered it. */
+export interface ClaimedWindow {
+  /** The Instance message of the schedule service, as it came. */
+  readonly instance: Instance;
+  /** False when the window was found rather than recorded (or re-armed) by the call. */
+  readonly created: boolean;
 }
 
 /** What FireDue answered, as the operator's HTTP server shows it. */
@@ -75,6 +95,11 @@ export interface OperatorServiceOptions {
    * leases every third of it; any replica looks for expired ones this often and takes them over.
    */
   readonly leaseMs?: number;
+  /**
+   * Seals secret options before they are stored and opens them to run a job (SLUICE_SECRET_KEY, or the data
+   * folder's key). Default: a key of this process only (tests).
+   */
+  readonly secrets?: OptionSecrets;
 }
 
 /** Why a run is stopped when its job was cancelled or taken over elsewhere: nothing more is written for it here. */
@@ -98,6 +123,27 @@ export interface OfflineJobRequest extends Boundaries {
 const GROUP_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, initialBackoffMs: 1000 };
 
+/** The error with the secrets cut out of its message and echoed values (a Sluice error keeps its code). */
+function scrubError(err: unknown, secrets: readonly string[]): unknown {
+  if (secrets.length === 0) return err;
+  if (!isSluiceError(err)) return err instanceof Error ? new Error(scrubSecrets(err.message, secrets)) : err;
+  const d = err.details;
+  const cut = (s: string | undefined) => (s === undefined ? undefined : scrubSecrets(s, secrets));
+  return new SluiceError(err.code, scrubSecrets(err.message, secrets), {
+    ...d,
+    ...(d.received !== undefined ? { received: cut(d.received) } : {}),
+    ...(d.fieldErrors
+      ? {
+          fieldErrors: d.fieldErrors.map((e) => ({
+            ...e,
+            received: scrubSecrets(e.received, secrets),
+            message: scrubSecrets(e.message, secrets),
+          })),
+        }
+      : {}),
+  });
+}
+
 /** Ids that sort by creation time, so listing by id is listing by age. */
 function newJobId(now: number): string {
   return `${now.toString(36).padStart(9, '0')}-${randomUUID().slice(0, 13)}`;
@@ -120,6 +166,7 @@ export class OperatorService {
   /** Jobs this replica holds a lease on: queued, running or waiting for a retry. */
   readonly #owned = new Set<string>();
   readonly #leaseMs: number;
+  readonly #secrets: OptionSecrets;
   #timers: NodeJS.Timeout[] = [];
   #stopped = false;
 
@@ -127,6 +174,7 @@ export class OperatorService {
     this.#o = options;
     this.#now = options.now ?? Date.now;
     this.#leaseMs = options.leaseMs ?? 30_000;
+    this.#secrets = options.secrets ?? new OptionSecrets(processSecretBox());
     this.#events.setMaxListeners(0);
   }
 
@@ -236,7 +284,34 @@ export class OperatorService {
 
   // ---- groups ----------------------------------------------------------------------------------
 
-  async #validate(input: GroupInput): Promise<Omit<GroupRecord, 'status' | 'version' | 'createdAt' | 'updatedAt'>> {
+  /**
+   * The options of one end as they are stored: `***` sent back replaced by the stored secret (same stream,
+   * same connector), then secrets sealed.
+   */
+  #sealEndpoint(stream: StreamSpec, end: 'source' | 'sink', current: GroupRecord | undefined): StreamSpec['source'] {
+    const endpoint = stream[end];
+    const before = current?.streams.find((s) => s.streamId === stream.streamId)?.[end];
+    const restored =
+      before && before.connectorId === endpoint.connectorId
+        ? this.#secrets.restore(endpoint.options, before.options)
+        : endpoint.options;
+    const plugin = this.#o.connectors.get(endpoint.connectorId)?.plugin;
+    const schema = end === 'source' ? plugin?.sourceOptions : plugin?.sinkOptions;
+    return { connectorId: endpoint.connectorId, options: this.#secrets.seal(restored, schema) };
+  }
+
+  async #validate(
+    given: GroupInput,
+    current?: GroupRecord,
+  ): Promise<Omit<GroupRecord, 'status' | 'version' | 'createdAt' | 'updatedAt'>> {
+    const input: GroupInput = {
+      ...given,
+      streams: given.streams.map((s) => ({
+        ...s,
+        source: this.#sealEndpoint(s, 'source', current),
+        sink: this.#sealEndpoint(s, 'sink', current),
+      })),
+    };
     if (!GROUP_ID.test(input.groupId))
       throw invalidArgument(
         'group.group_id',
@@ -296,8 +371,16 @@ export class OperatorService {
           );
           continue;
         }
-        for (const e of await this.#o.catalog.validateOptions(endpoint.connectorId, role, endpoint.options)) {
-          errors.push({ ...e, path: `${at}.${end}.${e.path}`, message: `${at}.${end}.${e.message}` });
+        // Validated opened; what an error echoes has its secrets cut out.
+        const secrets = this.#secrets.plainSecrets(endpoint.options);
+        const opened = this.#secrets.open(endpoint.options);
+        for (const e of await this.#o.catalog.validateOptions(endpoint.connectorId, role, opened)) {
+          errors.push({
+            ...e,
+            path: `${at}.${end}.${e.path}`,
+            received: scrubSecrets(e.received, secrets),
+            message: `${at}.${end}.${scrubSecrets(e.message, secrets)}`,
+          });
         }
       }
       checkMapping(stream.fields, `${at}.fields`);
@@ -340,7 +423,7 @@ export class OperatorService {
   async updateGroup(input: GroupInput): Promise<GroupRecord> {
     const current = await this.#load(input.groupId);
     if (input.version !== current.version) this.#checkVersion(current, input.version || -1);
-    const valid = await this.#validate(input);
+    const valid = await this.#validate(input, current);
     const saved = await this.#save(current, valid);
     if (current.status === 'REGISTERED') await this.#o.schedules.update(saved.schedule);
     return saved;
@@ -397,9 +480,16 @@ export class OperatorService {
 
   /**
    * Turns one window into one job per stream. The same window returns its existing jobs unless
-   * `rerun`, which runs it again (the sinks replace its output).
+   * `rerun`, which runs it again (the sinks replace its output). A window submitted from outside (no
+   * instance id) is first claimed in the schedule service's ledger, as `triggeredBy`: the schedule
+   * service dispatches it back here (with its instance id) when it is due, so a window not yet due
+   * answers no jobs and its SCHEDULED instance.
    */
-  async submitOfflineJob(request: OfflineJobRequest, rerun: boolean): Promise<{ jobs: JobRecord[]; created: boolean }> {
+  async submitOfflineJob(
+    request: OfflineJobRequest,
+    rerun: boolean,
+    triggeredBy = 'unknown',
+  ): Promise<{ jobs: JobRecord[]; created: boolean; instance?: Instance }> {
     const group = await this.#load(request.groupId);
     if (group.status !== 'APPROVED' && group.status !== 'REGISTERED') {
       throw failedPrecondition(`group '${group.groupId}' is ${group.status}; approve it before submitting jobs`);
@@ -424,6 +514,15 @@ export class OperatorService {
       }
       checkBoundaries(boundaries, declared, source.id, 'request');
     }
+    if (request.instanceId === '') {
+      const claim = await this.#o.schedules.claimWindow({ groupId: group.groupId, boundaries, triggeredBy, rerun });
+      const jobs = await Promise.all(claim.instance.jobIds.map((id) => this.#o.store.getJob(id)));
+      return {
+        jobs: jobs.filter((j): j is JobRecord => j !== undefined),
+        created: claim.created,
+        instance: claim.instance,
+      };
+    }
     const latest = await this.#o.store.latestWindowJobs(group.groupId, boundaries);
     if (latest.length > 0 && !rerun) return { jobs: latest, created: false };
     // A re-run submitted again with the same instance id (a retried call) is the same request.
@@ -439,11 +538,15 @@ export class OperatorService {
     const runner = group.runner || this.#o.defaultRunner;
     const jobs: JobRecord[] = [];
     for (const stream of group.streams) {
-      const resolved = await this.#o.catalog.resolveBoundaries(
-        stream.source.connectorId,
-        stream.source.options,
-        boundaries,
-      );
+      // Bounded from the opened options, and sealed again before the job is stored.
+      const opened = this.#secrets.open(stream.source.options);
+      const resolved = await this.#o.catalog
+        .resolveBoundaries(stream.source.connectorId, opened, boundaries)
+        .catch((err: unknown) => {
+          throw scrubError(err, this.#secrets.plainSecrets(stream.source.options));
+        });
+      const schema = this.#o.connectors.get(stream.source.connectorId)?.plugin.sourceOptions;
+      const sealed = this.#secrets.reseal(resolved.boundedOptions, stream.source.options, opened, schema);
       jobs.push({
         jobId: newJobId(now),
         groupId: group.groupId,
@@ -454,7 +557,7 @@ export class OperatorService {
         state: 'PENDING',
         runner,
         attempt: 0,
-        resolvedSourceOptions: resolved.boundedOptions,
+        resolvedSourceOptions: sealed,
         resolvedPositions: {},
         progress: { records: 0, bytes: 0, positions: {} },
         error: '',
@@ -632,9 +735,27 @@ export class OperatorService {
     if (!running) return undefined;
     let progress: JobProgress = running.progress;
     let lastWrite = Promise.resolve<unknown>(undefined);
+    // Every secret this run holds in clear, cut out of what its error says and logs.
+    const secrets = [
+      ...this.#secrets.plainSecrets(running.resolvedSourceOptions),
+      ...this.#secrets.plainSecrets(stream.source.options),
+      ...this.#secrets.plainSecrets(stream.sink.options),
+    ];
     try {
+      // Opened and their references read only now, for this run; never stored in clear.
+      const open = async (options: JobRecord['resolvedSourceOptions']) => {
+        const r = await resolveSecretRefs(this.#secrets.open(options));
+        secrets.push(...r.values);
+        return r.options;
+      };
+      const plainStream: StreamSpec = {
+        ...stream,
+        source: { ...stream.source, options: await open(stream.source.options) },
+        sink: { ...stream.sink, options: await open(stream.sink.options) },
+      };
+      const boundedSourceOptions = await open(running.resolvedSourceOptions);
       await runner.run(
-        { job: running, group, stream, boundedSourceOptions: running.resolvedSourceOptions, source, sink },
+        { job: running, group, stream: plainStream, boundedSourceOptions, source, sink },
         {
           signal,
           onProgress: (p) => {
@@ -653,7 +774,7 @@ export class OperatorService {
       return 'SUCCEEDED';
     } catch (err) {
       await lastWrite;
-      const message = err instanceof Error ? err.message : String(err);
+      const message = scrubSecrets(err instanceof Error ? err.message : String(err), secrets);
       if (signal.aborted && this.#stopped) {
         // A clean stop does not use up an attempt: the job runs again at the next start. A job left
         // RUNNING (the process died) keeps its attempt counted.
@@ -678,7 +799,7 @@ export class OperatorService {
           jobId,
           attempt: running.attempt,
           backoffMs: backoff,
-          err,
+          error: message,
         });
         await this.#update(jobId, { state: 'PENDING', error: message, progress }, ['RUNNING']);
         const retryContext = context.active();

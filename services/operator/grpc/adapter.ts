@@ -1,7 +1,9 @@
 import type { ServerWritableStream } from '@grpc/grpc-js';
+import { callerName } from '../../core/grpc-auth.js';
 import { invalidArgument, type Logger } from 'sluice/sdk';
 import { encodeBoundaries, decodeBoundaryType, unary } from '../../core/grpc-adapter.js';
 import { toServiceError } from '../../core/grpc-status.js';
+import { maskOptions } from '../../core/option-secrets.js';
 import { checkPageSize, decodePageToken, encodePageToken } from '../../core/paging.js';
 import {
   GroupStatus as PbGroupStatus,
@@ -72,8 +74,8 @@ export function encodeGroup(g: GroupRecord): Group {
     description: g.description,
     streams: g.streams.map((s) => ({
       streamId: s.streamId,
-      source: { connectorId: s.source.connectorId, options: { ...s.source.options } },
-      sink: { connectorId: s.sink.connectorId, options: { ...s.sink.options } },
+      source: { connectorId: s.source.connectorId, options: maskOptions(s.source.options) },
+      sink: { connectorId: s.sink.connectorId, options: maskOptions(s.sink.options) },
       fields: s.fields.map((f) => ({ ...f })),
     })),
     schedule: encodeInfo(g.schedule, g.schedule.version),
@@ -96,7 +98,7 @@ export function encodeJob(j: JobRecord): Job {
     state: JOB_STATE[j.state],
     runner: j.runner,
     attempt: j.attempt,
-    resolvedSourceOptions: { ...j.resolvedSourceOptions },
+    resolvedSourceOptions: maskOptions(j.resolvedSourceOptions),
     resolvedPositions: { ...j.resolvedPositions },
     progress: { records: j.progress.records, bytes: j.progress.bytes, positions: { ...j.progress.positions } },
     error: j.error,
@@ -137,7 +139,10 @@ export function operatorGrpc(
     listGroups: unary(logger, 'ListGroups', async (req) => {
       const limit = checkPageSize(req.pageSize);
       const after = decodePageToken(req.pageToken);
-      const statuses = decodeStates(req.statuses, GROUP_STATUS_FROM, 'statuses');
+      // Deleted groups only when asked for: by include_deleted, or by naming GROUP_STATUS_DELETED.
+      const statuses =
+        decodeStates(req.statuses, GROUP_STATUS_FROM, 'statuses') ??
+        (req.includeDeleted ? undefined : (['NEW', 'APPROVED', 'REGISTERED'] as GroupStatus[]));
       const rows = await service.listGroups({
         limit: limit + 1,
         ...(after ? { afterGroupId: after } : {}),
@@ -149,7 +154,7 @@ export function operatorGrpc(
         nextPageToken: rows.length > limit ? encodePageToken(page[page.length - 1]!.groupId) : '',
       };
     }),
-    submitOfflineJob: unary(logger, 'SubmitOfflineJob', async (req) => {
+    submitOfflineJob: unary(logger, 'SubmitOfflineJob', async (req, call) => {
       const r = req.request;
       if (!r) throw invalidArgument('request', 'an OfflineJobRequest', undefined);
       const result = await service.submitOfflineJob(
@@ -161,8 +166,9 @@ export function operatorGrpc(
           instanceId: r.instanceId,
         },
         req.rerun,
+        callerName(call.metadata),
       );
-      return { jobs: result.jobs.map(encodeJob), created: result.created };
+      return { jobs: result.jobs.map(encodeJob), created: result.created, instance: result.instance };
     }),
     getJob: unary(logger, 'GetJob', async (req) => ({ job: encodeJob(await service.getJob(req.jobId)) })),
     listJobs: unary(logger, 'ListJobs', async (req) => {

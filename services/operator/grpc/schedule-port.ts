@@ -4,10 +4,12 @@ import type { ScheduleInfo } from 'sluice/sdk';
 import {
   InstanceState,
   ScheduleServiceClient,
+  type ClaimWindowResponse,
   type FireDueResponse,
 } from '../../../proto/gen/sluice/schedule/v1/schedule.js';
 import { encodeInfo } from '../../schedule/grpc/adapter.js';
-import type { FireDueAnswer, SchedulePort } from '../domain/service.js';
+import type { ClaimedWindow, FireDueAnswer, SchedulePort } from '../domain/service.js';
+import { encodeBoundaries } from '../../core/grpc-adapter.js';
 import { fromServiceError } from '../../core/grpc-status.js';
 
 type Unary<Req, Res> = (
@@ -71,6 +73,17 @@ export class GrpcSchedulePort implements SchedulePort {
       })),
       ...(res.nextDueTime > 0 ? { nextDueTime: res.nextDueTime } : {}),
     };
+  }
+
+  async claimWindow(input: Parameters<SchedulePort['claimWindow']>[0]): Promise<ClaimedWindow> {
+    const res = await this.#call(this.#client.claimWindow as Unary<unknown, ClaimWindowResponse>, {
+      groupId: input.groupId,
+      boundaries: encodeBoundaries(input.boundaries),
+      triggeredBy: input.triggeredBy,
+      rerun: input.rerun,
+    });
+    if (!res.instance) throw new Error('ClaimWindow answered no instance');
+    return { instance: res.instance, created: res.created };
   }
 
   close(): void {

@@ -6,16 +6,19 @@ import type { TlsFiles } from '../../core/grpc-auth.js';
 import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { ERROR_CODES, invalidArgument, isSluiceError, type ErrorCode, type Logger } from 'sluice/sdk';
 import type { OperatorService, SchedulePort } from '../domain/service.js';
-import { checkTimeWindow } from '../domain/window-check.js';
 import { type CallbackCredentials, authenticate, principalName } from './inlong-auth.js';
 import { decodeSubmit, normalizePath } from './inlong-request.js';
+import { InstanceState } from '../../../proto/gen/sluice/schedule/v1/schedule.js';
 import { createJsonApi, type ApiTargets } from './json-api.js';
 import { serveUi, UI_PREFIX } from './static-ui.js';
 import { UI_DIR } from '../../core/paths.js';
 
 /** The path InLong's schedulers call; Airflow DAGs, DolphinScheduler tasks and Quartz jobs written for InLong work unchanged. */
 export const CALLBACK_PATH = '/inlong/manager/api/group/submitOfflineJob';
-/** FireDue over HTTP: `POST /sluice/v1/groups/{groupId}/fire-due` with an optional `{"asOf": <epoch ms>}`. */
+/**
+ * FireDue over HTTP: `POST /sluice/v1/groups/{groupId}/fire-due` with an optional `{"asOf": <epoch ms>}`
+ * (a number, or a string of digits).
+ */
 export const FIRE_DUE_PATH = /^\/sluice\/v1\/groups\/([^/]+)\/fire-due$/;
 const MAX_BODY = 64 * 1024;
 
@@ -225,10 +228,6 @@ export function createCallbackServer(options: CallbackOptions): Server {
       const request = decodeSubmit(
         parseJson(text, 'a JSON object {groupId, boundaryType, lowerBoundary, upperBoundary}'),
       );
-      if (request.boundaryType === 'TIME') {
-        const group = await options.service.getGroup(request.groupId);
-        checkTimeWindow(group.schedule, Number(request.lowerBound), Number(request.upperBound));
-      }
       const result = await options.service.submitOfflineJob(
         {
           groupId: request.groupId,
@@ -238,6 +237,7 @@ export function createCallbackServer(options: CallbackOptions): Server {
           instanceId: '',
         },
         request.rerun,
+        principalName(principal),
       );
       options.logger.info('window submitted over HTTP', {
         groupId: request.groupId,
@@ -246,7 +246,9 @@ export function createCallbackServer(options: CallbackOptions): Server {
         upperBound: request.upperBound,
         by: principalName(principal),
         created: result.created,
+        instanceId: result.instance?.instanceId,
       });
+      const instance = result.instance;
       send(res, 200, {
         success: true,
         errMsg: null,
@@ -264,6 +266,17 @@ export function createCallbackServer(options: CallbackOptions): Server {
           state: j.state,
           runner: j.runner,
         })),
+        // The window's ledger row: a window sent before it is due has no jobs yet and runs at dueTime.
+        ...(instance
+          ? {
+              instance: {
+                instanceId: instance.instanceId,
+                state: (InstanceState[instance.state] ?? '').replace(/^INSTANCE_STATE_/, ''),
+                dueTime: instance.window?.dueTime ?? 0,
+                triggeredBy: instance.triggeredBy,
+              },
+            }
+          : {}),
       });
     } catch (err) {
       if (isSluiceError(err)) {
@@ -288,9 +301,11 @@ export function createCallbackServer(options: CallbackOptions): Server {
     const body = text.trim() === '' ? {} : parseJson(text, 'a JSON object {"asOf": <epoch ms>} or an empty body');
     if (typeof body !== 'object' || body === null || Array.isArray(body))
       throw invalidArgument('body', 'a JSON object {"asOf": <epoch ms>}', body);
-    const asOf = (body as { asOf?: unknown }).asOf ?? 0;
+    const given = (body as { asOf?: unknown }).asOf ?? 0;
+    // A string of digits too: DolphinScheduler 3.3's HTTP task re-sends every body value as a string.
+    const asOf = typeof given === 'string' && /^\d{1,16}$/.test(given) ? Number(given) : given;
     if (typeof asOf !== 'number' || !Number.isSafeInteger(asOf) || asOf < 0)
-      throw invalidArgument('asOf', 'epoch milliseconds (0 or absent: now)', asOf);
+      throw invalidArgument('asOf', 'epoch milliseconds as a number or a string of digits (0 or absent: now)', given);
     const answer = await options.schedules.fireDue(groupId, asOf);
     send(res, 200, { success: true, errMsg: null, data: answer });
   }

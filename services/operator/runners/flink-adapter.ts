@@ -29,6 +29,19 @@ export class FlinkJobRunner implements Runner {
       { signal: ctx.signal },
     );
     const bounds = sourceTimeBounds(spec.boundedSourceOptions);
+    // JDBC sources: columns typed from the database's metadata, as Flink's JDBC source converts by them.
+    let sourceColumnTypes: Readonly<Record<string, string>> | undefined;
+    if (spec.stream.fields.length > 0 && this.hooks.has(spec.source, 'flinkColumnTypes')) {
+      const columns = [
+        ...new Set([...spec.stream.fields.map((f) => f.sourceField), ...(bounds ? [bounds.timeColumn] : [])]),
+      ];
+      sourceColumnTypes = await this.hooks.call(
+        spec.source,
+        'flinkColumnTypes',
+        { options: spec.boundedSourceOptions, columns },
+        { signal: ctx.signal },
+      );
+    }
     const { groupId, streamId, boundaries: b } = spec.job;
     const statements = flinkStatements({
       jobId: spec.job.jobId,
@@ -38,6 +51,7 @@ export class FlinkJobRunner implements Runner {
       sinkTable,
       windowId: `${groupId}/${streamId}/${b.boundaryType}:${b.lowerBound}:${b.upperBound}`,
       ...(bounds ? { sourceBounds: bounds } : {}),
+      ...(sourceColumnTypes ? { sourceColumnTypes } : {}),
     });
     await this.flink.run(
       { jobId: spec.job.jobId, statements },

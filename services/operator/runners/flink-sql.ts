@@ -29,6 +29,11 @@ export interface FlinkStatementsInput {
   readonly sourceBounds?: SourceTimeBounds;
   /** The window's id, written to a SQL sink's window column (`<groupId>/<streamId>/<type>:<lower>:<upper>`). */
   readonly windowId?: string;
+  /**
+   * The source connector's flinkColumnTypes (JDBC sources): the Flink type of every source column, from the
+   * database's metadata. When given, source columns are declared with these types instead of the casts'.
+   */
+  readonly sourceColumnTypes?: Readonly<Record<string, string>>;
 }
 
 /** Flink SQL type of a column, by the mapping's cast ('' and json are text). */
@@ -68,6 +73,13 @@ export function timestampLiteral(ms: number): string {
   if (!Number.isSafeInteger(ms) || ms < 0 || ms >= MAX_TIME_MS)
     throw invalidArgument('sourceBounds', 'epoch milliseconds in [0, 253402300800000)', ms);
   return `TIMESTAMP '${new Date(ms).toISOString().slice(0, 23).replace('T', ' ')}'`;
+}
+const wallTimeLiteral = timestampLiteral;
+
+/** `TO_TIMESTAMP_LTZ(<ms>, 3)`: the instant of epoch ms, for TIMESTAMP_LTZ columns. */
+function instantLiteral(ms: number): string {
+  timestampLiteral(ms); // the same range check
+  return `TO_TIMESTAMP_LTZ(${ms}, 3)`;
 }
 
 /**
@@ -144,9 +156,11 @@ function upsertKey(
 }
 
 /** The WHERE clause of a TIME window applied by the runner; '' when there is none. */
-function whereClause(bounds: SourceTimeBounds | undefined): string {
+function whereClause(bounds: SourceTimeBounds | undefined, columnType: string | undefined): string {
   if (!bounds) return '';
   const col = quoteIdentifier(bounds.timeColumn);
+  // A TIMESTAMP_LTZ column (timestamptz) is compared with instants; a TIMESTAMP column with UTC wall times.
+  const timestampLiteral = columnType?.startsWith('TIMESTAMP_LTZ') ? instantLiteral : wallTimeLiteral;
   // The same edges as the SQL connectors' own readers (timeRange in their core.ts): an empty window reads
   // nothing, and an upper bound at or past the year 10000 leaves the window open upwards.
   if (bounds.upper <= bounds.lower || bounds.lower >= MAX_TIME_MS) return '\nWHERE FALSE';
@@ -219,15 +233,34 @@ function isJsonSource(table: Readonly<Record<string, string>>): boolean {
   return (table['value.format'] ?? table.format) === 'json';
 }
 
+/** Java (and JavaScript) regular expressions of the JSON timestamp parsing below; exported for its test. */
+export const JSON_TIME_PATTERNS = {
+  /** Epoch milliseconds as a JSON number (or digits). */
+  epochMs: '^-?[0-9]+$',
+  /** A trailing UTC offset, `+02:00` or `-0530`: sign, hours, minutes. */
+  offset: '([+-])([0-9]{2}):?([0-9]{2})$',
+  /** A trailing `Z` (UTC). */
+  zulu: '[Zz]$',
+} as const;
+
 /**
- * A JSON value as TIMESTAMP(3), read the way Sluice's readers read it: epoch milliseconds (a number), or
- * an ISO-8601 / SQL text with an optional trailing `Z` (UTC). Flink's JSON format takes neither for a
- * TIMESTAMP column, so the column is declared STRING and converted here (in the session's UTC zone).
+ * A JSON value as TIMESTAMP(3) in UTC, read the way Sluice's readers read it: epoch milliseconds (a number),
+ * or ISO-8601 / SQL text with a trailing `Z`, a UTC offset (`+02:00`, `-0530`) or none (taken as UTC).
+ * Flink's JSON format takes none of these for a TIMESTAMP column, and for TIMESTAMP_LTZ only a literal `Z`
+ * (its ISO-8601 parser, TimeFormats.ISO8601_TIMESTAMP_WITH_LOCAL_TIMEZONE_FORMAT, has no offset), so the
+ * column is declared STRING and converted here: the wall time without its suffix, moved by the offset.
  */
 function jsonTimestamp(column: string): string {
+  const { epochMs, offset, zulu } = JSON_TIME_PATTERNS;
+  const local = (text: string) => `CAST(REPLACE(${text}, 'T', ' ') AS TIMESTAMP(3))`;
+  const part = (i: number) => `REGEXP_EXTRACT(${column}, '${offset}', ${i})`;
+  // UTC = wall time − offset: +02:00 moves back 120 minutes, -05:30 forward 330.
+  const minutes =
+    `(CASE WHEN ${part(1)} = '-' THEN 1 ELSE -1 END) * ` + `(CAST(${part(2)} AS INT) * 60 + CAST(${part(3)} AS INT))`;
   return (
-    `CASE WHEN REGEXP(${column}, '^-?[0-9]+$') THEN CAST(TO_TIMESTAMP_LTZ(CAST(${column} AS BIGINT), 3) AS TIMESTAMP(3)) ` +
-    `ELSE CAST(REGEXP_REPLACE(REPLACE(${column}, 'T', ' '), 'Z$', '') AS TIMESTAMP(3)) END`
+    `CASE WHEN REGEXP(${column}, '${epochMs}') THEN CAST(TO_TIMESTAMP_LTZ(CAST(${column} AS BIGINT), 3) AS TIMESTAMP(3)) ` +
+    `WHEN REGEXP(${column}, '${offset}') THEN TIMESTAMPADD(MINUTE, ${minutes}, ${local(`REGEXP_REPLACE(${column}, '${offset}', '')`)}) ` +
+    `ELSE ${local(`REGEXP_REPLACE(${column}, '${zulu}', '')`)} END`
   );
 }
 
@@ -277,13 +310,22 @@ export function flinkStatements(input: FlinkStatementsInput): string[] {
 
   // Source columns: each source field once, typed by the cast of its first mapping; the time column of a
   // TIME window is a TIMESTAMP whatever its mapping, and is declared even when it is not copied.
+  // With the database's column types (JDBC sources) every source column has its own type instead.
   const jsonSource = isJsonSource(input.sourceTable);
+  const known = input.sourceColumnTypes;
+  const typeOf = (column: string, fallback: string): string => {
+    if (!known) return fallback;
+    const type = known[column];
+    if (type === undefined) throw invalidArgument('sourceColumnTypes', `the Flink type of column '${column}'`, known);
+    return type;
+  };
   const sourceColumns = new Map<string, string>();
   for (const f of stream.fields) {
     if (sourceColumns.has(f.sourceField)) continue;
-    sourceColumns.set(f.sourceField, jsonSource && f.cast === 'timestamp' ? 'STRING' : FLINK_SQL_TYPES[f.cast]);
+    const byCast = jsonSource && f.cast === 'timestamp' ? 'STRING' : FLINK_SQL_TYPES[f.cast];
+    sourceColumns.set(f.sourceField, typeOf(f.sourceField, byCast));
   }
-  if (sourceBounds) sourceColumns.set(sourceBounds.timeColumn, TIME_COLUMN_TYPE);
+  if (sourceBounds) sourceColumns.set(sourceBounds.timeColumn, typeOf(sourceBounds.timeColumn, TIME_COLUMN_TYPE));
   const sourceTable = adaptSource(input.sourceTable, boundaries, sourceColumns.size);
   const srcName = columnNamer(sourceTable);
   const sinkName = columnNamer(sinkTable);
@@ -298,7 +340,7 @@ export function flinkStatements(input: FlinkStatementsInput): string[] {
     const type = f.cast === '' ? declared : FLINK_SQL_TYPES[f.cast];
     const column = quoteIdentifier(srcName(f.sourceField));
     const value =
-      f.cast === 'timestamp' && declared === 'STRING'
+      f.cast === 'timestamp' && declared === 'STRING' && !known
         ? jsonTimestamp(column)
         : f.cast === ''
           ? column
@@ -352,6 +394,6 @@ export function flinkStatements(input: FlinkStatementsInput): string[] {
       'source',
     ),
     createTable(sink, sinkColumns, sinkTable, 'sink', primaryKey),
-    `INSERT INTO ${quoteIdentifier(sink)}\nSELECT\n${select.join(',\n')}\nFROM ${quoteIdentifier(src)}${whereClause(bounds)}`,
+    `INSERT INTO ${quoteIdentifier(sink)}\nSELECT\n${select.join(',\n')}\nFROM ${quoteIdentifier(src)}${whereClause(bounds, sourceBounds && sourceColumns.get(sourceBounds.timeColumn))}`,
   ];
 }

@@ -27,12 +27,19 @@ export interface WorkerTask {
 
 export type WorkerMessage =
   | { readonly type: 'beat' }
-  | { readonly type: 'progress'; readonly progress: unknown }
+  | { readonly type: 'progress'; readonly seq: number; readonly progress: unknown }
   | { readonly type: 'resolved'; readonly positions: Readonly<Record<string, string>> };
 
-/** What a failed job returns (a SluiceError's class does not survive the thread boundary). */
-export interface WorkerFailure {
-  readonly failed: { readonly code?: string; readonly message: string; readonly details?: unknown };
+/**
+ * What a job returns: why it failed, if it did (a SluiceError's class does not survive the thread
+ * boundary), and its last progress and resolved positions. Those went over the job's port too, but
+ * messages on two ports keep no order between them: the result can arrive before them, so it repeats
+ * them (`seq` tells the service whether it has seen that progress).
+ */
+export interface WorkerResult {
+  readonly failed?: { readonly code?: string; readonly message: string; readonly details?: unknown };
+  readonly progress?: { readonly seq: number; readonly progress: unknown };
+  readonly resolved?: Readonly<Record<string, string>>;
 }
 
 const imported = new Map<string, Promise<ConnectorPlugin>>();
@@ -46,13 +53,16 @@ async function load(ref: PluginRef): Promise<LoadedPlugin<ConnectorPlugin>> {
   return { ...ref, plugin: await plugin };
 }
 
-export default async function runJob(task: WorkerTask): Promise<WorkerFailure | undefined> {
+export default async function runJob(task: WorkerTask): Promise<WorkerResult> {
   const { port } = task;
   const beat = setInterval(() => port.postMessage({ type: 'beat' } satisfies WorkerMessage), BEAT_MS);
   const controller = new AbortController();
   port.on('message', (m: { type?: string }) => {
     if (m?.type === 'cancel') controller.abort(new Error('the job was cancelled'));
   });
+  let last: { seq: number; progress: unknown } | undefined;
+  let resolved: Readonly<Record<string, string>> | undefined;
+  const tail = () => ({ ...(last ? { progress: last } : {}), ...(resolved ? { resolved } : {}) });
   try {
     const [source, sink] = await Promise.all([load(task.spec.source), load(task.spec.sink)]);
     const runner = new EmbeddedRunner({
@@ -63,14 +73,21 @@ export default async function runJob(task: WorkerTask): Promise<WorkerFailure | 
       { ...task.spec, source, sink },
       {
         signal: controller.signal,
-        onProgress: (progress) => port.postMessage({ type: 'progress', progress } satisfies WorkerMessage),
-        onResolved: (positions) => port.postMessage({ type: 'resolved', positions } satisfies WorkerMessage),
+        onProgress: (progress) => {
+          last = { seq: (last?.seq ?? 0) + 1, progress };
+          port.postMessage({ type: 'progress', ...last } satisfies WorkerMessage);
+        },
+        onResolved: (positions) => {
+          resolved = positions;
+          port.postMessage({ type: 'resolved', positions } satisfies WorkerMessage);
+        },
       },
     );
-    return undefined;
+    return tail();
   } catch (err) {
-    if (isSluiceError(err)) return { failed: { code: err.code, message: err.message, details: { ...err.details } } };
-    return { failed: { message: err instanceof Error ? err.message : String(err) } };
+    if (isSluiceError(err))
+      return { failed: { code: err.code, message: err.message, details: { ...err.details } }, ...tail() };
+    return { failed: { message: err instanceof Error ? err.message : String(err) }, ...tail() };
   } finally {
     clearInterval(beat);
     port.close();

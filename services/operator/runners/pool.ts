@@ -6,7 +6,7 @@ import { Piscina } from 'piscina';
 import { ERROR_CODES, type ErrorCode, SluiceError } from 'sluice/sdk';
 import type { JobProgress } from '../domain/model.js';
 import type { JobSpec, RunContext, Runner } from '../domain/runner.js';
-import type { PluginRef, WorkerFailure, WorkerMessage, WorkerTask } from './job-worker.js';
+import type { PluginRef, WorkerMessage, WorkerResult, WorkerTask } from './job-worker.js';
 
 export interface PooledRunnerOptions {
   /** Worker threads, started up front; default: the machine's parallelism. */
@@ -76,10 +76,18 @@ export class PooledRunner implements Runner {
     let stalled = false;
     let started = false;
     let lastBeat = Date.now();
+    let progressSeen = 0;
+    let resolvedSeen = false;
     port1.on('message', (m: WorkerMessage) => {
       lastBeat = Date.now();
-      if (m.type === 'progress') ctx.onProgress(m.progress as JobProgress);
-      else if (m.type === 'resolved') ctx.onResolved(m.positions);
+      if (m.type === 'progress') {
+        if (m.seq <= progressSeen) return;
+        progressSeen = m.seq;
+        ctx.onProgress(m.progress as JobProgress);
+      } else if (m.type === 'resolved') {
+        resolvedSeen = true;
+        ctx.onResolved(m.positions);
+      }
     });
     // Cancel: the worker aborts the job (the writer rolls back); a worker that does not end in time is stopped.
     const onAbort = () => {
@@ -104,10 +112,9 @@ export class PooledRunner implements Runner {
       hookTimeoutMs: this.#hookTimeoutMs,
       progressIntervalMs: this.#progressIntervalMs,
     };
-    let result: WorkerFailure | undefined;
+    let result: WorkerResult | undefined;
     try {
-      result = (await this.#pool.run(task, { transferList: [port2], signal: stop.signal })) as
-        WorkerFailure | undefined;
+      result = (await this.#pool.run(task, { transferList: [port2], signal: stop.signal })) as WorkerResult | undefined;
     } catch (err) {
       throw this.#threadFailure(spec, err, stalled, ctx.signal.aborted);
     } finally {
@@ -115,6 +122,9 @@ export class PooledRunner implements Runner {
       ctx.signal.removeEventListener('abort', onAbort);
       port1.close();
     }
+    // The result may overtake the port's last messages (two channels keep no order): what they said, once.
+    if (result?.resolved && !resolvedSeen) ctx.onResolved(result.resolved);
+    if (result?.progress && result.progress.seq > progressSeen) ctx.onProgress(result.progress.progress as JobProgress);
     if (result?.failed) {
       const { code, message, details } = result.failed;
       if (ctx.signal.aborted) throw ctx.signal.reason;

@@ -15,7 +15,7 @@ import {
 import { YEAR_MAX, YEAR_MIN } from './cron-syntax.js';
 import { firingRules, normalizeInfo } from './info.js';
 import { type FiringRules, dueTime } from './plan.js';
-import { edge, windowAt, windowsAfter } from './windows.js';
+import { type WindowSpec, edge, windowAt, windowsAfter } from './windows.js';
 import { fromWallMs, instantOfWall, toLocal, wallMs } from './zoned-time.js';
 
 const RESOLUTION_MS: Readonly<Record<CronDialect, number>> = { unix: 60_000, quartz: 1000 };
@@ -55,7 +55,7 @@ export function coveringCron(info: ScheduleInfo, dialect: CronDialect): Covering
   const firstDue = dueTime(rules, first.value);
   const lastWindow = spec.endTime < NO_END_MS ? windowAt(spec, spec.endTime - 1) : undefined;
   const lastDue = lastWindow ? dueTime(rules, lastWindow) : undefined;
-  const fixed = spec.scheduleType === 0 && (spec.unit === 'S' || spec.unit === 'I' || spec.unit === 'H');
+  const fixed = spec.scheduleType === 0 && fixedUnit(spec);
   const period = fixed ? edge(spec, 1) - edge(spec, 0) : 0;
   const found =
     fixed && period < DAY_MS
@@ -184,8 +184,9 @@ function sampledCron(rules: FiringRules, zone: string, lastDue: number | undefin
   const r = RESOLUTION_MS[dialect];
   const dues: number[] = [];
   let complete = true;
+  const horizon = spec.startTime + horizonMs(spec);
   for (const w of windowsAfter(spec)) {
-    if (w.start >= spec.startTime + HORIZON_MS || dues.length >= MAX_TARGETS) {
+    if (w.start >= horizon || dues.length >= MAX_TARGETS) {
       complete = false;
       break;
     }
@@ -214,10 +215,13 @@ function sampledCron(rules: FiringRules, zone: string, lastDue: number | undefin
   const span = targets[targets.length - 1]!.tick - targets[0]!.tick;
   const values = (f: (t: Target) => number) => [...new Set(targets.map(f))].sort((a, b) => a - b);
   // Fields coarser than what was sampled are open: the sample says nothing about them.
+  // Days a fixed number of days apart drift through every day of the month and every month (a
+  // 40-day step can jump over February): only their weekday repeats.
+  const drifts = spec.scheduleType === 0 && (spec.unit === 'D' || spec.unit === 'W' || fixedUnit(spec));
   const open = {
     hours: !complete && span < 2 * DAY_MS,
     days: !complete && span < 62 * DAY_MS,
-    months: !complete && span < 400 * DAY_MS,
+    months: drifts || (!complete && span < 400 * DAY_MS),
   };
   const base = {
     seconds: dialect === 'unix' ? [0] : values((t) => t.second),
@@ -228,7 +232,8 @@ function sampledCron(rules: FiringRules, zone: string, lastDue: number | undefin
   };
   const dayRules: DayRule[] = [OPEN_DAYS];
   if (!open.days) {
-    dayRules.push({ kind: 'dom', days: values((t) => t.day) }, { kind: 'dow', weekdays: values((t) => t.weekday) });
+    if (!drifts) dayRules.push({ kind: 'dom', days: values((t) => t.day) });
+    dayRules.push({ kind: 'dow', weekdays: values((t) => t.weekday) });
     const fromLast = values((t) => t.fromLast);
     if (dialect === 'quartz' && fromLast.length === 1) dayRules.push({ kind: 'fromLast', n: fromLast[0]! });
   }
@@ -237,7 +242,8 @@ function sampledCron(rules: FiringRules, zone: string, lastDue: number | undefin
   let best: { c: Candidate; ticks: number } | undefined;
   for (const day of dayRules) {
     const c: Candidate = { ...base, day };
-    const ticks = ticksOf(c, dialect, from, to);
+    // Counted over at least the horizon, so a short schedule still prefers the narrower day rule.
+    const ticks = ticksOf(c, dialect, from, Math.max(to, from + HORIZON_MS / DAY_MS));
     if (!best || ticks < best.ticks) best = { c, ticks };
   }
   const chosen = pruneRare(best!.c, targets, zone, dialect, open.hours);
@@ -257,6 +263,21 @@ function sampledCron(rules: FiringRules, zone: string, lastDue: number | undefin
   const exact =
     uncoverable === 0 && countTicks(parseCron(expression), targets, zone) === new Set(targets.map((t) => t.tick)).size;
   return { expression, exact };
+}
+
+const fixedUnit = (spec: WindowSpec) => spec.unit === 'S' || spec.unit === 'I' || spec.unit === 'H';
+
+/**
+ * How far to sample: four years, or long enough for a month or year step to come round to every
+ * month it can reach (lcm(n, 12) months) and through leap years (lcm(n, 4) years), and one step more.
+ */
+function horizonMs(spec: WindowSpec): number {
+  if (spec.scheduleType === 1) return HORIZON_MS;
+  const n = spec.interval;
+  const lcm = (a: number, b: number) => (a / gcd(a, b)) * b;
+  if (spec.unit === 'M') return Math.max(HORIZON_MS, (lcm(n, 12) + n) * 31 * DAY_MS);
+  if (spec.unit === 'Y') return Math.max(HORIZON_MS, (lcm(n, 4) + n) * 366 * DAY_MS);
+  return HORIZON_MS;
 }
 
 function targetOf(due: number, tick: number, wall: number): Target {

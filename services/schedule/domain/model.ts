@@ -1,4 +1,4 @@
-import type { ScheduleInfo } from 'sluice/sdk';
+import type { Boundaries, ScheduleInfo } from 'sluice/sdk';
 
 /** A schedule's life: NEW → APPROVED → REGISTERED ⇄ UPDATED, PAUSED from and back to them, any → DELETED. */
 export type ScheduleStatus = 'NEW' | 'APPROVED' | 'REGISTERED' | 'UPDATED' | 'PAUSED' | 'DELETED';
@@ -16,7 +16,7 @@ export interface ScheduleRecord {
 }
 
 export type InstanceState = 'SCHEDULED' | 'DISPATCHED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'SKIPPED';
-export type InstanceTrigger = 'SCHEDULE' | 'CATCH_UP' | 'MANUAL' | 'BACKFILL';
+export type InstanceTrigger = 'SCHEDULE' | 'CATCH_UP' | 'MANUAL' | 'BACKFILL' | 'EXTERNAL';
 export const FINAL_STATES: readonly InstanceState[] = ['SUCCEEDED', 'FAILED', 'SKIPPED'];
 
 /** The ledger row of one window: unique on (groupId, windowStart), written before dispatch. */
@@ -38,6 +38,14 @@ export interface InstanceRecord {
   readonly owner: string;
   readonly createdAt: number;
   readonly updatedAt: number;
+  /**
+   * An OFFSET window's bounds (canonical form). Such a row has no window times: its windowStart and windowEnd
+   * are a negative key derived from the bounds (unique per group, never a TIME window's start), its due time
+   * the moment it was submitted. Absent for TIME windows, whose bounds are windowStart and windowEnd.
+   */
+  readonly boundaries?: Boundaries;
+  /** Who submitted an EXTERNAL window (engine:<id>, token:<fingerprint>, inlong:<user>). */
+  readonly triggeredBy?: string;
 }
 
 export interface InstancePatch {
@@ -114,8 +122,17 @@ export interface ScheduleStore {
   getInstanceById(instanceId: string): Promise<InstanceRecord | undefined>;
   /** Ordered by (groupId, windowStart). */
   listInstances(query: InstanceQuery): Promise<InstanceRecord[]>;
-  /** The instance with the greatest windowStart of the group. */
-  lastInstance(groupId: string): Promise<InstanceRecord | undefined>;
+  /** The TIME instance with the greatest windowStart of the group; of those due by `dueBy` when given. */
+  lastInstance(groupId: string, dueBy?: number): Promise<InstanceRecord | undefined>;
+  /** Up to 10 TIME instances of the group, not SKIPPED and other than `exceptId`, whose windows meet [lower, upper). */
+  overlappingInstances(groupId: string, lower: number, upper: number, exceptId: string): Promise<InstanceRecord[]>;
+  /** Deletes a SCHEDULED instance never dispatched (a claim given up); true when this call deleted it. */
+  withdrawInstance(instanceId: string): Promise<boolean>;
+  /**
+   * Per group whose schedule is not DELETED, the greatest windowEnd of its SUCCEEDED instances: the first `limit`
+   * groups by groupId. Data freshness is restored from it at start.
+   */
+  lastSucceededWindows(limit: number): Promise<{ groupId: string; windowEnd: number }[]>;
   /**
    * Where the store can announce changes (PostgreSQL): calls `onChange` with the group of every schedule written,
    * by any replica, once committed; `onGap` when announcements may have been missed (the listening connection

@@ -1,8 +1,9 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { SpanStatusCode, trace } from '@opentelemetry/api';
 import {
   ERROR_CODES,
   SluiceError,
+  type Boundaries,
   failedPrecondition,
   invalidArgument,
   notFound,
@@ -28,6 +29,7 @@ import {
 } from './model.js';
 import { type FiringRules, MAX_SKIP_ROWS, type PlannedWindow, dueTime, planDue } from './plan.js';
 import { coveringCron } from './covering-cron.js';
+import { checkTimeWindow } from './window-check.js';
 import { type Window, windowAt, windowsAfter } from './windows.js';
 
 /** How the schedule service reaches the operator. */
@@ -107,6 +109,26 @@ export interface BackfillInput {
   readonly signal?: AbortSignal;
 }
 
+/** A window submitted from outside the schedule (ClaimWindow). */
+export interface ClaimWindowInput {
+  readonly groupId: string;
+  /** TIME bounds (epoch ms strings) or OFFSET bounds in their canonical form. */
+  readonly boundaries: Boundaries;
+  /** Who submitted it: engine:<id>, token:<fingerprint>, inlong:<user>. */
+  readonly triggeredBy: string;
+  /** Run it again when its instance has ended. */
+  readonly rerun: boolean;
+}
+
+/**
+ * The ledger key of an OFFSET window: negative (a TIME window starts at an epoch ms >= 0), 48 bits of the
+ * SHA-256 of its canonical bounds, so one OFFSET window is one row of the group however often it is sent.
+ */
+export function offsetKey(lowerBound: string, upperBound: string): number {
+  const digest = createHash('sha256').update(JSON.stringify([lowerBound, upperBound])).digest();
+  return -(digest.readUIntBE(0, 6) + 1);
+}
+
 /** Windows a Backfill looks at, chosen or not; a wider range is refused before any work. */
 export const BACKFILL_MAX_WINDOWS = 100_000;
 
@@ -132,6 +154,8 @@ export class ScheduleService {
   #rescanning: Promise<void> | undefined;
   /** Instances whose jobs this replica follows now. */
   readonly #following = new Set<string>();
+  /** Windows submitted before they were due, armed here to be dispatched at their due time. */
+  readonly #early = new Map<string, { cancel(): void }>();
   #stopped = false;
   /** Aborted on stop: dispatch retries and job watches end, leaving their rows for the next start. */
   readonly #stopping = new AbortController();
@@ -240,6 +264,8 @@ export class ScheduleService {
     this.#stopping.abort(new Error('the schedule service is stopping'));
     this.#sweep?.cancel();
     this.#rescan?.cancel();
+    for (const timer of this.#early.values()) timer.cancel();
+    this.#early.clear();
     await this.#watch?.close();
     for (const engine of this.#o.engines.values()) {
       if (this.#o.hooks.has(engine, 'stop')) await this.#o.hooks.call(engine, 'stop', undefined).catch(() => {});
@@ -274,7 +300,12 @@ export class ScheduleService {
         ...(after ? { after } : {}),
       });
       for (const row of rows) {
-        const stale = row.updatedAt < now - this.#leaseMs;
+        if (row.state === 'SCHEDULED' && row.dueTime > now) {
+          // Submitted before it was due: every replica arms it, and the first to take it over at its due time runs it.
+          this.#armEarly(row);
+          continue;
+        }
+        const stale = Math.max(row.updatedAt, row.dueTime) < now - this.#leaseMs;
         if (row.state === 'SCHEDULED' && (stale || (atStart && row.owner === this.#o.owner))) {
           const taken = await this.#o.store.takeOverInstance(row.instanceId, row.updatedAt, this.#o.owner, now);
           if (taken) this.#runInstance(taken);
@@ -316,9 +347,24 @@ export class ScheduleService {
       listSchedules: () => this.listOwned(engineId),
       coveringCron: (info, dialect) => coveringCron(info, dialect),
       onWake: (listener) => void this.#wakeListeners.push(listener),
-      submitOfflineJob: async (request) => ({
-        jobIds: await this.#o.dispatcher.submit({ ...request, instanceId: request.instanceId ?? '', rerun: false }),
-      }),
+      submitOfflineJob: async (request) => {
+        // A dispatch of an instance the engine got from fireDue: the ledger row exists already.
+        if (request.instanceId)
+          return {
+            jobIds: await this.#o.dispatcher.submit({ ...request, instanceId: request.instanceId, rerun: false }),
+          };
+        const { instance } = await this.claimWindow({
+          groupId: request.groupId,
+          boundaries: {
+            boundaryType: request.boundaryType,
+            lowerBound: request.lowerBound,
+            upperBound: request.upperBound,
+          },
+          triggeredBy: `engine:${engineId}`,
+          rerun: false,
+        });
+        return { jobIds: instance.jobIds };
+      },
     };
     return ctx;
   }
@@ -536,13 +582,14 @@ export class ScheduleService {
     if (!s || !FIRING.includes(s.status)) return { instances: [] };
     const rules = firingRules(s.info);
     const now = this.#o.clock.now();
+    // Windows submitted before they are due wait for their time: they are neither the watermark nor running.
     const [last, active] = await Promise.all([
-      this.#o.store.lastInstance(groupId),
+      this.#o.store.lastInstance(groupId, asOf),
       rules.selfDepend === 0
         ? Promise.resolve(0)
         : this.#o.store
-            .listInstances({ groupId, states: ACTIVE_STATES, limit: rules.parallelism + 1 })
-            .then((r) => r.length),
+            .listInstances({ groupId, states: ACTIVE_STATES, limit: 1000 })
+            .then((r) => r.filter((i) => i.state !== 'SCHEDULED' || i.dueTime <= asOf).length),
     ]);
     const plan = planDue({ rules, now: asOf, active, graceMs: this.#graceMs, ...(last ? { last } : {}) });
     if (plan.waiting) this.#waiting.add(groupId);
@@ -629,6 +676,21 @@ export class ScheduleService {
         windowStart,
       );
     }
+    const early = await this.#o.store.getInstance(groupId, w.start);
+    if (early && early.state === 'SCHEDULED' && early.dueTime > this.#o.clock.now()) {
+      // Submitted before it was due: run now what would have run at its due time.
+      const taken = await this.#o.store.takeOverInstance(
+        early.instanceId,
+        early.updatedAt,
+        this.#o.owner,
+        this.#o.clock.now(),
+      );
+      if (taken) {
+        this.#early.get(taken.instanceId)?.cancel();
+        this.#early.delete(taken.instanceId);
+        return this.#startClaimed({ ...taken, dueTime: this.#o.clock.now() });
+      }
+    }
     return this.#fireOne(groupId, rules, w, 'MANUAL', rerun ? FINAL_STATES : []);
   }
 
@@ -661,6 +723,124 @@ export class ScheduleService {
       );
     }
     return existing!;
+  }
+
+  /**
+   * Records a window submitted from outside the schedule, or finds its instance, and dispatches it when due:
+   * at once (answering the dispatched row, its job ids set) when its due time has passed, else at its due time
+   * (answering the SCHEDULED row). TIME bounds must be one of the schedule's windows (any with engine None);
+   * a window overlapping another recorded one of the group is ALREADY_EXISTS. `created` is false when the
+   * window was found rather than recorded or re-armed by this call.
+   */
+  async claimWindow(input: ClaimWindowInput): Promise<{ instance: InstanceRecord; created: boolean }> {
+    const s = await this.#load(input.groupId);
+    const rules = firingRules(s.info);
+    const now = this.#o.clock.now();
+    const { boundaryType, lowerBound, upperBound } = input.boundaries;
+    let planned: PlannedWindow;
+    if (boundaryType === 'TIME') {
+      const w = checkTimeWindow(s.info, Number(lowerBound), Number(upperBound));
+      planned = { ...w, dueTime: dueTime(rules, w), trigger: 'EXTERNAL' };
+      await this.#refuseOverlap(input.groupId, w, '');
+    } else {
+      const key = offsetKey(lowerBound, upperBound);
+      planned = { start: key, end: key, dueTime: now, trigger: 'EXTERNAL' };
+    }
+    const wanted: InstanceRecord = {
+      ...this.#newInstance(input.groupId, planned, 'EXTERNAL', 'SCHEDULED', now),
+      ...(boundaryType === 'OFFSET' ? { boundaries: input.boundaries } : {}),
+      triggeredBy: input.triggeredBy,
+    };
+    const claimed = await this.#o.store.claimInstance(wanted);
+    if (claimed) {
+      if (boundaryType === 'TIME') {
+        // Two overlapping windows claimed at once each see the other here: both give way, neither runs.
+        try {
+          await this.#refuseOverlap(input.groupId, planned, claimed.instanceId);
+        } catch (err) {
+          await this.#o.store.withdrawInstance(claimed.instanceId);
+          throw err;
+        }
+      }
+      return { instance: await this.#startClaimed(claimed), created: true };
+    }
+    if (input.rerun) {
+      const rearmed = await this.#o.store.rearmInstance(
+        input.groupId,
+        planned.start,
+        FINAL_STATES,
+        'EXTERNAL',
+        this.#o.owner,
+        now,
+      );
+      if (rearmed) return { instance: await this.#startClaimed(rearmed), created: true };
+    }
+    const existing = await this.#o.store.getInstance(input.groupId, planned.start);
+    if (!existing)
+      throw new SluiceError(ERROR_CODES.VERSION_CONFLICT, 'the window changed while it was claimed; try again');
+    if (boundaryType === 'TIME' && existing.windowEnd !== planned.end)
+      throw new SluiceError(
+        ERROR_CODES.ALREADY_EXISTS,
+        `window [${planned.start}, ${planned.end}) of group '${input.groupId}' overlaps its recorded window [${existing.windowStart}, ${existing.windowEnd}) (${existing.state}); overlapping windows of one group never both run`,
+        { field: 'upper_bound' },
+      );
+    if (input.rerun && ACTIVE_STATES.includes(existing.state))
+      throw failedPrecondition(
+        `window [${lowerBound}, ${upperBound}) of group '${input.groupId}' is ${existing.state}; it can run again once it has ended`,
+      );
+    return { instance: existing, created: false };
+  }
+
+  async #refuseOverlap(groupId: string, w: Window, exceptId: string): Promise<void> {
+    // The same window is found, not refused; a different one sharing its start overlaps like any other.
+    const others = (await this.#o.store.overlappingInstances(groupId, w.start, w.end, exceptId)).filter(
+      (i) => i.windowStart !== w.start || i.windowEnd !== w.end,
+    );
+    if (others.length === 0) return;
+    const shown = others
+      .slice(0, 3)
+      .map((i) => `[${i.windowStart}, ${i.windowEnd}) (${i.state})`)
+      .join(', ');
+    throw new SluiceError(
+      ERROR_CODES.ALREADY_EXISTS,
+      `window [${w.start}, ${w.end}) of group '${groupId}' overlaps its recorded window${others.length > 1 ? 's' : ''} ${shown}; overlapping windows of one group never both run (submit exactly a recorded window to find it, or with rerun to run it again)`,
+      { field: 'lower_bound' },
+    );
+  }
+
+  /** Dispatches a claimed row now when it is due (answering it dispatched), or arms it for its due time. */
+  #startClaimed(instance: InstanceRecord): Promise<InstanceRecord> {
+    if (instance.dueTime > this.#o.clock.now()) {
+      this.#armEarly(instance);
+      return Promise.resolve(instance);
+    }
+    return new Promise((resolve, reject) =>
+      this.#runInstance(instance, (outcome) => (outcome instanceof Error ? reject(outcome) : resolve(outcome))),
+    );
+  }
+
+  /** Dispatches a window submitted early at its due time, on whichever replica takes it over first. */
+  #armEarly(instance: InstanceRecord): void {
+    if (this.#stopped || this.#early.has(instance.instanceId)) return;
+    const timer = this.#o.clock.scheduleAt(instance.dueTime, () => {
+      this.#early.delete(instance.instanceId);
+      this.#track(
+        (async () => {
+          const row = await this.#o.store.getInstanceById(instance.instanceId);
+          if (!row || row.state !== 'SCHEDULED' || this.#stopped) return;
+          const taken = await this.#o.store.takeOverInstance(
+            row.instanceId,
+            row.updatedAt,
+            this.#o.owner,
+            this.#o.clock.now(),
+          );
+          if (taken) this.#runInstance(taken);
+        })(),
+      ).catch((err: unknown) =>
+        this.#o.logger.error('dispatching a window at its due time failed', { instanceId: instance.instanceId, err }),
+      );
+    });
+    this.#early.set(instance.instanceId, timer);
   }
 
   /** Chooses past windows in [from, to) and fires them again with their own parallelism; dry run only lists them. */
@@ -757,25 +937,30 @@ export class ScheduleService {
     return p;
   }
 
-  /** Dispatches a claimed instance and follows it to its end. */
-  #runInstance(instance: InstanceRecord): void {
-    // One trace per fired window: the dispatch, the operator's job and the connector reads join it.
+  /**
+   * Dispatches a claimed instance and follows it to its end. `onDispatched` hears the dispatched row (or the
+   * row as it was when the service stops first), or the error that failed the dispatch.
+   */
+  #runInstance(instance: InstanceRecord, onDispatched?: (outcome: InstanceRecord | Error) => void): void {
+    // One trace per fired window: the dispatch, the operator's job and the connector reads join it. A window
+    // submitted from outside and run at once joins its caller's trace instead (a W3C traceparent is continued).
     const tracer = trace.getTracer('sluice.schedule');
     const run = tracer
       .startActiveSpan(
         'window fire',
         {
-          root: true,
+          root: onDispatched === undefined,
           attributes: {
             'sluice.group.id': instance.groupId,
             'sluice.window.start': instance.windowStart,
             'sluice.window.end': instance.windowEnd,
             'sluice.instance.id': instance.instanceId,
             'sluice.instance.attempt': instance.attempt,
+            ...(instance.boundaries ? { 'sluice.window.boundary_type': instance.boundaries.boundaryType } : {}),
           },
         },
         (span) =>
-          this.#dispatchAndFollow(instance).then(
+          this.#dispatchAndFollow(instance, onDispatched).then(
             () => span.end(),
             (err: unknown) => {
               span.setStatus({ code: SpanStatusCode.ERROR });
@@ -790,15 +975,20 @@ export class ScheduleService {
     this.#track(run);
   }
 
-  async #dispatchAndFollow(instance: InstanceRecord): Promise<void> {
+  async #dispatchAndFollow(
+    instance: InstanceRecord,
+    onDispatched: (outcome: InstanceRecord | Error) => void = () => {},
+  ): Promise<void> {
     let jobIds: readonly string[];
     try {
       jobIds = await this.#o.dispatcher.submit(
         {
           groupId: instance.groupId,
-          boundaryType: 'TIME',
-          lowerBound: String(instance.windowStart),
-          upperBound: String(instance.windowEnd),
+          ...(instance.boundaries ?? {
+            boundaryType: 'TIME',
+            lowerBound: String(instance.windowStart),
+            upperBound: String(instance.windowEnd),
+          }),
           instanceId: runId(instance),
           rerun: instance.attempt > 1,
         },
@@ -806,7 +996,8 @@ export class ScheduleService {
       );
     } catch (err) {
       // Stopping: the row stays SCHEDULED and this replica dispatches it when it starts again.
-      if (this.#stopped) return;
+      if (this.#stopped) return onDispatched(instance);
+      onDispatched(err instanceof Error ? err : new Error(String(err)));
       const message = err instanceof Error ? err.message : String(err);
       this.#o.logger.error('dispatch failed', { groupId: instance.groupId, windowStart: instance.windowStart, err });
       await this.#o.store.updateInstance(
@@ -825,6 +1016,7 @@ export class ScheduleService {
       now,
       ['SCHEDULED'],
     );
+    onDispatched(dispatched ?? (await this.#o.store.getInstanceById(instance.instanceId)) ?? instance);
     if (dispatched) await this.#followInstance(dispatched);
   }
 

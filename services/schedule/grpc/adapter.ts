@@ -14,7 +14,7 @@ import {
   type Window as PbWindow,
 } from '../../../proto/gen/sluice/schedule/v1/schedule.js';
 import { checkPageSize, decodePageToken, encodePageToken } from '../../core/paging.js';
-import { callSignal, unary } from '../../core/grpc-adapter.js';
+import { callSignal, decodeBoundaries, encodeBoundaries, unary } from '../../core/grpc-adapter.js';
 import type { Clock } from '../domain/clock.js';
 import type { InstanceRecord, InstanceState, ScheduleRecord, ScheduleStatus } from '../domain/model.js';
 import type { PlannedWindow } from '../domain/plan.js';
@@ -52,6 +52,7 @@ const TRIGGER_TO_PB = {
   CATCH_UP: PbTrigger.INSTANCE_TRIGGER_CATCH_UP,
   MANUAL: PbTrigger.INSTANCE_TRIGGER_MANUAL,
   BACKFILL: PbTrigger.INSTANCE_TRIGGER_BACKFILL,
+  EXTERNAL: PbTrigger.INSTANCE_TRIGGER_EXTERNAL,
 } as const;
 
 /** Proto ScheduleInfo → the SDK's; enum values outside the contract are INVALID_ARGUMENT. */
@@ -123,11 +124,12 @@ function encodeWindow(w: { start: number; end: number; dueTime: number }, zone: 
   };
 }
 
-function encodeInstance(i: InstanceRecord, zone: string): Instance {
+export function encodeInstance(i: InstanceRecord, zone: string): Instance {
   return {
     instanceId: i.instanceId,
     groupId: i.groupId,
-    window: encodeWindow({ start: i.windowStart, end: i.windowEnd, dueTime: i.dueTime }, zone),
+    // An OFFSET window has no window times (its row's start is a key): its bounds say what it reads.
+    window: i.boundaries ? undefined : encodeWindow({ start: i.windowStart, end: i.windowEnd, dueTime: i.dueTime }, zone),
     state: STATE_TO_PB[i.state],
     trigger: TRIGGER_TO_PB[i.trigger],
     jobIds: [...i.jobIds],
@@ -135,6 +137,10 @@ function encodeInstance(i: InstanceRecord, zone: string): Instance {
     dispatchedAt: i.dispatchedAt ?? 0,
     finishedAt: i.finishedAt ?? 0,
     error: i.error ?? '',
+    boundaries: encodeBoundaries(
+      i.boundaries ?? { boundaryType: 'TIME', lowerBound: String(i.windowStart), upperBound: String(i.windowEnd) },
+    ),
+    triggeredBy: i.triggeredBy ?? '',
   };
 }
 
@@ -247,6 +253,16 @@ export function scheduleGrpc(
         instances: page.map((i) => encodeInstance(i, zone)),
         nextPageToken: rows.length > limit ? encodePageToken(String(page[page.length - 1]!.windowStart)) : '',
       };
+    }),
+    claimWindow: unary(logger, 'ClaimWindow', async (req) => {
+      if (req.triggeredBy === '') throw invalidArgument('triggered_by', 'who submitted the window', req.triggeredBy);
+      const result = await service.claimWindow({
+        groupId: req.groupId,
+        boundaries: decodeBoundaries(req.boundaries, 'boundaries'),
+        triggeredBy: req.triggeredBy,
+        rerun: req.rerun,
+      });
+      return { instance: encodeInstance(result.instance, await zoneOf(req.groupId)), created: result.created };
     }),
     fireDue: unary(logger, 'FireDue', async (req) => {
       const result = await service.fireDueChecked(req.groupId, req.asOf);

@@ -3,7 +3,10 @@
  * folder in SLUICE_PLUGIN_PATH), as the connector suite does for connectors. Each engine is driven on
  * the service's ManualClock against a SQLite ledger and an in-process operator stand-in; an external
  * engine runs it against its stand-in server (its plugin folder's settings point there). Each engine is
- * asked to accept its own id as schedule_engine.
+ * asked to accept its own id as schedule_engine. The bundled Airflow engine runs against the stand-in
+ * Airflow of test/helpers/fake-airflow.ts (held to Airflow's OpenAPI spec), which plays Airflow's
+ * scheduler on the kit's clock: each DAG ticks on its cron and calls FireDue as the factory's task does.
+ * SLUICE_PLUGIN_AIRFLOW_URL set points the kit at another Airflow instead (its ticks are then real).
  */
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -18,13 +21,29 @@ import { type LoadedPlugin, loadPlugins } from '../../../services/host/loader.js
 import { ManualClock } from '../../../services/schedule/domain/clock.js';
 import { ScheduleService } from '../../../services/schedule/domain/service.js';
 import { SqliteScheduleStore } from '../../../services/store/index.js';
+import { FakeAirflow, airflowSpecPresent } from '../../helpers/fake-airflow.js';
 import { FakeDispatcher, info } from '../../helpers/schedule.js';
 
 const EXAMPLES = fileURLToPath(new URL('../../../examples/engines/', import.meta.url));
 const test = anyTest as TestFn<unknown>;
 
+const airflow =
+  airflowSpecPresent && process.env.SLUICE_PLUGIN_AIRFLOW_URL === undefined
+    ? await new FakeAirflow().listen()
+    : undefined;
 // The example clock ticks every minute by default; five keep four days of ticks quick here.
-const env = { SLUICE_PLUGIN_INTERVAL_CLOCK_TICK_MS: '300000', ...process.env };
+const env = {
+  SLUICE_PLUGIN_INTERVAL_CLOCK_TICK_MS: '300000',
+  ...(airflow
+    ? {
+        SLUICE_PLUGIN_AIRFLOW_URL: airflow.url,
+        SLUICE_PLUGIN_AIRFLOW_USERNAME: airflow.username,
+        SLUICE_PLUGIN_AIRFLOW_PASSWORD: airflow.password,
+        SLUICE_PLUGIN_AIRFLOW_CALLBACK_TOKEN: 'kit-callback-token-0123456789',
+      }
+    : {}),
+  ...process.env,
+};
 const plugins = await loadPlugins({
   bundledDir: BUNDLED_PLUGINS_DIR,
   extraDirs: [EXAMPLES, ...(process.env.SLUICE_PLUGIN_PATH ?? '').split(delimiter).filter(Boolean)],
@@ -60,6 +79,8 @@ async function rig(t: ExecutionContext, engine: LoadedPlugin<EnginePlugin>) {
     clock,
     dispatcher,
     store,
+    /** While the service is restarted: calls from outside (the stand-in's ticks) find nobody. */
+    down: false,
     service: make(),
     resolution: hooks.has(engine, 'resolutionMs') ? await hooks.call(engine, 'resolutionMs', undefined) : 0,
     async advanceTo(at: number) {
@@ -71,10 +92,12 @@ async function rig(t: ExecutionContext, engine: LoadedPlugin<EnginePlugin>) {
       });
     },
     async restart(downUntil: number, whileDown?: () => Promise<void>) {
+      r.down = true;
       await r.service.stop();
       await clock.advanceTo(downUntil, async () => {});
       await whileDown?.();
       r.service = make();
+      r.down = false;
       await r.service.start();
     },
     fired(groupId: string) {
@@ -83,7 +106,19 @@ async function rig(t: ExecutionContext, engine: LoadedPlugin<EnginePlugin>) {
         .map((s) => ({ start: Number(s.lowerBound), end: Number(s.upperBound), at: s.at }));
     },
   };
+  if (airflow && engine.id === 'airflow') {
+    // A fresh Airflow for each rig, its scheduler on this rig's clock.
+    airflow.reset();
+    airflow.now = () => clock.now();
+    airflow.startTicking({
+      now: () => clock.now(),
+      scheduleAt: (at, fn) => clock.scheduleAt(at, fn),
+      fireDue: (groupId, asOf) =>
+        r.down ? Promise.reject(new Error('Sluice is down')) : r.service.fireDue(groupId, asOf),
+    });
+  }
   t.teardown(async () => {
+    if (engine.id === 'airflow') airflow?.stopTicking();
     await r.service.stop();
     await store.close();
     await rm(dir, { recursive: true, force: true });
@@ -237,6 +272,14 @@ for (const engine of engines) {
       t.is(r.fired('kit-gone').length, goneBefore, 'a schedule deleted while down never fires again');
     },
   );
+}
+
+if (airflow) {
+  test.after.always(() => airflow.close());
+  test.serial('airflow: every request the kit caused at the stand-in Airflow fits its OpenAPI spec', (t) => {
+    t.true(airflow.ticks.length > 0, 'the stand-in ticked');
+    t.deepEqual(airflow.violations, []);
+  });
 }
 
 test("the example's README shows exactly the example's files", async (t) => {

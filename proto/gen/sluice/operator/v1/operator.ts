@@ -22,7 +22,7 @@ import {
 } from "@grpc/grpc-js";
 import { Struct } from "../../../google/protobuf/struct.js";
 import { Boundaries, BoundaryType, boundaryTypeFromJSON, boundaryTypeToJSON } from "../../common/v1/common.js";
-import { ScheduleInfo } from "../../schedule/v1/schedule.js";
+import { Instance, ScheduleInfo } from "../../schedule/v1/schedule.js";
 
 export const protobufPackage = "sluice.operator.v1";
 
@@ -229,9 +229,13 @@ export interface GetGroupResponse {
 }
 
 export interface ListGroupsRequest {
+  /** At most 500 (0: 50). */
   pageSize: number;
   pageToken: string;
+  /** Only groups in these statuses, when set (naming GROUP_STATUS_DELETED lists deleted groups too). */
   statuses: GroupStatus[];
+  /** List deleted groups too; without it (and without GROUP_STATUS_DELETED in statuses) they are left out. */
+  includeDeleted: boolean;
 }
 
 export interface ListGroupsResponse {
@@ -261,6 +265,11 @@ export interface SubmitOfflineJobResponse {
   jobs: Job[];
   /** False when existing jobs were returned. */
   created: boolean;
+  /**
+   * The window's ledger row in the schedule service. A window submitted before it is due has no
+   * jobs yet: its instance is SCHEDULED and runs at its due time.
+   */
+  instance: Instance | undefined;
 }
 
 export interface JobProgress {
@@ -1711,7 +1720,7 @@ export const GetGroupResponse: MessageFns<GetGroupResponse> = {
 };
 
 function createBaseListGroupsRequest(): ListGroupsRequest {
-  return { pageSize: 0, pageToken: "", statuses: [] };
+  return { pageSize: 0, pageToken: "", statuses: [], includeDeleted: false };
 }
 
 export const ListGroupsRequest: MessageFns<ListGroupsRequest> = {
@@ -1728,6 +1737,9 @@ export const ListGroupsRequest: MessageFns<ListGroupsRequest> = {
         writer.int32(v);
       }
       writer.join();
+    }
+    if (message.includeDeleted !== false) {
+      writer.uint32(32).bool(message.includeDeleted);
     }
     return writer;
   },
@@ -1779,6 +1791,14 @@ export const ListGroupsRequest: MessageFns<ListGroupsRequest> = {
 
             break;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.includeDeleted = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1806,6 +1826,11 @@ export const ListGroupsRequest: MessageFns<ListGroupsRequest> = {
       statuses: globalThis.Array.isArray(object?.statuses)
         ? object.statuses.map((e: any) => groupStatusFromJSON(e))
         : [],
+      includeDeleted: isSet(object.includeDeleted)
+        ? globalThis.Boolean(object.includeDeleted)
+        : isSet(object.include_deleted)
+        ? globalThis.Boolean(object.include_deleted)
+        : false,
     };
   },
 
@@ -1820,6 +1845,9 @@ export const ListGroupsRequest: MessageFns<ListGroupsRequest> = {
     if (message.statuses?.length) {
       obj.statuses = message.statuses.map((e) => groupStatusToJSON(e));
     }
+    if (message.includeDeleted !== false) {
+      obj.includeDeleted = message.includeDeleted;
+    }
     return obj;
   },
 
@@ -1831,6 +1859,7 @@ export const ListGroupsRequest: MessageFns<ListGroupsRequest> = {
     message.pageSize = object.pageSize ?? 0;
     message.pageToken = object.pageToken ?? "";
     message.statuses = object.statuses?.map((e) => e) || [];
+    message.includeDeleted = object.includeDeleted ?? false;
     return message;
   },
 };
@@ -2165,7 +2194,7 @@ export const SubmitOfflineJobRequest: MessageFns<SubmitOfflineJobRequest> = {
 };
 
 function createBaseSubmitOfflineJobResponse(): SubmitOfflineJobResponse {
-  return { jobs: [], created: false };
+  return { jobs: [], created: false, instance: undefined };
 }
 
 export const SubmitOfflineJobResponse: MessageFns<SubmitOfflineJobResponse> = {
@@ -2175,6 +2204,9 @@ export const SubmitOfflineJobResponse: MessageFns<SubmitOfflineJobResponse> = {
     }
     if (message.created !== false) {
       writer.uint32(16).bool(message.created);
+    }
+    if (message.instance !== undefined) {
+      Instance.encode(message.instance, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -2208,6 +2240,14 @@ export const SubmitOfflineJobResponse: MessageFns<SubmitOfflineJobResponse> = {
             message.created = reader.bool();
             continue;
           }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.instance = Instance.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2224,6 +2264,7 @@ export const SubmitOfflineJobResponse: MessageFns<SubmitOfflineJobResponse> = {
     return {
       jobs: globalThis.Array.isArray(object?.jobs) ? object.jobs.map((e: any) => Job.fromJSON(e)) : [],
       created: isSet(object.created) ? globalThis.Boolean(object.created) : false,
+      instance: isSet(object.instance) ? Instance.fromJSON(object.instance) : undefined,
     };
   },
 
@@ -2235,6 +2276,9 @@ export const SubmitOfflineJobResponse: MessageFns<SubmitOfflineJobResponse> = {
     if (message.created !== false) {
       obj.created = message.created;
     }
+    if (message.instance !== undefined) {
+      obj.instance = Instance.toJSON(message.instance);
+    }
     return obj;
   },
 
@@ -2245,6 +2289,9 @@ export const SubmitOfflineJobResponse: MessageFns<SubmitOfflineJobResponse> = {
     const message = createBaseSubmitOfflineJobResponse();
     message.jobs = object.jobs?.map((e) => Job.fromPartial(e)) || [];
     message.created = object.created ?? false;
+    message.instance = (object.instance !== undefined && object.instance !== null)
+      ? Instance.fromPartial(object.instance)
+      : undefined;
     return message;
   },
 };
@@ -3567,7 +3614,12 @@ export const OperatorServiceService = {
     responseSerialize: (value: ListGroupsResponse): Buffer => Buffer.from(ListGroupsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListGroupsResponse => ListGroupsResponse.decode(value),
   },
-  /** Turns one window into one job per stream. Idempotent on (group, boundaries) unless rerun. */
+  /**
+   * Turns one window into one job per stream. Idempotent on (group, boundaries) unless rerun. The
+   * window is first recorded in the schedule service's ledger (ClaimWindow): TIME bounds must be one
+   * window of the group's schedule (any bounds when its engine is None); a window not yet due is
+   * recorded and runs when due (no jobs in the answer yet).
+   */
   submitOfflineJob: {
     path: "/sluice.operator.v1.OperatorService/SubmitOfflineJob" as const,
     requestStream: false as const,
@@ -3629,7 +3681,12 @@ export interface OperatorServiceServer extends UntypedServiceImplementation {
   deleteGroup: handleUnaryCall<DeleteGroupRequest, DeleteGroupResponse>;
   getGroup: handleUnaryCall<GetGroupRequest, GetGroupResponse>;
   listGroups: handleUnaryCall<ListGroupsRequest, ListGroupsResponse>;
-  /** Turns one window into one job per stream. Idempotent on (group, boundaries) unless rerun. */
+  /**
+   * Turns one window into one job per stream. Idempotent on (group, boundaries) unless rerun. The
+   * window is first recorded in the schedule service's ledger (ClaimWindow): TIME bounds must be one
+   * window of the group's schedule (any bounds when its engine is None); a window not yet due is
+   * recorded and runs when due (no jobs in the answer yet).
+   */
   submitOfflineJob: handleUnaryCall<SubmitOfflineJobRequest, SubmitOfflineJobResponse>;
   getJob: handleUnaryCall<GetJobRequest, GetJobResponse>;
   listJobs: handleUnaryCall<ListJobsRequest, ListJobsResponse>;
@@ -3733,7 +3790,12 @@ export interface OperatorServiceClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListGroupsResponse) => void,
   ): ClientUnaryCall;
-  /** Turns one window into one job per stream. Idempotent on (group, boundaries) unless rerun. */
+  /**
+   * Turns one window into one job per stream. Idempotent on (group, boundaries) unless rerun. The
+   * window is first recorded in the schedule service's ledger (ClaimWindow): TIME bounds must be one
+   * window of the group's schedule (any bounds when its engine is None); a window not yet due is
+   * recorded and runs when due (no jobs in the answer yet).
+   */
   submitOfflineJob(
     request: SubmitOfflineJobRequest,
     callback: (error: ServiceError | null, response: SubmitOfflineJobResponse) => void,

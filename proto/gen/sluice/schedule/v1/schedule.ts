@@ -18,6 +18,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { Boundaries } from "../../common/v1/common.js";
 
 export const protobufPackage = "sluice.schedule.v1";
 
@@ -244,6 +245,11 @@ export enum InstanceTrigger {
   INSTANCE_TRIGGER_CATCH_UP = 2,
   INSTANCE_TRIGGER_MANUAL = 3,
   INSTANCE_TRIGGER_BACKFILL = 4,
+  /**
+   * INSTANCE_TRIGGER_EXTERNAL - Submitted from outside the schedule (SubmitOfflineJob, the HTTP callback, an engine's
+   * submitOfflineJob); Instance.triggered_by says who.
+   */
+  INSTANCE_TRIGGER_EXTERNAL = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -264,6 +270,9 @@ export function instanceTriggerFromJSON(object: any): InstanceTrigger {
     case 4:
     case "INSTANCE_TRIGGER_BACKFILL":
       return InstanceTrigger.INSTANCE_TRIGGER_BACKFILL;
+    case 5:
+    case "INSTANCE_TRIGGER_EXTERNAL":
+      return InstanceTrigger.INSTANCE_TRIGGER_EXTERNAL;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -283,6 +292,8 @@ export function instanceTriggerToJSON(object: InstanceTrigger): string {
       return "INSTANCE_TRIGGER_MANUAL";
     case InstanceTrigger.INSTANCE_TRIGGER_BACKFILL:
       return "INSTANCE_TRIGGER_BACKFILL";
+    case InstanceTrigger.INSTANCE_TRIGGER_EXTERNAL:
+      return "INSTANCE_TRIGGER_EXTERNAL";
     case InstanceTrigger.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -409,6 +420,21 @@ export interface Instance {
   dispatchedAt: number;
   finishedAt: number;
   error: string;
+  /**
+   * The window's bounds as dispatched: TIME bounds are the window's start and end in epoch ms;
+   * OFFSET bounds are connector positions in their canonical form (such an instance has no
+   * window times: window is unset).
+   */
+  boundaries:
+    | Boundaries
+    | undefined;
+  /**
+   * Who submitted an EXTERNAL window: "engine:<plugin id>"; "token:<fingerprint>" for a gRPC caller
+   * (the first 12 hex digits of its bearer token's SHA-256; "grpc" without a token); "inlong:<user>"
+   * or "token" for the HTTP callback.
+   * Empty for windows the schedule fired itself.
+   */
+  triggeredBy: string;
 }
 
 export interface RegisterScheduleRequest {
@@ -553,6 +579,29 @@ export interface FireDueResponse {
    * windows wait for running ones to finish).
    */
   nextDueTime: number;
+}
+
+export interface ClaimWindowRequest {
+  groupId: string;
+  boundaries:
+    | Boundaries
+    | undefined;
+  /** Who submitted the window (recorded in Instance.triggered_by). */
+  triggeredBy: string;
+  /** Run the window again when its instance has ended (as TriggerWindow's rerun). */
+  rerun: boolean;
+}
+
+export interface ClaimWindowResponse {
+  /**
+   * The window's instance: dispatched (job_ids set) when it was due, SCHEDULED when it runs later,
+   * or as found when it already existed.
+   */
+  instance:
+    | Instance
+    | undefined;
+  /** True when this call recorded (or re-armed) the window; false when it found it. */
+  created: boolean;
 }
 
 function createBaseCatchUpPolicy(): CatchUpPolicy {
@@ -1331,6 +1380,8 @@ function createBaseInstance(): Instance {
     dispatchedAt: 0,
     finishedAt: 0,
     error: "",
+    boundaries: undefined,
+    triggeredBy: "",
   };
 }
 
@@ -1365,6 +1416,12 @@ export const Instance: MessageFns<Instance> = {
     }
     if (message.error !== "") {
       writer.uint32(82).string(message.error);
+    }
+    if (message.boundaries !== undefined) {
+      Boundaries.encode(message.boundaries, writer.uint32(90).fork()).join();
+    }
+    if (message.triggeredBy !== "") {
+      writer.uint32(98).string(message.triggeredBy);
     }
     return writer;
   },
@@ -1462,6 +1519,22 @@ export const Instance: MessageFns<Instance> = {
             message.error = reader.string();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.boundaries = Boundaries.decode(reader, reader.uint32());
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.triggeredBy = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1506,6 +1579,12 @@ export const Instance: MessageFns<Instance> = {
         ? globalThis.Number(object.finished_at)
         : 0,
       error: isSet(object.error) ? globalThis.String(object.error) : "",
+      boundaries: isSet(object.boundaries) ? Boundaries.fromJSON(object.boundaries) : undefined,
+      triggeredBy: isSet(object.triggeredBy)
+        ? globalThis.String(object.triggeredBy)
+        : isSet(object.triggered_by)
+        ? globalThis.String(object.triggered_by)
+        : "",
     };
   },
 
@@ -1541,6 +1620,12 @@ export const Instance: MessageFns<Instance> = {
     if (message.error !== "") {
       obj.error = message.error;
     }
+    if (message.boundaries !== undefined) {
+      obj.boundaries = Boundaries.toJSON(message.boundaries);
+    }
+    if (message.triggeredBy !== "") {
+      obj.triggeredBy = message.triggeredBy;
+    }
     return obj;
   },
 
@@ -1561,6 +1646,10 @@ export const Instance: MessageFns<Instance> = {
     message.dispatchedAt = object.dispatchedAt ?? 0;
     message.finishedAt = object.finishedAt ?? 0;
     message.error = object.error ?? "";
+    message.boundaries = (object.boundaries !== undefined && object.boundaries !== null)
+      ? Boundaries.fromPartial(object.boundaries)
+      : undefined;
+    message.triggeredBy = object.triggeredBy ?? "";
     return message;
   },
 };
@@ -3729,6 +3818,220 @@ export const FireDueResponse: MessageFns<FireDueResponse> = {
   },
 };
 
+function createBaseClaimWindowRequest(): ClaimWindowRequest {
+  return { groupId: "", boundaries: undefined, triggeredBy: "", rerun: false };
+}
+
+export const ClaimWindowRequest: MessageFns<ClaimWindowRequest> = {
+  encode(message: ClaimWindowRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.groupId !== "") {
+      writer.uint32(10).string(message.groupId);
+    }
+    if (message.boundaries !== undefined) {
+      Boundaries.encode(message.boundaries, writer.uint32(18).fork()).join();
+    }
+    if (message.triggeredBy !== "") {
+      writer.uint32(26).string(message.triggeredBy);
+    }
+    if (message.rerun !== false) {
+      writer.uint32(32).bool(message.rerun);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClaimWindowRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClaimWindowRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.groupId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.boundaries = Boundaries.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.triggeredBy = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.rerun = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClaimWindowRequest {
+    return {
+      groupId: isSet(object.groupId)
+        ? globalThis.String(object.groupId)
+        : isSet(object.group_id)
+        ? globalThis.String(object.group_id)
+        : "",
+      boundaries: isSet(object.boundaries) ? Boundaries.fromJSON(object.boundaries) : undefined,
+      triggeredBy: isSet(object.triggeredBy)
+        ? globalThis.String(object.triggeredBy)
+        : isSet(object.triggered_by)
+        ? globalThis.String(object.triggered_by)
+        : "",
+      rerun: isSet(object.rerun) ? globalThis.Boolean(object.rerun) : false,
+    };
+  },
+
+  toJSON(message: ClaimWindowRequest): unknown {
+    const obj: any = {};
+    if (message.groupId !== "") {
+      obj.groupId = message.groupId;
+    }
+    if (message.boundaries !== undefined) {
+      obj.boundaries = Boundaries.toJSON(message.boundaries);
+    }
+    if (message.triggeredBy !== "") {
+      obj.triggeredBy = message.triggeredBy;
+    }
+    if (message.rerun !== false) {
+      obj.rerun = message.rerun;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ClaimWindowRequest>): ClaimWindowRequest {
+    return ClaimWindowRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ClaimWindowRequest>): ClaimWindowRequest {
+    const message = createBaseClaimWindowRequest();
+    message.groupId = object.groupId ?? "";
+    message.boundaries = (object.boundaries !== undefined && object.boundaries !== null)
+      ? Boundaries.fromPartial(object.boundaries)
+      : undefined;
+    message.triggeredBy = object.triggeredBy ?? "";
+    message.rerun = object.rerun ?? false;
+    return message;
+  },
+};
+
+function createBaseClaimWindowResponse(): ClaimWindowResponse {
+  return { instance: undefined, created: false };
+}
+
+export const ClaimWindowResponse: MessageFns<ClaimWindowResponse> = {
+  encode(message: ClaimWindowResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.instance !== undefined) {
+      Instance.encode(message.instance, writer.uint32(10).fork()).join();
+    }
+    if (message.created !== false) {
+      writer.uint32(16).bool(message.created);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClaimWindowResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClaimWindowResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.instance = Instance.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.created = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClaimWindowResponse {
+    return {
+      instance: isSet(object.instance) ? Instance.fromJSON(object.instance) : undefined,
+      created: isSet(object.created) ? globalThis.Boolean(object.created) : false,
+    };
+  },
+
+  toJSON(message: ClaimWindowResponse): unknown {
+    const obj: any = {};
+    if (message.instance !== undefined) {
+      obj.instance = Instance.toJSON(message.instance);
+    }
+    if (message.created !== false) {
+      obj.created = message.created;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ClaimWindowResponse>): ClaimWindowResponse {
+    return ClaimWindowResponse.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ClaimWindowResponse>): ClaimWindowResponse {
+    const message = createBaseClaimWindowResponse();
+    message.instance = (object.instance !== undefined && object.instance !== null)
+      ? Instance.fromPartial(object.instance)
+      : undefined;
+    message.created = object.created ?? false;
+    return message;
+  },
+};
+
 export type ScheduleServiceService = typeof ScheduleServiceService;
 export const ScheduleServiceService = {
   /**
@@ -3871,6 +4174,25 @@ export const ScheduleServiceService = {
     responseSerialize: (value: FireDueResponse): Buffer => Buffer.from(FireDueResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): FireDueResponse => FireDueResponse.decode(value),
   },
+  /**
+   * Records a window submitted from outside the schedule (SubmitOfflineJob, the HTTP callback, an
+   * engine's submitOfflineJob) in the ledger, or finds its instance, and dispatches it when it is
+   * due: at once when its due time has passed, else at its due time (the row waits SCHEDULED, and
+   * survives restarts). TIME bounds must be one window of the schedule (any bounds with engine None);
+   * OFFSET bounds are taken as given (the caller sends their canonical form). INVALID_ARGUMENT for
+   * bounds that are not a window (naming the nearest windows); ALREADY_EXISTS when the window
+   * overlaps another of the group's windows that is recorded; FAILED_PRECONDITION on rerun while
+   * the window is still running. The operator calls it; callers need the admin role.
+   */
+  claimWindow: {
+    path: "/sluice.schedule.v1.ScheduleService/ClaimWindow" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ClaimWindowRequest): Buffer => Buffer.from(ClaimWindowRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ClaimWindowRequest => ClaimWindowRequest.decode(value),
+    responseSerialize: (value: ClaimWindowResponse): Buffer => Buffer.from(ClaimWindowResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ClaimWindowResponse => ClaimWindowResponse.decode(value),
+  },
 } as const;
 
 export interface ScheduleServiceServer extends UntypedServiceImplementation {
@@ -3904,6 +4226,17 @@ export interface ScheduleServiceServer extends UntypedServiceImplementation {
    * schedule fires nothing (its windows follow the catch-up policy once resumed).
    */
   fireDue: handleUnaryCall<FireDueRequest, FireDueResponse>;
+  /**
+   * Records a window submitted from outside the schedule (SubmitOfflineJob, the HTTP callback, an
+   * engine's submitOfflineJob) in the ledger, or finds its instance, and dispatches it when it is
+   * due: at once when its due time has passed, else at its due time (the row waits SCHEDULED, and
+   * survives restarts). TIME bounds must be one window of the schedule (any bounds with engine None);
+   * OFFSET bounds are taken as given (the caller sends their canonical form). INVALID_ARGUMENT for
+   * bounds that are not a window (naming the nearest windows); ALREADY_EXISTS when the window
+   * overlaps another of the group's windows that is recorded; FAILED_PRECONDITION on rerun while
+   * the window is still running. The operator calls it; callers need the admin role.
+   */
+  claimWindow: handleUnaryCall<ClaimWindowRequest, ClaimWindowResponse>;
 }
 
 export interface ScheduleServiceClient extends Client {
@@ -4104,6 +4437,31 @@ export interface ScheduleServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: FireDueResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Records a window submitted from outside the schedule (SubmitOfflineJob, the HTTP callback, an
+   * engine's submitOfflineJob) in the ledger, or finds its instance, and dispatches it when it is
+   * due: at once when its due time has passed, else at its due time (the row waits SCHEDULED, and
+   * survives restarts). TIME bounds must be one window of the schedule (any bounds with engine None);
+   * OFFSET bounds are taken as given (the caller sends their canonical form). INVALID_ARGUMENT for
+   * bounds that are not a window (naming the nearest windows); ALREADY_EXISTS when the window
+   * overlaps another of the group's windows that is recorded; FAILED_PRECONDITION on rerun while
+   * the window is still running. The operator calls it; callers need the admin role.
+   */
+  claimWindow(
+    request: ClaimWindowRequest,
+    callback: (error: ServiceError | null, response: ClaimWindowResponse) => void,
+  ): ClientUnaryCall;
+  claimWindow(
+    request: ClaimWindowRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ClaimWindowResponse) => void,
+  ): ClientUnaryCall;
+  claimWindow(
+    request: ClaimWindowRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ClaimWindowResponse) => void,
   ): ClientUnaryCall;
 }
 

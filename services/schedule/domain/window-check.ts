@@ -1,6 +1,6 @@
 import { invalidArgument, type ScheduleInfo } from 'sluice/sdk';
-import { firingRules, isNoEngine } from '../../schedule/domain/info.js';
-import { windowAt, windowsAfter } from '../../schedule/domain/windows.js';
+import { firingRules, isNoEngine } from './info.js';
+import { type Window, windowAt, windowsAfter } from './windows.js';
 
 const iso = (ms: number) => (Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : String(ms));
 
@@ -9,12 +9,15 @@ const iso = (ms: number) => (Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString(
  * PreviewWindows shows. A group whose engine is `None` is explicitly manual: any well-formed bounds.
  * Refusals name the nearest windows, so a caller (or a person reading its log) sees what to send.
  */
-export function checkTimeWindow(schedule: ScheduleInfo, lower: number, upper: number): void {
-  if (upper <= lower) throw invalidArgument('upper_bound', `a bound after lower_bound (${lower})`, String(upper));
-  if (isNoEngine(schedule.scheduleEngine)) return;
+export function checkTimeWindow(schedule: ScheduleInfo, lower: number, upper: number): Window {
+  if (!Number.isSafeInteger(lower) || lower < 0)
+    throw invalidArgument('lower_bound', 'epoch milliseconds as a decimal string', String(lower));
+  if (!Number.isSafeInteger(upper) || upper <= lower)
+    throw invalidArgument('upper_bound', `epoch milliseconds after lower_bound (${lower})`, String(upper));
+  if (isNoEngine(schedule.scheduleEngine)) return { start: lower, end: upper };
   const { spec } = firingRules(schedule);
   const holding = windowAt(spec, lower);
-  if (holding && holding.start === lower && holding.end === upper) return;
+  if (holding && holding.start === lower && holding.end === upper) return holding;
   const near = [...take(windowsAfter(spec, Math.max(spec.startTime, lower) - 1), 2)];
   const before = holding && holding.start !== lower ? [holding] : [];
   const shown = [...before, ...near.filter((w) => !before.some((b) => b.start === w.start))].slice(0, 2);

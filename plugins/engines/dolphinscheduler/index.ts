@@ -1,0 +1,177 @@
+import {
+  ERROR_CODES,
+  SluiceError,
+  defineEnginePlugin,
+  type EngineContext,
+  type HookContext,
+  type ScheduleInfo,
+} from 'sluice/sdk';
+import { DsClient, type DsVersion } from './client.js';
+import { PREFIX, groupOf, workflowName } from './names.js';
+import { scheduleParam, workflowForm } from './workflow.js';
+
+/**
+ * DolphinScheduler is the clock: one workflow `sluice__<group>` per live schedule, with one HTTP task
+ * that POSTs FireDue with the run's schedule time, on a schedule whose Quartz cron covers every due
+ * time. Sluice decides which windows are due; DolphinScheduler only says when.
+ */
+const RESOLUTION_MS = 1000;
+const RECONCILE_RETRY_MS = 60_000;
+
+interface Settings {
+  readonly url?: string;
+  readonly token?: string;
+  readonly project?: string;
+  readonly version?: 'auto' | DsVersion;
+  readonly callbackToken?: string;
+}
+
+let client: DsClient | undefined;
+let clientKey: string | undefined;
+let engineCtx: EngineContext | undefined;
+let retry: { cancel(): void } | undefined;
+
+function settingsOf(ctx: HookContext): Settings {
+  return ctx.settings as Settings;
+}
+
+function clientFor(ctx: HookContext): DsClient {
+  const s = settingsOf(ctx);
+  const key = `${s.url}|${s.version ?? 'auto'}`;
+  if (!client || clientKey !== key) {
+    client = new DsClient(s.url ?? '', s.token, s.version ?? 'auto');
+    clientKey = key;
+  }
+  return client;
+}
+
+/** The project's code (created when missing) and the API generation (detected once per client). */
+async function target(ctx: HookContext): Promise<{ c: DsClient; pc: number; version: DsVersion }> {
+  const c = clientFor(ctx);
+  const version = await c.version();
+  const pc = await c.project(settingsOf(ctx).project ?? 'sluice');
+  return { c, pc, version };
+}
+
+/**
+ * Creates or updates the group's workflow and schedule in place (same workflow code, task code and
+ * schedule id), then brings both online. A workflow this call created is removed again when a later
+ * step fails: nothing is left half-registered.
+ */
+async function put(info: ScheduleInfo, ctx: HookContext): Promise<void> {
+  if (!engineCtx)
+    throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, 'the DolphinScheduler engine has not been started');
+  const cc = engineCtx.coveringCron(info, 'quartz');
+  const { c, pc } = await target(ctx);
+  const s = settingsOf(ctx);
+  const publicUrl = process.env.SLUICE_PUBLIC_HTTP_URL ?? '';
+  const name = workflowName(info.groupId);
+  const existing = (await c.workflows(pc, name)).find((w) => w.name === name);
+  const schedule = scheduleParam(cc);
+  if (existing) {
+    const current = await c.scheduleOf(pc, existing.code);
+    // DolphinScheduler refuses to edit what is online: offline, edit, online again.
+    if (current) await c.scheduleState(pc, current.id, 'offline');
+    await c.release(pc, existing.code, 'OFFLINE');
+    const taskCode = await existingTaskCode(c, pc, existing.code);
+    await c.updateWorkflow(pc, existing.code, workflowForm(info, taskCode, publicUrl, s.callbackToken));
+    await c.release(pc, existing.code, 'ONLINE');
+    const id = current ? current.id : await c.createSchedule(pc, existing.code, schedule);
+    if (current) await c.updateSchedule(pc, id, schedule);
+    await c.scheduleState(pc, id, 'online');
+    return;
+  }
+  const taskCode = await c.taskCode(pc);
+  const code = await c.createWorkflow(pc, workflowForm(info, taskCode, publicUrl, s.callbackToken));
+  try {
+    await c.release(pc, code, 'ONLINE');
+    const id = await c.createSchedule(pc, code, schedule);
+    await c.scheduleState(pc, id, 'online');
+  } catch (err) {
+    await c
+      .release(pc, code, 'OFFLINE')
+      .then(() => c.deleteWorkflow(pc, code))
+      .catch(() => undefined);
+    throw err;
+  }
+}
+
+/** The task code a workflow already has, so an update keeps it. */
+async function existingTaskCode(c: DsClient, pc: number, code: number): Promise<number> {
+  return (await c.taskCodeOf(pc, code)) ?? (await c.taskCode(pc));
+}
+
+/** Takes the group's workflow offline (its schedule with it) and deletes that workflow only. */
+async function remove(groupId: string, ctx: HookContext): Promise<void> {
+  const { c, pc } = await target(ctx);
+  const name = workflowName(groupId);
+  const existing = (await c.workflows(pc, name)).find((w) => w.name === name);
+  if (!existing) return;
+  const current = await c.scheduleOf(pc, existing.code);
+  if (current) await c.scheduleState(pc, current.id, 'offline');
+  await c.release(pc, existing.code, 'OFFLINE');
+  await c.deleteWorkflow(pc, existing.code);
+}
+
+/** DolphinScheduler holds exactly the live schedules: each one put, every other `sluice__` workflow removed. */
+async function reconcile(ctx: EngineContext): Promise<void> {
+  const { c, pc, version } = await target(ctx);
+  ctx.logger.info('dolphinscheduler: connected', { dolphinschedulerVersion: version });
+  const live = await ctx.listSchedules();
+  const liveIds = new Set(live.map((i) => i.groupId));
+  for (const info of live) await put(info, ctx);
+  for (const w of await c.workflows(pc, PREFIX)) {
+    const groupId = groupOf(w.name);
+    if (groupId !== undefined && !liveIds.has(groupId)) await remove(groupId, ctx);
+  }
+}
+
+function reconcileSoon(ctx: EngineContext): void {
+  retry = ctx.scheduleAt(ctx.now() + RECONCILE_RETRY_MS, () => {
+    retry = undefined;
+    if (engineCtx !== ctx) return;
+    reconcile(ctx).catch((err: unknown) => {
+      ctx.logger.warn('dolphinscheduler: reconcile failed; trying again', { err });
+      if (engineCtx === ctx) reconcileSoon(ctx);
+    });
+  });
+}
+
+export default defineEnginePlugin({
+  accept: (engineType) => engineType.toLowerCase() === 'dolphinscheduler',
+
+  // Quartz ticks on whole seconds.
+  resolutionMs: () => RESOLUTION_MS,
+
+  // One live request: which generation answers (an unreachable server throws: listed unavailable).
+  async about(ctx) {
+    const detected = await clientFor(ctx).detectVersion();
+    const configured = settingsOf(ctx).version ?? 'auto';
+    const note = configured !== 'auto' && configured !== detected ? ` (configured as ${configured})` : '';
+    return { remote: `DolphinScheduler ${detected}${note}` };
+  },
+
+  async start(ctx) {
+    engineCtx = ctx;
+    client = undefined;
+    try {
+      await reconcile(ctx);
+    } catch (err) {
+      // DolphinScheduler down at start: Sluice serves on, and a later attempt repairs the drift.
+      ctx.logger.warn('dolphinscheduler: reconcile at start failed; trying again', { err });
+      reconcileSoon(ctx);
+    }
+  },
+
+  register: put,
+  update: put,
+  unregister: remove,
+
+  // Stop deletes nothing: the project and every workflow stay as they are.
+  stop() {
+    retry?.cancel();
+    retry = undefined;
+    engineCtx = undefined;
+    client = undefined;
+  },
+});
