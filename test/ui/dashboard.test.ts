@@ -133,10 +133,11 @@ async function openDashboard(hash: string): Promise<Page> {
   return page;
 }
 
+/** The computed background colour of a window's cell (browser code as a string: no DOM types here). */
 const colour = (page: Page, start: number) =>
-  page
-    .locator(`#timeline .cell[data-start="${start}"]`)
-    .evaluate('(e) => getComputedStyle(e).backgroundColor') as Promise<string>;
+  page.evaluate(
+    `getComputedStyle(document.querySelector('#timeline .cell[data-start="${start}"]')).backgroundColor`,
+  ) as Promise<string>;
 
 test.serial('the coverage timeline shows succeeded, failed and missing windows each in its colour', async (t) => {
   const out = join(dir, 'coverage');
