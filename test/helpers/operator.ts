@@ -46,7 +46,9 @@ export class FakeSchedules implements SchedulePort {
   readonly #claims = new Map<string, Instance>();
   async claimWindow(input: Parameters<SchedulePort['claimWindow']>[0]): Promise<ClaimedWindow> {
     const b = input.boundaries;
-    this.calls.push(`claimWindow ${input.groupId} ${b.boundaryType} ${b.lowerBound} ${b.upperBound} ${input.triggeredBy}`);
+    this.calls.push(
+      `claimWindow ${input.groupId} ${b.boundaryType} ${b.lowerBound} ${b.upperBound} ${input.triggeredBy}`,
+    );
     const key = JSON.stringify([input.groupId, b.boundaryType, b.lowerBound, b.upperBound]);
     const found = this.#claims.get(key);
     if (found && !input.rerun) return { instance: found, created: false };

@@ -125,7 +125,9 @@ export interface ClaimWindowInput {
  * SHA-256 of its canonical bounds, so one OFFSET window is one row of the group however often it is sent.
  */
 export function offsetKey(lowerBound: string, upperBound: string): number {
-  const digest = createHash('sha256').update(JSON.stringify([lowerBound, upperBound])).digest();
+  const digest = createHash('sha256')
+    .update(JSON.stringify([lowerBound, upperBound]))
+    .digest();
   return -(digest.readUIntBE(0, 6) + 1);
 }
 

@@ -129,7 +129,9 @@ export function encodeInstance(i: InstanceRecord, zone: string): Instance {
     instanceId: i.instanceId,
     groupId: i.groupId,
     // An OFFSET window has no window times (its row's start is a key): its bounds say what it reads.
-    window: i.boundaries ? undefined : encodeWindow({ start: i.windowStart, end: i.windowEnd, dueTime: i.dueTime }, zone),
+    window: i.boundaries
+      ? undefined
+      : encodeWindow({ start: i.windowStart, end: i.windowEnd, dueTime: i.dueTime }, zone),
     state: STATE_TO_PB[i.state],
     trigger: TRIGGER_TO_PB[i.trigger],
     jobIds: [...i.jobIds],
