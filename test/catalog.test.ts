@@ -329,6 +329,7 @@ test('ListEngines lists the engine plugins', async (t) => {
     [
       ['airflow', '0.1.0'],
       ['builtin', '0.1.0'],
+      ['dolphinscheduler', '0.1.0'],
       ['plain-engine', '0.0.1'],
     ],
   );

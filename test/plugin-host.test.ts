@@ -62,7 +62,7 @@ test('every problem of every broken plugin is reported at once, by folder and co
 test('the good plugins load beside the broken ones, bundled and third-party alike', (t) => {
   const bundled = readdirSync(join(BUNDLED_PLUGINS_DIR, 'connectors')).filter((n) => !n.startsWith('_'));
   t.deepEqual([...t.context.set.connectors.keys()].sort(), [...bundled, 'faulty', 'plain-connector'].sort());
-  t.deepEqual([...t.context.set.engines.keys()].sort(), ['airflow', 'builtin', 'plain-engine']);
+  t.deepEqual([...t.context.set.engines.keys()].sort(), ['airflow', 'builtin', 'dolphinscheduler', 'plain-engine']);
   t.is(t.context.set.connectors.get('datagen')!.dir, join(BUNDLED_PLUGINS_DIR, 'connectors', 'datagen'));
 });
 

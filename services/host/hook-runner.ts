@@ -11,6 +11,29 @@ export interface HookRunnerOptions {
   readonly hookTimeoutsMs?: Readonly<Record<string, number>>;
   readonly logger?: Logger;
   readonly tracer?: Tracer;
+  /**
+   * Where hook measurements go; default: this thread's instruments (recordHookMeasurement). A worker thread
+   * has no meter provider of its own, so the job worker sends them to the service's thread instead.
+   */
+  readonly measure?: (m: HookMeasurement) => void;
+}
+
+/** One hook call's duration, or one failure, for sluice.plugin.hook.duration / .failures. */
+export type HookMeasurement =
+  | {
+      readonly kind: 'duration';
+      readonly pluginId: string;
+      readonly hook: string;
+      readonly seconds: number;
+      readonly errorType?: string;
+    }
+  | { readonly kind: 'failure'; readonly pluginId: string; readonly hook: string; readonly errorType: string };
+
+/** Records a hook measurement on this thread's instruments. */
+export function recordHookMeasurement(m: HookMeasurement): void {
+  const attributes = { ...hookAttributes(m.pluginId, m.hook), ...(m.errorType ? { 'error.type': m.errorType } : {}) };
+  if (m.kind === 'duration') instruments().hookDuration.record(m.seconds, attributes);
+  else instruments().hookFailures.add(1, attributes);
 }
 
 export interface CallOptions {
@@ -59,7 +82,10 @@ export class HookRunner {
     this.#hookTimeouts = options.hookTimeoutsMs ?? {};
     this.#logger = options.logger ?? silentLogger;
     this.#tracer = options.tracer ?? trace.getTracer('sluice.plugins');
+    this.#measure = options.measure ?? recordHookMeasurement;
   }
+
+  readonly #measure: (m: HookMeasurement) => void;
 
   /** True when the plugin defines the hook. */
   has<P extends object>(loaded: LoadedPlugin<P>, hook: HookOf<P>): boolean {
@@ -151,9 +177,12 @@ export class HookRunner {
           clearTimeout(timer);
           options.signal?.removeEventListener('abort', onOuterAbort);
           span.end();
-          instruments().hookDuration.record((performance.now() - started) / 1000, {
-            ...hookAttributes(loaded.id, hook),
-            ...(failure ? { 'error.type': failure } : {}),
+          this.#measure({
+            kind: 'duration',
+            pluginId: loaded.id,
+            hook,
+            seconds: (performance.now() - started) / 1000,
+            ...(failure ? { errorType: failure } : {}),
           });
         }
       },
@@ -170,7 +199,7 @@ export class HookRunner {
 
   #wrap(loaded: LoadedPlugin<unknown>, hook: string, err: unknown): SluiceError {
     const wrapped = this.#wrapped(loaded, hook, err);
-    instruments().hookFailures.add(1, { ...hookAttributes(loaded.id, hook), 'error.type': wrapped.code });
+    this.#measure({ kind: 'failure', pluginId: loaded.id, hook, errorType: wrapped.code });
     return wrapped;
   }
 

@@ -7,7 +7,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
 import { type ConnectorPlugin, isSluiceError } from 'sluice/sdk';
-import { HookRunner } from '../../host/hook-runner.js';
+import { type HookMeasurement, HookRunner } from '../../host/hook-runner.js';
 import type { LoadedPlugin } from '../../host/loader.js';
 import type { JobSpec } from '../domain/runner.js';
 import { EmbeddedRunner } from './embedded.js';
@@ -28,7 +28,8 @@ export interface WorkerTask {
 export type WorkerMessage =
   | { readonly type: 'beat' }
   | { readonly type: 'progress'; readonly seq: number; readonly progress: unknown }
-  | { readonly type: 'resolved'; readonly positions: Readonly<Record<string, string>> };
+  | { readonly type: 'resolved'; readonly positions: Readonly<Record<string, string>> }
+  | { readonly type: 'hook'; readonly measurement: HookMeasurement };
 
 /**
  * What a job returns: why it failed, if it did (a SluiceError's class does not survive the thread
@@ -66,7 +67,11 @@ export default async function runJob(task: WorkerTask): Promise<WorkerResult> {
   try {
     const [source, sink] = await Promise.all([load(task.spec.source), load(task.spec.sink)]);
     const runner = new EmbeddedRunner({
-      hooks: new HookRunner({ timeoutMs: task.hookTimeoutMs }),
+      // Hook metrics are recorded by the service's thread, which serves /metrics.
+      hooks: new HookRunner({
+        timeoutMs: task.hookTimeoutMs,
+        measure: (measurement) => port.postMessage({ type: 'hook', measurement } satisfies WorkerMessage),
+      }),
       progressIntervalMs: task.progressIntervalMs,
     });
     await runner.run(

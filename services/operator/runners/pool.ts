@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { ERROR_CODES, type ErrorCode, SluiceError } from 'sluice/sdk';
+import { recordHookMeasurement } from '../../host/hook-runner.js';
 import type { JobProgress } from '../domain/model.js';
 import type { JobSpec, RunContext, Runner } from '../domain/runner.js';
 import type { PluginRef, WorkerMessage, WorkerResult, WorkerTask } from './job-worker.js';
@@ -87,6 +88,8 @@ export class PooledRunner implements Runner {
       } else if (m.type === 'resolved') {
         resolvedSeen = true;
         ctx.onResolved(m.positions);
+      } else if (m.type === 'hook') {
+        recordHookMeasurement(m.measurement);
       }
     });
     // Cancel: the worker aborts the job (the writer rolls back); a worker that does not end in time is stopped.
