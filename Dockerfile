@@ -16,6 +16,8 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/proto/gen ./proto/gen
+# The dashboard (/ui): plain files, served as they are.
+COPY ui ./ui
 EXPOSE 50051 9464
 USER node
 ENTRYPOINT ["node", "--enable-source-maps", "--import", "./dist/services/telemetry/bootstrap.js"]

@@ -30,7 +30,8 @@ import {
   type Instance,
   type Window,
 } from '../../proto/gen/sluice/schedule/v1/schedule.js';
-import { Clients } from './client.js';
+import { status } from '@grpc/grpc-js';
+import { Clients, isServiceError } from './client.js';
 import { enumName, epoch, table } from './output.js';
 import { bothTimes, parseTime, UsageError } from './time.js';
 
@@ -237,12 +238,22 @@ export function buildProgram(out: Out): Command {
     .option('--from <time>', 'first window at or after (ISO 8601 or duration like -2h)')
     .action(
       run(async (c, g, id: string, opts: { count: string; from?: string }) => {
-        const res = await c.call(c.schedule, c.schedule.previewWindows, {
-          groupId: id,
-          info: undefined,
-          fromTime: opts.from ? parseTime('--from', opts.from) : 0,
-          count: intOption('--count', opts.count),
-        });
+        const fromTime = opts.from ? parseTime('--from', opts.from) : 0;
+        const count = intOption('--count', opts.count);
+        const res = await c
+          .call(c.schedule, c.schedule.previewWindows, { groupId: id, info: undefined, fromTime, count })
+          .catch(async (err: unknown) => {
+            // A group not approved yet has no registered schedule: preview the schedule it holds.
+            if (!isServiceError(err) || err.code !== status.NOT_FOUND) throw err;
+            const { group } = await c.call(c.operator, c.operator.getGroup, { groupId: id });
+            if (!group?.schedule) throw err;
+            return c.call(c.schedule, c.schedule.previewWindows, {
+              groupId: '',
+              info: { ...group.schedule, groupId: id },
+              fromTime,
+              count,
+            });
+          });
         if (g.json) return json(PreviewWindowsResponse.toJSON(res));
         const marks = dstMarks(res.windows);
         out(

@@ -78,7 +78,9 @@ export function addMoreCommands(c: CommandGroups): void {
             `${id} ${opts.role} options are not valid`,
             res.errors.map((e) => ({
               path: e.path,
-              message: e.message || `expected ${e.expected}, got ${e.received}`,
+              message: e.message.startsWith(`${e.path}: `)
+                ? e.message.slice(e.path.length + 2)
+                : e.message || `expected ${e.expected}, got ${e.received}`,
             })),
             g.json === true,
           );

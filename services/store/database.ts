@@ -77,6 +77,8 @@ export interface JobsTable {
   started_at: number | null;
   finished_at: number | null;
   updated_at: number;
+  /** The trace of the job's latest run, when tracing was on (migration 6). */
+  trace_id: string | null;
 }
 
 export interface SchemaMigrationsTable {

@@ -28,6 +28,7 @@ const COLUMNS = [
   'started_at',
   'finished_at',
   'updated_at',
+  'trace_id',
 ] as const;
 
 const UNFINISHED: readonly JobState[] = ['PENDING', 'RUNNING'];
@@ -70,6 +71,7 @@ export class Jobs {
               created_at: job.createdAt,
               started_at: job.startedAt ?? null,
               finished_at: job.finishedAt ?? null,
+              trace_id: job.traceId ?? null,
               updated_at: job.updatedAt,
             })
             .onConflict((oc) =>
@@ -129,6 +131,7 @@ export class Jobs {
     if (patch.owner !== undefined) set.owner = patch.owner;
     if (patch.startedAt !== undefined) set.started_at = patch.startedAt;
     if (patch.finishedAt !== undefined) set.finished_at = patch.finishedAt;
+    if (patch.traceId !== undefined) set.trace_id = patch.traceId;
     let update = this.db.updateTable('jobs').set(set).where('job_id', '=', jobId);
     if (fromStates !== undefined) update = update.where('state', 'in', fromStates);
     const row = await update.returning(COLUMNS).executeTakeFirst();
@@ -224,6 +227,7 @@ export class Jobs {
       createdAt: Number(row.created_at),
       ...(row.started_at === null ? {} : { startedAt: Number(row.started_at) }),
       ...(row.finished_at === null ? {} : { finishedAt: Number(row.finished_at) }),
+      ...(row.trace_id ? { traceId: row.trace_id } : {}),
       updatedAt: Number(row.updated_at),
     };
   }

@@ -162,6 +162,13 @@ export const MIGRATIONS: readonly Migration[] = [
       await db.schema.alterTable('instances').addColumn('triggered_by', 'text').execute();
     },
   },
+  {
+    version: 6,
+    description: "jobs: the trace id of a job's run, for links to a trace viewer",
+    async up(db) {
+      await db.schema.alterTable('jobs').addColumn('trace_id', 'text').execute();
+    },
+  },
 ];
 
 /** The newest schema version this build knows. */

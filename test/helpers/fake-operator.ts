@@ -113,6 +113,7 @@ export async function startFakeOperator(options: FakeOperatorOptions = {}): Prom
       createdAt: Date.now(),
       startedAt: 0,
       finishedAt: 0,
+      traceId: '',
     };
     jobs.set(jobId, job);
     return job;

@@ -5,6 +5,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace';
+import { startTelemetry } from '../../services/telemetry/sdk.js';
 import { Group, OperatorServiceClient } from '../../proto/gen/sluice/operator/v1/operator.js';
 import { gate, type Probe } from '../helpers/integration.js';
 import { ROOT } from '../helpers/process.js';
@@ -62,7 +64,12 @@ async function settled(groupId: string, start: number): Promise<InstanceJson> {
   }
 }
 
+/** Spans of this worker's Sluice, kept in memory: the trace links must point at real traces. */
+const spans = new InMemorySpanExporter();
+
 test.before(async () => {
+  // Tracing on in this worker (as OTEL_* variables turn it on in production), so jobs carry trace ids.
+  startTelemetry({ exporter: spans, serviceName: 'sluice-dashboard-test', simple: true });
   await mkdir(RESULTS, { recursive: true });
   dir = await mkdtemp(join(tmpdir(), 'sluice-ui-'));
   sluice = await startTestSluice({
@@ -133,10 +140,11 @@ async function openDashboard(hash: string): Promise<Page> {
   return page;
 }
 
+/** The computed background colour of a window's cell (browser code as a string: no DOM types here). */
 const colour = (page: Page, start: number) =>
-  page
-    .locator(`#timeline .cell[data-start="${start}"]`)
-    .evaluate('(e) => getComputedStyle(e).backgroundColor') as Promise<string>;
+  page.evaluate(
+    `getComputedStyle(document.querySelector('#timeline .cell[data-start="${start}"]')).backgroundColor`,
+  ) as Promise<string>;
 
 test.serial('the coverage timeline shows succeeded, failed and missing windows each in its colour', async (t) => {
   const out = join(dir, 'coverage');
@@ -179,6 +187,14 @@ test.serial('the coverage timeline shows succeeded, failed and missing windows e
     const jobRow = await page.locator('#jobs tr[data-job]').first().innerText();
     t.regex(jobRow, /FAILED/);
     t.regex(await page.locator('#jobs pre.options').first().innerText(), /intervalMs/);
+    // The trace link: SLUICE_TRACE_URL_TEMPLATE with the trace id of the job's run.
+    const href = await page.locator('#jobs tr[data-job] a').first().getAttribute('href');
+    const traceId = /^http:\/\/jaeger\.example:16686\/trace\/([0-9a-f]{32})$/.exec(href ?? '')?.[1];
+    t.truthy(traceId, String(href));
+    t.true(
+      spans.getFinishedSpans().some((s) => s.name === 'job run' && s.spanContext().traceId === traceId),
+      'a job run span of that trace was recorded',
+    );
     await page.screenshot({ path: join(RESULTS, 'dashboard-group.png'), fullPage: true });
   } finally {
     await page.close();

@@ -96,3 +96,19 @@ test('the dashboard files are served from ui/ only, with a strict content policy
     t.is((await fetch(base + path)).status, 404, path);
   }
 });
+
+test('with InLong users alone (no bearer tokens) the JSON API stays closed', async (t) => {
+  const inlongOnly = await startTestSluice({
+    SLUICE_CALLBACK_INLONG_USERS: 'admin:inlong-password-0123',
+    SLUICE_HTTP_ADDR: '127.0.0.1:0',
+  });
+  try {
+    const res = await fetch(`http://127.0.0.1:${inlongOnly.sluice.callbackPort}/sluice/v1/groups`, {
+      headers: { authorization: 'Basic YWRtaW46aW5sb25nLXBhc3N3b3JkLTAxMjM=' },
+    });
+    t.is(res.status, 401);
+    t.regex(((await res.json()) as { errMsg: string }).errMsg, /needs bearer tokens: set SLUICE_AUTH_TOKENS/);
+  } finally {
+    await inlongOnly.close();
+  }
+});

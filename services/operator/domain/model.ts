@@ -89,6 +89,8 @@ export interface JobRecord {
   readonly createdAt: number;
   readonly startedAt?: number;
   readonly finishedAt?: number;
+  /** The W3C trace id of its latest run, when tracing is on. */
+  readonly traceId?: string;
   readonly updatedAt: number;
 }
 
@@ -101,6 +103,7 @@ export interface JobPatch {
   readonly owner?: string;
   readonly startedAt?: number;
   readonly finishedAt?: number;
+  readonly traceId?: string;
 }
 
 export interface JobQuery {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { context, SpanStatusCode, trace, type Context } from '@opentelemetry/api';
+import { context, isSpanContextValid, SpanStatusCode, trace, type Context } from '@opentelemetry/api';
 import { EventEmitter } from 'node:events';
 import {
   ERROR_CODES,
@@ -770,7 +770,7 @@ export class OperatorService {
     }
     const running = await this.#update(
       jobId,
-      { state: 'RUNNING', attempt: pending.attempt + 1, startedAt: this.#now(), error: '' },
+      { state: 'RUNNING', attempt: pending.attempt + 1, startedAt: this.#now(), error: '', ...runTrace() },
       ['PENDING'],
     );
     if (!running) return undefined;
@@ -852,4 +852,10 @@ export class OperatorService {
       return 'FAILED';
     }
   }
+}
+
+/** The trace id of the run in progress (its 'job run' span), when tracing records it; links the dashboard to it. */
+function runTrace(): { traceId?: string } {
+  const span = trace.getActiveSpan()?.spanContext();
+  return span && isSpanContextValid(span) ? { traceId: span.traceId } : {};
 }

@@ -105,6 +105,7 @@ export function encodeJob(j: JobRecord): Job {
     createdAt: j.createdAt,
     startedAt: j.startedAt ?? 0,
     finishedAt: j.finishedAt ?? 0,
+    traceId: j.traceId ?? '',
   };
 }
 

@@ -145,7 +145,13 @@ export function createJsonApi(options: JsonApiOptions) {
   }
 
   function authorized(req: IncomingMessage, res: ServerResponse, needed: ReturnType<typeof roleFor>): boolean {
-    if (!options.auth) return true;
+    // No bearer tokens configured (the server is on for InLong's users alone): the API stays closed
+    // rather than open to anyone who reaches the port.
+    if (!options.auth?.enabled) {
+      res.setHeader('www-authenticate', 'Bearer');
+      fail(res, 401, 'UNAUTHENTICATED', 'the JSON API needs bearer tokens: set SLUICE_AUTH_TOKENS');
+      return false;
+    }
     try {
       options.auth.authorize(needed, req.headers.authorization);
       return true;

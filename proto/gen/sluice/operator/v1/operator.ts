@@ -304,6 +304,11 @@ export interface Job {
   createdAt: number;
   startedAt: number;
   finishedAt: number;
+  /**
+   * The W3C trace id of the job's run (32 hex digits), when tracing is on; empty otherwise. Trace
+   * viewers (Jaeger, Tempo) find the run, its window's dispatch and its reads under it.
+   */
+  traceId: string;
 }
 
 export interface GetJobRequest {
@@ -2529,6 +2534,7 @@ function createBaseJob(): Job {
     createdAt: 0,
     startedAt: 0,
     finishedAt: 0,
+    traceId: "",
   };
 }
 
@@ -2578,6 +2584,9 @@ export const Job: MessageFns<Job> = {
     }
     if (message.finishedAt !== 0) {
       writer.uint32(120).int64(message.finishedAt);
+    }
+    if (message.traceId !== "") {
+      writer.uint32(130).string(message.traceId);
     }
     return writer;
   },
@@ -2715,6 +2724,14 @@ export const Job: MessageFns<Job> = {
             message.finishedAt = longToNumber(reader.int64());
             continue;
           }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.traceId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2780,6 +2797,11 @@ export const Job: MessageFns<Job> = {
         : isSet(object.finished_at)
         ? globalThis.Number(object.finished_at)
         : 0,
+      traceId: isSet(object.traceId)
+        ? globalThis.String(object.traceId)
+        : isSet(object.trace_id)
+        ? globalThis.String(object.trace_id)
+        : "",
     };
   },
 
@@ -2830,6 +2852,9 @@ export const Job: MessageFns<Job> = {
     if (message.finishedAt !== 0) {
       obj.finishedAt = Math.round(message.finishedAt);
     }
+    if (message.traceId !== "") {
+      obj.traceId = message.traceId;
+    }
     return obj;
   },
 
@@ -2857,6 +2882,7 @@ export const Job: MessageFns<Job> = {
     message.createdAt = object.createdAt ?? 0;
     message.startedAt = object.startedAt ?? 0;
     message.finishedAt = object.finishedAt ?? 0;
+    message.traceId = object.traceId ?? "";
     return message;
   },
 };
