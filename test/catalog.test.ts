@@ -129,6 +129,38 @@ test('ValidateOptions returns every field error with path, expected and received
   t.deepEqual(ok, { valid: true, errors: [] });
 });
 
+test('ValidateOptions never echoes a writeOnly option or a URL password, even in a parent object', async (t) => {
+  const { catalog } = t.context.s;
+  const secret = 'sasl-secret-Qv83-never-shown';
+  const res = await call(catalog.validateOptions.bind(catalog), {
+    connectorId: 'kafka',
+    role: ConnectorRole.CONNECTOR_ROLE_SOURCE,
+    // A wrong mechanism and an unknown key make errors whose text describes the sasl object holding the password;
+    // a password of the wrong type is an error at the secret itself.
+    options: { brokers: ['127.0.0.1:9'], topic: 't', sasl: { mechanism: 'nope', username: 'u', password: secret } },
+  });
+  t.false(res.valid);
+  const wrongType = await call(catalog.validateOptions.bind(catalog), {
+    connectorId: 'kafka',
+    role: ConnectorRole.CONNECTOR_ROLE_SOURCE,
+    options: { brokers: ['127.0.0.1:9'], topic: 't', sasl: { mechanism: 'plain', username: 'u', password: 987654321 } },
+  });
+  t.false(wrongType.valid);
+  const atPassword = wrongType.errors.find((e) => e.path === 'options.sasl.password')!;
+  t.is(atPassword.received, '"***"');
+  t.true(atPassword.message.includes('***'));
+  const url = await call(catalog.validateOptions.bind(catalog), {
+    connectorId: 'plain-connector',
+    role: ConnectorRole.CONNECTOR_ROLE_SOURCE,
+    options: { table: 'postgres://u:url-pass-Wq71@db.example/x', limit: 'postgres://u:url-pass-Wq71@db.example/x' },
+  });
+  t.false(url.valid);
+  const all = JSON.stringify([res, wrongType, url]);
+  t.false(all.includes(secret), all);
+  t.false(all.includes('987654321'), all);
+  t.false(all.includes('url-pass-Wq71'), all);
+});
+
 test('ValidateOptions lists at most MAX_REPORTED_FIELD_ERRORS problems, then one entry counting the rest', async (t) => {
   const { catalog } = t.context.s;
   const options = { table: 'orders', ...Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`typo${i}`, 1])) };

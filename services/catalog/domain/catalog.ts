@@ -20,6 +20,7 @@ import {
   type Options,
 } from 'sluice/sdk';
 import { checkBoundaries } from '../../core/boundaries.js';
+import { maskFieldErrors } from './masked-errors.js';
 import { checkSecretRef, restoreRefs, secretRefs, withRefPlaceholders } from '../../core/option-secrets.js';
 import { type Page, paginate } from '../../core/paging.js';
 import type { HookRunner } from '../../host/hook-runner.js';
@@ -175,7 +176,8 @@ export class Catalog {
     const errors = (schema ? validateAgainstSchema({ type: 'object', ...schema }, options, 'options') : []).filter(
       notRef,
     );
-    if (errors.length > 0 || !this.#hooks.has(c, 'validate')) return errors;
+    // What an error echoes of a value has its secrets (writeOnly options, URL passwords) masked.
+    if (errors.length > 0 || !this.#hooks.has(c, 'validate')) return maskFieldErrors(errors, options, schema);
     const own = await this.#hooks.call(c, 'validate', {
       role,
       options: schema ? applyDefaults(schema, options) : options,
@@ -187,12 +189,16 @@ export class Catalog {
         { pluginId: id, hook: 'validate' },
       );
     }
-    return own
-      .map((e: FieldError) => {
-        const path = e.path.startsWith('options') ? e.path : `options.${e.path}`;
-        return e.message ? { ...e, path } : fieldError(path, e.expected, e.received);
-      })
-      .filter(notRef);
+    return maskFieldErrors(
+      own
+        .map((e: FieldError) => {
+          const path = e.path.startsWith('options') ? e.path : `options.${e.path}`;
+          return e.message ? { ...e, path } : fieldError(path, e.expected, e.received);
+        })
+        .filter(notRef),
+      options,
+      schema,
+    );
   }
 
   /** The bounded source options one window reads with (the connector's fillInBoundaries). */
