@@ -46,6 +46,8 @@ export interface PluginSet {
   readonly engines: ReadonlyMap<string, LoadedPlugin<EnginePlugin>>;
   /** Every plugin left out, with every reason. */
   readonly problems: readonly PluginProblem[];
+  /** The folders plugins were looked for in (absolute), to show problem paths relative to them. */
+  readonly roots?: readonly string[];
 }
 
 export interface LoadOptions {
@@ -399,5 +401,5 @@ export async function loadPlugins(options: LoadOptions): Promise<PluginSet> {
     if (p.kind === 'connector') connectors.set(p.id, p as LoadedPlugin<ConnectorPlugin>);
     else engines.set(p.id, p as LoadedPlugin<EnginePlugin>);
   }
-  return { connectors, engines, problems };
+  return { connectors, engines, problems, roots: roots.map((r) => resolve(r)) };
 }

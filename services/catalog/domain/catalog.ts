@@ -20,12 +20,13 @@ import {
   type Options,
 } from 'sluice/sdk';
 import { checkBoundaries } from '../../core/boundaries.js';
-import { maskFieldErrors } from './masked-errors.js';
 import { checkSecretRef, restoreRefs, secretRefs, withRefPlaceholders } from '../../core/option-secrets.js';
 import { type Page, paginate } from '../../core/paging.js';
 import type { HookRunner } from '../../host/hook-runner.js';
 import type { LoadedPlugin, PluginSet } from '../../host/loader.js';
 import type { PluginProblem } from '../../host/problems.js';
+import { maskFieldErrors } from './masked-errors.js';
+import { relativeProblem } from './problem-paths.js';
 
 /** How long ListEngines waits for an engine's live check before calling the engine unavailable. */
 const ABOUT_TIMEOUT_MS = 2_000;
@@ -284,7 +285,11 @@ export class Catalog {
     };
   }
 
+  /**
+   * Every plugin left out, with paths relative to the plugin folder they were found in (where Sluice is
+   * installed is not told to callers; the service log line `plugin left out` has the absolute path).
+   */
   listPluginProblems(): readonly PluginProblem[] {
-    return this.#plugins.problems;
+    return this.#plugins.problems.map((p) => relativeProblem(p, this.#plugins.roots ?? []));
   }
 }
