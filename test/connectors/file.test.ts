@@ -1,5 +1,5 @@
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BoundaryType, ConnectorPlugin, Options, Row, WindowRef, WindowWriter } from 'sluice/sdk';
@@ -79,7 +79,9 @@ async function writeAll(
 }
 
 const read = (dir: string, name: string) => readFile(join(dir, name), 'utf8');
-const list = async (dir: string) => (await readdir(dir)).sort();
+/** The directory's entries, without the ownership records beside the window files (`.<name>.sluice`). */
+const list = async (dir: string) => (await readdir(dir)).filter((n) => !n.endsWith('.sluice')).sort();
+const errorOf = (err: unknown) => err as { code: string; message: string; details: { field?: string } };
 
 /** A strict RFC 4180 parser, independent of the writer, to check the CSV reads back to the values. */
 function parseCsv(text: string): string[][] {
@@ -267,6 +269,54 @@ test('a re-run of a window replaces its file (not appended); the old file stays 
   await writeAll(t, options, win('0', '10', 'job-1-rerun-2'), [{ id: 9 }], 'abort');
   t.is(await read(dir, 'g1-s1-0-10.jsonl'), '{"id":2,"v":"new"}\n');
   t.deepEqual(await list(dir), ['g1-s1-0-10.jsonl']);
+});
+
+test('a file Sluice did not write is never replaced: the job fails naming options.path, the file untouched, nothing left', async (t) => {
+  const dir = dirOf(t);
+  await mkdir(dir, { recursive: true });
+  const target = join(dir, 'g1-s1-0-10.jsonl');
+  await writeFile(target, 'precious data\n');
+  const err = errorOf(await t.throwsAsync(open(t, { path: dir }, win('0', '10', 'job-1'))));
+  t.is(err.code, 'FAILED_PRECONDITION');
+  t.is(err.details.field, 'options.path');
+  t.true(err.message.includes(target) && err.message.includes('not written by Sluice'), err.message);
+  t.is(await read(dir, 'g1-s1-0-10.jsonl'), 'precious data\n');
+  t.deepEqual(await readdir(dir), ['g1-s1-0-10.jsonl'], 'no temporary file, no record');
+
+  // A foreign file put in place of one Sluice wrote (a new file by the same name) is not Sluice's either.
+  await writeAll(t, { path: dir }, win('10', '20', 'job-2'), [{ id: 1 }]);
+  await rename(join(dir, 'g1-s1-0-10.jsonl'), join(dir, 'g1-s1-10-20.jsonl'));
+  const swapped = errorOf(await t.throwsAsync(writeAll(t, { path: dir }, win('10', '20', 'job-3'), [{ id: 2 }])));
+  t.is(swapped.code, 'FAILED_PRECONDITION');
+  t.is(await read(dir, 'g1-s1-10-20.jsonl'), 'precious data\n');
+
+  // A directory at the window's path is refused the same way.
+  await mkdir(join(dir, 'g1-s1-20-30.jsonl'));
+  const isDir = errorOf(await t.throwsAsync(open(t, { path: dir }, win('20', '30', 'job-4'))));
+  t.is(isDir.code, 'FAILED_PRECONDITION');
+  t.is(isDir.details.field, 'options.path');
+});
+
+test('a foreign file that appears while the window is written is kept; the commit fails and leaves no temporary file', async (t) => {
+  const dir = dirOf(t);
+  const writer = await open(t, { path: dir }, win('0', '10', 'job-1'));
+  await writer.write([{ id: 1 }]);
+  await writeFile(join(dir, 'g1-s1-0-10.jsonl'), 'arrived meanwhile\n');
+  const err = errorOf(await t.throwsAsync(writer.commit()));
+  t.is(err.code, 'FAILED_PRECONDITION');
+  t.is(err.details.field, 'options.path');
+  t.is(await read(dir, 'g1-s1-0-10.jsonl'), 'arrived meanwhile\n');
+  t.deepEqual(await list(dir), ['g1-s1-0-10.jsonl']);
+});
+
+test('the ownership record beside a window file names the file Sluice wrote (device and inode)', async (t) => {
+  const dir = dirOf(t);
+  await writeAll(t, { path: dir }, win('0', '10', 'job-1'), [{ id: 1 }]);
+  t.deepEqual((await readdir(dir)).sort(), ['.g1-s1-0-10.jsonl.sluice', 'g1-s1-0-10.jsonl']);
+  const s = await stat(join(dir, 'g1-s1-0-10.jsonl'), { bigint: true });
+  const record = JSON.parse(await read(dir, '.g1-s1-0-10.jsonl.sluice')) as { sluice: string; owned: string[] };
+  t.is(record.sluice, 'file-sink');
+  t.true(record.owned.includes(`${s.dev}:${s.ino}`));
 });
 
 test('concurrent writers of two windows, and two jobs of one window, do not clash', async (t) => {

@@ -124,3 +124,12 @@ export function tempFileName(finalName: string, jobId: string): string {
   const name = `.${finalName}.${sanitize(jobId)}.tmp`;
   return Buffer.byteLength(name) <= MAX_NAME_BYTES ? name : `.${shortHash(finalName)}.${shortHash(jobId)}.tmp`;
 }
+
+/**
+ * The ownership record of a window file: hidden, beside it (`.<name>.sluice`), naming the files (by
+ * device and inode) that Sluice wrote under that name; see ownership.ts.
+ */
+export function ownershipFileName(finalName: string): string {
+  const name = `.${finalName}.sluice`;
+  return Buffer.byteLength(name) <= MAX_NAME_BYTES ? name : `.${shortHash(finalName)}.sluice`;
+}

@@ -1,15 +1,21 @@
 import { once } from 'node:events';
-import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { type FileHandle, link, mkdir, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { ERROR_CODES, SluiceError, type Logger, type Row, type WindowRef, type WindowWriter } from 'sluice/sdk';
 import { csvLine, jsonLine } from './encode.js';
 import type { FileSinkConfig } from './options.js';
-import { tempFileName, windowFileName } from './naming.js';
+import { ownershipFileName, tempFileName, windowFileName } from './naming.js';
+import { appeared, fileIdentity, ownedIds, replaceableIdentity, writeRecord } from './ownership.js';
 
 /** Characters gathered before they are handed to the stream; the stream buffers at most about a MiB more. */
 const CHUNK_CHARS = 64 * 1024;
 const STREAM_HIGH_WATER_MARK = 1024 * 1024;
+/** How many files an ownership record names at most (two jobs of one window racing add one each). */
+const MAX_OWNED = 8;
+/** Create or truncate, never through a symbolic link (O_NOFOLLOW where the platform has it). */
+const TEMP_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | (constants.O_NOFOLLOW ?? 0);
 
 type State = 'open' | 'committed' | 'aborted' | 'failed';
 
@@ -33,13 +39,17 @@ async function syncDir(dir: string): Promise<void> {
 
 /**
  * Writes one window to a hidden temporary file in the target directory. Commit ends the stream (which
- * fsyncs the file before closing it), renames it over the window's file (an atomic replace on POSIX
- * file systems) and fsyncs the directory. Abort closes and deletes the temporary file. Operations are
- * serialized, so an abort racing a write waits for it.
+ * fsyncs the file before closing it), records it in the window's ownership record, puts it in place
+ * (a hard link when no file is there, which cannot overwrite one that appeared meanwhile; a rename, an
+ * atomic replace on POSIX file systems, over a file Sluice wrote) and fsyncs the directory. A file at
+ * the window's path that Sluice did not write is never replaced (ownership.ts). Abort closes and
+ * deletes the temporary file. Operations are serialized, so an abort racing a write waits for it.
  */
 export class WindowFileWriter implements WindowWriter {
   readonly finalPath: string;
   readonly tempPath: string;
+  /** The window file's ownership record, beside it. */
+  readonly recordPath: string;
   readonly #config: FileSinkConfig;
   readonly #logger: Logger;
   readonly #stream: Writable;
@@ -54,11 +64,17 @@ export class WindowFileWriter implements WindowWriter {
   #rows = 0;
   #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(config: FileSinkConfig, logger: Logger, finalPath: string, tempPath: string, handle: FileHandle) {
+  private constructor(
+    config: FileSinkConfig,
+    logger: Logger,
+    paths: { finalPath: string; tempPath: string; recordPath: string },
+    handle: FileHandle,
+  ) {
     this.#config = config;
     this.#logger = logger;
-    this.finalPath = finalPath;
-    this.tempPath = tempPath;
+    this.finalPath = paths.finalPath;
+    this.tempPath = paths.tempPath;
+    this.recordPath = paths.recordPath;
     this.#columns = config.columns;
     // flush: the stream fsyncs the file before it closes it (on end), so a committed file is on disk.
     const stream = handle.createWriteStream({ highWaterMark: STREAM_HIGH_WATER_MARK, encoding: 'utf8', flush: true });
@@ -73,23 +89,64 @@ export class WindowFileWriter implements WindowWriter {
     this.#stream = stream;
   }
 
-  /** Creates the directory when missing and the job's temporary file (truncated if a retry left one). */
+  /**
+   * Creates the directory when missing and the job's temporary file (truncated if a retry left one),
+   * after checking that a file already at the window's path is one Sluice wrote (FAILED_PRECONDITION
+   * naming options.path otherwise, before anything is written).
+   */
   static async open(config: FileSinkConfig, window: WindowRef, logger: Logger): Promise<WindowFileWriter> {
     const name = windowFileName(config.fileName, window, config.format);
     const finalPath = join(config.path, name);
     const tempPath = join(config.path, tempFileName(name, window.jobId));
+    const recordPath = join(config.path, ownershipFileName(name));
     try {
       await mkdir(config.path, { recursive: true });
     } catch (err) {
       throw ioError(`cannot create the directory ${config.path}`, err);
     }
+    try {
+      await replaceableIdentity(finalPath, recordPath);
+    } catch (err) {
+      throw err instanceof SluiceError ? err : ioError(`cannot check ${finalPath}`, err);
+    }
     let handle: FileHandle;
     try {
-      handle = await open(tempPath, 'w', 0o644);
+      handle = await open(tempPath, TEMP_FLAGS, 0o644);
     } catch (err) {
       throw ioError(`cannot create ${tempPath}`, err);
     }
-    return new WindowFileWriter(config, logger, finalPath, tempPath, handle);
+    return new WindowFileWriter(config, logger, { finalPath, tempPath, recordPath }, handle);
+  }
+
+  /**
+   * Puts the closed temporary file in place of the window's file, if that file is absent or Sluice's:
+   * the ownership record names the new file first, so a crash at any point leaves a record naming
+   * whatever file is in place.
+   */
+  async #putInPlace(): Promise<void> {
+    const fresh = (await fileIdentity(this.tempPath))?.id;
+    if (fresh === undefined) throw ioError(`cannot commit ${this.finalPath}`, new Error('the temporary file is gone'));
+    const current = await replaceableIdentity(this.finalPath, this.recordPath);
+    const owned = [...(await ownedIds(this.recordPath))].filter((id) => id !== fresh);
+    await writeRecord(this.recordPath, [...owned.slice(-(MAX_OWNED - 1)), fresh]);
+    if (current === undefined) {
+      try {
+        // link, unlike rename, fails when a file appeared at the path since the check.
+        await link(this.tempPath, this.finalPath);
+        await rm(this.tempPath, { force: true });
+        return;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') {
+          // Another job of this window placed its file first: replaced only if the record names it.
+          await replaceableIdentity(this.finalPath, this.recordPath).catch(() => {
+            throw appeared(this.finalPath);
+          });
+        } else if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw err;
+        // A file system without hard links: the rename below (the check above stands).
+      }
+    }
+    await rename(this.tempPath, this.finalPath);
   }
 
   /** Runs operations one after another, in call order. */
@@ -182,9 +239,11 @@ export class WindowFileWriter implements WindowWriter {
         this.#stream.end();
         await this.#closed;
         if (this.#error !== undefined) throw this.#error;
-        await rename(this.tempPath, this.finalPath);
+        await this.#putInPlace();
       } catch (err) {
         this.#state = 'failed';
+        // Nothing half-written: the temporary file goes, the window's file is as it was.
+        await rm(this.tempPath, { force: true }).catch(() => {});
         throw err instanceof SluiceError ? err : ioError(`cannot commit ${this.finalPath}`, err);
       }
       await syncDir(this.#config.path);
