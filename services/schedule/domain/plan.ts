@@ -21,6 +21,11 @@ export interface PlanInput {
   readonly active: number;
   /** How late a window may fire and still count as on time rather than missed. */
   readonly graceMs: number;
+  /**
+   * At most this many due windows per plan (default: no limit): the rest are due at once (nextDueTime is
+   * `now`), so a long catch-up is fired in bounded batches rather than in one call.
+   */
+  readonly maxFire?: number;
 }
 
 export interface PlannedWindow extends Window {
@@ -54,6 +59,9 @@ export function dueTime(rules: FiringRules, w: Window): number {
  */
 export function planDue(input: PlanInput): Plan {
   const { rules, now, last, active, graceMs } = input;
+  // LATEST keeps only the newest due window, so it has to see them all.
+  const maxFire =
+    rules.catchUp.mode === 'LATEST' ? Number.POSITIVE_INFINITY : (input.maxFire ?? Number.POSITIVE_INFINITY);
   const { spec } = rules;
   const watermark = last ? last.windowEnd : spec.startTime;
   const due: PlannedWindow[] = [];
@@ -83,6 +91,10 @@ export function planDue(input: PlanInput): Plan {
     const p = plan(w);
     if (p.dueTime > now) {
       nextDueTime = p.dueTime;
+      break;
+    }
+    if (due.length >= maxFire) {
+      nextDueTime = now; // more is due: the next batch
       break;
     }
     if (p.dueTime < keepFrom) {

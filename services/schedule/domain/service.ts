@@ -62,6 +62,8 @@ const sameIds = (a: readonly string[], b: readonly string[]) => a.length === b.l
 
 /** How far ahead of the service's clock a FireDue `as_of` may be: engines' clocks drift, windows never fire early. */
 export const MAX_AS_OF_AHEAD_MS = 5000;
+/** Windows one FireDue claims and dispatches at most; more due ones are left to the next call (nextDueTime = now). */
+export const FIRE_BATCH = 100;
 
 /** What one FireDue call did. */
 export interface FireDueResult {
@@ -657,7 +659,17 @@ export class ScheduleService {
             .listInstances({ groupId, states: ACTIVE_STATES, limit: 1000 })
             .then((r) => r.filter((i) => i.state !== 'SCHEDULED' || i.dueTime <= asOf).length),
     ]);
-    const plan = planDue({ rules, now: asOf, active, graceMs: this.#graceMs, ...(last ? { last } : {}) });
+    // A long catch-up (a schedule starting far back) is fired in batches: each FireDue claims at most
+    // FIRE_BATCH windows and answers nextDueTime = now, so the engine fires the next batch right after, and
+    // the caller that registered the schedule (ApproveGroup) is not kept waiting behind thousands of claims.
+    const plan = planDue({
+      rules,
+      now: asOf,
+      active,
+      graceMs: this.#graceMs,
+      maxFire: FIRE_BATCH,
+      ...(last ? { last } : {}),
+    });
     if (plan.waiting) this.#waiting.add(groupId);
     else this.#waiting.delete(groupId);
     if (plan.skippedCount > 0) {
@@ -675,13 +687,20 @@ export class ScheduleService {
         await this.#o.store.claimInstance(this.#newInstance(groupId, w, w.trigger, 'SKIPPED', now));
     }
     const instances: InstanceRecord[] = [];
+    // A batch with more due after it waits for its windows to be handed to the operator before answering,
+    // so the next batch does not pile thousands of dispatches on the service at once.
+    const more = plan.fire.length >= FIRE_BATCH && plan.nextDueTime === asOf;
+    const dispatched: Promise<unknown>[] = [];
     for (const w of plan.fire) {
       // Claimed as of now, not as of the reads above: a row written already stale would be taken over at once.
       const claimed = await this.#o.store.claimInstance(
         this.#newInstance(groupId, w, w.trigger, 'SCHEDULED', this.#o.clock.now()),
       );
       if (claimed) {
-        this.#runInstance(claimed);
+        if (more) {
+          const handed = new Promise<unknown>((resolve) => this.#runInstance(claimed, resolve, { root: true }));
+          dispatched.push(Promise.race([handed, this.#runs.get(claimed.instanceId)]));
+        } else this.#runInstance(claimed);
         instances.push(claimed);
       } else {
         // Another replica or an engine's earlier try claimed it first: report the row it wrote.
@@ -689,6 +708,7 @@ export class ScheduleService {
         if (found) instances.push(found);
       }
     }
+    await Promise.all(dispatched);
     if (instances.length === 0 && last && last.dueTime <= asOf) instances.push(last);
     return { instances, ...(plan.nextDueTime !== undefined ? { nextDueTime: plan.nextDueTime } : {}) };
   }
@@ -1010,7 +1030,11 @@ export class ScheduleService {
    * Dispatches a claimed (or taken over) instance and follows it to its end. `onDispatched` hears the dispatched
    * row (or the row as it was when the service stops or loses it first), or the error that failed the dispatch.
    */
-  #runInstance(instance: InstanceRecord, onDispatched?: (outcome: InstanceRecord | Error) => void): void {
+  #runInstance(
+    instance: InstanceRecord,
+    onDispatched?: (outcome: InstanceRecord | Error) => void,
+    options: { root?: boolean } = {},
+  ): void {
     const held = new AbortController();
     this.#held.get(instance.instanceId)?.abort(new InstanceLost('superseded'));
     this.#held.set(instance.instanceId, held);
@@ -1022,7 +1046,7 @@ export class ScheduleService {
       .startActiveSpan(
         'window fire',
         {
-          root: onDispatched === undefined,
+          root: options.root ?? onDispatched === undefined,
           attributes: {
             'sluice.group.id': instance.groupId,
             'sluice.window.start': instance.windowStart,
