@@ -294,6 +294,31 @@ for (const version of ['3.2', '3.3'] as const) {
     t.is(ds.workflowNamed('sluice__g1')?.releaseState, 'ONLINE', 'still online: nothing half-paused');
   });
 
+  test.serial(`${version}: a wake for a live group whose workflow was lost puts it back online`, async (t) => {
+    const live = [info('woken', { scheduleEngine: 'DolphinScheduler' })];
+    const ds = await new FakeDolphinScheduler(version).listen();
+    t.context.ds = ds;
+    await plugin.start!(engineCtx(ds, live));
+    const ctx = hookCtx(ds);
+    await plugin.unregister('woken', ctx);
+    t.deepEqual(sluiceWorkflows(ds), [], 'lost');
+    wake!('woken');
+    for (
+      let i = 0;
+      i < 50 && ds.scheduleOf(ds.workflowNamed('sluice__woken')?.code ?? -1)?.releaseState !== 'ONLINE';
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 20));
+    t.is(ds.workflowNamed('sluice__woken')?.releaseState, 'ONLINE');
+    const calls = ds.calls.length;
+    wake!('woken');
+    await new Promise((r) => setTimeout(r, 200));
+    t.false(
+      ds.calls.slice(calls).some((c) => c.method !== 'GET'),
+      'a wake for a group already online changes nothing',
+    );
+  });
+
   test.serial(
     `${version}: refusing is FAILED_PRECONDITION with its msg, down is UNAVAILABLE, nothing half-registered`,
     async (t) => {

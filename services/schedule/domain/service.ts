@@ -611,9 +611,7 @@ export class ScheduleService {
     if (!engine || !this.#o.hooks.has(engine, hook)) return;
     try {
       if (engine.settings?.availability.available === false)
-        throw failedPrecondition(
-          `engine plugin '${engine.id}' is unavailable: ${engine.settings.availability.reason}`,
-        );
+        throw failedPrecondition(`engine plugin '${engine.id}' is unavailable: ${engine.settings.availability.reason}`);
       await this.#o.hooks.call(engine, hook, arg as never);
     } catch (err) {
       await this.#save(saved, { status: previous }).catch((rollback: unknown) =>
