@@ -6,8 +6,13 @@
  */
 import anyTest, { type TestFn } from 'ava';
 import { isSluiceError } from 'sluice/sdk';
+import { silentLogger } from '../../services/core/logger.js';
+import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
+import { HookRunner } from '../../services/host/hook-runner.js';
+import { loadPlugins } from '../../services/host/loader.js';
+import { ScheduleService } from '../../services/schedule/domain/service.js';
 import { FakeDolphinScheduler } from '../helpers/fake-dolphinscheduler.js';
-import { type Rig, T0, info, scheduleRig } from '../helpers/schedule.js';
+import { FakeDispatcher, type Rig, T0, info, scheduleRig } from '../helpers/schedule.js';
 
 const test = anyTest as TestFn<{ ds: FakeDolphinScheduler; rig: Rig }>;
 
@@ -87,3 +92,31 @@ test.serial(
     t.deepEqual(holds(ds), ['sluice__g3 ONLINE/ONLINE']);
   },
 );
+
+test.serial('another replica that sees a group paused holds it at DolphinScheduler too', async (t) => {
+  const { ds, rig } = t.context;
+  await rig.service.register(dsInfo('g5'));
+  // A second replica on the same store, re-reading it every 50 ms.
+  const plugins = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR, extraDirs: [] });
+  const other = new ScheduleService({
+    store: rig.store,
+    engines: plugins.engines,
+    hooks: new HookRunner({ timeoutMs: 10_000 }),
+    clock: rig.clock,
+    dispatcher: new FakeDispatcher(rig.clock),
+    logger: silentLogger,
+    owner: 'other',
+    rescanMs: 50,
+  });
+  t.teardown(() => other.stop());
+  await other.start();
+  await other.idle();
+  // Paused in the store while DolphinScheduler still runs it (a replica put the status back after a failed
+  // resume whose store write another replica had already acted on).
+  const s = (await rig.store.getSchedule('g5'))!;
+  await rig.store.updateSchedule({ ...s, status: 'PAUSED', version: s.version + 1 }, s.version);
+  t.deepEqual(holds(ds), ['sluice__g5 ONLINE/ONLINE']);
+  for (let i = 0; i < 100 && holds(ds)[0] !== 'sluice__g5 OFFLINE/OFFLINE'; i++)
+    await new Promise((r) => setTimeout(r, 20));
+  t.deepEqual(holds(ds), ['sluice__g5 OFFLINE/OFFLINE']);
+});

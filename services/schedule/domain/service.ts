@@ -267,6 +267,10 @@ export class ScheduleService {
     if (wasFiring && (seen.engineId !== s.engineId || s.status === 'DELETED'))
       await this.#engineCall(seen.engineId, 'unregister', s.groupId);
     // A paused schedule stays with its engine: its fires find it PAUSED and do nothing until it is resumed.
+    // An engine with a pause hook is told here too (idempotent), so a status another replica put back
+    // after a failed resume holds the counterpart again.
+    if (wasFiring && s.status === 'PAUSED' && seen.engineId === s.engineId)
+      await this.#engineHold(s.engineId, s.groupId);
     if (firing)
       await this.#engineCall(s.engineId, wasFiring && seen.engineId === s.engineId ? 'update' : 'register', s.info);
   }
@@ -478,6 +482,13 @@ export class ScheduleService {
     if (engine.settings?.availability.available === false)
       throw failedPrecondition(`engine plugin '${engineId}' is unavailable: ${engine.settings.availability.reason}`);
     await this.#o.hooks.call(engine, hook, arg as never);
+  }
+
+  /** The engine's pause hook, when it has one (a change another replica made and told the engine of). */
+  async #engineHold(engineId: string, groupId: string): Promise<void> {
+    const engine = this.#o.engines.get(engineId);
+    if (!engine || !this.#o.hooks.has(engine, 'pause') || engine.settings?.availability.available === false) return;
+    await this.#o.hooks.call(engine, 'pause', groupId);
   }
 
   async #load(groupId: string): Promise<ScheduleRecord> {
