@@ -114,10 +114,11 @@ const ROWS: Row[] = [
     exact: { quartz: false, unix: false },
   },
   {
-    name: 'daily at 02:30 in Berlin (the spring gap moves it as the schedule does)',
+    name: 'daily at 02:30 in Berlin: the spring gap day happens at 03:30, which the cron holds too',
     schedule: { scheduleUnit: 'D', scheduleInterval: 1, timeZone: 'Europe/Berlin', startTime: at(2026, 1, 1, 1, 30) },
-    quartz: '0 30 2 * * ? *',
-    unix: '30 2 * * *',
+    quartz: '0 30 2,3 * * ? *',
+    unix: '30 2,3 * * *',
+    exact: { quartz: false, unix: false },
   },
   {
     name: 'daily at 02:30 in New York',
@@ -127,8 +128,9 @@ const ROWS: Row[] = [
       timeZone: 'America/New_York',
       startTime: at(2026, 1, 1, 7, 30),
     },
-    quartz: '0 30 2 * * ? *',
-    unix: '30 2 * * *',
+    quartz: '0 30 2,3 * * ? *',
+    unix: '30 2,3 * * *',
+    exact: { quartz: false, unix: false },
   },
   {
     name: 'daily at 02:15 on Lord Howe (30-minute DST)',
@@ -138,8 +140,9 @@ const ROWS: Row[] = [
       timeZone: 'Australia/Lord_Howe',
       startTime: at(2026, 1, 1, 15, 15),
     },
-    quartz: '0 15 2 * * ? *',
-    unix: '15 2 * * *',
+    quartz: '0 15,45 2 * * ? *',
+    unix: '15,45 2 * * *',
+    exact: { quartz: false, unix: false },
   },
   {
     name: 'every 5 days: daily at that time',
