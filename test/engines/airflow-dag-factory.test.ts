@@ -341,16 +341,14 @@ withCovering(
 // A due time a spring-forward gap moved (Lord Howe's 02:10:30 on 2026-10-04 happens at 02:40:30): the
 // covering cron holds 02:41 as well as 02:11, since croniter started between the two walks past the
 // nonexistent 02:11 (drive.py looks for each due time's tick from one second before it).
-withCovering(
-  `a due time moved by a DST gap is covered under Airflow's cron evaluation${skipReason}`,
-  (t) =>
-    ticksCoverDues(t, [
-      info('lord-howe-gap', {
-        scheduleType: 1,
-        crontabExpression: '30 10 2 * * ?',
-        timeZone: 'Australia/Lord_Howe',
-        startTime: Date.UTC(2026, 8, 1),
-        endTime: Date.UTC(2026, 9, 31),
-      }),
-    ]),
+withCovering(`a due time moved by a DST gap is covered under Airflow's cron evaluation${skipReason}`, (t) =>
+  ticksCoverDues(t, [
+    info('lord-howe-gap', {
+      scheduleType: 1,
+      crontabExpression: '30 10 2 * * ?',
+      timeZone: 'Australia/Lord_Howe',
+      startTime: Date.UTC(2026, 8, 1),
+      endTime: Date.UTC(2026, 9, 31),
+    }),
+  ]),
 );

@@ -505,7 +505,7 @@ const GAP_CASES: { name: string; schedule: Partial<ScheduleInfo> }[] = [
 function quartzNext(expression: string, after: number, zone: string, limit: number): number | undefined {
   const cron = parseCron(expression);
   const wallLimit = wallMs(toLocal(limit, zone));
-  for (let w = nextWall(cron, wallMs(toLocal(after + 1000, zone)), wallLimit); w !== undefined; ) {
+  for (let w = nextWall(cron, wallMs(toLocal(after + 1000, zone)), wallLimit); w !== undefined;) {
     const instant = instantOfWall(w, zone);
     if (wallMs(toLocal(instant, zone)) === w) return instant;
     w = nextWall(cron, w + 1000, wallLimit);
@@ -572,9 +572,10 @@ croniterTest(
       return { name: g.name, c: coveringCron(s, 'unix'), all: dues(s, 400) };
     });
     const input = JSON.stringify(jobs.map(({ c, all }) => [c.expression, c.timeZone, all]));
-    const misses = JSON.parse(
-      execFileSync('/usr/bin/python3', ['-c', AIRFLOW_NEXT], { input, encoding: 'utf8' }),
-    ) as [number, number][][];
+    const misses = JSON.parse(execFileSync('/usr/bin/python3', ['-c', AIRFLOW_NEXT], { input, encoding: 'utf8' })) as [
+      number,
+      number,
+    ][][];
     jobs.forEach(({ name, c, all }, i) => {
       t.true(all.length > 20, name);
       t.deepEqual(

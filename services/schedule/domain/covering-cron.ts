@@ -265,10 +265,7 @@ function sampledCron(rules: FiringRules, zone: string, lastDue: number | undefin
   const own = rules.delayMs === 0 && spec.cron ? renderTranslated(spec.cron, dialect) : undefined;
   if (own !== undefined && own !== expression) {
     const cron = parseCron(own);
-    if (
-      covers(cron, targets) &&
-      countTicks(cron, targets, zone) <= countTicks(parseCron(expression), targets, zone)
-    ) {
+    if (covers(cron, targets) && countTicks(cron, targets, zone) <= countTicks(parseCron(expression), targets, zone)) {
       expression = own;
     }
   }
