@@ -235,13 +235,6 @@ const CASES: ScheduleInfo[] = [
     startTime: BERLIN_SPRING,
     endTime: BERLIN_SPRING + 30 * DAY,
   }),
-  info('daily-berlin-autumn', {
-    scheduleUnit: 'D',
-    timeZone: 'Europe/Berlin',
-    delayTime: 150,
-    startTime: BERLIN_AUTUMN,
-    endTime: BERLIN_AUTUMN + 30 * DAY,
-  }),
   info('hourly-berlin-autumn', {
     timeZone: 'Europe/Berlin',
     startTime: BERLIN_AUTUMN,
@@ -351,4 +344,22 @@ withCovering(`a due time moved by a DST gap is covered under Airflow's cron eval
       endTime: Date.UTC(2026, 9, 31),
     }),
   ]),
+);
+
+// Known: Airflow's make_aware localises with fold=1, so a cron that does not tick every hour reaches only
+// the second pass of a repeated hour. Sluice gives a repeated wall time its first pass: daily at 02:30 in
+// Berlin is due at 02:30 CEST on 2026-10-25 and Airflow ticks at 02:30 CET, an hour later (FireDue fires
+// it then). Only a cron ticking every hour (Airflow's fold-hour workaround) reaches the first pass.
+(coveringReady() ? test.failing : test.skip)(
+  `known difference: a first-pass due time in a repeated hour is ticked an hour late under Airflow${skipReason}`,
+  (t) =>
+    ticksCoverDues(t, [
+      info('daily-berlin-autumn', {
+        scheduleUnit: 'D',
+        timeZone: 'Europe/Berlin',
+        delayTime: 150,
+        startTime: BERLIN_AUTUMN,
+        endTime: BERLIN_AUTUMN + 30 * DAY,
+      }),
+    ]),
 );
