@@ -118,7 +118,9 @@ for (const version of ['3.2', '3.3'] as const) {
       const sched = ds.scheduleOf(wf.code)!;
       t.like(sched, {
         releaseState: 'ONLINE',
-        crontab: '0 30 2 * * ? 2026',
+        // 02:30 does not exist on 2026-03-29 (the window is due at 03:30) and Quartz fires no trigger at a
+        // nonexistent wall time: the cron holds 03:30 as well.
+        crontab: '0 30 2,3 * * ? 2026',
         timezoneId: 'Europe/Berlin',
         startTime: '2026-01-01 01:30:00',
         endTime: '2027-01-01 01:30:00',
