@@ -117,6 +117,11 @@ export interface EngineContext extends HookContext {
    * it holds on `start` and repairs the drift: creates the missing, removes the unknown.
    */
   listSchedules(): Promise<readonly ScheduleInfo[]>;
+  /**
+   * The paused schedules this engine runs, as stored. An engine with `pause`/`resume` hooks keeps their
+   * objects on `start` (present, held as `pause` leaves them) rather than removing them as unknown.
+   */
+  listPaused(): Promise<readonly ScheduleInfo[]>;
   /** Subscribes to wake-ups: a group whose running window ended, or that was resumed, may have windows due. */
   onWake(listener: (groupId: string) => void): void;
   /**
@@ -146,6 +151,20 @@ export interface EnginePlugin {
   /** Replaces the schedule in place; windows already fired are not fired again. */
   update(info: ScheduleInfo, ctx: HookContext): void | Promise<void>;
   /**
+   * Holds the group's firing at the counterpart while its schedule is paused (e.g. a workflow taken
+   * offline, a DAG paused), keeping what it holds; must be idempotent. Called after the PAUSED status is
+   * stored; when it throws, the status is put back and PauseSchedule fails with the hook's error.
+   * Without it, a paused group's ticks still reach FireDue, which fires nothing while it is paused.
+   */
+  pause?(groupId: string, ctx: HookContext): void | Promise<void>;
+  /**
+   * Lets the group fire again after `pause`: brings its objects back online, creating them when missing
+   * (so it also repairs a counterpart that lost them); must be idempotent. Called after the resumed
+   * status is stored; when it throws, the status goes back to PAUSED and ResumeSchedule fails with the
+   * hook's error.
+   */
+  resume?(info: ScheduleInfo, ctx: HookContext): void | Promise<void>;
+  /**
    * The engine's tick resolution: how long after a window's due time it may fire it (e.g. the period of
    * its clock). Default 0: exactly at the due time, on the service's clock. The conformance kit holds
    * the engine to it.
@@ -171,6 +190,8 @@ const ENGINE_HOOK_SET: Readonly<Record<EngineHook, 'required' | 'optional'>> = {
   register: 'required',
   unregister: 'required',
   update: 'required',
+  pause: 'optional',
+  resume: 'optional',
   resolutionMs: 'optional',
   about: 'optional',
   start: 'optional',

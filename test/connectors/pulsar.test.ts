@@ -437,14 +437,18 @@ class FakePulsar {
             state.seekedTo = ts;
             pos = messages.findIndex((m) => m.publishTime >= ts);
             if (pos < 0) pos = messages.length;
+            // As pulsar-client: these resolve with null.
+            return null;
           },
           close: async () => {
             state.closed = true;
+            return null;
           },
         };
       }
       async close() {
         this.#state.closed = true;
+        return null;
       }
     }
     return {

@@ -74,15 +74,12 @@ declare(
     t.regex(a.dagSpecs().g1!.cron, /^7 /, 'the update reached the index');
 
     await rig.service.pause('g2');
-    t.deepEqual(holds(a), only('g1', 'g2'), 'a pause keeps the DAG: its ticks find the group paused');
+    const paused = { ...only('g1', 'g2'), dags: ['sluice__g1', 'sluice__g2 (paused)'] };
+    t.deepEqual(holds(a), paused, 'a pause pauses the DAG and keeps it');
     await rig.restart();
-    t.deepEqual(holds(a), only('g1'), 'a paused group is not live: the restart removes its DAG');
-    const unpauses = () => a.calls.filter((c) => c.method === 'PATCH' && c.path === '/api/v2/dags/sluice__g2').length;
-    const before = unpauses();
+    t.deepEqual(holds(a), paused, 'a restart while paused keeps the DAG, paused');
     await rig.service.resume('g2');
-    // The engine hears of the resume as a wake-up and puts the schedule back on its own time.
-    await until(() => unpauses() > before);
-    t.deepEqual(holds(a), only('g1', 'g2'), 'resuming puts it back');
+    t.deepEqual(holds(a), only('g1', 'g2'), 'resuming unpauses it');
 
     await rig.service.unregister('g1');
     t.deepEqual(holds(a), only('g2'), 'delete leaves nothing of the group');
@@ -126,6 +123,38 @@ declare(
     // Registered again once Airflow answers: the client's retry simply works.
     await rig.service.register(airflowInfo('g3'));
     t.deepEqual(holds(a), only('g3'));
+    t.deepEqual(a.violations, []);
+  },
+);
+
+declare(
+  title('Airflow failing a pause or resume: the call fails naming its answer and the status is put back'),
+  async (t) => {
+    const { airflow: a, rig } = t.context;
+    await rig.service.register(airflowInfo('g4'));
+    a.parseDags();
+    a.failWhen = (method, path) =>
+      method === 'PATCH' && path === '/api/v2/dags/sluice__g4'
+        ? { status: 500, detail: 'deadlock detected' }
+        : undefined;
+    const pause = await t.throwsAsync(() => rig.service.pause('g4'));
+    t.true(isSluiceError(pause) && pause.code === 'UNAVAILABLE', String(pause));
+    t.regex(pause!.message, /HTTP 500: deadlock detected/);
+    t.is((await rig.service.get('g4')).status, 'REGISTERED', 'not paused in Sluice while Airflow runs it');
+    t.false(a.dags.get('sluice__g4')!.paused);
+
+    a.failWhen = undefined;
+    await rig.service.pause('g4');
+    t.true(a.dags.get('sluice__g4')!.paused);
+    a.failing = { status: 403, detail: 'Forbidden: user admin lacks the DAGs permission' };
+    const resume = await t.throwsAsync(() => rig.service.resume('g4'));
+    t.true(isSluiceError(resume) && resume.code === 'FAILED_PRECONDITION', String(resume));
+    t.regex(resume!.message, /HTTP 403: Forbidden: user admin lacks the DAGs permission/);
+    t.is((await rig.service.get('g4')).status, 'PAUSED', 'still paused in Sluice, as in Airflow');
+    a.failing = undefined;
+    t.deepEqual(holds(a), { ...only('g4'), dags: ['sluice__g4 (paused)'] }, 'the paused DAG is kept');
+    await rig.service.resume('g4');
+    t.deepEqual(holds(a), only('g4'));
     t.deepEqual(a.violations, []);
   },
 );

@@ -42,6 +42,7 @@ function engineCtx(a: FakeAirflow, live: ScheduleInfo[]): EngineContext {
     scheduleAt: () => ({ cancel() {} }),
     fireDue: () => Promise.resolve({ instances: [] }),
     listSchedules: () => Promise.resolve(live),
+    listPaused: () => Promise.resolve([]),
     coveringCron,
     onWake() {},
     submitOfflineJob: () => Promise.resolve({ jobIds: [] }),

@@ -28,7 +28,7 @@ export interface PulsarClient {
   createReader(config: PulsarReaderConfig): Promise<PulsarReader>;
   /** The partitions' topic names; a non-partitioned topic gives itself. */
   getPartitionsForTopic(topic: string): Promise<string[]>;
-  close(): Promise<unknown>;
+  close(): Promise<null>;
 }
 
 export interface PulsarReaderConfig {
@@ -50,8 +50,8 @@ export interface PulsarReader {
   hasNext(): boolean;
   /** Whether the reader's connection to its broker is up (no broker round trip). */
   isConnected(): boolean;
-  seekTimestamp(timestamp: number): Promise<unknown>;
-  close(): Promise<unknown>;
+  seekTimestamp(timestamp: number): Promise<null>;
+  close(): Promise<null>;
 }
 
 export interface PulsarMessage {

@@ -106,8 +106,33 @@ async function remove(groupId: string, ctx: HookContext): Promise<void> {
 }
 
 /**
- * Makes Airflow hold exactly the live schedules: each one's Variable put, the index rewritten whole,
- * every other `sluice__` Variable and its DAG removed. Objects without the prefix are never touched.
+ * Holds a paused group: its DAG paused (`is_paused: true`), its Variable and index entry kept so the DAG
+ * stays, with its runs, and resuming only unpauses it. A DAG Airflow has not parsed yet (404) cannot be
+ * paused: its ticks fire nothing while the group is paused, and the next start pauses it.
+ */
+async function hold(groupId: string, ctx: HookContext): Promise<void> {
+  await clientFor(ctx).setPaused(dagId(groupId), true);
+}
+
+/**
+ * Lets a paused group fire again: its Variable and index entry put again (the schedule may have changed
+ * while paused; a lost DAG comes back), then the DAG unpaused. Unlike register, a failure removes
+ * nothing: the group goes back to PAUSED and keeps its DAG.
+ */
+async function unhold(info: ScheduleInfo, ctx: HookContext): Promise<void> {
+  const spec = specOf(info);
+  const c = clientFor(ctx);
+  const id = dagId(info.groupId);
+  await c.putVariable(id, variableValue(info, spec), `Sluice schedule of group ${info.groupId} (managed by Sluice)`);
+  await setIndexEntry(c, info.groupId, spec);
+  await c.setPaused(id, false);
+  present.add(info.groupId);
+}
+
+/**
+ * Makes Airflow hold exactly the schedules Sluice keeps: each live or paused one's Variable put, the
+ * index rewritten whole, live DAGs unpaused and paused ones paused, every other `sluice__` Variable and
+ * its DAG removed. Objects without the prefix are never touched.
  */
 async function reconcile(ctx: EngineContext): Promise<void> {
   const c = clientFor(ctx);
@@ -125,8 +150,9 @@ async function reconcile(ctx: EngineContext): Promise<void> {
     });
   }
   const live = await ctx.listSchedules();
+  const paused = await ctx.listPaused();
   const index: DagIndex = { format: 1, dags: {} };
-  for (const info of live) {
+  for (const info of [...live, ...paused]) {
     const spec = specOf(info);
     index.dags[info.groupId] = spec;
     await c.putVariable(
@@ -137,18 +163,16 @@ async function reconcile(ctx: EngineContext): Promise<void> {
   }
   await c.putVariable(INDEX_KEY, indexText(index), INDEX_DESCRIPTION);
   for (const info of live) await c.setPaused(dagId(info.groupId), false);
+  for (const info of paused) await c.setPaused(dagId(info.groupId), true);
   present.clear();
-  for (const info of live) present.add(info.groupId);
+  for (const info of [...live, ...paused]) present.add(info.groupId);
   for (const key of await c.variableKeys(PREFIX)) {
     const groupId = groupOf(key);
     if (groupId !== undefined && index.dags[groupId] === undefined) await remove(groupId, ctx);
   }
 }
 
-/**
- * A paused schedule is not live, so a reconcile removes its DAG; resuming it only wakes the engine. A
- * woken group this process has not put is put again if it is live.
- */
+/** A woken live group this process has not put (a failed call, a lost Variable) is put again. */
 async function restore(ctx: EngineContext, groupId: string): Promise<void> {
   const info = (await ctx.listSchedules()).find((i) => i.groupId === groupId);
   if (info && engineCtx === ctx && !present.has(groupId)) await put(info, ctx);
@@ -205,6 +229,8 @@ export default defineEnginePlugin({
   register: put,
   update: put,
   unregister: remove,
+  pause: hold,
+  resume: unhold,
 
   stop() {
     retry?.cancel();

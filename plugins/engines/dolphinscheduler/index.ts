@@ -72,8 +72,8 @@ async function put(info: ScheduleInfo, ctx: HookContext): Promise<void> {
   if (existing) {
     const current = await c.scheduleOf(pc, existing.code);
     // DolphinScheduler refuses to edit what is online: offline, edit, online again.
-    if (current) await c.scheduleState(pc, current.id, 'offline');
-    await c.release(pc, existing.code, 'OFFLINE');
+    if (current?.releaseState === 'ONLINE') await c.scheduleState(pc, current.id, 'offline');
+    if (existing.releaseState === 'ONLINE') await c.release(pc, existing.code, 'OFFLINE');
     const taskCode = await existingTaskCode(c, pc, existing.code);
     await c.updateWorkflow(pc, existing.code, workflowForm(info, taskCode, publicUrl, s.callbackToken));
     await c.release(pc, existing.code, 'ONLINE');
@@ -114,23 +114,47 @@ async function remove(groupId: string, ctx: HookContext): Promise<void> {
   await c.deleteWorkflow(pc, existing.code);
 }
 
-/** DolphinScheduler holds exactly the live schedules: each one put, every other `sluice__` workflow removed. */
+/**
+ * Holds a paused group: its schedule and then its workflow taken offline (DolphinScheduler's order: a
+ * workflow goes offline with its schedule), both kept with their codes so resuming changes nothing
+ * else. A group without a workflow has nothing to hold.
+ */
+async function hold(groupId: string, ctx: HookContext): Promise<void> {
+  const { c, pc } = await target(ctx);
+  const name = workflowName(groupId);
+  const existing = (await c.workflows(pc, name)).find((w) => w.name === name);
+  if (!existing) return;
+  const current = await c.scheduleOf(pc, existing.code);
+  if (current?.releaseState === 'ONLINE') await c.scheduleState(pc, current.id, 'offline');
+  if (existing.releaseState === 'ONLINE') await c.release(pc, existing.code, 'OFFLINE');
+}
+
+/**
+ * DolphinScheduler holds exactly the schedules Sluice keeps: each live one put and online, each paused one
+ * put and held offline, every other `sluice__` workflow removed.
+ */
 async function reconcile(ctx: EngineContext): Promise<void> {
   const { c, pc, version } = await target(ctx);
   ctx.logger.info('dolphinscheduler: connected', { dolphinschedulerVersion: version });
   const live = await ctx.listSchedules();
-  const liveIds = new Set(live.map((i) => i.groupId));
+  const paused = await ctx.listPaused();
+  const keep = new Set([...live, ...paused].map((i) => i.groupId));
   for (const info of live) await put(info, ctx);
+  for (const info of paused) {
+    // A paused group's workflow stays; one lost is created (put) before it is held offline.
+    const name = workflowName(info.groupId);
+    if (!(await c.workflows(pc, name)).some((w) => w.name === name)) await put(info, ctx);
+    await hold(info.groupId, ctx);
+  }
   for (const w of await c.workflows(pc, PREFIX)) {
     const groupId = groupOf(w.name);
-    if (groupId !== undefined && !liveIds.has(groupId)) await remove(groupId, ctx);
+    if (groupId !== undefined && !keep.has(groupId)) await remove(groupId, ctx);
   }
 }
 
 /**
- * A wake-up (a resume among them) for a live group whose workflow is missing or not online: put it.
- * Pausing never reaches an engine (a paused group's ticks find nothing due), and a restart while it is
- * paused removes its workflow, so resuming is where it comes back.
+ * A wake-up for a live group whose workflow is missing or not online: put it. Resume brings a group
+ * online itself; this repairs what a failed call or a lost workflow left behind.
  */
 async function ensureLive(ctx: EngineContext, groupId: string): Promise<void> {
   const info = (await ctx.listSchedules()).find((i) => i.groupId === groupId);
@@ -188,6 +212,9 @@ export default defineEnginePlugin({
   register: put,
   update: put,
   unregister: remove,
+  pause: hold,
+  // Online again with the same codes; a workflow lost while paused is created again.
+  resume: put,
 
   // Stop deletes nothing: the project and every workflow stay as they are.
   stop() {

@@ -25,8 +25,6 @@ const HORIZON_MS = 1461 * DAY_MS;
 const MAX_TARGETS = 5000;
 /** An end at or past 10000-01-01 is no end: no last due time is given. */
 const NO_END_MS = 253_402_300_800_000;
-/** A value of the time fields held by at most this share of due times is a DST oddity worth trying to drop. */
-const RARE_SHARE = 0.02;
 
 /**
  * The cron an external scheduler ticks on to drive a schedule through FireDue (see
@@ -40,6 +38,19 @@ const RARE_SHARE = 0.02;
  * a gap moves forward, a repeated one takes its first pass). A due time in the second pass of a
  * repeated hour (only reachable through a delay or a start inside it) has no wall time of its own: no
  * cron ticks there, and it fires at the next tick.
+ *
+ * A due time a spring-forward gap moved (Berlin's 02:30 on a gap day happens at 03:30) is covered by
+ * the wall time it happens at, which the cron then holds as well as the regular one (hours 2,3):
+ * neither external scheduler can be relied on to move a nonexistent wall time forward the way Sluice
+ * does. Quartz's CronExpression.getTimeAfter sets the calendar's fields one by one (setCalendarHour
+ * bumps a nonexistent hour to the next one and the search then sees an hour the expression does not
+ * hold), so a Quartz trigger at a nonexistent time does not fire that day at all. Airflow's cron
+ * timetables run croniter on the naive wall time after the current point and localise the result
+ * (pendulum, fold=1: a gap time moves forward) only when that point is before the wall time: from the
+ * previous tick it fires, but from a start date, an unpause or a realignment between the regular wall
+ * time and the moved instant croniter walks past the nonexistent time and the window waits for the
+ * next tick. A target is therefore covered only by a tick at its own, existing wall time; the cron
+ * gets an extra tick on every regular day (exact: false).
  *
  * Due times are looked at up to four years ahead: a last window cut short by an end further away
  * than that is due off the schedule's grid and gets no tick of its own (it fires through a later
@@ -163,6 +174,8 @@ function expressionOf(c: Candidate, dialect: CronDialect, timeOfDay = true): str
 interface Target {
   readonly due: number;
   readonly tick: number;
+  /** The tick's wall time (zone-free ordinal). */
+  readonly wall: number;
   readonly second: number;
   readonly minute: number;
   readonly hour: number;
@@ -246,17 +259,13 @@ function sampledCron(rules: FiringRules, zone: string, lastDue: number | undefin
     const ticks = ticksOf(c, dialect, from, Math.max(to, from + HORIZON_MS / DAY_MS));
     if (!best || ticks < best.ticks) best = { c, ticks };
   }
-  const chosen = pruneRare(best!.c, targets, zone, dialect, open.hours);
-  let expression = expressionOf(chosen, dialect);
+  let expression = expressionOf(best!.c, dialect);
   // A cron schedule whose ticks are its due times: its own expression, when the dialect can say it
   // and it ticks no more often than the sampled one.
   const own = rules.delayMs === 0 && spec.cron ? renderTranslated(spec.cron, dialect) : undefined;
   if (own !== undefined && own !== expression) {
     const cron = parseCron(own);
-    if (
-      covers(cron, targets, zone, r) &&
-      countTicks(cron, targets, zone) <= countTicks(parseCron(expression), targets, zone)
-    ) {
+    if (covers(cron, targets) && countTicks(cron, targets, zone) <= countTicks(parseCron(expression), targets, zone)) {
       expression = own;
     }
   }
@@ -286,6 +295,7 @@ function targetOf(due: number, tick: number, wall: number): Target {
   return {
     due,
     tick,
+    wall,
     second: l.second,
     minute: l.minute,
     hour: l.hour,
@@ -310,13 +320,13 @@ function ticksOf(c: Candidate, dialect: CronDialect, fromDay: number, toDay: num
   return n * c.seconds.length * c.minutes.length * c.hours.length;
 }
 
-/** True when every target has a tick in [due, due + r). */
-function covers(cron: Cron, targets: readonly Target[], zone: string, r: number): boolean {
-  for (const t of targets) {
-    const tick = nextFireTime(cron, t.due - 1, zone, t.due + r);
-    if (tick === undefined || tick >= t.due + r) return false;
-  }
-  return true;
+/**
+ * True when the cron holds every target's own wall time: the tick in [due, due + r) at a wall time
+ * that exists, which Quartz and Airflow reach whatever point they evaluate from (a nonexistent wall
+ * time that Sluice's evaluator would move onto the tick does not count; see coveringCron).
+ */
+function covers(cron: Cron, targets: readonly Target[]): boolean {
+  return targets.every((t) => nextWall(cron, t.wall, t.wall) === t.wall);
 }
 
 /** Ticks of a cron from the first target to the last (stops counting once past the targets' number twice). */
@@ -332,32 +342,4 @@ function countTicks(cron: Cron, targets: readonly Target[], zone: string): numbe
   )
     n++;
   return n;
-}
-
-/**
- * Drops time-of-day values that only a few due times hold (a DST gap day's 03:30 when the rest are
- * 02:30) when those due times stay covered without them: the cron's own gap rule moves 02:30 there.
- */
-function pruneRare(
-  c: Candidate,
-  targets: readonly Target[],
-  zone: string,
-  dialect: CronDialect,
-  hoursOpen: boolean,
-): Candidate {
-  const r = RESOLUTION_MS[dialect];
-  const fields = hoursOpen ? (['minutes', 'seconds'] as const) : (['hours', 'minutes', 'seconds'] as const);
-  const pick = { hours: (t: Target) => t.hour, minutes: (t: Target) => t.minute, seconds: (t: Target) => t.second };
-  let current = c;
-  for (const field of fields) {
-    const counts = new Map<number, number>();
-    for (const t of targets) counts.set(pick[field](t), (counts.get(pick[field](t)) ?? 0) + 1);
-    for (const [value, count] of counts) {
-      if (count > Math.max(2, targets.length * RARE_SHARE) || current[field].length < 2) continue;
-      const without = { ...current, [field]: current[field].filter((v) => v !== value) };
-      const held = targets.filter((t) => pick[field](t) === value);
-      if (covers(parseCron(expressionOf(without, dialect)), held, zone, r)) current = without;
-    }
-  }
-  return current;
 }

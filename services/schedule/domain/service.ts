@@ -269,6 +269,10 @@ export class ScheduleService {
     if (wasFiring && (seen.engineId !== s.engineId || s.status === 'DELETED'))
       await this.#engineCall(seen.engineId, 'unregister', s.groupId);
     // A paused schedule stays with its engine: its fires find it PAUSED and do nothing until it is resumed.
+    // An engine with a pause hook is told here too (idempotent), so a status another replica put back
+    // after a failed resume holds the counterpart again.
+    if (wasFiring && s.status === 'PAUSED' && seen.engineId === s.engineId)
+      await this.#engineHold(s.engineId, s.groupId);
     if (firing)
       await this.#engineCall(s.engineId, wasFiring && seen.engineId === s.engineId ? 'update' : 'register', s.info);
   }
@@ -410,6 +414,7 @@ export class ScheduleService {
         };
       },
       listSchedules: () => this.listOwned(engineId),
+      listPaused: () => this.listOwned(engineId, 'PAUSED'),
       coveringCron: (info, dialect) => coveringCron(info, dialect),
       onWake: (listener) => void this.#wakeListeners.push(listener),
       submitOfflineJob: async (request) => {
@@ -479,6 +484,13 @@ export class ScheduleService {
     if (engine.settings?.availability.available === false)
       throw failedPrecondition(`engine plugin '${engineId}' is unavailable: ${engine.settings.availability.reason}`);
     await this.#o.hooks.call(engine, hook, arg as never);
+  }
+
+  /** The engine's pause hook, when it has one (a change another replica made and told the engine of). */
+  async #engineHold(engineId: string, groupId: string): Promise<void> {
+    const engine = this.#o.engines.get(engineId);
+    if (!engine || !this.#o.hooks.has(engine, 'pause') || engine.settings?.availability.available === false) return;
+    await this.#o.hooks.call(engine, 'pause', groupId);
   }
 
   async #load(groupId: string): Promise<ScheduleRecord> {
@@ -579,7 +591,9 @@ export class ScheduleService {
   async pause(groupId: string): Promise<ScheduleRecord> {
     const current = await this.#load(groupId);
     this.#transition(current, 'PAUSED');
-    return this.#save(current, { status: 'PAUSED' });
+    const saved = await this.#save(current, { status: 'PAUSED' });
+    await this.#holdCall(saved, current.status, 'pause', groupId);
+    return saved;
   }
 
   async resume(groupId: string): Promise<ScheduleRecord> {
@@ -587,9 +601,40 @@ export class ScheduleService {
     if (current.status !== 'PAUSED')
       throw failedPrecondition(`schedule of group '${groupId}' is ${current.status}, not PAUSED`);
     const saved = await this.#save(current, { status: 'REGISTERED' });
+    await this.#holdCall(saved, 'PAUSED', 'resume', saved.info);
     // Windows due while paused follow the catch-up policy at the next fire.
     this.#wake(groupId, true);
     return saved;
+  }
+
+  /**
+   * Tells the schedule's engine of a pause or resume already stored, when it has the hook. The store and
+   * the engine must not disagree silently: when the hook fails, the status goes back to `previous` and the
+   * call fails with the engine's error, as a failed register leaves no schedule behind. Should putting the
+   * status back fail too, the engine's reconcile on its next start brings it in line with the store.
+   */
+  async #holdCall(
+    saved: ScheduleRecord,
+    previous: ScheduleStatus,
+    hook: 'pause' | 'resume',
+    arg: string | ScheduleInfo,
+  ): Promise<void> {
+    if (saved.engineId === NO_ENGINE) return;
+    const engine = this.#o.engines.get(saved.engineId);
+    if (!engine || !this.#o.hooks.has(engine, hook)) return;
+    try {
+      if (engine.settings?.availability.available === false)
+        throw failedPrecondition(`engine plugin '${engine.id}' is unavailable: ${engine.settings.availability.reason}`);
+      await this.#o.hooks.call(engine, hook, arg as never);
+    } catch (err) {
+      await this.#save(saved, { status: previous }).catch((rollback: unknown) =>
+        this.#o.logger.error(`putting the status back after a failed ${hook} failed; the engine reconciles on start`, {
+          groupId: saved.groupId,
+          err: rollback,
+        }),
+      );
+      throw err;
+    }
   }
 
   // ---- windows ---------------------------------------------------------------------------------
@@ -713,8 +758,11 @@ export class ScheduleService {
     return { instances, ...(plan.nextDueTime !== undefined ? { nextDueTime: plan.nextDueTime } : {}) };
   }
 
-  /** The live (registered, updated or paused) schedules an engine plugin runs, for its reconcile on start. */
-  async listOwned(engineId: string): Promise<ScheduleInfo[]> {
+  /**
+   * The live (registered or updated) schedules an engine plugin runs, or with `PAUSED` its paused ones,
+   * for its reconcile on start.
+   */
+  async listOwned(engineId: string, which: 'LIVE' | 'PAUSED' = 'LIVE'): Promise<ScheduleInfo[]> {
     const out: ScheduleInfo[] = [];
     for (let after: string | undefined; ;) {
       const page = await this.#o.store.listSchedules({
@@ -722,7 +770,8 @@ export class ScheduleService {
         limit: 500,
         ...(after ? { afterGroupId: after } : {}),
       });
-      for (const s of page) if (s.engineId === engineId && s.status !== 'PAUSED') out.push(s.info);
+      for (const s of page)
+        if (s.engineId === engineId && (s.status === 'PAUSED') === (which === 'PAUSED')) out.push(s.info);
       if (page.length < 500) break;
       after = page[page.length - 1]!.groupId;
     }
