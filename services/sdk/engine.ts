@@ -47,7 +47,11 @@ export interface FireDueOutcome {
    * and, when nothing new was due, the group's latest instance due at `asOf`.
    */
   readonly instances: readonly FiredInstance[];
-  /** The next window's due time after `asOf`; undefined when the schedule has ended or waits for running windows. */
+  /**
+   * The next window's due time after `asOf`, or `asOf` itself when more windows are due than one call fires
+   * (a long catch-up goes in batches of 100: call again at once); undefined when the schedule has ended or
+   * waits for running windows.
+   */
   readonly nextDueTime?: number;
 }
 
