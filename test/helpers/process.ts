@@ -21,8 +21,17 @@ function removeDataDir(dir: string): void {
   ownDataDirs.delete(dir);
   rmSync(dir, { recursive: true, force: true });
 }
-process.once('exit', () => {
+/** Children still running: a test that fails before it stops its child must not leave it behind. */
+const running = new Set<ChildProcess>();
+function cleanUp(): void {
+  for (const child of running) child.kill('SIGKILL');
   for (const dir of ownDataDirs) removeDataDir(dir);
+}
+process.once('exit', cleanUp);
+// AVA ends a test file's worker with SIGTERM, which runs no 'exit' listener: clean up, then die of it.
+process.once('SIGTERM', () => {
+  cleanUp();
+  process.kill(process.pid, 'SIGTERM');
 });
 
 /** The SLUICE_SECRET_KEY of test processes on a shared PostgreSQL store. */
@@ -73,8 +82,10 @@ export function spawnService(entry: string, env: NodeJS.ProcessEnv = {}): Spawne
       }
     }
   });
+  running.add(child);
   const exited = new Promise<number | string>((resolve) =>
     child.on('exit', (code, signal) => {
+      running.delete(child);
       if (ownDataDir) removeDataDir(ownDataDir);
       resolve(code ?? signal ?? -1);
     }),
