@@ -271,6 +271,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
             maxHeapMb: config.jobHeapMb,
             hookTimeoutMs: config.hookTimeoutMs,
             stallTimeoutMs: config.hookTimeoutMs,
+            logger,
           })
         : undefined;
     const runners = new Map<string, Runner>([['embedded', pool ?? new EmbeddedRunner({ hooks })]]);

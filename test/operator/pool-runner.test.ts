@@ -11,6 +11,7 @@ import type { ConnectorPlugin } from 'sluice/sdk';
 import { type LoadedPlugin, loadPlugins } from '../../services/host/loader.js';
 import type { JobSpec } from '../../services/operator/domain/runner.js';
 import { PooledRunner } from '../../services/operator/runners/pool.js';
+import { createLogger } from '../../services/core/logger.js';
 import { RUNNER_FIXTURES } from '../helpers/operator.js';
 
 const plugins = await loadPlugins({ bundledDir: RUNNER_FIXTURES });
@@ -115,4 +116,25 @@ test.serial('a plugin allocating without bound hits the heap cap and fails only 
   t.is(err.code, 'PLUGIN_FAILED');
   t.regex(err.message, /ran out of memory \(heap cap 64 MiB/);
   await ok(t, 'after-leak');
+});
+
+test('what a plugin logs inside a job reaches the service logger, secrets redacted', async (t) => {
+  const lines: string[] = [];
+  const logged = new PooledRunner({
+    threads: 1,
+    maxHeapMb: 64,
+    stallTimeoutMs: 5000,
+    logger: createLogger('info', { service: 'sluice' }, (line) => lines.push(line)),
+  });
+  try {
+    await logged.run(spec({ out: join(dir, 'logged.json') }, 5), ctx());
+  } finally {
+    await logged.close();
+  }
+  const entries = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  const line = entries.find((e) => e.msg === 'slow-source reading');
+  t.truthy(line, lines.join('\n'));
+  t.is(line?.from, 0);
+  t.is(line?.password, '[REDACTED]');
+  t.false(lines.some((l) => l.includes('not-to-be-logged')));
 });

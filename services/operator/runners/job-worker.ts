@@ -7,7 +7,14 @@
 import type { MessagePort } from 'node:worker_threads';
 import { ROOT_CONTEXT, context, propagation } from '@opentelemetry/api';
 import { pathToFileURL } from 'node:url';
-import { type ConnectorPlugin, type HostPolicy, isSluiceError, setHostPolicy } from 'sluice/sdk';
+import {
+  type ConnectorPlugin,
+  type HostPolicy,
+  type Logger,
+  describeValue,
+  isSluiceError,
+  setHostPolicy,
+} from 'sluice/sdk';
 import { type HookMeasurement, HookRunner } from '../../host/hook-runner.js';
 import type { LoadedPlugin } from '../../host/loader.js';
 import type { WorkerSpan } from '../../core/worker-spans.js';
@@ -35,7 +42,13 @@ export type WorkerMessage =
   | { readonly type: 'beat' }
   | { readonly type: 'progress'; readonly seq: number; readonly progress: unknown }
   | { readonly type: 'resolved'; readonly positions: Readonly<Record<string, string>> }
-  | { readonly type: 'hook'; readonly measurement: HookMeasurement };
+  | { readonly type: 'hook'; readonly measurement: HookMeasurement }
+  | {
+      readonly type: 'log';
+      readonly level: 'debug' | 'info' | 'warn' | 'error';
+      readonly message: string;
+      readonly fields?: Record<string, unknown>;
+    };
 
 /**
  * What a job returns: why it failed, if it did (a SluiceError's class does not survive the thread
@@ -92,6 +105,7 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
       hooks: new HookRunner({
         timeoutMs: task.hookTimeoutMs,
         measure: (measurement) => port.postMessage({ type: 'hook', measurement } satisfies WorkerMessage),
+        logger: portLogger(port),
       }),
       progressIntervalMs: task.progressIntervalMs,
     });
@@ -118,4 +132,27 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
     clearInterval(beat);
     port.close();
   }
+}
+
+/**
+ * What plugins log inside a job goes to the service's logger (pool.ts), which redacts secrets, adds the
+ * trace ids of the job and writes where the service writes. Fields that cannot cross the thread boundary
+ * (functions, class instances with hidden state) are sent as text.
+ */
+function portLogger(port: MessagePort): Logger {
+  const send =
+    (level: 'debug' | 'info' | 'warn' | 'error') =>
+    (message: string, fields?: Record<string, unknown>): void => {
+      try {
+        port.postMessage({ type: 'log', level, message, ...(fields ? { fields } : {}) } satisfies WorkerMessage);
+      } catch {
+        port.postMessage({
+          type: 'log',
+          level,
+          message,
+          fields: { fields: describeValue(fields) },
+        } satisfies WorkerMessage);
+      }
+    };
+  return { debug: send('debug'), info: send('info'), warn: send('warn'), error: send('error') };
 }

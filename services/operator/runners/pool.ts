@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel } from 'node:worker_threads';
 import { context, propagation } from '@opentelemetry/api';
 import { Piscina } from 'piscina';
-import { ERROR_CODES, type ErrorCode, SluiceError, hostPolicy } from 'sluice/sdk';
+import { ERROR_CODES, type ErrorCode, type Logger, SluiceError, hostPolicy } from 'sluice/sdk';
+import { silentLogger } from '../../core/logger.js';
 import { recordHookMeasurement } from '../../host/hook-runner.js';
 import { exportWorkerSpans } from '../../core/worker-spans.js';
 import type { JobProgress } from '../domain/model.js';
@@ -30,6 +31,8 @@ export interface PooledRunnerOptions {
   readonly stallTimeoutMs?: number;
   /** Progress is reported at most this often (ms). */
   readonly progressIntervalMs?: number;
+  /** Where the lines plugins log inside jobs go (the service's logger); default: nowhere. */
+  readonly logger?: Logger;
 }
 
 const here = fileURLToPath(import.meta.url);
@@ -56,10 +59,12 @@ export class PooledRunner implements Runner {
   readonly #stallTimeoutMs: number;
   readonly #progressIntervalMs: number;
   readonly #maxHeapMb: number;
+  readonly #logger: Logger;
 
   constructor(options: PooledRunnerOptions = {}) {
     const threads = options.threads ?? availableParallelism();
     this.#maxHeapMb = options.maxHeapMb ?? 512;
+    this.#logger = options.logger ?? silentLogger;
     this.#hookTimeoutMs = options.hookTimeoutMs ?? 30_000;
     this.#stallTimeoutMs = options.stallTimeoutMs ?? 30_000;
     this.#progressIntervalMs = options.progressIntervalMs ?? 1000;
@@ -92,6 +97,8 @@ export class PooledRunner implements Runner {
         ctx.onResolved(m.positions);
       } else if (m.type === 'hook') {
         recordHookMeasurement(m.measurement);
+      } else if (m.type === 'log') {
+        this.#logger[m.level](m.message, m.fields);
       }
     });
     // Cancel: the worker aborts the job (the writer rolls back); a worker that does not end in time is stopped.
