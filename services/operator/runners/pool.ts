@@ -86,6 +86,7 @@ export class PooledRunner implements Runner {
     let lastBeat = Date.now();
     let progressSeen = 0;
     let resolvedSeen = false;
+    const jobContext = context.active();
     port1.on('message', (m: WorkerMessage) => {
       lastBeat = Date.now();
       if (m.type === 'progress') {
@@ -98,7 +99,8 @@ export class PooledRunner implements Runner {
       } else if (m.type === 'hook') {
         recordHookMeasurement(m.measurement);
       } else if (m.type === 'log') {
-        this.#logger[m.level](m.message, m.fields);
+        // In the job's context, so the line carries the job's trace ids like a line logged in this thread.
+        context.with(jobContext, () => this.#logger[m.level](m.message, m.fields));
       }
     });
     // Cancel: the worker aborts the job (the writer rolls back); a worker that does not end in time is stopped.
