@@ -1,4 +1,5 @@
-import { type Kysely, type Selectable, type Updateable, sql } from 'kysely';
+import { type Insertable, type Kysely, type Selectable, type Updateable, sql } from 'kysely';
+import { invalidArgument } from 'sluice/sdk';
 import type {
   InstancePatch,
   InstanceQuery,
@@ -33,6 +34,12 @@ const COLUMNS = [
 ] as const;
 
 /**
+ * Rows one claim statement inserts at most: 19 bound values a row stays well under SQLite's 32,766 and
+ * PostgreSQL's 65,535 parameters a statement.
+ */
+export const MAX_CLAIMS = 500;
+
+/**
  * The ledger: one row per (group, window), unique, written before dispatch. Every change is one conditional
  * statement, so of replicas racing for a window (claim, re-arm, take-over) exactly one gets it.
  */
@@ -43,33 +50,34 @@ export class Instances {
   ) {}
 
   async claim(instance: InstanceRecord): Promise<InstanceRecord | undefined> {
-    const row = await this.db
+    return (await this.claimMany([instance]))[0];
+  }
+
+  /**
+   * Inserts each instance whose (group, window) has no row yet, in one statement (so one transaction, and one
+   * round trip for a burst of due windows); answers, in the order given, the row inserted or undefined where
+   * the window was taken, by an earlier row or another entry of the same call.
+   */
+  async claimMany(instances: readonly InstanceRecord[]): Promise<(InstanceRecord | undefined)[]> {
+    if (instances.length === 0) return [];
+    if (instances.length > MAX_CLAIMS)
+      throw invalidArgument('instances', `at most ${MAX_CLAIMS} instances per claim`, instances.length);
+    // Inserted in key order: two replicas claiming overlapping batches take the key locks in the same order, so
+    // one waits for the other (and then finds its rows taken) instead of deadlocking on PostgreSQL.
+    const ordered = [...instances].sort((a, b) =>
+      a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : a.windowStart - b.windowStart,
+    );
+    const rows = await this.db
       .insertInto('instances')
-      .values({
-        instance_id: instance.instanceId,
-        group_id: instance.groupId,
-        window_start: instance.windowStart,
-        window_end: instance.windowEnd,
-        due_time: instance.dueTime,
-        state: instance.state,
-        trigger: instance.trigger,
-        job_ids: JSON.stringify(instance.jobIds),
-        attempt: instance.attempt,
-        dispatched_at: instance.dispatchedAt ?? null,
-        finished_at: instance.finishedAt ?? null,
-        error: instance.error ?? null,
-        owner: instance.owner,
-        created_at: instance.createdAt,
-        updated_at: instance.updatedAt,
-        boundary_type: instance.boundaries?.boundaryType ?? 'TIME',
-        lower_bound: instance.boundaries?.lowerBound ?? null,
-        upper_bound: instance.boundaries?.upperBound ?? null,
-        triggered_by: instance.triggeredBy ?? null,
-      })
+      .values(ordered.map((instance) => this.toRow(instance)))
       .onConflict((oc) => oc.columns(['group_id', 'window_start']).doNothing())
       .returning(COLUMNS)
-      .executeTakeFirst();
-    return row && this.toRecord(row);
+      .execute();
+    const inserted = new Map(rows.map((row) => [row.instance_id, row]));
+    return instances.map((instance) => {
+      const row = inserted.get(instance.instanceId);
+      return row && this.toRecord(row);
+    });
   }
 
   async rearm(
@@ -261,6 +269,30 @@ export class Instances {
       .where('dispatched_at', 'is', null)
       .executeTakeFirst();
     return Number(r.numDeletedRows) > 0;
+  }
+
+  private toRow(instance: InstanceRecord): Insertable<InstancesTable> {
+    return {
+      instance_id: instance.instanceId,
+      group_id: instance.groupId,
+      window_start: instance.windowStart,
+      window_end: instance.windowEnd,
+      due_time: instance.dueTime,
+      state: instance.state,
+      trigger: instance.trigger,
+      job_ids: JSON.stringify(instance.jobIds),
+      attempt: instance.attempt,
+      dispatched_at: instance.dispatchedAt ?? null,
+      finished_at: instance.finishedAt ?? null,
+      error: instance.error ?? null,
+      owner: instance.owner,
+      created_at: instance.createdAt,
+      updated_at: instance.updatedAt,
+      boundary_type: instance.boundaries?.boundaryType ?? 'TIME',
+      lower_bound: instance.boundaries?.lowerBound ?? null,
+      upper_bound: instance.boundaries?.upperBound ?? null,
+      triggered_by: instance.triggeredBy ?? null,
+    };
   }
 
   private toRecord(row: Selectable<InstancesTable>): InstanceRecord {

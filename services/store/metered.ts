@@ -65,13 +65,27 @@ function errorType(err: unknown): string {
   return err instanceof Error ? err.name : 'Error';
 }
 
+/** A window claimed (counted by state; a claim straight into DISPATCHED is its fire) or found taken (a duplicate). */
+function observeClaim(wanted: InstanceRecord, row: InstanceRecord | undefined): void {
+  const m = instruments();
+  if (!row) {
+    m.firesSkipped.add(1, { 'sluice.skip.reason': 'duplicate', 'sluice.window.trigger': wanted.trigger });
+    return;
+  }
+  m.windows.add(1, { 'sluice.window.state': row.state, 'sluice.window.trigger': row.trigger });
+  if (row.state === 'DISPATCHED' && row.dispatchedAt !== undefined && row.attempt === 1)
+    m.fireLag.record(Math.max(0, (row.dispatchedAt - row.dueTime) / 1000), { 'sluice.window.trigger': row.trigger });
+}
+
 function observe(method: string, args: unknown[], row: unknown): void {
   const m = instruments();
   switch (method) {
-    case 'claimInstance': {
-      const wanted = args[0] as InstanceRecord;
-      if (row) m.windows.add(1, { 'sluice.window.state': wanted.state, 'sluice.window.trigger': wanted.trigger });
-      else m.firesSkipped.add(1, { 'sluice.skip.reason': 'duplicate', 'sluice.window.trigger': wanted.trigger });
+    case 'claimInstance':
+      return observeClaim(args[0] as InstanceRecord, row as InstanceRecord | undefined);
+    case 'claimInstances': {
+      const wanted = args[0] as readonly InstanceRecord[];
+      const rows = row as readonly (InstanceRecord | undefined)[];
+      wanted.forEach((w, i) => observeClaim(w, rows[i]));
       return;
     }
     case 'rearmInstance':

@@ -84,6 +84,10 @@ export class SqlStore implements ScheduleStore, OperatorStore {
     return this.run('claim instance', () => this.instances.claim(instance));
   }
 
+  claimInstances(instances: readonly InstanceRecord[]): Promise<(InstanceRecord | undefined)[]> {
+    return this.run('claim instances', () => this.instances.claimMany(instances));
+  }
+
   rearmInstance(
     groupId: string,
     windowStart: number,

@@ -1,89 +1,16 @@
-import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pg from 'pg';
-import { silentLogger } from '../../services/core/logger.js';
-import { HookRunner } from '../../services/host/hook-runner.js';
+import anyTest, { type TestFn } from 'ava';
 import { ManualClock } from '../../services/schedule/domain/clock.js';
-import type { ScheduleStore } from '../../services/schedule/domain/model.js';
-import { ScheduleService } from '../../services/schedule/domain/service.js';
-import { PostgresScheduleStore, SqliteScheduleStore } from '../../services/store/index.js';
-import { PG_URL, probePostgres, uniqueName } from '../helpers/databases.js';
-import { gate } from '../helpers/integration.js';
-import { FakeDispatcher, HOUR, T0, info } from '../helpers/schedule.js';
+import { HOUR, T0, info } from '../helpers/schedule.js';
+import { replica, storeBackends } from '../helpers/store-rig.js';
 
 const test = anyTest as TestFn<unknown>;
-const pgTest = gate(test, await probePostgres());
-
-/** A store backend: `open()` gives a new handle on one test database, as a second replica would have. */
-interface Backend {
-  readonly name: string;
-  readonly declare: (title: string, fn: (t: ExecutionContext) => Promise<void>) => void;
-  setup(t: ExecutionContext): Promise<() => Promise<ScheduleStore>>;
-}
-
-const sqlite: Backend = {
-  name: 'sqlite',
-  declare: (title, fn) => test.serial(title, fn),
-  async setup(t) {
-    const dir = await mkdtemp(join(tmpdir(), 'sluice-fire-due-'));
-    const stores: ScheduleStore[] = [];
-    t.teardown(async () => {
-      for (const s of stores) await s.close();
-      await rm(dir, { recursive: true, force: true });
-    });
-    return async () => {
-      const store = await SqliteScheduleStore.open(join(dir, 'sluice.db'));
-      stores.push(store);
-      await store.migrate();
-      return store;
-    };
-  },
-};
-
-const postgres: Backend = {
-  name: 'postgres',
-  declare: (title, fn) => pgTest.serial(title, fn),
-  async setup(t) {
-    const schema = uniqueName('sluice_fire_due');
-    const stores: ScheduleStore[] = [];
-    t.teardown(async () => {
-      for (const s of stores) await s.close();
-      const client = new pg.Client({ connectionString: PG_URL });
-      await client.connect();
-      await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await client.end();
-    });
-    return async () => {
-      const store = await PostgresScheduleStore.open(PG_URL, { schema, poolSize: 4 });
-      stores.push(store);
-      await store.migrate();
-      return store;
-    };
-  },
-};
-
-/** A replica: its own store handle, clock and operator stand-in; no engine plugins, so only FireDue fires. */
-async function replica(open: () => Promise<ScheduleStore>, clock: ManualClock, owner: string) {
-  const dispatcher = new FakeDispatcher(clock);
-  const service = new ScheduleService({
-    store: await open(),
-    engines: new Map(),
-    hooks: new HookRunner({ timeoutMs: 10_000 }),
-    clock,
-    dispatcher,
-    logger: silentLogger,
-    owner,
-  });
-  await service.start();
-  return { service, dispatcher };
-}
+const backends = await storeBackends(test, 'sluice-fire-due');
+const sqlite = backends[0]!;
 
 const codeOf = (err: unknown) => (err as { code?: string }).code;
 const fieldOf = (err: unknown) => (err as { details?: { field?: string } }).details?.field;
 
-for (const backend of [sqlite, postgres]) {
+for (const backend of backends) {
   backend.declare(
     `${backend.name}: FireDue from two replicas at once and after a restart fires each window once`,
     async (t) => {

@@ -89,6 +89,11 @@ export interface ScheduleStore {
   /** Inserts the instance unless (groupId, windowStart) exists; returns it when this call inserted it. */
   claimInstance(instance: InstanceRecord): Promise<InstanceRecord | undefined>;
   /**
+   * claimInstance for many windows in one write (at most 500): answers, in order, each instance this call
+   * inserted, or undefined where its window was taken (by a stored row or an earlier entry of the call).
+   */
+  claimInstances(instances: readonly InstanceRecord[]): Promise<(InstanceRecord | undefined)[]>;
+  /**
    * Re-arms an existing instance for another run when its state is one of `fromStates`: state
    * SCHEDULED, attempt + 1, trigger, owner, jobIds/error/finishedAt cleared. Returns it when this call
    * re-armed it (so two replicas cannot both re-run a window).

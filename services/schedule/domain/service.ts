@@ -6,6 +6,7 @@ import {
   type Boundaries,
   failedPrecondition,
   invalidArgument,
+  isSluiceError,
   notFound,
   type EngineContext,
   type EnginePlugin,
@@ -18,6 +19,7 @@ import type { HookRunner } from '../../host/hook-runner.js';
 import type { LoadedPlugin } from '../../host/loader.js';
 import type { Clock } from './clock.js';
 import { NO_ENGINE, firingRules, isNoEngine, normalizeInfo } from './info.js';
+import { ClaimBatcher } from './claim-batch.js';
 import { Limiter } from './limiter.js';
 import {
   FINAL_STATES,
@@ -60,10 +62,24 @@ class InstanceLost extends Error {}
 
 const sameIds = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
+/** gRPC's UNAVAILABLE and DEADLINE_EXCEEDED, as the operator's client throws them once its retries ran out. */
+const GRPC_TRANSIENT = new Set<unknown>([14, 4]);
+
+/** Whether a failed dispatch may get through later (the operator out of reach or too slow), rather than refused. */
+const mayPass = (err: unknown) =>
+  isSluiceError(err)
+    ? err.code === ERROR_CODES.UNAVAILABLE
+    : GRPC_TRANSIENT.has((err as { code?: unknown } | null)?.code);
+
 /** How far ahead of the service's clock a FireDue `as_of` may be: engines' clocks drift, windows never fire early. */
 export const MAX_AS_OF_AHEAD_MS = 5000;
 /** Windows one FireDue claims and dispatches at most; more due ones are left to the next call (nextDueTime = now). */
 export const FIRE_BATCH = 100;
+/**
+ * Windows one ledger write claims at most: the claims asked for in one turn (many schedules due at one instant)
+ * are written together, up to this many (the store takes up to 500 a statement).
+ */
+export const CLAIM_BATCH = 250;
 
 /** What one FireDue call did. */
 export interface FireDueResult {
@@ -669,6 +685,8 @@ export class ScheduleService {
 
   /** FireDue calls at once: each holds a few store statements, and the pool has 10 connections by default. */
   readonly #firing = new Limiter(6);
+  /** Claims of windows fired now, gathered per turn into one ledger write. */
+  readonly #claims = new ClaimBatcher((rows) => this.#o.store.claimInstances(rows), CLAIM_BATCH);
 
   /** FireDue for callers outside the service: an unknown or deleted group is NOT_FOUND rather than nothing. */
   async fireDueChecked(groupId: string, asOf: number): Promise<FireDueResult> {
@@ -728,19 +746,24 @@ export class ScheduleService {
         'sluice.skip.reason': 'catch_up_policy',
         'sluice.catch_up.mode': rules.catchUp.mode,
       });
-      for (const w of plan.skip)
-        await this.#o.store.claimInstance(this.#newInstance(groupId, w, w.trigger, 'SKIPPED', now));
+      const skipped = plan.skip.map((w) => this.#newInstance(groupId, w, w.trigger, 'SKIPPED', now));
+      for (let i = 0; i < skipped.length; i += CLAIM_BATCH)
+        await this.#o.store.claimInstances(skipped.slice(i, i + CLAIM_BATCH));
     }
     const instances: InstanceRecord[] = [];
     // A batch with more due after it waits for its windows to be handed to the operator before answering,
     // so the next batch does not pile thousands of dispatches on the service at once.
     const more = plan.fire.length >= FIRE_BATCH && plan.nextDueTime === asOf;
     const dispatched: Promise<unknown>[] = [];
-    for (const w of plan.fire) {
-      // Claimed as of now, not as of the reads above: a row written already stale would be taken over at once.
-      const claimed = await this.#o.store.claimInstance(
-        this.#newInstance(groupId, w, w.trigger, 'SCHEDULED', this.#o.clock.now()),
-      );
+    // Claimed as of now, not as of the reads above: a row written already stale would be taken over at once.
+    // Each is claimed straight into DISPATCHED, one write (shared with the other groups due now) before the
+    // dispatch; the job ids follow with the RUNNING or final state.
+    const claimedAt = this.#o.clock.now();
+    const claims = await this.#claims.claim(
+      plan.fire.map((w) => this.#newInstance(groupId, w, w.trigger, 'DISPATCHED', claimedAt)),
+    );
+    for (const [i, w] of plan.fire.entries()) {
+      const claimed = claims[i];
       if (claimed) {
         if (more) {
           const handed = new Promise<unknown>((resolve) => this.#runInstance(claimed, resolve, { root: true }));
@@ -799,6 +822,7 @@ export class ScheduleService {
       createdAt: now,
       updatedAt: now,
       ...(state === 'SKIPPED' ? { finishedAt: now } : {}),
+      ...(state === 'DISPATCHED' ? { dispatchedAt: now } : {}),
     };
   }
 
@@ -842,7 +866,7 @@ export class ScheduleService {
   ): Promise<InstanceRecord> {
     const now = this.#o.clock.now();
     const planned: PlannedWindow = { ...w, dueTime: dueTime(rules, w), trigger };
-    const claimed = await this.#o.store.claimInstance(this.#newInstance(groupId, planned, trigger, 'SCHEDULED', now));
+    const [claimed] = await this.#claims.claim([this.#newInstance(groupId, planned, trigger, 'DISPATCHED', now)]);
     if (claimed) {
       this.#runInstance(claimed);
       return claimed;
@@ -1155,13 +1179,19 @@ export class ScheduleService {
       onDispatched(err instanceof Error ? err : new Error(String(err)));
       const message = err instanceof Error ? err.message : String(err);
       this.#o.logger.error('dispatch failed', { groupId: instance.groupId, windowStart: instance.windowStart, err });
-      await this.#o.store.updateInstance(
-        instance.instanceId,
-        { state: 'FAILED', error: message, finishedAt: this.#o.clock.now() },
-        this.#o.clock.now(),
-        ['SCHEDULED'],
-      );
-      this.#wake(instance.groupId);
+      // A row with no job ids yet ends here: claimed (SCHEDULED, or DISPATCHED before the call) with no jobs known.
+      // A DISPATCHED one taken over may have jobs the operator could not be asked about now (the call did not get
+      // through): it is left for the next take-over. Rows with job ids are too, as they always were.
+      const ends = instance.jobIds.length === 0 && (instance.state === 'SCHEDULED' || !mayPass(err));
+      if (ends) {
+        await this.#o.store.updateInstance(
+          instance.instanceId,
+          { state: 'FAILED', error: message, finishedAt: this.#o.clock.now() },
+          this.#o.clock.now(),
+          instance.state === 'SCHEDULED' ? ['SCHEDULED'] : ['DISPATCHED'],
+        );
+        this.#wake(instance.groupId);
+      }
       return;
     }
     if (signal.aborted) return onDispatched(instance);
@@ -1176,7 +1206,12 @@ export class ScheduleService {
           )
         : sameIds(instance.jobIds, jobIds)
           ? instance
-          : await this.#o.store.updateInstance(instance.instanceId, { jobIds }, now, ['DISPATCHED', 'RUNNING']);
+          : instance.jobIds.length === 0
+            ? // Claimed DISPATCHED before the call: the ids are written with the RUNNING or final state, so the
+              // fire costs one write before its dispatch. A replica taking the row over meanwhile submits it again
+              // and the operator answers these same jobs.
+              { ...instance, jobIds }
+            : await this.#o.store.updateInstance(instance.instanceId, { jobIds }, now, ['DISPATCHED', 'RUNNING']);
     onDispatched(dispatched ?? (await this.#o.store.getInstanceById(instance.instanceId)) ?? instance);
     if (dispatched) await this.#follow(dispatched, signal);
   }
@@ -1188,7 +1223,9 @@ export class ScheduleService {
         instance.jobIds,
         () =>
           void this.#o.store
-            .updateInstance(instance.instanceId, { state: 'RUNNING' }, this.#o.clock.now(), ['DISPATCHED'])
+            .updateInstance(instance.instanceId, { state: 'RUNNING', jobIds: instance.jobIds }, this.#o.clock.now(), [
+              'DISPATCHED',
+            ])
             .catch(() => {}),
         signal,
       );
@@ -1201,6 +1238,7 @@ export class ScheduleService {
       instance.instanceId,
       {
         state: outcome.succeeded ? 'SUCCEEDED' : 'FAILED',
+        jobIds: instance.jobIds,
         finishedAt: now,
         ...(outcome.error ? { error: outcome.error } : {}),
       },
