@@ -6,6 +6,7 @@ import type {
   InstanceRecord,
   InstanceState,
   InstanceTrigger,
+  InstanceUpdate,
 } from '../schedule/domain/model.js';
 import { checkLimit } from './checks.js';
 import type { Database, InstancesTable } from './database.js';
@@ -34,8 +35,8 @@ const COLUMNS = [
 ] as const;
 
 /**
- * Rows one claim statement inserts at most: 19 bound values a row stays well under SQLite's 32,766 and
- * PostgreSQL's 65,535 parameters a statement.
+ * Rows one claim statement inserts at most (19 bound values a row stays well under SQLite's 32,766 and
+ * PostgreSQL's 65,535 parameters a statement), and updates one transaction applies at most.
  */
 export const MAX_CLAIMS = 500;
 
@@ -155,6 +156,7 @@ export class Instances {
     patch: InstancePatch,
     now: number,
     fromStates?: readonly InstanceState[],
+    db: Kysely<Database> = this.db,
   ): Promise<InstanceRecord | undefined> {
     if (fromStates?.length === 0) return undefined;
     const set: Updateable<InstancesTable> = { updated_at: now };
@@ -163,10 +165,33 @@ export class Instances {
     if (patch.dispatchedAt !== undefined) set.dispatched_at = patch.dispatchedAt;
     if (patch.finishedAt !== undefined) set.finished_at = patch.finishedAt;
     if (patch.error !== undefined) set.error = patch.error;
-    let update = this.db.updateTable('instances').set(set).where('instance_id', '=', instanceId);
+    let update = db.updateTable('instances').set(set).where('instance_id', '=', instanceId);
     if (fromStates !== undefined) update = update.where('state', 'in', fromStates);
     const row = await update.returning(COLUMNS).executeTakeFirst();
     return row && this.toRecord(row);
+  }
+
+  /**
+   * Several updates in one transaction (one commit for a burst of windows starting or ending together). They run
+   * in instance id order (stable, so one instance's apply in the order given): transactions of two replicas
+   * touching the same rows lock them in the same order and wait for each other rather than deadlock.
+   */
+  async updateMany(updates: readonly InstanceUpdate[]): Promise<(InstanceRecord | undefined)[]> {
+    if (updates.length === 0) return [];
+    if (updates.length > MAX_CLAIMS)
+      throw invalidArgument('updates', `at most ${MAX_CLAIMS} instance updates at once`, updates.length);
+    if (updates.length === 1) {
+      const [u] = updates as [InstanceUpdate];
+      return [await this.update(u.instanceId, u.patch, u.now, u.fromStates)];
+    }
+    const order = updates
+      .map((u, i) => ({ u, i }))
+      .sort((a, b) => (a.u.instanceId < b.u.instanceId ? -1 : a.u.instanceId > b.u.instanceId ? 1 : 0));
+    const out: (InstanceRecord | undefined)[] = new Array(updates.length);
+    await this.db.transaction().execute(async (trx) => {
+      for (const { u, i } of order) out[i] = await this.update(u.instanceId, u.patch, u.now, u.fromStates, trx);
+    });
+    return out;
   }
 
   async get(groupId: string, windowStart: number): Promise<InstanceRecord | undefined> {

@@ -1,7 +1,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import { forgetGroup, instruments, recordFreshness } from '../core/metrics.js';
 import type { JobRecord } from '../operator/domain/model.js';
-import type { InstanceRecord, ScheduleRecord, ScheduleStore } from '../schedule/domain/model.js';
+import type { InstanceRecord, InstanceUpdate, ScheduleRecord, ScheduleStore } from '../schedule/domain/model.js';
 import type { SluiceStore } from './index.js';
 
 const FINAL_JOB_STATES = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
@@ -82,6 +82,12 @@ function observe(method: string, args: unknown[], row: unknown): void {
   switch (method) {
     case 'claimInstance':
       return observeClaim(args[0] as InstanceRecord, row as InstanceRecord | undefined);
+    case 'updateInstances': {
+      const updates = args[0] as readonly InstanceUpdate[];
+      const rows = row as readonly (InstanceRecord | undefined)[];
+      updates.forEach((u, i) => observe('updateInstance', [u.instanceId, u.patch], rows[i]));
+      return;
+    }
     case 'claimInstances': {
       const wanted = args[0] as readonly InstanceRecord[];
       const rows = row as readonly (InstanceRecord | undefined)[];

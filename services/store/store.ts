@@ -15,6 +15,7 @@ import type {
   InstanceRecord,
   InstanceState,
   InstanceTrigger,
+  InstanceUpdate,
   ScheduleRecord,
   ScheduleStatus,
   ScheduleStore,
@@ -122,6 +123,10 @@ export class SqlStore implements ScheduleStore, OperatorStore {
     fromStates?: readonly InstanceState[],
   ): Promise<InstanceRecord | undefined> {
     return this.run('update instance', () => this.instances.update(instanceId, patch, now, fromStates));
+  }
+
+  updateInstances(updates: readonly InstanceUpdate[]): Promise<(InstanceRecord | undefined)[]> {
+    return this.run('update instances', () => this.instances.updateMany(updates));
   }
 
   getInstance(groupId: string, windowStart: number): Promise<InstanceRecord | undefined> {

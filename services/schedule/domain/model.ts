@@ -56,6 +56,14 @@ export interface InstancePatch {
   readonly error?: string;
 }
 
+/** One updateInstance of several written together (updateInstances). */
+export interface InstanceUpdate {
+  readonly instanceId: string;
+  readonly patch: InstancePatch;
+  readonly now: number;
+  readonly fromStates?: readonly InstanceState[];
+}
+
 export interface InstanceQuery {
   readonly groupId?: string;
   readonly states?: readonly InstanceState[];
@@ -113,6 +121,11 @@ export interface ScheduleStore {
     now: number,
     fromStates?: readonly InstanceState[],
   ): Promise<InstanceRecord | undefined>;
+  /**
+   * updateInstance for each of several instances (at most 500), in one transaction; answers, in order, each row
+   * after its update or undefined. Updates of one instance apply in the order given.
+   */
+  updateInstances(updates: readonly InstanceUpdate[]): Promise<(InstanceRecord | undefined)[]>;
   /**
    * Takes an instance in one of `states` (default SCHEDULED) over for `owner` when it is still exactly as it was
    * seen (its updatedAt unchanged): of replicas that find the same orphaned row, one gets it. Returns it when

@@ -19,12 +19,13 @@ import type { HookRunner } from '../../host/hook-runner.js';
 import type { LoadedPlugin } from '../../host/loader.js';
 import type { Clock } from './clock.js';
 import { NO_ENGINE, firingRules, isNoEngine, normalizeInfo } from './info.js';
-import { ClaimBatcher } from './claim-batch.js';
 import { Limiter } from './limiter.js';
 import {
   FINAL_STATES,
+  type InstancePatch,
   type InstanceRecord,
   type InstanceState,
+  type InstanceUpdate,
   type InstanceTrigger,
   type ScheduleRecord,
   type ScheduleStatus,
@@ -34,6 +35,7 @@ import { type FiringRules, MAX_SKIP_ROWS, type PlannedWindow, dueTime, planDue }
 import { coveringCron } from './covering-cron.js';
 import { checkTimeWindow } from './window-check.js';
 import { type Window, windowAt, windowsAfter } from './windows.js';
+import { WriteBatcher } from './write-batch.js';
 
 /** How the schedule service reaches the operator. */
 export interface Dispatcher {
@@ -686,7 +688,25 @@ export class ScheduleService {
   /** FireDue calls at once: each holds a few store statements, and the pool has 10 connections by default. */
   readonly #firing = new Limiter(6);
   /** Claims of windows fired now, gathered per turn into one ledger write. */
-  readonly #claims = new ClaimBatcher((rows) => this.#o.store.claimInstances(rows), CLAIM_BATCH);
+  readonly #claims = new WriteBatcher(
+    (rows: readonly InstanceRecord[]) => this.#o.store.claimInstances(rows),
+    CLAIM_BATCH,
+  );
+  /** Windows' later states (RUNNING, the end), gathered per turn into one ledger transaction. */
+  readonly #updates = new WriteBatcher(
+    (updates: readonly InstanceUpdate[]) => this.#o.store.updateInstances(updates),
+    CLAIM_BATCH,
+  );
+
+  /** updateInstance, written with the others asked for in this turn. */
+  async #update(
+    instanceId: string,
+    patch: InstancePatch,
+    fromStates: readonly InstanceState[],
+  ): Promise<InstanceRecord | undefined> {
+    const [row] = await this.#updates.write([{ instanceId, patch, now: this.#o.clock.now(), fromStates }]);
+    return row;
+  }
 
   /** FireDue for callers outside the service: an unknown or deleted group is NOT_FOUND rather than nothing. */
   async fireDueChecked(groupId: string, asOf: number): Promise<FireDueResult> {
@@ -759,7 +779,7 @@ export class ScheduleService {
     // Each is claimed straight into DISPATCHED, one write (shared with the other groups due now) before the
     // dispatch; the job ids follow with the RUNNING or final state.
     const claimedAt = this.#o.clock.now();
-    const claims = await this.#claims.claim(
+    const claims = await this.#claims.write(
       plan.fire.map((w) => this.#newInstance(groupId, w, w.trigger, 'DISPATCHED', claimedAt)),
     );
     for (const [i, w] of plan.fire.entries()) {
@@ -866,7 +886,7 @@ export class ScheduleService {
   ): Promise<InstanceRecord> {
     const now = this.#o.clock.now();
     const planned: PlannedWindow = { ...w, dueTime: dueTime(rules, w), trigger };
-    const [claimed] = await this.#claims.claim([this.#newInstance(groupId, planned, trigger, 'DISPATCHED', now)]);
+    const [claimed] = await this.#claims.write([this.#newInstance(groupId, planned, trigger, 'DISPATCHED', now)]);
     if (claimed) {
       this.#runInstance(claimed);
       return claimed;
@@ -1184,10 +1204,9 @@ export class ScheduleService {
       // through): it is left for the next take-over. Rows with job ids are too, as they always were.
       const ends = instance.jobIds.length === 0 && (instance.state === 'SCHEDULED' || !mayPass(err));
       if (ends) {
-        await this.#o.store.updateInstance(
+        await this.#update(
           instance.instanceId,
           { state: 'FAILED', error: message, finishedAt: this.#o.clock.now() },
-          this.#o.clock.now(),
           instance.state === 'SCHEDULED' ? ['SCHEDULED'] : ['DISPATCHED'],
         );
         this.#wake(instance.groupId);
@@ -1222,27 +1241,23 @@ export class ScheduleService {
       outcome = await this.#o.dispatcher.follow(
         instance.jobIds,
         () =>
-          void this.#o.store
-            .updateInstance(instance.instanceId, { state: 'RUNNING', jobIds: instance.jobIds }, this.#o.clock.now(), [
-              'DISPATCHED',
-            ])
-            .catch(() => {}),
+          void this.#update(instance.instanceId, { state: 'RUNNING', jobIds: instance.jobIds }, ['DISPATCHED']).catch(
+            () => {},
+          ),
         signal,
       );
     } catch (err) {
       if (signal.aborted) return; // followed again at the next start, or by the replica that holds it now
       throw err;
     }
-    const now = this.#o.clock.now();
-    await this.#o.store.updateInstance(
+    await this.#update(
       instance.instanceId,
       {
         state: outcome.succeeded ? 'SUCCEEDED' : 'FAILED',
         jobIds: instance.jobIds,
-        finishedAt: now,
+        finishedAt: this.#o.clock.now(),
         ...(outcome.error ? { error: outcome.error } : {}),
       },
-      now,
       ['DISPATCHED', 'RUNNING'],
     );
     this.#wake(instance.groupId);
