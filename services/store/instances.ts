@@ -268,6 +268,32 @@ export class Instances {
     return row && this.toRecord(row);
   }
 
+  /**
+   * {@link last} for several groups in one query (one index probe each, joined by UNION ALL): answers, in the
+   * order given, each group's TIME instance with the greatest windowStart due by its `dueBy`.
+   */
+  async lastMany(
+    queries: readonly { readonly groupId: string; readonly dueBy?: number }[],
+  ): Promise<(InstanceRecord | undefined)[]> {
+    if (queries.length === 0) return [];
+    if (queries.length > MAX_CLAIMS)
+      throw invalidArgument('queries', `at most ${MAX_CLAIMS} groups at once`, queries.length);
+    const columns = sql.join(COLUMNS.map((c) => sql.ref(c)));
+    // Each probe is wrapped in a sub-select: SQLite allows no ORDER BY or LIMIT on a member of a UNION.
+    const probes = queries.map(
+      (q, i) =>
+        sql`SELECT ${sql.lit(i)} AS probe, t.* FROM (SELECT ${columns} FROM instances WHERE group_id = ${q.groupId} AND boundary_type = 'TIME'${
+          q.dueBy === undefined ? sql`` : sql` AND due_time <= ${q.dueBy}`
+        } ORDER BY window_start DESC LIMIT 1) AS t`,
+    );
+    const { rows } = await sql<
+      Selectable<InstancesTable> & { probe: number }
+    >`${sql.join(probes, sql` UNION ALL `)}`.execute(this.db);
+    const out: (InstanceRecord | undefined)[] = new Array(queries.length).fill(undefined);
+    for (const row of rows) out[Number(row.probe)] = this.toRecord(row);
+    return out;
+  }
+
   /** TIME instances of the group, not SKIPPED, other than `exceptId`, whose window meets [lower, upper). */
   async overlapping(groupId: string, lower: number, upper: number, exceptId: string): Promise<InstanceRecord[]> {
     const rows = await this.db

@@ -73,6 +73,10 @@ export class SqlStore implements ScheduleStore, OperatorStore {
     return this.run('get schedule', () => this.schedules.get(groupId));
   }
 
+  getSchedules(groupIds: readonly string[]): Promise<(ScheduleRecord | undefined)[]> {
+    return this.run('get schedules', () => this.schedules.getMany(groupIds));
+  }
+
   listSchedules(query: {
     readonly statuses?: readonly ScheduleStatus[];
     readonly afterGroupId?: string;
@@ -143,6 +147,12 @@ export class SqlStore implements ScheduleStore, OperatorStore {
 
   lastInstance(groupId: string, dueBy?: number): Promise<InstanceRecord | undefined> {
     return this.run('last instance', () => this.instances.last(groupId, dueBy));
+  }
+
+  lastInstances(
+    queries: readonly { readonly groupId: string; readonly dueBy?: number }[],
+  ): Promise<(InstanceRecord | undefined)[]> {
+    return this.run('last instances', () => this.instances.lastMany(queries));
   }
 
   overlappingInstances(groupId: string, lower: number, upper: number, exceptId: string): Promise<InstanceRecord[]> {

@@ -88,6 +88,8 @@ export interface ScheduleStore {
   /** Writes `record` (whose version is expectedVersion + 1); VERSION_CONFLICT when the stored version is not expectedVersion. */
   updateSchedule(record: ScheduleRecord, expectedVersion: number): Promise<void>;
   getSchedule(groupId: string): Promise<ScheduleRecord | undefined>;
+  /** getSchedule for several groups in one query (at most 500): in the order given, undefined where none. */
+  getSchedules(groupIds: readonly string[]): Promise<(ScheduleRecord | undefined)[]>;
   /** Ordered by groupId; `afterGroupId` for keyset paging. */
   listSchedules(query: {
     readonly statuses?: readonly ScheduleStatus[];
@@ -149,6 +151,10 @@ export interface ScheduleStore {
   listInstances(query: InstanceQuery): Promise<InstanceRecord[]>;
   /** The TIME instance with the greatest windowStart of the group; of those due by `dueBy` when given. */
   lastInstance(groupId: string, dueBy?: number): Promise<InstanceRecord | undefined>;
+  /** lastInstance for several groups in one query (at most 500): in the order given, undefined where none. */
+  lastInstances(
+    queries: readonly { readonly groupId: string; readonly dueBy?: number }[],
+  ): Promise<(InstanceRecord | undefined)[]>;
   /** Up to 10 TIME instances of the group, not SKIPPED and other than `exceptId`, whose windows meet [lower, upper). */
   overlappingInstances(groupId: string, lower: number, upper: number, exceptId: string): Promise<InstanceRecord[]>;
   /** Deletes a SCHEDULED instance never dispatched (a claim given up); true when this call deleted it. */

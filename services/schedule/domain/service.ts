@@ -35,7 +35,7 @@ import { type FiringRules, MAX_SKIP_ROWS, type PlannedWindow, dueTime, planDue }
 import { coveringCron } from './covering-cron.js';
 import { checkTimeWindow } from './window-check.js';
 import { type Window, windowAt, windowsAfter } from './windows.js';
-import { WriteBatcher } from './write-batch.js';
+import { Batcher } from './batcher.js';
 
 /** How the schedule service reaches the operator. */
 export interface Dispatcher {
@@ -82,6 +82,8 @@ export const FIRE_BATCH = 100;
  * are written together, up to this many (the store takes up to 500 a statement).
  */
 export const CLAIM_BATCH = 250;
+/** How long the later states of fired windows wait at most for a burst's FireDue calls to end. */
+const UPDATE_HOLD_MS = 1000;
 
 /** What one FireDue call did. */
 export interface FireDueResult {
@@ -685,16 +687,23 @@ export class ScheduleService {
     return this.#track(this.#firing.run(() => this.#fireDue(groupId, asOf)));
   }
 
-  /** FireDue calls at once: each holds a few store statements, and the pool has 10 connections by default. */
-  readonly #firing = new Limiter(6);
-  /** Claims of windows fired now, gathered per turn into one ledger write. */
-  readonly #claims = new WriteBatcher(
-    (rows: readonly InstanceRecord[]) => this.#o.store.claimInstances(rows),
+  /**
+   * FireDue calls at once. Their reads and claims are batched per turn (one statement each for all of them), so
+   * this many due groups share a few pool connections; more wait here in arrival order, rather than on the
+   * pool (10 connections by default), whose wait would run out when 100,000 schedules are armed at start.
+   */
+  readonly #firing = new Limiter(64);
+  /** Schedules and each group's latest instance, read for the FireDue calls of one turn together. */
+  readonly #schedules = new Batcher((ids: readonly string[]) => this.#o.store.getSchedules(ids), CLAIM_BATCH);
+  readonly #lasts = new Batcher(
+    (queries: readonly { groupId: string; dueBy: number }[]) => this.#o.store.lastInstances(queries),
     CLAIM_BATCH,
   );
+  /** Claims of windows fired now, gathered per turn into one ledger write. */
+  readonly #claims = new Batcher((rows: readonly InstanceRecord[]) => this.#o.store.claimInstances(rows), CLAIM_BATCH);
   /** Windows' later states (RUNNING, the end), gathered per turn into one ledger transaction. */
-  readonly #updates = new WriteBatcher(
-    (updates: readonly InstanceUpdate[]) => this.#o.store.updateInstances(updates),
+  readonly #updates = new Batcher(
+    (updates: readonly InstanceUpdate[]) => this.#afterFiring().then(() => this.#o.store.updateInstances(updates)),
     CLAIM_BATCH,
   );
 
@@ -704,8 +713,21 @@ export class ScheduleService {
     patch: InstancePatch,
     fromStates: readonly InstanceState[],
   ): Promise<InstanceRecord | undefined> {
-    const [row] = await this.#updates.write([{ instanceId, patch, now: this.#o.clock.now(), fromStates }]);
+    const [row] = await this.#updates.run([{ instanceId, patch, now: this.#o.clock.now(), fromStates }]);
     return row;
+  }
+
+  /**
+   * Waits (at most UPDATE_HOLD_MS) while FireDue calls run or wait: in a burst, claiming and dispatching the
+   * windows still due comes before writing the later states of those already sent, which gather meanwhile.
+   */
+  async #afterFiring(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.#firing.idle(),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, UPDATE_HOLD_MS).unref())),
+    ]);
+    clearTimeout(timer);
   }
 
   /** FireDue for callers outside the service: an unknown or deleted group is NOT_FOUND rather than nothing. */
@@ -729,19 +751,21 @@ export class ScheduleService {
 
   async #fireDue(groupId: string, asOfInput: number): Promise<FireDueResult> {
     const asOf = this.#asOf(asOfInput);
-    const s = await this.#o.store.getSchedule(groupId);
+    // Read with the other groups firing in this turn (two statements for all of them).
+    const [[s], [last]] = await Promise.all([
+      this.#schedules.run([groupId]),
+      // Windows submitted before they are due wait for their time: they are neither the watermark nor running.
+      this.#lasts.run([{ groupId, dueBy: asOf }]),
+    ]);
     if (!s || !FIRING.includes(s.status)) return { instances: [] };
     const rules = firingRules(s.info);
     const now = this.#o.clock.now();
-    // Windows submitted before they are due wait for their time: they are neither the watermark nor running.
-    const [last, active] = await Promise.all([
-      this.#o.store.lastInstance(groupId, asOf),
+    const active =
       rules.selfDepend === 0
-        ? Promise.resolve(0)
-        : this.#o.store
-            .listInstances({ groupId, states: ACTIVE_STATES, limit: 1000 })
-            .then((r) => r.filter((i) => i.state !== 'SCHEDULED' || i.dueTime <= asOf).length),
-    ]);
+        ? 0
+        : (await this.#o.store.listInstances({ groupId, states: ACTIVE_STATES, limit: 1000 })).filter(
+            (i) => i.state !== 'SCHEDULED' || i.dueTime <= asOf,
+          ).length;
     // A long catch-up (a schedule starting far back) is fired in batches: each FireDue claims at most
     // FIRE_BATCH windows and answers nextDueTime = now, so the engine fires the next batch right after, and
     // the caller that registered the schedule (ApproveGroup) is not kept waiting behind thousands of claims.
@@ -779,7 +803,7 @@ export class ScheduleService {
     // Each is claimed straight into DISPATCHED, one write (shared with the other groups due now) before the
     // dispatch; the job ids follow with the RUNNING or final state.
     const claimedAt = this.#o.clock.now();
-    const claims = await this.#claims.write(
+    const claims = await this.#claims.run(
       plan.fire.map((w) => this.#newInstance(groupId, w, w.trigger, 'DISPATCHED', claimedAt)),
     );
     for (const [i, w] of plan.fire.entries()) {
@@ -886,7 +910,7 @@ export class ScheduleService {
   ): Promise<InstanceRecord> {
     const now = this.#o.clock.now();
     const planned: PlannedWindow = { ...w, dueTime: dueTime(rules, w), trigger };
-    const [claimed] = await this.#claims.write([this.#newInstance(groupId, planned, trigger, 'DISPATCHED', now)]);
+    const [claimed] = await this.#claims.run([this.#newInstance(groupId, planned, trigger, 'DISPATCHED', now)]);
     if (claimed) {
       this.#runInstance(claimed);
       return claimed;

@@ -1,5 +1,5 @@
 import anyTest, { type TestFn } from 'ava';
-import { WriteBatcher } from '../../services/schedule/domain/write-batch.js';
+import { Batcher } from '../../services/schedule/domain/batcher.js';
 import type { InstanceRecord } from '../../services/schedule/domain/model.js';
 
 const test = anyTest as TestFn<unknown>;
@@ -34,12 +34,12 @@ function fakeStore() {
 
 test('items asked for in one turn are one write, each caller answered its own rows in order', async (t) => {
   const store = fakeStore();
-  const batcher = new WriteBatcher(store.claimMany, 100);
+  const batcher = new Batcher(store.claimMany, 100);
   const answers = await Promise.all([
-    batcher.write([row('a1'), row('taken-a2')]),
-    batcher.write([row('b1')]),
-    batcher.write([]),
-    batcher.write([row('taken-c1'), row('c2'), row('c3')]),
+    batcher.run([row('a1'), row('taken-a2')]),
+    batcher.run([row('b1')]),
+    batcher.run([]),
+    batcher.run([row('taken-c1'), row('c2'), row('c3')]),
   ]);
   t.deepEqual(store.writes, [['a1', 'taken-a2', 'b1', 'taken-c1', 'c2', 'c3']]);
   t.deepEqual(
@@ -50,13 +50,13 @@ test('items asked for in one turn are one write, each caller answered its own ro
 
 test('a write holds at most maxBatch items; items asked for while one is out go into the next', async (t) => {
   const store = fakeStore();
-  const batcher = new WriteBatcher(store.claimMany, 3);
-  const first = Array.from({ length: 7 }, (_, i) => batcher.write([row(`r${i}`)]));
+  const batcher = new Batcher(store.claimMany, 3);
+  const first = Array.from({ length: 7 }, (_, i) => batcher.run([row(`r${i}`)]));
   // Arrives while the first write is out.
   await new Promise((r) => setImmediate(r));
-  const late = batcher.write([row('late')]);
+  const late = batcher.run([row('late')]);
   // A caller asking for more than maxBatch at once is written alone, not split.
-  const big = batcher.write([row('x1'), row('x2'), row('x3'), row('x4')]);
+  const big = batcher.run([row('x1'), row('x2'), row('x3'), row('x4')]);
   await Promise.all([...first, late, big]);
   t.deepEqual(store.writes, [
     ['r0', 'r1', 'r2'],
@@ -68,11 +68,11 @@ test('a write holds at most maxBatch items; items asked for while one is out go 
 
 test('a failing write does not fail the other callers of its batch: each is written again on its own', async (t) => {
   const store = fakeStore();
-  const batcher = new WriteBatcher(store.claimMany, 100);
+  const batcher = new Batcher(store.claimMany, 100);
   const [good, bad, other] = await Promise.allSettled([
-    batcher.write([row('g1')]),
-    batcher.write([row('poison-1')]),
-    batcher.write([row('o1'), row('taken-o2')]),
+    batcher.run([row('g1')]),
+    batcher.run([row('poison-1')]),
+    batcher.run([row('o1'), row('taken-o2')]),
   ]);
   t.deepEqual(good, { status: 'fulfilled', value: [row('g1')] });
   t.is(bad.status, 'rejected');
@@ -80,10 +80,10 @@ test('a failing write does not fail the other callers of its batch: each is writ
   t.deepEqual(other, { status: 'fulfilled', value: [row('o1'), undefined] });
   t.deepEqual(store.writes, [['g1', 'poison-1', 'o1', 'taken-o2'], ['g1'], ['poison-1'], ['o1', 'taken-o2']]);
   // The batcher keeps working after a failure.
-  t.deepEqual(await batcher.write([row('after')]), [row('after')]);
+  t.deepEqual(await batcher.run([row('after')]), [row('after')]);
 });
 
 test('maxBatch must be a positive integer', (t) => {
   const store = fakeStore();
-  t.throws(() => new WriteBatcher(store.claimMany, 0), { message: /maxBatch must be an integer >= 1, got 0/ });
+  t.throws(() => new Batcher(store.claimMany, 0), { message: /maxBatch must be an integer >= 1, got 0/ });
 });

@@ -1,4 +1,4 @@
-/** Writes many items in one store transaction; answers one result per item, in order. */
+/** Does many items' store work in one statement or transaction; answers one result per item, in order. */
 export type WriteMany<T, R> = (items: readonly T[]) => Promise<R[]>;
 
 interface Pending<T, R> {
@@ -8,13 +8,13 @@ interface Pending<T, R> {
 }
 
 /**
- * Gathers the ledger writes asked for in one turn of the event loop (a timer pass firing many schedules at their
- * shared due time, their jobs starting and ending together) into one store transaction, so a burst of due
- * windows costs a few commits rather than one a window. While a write is out, new items gather for the next
- * one; a write holds at most `maxBatch` items (a caller's items are never split between writes, so one asking
- * for more than that writes alone).
+ * Gathers the store calls of one kind asked for in one turn of the event loop (a timer pass firing many
+ * schedules at their shared due time, their jobs starting and ending together) into one store call, so a
+ * burst of due windows costs a few statements and commits rather than several a window. While a call is out,
+ * new items gather for the next one; a call holds at most `maxBatch` items (a caller's items are never split
+ * between calls, so one asking for more than that goes alone).
  */
-export class WriteBatcher<T, R> {
+export class Batcher<T, R> {
   readonly #queue: Pending<T, R>[] = [];
   #scheduled = false;
   #writing = false;
@@ -27,8 +27,8 @@ export class WriteBatcher<T, R> {
       throw new RangeError(`maxBatch must be an integer >= 1, got ${maxBatch}`);
   }
 
-  /** Writes the items together with whatever else is written in this turn; answers their results, in order. */
-  write(items: readonly T[]): Promise<R[]> {
+  /** Sends the items with whatever else is asked for in this turn; answers their results, in order. */
+  run(items: readonly T[]): Promise<R[]> {
     if (items.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
       this.#queue.push({ items, resolve, reject });
