@@ -40,6 +40,9 @@ const COLUMNS = [
  */
 export const MAX_CLAIMS = 500;
 
+/** The columns an instance update may set. */
+const PATCHED = ['state', 'job_ids', 'dispatched_at', 'finished_at', 'error', 'updated_at'] as const;
+
 /**
  * The ledger: one row per (group, window), unique, written before dispatch. Every change is one conditional
  * statement, so of replicas racing for a window (claim, re-arm, take-over) exactly one gets it.
@@ -156,7 +159,6 @@ export class Instances {
     patch: InstancePatch,
     now: number,
     fromStates?: readonly InstanceState[],
-    db: Kysely<Database> = this.db,
   ): Promise<InstanceRecord | undefined> {
     if (fromStates?.length === 0) return undefined;
     const set: Updateable<InstancesTable> = { updated_at: now };
@@ -165,33 +167,71 @@ export class Instances {
     if (patch.dispatchedAt !== undefined) set.dispatched_at = patch.dispatchedAt;
     if (patch.finishedAt !== undefined) set.finished_at = patch.finishedAt;
     if (patch.error !== undefined) set.error = patch.error;
-    let update = db.updateTable('instances').set(set).where('instance_id', '=', instanceId);
+    let update = this.db.updateTable('instances').set(set).where('instance_id', '=', instanceId);
     if (fromStates !== undefined) update = update.where('state', 'in', fromStates);
     const row = await update.returning(COLUMNS).executeTakeFirst();
     return row && this.toRecord(row);
   }
 
   /**
-   * Several updates in one transaction (one commit for a burst of windows starting or ending together). They run
-   * in instance id order (stable, so one instance's apply in the order given): transactions of two replicas
-   * touching the same rows lock them in the same order and wait for each other rather than deadlock.
+   * Several updates in a few statements (a burst of windows starting or ending together costs one statement and
+   * commit, not one each): an UPDATE … SET column = CASE instance_id … END … WHERE (instance_id = … AND state
+   * IN (…)) OR … per round, one round per update of an instance that is updated more than once, so an instance's
+   * updates apply in the order given. Each answered as {@link update} answers it.
    */
   async updateMany(updates: readonly InstanceUpdate[]): Promise<(InstanceRecord | undefined)[]> {
     if (updates.length === 0) return [];
     if (updates.length > MAX_CLAIMS)
       throw invalidArgument('updates', `at most ${MAX_CLAIMS} instance updates at once`, updates.length);
-    if (updates.length === 1) {
-      const [u] = updates as [InstanceUpdate];
-      return [await this.update(u.instanceId, u.patch, u.now, u.fromStates)];
-    }
-    const order = updates
-      .map((u, i) => ({ u, i }))
-      .sort((a, b) => (a.u.instanceId < b.u.instanceId ? -1 : a.u.instanceId > b.u.instanceId ? 1 : 0));
-    const out: (InstanceRecord | undefined)[] = new Array(updates.length);
-    await this.db.transaction().execute(async (trx) => {
-      for (const { u, i } of order) out[i] = await this.update(u.instanceId, u.patch, u.now, u.fromStates, trx);
+    const rounds: { u: InstanceUpdate; i: number }[][] = [];
+    const seen = new Map<string, number>();
+    updates.forEach((u, i) => {
+      const round = seen.get(u.instanceId) ?? 0;
+      seen.set(u.instanceId, round + 1);
+      (rounds[round] ??= []).push({ u, i });
     });
+    const out: (InstanceRecord | undefined)[] = new Array(updates.length).fill(undefined);
+    for (const round of rounds) {
+      const live = round.filter(({ u }) => u.fromStates?.length !== 0);
+      if (live.length === 0) continue;
+      const rows = await this.updateRound(live.map(({ u }) => u));
+      const byId = new Map(rows.map((row) => [row.instance_id, row]));
+      for (const { u, i } of live) {
+        const row = byId.get(u.instanceId);
+        out[i] = row && this.toRecord(row);
+      }
+    }
     return out;
+  }
+
+  /** One UPDATE for updates of distinct instances. */
+  private async updateRound(updates: readonly InstanceUpdate[]): Promise<Selectable<InstancesTable>[]> {
+    const values = (u: InstanceUpdate): Partial<Record<keyof InstancesTable, unknown>> => ({
+      updated_at: u.now,
+      ...(u.patch.state !== undefined ? { state: u.patch.state } : {}),
+      ...(u.patch.jobIds !== undefined ? { job_ids: JSON.stringify(u.patch.jobIds) } : {}),
+      ...(u.patch.dispatchedAt !== undefined ? { dispatched_at: u.patch.dispatchedAt } : {}),
+      ...(u.patch.finishedAt !== undefined ? { finished_at: u.patch.finishedAt } : {}),
+      ...(u.patch.error !== undefined ? { error: u.patch.error } : {}),
+    });
+    const sets = updates.map(values);
+    const columns = PATCHED.filter((c) => sets.some((v) => c in v));
+    const assignments = columns.map((c) => {
+      const arms = updates.flatMap((u, k) => (c in sets[k]! ? [sql`WHEN ${u.instanceId} THEN ${sets[k]![c]}`] : []));
+      return sql`${sql.ref(c)} = CASE ${sql.ref('instance_id')} ${sql.join(arms, sql` `)} ELSE ${sql.ref(c)} END`;
+    });
+    const matches = updates.map((u) =>
+      u.fromStates === undefined
+        ? sql`(instance_id = ${u.instanceId})`
+        : sql`(instance_id = ${u.instanceId} AND state IN (${sql.join(u.fromStates)}))`,
+    );
+    const { rows } = await sql<
+      Selectable<InstancesTable>
+    >`UPDATE instances SET ${sql.join(assignments)} WHERE ${sql.join(
+      matches,
+      sql` OR `,
+    )} RETURNING ${sql.join(COLUMNS.map((c) => sql.ref(c)))}`.execute(this.db);
+    return rows;
   }
 
   async get(groupId: string, windowStart: number): Promise<InstanceRecord | undefined> {

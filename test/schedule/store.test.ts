@@ -786,6 +786,45 @@ contract('lastInstance: TIME rows only; with dueBy, only rows due by then', asyn
   t.is((await store.getInstance('g-1', T0 + 3 * HOUR))?.boundaries, undefined, 'a TIME row: its bounds are its window');
 });
 
+contract('lastInstances and getSchedules: several groups in one query, answered in the order asked', async (t, db) => {
+  const store = await db.open();
+  t.deepEqual(await store.lastInstances([]), []);
+  t.deepEqual(await store.getSchedules([]), []);
+  for (const k of [3, 10, 7]) await store.claimInstance(instance('g-1', k));
+  await store.claimInstance(instance('g-2', 99));
+  await store.claimInstance(
+    instance('g-2', 0, {
+      instanceId: 'g-2-offset',
+      windowStart: -42,
+      windowEnd: -42,
+      boundaries: { boundaryType: 'OFFSET', lowerBound: '1', upperBound: '2' },
+    }),
+  );
+  // Each query's dueBy is its own: the same group twice, as of two instants.
+  const lasts = await store.lastInstances([
+    { groupId: 'g-2' },
+    { groupId: 'g-3' },
+    { groupId: 'g-1', dueBy: instance('g-1', 7).dueTime },
+    { groupId: 'g-1' },
+    { groupId: 'g-2', dueBy: T0 },
+  ]);
+  t.deepEqual(lasts, [instance('g-2', 99), undefined, instance('g-1', 7), instance('g-1', 10), undefined]);
+  for (const k of [1, 2, 3]) {
+    const [one] = await store.lastInstances([{ groupId: 'g-1', dueBy: instance('g-1', k).dueTime }]);
+    t.deepEqual(one, await store.lastInstance('g-1', instance('g-1', k).dueTime), 'the same as lastInstance');
+  }
+
+  await store.insertSchedule(schedule('s-a'));
+  await store.insertSchedule(schedule('s-b'));
+  t.deepEqual(await store.getSchedules(['s-b', 'nobody', 's-a', 's-b']), [
+    await store.getSchedule('s-b'),
+    undefined,
+    await store.getSchedule('s-a'),
+    await store.getSchedule('s-b'),
+  ]);
+  t.is((await store.getSchedules(['s-a']))[0]?.groupId, 's-a');
+});
+
 contract(
   'overlappingInstances and withdrawInstance: what a submitted window meets, and giving a claim up',
   async (t, db) => {
