@@ -16,7 +16,8 @@ import { YEAR_MAX, YEAR_MIN } from './cron-syntax.js';
 import { firingRules, normalizeInfo } from './info.js';
 import { type FiringRules, dueTime } from './plan.js';
 import { type WindowSpec, edge, windowAt, windowsAfter } from './windows.js';
-import { fromWallMs, instantOfWall, toLocal, wallMs } from './zoned-time.js';
+import { fromWallMs, instantOfWall, offsetAt, toLocal, wallMs } from './zoned-time.js';
+import { transitionsBetween } from './zone-transitions.js';
 
 const RESOLUTION_MS: Readonly<Record<CronDialect, number>> = { unix: 60_000, quartz: 1000 };
 /** How far ahead due times are sampled: four years hold every weekday, month length and a leap day. */
@@ -198,16 +199,22 @@ function sampledCron(rules: FiringRules, zone: string, lastDue: number | undefin
   const dues: number[] = [];
   let complete = true;
   const horizon = spec.startTime + horizonMs(spec);
+  let sampledTo = horizon;
   for (const w of windowsAfter(spec)) {
     if (w.start >= horizon || dues.length >= MAX_TARGETS) {
       complete = false;
+      sampledTo = w.start;
       break;
     }
     dues.push(dueTime(rules, w));
   }
+  // Past the sample, only due times near an offset change can hold a wall time the sample lacks.
+  const later = complete ? [] : duesNearTransitions(rules, zone, sampledTo, dues[dues.length - 1] ?? -Infinity);
   const targets: Target[] = [];
+  const beyond: Target[] = [];
   let uncoverable = 0;
-  for (const due of dues) {
+  let firstPass = false;
+  for (const due of [...dues, ...later]) {
     const tick = roundUp(due, r);
     const wall = wallMs(toLocal(tick, zone));
     // The second pass of a repeated hour: no wall time reaches it.
@@ -215,7 +222,12 @@ function sampledCron(rules: FiringRules, zone: string, lastDue: number | undefin
       uncoverable++;
       continue;
     }
-    targets.push(targetOf(due, tick, wall));
+    if (repeatedLater(wall, tick, zone)) {
+      firstPass = true;
+      // No Quartz cron ticks in a first pass (see coveringCron): this one ticks an hour late.
+      if (dialect === 'quartz') uncoverable++;
+    }
+    (due > dues[dues.length - 1]! ? beyond : targets).push(targetOf(due, tick, wall));
   }
   if (targets.length === 0) {
     // Only second-pass due times: tick at the first wall time after them.
@@ -226,7 +238,9 @@ function sampledCron(rules: FiringRules, zone: string, lastDue: number | undefin
     }
   }
   const span = targets[targets.length - 1]!.tick - targets[0]!.tick;
-  const values = (f: (t: Target) => number) => [...new Set(targets.map(f))].sort((a, b) => a - b);
+  // Field values come from every due time looked at, the sampled ones and those near later offset changes.
+  const all = beyond.length > 0 ? [...targets, ...beyond] : targets;
+  const values = (f: (t: Target) => number) => [...new Set(all.map(f))].sort((a, b) => a - b);
   // Fields coarser than what was sampled are open: the sample says nothing about them.
   // Days a fixed number of days apart drift through every day of the month and every month (a
   // 40-day step can jump over February): only their weekday repeats.
@@ -259,13 +273,21 @@ function sampledCron(rules: FiringRules, zone: string, lastDue: number | undefin
     const ticks = ticksOf(c, dialect, from, Math.max(to, from + HORIZON_MS / DAY_MS));
     if (!best || ticks < best.ticks) best = { c, ticks };
   }
+  // Airflow reaches the first pass of a repeated hour only with a cron that ticks every hour of every
+  // day (see coveringCron): a due time there costs the schedule hourly ticks.
   let expression = expressionOf(best!.c, dialect);
+  if (firstPass && dialect === 'unix') {
+    const hourly: Candidate = { ...base, hours: allValues(HOUR_RANGE), day: OPEN_DAYS, months: allValues(MONTH_RANGE) };
+    const every = expressionOf(hourly, dialect);
+    if (every !== expression) return { expression: every, exact: false };
+  }
   // A cron schedule whose ticks are its due times: its own expression, when the dialect can say it
   // and it ticks no more often than the sampled one.
   const own = rules.delayMs === 0 && spec.cron ? renderTranslated(spec.cron, dialect) : undefined;
-  if (own !== undefined && own !== expression) {
+  // (Not when a first-pass due time needs the every-hour expression under Airflow.)
+  if (own !== undefined && own !== expression && !(firstPass && dialect === 'unix')) {
     const cron = parseCron(own);
-    if (covers(cron, targets) && countTicks(cron, targets, zone) <= countTicks(parseCron(expression), targets, zone)) {
+    if (covers(cron, all) && countTicks(cron, targets, zone) <= countTicks(parseCron(expression), targets, zone)) {
       expression = own;
     }
   }
@@ -287,6 +309,45 @@ function horizonMs(spec: WindowSpec): number {
   if (spec.unit === 'M') return Math.max(HORIZON_MS, (lcm(n, 12) + n) * 31 * DAY_MS);
   if (spec.unit === 'Y') return Math.max(HORIZON_MS, (lcm(n, 4) + n) * 366 * DAY_MS);
   return HORIZON_MS;
+}
+
+/** Due times are looked for this far either side of an offset change (no zone shifts by more than 2 h). */
+const NEAR_TRANSITION_MS = 3 * 3_600_000;
+/** Past the sample, offset changes are looked at up to this far after the start (or to the end). */
+const TRANSITION_HORIZON_MS = 100 * 365.25 * DAY_MS;
+/** At most this many due times around one offset change: a denser schedule has every hour sampled. */
+const MAX_NEAR_TRANSITION = 200;
+
+/**
+ * The due times after `lastSampled` near each offset change of the zone from `from` up to the end
+ * or TRANSITION_HORIZON_MS after the start: where a gap moves a due time to another wall time, a
+ * delay carries one across the change, or one falls in the first pass of a repeated hour. Anywhere
+ * else a later due time repeats a wall time the sample holds.
+ */
+function duesNearTransitions(rules: FiringRules, zone: string, from: number, lastSampled: number): number[] {
+  const { spec } = rules;
+  const to = Math.min(spec.endTime, spec.startTime + TRANSITION_HORIZON_MS);
+  const out: number[] = [];
+  for (const tr of transitionsBetween(zone, from, to)) {
+    // A due time is the window's start or end plus the delay: it is shifted when that edge is before
+    // the change and the due time after it, or moved when the edge itself is in a gap.
+    const lo = tr.at - NEAR_TRANSITION_MS;
+    const hi = tr.at + rules.delayMs + NEAR_TRANSITION_MS;
+    let n = 0;
+    for (const w of windowsAfter(spec, lo - rules.delayMs)) {
+      const due = dueTime(rules, w);
+      if (due > hi || ++n > MAX_NEAR_TRANSITION) break;
+      if (due >= lo && due > lastSampled && (out.length === 0 || due > out[out.length - 1]!)) out.push(due);
+    }
+  }
+  return out;
+}
+
+/** True when a wall time at `tick` happens again later (`tick` is the first pass of a repeated hour). */
+function repeatedLater(wall: number, tick: number, zone: string): boolean {
+  const later = offsetAt(tick + DAY_MS, zone);
+  const u = wall - later;
+  return u > tick && offsetAt(u, zone) === later;
 }
 
 function targetOf(due: number, tick: number, wall: number): Target {
