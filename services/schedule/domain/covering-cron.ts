@@ -53,8 +53,28 @@ const NO_END_MS = 253_402_300_800_000;
  * next tick. A target is therefore covered only by a tick at its own, existing wall time; the cron
  * gets an extra tick on every regular day (exact: false).
  *
- * Due times are looked at up to four years ahead: a last window cut short by an end further away
- * than that is due off the schedule's grid and gets no tick of its own (it fires through a later
+ * A due time in the first pass of a repeated hour (Berlin's 02:30 CEST on the last Sunday of October):
+ * - Airflow (unix) localises a cron's wall time with fold=1, its second pass, except for a cron whose
+ *   hour field is every hour: CronMixin._get_next (airflow-core/src/airflow/timetables/_cron.py,
+ *   _covers_every_hour) then adds croniter's naive step to the current instant in UTC, which ticks
+ *   both passes. The Unix cron of such a schedule is therefore its minutes at every hour of every day
+ *   (`30 * * * *` for daily at 02:30 in Berlin; exact: false): a tick every hour of every day (24 a
+ *   day where a daily schedule had one or two), the extra ones FireDue no-ops. Days and months stay
+ *   open because the same workaround steps from the last tick of one ticking day to the first of the
+ *   next in absolute time, an hour off when an offset change lies in between.
+ * - Quartz (quartz) ticks no first pass at all: getTimeAfter sets calendar fields and reads them back,
+ *   and java.util.GregorianCalendar reads a wall time that happens twice as standard time (its second
+ *   pass), even when the search starts inside the first pass (Quartz 2.3.2: `0 0/20 * * * ?` in Berlin
+ *   ticks 01:40 CEST, then 02:00 CET). No Quartz cron can say it; the due time is ticked an hour late
+ *   in the second pass, FireDue fires it then, and the cron is not exact.
+ *
+ * Due times are sampled four years ahead (or MAX_TARGETS of them). Past the sample, the due times
+ * within a few hours of each of the zone's offset changes are looked at as well, up to the end or
+ * TRANSITION_HORIZON_MS (100 years) after the start: only there can a later due time fall in a gap,
+ * a first pass, or be carried across a change by a delay, at a wall time the sample lacks (a 23-day
+ * step from 2025 meets Berlin's spring gap first in 2039). Offset changes past that limit, or two
+ * inside one week that cancel out, are not seen. A last window cut short by an end further away than
+ * four years is due off the schedule's grid and gets no tick of its own (it fires through a later
  * FireDue, a TriggerWindow or a re-registration nearer the end).
  */
 export function coveringCron(info: ScheduleInfo, dialect: CronDialect): CoveringCron {
@@ -189,7 +209,8 @@ interface Target {
 }
 
 /**
- * Samples the due times (up to four years, or MAX_TARGETS), collects each field's values in the zone,
+ * Samples the due times (up to four years, or MAX_TARGETS, and those near later offset changes),
+ * collects each field's values in the zone,
  * and keeps the covering candidate with the fewest ticks: days open, by day of month, by weekday, or
  * counted from the month's end; a cron schedule's own expression where the dialect can say it.
  */
