@@ -210,9 +210,10 @@ interface Target {
 
 /**
  * Samples the due times (up to four years, or MAX_TARGETS, and those near later offset changes),
- * collects each field's values in the zone,
- * and keeps the covering candidate with the fewest ticks: days open, by day of month, by weekday, or
- * counted from the month's end; a cron schedule's own expression where the dialect can say it.
+ * collects each field's values in the zone, and keeps the covering candidate with the fewest ticks:
+ * days open, by day of month, by weekday, or counted from the month's end; a cron schedule's own
+ * expression where the dialect can say it; every hour of every day for Unix when a due time is in the
+ * first pass of a repeated hour.
  */
 function sampledCron(rules: FiringRules, zone: string, lastDue: number | undefined, dialect: CronDialect): Found {
   const { spec } = rules;
@@ -294,9 +295,9 @@ function sampledCron(rules: FiringRules, zone: string, lastDue: number | undefin
     const ticks = ticksOf(c, dialect, from, Math.max(to, from + HORIZON_MS / DAY_MS));
     if (!best || ticks < best.ticks) best = { c, ticks };
   }
+  let expression = expressionOf(best!.c, dialect);
   // Airflow reaches the first pass of a repeated hour only with a cron that ticks every hour of every
   // day (see coveringCron): a due time there costs the schedule hourly ticks.
-  let expression = expressionOf(best!.c, dialect);
   if (firstPass && dialect === 'unix') {
     const hourly: Candidate = { ...base, hours: allValues(HOUR_RANGE), day: OPEN_DAYS, months: allValues(MONTH_RANGE) };
     const every = expressionOf(hourly, dialect);
@@ -336,7 +337,10 @@ function horizonMs(spec: WindowSpec): number {
 const NEAR_TRANSITION_MS = 3 * 3_600_000;
 /** Past the sample, offset changes are looked at up to this far after the start (or to the end). */
 const TRANSITION_HORIZON_MS = 100 * 365.25 * DAY_MS;
-/** At most this many due times around one offset change: a denser schedule has every hour sampled. */
+/**
+ * At most this many due times around one offset change: bounds the cost for a schedule due every few
+ * minutes (its sample holds nearly every wall time already); past them that change is not looked at.
+ */
 const MAX_NEAR_TRANSITION = 200;
 
 /**
@@ -347,8 +351,9 @@ const MAX_NEAR_TRANSITION = 200;
  */
 function duesNearTransitions(rules: FiringRules, zone: string, from: number, lastSampled: number): number[] {
   const { spec } = rules;
-  const to = Math.min(spec.endTime, spec.startTime + TRANSITION_HORIZON_MS);
   const out: number[] = [];
+  if (zone === 'UTC') return out;
+  const to = Math.min(spec.endTime, spec.startTime + TRANSITION_HORIZON_MS);
   for (const tr of transitionsBetween(zone, from, to)) {
     // A due time is the window's start or end plus the delay: it is shifted when that edge is before
     // the change and the due time after it, or moved when the edge itself is in a gap.
