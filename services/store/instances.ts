@@ -11,6 +11,7 @@ import type {
 import { checkLimit } from './checks.js';
 import type { Database, InstancesTable } from './database.js';
 import type { StoreDialect } from './dialect.js';
+import { type JsonRowType, jsonRows } from './json-rows.js';
 
 const COLUMNS = [
   'instance_id',
@@ -33,6 +34,29 @@ const COLUMNS = [
   'upper_bound',
   'triggered_by',
 ] as const;
+
+/** Each column's type, for rows passed as JSON ({@link jsonRows}). */
+const COLUMN_TYPES: Readonly<Record<(typeof COLUMNS)[number], JsonRowType>> = {
+  instance_id: 'text',
+  group_id: 'text',
+  window_start: 'epochMs',
+  window_end: 'epochMs',
+  due_time: 'epochMs',
+  state: 'text',
+  trigger: 'text',
+  job_ids: 'json',
+  attempt: 'integer',
+  dispatched_at: 'epochMs',
+  finished_at: 'epochMs',
+  error: 'text',
+  owner: 'text',
+  created_at: 'epochMs',
+  updated_at: 'epochMs',
+  boundary_type: 'text',
+  lower_bound: 'text',
+  upper_bound: 'text',
+  triggered_by: 'text',
+};
 
 /**
  * Rows one claim statement inserts at most (19 bound values a row stays well under SQLite's 32,766 and
@@ -71,12 +95,20 @@ export class Instances {
     const ordered = [...instances].sort((a, b) =>
       a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : a.windowStart - b.windowStart,
     );
-    const rows = await this.db
-      .insertInto('instances')
-      .values(ordered.map((instance) => this.toRow(instance)))
-      .onConflict((oc) => oc.columns(['group_id', 'window_start']).doNothing())
-      .returning(COLUMNS)
-      .execute();
+    // The rows go as one JSON parameter, so every batch size is the same statement, prepared once. WHERE true:
+    // SQLite would otherwise read ON CONFLICT as a join's ON.
+    const source = jsonRows(
+      this.dialect,
+      'c',
+      COLUMN_TYPES,
+      ordered.map((instance) => ({ ...this.toRow(instance), job_ids: instance.jobIds })),
+    );
+    const columns = sql.join(COLUMNS.map((c) => sql.ref(c)));
+    const { rows } = await sql<
+      Selectable<InstancesTable>
+    >`INSERT INTO instances (${columns}) SELECT ${columns} FROM ${source} WHERE true ON CONFLICT (group_id, window_start) DO NOTHING RETURNING ${columns}`.execute(
+      this.db,
+    );
     const inserted = new Map(rows.map((row) => [row.instance_id, row]));
     return instances.map((instance) => {
       const row = inserted.get(instance.instanceId);
@@ -318,17 +350,20 @@ export class Instances {
     if (queries.length === 0) return [];
     if (queries.length > MAX_CLAIMS)
       throw invalidArgument('queries', `at most ${MAX_CLAIMS} groups at once`, queries.length);
-    const columns = sql.join(COLUMNS.map((c) => sql.ref(c)));
-    // Each probe is wrapped in a sub-select: SQLite allows no ORDER BY or LIMIT on a member of a UNION.
-    const probes = queries.map(
-      (q, i) =>
-        sql`SELECT ${sql.lit(i)} AS probe, t.* FROM (SELECT ${columns} FROM instances WHERE group_id = ${q.groupId} AND boundary_type = 'TIME'${
-          q.dueBy === undefined ? sql`` : sql` AND due_time <= ${q.dueBy}`
-        } ORDER BY window_start DESC LIMIT 1) AS t`,
+    // One index probe per group (the correlated sub-select), the groups as one JSON parameter: one statement
+    // text for any number of groups, prepared once.
+    const source = jsonRows(
+      this.dialect,
+      'q',
+      { probe: 'integer', group_id: 'text', due_by: 'epochMs' },
+      queries.map((q, probe) => ({ probe, group_id: q.groupId, due_by: q.dueBy ?? null })),
     );
+    const columns = sql.join(COLUMNS.map((c) => sql.ref(`i.${c}`)));
     const { rows } = await sql<
       Selectable<InstancesTable> & { probe: number }
-    >`${sql.join(probes, sql` UNION ALL `)}`.execute(this.db);
+    >`SELECT q.probe AS probe, ${columns} FROM ${source} JOIN instances i ON i.instance_id = (SELECT l.instance_id FROM instances l WHERE l.group_id = q.group_id AND l.boundary_type = 'TIME' AND (q.due_by IS NULL OR l.due_time <= q.due_by) ORDER BY l.window_start DESC LIMIT 1)`.execute(
+      this.db,
+    );
     const out: (InstanceRecord | undefined)[] = new Array(queries.length).fill(undefined);
     for (const row of rows) out[Number(row.probe)] = this.toRecord(row);
     return out;

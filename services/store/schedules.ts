@@ -1,9 +1,10 @@
-import type { Kysely, Selectable } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import { ERROR_CODES, SluiceError, invalidArgument, notFound } from 'sluice/sdk';
 import type { ScheduleRecord, ScheduleStatus } from '../schedule/domain/model.js';
 import { checkLimit } from './checks.js';
 import type { Database, SchedulesTable } from './database.js';
 import type { StoreDialect } from './dialect.js';
+import { jsonRows } from './json-rows.js';
 
 const COLUMNS = ['group_id', 'info', 'status', 'engine_id', 'version', 'created_at', 'updated_at'] as const;
 
@@ -88,10 +89,17 @@ export class Schedules {
   /** The schedules of the groups, in the order given (undefined where there is none), in one query. */
   async getMany(groupIds: readonly string[]): Promise<(ScheduleRecord | undefined)[]> {
     if (groupIds.length === 0) return [];
+    // The ids as one JSON parameter: one statement text for any number of groups, prepared once.
+    const ids = jsonRows(
+      this.dialect,
+      'g',
+      { group_id: 'text' },
+      [...new Set(groupIds)].map((group_id) => ({ group_id })),
+    );
     const rows = await this.db
       .selectFrom('schedules')
       .select(COLUMNS)
-      .where('group_id', 'in', [...new Set(groupIds)])
+      .where('group_id', 'in', sql<string>`(SELECT g.group_id FROM ${ids})`)
       .execute();
     const found = new Map(rows.map((row) => [row.group_id, row]));
     return groupIds.map((id) => {
