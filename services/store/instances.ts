@@ -11,7 +11,7 @@ import type {
 import { checkLimit } from './checks.js';
 import type { Database, InstancesTable } from './database.js';
 import type { StoreDialect } from './dialect.js';
-import { type JsonRowType, jsonRows } from './json-rows.js';
+import { type JsonRowType, inJsonArray, jsonRows } from './json-rows.js';
 
 const COLUMNS = [
   'instance_id',
@@ -63,9 +63,6 @@ const COLUMN_TYPES: Readonly<Record<(typeof COLUMNS)[number], JsonRowType>> = {
  * PostgreSQL's 65,535 parameters a statement), and updates one transaction applies at most.
  */
 export const MAX_CLAIMS = 500;
-
-/** The columns an instance update may set. */
-const PATCHED = ['state', 'job_ids', 'dispatched_at', 'finished_at', 'error', 'updated_at'] as const;
 
 /**
  * The ledger: one row per (group, window), unique, written before dispatch. Every change is one conditional
@@ -236,33 +233,42 @@ export class Instances {
     return out;
   }
 
-  /** One UPDATE for updates of distinct instances. */
+  /**
+   * One UPDATE for updates of distinct instances, the updates as one JSON parameter (so one statement text for
+   * any batch, prepared once): a field the patch leaves out is null there and keeps the column's value.
+   */
   private async updateRound(updates: readonly InstanceUpdate[]): Promise<Selectable<InstancesTable>[]> {
-    const values = (u: InstanceUpdate): Partial<Record<keyof InstancesTable, unknown>> => ({
-      updated_at: u.now,
-      ...(u.patch.state !== undefined ? { state: u.patch.state } : {}),
-      ...(u.patch.jobIds !== undefined ? { job_ids: JSON.stringify(u.patch.jobIds) } : {}),
-      ...(u.patch.dispatchedAt !== undefined ? { dispatched_at: u.patch.dispatchedAt } : {}),
-      ...(u.patch.finishedAt !== undefined ? { finished_at: u.patch.finishedAt } : {}),
-      ...(u.patch.error !== undefined ? { error: u.patch.error } : {}),
-    });
-    const sets = updates.map(values);
-    const columns = PATCHED.filter((c) => sets.some((v) => c in v));
-    const assignments = columns.map((c) => {
-      const arms = updates.flatMap((u, k) => (c in sets[k]! ? [sql`WHEN ${u.instanceId} THEN ${sets[k]![c]}`] : []));
-      return sql`${sql.ref(c)} = CASE ${sql.ref('instance_id')} ${sql.join(arms, sql` `)} ELSE ${sql.ref(c)} END`;
-    });
-    const matches = updates.map((u) =>
-      u.fromStates === undefined
-        ? sql`(instance_id = ${u.instanceId})`
-        : sql`(instance_id = ${u.instanceId} AND state IN (${sql.join(u.fromStates)}))`,
+    // The source's names differ from the table's, so the unqualified columns of SET and RETURNING are the table's.
+    const source = jsonRows(
+      this.dialect,
+      'u',
+      {
+        u_id: 'text',
+        u_now: 'epochMs',
+        u_state: 'text',
+        u_job_ids: 'json',
+        u_dispatched_at: 'epochMs',
+        u_finished_at: 'epochMs',
+        u_error: 'text',
+        u_from: 'json',
+      },
+      updates.map((u) => ({
+        u_id: u.instanceId,
+        u_now: u.now,
+        u_state: u.patch.state ?? null,
+        u_job_ids: u.patch.jobIds ?? null,
+        u_dispatched_at: u.patch.dispatchedAt ?? null,
+        u_finished_at: u.patch.finishedAt ?? null,
+        u_error: u.patch.error ?? null,
+        u_from: u.fromStates ?? null,
+      })),
     );
+    const fromStates = inJsonArray(this.dialect, sql`state`, sql`u.u_from`);
     const { rows } = await sql<
       Selectable<InstancesTable>
-    >`UPDATE instances SET ${sql.join(assignments)} WHERE ${sql.join(
-      matches,
-      sql` OR `,
-    )} RETURNING ${sql.join(COLUMNS.map((c) => sql.ref(c)))}`.execute(this.db);
+    >`UPDATE instances SET updated_at = u.u_now, state = COALESCE(u.u_state, state), job_ids = COALESCE(u.u_job_ids, job_ids), dispatched_at = COALESCE(u.u_dispatched_at, dispatched_at), finished_at = COALESCE(u.u_finished_at, finished_at), error = COALESCE(u.u_error, error) FROM ${source} WHERE instance_id = u.u_id AND (u.u_from IS NULL OR ${fromStates}) RETURNING ${sql.join(
+      COLUMNS.map((c) => sql.ref(c)),
+    )}`.execute(this.db);
     return rows;
   }
 

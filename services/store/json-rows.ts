@@ -36,3 +36,10 @@ export function jsonRows(
   const fields = names.map((n) => sql`json_extract(value, ${sql.raw(`'$.${n}'`)}) AS ${sql.id(n)}`);
   return sql`(SELECT ${sql.join(fields)} FROM json_each(${json})) AS ${sql.id(alias)}`;
 }
+
+/** `needle IN (the texts of the JSON array)`, for a json column of a {@link jsonRows} source. */
+export function inJsonArray(dialect: StoreDialect, needle: RawBuilder<unknown>, array: RawBuilder<unknown>) {
+  return dialect.name === 'postgres'
+    ? sql<boolean>`${needle} IN (SELECT jsonb_array_elements_text(${array}))`
+    : sql<boolean>`${needle} IN (SELECT value FROM json_each(${array}))`;
+}
