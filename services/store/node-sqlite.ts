@@ -9,7 +9,7 @@ import {
   type SqliteStatement,
 } from 'kysely';
 
-/** Prepared statements kept per connection; the store's queries have a few dozen shapes, batches one per size. */
+/** Prepared statements kept per connection; the store's queries have a few dozen shapes (batches pass their rows as one JSON parameter). */
 const STATEMENT_CACHE_LIMIT = 256;
 
 /**
