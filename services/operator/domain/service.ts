@@ -102,6 +102,12 @@ export interface OperatorServiceOptions {
   readonly secrets?: OptionSecrets;
 }
 
+/** One watchJob subscription: the newest state it has seen, and its listener. */
+interface RemoteWatch {
+  last: JobRecord;
+  readonly on: (job: JobRecord) => void;
+}
+
 /** Why a run is stopped when its job was cancelled or taken over elsewhere: nothing more is written for it here. */
 class LeaseLost extends Error {}
 
@@ -169,6 +175,9 @@ export class OperatorService {
   readonly #secrets: OptionSecrets;
   #timers: NodeJS.Timeout[] = [];
   #stopped = false;
+  /** Watches by job id, for the poller that reads the jobs other replicas hold. */
+  readonly #watched = new Map<string, Set<RemoteWatch>>();
+  #polling = false;
 
   constructor(options: OperatorServiceOptions) {
     this.#o = options;
@@ -636,40 +645,62 @@ export class OperatorService {
   /**
    * Calls `listener` with the job now and on every change until it ends; returns an unsubscribe function. Changes
    * made here arrive at once; while another replica holds the job (it was submitted here and taken over, or runs
-   * there), the store is read every third of the lease, so a watch on any replica sees the job end.
+   * there), the store is read every third of the lease (at most every second), so a watch on any replica sees the
+   * job end. One read serves every such watch: thousands of watches must not become thousands of reads a tick.
    */
   async watchJob(jobId: string, listener: (job: JobRecord) => void): Promise<() => void> {
     const job = await this.getJob(jobId);
-    let last = job;
-    const on = (j: JobRecord) => {
-      if (j.updatedAt >= last.updatedAt) last = j;
-      listener(j);
+    const watch: RemoteWatch = {
+      last: job,
+      on: (j) => {
+        if (j.updatedAt >= watch.last.updatedAt) watch.last = j;
+        listener(j);
+      },
     };
-    this.#events.on(`job:${jobId}`, on);
+    this.#events.on(`job:${jobId}`, watch.on);
     listener(job);
     // It may have ended between the read and the subscription: read once more.
     const again = await this.#o.store.getJob(jobId);
-    if (again && again.updatedAt !== job.updatedAt) on(again);
-    let reading = false;
-    const poll = setInterval(
-      () => {
-        if (reading || this.#owned.has(jobId) || FINAL_JOB_STATES.includes(last.state)) return;
-        reading = true;
-        this.#o.store
-          .getJob(jobId)
-          .then((j) => {
-            if (j && j.updatedAt !== last.updatedAt) on(j);
-          })
-          .catch(() => {}) // the store is away: read again next time
-          .finally(() => (reading = false));
-      },
-      Math.max(50, Math.min(1000, Math.floor(this.#leaseMs / 3))),
-    );
-    poll.unref();
+    if (again && again.updatedAt !== job.updatedAt) watch.on(again);
+    let watches = this.#watched.get(jobId);
+    if (!watches) this.#watched.set(jobId, (watches = new Set()));
+    watches.add(watch);
+    this.#startPolling();
     return () => {
-      clearInterval(poll);
-      this.#events.off(`job:${jobId}`, on);
+      this.#events.off(`job:${jobId}`, watch.on);
+      const set = this.#watched.get(jobId);
+      set?.delete(watch);
+      if (set?.size === 0) this.#watched.delete(jobId);
     };
+  }
+
+  /** The watch poller: one timer for all watches, started with the first. */
+  #startPolling(): void {
+    if (this.#polling || this.#stopped) return;
+    this.#polling = true;
+    this.#every(
+      Math.max(50, Math.min(1000, Math.floor(this.#leaseMs / 3))),
+      () => this.#pollWatched(),
+      'polling watched jobs',
+    );
+  }
+
+  /** Reads, in one batch, the watched jobs held by another replica and not yet seen ending, and tells their watches. */
+  async #pollWatched(): Promise<void> {
+    const ids: string[] = [];
+    for (const [jobId, watches] of this.#watched) {
+      if (this.#owned.has(jobId)) continue;
+      for (const w of watches)
+        if (!FINAL_JOB_STATES.includes(w.last.state)) {
+          ids.push(jobId);
+          break;
+        }
+    }
+    if (ids.length === 0) return;
+    // The store is away: read again next tick (each watch's stream is still open; nothing to report).
+    const jobs = await this.#o.store.getJobs(ids).catch(() => []);
+    for (const j of jobs)
+      for (const w of this.#watched.get(j.jobId) ?? []) if (j.updatedAt !== w.last.updatedAt) w.on(j);
   }
 
   #emit(job: JobRecord): void {
