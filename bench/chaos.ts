@@ -5,7 +5,8 @@
  * scenario test/chaos.test.ts runs shorter in CI). Prints windows expected, fired, lost and duplicated, the rows
  * checked, and the fire delay after a death; fails when a window is lost or doubled or a row is written twice.
  *
- * `npm run bench -- chaos`; SLUICE_CHAOS_MS and SLUICE_CHAOS_GROUPS change the size.
+ * `npm run bench -- chaos`; SLUICE_CHAOS_MS and SLUICE_CHAOS_GROUPS change the size; SLUICE_CHAOS_ONLY=1 skips
+ * the replica-scale figures that follow it.
  */
 import { loadavg } from 'node:os';
 import { runChaos } from '../test/helpers/chaos.js';
@@ -56,7 +57,8 @@ export async function benchChaos(out: (line?: string) => void): Promise<void> {
   const width = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) out(`   ${k.padEnd(width)}  ${v}`);
   out();
-  await benchReplicaScale(out);
+  // SLUICE_CHAOS_ONLY=1: the chaos run alone, without the replica-scale figures after it.
+  if (process.env.SLUICE_CHAOS_ONLY !== '1') await benchReplicaScale(out);
   if (r.lost !== 0 || r.duplicated !== 0 || r.duplicatedRows !== 0 || r.windowsWithTwoJobs !== 0)
     throw new Error(`chaos: ${r.lost} lost, ${r.duplicated} duplicated windows, ${r.duplicatedRows} duplicated rows`);
 }

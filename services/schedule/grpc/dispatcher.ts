@@ -108,6 +108,9 @@ export class GrpcDispatcher implements Dispatcher {
           lowerBound: request.lowerBound,
           attempt,
           code,
+          // What the operator (or the channel) said: a store that timed out and a replica that is down both come
+          // back UNAVAILABLE, and only this tells them apart.
+          details: (err as ServiceError).details,
           backoffMs: backoff,
         });
         await sleep(backoff, signal);
