@@ -165,6 +165,8 @@ export class OperatorService {
   readonly #now: () => number;
   readonly #events = new EventEmitter();
   readonly #queue: string[] = [];
+  /** The ids in #queue, to keep a job from being queued twice. */
+  readonly #queued = new Set<string>();
   /** The trace context each queued job was submitted in, so its run joins the window's trace. */
   readonly #contexts = new Map<string, Context>();
   readonly #running = new Map<string, AbortController>();
@@ -197,6 +199,7 @@ export class OperatorService {
       this.#owned.delete(jobId);
       const queued = this.#queue.indexOf(jobId);
       if (queued >= 0) this.#queue.splice(queued, 1);
+      this.#queued.delete(jobId);
       this.#running.get(jobId)?.abort(new LeaseLost(`job '${jobId}' is no longer held by '${this.#o.owner}'`));
       const job = await this.#o.store.getJob(jobId);
       if (job) this.#emit(job);
@@ -253,8 +256,18 @@ export class OperatorService {
 
   // ---- life cycle ------------------------------------------------------------------------------
 
-  /** Re-queues this replica's unfinished jobs: a job that was running when the operator stopped runs again. */
+  /**
+   * Re-queues this replica's unfinished jobs: a job that was running when the operator stopped runs again.
+   *
+   * Leases are renewed and expired ones taken over from the start, not once the re-queuing is done: a replica
+   * restarting under load with thousands of jobs takes a while over them, and leases it took at the beginning
+   * would run out meanwhile and be taken from it while it is alive. Jobs it already holds (submitted here during
+   * the re-queuing) are left as they are: queued twice, a job's second run found it not PENDING and let go of
+   * its lease while the first run went on.
+   */
   async start(): Promise<void> {
+    this.#every(Math.max(1, Math.floor(this.#leaseMs / 3)), () => this.#renew(), 'renewing job leases');
+    this.#every(this.#leaseMs, () => this.#takeOverExpired(), 'taking over expired jobs');
     for (let after: string | undefined; ;) {
       const jobs = await this.#o.store.listJobs({
         states: ['PENDING', 'RUNNING'],
@@ -262,7 +275,7 @@ export class OperatorService {
         ...(after ? { afterJobId: after } : {}),
       });
       for (const job of jobs) {
-        if (job.owner !== this.#o.owner) continue;
+        if (job.owner !== this.#o.owner || this.#owned.has(job.jobId)) continue;
         // Compare-and-swap on the lease, as a take-over: a replica that took the job meanwhile keeps it.
         const now = this.#now();
         const mine = await this.#o.store.takeOverJob(
@@ -282,8 +295,6 @@ export class OperatorService {
       if (jobs.length < 500) break;
       after = jobs[jobs.length - 1]!.jobId;
     }
-    this.#every(Math.max(1, Math.floor(this.#leaseMs / 3)), () => this.#renew(), 'renewing job leases');
-    this.#every(this.#leaseMs, () => this.#takeOverExpired(), 'taking over expired jobs');
   }
 
   /** Stops taking jobs and aborts the running ones; they stay PENDING/RUNNING and run again at the next start. */
@@ -710,6 +721,9 @@ export class OperatorService {
 
   #enqueue(jobId: string): void {
     if (this.#stopped) return;
+    // Queued or running already (a take-over racing a re-queue): once is enough.
+    if (this.#running.has(jobId) || this.#queued.has(jobId)) return;
+    this.#queued.add(jobId);
     this.#owned.add(jobId);
     this.#contexts.set(jobId, context.active());
     this.#queue.push(jobId);
@@ -719,6 +733,7 @@ export class OperatorService {
   #pump(): void {
     while (!this.#stopped && this.#running.size < this.#o.maxRunningJobs && this.#queue.length > 0) {
       const jobId = this.#queue.shift()!;
+      this.#queued.delete(jobId);
       const controller = new AbortController();
       this.#running.set(jobId, controller);
       const parent = this.#contexts.get(jobId) ?? context.active();
