@@ -5,7 +5,7 @@
  */
 import anyTest, { type TestFn } from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FINAL_JOB_STATES } from '../../services/operator/domain/model.js';
+import { FINAL_JOB_STATES, type JobRecord } from '../../services/operator/domain/model.js';
 import { type OperatorRig, datagenToFile, jobWhen, operatorRig } from '../helpers/operator.js';
 
 const LEASE_MS = 600;
@@ -47,7 +47,7 @@ test.serial('a slow restart keeps its jobs from a live peer, and jobs submitted 
     ids.push((await rig.service.submitOfflineJob(window(groupId, i), false)).jobs[0]!.jobId);
   await rig.service.stop();
   const unfinished = (await Promise.all(ids.map((id) => rig.store.getJob(id)))).filter(
-    (j) => j !== undefined && !FINAL_JOB_STATES.includes(j.state),
+    (j): j is JobRecord => j !== undefined && !FINAL_JOB_STATES.includes(j.state),
   );
   // (Each job takes 400 ms: a job queued behind others needs its lease renewed.)
   t.true(unfinished.length >= BEFORE / 2, `${unfinished.length} of ${BEFORE} jobs left unfinished by the stop`);
