@@ -632,6 +632,10 @@ export async function benchRunner(out: (line?: string) => void, options: { sizes
   out(
     `   also INSERT ... SELECT on the server (upper bound) and, at ${fmtCount(sizes[0]!)}, plain pg with the connectors' SQL (keyset SELECT 5000, INSERT 1000 rows)`,
   );
+  if (process.env.SLUICE_BENCH_RUNNER === 'pool')
+    out(
+      `   SLUICE_BENCH_RUNNER=pool: the runner's jobs run on the worker-thread pool (PooledRunner, 1 thread, young generation ${process.env.SLUICE_BENCH_YOUNG_GEN_MB ?? 'the pool default'} MiB)`,
+    );
   const outcomes: Outcome[] = [];
   outcomes.push(await benchKafka(sizes, out));
   outcomes.push(await benchPostgres(sizes, out));
