@@ -19,7 +19,7 @@ test('defaults apply when nothing is set', (t) => {
     failoverMs: 5000,
     scheduleRescanMs: 30000,
     jobHeapMb: 512,
-    jobYoungGenMb: 48,
+    jobYoungGenMb: 24,
     httpAddr: '127.0.0.1:8080',
     metricsMaxGroups: 1000,
     security: { tokens: new Map(), insecure: false },

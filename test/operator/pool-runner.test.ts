@@ -21,7 +21,7 @@ const dir = await mkdtemp(join(tmpdir(), 'sluice-pool-'));
 const runner = new PooledRunner({
   threads: 2,
   maxHeapMb: 64,
-  maxYoungGenerationMb: 24,
+  maxYoungGenerationMb: 16,
   settings: { maxHeapMb: 'SLUICE_JOB_HEAP_MB' },
   stallTimeoutMs: 5000,
   progressIntervalMs: 50,
@@ -87,7 +87,7 @@ test.serial("a job's thread runs under the pool's old- and young-generation caps
     resourceLimits: { maxOldGenerationSizeMb: number; maxYoungGenerationSizeMb: number };
   };
   t.is(resourceLimits.maxOldGenerationSizeMb, 64);
-  t.is(resourceLimits.maxYoungGenerationSizeMb, 24);
+  t.is(resourceLimits.maxYoungGenerationSizeMb, 16);
 });
 
 test.serial('the young-generation cap defaults to DEFAULT_YOUNG_GENERATION_MB, and 0 leaves it to V8', async (t) => {

@@ -45,7 +45,7 @@ export interface PooledRunnerOptions {
 }
 
 /** The pool's young-generation cap (MiB) unless told otherwise; see docs/runners.md for how it was chosen. */
-export const DEFAULT_YOUNG_GENERATION_MB = 48;
+export const DEFAULT_YOUNG_GENERATION_MB = 24;
 
 const here = fileURLToPath(import.meta.url);
 const WORKER = new URL(`./job-worker${extname(here)}`, import.meta.url).href;
