@@ -8,3 +8,4 @@ export * from './types.js';
 export * from './connector.js';
 export * from './engine.js';
 export * from './policy.js';
+export * from './reconcile.js';

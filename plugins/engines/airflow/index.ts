@@ -2,6 +2,8 @@ import {
   ERROR_CODES,
   SluiceError,
   defineEnginePlugin,
+  keepReconciling,
+  type Reconciling,
   type EngineContext,
   type HookContext,
   type ScheduleInfo,
@@ -28,7 +30,7 @@ const INDEX_ATTEMPTS = 5;
 let client: AirflowClient | undefined;
 let clientUrl: string | undefined;
 let engineCtx: EngineContext | undefined;
-let retry: { cancel(): void } | undefined;
+let reconciling: Reconciling | undefined;
 /** Groups whose Variable and index entry this process has put since its last reconcile. */
 const present = new Set<string>();
 
@@ -178,17 +180,6 @@ async function restore(ctx: EngineContext, groupId: string): Promise<void> {
   if (info && engineCtx === ctx && !present.has(groupId)) await put(info, ctx);
 }
 
-function reconcileSoon(ctx: EngineContext): void {
-  retry = ctx.scheduleAt(ctx.now() + RECONCILE_RETRY_MS, () => {
-    retry = undefined;
-    if (engineCtx !== ctx) return;
-    reconcile(ctx).catch((err: unknown) => {
-      ctx.logger.warn('airflow: reconcile failed; trying again', { err });
-      if (engineCtx === ctx) reconcileSoon(ctx);
-    });
-  });
-}
-
 export default defineEnginePlugin({
   accept: (engineType) => engineType.toLowerCase() === 'airflow',
 
@@ -217,13 +208,11 @@ export default defineEnginePlugin({
         }),
       );
     });
-    try {
-      await reconcile(ctx);
-    } catch (err) {
-      // Airflow down at start: Sluice serves on, and a later attempt repairs the drift.
-      ctx.logger.warn('airflow: reconcile at start failed; trying again', { err });
-      reconcileSoon(ctx);
-    }
+    // Down at start: Sluice serves on, and a later attempt repairs the drift.
+    reconciling = await keepReconciling(ctx, async () => (engineCtx === ctx ? reconcile(ctx) : undefined), {
+      name: 'airflow',
+      retryMs: RECONCILE_RETRY_MS,
+    });
   },
 
   register: put,
@@ -233,8 +222,8 @@ export default defineEnginePlugin({
   resume: unhold,
 
   stop() {
-    retry?.cancel();
-    retry = undefined;
+    reconciling?.cancel();
+    reconciling = undefined;
     engineCtx = undefined;
     client = undefined;
   },

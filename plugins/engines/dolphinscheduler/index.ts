@@ -2,6 +2,8 @@ import {
   ERROR_CODES,
   SluiceError,
   defineEnginePlugin,
+  keepReconciling,
+  type Reconciling,
   type EngineContext,
   type HookContext,
   type ScheduleInfo,
@@ -29,7 +31,7 @@ interface Settings {
 let client: DsClient | undefined;
 let clientKey: string | undefined;
 let engineCtx: EngineContext | undefined;
-let retry: { cancel(): void } | undefined;
+let reconciling: Reconciling | undefined;
 
 function settingsOf(ctx: HookContext): Settings {
   return ctx.settings as Settings;
@@ -166,17 +168,6 @@ async function ensureLive(ctx: EngineContext, groupId: string): Promise<void> {
   if (schedule?.releaseState !== 'ONLINE') await put(info, ctx);
 }
 
-function reconcileSoon(ctx: EngineContext): void {
-  retry = ctx.scheduleAt(ctx.now() + RECONCILE_RETRY_MS, () => {
-    retry = undefined;
-    if (engineCtx !== ctx) return;
-    reconcile(ctx).catch((err: unknown) => {
-      ctx.logger.warn('dolphinscheduler: reconcile failed; trying again', { err });
-      if (engineCtx === ctx) reconcileSoon(ctx);
-    });
-  });
-}
-
 export default defineEnginePlugin({
   accept: (engineType) => engineType.toLowerCase() === 'dolphinscheduler',
 
@@ -200,13 +191,11 @@ export default defineEnginePlugin({
         ctx.logger.warn('dolphinscheduler: bringing a woken group online failed', { groupId, err }),
       );
     });
-    try {
-      await reconcile(ctx);
-    } catch (err) {
-      // DolphinScheduler down at start: Sluice serves on, and a later attempt repairs the drift.
-      ctx.logger.warn('dolphinscheduler: reconcile at start failed; trying again', { err });
-      reconcileSoon(ctx);
-    }
+    // Down at start: Sluice serves on, and a later attempt repairs the drift.
+    reconciling = await keepReconciling(ctx, async () => (engineCtx === ctx ? reconcile(ctx) : undefined), {
+      name: 'dolphinscheduler',
+      retryMs: RECONCILE_RETRY_MS,
+    });
   },
 
   register: put,
@@ -218,8 +207,8 @@ export default defineEnginePlugin({
 
   // Stop deletes nothing: the project and every workflow stay as they are.
   stop() {
-    retry?.cancel();
-    retry = undefined;
+    reconciling?.cancel();
+    reconciling = undefined;
     engineCtx = undefined;
     client = undefined;
   },
