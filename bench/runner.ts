@@ -35,6 +35,7 @@ import {
   benchBoundaries,
   windowIdOf,
 } from './runner-child.js';
+import { DEFAULT_YOUNG_GENERATION_MB } from '../services/operator/runners/pool.js';
 import { fmtRatio, now } from './stats.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -634,7 +635,7 @@ export async function benchRunner(out: (line?: string) => void, options: { sizes
   );
   if (process.env.SLUICE_BENCH_RUNNER === 'pool')
     out(
-      `   SLUICE_BENCH_RUNNER=pool: the runner's jobs run on the worker-thread pool (PooledRunner, 1 thread, young generation ${process.env.SLUICE_BENCH_YOUNG_GEN_MB ?? 'the pool default'} MiB)`,
+      `   SLUICE_BENCH_RUNNER=pool: the runner's jobs run on the worker-thread pool (PooledRunner, 1 thread, young generation ${process.env.SLUICE_BENCH_YOUNG_GEN_MB ?? DEFAULT_YOUNG_GENERATION_MB} MiB)`,
     );
   const outcomes: Outcome[] = [];
   outcomes.push(await benchKafka(sizes, out));
