@@ -346,20 +346,48 @@ withCovering(`a due time moved by a DST gap is covered under Airflow's cron eval
   ]),
 );
 
-// Known: Airflow's make_aware localises with fold=1, so a cron that does not tick every hour reaches only
-// the second pass of a repeated hour. Sluice gives a repeated wall time its first pass: daily at 02:30 in
-// Berlin is due at 02:30 CEST on 2026-10-25 and Airflow ticks at 02:30 CET, an hour later (FireDue fires
-// it then). Only a cron ticking every hour (Airflow's fold-hour workaround) reaches the first pass.
-(coveringReady() ? test.failing : test.skip)(
-  `known difference: a first-pass due time in a repeated hour is ticked an hour late under Airflow${skipReason}`,
-  (t) =>
-    ticksCoverDues(t, [
-      info('daily-berlin-autumn', {
-        scheduleUnit: 'D',
-        timeZone: 'Europe/Berlin',
-        delayTime: 150,
-        startTime: BERLIN_AUTUMN,
-        endTime: BERLIN_AUTUMN + 30 * DAY,
-      }),
-    ]),
+// A due time in the first pass of a repeated hour. Airflow 3's CronMixin._get_next
+// (airflow-core/src/airflow/timetables/_cron.py) localises a cron's naive wall time with make_aware,
+// fold=1: the second pass. Only for a cron whose hour field is every hour (_covers_every_hour, its
+// "fold hour" workaround) does it add croniter's naive step to the current instant instead, and so
+// reaches the first pass. Sluice gives a repeated wall time its first pass: daily at 02:30 in Berlin
+// with this delay is due at 02:30 CEST on 2026-10-25, so the covering cron ticks every hour (its cost:
+// 24 ticks a day, the extra ones FireDue no-ops).
+withCovering(`a first-pass due time in a repeated hour is ticked in its minute under Airflow${skipReason}`, (t) =>
+  ticksCoverDues(t, [
+    info('daily-berlin-autumn', {
+      scheduleUnit: 'D',
+      timeZone: 'Europe/Berlin',
+      delayTime: 150,
+      startTime: BERLIN_AUTUMN,
+      endTime: BERLIN_AUTUMN + 30 * DAY,
+    }),
+  ]),
+);
+
+// What the every-hour cron is for: the same schedule on its regular wall time alone ticks the fall-back
+// day's due time an hour late, at 02:30 CET.
+withCovering(
+  `the regular wall time alone is ticked an hour late in a repeated hour under Airflow${skipReason}`,
+  async (t) => {
+    const s = info('daily-berlin-autumn', {
+      scheduleUnit: 'D',
+      timeZone: 'Europe/Berlin',
+      delayTime: 150,
+      startTime: BERLIN_AUTUMN,
+      endTime: BERLIN_AUTUMN + 30 * DAY,
+    });
+    const covering = coveringCron(s, 'unix');
+    t.is(covering.expression, '30 * * * *');
+    t.false(covering.exact);
+    const dues = dueTimes(s);
+    const built = await drive({
+      variables: index({ [s.groupId]: dagSpec(s, { ...covering, expression: '30 2 * * *' }) }),
+      dues: { [`sluice__${s.groupId}`]: dues },
+    });
+    const fallBack = Date.UTC(2026, 9, 25, 0, 30); // 02:30 CEST
+    // (The last window, cut short by the end at 23:00, is due at 01:30, off the 02:30 grid.)
+    const misses = built.checks[`sluice__${s.groupId}`]!.misses.filter((m) => m.due !== dues[dues.length - 1]);
+    t.deepEqual(misses, [{ due: fallBack, tick: fallBack + HOUR }]);
+  },
 );

@@ -16,7 +16,8 @@ import { YEAR_MAX, YEAR_MIN } from './cron-syntax.js';
 import { firingRules, normalizeInfo } from './info.js';
 import { type FiringRules, dueTime } from './plan.js';
 import { type WindowSpec, edge, windowAt, windowsAfter } from './windows.js';
-import { fromWallMs, instantOfWall, toLocal, wallMs } from './zoned-time.js';
+import { fromWallMs, instantOfWall, offsetAt, toLocal, wallMs } from './zoned-time.js';
+import { transitionsBetween } from './zone-transitions.js';
 
 const RESOLUTION_MS: Readonly<Record<CronDialect, number>> = { unix: 60_000, quartz: 1000 };
 /** How far ahead due times are sampled: four years hold every weekday, month length and a leap day. */
@@ -52,8 +53,28 @@ const NO_END_MS = 253_402_300_800_000;
  * next tick. A target is therefore covered only by a tick at its own, existing wall time; the cron
  * gets an extra tick on every regular day (exact: false).
  *
- * Due times are looked at up to four years ahead: a last window cut short by an end further away
- * than that is due off the schedule's grid and gets no tick of its own (it fires through a later
+ * A due time in the first pass of a repeated hour (Berlin's 02:30 CEST on the last Sunday of October):
+ * - Airflow (unix) localises a cron's wall time with fold=1, its second pass, except for a cron whose
+ *   hour field is every hour: CronMixin._get_next (airflow-core/src/airflow/timetables/_cron.py,
+ *   _covers_every_hour) then adds croniter's naive step to the current instant in UTC, which ticks
+ *   both passes. The Unix cron of such a schedule is therefore its minutes at every hour of every day
+ *   (`30 * * * *` for daily at 02:30 in Berlin; exact: false): a tick every hour of every day (24 a
+ *   day where a daily schedule had one or two), the extra ones FireDue no-ops. Days and months stay
+ *   open because the same workaround steps from the last tick of one ticking day to the first of the
+ *   next in absolute time, an hour off when an offset change lies in between.
+ * - Quartz (quartz) ticks no first pass at all: getTimeAfter sets calendar fields and reads them back,
+ *   and java.util.GregorianCalendar reads a wall time that happens twice as standard time (its second
+ *   pass), even when the search starts inside the first pass (Quartz 2.3.2: `0 0/20 * * * ?` in Berlin
+ *   ticks 01:40 CEST, then 02:00 CET). No Quartz cron can say it; the due time is ticked an hour late
+ *   in the second pass, FireDue fires it then, and the cron is not exact.
+ *
+ * Due times are sampled four years ahead (or MAX_TARGETS of them). Past the sample, the due times
+ * within a few hours of each of the zone's offset changes are looked at as well, up to the end or
+ * TRANSITION_HORIZON_MS (100 years) after the start: only there can a later due time fall in a gap,
+ * a first pass, or be carried across a change by a delay, at a wall time the sample lacks (a 23-day
+ * step from 2025 meets Berlin's spring gap first in 2039). Offset changes past that limit, or two
+ * inside one week that cancel out, are not seen. A last window cut short by an end further away than
+ * four years is due off the schedule's grid and gets no tick of its own (it fires through a later
  * FireDue, a TriggerWindow or a re-registration nearer the end).
  */
 export function coveringCron(info: ScheduleInfo, dialect: CronDialect): CoveringCron {
@@ -188,9 +209,11 @@ interface Target {
 }
 
 /**
- * Samples the due times (up to four years, or MAX_TARGETS), collects each field's values in the zone,
- * and keeps the covering candidate with the fewest ticks: days open, by day of month, by weekday, or
- * counted from the month's end; a cron schedule's own expression where the dialect can say it.
+ * Samples the due times (up to four years, or MAX_TARGETS, and those near later offset changes),
+ * collects each field's values in the zone, and keeps the covering candidate with the fewest ticks:
+ * days open, by day of month, by weekday, or counted from the month's end; a cron schedule's own
+ * expression where the dialect can say it; every hour of every day for Unix when a due time is in the
+ * first pass of a repeated hour.
  */
 function sampledCron(rules: FiringRules, zone: string, lastDue: number | undefined, dialect: CronDialect): Found {
   const { spec } = rules;
@@ -198,16 +221,22 @@ function sampledCron(rules: FiringRules, zone: string, lastDue: number | undefin
   const dues: number[] = [];
   let complete = true;
   const horizon = spec.startTime + horizonMs(spec);
+  let sampledTo = horizon;
   for (const w of windowsAfter(spec)) {
     if (w.start >= horizon || dues.length >= MAX_TARGETS) {
       complete = false;
+      sampledTo = w.start;
       break;
     }
     dues.push(dueTime(rules, w));
   }
+  // Past the sample, only due times near an offset change can hold a wall time the sample lacks.
+  const later = complete ? [] : duesNearTransitions(rules, zone, sampledTo, dues[dues.length - 1] ?? -Infinity);
   const targets: Target[] = [];
+  const beyond: Target[] = [];
   let uncoverable = 0;
-  for (const due of dues) {
+  let firstPass = false;
+  for (const due of [...dues, ...later]) {
     const tick = roundUp(due, r);
     const wall = wallMs(toLocal(tick, zone));
     // The second pass of a repeated hour: no wall time reaches it.
@@ -215,7 +244,12 @@ function sampledCron(rules: FiringRules, zone: string, lastDue: number | undefin
       uncoverable++;
       continue;
     }
-    targets.push(targetOf(due, tick, wall));
+    if (repeatedLater(wall, tick, zone)) {
+      firstPass = true;
+      // No Quartz cron ticks in a first pass (see coveringCron): this one ticks an hour late.
+      if (dialect === 'quartz') uncoverable++;
+    }
+    (due > dues[dues.length - 1]! ? beyond : targets).push(targetOf(due, tick, wall));
   }
   if (targets.length === 0) {
     // Only second-pass due times: tick at the first wall time after them.
@@ -226,7 +260,9 @@ function sampledCron(rules: FiringRules, zone: string, lastDue: number | undefin
     }
   }
   const span = targets[targets.length - 1]!.tick - targets[0]!.tick;
-  const values = (f: (t: Target) => number) => [...new Set(targets.map(f))].sort((a, b) => a - b);
+  // Field values come from every due time looked at, the sampled ones and those near later offset changes.
+  const all = beyond.length > 0 ? [...targets, ...beyond] : targets;
+  const values = (f: (t: Target) => number) => [...new Set(all.map(f))].sort((a, b) => a - b);
   // Fields coarser than what was sampled are open: the sample says nothing about them.
   // Days a fixed number of days apart drift through every day of the month and every month (a
   // 40-day step can jump over February): only their weekday repeats.
@@ -260,12 +296,20 @@ function sampledCron(rules: FiringRules, zone: string, lastDue: number | undefin
     if (!best || ticks < best.ticks) best = { c, ticks };
   }
   let expression = expressionOf(best!.c, dialect);
+  // Airflow reaches the first pass of a repeated hour only with a cron that ticks every hour of every
+  // day (see coveringCron): a due time there costs the schedule hourly ticks.
+  if (firstPass && dialect === 'unix') {
+    const hourly: Candidate = { ...base, hours: allValues(HOUR_RANGE), day: OPEN_DAYS, months: allValues(MONTH_RANGE) };
+    const every = expressionOf(hourly, dialect);
+    if (every !== expression) return { expression: every, exact: false };
+  }
   // A cron schedule whose ticks are its due times: its own expression, when the dialect can say it
   // and it ticks no more often than the sampled one.
   const own = rules.delayMs === 0 && spec.cron ? renderTranslated(spec.cron, dialect) : undefined;
-  if (own !== undefined && own !== expression) {
+  // (Not when a first-pass due time needs the every-hour expression under Airflow.)
+  if (own !== undefined && own !== expression && !(firstPass && dialect === 'unix')) {
     const cron = parseCron(own);
-    if (covers(cron, targets) && countTicks(cron, targets, zone) <= countTicks(parseCron(expression), targets, zone)) {
+    if (covers(cron, all) && countTicks(cron, targets, zone) <= countTicks(parseCron(expression), targets, zone)) {
       expression = own;
     }
   }
@@ -287,6 +331,49 @@ function horizonMs(spec: WindowSpec): number {
   if (spec.unit === 'M') return Math.max(HORIZON_MS, (lcm(n, 12) + n) * 31 * DAY_MS);
   if (spec.unit === 'Y') return Math.max(HORIZON_MS, (lcm(n, 4) + n) * 366 * DAY_MS);
   return HORIZON_MS;
+}
+
+/** Due times are looked for this far either side of an offset change (no zone shifts by more than 2 h). */
+const NEAR_TRANSITION_MS = 3 * 3_600_000;
+/** Past the sample, offset changes are looked at up to this far after the start (or to the end). */
+const TRANSITION_HORIZON_MS = 100 * 365.25 * DAY_MS;
+/**
+ * At most this many due times around one offset change: bounds the cost for a schedule due every few
+ * minutes (its sample holds nearly every wall time already); past them that change is not looked at.
+ */
+const MAX_NEAR_TRANSITION = 200;
+
+/**
+ * The due times after `lastSampled` near each offset change of the zone from `from` up to the end
+ * or TRANSITION_HORIZON_MS after the start: where a gap moves a due time to another wall time, a
+ * delay carries one across the change, or one falls in the first pass of a repeated hour. Anywhere
+ * else a later due time repeats a wall time the sample holds.
+ */
+function duesNearTransitions(rules: FiringRules, zone: string, from: number, lastSampled: number): number[] {
+  const { spec } = rules;
+  const out: number[] = [];
+  if (zone === 'UTC') return out;
+  const to = Math.min(spec.endTime, spec.startTime + TRANSITION_HORIZON_MS);
+  for (const tr of transitionsBetween(zone, from, to)) {
+    // A due time is the window's start or end plus the delay: it is shifted when that edge is before
+    // the change and the due time after it, or moved when the edge itself is in a gap.
+    const lo = tr.at - NEAR_TRANSITION_MS;
+    const hi = tr.at + rules.delayMs + NEAR_TRANSITION_MS;
+    let n = 0;
+    for (const w of windowsAfter(spec, lo - rules.delayMs)) {
+      const due = dueTime(rules, w);
+      if (due > hi || ++n > MAX_NEAR_TRANSITION) break;
+      if (due >= lo && due > lastSampled && (out.length === 0 || due > out[out.length - 1]!)) out.push(due);
+    }
+  }
+  return out;
+}
+
+/** True when a wall time at `tick` happens again later (`tick` is the first pass of a repeated hour). */
+function repeatedLater(wall: number, tick: number, zone: string): boolean {
+  const later = offsetAt(tick + DAY_MS, zone);
+  const u = wall - later;
+  return u > tick && offsetAt(u, zone) === later;
 }
 
 function targetOf(due: number, tick: number, wall: number): Target {
