@@ -53,7 +53,10 @@ export function streamConversions(fields: FieldPacket[]): { names: string[]; fns
 
 /** The server closed the connection without saying why (mysql2's code for it, so it maps as unavailable). */
 function connectionLost(): Error {
-  return Object.assign(new Error('the server closed the connection'), { code: 'PROTOCOL_CONNECTION_LOST', fatal: true });
+  return Object.assign(new Error('the server closed the connection before the read ended'), {
+    code: 'PROTOCOL_CONNECTION_LOST',
+    fatal: true,
+  });
 }
 
 export interface StreamReadSpec {
@@ -130,9 +133,11 @@ export function streamReader(conn: Connection, spec: StreamReadSpec): BoundedRea
         notify();
       };
       const onClose = () => lost();
+      // The socket (typed on pool connections only): its 'close' also covers a close without 'end'.
+      const socket = (conn as unknown as { stream?: NodeJS.EventEmitter }).stream;
       conn.on('error', lost);
       conn.on('end', onClose);
-      conn.stream?.on('close', onClose);
+      socket?.on('close', onClose);
       try {
         for (;;) {
           if (failure !== undefined) throw spec.mapError(failure, 'reading the window');
@@ -150,7 +155,7 @@ export function streamReader(conn: Connection, spec: StreamReadSpec): BoundedRea
       } finally {
         conn.off('error', lost);
         conn.off('end', onClose);
-        conn.stream?.off('close', onClose);
+        socket?.off('close', onClose);
       }
     },
     positions: (): Record<string, string> =>
