@@ -632,9 +632,16 @@ export async function benchRunner(out: (line?: string) => void, options: { sizes
   out(
     `   also INSERT ... SELECT on the server (upper bound) and, at ${fmtCount(sizes[0]!)}, plain pg with the connectors' SQL (keyset SELECT 5000, INSERT 1000 rows)`,
   );
+  // SLUICE_BENCH_ONLY=pg-pg (or kafka-file): one pipeline only; the other shows as skipped.
+  const only = process.env.SLUICE_BENCH_ONLY;
+  const skip = (p: Pipeline): Outcome => ({
+    pipeline: p,
+    skipped: `not selected (SLUICE_BENCH_ONLY=${only})`,
+    cells: [],
+  });
   const outcomes: Outcome[] = [];
-  outcomes.push(await benchKafka(sizes, out));
-  outcomes.push(await benchPostgres(sizes, out));
+  outcomes.push(only && only !== 'kafka-file' ? skip('kafka-file') : await benchKafka(sizes, out));
+  outcomes.push(only && only !== 'pg-pg' ? skip('pg-pg') : await benchPostgres(sizes, out));
   const seeds = outcomes.filter((o) => o.seed).map((o) => `${PIPELINE[o.pipeline]} ${o.seed}`);
   out(`   seeding, not part of any run: ${seeds.join('; ') || 'none'}`);
   out();
