@@ -1,10 +1,12 @@
-import { type Kysely, type Selectable, type Updateable, sql } from 'kysely';
+import { type Insertable, type Kysely, type Selectable, type Updateable, sql } from 'kysely';
+import { invalidArgument } from 'sluice/sdk';
 import type {
   InstancePatch,
   InstanceQuery,
   InstanceRecord,
   InstanceState,
   InstanceTrigger,
+  InstanceUpdate,
 } from '../schedule/domain/model.js';
 import { checkLimit } from './checks.js';
 import type { Database, InstancesTable } from './database.js';
@@ -33,6 +35,15 @@ const COLUMNS = [
 ] as const;
 
 /**
+ * Rows one claim statement inserts at most (19 bound values a row stays well under SQLite's 32,766 and
+ * PostgreSQL's 65,535 parameters a statement), and updates one transaction applies at most.
+ */
+export const MAX_CLAIMS = 500;
+
+/** The columns an instance update may set. */
+const PATCHED = ['state', 'job_ids', 'dispatched_at', 'finished_at', 'error', 'updated_at'] as const;
+
+/**
  * The ledger: one row per (group, window), unique, written before dispatch. Every change is one conditional
  * statement, so of replicas racing for a window (claim, re-arm, take-over) exactly one gets it.
  */
@@ -43,33 +54,34 @@ export class Instances {
   ) {}
 
   async claim(instance: InstanceRecord): Promise<InstanceRecord | undefined> {
-    const row = await this.db
+    return (await this.claimMany([instance]))[0];
+  }
+
+  /**
+   * Inserts each instance whose (group, window) has no row yet, in one statement (so one transaction, and one
+   * round trip for a burst of due windows); answers, in the order given, the row inserted or undefined where
+   * the window was taken, by an earlier row or another entry of the same call.
+   */
+  async claimMany(instances: readonly InstanceRecord[]): Promise<(InstanceRecord | undefined)[]> {
+    if (instances.length === 0) return [];
+    if (instances.length > MAX_CLAIMS)
+      throw invalidArgument('instances', `at most ${MAX_CLAIMS} instances per claim`, instances.length);
+    // Inserted in key order: two replicas claiming overlapping batches take the key locks in the same order, so
+    // one waits for the other (and then finds its rows taken) instead of deadlocking on PostgreSQL.
+    const ordered = [...instances].sort((a, b) =>
+      a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : a.windowStart - b.windowStart,
+    );
+    const rows = await this.db
       .insertInto('instances')
-      .values({
-        instance_id: instance.instanceId,
-        group_id: instance.groupId,
-        window_start: instance.windowStart,
-        window_end: instance.windowEnd,
-        due_time: instance.dueTime,
-        state: instance.state,
-        trigger: instance.trigger,
-        job_ids: JSON.stringify(instance.jobIds),
-        attempt: instance.attempt,
-        dispatched_at: instance.dispatchedAt ?? null,
-        finished_at: instance.finishedAt ?? null,
-        error: instance.error ?? null,
-        owner: instance.owner,
-        created_at: instance.createdAt,
-        updated_at: instance.updatedAt,
-        boundary_type: instance.boundaries?.boundaryType ?? 'TIME',
-        lower_bound: instance.boundaries?.lowerBound ?? null,
-        upper_bound: instance.boundaries?.upperBound ?? null,
-        triggered_by: instance.triggeredBy ?? null,
-      })
+      .values(ordered.map((instance) => this.toRow(instance)))
       .onConflict((oc) => oc.columns(['group_id', 'window_start']).doNothing())
       .returning(COLUMNS)
-      .executeTakeFirst();
-    return row && this.toRecord(row);
+      .execute();
+    const inserted = new Map(rows.map((row) => [row.instance_id, row]));
+    return instances.map((instance) => {
+      const row = inserted.get(instance.instanceId);
+      return row && this.toRecord(row);
+    });
   }
 
   async rearm(
@@ -161,6 +173,67 @@ export class Instances {
     return row && this.toRecord(row);
   }
 
+  /**
+   * Several updates in a few statements (a burst of windows starting or ending together costs one statement and
+   * commit, not one each): an UPDATE … SET column = CASE instance_id … END … WHERE (instance_id = … AND state
+   * IN (…)) OR … per round, one round per update of an instance that is updated more than once, so an instance's
+   * updates apply in the order given. Each answered as {@link update} answers it.
+   */
+  async updateMany(updates: readonly InstanceUpdate[]): Promise<(InstanceRecord | undefined)[]> {
+    if (updates.length === 0) return [];
+    if (updates.length > MAX_CLAIMS)
+      throw invalidArgument('updates', `at most ${MAX_CLAIMS} instance updates at once`, updates.length);
+    const rounds: { u: InstanceUpdate; i: number }[][] = [];
+    const seen = new Map<string, number>();
+    updates.forEach((u, i) => {
+      const round = seen.get(u.instanceId) ?? 0;
+      seen.set(u.instanceId, round + 1);
+      (rounds[round] ??= []).push({ u, i });
+    });
+    const out: (InstanceRecord | undefined)[] = new Array(updates.length).fill(undefined);
+    for (const round of rounds) {
+      const live = round.filter(({ u }) => u.fromStates?.length !== 0);
+      if (live.length === 0) continue;
+      const rows = await this.updateRound(live.map(({ u }) => u));
+      const byId = new Map(rows.map((row) => [row.instance_id, row]));
+      for (const { u, i } of live) {
+        const row = byId.get(u.instanceId);
+        out[i] = row && this.toRecord(row);
+      }
+    }
+    return out;
+  }
+
+  /** One UPDATE for updates of distinct instances. */
+  private async updateRound(updates: readonly InstanceUpdate[]): Promise<Selectable<InstancesTable>[]> {
+    const values = (u: InstanceUpdate): Partial<Record<keyof InstancesTable, unknown>> => ({
+      updated_at: u.now,
+      ...(u.patch.state !== undefined ? { state: u.patch.state } : {}),
+      ...(u.patch.jobIds !== undefined ? { job_ids: JSON.stringify(u.patch.jobIds) } : {}),
+      ...(u.patch.dispatchedAt !== undefined ? { dispatched_at: u.patch.dispatchedAt } : {}),
+      ...(u.patch.finishedAt !== undefined ? { finished_at: u.patch.finishedAt } : {}),
+      ...(u.patch.error !== undefined ? { error: u.patch.error } : {}),
+    });
+    const sets = updates.map(values);
+    const columns = PATCHED.filter((c) => sets.some((v) => c in v));
+    const assignments = columns.map((c) => {
+      const arms = updates.flatMap((u, k) => (c in sets[k]! ? [sql`WHEN ${u.instanceId} THEN ${sets[k]![c]}`] : []));
+      return sql`${sql.ref(c)} = CASE ${sql.ref('instance_id')} ${sql.join(arms, sql` `)} ELSE ${sql.ref(c)} END`;
+    });
+    const matches = updates.map((u) =>
+      u.fromStates === undefined
+        ? sql`(instance_id = ${u.instanceId})`
+        : sql`(instance_id = ${u.instanceId} AND state IN (${sql.join(u.fromStates)}))`,
+    );
+    const { rows } = await sql<
+      Selectable<InstancesTable>
+    >`UPDATE instances SET ${sql.join(assignments)} WHERE ${sql.join(
+      matches,
+      sql` OR `,
+    )} RETURNING ${sql.join(COLUMNS.map((c) => sql.ref(c)))}`.execute(this.db);
+    return rows;
+  }
+
   async get(groupId: string, windowStart: number): Promise<InstanceRecord | undefined> {
     const row = await this.db
       .selectFrom('instances')
@@ -235,6 +308,32 @@ export class Instances {
     return row && this.toRecord(row);
   }
 
+  /**
+   * {@link last} for several groups in one query (one index probe each, joined by UNION ALL): answers, in the
+   * order given, each group's TIME instance with the greatest windowStart due by its `dueBy`.
+   */
+  async lastMany(
+    queries: readonly { readonly groupId: string; readonly dueBy?: number }[],
+  ): Promise<(InstanceRecord | undefined)[]> {
+    if (queries.length === 0) return [];
+    if (queries.length > MAX_CLAIMS)
+      throw invalidArgument('queries', `at most ${MAX_CLAIMS} groups at once`, queries.length);
+    const columns = sql.join(COLUMNS.map((c) => sql.ref(c)));
+    // Each probe is wrapped in a sub-select: SQLite allows no ORDER BY or LIMIT on a member of a UNION.
+    const probes = queries.map(
+      (q, i) =>
+        sql`SELECT ${sql.lit(i)} AS probe, t.* FROM (SELECT ${columns} FROM instances WHERE group_id = ${q.groupId} AND boundary_type = 'TIME'${
+          q.dueBy === undefined ? sql`` : sql` AND due_time <= ${q.dueBy}`
+        } ORDER BY window_start DESC LIMIT 1) AS t`,
+    );
+    const { rows } = await sql<
+      Selectable<InstancesTable> & { probe: number }
+    >`${sql.join(probes, sql` UNION ALL `)}`.execute(this.db);
+    const out: (InstanceRecord | undefined)[] = new Array(queries.length).fill(undefined);
+    for (const row of rows) out[Number(row.probe)] = this.toRecord(row);
+    return out;
+  }
+
   /** TIME instances of the group, not SKIPPED, other than `exceptId`, whose window meets [lower, upper). */
   async overlapping(groupId: string, lower: number, upper: number, exceptId: string): Promise<InstanceRecord[]> {
     const rows = await this.db
@@ -261,6 +360,30 @@ export class Instances {
       .where('dispatched_at', 'is', null)
       .executeTakeFirst();
     return Number(r.numDeletedRows) > 0;
+  }
+
+  private toRow(instance: InstanceRecord): Insertable<InstancesTable> {
+    return {
+      instance_id: instance.instanceId,
+      group_id: instance.groupId,
+      window_start: instance.windowStart,
+      window_end: instance.windowEnd,
+      due_time: instance.dueTime,
+      state: instance.state,
+      trigger: instance.trigger,
+      job_ids: JSON.stringify(instance.jobIds),
+      attempt: instance.attempt,
+      dispatched_at: instance.dispatchedAt ?? null,
+      finished_at: instance.finishedAt ?? null,
+      error: instance.error ?? null,
+      owner: instance.owner,
+      created_at: instance.createdAt,
+      updated_at: instance.updatedAt,
+      boundary_type: instance.boundaries?.boundaryType ?? 'TIME',
+      lower_bound: instance.boundaries?.lowerBound ?? null,
+      upper_bound: instance.boundaries?.upperBound ?? null,
+      triggered_by: instance.triggeredBy ?? null,
+    };
   }
 
   private toRecord(row: Selectable<InstancesTable>): InstanceRecord {

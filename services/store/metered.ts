@@ -1,7 +1,7 @@
 import type { Attributes } from '@opentelemetry/api';
 import { forgetGroup, instruments, recordFreshness } from '../core/metrics.js';
 import type { JobRecord } from '../operator/domain/model.js';
-import type { InstanceRecord, ScheduleRecord, ScheduleStore } from '../schedule/domain/model.js';
+import type { InstanceRecord, InstanceUpdate, ScheduleRecord, ScheduleStore } from '../schedule/domain/model.js';
 import type { SluiceStore } from './index.js';
 
 const FINAL_JOB_STATES = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
@@ -65,13 +65,33 @@ function errorType(err: unknown): string {
   return err instanceof Error ? err.name : 'Error';
 }
 
+/** A window claimed (counted by state; a claim straight into DISPATCHED is its fire) or found taken (a duplicate). */
+function observeClaim(wanted: InstanceRecord, row: InstanceRecord | undefined): void {
+  const m = instruments();
+  if (!row) {
+    m.firesSkipped.add(1, { 'sluice.skip.reason': 'duplicate', 'sluice.window.trigger': wanted.trigger });
+    return;
+  }
+  m.windows.add(1, { 'sluice.window.state': row.state, 'sluice.window.trigger': row.trigger });
+  if (row.state === 'DISPATCHED' && row.dispatchedAt !== undefined && row.attempt === 1)
+    m.fireLag.record(Math.max(0, (row.dispatchedAt - row.dueTime) / 1000), { 'sluice.window.trigger': row.trigger });
+}
+
 function observe(method: string, args: unknown[], row: unknown): void {
   const m = instruments();
   switch (method) {
-    case 'claimInstance': {
-      const wanted = args[0] as InstanceRecord;
-      if (row) m.windows.add(1, { 'sluice.window.state': wanted.state, 'sluice.window.trigger': wanted.trigger });
-      else m.firesSkipped.add(1, { 'sluice.skip.reason': 'duplicate', 'sluice.window.trigger': wanted.trigger });
+    case 'claimInstance':
+      return observeClaim(args[0] as InstanceRecord, row as InstanceRecord | undefined);
+    case 'updateInstances': {
+      const updates = args[0] as readonly InstanceUpdate[];
+      const rows = row as readonly (InstanceRecord | undefined)[];
+      updates.forEach((u, i) => observe('updateInstance', [u.instanceId, u.patch], rows[i]));
+      return;
+    }
+    case 'claimInstances': {
+      const wanted = args[0] as readonly InstanceRecord[];
+      const rows = row as readonly (InstanceRecord | undefined)[];
+      wanted.forEach((w, i) => observeClaim(w, rows[i]));
       return;
     }
     case 'rearmInstance':

@@ -9,7 +9,7 @@ import {
   type SqliteStatement,
 } from 'kysely';
 
-/** Prepared statements kept per connection; the store's queries have a few dozen shapes. */
+/** Prepared statements kept per connection; the store's queries have a few dozen shapes, batches one per size. */
 const STATEMENT_CACHE_LIMIT = 256;
 
 /**
@@ -24,10 +24,15 @@ export class NodeSqliteDatabase implements SqliteDatabase {
   prepare(sql: string): SqliteStatement {
     let statement = this.#statements.get(sql);
     if (statement === undefined) {
-      if (this.#statements.size >= STATEMENT_CACHE_LIMIT) this.#statements.clear();
+      // Least recently used out: the batched statements of a burst (one text per batch size) come and go
+      // without pushing out the few dozen statements used all the time.
+      if (this.#statements.size >= STATEMENT_CACHE_LIMIT)
+        this.#statements.delete(this.#statements.keys().next().value!);
       statement = new NodeSqliteStatement(this.db.prepare(sql));
-      this.#statements.set(sql, statement);
+    } else {
+      this.#statements.delete(sql);
     }
+    this.#statements.set(sql, statement);
     return statement;
   }
 

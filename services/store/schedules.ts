@@ -85,6 +85,21 @@ export class Schedules {
     return row && this.toRecord(row);
   }
 
+  /** The schedules of the groups, in the order given (undefined where there is none), in one query. */
+  async getMany(groupIds: readonly string[]): Promise<(ScheduleRecord | undefined)[]> {
+    if (groupIds.length === 0) return [];
+    const rows = await this.db
+      .selectFrom('schedules')
+      .select(COLUMNS)
+      .where('group_id', 'in', [...new Set(groupIds)])
+      .execute();
+    const found = new Map(rows.map((row) => [row.group_id, row]));
+    return groupIds.map((id) => {
+      const row = found.get(id);
+      return row && this.toRecord(row);
+    });
+  }
+
   async list(query: {
     readonly statuses?: readonly ScheduleStatus[];
     readonly afterGroupId?: string;

@@ -15,6 +15,7 @@ import type {
   InstanceRecord,
   InstanceState,
   InstanceTrigger,
+  InstanceUpdate,
   ScheduleRecord,
   ScheduleStatus,
   ScheduleStore,
@@ -72,6 +73,10 @@ export class SqlStore implements ScheduleStore, OperatorStore {
     return this.run('get schedule', () => this.schedules.get(groupId));
   }
 
+  getSchedules(groupIds: readonly string[]): Promise<(ScheduleRecord | undefined)[]> {
+    return this.run('get schedules', () => this.schedules.getMany(groupIds));
+  }
+
   listSchedules(query: {
     readonly statuses?: readonly ScheduleStatus[];
     readonly afterGroupId?: string;
@@ -82,6 +87,10 @@ export class SqlStore implements ScheduleStore, OperatorStore {
 
   claimInstance(instance: InstanceRecord): Promise<InstanceRecord | undefined> {
     return this.run('claim instance', () => this.instances.claim(instance));
+  }
+
+  claimInstances(instances: readonly InstanceRecord[]): Promise<(InstanceRecord | undefined)[]> {
+    return this.run('claim instances', () => this.instances.claimMany(instances));
   }
 
   rearmInstance(
@@ -120,6 +129,10 @@ export class SqlStore implements ScheduleStore, OperatorStore {
     return this.run('update instance', () => this.instances.update(instanceId, patch, now, fromStates));
   }
 
+  updateInstances(updates: readonly InstanceUpdate[]): Promise<(InstanceRecord | undefined)[]> {
+    return this.run('update instances', () => this.instances.updateMany(updates));
+  }
+
   getInstance(groupId: string, windowStart: number): Promise<InstanceRecord | undefined> {
     return this.run('get instance', () => this.instances.get(groupId, windowStart));
   }
@@ -134,6 +147,12 @@ export class SqlStore implements ScheduleStore, OperatorStore {
 
   lastInstance(groupId: string, dueBy?: number): Promise<InstanceRecord | undefined> {
     return this.run('last instance', () => this.instances.last(groupId, dueBy));
+  }
+
+  lastInstances(
+    queries: readonly { readonly groupId: string; readonly dueBy?: number }[],
+  ): Promise<(InstanceRecord | undefined)[]> {
+    return this.run('last instances', () => this.instances.lastMany(queries));
   }
 
   overlappingInstances(groupId: string, lower: number, upper: number, exceptId: string): Promise<InstanceRecord[]> {

@@ -1,112 +1,28 @@
-import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pg from 'pg';
-import { silentLogger } from '../../services/core/logger.js';
+import anyTest, { type TestFn } from 'ava';
 import { fileURLToPath } from 'node:url';
-import { HookRunner } from '../../services/host/hook-runner.js';
 import { loadPlugins } from '../../services/host/loader.js';
 import { ManualClock } from '../../services/schedule/domain/clock.js';
 import type { ScheduleStore } from '../../services/schedule/domain/model.js';
-import { type ClaimWindowInput, ScheduleService, offsetKey } from '../../services/schedule/domain/service.js';
-import { PostgresScheduleStore, SqliteScheduleStore } from '../../services/store/index.js';
-import { PG_URL, probePostgres, uniqueName } from '../helpers/databases.js';
-import { gate } from '../helpers/integration.js';
-import { FakeDispatcher, HOUR, T0, info } from '../helpers/schedule.js';
+import { type ClaimWindowInput, type ScheduleService, offsetKey } from '../../services/schedule/domain/service.js';
+import { HOUR, T0, info } from '../helpers/schedule.js';
+import { replica as anyReplica, storeBackends } from '../helpers/store-rig.js';
 
 // Windows submitted from outside the schedule (SubmitOfflineJob, the HTTP callback, an engine's
 // submitOfflineJob) are claimed in the ledger first: checked against the schedule, recorded with who sent
 // them, dispatched when due, never twice, never overlapping.
 
-const test = anyTest as TestFn<{ pgUrl?: string; pgDatabase?: string }>;
+const test = anyTest as TestFn<unknown>;
 // A third-party engine that never fires by itself: windows of its schedules run only as this file says.
 const plugins = await loadPlugins({
   bundledDir: fileURLToPath(new URL('../fixtures/plugins/good/', import.meta.url)),
 });
 const engines = new Map([['plain-engine', plugins.engines.get('plain-engine')!]]);
 const PLAIN = { scheduleEngine: 'plain' };
-const pgTest = gate(test, await probePostgres());
-
-// PostgreSQL: a database of this file's own, dropped after.
-pgTest.before(async (t) => {
-  const name = uniqueName('sluice_claim');
-  const admin = new pg.Client({ connectionString: PG_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE "${name}"`);
-  await admin.end();
-  const url = new URL(PG_URL);
-  url.pathname = `/${name}`;
-  t.context = { pgUrl: url.toString(), pgDatabase: name };
-});
-pgTest.after.always(async (t) => {
-  if (!t.context.pgDatabase) return;
-  const admin = new pg.Client({ connectionString: PG_URL });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS "${t.context.pgDatabase}" WITH (FORCE)`);
-  await admin.end();
-});
-
-interface Backend {
-  readonly name: string;
-  readonly declare: (title: string, fn: (t: ExecutionContext<{ pgUrl?: string }>) => Promise<void>) => void;
-  /** `open()` gives a new handle on one store, as a second replica (or a restart) would have. */
-  setup(t: ExecutionContext<{ pgUrl?: string }>): Promise<() => Promise<ScheduleStore>>;
-}
-
-const sqlite: Backend = {
-  name: 'sqlite',
-  declare: (title, fn) => test.serial(title, fn),
-  async setup(t) {
-    const dir = await mkdtemp(join(tmpdir(), 'sluice-claim-'));
-    const stores: ScheduleStore[] = [];
-    t.teardown(async () => {
-      for (const s of stores) await s.close();
-      await rm(dir, { recursive: true, force: true });
-    });
-    return async () => {
-      const store = await SqliteScheduleStore.open(join(dir, 'sluice.db'));
-      stores.push(store);
-      await store.migrate();
-      return store;
-    };
-  },
-};
-
-const postgres: Backend = {
-  name: 'postgres',
-  declare: (title, fn) => pgTest.serial(title, fn),
-  async setup(t) {
-    // One schema per test inside the file's database, so the tests start empty.
-    const schema = uniqueName('claim');
-    const stores: ScheduleStore[] = [];
-    t.teardown(async () => {
-      for (const s of stores) await s.close();
-    });
-    return async () => {
-      const store = await PostgresScheduleStore.open(t.context.pgUrl!, { schema, poolSize: 4 });
-      stores.push(store);
-      await store.migrate();
-      return store;
-    };
-  },
-};
+const backends = await storeBackends(test, 'sluice-claim');
 
 /** A replica whose one engine never fires: only claims, timers, TriggerWindow and FireDue fire here. */
-async function replica(open: () => Promise<ScheduleStore>, clock: ManualClock, owner: string) {
-  const dispatcher = new FakeDispatcher(clock);
-  const service = new ScheduleService({
-    store: await open(),
-    engines,
-    hooks: new HookRunner({ timeoutMs: 10_000 }),
-    clock,
-    dispatcher,
-    logger: silentLogger,
-    owner,
-  });
-  await service.start();
-  return { service, dispatcher };
-}
+const replica = (open: () => Promise<ScheduleStore>, clock: ManualClock, owner: string) =>
+  anyReplica(open, clock, owner, engines);
 
 /** Moves the clock, letting the replicas' dispatches and follow-ups finish at each timer. */
 async function advance(clock: ManualClock, to: number, ...services: ScheduleService[]) {
@@ -127,7 +43,7 @@ const time = (groupId: string, k: number, by = 'inlong:admin'): ClaimWindowInput
 const codeOf = (err: unknown) => (err as { code?: string }).code;
 const fieldOf = (err: unknown) => (err as { details?: { field?: string } }).details?.field;
 
-for (const backend of [sqlite, postgres]) {
+for (const backend of backends) {
   backend.declare(
     `${backend.name}: a due window is claimed once and dispatched once, however often it is sent`,
     async (t) => {

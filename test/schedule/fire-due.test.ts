@@ -1,89 +1,17 @@
-import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pg from 'pg';
-import { silentLogger } from '../../services/core/logger.js';
-import { HookRunner } from '../../services/host/hook-runner.js';
+import anyTest, { type TestFn } from 'ava';
 import { ManualClock } from '../../services/schedule/domain/clock.js';
-import type { ScheduleStore } from '../../services/schedule/domain/model.js';
-import { ScheduleService } from '../../services/schedule/domain/service.js';
-import { PostgresScheduleStore, SqliteScheduleStore } from '../../services/store/index.js';
-import { PG_URL, probePostgres, uniqueName } from '../helpers/databases.js';
-import { gate } from '../helpers/integration.js';
-import { FakeDispatcher, HOUR, T0, info } from '../helpers/schedule.js';
+import type { InstanceRecord, InstanceUpdate, ScheduleStore } from '../../services/schedule/domain/model.js';
+import { HOUR, T0, info } from '../helpers/schedule.js';
+import { replica, storeBackends } from '../helpers/store-rig.js';
 
 const test = anyTest as TestFn<unknown>;
-const pgTest = gate(test, await probePostgres());
-
-/** A store backend: `open()` gives a new handle on one test database, as a second replica would have. */
-interface Backend {
-  readonly name: string;
-  readonly declare: (title: string, fn: (t: ExecutionContext) => Promise<void>) => void;
-  setup(t: ExecutionContext): Promise<() => Promise<ScheduleStore>>;
-}
-
-const sqlite: Backend = {
-  name: 'sqlite',
-  declare: (title, fn) => test.serial(title, fn),
-  async setup(t) {
-    const dir = await mkdtemp(join(tmpdir(), 'sluice-fire-due-'));
-    const stores: ScheduleStore[] = [];
-    t.teardown(async () => {
-      for (const s of stores) await s.close();
-      await rm(dir, { recursive: true, force: true });
-    });
-    return async () => {
-      const store = await SqliteScheduleStore.open(join(dir, 'sluice.db'));
-      stores.push(store);
-      await store.migrate();
-      return store;
-    };
-  },
-};
-
-const postgres: Backend = {
-  name: 'postgres',
-  declare: (title, fn) => pgTest.serial(title, fn),
-  async setup(t) {
-    const schema = uniqueName('sluice_fire_due');
-    const stores: ScheduleStore[] = [];
-    t.teardown(async () => {
-      for (const s of stores) await s.close();
-      const client = new pg.Client({ connectionString: PG_URL });
-      await client.connect();
-      await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await client.end();
-    });
-    return async () => {
-      const store = await PostgresScheduleStore.open(PG_URL, { schema, poolSize: 4 });
-      stores.push(store);
-      await store.migrate();
-      return store;
-    };
-  },
-};
-
-/** A replica: its own store handle, clock and operator stand-in; no engine plugins, so only FireDue fires. */
-async function replica(open: () => Promise<ScheduleStore>, clock: ManualClock, owner: string) {
-  const dispatcher = new FakeDispatcher(clock);
-  const service = new ScheduleService({
-    store: await open(),
-    engines: new Map(),
-    hooks: new HookRunner({ timeoutMs: 10_000 }),
-    clock,
-    dispatcher,
-    logger: silentLogger,
-    owner,
-  });
-  await service.start();
-  return { service, dispatcher };
-}
+const backends = await storeBackends(test, 'sluice-fire-due');
+const sqlite = backends[0]!;
 
 const codeOf = (err: unknown) => (err as { code?: string }).code;
 const fieldOf = (err: unknown) => (err as { details?: { field?: string } }).details?.field;
 
-for (const backend of [sqlite, postgres]) {
+for (const backend of backends) {
   backend.declare(
     `${backend.name}: FireDue from two replicas at once and after a restart fires each window once`,
     async (t) => {
@@ -135,6 +63,87 @@ for (const backend of [sqlite, postgres]) {
       t.is(next.instances[0]?.windowStart, T0 + 5 * HOUR);
       const rows = await c.service.listInstances({ groupId: 'twice', limit: 100 });
       t.is(rows.length, 6, 'one ledger row per window');
+    },
+  );
+
+  backend.declare(
+    `${backend.name}: windows due at one instant are each claimed DISPATCHED, together, before their dispatch; a refused one ends FAILED`,
+    async (t) => {
+      const open = await backend.setup(t);
+      // Every ledger write, by the instance it touches, in order.
+      const writes = new Map<string, string[]>();
+      let claimWrites = 0;
+      const note = (id: string, what: string) => writes.set(id, [...(writes.get(id) ?? []), what]);
+      const counted = async (): Promise<ScheduleStore> => {
+        const store = await open();
+        return Object.assign(Object.create(store) as ScheduleStore, {
+          claimInstances: async (rows: readonly InstanceRecord[]) => {
+            claimWrites++;
+            for (const r of rows) note(r.instanceId, `claim ${r.state}`);
+            return store.claimInstances(rows);
+          },
+          claimInstance: async (row: InstanceRecord) => {
+            claimWrites++;
+            note(row.instanceId, `claim ${row.state}`);
+            return store.claimInstance(row);
+          },
+          updateInstance: async (...args: Parameters<ScheduleStore['updateInstance']>) => {
+            note(args[0], `update ${args[1].state ?? '-'}`);
+            return store.updateInstance(...args);
+          },
+          updateInstances: async (updates: readonly InstanceUpdate[]) => {
+            for (const u of updates) note(u.instanceId, `update ${u.patch.state ?? '-'}`);
+            return store.updateInstances(updates);
+          },
+        });
+      };
+      const reader = await open();
+      const clock = new ManualClock(T0 + HOUR + 1000);
+      const r = await replica(counted, clock, 'a');
+      t.teardown(() => r.service.stop());
+      const groups = Array.from({ length: 24 }, (_, i) => `burst-${String(i).padStart(2, '0')}`);
+      for (const g of groups) await r.service.register(info(g, { scheduleEngine: 'None', endTime: T0 + HOUR }));
+
+      // What the ledger holds when the operator is asked, and which writes came before.
+      const atSubmit = new Map<string, { state?: string; dispatchedAt?: number; writes: string[] }>();
+      const submit = r.dispatcher.submit.bind(r.dispatcher);
+      r.dispatcher.submit = async (request) => {
+        const row = await reader.getInstanceById(request.instanceId);
+        atSubmit.set(request.groupId, {
+          ...(row ? { state: row.state, dispatchedAt: row.dispatchedAt } : {}),
+          writes: [...(writes.get(request.instanceId) ?? [])],
+        });
+        return submit(request);
+      };
+      r.dispatcher.failSubmit = (n) => (n === 5 ? new Error('operator refused the window') : undefined);
+
+      claimWrites = 0;
+      const fired = await Promise.all(groups.map((g) => r.service.fireDue(g, 0)));
+      await r.service.idle();
+      t.true(
+        fired.every((f) => f.instances.length === 1),
+        'each group fired its one due window',
+      );
+      t.is(atSubmit.size, groups.length);
+      for (const [g, seen] of atSubmit) {
+        t.is(seen.state, 'DISPATCHED', `${g}: dispatched in the ledger before the operator is asked`);
+        t.is(seen.dispatchedAt, T0 + HOUR + 1000);
+        t.deepEqual(seen.writes, ['claim DISPATCHED'], `${g}: one write before its dispatch`);
+      }
+      t.true(claimWrites < groups.length, `${claimWrites} claim writes for ${groups.length} windows`);
+
+      const rows = await reader.listInstances({ limit: 100 });
+      const failed = rows.filter((i) => i.state === 'FAILED');
+      t.is(failed.length, 1, 'the refused dispatch ends its row FAILED');
+      t.is(failed[0]!.error, 'operator refused the window');
+      t.deepEqual(failed[0]!.jobIds, []);
+      const succeeded = rows.filter((i) => i.state === 'SUCCEEDED');
+      t.is(succeeded.length, groups.length - 1);
+      for (const i of succeeded) {
+        t.is(i.jobIds.length, 1, 'the job ids are written with the later states');
+        t.deepEqual(writes.get(i.instanceId), ['claim DISPATCHED', 'update RUNNING', 'update SUCCEEDED']);
+        t.is(i.dispatchedAt, T0 + HOUR + 1000);
+      }
     },
   );
 }

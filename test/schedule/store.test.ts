@@ -392,6 +392,76 @@ contract('claimInstance: 20 concurrent claims of one window from two stores, exa
   t.deepEqual(windows(await b.listInstances({ groupId: 'g-1', limit: 100 })), ['g-1@5'], 'one row for the window');
 });
 
+contract(
+  'claimInstances: one write claims the free windows and answers, in order, which it inserted',
+  async (t, db) => {
+    const store = await db.open();
+    const taken = instance('g-1', 1);
+    await store.claimInstance(taken);
+    const wanted = [
+      instance('g-2', 0, { state: 'DISPATCHED', dispatchedAt: NOW }),
+      instance('g-1', 1, { instanceId: 'late-for-1' }),
+      instance('g-1', 0),
+      // The same window twice in one call: the first entry gets it.
+      instance('g-3', 4, { instanceId: 'first-of-two' }),
+      instance('g-3', 4, { instanceId: 'second-of-two' }),
+    ];
+    const rows = await store.claimInstances(wanted);
+    t.deepEqual(rows, [wanted[0], undefined, wanted[2], wanted[3], undefined]);
+    t.deepEqual(await store.getInstance('g-1', taken.windowStart), taken, 'a taken window keeps its row');
+    t.deepEqual(windows(await store.listInstances({ limit: 100 })), ['g-1@0', 'g-1@1', 'g-2@0', 'g-3@4']);
+    t.deepEqual(await store.claimInstances([]), []);
+    const tooMany = Array.from({ length: 501 }, (_, i) => instance('g-4', i));
+    const err = await t.throwsAsync(store.claimInstances(tooMany));
+    t.regex(err.message, /instances.*at most 500/);
+  },
+);
+
+contract('updateInstances: several updates in one transaction, in order per instance, each answered', async (t, db) => {
+  const store = await db.open();
+  for (const k of [0, 1, 2]) await store.claimInstance(instance('g-1', k, { state: 'DISPATCHED', dispatchedAt: NOW }));
+  const rows = await store.updateInstances([
+    { instanceId: 'g-1-2', patch: { state: 'RUNNING', jobIds: ['job-2'] }, now: NOW + 1, fromStates: ['DISPATCHED'] },
+    { instanceId: 'g-1-0', patch: { state: 'RUNNING', jobIds: ['job-0'] }, now: NOW + 1, fromStates: ['DISPATCHED'] },
+    // Its RUNNING comes first in the call, so its end finds it RUNNING.
+    { instanceId: 'g-1-2', patch: { state: 'SUCCEEDED', finishedAt: NOW + 2 }, now: NOW + 2, fromStates: ['RUNNING'] },
+    { instanceId: 'g-1-1', patch: { state: 'FAILED', error: 'boom' }, now: NOW + 3, fromStates: ['SCHEDULED'] },
+    { instanceId: 'missing', patch: { state: 'RUNNING' }, now: NOW + 3 },
+  ]);
+  t.deepEqual(
+    rows.map((r) => r && [r.instanceId, r.state, r.jobIds]),
+    [
+      ['g-1-2', 'RUNNING', ['job-2']],
+      ['g-1-0', 'RUNNING', ['job-0']],
+      ['g-1-2', 'SUCCEEDED', ['job-2']],
+      undefined,
+      undefined,
+    ],
+  );
+  t.is((await store.getInstanceById('g-1-1'))?.state, 'DISPATCHED', 'a state not matched is left as it was');
+  t.is((await store.getInstanceById('g-1-2'))?.finishedAt, NOW + 2);
+  t.deepEqual(await store.updateInstances([]), []);
+});
+
+contract(
+  'claimInstances: two stores claiming the same windows in opposite orders each get every window once',
+  async (t, db) => {
+    const [a, b] = [await db.open(), await db.open()];
+    const keys = Array.from({ length: 40 }, (_, k) => k);
+    const batch = (owner: string, order: number[]) =>
+      order.map((k) => instance(`g-${k % 4}`, k, { instanceId: `${owner}-${k}`, owner }));
+    const runs = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        i % 2 ? a.claimInstances(batch('replica-a', keys)) : b.claimInstances(batch('replica-b', [...keys].reverse())),
+      ),
+    );
+    const won = runs.flat().filter((r): r is InstanceRecord => r !== undefined);
+    t.is(won.length, keys.length, 'each window is claimed by exactly one entry');
+    t.is(new Set(won.map((r) => `${r.groupId}@${r.windowStart}`)).size, keys.length);
+    t.is((await a.listInstances({ limit: 100 })).length, keys.length);
+  },
+);
+
 contract('takeOverInstance: of replicas finding the same orphaned row, exactly one takes it', async (t, db) => {
   const [a, b] = [await db.open(), await db.open()];
   const orphan = instance('g-1', 7, { owner: 'dead-replica' });
@@ -714,6 +784,45 @@ contract('lastInstance: TIME rows only; with dueBy, only rows due by then', asyn
   t.deepEqual(offset?.boundaries, { boundaryType: 'OFFSET', lowerBound: '0:10,1:12', upperBound: '0:20,1:30' });
   t.is((await store.getInstance('g-1', T0 + 8 * HOUR))?.triggeredBy, 'inlong:admin');
   t.is((await store.getInstance('g-1', T0 + 3 * HOUR))?.boundaries, undefined, 'a TIME row: its bounds are its window');
+});
+
+contract('lastInstances and getSchedules: several groups in one query, answered in the order asked', async (t, db) => {
+  const store = await db.open();
+  t.deepEqual(await store.lastInstances([]), []);
+  t.deepEqual(await store.getSchedules([]), []);
+  for (const k of [3, 10, 7]) await store.claimInstance(instance('g-1', k));
+  await store.claimInstance(instance('g-2', 99));
+  await store.claimInstance(
+    instance('g-2', 0, {
+      instanceId: 'g-2-offset',
+      windowStart: -42,
+      windowEnd: -42,
+      boundaries: { boundaryType: 'OFFSET', lowerBound: '1', upperBound: '2' },
+    }),
+  );
+  // Each query's dueBy is its own: the same group twice, as of two instants.
+  const lasts = await store.lastInstances([
+    { groupId: 'g-2' },
+    { groupId: 'g-3' },
+    { groupId: 'g-1', dueBy: instance('g-1', 7).dueTime },
+    { groupId: 'g-1' },
+    { groupId: 'g-2', dueBy: T0 },
+  ]);
+  t.deepEqual(lasts, [instance('g-2', 99), undefined, instance('g-1', 7), instance('g-1', 10), undefined]);
+  for (const k of [1, 2, 3]) {
+    const [one] = await store.lastInstances([{ groupId: 'g-1', dueBy: instance('g-1', k).dueTime }]);
+    t.deepEqual(one, await store.lastInstance('g-1', instance('g-1', k).dueTime), 'the same as lastInstance');
+  }
+
+  await store.insertSchedule(schedule('s-a'));
+  await store.insertSchedule(schedule('s-b'));
+  t.deepEqual(await store.getSchedules(['s-b', 'nobody', 's-a', 's-b']), [
+    await store.getSchedule('s-b'),
+    undefined,
+    await store.getSchedule('s-a'),
+    await store.getSchedule('s-b'),
+  ]);
+  t.is((await store.getSchedules(['s-a']))[0]?.groupId, 's-a');
 });
 
 contract(

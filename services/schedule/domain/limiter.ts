@@ -6,8 +6,15 @@
 export class Limiter {
   #active = 0;
   readonly #waiting: (() => void)[] = [];
+  readonly #idle: (() => void)[] = [];
 
   constructor(private readonly max: number) {}
+
+  /** Resolves once no task runs or waits (at once when none does). */
+  idle(): Promise<void> {
+    if (this.#active === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
 
   async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.#active >= this.max) await new Promise<void>((resolve) => this.#waiting.push(resolve));
@@ -18,7 +25,7 @@ export class Limiter {
       // The slot passes straight to the next waiter, so #active counts it already.
       const next = this.#waiting.shift();
       if (next) next();
-      else this.#active--;
+      else if (--this.#active === 0) for (const resolve of this.#idle.splice(0)) resolve();
     }
   }
 }

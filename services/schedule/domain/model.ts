@@ -56,6 +56,14 @@ export interface InstancePatch {
   readonly error?: string;
 }
 
+/** One updateInstance of several written together (updateInstances). */
+export interface InstanceUpdate {
+  readonly instanceId: string;
+  readonly patch: InstancePatch;
+  readonly now: number;
+  readonly fromStates?: readonly InstanceState[];
+}
+
 export interface InstanceQuery {
   readonly groupId?: string;
   readonly states?: readonly InstanceState[];
@@ -80,6 +88,8 @@ export interface ScheduleStore {
   /** Writes `record` (whose version is expectedVersion + 1); VERSION_CONFLICT when the stored version is not expectedVersion. */
   updateSchedule(record: ScheduleRecord, expectedVersion: number): Promise<void>;
   getSchedule(groupId: string): Promise<ScheduleRecord | undefined>;
+  /** getSchedule for several groups in one query (at most 500): in the order given, undefined where none. */
+  getSchedules(groupIds: readonly string[]): Promise<(ScheduleRecord | undefined)[]>;
   /** Ordered by groupId; `afterGroupId` for keyset paging. */
   listSchedules(query: {
     readonly statuses?: readonly ScheduleStatus[];
@@ -88,6 +98,11 @@ export interface ScheduleStore {
   }): Promise<ScheduleRecord[]>;
   /** Inserts the instance unless (groupId, windowStart) exists; returns it when this call inserted it. */
   claimInstance(instance: InstanceRecord): Promise<InstanceRecord | undefined>;
+  /**
+   * claimInstance for many windows in one write (at most 500): answers, in order, each instance this call
+   * inserted, or undefined where its window was taken (by a stored row or an earlier entry of the call).
+   */
+  claimInstances(instances: readonly InstanceRecord[]): Promise<(InstanceRecord | undefined)[]>;
   /**
    * Re-arms an existing instance for another run when its state is one of `fromStates`: state
    * SCHEDULED, attempt + 1, trigger, owner, jobIds/error/finishedAt cleared. Returns it when this call
@@ -108,6 +123,11 @@ export interface ScheduleStore {
     now: number,
     fromStates?: readonly InstanceState[],
   ): Promise<InstanceRecord | undefined>;
+  /**
+   * updateInstance for each of several instances (at most 500), in one transaction; answers, in order, each row
+   * after its update or undefined. Updates of one instance apply in the order given.
+   */
+  updateInstances(updates: readonly InstanceUpdate[]): Promise<(InstanceRecord | undefined)[]>;
   /**
    * Takes an instance in one of `states` (default SCHEDULED) over for `owner` when it is still exactly as it was
    * seen (its updatedAt unchanged): of replicas that find the same orphaned row, one gets it. Returns it when
@@ -131,6 +151,10 @@ export interface ScheduleStore {
   listInstances(query: InstanceQuery): Promise<InstanceRecord[]>;
   /** The TIME instance with the greatest windowStart of the group; of those due by `dueBy` when given. */
   lastInstance(groupId: string, dueBy?: number): Promise<InstanceRecord | undefined>;
+  /** lastInstance for several groups in one query (at most 500): in the order given, undefined where none. */
+  lastInstances(
+    queries: readonly { readonly groupId: string; readonly dueBy?: number }[],
+  ): Promise<(InstanceRecord | undefined)[]>;
   /** Up to 10 TIME instances of the group, not SKIPPED and other than `exceptId`, whose windows meet [lower, upper). */
   overlappingInstances(groupId: string, lower: number, upper: number, exceptId: string): Promise<InstanceRecord[]>;
   /** Deletes a SCHEDULED instance never dispatched (a claim given up); true when this call deleted it. */

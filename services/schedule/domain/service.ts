@@ -6,6 +6,7 @@ import {
   type Boundaries,
   failedPrecondition,
   invalidArgument,
+  isSluiceError,
   notFound,
   type EngineContext,
   type EnginePlugin,
@@ -21,8 +22,10 @@ import { NO_ENGINE, firingRules, isNoEngine, normalizeInfo } from './info.js';
 import { Limiter } from './limiter.js';
 import {
   FINAL_STATES,
+  type InstancePatch,
   type InstanceRecord,
   type InstanceState,
+  type InstanceUpdate,
   type InstanceTrigger,
   type ScheduleRecord,
   type ScheduleStatus,
@@ -32,6 +35,7 @@ import { type FiringRules, MAX_SKIP_ROWS, type PlannedWindow, dueTime, planDue }
 import { coveringCron } from './covering-cron.js';
 import { checkTimeWindow } from './window-check.js';
 import { type Window, windowAt, windowsAfter } from './windows.js';
+import { Batcher } from './batcher.js';
 
 /** How the schedule service reaches the operator. */
 export interface Dispatcher {
@@ -60,10 +64,26 @@ class InstanceLost extends Error {}
 
 const sameIds = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
+/** gRPC's UNAVAILABLE and DEADLINE_EXCEEDED, as the operator's client throws them once its retries ran out. */
+const GRPC_TRANSIENT = new Set<unknown>([14, 4]);
+
+/** Whether a failed dispatch may get through later (the operator out of reach or too slow), rather than refused. */
+const mayPass = (err: unknown) =>
+  isSluiceError(err)
+    ? err.code === ERROR_CODES.UNAVAILABLE
+    : GRPC_TRANSIENT.has((err as { code?: unknown } | null)?.code);
+
 /** How far ahead of the service's clock a FireDue `as_of` may be: engines' clocks drift, windows never fire early. */
 export const MAX_AS_OF_AHEAD_MS = 5000;
 /** Windows one FireDue claims and dispatches at most; more due ones are left to the next call (nextDueTime = now). */
 export const FIRE_BATCH = 100;
+/**
+ * Windows one ledger write claims at most: the claims asked for in one turn (many schedules due at one instant)
+ * are written together, up to this many (the store takes up to 500 a statement).
+ */
+export const CLAIM_BATCH = 250;
+/** How long the later states of fired windows wait at most for a burst's FireDue calls to end. */
+const UPDATE_HOLD_MS = 1000;
 
 /** What one FireDue call did. */
 export interface FireDueResult {
@@ -667,8 +687,48 @@ export class ScheduleService {
     return this.#track(this.#firing.run(() => this.#fireDue(groupId, asOf)));
   }
 
-  /** FireDue calls at once: each holds a few store statements, and the pool has 10 connections by default. */
-  readonly #firing = new Limiter(6);
+  /**
+   * FireDue calls at once. Their reads and claims are batched per turn (one statement each for all of them), so
+   * this many due groups share a few pool connections; more wait here in arrival order, rather than on the
+   * pool (10 connections by default), whose wait would run out when 100,000 schedules are armed at start.
+   */
+  readonly #firing = new Limiter(64);
+  /** Schedules and each group's latest instance, read for the FireDue calls of one turn together. */
+  readonly #schedules = new Batcher((ids: readonly string[]) => this.#o.store.getSchedules(ids), CLAIM_BATCH);
+  readonly #lasts = new Batcher(
+    (queries: readonly { groupId: string; dueBy: number }[]) => this.#o.store.lastInstances(queries),
+    CLAIM_BATCH,
+  );
+  /** Claims of windows fired now, gathered per turn into one ledger write. */
+  readonly #claims = new Batcher((rows: readonly InstanceRecord[]) => this.#o.store.claimInstances(rows), CLAIM_BATCH);
+  /** Windows' later states (RUNNING, the end), gathered per turn into one ledger transaction. */
+  readonly #updates = new Batcher(
+    (updates: readonly InstanceUpdate[]) => this.#afterFiring().then(() => this.#o.store.updateInstances(updates)),
+    CLAIM_BATCH,
+  );
+
+  /** updateInstance, written with the others asked for in this turn. */
+  async #update(
+    instanceId: string,
+    patch: InstancePatch,
+    fromStates: readonly InstanceState[],
+  ): Promise<InstanceRecord | undefined> {
+    const [row] = await this.#updates.run([{ instanceId, patch, now: this.#o.clock.now(), fromStates }]);
+    return row;
+  }
+
+  /**
+   * Waits (at most UPDATE_HOLD_MS) while FireDue calls run or wait: in a burst, claiming and dispatching the
+   * windows still due comes before writing the later states of those already sent, which gather meanwhile.
+   */
+  async #afterFiring(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.#firing.idle(),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, UPDATE_HOLD_MS).unref())),
+    ]);
+    clearTimeout(timer);
+  }
 
   /** FireDue for callers outside the service: an unknown or deleted group is NOT_FOUND rather than nothing. */
   async fireDueChecked(groupId: string, asOf: number): Promise<FireDueResult> {
@@ -691,19 +751,21 @@ export class ScheduleService {
 
   async #fireDue(groupId: string, asOfInput: number): Promise<FireDueResult> {
     const asOf = this.#asOf(asOfInput);
-    const s = await this.#o.store.getSchedule(groupId);
+    // Read with the other groups firing in this turn (two statements for all of them).
+    const [[s], [last]] = await Promise.all([
+      this.#schedules.run([groupId]),
+      // Windows submitted before they are due wait for their time: they are neither the watermark nor running.
+      this.#lasts.run([{ groupId, dueBy: asOf }]),
+    ]);
     if (!s || !FIRING.includes(s.status)) return { instances: [] };
     const rules = firingRules(s.info);
     const now = this.#o.clock.now();
-    // Windows submitted before they are due wait for their time: they are neither the watermark nor running.
-    const [last, active] = await Promise.all([
-      this.#o.store.lastInstance(groupId, asOf),
+    const active =
       rules.selfDepend === 0
-        ? Promise.resolve(0)
-        : this.#o.store
-            .listInstances({ groupId, states: ACTIVE_STATES, limit: 1000 })
-            .then((r) => r.filter((i) => i.state !== 'SCHEDULED' || i.dueTime <= asOf).length),
-    ]);
+        ? 0
+        : (await this.#o.store.listInstances({ groupId, states: ACTIVE_STATES, limit: 1000 })).filter(
+            (i) => i.state !== 'SCHEDULED' || i.dueTime <= asOf,
+          ).length;
     // A long catch-up (a schedule starting far back) is fired in batches: each FireDue claims at most
     // FIRE_BATCH windows and answers nextDueTime = now, so the engine fires the next batch right after, and
     // the caller that registered the schedule (ApproveGroup) is not kept waiting behind thousands of claims.
@@ -728,19 +790,24 @@ export class ScheduleService {
         'sluice.skip.reason': 'catch_up_policy',
         'sluice.catch_up.mode': rules.catchUp.mode,
       });
-      for (const w of plan.skip)
-        await this.#o.store.claimInstance(this.#newInstance(groupId, w, w.trigger, 'SKIPPED', now));
+      const skipped = plan.skip.map((w) => this.#newInstance(groupId, w, w.trigger, 'SKIPPED', now));
+      for (let i = 0; i < skipped.length; i += CLAIM_BATCH)
+        await this.#o.store.claimInstances(skipped.slice(i, i + CLAIM_BATCH));
     }
     const instances: InstanceRecord[] = [];
     // A batch with more due after it waits for its windows to be handed to the operator before answering,
     // so the next batch does not pile thousands of dispatches on the service at once.
     const more = plan.fire.length >= FIRE_BATCH && plan.nextDueTime === asOf;
     const dispatched: Promise<unknown>[] = [];
-    for (const w of plan.fire) {
-      // Claimed as of now, not as of the reads above: a row written already stale would be taken over at once.
-      const claimed = await this.#o.store.claimInstance(
-        this.#newInstance(groupId, w, w.trigger, 'SCHEDULED', this.#o.clock.now()),
-      );
+    // Claimed as of now, not as of the reads above: a row written already stale would be taken over at once.
+    // Each is claimed straight into DISPATCHED, one write (shared with the other groups due now) before the
+    // dispatch; the job ids follow with the RUNNING or final state.
+    const claimedAt = this.#o.clock.now();
+    const claims = await this.#claims.run(
+      plan.fire.map((w) => this.#newInstance(groupId, w, w.trigger, 'DISPATCHED', claimedAt)),
+    );
+    for (const [i, w] of plan.fire.entries()) {
+      const claimed = claims[i];
       if (claimed) {
         if (more) {
           const handed = new Promise<unknown>((resolve) => this.#runInstance(claimed, resolve, { root: true }));
@@ -799,6 +866,7 @@ export class ScheduleService {
       createdAt: now,
       updatedAt: now,
       ...(state === 'SKIPPED' ? { finishedAt: now } : {}),
+      ...(state === 'DISPATCHED' ? { dispatchedAt: now } : {}),
     };
   }
 
@@ -842,7 +910,7 @@ export class ScheduleService {
   ): Promise<InstanceRecord> {
     const now = this.#o.clock.now();
     const planned: PlannedWindow = { ...w, dueTime: dueTime(rules, w), trigger };
-    const claimed = await this.#o.store.claimInstance(this.#newInstance(groupId, planned, trigger, 'SCHEDULED', now));
+    const [claimed] = await this.#claims.run([this.#newInstance(groupId, planned, trigger, 'DISPATCHED', now)]);
     if (claimed) {
       this.#runInstance(claimed);
       return claimed;
@@ -1155,13 +1223,18 @@ export class ScheduleService {
       onDispatched(err instanceof Error ? err : new Error(String(err)));
       const message = err instanceof Error ? err.message : String(err);
       this.#o.logger.error('dispatch failed', { groupId: instance.groupId, windowStart: instance.windowStart, err });
-      await this.#o.store.updateInstance(
-        instance.instanceId,
-        { state: 'FAILED', error: message, finishedAt: this.#o.clock.now() },
-        this.#o.clock.now(),
-        ['SCHEDULED'],
-      );
-      this.#wake(instance.groupId);
+      // A row with no job ids yet ends here: claimed (SCHEDULED, or DISPATCHED before the call) with no jobs known.
+      // A DISPATCHED one taken over may have jobs the operator could not be asked about now (the call did not get
+      // through): it is left for the next take-over. Rows with job ids are too, as they always were.
+      const ends = instance.jobIds.length === 0 && (instance.state === 'SCHEDULED' || !mayPass(err));
+      if (ends) {
+        await this.#update(
+          instance.instanceId,
+          { state: 'FAILED', error: message, finishedAt: this.#o.clock.now() },
+          instance.state === 'SCHEDULED' ? ['SCHEDULED'] : ['DISPATCHED'],
+        );
+        this.#wake(instance.groupId);
+      }
       return;
     }
     if (signal.aborted) return onDispatched(instance);
@@ -1176,7 +1249,12 @@ export class ScheduleService {
           )
         : sameIds(instance.jobIds, jobIds)
           ? instance
-          : await this.#o.store.updateInstance(instance.instanceId, { jobIds }, now, ['DISPATCHED', 'RUNNING']);
+          : instance.jobIds.length === 0
+            ? // Claimed DISPATCHED before the call: the ids are written with the RUNNING or final state, so the
+              // fire costs one write before its dispatch. A replica taking the row over meanwhile submits it again
+              // and the operator answers these same jobs.
+              { ...instance, jobIds }
+            : await this.#o.store.updateInstance(instance.instanceId, { jobIds }, now, ['DISPATCHED', 'RUNNING']);
     onDispatched(dispatched ?? (await this.#o.store.getInstanceById(instance.instanceId)) ?? instance);
     if (dispatched) await this.#follow(dispatched, signal);
   }
@@ -1187,24 +1265,23 @@ export class ScheduleService {
       outcome = await this.#o.dispatcher.follow(
         instance.jobIds,
         () =>
-          void this.#o.store
-            .updateInstance(instance.instanceId, { state: 'RUNNING' }, this.#o.clock.now(), ['DISPATCHED'])
-            .catch(() => {}),
+          void this.#update(instance.instanceId, { state: 'RUNNING', jobIds: instance.jobIds }, ['DISPATCHED']).catch(
+            () => {},
+          ),
         signal,
       );
     } catch (err) {
       if (signal.aborted) return; // followed again at the next start, or by the replica that holds it now
       throw err;
     }
-    const now = this.#o.clock.now();
-    await this.#o.store.updateInstance(
+    await this.#update(
       instance.instanceId,
       {
         state: outcome.succeeded ? 'SUCCEEDED' : 'FAILED',
-        finishedAt: now,
+        jobIds: instance.jobIds,
+        finishedAt: this.#o.clock.now(),
         ...(outcome.error ? { error: outcome.error } : {}),
       },
-      now,
       ['DISPATCHED', 'RUNNING'],
     );
     this.#wake(instance.groupId);
