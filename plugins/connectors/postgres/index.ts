@@ -372,8 +372,8 @@ export default defineConnectorPlugin({
       return convert(v.value(), columns?.get(name) ?? 'other');
     };
     const upsert = async (names: readonly string[], rows: readonly (readonly unknown[])[], keys: readonly string[]) => {
-      // Bind parameters take plain values (no CopyText reaches an upsert while nativeForm is offered only
-      // in replace-window mode; this keeps any that would exact all the same).
+      // Bind parameters take plain values. No CopyText reaches an upsert (nativeForm is offered only in
+      // replace-window mode); one that did would still be written as the value a plain read gives.
       rows = rows.map((row) => row.map((v, i) => (v instanceof CopyText ? materialise(v, names[i]!) : v)));
       // At most 65535 bind parameters per statement.
       const per = Math.max(1, Math.floor(65_535 / names.length));
