@@ -15,6 +15,8 @@
  * one JSON line (ChildResult) on stdout.
  */
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { Kafka, logLevel } from 'kafkajs';
 import mysql from 'mysql2';
 import pg from 'pg';
@@ -212,8 +214,8 @@ async function readMysqlPlain(spec: ChildSpec, tally: Tally, start: () => void):
   }
 }
 
-async function main(): Promise<void> {
-  const spec = JSON.parse(process.argv[2] ?? '') as ChildSpec;
+/** The read and its figures, in this thread; maxRSS is added by main (the process's, whichever thread read). */
+async function measure(spec: ChildSpec): Promise<Omit<ChildResult, 'maxRssKb'>> {
   const tally: Tally = { records: 0, idSum: 0, batches: 0, firstAt: Number.NaN };
   let t0 = Number.NaN;
   let rssBeforeKb = 0;
@@ -226,22 +228,57 @@ async function main(): Promise<void> {
   else if (spec.system === 'postgres') await readPostgresPlain(spec, tally, start);
   else await readMysqlPlain(spec, tally, start);
   const ms = performance.now() - t0;
-  const result: ChildResult = {
+  return {
     records: tally.records,
     idSum: tally.idSum,
     batches: tally.batches,
     ms,
     firstBatchMs: tally.firstAt - t0,
     rssBeforeKb,
-    maxRssKb: process.resourceUsage().maxRSS,
   };
+}
+
+/**
+ * SLUICE_BENCH_CONNECTOR_THREAD=pool: the connector reads in a worker thread under the V8 limits the
+ * job pool gives its threads (services/operator/runners/pool.ts: a 512 MiB old generation and its
+ * default young generation, or SLUICE_BENCH_YOUNG_GEN_MB; 0 leaves that to V8), as jobs run in the
+ * services. The plain clients always read in the main thread, as a plain program would.
+ */
+async function inPoolThread(spec: ChildSpec): Promise<Omit<ChildResult, 'maxRssKb'>> {
+  const { DEFAULT_YOUNG_GENERATION_MB } = await import('../services/operator/runners/pool.js');
+  const young = Number(process.env.SLUICE_BENCH_YOUNG_GEN_MB ?? DEFAULT_YOUNG_GENERATION_MB);
+  const worker = new Worker(new URL(import.meta.url), {
+    workerData: spec,
+    resourceLimits: { maxOldGenerationSizeMb: 512, ...(young > 0 ? { maxYoungGenerationSizeMb: young } : {}) },
+  });
+  let result: Omit<ChildResult, 'maxRssKb'> | undefined;
+  worker.on('message', (m: Omit<ChildResult, 'maxRssKb'>) => (result = m));
+  // 'exit' comes after the last message; an error in the thread rejects this.
+  const [code] = (await once(worker, 'exit')) as [number];
+  if (!result) throw new Error(`the reading thread ended (exit code ${code}) without a result`);
+  return result;
+}
+
+async function main(): Promise<void> {
+  const spec = JSON.parse(process.argv[2] ?? '') as ChildSpec;
+  const pooled = spec.reader === 'connector' && process.env.SLUICE_BENCH_CONNECTOR_THREAD === 'pool';
+  const measured = pooled ? await inPoolThread(spec) : await measure(spec);
+  const result: ChildResult = { ...measured, maxRssKb: process.resourceUsage().maxRSS };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error('connector benchmark child failed:', err);
-    process.exit(1);
-  },
-);
+if (isMainThread)
+  main().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      console.error('connector benchmark child failed:', err);
+      process.exit(1);
+    },
+  );
+else
+  measure(workerData as ChildSpec).then(
+    (result) => parentPort!.postMessage(result),
+    (err: unknown) => {
+      throw err;
+    },
+  );

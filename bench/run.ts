@@ -24,7 +24,7 @@ function table(rows: readonly (readonly string[])[]): void {
 }
 
 /** Suites, in the order they run; `npm run bench -- schedule runner` runs only those named. */
-const SUITES = ['foundation', 'connectors', 'schedule', 'runner', 'cron', 'chaos'] as const;
+const SUITES = ['foundation', 'connectors', 'schedule', 'runner', 'cron', 'jobs', 'chaos'] as const;
 
 async function main(): Promise<void> {
   const started = now();
@@ -42,6 +42,7 @@ async function main(): Promise<void> {
   if (run('schedule')) await (await import('./schedule.js')).benchSchedule(out);
   if (run('runner')) await (await import('./runner.js')).benchRunner(out);
   if (run('cron')) await (await import('./cron.js')).benchCron(out);
+  if (run('jobs')) await (await import('./small-jobs.js')).benchSmallJobs(out);
   if (run('chaos')) await (await import('./chaos.js')).benchChaos(out);
   out(`total ${((now() - started) / 1000).toFixed(1)} s`);
 }

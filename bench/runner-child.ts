@@ -36,6 +36,7 @@ import { loadPlugins } from '../services/host/loader.js';
 import type { GroupRecord, JobRecord, StreamSpec } from '../services/operator/domain/model.js';
 import type { JobSpec } from '../services/operator/domain/runner.js';
 import { EmbeddedRunner } from '../services/operator/runners/embedded.js';
+import type { PooledRunner } from '../services/operator/runners/pool.js';
 
 export type Pipeline = 'kafka-file' | 'pg-pg';
 export type RunKind = 'runner' | 'plain' | 'copy' | 'insert-select' | 'pool-concurrent' | 'pool-sequential';
@@ -210,12 +211,28 @@ async function jobSpecFor(
   return { job, group, stream, boundedSourceOptions: resolved.boundedOptions, source, sink };
 }
 
+/**
+ * SLUICE_BENCH_RUNNER=pool: the `runner` kind runs its job on the worker-thread pool the operator uses by
+ * default (PooledRunner, one thread, its default heap caps), so that the thread's V8 limits are measured;
+ * SLUICE_BENCH_YOUNG_GEN_MB sets the pool's young-generation cap. The clock then also covers the thread
+ * importing the two plugins.
+ */
+const POOLED = process.env.SLUICE_BENCH_RUNNER === 'pool';
+const YOUNG_GEN_MB = process.env.SLUICE_BENCH_YOUNG_GEN_MB ? Number(process.env.SLUICE_BENCH_YOUNG_GEN_MB) : undefined;
+
 /** The embedded runner, driven directly with a JobSpec built as OperatorService.#runJob builds it. */
 async function runEmbedded(spec: RunnerChildSpec, clock: Clock): Promise<{ records: number }> {
   const set = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
   const hooks = new HookRunner({ timeoutMs: 30_000 });
   const jobSpec = await jobSpecFor(spec, set, hooks, spec.dstTable, benchBoundaries(spec));
-  const runner = new EmbeddedRunner({ hooks });
+  let runner: EmbeddedRunner | PooledRunner;
+  if (POOLED) {
+    const pool = await import('../services/operator/runners/pool.js');
+    runner = new pool.PooledRunner({
+      threads: 1,
+      ...(YOUNG_GEN_MB !== undefined ? { maxYoungGenerationMb: YOUNG_GEN_MB } : {}),
+    });
+  } else runner = new EmbeddedRunner({ hooks });
   let records = 0;
   let reports = 0;
   clock.start();
@@ -228,6 +245,7 @@ async function runEmbedded(spec: RunnerChildSpec, clock: Clock): Promise<{ recor
     },
     onResolved: () => {},
   });
+  if (!(runner instanceof EmbeddedRunner)) await runner.close();
   return { records };
 }
 

@@ -35,6 +35,7 @@ import {
   benchBoundaries,
   windowIdOf,
 } from './runner-child.js';
+import { DEFAULT_YOUNG_GENERATION_MB } from '../services/operator/runners/pool.js';
 import { fmtRatio, now } from './stats.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -632,9 +633,20 @@ export async function benchRunner(out: (line?: string) => void, options: { sizes
   out(
     `   also INSERT ... SELECT on the server (upper bound) and, at ${fmtCount(sizes[0]!)}, plain pg with the connectors' SQL (keyset SELECT 5000, INSERT 1000 rows)`,
   );
+  if (process.env.SLUICE_BENCH_RUNNER === 'pool')
+    out(
+      `   SLUICE_BENCH_RUNNER=pool: the runner's jobs run on the worker-thread pool (PooledRunner, 1 thread, young generation ${process.env.SLUICE_BENCH_YOUNG_GEN_MB ?? DEFAULT_YOUNG_GENERATION_MB} MiB)`,
+    );
+  // SLUICE_BENCH_ONLY=pg-pg (or kafka-file): one pipeline only; the other shows as skipped.
+  const only = process.env.SLUICE_BENCH_ONLY;
+  const skip = (p: Pipeline): Outcome => ({
+    pipeline: p,
+    skipped: `not selected (SLUICE_BENCH_ONLY=${only})`,
+    cells: [],
+  });
   const outcomes: Outcome[] = [];
-  outcomes.push(await benchKafka(sizes, out));
-  outcomes.push(await benchPostgres(sizes, out));
+  outcomes.push(only && only !== 'kafka-file' ? skip('kafka-file') : await benchKafka(sizes, out));
+  outcomes.push(only && only !== 'pg-pg' ? skip('pg-pg') : await benchPostgres(sizes, out));
   const seeds = outcomes.filter((o) => o.seed).map((o) => `${PIPELINE[o.pipeline]} ${o.seed}`);
   out(`   seeding, not part of any run: ${seeds.join('; ') || 'none'}`);
   out();

@@ -269,6 +269,8 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
             threads,
             jobsPerThread: Math.ceil(config.maxRunningJobs / threads),
             maxHeapMb: config.jobHeapMb,
+            maxYoungGenerationMb: config.jobYoungGenMb,
+            settings: { maxHeapMb: 'SLUICE_JOB_HEAP_MB', maxYoungGenerationMb: 'SLUICE_JOB_YOUNG_GEN_MB' },
             hookTimeoutMs: config.hookTimeoutMs,
             stallTimeoutMs: config.hookTimeoutMs,
             logger,

@@ -19,6 +19,7 @@ test('defaults apply when nothing is set', (t) => {
     failoverMs: 5000,
     scheduleRescanMs: 30000,
     jobHeapMb: 512,
+    jobYoungGenMb: 24,
     httpAddr: '127.0.0.1:8080',
     metricsMaxGroups: 1000,
     security: { tokens: new Map(), insecure: false },
@@ -37,6 +38,8 @@ test('settings are read from the environment', (t) => {
   t.deepEqual(c.pluginPath, ['/opt/a', '/opt/b']);
   t.is(c.logLevel, 'debug');
   t.is(c.hookTimeoutMs, 500);
+  t.is(loadConfig({ SLUICE_JOB_YOUNG_GEN_MB: '96' }).jobYoungGenMb, 96);
+  t.is(loadConfig({ SLUICE_JOB_YOUNG_GEN_MB: '0' }).jobYoungGenMb, 0);
 });
 
 test('job threads: one per core by default, never more than the jobs that may run at once; 0 keeps jobs in the service thread', (t) => {
@@ -69,6 +72,10 @@ test('a bad value names the variable, what was expected and what came', (t) => {
     ],
     [{ SLUICE_MAX_RUNNING_JOBS: '-2' }, 'SLUICE_MAX_RUNNING_JOBS: expected a positive integer, got "-2"'],
     [{ SLUICE_JOB_HEAP_MB: '0' }, 'SLUICE_JOB_HEAP_MB: expected a positive integer, got "0"'],
+    [
+      { SLUICE_JOB_YOUNG_GEN_MB: '-1' },
+      `SLUICE_JOB_YOUNG_GEN_MB: expected MiB as a non-negative integer (0: V8's default), got "-1"`,
+    ],
     [{ SLUICE_JOB_THREADS: 'all' }, `SLUICE_JOB_THREADS: expected 'cores' or a non-negative integer, got "all"`],
   ];
   for (const [env, message] of cases) {

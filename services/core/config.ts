@@ -60,6 +60,11 @@ export interface Config {
   readonly scheduleRescanMs: number;
   /** SLUICE_JOB_HEAP_MB: V8 heap cap of each job's worker thread (MiB); a job allocating past it fails alone. */
   readonly jobHeapMb: number;
+  /**
+   * SLUICE_JOB_YOUNG_GEN_MB: V8 young-generation cap of each job's worker thread (MiB): room for the batches
+   * in flight to die young instead of being promoted to the old generation (docs/runners.md); 0: V8's default.
+   */
+  readonly jobYoungGenMb: number;
   /** SLUICE_HTTP_ADDR: host:port of the operator's HTTP callback for external schedulers. */
   readonly httpAddr: string;
   /** SLUICE_CALLBACK_TOKEN: the bearer token the HTTP callback requires; without it the callback is off. */
@@ -112,6 +117,7 @@ export const DEFAULTS = {
   SLUICE_FAILOVER_MS: '5000',
   SLUICE_SCHEDULE_RESCAN_MS: '30000',
   SLUICE_JOB_HEAP_MB: '512',
+  SLUICE_JOB_YOUNG_GEN_MB: '24',
   SLUICE_HTTP_ADDR: '127.0.0.1:8080',
   SLUICE_CALLBACK_TOKEN: '',
   SLUICE_FLINK_GATEWAY_URL: '',
@@ -221,6 +227,16 @@ function positiveInt(name: string, raw: string): number {
   if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n <= 0) {
     throw new ConfigError(`${name}: expected a positive integer, got ${JSON.stringify(raw)}`);
   }
+  return n;
+}
+
+/** SLUICE_JOB_YOUNG_GEN_MB: MiB, or 0 to leave the young generation's size to V8. */
+function youngGenMb(raw: string): number {
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n))
+    throw new ConfigError(
+      `SLUICE_JOB_YOUNG_GEN_MB: expected MiB as a non-negative integer (0: V8's default), got ${JSON.stringify(raw)}`,
+    );
   return n;
 }
 
@@ -339,6 +355,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     failoverMs: positiveInt('SLUICE_FAILOVER_MS', get('SLUICE_FAILOVER_MS')),
     scheduleRescanMs: positiveInt('SLUICE_SCHEDULE_RESCAN_MS', get('SLUICE_SCHEDULE_RESCAN_MS')),
     jobHeapMb: positiveInt('SLUICE_JOB_HEAP_MB', get('SLUICE_JOB_HEAP_MB')),
+    jobYoungGenMb: youngGenMb(get('SLUICE_JOB_YOUNG_GEN_MB')),
     httpAddr: hostPort('SLUICE_HTTP_ADDR', get('SLUICE_HTTP_ADDR')),
     ...(get('SLUICE_CALLBACK_TOKEN') ? { callbackToken: get('SLUICE_CALLBACK_TOKEN') } : {}),
     ...(flinkGatewayUrl ? { flinkGatewayUrl, flinkRestUrl } : {}),

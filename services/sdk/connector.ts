@@ -26,6 +26,14 @@ export interface BoundedReader {
    * window from start to stop) and the next window can start where this one stopped.
    */
   resolved?(): Readonly<Record<string, string>>;
+  /**
+   * Optional: asked before the first batch, with the writer's `nativeForm`, when nothing between
+   * reader and writer reads the values. True: the rows yielded from now on may carry values in that
+   * form (a connector's own wrapper of its wire text), which the writer takes as they are when its
+   * column has the same type and otherwise turns into the value a plain read gives. A reader that
+   * does not know the form answers false and yields plain values.
+   */
+  offerNativeForm?(form: string): boolean;
   /** Releases connections; called once, after the last batch or on failure. */
   close(): Promise<void>;
 }
@@ -37,6 +45,12 @@ export interface WindowWriter {
   commit(): Promise<void>;
   /** Discards everything written; must be safe to call after a failed write. */
   abort(reason: unknown): Promise<void>;
+  /**
+   * Optional: a form of values besides plain ones that this writer takes (e.g. `postgres-copy-text`),
+   * offered to the reader by `BoundedReader.offerNativeForm` so that a value can skip being parsed
+   * and encoded again on its way.
+   */
+  readonly nativeForm?: string;
 }
 
 /** The window a job covers, as a writer sees it. */

@@ -143,6 +143,23 @@ export class Jobs {
     return row && this.toRecord(row);
   }
 
+  /**
+   * The jobs among `jobIds` that exist, in one query per 500 ids (a SQLite statement takes at most 999
+   * parameters on older builds); order unspecified.
+   */
+  async getMany(jobIds: readonly string[]): Promise<JobRecord[]> {
+    const out: JobRecord[] = [];
+    for (let i = 0; i < jobIds.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('jobs')
+        .select(COLUMNS)
+        .where('job_id', 'in', jobIds.slice(i, i + 500))
+        .execute();
+      for (const row of rows) out.push(this.toRecord(row));
+    }
+    return out;
+  }
+
   /** Ordered by jobId. */
   async list(query: JobQuery): Promise<JobRecord[]> {
     checkLimit(query.limit);

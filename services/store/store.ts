@@ -210,6 +210,10 @@ export class SqlStore implements ScheduleStore, OperatorStore {
     return this.run('get job', () => this.jobs.get(jobId));
   }
 
+  getJobs(jobIds: readonly string[]): Promise<JobRecord[]> {
+    return this.run('get jobs', () => this.jobs.getMany(jobIds));
+  }
+
   listJobs(query: JobQuery): Promise<JobRecord[]> {
     return this.run('list jobs', () => this.jobs.list(query));
   }

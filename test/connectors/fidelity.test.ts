@@ -8,10 +8,11 @@
 import anyTest from 'ava';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
-import type { Boundaries, ConnectorPlugin, Options } from 'sluice/sdk';
+import type { Boundaries, ConnectorPlugin, Logger, Options } from 'sluice/sdk';
 import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
 import { HookRunner } from '../../services/host/hook-runner.js';
 import { type LoadedPlugin, loadPlugins } from '../../services/host/loader.js';
+import { offerNativeForm } from '../../services/operator/domain/mapping.js';
 import { MYSQL_URL, PG_URL, probeMysql, probePostgres, uniqueName } from '../helpers/databases.js';
 import { gate } from '../helpers/integration.js';
 
@@ -20,17 +21,50 @@ const mysqlTest = gate(anyTest, await probeMysql());
 
 const plugins = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
 const connector = (id: string) => plugins.connectors.get(id) as LoadedPlugin<ConnectorPlugin>;
-const runner = new HookRunner({ timeoutMs: 30_000 });
+const plainRunner = new HookRunner({ timeoutMs: 30_000 });
 const ALL: Boundaries = { boundaryType: 'OFFSET', lowerBound: '0', upperBound: '1000' };
 
-/** Copies the window through the connectors: every batch read is written, then committed. */
-async function copyWindow(source: string, sourceOptions: Options, sink: string, sinkOptions: Options): Promise<number> {
+/** What a copy with the native form offered did: whether the reader took it, and the sink's counts. */
+interface NativeRun {
+  offered: boolean;
+  asReceived: number;
+  converted: number;
+}
+
+/** A logger adding up the PostgreSQL writer's report of values passed on as COPY text. */
+function countingLogger(run: NativeRun): Logger {
+  const none = () => {};
+  return {
+    debug(message, fields) {
+      if (message !== 'postgres: values passed on as COPY text') return;
+      run.asReceived += Number(fields?.asReceived);
+      run.converted += Number(fields?.converted);
+    },
+    info: none,
+    warn: none,
+    error: none,
+  };
+}
+
+/**
+ * Copies the window through the connectors: every batch read is written, then committed. With `native`,
+ * the native form is offered first, as the embedded runner does when the mapping reads no value.
+ */
+async function copyWindow(
+  source: string,
+  sourceOptions: Options,
+  sink: string,
+  sinkOptions: Options,
+  native?: NativeRun,
+): Promise<number> {
+  const runner = native ? new HookRunner({ timeoutMs: 30_000, logger: countingLogger(native) }) : plainRunner;
   const bounded = await runner.call(connector(source), 'fillInBoundaries', { options: sourceOptions, boundaries: ALL });
   const reader = await runner.call(connector(source), 'openReader', { options: bounded, boundaries: ALL });
   const writer = await runner.call(connector(sink), 'openWriter', {
     options: sinkOptions,
     window: { groupId: 'g', streamId: 's', jobId: 'j', boundaries: ALL },
   });
+  if (native) native.offered = offerNativeForm(reader, writer, []);
   let rows = 0;
   try {
     for await (const batch of reader.batches()) {
@@ -102,6 +136,112 @@ for (const readMethod of ['copy', 'keyset'] as const) {
     },
   );
 }
+
+/** Non-null values of the columns in the table: what a writer counts when every value is passed on. */
+async function nonNull(admin: pg.Client, table: string, columns: readonly string[]): Promise<number> {
+  const res = await admin.query<{ n: string }>(
+    `SELECT (${columns.map((c) => `count(${c})`).join(' + ')})::text AS n FROM ${table}`,
+  );
+  return Number(res.rows[0]!.n);
+}
+
+const PG_NAMES = PG_COLUMNS.split(',').map((c) => c.trim().split(' ')[0]!);
+
+for (const readMethod of ['copy', 'keyset'] as const) {
+  pgTest(
+    `postgres → postgres (${readMethod} read, native form offered): ${readMethod === 'copy' ? 'every value goes as its COPY text and' : 'nothing is passed on, and'} every value equals its source`,
+    async (t) => {
+      const admin = new pg.Client({ connectionString: PG_URL });
+      await admin.connect();
+      const src = uniqueName('pgcopy_src');
+      const dst = uniqueName('pgcopy_dst');
+      try {
+        await admin.query(`CREATE TABLE ${src} (${PG_COLUMNS})`);
+        await admin.query(`CREATE TABLE ${dst} (${PG_COLUMNS}, sluice_window text)`);
+        await admin.query(`INSERT INTO ${src} VALUES ${PG_ROWS.join(', ')}`);
+        const run: NativeRun = { offered: false, asReceived: 0, converted: 0 };
+        const copied = await copyWindow(
+          'postgres',
+          { url: PG_URL, table: src, keyColumn: 'id', readMethod, batchSize: 3 },
+          'postgres',
+          { url: PG_URL, table: dst, batchSize: 2 },
+          run,
+        );
+        t.is(copied, PG_ROWS.length);
+        if (readMethod === 'copy') {
+          t.true(run.offered, 'the COPY reader takes the offer');
+          t.is(run.asReceived, await nonNull(admin, src, PG_NAMES), 'every non-null value went in as its COPY text');
+          t.is(run.converted, 0);
+        } else {
+          t.false(run.offered, 'the keyset reader has no COPY text to pass on');
+          t.deepEqual([run.asReceived, run.converted], [0, 0]);
+        }
+        const differ = await admin.query(
+          `SELECT s.id, ${PG_NAMES.map((c) => `s.${c} IS DISTINCT FROM d.${c} AS ${c}`).join(', ')}
+           FROM ${src} s FULL JOIN ${dst} d USING (id)
+          WHERE ${PG_NAMES.map((c) => `s.${c} IS DISTINCT FROM d.${c}`).join(' OR ')}`,
+        );
+        t.deepEqual(differ.rows, [], 'rows whose columns differ (true) from the source');
+      } finally {
+        await admin.query(`DROP TABLE IF EXISTS ${src}, ${dst}`).catch(() => {});
+        await admin.end();
+      }
+    },
+  );
+}
+
+/** The PG_COLUMNS with other types, except id and raw: each such value must be converted, not passed on. */
+const OTHER_COLUMNS = `
+  id bigint PRIMARY KEY, big numeric, ts text, ts_local timestamptz, d text, num text, dbl text,
+  flag text, doc json, raw bytea, body varchar(200), ints bigint[], nums text[], tss text[], texts varchar[],
+  uid text, span text`;
+
+pgTest(
+  'postgres → postgres, native form offered, sink columns of other types: they get the value a plain copy writes',
+  async (t) => {
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    const src = uniqueName('pgcopy_src');
+    const plain = uniqueName('pgcopy_plain');
+    const native = uniqueName('pgcopy_native');
+    try {
+      await admin.query(`CREATE TABLE ${src} (${PG_COLUMNS})`);
+      for (const dst of [plain, native])
+        await admin.query(`CREATE TABLE ${dst} (${OTHER_COLUMNS}, sluice_window text)`);
+      await admin.query(`INSERT INTO ${src} VALUES ${PG_ROWS.join(', ')}`);
+      const sourceOptions = { url: PG_URL, table: src, keyColumn: 'id', batchSize: 3 };
+      await copyWindow('postgres', sourceOptions, 'postgres', { url: PG_URL, table: plain, batchSize: 2 });
+      const run: NativeRun = { offered: false, asReceived: 0, converted: 0 };
+      await copyWindow('postgres', sourceOptions, 'postgres', { url: PG_URL, table: native, batchSize: 2 }, run);
+      t.true(run.offered);
+      const same = ['id', 'raw'];
+      t.is(run.asReceived, await nonNull(admin, src, same), 'id and raw keep their type: passed on');
+      t.is(
+        run.converted,
+        await nonNull(
+          admin,
+          src,
+          PG_NAMES.filter((c) => !same.includes(c)),
+        ),
+        'every other value converted',
+      );
+      // json has no equality: its text is compared (both copies wrote it from the same value).
+      const differs = (c: string) =>
+        c === 'doc' ? `p.${c}::text IS DISTINCT FROM n.${c}::text` : `p.${c} IS DISTINCT FROM n.${c}`;
+      const differ = await admin.query(
+        `SELECT p.id, ${PG_NAMES.map((c) => `${differs(c)} AS ${c}`).join(', ')}
+         FROM ${plain} p FULL JOIN ${native} n USING (id)
+        WHERE ${PG_NAMES.map(differs).join(' OR ')}`,
+      );
+      t.deepEqual(differ.rows, [], 'rows whose columns differ (true) from the plain copy');
+      const count = await admin.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${native}`);
+      t.is(count.rows[0]!.n, String(PG_ROWS.length));
+    } finally {
+      await admin.query(`DROP TABLE IF EXISTS ${src}, ${plain}, ${native}`).catch(() => {});
+      await admin.end();
+    }
+  },
+);
 
 // ---------------------------------------------------------------------------------------- MySQL → MySQL
 

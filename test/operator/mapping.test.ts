@@ -3,7 +3,8 @@
  * as docs/runners.md lists the casts. A value that cannot be converted becomes null, never a failed window.
  */
 import test from 'ava';
-import { rowMapper } from '../../services/operator/domain/mapping.js';
+import type { BoundedReader, WindowWriter } from 'sluice/sdk';
+import { offerNativeForm, rowMapper } from '../../services/operator/domain/mapping.js';
 import type { FieldMapping } from '../../services/operator/domain/model.js';
 
 const map = (cast: FieldMapping['cast'], value: unknown) =>
@@ -92,4 +93,50 @@ test('string: scalars as text, objects as JSON; null and undefined stay null und
     t.is(map(cast, null), null, cast);
     t.is(map(cast, undefined), null, cast);
   }
+});
+
+/** A reader that records the native forms it is offered and takes `takes`; a writer with `form`. */
+function pair(form: string | undefined, takes: boolean) {
+  const offered: string[] = [];
+  const reader: BoundedReader = {
+    batches: async function* () {},
+    close: async () => {},
+    offerNativeForm(f) {
+      offered.push(f);
+      return takes;
+    },
+  };
+  const writer: WindowWriter = {
+    write: async () => {},
+    commit: async () => {},
+    abort: async () => {},
+    ...(form === undefined ? {} : { nativeForm: form }),
+  };
+  return { reader, writer, offered };
+}
+
+test('native form: offered to the reader when the mapping reads no value; a cast, or a writer without one, offers nothing', (t) => {
+  const plain = pair('x-text', true);
+  t.true(offerNativeForm(plain.reader, plain.writer, []));
+  t.deepEqual(plain.offered, ['x-text']);
+
+  const renamed = pair('x-text', true);
+  t.true(offerNativeForm(renamed.reader, renamed.writer, [{ sourceField: 'a', targetField: 'b', cast: '' }]));
+  t.deepEqual(renamed.offered, ['x-text'], 'picking and renaming does not read values');
+
+  const cast = pair('x-text', true);
+  t.false(
+    offerNativeForm(cast.reader, cast.writer, [
+      { sourceField: 'a', targetField: '', cast: '' },
+      { sourceField: 'b', targetField: '', cast: 'int' },
+    ]),
+  );
+  t.deepEqual(cast.offered, [], 'a cast needs plain values: the reader is not asked');
+
+  const none = pair(undefined, true);
+  t.false(offerNativeForm(none.reader, none.writer, []));
+  t.deepEqual(none.offered, []);
+
+  const refused = pair('x-text', false);
+  t.false(offerNativeForm(refused.reader, refused.writer, []), 'a reader that does not know the form says so');
 });

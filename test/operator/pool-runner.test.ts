@@ -10,7 +10,7 @@ import test, { type ExecutionContext } from 'ava';
 import type { ConnectorPlugin } from 'sluice/sdk';
 import { type LoadedPlugin, loadPlugins } from '../../services/host/loader.js';
 import type { JobSpec } from '../../services/operator/domain/runner.js';
-import { PooledRunner } from '../../services/operator/runners/pool.js';
+import { DEFAULT_YOUNG_GENERATION_MB, PooledRunner } from '../../services/operator/runners/pool.js';
 import { createLogger } from '../../services/core/logger.js';
 import { RUNNER_FIXTURES } from '../helpers/operator.js';
 
@@ -18,7 +18,14 @@ const plugins = await loadPlugins({ bundledDir: RUNNER_FIXTURES });
 const source = plugins.connectors.get('slow-source') as LoadedPlugin<ConnectorPlugin>;
 const sink = plugins.connectors.get('hostile-sink') as LoadedPlugin<ConnectorPlugin>;
 const dir = await mkdtemp(join(tmpdir(), 'sluice-pool-'));
-const runner = new PooledRunner({ threads: 2, maxHeapMb: 64, stallTimeoutMs: 5000, progressIntervalMs: 50 });
+const runner = new PooledRunner({
+  threads: 2,
+  maxHeapMb: 64,
+  maxYoungGenerationMb: 16,
+  settings: { maxHeapMb: 'SLUICE_JOB_HEAP_MB' },
+  stallTimeoutMs: 5000,
+  progressIntervalMs: 50,
+});
 
 test.after.always(async () => {
   await runner.close();
@@ -73,6 +80,33 @@ test.serial('a job runs in a worker thread; two at once run on two threads', asy
   t.not(ids[0], ids[1]);
 });
 
+test.serial("a job's thread runs under the pool's old- and young-generation caps", async (t) => {
+  const out = join(dir, 'limits.json');
+  await runner.run(spec({ out }, 3), ctx());
+  const { resourceLimits } = JSON.parse(await readFile(out, 'utf8')) as {
+    resourceLimits: { maxOldGenerationSizeMb: number; maxYoungGenerationSizeMb: number };
+  };
+  t.is(resourceLimits.maxOldGenerationSizeMb, 64);
+  t.is(resourceLimits.maxYoungGenerationSizeMb, 16);
+});
+
+test.serial('the young-generation cap defaults to DEFAULT_YOUNG_GENERATION_MB, and 0 leaves it to V8', async (t) => {
+  const limitsOf = async (options: { maxYoungGenerationMb?: number }, label: string) => {
+    const pool = new PooledRunner({ threads: 1, maxHeapMb: 64, stallTimeoutMs: 5000, ...options });
+    const out = join(dir, `${label}.json`);
+    try {
+      await pool.run(spec({ out }, 2), ctx());
+    } finally {
+      await pool.close();
+    }
+    return (JSON.parse(await readFile(out, 'utf8')) as { resourceLimits: { maxYoungGenerationSizeMb: number } })
+      .resourceLimits.maxYoungGenerationSizeMb;
+  };
+  t.is(await limitsOf({}, 'young-default'), DEFAULT_YOUNG_GENERATION_MB);
+  // V8 sizes it itself (from the old generation's cap and its own defaults): anything but ours.
+  t.not(await limitsOf({ maxYoungGenerationMb: 0 }, 'young-v8'), DEFAULT_YOUNG_GENERATION_MB);
+});
+
 test.serial("the job's last progress reaches the service before run() returns, every time", async (t) => {
   // The progress goes over the job's port and the result over the pool's: the result used to overtake it.
   for (let i = 0; i < 12; i++) {
@@ -114,7 +148,14 @@ test.serial('a plugin allocating without bound hits the heap cap and fails only 
   t.is(result.status, 'rejected');
   const err = (result as PromiseRejectedResult).reason as { code: string; message: string };
   t.is(err.code, 'PLUGIN_FAILED');
-  t.regex(err.message, /ran out of memory \(heap cap 64 MiB/);
+  // The message names the cap and the setting that raises it.
+  t.regex(err.message, /ran out of memory at the heap cap of 64 MiB \(SLUICE_JOB_HEAP_MB: raise it/);
+  t.regex(err.message, /sink 'hostile-sink'/);
+  const details = (err as unknown as { details: Record<string, unknown> }).details;
+  t.deepEqual(
+    { heapCapMb: details.heapCapMb, setting: details.setting },
+    { heapCapMb: 64, setting: 'SLUICE_JOB_HEAP_MB' },
+  );
   await ok(t, 'after-leak');
 });
 

@@ -488,6 +488,23 @@ contract(
 // ---------------------------------------------------------------------------------------------------------------------
 // Jobs
 
+contract('getJobs: the jobs among many ids in any number of batches, unknown ids left out', async (t, db) => {
+  const store = await db.open();
+  const written: JobRecord[] = [];
+  // 120 windows of 5 streams: 600 jobs, more than one query's 500 ids.
+  for (let i = 0; i < 120; i++) {
+    const jobs = windowJobs(`m${i}`, 'g-many', timeWindow(i), ['s-1', 's-2', 's-3', 's-4', 's-5']);
+    t.true(await store.insertWindowJobs(jobs));
+    written.push(...jobs);
+  }
+  const ids = [...written.map((j) => j.jobId), 'no-such-job'];
+  const read = await store.getJobs(ids);
+  const byId = (a: JobRecord, b: JobRecord) => (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0);
+  t.deepEqual([...read].sort(byId), [...written].sort(byId));
+  t.deepEqual(await store.getJobs([]), []);
+  t.deepEqual(await store.getJobs(['no-such-job']), []);
+});
+
 contract(
   'insertWindowJobs: inserts a window once; a repeat (or any overlap) inserts nothing and returns false',
   async (t, db) => {

@@ -6,6 +6,13 @@ import { COMMIT_HEADER } from './writer.js';
 
 export type Format = 'json' | 'raw';
 
+/**
+ * Most bytes one fetch brings (kafkajs's default is 10 MiB): the whole response is decoded into message
+ * objects at once and stays alive until its last batch is handed on, so it sets how much a read holds.
+ * 1 MiB keeps that near the size of the batches in flight (the channel's four of batchSize rows).
+ */
+const FETCH_MAX_BYTES = 1024 * 1024;
+
 /** How long no partition may move before the watchdog asks the watermarks again (ms). */
 const WATCHDOG_IDLE_MS = 5000;
 
@@ -288,6 +295,8 @@ export async function openKafkaReader(
       // A bounded read never waits for records that do not exist yet, and disconnect() waits for the
       // fetch in flight: kafkajs's default 5 s long poll added 5 s to every window.
       maxWaitTimeInMs: 250,
+      maxBytes: FETCH_MAX_BYTES,
+      maxBytesPerPartition: FETCH_MAX_BYTES,
       retry: { retries: cfg.retries, initialRetryTime: 300, maxRetryTime: 10_000, restartOnFailure: async () => false },
     });
     consumer = c;

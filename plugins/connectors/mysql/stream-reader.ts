@@ -51,6 +51,14 @@ export function streamConversions(fields: FieldPacket[]): { names: string[]; fns
   return { names, fns };
 }
 
+/** The server closed the connection without saying why (mysql2's code for it, so it maps as unavailable). */
+function connectionLost(): Error {
+  return Object.assign(new Error('the server closed the connection before the read ended'), {
+    code: 'PROTOCOL_CONNECTION_LOST',
+    fatal: true,
+  });
+}
+
 export interface StreamReadSpec {
   /** One `SELECT … WHERE <window> ORDER BY key`; its values are literals the reader made (digits, dates). */
   readonly sql: string;
@@ -115,18 +123,39 @@ export function streamReader(conn: Connection, spec: StreamReadSpec): BoundedRea
         filling = [];
         notify();
       });
-      for (;;) {
-        if (failure !== undefined) throw spec.mapError(failure, 'reading the window');
-        const batch = ready.shift();
-        if (batch) {
-          if (ready.length === 0 && !ended) conn.resume();
-          rows += batch.length;
-          if (spec.keyField !== undefined) lastKey = batch[batch.length - 1]![spec.keyField];
-          yield batch;
-          continue;
-        }
+      // A connection lost mid-read (KILL, the server's net_write_timeout, a reset) is reported by mysql2
+      // on the connection only: a query without a callback gets neither 'error' nor 'end'. Without these
+      // the read would wait for an event that cannot come, and the event loop would empty under it.
+      const lost = (err?: unknown) => {
         if (ended) return;
-        await new Promise<void>((resolve) => (wake = resolve));
+        failure = err ?? connectionLost();
+        ended = true;
+        notify();
+      };
+      const onClose = () => lost();
+      // The socket (typed on pool connections only): its 'close' also covers a close without 'end'.
+      const socket = (conn as unknown as { stream?: NodeJS.EventEmitter }).stream;
+      conn.on('error', lost);
+      conn.on('end', onClose);
+      socket?.on('close', onClose);
+      try {
+        for (;;) {
+          if (failure !== undefined) throw spec.mapError(failure, 'reading the window');
+          const batch = ready.shift();
+          if (batch) {
+            if (ready.length === 0 && !ended) conn.resume();
+            rows += batch.length;
+            if (spec.keyField !== undefined) lastKey = batch[batch.length - 1]![spec.keyField];
+            yield batch;
+            continue;
+          }
+          if (ended) return;
+          await new Promise<void>((resolve) => (wake = resolve));
+        }
+      } finally {
+        conn.off('error', lost);
+        conn.off('end', onClose);
+        socket?.off('close', onClose);
       }
     },
     positions: (): Record<string, string> =>

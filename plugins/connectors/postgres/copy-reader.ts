@@ -2,6 +2,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { BoundedReader, SluiceError } from 'sluice/sdk';
+import { COPY_TEXT_FORM, CopyText, passableType } from './copy-text.js';
 import { parserFor, unescapeCopy } from './values.js';
 
 export interface CopyReadSpec {
@@ -25,6 +26,11 @@ export interface CopyReadSpec {
 export function copyReader(client: pg.Client, spec: CopyReadSpec): BoundedReader {
   const names = spec.fields.map((f) => f.name);
   const parsers = spec.fields.map((f) => parserFor(f.dataTypeID));
+  const oids = spec.fields.map((f) => f.dataTypeID);
+  const passable = oids.map(passableType);
+  // Set by offerNativeForm before the first batch: built-in-typed values go out as their COPY text.
+  let native = false;
+  let started = false;
   const keyIndex = names.indexOf(spec.keyColumn);
   const width = names.length;
   let lastKey: unknown;
@@ -40,18 +46,28 @@ export function copyReader(client: pg.Client, spec: CopyReadSpec): BoundedReader
       if (end === -1 || i === width - 1) end = line.length;
       const field = line.slice(start, end);
       start = end + 1;
-      const value = field === '\\N' ? null : parsers[i]!(unescapeCopy(field));
+      const isNull = field === '\\N';
+      // Passed on as COPY text: no parse here, no encoding in the writer.
+      const wrap = native && passable[i]! && !isNull;
       if (i === keyIndex) {
-        lastKey = value;
+        lastKey = isNull ? null : parsers[i]!(unescapeCopy(field));
         if (spec.stripKey) continue;
+        row[names[i]!] = wrap ? new CopyText(field, oids[i]!) : lastKey;
+        continue;
       }
-      row[names[i]!] = value;
+      row[names[i]!] = isNull ? null : wrap ? new CopyText(field, oids[i]!) : parsers[i]!(unescapeCopy(field));
     }
     return row;
   }
 
   return {
+    offerNativeForm(form: string): boolean {
+      if (form !== COPY_TEXT_FORM || started) return false;
+      native = true;
+      return true;
+    },
     async *batches() {
+      started = true;
       const copy = client.query(copyTo(spec.sql));
       stream = copy;
       const decoder = new StringDecoder('utf8');

@@ -5,6 +5,7 @@ import * as core from '../_sql/core.js';
 import { type ColumnMeta, flinkColumnTypes, postgresFlinkType } from '../_sql/flink-types.js';
 import { stringifyJsonExact } from '../_sql/values.js';
 import { copyReader } from './copy-reader.js';
+import { COPY_TEXT_FORM, CopyText } from './copy-text.js';
 import { copyField, types } from './values.js';
 
 /**
@@ -78,8 +79,10 @@ async function connect(url: string, timeoutMs: number, signal: AbortSignal): Pro
   signal.addEventListener('abort', onAbort, { once: true });
   try {
     await client.connect();
-    // Timestamps cross the wire in UTC, and a timestamp without time zone is compared as UTC.
-    await client.query("SET TIME ZONE 'UTC'");
+    // Timestamps cross the wire in UTC, and a timestamp without time zone is compared as UTC. Dates and
+    // intervals in one text form whatever the server's defaults: a value passed on as COPY text from
+    // one server is read by another's input function as it was meant.
+    await client.query("SET TIME ZONE 'UTC'; SET DateStyle TO ISO, YMD; SET IntervalStyle TO postgres");
     return client;
   } catch (err) {
     await client.end().catch(() => {});
@@ -94,18 +97,27 @@ async function connect(url: string, timeoutMs: number, signal: AbortSignal): Pro
   }
 }
 
+/** A table's columns: how values must be converted for each, and each one's type OID. */
+interface TableColumns {
+  readonly kinds: core.ColumnMap;
+  readonly oids: ReadonlyMap<string, number>;
+}
+
 /** The table's columns and how values must be converted for them; undefined when it does not exist. */
-async function describe(client: pg.Client, table: string): Promise<core.ColumnMap | undefined> {
+async function describe(client: pg.Client, table: string): Promise<TableColumns | undefined> {
   const found = await client.query<{ oid: number | null }>('SELECT to_regclass($1)::oid AS oid', [table]);
   const oid = found.rows[0]?.oid;
   if (oid === null || oid === undefined) return undefined;
-  const res = await client.query<{ name: string; type: string; category: string }>(
-    `SELECT a.attname AS name, t.typname AS type, t.typcategory AS category
+  const res = await client.query<{ name: string; type: string; category: string; oid: number }>(
+    `SELECT a.attname AS name, t.typname AS type, t.typcategory AS category, a.atttypid::int4 AS oid
        FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
       WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
     [oid],
   );
-  return new Map(res.rows.map((r): [string, core.ColumnKind] => [r.name, kindOf(r.type, r.category)]));
+  return {
+    kinds: new Map(res.rows.map((r): [string, core.ColumnKind] => [r.name, kindOf(r.type, r.category)])),
+    oids: new Map(res.rows.map((r) => [r.name, r.oid])),
+  };
 }
 
 function kindOf(type: string, category: string): core.ColumnKind {
@@ -119,6 +131,8 @@ function kindOf(type: string, category: string): core.ColumnKind {
 /** A row value as a bind parameter for a column of the kind: epoch ms into timestamps, JSON text into json. */
 function convert(value: unknown, kind: core.ColumnKind): unknown {
   if (value === null || value === undefined) return null;
+  // Left for insert, which knows the column's type: as it is, or as the value a plain read gives.
+  if (value instanceof CopyText) return value;
   if (kind === 'timestamp' || kind === 'date') {
     if (typeof value === 'number') return core.msToIso(value);
     if (value instanceof Date) return value.toISOString();
@@ -325,13 +339,14 @@ export default defineConnectorPlugin({
     const table = core.quoteTable(cfg.table, '"');
     const tableName = core.tableText(cfg.table, '"');
     const client = await connect(cfg.url, cfg.connectTimeoutMs, ctx.signal);
-    let columns: core.ColumnMap | undefined;
+    let described: TableColumns | undefined;
     try {
-      columns = await describe(client, table);
+      described = await describe(client, table);
     } catch (err) {
       await client.end().catch(() => {});
       throw mapError(err, `looking up ${tableName}`, cfg.url);
     }
+    let columns = described?.kinds;
     const problem = !columns
       ? cfg.createTable
         ? undefined
@@ -347,7 +362,19 @@ export default defineConnectorPlugin({
       throw core.sluiceError('FAILED_PRECONDITION', `postgres: ${problem}`);
     }
 
+    // Values the reader passed on as COPY text: how many went in as they came, how many were converted
+    // because the column's type differs (reported at commit; the fidelity test checks the path by them).
+    let asReceived = 0;
+    let converted = 0;
+    /** A CopyText for a column of another type: the value a plain read gives, converted for the column. */
+    const materialise = (v: CopyText, name: string): unknown => {
+      converted++;
+      return convert(v.value(), columns?.get(name) ?? 'other');
+    };
     const upsert = async (names: readonly string[], rows: readonly (readonly unknown[])[], keys: readonly string[]) => {
+      // Bind parameters take plain values. No CopyText reaches an upsert (nativeForm is offered only in
+      // replace-window mode); one that did would still be written as the value a plain read gives.
+      rows = rows.map((row) => row.map((v, i) => (v instanceof CopyText ? materialise(v, names[i]!) : v)));
       // At most 65535 bind parameters per statement.
       const per = Math.max(1, Math.floor(65_535 / names.length));
       const updates = names.filter((c) => !keys.includes(c)).map((c) => `${q(c)} = EXCLUDED.${q(c)}`);
@@ -400,10 +427,22 @@ export default defineConnectorPlugin({
           done.catch(() => {});
           copy = { columns, stream, done };
         }
+        // The type of each column written: a CopyText of the same type goes in as its text.
+        const oids = names.map((n) => described?.oids.get(n));
         let text = '';
         for (const row of rows) {
           let line = '';
-          for (let i = 0; i < row.length; i++) line += (i === 0 ? '' : '\t') + copyField(row[i]);
+          for (let i = 0; i < row.length; i++) {
+            const v = row[i];
+            let field: string;
+            if (v instanceof CopyText) {
+              if (v.oid === oids[i]) {
+                asReceived++;
+                field = v.field;
+              } else field = copyField(materialise(v, names[i]!));
+            } else field = copyField(v);
+            line += (i === 0 ? '' : '\t') + field;
+          }
           text += `${line}\n`;
         }
         const { stream, done } = copy;
@@ -415,13 +454,16 @@ export default defineConnectorPlugin({
         if (primaryKey.length > 0) defs.push(`PRIMARY KEY (${primaryKey.map(q).join(', ')})`);
         await client.query(`CREATE TABLE ${table} (${defs.join(', ')})`);
         for (const s of specs.filter((x) => x.window)) await client.query(`CREATE INDEX ON ${table} (${q(s.name)})`);
-        const created = await describe(client, table);
-        if (!created)
+        described = await describe(client, table);
+        if (!described)
           throw core.sluiceError('FAILED_PRECONDITION', `postgres: table ${tableName} was created but cannot be found`);
-        return created;
+        columns = described.kinds;
+        return columns;
       },
       async commit() {
         await endCopy();
+        if (asReceived + converted > 0)
+          ctx.logger.debug('postgres: values passed on as COPY text', { table: tableName, asReceived, converted });
         // COMMIT of a failed transaction answers ROLLBACK instead of an error.
         const res = await client.query('COMMIT');
         if (res.command === 'ROLLBACK')
@@ -444,7 +486,11 @@ export default defineConnectorPlugin({
       convert,
       mapError: (err, doing) => mapError(err, doing, cfg.url),
     };
-    return core.windowWriter(session, cfg, window, columns, tableName);
+    const writer = core.windowWriter(session, cfg, window, columns, tableName);
+    // Values as the PostgreSQL reader's COPY text, only where they go into COPY FROM as they are: into a
+    // table that exists (createTable infers column types from values) in replace-window mode (an upsert
+    // binds parameters and compares keys).
+    return columns && cfg.mode === 'replace-window' ? { ...writer, nativeForm: COPY_TEXT_FORM } : writer;
   },
 
   flinkTableOptions({ role, options }) {

@@ -1,4 +1,4 @@
-import { invalidArgument, type Row } from 'sluice/sdk';
+import { type BoundedReader, invalidArgument, type Row, type WindowWriter } from 'sluice/sdk';
 import type { FieldMapping } from './model.js';
 
 export const CASTS = ['', 'string', 'int', 'float', 'bool', 'timestamp', 'json'] as const;
@@ -89,4 +89,17 @@ export function rowMapper(fields: readonly FieldMapping[]): (row: Row) => Row {
     for (const [from, to, c] of plan) out[to] = cast(row[from], c);
     return out;
   };
+}
+
+/**
+ * Lets the reader put values in the writer's native form (e.g. PostgreSQL's COPY text, passed on
+ * unparsed) when the mapping reads no value: no mapping, or one that only picks and renames fields.
+ * A cast needs the plain value, so then nothing is offered. Call before the first batch; true when
+ * the reader took the offer.
+ */
+export function offerNativeForm(reader: BoundedReader, writer: WindowWriter, fields: readonly FieldMapping[]): boolean {
+  const form = writer.nativeForm;
+  if (form === undefined || reader.offerNativeForm === undefined) return false;
+  if (fields.some((f) => f.cast !== '')) return false;
+  return reader.offerNativeForm(form);
 }

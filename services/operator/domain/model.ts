@@ -146,6 +146,8 @@ export interface OperatorStore {
     fromStates?: readonly JobState[],
   ): Promise<JobRecord | undefined>;
   getJob(jobId: string): Promise<JobRecord | undefined>;
+  /** The jobs among `jobIds` that exist (any order): one read for many, as watches of remote jobs poll. */
+  getJobs(jobIds: readonly string[]): Promise<JobRecord[]>;
   listJobs(query: JobQuery): Promise<JobRecord[]>;
   /**
    * Extends to `until` the leases `owner` holds on the unfinished jobs among `jobIds`; returns the ids it still

@@ -102,6 +102,12 @@ export interface OperatorServiceOptions {
   readonly secrets?: OptionSecrets;
 }
 
+/** One watchJob subscription: the newest state it has seen, and its listener. */
+interface RemoteWatch {
+  last: JobRecord;
+  readonly on: (job: JobRecord) => void;
+}
+
 /** Why a run is stopped when its job was cancelled or taken over elsewhere: nothing more is written for it here. */
 class LeaseLost extends Error {}
 
@@ -159,6 +165,8 @@ export class OperatorService {
   readonly #now: () => number;
   readonly #events = new EventEmitter();
   readonly #queue: string[] = [];
+  /** The ids in #queue, to keep a job from being queued twice. */
+  readonly #queued = new Set<string>();
   /** The trace context each queued job was submitted in, so its run joins the window's trace. */
   readonly #contexts = new Map<string, Context>();
   readonly #running = new Map<string, AbortController>();
@@ -169,6 +177,9 @@ export class OperatorService {
   readonly #secrets: OptionSecrets;
   #timers: NodeJS.Timeout[] = [];
   #stopped = false;
+  /** Watches by job id, for the poller that reads the jobs other replicas hold. */
+  readonly #watched = new Map<string, Set<RemoteWatch>>();
+  #polling = false;
 
   constructor(options: OperatorServiceOptions) {
     this.#o = options;
@@ -188,6 +199,7 @@ export class OperatorService {
       this.#owned.delete(jobId);
       const queued = this.#queue.indexOf(jobId);
       if (queued >= 0) this.#queue.splice(queued, 1);
+      this.#queued.delete(jobId);
       this.#running.get(jobId)?.abort(new LeaseLost(`job '${jobId}' is no longer held by '${this.#o.owner}'`));
       const job = await this.#o.store.getJob(jobId);
       if (job) this.#emit(job);
@@ -244,8 +256,18 @@ export class OperatorService {
 
   // ---- life cycle ------------------------------------------------------------------------------
 
-  /** Re-queues this replica's unfinished jobs: a job that was running when the operator stopped runs again. */
+  /**
+   * Re-queues this replica's unfinished jobs: a job that was running when the operator stopped runs again.
+   *
+   * Leases are renewed and expired ones taken over from the start, not once the re-queuing is done: a replica
+   * restarting under load with thousands of jobs takes a while over them, and leases it took at the beginning
+   * would run out meanwhile and be taken from it while it is alive. Jobs it already holds (submitted here during
+   * the re-queuing) are left as they are: queued twice, a job's second run found it not PENDING and let go of
+   * its lease while the first run went on.
+   */
   async start(): Promise<void> {
+    this.#every(Math.max(1, Math.floor(this.#leaseMs / 3)), () => this.#renew(), 'renewing job leases');
+    this.#every(this.#leaseMs, () => this.#takeOverExpired(), 'taking over expired jobs');
     for (let after: string | undefined; ;) {
       const jobs = await this.#o.store.listJobs({
         states: ['PENDING', 'RUNNING'],
@@ -253,7 +275,7 @@ export class OperatorService {
         ...(after ? { afterJobId: after } : {}),
       });
       for (const job of jobs) {
-        if (job.owner !== this.#o.owner) continue;
+        if (job.owner !== this.#o.owner || this.#owned.has(job.jobId)) continue;
         // Compare-and-swap on the lease, as a take-over: a replica that took the job meanwhile keeps it.
         const now = this.#now();
         const mine = await this.#o.store.takeOverJob(
@@ -273,8 +295,6 @@ export class OperatorService {
       if (jobs.length < 500) break;
       after = jobs[jobs.length - 1]!.jobId;
     }
-    this.#every(Math.max(1, Math.floor(this.#leaseMs / 3)), () => this.#renew(), 'renewing job leases');
-    this.#every(this.#leaseMs, () => this.#takeOverExpired(), 'taking over expired jobs');
   }
 
   /** Stops taking jobs and aborts the running ones; they stay PENDING/RUNNING and run again at the next start. */
@@ -636,40 +656,62 @@ export class OperatorService {
   /**
    * Calls `listener` with the job now and on every change until it ends; returns an unsubscribe function. Changes
    * made here arrive at once; while another replica holds the job (it was submitted here and taken over, or runs
-   * there), the store is read every third of the lease, so a watch on any replica sees the job end.
+   * there), the store is read every third of the lease (at most every second), so a watch on any replica sees the
+   * job end. One read serves every such watch: thousands of watches must not become thousands of reads a tick.
    */
   async watchJob(jobId: string, listener: (job: JobRecord) => void): Promise<() => void> {
     const job = await this.getJob(jobId);
-    let last = job;
-    const on = (j: JobRecord) => {
-      if (j.updatedAt >= last.updatedAt) last = j;
-      listener(j);
+    const watch: RemoteWatch = {
+      last: job,
+      on: (j) => {
+        if (j.updatedAt >= watch.last.updatedAt) watch.last = j;
+        listener(j);
+      },
     };
-    this.#events.on(`job:${jobId}`, on);
+    this.#events.on(`job:${jobId}`, watch.on);
     listener(job);
     // It may have ended between the read and the subscription: read once more.
     const again = await this.#o.store.getJob(jobId);
-    if (again && again.updatedAt !== job.updatedAt) on(again);
-    let reading = false;
-    const poll = setInterval(
-      () => {
-        if (reading || this.#owned.has(jobId) || FINAL_JOB_STATES.includes(last.state)) return;
-        reading = true;
-        this.#o.store
-          .getJob(jobId)
-          .then((j) => {
-            if (j && j.updatedAt !== last.updatedAt) on(j);
-          })
-          .catch(() => {}) // the store is away: read again next time
-          .finally(() => (reading = false));
-      },
-      Math.max(50, Math.min(1000, Math.floor(this.#leaseMs / 3))),
-    );
-    poll.unref();
+    if (again && again.updatedAt !== job.updatedAt) watch.on(again);
+    let watches = this.#watched.get(jobId);
+    if (!watches) this.#watched.set(jobId, (watches = new Set()));
+    watches.add(watch);
+    this.#startPolling();
     return () => {
-      clearInterval(poll);
-      this.#events.off(`job:${jobId}`, on);
+      this.#events.off(`job:${jobId}`, watch.on);
+      const set = this.#watched.get(jobId);
+      set?.delete(watch);
+      if (set?.size === 0) this.#watched.delete(jobId);
     };
+  }
+
+  /** The watch poller: one timer for all watches, started with the first. */
+  #startPolling(): void {
+    if (this.#polling || this.#stopped) return;
+    this.#polling = true;
+    this.#every(
+      Math.max(50, Math.min(1000, Math.floor(this.#leaseMs / 3))),
+      () => this.#pollWatched(),
+      'polling watched jobs',
+    );
+  }
+
+  /** Reads, in one batch, the watched jobs held by another replica and not yet seen ending, and tells their watches. */
+  async #pollWatched(): Promise<void> {
+    const ids: string[] = [];
+    for (const [jobId, watches] of this.#watched) {
+      if (this.#owned.has(jobId)) continue;
+      for (const w of watches)
+        if (!FINAL_JOB_STATES.includes(w.last.state)) {
+          ids.push(jobId);
+          break;
+        }
+    }
+    if (ids.length === 0) return;
+    // The store is away: read again next tick (each watch's stream is still open; nothing to report).
+    const jobs = await this.#o.store.getJobs(ids).catch(() => []);
+    for (const j of jobs)
+      for (const w of this.#watched.get(j.jobId) ?? []) if (j.updatedAt !== w.last.updatedAt) w.on(j);
   }
 
   #emit(job: JobRecord): void {
@@ -679,6 +721,9 @@ export class OperatorService {
 
   #enqueue(jobId: string): void {
     if (this.#stopped) return;
+    // Queued or running already (a take-over racing a re-queue): once is enough.
+    if (this.#running.has(jobId) || this.#queued.has(jobId)) return;
+    this.#queued.add(jobId);
     this.#owned.add(jobId);
     this.#contexts.set(jobId, context.active());
     this.#queue.push(jobId);
@@ -688,6 +733,7 @@ export class OperatorService {
   #pump(): void {
     while (!this.#stopped && this.#running.size < this.#o.maxRunningJobs && this.#queue.length > 0) {
       const jobId = this.#queue.shift()!;
+      this.#queued.delete(jobId);
       const controller = new AbortController();
       this.#running.set(jobId, controller);
       const parent = this.#contexts.get(jobId) ?? context.active();

@@ -1,6 +1,6 @@
 import type { Row, WindowWriter } from 'sluice/sdk';
 import type { HookRunner } from '../../host/hook-runner.js';
-import { rowMapper } from '../domain/mapping.js';
+import { offerNativeForm, rowMapper } from '../domain/mapping.js';
 import type { JobSpec, RunContext, Runner } from '../domain/runner.js';
 
 export interface EmbeddedRunnerOptions {
@@ -68,6 +68,8 @@ export class EmbeddedRunner implements Runner {
         { signal: ctx.signal },
       );
       const map = rowMapper(stream.fields);
+      // Values the mapping does not read may stay in the source's wire form when the sink takes it.
+      offerNativeForm(reader, writer, stream.fields);
       const batches = reader.batches()[Symbol.asyncIterator]();
       for (;;) {
         if (ctx.signal.aborted) throw ctx.signal.reason;

@@ -22,6 +22,15 @@ export interface PooledRunnerOptions {
   readonly jobsPerThread?: number;
   /** V8 old-generation cap of each worker (MiB): a job that allocates past it fails alone. Default 512. */
   readonly maxHeapMb?: number;
+  /**
+   * V8 young-generation cap of each worker (MiB; V8 splits it into two semi-spaces and a large-object
+   * space, a third each). A batch that is still alive at two scavenges is copied to the old generation,
+   * which then grows until a full collection: room enough here lets batches in flight die young.
+   * Default: DEFAULT_YOUNG_GENERATION_MB; 0 leaves it to V8.
+   */
+  readonly maxYoungGenerationMb?: number;
+  /** Names of the settings the caps come from, for the error a job gets at a cap (default: the option names). */
+  readonly settings?: { readonly maxHeapMb?: string; readonly maxYoungGenerationMb?: string };
   /** Timeout of one plugin hook call inside the worker (ms). Default 30 000. */
   readonly hookTimeoutMs?: number;
   /**
@@ -34,6 +43,9 @@ export interface PooledRunnerOptions {
   /** Where the lines plugins log inside jobs go (the service's logger); default: nowhere. */
   readonly logger?: Logger;
 }
+
+/** The pool's young-generation cap (MiB) unless told otherwise; see docs/runners.md for how it was chosen. */
+export const DEFAULT_YOUNG_GENERATION_MB = 24;
 
 const here = fileURLToPath(import.meta.url);
 const WORKER = new URL(`./job-worker${extname(here)}`, import.meta.url).href;
@@ -59,11 +71,15 @@ export class PooledRunner implements Runner {
   readonly #stallTimeoutMs: number;
   readonly #progressIntervalMs: number;
   readonly #maxHeapMb: number;
+  readonly #maxYoungMb: number;
+  readonly #heapSetting: string;
   readonly #logger: Logger;
 
   constructor(options: PooledRunnerOptions = {}) {
     const threads = options.threads ?? availableParallelism();
     this.#maxHeapMb = options.maxHeapMb ?? 512;
+    this.#maxYoungMb = options.maxYoungGenerationMb ?? DEFAULT_YOUNG_GENERATION_MB;
+    this.#heapSetting = options.settings?.maxHeapMb ?? 'maxHeapMb';
     this.#logger = options.logger ?? silentLogger;
     this.#hookTimeoutMs = options.hookTimeoutMs ?? 30_000;
     this.#stallTimeoutMs = options.stallTimeoutMs ?? 30_000;
@@ -74,7 +90,10 @@ export class PooledRunner implements Runner {
       maxThreads: threads,
       concurrentTasksPerWorker: options.jobsPerThread ?? 1,
       idleTimeout: 30_000,
-      resourceLimits: { maxOldGenerationSizeMb: this.#maxHeapMb },
+      resourceLimits: {
+        maxOldGenerationSizeMb: this.#maxHeapMb,
+        ...(this.#maxYoungMb > 0 ? { maxYoungGenerationSizeMb: this.#maxYoungMb } : {}),
+      },
     });
   }
 
@@ -170,7 +189,8 @@ export class PooledRunner implements Runner {
     if (code === 'ERR_WORKER_OUT_OF_MEMORY')
       return failure(
         ERROR_CODES.PLUGIN_FAILED,
-        `job ${spec.job.jobId}: its worker ran out of memory (heap cap ${this.#maxHeapMb} MiB, ${plugins}): ${text}`,
+        `job ${spec.job.jobId}: its worker ran out of memory at the heap cap of ${this.#maxHeapMb} MiB (${this.#heapSetting}: raise it, or make the connectors' batches smaller) (${plugins}): ${text}`,
+        { heapCapMb: this.#maxHeapMb, setting: this.#heapSetting },
       );
     return failure(ERROR_CODES.PLUGIN_FAILED, `job ${spec.job.jobId}: its worker ended (${plugins}): ${text}`);
   }

@@ -26,6 +26,8 @@ export interface GrpcDispatcherOptions {
   /** First backoff; doubles up to maxBackoffMs (defaults 500 ms, 30 s). */
   readonly initialBackoffMs?: number;
   readonly maxBackoffMs?: number;
+  /** Longest wait before a broken WatchJob stream is opened again (default 5 s; never above maxBackoffMs). */
+  readonly maxWatchBackoffMs?: number;
   /** Deadline of one call (default 30 s). */
   readonly callTimeoutMs?: number;
 }
@@ -61,7 +63,14 @@ export class GrpcDispatcher implements Dispatcher {
   constructor(options: GrpcDispatcherOptions) {
     this.#security = options.security ?? INSECURE_CLIENT;
     this.#client = new OperatorServiceClient(options.address, this.#security.credentials);
-    this.#o = { maxAttempts: 8, initialBackoffMs: 500, maxBackoffMs: 30_000, callTimeoutMs: 30_000, ...options };
+    this.#o = {
+      maxAttempts: 8,
+      initialBackoffMs: 500,
+      maxBackoffMs: 30_000,
+      maxWatchBackoffMs: 5000,
+      callTimeoutMs: 30_000,
+      ...options,
+    };
   }
 
   close(): void {
@@ -99,6 +108,9 @@ export class GrpcDispatcher implements Dispatcher {
           lowerBound: request.lowerBound,
           attempt,
           code,
+          // What the operator (or the channel) said: a store that timed out and a replica that is down both come
+          // back UNAVAILABLE, and only this tells them apart.
+          details: (err as ServiceError).details,
           backoffMs: backoff,
         });
         await sleep(backoff, signal);
@@ -139,18 +151,27 @@ export class GrpcDispatcher implements Dispatcher {
   /**
    * WatchJob until the job ends; a broken stream is opened again after a backoff (it starts with the job
    * as it is). A job the operator does not know ends as FAILED: waiting for it would never end.
+   *
+   * The backoff starts again from the first step after a stream that delivered the job: that stream reached a
+   * live operator, so its break is a new outage (a replica killed), not the same one going on. Kept growing, it
+   * reached maxBackoffMs after a few kills and the window heard its job's end that much later, holding its
+   * group's parallel slot meanwhile. It is capped lower than a submission's too (maxWatchBackoffMs): opening a
+   * watch again costs the operator one read.
    */
   async #watch(jobId: string, onRunning: () => void, signal?: AbortSignal): Promise<Job> {
-    let backoff = this.#o.initialBackoffMs;
+    const cap = Math.min(this.#o.maxBackoffMs, this.#o.maxWatchBackoffMs);
+    let backoff = Math.min(this.#o.initialBackoffMs, cap);
     for (;;) {
       if (signal?.aborted) throw signal.reason;
       let unknown = false;
+      let delivered = false;
       const last = await new Promise<Job | undefined>((resolve) => {
         let latest: Job | undefined;
         const stream = this.#client.watchJob({ jobId }, callMetadata(this.#security));
         signal?.addEventListener('abort', () => stream.cancel(), { once: true });
         stream.on('data', (msg: { job?: Job }) => {
           if (!msg.job) return;
+          delivered = true;
           latest = msg.job;
           if (msg.job.state === JobState.JOB_STATE_RUNNING) onRunning();
           if (FINAL.has(msg.job.state)) {
@@ -169,8 +190,9 @@ export class GrpcDispatcher implements Dispatcher {
       if (last) return last;
       if (unknown)
         return { jobId, state: JobState.JOB_STATE_FAILED, error: 'the operator does not know this job' } as Job;
+      if (delivered) backoff = Math.min(this.#o.initialBackoffMs, cap);
       await sleep(backoff, signal);
-      backoff = Math.min(backoff * 2, this.#o.maxBackoffMs);
+      backoff = Math.min(backoff * 2, cap);
     }
   }
 }

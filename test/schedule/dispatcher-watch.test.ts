@@ -1,0 +1,109 @@
+/**
+ * GrpcDispatcher.follow over WatchJob streams that break: after a stream that delivered the job, the next one is
+ * opened after the first backoff step again, so a window hears its job's end promptly however many times
+ * operators died under it.
+ */
+import { Server, ServerCredentials, status, type ServerWritableStream } from '@grpc/grpc-js';
+import anyTest, { type TestFn } from 'ava';
+import { silentLogger } from '../../services/core/logger.js';
+import { GrpcDispatcher } from '../../services/schedule/grpc/dispatcher.js';
+import {
+  JobState,
+  OperatorServiceService,
+  Job,
+  type WatchJobRequest,
+  type WatchJobResponse,
+} from '../../proto/gen/sluice/operator/v1/operator.js';
+
+interface Ctx {
+  server: Server;
+  address: string;
+  /** WatchJob calls so far, and the time of each. */
+  opened: number[];
+  /** Streams that send RUNNING and then break as a killed operator's do, before one that sends SUCCEEDED. */
+  breaks: number;
+  /** Streams that fail at once without sending anything (no operator there), before the breaking ones. */
+  refusals: number;
+}
+const test = anyTest as TestFn<Ctx>;
+
+const job = (state: JobState): Job =>
+  Job.fromPartial({ jobId: 'job-1', groupId: 'g', streamId: 's1', state, attempt: 1 });
+
+test.beforeEach(async (t) => {
+  const ctx = { opened: [], breaks: 0, refusals: 0 } as unknown as Ctx;
+  const server = new Server();
+  const unimplemented = (_: unknown, cb: (e: { code: status }) => void) => cb({ code: status.UNIMPLEMENTED });
+  const implementation = Object.fromEntries(
+    Object.keys(OperatorServiceService).map((name) => [name, unimplemented]),
+  ) as Record<string, unknown>;
+  implementation.watchJob = (call: ServerWritableStream<WatchJobRequest, WatchJobResponse>) => {
+    ctx.opened.push(Date.now());
+    if (ctx.refusals > 0) {
+      ctx.refusals--;
+      call.emit('error', { code: status.UNAVAILABLE, details: 'no operator here' });
+      return;
+    }
+    if (ctx.breaks > 0) {
+      ctx.breaks--;
+      call.write({ job: job(JobState.JOB_STATE_RUNNING) });
+      setTimeout(() => call.emit('error', { code: status.UNAVAILABLE, details: 'operator died' }), 20);
+      return;
+    }
+    call.write({ job: job(JobState.JOB_STATE_SUCCEEDED) });
+    call.end();
+  };
+  server.addService(OperatorServiceService, implementation as never);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  Object.assign(ctx, { server, address: `127.0.0.1:${port}` });
+  t.context = ctx;
+});
+test.afterEach.always((t) => t.context.server?.forceShutdown());
+
+test('a watch broken after each of 8 deliveries hears the end after 8 first-step backoffs, not a doubling one', async (t) => {
+  const { context: c } = t;
+  c.breaks = 8;
+  const dispatcher = new GrpcDispatcher({
+    address: c.address,
+    logger: silentLogger,
+    initialBackoffMs: 50,
+    maxBackoffMs: 30_000,
+  });
+  t.teardown(() => dispatcher.close());
+  const started = Date.now();
+  let running = 0;
+  const outcome = await dispatcher.follow(['job-1'], () => running++);
+  const took = Date.now() - started;
+  t.deepEqual(outcome, { succeeded: true });
+  t.is(running, 1, 'RUNNING reported once for the window');
+  t.is(c.opened.length, 9);
+  // Doubling would wait 50 + 100 + ... + 6400 = 12.75 s; 8 waits of 50 ms (and the 20 ms streams) take well under 3 s.
+  t.true(took < 3000, `ended after ${took} ms`);
+  const gaps = c.opened.slice(1).map((at, i) => at - c.opened[i]!);
+  t.true(Math.max(...gaps) < 1000, `gaps between watches ${gaps.join(', ')} ms`);
+});
+
+test('with no operator answering, the watch backs off doubling up to maxWatchBackoffMs, then hears the end', async (t) => {
+  const { context: c } = t;
+  c.refusals = 5;
+  const dispatcher = new GrpcDispatcher({
+    address: c.address,
+    logger: silentLogger,
+    initialBackoffMs: 40,
+    maxBackoffMs: 30_000,
+    maxWatchBackoffMs: 200,
+  });
+  t.teardown(() => dispatcher.close());
+  t.deepEqual(await dispatcher.follow(['job-1'], () => {}), { succeeded: true });
+  t.is(c.opened.length, 6);
+  const gaps = c.opened.slice(1).map((at, i) => at - c.opened[i]!);
+  // 40, 80, 160, then capped at 200 (a gap is the wait plus the call; timers fire late, never early).
+  t.true(gaps[0]! >= 35, `gaps ${gaps.join(', ')}`);
+  t.true(gaps[2]! >= 150, `gaps ${gaps.join(', ')}`);
+  t.true(
+    gaps.slice(3).every((g) => g >= 190 && g < 600),
+    `capped gaps ${gaps.join(', ')}`,
+  );
+});
