@@ -127,7 +127,13 @@ export class Instances {
       .updateTable('instances')
       .set((eb) => ({
         state: 'SCHEDULED',
-        attempt: eb('attempt', '+', 1),
+        // A skipped window never ran: its first run is attempt 1 (and is not a rerun of anything).
+        attempt: eb
+          .case()
+          .when('state', '=', 'SKIPPED')
+          .then(eb.ref('attempt'))
+          .else(eb('attempt', '+', 1))
+          .end(),
         trigger,
         owner,
         job_ids: '[]',

@@ -586,6 +586,27 @@ contract('rearmInstance: only from the allowed states, clearing the last run', a
   t.like(again, { attempt: 3, trigger: 'MANUAL', owner: 'replica-c' }, 'any listed state re-arms');
 });
 
+contract(
+  'rearmInstance: a skipped window re-armed keeps attempt 1 (it never ran); a run one counts up',
+  async (t, db) => {
+    const store = await db.open();
+    const skipped = await store.claimInstance(instance('g-1', 0, { state: 'SKIPPED' }));
+    t.truthy(skipped);
+    const rearmed = await store.rearmInstance(
+      'g-1',
+      skipped!.windowStart,
+      ['SKIPPED'],
+      'BACKFILL',
+      'replica-b',
+      NOW + 1,
+    );
+    t.like(rearmed, { state: 'SCHEDULED', attempt: 1, trigger: 'BACKFILL' });
+    await store.updateInstance(skipped!.instanceId, { state: 'FAILED', finishedAt: NOW + 2 }, NOW + 2, ['SCHEDULED']);
+    const again = await store.rearmInstance('g-1', skipped!.windowStart, ['FAILED'], 'BACKFILL', 'replica-b', NOW + 3);
+    t.like(again, { state: 'SCHEDULED', attempt: 2 });
+  },
+);
+
 contract('rearmInstance: 20 concurrent re-arms from two stores, exactly one wins', async (t, db) => {
   const [a, b] = [await db.open(), await db.open()];
   await a.claimInstance(instance('g-1', 0, { state: 'SUCCEEDED', jobIds: ['job-1'], finishedAt: NOW }));
