@@ -217,7 +217,9 @@ export class ScheduleService {
   async start(): Promise<void> {
     for (const engine of this.#o.engines.values()) {
       if (engine.settings?.availability.available === false) {
-        this.#o.logger.warn('engine plugin unavailable', {
+        // Expected where that scheduler is not used (a bundled engine without its URL): ListEngines shows why, and
+        // registering a schedule with it fails naming the missing setting. Not a problem to warn about at every start.
+        this.#o.logger.info('engine plugin unavailable', {
           pluginId: engine.id,
           reason: engine.settings.availability.reason,
         });
