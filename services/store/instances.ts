@@ -210,9 +210,9 @@ export class Instances {
 
   /**
    * Several updates in a few statements (a burst of windows starting or ending together costs one statement and
-   * commit, not one each): an UPDATE … SET column = CASE instance_id … END … WHERE (instance_id = … AND state
-   * IN (…)) OR … per round, one round per update of an instance that is updated more than once, so an instance's
-   * updates apply in the order given. Each answered as {@link update} answers it.
+   * commit, not one each): one UPDATE … FROM the updates as JSON rows ({@link updateRound}) per round, one round
+   * per update of an instance that is updated more than once, so an instance's updates apply in the order given.
+   * Each answered as {@link update} answers it.
    */
   async updateMany(updates: readonly InstanceUpdate[]): Promise<(InstanceRecord | undefined)[]> {
     if (updates.length === 0) return [];
@@ -353,7 +353,7 @@ export class Instances {
   }
 
   /**
-   * {@link last} for several groups in one query (one index probe each, joined by UNION ALL): answers, in the
+   * {@link last} for several groups in one query (one correlated index probe each): answers, in the
    * order given, each group's TIME instance with the greatest windowStart due by its `dueBy`.
    */
   async lastMany(

@@ -65,7 +65,6 @@ export interface ResolvedBoundaries {
 
 const AVAILABLE: Availability = { available: true };
 
-/** The connector catalog's use cases, over the loaded plugins; every plugin call goes through the hook runner. */
 /** The options schemas as objects, one per plugin schema: validateAgainstSchema caches its compiled check per object. */
 const objectSchemas = new WeakMap<JsonSchema, JsonSchema>();
 
@@ -80,6 +79,7 @@ function objectSchema(schema: JsonSchema): JsonSchema {
   return wrapped;
 }
 
+/** The connector catalog's use cases, over the loaded plugins; every plugin call goes through the hook runner. */
 export class Catalog {
   readonly #plugins: PluginSet;
   readonly #hooks: HookRunner;

@@ -105,7 +105,8 @@ export interface ScheduleStore {
   claimInstances(instances: readonly InstanceRecord[]): Promise<(InstanceRecord | undefined)[]>;
   /**
    * Re-arms an existing instance for another run when its state is one of `fromStates`: state
-   * SCHEDULED, attempt + 1, trigger, owner, jobIds/error/finishedAt cleared. Returns it when this call
+   * SCHEDULED, attempt + 1 (a SKIPPED row, which never ran, stays attempt 1), trigger, owner,
+   * jobIds/error/finishedAt cleared. Returns it when this call
    * re-armed it (so two replicas cannot both re-run a window).
    */
   rearmInstance(
