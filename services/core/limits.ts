@@ -29,7 +29,14 @@ export const MAX_LIST_LENGTH = 10_000;
 /** Request fields (camelCase, as decoded) that are google.protobuf.Struct: their keys are the client's own. */
 const STRUCT_FIELDS = new Set(['options', 'boundedOptions', 'resolvedSourceOptions', 'resolvedPositions']);
 
-const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+/** camelCase to snake_case; a key without capitals (most) is returned as it is, with no new string. */
+function snake(key: string): string {
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if (c >= 65 && c <= 90) return key.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`);
+  }
+  return key;
+}
 
 function shortPath(path: string): string {
   return path.length > 200 ? `${path.slice(0, 197)}...` : path;
@@ -48,7 +55,7 @@ function checkStructDepth(value: unknown, path: string, depth: number): void {
 }
 
 function checkString(key: string, value: string, path: string): void {
-  const limit = /Id$/.test(key)
+  const limit = key.endsWith('Id')
     ? MAX_ID_LENGTH
     : key === 'description'
       ? MAX_DESCRIPTION_LENGTH

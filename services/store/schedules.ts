@@ -5,46 +5,65 @@ import { checkLimit } from './checks.js';
 import type { Database, SchedulesTable } from './database.js';
 import type { StoreDialect } from './dialect.js';
 import { jsonRows } from './json-rows.js';
+import { prepared } from './prepared.js';
 
 const COLUMNS = ['group_id', 'info', 'status', 'engine_id', 'version', 'created_at', 'updated_at'] as const;
 
 /** The schedule service's schedules: one row per group, optimistic locking on `version`. */
 export class Schedules {
+  /**
+   * The insert of a group's first schedule row, and the take-over of a DELETED row, each compiled once: a
+   * registration runs one of them (the second only when the first found a row), not the query builder.
+   */
+  readonly #insertNew;
+  readonly #replaceDeleted;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: StoreDialect,
-  ) {}
+  ) {
+    this.#insertNew = prepared(db, COLUMNS, (v) =>
+      db
+        .insertInto('schedules')
+        .values(v)
+        .onConflict((oc) => oc.column('group_id').doNothing())
+        .returning('group_id'),
+    );
+    this.#replaceDeleted = prepared(db, COLUMNS, (v) =>
+      db
+        .updateTable('schedules')
+        .set({
+          info: v.info,
+          status: v.status,
+          engine_id: v.engine_id,
+          version: v.version,
+          created_at: v.created_at,
+          updated_at: v.updated_at,
+        })
+        .where('group_id', '=', v.group_id)
+        .where('status', '=', 'DELETED')
+        .returning('group_id'),
+    );
+  }
 
-  /** ALREADY_EXISTS unless the group has no schedule or a DELETED one (which is replaced). */
-  async insert(record: ScheduleRecord): Promise<void> {
-    const row = await this.db
-      .insertInto('schedules')
-      .values({
-        group_id: record.groupId,
-        info: JSON.stringify(record.info),
-        status: record.status,
-        engine_id: record.engineId,
-        version: record.version,
-        created_at: record.createdAt,
-        updated_at: record.updatedAt,
-      })
-      .onConflict((oc) =>
-        oc
-          .column('group_id')
-          .doUpdateSet((eb) => ({
-            info: eb.ref('excluded.info'),
-            status: eb.ref('excluded.status'),
-            engine_id: eb.ref('excluded.engine_id'),
-            version: eb.ref('excluded.version'),
-            created_at: eb.ref('excluded.created_at'),
-            updated_at: eb.ref('excluded.updated_at'),
-          }))
-          .where('schedules.status', '=', 'DELETED'),
-      )
-      .returning('group_id')
-      .executeTakeFirst();
-    if (row === undefined)
-      throw new SluiceError(ERROR_CODES.ALREADY_EXISTS, `schedule '${record.groupId}' already exists`);
+  /**
+   * ALREADY_EXISTS unless the group has no schedule or a DELETED one (which is replaced). Answers whether a
+   * DELETED row was replaced: when not, the group never had a schedule here, so the ledger holds no window of it.
+   */
+  async insert(record: ScheduleRecord): Promise<{ replaced: boolean }> {
+    const row: Record<(typeof COLUMNS)[number], unknown> = {
+      group_id: record.groupId,
+      info: JSON.stringify(record.info),
+      status: record.status,
+      engine_id: record.engineId,
+      version: record.version,
+      created_at: record.createdAt,
+      updated_at: record.updatedAt,
+    };
+    if ((await this.#insertNew(row)).rows.length > 0) return { replaced: false };
+    // A row is there: only a DELETED one gives way, atomically (the status is checked in the same statement).
+    if ((await this.#replaceDeleted(row)).rows.length > 0) return { replaced: true };
+    throw new SluiceError(ERROR_CODES.ALREADY_EXISTS, `schedule '${record.groupId}' already exists`);
   }
 
   async update(record: ScheduleRecord, expectedVersion: number): Promise<void> {

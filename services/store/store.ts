@@ -61,7 +61,7 @@ export class SqlStore implements ScheduleStore, OperatorStore {
 
   // Schedules and the ledger
 
-  insertSchedule(record: ScheduleRecord): Promise<void> {
+  insertSchedule(record: ScheduleRecord): Promise<{ replaced: boolean }> {
     return this.run('insert schedule', () => this.schedules.insert(record));
   }
 
