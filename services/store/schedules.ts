@@ -4,10 +4,24 @@ import type { ScheduleRecord, ScheduleStatus } from '../schedule/domain/model.js
 import { checkLimit } from './checks.js';
 import type { Database, SchedulesTable } from './database.js';
 import type { StoreDialect } from './dialect.js';
-import { jsonRows } from './json-rows.js';
+import { type JsonRowType, jsonRows } from './json-rows.js';
 import { prepared } from './prepared.js';
 
 const COLUMNS = ['group_id', 'info', 'status', 'engine_id', 'version', 'created_at', 'updated_at'] as const;
+const COLUMN_TYPES: Readonly<Record<(typeof COLUMNS)[number], JsonRowType>> = {
+  group_id: 'text',
+  info: 'json',
+  status: 'text',
+  engine_id: 'text',
+  version: 'integer',
+  created_at: 'epochMs',
+  updated_at: 'epochMs',
+};
+/** Schedules one insertMany takes at most. */
+export const MAX_INSERTS = 500;
+
+/** How inserting a schedule went: a new row, a DELETED row replaced, or a live schedule found (nothing written). */
+export type ScheduleInsert = 'NEW' | 'REPLACED' | 'EXISTS';
 
 /** The schedule service's schedules: one row per group, optimistic locking on `version`. */
 export class Schedules {
@@ -47,11 +61,50 @@ export class Schedules {
   }
 
   /**
-   * ALREADY_EXISTS unless the group has no schedule or a DELETED one (which is replaced). Answers whether a
-   * DELETED row was replaced: when not, the group never had a schedule here, so the ledger holds no window of it.
+   * Inserts each schedule whose group has no schedule row, replaces a DELETED one, and leaves a live one alone;
+   * answers, in the order given, which of the three happened. The new rows of several groups go in as one
+   * statement (one commit for registrations asked for together); a group given twice is taken by its first entry.
+   * NEW means the group never had a schedule here, so the ledger holds no window of it.
    */
-  async insert(record: ScheduleRecord): Promise<{ replaced: boolean }> {
-    const row: Record<(typeof COLUMNS)[number], unknown> = {
+  async insertMany(records: readonly ScheduleRecord[]): Promise<ScheduleInsert[]> {
+    if (records.length > MAX_INSERTS)
+      throw invalidArgument('records', `at most ${MAX_INSERTS} schedules per insert`, records.length);
+    const rows = records.map((record) => this.toRow(record));
+    const outcomes: (ScheduleInsert | undefined)[] = new Array<undefined>(records.length);
+    if (records.length === 1) {
+      if ((await this.#insertNew(rows[0]!)).rows.length > 0) outcomes[0] = 'NEW';
+    } else if (records.length > 1) {
+      const first = new Map<string, number>();
+      records.forEach((r, i) => first.has(r.groupId) || first.set(r.groupId, i));
+      // In key order, so two replicas inserting overlapping batches cannot deadlock on PostgreSQL. The rows go
+      // as one JSON parameter (one statement text for any batch size); WHERE true: SQLite would otherwise read
+      // ON CONFLICT as a join's ON.
+      const source = jsonRows(
+        this.dialect,
+        's',
+        COLUMN_TYPES,
+        [...first.keys()].sort().map((groupId) => {
+          const i = first.get(groupId)!;
+          return { ...rows[i], info: records[i]!.info };
+        }),
+      );
+      const columns = sql.join(COLUMNS.map((c) => sql.ref(c)));
+      const { rows: inserted } = await sql<{
+        group_id: string;
+      }>`INSERT INTO schedules (${columns}) SELECT ${columns} FROM ${source} WHERE true ON CONFLICT (group_id) DO NOTHING RETURNING group_id`.execute(
+        this.db,
+      );
+      for (const { group_id } of inserted) outcomes[first.get(group_id)!] = 'NEW';
+    }
+    // A row was there (or an earlier entry of this call put it there): only a DELETED one gives way, atomically
+    // (the status is checked in the same statement).
+    for (let i = 0; i < records.length; i++)
+      outcomes[i] ??= (await this.#replaceDeleted(rows[i]!)).rows.length > 0 ? 'REPLACED' : 'EXISTS';
+    return outcomes as ScheduleInsert[];
+  }
+
+  private toRow(record: ScheduleRecord): Record<(typeof COLUMNS)[number], unknown> {
+    return {
       group_id: record.groupId,
       info: JSON.stringify(record.info),
       status: record.status,
@@ -60,10 +113,6 @@ export class Schedules {
       created_at: record.createdAt,
       updated_at: record.updatedAt,
     };
-    if ((await this.#insertNew(row)).rows.length > 0) return { replaced: false };
-    // A row is there: only a DELETED one gives way, atomically (the status is checked in the same statement).
-    if ((await this.#replaceDeleted(row)).rows.length > 0) return { replaced: true };
-    throw new SluiceError(ERROR_CODES.ALREADY_EXISTS, `schedule '${record.groupId}' already exists`);
   }
 
   async update(record: ScheduleRecord, expectedVersion: number): Promise<void> {
