@@ -29,13 +29,19 @@ export const MAX_LIST_LENGTH = 10_000;
 /** Request fields (camelCase, as decoded) that are google.protobuf.Struct: their keys are the client's own. */
 const STRUCT_FIELDS = new Set(['options', 'boundedOptions', 'resolvedSourceOptions', 'resolvedPositions']);
 
-/** camelCase to snake_case; a key without capitals (most) is returned as it is, with no new string. */
+/** Field names seen, in snake_case: a request's keys are the proto's few field names, over and over. */
+const SNAKE = new Map<string, string>();
+/** Keys cached at most (map fields' keys are the client's own and need not repeat). */
+const SNAKE_CACHE_LIMIT = 1024;
+
+/** camelCase to snake_case, as the .proto names the field. */
 function snake(key: string): string {
-  for (let i = 0; i < key.length; i++) {
-    const c = key.charCodeAt(i);
-    if (c >= 65 && c <= 90) return key.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`);
+  let name = SNAKE.get(key);
+  if (name === undefined) {
+    name = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    if (SNAKE.size < SNAKE_CACHE_LIMIT) SNAKE.set(key, name);
   }
-  return key;
+  return name;
 }
 
 function shortPath(path: string): string {
