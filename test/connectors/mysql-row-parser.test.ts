@@ -5,8 +5,10 @@
  * through the connector gives for every row the value the server's own text of it gives.
  */
 import anyTest, { type TestFn } from 'ava';
+import mysqlCallbacks from 'mysql2';
 import mysql from 'mysql2/promise';
 import type { ConnectorPlugin, Row } from 'sluice/sdk';
+import { sluiceError } from '../../plugins/connectors/_sql/core.js';
 import { timestampTextToIso } from '../../plugins/connectors/_sql/values.js';
 import {
   compileRowParser,
@@ -14,6 +16,7 @@ import {
   readTimestamp,
   type TextPacket,
 } from '../../plugins/connectors/mysql/row-parser.js';
+import { streamReader } from '../../plugins/connectors/mysql/stream-reader.js';
 import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
 import { HookRunner } from '../../services/host/hook-runner.js';
 import { type LoadedPlugin, loadPlugins } from '../../services/host/loader.js';
@@ -163,5 +166,33 @@ dbTest('a streamed read gives every DOUBLE, FLOAT and DATETIME as the server tex
   } finally {
     await admin.query(`DROP TABLE IF EXISTS ${table}`).catch(() => {});
     await admin.end();
+  }
+});
+
+dbTest('a mysql2 that parses the rows itself fails the read instead of giving its inexact values', async (t) => {
+  const conn = mysqlCallbacks.createConnection({ uri: MYSQL_URL });
+  conn.on('error', () => {});
+  // As a mysql2 would that keeps its row parser elsewhere: the reader's hook on `_rowParser` is gone
+  // before the result arrives.
+  const query = conn.query.bind(conn) as (sql: string) => mysqlCallbacks.Query;
+  (conn as unknown as { query: (sql: string) => mysqlCallbacks.Query }).query = (sql) => {
+    const q = query(sql);
+    queueMicrotask(() => delete (q as unknown as { _rowParser?: unknown })._rowParser);
+    return q;
+  };
+  const reader = streamReader(conn, {
+    sql: 'SELECT 1 AS id, 0.1 AS d',
+    keyField: 'id',
+    batchSize: 10,
+    close: async () => conn.destroy(),
+    mapError: (err, doing) => sluiceError('FAILED_PRECONDITION', `mysql: ${doing}: ${(err as Error).message}`, err),
+  });
+  try {
+    const err = await t.throwsAsync(async () => {
+      for await (const batch of reader.batches()) t.fail(`a batch of ${batch.length} came through`);
+    });
+    t.regex(err?.message ?? '', /did not parse the rows with the reader's row parser/);
+  } finally {
+    await reader.close();
   }
 });
