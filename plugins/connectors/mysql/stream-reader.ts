@@ -55,7 +55,9 @@ function useRowParser(q: Query): { used(): boolean } {
  * The window as one streamed query in the reader's snapshot (text protocol): rows are gathered into
  * batches as they arrive. Once a batch is waiting to be taken the connection is paused (mysql2 stops
  * parsing, the socket stops reading and TCP holds the server back), so at most one batch plus the one
- * being filled and the socket's buffers are held, whatever the window's size.
+ * being filled and the socket's buffers are held, whatever the window's size. A batch the consumer is
+ * already waiting for does not pause it: the consumer takes the batch once the socket chunk being parsed
+ * is done, and a pause would only make mysql2 copy that chunk's remaining rows aside and replay them.
  */
 export function streamReader(conn: Connection, spec: StreamReadSpec): BoundedReader {
   let lastKey: unknown;
@@ -96,8 +98,9 @@ export function streamReader(conn: Connection, spec: StreamReadSpec): BoundedRea
         if (filling.length >= spec.batchSize) {
           ready.push(filling);
           filling = [];
-          // One batch waits for the consumer: stop reading until it is taken.
-          conn.pause();
+          // One batch waits for the consumer: stop reading until it is taken, unless the consumer is
+          // already waiting for it (it takes the batch as soon as this socket chunk is parsed).
+          if (wake === undefined) conn.pause();
           notify();
         }
       });
