@@ -101,16 +101,15 @@ export class Instances {
       ordered.map((instance) => ({ ...this.toRow(instance), job_ids: instance.jobIds })),
     );
     const columns = sql.join(COLUMNS.map((c) => sql.ref(c)));
+    // Only the ids come back: an inserted row holds exactly what was given, so the answer is built from that
+    // (as the row would read), without sending and decoding every column of a burst's rows again.
     const { rows } = await sql<
-      Selectable<InstancesTable>
-    >`INSERT INTO instances (${columns}) SELECT ${columns} FROM ${source} WHERE true ON CONFLICT (group_id, window_start) DO NOTHING RETURNING ${columns}`.execute(
+      Pick<Selectable<InstancesTable>, 'instance_id'>
+    >`INSERT INTO instances (${columns}) SELECT ${columns} FROM ${source} WHERE true ON CONFLICT (group_id, window_start) DO NOTHING RETURNING instance_id`.execute(
       this.db,
     );
-    const inserted = new Map(rows.map((row) => [row.instance_id, row]));
-    return instances.map((instance) => {
-      const row = inserted.get(instance.instanceId);
-      return row && this.toRecord(row);
-    });
+    const inserted = new Set(rows.map((row) => row.instance_id));
+    return instances.map((instance) => (inserted.has(instance.instanceId) ? this.asStored(instance) : undefined));
   }
 
   async rearm(
@@ -431,6 +430,12 @@ export class Instances {
       upper_bound: instance.boundaries?.upperBound ?? null,
       triggered_by: instance.triggeredBy ?? null,
     };
+  }
+
+  /** The record as {@link toRecord} reads back the row {@link toRow} writes for it. */
+  private asStored(instance: InstanceRecord): InstanceRecord {
+    // job_ids as the array both dialects' readJson pass through (text would stay text on PostgreSQL).
+    return this.toRecord({ ...this.toRow(instance), job_ids: [...instance.jobIds] } as Selectable<InstancesTable>);
   }
 
   private toRecord(row: Selectable<InstancesTable>): InstanceRecord {

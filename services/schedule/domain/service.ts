@@ -340,6 +340,7 @@ export class ScheduleService {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#stopping.abort(new Error('the schedule service is stopping'));
+    for (const held of this.#held.values()) held.abort(this.#stopping.signal.reason);
     this.#sweep?.cancel();
     this.#heartbeat?.cancel();
     this.#rescan?.cancel();
@@ -1297,41 +1298,45 @@ export class ScheduleService {
     const held = new AbortController();
     this.#held.get(instance.instanceId)?.abort(new InstanceLost('superseded'));
     this.#held.set(instance.instanceId, held);
-    const signal = AbortSignal.any([this.#stopping.signal, held.signal]);
+    // One signal per window, no AbortSignal.any: stop() aborts every held controller (a burst has thousands).
+    if (this.#stopping.signal.aborted) held.abort(this.#stopping.signal.reason);
+    const ended = (): void => {
+      this.#runs.delete(instance.instanceId);
+      if (this.#held.get(instance.instanceId) === held) this.#held.delete(instance.instanceId);
+      this.#inflight.delete(run);
+    };
     // One trace per fired window: the dispatch, the operator's job and the connector reads join it. A window
     // submitted from outside and run at once joins its caller's trace instead (a W3C traceparent is continued).
-    const tracer = trace.getTracer('sluice.schedule');
-    const run = tracer
-      .startActiveSpan(
-        'window fire',
-        {
-          root: options.root ?? onDispatched === undefined,
-          attributes: {
-            'sluice.group.id': instance.groupId,
-            'sluice.window.start': instance.windowStart,
-            'sluice.window.end': instance.windowEnd,
-            'sluice.instance.id': instance.instanceId,
-            'sluice.instance.attempt': instance.attempt,
-            ...(instance.boundaries ? { 'sluice.window.boundary_type': instance.boundaries.boundaryType } : {}),
-          },
+    // One promise follows the run (no catch and finally chained on): a burst starts thousands at once.
+    const run: Promise<void> = trace.getTracer('sluice.schedule').startActiveSpan(
+      'window fire',
+      {
+        root: options.root ?? onDispatched === undefined,
+        attributes: {
+          'sluice.group.id': instance.groupId,
+          'sluice.window.start': instance.windowStart,
+          'sluice.window.end': instance.windowEnd,
+          'sluice.instance.id': instance.instanceId,
+          'sluice.instance.attempt': instance.attempt,
+          ...(instance.boundaries ? { 'sluice.window.boundary_type': instance.boundaries.boundaryType } : {}),
         },
-        (span) =>
-          this.#dispatchAndFollow(instance, signal, onDispatched).then(
-            () => span.end(),
-            (err: unknown) => {
-              span.setStatus({ code: SpanStatusCode.ERROR });
-              span.end();
-              throw err;
-            },
-          ),
-      )
-      .catch((err: unknown) => this.#o.logger.error('instance run failed', { instanceId: instance.instanceId, err }))
-      .finally(() => {
-        this.#runs.delete(instance.instanceId);
-        if (this.#held.get(instance.instanceId) === held) this.#held.delete(instance.instanceId);
-      });
+      },
+      (span) =>
+        this.#dispatchAndFollow(instance, held.signal, onDispatched).then(
+          () => {
+            span.end();
+            ended();
+          },
+          (err: unknown) => {
+            span.setStatus({ code: SpanStatusCode.ERROR });
+            span.end();
+            this.#o.logger.error('instance run failed', { instanceId: instance.instanceId, err });
+            ended();
+          },
+        ),
+    );
     this.#runs.set(instance.instanceId, run);
-    this.#track(run);
+    this.#inflight.add(run);
   }
 
   /**
