@@ -420,11 +420,19 @@ export class Instances {
       queries.map((q, probe) => ({ probe, group_id: q.groupId, due_by: q.dueBy ?? null })),
     );
     const columns = sql.join(COLUMNS.map((c) => sql.ref(`i.${c}`)));
-    const { rows } = await sql<
-      Selectable<InstancesTable> & { probe: number }
-    >`SELECT q.probe AS probe, ${columns} FROM ${source} JOIN instances i ON i.instance_id = (SELECT l.instance_id FROM instances l WHERE l.group_id = q.group_id AND l.boundary_type = 'TIME' AND (q.due_by IS NULL OR l.due_time <= q.due_by) ORDER BY l.window_start DESC LIMIT 1)`.execute(
-      this.db,
-    );
+    const latest = sql`l.group_id = q.group_id AND l.boundary_type = 'TIME' AND (q.due_by IS NULL OR l.due_time <= q.due_by) ORDER BY l.window_start DESC LIMIT 1`;
+    // PostgreSQL: a LATERAL probe. Joined on the sub-select's instance id instead, it hashed the whole instances
+    // table (a sequential scan of the ledger per call, growing with its history). SQLite has no LATERAL; it looks
+    // the correlated sub-select's id up by primary key.
+    const { rows } = await (
+      this.dialect.name === 'postgres'
+        ? sql<
+            Selectable<InstancesTable> & { probe: number }
+          >`SELECT q.probe AS probe, ${columns} FROM ${source} CROSS JOIN LATERAL (SELECT l.* FROM instances l WHERE ${latest}) i`
+        : sql<
+            Selectable<InstancesTable> & { probe: number }
+          >`SELECT q.probe AS probe, ${columns} FROM ${source} JOIN instances i ON i.instance_id = (SELECT l.instance_id FROM instances l WHERE ${latest})`
+    ).execute(this.db);
     const out: (InstanceRecord | undefined)[] = new Array(queries.length).fill(undefined);
     for (const row of rows) out[Number(row.probe)] = this.toRecord(row);
     return out;
