@@ -162,6 +162,10 @@ for (const backend of backends) {
             if (rows.some((r) => r.groupId === 'poison')) throw new Error('claim refused by the store');
             return store.claimInstances(rows);
           },
+          getSchedules: async (ids: readonly string[]) => {
+            if (ids.includes('unreadable')) throw new Error('read failed');
+            return store.getSchedules(ids);
+          },
         });
       };
       const clock = new ManualClock(T0 + HOUR + 1000);
@@ -212,6 +216,10 @@ for (const backend of backends) {
         t.false(a instanceof Error, `${g} fired`);
         if (!(a instanceof Error)) t.is(a.instances[0]?.groupId, g);
       }
+      // Reads that fail answer an error for each group read with them; the call itself does not reject.
+      const unread = await r.service.fireDueMany(['unreadable', 'late-a'], 0);
+      t.true(unread.every((a) => a instanceof Error && a.message === 'read failed'));
+
       const rows = await r.service.listInstances({ limit: 100 });
       t.is(rows.filter((x) => x.groupId === 'poison').length, 0, 'nothing of the failed group is in the ledger');
       t.is(rows.length, groups.length + others.length, 'one row per fired window');

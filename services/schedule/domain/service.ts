@@ -783,7 +783,12 @@ export class ScheduleService {
     const chunks: Promise<(FireDueResult | Error)[]>[] = [];
     for (let i = 0; i < unique.length; i += FIRE_GROUPS) {
       const chunk = unique.slice(i, i + FIRE_GROUPS);
-      chunks.push(this.#track(this.#firing.run(() => this.#fireGroups(chunk, asOf, this.#storeIo))));
+      // A chunk whose reads failed fails its groups only, as a failed claim does.
+      chunks.push(
+        this.#track(this.#firing.run(() => this.#fireGroups(chunk, asOf, this.#storeIo))).catch((err: unknown) =>
+          chunk.map(() => asError(err)),
+        ),
+      );
     }
     const byGroup = new Map<string, FireDueResult | Error>();
     let at = 0;
