@@ -212,6 +212,11 @@ export class ScheduleService {
   #watch?: { close(): Promise<void> };
   /** What this replica last acted on of each schedule: a newer version re-arms or disarms it here. */
   readonly #known = new Map<string, Pick<ScheduleRecord, 'version' | 'status' | 'engineId'>>();
+  /**
+   * Schedules whose registration is telling the engine now: the row as written, and whether it replaced a
+   * DELETED one (whose windows stay in the ledger).
+   */
+  readonly #justRegistered = new Map<string, { readonly record: ScheduleRecord; readonly replaced: boolean }>();
   /** One sync at a time per group, in arrival order. */
   readonly #syncing = new Map<string, Promise<void>>();
   #rescanning: Promise<void> | undefined;
@@ -571,14 +576,17 @@ export class ScheduleService {
       createdAt: now,
       updatedAt: now,
     };
-    await this.#o.store.insertSchedule(registered);
+    const { replaced } = await this.#o.store.insertSchedule(registered);
     this.#note(registered);
+    this.#justRegistered.set(registered.groupId, { record: registered, replaced });
     try {
       if (engine) await this.#o.hooks.call(engine, 'register', registered.info);
     } catch (err) {
       // Leave no half-registered schedule behind: the client may simply retry.
       await this.#save(registered, { status: 'DELETED' }).catch(() => {});
       throw err;
+    } finally {
+      this.#justRegistered.delete(registered.groupId);
     }
     return registered;
   }
@@ -810,13 +818,32 @@ export class ScheduleService {
   };
 
   async #fireDue(groupId: string, asOfInput: number): Promise<FireDueResult> {
-    const [result] = await this.#fireGroups([groupId], asOfInput, this.#batchedIo);
+    // The engine's first FireDue, asked while its register hook runs, needs no reads: the row is the one just
+    // written (unless this replica has seen a newer one since), and a group new to the store has no windows.
+    const fresh = this.#justRegistered.get(groupId);
+    const firstOfNew = fresh && !fresh.replaced && this.#known.get(groupId)?.version === fresh.record.version;
+    const io: FireIo = firstOfNew
+      ? {
+          schedules: async () => [fresh.record],
+          lasts: async () => [undefined],
+          claim: (rows) => this.#claims.run(rows),
+        }
+      : this.#batchedIo;
+    const [result] = await this.#fireGroups([groupId], asOfInput, io, firstOfNew === true);
     if (result instanceof Error) throw result;
     return result!;
   }
 
-  /** Fires what is due for each group (distinct ids); a group's failure is its answer, not the others'. */
-  async #fireGroups(groupIds: readonly string[], asOfInput: number, io: FireIo): Promise<(FireDueResult | Error)[]> {
+  /**
+   * Fires what is due for each group (distinct ids); a group's failure is its answer, not the others'.
+   * `firstOfNew`: groups just registered, new to the store (no instances to count for selfDepend).
+   */
+  async #fireGroups(
+    groupIds: readonly string[],
+    asOfInput: number,
+    io: FireIo,
+    firstOfNew = false,
+  ): Promise<(FireDueResult | Error)[]> {
     const asOf = this.#asOf(asOfInput);
     // Windows submitted before they are due wait for their time: they are neither the watermark nor running.
     const [schedules, lasts] = await Promise.all([
@@ -832,7 +859,7 @@ export class ScheduleService {
         continue;
       }
       try {
-        const plan = await this.#plan(groupId, s, asOf, lasts[index]);
+        const plan = await this.#plan(groupId, s, asOf, lasts[index], firstOfNew);
         planned.push({ index, plan, rows: plan.fire.length });
       } catch (err) {
         if (groupIds.length === 1) throw err;
@@ -885,11 +912,17 @@ export class ScheduleService {
   }
 
   /** The group's due windows at `asOf` under its rules; records what the catch-up policy skips. */
-  async #plan(groupId: string, s: ScheduleRecord, asOf: number, last: InstanceRecord | undefined): Promise<Plan> {
+  async #plan(
+    groupId: string,
+    s: ScheduleRecord,
+    asOf: number,
+    last: InstanceRecord | undefined,
+    firstOfNew: boolean,
+  ): Promise<Plan> {
     const rules = firingRules(s.info);
     const now = this.#o.clock.now();
     const active =
-      rules.selfDepend === 0
+      rules.selfDepend === 0 || firstOfNew
         ? 0
         : (await this.#o.store.listInstances({ groupId, states: ACTIVE_STATES, limit: 1000 })).filter(
             (i) => i.state !== 'SCHEDULED' || i.dueTime <= asOf,
