@@ -213,7 +213,8 @@ test.serial('rerunning a window from the dashboard creates the next generation o
     await page.click(`#timeline .cell[data-start="${failed}"]`);
     await page.waitForSelector('#rerun');
     await page.click('#rerun');
-    await page.waitForFunction(`/re-run: attempt 2/.test(document.querySelector('#rerun-status')?.textContent ?? '')`);
+    // A locator waits without evaluating a string in the page, which the dashboard's CSP (script-src 'self') forbids.
+    await page.locator('#rerun-status', { hasText: /re-run: attempt 2/ }).waitFor();
     t.is((await settled('ui_coverage', failed)).state, 'INSTANCE_STATE_SUCCEEDED');
     const after = await sluice.sluice.operator!.listJobs({ groupId: 'ui_coverage', limit: 100 });
     t.deepEqual(generations(after).sort(), [1, 2]);
@@ -243,7 +244,7 @@ test.serial('backfill lists the windows of a dry run before it runs them', async
     const { instances = [] } = (await api('/sluice/v1/groups/ui_coverage/instances')) as { instances?: unknown[] };
     t.is(instances.length, 3);
     await page.click('#backfill-run');
-    await page.waitForFunction(`/Backfill started|error/i.test(document.querySelector('main')?.textContent ?? '')`);
+    await page.locator('main', { hasText: /Backfill started|error/i }).waitFor();
     t.regex(await page.locator('main').innerText(), /Backfill started: 3 windows, 1 fired now/);
     t.is((await settled('ui_coverage', START + 5 * HOUR)).state, 'INSTANCE_STATE_SUCCEEDED');
   } finally {

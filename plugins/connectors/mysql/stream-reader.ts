@@ -1,55 +1,6 @@
 import type { Connection, FieldPacket, Query } from 'mysql2';
 import type { BoundedReader, SluiceError } from 'sluice/sdk';
-import { parseJsonExact, timestampTextToIso } from '../_sql/values.js';
-
-/** Protocol column types (mysql2's `columnType`). */
-const FLOAT = 4;
-const DOUBLE = 5;
-const TIMESTAMP = 7;
-const DATETIME = 12;
-const JSON_TYPE = 245;
-/** Read as its text by mysql2's row parser (as DECIMAL is). */
-const NEWDECIMAL = 246;
-
-type Convert = (value: unknown) => unknown;
-
-/** `YYYY-MM-DD HH:MM:SS[.f]` (UTC, the session's zone) to ISO 8601 UTC, every fractional digit kept. */
-const timestamp: Convert = (v) => {
-  if (typeof v !== 'string') return v;
-  // The common shape without a regular expression; zero dates and other text take the careful path.
-  if (v.length >= 19 && v.charCodeAt(10) === 32 && v.charCodeAt(0) !== 48) return `${v.slice(0, 10)}T${v.slice(11)}Z`;
-  return timestampTextToIso(v);
-};
-/** The server's shortest round-trip text of a DOUBLE or FLOAT, read by the JS parser (exact, unlike mysql2's digit loop). */
-const float: Convert = (v) => (typeof v === 'string' ? Number(v) : v);
-const json: Convert = (v) => (typeof v === 'string' ? parseJsonExact(v) : v);
-
-/**
- * The conversions a result's columns need, decided once from its field metadata; every other column is
- * the value mysql2's row parser gives (numbers, BIGINT as a number when exact and as text beyond 2^53,
- * DECIMAL as text, BIT and binary as bytes). DOUBLE and FLOAT columns are switched to text before the
- * parser is compiled, because mysql2 accumulates their digits in a double (one value in twenty of a
- * random sample came out one ulp off); the text is parsed with `Number`, which is exact.
- */
-export function streamConversions(fields: FieldPacket[]): { names: string[]; fns: Convert[] } {
-  const names: string[] = [];
-  const fns: Convert[] = [];
-  for (const f of fields) {
-    const type = f.columnType;
-    const extended = (f as { extendedFormat?: string }).extendedFormat;
-    let fn: Convert | undefined;
-    if (type === FLOAT || type === DOUBLE) {
-      (f as { columnType?: number }).columnType = NEWDECIMAL;
-      fn = float;
-    } else if (type === TIMESTAMP || type === DATETIME) fn = timestamp;
-    else if (type === JSON_TYPE || extended === 'json') fn = json;
-    if (fn) {
-      names.push(f.name);
-      fns.push(fn);
-    }
-  }
-  return { names, fns };
-}
+import { compileRowParser, type RowParser } from './row-parser.js';
 
 /** The server closed the connection without saying why (mysql2's code for it, so it maps as unavailable). */
 function connectionLost(): Error {
@@ -71,10 +22,42 @@ export interface StreamReadSpec {
 }
 
 /**
+ * Has the query parse its rows with the parser compiled for its fields (row-parser.ts) instead of
+ * mysql2's own. mysql2 has no option for this: it compiles its parser right after the 'fields' event
+ * and keeps it in the query's `_rowParser`, which becomes an accessor here that hands out ours.
+ * `used()` says whether any row came through it, so that a mysql2 that no longer reads `_rowParser`
+ * fails the read instead of giving its own, inexact, values.
+ */
+function useRowParser(q: Query): { used(): boolean } {
+  let ours: RowParser | undefined;
+  let theirs: unknown;
+  let rows = 0;
+  q.on('fields', (fields: FieldPacket[]) => {
+    const compiled = compileRowParser(fields);
+    ours = {
+      next(packet, f, o) {
+        rows++;
+        return compiled.next(packet, f, o);
+      },
+    };
+  });
+  Object.defineProperty(q, '_rowParser', {
+    configurable: true,
+    get: () => ours ?? theirs,
+    set: (parser: unknown) => {
+      theirs = parser;
+    },
+  });
+  return { used: () => rows > 0 };
+}
+
+/**
  * The window as one streamed query in the reader's snapshot (text protocol): rows are gathered into
  * batches as they arrive. Once a batch is waiting to be taken the connection is paused (mysql2 stops
  * parsing, the socket stops reading and TCP holds the server back), so at most one batch plus the one
- * being filled and the socket's buffers are held, whatever the window's size.
+ * being filled and the socket's buffers are held, whatever the window's size. A batch the consumer is
+ * already waiting for does not pause it: the consumer takes the batch once the socket chunk being parsed
+ * is done, and a pause would only make mysql2 copy that chunk's remaining rows aside and replay them.
  */
 export function streamReader(conn: Connection, spec: StreamReadSpec): BoundedReader {
   let lastKey: unknown;
@@ -94,21 +77,30 @@ export function streamReader(conn: Connection, spec: StreamReadSpec): BoundedRea
         wake = undefined;
         w?.();
       };
-      let conversions: { names: string[]; fns: Convert[] } = { names: [], fns: [] };
       const q = conn.query(spec.sql);
       query = q;
-      q.on('fields', (fields: FieldPacket[]) => {
-        conversions = streamConversions(fields);
-      });
+      const parser = useRowParser(q);
+      let first = true;
       q.on('result', (row: Record<string, unknown>) => {
-        const { names, fns } = conversions;
-        for (let i = 0; i < names.length; i++) row[names[i]!] = fns[i]!(row[names[i]!]);
+        if (first) {
+          first = false;
+          if (!parser.used()) {
+            // Left as a read still streaming, so that close() drops the connection.
+            failure = new Error(
+              "mysql2 did not parse the rows with the reader's row parser (a changed mysql2?): its values would not be exact",
+            );
+            conn.pause();
+            notify();
+            return;
+          }
+        }
         filling.push(row);
         if (filling.length >= spec.batchSize) {
           ready.push(filling);
           filling = [];
-          // One batch waits for the consumer: stop reading until it is taken.
-          conn.pause();
+          // One batch waits for the consumer: stop reading until it is taken, unless the consumer is
+          // already waiting for it (it takes the batch as soon as this socket chunk is parsed).
+          if (wake === undefined) conn.pause();
           notify();
         }
       });
