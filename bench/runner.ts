@@ -56,7 +56,7 @@ const MEMORY_TARGET = 1.15;
  * Rounds (every kind once) at the largest size; 1 at smaller sizes. Round i runs the runner first when i
  * is even. PostgreSQL gets one round: its runner run alone takes 40-60 s at 1,000,000 rows here.
  */
-const ROUNDS_AT_LARGEST: Readonly<Record<Pipeline, number>> = { 'kafka-file': 2, 'pg-pg': 1, 'datagen-file': 2 };
+const ROUNDS_AT_LARGEST: Readonly<Record<Pipeline, number>> = { 'kafka-file': 2, 'pg-pg': 1, 'datagen-file': 3 };
 /**
  * librdkafka's mock cluster keeps at most about 5 MB per partition and silently drops the oldest
  * message sets beyond that: 1,000,000 messages of ~115 bytes need 32 partitions (about 3.6 MB each).
@@ -589,6 +589,7 @@ function report(out: (line?: string) => void, outcomes: readonly Outcome[], size
       'peak RSS',
       'CPU: process',
       'CPU: server',
+      'cores busy',
     ],
   ];
   for (const o of outcomes) {
@@ -608,10 +609,18 @@ function report(out: (line?: string) => void, outcomes: readonly Outcome[], size
         fmtMiB(b.peakKb),
         typeof b.run.cpuMs === 'number' ? fmtSeconds(b.run.cpuMs) : '-',
         b.run.serverCpuMs !== undefined ? fmtSeconds(b.run.serverCpuMs) : '-',
+        // CPU time of the process and the server over the wall time: how many of the cores the run kept busy.
+        typeof b.run.cpuMs === 'number' ? ((b.run.cpuMs + (b.run.serverCpuMs ?? 0)) / b.run.ms).toFixed(2) : '-',
       ]);
     }
   }
-  if (rows.length > 1) table(out, rows);
+  if (rows.length > 1) {
+    table(out, rows);
+    out(
+      "   CPU: process = all threads of the run's process; server = the PostgreSQL server's processes (any client's), read",
+    );
+    out("   from /proc when it runs here; cores busy = (process + server CPU) / wall time, of this machine's cores.");
+  }
   out();
 
   const cellOf = (o: Outcome, records: number, kind: RunKind) =>
