@@ -4,17 +4,21 @@
  *
  * 1. Kafka (librdkafka mock cluster) → file (JSON lines): one OFFSET window of each size, run by
  *    `new EmbeddedRunner({ hooks }).run(spec, ctx)` against a plain kafkajs consumer writing the same
- *    lines to a file (fsync + rename, as the file sink). Target: runner >= 0.8 x plain throughput.
+ *    lines to a file (fsync + rename, as the file sink). Target: runner >= 0.95 x plain throughput.
  * 2. PostgreSQL → PostgreSQL (replace-window): the runner against `COPY (SELECT ...) TO STDOUT` piped
- *    into `COPY ... FROM STDIN` (plain pg, simple query protocol), plus, at the largest size, the
- *    server-side `INSERT ... SELECT` (upper bound) and plain pg doing the connectors' statements. The
- *    ratios are reported; there is no target.
- * 3. Peak RSS (maxRSS of a fresh child process per run) of the runner at the smallest and the largest
+ *    into `COPY ... FROM STDIN` (plain pg, simple query protocol; target >= 0.7 x), plus, at the largest
+ *    size, the server-side `INSERT ... SELECT` (upper bound) and plain pg doing the connectors'
+ *    statements (reported).
+ * 3. Two jobs at once on the pool's two threads against the same two one by one, at the largest size:
+ *    PostgreSQL → PostgreSQL (with the server's CPU time) and datagen → file (all work in the job
+ *    threads). Target: wall time at once / one by one <= 0.6.
+ * 4. Peak RSS (maxRSS of a fresh child process per run) of the runner at the smallest and the largest
  *    size. Target: largest / smallest <= 1.15 (it does not grow with the window).
  *
  * Every run is a fresh child process (bench/runner-child.ts); runner and reference alternate which goes
  * first. Every output is checked: line counts and an order-independent digest of the lines (Kafka),
- * row counts and a hash sum of the rows (PostgreSQL) must equal what was seeded. See
+ * row counts and a hash sum of the rows (PostgreSQL) must equal what was seeded (datagen: what the
+ * source yields for the window). See
  * docs/benchmarks.md (section 5).
  */
 import { execFile, execFileSync } from 'node:child_process';
