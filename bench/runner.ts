@@ -23,7 +23,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -360,51 +360,67 @@ async function benchDatagen(sizes: readonly number[], progress: (line: string) =
 // ------------------------------------------------------------------------------------------- PostgreSQL → PostgreSQL
 
 /**
- * CPU time the PostgreSQL server has used (ms), when it runs on this machine and /proc can be read:
- * the postmaster's own and its reaped children's (backends that ended) plus its live children's.
- * Undefined otherwise. Read before and after a run; the backends of a run end with its child process.
+ * The application_name the runs' connections carry: set in the URL, which pg lets win over the
+ * connectors' own 'sluice', so that the server CPU below counts this benchmark's sessions and no other
+ * client's.
+ */
+const RUN_APPLICATION_NAME = `sluice-bench-${process.pid}`;
+const RUN_PG_URL = `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}application_name=${RUN_APPLICATION_NAME}`;
+
+/**
+ * CPU time of the run's own backends, when the PostgreSQL server runs on this machine and /proc can be
+ * read: while a run goes on, the backends named RUN_APPLICATION_NAME are listed every 100 ms, and each
+ * one's utime + stime (its whole life, which lies inside the run) is read from /proc; the sum of the last
+ * readings is the server CPU of the run. Other clients' sessions do not count; the server's background
+ * processes (WAL writer, checkpointer) and a backend's last < 100 ms do not either.
  */
 interface ServerCpu {
-  readonly read: () => Promise<number>;
-  /** Waits (at most 2 s) until the postmaster has no more children than `n`: a run's backends ended. */
-  readonly settle: (n: number) => Promise<void>;
-  readonly children: () => Promise<number>;
+  /** Starts sampling; `stop` ends it and gives the CPU time of the backends seen (ms). */
+  readonly start: () => { readonly stop: () => Promise<number> };
 }
 
 async function serverCpuOf(client: pg.Client): Promise<ServerCpu | undefined> {
   try {
     const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-    const stat = async (pid: string | number) => {
+    if (!(await readFile(`/proc/${rows[0]!.pid}/comm`, 'utf8')).startsWith('postgres')) return undefined;
+    const tickMs = 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    /** utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/<pid>/stat). */
+    const ticks = async (pid: number) => {
       const text = await readFile(`/proc/${pid}/stat`, 'utf8');
-      // Fields after the command (which may hold spaces), from field 3 (state) on.
-      return text.slice(text.lastIndexOf(')') + 2).split(' ');
+      const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      return Number(f[11]) + Number(f[12]);
     };
-    const postmaster = (await stat(rows[0]!.pid))[1]!;
-    if (!(await readFile(`/proc/${postmaster}/comm`, 'utf8')).startsWith('postgres')) return undefined;
-    const tick = 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-    const childStats = async () => {
-      const out: string[][] = [];
-      for (const pid of await readdir('/proc')) {
-        if (!/^\d+$/.test(pid)) continue;
-        const f = await stat(pid).catch(() => undefined);
-        if (f && f[1] === postmaster) out.push(f);
-      }
-      return out;
+    return {
+      start() {
+        const seen = new Map<number, number>();
+        let stopped = false;
+        const sample = async () => {
+          const res = await client.query<{ pid: number }>(
+            'SELECT pid FROM pg_stat_activity WHERE application_name = $1',
+            [RUN_APPLICATION_NAME],
+          );
+          for (const { pid } of res.rows) {
+            const t = await ticks(pid).catch(() => undefined);
+            if (t !== undefined) seen.set(pid, Math.max(seen.get(pid) ?? 0, t));
+          }
+        };
+        const loop = (async () => {
+          while (!stopped) {
+            await sample().catch(() => {});
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        })();
+        return {
+          async stop() {
+            stopped = true;
+            await loop;
+            let total = 0;
+            for (const t of seen.values()) total += t;
+            return total * tickMs;
+          },
+        };
+      },
     };
-    // utime, stime, cutime, cstime are fields 14-17 (indexes 11-14 from the state field).
-    const ticks = (f: string[], reaped: boolean) =>
-      Number(f[11]) + Number(f[12]) + (reaped ? Number(f[13]) + Number(f[14]) : 0);
-    const read = async () => {
-      let total = ticks(await stat(postmaster), true);
-      for (const f of await childStats()) total += ticks(f, false);
-      return total * tick;
-    };
-    const children = async () => (await childStats()).length;
-    const settle = async (n: number) => {
-      for (let i = 0; i < 40 && (await children()) > n; i++) await new Promise((r) => setTimeout(r, 50));
-    };
-    await read();
-    return { read, settle, children };
   } catch {
     return undefined;
   }
@@ -490,21 +506,18 @@ async function benchPostgres(sizes: readonly number[], progress: (line: string) 
         const tables = [dst[cell.kind], ...(dst2[cell.kind] ? [dst2[cell.kind]!] : [])];
         for (const t of tables) await client.query(`TRUNCATE "${t}"`);
         await client.query('CHECKPOINT').catch(() => {});
-        const backends = await server?.children();
-        const cpuBefore = await server?.read();
+        const sampler = server?.start();
         const child = await runChild({
           pipeline: 'pg-pg',
           kind: cell.kind,
           records,
-          url: PG_URL,
+          url: RUN_PG_URL,
           srcTable: src,
           dstTable: dst[cell.kind],
           ...(dst2[cell.kind] ? { dstTable2: dst2[cell.kind]! } : {}),
         });
-        await server?.settle(backends!);
-        const cpuAfter = await server?.read();
-        const result: Run =
-          cpuBefore !== undefined && cpuAfter !== undefined ? { ...child, serverCpuMs: cpuAfter - cpuBefore } : child;
+        const serverCpuMs = await sampler?.stop();
+        const result: Run = serverCpuMs !== undefined ? { ...child, serverCpuMs } : child;
         for (const t of tables) {
           const got = await hashOf(`SELECT ${cols}, sluice_window FROM "${t}"`, []);
           if (got !== want || result.records !== records * tables.length)
@@ -621,9 +634,9 @@ function report(out: (line?: string) => void, outcomes: readonly Outcome[], size
   if (rows.length > 1) {
     table(out, rows);
     out(
-      "   CPU: process = all threads of the run's process; server = the PostgreSQL server's processes (any client's), read",
+      "   CPU: process = all threads of the run's process; server = the run's own backends (its application_name, read",
     );
-    out("   from /proc when it runs here; cores busy = (process + server CPU) / wall time, of this machine's cores.");
+    out('   from /proc when the server runs here); cores busy = (process + server CPU) / wall time.');
   }
   out();
 
