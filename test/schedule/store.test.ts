@@ -289,6 +289,46 @@ contract('insertSchedule: a DELETED schedule is replaced, atomically under concu
   t.is((await a.getSchedule('g-1'))?.engineId, `engine-${won[0]}`);
 });
 
+contract('insertSchedule: calls made together go in together, each answered as if alone', async (t, db) => {
+  const store = await db.open();
+  await store.insertSchedule(schedule('g-live', { status: 'REGISTERED' }));
+  await store.insertSchedule(schedule('g-gone'));
+  await store.updateSchedule(schedule('g-gone', { status: 'DELETED', version: 2 }), 1);
+
+  // Values that must come back exactly: text beyond ASCII, quotes, and epoch milliseconds past 2^32.
+  const fresh = schedule('g-new', {
+    info: info('g-new', { crontabExpression: '0 "ü" ☃ \\ 0', startTime: 2 ** 41 + 7 }),
+    status: 'REGISTERED',
+    version: 2,
+  });
+  const calls = [
+    store.insertSchedule(fresh),
+    store.insertSchedule(schedule('g-live', { engineId: 'other' })),
+    store.insertSchedule(schedule('g-gone', { engineId: 'again', createdAt: NOW + 5 })),
+    store.insertSchedule(schedule('g-new', { engineId: 'second' })),
+    store.insertSchedule(schedule('g-other')),
+  ];
+  const results = await Promise.allSettled(calls);
+  t.deepEqual(results[0], { status: 'fulfilled', value: { replaced: false } });
+  t.is(results[1]!.status, 'rejected');
+  t.like((results[1] as PromiseRejectedResult).reason, {
+    code: 'ALREADY_EXISTS',
+    message: "schedule 'g-live' already exists",
+  });
+  t.deepEqual(results[2], { status: 'fulfilled', value: { replaced: true } });
+  t.like(
+    (results[3] as PromiseRejectedResult).reason,
+    { code: 'ALREADY_EXISTS' },
+    'the first call for a group takes it',
+  );
+  t.deepEqual(results[4], { status: 'fulfilled', value: { replaced: false } });
+
+  t.deepEqual(await store.getSchedule('g-new'), fresh);
+  t.is((await store.getSchedule('g-live'))?.engineId, 'builtin');
+  t.like(await store.getSchedule('g-gone'), { engineId: 'again', status: 'NEW', version: 1, createdAt: NOW + 5 });
+  t.truthy(await store.getSchedule('g-other'));
+});
+
 contract(
   'updateSchedule: optimistic locking (VERSION_CONFLICT on a stale version, NOT_FOUND when missing)',
   async (t, db) => {
@@ -414,6 +454,30 @@ contract(
     const tooMany = Array.from({ length: 501 }, (_, i) => instance('g-4', i));
     const err = await t.throwsAsync(store.claimInstances(tooMany));
     t.regex(err.message, /instances.*at most 500/);
+  },
+);
+
+contract(
+  'claimInstances: a batch of 250 is all or nothing, and a window twice in it is claimed by its first entry',
+  async (t, db) => {
+    const store = await db.open();
+    await store.claimInstance(instance('g-5', 3, { instanceId: 'earlier' }));
+    // 250 rows: on SQLite several statements (64, 8 and 1 rows) in one transaction; the repeat is in a later one.
+    const wanted = Array.from({ length: 249 }, (_, i) => instance(`g-${5 + (i % 3)}`, i));
+    wanted.push(instance('g-5', 0, { instanceId: 'repeat-of-first' }));
+    const rows = await store.claimInstances(wanted);
+    t.deepEqual(
+      rows.map((r, i) => (r ? 'claimed' : `taken ${wanted[i]!.instanceId}`)).filter((x) => x !== 'claimed'),
+      ['taken g-5-3', 'taken repeat-of-first'],
+    );
+    t.deepEqual(rows[1], wanted[1], 'a claimed row answers as stored');
+    t.is((await store.listInstances({ limit: 500 })).length, 249);
+
+    // A row the database refuses (here: no group) fails the whole batch, rows before it included.
+    const bad = Array.from({ length: 80 }, (_, i) => instance('g-8', i));
+    bad.push({ ...instance('g-8', 80), groupId: null as unknown as string });
+    await t.throwsAsync(store.claimInstances(bad));
+    t.deepEqual(await store.listInstances({ groupId: 'g-8', limit: 500 }), [], 'nothing of a failed batch is kept');
   },
 );
 
