@@ -24,6 +24,12 @@ const DIALECT: core.Dialect = {
   jdbcPrefix: 'jdbc:postgresql:',
   defaultPort: 5432,
   qualifier: 'schema',
+  // A batch lives until the sink has written all of it. At 5000 rows it outlived two young-generation
+  // collections of a job thread (young generation capped at 24 MiB), so nearly every row read was
+  // promoted and collected by the old generation: a mark-compact every 100-300 ms, and a heap that
+  // overshot as far as the concurrent marker lagged on a busy machine. At 1000 rows (the sink's own
+  // batch) few rows are promoted. docs/benchmarks.md, "Flat memory".
+  sourceBatchSize: 1000,
 };
 
 const INT8_MIN = -(2n ** 63n);
