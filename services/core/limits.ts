@@ -29,7 +29,20 @@ export const MAX_LIST_LENGTH = 10_000;
 /** Request fields (camelCase, as decoded) that are google.protobuf.Struct: their keys are the client's own. */
 const STRUCT_FIELDS = new Set(['options', 'boundedOptions', 'resolvedSourceOptions', 'resolvedPositions']);
 
-const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+/** Field names seen, in snake_case: a request's keys are the proto's few field names, over and over. */
+const SNAKE = new Map<string, string>();
+/** Keys cached at most (map fields' keys are the client's own and need not repeat). */
+const SNAKE_CACHE_LIMIT = 1024;
+
+/** camelCase to snake_case, as the .proto names the field. */
+function snake(key: string): string {
+  let name = SNAKE.get(key);
+  if (name === undefined) {
+    name = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+    if (SNAKE.size < SNAKE_CACHE_LIMIT) SNAKE.set(key, name);
+  }
+  return name;
+}
 
 function shortPath(path: string): string {
   return path.length > 200 ? `${path.slice(0, 197)}...` : path;
@@ -48,7 +61,7 @@ function checkStructDepth(value: unknown, path: string, depth: number): void {
 }
 
 function checkString(key: string, value: string, path: string): void {
-  const limit = /Id$/.test(key)
+  const limit = key.endsWith('Id')
     ? MAX_ID_LENGTH
     : key === 'description'
       ? MAX_DESCRIPTION_LENGTH

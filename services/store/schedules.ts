@@ -4,47 +4,115 @@ import type { ScheduleRecord, ScheduleStatus } from '../schedule/domain/model.js
 import { checkLimit } from './checks.js';
 import type { Database, SchedulesTable } from './database.js';
 import type { StoreDialect } from './dialect.js';
-import { jsonRows } from './json-rows.js';
+import { type JsonRowType, jsonRows } from './json-rows.js';
+import { prepared } from './prepared.js';
 
 const COLUMNS = ['group_id', 'info', 'status', 'engine_id', 'version', 'created_at', 'updated_at'] as const;
+const COLUMN_TYPES: Readonly<Record<(typeof COLUMNS)[number], JsonRowType>> = {
+  group_id: 'text',
+  info: 'json',
+  status: 'text',
+  engine_id: 'text',
+  version: 'integer',
+  created_at: 'epochMs',
+  updated_at: 'epochMs',
+};
+/** Schedules one insertMany takes at most. */
+export const MAX_INSERTS = 500;
+
+/** How inserting a schedule went: a new row, a DELETED row replaced, or a live schedule found (nothing written). */
+export type ScheduleInsert = 'NEW' | 'REPLACED' | 'EXISTS';
 
 /** The schedule service's schedules: one row per group, optimistic locking on `version`. */
 export class Schedules {
+  /**
+   * The insert of a group's first schedule row, and the take-over of a DELETED row, each compiled once: a
+   * registration runs one of them (the second only when the first found a row), not the query builder.
+   */
+  readonly #insertNew;
+  readonly #replaceDeleted;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: StoreDialect,
-  ) {}
+  ) {
+    this.#insertNew = prepared(db, COLUMNS, (v) =>
+      db
+        .insertInto('schedules')
+        .values(v)
+        .onConflict((oc) => oc.column('group_id').doNothing())
+        .returning('group_id'),
+    );
+    this.#replaceDeleted = prepared(db, COLUMNS, (v) =>
+      db
+        .updateTable('schedules')
+        .set({
+          info: v.info,
+          status: v.status,
+          engine_id: v.engine_id,
+          version: v.version,
+          created_at: v.created_at,
+          updated_at: v.updated_at,
+        })
+        .where('group_id', '=', v.group_id)
+        .where('status', '=', 'DELETED')
+        .returning('group_id'),
+    );
+  }
 
-  /** ALREADY_EXISTS unless the group has no schedule or a DELETED one (which is replaced). */
-  async insert(record: ScheduleRecord): Promise<void> {
-    const row = await this.db
-      .insertInto('schedules')
-      .values({
-        group_id: record.groupId,
-        info: JSON.stringify(record.info),
-        status: record.status,
-        engine_id: record.engineId,
-        version: record.version,
-        created_at: record.createdAt,
-        updated_at: record.updatedAt,
-      })
-      .onConflict((oc) =>
-        oc
-          .column('group_id')
-          .doUpdateSet((eb) => ({
-            info: eb.ref('excluded.info'),
-            status: eb.ref('excluded.status'),
-            engine_id: eb.ref('excluded.engine_id'),
-            version: eb.ref('excluded.version'),
-            created_at: eb.ref('excluded.created_at'),
-            updated_at: eb.ref('excluded.updated_at'),
-          }))
-          .where('schedules.status', '=', 'DELETED'),
-      )
-      .returning('group_id')
-      .executeTakeFirst();
-    if (row === undefined)
-      throw new SluiceError(ERROR_CODES.ALREADY_EXISTS, `schedule '${record.groupId}' already exists`);
+  /**
+   * Inserts each schedule whose group has no schedule row, replaces a DELETED one, and leaves a live one alone;
+   * answers, in the order given, which of the three happened. The new rows of several groups go in as one
+   * statement (one commit for registrations asked for together); a group given twice is taken by its first entry.
+   * NEW means the group never had a schedule here, so the ledger holds no window of it.
+   */
+  async insertMany(records: readonly ScheduleRecord[]): Promise<ScheduleInsert[]> {
+    if (records.length > MAX_INSERTS)
+      throw invalidArgument('records', `at most ${MAX_INSERTS} schedules per insert`, records.length);
+    const rows = records.map((record) => this.toRow(record));
+    const outcomes: (ScheduleInsert | undefined)[] = new Array<undefined>(records.length);
+    if (records.length === 1) {
+      if ((await this.#insertNew(rows[0]!)).rows.length > 0) outcomes[0] = 'NEW';
+    } else if (records.length > 1) {
+      const first = new Map<string, number>();
+      records.forEach((r, i) => first.has(r.groupId) || first.set(r.groupId, i));
+      // In key order, so two replicas inserting overlapping batches cannot deadlock on PostgreSQL. The rows go
+      // as one JSON parameter (one statement text for any batch size); WHERE true: SQLite would otherwise read
+      // ON CONFLICT as a join's ON.
+      const source = jsonRows(
+        this.dialect,
+        's',
+        COLUMN_TYPES,
+        [...first.keys()].sort().map((groupId) => {
+          const i = first.get(groupId)!;
+          return { ...rows[i], info: records[i]!.info };
+        }),
+      );
+      const columns = sql.join(COLUMNS.map((c) => sql.ref(c)));
+      const { rows: inserted } = await sql<{
+        group_id: string;
+      }>`INSERT INTO schedules (${columns}) SELECT ${columns} FROM ${source} WHERE true ON CONFLICT (group_id) DO NOTHING RETURNING group_id`.execute(
+        this.db,
+      );
+      for (const { group_id } of inserted) outcomes[first.get(group_id)!] = 'NEW';
+    }
+    // A row was there (or an earlier entry of this call put it there): only a DELETED one gives way, atomically
+    // (the status is checked in the same statement).
+    for (let i = 0; i < records.length; i++)
+      outcomes[i] ??= (await this.#replaceDeleted(rows[i]!)).rows.length > 0 ? 'REPLACED' : 'EXISTS';
+    return outcomes as ScheduleInsert[];
+  }
+
+  private toRow(record: ScheduleRecord): Record<(typeof COLUMNS)[number], unknown> {
+    return {
+      group_id: record.groupId,
+      info: JSON.stringify(record.info),
+      status: record.status,
+      engine_id: record.engineId,
+      version: record.version,
+      created_at: record.createdAt,
+      updated_at: record.updatedAt,
+    };
   }
 
   async update(record: ScheduleRecord, expectedVersion: number): Promise<void> {

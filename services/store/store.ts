@@ -26,7 +26,8 @@ import { Groups } from './groups.js';
 import { Instances } from './instances.js';
 import { Jobs } from './jobs.js';
 import { migrate } from './migrations.js';
-import { Schedules } from './schedules.js';
+import { Batcher } from '../schedule/domain/batcher.js';
+import { MAX_INSERTS, Schedules } from './schedules.js';
 
 /**
  * Both services' ports over one database: the schedule service's schedules and ledger, the operator's groups and
@@ -61,9 +62,22 @@ export class SqlStore implements ScheduleStore, OperatorStore {
 
   // Schedules and the ledger
 
-  insertSchedule(record: ScheduleRecord): Promise<void> {
-    return this.run('insert schedule', () => this.schedules.insert(record));
+  insertSchedule(record: ScheduleRecord): Promise<{ replaced: boolean }> {
+    return this.scheduleInserts.run([record]).then(([outcome]) => {
+      if (outcome === 'EXISTS')
+        throw new SluiceError(ERROR_CODES.ALREADY_EXISTS, `schedule '${record.groupId}' already exists`);
+      return { replaced: outcome === 'REPLACED' };
+    });
   }
+
+  /**
+   * The schedules registered in one turn of the event loop (calls that arrived together) go in as one statement,
+   * one commit for all of them, rather than a commit each.
+   */
+  private readonly scheduleInserts = new Batcher(
+    (records: readonly ScheduleRecord[]) => this.run('insert schedule', () => this.schedules.insertMany(records)),
+    MAX_INSERTS,
+  );
 
   updateSchedule(record: ScheduleRecord, expectedVersion: number): Promise<void> {
     return this.run('update schedule', () => this.schedules.update(record, expectedVersion));

@@ -662,3 +662,39 @@ test.serial('RegisterSchedule is one store write: the row goes in REGISTERED', a
   t.is(row?.status, 'REGISTERED');
   t.is(row?.version, 2);
 });
+
+test.serial(
+  "RegisterSchedule reads nothing back for a new group; a group registered again reads its ledger's latest window",
+  async (t) => {
+    const { rig } = t.context;
+    const reads: string[] = [];
+    const store = rig.store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    for (const name of ['getSchedule', 'getSchedules', 'lastInstances', 'listInstances'] as const) {
+      const original = store[name]!.bind(rig.store);
+      store[name] = (...args: unknown[]) => {
+        reads.push(name);
+        return original(...args);
+      };
+    }
+    const windows = async () =>
+      (await rig.store.listInstances({ groupId: 'again', limit: 10 })).map((r) => r.windowStart);
+    // Nothing due yet: the engine's first FireDue plans from the row just written and arms the timer.
+    await rig.service.register(info('again', { selfDepend: 1 }));
+    await rig.service.idle();
+    t.deepEqual(reads, [], 'a new group: the row just written, and no window in the ledger');
+    await rig.advanceTo(T0 + 2 * HOUR + 60_000);
+    t.deepEqual(await windows(), [T0, T0 + HOUR], 'the timer armed from that plan fires');
+
+    await rig.service.unregister('again');
+    await rig.advanceTo(T0 + 3 * HOUR + 60_000);
+    reads.length = 0;
+    await rig.service.register(info('again', { selfDepend: 1 }));
+    await rig.service.idle();
+    t.true(reads.includes('lastInstances'), 'the DELETED row was replaced: its windows are still in the ledger');
+    t.deepEqual(
+      await windows(),
+      [T0, T0 + HOUR, T0 + 2 * HOUR],
+      'the watermark is the ledger: the next window fires, none fires again',
+    );
+  },
+);

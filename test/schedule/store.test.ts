@@ -289,6 +289,46 @@ contract('insertSchedule: a DELETED schedule is replaced, atomically under concu
   t.is((await a.getSchedule('g-1'))?.engineId, `engine-${won[0]}`);
 });
 
+contract('insertSchedule: calls made together go in together, each answered as if alone', async (t, db) => {
+  const store = await db.open();
+  await store.insertSchedule(schedule('g-live', { status: 'REGISTERED' }));
+  await store.insertSchedule(schedule('g-gone'));
+  await store.updateSchedule(schedule('g-gone', { status: 'DELETED', version: 2 }), 1);
+
+  // Values that must come back exactly: text beyond ASCII, quotes, and epoch milliseconds past 2^32.
+  const fresh = schedule('g-new', {
+    info: info('g-new', { crontabExpression: '0 "ü" ☃ \\ 0', startTime: 2 ** 41 + 7 }),
+    status: 'REGISTERED',
+    version: 2,
+  });
+  const calls = [
+    store.insertSchedule(fresh),
+    store.insertSchedule(schedule('g-live', { engineId: 'other' })),
+    store.insertSchedule(schedule('g-gone', { engineId: 'again', createdAt: NOW + 5 })),
+    store.insertSchedule(schedule('g-new', { engineId: 'second' })),
+    store.insertSchedule(schedule('g-other')),
+  ];
+  const results = await Promise.allSettled(calls);
+  t.deepEqual(results[0], { status: 'fulfilled', value: { replaced: false } });
+  t.is(results[1]!.status, 'rejected');
+  t.like((results[1] as PromiseRejectedResult).reason, {
+    code: 'ALREADY_EXISTS',
+    message: "schedule 'g-live' already exists",
+  });
+  t.deepEqual(results[2], { status: 'fulfilled', value: { replaced: true } });
+  t.like(
+    (results[3] as PromiseRejectedResult).reason,
+    { code: 'ALREADY_EXISTS' },
+    'the first call for a group takes it',
+  );
+  t.deepEqual(results[4], { status: 'fulfilled', value: { replaced: false } });
+
+  t.deepEqual(await store.getSchedule('g-new'), fresh);
+  t.is((await store.getSchedule('g-live'))?.engineId, 'builtin');
+  t.like(await store.getSchedule('g-gone'), { engineId: 'again', status: 'NEW', version: 1, createdAt: NOW + 5 });
+  t.truthy(await store.getSchedule('g-other'));
+});
+
 contract(
   'updateSchedule: optimistic locking (VERSION_CONFLICT on a stale version, NOT_FOUND when missing)',
   async (t, db) => {

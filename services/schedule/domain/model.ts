@@ -83,8 +83,12 @@ export interface InstanceQuery {
 export interface ScheduleStore {
   /** Applies pending versioned migrations. */
   migrate(): Promise<void>;
-  /** ALREADY_EXISTS when the group has a schedule that is not DELETED (a DELETED one is replaced). */
-  insertSchedule(record: ScheduleRecord): Promise<void>;
+  /**
+   * ALREADY_EXISTS when the group has a schedule that is not DELETED (a DELETED one is replaced). `replaced` is
+   * false when the group had no schedule row at all: then the ledger holds no window of it either (windows are
+   * only recorded for a group with a schedule, and schedule rows are never removed).
+   */
+  insertSchedule(record: ScheduleRecord): Promise<{ replaced: boolean }>;
   /** Writes `record` (whose version is expectedVersion + 1); VERSION_CONFLICT when the stored version is not expectedVersion. */
   updateSchedule(record: ScheduleRecord, expectedVersion: number): Promise<void>;
   getSchedule(groupId: string): Promise<ScheduleRecord | undefined>;

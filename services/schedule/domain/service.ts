@@ -188,6 +188,11 @@ export class ScheduleService {
   #watch?: { close(): Promise<void> };
   /** What this replica last acted on of each schedule: a newer version re-arms or disarms it here. */
   readonly #known = new Map<string, Pick<ScheduleRecord, 'version' | 'status' | 'engineId'>>();
+  /**
+   * Schedules whose registration is telling the engine now: the row as written, and whether it replaced a
+   * DELETED one (whose windows stay in the ledger).
+   */
+  readonly #justRegistered = new Map<string, { readonly record: ScheduleRecord; readonly replaced: boolean }>();
   /** One sync at a time per group, in arrival order. */
   readonly #syncing = new Map<string, Promise<void>>();
   #rescanning: Promise<void> | undefined;
@@ -552,14 +557,17 @@ export class ScheduleService {
       createdAt: now,
       updatedAt: now,
     };
-    await this.#o.store.insertSchedule(registered);
+    const { replaced } = await this.#o.store.insertSchedule(registered);
     this.#note(registered);
+    this.#justRegistered.set(registered.groupId, { record: registered, replaced });
     try {
       if (engine) await this.#o.hooks.call(engine, 'register', registered.info);
     } catch (err) {
       // Leave no half-registered schedule behind: the client may simply retry.
       await this.#save(registered, { status: 'DELETED' }).catch(() => {});
       throw err;
+    } finally {
+      this.#justRegistered.delete(registered.groupId);
     }
     return registered;
   }
@@ -753,17 +761,23 @@ export class ScheduleService {
 
   async #fireDue(groupId: string, asOfInput: number): Promise<FireDueResult> {
     const asOf = this.#asOf(asOfInput);
+    // The engine's first FireDue, asked while its register hook runs, needs no reads: the row is the one just
+    // written (unless this replica has seen a newer one since), and a group new to the store has no windows.
+    const fresh = this.#justRegistered.get(groupId);
+    const firstOfNew = fresh && !fresh.replaced && this.#known.get(groupId)?.version === fresh.record.version;
     // Read with the other groups firing in this turn (two statements for all of them).
-    const [[s], [last]] = await Promise.all([
-      this.#schedules.run([groupId]),
-      // Windows submitted before they are due wait for their time: they are neither the watermark nor running.
-      this.#lasts.run([{ groupId, dueBy: asOf }]),
-    ]);
+    const [[s], [last]] = firstOfNew
+      ? [[fresh.record], []]
+      : await Promise.all([
+          this.#schedules.run([groupId]),
+          // Windows submitted before they are due wait for their time: they are neither the watermark nor running.
+          this.#lasts.run([{ groupId, dueBy: asOf }]),
+        ]);
     if (!s || !FIRING.includes(s.status)) return { instances: [] };
     const rules = firingRules(s.info);
     const now = this.#o.clock.now();
     const active =
-      rules.selfDepend === 0
+      rules.selfDepend === 0 || firstOfNew
         ? 0
         : (await this.#o.store.listInstances({ groupId, states: ACTIVE_STATES, limit: 1000 })).filter(
             (i) => i.state !== 'SCHEDULED' || i.dueTime <= asOf,
