@@ -1,4 +1,4 @@
-import { type Insertable, type Kysely, type Selectable, type Updateable, sql } from 'kysely';
+import { CompiledQuery, type Insertable, type Kysely, type Selectable, type Updateable, sql } from 'kysely';
 import { invalidArgument } from 'sluice/sdk';
 import type {
   InstancePatch,
@@ -64,6 +64,24 @@ const COLUMN_TYPES: Readonly<Record<(typeof COLUMNS)[number], JsonRowType>> = {
  */
 export const MAX_CLAIMS = 500;
 
+/** Rows a SQLite claim statement holds: a batch goes as the fewest of these (250 = 3 × 64 + 7 × 8 + 2 × 1). */
+const SQLITE_CLAIM_SIZES = [64, 8, 1] as const;
+
+const sqliteClaimTexts = new Map<number, string>();
+
+/** The SQLite claim of `rows` rows, with bound values: one text per size. */
+function sqliteClaimText(rows: number): string {
+  let text = sqliteClaimTexts.get(rows);
+  if (text === undefined) {
+    const row = `(${COLUMNS.map(() => '?').join(', ')})`;
+    text =
+      `INSERT INTO instances (${COLUMNS.map((c) => `"${c}"`).join(', ')}) VALUES ${Array.from({ length: rows }, () => row).join(', ')}` +
+      ' ON CONFLICT (group_id, window_start) DO NOTHING RETURNING instance_id';
+    sqliteClaimTexts.set(rows, text);
+  }
+  return text;
+}
+
 /**
  * The ledger: one row per (group, window), unique, written before dispatch. Every change is one conditional
  * statement, so of replicas racing for a window (claim, re-arm, take-over) exactly one gets it.
@@ -79,8 +97,8 @@ export class Instances {
   }
 
   /**
-   * Inserts each instance whose (group, window) has no row yet, in one statement (so one transaction, and one
-   * round trip for a burst of due windows); answers, in the order given, the row inserted or undefined where
+   * Inserts each instance whose (group, window) has no row yet, in one transaction (on PostgreSQL one statement,
+   * so one round trip for a burst of due windows); answers, in the order given, the row inserted or undefined where
    * the window was taken, by an earlier row or another entry of the same call.
    */
   async claimMany(instances: readonly InstanceRecord[]): Promise<(InstanceRecord | undefined)[]> {
@@ -92,8 +110,16 @@ export class Instances {
     const ordered = [...instances].sort((a, b) =>
       a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : a.windowStart - b.windowStart,
     );
-    // The rows go as one JSON parameter, so every batch size is the same statement, prepared once. WHERE true:
-    // SQLite would otherwise read ON CONFLICT as a join's ON.
+    const rows = this.dialect.name === 'sqlite' ? await this.claimSqlite(ordered) : await this.claimJson(ordered);
+    const inserted = new Set(rows.map((row) => row.instance_id));
+    return instances.map((instance) => (inserted.has(instance.instanceId) ? this.asStored(instance) : undefined));
+  }
+
+  /**
+   * PostgreSQL: the rows go as one JSON parameter, so every batch size is the same statement, planned once.
+   * WHERE true: SQLite would read ON CONFLICT after an INSERT … SELECT as a join's ON (kept for any dialect).
+   */
+  private async claimJson(ordered: readonly InstanceRecord[]): Promise<{ instance_id: string }[]> {
     const source = jsonRows(
       this.dialect,
       'c',
@@ -101,15 +127,38 @@ export class Instances {
       ordered.map((instance) => ({ ...this.toRow(instance), job_ids: instance.jobIds })),
     );
     const columns = sql.join(COLUMNS.map((c) => sql.ref(c)));
-    const { rows } = await sql<
-      Selectable<InstancesTable>
-    >`INSERT INTO instances (${columns}) SELECT ${columns} FROM ${source} WHERE true ON CONFLICT (group_id, window_start) DO NOTHING RETURNING ${columns}`.execute(
+    // Only the ids come back: an inserted row holds exactly what was given, so the answer is built from that
+    // (as the row would read), without sending and decoding every column of a burst's rows again.
+    const { rows } = await sql<{
+      instance_id: string;
+    }>`INSERT INTO instances (${columns}) SELECT ${columns} FROM ${source} WHERE true ON CONFLICT (group_id, window_start) DO NOTHING RETURNING instance_id`.execute(
       this.db,
     );
-    const inserted = new Map(rows.map((row) => [row.instance_id, row]));
-    return instances.map((instance) => {
-      const row = inserted.get(instance.instanceId);
-      return row && this.toRecord(row);
+    return rows;
+  }
+
+  /**
+   * SQLite: bound values in statements of SQLITE_CLAIM_SIZES rows (a few texts, each prepared once), in one
+   * transaction. SQLite reads JSON rows back with a json_extract per column and row, which cost a burst of
+   * 2,000 claims about as much again as the inserts themselves.
+   */
+  private async claimSqlite(ordered: readonly InstanceRecord[]): Promise<{ instance_id: string }[]> {
+    const statements: CompiledQuery<{ instance_id: string }>[] = [];
+    let at = 0;
+    for (const size of SQLITE_CLAIM_SIZES)
+      for (; ordered.length - at >= size; at += size) {
+        const parameters: unknown[] = [];
+        for (let i = at; i < at + size; i++) {
+          const row = this.toRow(ordered[i]!);
+          for (const c of COLUMNS) parameters.push(row[c] ?? null);
+        }
+        statements.push(CompiledQuery.raw(sqliteClaimText(size), parameters));
+      }
+    if (statements.length === 1) return (await this.db.executeQuery(statements[0]!)).rows;
+    return this.db.transaction().execute(async (trx) => {
+      const rows: { instance_id: string }[] = [];
+      for (const statement of statements) rows.push(...(await trx.executeQuery(statement)).rows);
+      return rows;
     });
   }
 
@@ -371,11 +420,19 @@ export class Instances {
       queries.map((q, probe) => ({ probe, group_id: q.groupId, due_by: q.dueBy ?? null })),
     );
     const columns = sql.join(COLUMNS.map((c) => sql.ref(`i.${c}`)));
-    const { rows } = await sql<
-      Selectable<InstancesTable> & { probe: number }
-    >`SELECT q.probe AS probe, ${columns} FROM ${source} JOIN instances i ON i.instance_id = (SELECT l.instance_id FROM instances l WHERE l.group_id = q.group_id AND l.boundary_type = 'TIME' AND (q.due_by IS NULL OR l.due_time <= q.due_by) ORDER BY l.window_start DESC LIMIT 1)`.execute(
-      this.db,
-    );
+    const latest = sql`l.group_id = q.group_id AND l.boundary_type = 'TIME' AND (q.due_by IS NULL OR l.due_time <= q.due_by) ORDER BY l.window_start DESC LIMIT 1`;
+    // PostgreSQL: a LATERAL probe. Joined on the sub-select's instance id instead, it hashed the whole instances
+    // table (a sequential scan of the ledger per call, growing with its history). SQLite has no LATERAL; it looks
+    // the correlated sub-select's id up by primary key.
+    const { rows } = await (
+      this.dialect.name === 'postgres'
+        ? sql<
+            Selectable<InstancesTable> & { probe: number }
+          >`SELECT q.probe AS probe, ${columns} FROM ${source} CROSS JOIN LATERAL (SELECT l.* FROM instances l WHERE ${latest}) i`
+        : sql<
+            Selectable<InstancesTable> & { probe: number }
+          >`SELECT q.probe AS probe, ${columns} FROM ${source} JOIN instances i ON i.instance_id = (SELECT l.instance_id FROM instances l WHERE ${latest})`
+    ).execute(this.db);
     const out: (InstanceRecord | undefined)[] = new Array(queries.length).fill(undefined);
     for (const row of rows) out[Number(row.probe)] = this.toRecord(row);
     return out;
@@ -431,6 +488,12 @@ export class Instances {
       upper_bound: instance.boundaries?.upperBound ?? null,
       triggered_by: instance.triggeredBy ?? null,
     };
+  }
+
+  /** The record as {@link toRecord} reads back the row {@link toRow} writes for it. */
+  private asStored(instance: InstanceRecord): InstanceRecord {
+    // job_ids as the array both dialects' readJson pass through (text would stay text on PostgreSQL).
+    return this.toRecord({ ...this.toRow(instance), job_ids: [...instance.jobIds] } as Selectable<InstancesTable>);
   }
 
   private toRecord(row: Selectable<InstancesTable>): InstanceRecord {

@@ -148,6 +148,90 @@ for (const backend of backends) {
   );
 }
 
+for (const backend of backends) {
+  backend.declare(
+    `${backend.name}: fireDueMany fires many groups in one claim, answers each as FireDue would, and isolates a failed claim`,
+    async (t) => {
+      const open = await backend.setup(t);
+      let claimWrites = 0;
+      const counted = async (): Promise<ScheduleStore> => {
+        const store = await open();
+        return Object.assign(Object.create(store) as ScheduleStore, {
+          claimInstances: async (rows: readonly InstanceRecord[]) => {
+            claimWrites++;
+            if (rows.some((r) => r.groupId === 'poison')) throw new Error('claim refused by the store');
+            return store.claimInstances(rows);
+          },
+          getSchedules: async (ids: readonly string[]) => {
+            if (ids.includes('unreadable')) throw new Error('read failed');
+            return store.getSchedules(ids);
+          },
+        });
+      };
+      const clock = new ManualClock(T0 + HOUR + 1000);
+      const r = await replica(counted, clock, 'a');
+      t.teardown(() => r.service.stop());
+      const groups = Array.from({ length: 20 }, (_, i) => `many-${String(i).padStart(2, '0')}`);
+      for (const g of groups) await r.service.register(info(g, { scheduleEngine: 'None', endTime: T0 + HOUR }));
+
+      const ahead = await t.throwsAsync(r.service.fireDueMany(groups, clock.now() + 60_000));
+      t.is(codeOf(ahead), 'INVALID_ARGUMENT');
+      t.is(claimWrites, 0, 'a refused as_of fires nothing');
+
+      const answers = await r.service.fireDueMany([...groups, 'unknown', groups[0]!], 0);
+      await r.service.idle();
+      t.is(claimWrites, 1, 'the windows of all 20 groups are claimed in one statement');
+      t.is(answers.length, groups.length + 2, 'one answer per group asked for, in order');
+      for (const [i, g] of groups.entries()) {
+        const a = answers[i]!;
+        if (a instanceof Error) return t.fail(`${g}: ${a.message}`);
+        t.deepEqual(
+          a.instances.map((x) => [x.groupId, x.windowStart]),
+          [[g, T0]],
+        );
+        t.is(a.nextDueTime, undefined, `${g} has ended`);
+      }
+      t.deepEqual(answers[groups.length], { instances: [] }, 'an unknown group fires nothing');
+      t.is(answers[groups.length + 1], answers[0], 'a group asked for twice is fired once and answered twice');
+      t.deepEqual(r.dispatcher.submitted.map((x) => x.groupId).sort(), groups, 'each window dispatched once');
+
+      // Again at the same instant: nothing new, and each group finds the window it fired, as FireDue does.
+      const again = await r.service.fireDueMany(groups, 0);
+      await r.service.idle();
+      t.is(r.dispatcher.submitted.length, groups.length);
+      t.deepEqual(
+        again.map((a) => (a instanceof Error ? a.message : a.instances.map((x) => x.state))),
+        groups.map(() => ['SUCCEEDED']),
+      );
+
+      // A claim the store refuses fails its group only: the others of its statement are claimed again alone.
+      const others = ['late-a', 'late-b', 'late-c'];
+      for (const g of [...others, 'poison'])
+        await r.service.register(info(g, { scheduleEngine: 'None', endTime: T0 + HOUR }));
+      const mixed = await r.service.fireDueMany([...others, 'poison'], 0);
+      await r.service.idle();
+      t.true(mixed[3] instanceof Error && /claim refused/.test(mixed[3].message), 'the poisoned group fails');
+      for (const [i, g] of others.entries()) {
+        const a = mixed[i]!;
+        t.false(a instanceof Error, `${g} fired`);
+        if (!(a instanceof Error)) t.is(a.instances[0]?.groupId, g);
+      }
+      // Reads that fail answer an error for each group read with them; the call itself does not reject.
+      const unread = await r.service.fireDueMany(['unreadable', 'late-a'], 0);
+      t.true(unread.every((a) => a instanceof Error && a.message === 'read failed'));
+
+      const rows = await r.service.listInstances({ limit: 100 });
+      t.is(rows.filter((x) => x.groupId === 'poison').length, 0, 'nothing of the failed group is in the ledger');
+      t.is(rows.length, groups.length + others.length, 'one row per fired window');
+      t.true(
+        rows.every((x) => x.state === 'SUCCEEDED' && x.jobIds.length === 1),
+        'every fired window ran to its end once',
+      );
+      t.is(r.dispatcher.submitted.length, groups.length + others.length);
+    },
+  );
+}
+
 test.serial(
   'FireDue evaluates the rules at as_of, refuses an as_of in the future, and knows no unknown group',
   async (t) => {

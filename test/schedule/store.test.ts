@@ -457,6 +457,30 @@ contract(
   },
 );
 
+contract(
+  'claimInstances: a batch of 250 is all or nothing, and a window twice in it is claimed by its first entry',
+  async (t, db) => {
+    const store = await db.open();
+    await store.claimInstance(instance('g-5', 3, { instanceId: 'earlier' }));
+    // 250 rows: on SQLite several statements (64, 8 and 1 rows) in one transaction; the repeat is in a later one.
+    const wanted = Array.from({ length: 249 }, (_, i) => instance(`g-${5 + (i % 3)}`, i));
+    wanted.push(instance('g-5', 0, { instanceId: 'repeat-of-first' }));
+    const rows = await store.claimInstances(wanted);
+    t.deepEqual(
+      rows.map((r, i) => (r ? 'claimed' : `taken ${wanted[i]!.instanceId}`)).filter((x) => x !== 'claimed'),
+      ['taken g-5-3', 'taken repeat-of-first'],
+    );
+    t.deepEqual(rows[1], wanted[1], 'a claimed row answers as stored');
+    t.is((await store.listInstances({ limit: 500 })).length, 249);
+
+    // A row the database refuses (here: no group) fails the whole batch, rows before it included.
+    const bad = Array.from({ length: 80 }, (_, i) => instance('g-8', i));
+    bad.push({ ...instance('g-8', 80), groupId: null as unknown as string });
+    await t.throwsAsync(store.claimInstances(bad));
+    t.deepEqual(await store.listInstances({ groupId: 'g-8', limit: 500 }), [], 'nothing of a failed batch is kept');
+  },
+);
+
 contract('updateInstances: several updates in one transaction, in order per instance, each answered', async (t, db) => {
   const store = await db.open();
   for (const k of [0, 1, 2]) await store.claimInstance(instance('g-1', k, { state: 'DISPATCHED', dispatchedAt: NOW }));

@@ -9,6 +9,7 @@ import {
   isSluiceError,
   notFound,
   type EngineContext,
+  type FireDueOutcome,
   type EnginePlugin,
   type Logger,
   type OfflineJobRequest,
@@ -31,7 +32,7 @@ import {
   type ScheduleStatus,
   type ScheduleStore,
 } from './model.js';
-import { type FiringRules, MAX_SKIP_ROWS, type PlannedWindow, dueTime, planDue } from './plan.js';
+import { type FiringRules, MAX_SKIP_ROWS, type Plan, type PlannedWindow, dueTime, planDue } from './plan.js';
 import { coveringCron } from './covering-cron.js';
 import { checkTimeWindow } from './window-check.js';
 import { type Window, windowAt, windowsAfter } from './windows.js';
@@ -82,8 +83,31 @@ export const FIRE_BATCH = 100;
  * are written together, up to this many (the store takes up to 500 a statement).
  */
 export const CLAIM_BATCH = 250;
+/** Groups one fireDueMany task reads and plans together (one statement each for their schedules and latest instances). */
+export const FIRE_GROUPS = 250;
 /** How long the later states of fired windows wait at most for a burst's FireDue calls to end. */
 const UPDATE_HOLD_MS = 1000;
+
+/** How a FireDue reads schedules and latest instances and claims windows: batched per turn, or as given. */
+interface FireIo {
+  schedules(groupIds: readonly string[]): Promise<(ScheduleRecord | undefined)[]>;
+  lasts(queries: readonly { groupId: string; dueBy: number }[]): Promise<(InstanceRecord | undefined)[]>;
+  claim(rows: readonly InstanceRecord[]): Promise<(InstanceRecord | undefined)[]>;
+}
+
+const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
+
+/** A FireDue result as engines get it (EngineContext.fireDue): the instances' firing fields only. */
+const fireDueOutcome = (r: FireDueResult): FireDueOutcome => ({
+  instances: r.instances.map((i) => ({
+    instanceId: i.instanceId,
+    windowStart: i.windowStart,
+    windowEnd: i.windowEnd,
+    dueTime: i.dueTime,
+    state: i.state,
+  })),
+  ...(r.nextDueTime !== undefined ? { nextDueTime: r.nextDueTime } : {}),
+});
 
 /** What one FireDue call did. */
 export interface FireDueResult {
@@ -321,6 +345,7 @@ export class ScheduleService {
   async stop(): Promise<void> {
     this.#stopped = true;
     this.#stopping.abort(new Error('the schedule service is stopping'));
+    for (const held of this.#held.values()) held.abort(this.#stopping.signal.reason);
     this.#sweep?.cancel();
     this.#heartbeat?.cancel();
     this.#rescan?.cancel();
@@ -427,19 +452,13 @@ export class ScheduleService {
     const ctx: Omit<EngineContext, 'signal' | 'logger' | 'pluginId' | 'settings'> = {
       now: () => this.#o.clock.now(),
       scheduleAt: (at, fn) => this.#o.clock.scheduleAt(at, fn),
-      fireDue: async (groupId, asOf) => {
-        const r = await this.fireDue(groupId, asOf ?? 0);
-        return {
-          instances: r.instances.map((i) => ({
-            instanceId: i.instanceId,
-            windowStart: i.windowStart,
-            windowEnd: i.windowEnd,
-            dueTime: i.dueTime,
-            state: i.state,
-          })),
-          ...(r.nextDueTime !== undefined ? { nextDueTime: r.nextDueTime } : {}),
-        };
-      },
+      fireDue: async (groupId, asOf) => fireDueOutcome(await this.fireDue(groupId, asOf ?? 0)),
+      fireDueMany: async (groupIds, asOf) =>
+        (await this.fireDueMany(groupIds, asOf ?? 0)).map((r, i) =>
+          r instanceof Error
+            ? { groupId: groupIds[i]!, ok: false as const, error: r }
+            : { groupId: groupIds[i]!, ok: true as const, outcome: fireDueOutcome(r) },
+        ),
       listSchedules: () => this.listOwned(engineId),
       listPaused: () => this.listOwned(engineId, 'PAUSED'),
       coveringCron: (info, dialect) => coveringCron(info, dialect),
@@ -759,21 +778,147 @@ export class ScheduleService {
     return asOf;
   }
 
+  /**
+   * FireDue for many groups at one `asOf` (0: now), as an engine's timers due at one instant ask for it: the
+   * same outcome per group as {@link fireDue}, or the error that failed the group's fire, in the order given.
+   * Groups go FIRE_GROUPS a task through the same limiter as FireDue calls, each task reading its schedules
+   * and latest instances in one statement each and claiming its windows CLAIM_BATCH a statement, so a burst
+   * of thousands costs a few dozen statements instead of several per group.
+   */
+  async fireDueMany(groupIds: readonly string[], asOf = 0): Promise<(FireDueResult | Error)[]> {
+    this.#asOf(asOf); // refuse a bad asOf before any work
+    const unique = [...new Set(groupIds)];
+    const chunks: Promise<(FireDueResult | Error)[]>[] = [];
+    for (let i = 0; i < unique.length; i += FIRE_GROUPS) {
+      const chunk = unique.slice(i, i + FIRE_GROUPS);
+      // A chunk whose reads failed fails its groups only, as a failed claim does.
+      chunks.push(
+        this.#track(this.#firing.run(() => this.#fireGroups(chunk, asOf, this.#storeIo))).catch((err: unknown) =>
+          chunk.map(() => asError(err)),
+        ),
+      );
+    }
+    const byGroup = new Map<string, FireDueResult | Error>();
+    let at = 0;
+    for (const results of await Promise.all(chunks)) for (const r of results) byGroup.set(unique[at++]!, r);
+    return groupIds.map((g) => byGroup.get(g)!);
+  }
+
+  /** A single FireDue's reads and claim, shared with the other FireDue calls of the turn. */
+  readonly #batchedIo: FireIo = {
+    schedules: (ids) => this.#schedules.run(ids),
+    lasts: (queries) => this.#lasts.run(queries),
+    claim: (rows) => this.#claims.run(rows),
+  };
+  /** fireDueMany's reads and claims: its groups are a batch already. */
+  readonly #storeIo: FireIo = {
+    schedules: (ids) => this.#o.store.getSchedules(ids),
+    lasts: (queries) => this.#o.store.lastInstances(queries),
+    claim: (rows) => this.#o.store.claimInstances(rows),
+  };
+
   async #fireDue(groupId: string, asOfInput: number): Promise<FireDueResult> {
-    const asOf = this.#asOf(asOfInput);
     // The engine's first FireDue, asked while its register hook runs, needs no reads: the row is the one just
     // written (unless this replica has seen a newer one since), and a group new to the store has no windows.
     const fresh = this.#justRegistered.get(groupId);
     const firstOfNew = fresh && !fresh.replaced && this.#known.get(groupId)?.version === fresh.record.version;
-    // Read with the other groups firing in this turn (two statements for all of them).
-    const [[s], [last]] = firstOfNew
-      ? [[fresh.record], []]
-      : await Promise.all([
-          this.#schedules.run([groupId]),
-          // Windows submitted before they are due wait for their time: they are neither the watermark nor running.
-          this.#lasts.run([{ groupId, dueBy: asOf }]),
-        ]);
-    if (!s || !FIRING.includes(s.status)) return { instances: [] };
+    const io: FireIo = firstOfNew
+      ? {
+          schedules: async () => [fresh.record],
+          lasts: async () => [undefined],
+          claim: (rows) => this.#claims.run(rows),
+        }
+      : this.#batchedIo;
+    const [result] = await this.#fireGroups([groupId], asOfInput, io, firstOfNew === true);
+    if (result instanceof Error) throw result;
+    return result!;
+  }
+
+  /**
+   * Fires what is due for each group (distinct ids); a group's failure is its answer, not the others'.
+   * `firstOfNew`: groups just registered, new to the store (no instances to count for selfDepend).
+   */
+  async #fireGroups(
+    groupIds: readonly string[],
+    asOfInput: number,
+    io: FireIo,
+    firstOfNew = false,
+  ): Promise<(FireDueResult | Error)[]> {
+    const asOf = this.#asOf(asOfInput);
+    // Windows submitted before they are due wait for their time: they are neither the watermark nor running.
+    const [schedules, lasts] = await Promise.all([
+      io.schedules(groupIds),
+      io.lasts(groupIds.map((groupId) => ({ groupId, dueBy: asOf }))),
+    ]);
+    const results: (FireDueResult | Error | Promise<FireDueResult>)[] = new Array<FireDueResult>(groupIds.length);
+    const planned: { readonly index: number; readonly plan: Plan; readonly rows: number }[] = [];
+    for (const [index, groupId] of groupIds.entries()) {
+      const s = schedules[index];
+      if (!s || !FIRING.includes(s.status)) {
+        results[index] = { instances: [] };
+        continue;
+      }
+      try {
+        const plan = await this.#plan(groupId, s, asOf, lasts[index], firstOfNew);
+        planned.push({ index, plan, rows: plan.fire.length });
+      } catch (err) {
+        if (groupIds.length === 1) throw err;
+        results[index] = asError(err);
+      }
+    }
+    // Claims in statements of at most CLAIM_BATCH windows, a group's windows (at most FIRE_BATCH) in one; each
+    // statement's windows are dispatched before the next is written, so the first of a burst go out early.
+    for (let i = 0; i < planned.length;) {
+      let end = i + 1;
+      let rows = planned[i]!.rows;
+      while (end < planned.length && rows + planned[end]!.rows <= CLAIM_BATCH) rows += planned[end++]!.rows;
+      const part = planned.slice(i, end);
+      i = end;
+      // Claimed as of now, not as of the reads above: a row written already stale would be taken over at once.
+      // Each is claimed straight into DISPATCHED, one write (shared with the other groups due now) before the
+      // dispatch; the job ids follow with the RUNNING or final state.
+      const claimedAt = this.#o.clock.now();
+      const instances = part.flatMap(({ index, plan }) =>
+        plan.fire.map((w) => this.#newInstance(groupIds[index]!, w, w.trigger, 'DISPATCHED', claimedAt)),
+      );
+      let claims: (InstanceRecord | undefined)[] | undefined;
+      try {
+        claims = instances.length === 0 ? [] : await io.claim(instances);
+      } catch (err) {
+        if (groupIds.length === 1) throw err;
+      }
+      let at = 0;
+      for (const { index, plan } of part) {
+        const own = instances.slice(at, at + plan.fire.length);
+        let mine = claims?.slice(at, at + plan.fire.length);
+        at += plan.fire.length;
+        // One group's rows must not fail the others' (as in the Batcher): each is claimed again on its own.
+        if (!mine)
+          try {
+            mine = await io.claim(own);
+          } catch (err) {
+            results[index] = asError(err);
+            continue;
+          }
+        results[index] = this.#dispatchClaimed(groupIds[index]!, asOf, plan, mine, lasts[index]);
+      }
+    }
+    return Promise.all(results.map((r) => (r instanceof Promise ? r.catch((err: unknown) => asError(err)) : r))).then(
+      (settled) => {
+        if (groupIds.length === 1 && settled[0] instanceof Error) throw settled[0];
+        return settled;
+      },
+    );
+  }
+
+  /** The group's due windows at `asOf` under its rules; records what the catch-up policy skips. */
+  async #plan(
+    groupId: string,
+    s: ScheduleRecord,
+    asOf: number,
+    last: InstanceRecord | undefined,
+    firstOfNew: boolean,
+  ): Promise<Plan> {
     const rules = firingRules(s.info);
     const now = this.#o.clock.now();
     const active =
@@ -810,18 +955,26 @@ export class ScheduleService {
       for (let i = 0; i < skipped.length; i += CLAIM_BATCH)
         await this.#o.store.claimInstances(skipped.slice(i, i + CLAIM_BATCH));
     }
+    return plan;
+  }
+
+  /**
+   * Dispatches the windows this call claimed and answers the group's FireDue: synchronously unless a window
+   * was claimed first by another caller (its row is read) or more are due (the dispatches are awaited).
+   */
+  #dispatchClaimed(
+    groupId: string,
+    asOf: number,
+    plan: Plan,
+    claims: readonly (InstanceRecord | undefined)[],
+    last: InstanceRecord | undefined,
+  ): FireDueResult | Promise<FireDueResult> {
     const instances: InstanceRecord[] = [];
     // A batch with more due after it waits for its windows to be handed to the operator before answering,
     // so the next batch does not pile thousands of dispatches on the service at once.
     const more = plan.fire.length >= FIRE_BATCH && plan.nextDueTime === asOf;
     const dispatched: Promise<unknown>[] = [];
-    // Claimed as of now, not as of the reads above: a row written already stale would be taken over at once.
-    // Each is claimed straight into DISPATCHED, one write (shared with the other groups due now) before the
-    // dispatch; the job ids follow with the RUNNING or final state.
-    const claimedAt = this.#o.clock.now();
-    const claims = await this.#claims.run(
-      plan.fire.map((w) => this.#newInstance(groupId, w, w.trigger, 'DISPATCHED', claimedAt)),
-    );
+    const taken: { readonly at: number; readonly windowStart: number }[] = [];
     for (const [i, w] of plan.fire.entries()) {
       const claimed = claims[i];
       if (claimed) {
@@ -831,14 +984,26 @@ export class ScheduleService {
         } else this.#runInstance(claimed);
         instances.push(claimed);
       } else {
-        // Another replica or an engine's earlier try claimed it first: report the row it wrote.
-        const found = await this.#o.store.getInstance(groupId, w.start);
-        if (found) instances.push(found);
+        // Another replica or an engine's earlier try claimed it first: report the row it wrote (read below).
+        taken.push({ at: instances.length, windowStart: w.start });
       }
     }
-    await Promise.all(dispatched);
-    if (instances.length === 0 && last && last.dueTime <= asOf) instances.push(last);
-    return { instances, ...(plan.nextDueTime !== undefined ? { nextDueTime: plan.nextDueTime } : {}) };
+    const answer = (): FireDueResult => {
+      if (instances.length === 0 && last && last.dueTime <= asOf) instances.push(last);
+      return { instances, ...(plan.nextDueTime !== undefined ? { nextDueTime: plan.nextDueTime } : {}) };
+    };
+    if (taken.length === 0 && dispatched.length === 0) return answer();
+    return (async () => {
+      // In window order, as they were planned: each found row goes where its window was.
+      const found: (InstanceRecord | undefined)[] = [];
+      for (const t of taken) found.push(await this.#o.store.getInstance(groupId, t.windowStart));
+      for (let k = taken.length - 1; k >= 0; k--) {
+        const row = found[k];
+        if (row) instances.splice(taken[k]!.at, 0, row);
+      }
+      await Promise.all(dispatched);
+      return answer();
+    })();
   }
 
   /**
@@ -1171,41 +1336,45 @@ export class ScheduleService {
     const held = new AbortController();
     this.#held.get(instance.instanceId)?.abort(new InstanceLost('superseded'));
     this.#held.set(instance.instanceId, held);
-    const signal = AbortSignal.any([this.#stopping.signal, held.signal]);
+    // One signal per window, no AbortSignal.any: stop() aborts every held controller (a burst has thousands).
+    if (this.#stopping.signal.aborted) held.abort(this.#stopping.signal.reason);
+    const ended = (): void => {
+      this.#runs.delete(instance.instanceId);
+      if (this.#held.get(instance.instanceId) === held) this.#held.delete(instance.instanceId);
+      this.#inflight.delete(run);
+    };
     // One trace per fired window: the dispatch, the operator's job and the connector reads join it. A window
     // submitted from outside and run at once joins its caller's trace instead (a W3C traceparent is continued).
-    const tracer = trace.getTracer('sluice.schedule');
-    const run = tracer
-      .startActiveSpan(
-        'window fire',
-        {
-          root: options.root ?? onDispatched === undefined,
-          attributes: {
-            'sluice.group.id': instance.groupId,
-            'sluice.window.start': instance.windowStart,
-            'sluice.window.end': instance.windowEnd,
-            'sluice.instance.id': instance.instanceId,
-            'sluice.instance.attempt': instance.attempt,
-            ...(instance.boundaries ? { 'sluice.window.boundary_type': instance.boundaries.boundaryType } : {}),
-          },
+    // One promise follows the run (no catch and finally chained on): a burst starts thousands at once.
+    const run: Promise<void> = trace.getTracer('sluice.schedule').startActiveSpan(
+      'window fire',
+      {
+        root: options.root ?? onDispatched === undefined,
+        attributes: {
+          'sluice.group.id': instance.groupId,
+          'sluice.window.start': instance.windowStart,
+          'sluice.window.end': instance.windowEnd,
+          'sluice.instance.id': instance.instanceId,
+          'sluice.instance.attempt': instance.attempt,
+          ...(instance.boundaries ? { 'sluice.window.boundary_type': instance.boundaries.boundaryType } : {}),
         },
-        (span) =>
-          this.#dispatchAndFollow(instance, signal, onDispatched).then(
-            () => span.end(),
-            (err: unknown) => {
-              span.setStatus({ code: SpanStatusCode.ERROR });
-              span.end();
-              throw err;
-            },
-          ),
-      )
-      .catch((err: unknown) => this.#o.logger.error('instance run failed', { instanceId: instance.instanceId, err }))
-      .finally(() => {
-        this.#runs.delete(instance.instanceId);
-        if (this.#held.get(instance.instanceId) === held) this.#held.delete(instance.instanceId);
-      });
+      },
+      (span) =>
+        this.#dispatchAndFollow(instance, held.signal, onDispatched).then(
+          () => {
+            span.end();
+            ended();
+          },
+          (err: unknown) => {
+            span.setStatus({ code: SpanStatusCode.ERROR });
+            span.end();
+            this.#o.logger.error('instance run failed', { instanceId: instance.instanceId, err });
+            ended();
+          },
+        ),
+    );
     this.#runs.set(instance.instanceId, run);
-    this.#track(run);
+    this.#inflight.add(run);
   }
 
   /**
