@@ -12,6 +12,9 @@ import type pg from 'pg';
  * session carries from one job to the next is what every job sets anyway (time zone, DateStyle,
  * IntervalStyle, application_name): jobs set no other session state (their advisory locks are
  * transaction-level). The taker checks a kept connection with a round trip before using it.
+ *
+ * Not pg.Pool: its `max` bounds the connections in use (a job beyond it would wait), and it has no
+ * separate cap on idle ones; here each job opens what it needs and only the idle ones are capped.
  */
 
 /** Kept connections per URL, at most. */
