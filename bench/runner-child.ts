@@ -244,6 +244,8 @@ async function jobSpecFor(
  */
 const POOLED = process.env.SLUICE_BENCH_RUNNER === 'pool';
 const YOUNG_GEN_MB = process.env.SLUICE_BENCH_YOUNG_GEN_MB ? Number(process.env.SLUICE_BENCH_YOUNG_GEN_MB) : undefined;
+/** SLUICE_BENCH_HEAP_MB sets the pool's heap (old-generation) cap. */
+const HEAP_MB = process.env.SLUICE_BENCH_HEAP_MB ? Number(process.env.SLUICE_BENCH_HEAP_MB) : undefined;
 
 /**
  * The lines the file sink must write for the window of `spec` (datagen-file): the source's own rows, read
@@ -303,6 +305,7 @@ async function runEmbedded(spec: RunnerChildSpec, clock: Clock): Promise<{ recor
     runner = new pool.PooledRunner({
       threads: 1,
       ...(YOUNG_GEN_MB !== undefined ? { maxYoungGenerationMb: YOUNG_GEN_MB } : {}),
+      ...(HEAP_MB !== undefined ? { maxHeapMb: HEAP_MB } : {}),
     });
     const warm = await jobSpecFor(spec, set, hooks, destination(spec, false, true), emptyWindow(spec), '-w');
     await runner.run(warm, { signal: new AbortController().signal, onProgress: () => {}, onResolved: () => {} });

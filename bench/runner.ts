@@ -22,7 +22,7 @@
  * docs/benchmarks.md (section 5).
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { createReadStream } from 'node:fs';
+import { createReadStream, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -138,6 +138,14 @@ const sameDigest = (x: Digest, y: Digest) => x.lines === y.lines && x.a === y.a 
  */
 const CPU_PROF_DIR = process.env.SLUICE_BENCH_CPU_PROF;
 
+/**
+ * SLUICE_BENCH_NODE_ARGS: more node flags for every child, split on spaces (e.g. `--trace-gc`, whose lines,
+ * one per isolate, tell the job thread's collections from the main thread's). NODE_OPTIONS is not passed on.
+ */
+const EXTRA_NODE_ARGS = (process.env.SLUICE_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+/** SLUICE_BENCH_CHILD_OUT=<dir>: every child's stdout is kept there, in a file named after the run. */
+const CHILD_OUT_DIR = process.env.SLUICE_BENCH_CHILD_OUT;
+
 function runChild(spec: RunnerChildSpec): Promise<RunnerChildResult> {
   const { NODE_OPTIONS: _ignored, ...env } = process.env;
   const extraNodeArgs = CPU_PROF_DIR
@@ -149,7 +157,15 @@ function runChild(spec: RunnerChildSpec): Promise<RunnerChildResult> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
-      [...extraNodeArgs, '--conditions=development', '--import', 'tsx', CHILD, JSON.stringify(spec)],
+      [
+        ...extraNodeArgs,
+        ...EXTRA_NODE_ARGS,
+        '--conditions=development',
+        '--import',
+        'tsx',
+        CHILD,
+        JSON.stringify(spec),
+      ],
       {
         cwd: PROJECT_ROOT,
         // The file sink writes only under its roots: the runs' temporary folders are under the system's.
@@ -158,7 +174,14 @@ function runChild(spec: RunnerChildSpec): Promise<RunnerChildResult> {
         maxBuffer: 16 * 1024 * 1024,
       },
       (err, stdout, stderr) => {
-        const line = stdout.trim().split('\n').pop() ?? '';
+        if (CHILD_OUT_DIR)
+          writeFileSync(join(CHILD_OUT_DIR, `${spec.pipeline}-${spec.kind}-${spec.records}-${Date.now()}.txt`), stdout);
+        // The result is the last JSON line (flags such as --trace-gc print to stdout as well).
+        const line =
+          stdout
+            .trim()
+            .split('\n')
+            .findLast((l) => l.startsWith('{')) ?? '';
         if (err || !line.startsWith('{')) {
           const why = err
             ? err.killed
