@@ -247,9 +247,11 @@ async function measure(spec: ChildSpec): Promise<Omit<ChildResult, 'maxRssKb'>> 
 async function inPoolThread(spec: ChildSpec): Promise<Omit<ChildResult, 'maxRssKb'>> {
   const { DEFAULT_YOUNG_GENERATION_MB } = await import('../services/operator/runners/pool.js');
   const young = Number(process.env.SLUICE_BENCH_YOUNG_GEN_MB ?? DEFAULT_YOUNG_GENERATION_MB);
+  // SLUICE_BENCH_HEAP_MB: another heap cap than the pool's default (V8 grows a heap less the lower its cap).
+  const heap = Number(process.env.SLUICE_BENCH_HEAP_MB ?? 512);
   const worker = new Worker(new URL(import.meta.url), {
     workerData: spec,
-    resourceLimits: { maxOldGenerationSizeMb: 512, ...(young > 0 ? { maxYoungGenerationSizeMb: young } : {}) },
+    resourceLimits: { maxOldGenerationSizeMb: heap, ...(young > 0 ? { maxYoungGenerationSizeMb: young } : {}) },
   });
   let result: Omit<ChildResult, 'maxRssKb'> | undefined;
   worker.on('message', (m: Omit<ChildResult, 'maxRssKb'>) => (result = m));
