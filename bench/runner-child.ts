@@ -22,7 +22,7 @@
  * Prints one JSON line (RunnerChildResult) on stdout.
  */
 import { once } from 'node:events';
-import { mkdir, open, readdir, rename, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { type PerformanceEntry, PerformanceObserver, constants } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -38,7 +38,8 @@ import type { JobSpec } from '../services/operator/domain/runner.js';
 import { EmbeddedRunner } from '../services/operator/runners/embedded.js';
 import type { PooledRunner } from '../services/operator/runners/pool.js';
 
-export type Pipeline = 'kafka-file' | 'pg-pg';
+/** datagen-file: the datagen source into the file sink, all of it JS in the job's thread (no server). */
+export type Pipeline = 'kafka-file' | 'pg-pg' | 'datagen-file';
 export type RunKind = 'runner' | 'plain' | 'copy' | 'insert-select' | 'pool-concurrent' | 'pool-sequential';
 
 export interface RunnerChildSpec {
@@ -51,6 +52,8 @@ export interface RunnerChildSpec {
   readonly partitions?: number;
   /** Directory the JSON-lines file goes to (empty; the child writes exactly one file there). */
   readonly dir?: string;
+  /** pool-* kinds of the file pipelines: the second job's directory. */
+  readonly dir2?: string;
   readonly url?: string;
   readonly srcTable?: string;
   readonly dstTable?: string;
@@ -81,9 +84,13 @@ export interface RunnerChildResult {
   readonly liveHeapKb: number;
   /** Full GCs during the run. */
   readonly fullGcs: number;
-  /** The committed file (kafka-file). */
+  /** The committed file (kafka-file, datagen-file). */
   readonly file?: string;
   readonly fileBytes?: number;
+  /** pool-* kinds of the file pipelines: the second job's committed file. */
+  readonly file2?: string;
+  /** CPU time of the whole process over the run, all its threads (process.cpuUsage), ms. */
+  readonly cpuMs: number;
 }
 
 export const GROUP_ID = 'bench-runner';
@@ -91,7 +98,7 @@ export const STREAM_ID = 's1';
 
 /** The window: Kafka offsets [0, records / partitions) of every partition, or ids [1, records + 1). */
 export function benchBoundaries(spec: Pick<RunnerChildSpec, 'pipeline' | 'records' | 'partitions'>): Boundaries {
-  if (spec.pipeline === 'pg-pg')
+  if (spec.pipeline !== 'kafka-file')
     return { boundaryType: 'OFFSET', lowerBound: '1', upperBound: String(spec.records + 1) };
   const parts = Array.from({ length: spec.partitions! }, (_, p) => p);
   const perPartition = spec.records / spec.partitions!;
@@ -106,6 +113,13 @@ export function benchBoundaries(spec: Pick<RunnerChildSpec, 'pipeline' | 'record
 export function windowIdOf(b: Boundaries): string {
   return `${GROUP_ID}/${STREAM_ID}/${b.boundaryType}:${b.lowerBound}:${b.upperBound}`;
 }
+
+/**
+ * datagen-file's source: the connector's default rows (id, ts, value; about 45 bytes of JSON), so that a
+ * job is JSON encoding in its thread more than file writing: with a 90-byte payload column the two jobs
+ * spent much of their time writing and fsyncing 2 x 130 MB (CPU 1.8 s in 2.1-2.7 s of wall time).
+ */
+export const DATAGEN_OPTIONS = {} as const;
 
 /** Columns of the source table, in order; the sink table has them plus sluice_window. */
 export const PG_COLUMNS = ['id', 'ts', 'customer', 'amount', 'score', 'active', 'note', 'attrs'] as const;
@@ -137,12 +151,15 @@ interface Clock {
 
 // ------------------------------------------------------------------------------------------- runner
 
-/** A JobSpec built as OperatorService.#runJob builds it, for the window `boundaries` into `dstTable` (pg-pg). */
+/**
+ * A JobSpec built as OperatorService.#runJob builds it, for the window `boundaries` into `dst`: the
+ * destination table (pg-pg) or directory (the file pipelines).
+ */
 async function jobSpecFor(
   spec: RunnerChildSpec,
   set: Awaited<ReturnType<typeof loadPlugins>>,
   hooks: HookRunner,
-  dstTable: string | undefined,
+  dst: string | undefined,
   boundaries: Boundaries,
   suffix = '',
 ): Promise<JobSpec> {
@@ -155,15 +172,22 @@ async function jobSpecFor(
             connectorId: 'kafka',
             options: { brokers: [...spec.brokers!], topic: spec.topic!, format: 'json' },
           },
-          sink: { connectorId: 'file', options: { path: spec.dir!, format: 'jsonl' } },
+          sink: { connectorId: 'file', options: { path: dst!, format: 'jsonl' } },
           fields: [],
         }
-      : {
-          streamId: STREAM_ID,
-          source: { connectorId: 'postgres', options: { url: spec.url!, table: spec.srcTable!, keyColumn: 'id' } },
-          sink: { connectorId: 'postgres', options: { url: spec.url!, table: dstTable!, mode: 'replace-window' } },
-          fields: [],
-        };
+      : spec.pipeline === 'datagen-file'
+        ? {
+            streamId: STREAM_ID,
+            source: { connectorId: 'datagen', options: { ...DATAGEN_OPTIONS } },
+            sink: { connectorId: 'file', options: { path: dst!, format: 'jsonl' } },
+            fields: [],
+          }
+        : {
+            streamId: STREAM_ID,
+            source: { connectorId: 'postgres', options: { url: spec.url!, table: spec.srcTable!, keyColumn: 'id' } },
+            sink: { connectorId: 'postgres', options: { url: spec.url!, table: dst!, mode: 'replace-window' } },
+            fields: [],
+          };
   const source = set.connectors.get(stream.source.connectorId);
   const sink = set.connectors.get(stream.sink.connectorId);
   if (!source || !sink) throw new Error(`connectors did not load: ${set.problems.map((p) => p.message).join('; ')}`);
@@ -214,17 +238,65 @@ async function jobSpecFor(
 /**
  * SLUICE_BENCH_RUNNER=pool: the `runner` kind runs its job on the worker-thread pool the operator uses by
  * default (PooledRunner, one thread, its default heap caps), so that the thread's V8 limits are measured;
- * SLUICE_BENCH_YOUNG_GEN_MB sets the pool's young-generation cap. The clock then also covers the thread
- * importing the two plugins.
+ * SLUICE_BENCH_YOUNG_GEN_MB sets the pool's young-generation cap. Before the clock starts the thread runs
+ * an empty window, which imports the two plugins there (a service's threads keep them), as the
+ * main-thread runner has them imported by loadPlugins before its clock starts.
  */
 const POOLED = process.env.SLUICE_BENCH_RUNNER === 'pool';
 const YOUNG_GEN_MB = process.env.SLUICE_BENCH_YOUNG_GEN_MB ? Number(process.env.SLUICE_BENCH_YOUNG_GEN_MB) : undefined;
+
+/**
+ * The lines the file sink must write for the window of `spec` (datagen-file): the source's own rows, read
+ * with the options the job gets, each as JSON text.
+ */
+export async function* sourceLines(spec: RunnerChildSpec): AsyncGenerator<string> {
+  const set = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
+  const hooks = new HookRunner({ timeoutMs: 30_000 });
+  const source = set.connectors.get('datagen');
+  if (!source) throw new Error(`the datagen connector did not load: ${set.problems.map((p) => p.message).join('; ')}`);
+  const boundaries = benchBoundaries(spec);
+  // The options the job's source gets: schema defaults, then fillInBoundaries, as SubmitOfflineJob does.
+  const resolved = await new Catalog(set, hooks).resolveBoundaries('datagen', { ...DATAGEN_OPTIONS }, boundaries);
+  const reader = await hooks.call(
+    source,
+    'openReader',
+    { options: resolved.boundedOptions, boundaries },
+    { signal: new AbortController().signal },
+  );
+  try {
+    for await (const batch of reader.batches()) for (const row of batch) yield JSON.stringify(row);
+  } finally {
+    await reader.close();
+  }
+}
+
+/** A window with no record in it, for a job that only warms a pool thread up. */
+function emptyWindow(spec: RunnerChildSpec): Boundaries {
+  return spec.pipeline === 'kafka-file'
+    ? benchBoundaries({ ...spec, records: 0 })
+    : { boundaryType: 'OFFSET', lowerBound: '0', upperBound: spec.pipeline === 'pg-pg' ? '1' : '0' };
+}
+
+/** Where a job writes: its table (pg-pg) or directory; `warm`: the one for an empty warm-up window. */
+function destination(spec: RunnerChildSpec, second: boolean, warm = false): string | undefined {
+  if (spec.pipeline === 'pg-pg') return second ? spec.dstTable2 : spec.dstTable;
+  const dir = second ? spec.dir2! : spec.dir!;
+  // A hidden folder: the committed-file check skips names starting with a dot.
+  return warm ? join(dir, '.warm') : dir;
+}
+
+/** Removes the warm-up folders (file pipelines). */
+async function removeWarm(spec: RunnerChildSpec): Promise<void> {
+  if (spec.pipeline === 'pg-pg') return;
+  for (const second of spec.dir2 ? [false, true] : [false])
+    await rm(destination(spec, second, true)!, { recursive: true, force: true });
+}
 
 /** The embedded runner, driven directly with a JobSpec built as OperatorService.#runJob builds it. */
 async function runEmbedded(spec: RunnerChildSpec, clock: Clock): Promise<{ records: number }> {
   const set = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
   const hooks = new HookRunner({ timeoutMs: 30_000 });
-  const jobSpec = await jobSpecFor(spec, set, hooks, spec.dstTable, benchBoundaries(spec));
+  const jobSpec = await jobSpecFor(spec, set, hooks, destination(spec, false), benchBoundaries(spec));
   let runner: EmbeddedRunner | PooledRunner;
   if (POOLED) {
     const pool = await import('../services/operator/runners/pool.js');
@@ -232,6 +304,9 @@ async function runEmbedded(spec: RunnerChildSpec, clock: Clock): Promise<{ recor
       threads: 1,
       ...(YOUNG_GEN_MB !== undefined ? { maxYoungGenerationMb: YOUNG_GEN_MB } : {}),
     });
+    const warm = await jobSpecFor(spec, set, hooks, destination(spec, false, true), emptyWindow(spec), '-w');
+    await runner.run(warm, { signal: new AbortController().signal, onProgress: () => {}, onResolved: () => {} });
+    await removeWarm(spec);
   } else runner = new EmbeddedRunner({ hooks });
   let records = 0;
   let reports = 0;
@@ -250,8 +325,8 @@ async function runEmbedded(spec: RunnerChildSpec, clock: Clock): Promise<{ recor
 }
 
 /**
- * Two jobs of the same window (pg-pg, into dstTable and dstTable2) on the worker-thread pool the
- * operator runs by default, two threads: both at once (`pool-concurrent`) or one after the other
+ * Two jobs of the same window (into dstTable and dstTable2, or dir and dir2) on the worker-thread pool
+ * the operator runs by default, two threads: both at once (`pool-concurrent`) or one after the other
  * (`pool-sequential`). Before the clock starts, both threads import the plugins with an empty window.
  */
 async function runPooled(spec: RunnerChildSpec, clock: Clock): Promise<{ records: number }> {
@@ -272,13 +347,15 @@ async function runPooled(spec: RunnerChildSpec, clock: Clock): Promise<{ records
       });
       return records;
     };
-    const empty: Boundaries = { boundaryType: 'OFFSET', lowerBound: '0', upperBound: '1' };
     await Promise.all(
-      [spec.dstTable, spec.dstTable2].map(async (t, i) => run(await jobSpecFor(spec, set, hooks, t, empty, `-w${i}`))),
+      [false, true].map(async (second, i) =>
+        run(await jobSpecFor(spec, set, hooks, destination(spec, second, true), emptyWindow(spec), `-w${i}`)),
+      ),
     );
+    await removeWarm(spec);
     const jobs = [
-      await jobSpecFor(spec, set, hooks, spec.dstTable, benchBoundaries(spec), '-a'),
-      await jobSpecFor(spec, set, hooks, spec.dstTable2, benchBoundaries(spec), '-b'),
+      await jobSpecFor(spec, set, hooks, destination(spec, false), benchBoundaries(spec), '-a'),
+      await jobSpecFor(spec, set, hooks, destination(spec, true), benchBoundaries(spec), '-b'),
     ];
     clock.start();
     const counts =
@@ -636,9 +713,11 @@ async function main(): Promise<void> {
     }
   });
   gcs.observe({ entryTypes: ['gc'] });
+  let cpu0: NodeJS.CpuUsage | undefined;
   const clock: Clock = {
     start() {
       rssBeforeKb = Math.round(process.memoryUsage().rss / 1024);
+      cpu0 = process.cpuUsage();
       t0 = performance.now();
       sampler = setInterval(sample, 100);
       sampler.unref();
@@ -648,12 +727,14 @@ async function main(): Promise<void> {
     },
   };
   let records: number;
-  let file: { file: string; fileBytes: number } | undefined;
+  let file: { file: string; fileBytes: number; file2?: string } | undefined;
   if (spec.kind === 'pool-concurrent' || spec.kind === 'pool-sequential') {
     ({ records } = await runPooled(spec, clock));
+    if (spec.pipeline !== 'pg-pg')
+      file = { ...(await committedFile(spec.dir!)), file2: (await committedFile(spec.dir2!)).file };
   } else if (spec.kind === 'runner') {
     ({ records } = await runEmbedded(spec, clock));
-    if (spec.pipeline === 'kafka-file') file = await committedFile(spec.dir!);
+    if (spec.pipeline !== 'pg-pg') file = await committedFile(spec.dir!);
   } else if (spec.pipeline === 'kafka-file') {
     ({ records } = await kafkaPlain(spec, clock));
     file = await committedFile(spec.dir!);
@@ -665,6 +746,7 @@ async function main(): Promise<void> {
     ({ records } = await pgPlain(spec, clock));
   }
   const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
   clearInterval(sampler);
   sample();
   const mid = t0 + ms / 2;
@@ -680,6 +762,7 @@ async function main(): Promise<void> {
     rssHalvesKb: [half(samples, true), half(samples, false)],
     liveHeapKb: Math.max(0, ...liveHeap.filter(([at]) => at >= t0).map(([, kb]) => kb)),
     fullGcs: liveHeap.filter(([at]) => at >= t0).length,
+    cpuMs: (cpu.user + cpu.system) / 1000,
     ...(file ?? {}),
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -4,22 +4,26 @@
  *
  * 1. Kafka (librdkafka mock cluster) → file (JSON lines): one OFFSET window of each size, run by
  *    `new EmbeddedRunner({ hooks }).run(spec, ctx)` against a plain kafkajs consumer writing the same
- *    lines to a file (fsync + rename, as the file sink). Target: runner >= 0.8 x plain throughput.
+ *    lines to a file (fsync + rename, as the file sink). Target: runner >= 0.95 x plain throughput.
  * 2. PostgreSQL → PostgreSQL (replace-window): the runner against `COPY (SELECT ...) TO STDOUT` piped
- *    into `COPY ... FROM STDIN` (plain pg, simple query protocol), plus, at the largest size, the
- *    server-side `INSERT ... SELECT` (upper bound) and plain pg doing the connectors' statements. The
- *    ratios are reported; there is no target.
- * 3. Peak RSS (maxRSS of a fresh child process per run) of the runner at the smallest and the largest
+ *    into `COPY ... FROM STDIN` (plain pg, simple query protocol; target >= 0.7 x), plus, at the largest
+ *    size, the server-side `INSERT ... SELECT` (upper bound) and plain pg doing the connectors'
+ *    statements (reported).
+ * 3. Two jobs at once on the pool's two threads against the same two one by one, at the largest size:
+ *    PostgreSQL → PostgreSQL (with the server's CPU time) and datagen → file (all work in the job
+ *    threads). Target: wall time at once / one by one <= 0.6.
+ * 4. Peak RSS (maxRSS of a fresh child process per run) of the runner at the smallest and the largest
  *    size. Target: largest / smallest <= 1.15 (it does not grow with the window).
  *
  * Every run is a fresh child process (bench/runner-child.ts); runner and reference alternate which goes
  * first. Every output is checked: line counts and an order-independent digest of the lines (Kafka),
- * row counts and a hash sum of the rows (PostgreSQL) must equal what was seeded. See
+ * row counts and a hash sum of the rows (PostgreSQL) must equal what was seeded (datagen: what the
+ * source yields for the window). See
  * docs/benchmarks.md (section 5).
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +37,7 @@ import {
   type RunnerChildResult,
   type RunnerChildSpec,
   benchBoundaries,
+  sourceLines,
   windowIdOf,
 } from './runner-child.js';
 import { DEFAULT_YOUNG_GENERATION_MB } from '../services/operator/runners/pool.js';
@@ -55,7 +60,7 @@ const MEMORY_TARGET = 1.15;
  * Rounds (every kind once) at the largest size; 1 at smaller sizes. Round i runs the runner first when i
  * is even. PostgreSQL gets one round: its runner run alone takes 40-60 s at 1,000,000 rows here.
  */
-const ROUNDS_AT_LARGEST: Readonly<Record<Pipeline, number>> = { 'kafka-file': 2, 'pg-pg': 1 };
+const ROUNDS_AT_LARGEST: Readonly<Record<Pipeline, number>> = { 'kafka-file': 2, 'pg-pg': 1, 'datagen-file': 3 };
 /**
  * librdkafka's mock cluster keeps at most about 5 MB per partition and silently drops the oldest
  * message sets beyond that: 1,000,000 messages of ~115 bytes need 32 partitions (about 3.6 MB each).
@@ -126,7 +131,11 @@ const sameDigest = (x: Digest, y: Digest) => x.lines === y.lines && x.a === y.a 
 
 // ------------------------------------------------------------------------------------------- children
 
-/** SLUICE_BENCH_CPU_PROF=<dir>: every child writes a V8 CPU profile there (node --cpu-prof). */
+/**
+ * SLUICE_BENCH_CPU_PROF=<dir>: every child writes V8 CPU profiles (node --cpu-prof) into a folder of its
+ * own there, named after the run; node's default file names tell the threads apart (the pool's job
+ * threads write their own profile, which a fixed --cpu-prof-name would overwrite).
+ */
 const CPU_PROF_DIR = process.env.SLUICE_BENCH_CPU_PROF;
 
 function runChild(spec: RunnerChildSpec): Promise<RunnerChildResult> {
@@ -134,8 +143,7 @@ function runChild(spec: RunnerChildSpec): Promise<RunnerChildResult> {
   const extraNodeArgs = CPU_PROF_DIR
     ? [
         '--cpu-prof',
-        `--cpu-prof-dir=${CPU_PROF_DIR}`,
-        `--cpu-prof-name=${spec.pipeline}-${spec.kind}-${spec.records}-${Date.now()}.cpuprofile`,
+        `--cpu-prof-dir=${join(CPU_PROF_DIR, `${spec.pipeline}-${spec.kind}-${spec.records}-${Date.now()}`)}`,
       ]
     : [];
   return new Promise((resolve, reject) => {
@@ -170,11 +178,14 @@ function runChild(spec: RunnerChildSpec): Promise<RunnerChildResult> {
   });
 }
 
+/** A child's result, and the database server's CPU time over the run when it could be read (ms). */
+type Run = RunnerChildResult & { readonly serverCpuMs?: number };
+
 interface Cell {
   readonly pipeline: Pipeline;
   readonly records: number;
   readonly kind: RunKind;
-  readonly runs: RunnerChildResult[];
+  readonly runs: Run[];
 }
 
 interface Outcome {
@@ -186,11 +197,7 @@ interface Outcome {
 }
 
 /** Runs the cells of one size: `pairs` rounds of every kind, the order rotating each round. */
-async function runRounds(
-  cells: readonly Cell[],
-  pairs: number,
-  run: (cell: Cell) => Promise<RunnerChildResult>,
-): Promise<void> {
+async function runRounds(cells: readonly Cell[], pairs: number, run: (cell: Cell) => Promise<Run>): Promise<void> {
   for (let i = 0; i < pairs; i++) {
     const order = i % 2 === 0 ? cells : [...cells].reverse();
     for (const cell of order) cell.runs.push(await run(cell));
@@ -304,7 +311,120 @@ async function benchKafka(sizes: readonly number[], progress: (line: string) => 
   }
 }
 
+// ------------------------------------------------------------------------------------------- datagen → file
+
+/**
+ * Two datagen → file jobs on the pool, at the largest size only: all of their work (generating, JSON
+ * encoding, writing) is JS in the job threads, with no server beside them on the cores, so at once / one
+ * by one shows whether the pool's two threads use both cores. Each file must hold the lines the datagen
+ * source yields for the window (count and order-independent digest).
+ */
+async function benchDatagen(sizes: readonly number[], progress: (line: string) => void): Promise<Outcome> {
+  const cells: Cell[] = [];
+  const records = sizes[sizes.length - 1]!;
+  const dirs: string[] = [];
+  try {
+    const want = emptyDigest();
+    for await (const line of sourceLines({ pipeline: 'datagen-file', kind: 'runner', records })) addLine(want, line);
+    const round = POOL_KINDS.map((kind): Cell => ({ pipeline: 'datagen-file', records, kind, runs: [] }));
+    cells.push(...round);
+    await runRounds(round, ROUNDS_AT_LARGEST['datagen-file'], async (cell) => {
+      const dir = await mkdtemp(join(tmpdir(), 'sluice-bench-runner-'));
+      const dir2 = await mkdtemp(join(tmpdir(), 'sluice-bench-runner-'));
+      dirs.push(dir, dir2);
+      try {
+        const result = await runChild({ pipeline: 'datagen-file', kind: cell.kind, records, dir, dir2 });
+        for (const file of [result.file!, result.file2!]) {
+          const got = await fileDigest(file);
+          if (!sameDigest(got, want))
+            throw new Error(
+              `the ${cell.kind} run wrote ${got.lines} lines, digest ${got.a}/${got.b}, in ${file}; expected ${want.lines} lines, digest ${want.a}/${want.b}`,
+            );
+        }
+        if (result.records !== 2 * records)
+          throw new Error(`the ${cell.kind} run reported ${result.records} records, expected ${2 * records}`);
+        return result;
+      } finally {
+        await Promise.all([dir, dir2].map((d) => rm(d, { recursive: true, force: true })));
+      }
+    });
+    progress(`   datagen → file: ${fmtCount(records)} done`);
+    return { pipeline: 'datagen-file', cells };
+  } catch (err) {
+    return { pipeline: 'datagen-file', cells, failed: message(err) };
+  } finally {
+    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+  }
+}
+
 // ------------------------------------------------------------------------------------------- PostgreSQL → PostgreSQL
+
+/**
+ * The application_name the runs' connections carry: set in the URL, which pg lets win over the
+ * connectors' own 'sluice', so that the server CPU below counts this benchmark's sessions and no other
+ * client's.
+ */
+const RUN_APPLICATION_NAME = `sluice-bench-${process.pid}`;
+const RUN_PG_URL = `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}application_name=${RUN_APPLICATION_NAME}`;
+
+/**
+ * CPU time of the run's own backends, when the PostgreSQL server runs on this machine and /proc can be
+ * read: while a run goes on, the backends named RUN_APPLICATION_NAME are listed every 100 ms, and each
+ * one's utime + stime (its whole life, which lies inside the run) is read from /proc; the sum of the last
+ * readings is the server CPU of the run. Other clients' sessions do not count; the server's background
+ * processes (WAL writer, checkpointer) and a backend's last < 100 ms do not either.
+ */
+interface ServerCpu {
+  /** Starts sampling; `stop` ends it and gives the CPU time of the backends seen (ms). */
+  readonly start: () => { readonly stop: () => Promise<number> };
+}
+
+async function serverCpuOf(client: pg.Client): Promise<ServerCpu | undefined> {
+  try {
+    const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    if (!(await readFile(`/proc/${rows[0]!.pid}/comm`, 'utf8')).startsWith('postgres')) return undefined;
+    const tickMs = 1000 / Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    /** utime + stime of a process, in clock ticks (fields 14 and 15 of /proc/<pid>/stat). */
+    const ticks = async (pid: number) => {
+      const text = await readFile(`/proc/${pid}/stat`, 'utf8');
+      const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      return Number(f[11]) + Number(f[12]);
+    };
+    return {
+      start() {
+        const seen = new Map<number, number>();
+        let stopped = false;
+        const sample = async () => {
+          const res = await client.query<{ pid: number }>(
+            'SELECT pid FROM pg_stat_activity WHERE application_name = $1',
+            [RUN_APPLICATION_NAME],
+          );
+          for (const { pid } of res.rows) {
+            const t = await ticks(pid).catch(() => undefined);
+            if (t !== undefined) seen.set(pid, Math.max(seen.get(pid) ?? 0, t));
+          }
+        };
+        const loop = (async () => {
+          while (!stopped) {
+            await sample().catch(() => {});
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        })();
+        return {
+          async stop() {
+            stopped = true;
+            await loop;
+            let total = 0;
+            for (const t of seen.values()) total += t;
+            return total * tickMs;
+          },
+        };
+      },
+    };
+  } catch {
+    return undefined;
+  }
+}
 
 const PG_DST_KINDS: readonly RunKind[] = [
   'runner',
@@ -331,6 +451,7 @@ async function benchPostgres(sizes: readonly number[], progress: (line: string) 
   ) as Partial<Record<RunKind, string>>;
   const client = new pg.Client({ connectionString: PG_URL });
   await client.connect();
+  const server = await serverCpuOf(client);
   const cols = 'id, ts, customer, amount, score, active, note, attrs';
   try {
     const t0 = now();
@@ -385,15 +506,18 @@ async function benchPostgres(sizes: readonly number[], progress: (line: string) 
         const tables = [dst[cell.kind], ...(dst2[cell.kind] ? [dst2[cell.kind]!] : [])];
         for (const t of tables) await client.query(`TRUNCATE "${t}"`);
         await client.query('CHECKPOINT').catch(() => {});
-        const result = await runChild({
+        const sampler = server?.start();
+        const child = await runChild({
           pipeline: 'pg-pg',
           kind: cell.kind,
           records,
-          url: PG_URL,
+          url: RUN_PG_URL,
           srcTable: src,
           dstTable: dst[cell.kind],
           ...(dst2[cell.kind] ? { dstTable2: dst2[cell.kind]! } : {}),
         });
+        const serverCpuMs = await sampler?.stop();
+        const result: Run = serverCpuMs !== undefined ? { ...child, serverCpuMs } : child;
         for (const t of tables) {
           const got = await hashOf(`SELECT ${cols}, sluice_window FROM "${t}"`, []);
           if (got !== want || result.records !== records * tables.length)
@@ -454,8 +578,16 @@ const LABEL: Readonly<Record<Pipeline, Readonly<Partial<Record<RunKind, string>>
     'pool-concurrent': 'runner pool: 2 jobs at once',
     'pool-sequential': 'runner pool: 2 jobs one by one',
   },
+  'datagen-file': {
+    'pool-concurrent': 'runner pool: 2 jobs at once',
+    'pool-sequential': 'runner pool: 2 jobs one by one',
+  },
 };
-const PIPELINE: Readonly<Record<Pipeline, string>> = { 'kafka-file': 'kafka → file', 'pg-pg': 'postgres → postgres' };
+const PIPELINE: Readonly<Record<Pipeline, string>> = {
+  'kafka-file': 'kafka → file',
+  'pg-pg': 'postgres → postgres',
+  'datagen-file': 'datagen → file',
+};
 
 function report(out: (line?: string) => void, outcomes: readonly Outcome[], sizes: readonly number[]): void {
   const largest = sizes[sizes.length - 1]!;
@@ -472,6 +604,9 @@ function report(out: (line?: string) => void, outcomes: readonly Outcome[], size
       'rec/s after 1st',
       'RSS at start',
       'peak RSS',
+      'CPU: process',
+      'CPU: server',
+      'cores busy',
     ],
   ];
   for (const o of outcomes) {
@@ -489,10 +624,20 @@ function report(out: (line?: string) => void, outcomes: readonly Outcome[], size
         b.firstKnown ? fmtRate(b.streamRate) : '-',
         fmtMiB(b.beforeKb),
         fmtMiB(b.peakKb),
+        typeof b.run.cpuMs === 'number' ? fmtSeconds(b.run.cpuMs) : '-',
+        b.run.serverCpuMs !== undefined ? fmtSeconds(b.run.serverCpuMs) : '-',
+        // CPU time of the process and the server over the wall time: how many of the cores the run kept busy.
+        typeof b.run.cpuMs === 'number' ? ((b.run.cpuMs + (b.run.serverCpuMs ?? 0)) / b.run.ms).toFixed(2) : '-',
       ]);
     }
   }
-  if (rows.length > 1) table(out, rows);
+  if (rows.length > 1) {
+    table(out, rows);
+    out(
+      "   CPU: process = all threads of the run's process; server = the run's own backends (its application_name, read",
+    );
+    out('   from /proc when the server runs here); cores busy = (process + server CPU) / wall time.');
+  }
   out();
 
   const cellOf = (o: Outcome, records: number, kind: RunKind) =>
@@ -537,7 +682,7 @@ function report(out: (line?: string) => void, outcomes: readonly Outcome[], size
     if (together && apart) {
       const t = best(together).run.ms / best(apart).run.ms;
       ratios.push([
-        `2 jobs at once / one by one, wall time (pool, 2 threads)`,
+        `${PIPELINE[o.pipeline]}: 2 jobs at once / one by one, wall time (pool, 2 threads)`,
         ...sizes.map((n) => (n === largest ? fmtRatio(t) : '-')),
         '-',
         `<= ${fmtRatio(CONCURRENT_TARGET)}`,
@@ -637,7 +782,7 @@ export async function benchRunner(out: (line?: string) => void, options: { sizes
     out(
       `   SLUICE_BENCH_RUNNER=pool: the runner's jobs run on the worker-thread pool (PooledRunner, 1 thread, young generation ${process.env.SLUICE_BENCH_YOUNG_GEN_MB ?? DEFAULT_YOUNG_GENERATION_MB} MiB)`,
     );
-  // SLUICE_BENCH_ONLY=pg-pg (or kafka-file): one pipeline only; the other shows as skipped.
+  // SLUICE_BENCH_ONLY=pg-pg (or kafka-file, datagen-file): one pipeline only; the others show as skipped.
   const only = process.env.SLUICE_BENCH_ONLY;
   const skip = (p: Pipeline): Outcome => ({
     pipeline: p,
@@ -647,6 +792,7 @@ export async function benchRunner(out: (line?: string) => void, options: { sizes
   const outcomes: Outcome[] = [];
   outcomes.push(only && only !== 'kafka-file' ? skip('kafka-file') : await benchKafka(sizes, out));
   outcomes.push(only && only !== 'pg-pg' ? skip('pg-pg') : await benchPostgres(sizes, out));
+  outcomes.push(only && only !== 'datagen-file' ? skip('datagen-file') : await benchDatagen(sizes, out));
   const seeds = outcomes.filter((o) => o.seed).map((o) => `${PIPELINE[o.pipeline]} ${o.seed}`);
   out(`   seeding, not part of any run: ${seeds.join('; ') || 'none'}`);
   out();

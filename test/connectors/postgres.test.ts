@@ -153,7 +153,7 @@ anyCtxTest('fillInBoundaries adds canonical bounds and defaults, and is determin
   const tb = await fill(options, time(1000, 2000));
   t.deepEqual(tb, {
     ...options,
-    batchSize: 5000,
+    batchSize: 1000,
     connectTimeoutMs: 10_000,
     scanPartitions: 1,
     'scan.boundary-type': 'TIME',

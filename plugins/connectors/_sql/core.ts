@@ -48,6 +48,8 @@ export interface Dialect {
   readonly defaultPort: number;
   /** What the part before the table is called (schema / database). */
   readonly qualifier: string;
+  /** The source's default `batchSize` (5000 when not set). */
+  readonly sourceBatchSize?: number;
 }
 
 export function sourceSchema(d: Dialect): JsonSchema {
@@ -88,7 +90,7 @@ export function sourceSchema(d: Dialect): JsonSchema {
         type: 'integer',
         minimum: 1,
         maximum: 100_000,
-        default: 5000,
+        default: d.sourceBatchSize ?? 5000,
         description: 'Rows per page (one query each, `LIMIT batchSize`), and per batch handed to the sink.',
       },
       connectTimeoutMs: {
@@ -218,7 +220,7 @@ export function sourceConfig(d: Dialect, options: Options): SourceConfig {
     keyColumn,
     ...(timeColumn ? { timeColumn } : {}),
     ...(columns ? { columns } : {}),
-    batchSize: int(o.batchSize, 5000),
+    batchSize: int(o.batchSize, d.sourceBatchSize ?? 5000),
     connectTimeoutMs: int(o.connectTimeoutMs, 10_000),
     scanPartitions: int(o.scanPartitions, 1),
   };

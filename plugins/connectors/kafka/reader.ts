@@ -233,10 +233,19 @@ export async function openKafkaReader(
     const s = states.get(batch.partition);
     if (!s || s.done || isStale() || channel.closed) return;
     const rows: Row[] = [];
-    for (const m of batch.messages) {
-      const offset = BigInt(m.offset);
+    const messages = batch.messages;
+    const count = messages.length;
+    // Offsets rise within a partition's fetch: when its first and last message are inside the window,
+    // every one is, and no message needs a BigInt of its own (about 0.1-0.25 s per million messages).
+    const inside =
+      count > 0 && BigInt(messages[0]!.offset) >= s.next && BigInt(messages[count - 1]!.offset) < s.range.stop;
+    for (const m of messages) {
+      if (!inside) {
+        const offset = BigInt(m.offset);
+        if (offset < s.next || offset >= s.range.stop) continue;
+      }
       // Sluice's own commit markers (written by this connector's sink) are not data.
-      if (offset < s.next || offset >= s.range.stop || m.headers?.[COMMIT_HEADER] !== undefined) continue;
+      if (m.headers?.[COMMIT_HEADER] !== undefined) continue;
       const row = messageToRow(format, metadataColumns, cfg.topic, batch.partition, m);
       if (row) rows.push(row);
     }

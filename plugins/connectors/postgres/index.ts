@@ -5,6 +5,7 @@ import * as core from '../_sql/core.js';
 import { type ColumnMeta, flinkColumnTypes, postgresFlinkType } from '../_sql/flink-types.js';
 import { stringifyJsonExact } from '../_sql/values.js';
 import { copyReader } from './copy-reader.js';
+import * as idle from './idle-pool.js';
 import { COPY_TEXT_FORM, CopyText } from './copy-text.js';
 import { copyField, types } from './values.js';
 
@@ -24,6 +25,12 @@ const DIALECT: core.Dialect = {
   jdbcPrefix: 'jdbc:postgresql:',
   defaultPort: 5432,
   qualifier: 'schema',
+  // A batch lives until the sink has written all of it. At 5000 rows it outlived two young-generation
+  // collections of a job thread (young generation capped at 24 MiB), so nearly every row read was
+  // promoted and collected by the old generation: a mark-compact every 100-300 ms, and a heap that
+  // overshot as far as the concurrent marker lagged on a busy machine. At 1000 rows (the sink's own
+  // batch) few rows are promoted. docs/benchmarks.md, "Flat memory".
+  sourceBatchSize: 1000,
 };
 
 const INT8_MIN = -(2n ** 63n);
@@ -65,8 +72,30 @@ function mapError(err: unknown, doing: string, url: string): SluiceError {
   return core.sluiceError('FAILED_PRECONDITION', message, err);
 }
 
+// Timestamps cross the wire in UTC, and a timestamp without time zone is compared as UTC. Dates and
+// intervals in one text form whatever the server's defaults: a value passed on as COPY text from one
+// server is read by another's input function as it was meant.
+const SESSION_SETTINGS = "SET TIME ZONE 'UTC'; SET DateStyle TO ISO, YMD; SET IntervalStyle TO postgres";
+
+/**
+ * A connection for one job: one a finished job left (idle-pool.ts), checked by setting the session
+ * settings again, or a new one. Give it back with idle.give (kept when clean) or end it.
+ */
 async function connect(url: string, timeoutMs: number, signal: AbortSignal): Promise<pg.Client> {
   const target = core.assertAllowed(DIALECT, url);
+  for (let reused = idle.take(url); reused; reused = idle.take(url)) {
+    if (signal.aborted) {
+      void idle.give(url, reused);
+      break;
+    }
+    try {
+      await reused.query(SESSION_SETTINGS);
+      return reused;
+    } catch {
+      // Dropped while it was kept (server restart, idle timeout on the server): try the next, or a new one.
+      await reused.end().catch(() => {});
+    }
+  }
   const client = new pg.Client({
     connectionString: url,
     connectionTimeoutMillis: timeoutMs,
@@ -75,14 +104,12 @@ async function connect(url: string, timeoutMs: number, signal: AbortSignal): Pro
   });
   // A connection dropped while idle: the next query fails and says so; without a listener it would crash the process.
   client.on('error', () => {});
+  idle.watch(client);
   const onAbort = () => void client.end().catch(() => {});
   signal.addEventListener('abort', onAbort, { once: true });
   try {
     await client.connect();
-    // Timestamps cross the wire in UTC, and a timestamp without time zone is compared as UTC. Dates and
-    // intervals in one text form whatever the server's defaults: a value passed on as COPY text from
-    // one server is read by another's input function as it was meant.
-    await client.query("SET TIME ZONE 'UTC'; SET DateStyle TO ISO, YMD; SET IntervalStyle TO postgres");
+    await client.query(SESSION_SETTINGS);
     return client;
   } catch (err) {
     await client.end().catch(() => {});
@@ -243,9 +270,18 @@ export default defineConnectorPlugin({
       return sql;
     };
     const mapErr = (err: unknown, doing: string) => mapError(err, `${doing} of ${tableName}`, cfg.url);
+    // Read or not, the snapshot's transaction is rolled back and the connection kept for the next job;
+    // one left in a COPY (abandoned) or that failed is closed.
     const end = async (abandoned: boolean) => {
-      if (!abandoned) await client.query('ROLLBACK').catch(() => {});
-      await client.end().catch(() => {});
+      if (
+        abandoned ||
+        !(await client.query('ROLLBACK').then(
+          () => true,
+          () => false,
+        ))
+      )
+        await client.end().catch(() => {});
+      else await idle.give(cfg.url, client);
     };
 
     if (options.readMethod !== 'keyset') {
@@ -482,7 +518,8 @@ export default defineConnectorPlugin({
         }
         await client.query('ROLLBACK');
       },
-      release: () => client.end(),
+      // Kept for the next job when the transaction ended (committed or rolled back); closed otherwise.
+      release: () => idle.give(cfg.url, client),
       convert,
       mapError: (err, doing) => mapError(err, doing, cfg.url),
     };
