@@ -169,23 +169,6 @@ export const MIGRATIONS: readonly Migration[] = [
       await db.schema.alterTable('jobs').addColumn('trace_id', 'text').execute();
     },
   },
-  {
-    version: 7,
-    description: "instances: one index for the ledger's state queries instead of two",
-    async up(db) {
-      // Every claim and every state change writes each index that holds `state`. The queries by state are the
-      // recovery scan (the unfinished rows, in (group, window) order), a group's unfinished rows (selfDepend)
-      // and the last succeeded window per group: (state, group_id, window_start) serves all three, where
-      // (state, due_time) and (group_id, state) served one or two each. Nothing selects by state and due time.
-      await db.schema
-        .createIndex('instances_state_group')
-        .on('instances')
-        .columns(['state', 'group_id', 'window_start'])
-        .execute();
-      await db.schema.dropIndex('instances_state_due').execute();
-      await db.schema.dropIndex('instances_group_state').execute();
-    },
-  },
 ];
 
 /** The newest schema version this build knows. */
