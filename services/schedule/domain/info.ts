@@ -23,19 +23,6 @@ export function isNoEngine(scheduleEngine: string): boolean {
  * field (as in the proto: start_time, delay_time, ...), what was expected and what came.
  */
 export function firingRules(info: ScheduleInfo): FiringRules {
-  let rules = RULES.get(info);
-  if (rules === undefined) RULES.set(info, (rules = checkedRules(info)));
-  return rules;
-}
-
-/**
- * The rules of each info object already checked: the store hands out the same parsed info while a schedule's
- * text is unchanged, so a burst's fire path checks each schedule (and builds its window spec) once, not at every
- * due instant. Keyed by the object: an info is never changed in place (a change is a new object).
- */
-const RULES = new WeakMap<ScheduleInfo, FiringRules>();
-
-function checkedRules(info: ScheduleInfo): FiringRules {
   if (!GROUP_ID.test(info.groupId))
     throw invalidArgument(
       'group_id',
