@@ -60,6 +60,9 @@ type InputOf<A extends unknown[]> = A extends [infer I, HookContext]
     ? undefined
     : A[0];
 
+/** The options of a call that gives none: shared, not a new object per hook call. */
+const NO_OPTIONS: CallOptions = Object.freeze({});
+
 /** Freezes a value deeply so a plugin cannot change the service's objects through its inputs. */
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
@@ -103,7 +106,7 @@ export class HookRunner {
     loaded: LoadedPlugin<P>,
     hook: K,
     input: Fn<P, K>['input'],
-    options: CallOptions = {},
+    options: CallOptions = NO_OPTIONS,
   ): Promise<Fn<P, K>['result']> {
     const fn = (loaded.plugin as Record<string, unknown>)[hook];
     if (typeof fn !== 'function') {
@@ -161,7 +164,7 @@ export class HookRunner {
             controller.abort(new Error('hook timeout'));
           }, timeoutMs);
         });
-        const result = await Promise.race([value, timeout, ...(cancelled ? [cancelled] : [])]);
+        const result = await Promise.race(cancelled ? [value, timeout, cancelled] : [value, timeout]);
         return result as Fn<P, K>['result'];
       } catch (err) {
         if (err instanceof CallerAbort) {
@@ -177,13 +180,12 @@ export class HookRunner {
         clearTimeout(timer);
         options.signal?.removeEventListener('abort', onOuterAbort);
         span.end();
-        this.#measure({
-          kind: 'duration',
-          pluginId: loaded.id,
-          hook,
-          seconds: (performance.now() - started) / 1000,
-          ...(failure ? { errorType: failure } : {}),
-        });
+        const seconds = (performance.now() - started) / 1000;
+        this.#measure(
+          failure
+            ? { kind: 'duration', pluginId: loaded.id, hook, seconds, errorType: failure }
+            : { kind: 'duration', pluginId: loaded.id, hook, seconds },
+        );
       }
     });
   }
