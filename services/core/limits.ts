@@ -60,7 +60,7 @@ function checkStructDepth(value: unknown, path: string, depth: number): void {
   }
 }
 
-function checkString(key: string, value: string, path: string): void {
+function checkString(key: string, value: string, parent: string, name: string): void {
   const limit = key.endsWith('Id')
     ? MAX_ID_LENGTH
     : key === 'description'
@@ -68,7 +68,8 @@ function checkString(key: string, value: string, path: string): void {
       : key === 'pageToken'
         ? MAX_PAGE_TOKEN_LENGTH
         : MAX_STRING_LENGTH;
-  if (value.length > limit) throw invalidArgument(path, `at most ${limit} characters`, `${value.length} characters`);
+  if (value.length > limit)
+    throw invalidArgument(pathOf(parent, name), `at most ${limit} characters`, `${value.length} characters`);
 }
 
 function checkList(key: string, value: readonly unknown[], path: string): void {
@@ -76,23 +77,35 @@ function checkList(key: string, value: readonly unknown[], path: string): void {
   if (value.length > limit) throw invalidArgument(path, `at most ${limit} entries`, `${value.length} entries`);
 }
 
-function walk(value: unknown, path: string, key: string): void {
-  if (typeof value === 'string') return checkString(key, value, path);
+/**
+ * The field's path (snake_case, as in the .proto): `parent` is the enclosing object's path, `name` the field's
+ * camelCase name, or '' when `parent` already ends with it (a list element). Built only when needed (an error,
+ * an object or list to descend into), not once per scalar field of every request.
+ */
+function pathOf(parent: string, name: string): string {
+  if (name === '') return parent;
+  return parent ? `${parent}.${snake(name)}` : snake(name);
+}
+
+function walk(value: unknown, parent: string, name: string, key: string): void {
+  if (typeof value === 'string') return checkString(key, value, parent, name);
   if (typeof value === 'number') {
     if (key === 'pageSize' && (!Number.isInteger(value) || value < 0 || value > MAX_PAGE_SIZE))
-      throw invalidArgument(path, `an integer from 0 to ${MAX_PAGE_SIZE} (0: the default)`, value);
+      throw invalidArgument(pathOf(parent, name), `an integer from 0 to ${MAX_PAGE_SIZE} (0: the default)`, value);
     return;
   }
   if (Array.isArray(value)) {
+    const path = pathOf(parent, name);
     checkList(key, value, path);
-    value.forEach((v, i) => walk(v, `${path}[${i}]`, key));
+    value.forEach((v, i) => walk(v, `${path}[${i}]`, '', key));
     return;
   }
   if (typeof value !== 'object' || value === null || Buffer.isBuffer(value)) return;
-  for (const [k, v] of Object.entries(value)) {
-    const at = path ? `${path}.${snake(k)}` : snake(k);
-    if (STRUCT_FIELDS.has(k)) checkStructDepth(v, at, 0);
-    else walk(v, at, k);
+  const path = pathOf(parent, name);
+  const fields = value as Record<string, unknown>;
+  for (const k of Object.keys(fields)) {
+    if (STRUCT_FIELDS.has(k)) checkStructDepth(fields[k], pathOf(path, k), 0);
+    else walk(fields[k], path, k, k);
   }
 }
 
@@ -101,5 +114,5 @@ function walk(value: unknown, path: string, key: string): void {
  * page sizes, Struct nesting. Throws INVALID_ARGUMENT naming the field (snake_case, as in the .proto).
  */
 export function checkRequestLimits(request: unknown): void {
-  walk(request, '', '');
+  walk(request, '', '', '');
 }

@@ -1,4 +1,4 @@
-import { SpanStatusCode, trace, type Tracer } from '@opentelemetry/api';
+import { SpanStatusCode, trace, type SpanOptions, type Tracer } from '@opentelemetry/api';
 import { ERROR_CODES, SluiceError, isSluiceError, type HookContext, type Logger } from 'sluice/sdk';
 import { silentLogger } from '../core/logger.js';
 import { instruments } from '../core/metrics.js';
@@ -31,7 +31,9 @@ export type HookMeasurement =
 
 /** Records a hook measurement on this thread's instruments. */
 export function recordHookMeasurement(m: HookMeasurement): void {
-  const attributes = { ...hookAttributes(m.pluginId, m.hook), ...(m.errorType ? { 'error.type': m.errorType } : {}) };
+  const attributes = m.errorType
+    ? { ...hookAttributes(m.pluginId, m.hook), 'error.type': m.errorType }
+    : hookAttributes(m.pluginId, m.hook);
   if (m.kind === 'duration') instruments().hookDuration.record(m.seconds, attributes);
   else instruments().hookFailures.add(1, attributes);
 }
@@ -57,6 +59,9 @@ type InputOf<A extends unknown[]> = A extends [infer I, HookContext]
   : A extends [HookContext] | []
     ? undefined
     : A[0];
+
+/** The options of a call that gives none: shared, not a new object per hook call. */
+const NO_OPTIONS: CallOptions = Object.freeze({});
 
 /** Freezes a value deeply so a plugin cannot change the service's objects through its inputs. */
 function deepFreeze<T>(value: T): T {
@@ -97,11 +102,26 @@ export class HookRunner {
    * Throws SluiceError: the hook's own SluiceError (message prefixed with plugin and hook), PLUGIN_TIMEOUT,
    * or PLUGIN_FAILED for anything else.
    */
-  async call<P extends object, K extends HookOf<P>>(
+  call<P extends object, K extends HookOf<P>>(
     loaded: LoadedPlugin<P>,
     hook: K,
     input: Fn<P, K>['input'],
-    options: CallOptions = {},
+    options: CallOptions = NO_OPTIONS,
+  ): Promise<Fn<P, K>['result']> {
+    // Not an async function: the span's callback already answers a promise, and wrapping it in another
+    // cost two more promises per hook call (three hook calls per registration). Never throws: rejects.
+    try {
+      return this.#call(loaded, hook, input, options);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  #call<P extends object, K extends HookOf<P>>(
+    loaded: LoadedPlugin<P>,
+    hook: K,
+    input: Fn<P, K>['input'],
+    options: CallOptions,
   ): Promise<Fn<P, K>['result']> {
     const fn = (loaded.plugin as Record<string, unknown>)[hook];
     if (typeof fn !== 'function') {
@@ -122,71 +142,67 @@ export class HookRunner {
       logger: this.#logger,
       settings: loaded.settings?.values ?? {},
     };
-    return this.#tracer.startActiveSpan(
-      `plugin ${loaded.id}.${hook}`,
-      { attributes: { 'sluice.plugin.id': loaded.id, 'sluice.plugin.kind': loaded.kind, 'sluice.plugin.hook': hook } },
-      async (span) => {
-        let timer: NodeJS.Timeout | undefined;
-        const started = performance.now();
-        let failure: string | undefined;
-        try {
-          const frozen = input === undefined ? input : deepFreeze(structuredCloneSafe(input));
-          // Hooks without input (start, stop, availability) take the context as their only argument.
-          const args = input === undefined ? [ctx] : [frozen, ctx];
-          if (controller.signal.aborted) throw new CallerAbort(options.signal?.reason);
-          // The caller's cancellation ends the call at once, whether or not the hook watches its signal.
-          // Listening before the hook runs makes this rejection win over whatever the hook does on abort.
-          const cancelled = options.signal
-            ? new Promise<never>((_, reject) => {
-                controller.signal.addEventListener('abort', () => reject(new CallerAbort(options.signal?.reason)), {
-                  once: true,
-                });
-              })
-            : undefined;
-          cancelled?.catch(() => {});
-          const value = (fn as (...a: unknown[]) => unknown).apply(loaded.plugin, args);
-          // A hook that returned synchronously is done: there is nothing left to time out or cancel,
-          // so the hot synchronous hooks (validate, fillInBoundaries) cost no timer and no race.
-          if (!isThenable(value)) return value as Fn<P, K>['result'];
-          const timeout = new Promise<never>((_, reject) => {
-            timer = setTimeout(() => {
-              // Settle first, then tell the hook: its reaction to the abort must not win the race.
-              reject(
-                new SluiceError(
-                  ERROR_CODES.PLUGIN_TIMEOUT,
-                  `plugin '${loaded.id}' hook '${hook}' did not finish within ${timeoutMs} ms`,
-                  { pluginId: loaded.id, hook },
-                ),
-              );
-              controller.abort(new Error('hook timeout'));
-            }, timeoutMs);
-          });
-          const result = await Promise.race([value, timeout, ...(cancelled ? [cancelled] : [])]);
-          return result as Fn<P, K>['result'];
-        } catch (err) {
-          if (err instanceof CallerAbort) {
-            span.setStatus({ code: SpanStatusCode.ERROR, message: 'cancelled' });
-            throw err.reason;
-          }
-          const wrapped = this.#wrap(loaded, hook, err);
-          failure = wrapped.code;
-          span.recordException(wrapped);
-          span.setStatus({ code: SpanStatusCode.ERROR, message: wrapped.code });
-          throw wrapped;
-        } finally {
-          clearTimeout(timer);
-          options.signal?.removeEventListener('abort', onOuterAbort);
-          span.end();
-          this.#measure({
-            kind: 'duration',
-            pluginId: loaded.id,
-            hook,
-            seconds: (performance.now() - started) / 1000,
-            ...(failure ? { errorType: failure } : {}),
-          });
+    const span = spanOf(loaded, hook);
+    return this.#tracer.startActiveSpan(span.name, span.options, async (span) => {
+      let timer: NodeJS.Timeout | undefined;
+      const started = performance.now();
+      let failure: string | undefined;
+      try {
+        const frozen = input === undefined ? input : deepFreeze(structuredCloneSafe(input));
+        // Hooks without input (start, stop, availability) take the context as their only argument.
+        const args = input === undefined ? [ctx] : [frozen, ctx];
+        if (controller.signal.aborted) throw new CallerAbort(options.signal?.reason);
+        // The caller's cancellation ends the call at once, whether or not the hook watches its signal.
+        // Listening before the hook runs makes this rejection win over whatever the hook does on abort.
+        const cancelled = options.signal
+          ? new Promise<never>((_, reject) => {
+              controller.signal.addEventListener('abort', () => reject(new CallerAbort(options.signal?.reason)), {
+                once: true,
+              });
+            })
+          : undefined;
+        cancelled?.catch(() => {});
+        const value = (fn as (...a: unknown[]) => unknown).apply(loaded.plugin, args);
+        // A hook that returned synchronously is done: there is nothing left to time out or cancel,
+        // so the hot synchronous hooks (validate, fillInBoundaries) cost no timer and no race.
+        if (!isThenable(value)) return value as Fn<P, K>['result'];
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            // Settle first, then tell the hook: its reaction to the abort must not win the race.
+            reject(
+              new SluiceError(
+                ERROR_CODES.PLUGIN_TIMEOUT,
+                `plugin '${loaded.id}' hook '${hook}' did not finish within ${timeoutMs} ms`,
+                { pluginId: loaded.id, hook },
+              ),
+            );
+            controller.abort(new Error('hook timeout'));
+          }, timeoutMs);
+        });
+        const result = await Promise.race(cancelled ? [value, timeout, cancelled] : [value, timeout]);
+        return result as Fn<P, K>['result'];
+      } catch (err) {
+        if (err instanceof CallerAbort) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: 'cancelled' });
+          throw err.reason;
         }
-      },
-    );
+        const wrapped = this.#wrap(loaded, hook, err);
+        failure = wrapped.code;
+        span.recordException(wrapped);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: wrapped.code });
+        throw wrapped;
+      } finally {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onOuterAbort);
+        span.end();
+        const seconds = (performance.now() - started) / 1000;
+        this.#measure(
+          failure
+            ? { kind: 'duration', pluginId: loaded.id, hook, seconds, errorType: failure }
+            : { kind: 'duration', pluginId: loaded.id, hook, seconds },
+        );
+      }
+    });
   }
 
   /**
@@ -232,8 +248,42 @@ export class HookRunner {
 }
 
 /** Plugin ids come from the loaded plugins and hook names from the SDK: a bounded set of series. */
-function hookAttributes(pluginId: string, hook: string) {
-  return { 'sluice.plugin.id': pluginId, 'sluice.plugin.hook': hook };
+type HookAttributes = Readonly<Record<'sluice.plugin.id' | 'sluice.plugin.hook', string>>;
+/**
+ * Made once per plugin and hook, not per call (a registration calls two hooks, and every call used to
+ * build its attributes twice over); frozen, as they are shared.
+ */
+const HOOK_ATTRIBUTES = new Map<string, Map<string, HookAttributes>>();
+
+function hookAttributes(pluginId: string, hook: string): HookAttributes {
+  let byHook = HOOK_ATTRIBUTES.get(pluginId);
+  if (!byHook) HOOK_ATTRIBUTES.set(pluginId, (byHook = new Map()));
+  let attributes = byHook.get(hook);
+  if (!attributes)
+    byHook.set(hook, (attributes = Object.freeze({ 'sluice.plugin.id': pluginId, 'sluice.plugin.hook': hook })));
+  return attributes;
+}
+
+/** A hook call's span name and options, made once per loaded plugin and hook for the same reason. */
+interface HookSpan {
+  readonly name: string;
+  readonly options: SpanOptions;
+}
+const HOOK_SPANS = new WeakMap<LoadedPlugin<unknown>, Map<string, HookSpan>>();
+
+function spanOf(loaded: LoadedPlugin<unknown>, hook: string): HookSpan {
+  let byHook = HOOK_SPANS.get(loaded);
+  if (!byHook) HOOK_SPANS.set(loaded, (byHook = new Map()));
+  let span = byHook.get(hook);
+  if (!span) {
+    const attributes = { 'sluice.plugin.id': loaded.id, 'sluice.plugin.kind': loaded.kind, 'sluice.plugin.hook': hook };
+    span = Object.freeze({
+      name: `plugin ${loaded.id}.${hook}`,
+      options: Object.freeze({ attributes: Object.freeze(attributes) }),
+    });
+    byHook.set(hook, span);
+  }
+  return span;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

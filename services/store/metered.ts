@@ -12,38 +12,48 @@ const FINAL_JOB_STATES = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
  * ledger is where every state change lands, whichever replica or code path made it, so one place counts all.
  */
 export function meteredStore(store: SluiceStore, system: 'sqlite' | 'postgresql'): SluiceStore {
+  // One wrapper and one set of attributes per method, made on first use: a store call used to build a new
+  // wrapper, attribute object and callback on every property read, garbage on every request.
+  const wrappers = new Map<string, { readonly method: unknown; readonly wrapper: (...args: unknown[]) => unknown }>();
+  const wrap = (target: SluiceStore, prop: string, method: (...args: unknown[]) => unknown) => {
+    const attributes: Attributes = Object.freeze({ 'db.system.name': system, 'db.operation.name': prop });
+    const record = (started: number, error?: unknown) =>
+      instruments().storeDuration.record(
+        (performance.now() - started) / 1000,
+        error === undefined ? attributes : { ...attributes, 'error.type': errorType(error) },
+      );
+    return (...args: unknown[]) => {
+      const started = performance.now();
+      let result: unknown;
+      try {
+        result = method.apply(target, args);
+      } catch (err) {
+        record(started, err);
+        throw err;
+      }
+      if (!(result instanceof Promise)) return result;
+      return result.then(
+        (row: unknown) => {
+          record(started);
+          observe(prop, args, row);
+          return row;
+        },
+        (err: unknown) => {
+          record(started, err);
+          throw err;
+        },
+      );
+    };
+  };
   return new Proxy(store, {
     get(target, prop, receiver) {
       const value: unknown = Reflect.get(target, prop, receiver);
       if (typeof value !== 'function' || typeof prop !== 'string') return value;
-      const method = value as (...args: unknown[]) => unknown;
-      return (...args: unknown[]) => {
-        const started = performance.now();
-        const attributes: Attributes = { 'db.system.name': system, 'db.operation.name': prop };
-        const done = (error?: unknown) => {
-          if (error !== undefined) attributes['error.type'] = errorType(error);
-          instruments().storeDuration.record((performance.now() - started) / 1000, attributes);
-        };
-        let result: unknown;
-        try {
-          result = method.apply(target, args);
-        } catch (err) {
-          done(err);
-          throw err;
-        }
-        if (!(result instanceof Promise)) return result;
-        return result.then(
-          (row: unknown) => {
-            done();
-            observe(prop, args, row);
-            return row;
-          },
-          (err: unknown) => {
-            done(err);
-            throw err;
-          },
-        );
-      };
+      const cached = wrappers.get(prop);
+      if (cached?.method === value) return cached.wrapper;
+      const wrapper = wrap(target, prop, value as (...args: unknown[]) => unknown);
+      wrappers.set(prop, { method: value, wrapper });
+      return wrapper;
     },
   });
 }

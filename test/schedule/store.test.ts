@@ -911,6 +911,25 @@ contract('lastInstances and getSchedules: several groups in one query, answered 
 });
 
 contract(
+  'getSchedules reads the info another replica wrote, also when a re-registration starts its versions again',
+  async (t, db) => {
+    const [a, b] = [await db.open(), await db.open()];
+    await a.insertSchedule(schedule('s-c'));
+    t.is((await a.getSchedules(['s-c']))[0]?.info.delayTime, 5);
+    t.is((await b.getSchedules(['s-c']))[0]?.info.delayTime, 5);
+    await b.updateSchedule(schedule('s-c', { info: info('s-c', { delayTime: 7 }), version: 2 }), 1);
+    t.is((await a.getSchedules(['s-c']))[0]?.info.delayTime, 7, 'an update by the other replica');
+    await b.updateSchedule(schedule('s-c', { status: 'DELETED', version: 3 }), 2);
+    // Replaced at version 1 again, at the same instants: only the info tells the rows apart.
+    t.deepEqual(await b.insertSchedule(schedule('s-c', { info: info('s-c', { delayTime: 9 }) })), { replaced: true });
+    const [again] = await a.getSchedules(['s-c']);
+    t.is(again?.version, 1);
+    t.is(again?.info.delayTime, 9, 'a re-registration by the other replica');
+    t.deepEqual(await a.getSchedules(['s-c']), [await a.getSchedule('s-c')]);
+  },
+);
+
+contract(
   'overlappingInstances and withdrawInstance: what a submitted window meets, and giving a claim up',
   async (t, db) => {
     const store = await db.open();

@@ -66,6 +66,8 @@ export class Batcher<T, R> {
 
   async #write(batch: readonly Pending<T, R>[]): Promise<void> {
     try {
+      // A batch of one (every call when they come one at a time) is written and answered as it is, without copies.
+      if (batch.length === 1) return batch[0]!.resolve(await this.writeMany(batch[0]!.items));
       const results = await this.writeMany(batch.flatMap((p) => p.items));
       let at = 0;
       for (const p of batch) {
