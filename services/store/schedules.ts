@@ -122,10 +122,11 @@ export class Schedules {
     if (record.version !== expectedVersion + 1) {
       throw invalidArgument('version', `${expectedVersion + 1} (expected version + 1)`, record.version);
     }
+    const info = JSON.stringify(record.info);
     const row = await this.db
       .updateTable('schedules')
       .set({
-        info: JSON.stringify(record.info),
+        info,
         status: record.status,
         engine_id: record.engineId,
         version: record.version,
@@ -135,7 +136,7 @@ export class Schedules {
       .where('version', '=', expectedVersion)
       .returning('group_id')
       .executeTakeFirst();
-    if (row !== undefined) return this.#remember(record.groupId, JSON.stringify(record.info), record.info);
+    if (row !== undefined) return this.#remember(record.groupId, info, record.info);
     const current = await this.db
       .selectFrom('schedules')
       .select('version')
