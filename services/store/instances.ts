@@ -9,9 +9,10 @@ import type {
   InstanceUpdate,
 } from '../schedule/domain/model.js';
 import { checkLimit } from './checks.js';
-import type { Database, InstancesTable } from './database.js';
+import type { Database, InstancesTable, SchedulesTable } from './database.js';
 import type { StoreDialect } from './dialect.js';
 import { type JsonRowType, inJsonArray, jsonRows } from './json-rows.js';
+import { planOnce } from './named.js';
 
 const COLUMNS = [
   'instance_id',
@@ -129,10 +130,15 @@ export class Instances {
     const columns = sql.join(COLUMNS.map((c) => sql.ref(c)));
     // Only the ids come back: an inserted row holds exactly what was given, so the answer is built from that
     // (as the row would read), without sending and decoding every column of a burst's rows again.
-    const { rows } = await sql<{
-      instance_id: string;
-    }>`INSERT INTO instances (${columns}) SELECT ${columns} FROM ${source} WHERE true ON CONFLICT (group_id, window_start) DO NOTHING RETURNING instance_id`.execute(
-      this.db,
+    // Planned once per connection on PostgreSQL (planOnce): a burst sends this text once a task.
+    const { rows } = await this.db.executeQuery(
+      planOnce(
+        sql<{
+          instance_id: string;
+        }>`INSERT INTO instances (${columns}) SELECT ${columns} FROM ${source} WHERE true ON CONFLICT (group_id, window_start) DO NOTHING RETURNING instance_id`.compile(
+          this.db,
+        ),
+      ),
     );
     return rows;
   }
@@ -319,11 +325,15 @@ export class Instances {
       })),
     );
     const fromStates = inJsonArray(this.dialect, sql`state`, sql`u.u_from`);
-    const { rows } = await sql<
-      Selectable<InstancesTable>
-    >`UPDATE instances SET updated_at = u.u_now, state = COALESCE(u.u_state, state), job_ids = COALESCE(u.u_job_ids, job_ids), dispatched_at = COALESCE(u.u_dispatched_at, dispatched_at), finished_at = COALESCE(u.u_finished_at, finished_at), error = COALESCE(u.u_error, error) FROM ${source} WHERE instance_id = u.u_id AND (u.u_from IS NULL OR ${fromStates}) RETURNING ${sql.join(
-      COLUMNS.map((c) => sql.ref(c)),
-    )}`.execute(this.db);
+    const { rows } = await this.db.executeQuery(
+      planOnce(
+        sql<
+          Selectable<InstancesTable>
+        >`UPDATE instances SET updated_at = u.u_now, state = COALESCE(u.u_state, state), job_ids = COALESCE(u.u_job_ids, job_ids), dispatched_at = COALESCE(u.u_dispatched_at, dispatched_at), finished_at = COALESCE(u.u_finished_at, finished_at), error = COALESCE(u.u_error, error) FROM ${source} WHERE instance_id = u.u_id AND (u.u_from IS NULL OR ${fromStates}) RETURNING ${sql.join(
+          COLUMNS.map((c) => sql.ref(c)),
+        )}`.compile(this.db),
+      ),
+    );
     return rows;
   }
 
@@ -435,6 +445,72 @@ export class Instances {
     ).execute(this.db);
     const out: (InstanceRecord | undefined)[] = new Array(queries.length).fill(undefined);
     for (const row of rows) out[Number(row.probe)] = this.toRecord(row);
+    return out;
+  }
+
+  /**
+   * What firing a group reads, for several groups in one statement: each group's schedule (undefined where there
+   * is none) and, where there is one, its latest TIME instance due by its `dueBy` (as {@link lastMany}), in the
+   * order given, both as of one snapshot. A burst of due groups costs one read a task instead of two: on
+   * PostgreSQL each read was a round trip, a parse and a plan of its own on a server the service shares.
+   * `schedule` decodes a schedule row, its info selected as text.
+   */
+  async lastManyWithSchedules<S>(
+    queries: readonly { readonly groupId: string; readonly dueBy?: number }[],
+    schedule: (row: Selectable<SchedulesTable>) => S,
+  ): Promise<{ schedule?: S; last?: InstanceRecord }[]> {
+    if (queries.length === 0) return [];
+    if (queries.length > MAX_CLAIMS)
+      throw invalidArgument('queries', `at most ${MAX_CLAIMS} groups at once`, queries.length);
+    const source = jsonRows(
+      this.dialect,
+      'q',
+      { probe: 'integer', group_id: 'text', due_by: 'epochMs' },
+      queries.map((q, probe) => ({ probe, group_id: q.groupId, due_by: q.dueBy ?? null })),
+    );
+    const postgres = this.dialect.name === 'postgres';
+    // The schedule's columns renamed (the instance's share their names); its info as text, parsed only when it
+    // changed (PostgreSQL's driver would parse the jsonb itself).
+    const scheduleColumns = sql.join([
+      sql`s.group_id AS s_group_id`,
+      postgres ? sql`s.info::text AS s_info` : sql`s.info AS s_info`,
+      sql`s.status AS s_status, s.engine_id AS s_engine_id, s.version AS s_version`,
+      sql`s.created_at AS s_created_at, s.updated_at AS s_updated_at`,
+    ]);
+    const columns = sql.join(COLUMNS.map((c) => sql.ref(`i.${c}`)));
+    const latest = sql`l.group_id = q.group_id AND l.boundary_type = 'TIME' AND (q.due_by IS NULL OR l.due_time <= q.due_by) ORDER BY l.window_start DESC LIMIT 1`;
+    // The latest instance as lastMany finds it: a LATERAL probe on PostgreSQL, the correlated sub-select's id
+    // looked up by primary key on SQLite. Columns named, not *, so a later column added to the table cannot
+    // change the result of the statement PostgreSQL keeps prepared.
+    const query = postgres
+      ? sql`SELECT q.probe AS probe, ${scheduleColumns}, ${columns} FROM ${source} JOIN schedules s ON s.group_id = q.group_id LEFT JOIN LATERAL (SELECT ${sql.join(COLUMNS.map((c) => sql.ref(`l.${c}`)))} FROM instances l WHERE ${latest}) i ON true`
+      : sql`SELECT q.probe AS probe, ${scheduleColumns}, ${columns} FROM ${source} JOIN schedules s ON s.group_id = q.group_id LEFT JOIN instances i ON i.instance_id = (SELECT l.instance_id FROM instances l WHERE ${latest})`;
+    type Row = { [K in keyof Selectable<InstancesTable>]: Selectable<InstancesTable>[K] | null } & {
+      probe: number;
+      s_group_id: string;
+      s_info: unknown;
+      s_status: string;
+      s_engine_id: string;
+      s_version: number;
+      s_created_at: number;
+      s_updated_at: number;
+    };
+    const { rows } = await this.db.executeQuery(planOnce(query.compile(this.db) as CompiledQuery<Row>));
+    const out: { schedule?: S; last?: InstanceRecord }[] = queries.map(() => ({}));
+    for (const row of rows) {
+      out[Number(row.probe)] = {
+        schedule: schedule({
+          group_id: row.s_group_id,
+          info: row.s_info,
+          status: row.s_status,
+          engine_id: row.s_engine_id,
+          version: row.s_version,
+          created_at: row.s_created_at,
+          updated_at: row.s_updated_at,
+        } as Selectable<SchedulesTable>),
+        ...(row.instance_id === null ? {} : { last: this.toRecord(row as Selectable<InstancesTable>) }),
+      };
+    }
     return out;
   }
 

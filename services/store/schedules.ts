@@ -178,8 +178,16 @@ export class Schedules {
     const found = new Map(rows.map((row) => [row.group_id, row]));
     return groupIds.map((id) => {
       const row = found.get(id);
-      return row && this.toRecord(row, this.#parsedInfo(id, row.info));
+      return row && this.fromFireRead(row);
     });
+  }
+
+  /**
+   * A schedule row read to fire its group ({@link getMany}, or the ledger's combined read), its info selected as
+   * text: the group's last parsed info is reused while that text is unchanged.
+   */
+  fromFireRead(row: Selectable<SchedulesTable>): ScheduleRecord {
+    return this.toRecord(row, this.#parsedInfo(row.group_id, row.info));
   }
 
   /**

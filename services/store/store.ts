@@ -169,6 +169,14 @@ export class SqlStore implements ScheduleStore, OperatorStore {
     return this.run('last instances', () => this.instances.lastMany(queries));
   }
 
+  schedulesWithLast(
+    queries: readonly { readonly groupId: string; readonly dueBy?: number }[],
+  ): Promise<{ schedule?: ScheduleRecord; last?: InstanceRecord }[]> {
+    return this.run('schedules with last instances', () =>
+      this.instances.lastManyWithSchedules(queries, (row) => this.schedules.fromFireRead(row)),
+    );
+  }
+
   overlappingInstances(groupId: string, lower: number, upper: number, exceptId: string): Promise<InstanceRecord[]> {
     return this.run('overlapping instances', () => this.instances.overlapping(groupId, lower, upper, exceptId));
   }

@@ -162,9 +162,9 @@ for (const backend of backends) {
             if (rows.some((r) => r.groupId === 'poison')) throw new Error('claim refused by the store');
             return store.claimInstances(rows);
           },
-          getSchedules: async (ids: readonly string[]) => {
-            if (ids.includes('unreadable')) throw new Error('read failed');
-            return store.getSchedules(ids);
+          schedulesWithLast: async (queries: readonly { groupId: string; dueBy?: number }[]) => {
+            if (queries.some((q) => q.groupId === 'unreadable')) throw new Error('read failed');
+            return store.schedulesWithLast(queries);
           },
         });
       };

@@ -669,7 +669,13 @@ test.serial(
     const { rig } = t.context;
     const reads: string[] = [];
     const store = rig.store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
-    for (const name of ['getSchedule', 'getSchedules', 'lastInstances', 'listInstances'] as const) {
+    for (const name of [
+      'getSchedule',
+      'getSchedules',
+      'schedulesWithLast',
+      'lastInstances',
+      'listInstances',
+    ] as const) {
       const original = store[name]!.bind(rig.store);
       store[name] = (...args: unknown[]) => {
         reads.push(name);
@@ -690,7 +696,7 @@ test.serial(
     reads.length = 0;
     await rig.service.register(info('again', { selfDepend: 1 }));
     await rig.service.idle();
-    t.true(reads.includes('lastInstances'), 'the DELETED row was replaced: its windows are still in the ledger');
+    t.true(reads.includes('schedulesWithLast'), 'the DELETED row was replaced: its windows are still in the ledger');
     t.deepEqual(
       await windows(),
       [T0, T0 + HOUR, T0 + 2 * HOUR],

@@ -911,6 +911,54 @@ contract('lastInstances and getSchedules: several groups in one query, answered 
 });
 
 contract(
+  "schedulesWithLast: each group's schedule and latest instance in one query, in the order asked",
+  async (t, db) => {
+    const store = await db.open();
+    t.deepEqual(await store.schedulesWithLast([]), []);
+    for (const g of ['w-1', 'w-2', 'w-3']) await store.insertSchedule(schedule(g));
+    for (const k of [3, 10, 7]) await store.claimInstance(instance('w-1', k));
+    await store.claimInstance(
+      instance('w-2', 0, {
+        instanceId: 'w-2-offset',
+        windowStart: -42,
+        windowEnd: -42,
+        boundaries: { boundaryType: 'OFFSET', lowerBound: '1', upperBound: '2' },
+      }),
+    );
+    // A window of a group with no schedule row is not read: only a group with a schedule fires.
+    await store.claimInstance(instance('nobody', 1));
+    const queries = [
+      { groupId: 'w-1', dueBy: instance('w-1', 7).dueTime },
+      { groupId: 'nobody' },
+      { groupId: 'w-2' },
+      { groupId: 'w-1' },
+      { groupId: 'w-3', dueBy: T0 },
+      { groupId: 'w-1', dueBy: T0 },
+    ];
+    const got = await store.schedulesWithLast(queries);
+    t.deepEqual(got, [
+      { schedule: await store.getSchedule('w-1'), last: instance('w-1', 7) },
+      {},
+      { schedule: await store.getSchedule('w-2') },
+      { schedule: await store.getSchedule('w-1'), last: instance('w-1', 10) },
+      { schedule: await store.getSchedule('w-3') },
+      { schedule: await store.getSchedule('w-1') },
+    ]);
+    // The same answers as the two reads it stands for.
+    const lasts = await store.lastInstances(queries);
+    const schedules = await store.getSchedules(queries.map((q) => q.groupId));
+    t.deepEqual(
+      got.map((r) => r.last),
+      lasts.map((l, i) => (schedules[i] ? l : undefined)),
+    );
+    t.deepEqual(
+      got.map((r) => r.schedule),
+      schedules,
+    );
+  },
+);
+
+contract(
   'getSchedules reads the info another replica wrote, also when a re-registration starts its versions again',
   async (t, db) => {
     const [a, b] = [await db.open(), await db.open()];

@@ -160,6 +160,13 @@ export interface ScheduleStore {
   lastInstances(
     queries: readonly { readonly groupId: string; readonly dueBy?: number }[],
   ): Promise<(InstanceRecord | undefined)[]>;
+  /**
+   * What firing reads, for several groups (at most 500) in one query: each group's schedule and, where it has
+   * one, lastInstance(groupId, dueBy); in the order given, both undefined where there is no schedule.
+   */
+  schedulesWithLast(
+    queries: readonly { readonly groupId: string; readonly dueBy?: number }[],
+  ): Promise<{ schedule?: ScheduleRecord; last?: InstanceRecord }[]>;
   /** Up to 10 TIME instances of the group, not SKIPPED and other than `exceptId`, whose windows meet [lower, upper). */
   overlappingInstances(groupId: string, lower: number, upper: number, exceptId: string): Promise<InstanceRecord[]>;
   /** Deletes a SCHEDULED instance never dispatched (a claim given up); true when this call deleted it. */

@@ -83,15 +83,17 @@ export const FIRE_BATCH = 100;
  * are written together, up to this many (the store takes up to 500 a statement).
  */
 export const CLAIM_BATCH = 250;
-/** Groups one fireDueMany task reads and plans together (one statement each for their schedules and latest instances). */
+/** Groups one fireDueMany task reads and plans together (one statement for their schedules and latest instances). */
 export const FIRE_GROUPS = 250;
 /** How long the later states of fired windows wait at most for a burst's FireDue calls to end. */
 const UPDATE_HOLD_MS = 1000;
 
 /** How a FireDue reads schedules and latest instances and claims windows: batched per turn, or as given. */
 interface FireIo {
-  schedules(groupIds: readonly string[]): Promise<(ScheduleRecord | undefined)[]>;
-  lasts(queries: readonly { groupId: string; dueBy: number }[]): Promise<(InstanceRecord | undefined)[]>;
+  /** Each group's schedule and latest instance due by `dueBy`, in one read (ScheduleStore.schedulesWithLast). */
+  reads(
+    queries: readonly { groupId: string; dueBy: number }[],
+  ): Promise<{ schedule?: ScheduleRecord; last?: InstanceRecord }[]>;
   claim(rows: readonly InstanceRecord[]): Promise<(InstanceRecord | undefined)[]>;
 }
 
@@ -722,10 +724,9 @@ export class ScheduleService {
    * pool (10 connections by default), whose wait would run out when 100,000 schedules are armed at start.
    */
   readonly #firing = new Limiter(64);
-  /** Schedules and each group's latest instance, read for the FireDue calls of one turn together. */
-  readonly #schedules = new Batcher((ids: readonly string[]) => this.#o.store.getSchedules(ids), CLAIM_BATCH);
-  readonly #lasts = new Batcher(
-    (queries: readonly { groupId: string; dueBy: number }[]) => this.#o.store.lastInstances(queries),
+  /** Schedules and each group's latest instance, read for the FireDue calls of one turn together in one query. */
+  readonly #reads = new Batcher(
+    (queries: readonly { groupId: string; dueBy: number }[]) => this.#o.store.schedulesWithLast(queries),
     CLAIM_BATCH,
   );
   /** Claims of windows fired now, gathered per turn into one ledger write. */
@@ -782,7 +783,7 @@ export class ScheduleService {
    * FireDue for many groups at one `asOf` (0: now), as an engine's timers due at one instant ask for it: the
    * same outcome per group as {@link fireDue}, or the error that failed the group's fire, in the order given.
    * Groups go FIRE_GROUPS a task through the same limiter as FireDue calls, each task reading its schedules
-   * and latest instances in one statement each and claiming its windows CLAIM_BATCH a statement, so a burst
+   * and latest instances in one statement and claiming its windows CLAIM_BATCH a statement, so a burst
    * of thousands costs a few dozen statements instead of several per group.
    */
   async fireDueMany(groupIds: readonly string[], asOf = 0): Promise<(FireDueResult | Error)[]> {
@@ -806,14 +807,12 @@ export class ScheduleService {
 
   /** A single FireDue's reads and claim, shared with the other FireDue calls of the turn. */
   readonly #batchedIo: FireIo = {
-    schedules: (ids) => this.#schedules.run(ids),
-    lasts: (queries) => this.#lasts.run(queries),
+    reads: (queries) => this.#reads.run(queries),
     claim: (rows) => this.#claims.run(rows),
   };
   /** fireDueMany's reads and claims: its groups are a batch already. */
   readonly #storeIo: FireIo = {
-    schedules: (ids) => this.#o.store.getSchedules(ids),
-    lasts: (queries) => this.#o.store.lastInstances(queries),
+    reads: (queries) => this.#o.store.schedulesWithLast(queries),
     claim: (rows) => this.#o.store.claimInstances(rows),
   };
 
@@ -824,8 +823,7 @@ export class ScheduleService {
     const firstOfNew = fresh && !fresh.replaced && this.#known.get(groupId)?.version === fresh.record.version;
     const io: FireIo = firstOfNew
       ? {
-          schedules: async () => [fresh.record],
-          lasts: async () => [undefined],
+          reads: async () => [{ schedule: fresh.record }],
           claim: (rows) => this.#claims.run(rows),
         }
       : this.#batchedIo;
@@ -846,14 +844,12 @@ export class ScheduleService {
   ): Promise<(FireDueResult | Error)[]> {
     const asOf = this.#asOf(asOfInput);
     // Windows submitted before they are due wait for their time: they are neither the watermark nor running.
-    const [schedules, lasts] = await Promise.all([
-      io.schedules(groupIds),
-      io.lasts(groupIds.map((groupId) => ({ groupId, dueBy: asOf }))),
-    ]);
+    const reads = await io.reads(groupIds.map((groupId) => ({ groupId, dueBy: asOf })));
+    const lasts = reads.map((r) => r.last);
     const results: (FireDueResult | Error | Promise<FireDueResult>)[] = new Array<FireDueResult>(groupIds.length);
     const planned: { readonly index: number; readonly plan: Plan; readonly rows: number }[] = [];
     for (const [index, groupId] of groupIds.entries()) {
-      const s = schedules[index];
+      const s = reads[index]!.schedule;
       if (!s || !FIRING.includes(s.status)) {
         results[index] = { instances: [] };
         continue;
