@@ -11,7 +11,7 @@ import { SqlStore } from './store.js';
 export interface PostgresStoreOptions {
   /** A schema of its own (created when missing; set as the search_path of every pooled connection). */
   readonly schema?: string;
-  /** Connections in the pool; 10 by default. */
+  /** Connections in the pool; 10 by default. Each one opened stays open (a burst of due windows finds it ready). */
   readonly poolSize?: number;
   /** How long to wait for a connection, in milliseconds; 10 s by default. */
   readonly connectTimeoutMs?: number;
@@ -217,7 +217,10 @@ export class PostgresStore extends SqlStore {
       types,
       ...(startupOptions.length ? { options: startupOptions.join(' ') } : {}),
     };
-    const pool = new pg.Pool({ ...connection, max: poolSize, Client: PlanningClient });
+    // Connections once opened stay open (min = max): pg-pool would close one idle for 10 s, so a burst of windows
+    // due on the hour found its pool empty and waited for new connections, each a new server process, with its
+    // caches and prepared statements to build again.
+    const pool = new pg.Pool({ ...connection, max: poolSize, min: poolSize, Client: PlanningClient });
     // An idle connection dropped by the server: the next query fails and says so; unhandled, it would crash the process.
     pool.on('error', () => {});
     try {
