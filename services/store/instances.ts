@@ -12,7 +12,6 @@ import { checkLimit } from './checks.js';
 import type { Database, InstancesTable, SchedulesTable } from './database.js';
 import type { StoreDialect } from './dialect.js';
 import { type JsonRowType, inJsonArray, jsonRows } from './json-rows.js';
-import { planOnce } from './named.js';
 
 const COLUMNS = [
   'instance_id',
@@ -130,15 +129,10 @@ export class Instances {
     const columns = sql.join(COLUMNS.map((c) => sql.ref(c)));
     // Only the ids come back: an inserted row holds exactly what was given, so the answer is built from that
     // (as the row would read), without sending and decoding every column of a burst's rows again.
-    // Planned once per connection on PostgreSQL (planOnce): a burst sends this text once a task.
-    const { rows } = await this.db.executeQuery(
-      planOnce(
-        sql<{
-          instance_id: string;
-        }>`INSERT INTO instances (${columns}) SELECT ${columns} FROM ${source} WHERE true ON CONFLICT (group_id, window_start) DO NOTHING RETURNING instance_id`.compile(
-          this.db,
-        ),
-      ),
+    const { rows } = await sql<{
+      instance_id: string;
+    }>`INSERT INTO instances (${columns}) SELECT ${columns} FROM ${source} WHERE true ON CONFLICT (group_id, window_start) DO NOTHING RETURNING instance_id`.execute(
+      this.db,
     );
     return rows;
   }
@@ -325,15 +319,11 @@ export class Instances {
       })),
     );
     const fromStates = inJsonArray(this.dialect, sql`state`, sql`u.u_from`);
-    const { rows } = await this.db.executeQuery(
-      planOnce(
-        sql<
-          Selectable<InstancesTable>
-        >`UPDATE instances SET updated_at = u.u_now, state = COALESCE(u.u_state, state), job_ids = COALESCE(u.u_job_ids, job_ids), dispatched_at = COALESCE(u.u_dispatched_at, dispatched_at), finished_at = COALESCE(u.u_finished_at, finished_at), error = COALESCE(u.u_error, error) FROM ${source} WHERE instance_id = u.u_id AND (u.u_from IS NULL OR ${fromStates}) RETURNING ${sql.join(
-          COLUMNS.map((c) => sql.ref(c)),
-        )}`.compile(this.db),
-      ),
-    );
+    const { rows } = await sql<
+      Selectable<InstancesTable>
+    >`UPDATE instances SET updated_at = u.u_now, state = COALESCE(u.u_state, state), job_ids = COALESCE(u.u_job_ids, job_ids), dispatched_at = COALESCE(u.u_dispatched_at, dispatched_at), finished_at = COALESCE(u.u_finished_at, finished_at), error = COALESCE(u.u_error, error) FROM ${source} WHERE instance_id = u.u_id AND (u.u_from IS NULL OR ${fromStates}) RETURNING ${sql.join(
+      COLUMNS.map((c) => sql.ref(c)),
+    )}`.execute(this.db);
     return rows;
   }
 
@@ -480,8 +470,7 @@ export class Instances {
     const columns = sql.join(COLUMNS.map((c) => sql.ref(`i.${c}`)));
     const latest = sql`l.group_id = q.group_id AND l.boundary_type = 'TIME' AND (q.due_by IS NULL OR l.due_time <= q.due_by) ORDER BY l.window_start DESC LIMIT 1`;
     // The latest instance as lastMany finds it: a LATERAL probe on PostgreSQL, the correlated sub-select's id
-    // looked up by primary key on SQLite. Columns named, not *, so a later column added to the table cannot
-    // change the result of the statement PostgreSQL keeps prepared.
+    // looked up by primary key on SQLite.
     const query = postgres
       ? sql`SELECT q.probe AS probe, ${scheduleColumns}, ${columns} FROM ${source} JOIN schedules s ON s.group_id = q.group_id LEFT JOIN LATERAL (SELECT ${sql.join(COLUMNS.map((c) => sql.ref(`l.${c}`)))} FROM instances l WHERE ${latest}) i ON true`
       : sql`SELECT q.probe AS probe, ${scheduleColumns}, ${columns} FROM ${source} JOIN schedules s ON s.group_id = q.group_id LEFT JOIN instances i ON i.instance_id = (SELECT l.instance_id FROM instances l WHERE ${latest})`;
@@ -495,7 +484,7 @@ export class Instances {
       s_created_at: number;
       s_updated_at: number;
     };
-    const { rows } = await this.db.executeQuery(planOnce(query.compile(this.db) as CompiledQuery<Row>));
+    const { rows } = await this.db.executeQuery(query.compile(this.db) as CompiledQuery<Row>);
     const out: { schedule?: S; last?: InstanceRecord }[] = queries.map(() => ({}));
     for (const row of rows) {
       out[Number(row.probe)] = {

@@ -5,7 +5,6 @@ import type { Database } from './database.js';
 import type { StoreDialect } from './dialect.js';
 import type { ScheduleChangeListener } from '../schedule/domain/model.js';
 import { SCHEDULE_CHANNEL } from './migrations.js';
-import { statementName } from './named.js';
 import { SqlStore } from './store.js';
 
 export interface PostgresStoreOptions {
@@ -29,21 +28,6 @@ const types: pg.CustomTypesConfig = {
       ? parseInt8
       : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
 };
-
-/**
- * The pool's client: a statement of a text marked with planOnce goes as a named prepared statement, so the server
- * parses and plans it once per connection (pg keeps the names each connection has prepared). Kysely passes every
- * query as (text, values); anything else goes through as it came.
- */
-class PlanningClient extends pg.Client {
-  override query(...args: unknown[]): never {
-    const [text, values] = args;
-    const name =
-      args.length === 2 && typeof text === 'string' && Array.isArray(values) ? statementName(text) : undefined;
-    const query = super.query as (...a: unknown[]) => never;
-    return name === undefined ? query.apply(this, args) : query.call(this, { name, text, values });
-  }
-}
 
 const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
@@ -218,9 +202,9 @@ export class PostgresStore extends SqlStore {
       ...(startupOptions.length ? { options: startupOptions.join(' ') } : {}),
     };
     // Connections once opened stay open (min = max): pg-pool would close one idle for 10 s, so a burst of windows
-    // due on the hour found its pool empty and waited for new connections, each a new server process, with its
-    // caches and prepared statements to build again.
-    const pool = new pg.Pool({ ...connection, max: poolSize, min: poolSize, Client: PlanningClient });
+    // due on the hour found its pool empty and waited for new connections, each a new server process with its
+    // caches to build again.
+    const pool = new pg.Pool({ ...connection, max: poolSize, min: poolSize });
     // An idle connection dropped by the server: the next query fails and says so; unhandled, it would crash the process.
     pool.on('error', () => {});
     try {
