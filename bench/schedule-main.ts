@@ -6,6 +6,8 @@
  * Any ScheduleBenchOptions field may be overridden, e.g. --sizes=10000,100000 --rate=100
  * --registerUpTo=100000 (register every size through ScheduleService.register), --timeStopAlways,
  * --setTimeoutClock (diagnostic: also run Sluice on a plain setTimeout clock), --stressRate=0.
+ * The burst alone: --sizes= --stressRate=0 --rpcCalls=0; on PostgreSQL only: also --burstSqlite=false; its
+ * instant 15 s after its setup began (the default lead allows 40 ms a registration): --burstLeadMs=15000.
  */
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { DEFAULTS, type ScheduleBenchOptions, benchSchedule } from './schedule.js';
