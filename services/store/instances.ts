@@ -439,11 +439,12 @@ export class Instances {
   }
 
   /**
-   * What firing a group reads, for several groups in one statement: each group's schedule (undefined where there
-   * is none) and, where there is one, its latest TIME instance due by its `dueBy` (as {@link lastMany}), in the
-   * order given, both as of one snapshot. A burst of due groups costs one read a task instead of two: on
-   * PostgreSQL each read was a round trip, a parse and a plan of its own on a server the service shares.
-   * `schedule` decodes a schedule row, its info selected as text.
+   * PostgreSQL: what firing a group reads, for several groups in one statement: each group's schedule (undefined
+   * where there is none) and, where there is one, its latest TIME instance due by its `dueBy` (as
+   * {@link lastMany}), in the order given, both as of one snapshot. A burst of due groups costs one read a task
+   * instead of two, each a round trip, a parse and a plan on a server the service shares. (SQLite reads the two
+   * apart: the same join there took more CPU than the two statements.) `schedule` decodes a schedule row, its
+   * info selected as text.
    */
   async lastManyWithSchedules<S>(
     queries: readonly { readonly groupId: string; readonly dueBy?: number }[],
@@ -452,28 +453,24 @@ export class Instances {
     if (queries.length === 0) return [];
     if (queries.length > MAX_CLAIMS)
       throw invalidArgument('queries', `at most ${MAX_CLAIMS} groups at once`, queries.length);
+    if (this.dialect.name !== 'postgres') throw new Error('lastManyWithSchedules is PostgreSQL only');
     const source = jsonRows(
       this.dialect,
       'q',
       { probe: 'integer', group_id: 'text', due_by: 'epochMs' },
       queries.map((q, probe) => ({ probe, group_id: q.groupId, due_by: q.dueBy ?? null })),
     );
-    const postgres = this.dialect.name === 'postgres';
     // The schedule's columns renamed (the instance's share their names); its info as text, parsed only when it
-    // changed (PostgreSQL's driver would parse the jsonb itself).
+    // changed (the driver would parse the jsonb itself).
     const scheduleColumns = sql.join([
-      sql`s.group_id AS s_group_id`,
-      postgres ? sql`s.info::text AS s_info` : sql`s.info AS s_info`,
+      sql`s.group_id AS s_group_id, s.info::text AS s_info`,
       sql`s.status AS s_status, s.engine_id AS s_engine_id, s.version AS s_version`,
       sql`s.created_at AS s_created_at, s.updated_at AS s_updated_at`,
     ]);
     const columns = sql.join(COLUMNS.map((c) => sql.ref(`i.${c}`)));
     const latest = sql`l.group_id = q.group_id AND l.boundary_type = 'TIME' AND (q.due_by IS NULL OR l.due_time <= q.due_by) ORDER BY l.window_start DESC LIMIT 1`;
-    // The latest instance as lastMany finds it: a LATERAL probe on PostgreSQL, the correlated sub-select's id
-    // looked up by primary key on SQLite.
-    const query = postgres
-      ? sql`SELECT q.probe AS probe, ${scheduleColumns}, ${columns} FROM ${source} JOIN schedules s ON s.group_id = q.group_id LEFT JOIN LATERAL (SELECT ${sql.join(COLUMNS.map((c) => sql.ref(`l.${c}`)))} FROM instances l WHERE ${latest}) i ON true`
-      : sql`SELECT q.probe AS probe, ${scheduleColumns}, ${columns} FROM ${source} JOIN schedules s ON s.group_id = q.group_id LEFT JOIN instances i ON i.instance_id = (SELECT l.instance_id FROM instances l WHERE ${latest})`;
+    // The latest instance as lastMany finds it, a LATERAL probe.
+    const query = sql`SELECT q.probe AS probe, ${scheduleColumns}, ${columns} FROM ${source} JOIN schedules s ON s.group_id = q.group_id LEFT JOIN LATERAL (SELECT ${sql.join(COLUMNS.map((c) => sql.ref(`l.${c}`)))} FROM instances l WHERE ${latest}) i ON true`;
     type Row = { [K in keyof Selectable<InstancesTable>]: Selectable<InstancesTable>[K] | null } & {
       probe: number;
       s_group_id: string;

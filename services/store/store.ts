@@ -172,9 +172,17 @@ export class SqlStore implements ScheduleStore, OperatorStore {
   schedulesWithLast(
     queries: readonly { readonly groupId: string; readonly dueBy?: number }[],
   ): Promise<{ schedule?: ScheduleRecord; last?: InstanceRecord }[]> {
-    return this.run('schedules with last instances', () =>
-      this.instances.lastManyWithSchedules(queries, (row) => this.schedules.fromFireRead(row)),
-    );
+    return this.run('schedules with last instances', async () => {
+      if (this.dialect.name === 'postgres')
+        return this.instances.lastManyWithSchedules(queries, (row) => this.schedules.fromFireRead(row));
+      // SQLite: the two reads, on its one connection either way (joined in one statement they took more CPU).
+      const schedules = await this.schedules.getMany(queries.map((q) => q.groupId));
+      const lasts = await this.instances.lastMany(queries);
+      return schedules.map((schedule, i) => {
+        const last = lasts[i];
+        return schedule === undefined ? {} : last === undefined ? { schedule } : { schedule, last };
+      });
+    });
   }
 
   overlappingInstances(groupId: string, lower: number, upper: number, exceptId: string): Promise<InstanceRecord[]> {

@@ -161,8 +161,9 @@ export interface ScheduleStore {
     queries: readonly { readonly groupId: string; readonly dueBy?: number }[],
   ): Promise<(InstanceRecord | undefined)[]>;
   /**
-   * What firing reads, for several groups (at most 500) in one query: each group's schedule and, where it has
-   * one, lastInstance(groupId, dueBy); in the order given, both undefined where there is no schedule.
+   * What firing reads, for several groups (at most 500): each group's schedule and, where it has one,
+   * lastInstance(groupId, dueBy); in the order given, both undefined where there is no schedule. One query on
+   * PostgreSQL (one round trip per batch of due groups).
    */
   schedulesWithLast(
     queries: readonly { readonly groupId: string; readonly dueBy?: number }[],
