@@ -11,6 +11,7 @@ import type {
 import { checkLimit } from './checks.js';
 import type { Database, InstancesTable, SchedulesTable } from './database.js';
 import type { StoreDialect } from './dialect.js';
+import { batchRows } from './batch-rows.js';
 import { type JsonRowType, inJsonArray, jsonRows } from './json-rows.js';
 
 const COLUMNS = [
@@ -35,7 +36,7 @@ const COLUMNS = [
   'triggered_by',
 ] as const;
 
-/** Each column's type, for rows passed as JSON ({@link jsonRows}). */
+/** Each column's type, for rows passed as parameters ({@link batchRows}). */
 const COLUMN_TYPES: Readonly<Record<(typeof COLUMNS)[number], JsonRowType>> = {
   instance_id: 'text',
   group_id: 'text',
@@ -110,17 +111,18 @@ export class Instances {
     const ordered = [...instances].sort((a, b) =>
       a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : a.windowStart - b.windowStart,
     );
-    const rows = this.dialect.name === 'sqlite' ? await this.claimSqlite(ordered) : await this.claimJson(ordered);
+    const rows = this.dialect.name === 'sqlite' ? await this.claimSqlite(ordered) : await this.claimBatch(ordered);
     const inserted = new Set(rows.map((row) => row.instance_id));
     return instances.map((instance) => (inserted.has(instance.instanceId) ? this.asStored(instance) : undefined));
   }
 
   /**
-   * PostgreSQL: the rows go as one JSON parameter, so every batch size is the same statement, planned once.
-   * WHERE true: SQLite would read ON CONFLICT after an INSERT … SELECT as a join's ON (kept for any dialect).
+   * PostgreSQL: the rows go as one array parameter per column ({@link batchRows}), so every batch size is the
+   * same statement text. WHERE true: SQLite would read ON CONFLICT after an INSERT … SELECT as a join's ON (kept
+   * for any dialect).
    */
-  private async claimJson(ordered: readonly InstanceRecord[]): Promise<{ instance_id: string }[]> {
-    const source = jsonRows(
+  private async claimBatch(ordered: readonly InstanceRecord[]): Promise<{ instance_id: string }[]> {
+    const source = batchRows(
       this.dialect,
       'c',
       COLUMN_TYPES,
@@ -259,7 +261,7 @@ export class Instances {
 
   /**
    * Several updates in a few statements (a burst of windows starting or ending together costs one statement and
-   * commit, not one each): one UPDATE … FROM the updates as JSON rows ({@link updateRound}) per round, one round
+   * commit, not one each): one UPDATE … FROM the updates as bound rows ({@link updateRound}) per round, one round
    * per update of an instance that is updated more than once, so an instance's updates apply in the order given.
    * Each answered as {@link update} answers it.
    */
@@ -289,12 +291,12 @@ export class Instances {
   }
 
   /**
-   * One UPDATE for updates of distinct instances, the updates as one JSON parameter (so one statement text for
-   * any batch, prepared once): a field the patch leaves out is null there and keeps the column's value.
+   * One UPDATE for updates of distinct instances, the updates as parameters ({@link batchRows}: one statement
+   * text for any batch): a field the patch leaves out is null there and keeps the column's value.
    */
   private async updateRound(updates: readonly InstanceUpdate[]): Promise<Selectable<InstancesTable>[]> {
     // The source's names differ from the table's, so the unqualified columns of SET and RETURNING are the table's.
-    const source = jsonRows(
+    const source = batchRows(
       this.dialect,
       'u',
       {
@@ -454,7 +456,7 @@ export class Instances {
     if (queries.length > MAX_CLAIMS)
       throw invalidArgument('queries', `at most ${MAX_CLAIMS} groups at once`, queries.length);
     if (this.dialect.name !== 'postgres') throw new Error('lastManyWithSchedules is PostgreSQL only');
-    const source = jsonRows(
+    const source = batchRows(
       this.dialect,
       'q',
       { probe: 'integer', group_id: 'text', due_by: 'epochMs' },

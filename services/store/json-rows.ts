@@ -4,7 +4,8 @@ import type { StoreDialect } from './dialect.js';
 /** A JSON record field's column type: text, epoch milliseconds (64-bit), a 32-bit integer, or JSON. */
 export type JsonRowType = 'text' | 'epochMs' | 'integer' | 'json';
 
-const PG_TYPES: Readonly<Record<JsonRowType, string>> = {
+/** The PostgreSQL type of each JsonRowType. */
+export const PG_TYPES: Readonly<Record<JsonRowType, string>> = {
   text: 'text',
   epochMs: 'bigint',
   integer: 'integer',
@@ -26,8 +27,7 @@ export function jsonRows(
 ): RawBuilder<unknown> {
   const json = JSON.stringify(rows);
   const names = Object.keys(columns);
-  for (const n of names)
-    if (!/^[a-z_][a-z0-9_]*$/.test(n)) throw new RangeError(`column name must be [a-z_][a-z0-9_]*, got ${n}`);
+  for (const n of names) checkColumnName(n);
   if (dialect.name === 'postgres') {
     const defs = names.map((n) => sql`${sql.id(n)} ${sql.raw(PG_TYPES[columns[n]!])}`);
     return sql`jsonb_to_recordset(${json}::jsonb) AS ${sql.id(alias)}(${sql.join(defs)})`;
@@ -35,6 +35,11 @@ export function jsonRows(
   // SQLite: json_extract answers a JSON array or object as its (minified) JSON text, as the json columns hold it.
   const fields = names.map((n) => sql`json_extract(value, ${sql.raw(`'$.${n}'`)}) AS ${sql.id(n)}`);
   return sql`(SELECT ${sql.join(fields)} FROM json_each(${json})) AS ${sql.id(alias)}`;
+}
+
+/** A column name of a rows source: written into the statement, so only [a-z_][a-z0-9_]*. */
+export function checkColumnName(n: string): void {
+  if (!/^[a-z_][a-z0-9_]*$/.test(n)) throw new RangeError(`column name must be [a-z_][a-z0-9_]*, got ${n}`);
 }
 
 /** `needle IN (the texts of the JSON array)`, for a json column of a {@link jsonRows} source. */

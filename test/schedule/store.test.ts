@@ -481,6 +481,30 @@ contract(
   },
 );
 
+contract(
+  'claimInstances: texts read back as written, whatever their characters, and a missing value as missing',
+  async (t, db) => {
+    const store = await db.open();
+    // Characters that mean something in a PostgreSQL array literal or in JSON, and the text NULL.
+    const texts = ['NULL', 'a "quoted" \\ back\\slash', '{braces}, commas', ' spaced ', '', 'ünïcödé ✓', '\\"'];
+    const wanted = texts.map((text, k) =>
+      instance(`g-${k}`, k, {
+        owner: text,
+        error: text,
+        triggeredBy: text,
+        jobIds: [text, 'job'],
+        state: 'FAILED',
+        finishedAt: NOW + k,
+        boundaries: { boundaryType: 'OFFSET', lowerBound: text, upperBound: `${text}!` },
+      }),
+    );
+    wanted.push(instance('g-plain', 1));
+    const rows = await store.claimInstances(wanted);
+    t.deepEqual(rows, wanted, 'answered as stored');
+    for (const w of wanted) t.deepEqual(await store.getInstanceById(w.instanceId), w, `${w.instanceId} read back`);
+  },
+);
+
 contract('updateInstances: several updates in one transaction, in order per instance, each answered', async (t, db) => {
   const store = await db.open();
   for (const k of [0, 1, 2]) await store.claimInstance(instance('g-1', k, { state: 'DISPATCHED', dispatchedAt: NOW }));
