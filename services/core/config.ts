@@ -58,7 +58,10 @@ export interface Config {
   readonly failoverMs: number;
   /** SLUICE_SCHEDULE_RESCAN_MS: how often a schedule replica re-reads every schedule (the safety net of LISTEN/NOTIFY). */
   readonly scheduleRescanMs: number;
-  /** SLUICE_JOB_HEAP_MB: V8 heap cap of each job's worker thread (MiB); a job allocating past it fails alone. */
+  /**
+   * SLUICE_JOB_HEAP_MB: V8 heap cap of each job's worker thread (MiB); a job allocating past it fails alone.
+   * V8 also collects the thread's heap more often the lower the cap (docs/runners.md).
+   */
   readonly jobHeapMb: number;
   /**
    * SLUICE_JOB_YOUNG_GEN_MB: V8 young-generation cap of each job's worker thread (MiB): room for the batches
@@ -116,7 +119,7 @@ export const DEFAULTS = {
   SLUICE_JOB_THREADS: 'cores',
   SLUICE_FAILOVER_MS: '5000',
   SLUICE_SCHEDULE_RESCAN_MS: '30000',
-  SLUICE_JOB_HEAP_MB: '512',
+  SLUICE_JOB_HEAP_MB: '2000',
   SLUICE_JOB_YOUNG_GEN_MB: '24',
   SLUICE_HTTP_ADDR: '127.0.0.1:8080',
   SLUICE_CALLBACK_TOKEN: '',
