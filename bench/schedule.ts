@@ -6,7 +6,9 @@
  *    times; each run in a fresh child process (bench/schedule-child.ts).
  * 2. Memory per active schedule (RSS and V8 heap growth over the schedules, after a full GC), same runs.
  * 3. RegisterSchedule over loopback gRPC against a no-op grpc-js server, sequential and 16 at a time,
- *    interleaved in blocks.
+ *    interleaved in blocks, with the process's CPU per call (client and server share the process, so it is
+ *    the whole call's work, steadier than wall time on a shared machine). Run it alone with
+ *    `bench/schedule-main.ts --sizes= --stressRate=0 --burst=0`.
  *
  * Missed targets print MISSED; only a run that fails (a child crashing, a call erroring) makes
  * benchSchedule reject, after everything else has been printed.
@@ -418,6 +420,8 @@ interface RpcSeries {
   readonly call: (i: number) => Promise<unknown>;
   readonly latencies: number[];
   wallMs: number;
+  /** Process CPU (user + system) over the series' blocks: server and client share the process. */
+  cpuMicros: number;
   calls: number;
 }
 
@@ -445,6 +449,8 @@ export interface RpcBenchResult {
     perSecond: number;
     p50: number;
     p99: number;
+    /** Process CPU per call (µs), client and server together, as for the reference. */
+    cpuPerCall: number;
   }[];
 }
 
@@ -483,18 +489,28 @@ export async function benchRegisterRpc(o: ScheduleBenchOptions): Promise<RpcBenc
         call: toSluice,
         latencies: [],
         wallMs: 0,
+        cpuMicros: 0,
         calls: 0,
       },
-      { name: 'no-op, sequential', concurrency: 1, call: toNoop, latencies: [], wallMs: 0, calls: 0 },
+      { name: 'no-op, sequential', concurrency: 1, call: toNoop, latencies: [], wallMs: 0, cpuMicros: 0, calls: 0 },
       {
         name: `Sluice RegisterSchedule, ${c} at a time`,
         concurrency: c,
         call: toSluice,
         latencies: [],
         wallMs: 0,
+        cpuMicros: 0,
         calls: 0,
       },
-      { name: `no-op, ${c} at a time`, concurrency: c, call: toNoop, latencies: [], wallMs: 0, calls: 0 },
+      {
+        name: `no-op, ${c} at a time`,
+        concurrency: c,
+        call: toNoop,
+        latencies: [],
+        wallMs: 0,
+        cpuMicros: 0,
+        calls: 0,
+      },
     ];
     for (const s of series) await runBlock(s, o.rpcWarmup, false);
     const rounds = Math.ceil(o.rpcCalls / o.rpcBlock);
@@ -502,7 +518,10 @@ export async function benchRegisterRpc(o: ScheduleBenchOptions): Promise<RpcBenc
       const n = Math.min(o.rpcBlock, o.rpcCalls - r * o.rpcBlock);
       for (let k = 0; k < series.length; k++) {
         const s = series[(r + k) % series.length]!;
+        const cpu = process.cpuUsage();
         s.wallMs += await runBlock(s, n, true);
+        const used = process.cpuUsage(cpu);
+        s.cpuMicros += used.user + used.system;
         s.calls += n;
       }
     }
@@ -520,6 +539,7 @@ export async function benchRegisterRpc(o: ScheduleBenchOptions): Promise<RpcBenc
           perSecond: (s.calls * 1000) / s.wallMs,
           p50: percentile(sorted, 50),
           p99: percentile(sorted, 99),
+          cpuPerCall: s.cpuMicros / s.calls,
         };
       }),
     };
@@ -610,7 +630,9 @@ export async function benchSchedule(
       out(
         `RegisterSchedule over loopback: ${o.rpcCalls} calls per series after ${o.rpcWarmup} warm-up, interleaved in blocks of ${o.rpcBlock}; reference = no-op grpc-js server, same request and response bytes`,
       );
-      const rows: string[][] = [['series', 'calls/s', 'p50', 'p99', 'Sluice/no-op calls/s', 'target', 'result']];
+      const rows: string[][] = [
+        ['series', 'calls/s', 'p50', 'p99', 'CPU a call', 'Sluice/no-op calls/s', 'target', 'result'],
+      ];
       for (const s of rpc.series) {
         const ref = rpc.series.find((x) => x.concurrency === s.concurrency && x.name.startsWith('no-op'))!;
         rows.push([
@@ -618,6 +640,7 @@ export async function benchSchedule(
           s.perSecond.toFixed(0),
           fmtMs(s.p50),
           fmtMs(s.p99),
+          `${s.cpuPerCall.toFixed(0)} µs`,
           s === ref ? '' : fmtRatio(s.perSecond / ref.perSecond),
           s === ref ? '' : `>= ${fmtRatio(REGISTER_RATIO_TARGET)}`,
           s === ref ? '' : verdict(s.perSecond / ref.perSecond >= REGISTER_RATIO_TARGET),
