@@ -1,10 +1,11 @@
 /**
  * GrpcDispatcher.follow over WatchJob streams that break: after a stream that delivered the job, the next one is
  * opened after the first backoff step again, so a window hears its job's end promptly however many times
- * operators died under it.
+ * operators died under it. And what a submission that never got through rejects with.
  */
 import { Server, ServerCredentials, status, type ServerWritableStream } from '@grpc/grpc-js';
 import anyTest, { type TestFn } from 'ava';
+import { ERROR_CODES, isSluiceError, type SluiceError } from 'sluice/sdk';
 import { silentLogger } from '../../services/core/logger.js';
 import { GrpcDispatcher } from '../../services/schedule/grpc/dispatcher.js';
 import {
@@ -24,6 +25,9 @@ interface Ctx {
   breaks: number;
   /** Streams that fail at once without sending anything (no operator there), before the breaking ones. */
   refusals: number;
+  /** The status every SubmitOfflineJob fails with, and how many came. */
+  submitStatus: status;
+  submits: number;
 }
 const test = anyTest as TestFn<Ctx>;
 
@@ -31,12 +35,16 @@ const job = (state: JobState): Job =>
   Job.fromPartial({ jobId: 'job-1', groupId: 'g', streamId: 's1', state, attempt: 1 });
 
 test.beforeEach(async (t) => {
-  const ctx = { opened: [], breaks: 0, refusals: 0 } as unknown as Ctx;
+  const ctx = { opened: [], breaks: 0, refusals: 0, submits: 0 } as unknown as Ctx;
   const server = new Server();
   const unimplemented = (_: unknown, cb: (e: { code: status }) => void) => cb({ code: status.UNIMPLEMENTED });
   const implementation = Object.fromEntries(
     Object.keys(OperatorServiceService).map((name) => [name, unimplemented]),
   ) as Record<string, unknown>;
+  implementation.submitOfflineJob = (_: unknown, cb: (e: { code: status; details: string }) => void) => {
+    ctx.submits++;
+    cb({ code: ctx.submitStatus, details: 'the stand-in operator says no' });
+  };
   implementation.watchJob = (call: ServerWritableStream<WatchJobRequest, WatchJobResponse>) => {
     ctx.opened.push(Date.now());
     if (ctx.refusals > 0) {
@@ -106,4 +114,46 @@ test('with no operator answering, the watch backs off doubling up to maxWatchBac
     gaps.slice(3).every((g) => g >= 190 && g < 600),
     `capped gaps ${gaps.join(', ')}`,
   );
+});
+
+const window = {
+  groupId: 'g',
+  boundaryType: 'TIME',
+  lowerBound: '0',
+  upperBound: '1000',
+  instanceId: 'i-1',
+  rerun: false,
+} as const;
+
+test('a submission the operator never answers rejects UNAVAILABLE once its attempts ran out: it may pass later', async (t) => {
+  const { context: c } = t;
+  c.submitStatus = status.UNAVAILABLE;
+  const dispatcher = new GrpcDispatcher({
+    address: c.address,
+    logger: silentLogger,
+    initialBackoffMs: 5,
+    maxAttempts: 3,
+  });
+  t.teardown(() => dispatcher.close());
+  const err = await t.throwsAsync(dispatcher.submit(window));
+  t.true(isSluiceError(err), String(err));
+  t.is((err as SluiceError).code, ERROR_CODES.UNAVAILABLE);
+  t.regex(err!.message, /UNAVAILABLE: the stand-in operator says no/);
+  t.is(c.submits, 3);
+});
+
+test('a submission the operator refuses rejects at once as it came, not as UNAVAILABLE', async (t) => {
+  const { context: c } = t;
+  c.submitStatus = status.INVALID_ARGUMENT;
+  const dispatcher = new GrpcDispatcher({
+    address: c.address,
+    logger: silentLogger,
+    initialBackoffMs: 5,
+    maxAttempts: 3,
+  });
+  t.teardown(() => dispatcher.close());
+  const err = await t.throwsAsync(dispatcher.submit(window));
+  t.false(isSluiceError(err), String(err));
+  t.is((err as unknown as { code: status }).code, status.INVALID_ARGUMENT);
+  t.is(c.submits, 1);
 });

@@ -8,6 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ERROR_CODES, SluiceError } from 'sluice/sdk';
 import { silentLogger } from '../../services/core/logger.js';
 import { HookRunner } from '../../services/host/hook-runner.js';
 import { ManualClock } from '../../services/schedule/domain/clock.js';
@@ -105,3 +106,57 @@ test('a dispatched window left by a dead replica is re-submitted and followed by
   for (let i = 0; i < 100 && (await store.getInstanceById('orphan-1'))!.state !== 'SUCCEEDED'; i++) await sleep(10);
   t.is((await store.getInstanceById('orphan-1'))!.state, 'SUCCEEDED');
 });
+
+/** A DISPATCHED row with no job ids, as a replica that died between its claim and the dispatch call leaves it. */
+const unsent = (instanceId: string): InstanceRecord => ({
+  instanceId,
+  groupId: 'g-1',
+  windowStart: T0,
+  windowEnd: T0 + 1000,
+  dueTime: T0 + 1000,
+  state: 'DISPATCHED',
+  trigger: 'SCHEDULE',
+  jobIds: [],
+  attempt: 1,
+  dispatchedAt: T0 + 1000,
+  owner: 'dead-replica',
+  createdAt: T0 + 1000,
+  updatedAt: T0 + 1000,
+});
+
+for (const [name, error, expected] of [
+  [
+    'an operator out of reach (UNAVAILABLE) leaves the window for a later take-over',
+    new SluiceError(ERROR_CODES.UNAVAILABLE, '14 UNAVAILABLE: No connection established'),
+    'DISPATCHED',
+  ],
+  ['a refusal fails the window, naming why', new Error('13 INTERNAL: the operator refused it'), 'FAILED'],
+] as const) {
+  test(`taken over with no job ids, a dispatch that fails: ${name}`, async (t) => {
+    const { store } = t.context;
+    const clock = new ManualClock(T0 + 60_000);
+    await store.claimInstance(unsent('unsent-1'));
+    const dispatcher = new FakeDispatcher(clock);
+    let calls = 0;
+    dispatcher.failSubmit = () => (calls++, error);
+    const service = new ScheduleService({
+      store,
+      engines: new Map(),
+      hooks: new HookRunner({ timeoutMs: 1000 }),
+      clock,
+      dispatcher,
+      logger: silentLogger,
+      owner: 'r1',
+      leaseMs: LEASE_MS,
+    });
+    t.context.services.push(service);
+    await service.start();
+    for (let i = 0; i < 200 && calls === 0; i++) await sleep(10);
+    await sleep(50);
+    t.true(calls >= 1, 'the survivor tried to submit it');
+    const row = (await store.getInstanceById('unsent-1'))!;
+    t.is(row.state, expected);
+    if (expected === 'FAILED') t.is(row.error, error.message);
+    else t.is(row.error, undefined, 'no error written for a window that may still get through');
+  });
+}

@@ -43,6 +43,8 @@ export interface Dispatcher {
   /**
    * SubmitOfflineJob for one window; retries what may succeed later. Resolves with the job ids. Without an
    * instance id the operator claims the window in the ledger first, as `triggeredBy` (an engine's window).
+   * Rejects with a SluiceError UNAVAILABLE when the operator could not be reached or did not answer in time
+   * (the window may get through later); any other rejection is a refusal.
    */
   submit(
     request: OfflineJobRequest & {
@@ -65,14 +67,11 @@ class InstanceLost extends Error {}
 
 const sameIds = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
-/** gRPC's UNAVAILABLE and DEADLINE_EXCEEDED, as the operator's client throws them once its retries ran out. */
-const GRPC_TRANSIENT = new Set<unknown>([14, 4]);
-
-/** Whether a failed dispatch may get through later (the operator out of reach or too slow), rather than refused. */
-const mayPass = (err: unknown) =>
-  isSluiceError(err)
-    ? err.code === ERROR_CODES.UNAVAILABLE
-    : GRPC_TRANSIENT.has((err as { code?: unknown } | null)?.code);
+/**
+ * Whether a failed dispatch may get through later (the operator out of reach or too slow), rather than refused.
+ * The Dispatcher contract says so with UNAVAILABLE; how the transport spells it is the adapter's business.
+ */
+const mayPass = (err: unknown) => isSluiceError(err) && err.code === ERROR_CODES.UNAVAILABLE;
 
 /** How far ahead of the service's clock a FireDue `as_of` may be: engines' clocks drift, windows never fire early. */
 export const MAX_AS_OF_AHEAD_MS = 5000;

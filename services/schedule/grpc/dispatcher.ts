@@ -1,6 +1,6 @@
 import { status, type Metadata, type ServiceError } from '@grpc/grpc-js';
 import { callMetadata, type ClientSecurity, INSECURE_CLIENT, ON_BEHALF_HEADER } from '../../core/grpc-auth.js';
-import type { Logger } from 'sluice/sdk';
+import { ERROR_CODES, SluiceError, type Logger } from 'sluice/sdk';
 import { BoundaryType } from '../../../proto/gen/sluice/common/v1/common.js';
 import { JobState, OperatorServiceClient, type Job } from '../../../proto/gen/sluice/operator/v1/operator.js';
 import type { Dispatcher } from '../domain/service.js';
@@ -54,6 +54,17 @@ function withBehalf(md: Metadata, triggeredBy: string | undefined): Metadata {
   return md;
 }
 
+/**
+ * The error a submission ends with: an operator out of reach or too slow (UNAVAILABLE, DEADLINE_EXCEEDED) becomes
+ * the domain's UNAVAILABLE, which the schedule service reads as "may get through later"; the rest stay as they
+ * came, refusals. The message is grpc-js's own ("14 UNAVAILABLE: ..."), kept for the instance's error.
+ */
+function asDispatchError(err: unknown): unknown {
+  const code = (err as ServiceError | null)?.code;
+  if (code !== status.UNAVAILABLE && code !== status.DEADLINE_EXCEEDED) return err;
+  return new SluiceError(ERROR_CODES.UNAVAILABLE, (err as Error).message, {}, { cause: err });
+}
+
 /** Sends fired windows to OperatorService over gRPC, retrying with backoff, and follows their jobs with WatchJob. */
 export class GrpcDispatcher implements Dispatcher {
   readonly #client: OperatorServiceClient;
@@ -102,7 +113,7 @@ export class GrpcDispatcher implements Dispatcher {
         return res.jobs.map((j) => j.jobId);
       } catch (err) {
         const code = (err as ServiceError).code;
-        if (!RETRYABLE.has(code) || attempt >= this.#o.maxAttempts) throw err;
+        if (!RETRYABLE.has(code) || attempt >= this.#o.maxAttempts) throw asDispatchError(err);
         this.#o.logger.warn('SubmitOfflineJob failed; retrying', {
           groupId: request.groupId,
           lowerBound: request.lowerBound,
