@@ -20,9 +20,10 @@ const BUSY_TIMEOUT_MS = 5000;
 /** SQLite's primary result codes that mean "another connection holds the lock": retrying may help. */
 const BUSY_CODES = new Set([5 /* SQLITE_BUSY */, 6 /* SQLITE_LOCKED */]);
 
-function sqliteDialect(path: string): StoreDialect {
+function sqliteDialect(path: string, database: NodeSqliteDatabase): StoreDialect {
   return {
     name: 'sqlite',
+    execute: (sql, parameters) => database.execute(sql, parameters),
     types: { json: 'text', epochMs: 'integer' },
     readJson: parseJsonText,
     // BEGIN IMMEDIATE has taken the write lock: no other migrator gets past it.
@@ -77,7 +78,8 @@ export class SqliteStore extends SqlStore {
         { cause: err },
       );
     }
-    const kysely = new Kysely<Database>({ dialect: new NodeSqliteDialect(new NodeSqliteDatabase(db), location) });
+    const database = new NodeSqliteDatabase(db, location);
+    const kysely = new Kysely<Database>({ dialect: new NodeSqliteDialect(database) });
     const opened = db;
     const checkpoints = memory
       ? undefined
@@ -89,7 +91,7 @@ export class SqliteStore extends SqlStore {
             // Closed meanwhile: nothing left to checkpoint from here.
           }
         });
-    return new SqliteStore(kysely, sqliteDialect(location), checkpoints);
+    return new SqliteStore(kysely, sqliteDialect(location, database), checkpoints);
   }
 
   private constructor(
