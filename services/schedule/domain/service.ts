@@ -583,7 +583,9 @@ export class ScheduleService {
   async register(input: ScheduleInfo): Promise<ScheduleRecord> {
     const info = normalizeInfo(input);
     const rules = firingRules(info);
-    const engine = await this.#chooseEngine(info.scheduleEngine);
+    // An engine kept for the type needs no await (its accept was asked before).
+    const kept = this.#accepted.get(info.scheduleEngine);
+    const engine = kept ? this.#available(kept, info.scheduleEngine) : await this.#chooseEngine(info.scheduleEngine);
     const now = this.#o.clock.now();
     // REGISTERED before the engine hears of it: an engine fires at once, and only firing schedules fire.
     // One write: the row is inserted as it would be after approval (version 1) and registration (2).
