@@ -62,8 +62,6 @@ type InputOf<A extends unknown[]> = A extends [infer I, HookContext]
 
 /** The options of a call that gives none: shared, not a new object per hook call. */
 const NO_OPTIONS: CallOptions = Object.freeze({});
-/** ctx.settings of a plugin without settings: shared and frozen, as a plugin's own settings are shared. */
-const NO_SETTINGS: Readonly<Record<string, unknown>> = Object.freeze({});
 
 /** Freezes a value deeply so a plugin cannot change the service's objects through its inputs. */
 function deepFreeze<T>(value: T): T {
@@ -133,21 +131,16 @@ export class HookRunner {
       });
     }
     const timeoutMs = options.timeoutMs ?? this.#hookTimeouts[hook] ?? this.#timeoutMs;
-    // The call's AbortController is made when first needed (LazyAbort).
-    const outer = options.signal;
-    const abort = new LazyAbort(outer !== undefined);
-    const controller = abort.controller;
-    const onOuterAbort = outer ? () => controller!.abort(outer.reason) : undefined;
-    if (outer?.aborted) controller!.abort(outer.reason);
-    if (onOuterAbort) outer!.addEventListener('abort', onOuterAbort, { once: true });
+    const controller = new AbortController();
+    const onOuterAbort = () => controller.abort(options.signal?.reason);
+    if (options.signal?.aborted) controller.abort(options.signal.reason);
+    options.signal?.addEventListener('abort', onOuterAbort, { once: true });
     const ctx: HookContext = {
       ...options.context,
-      get signal() {
-        return abort.signal;
-      },
+      signal: controller.signal,
       pluginId: loaded.id,
       logger: this.#logger,
-      settings: loaded.settings?.values ?? NO_SETTINGS,
+      settings: loaded.settings?.values ?? {},
     };
     const span = spanOf(loaded, hook);
     return this.#tracer.startActiveSpan(span.name, span.options, async (span) => {
@@ -158,12 +151,12 @@ export class HookRunner {
         const frozen = input === undefined ? input : deepFreeze(structuredCloneSafe(input));
         // Hooks without input (start, stop, availability) take the context as their only argument.
         const args = input === undefined ? [ctx] : [frozen, ctx];
-        if (controller?.signal.aborted) throw new CallerAbort(outer?.reason);
+        if (controller.signal.aborted) throw new CallerAbort(options.signal?.reason);
         // The caller's cancellation ends the call at once, whether or not the hook watches its signal.
         // Listening before the hook runs makes this rejection win over whatever the hook does on abort.
-        const cancelled = controller
+        const cancelled = options.signal
           ? new Promise<never>((_, reject) => {
-              controller!.signal.addEventListener('abort', () => reject(new CallerAbort(outer?.reason)), {
+              controller.signal.addEventListener('abort', () => reject(new CallerAbort(options.signal?.reason)), {
                 once: true,
               });
             })
@@ -183,7 +176,7 @@ export class HookRunner {
                 { pluginId: loaded.id, hook },
               ),
             );
-            abort.abort(new Error('hook timeout'));
+            controller.abort(new Error('hook timeout'));
           }, timeoutMs);
         });
         const result = await Promise.race(cancelled ? [value, timeout, cancelled] : [value, timeout]);
@@ -200,7 +193,7 @@ export class HookRunner {
         throw wrapped;
       } finally {
         clearTimeout(timer);
-        if (onOuterAbort) outer!.removeEventListener('abort', onOuterAbort);
+        options.signal?.removeEventListener('abort', onOuterAbort);
         span.end();
         const seconds = (performance.now() - started) / 1000;
         this.#measure(
@@ -299,34 +292,6 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
     value !== null &&
     typeof (value as { then?: unknown }).then === 'function'
   );
-}
-
-/**
- * A hook call's AbortController, made when first needed: at once for a caller that can cancel, otherwise when
- * the hook first reads ctx.signal (making one costs about 3.5 µs, and most hooks never read it). An abort
- * before that (the timeout) is kept and applied to the signal the hook then gets, so the hook sees the same
- * as if it had been made first.
- */
-class LazyAbort {
-  controller: AbortController | undefined;
-  #abortedWith: { readonly reason: unknown } | undefined;
-
-  constructor(now: boolean) {
-    if (now) this.controller = new AbortController();
-  }
-
-  get signal(): AbortSignal {
-    if (!this.controller) {
-      this.controller = new AbortController();
-      if (this.#abortedWith) this.controller.abort(this.#abortedWith.reason);
-    }
-    return this.controller.signal;
-  }
-
-  abort(reason: unknown): void {
-    if (this.controller) this.controller.abort(reason);
-    else this.#abortedWith ??= { reason };
-  }
 }
 
 /** Marks a rejection caused by the caller's own signal, so it is passed back as the caller's reason. */
