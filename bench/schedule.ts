@@ -7,8 +7,10 @@
  * 2. Memory per active schedule (RSS and V8 heap growth over the schedules, after a full GC), same runs.
  * 3. RegisterSchedule over loopback gRPC against a no-op grpc-js server, sequential and 16 at a time,
  *    interleaved in blocks, with the process's CPU per call (client and server share the process, so it is
- *    the whole call's work, steadier than wall time on a shared machine). Run it alone with
- *    `bench/schedule-main.ts --sizes= --stressRate=0 --burst=0`.
+ *    the whole call's work, steadier than wall time on a shared machine). Work of the process's other threads
+ *    counts in the block it runs in: the SQLite store's checkpoint thread copies Sluice's commits into the
+ *    database file partly during the no-op's next block, which slows the reference. Run this part alone
+ *    with `bench/schedule-main.ts --sizes= --stressRate=0 --burst=0`.
  *
  * Missed targets print MISSED; only a run that fails (a child crashing, a call erroring) makes
  * benchSchedule reject, after everything else has been printed.
@@ -420,7 +422,7 @@ interface RpcSeries {
   readonly call: (i: number) => Promise<unknown>;
   readonly latencies: number[];
   wallMs: number;
-  /** Process CPU (user + system) over the series' blocks: server and client share the process. */
+  /** Process CPU (user + system, all threads) over the series' blocks: server and client share the process. */
   cpuMicros: number;
   calls: number;
 }
