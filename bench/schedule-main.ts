@@ -6,6 +6,8 @@
  * Any ScheduleBenchOptions field may be overridden, e.g. --sizes=10000,100000 --rate=100
  * --registerUpTo=100000 (register every size through ScheduleService.register), --timeStopAlways,
  * --setTimeoutClock (diagnostic: also run Sluice on a plain setTimeout clock), --stressRate=0.
+ * Only RegisterSchedule: --sizes= --stressRate=0 --burst=0; add --rpcChargeCheckpoints to count each Sluice
+ * block's SQLite WAL checkpoint in that block (see ScheduleBenchOptions.rpcChargeCheckpoints).
  */
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { DEFAULTS, type ScheduleBenchOptions, benchSchedule } from './schedule.js';
