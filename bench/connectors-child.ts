@@ -240,15 +240,16 @@ async function measure(spec: ChildSpec): Promise<Omit<ChildResult, 'maxRssKb'>> 
 
 /**
  * SLUICE_BENCH_CONNECTOR_THREAD=pool: the connector reads in a worker thread under the V8 limits the
- * job pool gives its threads (services/operator/runners/pool.ts: a 512 MiB old generation and its
- * default young generation, or SLUICE_BENCH_YOUNG_GEN_MB; 0 leaves that to V8), as jobs run in the
- * services. The plain clients always read in the main thread, as a plain program would.
+ * job pool gives its threads (services/operator/runners/pool.ts: its default old-generation cap, or
+ * SLUICE_BENCH_HEAP_MB, and its default young generation, or SLUICE_BENCH_YOUNG_GEN_MB; 0 leaves that
+ * to V8), as jobs run in the services. The plain clients always read in the main thread, as a plain
+ * program would.
  */
 async function inPoolThread(spec: ChildSpec): Promise<Omit<ChildResult, 'maxRssKb'>> {
-  const { DEFAULT_YOUNG_GENERATION_MB } = await import('../services/operator/runners/pool.js');
+  const { DEFAULT_HEAP_MB, DEFAULT_YOUNG_GENERATION_MB } = await import('../services/operator/runners/pool.js');
   const young = Number(process.env.SLUICE_BENCH_YOUNG_GEN_MB ?? DEFAULT_YOUNG_GENERATION_MB);
   // SLUICE_BENCH_HEAP_MB: another heap cap than the pool's default (V8 grows a heap less the lower its cap).
-  const heap = Number(process.env.SLUICE_BENCH_HEAP_MB ?? 512);
+  const heap = Number(process.env.SLUICE_BENCH_HEAP_MB ?? DEFAULT_HEAP_MB);
   const worker = new Worker(new URL(import.meta.url), {
     workerData: spec,
     resourceLimits: { maxOldGenerationSizeMb: heap, ...(young > 0 ? { maxYoungGenerationSizeMb: young } : {}) },

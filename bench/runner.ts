@@ -40,7 +40,7 @@ import {
   sourceLines,
   windowIdOf,
 } from './runner-child.js';
-import { DEFAULT_YOUNG_GENERATION_MB } from '../services/operator/runners/pool.js';
+import { DEFAULT_HEAP_MB, DEFAULT_YOUNG_GENERATION_MB } from '../services/operator/runners/pool.js';
 import { fmtRatio, now } from './stats.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -803,7 +803,7 @@ export async function benchRunner(out: (line?: string) => void, options: { sizes
   );
   if (process.env.SLUICE_BENCH_RUNNER === 'pool')
     out(
-      `   SLUICE_BENCH_RUNNER=pool: the runner's jobs run on the worker-thread pool (PooledRunner, 1 thread, young generation ${process.env.SLUICE_BENCH_YOUNG_GEN_MB ?? DEFAULT_YOUNG_GENERATION_MB} MiB)`,
+      `   SLUICE_BENCH_RUNNER=pool: the runner's jobs run on the worker-thread pool (PooledRunner, 1 thread, heap cap ${process.env.SLUICE_BENCH_HEAP_MB ?? DEFAULT_HEAP_MB} MiB, young generation ${process.env.SLUICE_BENCH_YOUNG_GEN_MB ?? DEFAULT_YOUNG_GENERATION_MB} MiB)`,
     );
   // SLUICE_BENCH_ONLY=pg-pg (or kafka-file, datagen-file): one pipeline only; the others show as skipped.
   const only = process.env.SLUICE_BENCH_ONLY;

@@ -8,6 +8,8 @@
  * --setTimeoutClock (diagnostic: also run Sluice on a plain setTimeout clock), --stressRate=0.
  * The burst alone: --sizes= --stressRate=0 --rpcCalls=0; on PostgreSQL only: also --burstSqlite=false; its
  * instant 15 s after its setup began (the default lead allows 40 ms a registration): --burstLeadMs=15000.
+ * Only RegisterSchedule: --sizes= --stressRate=0 --burst=0; add --rpcChargeCheckpoints to count each Sluice
+ * block's SQLite WAL checkpoint in that block (see ScheduleBenchOptions.rpcChargeCheckpoints).
  */
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { DEFAULTS, type ScheduleBenchOptions, benchSchedule } from './schedule.js';

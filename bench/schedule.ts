@@ -6,12 +6,17 @@
  *    times; each run in a fresh child process (bench/schedule-child.ts).
  * 2. Memory per active schedule (RSS and V8 heap growth over the schedules, after a full GC), same runs.
  * 3. RegisterSchedule over loopback gRPC against a no-op grpc-js server, sequential and 16 at a time,
- *    interleaved in blocks.
+ *    interleaved in blocks, with the process's CPU per call (client and server share the process, so it is
+ *    the whole call's work, steadier than wall time on a shared machine). Work of the process's other threads
+ *    counts in the block it runs in: the SQLite store's checkpoint thread copies Sluice's commits into the
+ *    database file partly during the no-op's next block, which slows the reference. Run this part alone
+ *    with `bench/schedule-main.ts --sizes= --stressRate=0 --burst=0`.
  *
  * Missed targets print MISSED; only a run that fails (a child crashing, a call erroring) makes
  * benchSchedule reject, after everything else has been printed.
  */
 import { spawn } from 'node:child_process';
+import { DatabaseSync } from 'node:sqlite';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -75,6 +80,13 @@ export interface ScheduleBenchOptions {
   readonly rpcWarmup: number;
   readonly rpcBlock: number;
   readonly rpcConcurrency: number;
+  /**
+   * After each block of Sluice calls, wait until the SQLite WAL it wrote is checkpointed into the database
+   * file, and count that wait in Sluice's block (wall time and CPU). The store checkpoints on a thread of its
+   * own, which otherwise goes on into the no-op's next block and slows the reference there; with this, each
+   * series pays for its own work, as when the commits checkpointed inline.
+   */
+  readonly rpcChargeCheckpoints: boolean;
 }
 
 export const DEFAULTS: ScheduleBenchOptions = {
@@ -94,6 +106,7 @@ export const DEFAULTS: ScheduleBenchOptions = {
   rpcWarmup: 100,
   rpcBlock: 250,
   rpcConcurrency: 16,
+  rpcChargeCheckpoints: false,
 };
 
 // ---- small helpers -----------------------------------------------------------------------------
@@ -427,6 +440,8 @@ interface RpcSeries {
   readonly call: (i: number) => Promise<unknown>;
   readonly latencies: number[];
   wallMs: number;
+  /** Process CPU (user + system, all threads) over the series' blocks: server and client share the process. */
+  cpuMicros: number;
   calls: number;
 }
 
@@ -454,13 +469,37 @@ export interface RpcBenchResult {
     perSecond: number;
     p50: number;
     p99: number;
+    /** Process CPU per call (µs), client and server together, as for the reference. */
+    cpuPerCall: number;
   }[];
+}
+
+/**
+ * Waits until the WAL of the SQLite file at `file` is all copied into the database file (the store's
+ * checkpoint thread doing it, or this connection when that thread is not at it); answers the wait (ms).
+ */
+function walCheckpointed(file: string): { wait(): Promise<number>; close(): void } {
+  const db = new DatabaseSync(file);
+  const checkpoint = db.prepare('PRAGMA wal_checkpoint(PASSIVE)');
+  return {
+    async wait() {
+      const t0 = now();
+      for (;;) {
+        const row = checkpoint.get() as { busy: number; log: number; checkpointed: number };
+        if (Number(row.busy) === 0 && Number(row.log) === Number(row.checkpointed)) break;
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
+      return now() - t0;
+    },
+    close: () => db.close(),
+  };
 }
 
 export async function benchRegisterRpc(o: ScheduleBenchOptions): Promise<RpcBenchResult> {
   const dataDir = await mkdtemp(join(tmpdir(), 'sluice-bench-register-'));
   const sluice = await startTestSluice({ SLUICE_DATA_DIR: dataDir });
   let noop: { address: string; close(): Promise<void> } | undefined;
+  let checkpointed: ReturnType<typeof walCheckpointed> | undefined;
   const clients: ScheduleServiceClient[] = [];
   try {
     const sluiceClient = new ScheduleServiceClient(sluice.address, credentials.createInsecure());
@@ -485,6 +524,7 @@ export async function benchRegisterRpc(o: ScheduleBenchOptions): Promise<RpcBenc
     const toNoop = () => call(noopRegister, registerRequest(`rpc-${String(noopSeq++).padStart(8, '0')}`, base));
 
     const c = o.rpcConcurrency;
+    if (o.rpcChargeCheckpoints) checkpointed = walCheckpointed(join(dataDir, 'sluice.db'));
     const series: RpcSeries[] = [
       {
         name: 'Sluice RegisterSchedule, sequential',
@@ -492,18 +532,28 @@ export async function benchRegisterRpc(o: ScheduleBenchOptions): Promise<RpcBenc
         call: toSluice,
         latencies: [],
         wallMs: 0,
+        cpuMicros: 0,
         calls: 0,
       },
-      { name: 'no-op, sequential', concurrency: 1, call: toNoop, latencies: [], wallMs: 0, calls: 0 },
+      { name: 'no-op, sequential', concurrency: 1, call: toNoop, latencies: [], wallMs: 0, cpuMicros: 0, calls: 0 },
       {
         name: `Sluice RegisterSchedule, ${c} at a time`,
         concurrency: c,
         call: toSluice,
         latencies: [],
         wallMs: 0,
+        cpuMicros: 0,
         calls: 0,
       },
-      { name: `no-op, ${c} at a time`, concurrency: c, call: toNoop, latencies: [], wallMs: 0, calls: 0 },
+      {
+        name: `no-op, ${c} at a time`,
+        concurrency: c,
+        call: toNoop,
+        latencies: [],
+        wallMs: 0,
+        cpuMicros: 0,
+        calls: 0,
+      },
     ];
     for (const s of series) await runBlock(s, o.rpcWarmup, false);
     const rounds = Math.ceil(o.rpcCalls / o.rpcBlock);
@@ -511,7 +561,11 @@ export async function benchRegisterRpc(o: ScheduleBenchOptions): Promise<RpcBenc
       const n = Math.min(o.rpcBlock, o.rpcCalls - r * o.rpcBlock);
       for (let k = 0; k < series.length; k++) {
         const s = series[(r + k) % series.length]!;
+        const cpu = process.cpuUsage();
         s.wallMs += await runBlock(s, n, true);
+        if (s.call === toSluice && checkpointed) s.wallMs += await checkpointed.wait();
+        const used = process.cpuUsage(cpu);
+        s.cpuMicros += used.user + used.system;
         s.calls += n;
       }
     }
@@ -529,11 +583,13 @@ export async function benchRegisterRpc(o: ScheduleBenchOptions): Promise<RpcBenc
           perSecond: (s.calls * 1000) / s.wallMs,
           p50: percentile(sorted, 50),
           p99: percentile(sorted, 99),
+          cpuPerCall: s.cpuMicros / s.calls,
         };
       }),
     };
   } finally {
     for (const client of clients) client.close();
+    checkpointed?.close();
     await noop?.close();
     await sluice.close();
     await rm(dataDir, { recursive: true, force: true });
@@ -617,9 +673,11 @@ export async function benchSchedule(
     try {
       const rpc = await benchRegisterRpc(o);
       out(
-        `RegisterSchedule over loopback: ${o.rpcCalls} calls per series after ${o.rpcWarmup} warm-up, interleaved in blocks of ${o.rpcBlock}; reference = no-op grpc-js server, same request and response bytes`,
+        `RegisterSchedule over loopback: ${o.rpcCalls} calls per series after ${o.rpcWarmup} warm-up, interleaved in blocks of ${o.rpcBlock}; reference = no-op grpc-js server, same request and response bytes${o.rpcChargeCheckpoints ? "; each Sluice block's WAL checkpoint counted in it" : ''}`,
       );
-      const rows: string[][] = [['series', 'calls/s', 'p50', 'p99', 'Sluice/no-op calls/s', 'target', 'result']];
+      const rows: string[][] = [
+        ['series', 'calls/s', 'p50', 'p99', 'CPU a call', 'Sluice/no-op calls/s', 'target', 'result'],
+      ];
       for (const s of rpc.series) {
         const ref = rpc.series.find((x) => x.concurrency === s.concurrency && x.name.startsWith('no-op'))!;
         rows.push([
@@ -627,6 +685,7 @@ export async function benchSchedule(
           s.perSecond.toFixed(0),
           fmtMs(s.p50),
           fmtMs(s.p99),
+          `${s.cpuPerCall.toFixed(0)} µs`,
           s === ref ? '' : fmtRatio(s.perSecond / ref.perSecond),
           s === ref ? '' : `>= ${fmtRatio(REGISTER_RATIO_TARGET)}`,
           s === ref ? '' : verdict(s.perSecond / ref.perSecond >= REGISTER_RATIO_TARGET),

@@ -2,6 +2,7 @@ import test from 'ava';
 import { availableParallelism, hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { ConfigError, loadConfig } from '../services/core/config.js';
+import { DEFAULT_HEAP_MB, DEFAULT_YOUNG_GENERATION_MB } from '../services/operator/runners/pool.js';
 
 test('defaults apply when nothing is set', (t) => {
   t.deepEqual(loadConfig({}), {
@@ -18,8 +19,9 @@ test('defaults apply when nothing is set', (t) => {
     jobThreads: Math.min(availableParallelism(), 4),
     failoverMs: 5000,
     scheduleRescanMs: 30000,
-    jobHeapMb: 512,
-    jobYoungGenMb: 24,
+    // The service's defaults are the pool's (docs/runners.md says how they were chosen).
+    jobHeapMb: DEFAULT_HEAP_MB,
+    jobYoungGenMb: DEFAULT_YOUNG_GENERATION_MB,
     httpAddr: '127.0.0.1:8080',
     metricsMaxGroups: 1000,
     security: { tokens: new Map(), insecure: false },

@@ -8,6 +8,7 @@ interface Probe {
   wait(input: { ms: number }, ctx: HookContext): Promise<string>;
   start(ctx: HookContext & { submit?: () => string }): string;
   mutate(input: { list: number[] }): void;
+  late(ctx: HookContext): Promise<string>;
 }
 
 const test = anyTest as TestFn<{ runner: HookRunner; loaded: LoadedPlugin<Probe> }>;
@@ -30,6 +31,11 @@ test.beforeEach((t) => {
     mutate(input) {
       input.list.push(4);
     },
+    // Keeps the context and reads its signal only later (after a timeout, the signal is made then).
+    late(ctx) {
+      plugin.seen = ctx;
+      return new Promise(() => {});
+    },
   };
   t.context = {
     runner: new HookRunner({ timeoutMs: 200, hookTimeoutsMs: { start: 50 } }),
@@ -49,6 +55,16 @@ test('a hook that outlives its timeout is PLUGIN_TIMEOUT and sees its signal abo
   t.is((err as unknown as { code: string }).code, 'PLUGIN_TIMEOUT');
   t.is(err?.message, "plugin 'probe' hook 'wait' did not finish within 200 ms");
   t.true(t.context.loaded.plugin.seen?.signal.aborted);
+});
+
+test('a hook that reads its signal only after its timeout sees it aborted with the timeout', async (t) => {
+  const err = await t.throwsAsync(t.context.runner.call(t.context.loaded, 'late', undefined, { timeoutMs: 50 }));
+  t.is((err as unknown as { code: string }).code, 'PLUGIN_TIMEOUT');
+  const signal = t.context.loaded.plugin.seen!.signal;
+  t.true(signal.aborted);
+  t.is((signal.reason as Error).message, 'hook timeout');
+  t.is(t.context.loaded.plugin.seen!.signal, signal, 'one signal per call, however often it is read');
+  t.true('signal' in { ...t.context.loaded.plugin.seen! }, 'a copy of the context keeps it');
 });
 
 test('per-call timeout overrides the default', async (t) => {

@@ -58,7 +58,10 @@ export interface Config {
   readonly failoverMs: number;
   /** SLUICE_SCHEDULE_RESCAN_MS: how often a schedule replica re-reads every schedule (the safety net of LISTEN/NOTIFY). */
   readonly scheduleRescanMs: number;
-  /** SLUICE_JOB_HEAP_MB: V8 heap cap of each job's worker thread (MiB); a job allocating past it fails alone. */
+  /**
+   * SLUICE_JOB_HEAP_MB: V8 heap cap of each job's worker thread (MiB); a job allocating past it fails alone.
+   * V8 also collects the thread's heap more often the lower the cap (docs/runners.md).
+   */
   readonly jobHeapMb: number;
   /**
    * SLUICE_JOB_YOUNG_GEN_MB: V8 young-generation cap of each job's worker thread (MiB): room for the batches

@@ -163,7 +163,11 @@ export interface EngineContext extends HookContext {
  */
 export interface EnginePlugin {
   readonly kind?: 'engine';
-  /** True when this engine runs schedules whose scheduleEngine is `engineType`. Called often: keep it cheap. */
+  /**
+   * True when this engine runs schedules whose scheduleEngine is `engineType`. Keep it cheap, and answer for the
+   * type alone: the schedule service asks once per distinct value and keeps the engine that accepted it for
+   * its life (whether the engine is available is still checked at every registration).
+   */
   accept(engineType: string): boolean;
   /** Starts firing the schedule's windows. Called once per schedule, after it is stored. */
   register(info: ScheduleInfo, ctx: HookContext): void | Promise<void>;

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, QueryResult } from 'kysely';
 import type { SluiceError } from 'sluice/sdk';
 import type { Database } from './database.js';
 
@@ -19,6 +19,12 @@ export interface StoreDialect {
   unavailable(err: unknown, doing: string): SluiceError | undefined;
   /** The database, as messages name it (never with a password). */
   readonly target: string;
+  /**
+   * Runs a compiled statement on the store's own connection without Kysely's executor, in the same turn a query
+   * through Kysely takes (SQLite: node-sqlite.ts). Absent where Kysely's executor is the way (PostgreSQL's pool).
+   * Not for statements inside a Kysely transaction: they run on the transaction's connection.
+   */
+  readonly execute?: (sql: string, parameters: readonly unknown[]) => Promise<QueryResult<unknown>>;
 }
 
 /** Reads a JSON column that holds text (SQLite). */

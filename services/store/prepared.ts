@@ -8,11 +8,13 @@ const SLOT = '\u0000sluice.slot:';
  * tree and compiling it (about a third of RegisterSchedule's store time went there), and SQLite reuses its
  * prepared statement for the unchanged text. `build` gets a placeholder for each name in `names` where a value
  * goes; what it writes itself (a status constant) stays as compiled. Each name must be used exactly once.
+ * `execute` (the dialect's, StoreDialect.execute) runs it without Kysely's executor where the store has one.
  */
 export function prepared<DB, N extends string, R>(
   db: Kysely<DB>,
   names: readonly N[],
   build: (slots: Readonly<Record<N, never>>) => Compilable<R>,
+  execute?: (sql: string, parameters: readonly unknown[]) => Promise<QueryResult<unknown>>,
 ): (values: Readonly<Record<N, unknown>>) => Promise<QueryResult<R>> {
   let compiled: { readonly sql: string; readonly slots: readonly ({ name: N } | { value: unknown })[] } | undefined;
   const compile = () => {
@@ -33,6 +35,7 @@ export function prepared<DB, N extends string, R>(
   return (values) => {
     compiled ??= compile();
     const parameters = compiled.slots.map((s) => ('name' in s ? values[s.name] : s.value));
+    if (execute) return execute(compiled.sql, parameters) as Promise<QueryResult<R>>;
     return db.executeQuery(CompiledQuery.raw(compiled.sql, parameters)) as Promise<QueryResult<R>>;
   };
 }

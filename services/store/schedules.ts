@@ -38,27 +38,35 @@ export class Schedules {
     private readonly db: Kysely<Database>,
     private readonly dialect: StoreDialect,
   ) {
-    this.#insertNew = prepared(db, COLUMNS, (v) =>
-      db
-        .insertInto('schedules')
-        .values(v)
-        .onConflict((oc) => oc.column('group_id').doNothing())
-        .returning('group_id'),
+    this.#insertNew = prepared(
+      db,
+      COLUMNS,
+      (v) =>
+        db
+          .insertInto('schedules')
+          .values(v)
+          .onConflict((oc) => oc.column('group_id').doNothing())
+          .returning('group_id'),
+      dialect.execute,
     );
-    this.#replaceDeleted = prepared(db, COLUMNS, (v) =>
-      db
-        .updateTable('schedules')
-        .set({
-          info: v.info,
-          status: v.status,
-          engine_id: v.engine_id,
-          version: v.version,
-          created_at: v.created_at,
-          updated_at: v.updated_at,
-        })
-        .where('group_id', '=', v.group_id)
-        .where('status', '=', 'DELETED')
-        .returning('group_id'),
+    this.#replaceDeleted = prepared(
+      db,
+      COLUMNS,
+      (v) =>
+        db
+          .updateTable('schedules')
+          .set({
+            info: v.info,
+            status: v.status,
+            engine_id: v.engine_id,
+            version: v.version,
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+          })
+          .where('group_id', '=', v.group_id)
+          .where('status', '=', 'DELETED')
+          .returning('group_id'),
+      dialect.execute,
     );
   }
 

@@ -6,6 +6,12 @@ import { ERROR_CODES, SluiceError } from 'sluice/sdk';
 import type { Database } from './database.js';
 import { type StoreDialect, parseJsonText } from './dialect.js';
 import { NodeSqliteDatabase, NodeSqliteDialect } from './node-sqlite.js';
+import {
+  type Checkpoints,
+  DEFAULT_AUTOCHECKPOINT_PAGES,
+  SAFETY_NET_PAGES,
+  startCheckpoints,
+} from './sqlite-checkpoints.js';
 import { SqlStore } from './store.js';
 
 /** How long a write waits for another connection's lock before failing as UNAVAILABLE. */
@@ -14,9 +20,10 @@ const BUSY_TIMEOUT_MS = 5000;
 /** SQLite's primary result codes that mean "another connection holds the lock": retrying may help. */
 const BUSY_CODES = new Set([5 /* SQLITE_BUSY */, 6 /* SQLITE_LOCKED */]);
 
-function sqliteDialect(path: string): StoreDialect {
+function sqliteDialect(path: string, database: NodeSqliteDatabase): StoreDialect {
   return {
     name: 'sqlite',
+    execute: (sql, parameters) => database.execute(sql, parameters),
     types: { json: 'text', epochMs: 'integer' },
     readJson: parseJsonText,
     // BEGIN IMMEDIATE has taken the write lock: no other migrator gets past it.
@@ -38,7 +45,8 @@ function sqliteDialect(path: string): StoreDialect {
 
 /**
  * The store in one SQLite file (WAL, so readers do not block the writer). One connection per process; every
- * transaction is IMMEDIATE, and several processes may share the file, serialised by SQLite's write lock.
+ * transaction is IMMEDIATE, and several processes may share the file, serialised by SQLite's write lock. The
+ * WAL's checkpoints run on a thread of their own, off the event loop (sqlite-checkpoints.ts).
  */
 export class SqliteStore extends SqlStore {
   /** Opens (creating it and its folder when missing) the database at `path`; `:memory:` for a private one. */
@@ -54,6 +62,8 @@ export class SqliteStore extends SqlStore {
       db.exec('PRAGMA foreign_keys = ON');
       // WAL with NORMAL sync is durable against process crashes and much cheaper than FULL.
       db.exec('PRAGMA synchronous = NORMAL');
+      // Checkpoints run on a thread of their own (sqlite-checkpoints.ts); this connection's are a safety net.
+      if (!memory) db.exec(`PRAGMA wal_autocheckpoint = ${SAFETY_NET_PAGES}`);
     } catch (err) {
       try {
         db?.close();
@@ -68,8 +78,38 @@ export class SqliteStore extends SqlStore {
         { cause: err },
       );
     }
-    const kysely = new Kysely<Database>({ dialect: new NodeSqliteDialect(new NodeSqliteDatabase(db), location) });
-    return new SqliteStore(kysely, sqliteDialect(location));
+    const database = new NodeSqliteDatabase(db, location);
+    const kysely = new Kysely<Database>({ dialect: new NodeSqliteDialect(database) });
+    const opened = db;
+    const checkpoints = memory
+      ? undefined
+      : startCheckpoints(location, () => {
+          // The thread failed: this connection checkpoints by itself again, at SQLite's usual threshold.
+          try {
+            opened.exec(`PRAGMA wal_autocheckpoint = ${DEFAULT_AUTOCHECKPOINT_PAGES}`);
+          } catch {
+            // Closed meanwhile: nothing left to checkpoint from here.
+          }
+        });
+    return new SqliteStore(kysely, sqliteDialect(location, database), checkpoints);
+  }
+
+  private constructor(
+    db: Kysely<Database>,
+    dialect: StoreDialect,
+    private readonly checkpoints: Checkpoints | undefined,
+  ) {
+    super(db, dialect);
+  }
+
+  /** WAL frames the checkpoint thread has copied into the database file (0 for `:memory:`). */
+  get framesCheckpointed(): number {
+    return this.checkpoints?.framesCheckpointed ?? 0;
+  }
+
+  override async close(): Promise<void> {
+    await this.checkpoints?.close();
+    await super.close();
   }
 
   /** The database file (or `:memory:`). */

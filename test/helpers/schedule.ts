@@ -79,6 +79,8 @@ export interface Rig {
   readonly clock: ManualClock;
   readonly dispatcher: FakeDispatcher;
   readonly store: ScheduleStore;
+  /** The hook runner the service calls its engines through. */
+  readonly hooks: HookRunner;
   service: ScheduleService;
   /** Stops the service and starts a new one on the same store (a restart). */
   restart(): Promise<void>;
@@ -110,6 +112,7 @@ export async function scheduleRig(now = T0, extraPluginDirs: readonly string[] =
     clock,
     dispatcher,
     store,
+    hooks,
     service: make(),
     async restart() {
       await rig.service.stop();

@@ -10,7 +10,7 @@ import test, { type ExecutionContext } from 'ava';
 import type { ConnectorPlugin } from 'sluice/sdk';
 import { type LoadedPlugin, loadPlugins } from '../../services/host/loader.js';
 import type { JobSpec } from '../../services/operator/domain/runner.js';
-import { DEFAULT_YOUNG_GENERATION_MB, PooledRunner } from '../../services/operator/runners/pool.js';
+import { DEFAULT_HEAP_MB, DEFAULT_YOUNG_GENERATION_MB, PooledRunner } from '../../services/operator/runners/pool.js';
 import { createLogger } from '../../services/core/logger.js';
 import { RUNNER_FIXTURES } from '../helpers/operator.js';
 
@@ -90,22 +90,30 @@ test.serial("a job's thread runs under the pool's old- and young-generation caps
   t.is(resourceLimits.maxYoungGenerationSizeMb, 16);
 });
 
-test.serial('the young-generation cap defaults to DEFAULT_YOUNG_GENERATION_MB, and 0 leaves it to V8', async (t) => {
-  const limitsOf = async (options: { maxYoungGenerationMb?: number }, label: string) => {
-    const pool = new PooledRunner({ threads: 1, maxHeapMb: 64, stallTimeoutMs: 5000, ...options });
-    const out = join(dir, `${label}.json`);
-    try {
-      await pool.run(spec({ out }, 2), ctx());
-    } finally {
-      await pool.close();
-    }
-    return (JSON.parse(await readFile(out, 'utf8')) as { resourceLimits: { maxYoungGenerationSizeMb: number } })
-      .resourceLimits.maxYoungGenerationSizeMb;
-  };
-  t.is(await limitsOf({}, 'young-default'), DEFAULT_YOUNG_GENERATION_MB);
-  // V8 sizes it itself (from the old generation's cap and its own defaults): anything but ours.
-  t.not(await limitsOf({ maxYoungGenerationMb: 0 }, 'young-v8'), DEFAULT_YOUNG_GENERATION_MB);
-});
+test.serial(
+  'the caps default to DEFAULT_HEAP_MB and DEFAULT_YOUNG_GENERATION_MB, and a young cap of 0 leaves it to V8',
+  async (t) => {
+    type Limits = { maxOldGenerationSizeMb: number; maxYoungGenerationSizeMb: number };
+    const limitsOf = async (options: { maxHeapMb?: number; maxYoungGenerationMb?: number }, label: string) => {
+      const pool = new PooledRunner({ threads: 1, stallTimeoutMs: 5000, ...options });
+      const out = join(dir, `${label}.json`);
+      try {
+        await pool.run(spec({ out }, 2), ctx());
+      } finally {
+        await pool.close();
+      }
+      return (JSON.parse(await readFile(out, 'utf8')) as { resourceLimits: Limits }).resourceLimits;
+    };
+    const defaults = await limitsOf({}, 'caps-default');
+    t.is(defaults.maxOldGenerationSizeMb, DEFAULT_HEAP_MB);
+    t.is(defaults.maxYoungGenerationSizeMb, DEFAULT_YOUNG_GENERATION_MB);
+    // V8 sizes it itself (from the old generation's cap and its own defaults): anything but ours.
+    t.not(
+      (await limitsOf({ maxHeapMb: 64, maxYoungGenerationMb: 0 }, 'young-v8')).maxYoungGenerationSizeMb,
+      DEFAULT_YOUNG_GENERATION_MB,
+    );
+  },
+);
 
 test.serial("the job's last progress reaches the service before run() returns, every time", async (t) => {
   // The progress goes over the job's port and the result over the pool's: the result used to overtake it.

@@ -508,6 +508,45 @@ test.serial('changing schedule_engine unregisters from the old engine and regist
   t.deepEqual(lowerHours(rig), [0, 1, 2, 3, 4, 5, 6], 'registered again, it catches up what fell due meanwhile');
 });
 
+test.serial(
+  "each schedule_engine value is offered to the engines' accept once; availability is checked every time",
+  async (t) => {
+    const { rig } = t.context;
+    const accepts: string[] = [];
+    const call = rig.hooks.call.bind(rig.hooks);
+    (rig.hooks as { call: typeof call }).call = ((loaded, hook, input, options) => {
+      if (hook === 'accept') accepts.push(`${loaded.id}:${String(input)}`);
+      return call(loaded, hook, input, options);
+    }) as typeof call;
+    // '' is the built-in engine's default name, `builtin`.
+    await rig.service.register(info('e1'));
+    t.true(accepts.includes('builtin:builtin'), 'the first registration asks the engines');
+    const asked = accepts.length;
+    await rig.service.register(info('e2'));
+    await rig.service.register(info('e3', { scheduleEngine: 'builtin' }));
+    t.is(accepts.length, asked, 'the same value is not asked again');
+    for (const groupId of ['e4', 'e5']) {
+      const s = await rig.service.register(info(groupId, { scheduleEngine: 'Quartz' }));
+      t.is(s.engineId, 'builtin');
+    }
+    t.is(accepts.filter((a) => a === 'builtin:Quartz').length, 1, 'another spelling is asked once');
+    // No Airflow URL in the rig: the Airflow engine accepts the type but is unavailable, at every registration.
+    for (const groupId of ['a1', 'a2']) {
+      const err = await t.throwsAsync(rig.service.register(info(groupId, { scheduleEngine: 'airflow' })));
+      t.is(codeOf(err), 'FAILED_PRECONDITION');
+      t.regex(err!.message, /engine plugin 'airflow' accepts schedule_engine 'airflow' but is unavailable/);
+    }
+    t.is(accepts.filter((a) => a.endsWith(':airflow')).length, 1, 'asked once, though refused twice');
+    // A value no engine accepts is asked again (nothing is kept for it), and refused every time.
+    for (let i = 0; i < 2; i++)
+      t.is(
+        codeOf(await t.throwsAsync(rig.service.register(info('x', { scheduleEngine: 'oozie' })))),
+        'FAILED_PRECONDITION',
+      );
+    t.true(accepts.filter((a) => a.endsWith(':oozie')).length >= 2);
+  },
+);
+
 test.serial('registration errors: ALREADY_EXISTS, an engine nobody accepts, and bad fields', async (t) => {
   const { rig } = t.context;
   await rig.service.register(info('dup'));
@@ -662,6 +701,34 @@ test.serial('RegisterSchedule is one store write: the row goes in REGISTERED', a
   t.is(row?.status, 'REGISTERED');
   t.is(row?.version, 2);
 });
+
+test.serial(
+  "a new group's first FireDue with nothing due claims nothing; one with a due window claims it",
+  async (t) => {
+    const { rig } = t.context;
+    const claims: string[] = [];
+    const store = rig.store as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+    const original = store.claimInstances!.bind(rig.store);
+    store.claimInstances = (rows: unknown) => {
+      claims.push(...(rows as { groupId: string }[]).map((r) => r.groupId));
+      return original(rows);
+    };
+    await rig.service.register(info('later', { startTime: T0 + HOUR }));
+    await rig.service.idle();
+    t.deepEqual(claims, [], 'nothing due: no claim');
+    t.deepEqual(rig.dispatcher.submitted, []);
+    await rig.advanceTo(T0 + 2 * HOUR + 60_000);
+    t.deepEqual(
+      rig.dispatcher.submitted.map((s) => Number(s.lowerBound)),
+      [T0 + HOUR],
+      'armed at the next due time it answered',
+    );
+    claims.length = 0;
+    await rig.service.register(info('due', { startTime: T0 }));
+    await rig.service.idle();
+    t.deepEqual(claims, ['due', 'due'], 'the windows due at registration are claimed at once');
+  },
+);
 
 test.serial(
   "RegisterSchedule reads nothing back for a new group; a group registered again reads its ledger's latest window",

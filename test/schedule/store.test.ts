@@ -1,5 +1,5 @@
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -1122,6 +1122,37 @@ test('sqlite: open creates the folder; :memory: works', async (t) => {
   await memory.migrate();
   await memory.insertSchedule(schedule('g-1'));
   t.deepEqual(await memory.getSchedule('g-1'), schedule('g-1'));
+});
+
+test("sqlite: the WAL is checkpointed off the event loop, below the connection's own threshold", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-store-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'schedule.db');
+  const store = await SqliteScheduleStore.open(file);
+  t.teardown(() => store.close());
+  await store.migrate();
+  // About 900 WAL pages, below the connection's safety net (10,000): only the checkpoint thread copies them.
+  for (let i = 0; i < 300; i++) await store.insertSchedule(schedule(`g-${i}`));
+  // The database file alone (copied without its WAL) holds the rows once they are checkpointed.
+  const inFile = () => {
+    copyFileSync(file, join(dir, 'copy.db'));
+    const copy = new DatabaseSync(join(dir, 'copy.db'));
+    try {
+      // Before the first checkpoint even the migrated tables are only in the WAL.
+      const tables = copy.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'schedules'").get();
+      if (Number((tables as { n: number }).n) === 0) return 0;
+      return Number((copy.prepare('SELECT count(*) AS n FROM schedules').get() as { n: number }).n);
+    } finally {
+      copy.close();
+      rmSync(join(dir, 'copy.db'));
+    }
+  };
+  const deadline = Date.now() + 10_000;
+  while (inFile() < 300 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.is(inFile(), 300, 'every commit reached the database file');
+  t.true(store.framesCheckpointed > 0, 'copied by the checkpoint thread');
+  await store.close();
+  t.false(existsSync(`${file}-wal`), 'closing the last connection leaves no WAL behind');
 });
 
 test('postgres: an unreachable server is UNAVAILABLE naming the host, never the password', async (t) => {

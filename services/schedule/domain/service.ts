@@ -87,6 +87,9 @@ export const FIRE_GROUPS = 250;
 /** How long the later states of fired windows wait at most for a burst's FireDue calls to end. */
 const UPDATE_HOLD_MS = 1000;
 
+/** schedule_engine values whose accepting engine is kept (a client could send any number of them). */
+const ACCEPTED_TYPES = 256;
+
 /** How a FireDue reads schedules and latest instances and claims windows: batched per turn, or as given. */
 interface FireIo {
   /** Each group's schedule and latest instance due by `dueBy`, in one read (ScheduleStore.schedulesWithLast). */
@@ -217,7 +220,16 @@ export class ScheduleService {
    * Schedules whose registration is telling the engine now: the row as written, and whether it replaced a
    * DELETED one (whose windows stay in the ledger).
    */
-  readonly #justRegistered = new Map<string, { readonly record: ScheduleRecord; readonly replaced: boolean }>();
+  readonly #justRegistered = new Map<
+    string,
+    { readonly record: ScheduleRecord; readonly replaced: boolean; readonly rules: FiringRules }
+  >();
+  /**
+   * The engine that accepted each schedule_engine value (as written): `accept` answers for the type alone
+   * (EnginePlugin.accept), so it is asked once per type, not at every registration (it was two of a
+   * registration's three hook calls with the bundled engines). At most ACCEPTED_TYPES values, then it starts over.
+   */
+  readonly #accepted = new Map<string, LoadedPlugin<EnginePlugin>>();
   /** One sync at a time per group, in arrival order. */
   readonly #syncing = new Map<string, Promise<void>>();
   #rescanning: Promise<void> | undefined;
@@ -502,15 +514,13 @@ export class ScheduleService {
   /** The engine plugin that accepts the type; undefined for `None` (no engine). */
   async #chooseEngine(engineType: string): Promise<LoadedPlugin<EnginePlugin> | undefined> {
     if (isNoEngine(engineType)) return undefined;
+    const kept = this.#accepted.get(engineType);
+    if (kept) return this.#available(kept, engineType);
     for (const engine of this.#o.engines.values()) {
       if (await this.#o.hooks.call(engine, 'accept', engineType)) {
-        const availability = engine.settings?.availability;
-        if (availability && !availability.available)
-          throw failedPrecondition(
-            `engine plugin '${engine.id}' accepts schedule_engine '${engineType}' but is unavailable: ${availability.reason}`,
-            { field: 'schedule_engine' },
-          );
-        return engine;
+        if (this.#accepted.size >= ACCEPTED_TYPES) this.#accepted.clear();
+        this.#accepted.set(engineType, engine);
+        return this.#available(engine, engineType);
       }
     }
     const known = [...this.#o.engines.keys()];
@@ -518,6 +528,17 @@ export class ScheduleService {
       `no engine plugin accepts schedule_engine '${engineType}' (engines loaded: ${known.length ? known.join(', ') : 'none'})`,
       { field: 'schedule_engine' },
     );
+  }
+
+  /** The engine, unless it is unavailable now (checked at every call: availability is not kept with the answer). */
+  #available(engine: LoadedPlugin<EnginePlugin>, engineType: string): LoadedPlugin<EnginePlugin> {
+    const availability = engine.settings?.availability;
+    if (availability && !availability.available)
+      throw failedPrecondition(
+        `engine plugin '${engine.id}' accepts schedule_engine '${engineType}' but is unavailable: ${availability.reason}`,
+        { field: 'schedule_engine' },
+      );
+    return engine;
   }
 
   async #engineCall(
@@ -563,8 +584,10 @@ export class ScheduleService {
 
   async register(input: ScheduleInfo): Promise<ScheduleRecord> {
     const info = normalizeInfo(input);
-    firingRules(info);
-    const engine = await this.#chooseEngine(info.scheduleEngine);
+    const rules = firingRules(info);
+    // An engine kept for the type needs no await (its accept was asked before).
+    const kept = this.#accepted.get(info.scheduleEngine);
+    const engine = kept ? this.#available(kept, info.scheduleEngine) : await this.#chooseEngine(info.scheduleEngine);
     const now = this.#o.clock.now();
     // REGISTERED before the engine hears of it: an engine fires at once, and only firing schedules fire.
     // One write: the row is inserted as it would be after approval (version 1) and registration (2).
@@ -579,7 +602,7 @@ export class ScheduleService {
     };
     const { replaced } = await this.#o.store.insertSchedule(registered);
     this.#note(registered);
-    this.#justRegistered.set(registered.groupId, { record: registered, replaced });
+    this.#justRegistered.set(registered.groupId, { record: registered, replaced, rules });
     try {
       if (engine) await this.#o.hooks.call(engine, 'register', registered.info);
     } catch (err) {
@@ -714,7 +737,38 @@ export class ScheduleService {
    * another caller had claimed first, and, when nothing new was due, the latest instance due at `asOf`.
    */
   fireDue(groupId: string, asOf = 0): Promise<FireDueResult> {
+    const quiet = this.#firstFireQuiet(groupId, asOf);
+    if (quiet) return Promise.resolve(quiet);
     return this.#track(this.#firing.run(() => this.#fireDue(groupId, asOf)));
+  }
+
+  /** The engine's first FireDue of a group just registered and new to the store (no ledger rows), if any. */
+  #firstOfNew(groupId: string): { readonly record: ScheduleRecord; readonly rules: FiringRules } | undefined {
+    const fresh = this.#justRegistered.get(groupId);
+    // Unless this replica has seen a newer row since: then the store is read as for any other FireDue.
+    return fresh && !fresh.replaced && this.#known.get(groupId)?.version === fresh.record.version ? fresh : undefined;
+  }
+
+  /**
+   * The answer of the engine's first FireDue for a group just registered, when nothing is due (a schedule that
+   * starts later, the common case): worked out here at once, with no read, claim, limiter turn or tracked
+   * promise. The plan is the one {@link #fireDue} would make (no ledger rows, no running windows); when a
+   * window is due or the catch-up policy skips some, or `asOf` is refused, undefined: the full path runs.
+   */
+  #firstFireQuiet(groupId: string, asOfInput: number): FireDueResult | undefined {
+    const fresh = this.#firstOfNew(groupId);
+    if (!fresh || !FIRING.includes(fresh.record.status)) return undefined;
+    let asOf: number;
+    try {
+      asOf = this.#asOf(asOfInput);
+    } catch {
+      return undefined; // the full path refuses it with the same error
+    }
+    const plan = planDue({ rules: fresh.rules, now: asOf, active: 0, graceMs: this.#graceMs, maxFire: FIRE_BATCH });
+    if (plan.fire.length > 0 || plan.skippedCount > 0) return undefined;
+    if (plan.waiting) this.#waiting.add(groupId);
+    else this.#waiting.delete(groupId);
+    return plan.nextDueTime !== undefined ? { instances: [], nextDueTime: plan.nextDueTime } : { instances: [] };
   }
 
   /**
@@ -818,9 +872,9 @@ export class ScheduleService {
   async #fireDue(groupId: string, asOfInput: number): Promise<FireDueResult> {
     // The engine's first FireDue, asked while its register hook runs, needs no reads: the row is the one just
     // written (unless this replica has seen a newer one since), and a group new to the store has no windows.
-    const fresh = this.#justRegistered.get(groupId);
-    const firstOfNew = fresh && !fresh.replaced && this.#known.get(groupId)?.version === fresh.record.version;
-    const io: FireIo = firstOfNew
+    const fresh = this.#firstOfNew(groupId);
+    const firstOfNew = fresh !== undefined;
+    const io: FireIo = fresh
       ? {
           reads: async () => [{ schedule: fresh.record }],
           claim: (rows) => this.#claims.run(rows),
