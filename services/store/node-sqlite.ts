@@ -21,6 +21,8 @@ export class NodeSqliteDatabase implements SqliteDatabase {
   readonly #statements = new Map<string, NodeSqliteStatement>();
   /** The turn every statement on this file in this process takes (see fileLocks). */
   readonly lock: Mutex;
+  /** Called after each statement that may write (any but a SELECT, RETURNING ones too): the checkpoint thread's cue. */
+  onWrite: (() => void) | undefined;
 
   /** `file`: the absolute path the database was opened on, or `:memory:` (a private one, with a lock of its own). */
   constructor(
@@ -74,7 +76,7 @@ export class NodeSqliteDatabase implements SqliteDatabase {
       // without pushing out the few dozen statements used all the time.
       if (this.#statements.size >= STATEMENT_CACHE_LIMIT)
         this.#statements.delete(this.#statements.keys().next().value!);
-      statement = new NodeSqliteStatement(this.db.prepare(sql));
+      statement = new NodeSqliteStatement(this.db.prepare(sql), this, !/^\s*select\b/i.test(sql));
     } else {
       this.#statements.delete(sql);
     }
@@ -91,19 +93,28 @@ export class NodeSqliteDatabase implements SqliteDatabase {
 class NodeSqliteStatement implements SqliteStatement {
   readonly reader: boolean;
 
-  constructor(private readonly statement: StatementSync) {
+  constructor(
+    private readonly statement: StatementSync,
+    private readonly database: NodeSqliteDatabase,
+    private readonly writes: boolean,
+  ) {
     this.reader = statement.columns().length > 0;
   }
 
   all(parameters: readonly unknown[]): unknown[] {
-    return this.statement.all(...(parameters as SQLInputValue[]));
+    const rows = this.statement.all(...(parameters as SQLInputValue[]));
+    if (this.writes) this.database.onWrite?.();
+    return rows;
   }
 
   run(parameters: readonly unknown[]): { changes: number | bigint; lastInsertRowid: number | bigint } {
-    return this.statement.run(...(parameters as SQLInputValue[]));
+    const result = this.statement.run(...(parameters as SQLInputValue[]));
+    if (this.writes) this.database.onWrite?.();
+    return result;
   }
 
   iterate(parameters: readonly unknown[]): IterableIterator<unknown> {
+    if (this.writes) this.database.onWrite?.();
     return this.statement.iterate(...(parameters as SQLInputValue[]));
   }
 }

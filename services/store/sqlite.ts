@@ -91,6 +91,7 @@ export class SqliteStore extends SqlStore {
             // Closed meanwhile: nothing left to checkpoint from here.
           }
         });
+    if (checkpoints) database.onWrite = () => checkpoints.written();
     return new SqliteStore(kysely, sqliteDialect(location, database), checkpoints);
   }
 
@@ -105,6 +106,11 @@ export class SqliteStore extends SqlStore {
   /** WAL frames the checkpoint thread has copied into the database file (0 for `:memory:`). */
   get framesCheckpointed(): number {
     return this.checkpoints?.framesCheckpointed ?? 0;
+  }
+
+  /** Checkpoints asked of that thread: after writes only (0 for `:memory:`). */
+  get checkpointsAsked(): number {
+    return this.checkpoints?.checkpointsAsked ?? 0;
   }
 
   override async close(): Promise<void> {

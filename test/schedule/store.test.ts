@@ -19,6 +19,7 @@ import {
 } from '../../services/store/index.js';
 import { PG_URL, probePostgres, uniqueName } from '../helpers/databases.js';
 import { gate } from '../helpers/integration.js';
+import { CHECKPOINT_INTERVAL_MS } from '../../services/store/sqlite-checkpoints.js';
 
 /** One test's database: every `open()` is a new handle (connection, pool) on it, as a second replica would have. */
 interface Db {
@@ -1153,6 +1154,28 @@ test("sqlite: the WAL is checkpointed off the event loop, below the connection's
   t.true(store.framesCheckpointed > 0, 'copied by the checkpoint thread');
   await store.close();
   t.false(existsSync(`${file}-wal`), 'closing the last connection leaves no WAL behind');
+});
+
+test('sqlite: the checkpoint thread is asked as writes add up, and an idle or read-only store wakes it not at all', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-store-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const store = await SqliteScheduleStore.open(join(dir, 'schedule.db'));
+  t.teardown(() => store.close());
+  await store.migrate();
+  const before = store.checkpointsAsked;
+  for (let i = 0; i < 700; i++) await store.insertSchedule(schedule(`g-${i}`));
+  const asked = store.checkpointsAsked - before;
+  t.true(asked >= 2, `writes ask for checkpoints as they add up, not only after a pause: ${asked}`);
+  t.true(asked <= 4, `not after every write: ${asked}`);
+  const settle = () => new Promise((r) => setTimeout(r, CHECKPOINT_INTERVAL_MS + 300));
+  await settle();
+  const afterWrites = store.checkpointsAsked;
+  for (let i = 0; i < 50; i++) await store.getSchedule(`g-${i}`);
+  await settle();
+  t.is(store.checkpointsAsked, afterWrites, 'reads and idle time ask for none');
+  await store.insertSchedule(schedule('g-late'));
+  await settle();
+  t.is(store.checkpointsAsked, afterWrites + 1, 'a lone write is checkpointed after the interval');
 });
 
 test('postgres: an unreachable server is UNAVAILABLE naming the host, never the password', async (t) => {
