@@ -4,7 +4,7 @@
  * operators died under it. And what a submission that never got through rejects with.
  */
 import { Server, ServerCredentials, status, type ServerWritableStream } from '@grpc/grpc-js';
-import anyTest, { type TestFn } from 'ava';
+import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { ERROR_CODES, isSluiceError, type SluiceError } from 'sluice/sdk';
 import { silentLogger } from '../../services/core/logger.js';
 import { GrpcDispatcher } from '../../services/schedule/grpc/dispatcher.js';
@@ -125,9 +125,10 @@ const window = {
   rerun: false,
 } as const;
 
-test('a submission the operator never answers rejects UNAVAILABLE once its attempts ran out: it may pass later', async (t) => {
+/** Submits one window to the stand-in operator answering every SubmitOfflineJob with `code`; what it rejects with. */
+async function submitFailing(t: ExecutionContext<Ctx>, code: status): Promise<Error> {
   const { context: c } = t;
-  c.submitStatus = status.UNAVAILABLE;
+  c.submitStatus = code;
   const dispatcher = new GrpcDispatcher({
     address: c.address,
     logger: silentLogger,
@@ -135,25 +136,20 @@ test('a submission the operator never answers rejects UNAVAILABLE once its attem
     maxAttempts: 3,
   });
   t.teardown(() => dispatcher.close());
-  const err = await t.throwsAsync(dispatcher.submit(window));
+  return (await t.throwsAsync(dispatcher.submit(window)))!;
+}
+
+test('a submission the operator never answers rejects UNAVAILABLE once its attempts ran out: it may pass later', async (t) => {
+  const err = await submitFailing(t, status.UNAVAILABLE);
   t.true(isSluiceError(err), String(err));
   t.is((err as SluiceError).code, ERROR_CODES.UNAVAILABLE);
-  t.regex(err!.message, /UNAVAILABLE: the stand-in operator says no/);
-  t.is(c.submits, 3);
+  t.regex(err.message, /UNAVAILABLE: the stand-in operator says no/);
+  t.is(t.context.submits, 3);
 });
 
 test('a submission the operator refuses rejects at once as it came, not as UNAVAILABLE', async (t) => {
-  const { context: c } = t;
-  c.submitStatus = status.INVALID_ARGUMENT;
-  const dispatcher = new GrpcDispatcher({
-    address: c.address,
-    logger: silentLogger,
-    initialBackoffMs: 5,
-    maxAttempts: 3,
-  });
-  t.teardown(() => dispatcher.close());
-  const err = await t.throwsAsync(dispatcher.submit(window));
+  const err = await submitFailing(t, status.INVALID_ARGUMENT);
   t.false(isSluiceError(err), String(err));
   t.is((err as unknown as { code: status }).code, status.INVALID_ARGUMENT);
-  t.is(c.submits, 1);
+  t.is(t.context.submits, 1);
 });

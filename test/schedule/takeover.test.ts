@@ -3,7 +3,7 @@
  * of the live replicas, which re-submits it (same run id) and follows it to its end; the others leave it alone,
  * and the row's renewals keep them away while the job runs.
  */
-import anyTest, { type TestFn } from 'ava';
+import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,11 +13,16 @@ import { silentLogger } from '../../services/core/logger.js';
 import { HookRunner } from '../../services/host/hook-runner.js';
 import { ManualClock } from '../../services/schedule/domain/clock.js';
 import type { InstanceRecord } from '../../services/schedule/domain/model.js';
-import { ScheduleService } from '../../services/schedule/domain/service.js';
+import { type Dispatcher, ScheduleService } from '../../services/schedule/domain/service.js';
 import { SqliteStore } from '../../services/store/sqlite.js';
 import { FakeDispatcher, T0 } from '../helpers/schedule.js';
 
-const test = anyTest as TestFn<{ dir: string; store: SqliteStore; services: ScheduleService[] }>;
+interface Ctx {
+  dir: string;
+  store: SqliteStore;
+  services: ScheduleService[];
+}
+const test = anyTest as TestFn<Ctx>;
 const LEASE_MS = 300;
 
 test.beforeEach(async (t) => {
@@ -31,6 +36,39 @@ test.afterEach.always(async (t) => {
   await t.context.store.close();
   await rm(t.context.dir, { recursive: true, force: true });
 });
+
+/** A DISPATCHED row owned by a replica that died, with the job ids it had sent (none: it died before the call). */
+const leftBehind = (instanceId: string, jobIds: string[]): InstanceRecord => ({
+  instanceId,
+  groupId: 'g-1',
+  windowStart: T0,
+  windowEnd: T0 + 1000,
+  dueTime: T0 + 1000,
+  state: 'DISPATCHED',
+  trigger: 'SCHEDULE',
+  jobIds,
+  attempt: 1,
+  dispatchedAt: T0 + 1000,
+  owner: 'dead-replica',
+  createdAt: T0 + 1000,
+  updatedAt: T0 + 1000,
+});
+
+/** A schedule service replica on the test's ledger, stopped after the test. */
+function replica(t: ExecutionContext<Ctx>, clock: ManualClock, dispatcher: Dispatcher, owner: string): ScheduleService {
+  const service = new ScheduleService({
+    store: t.context.store,
+    engines: new Map(),
+    hooks: new HookRunner({ timeoutMs: 1000 }),
+    clock,
+    dispatcher,
+    logger: silentLogger,
+    owner,
+    leaseMs: LEASE_MS,
+  });
+  t.context.services.push(service);
+  return service;
+}
 
 /** A fake operator whose jobs end only when released. */
 class HeldDispatcher extends FakeDispatcher {
@@ -51,35 +89,11 @@ class HeldDispatcher extends FakeDispatcher {
 test('a dispatched window left by a dead replica is re-submitted and followed by exactly one live replica', async (t) => {
   const { store } = t.context;
   const clock = new ManualClock(T0 + 60_000);
-  const orphan: InstanceRecord = {
-    instanceId: 'orphan-1',
-    groupId: 'g-1',
-    windowStart: T0,
-    windowEnd: T0 + 1000,
-    dueTime: T0 + 1000,
-    state: 'DISPATCHED',
-    trigger: 'SCHEDULE',
-    jobIds: ['job-of-the-dead'],
-    attempt: 1,
-    dispatchedAt: T0 + 1000,
-    owner: 'dead-replica',
-    createdAt: T0 + 1000,
-    updatedAt: T0 + 1000,
-  };
+  const orphan = leftBehind('orphan-1', ['job-of-the-dead']);
   await store.claimInstance(orphan);
   const dispatchers = ['r1', 'r2', 'r3'].map(() => new HeldDispatcher(clock));
   for (const [i, dispatcher] of dispatchers.entries()) {
-    const service = new ScheduleService({
-      store,
-      engines: new Map(),
-      hooks: new HookRunner({ timeoutMs: 1000 }),
-      clock,
-      dispatcher,
-      logger: silentLogger,
-      owner: `r${i + 1}`,
-      leaseMs: LEASE_MS,
-    });
-    t.context.services.push(service);
+    replica(t, clock, dispatcher, `r${i + 1}`);
   }
   await Promise.all(t.context.services.map((s) => s.start()));
   // The schedule clock moves with real time, so without the owner's renewals the row would look orphaned again
@@ -107,23 +121,6 @@ test('a dispatched window left by a dead replica is re-submitted and followed by
   t.is((await store.getInstanceById('orphan-1'))!.state, 'SUCCEEDED');
 });
 
-/** A DISPATCHED row with no job ids, as a replica that died between its claim and the dispatch call leaves it. */
-const unsent = (instanceId: string): InstanceRecord => ({
-  instanceId,
-  groupId: 'g-1',
-  windowStart: T0,
-  windowEnd: T0 + 1000,
-  dueTime: T0 + 1000,
-  state: 'DISPATCHED',
-  trigger: 'SCHEDULE',
-  jobIds: [],
-  attempt: 1,
-  dispatchedAt: T0 + 1000,
-  owner: 'dead-replica',
-  createdAt: T0 + 1000,
-  updatedAt: T0 + 1000,
-});
-
 for (const [name, error, expected] of [
   [
     'an operator out of reach (UNAVAILABLE) leaves the window for a later take-over',
@@ -135,22 +132,12 @@ for (const [name, error, expected] of [
   test(`taken over with no job ids, a dispatch that fails: ${name}`, async (t) => {
     const { store } = t.context;
     const clock = new ManualClock(T0 + 60_000);
-    await store.claimInstance(unsent('unsent-1'));
+    // No job ids: the replica died between its claim and the dispatch call.
+    await store.claimInstance(leftBehind('unsent-1', []));
     const dispatcher = new FakeDispatcher(clock);
     let calls = 0;
     dispatcher.failSubmit = () => (calls++, error);
-    const service = new ScheduleService({
-      store,
-      engines: new Map(),
-      hooks: new HookRunner({ timeoutMs: 1000 }),
-      clock,
-      dispatcher,
-      logger: silentLogger,
-      owner: 'r1',
-      leaseMs: LEASE_MS,
-    });
-    t.context.services.push(service);
-    await service.start();
+    await replica(t, clock, dispatcher, 'r1').start();
     for (let i = 0; i < 200 && calls === 0; i++) await sleep(10);
     await sleep(50);
     t.true(calls >= 1, 'the survivor tried to submit it');
