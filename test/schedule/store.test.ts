@@ -192,6 +192,16 @@ function instance(groupId: string, k: number, patch: Partial<InstanceRecord> = {
   };
 }
 
+/** An OFFSET window of the group (offsets 1 to 2): a negative window key, never a watermark. */
+function offsetInstance(groupId: string): InstanceRecord {
+  return instance(groupId, 0, {
+    instanceId: `${groupId}-offset`,
+    windowStart: -42,
+    windowEnd: -42,
+    boundaries: { boundaryType: 'OFFSET', lowerBound: '1', upperBound: '2' },
+  });
+}
+
 const ids = (records: readonly { groupId: string }[]) => records.map((r) => r.groupId);
 const windows = (records: readonly InstanceRecord[]) =>
   records.map((r) => `${r.groupId}@${(r.windowStart - T0) / HOUR}`);
@@ -902,14 +912,7 @@ contract('lastInstances and getSchedules: several groups in one query, answered 
   t.deepEqual(await store.getSchedules([]), []);
   for (const k of [3, 10, 7]) await store.claimInstance(instance('g-1', k));
   await store.claimInstance(instance('g-2', 99));
-  await store.claimInstance(
-    instance('g-2', 0, {
-      instanceId: 'g-2-offset',
-      windowStart: -42,
-      windowEnd: -42,
-      boundaries: { boundaryType: 'OFFSET', lowerBound: '1', upperBound: '2' },
-    }),
-  );
+  await store.claimInstance(offsetInstance('g-2'));
   // Each query's dueBy is its own: the same group twice, as of two instants.
   const lasts = await store.lastInstances([
     { groupId: 'g-2' },
@@ -942,14 +945,7 @@ contract(
     t.deepEqual(await store.schedulesWithLast([]), []);
     for (const g of ['w-1', 'w-2', 'w-3']) await store.insertSchedule(schedule(g));
     for (const k of [3, 10, 7]) await store.claimInstance(instance('w-1', k));
-    await store.claimInstance(
-      instance('w-2', 0, {
-        instanceId: 'w-2-offset',
-        windowStart: -42,
-        windowEnd: -42,
-        boundaries: { boundaryType: 'OFFSET', lowerBound: '1', upperBound: '2' },
-      }),
-    );
+    await store.claimInstance(offsetInstance('w-2'));
     // A window of a group with no schedule row is not read: only a group with a schedule fires.
     await store.claimInstance(instance('nobody', 1));
     const queries = [
