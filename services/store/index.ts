@@ -1,3 +1,4 @@
+import type { Logger } from 'sluice/sdk';
 import type { OperatorStore } from '../operator/domain/model.js';
 import type { ScheduleStore } from '../schedule/domain/model.js';
 import { meteredStore } from './metered.js';
@@ -6,7 +7,7 @@ import { SqliteStore } from './sqlite.js';
 
 export { MIGRATIONS, LATEST_VERSION, type Migration } from './migrations.js';
 export { PostgresStore, type PostgresStoreOptions } from './postgres.js';
-export { SqliteStore } from './sqlite.js';
+export { SqliteStore, type SqliteStoreOptions } from './sqlite.js';
 export { SqlStore } from './store.js';
 /** The former names of {@link SqliteStore} and {@link PostgresStore}. */
 export { SqliteStore as SqliteScheduleStore, PostgresStore as PostgresScheduleStore };
@@ -21,6 +22,8 @@ export interface StoreConfig {
   readonly sqlitePath: string;
   /** PostgreSQL only: pool size and an isolated schema. */
   readonly postgres?: PostgresStoreOptions;
+  /** SQLite only: told when the store's checkpoint thread fails. */
+  readonly logger?: Logger;
 }
 /** The former name of {@link StoreConfig}. */
 export type ScheduleStoreConfig = StoreConfig;
@@ -34,7 +37,7 @@ export function isPostgresUrl(url: string | undefined): url is string {
 export async function openSluiceStore(config: StoreConfig): Promise<SluiceStore> {
   const store: SluiceStore = isPostgresUrl(config.databaseUrl)
     ? meteredStore(await PostgresStore.open(config.databaseUrl.trim(), config.postgres), 'postgresql')
-    : meteredStore(await SqliteStore.open(config.sqlitePath), 'sqlite');
+    : meteredStore(await SqliteStore.open(config.sqlitePath, config.logger ? { logger: config.logger } : {}), 'sqlite');
   try {
     await store.migrate();
   } catch (err) {

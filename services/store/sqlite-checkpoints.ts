@@ -89,12 +89,14 @@ export function startCheckpoints(
   writesPerCheckpoint = WRITES_PER_CHECKPOINT,
 ): Checkpoints {
   const worker = new Worker(WORKER_CODE, { eval: true, execArgv: [], workerData: { file, intervalMs } });
-  worker.unref();
   let frames = 0;
   let closing = false;
   let failure: Error | undefined;
   worker.on('message', (m: { frames: number }) => (frames += m.frames));
   worker.on('error', (err) => (failure ??= err));
+  // After the listeners: adding a 'message' listener refs the thread's port again, and a store left unclosed
+  // would then keep its process from ever exiting.
+  worker.unref();
   const exited = new Promise<void>((resolve) =>
     worker.once('exit', (code) => {
       if (!closing) onFailure(failure ?? new Error(`SQLite checkpoint thread of ${file} ended (exit code ${code})`));

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { Kysely } from 'kysely';
-import { ERROR_CODES, SluiceError } from 'sluice/sdk';
+import { ERROR_CODES, type Logger, SluiceError } from 'sluice/sdk';
 import type { Database } from './database.js';
 import { type StoreDialect, parseJsonText } from './dialect.js';
 import { NodeSqliteDatabase, NodeSqliteDialect } from './node-sqlite.js';
@@ -43,14 +43,22 @@ function sqliteDialect(path: string, database: NodeSqliteDatabase): StoreDialect
   };
 }
 
+export interface SqliteStoreOptions {
+  /** Told when the checkpoint thread fails; nothing else is logged by the store. */
+  readonly logger?: Logger;
+}
+
 /**
  * The store in one SQLite file (WAL, so readers do not block the writer). One connection per process; every
  * transaction is IMMEDIATE, and several processes may share the file, serialised by SQLite's write lock. The
  * WAL's checkpoints run on a thread of their own, off the event loop (sqlite-checkpoints.ts).
  */
 export class SqliteStore extends SqlStore {
-  /** Opens (creating it and its folder when missing) the database at `path`; `:memory:` for a private one. */
-  static async open(path: string): Promise<SqliteStore> {
+  /**
+   * Opens (creating it and its folder when missing) the database at `path`; `:memory:` for a private one.
+   * `logger` hears of a checkpoint thread that fails (the store goes on, checkpointing on its own connection).
+   */
+  static async open(path: string, options: SqliteStoreOptions = {}): Promise<SqliteStore> {
     const memory = path === ':memory:';
     const location = memory ? path : resolve(path);
     let db: DatabaseSync | undefined;
@@ -83,8 +91,12 @@ export class SqliteStore extends SqlStore {
     const opened = db;
     const checkpoints = memory
       ? undefined
-      : startCheckpoints(location, () => {
+      : startCheckpoints(location, (err) => {
           // The thread failed: this connection checkpoints by itself again, at SQLite's usual threshold.
+          options.logger?.warn('SQLite checkpoint thread failed; checkpointing on the store connection instead', {
+            path: location,
+            err,
+          });
           try {
             opened.exec(`PRAGMA wal_autocheckpoint = ${DEFAULT_AUTOCHECKPOINT_PAGES}`);
           } catch {

@@ -1,7 +1,10 @@
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DatabaseSync } from 'node:sqlite';
 import pg from 'pg';
 import type { ScheduleInfo } from 'sluice/sdk';
@@ -19,7 +22,7 @@ import {
 } from '../../services/store/index.js';
 import { PG_URL, probePostgres, uniqueName } from '../helpers/databases.js';
 import { gate } from '../helpers/integration.js';
-import { CHECKPOINT_INTERVAL_MS } from '../../services/store/sqlite-checkpoints.js';
+import { CHECKPOINT_INTERVAL_MS, startCheckpoints } from '../../services/store/sqlite-checkpoints.js';
 
 /** One test's database: every `open()` is a new handle (connection, pool) on it, as a second replica would have. */
 interface Db {
@@ -1172,6 +1175,48 @@ test('sqlite: the checkpoint thread is asked as writes add up, and an idle or re
   await store.insertSchedule(schedule('g-late'));
   await settle();
   t.is(store.checkpointsAsked, afterWrites + 1, 'a lone write is checkpointed after the interval');
+});
+
+/** The project's folder: the child process below imports the store from its sources. */
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+test('sqlite: a store left unclosed does not keep its process alive (the checkpoint thread is unreferenced)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-store-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // Writes enough to start the thread's work, then ends without close(): the process must exit by itself.
+  const script = [
+    `const { SqliteStore } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'services/store/sqlite.ts')).href)});`,
+    `const store = await SqliteStore.open(${JSON.stringify(join(dir, 'schedule.db'))});`,
+    'await store.migrate();',
+    "for (let i = 0; i < 400; i++) await store.insertSchedule({ groupId: 'g-' + i, info: {}, status: 'REGISTERED', engineId: 'builtin', version: 1, createdAt: 1, updatedAt: 1 });",
+    "console.log('asked', store.checkpointsAsked);",
+  ].join('\n');
+  const child = spawn(
+    process.execPath,
+    ['--conditions=development', '--import', 'tsx', '--input-type=module', '--eval', script],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  clearTimeout(timer);
+  t.is(signal, null, `killed after 20 s: the process did not exit by itself; output: ${out}`);
+  t.is(code, 0, out);
+  t.regex(out, /^asked [1-9]/m, 'the checkpoint thread was asked to work before the end');
+});
+
+test('sqlite: a checkpoint thread that fails is reported with its error', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-store-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  // The thread opens its own connection: a folder that is not there fails it at once.
+  const failed = await new Promise<Error>((resolve) => {
+    const checkpoints = startCheckpoints(join(dir, 'missing', 'schedule.db'), resolve);
+    t.teardown(() => checkpoints.close());
+  });
+  t.true(failed instanceof Error);
+  t.regex(failed.message, /unable to open database file|missing/i);
 });
 
 test('postgres: an unreachable server is UNAVAILABLE naming the host, never the password', async (t) => {
