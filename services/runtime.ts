@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
-import { setHostPolicy, type Logger, type ScheduleInfo } from 'sluice/sdk';
+import { ERROR_CODES, SluiceError, setHostPolicy, type Logger, type ScheduleInfo } from 'sluice/sdk';
 import { Catalog } from './catalog/domain/catalog.js';
 import { catalogGrpc } from './catalog/grpc/adapter.js';
 import type { Config } from './core/config.js';
@@ -79,7 +79,8 @@ class LazySchedulePort implements SchedulePort {
 
   #get(): GrpcSchedulePort {
     const address = this.address();
-    if (!address) throw new Error('the schedule service address is not known yet');
+    // UNAVAILABLE, as for a service that does not answer: the caller may try again later.
+    if (!address) throw new SluiceError(ERROR_CODES.UNAVAILABLE, 'the schedule service address is not known yet');
     this.#inner ??= new GrpcSchedulePort(address, undefined, this.security);
     return this.#inner;
   }
@@ -125,7 +126,8 @@ class LazyDispatcher implements Dispatcher {
 
   #get(): GrpcDispatcher {
     const address = this.address();
-    if (!address) throw new Error('the operator address is not known yet');
+    // UNAVAILABLE, the Dispatcher's 'may get through later': a window claimed meanwhile is left for take-over.
+    if (!address) throw new SluiceError(ERROR_CODES.UNAVAILABLE, 'the operator address is not known yet');
     const maxBackoffMs = Math.min(30_000, this.failoverMs);
     this.#inner ??= new GrpcDispatcher({
       address,
@@ -137,11 +139,11 @@ class LazyDispatcher implements Dispatcher {
     return this.#inner;
   }
 
-  submit(request: Parameters<Dispatcher['submit']>[0], signal?: AbortSignal) {
+  async submit(request: Parameters<Dispatcher['submit']>[0], signal?: AbortSignal) {
     return this.#get().submit(request, signal);
   }
 
-  follow(jobIds: readonly string[], onRunning: () => void, signal?: AbortSignal) {
+  async follow(jobIds: readonly string[], onRunning: () => void, signal?: AbortSignal) {
     return this.#get().follow(jobIds, onRunning, signal);
   }
 
@@ -152,9 +154,37 @@ class LazyDispatcher implements Dispatcher {
 
 /**
  * The composition root: loads the plugins once, builds each requested service over them and serves
- * them all on one gRPC server (plus the operator's HTTP callback when a token is set).
+ * them all on one gRPC server (plus the operator's HTTP callback when a token is set). When a step fails
+ * (a port in use, say), what the earlier ones opened is closed again before the error is thrown.
  */
 export async function startSluice(options: StartOptions): Promise<Sluice> {
+  const opened: (() => unknown)[] = [];
+  try {
+    return await assemble(options, opened);
+  } catch (err) {
+    for (const close of opened.reverse())
+      await Promise.resolve()
+        .then(close)
+        .catch(() => {});
+    throw err;
+  }
+}
+
+/** Listens with `listen`; a failure is FAILED_PRECONDITION naming the setting and the address. */
+async function listenOn<T>(setting: string, addr: string, listen: () => Promise<T>): Promise<T> {
+  try {
+    return await listen();
+  } catch (err) {
+    // The reason is in the message; no cause, which the log would print a second time.
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `${setting}: cannot listen on ${addr}: ${reason}`, {
+      field: setting,
+    });
+  }
+}
+
+/** startSluice's steps; each thing opened is added to `opened` as the way to close it. */
+async function assemble(options: StartOptions, opened: (() => unknown)[]): Promise<Sluice> {
   const { config } = options;
   const logger =
     options.logger ?? createLogger(config.logLevel, { service: 'sluice' }, undefined, { pretty: config.logPretty });
@@ -165,6 +195,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
   let metricsServer: MetricsServer | undefined;
   if (config.metricsAddr) {
     metricsServer = await serveMetrics(config.metricsAddr);
+    opened.push(() => metricsServer?.close());
     logger.info('metrics listening', { address: metricsServer.address, path: '/metrics' });
   }
   const plugins = await loadPlugins({
@@ -221,9 +252,11 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     services.includes('schedule') || services.includes('operator')
       ? await openSluiceStore({
           sqlitePath: join(config.dataDir, 'sluice.db'),
+          logger,
           ...(config.databaseUrl ? { databaseUrl: config.databaseUrl } : {}),
         })
       : undefined;
+  if (store) opened.push(() => store.close());
   // Services in this process call each other through this very server unless told otherwise; its port is known once bound.
   const self: { address?: string } = {};
   let schedule: { service: ScheduleService; dispatcher: LazyDispatcher } | undefined;
@@ -276,6 +309,7 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
             logger,
           })
         : undefined;
+    if (pool) opened.push(() => pool?.close());
     const runners = new Map<string, Runner>([['embedded', pool ?? new EmbeddedRunner({ hooks })]]);
     if (config.flinkGatewayUrl && config.flinkRestUrl) {
       runners.set(
@@ -303,13 +337,22 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
     bindings.push({ name: 'sluice.operator.v1.OperatorService', definition, implementation: implementation as never });
     operator = { service, schedules };
   }
-  const server = await startGrpcServer(config.grpcAddr, bindings, logger, {
-    auth,
-    ...(security.tls ? { tls: security.tls } : {}),
-  });
+  const server = await listenOn('SLUICE_GRPC_ADDR', config.grpcAddr, () =>
+    startGrpcServer(config.grpcAddr, bindings, logger, {
+      auth,
+      ...(security.tls ? { tls: security.tls } : {}),
+    }),
+  );
+  opened.push(() => server.shutdown(0));
   self.address = server.address;
-  if (schedule) await schedule.service.start();
+  if (schedule) {
+    opened.push(() => schedule?.dispatcher.close());
+    opened.push(() => schedule?.service.stop());
+    await schedule.service.start();
+  }
   if (operator) {
+    opened.push(() => operator?.schedules.close());
+    opened.push(() => operator?.service.stop());
     await operator.service.start();
     if (security.tokens.size > 0 || config.inlongUsers) {
       const callback = createCallbackServer({
@@ -332,7 +375,13 @@ export async function startSluice(options: StartOptions): Promise<Sluice> {
         config.httpAddr.slice(0, config.httpAddr.lastIndexOf(':')).replace(/^\[|\]$/g, ''),
         Number(config.httpAddr.slice(config.httpAddr.lastIndexOf(':') + 1)),
       ];
-      await new Promise<void>((resolve, reject) => callback.once('error', reject).listen(port, host, () => resolve()));
+      await listenOn(
+        'SLUICE_HTTP_ADDR',
+        config.httpAddr,
+        () =>
+          new Promise<void>((resolve, reject) => callback.once('error', reject).listen(port, host, () => resolve())),
+      );
+      opened.push(() => new Promise((resolve) => callback.close(resolve)));
       const bound = callback.address() as AddressInfo;
       logger.info('HTTP callback listening', { address: `${host}:${bound.port}`, path: CALLBACK_PATH });
       operator.callback = callback;

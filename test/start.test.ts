@@ -1,8 +1,14 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { credentials, makeGenericClientConstructor } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
-import { readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../services/core/config.js';
+import { silentLogger } from '../services/core/logger.js';
 import { BUNDLED_PLUGINS_DIR } from '../services/core/paths.js';
+import { startSluice } from '../services/runtime.js';
 import { healthCheck } from './helpers/probes.js';
 import { spawnService } from './helpers/process.js';
 
@@ -112,3 +118,45 @@ test.serial(
     t.true(statuses.includes('NOT_SERVING'), 'it was told the service stopped serving first');
   },
 );
+
+/** Holds a port on 127.0.0.1 until the test ends, so that Sluice cannot listen there. */
+async function takenPort(t: ExecutionContext): Promise<number> {
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+  return (blocker.address() as AddressInfo).port;
+}
+
+for (const setting of ['SLUICE_GRPC_ADDR', 'SLUICE_HTTP_ADDR'] as const) {
+  test.serial(
+    `a port in use (${setting}) fails start-up naming the setting, and what was opened is closed again`,
+    async (t) => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'sluice-start-'));
+      t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+      const port = await takenPort(t);
+      const env = {
+        SLUICE_DATA_DIR: dataDir,
+        SLUICE_FILE_ROOTS: tmpdir(),
+        SLUICE_GRPC_ADDR: '127.0.0.1:0',
+        SLUICE_HTTP_ADDR: '127.0.0.1:0',
+        // A token turns the HTTP server on.
+        SLUICE_AUTH_TOKENS: `${'t'.repeat(32)}:admin`,
+        [setting]: `127.0.0.1:${port}`,
+      };
+      const err = await t.throwsAsync(startSluice({ config: loadConfig(env), logger: silentLogger }), {
+        code: 'FAILED_PRECONDITION',
+      });
+      t.true(err?.message.startsWith(`${setting}: cannot listen on 127.0.0.1:${port}: `), err?.message);
+      t.regex(err?.message ?? '', /EADDRINUSE|address already in use/);
+      // The store was closed: its last connection gone, SQLite removed the WAL.
+      t.false(existsSync(join(dataDir, 'sluice.db-wal')), 'the store is closed');
+      // Nothing else holds on: the same data folder starts at once on free ports.
+      const again = await startSluice({
+        config: loadConfig({ ...env, SLUICE_GRPC_ADDR: '127.0.0.1:0', SLUICE_HTTP_ADDR: '127.0.0.1:0' }),
+        logger: silentLogger,
+      });
+      await again.close();
+      t.pass();
+    },
+  );
+}
