@@ -3,6 +3,7 @@
  * spins synchronously, or allocates without bound fails only its own job, with an error that says so,
  * while this (the service's) event loop keeps turning and the next job runs on a fresh thread.
  */
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +34,7 @@ test.after.always(async () => {
 });
 
 let n = 0;
-function spec(sinkOptions: Record<string, unknown>, rows = 30): JobSpec {
+function spec(sinkOptions: Record<string, unknown>, rows = 30, sourceOptions: Record<string, unknown> = {}): JobSpec {
   const jobId = `job-${++n}`;
   const boundaries = { boundaryType: 'OFFSET' as const, lowerBound: '0', upperBound: String(rows) };
   return {
@@ -44,7 +45,7 @@ function spec(sinkOptions: Record<string, unknown>, rows = 30): JobSpec {
       sink: { connector: sink.id, options: sinkOptions },
       fields: [],
     },
-    boundedSourceOptions: { delayMs: 1, from: 0, to: rows },
+    boundedSourceOptions: { delayMs: 1, from: 0, to: rows, ...sourceOptions },
     source,
     sink,
   } as unknown as JobSpec;
@@ -186,4 +187,69 @@ test('what a plugin logs inside a job reaches the service logger, secrets redact
   t.is(line?.from, 0);
   t.is(line?.password, '[REDACTED]');
   t.false(lines.some((l) => l.includes('not-to-be-logged')));
+});
+
+test.serial(
+  'a plugin that blocks its thread before it has reported anything still fails as PLUGIN_TIMEOUT',
+  async (t) => {
+    // The source spins in openReader, before its first log line: the job's only message is the one its
+    // thread sends on taking the job.
+    const { result } = await ticking(runner.run(spec({}, 10, { spinOnOpen: true }), ctx()));
+    t.is(result.status, 'rejected');
+    const err = (result as PromiseRejectedResult).reason as { code: string; message: string };
+    t.is(err.code, 'PLUGIN_TIMEOUT');
+    t.regex(err.message, /event loop was blocked for more than 5000 ms/);
+    await ok(t, 'after-early-spin');
+  },
+);
+
+test('a job cancelled before it has a thread runs nothing and ends with the cancel', async (t) => {
+  const cancel = new AbortController();
+  const reason = new Error('cancelled by the test');
+  cancel.abort(reason);
+  const out = join(dir, 'cancelled-early.json');
+  const err = await t.throwsAsync(runner.run(spec({ out }, 5), { ...ctx(), signal: cancel.signal }));
+  t.is(err, reason);
+  t.false(existsSync(out), 'the sink never committed');
+});
+
+test('two jobs share one thread when jobsPerThread allows it, at the same time', async (t) => {
+  const shared = new PooledRunner({ threads: 1, jobsPerThread: 2, stallTimeoutMs: 5000 });
+  t.teardown(() => shared.close());
+  const outs = [join(dir, 'shared-a.json'), join(dir, 'shared-b.json')];
+  // 20 batches 30 ms apart: long enough for the second job to start while the first reads.
+  await Promise.all(outs.map((out) => shared.run(spec({ out }, 200, { delayMs: 30 }), ctx())));
+  type Written = { threadId: number; openedAt: number; committedAt: number };
+  const [a, b] = await Promise.all(outs.map(async (o) => JSON.parse(await readFile(o, 'utf8')) as Written));
+  t.is(a!.threadId, b!.threadId, 'one thread');
+  t.true(a!.openedAt < b!.committedAt && b!.openedAt < a!.committedAt, 'each opened before the other committed');
+});
+
+test('an idle thread keeps turning: what a job leaves running ends there, not in the next job', async (t) => {
+  const single = new PooledRunner({ threads: 1, stallTimeoutMs: 5000 });
+  t.teardown(() => single.close());
+  // A timer the job leaves behind fires while the thread has no job (an idle PostgreSQL pool closes so).
+  const later = join(dir, 'later.txt');
+  await single.run(spec({ afterCommit: { ms: 100, file: later } }, 5), ctx());
+  const deadline = Date.now() + 5000;
+  while (!existsSync(later) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.true(existsSync(later), "the job's timer ran while its thread was idle");
+  // An error thrown there ends that thread alone; the next job runs and succeeds.
+  await single.run(spec({ afterCommit: { ms: 50, fail: true } }, 5), ctx());
+  await new Promise((r) => setTimeout(r, 500));
+  const out = join(dir, 'after-late-error.json');
+  await single.run(spec({ out }, 5), ctx());
+  t.is((JSON.parse(await readFile(out, 'utf8')) as { rows: number }).rows, 5);
+});
+
+test.serial("a job's last resolved positions reach the service, every time", async (t) => {
+  // resolved() answers {} at open and the positions at the end: the last report is the one that counts.
+  for (let i = 0; i < 30; i++) {
+    let last: Record<string, string> | undefined;
+    await runner.run(spec({}, 3, { resolvedAtEnd: true, delayMs: 0 }), {
+      ...ctx(),
+      onResolved: (positions: Readonly<Record<string, string>>) => (last = { ...positions }),
+    });
+    t.deepEqual(last, { start: '0', stop: '3' }, `run ${i}`);
+  }
 });

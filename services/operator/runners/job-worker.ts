@@ -4,7 +4,7 @@
  * job's MessagePort: progress, resolved positions, and a beat every BEAT_MS so that the service sees a
  * plugin that blocks this thread's event loop. A `cancel` message aborts the job as CancelJob does.
  */
-import type { MessagePort } from 'node:worker_threads';
+import { type MessagePort, threadId } from 'node:worker_threads';
 import { ROOT_CONTEXT, context, propagation } from '@opentelemetry/api';
 import { pathToFileURL } from 'node:url';
 import {
@@ -39,9 +39,11 @@ export interface WorkerTask {
 }
 
 export type WorkerMessage =
+  /** First, before any plugin code runs: the job has a thread now, and which (the pool stops it by this id). */
+  | { readonly type: 'start'; readonly threadId: number }
   | { readonly type: 'beat' }
   | { readonly type: 'progress'; readonly seq: number; readonly progress: unknown }
-  | { readonly type: 'resolved'; readonly positions: Readonly<Record<string, string>> }
+  | { readonly type: 'resolved'; readonly seq: number; readonly positions: Readonly<Record<string, string>> }
   | { readonly type: 'hook'; readonly measurement: HookMeasurement }
   | {
       readonly type: 'log';
@@ -54,12 +56,12 @@ export type WorkerMessage =
  * What a job returns: why it failed, if it did (a SluiceError's class does not survive the thread
  * boundary), and its last progress and resolved positions. Those went over the job's port too, but
  * messages on two ports keep no order between them: the result can arrive before them, so it repeats
- * them (`seq` tells the service whether it has seen that progress).
+ * them (`seq` tells the service whether it has seen that progress or those positions).
  */
 export interface WorkerResult {
   readonly failed?: { readonly code?: string; readonly message: string; readonly details?: unknown };
   readonly progress?: { readonly seq: number; readonly progress: unknown };
-  readonly resolved?: Readonly<Record<string, string>>;
+  readonly resolved?: { readonly seq: number; readonly positions: Readonly<Record<string, string>> };
   /** The job's spans, when the service traces (see services/core/worker-spans.ts). */
   readonly spans?: readonly WorkerSpan[];
 }
@@ -90,13 +92,15 @@ export default async function runJob(task: WorkerTask): Promise<WorkerResult> {
 
 async function run(task: WorkerTask): Promise<WorkerResult> {
   const { port } = task;
+  // Before the plugins are loaded or called: a plugin that blocks this thread at once is seen as stalled.
+  port.postMessage({ type: 'start', threadId } satisfies WorkerMessage);
   const beat = setInterval(() => port.postMessage({ type: 'beat' } satisfies WorkerMessage), BEAT_MS);
   const controller = new AbortController();
   port.on('message', (m: { type?: string }) => {
     if (m?.type === 'cancel') controller.abort(new Error('the job was cancelled'));
   });
   let last: { seq: number; progress: unknown } | undefined;
-  let resolved: Readonly<Record<string, string>> | undefined;
+  let resolved: { seq: number; positions: Readonly<Record<string, string>> } | undefined;
   const tail = () => ({ ...(last ? { progress: last } : {}), ...(resolved ? { resolved } : {}) });
   try {
     const [source, sink] = await Promise.all([load(task.spec.source), load(task.spec.sink)]);
@@ -118,8 +122,8 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
           port.postMessage({ type: 'progress', ...last } satisfies WorkerMessage);
         },
         onResolved: (positions) => {
-          resolved = positions;
-          port.postMessage({ type: 'resolved', positions } satisfies WorkerMessage);
+          resolved = { seq: (resolved?.seq ?? 0) + 1, positions };
+          port.postMessage({ type: 'resolved', ...resolved } satisfies WorkerMessage);
         },
       },
     );

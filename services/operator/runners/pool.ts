@@ -102,30 +102,50 @@ export class PooledRunner implements Runner {
       maxThreads: threads,
       concurrentTasksPerWorker: options.jobsPerThread ?? 1,
       idleTimeout: 30_000,
+      // An idle thread's event loop keeps turning: its timers run (the PostgreSQL connections a thread keeps
+      // close after 10 s idle) and what a job left behind fails there, not in the thread's next job.
+      atomics: 'disabled',
       resourceLimits: {
         maxOldGenerationSizeMb: this.#maxHeapMb,
         ...(this.#maxYoungMb > 0 ? { maxYoungGenerationSizeMb: this.#maxYoungMb } : {}),
       },
     });
+    // A thread that fails with no job on it (something a finished job left running) is replaced by the pool.
+    this.#pool.on('error', (err: unknown) =>
+      this.#logger.error('a job thread failed between jobs; it is replaced', { err }),
+    );
+  }
+
+  /** Stops the thread (every job on it fails, and the pool starts another). */
+  #stopThread(threadId: number | undefined): void {
+    if (threadId === undefined) return;
+    void this.#pool.threads.find((w) => w.threadId === threadId)?.terminate();
   }
 
   async run(spec: JobSpec, ctx: RunContext): Promise<void> {
+    // Cancelled before it had a thread: nothing ran, nothing to roll back.
+    if (ctx.signal.aborted) throw ctx.signal.reason;
     const { port1, port2 } = new MessageChannel();
-    const stop = new AbortController();
     let stalled = false;
-    let started = false;
+    /** The job's thread, once it has one (a job may wait in the pool's queue first). */
+    let threadId: number | undefined;
     let lastBeat = Date.now();
     let progressSeen = 0;
-    let resolvedSeen = false;
+    let resolvedSeen = 0;
     const jobContext = context.active();
     port1.on('message', (m: WorkerMessage) => {
       lastBeat = Date.now();
-      if (m.type === 'progress') {
+      if (m.type === 'start') {
+        threadId = m.threadId;
+        // Cancelled while it waited for a thread: it stops at its first hook.
+        if (ctx.signal.aborted) port1.postMessage({ type: 'cancel' });
+      } else if (m.type === 'progress') {
         if (m.seq <= progressSeen) return;
         progressSeen = m.seq;
         ctx.onProgress(m.progress as JobProgress);
       } else if (m.type === 'resolved') {
-        resolvedSeen = true;
+        if (m.seq <= resolvedSeen) return;
+        resolvedSeen = m.seq;
         ctx.onResolved(m.positions);
       } else if (m.type === 'hook') {
         recordHookMeasurement(m.measurement);
@@ -134,23 +154,25 @@ export class PooledRunner implements Runner {
         context.with(jobContext, () => this.#logger[m.level](m.message, m.fields));
       }
     });
-    // Cancel: the worker aborts the job (the writer rolls back); a worker that does not end in time is stopped.
+    // Cancel: the worker aborts the job (the writer rolls back); a thread that does not end it in time is stopped.
+    // The pool gets no abort signal: piscina gives a job that has one a thread of its own, which would leave
+    // jobsPerThread at 1. Stopping the thread by its id does what that signal did.
+    let cancelTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {
       port1.postMessage({ type: 'cancel' });
-      setTimeout(() => stop.abort(ctx.signal.reason), this.#stallTimeoutMs).unref();
+      cancelTimer = setTimeout(() => this.#stopThread(threadId), this.#stallTimeoutMs).unref();
     };
     ctx.signal.addEventListener('abort', onAbort, { once: true });
     const watchdog = setInterval(
       () => {
-        // Beats start once the worker has loaded the job; until then the pool queue may hold it.
-        if (Date.now() - lastBeat > this.#stallTimeoutMs && started) {
+        // Beats start once the job has a thread; until then the pool's queue holds it.
+        if (threadId !== undefined && Date.now() - lastBeat > this.#stallTimeoutMs) {
           stalled = true;
-          stop.abort(new Error('stalled'));
+          this.#stopThread(threadId);
         }
       },
       Math.min(1000, this.#stallTimeoutMs / 4),
     );
-    port1.once('message', () => (started = true));
     // Empty unless the service traces (no propagator is set otherwise): then the worker traces too.
     const traceCarrier: Record<string, string> = {};
     propagation.inject(context.active(), traceCarrier);
@@ -165,17 +187,18 @@ export class PooledRunner implements Runner {
     };
     let result: WorkerResult | undefined;
     try {
-      result = (await this.#pool.run(task, { transferList: [port2], signal: stop.signal })) as WorkerResult | undefined;
+      result = (await this.#pool.run(task, { transferList: [port2] })) as WorkerResult | undefined;
     } catch (err) {
-      throw this.#threadFailure(spec, err, stalled, ctx.signal.aborted);
+      throw this.#threadFailure(spec, err, stalled, ctx.signal.aborted ? ctx.signal.reason : undefined);
     } finally {
       clearInterval(watchdog);
+      clearTimeout(cancelTimer);
       ctx.signal.removeEventListener('abort', onAbort);
       port1.close();
     }
     exportWorkerSpans(result?.spans);
     // The result may overtake the port's last messages (two channels keep no order): what they said, once.
-    if (result?.resolved && !resolvedSeen) ctx.onResolved(result.resolved);
+    if (result?.resolved && result.resolved.seq > resolvedSeen) ctx.onResolved(result.resolved.positions);
     if (result?.progress && result.progress.seq > progressSeen) ctx.onProgress(result.progress.progress as JobProgress);
     if (result?.failed) {
       const { code, message, details } = result.failed;
@@ -188,14 +211,15 @@ export class PooledRunner implements Runner {
   }
 
   /** Why a job's thread ended without an answer, in words a user can act on. */
-  #threadFailure(spec: JobSpec, err: unknown, stalled: boolean, cancelled: boolean): unknown {
+  #threadFailure(spec: JobSpec, err: unknown, stalled: boolean, cancelled: unknown): unknown {
     const plugins = `source '${spec.source.id}', sink '${spec.sink.id}'`;
     if (stalled)
       return failure(
         ERROR_CODES.PLUGIN_TIMEOUT,
         `job ${spec.job.jobId}: its worker's event loop was blocked for more than ${this.#stallTimeoutMs} ms (${plugins}); the worker was stopped`,
       );
-    if (cancelled) return err;
+    // Cancelled, and its thread stopped because the job did not end in time: the cancel is the outcome.
+    if (cancelled !== undefined) return cancelled;
     const code = (err as { code?: unknown })?.code;
     const text = err instanceof Error ? err.message : String(err);
     if (code === 'ERR_WORKER_OUT_OF_MEMORY')
