@@ -404,6 +404,37 @@ export class Instances {
   }
 
   /**
+   * Where the schedule itself has got to (ScheduleStore.scheduleProgress): its latest TIME instance due by
+   * `dueBy` with trigger SCHEDULE or CATCH_UP, and the starts of the TIME instances after it.
+   */
+  async scheduleProgress(
+    groupId: string,
+    dueBy: number,
+  ): Promise<{ last?: InstanceRecord; claimedAfter: { windowStart: number; state: InstanceState }[] }> {
+    const row = await this.db
+      .selectFrom('instances')
+      .select(COLUMNS)
+      .where('group_id', '=', groupId)
+      .where('boundary_type', '=', 'TIME')
+      .where('due_time', '<=', dueBy)
+      .where('trigger', 'in', ['SCHEDULE', 'CATCH_UP'])
+      .orderBy('window_start', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    let after = this.db
+      .selectFrom('instances')
+      .select(['window_start', 'state'])
+      .where('group_id', '=', groupId)
+      .where('boundary_type', '=', 'TIME');
+    if (row) after = after.where('window_start', '>', row.window_start);
+    const rows = await after.orderBy('window_start').execute();
+    return {
+      ...(row ? { last: this.toRecord(row) } : {}),
+      claimedAfter: rows.map((r) => ({ windowStart: Number(r.window_start), state: r.state as InstanceState })),
+    };
+  }
+
+  /**
    * {@link last} for several groups in one query (one correlated index probe each): answers, in the
    * order given, each group's TIME instance with the greatest windowStart due by its `dueBy`.
    */

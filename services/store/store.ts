@@ -185,6 +185,13 @@ export class SqlStore implements ScheduleStore, OperatorStore {
     });
   }
 
+  scheduleProgress(
+    groupId: string,
+    dueBy: number,
+  ): Promise<{ last?: InstanceRecord; claimedAfter: { windowStart: number; state: InstanceState }[] }> {
+    return this.run('schedule progress', () => this.instances.scheduleProgress(groupId, dueBy));
+  }
+
   overlappingInstances(groupId: string, lower: number, upper: number, exceptId: string): Promise<InstanceRecord[]> {
     return this.run('overlapping instances', () => this.instances.overlapping(groupId, lower, upper, exceptId));
   }

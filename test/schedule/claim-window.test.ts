@@ -305,7 +305,8 @@ for (const backend of backends) {
       'windows submitted from outside are not missing',
     );
 
-    // selfDepend 1: a failed external window holds the next scheduled one back.
+    // selfDepend 1: the schedule runs its windows before the external one, one by one; then the failed
+    // external window holds the next scheduled one back.
     await a.service.register(info('chain', { scheduleEngine: 'None', selfDepend: 1 }));
     a.dispatcher.outcome = async () => ({ succeeded: false, error: 'boom' });
     const failed = await a.service.claimWindow(time('chain', 4));
@@ -313,10 +314,21 @@ for (const backend of backends) {
     t.is((await a.service.listInstances({ groupId: 'chain', limit: 10 }))[0]?.instanceId, failed.instance.instanceId);
     a.dispatcher.outcome = async () => ({ succeeded: true });
     await advance(clock, T0 + 6 * HOUR, a.service);
+    const fired: number[] = [];
+    for (let k = 0; k < 4; k++) {
+      const res = await a.service.fireDue('chain', 0);
+      await a.service.idle();
+      fired.push(...res.instances.map((i) => (i.windowStart - T0) / HOUR));
+    }
+    t.deepEqual(fired, [0, 1, 2, 3], 'the windows before the external one, each after the previous succeeded');
     const next = await a.service.fireDue('chain', 0);
     t.deepEqual(
       next.instances.map((i) => [(i.windowStart - T0) / HOUR, i.state]),
       [[4, 'FAILED']],
+    );
+    t.false(
+      a.dispatcher.submitted.some((s) => s.groupId === 'chain' && Number(s.lowerBound) === T0 + 5 * HOUR),
+      'window 5 waits',
     );
   });
 }

@@ -67,6 +67,54 @@ for (const backend of backends) {
   );
 
   backend.declare(
+    `${backend.name}: a window run ahead of the schedule by hand does not move it past the windows before`,
+    async (t) => {
+      const open = await backend.setup(t);
+      const clock = new ManualClock(T0 + 10 * HOUR + 30_000);
+      const a = await replica(open, clock, 'a');
+      t.teardown(() => a.service.stop());
+      await a.service.register(info('ahead', { scheduleEngine: 'None' }));
+      const fired = () => a.dispatcher.submitted.map((s) => (Number(s.lowerBound) - T0) / HOUR);
+
+      // The schedule has fired windows 0-2; then windows 7 and 9 are run by hand (TriggerWindow).
+      await a.service.fireDueChecked('ahead', T0 + 3 * HOUR);
+      await a.service.trigger('ahead', T0 + 7 * HOUR, false);
+      await a.service.trigger('ahead', T0 + 9 * HOUR, false);
+      await a.service.idle();
+      t.deepEqual(fired(), [0, 1, 2, 7, 9]);
+
+      // The schedule goes on from window 3: every window due fires once, 7 and 9 are not run again.
+      const res = await a.service.fireDueChecked('ahead', 0);
+      await a.service.idle();
+      t.deepEqual(
+        fired().sort((x, y) => x - y),
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+      );
+      t.deepEqual(
+        res.instances.map((i) => (i.windowStart - T0) / HOUR),
+        [3, 4, 5, 6, 8],
+      );
+      t.is(res.nextDueTime, T0 + 11 * HOUR);
+
+      // Once caught up, the next window fires when due, and a retry of the tick fires nothing.
+      await clock.advanceTo(T0 + 11 * HOUR);
+      await a.service.fireDueChecked('ahead', 0);
+      await a.service.fireDueChecked('ahead', 0);
+      await a.service.idle();
+      t.deepEqual(fired().slice(-1), [10]);
+      t.is(fired().length, 11);
+      // A window of the schedule re-run by hand (its row's trigger is MANUAL now) is not fired again either.
+      await a.service.trigger('ahead', T0 + 10 * HOUR, true);
+      await a.service.idle();
+      await a.service.fireDueChecked('ahead', 0);
+      await a.service.idle();
+      t.is(fired().length, 12, 'the re-run only');
+      const rows = await a.service.listInstances({ groupId: 'ahead', limit: 100 });
+      t.is(rows.length, 11, 'one ledger row per window');
+    },
+  );
+
+  backend.declare(
     `${backend.name}: windows due at one instant are each claimed DISPATCHED, together, before their dispatch; a refused one ends FAILED`,
     async (t) => {
       const open = await backend.setup(t);

@@ -168,6 +168,19 @@ export interface ScheduleStore {
   schedulesWithLast(
     queries: readonly { readonly groupId: string; readonly dueBy?: number }[],
   ): Promise<{ schedule?: ScheduleRecord; last?: InstanceRecord }[]>;
+  /**
+   * Where the schedule itself has got to, when the group's latest row is not its own (a window run ahead by
+   * TriggerWindow, Backfill or an external submission, or one it fired re-run by hand): its latest TIME
+   * instance due by `dueBy` with trigger SCHEDULE or CATCH_UP, and the window start and state of every TIME
+   * instance after that one, in window order.
+   */
+  scheduleProgress(
+    groupId: string,
+    dueBy: number,
+  ): Promise<{
+    last?: InstanceRecord;
+    claimedAfter: readonly { readonly windowStart: number; readonly state: InstanceState }[];
+  }>;
   /** Up to 10 TIME instances of the group, not SKIPPED and other than `exceptId`, whose windows meet [lower, upper). */
   overlappingInstances(groupId: string, lower: number, upper: number, exceptId: string): Promise<InstanceRecord[]>;
   /** Deletes a SCHEDULED instance never dispatched (a claim given up); true when this call deleted it. */

@@ -1,4 +1,4 @@
-import type { InstanceRecord, InstanceTrigger } from './model.js';
+import type { InstanceRecord, InstanceState, InstanceTrigger } from './model.js';
 import { type Window, type WindowSpec, windowsAfter } from './windows.js';
 
 export interface FiringRules {
@@ -15,8 +15,16 @@ export interface FiringRules {
 export interface PlanInput {
   readonly rules: FiringRules;
   readonly now: number;
-  /** The group's instance with the greatest window start: the ledger's watermark. */
+  /**
+   * The group's latest window the schedule itself fired or skipped (trigger SCHEDULE or CATCH_UP): the
+   * watermark. A window run ahead of it (TriggerWindow, Backfill, an external submission) does not move it.
+   */
   readonly last?: InstanceRecord;
+  /**
+   * The windows after `last` that have a row already (run ahead of the schedule), by start, in order, with
+   * their states: not fired again; under selfDepend 1 the one just before the next window counts as its previous.
+   */
+  readonly claimed?: ReadonlyMap<number, InstanceState>;
   /** Instances of the group that are scheduled, dispatched or running. */
   readonly active: number;
   /** How late a window may fire and still count as on time rather than missed. */
@@ -88,6 +96,7 @@ export function planDue(input: PlanInput): Plan {
 
   for (const w of windowsAfter(spec, watermark)) {
     if (w.start < watermark) continue; // an update moved the edges: never re-read a fired slice
+    if (input.claimed?.has(w.start)) continue; // run already, ahead of the schedule
     const p = plan(w);
     if (p.dueTime > now) {
       nextDueTime = p.dueTime;
@@ -114,7 +123,15 @@ export function planDue(input: PlanInput): Plan {
 
   let fire: PlannedWindow[];
   if (rules.selfDepend === 1) {
-    const blocked = active > 0 || (last !== undefined && last.state !== 'SUCCEEDED' && last.state !== 'SKIPPED');
+    // The previous window: the schedule's last, or a window run ahead of it just before the next one.
+    let previous = last?.state;
+    const next = due[0];
+    if (next && input.claimed)
+      for (const [start, state] of input.claimed) {
+        if (start >= next.start) break;
+        previous = state;
+      }
+    const blocked = active > 0 || (previous !== undefined && previous !== 'SUCCEEDED' && previous !== 'SKIPPED');
     fire = blocked ? [] : due.slice(0, 1);
   } else if (rules.selfDepend === 2) {
     fire = due.slice(0, Math.max(0, rules.parallelism - active));

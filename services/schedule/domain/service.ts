@@ -77,6 +77,8 @@ const mayPass = (err: unknown) => isSluiceError(err) && err.code === ERROR_CODES
 export const MAX_AS_OF_AHEAD_MS = 5000;
 /** Windows one FireDue claims and dispatches at most; more due ones are left to the next call (nextDueTime = now). */
 export const FIRE_BATCH = 100;
+/** Triggers of the windows the schedule fires or skips itself: only these move its watermark. */
+const SCHEDULE_TRIGGERS: readonly InstanceTrigger[] = ['SCHEDULE', 'CATCH_UP'];
 /**
  * Windows one ledger write claims at most: the claims asked for in one turn (many schedules due at one instant)
  * are written together, up to this many (the store takes up to 500 a statement).
@@ -908,7 +910,7 @@ export class ScheduleService {
         continue;
       }
       try {
-        const plan = await this.#plan(groupId, s, asOf, lasts[index], firstOfNew);
+        const plan = await this.#plan(groupId, s, asOf, await this.#progress(groupId, asOf, lasts[index]), firstOfNew);
         planned.push({ index, plan, rows: plan.fire.length });
       } catch (err) {
         if (groupIds.length === 1) throw err;
@@ -960,12 +962,28 @@ export class ScheduleService {
     );
   }
 
+  /**
+   * The schedule's own watermark, and the windows after it that have a row already. Read apart only when the
+   * group's latest row is not the schedule's own (a window run ahead of it, or one it fired re-run by hand):
+   * otherwise that row is the watermark and nothing comes after it.
+   */
+  async #progress(
+    groupId: string,
+    asOf: number,
+    latest: InstanceRecord | undefined,
+  ): Promise<{ last?: InstanceRecord; claimed?: ReadonlyMap<number, InstanceState> }> {
+    if (!latest) return {};
+    if (SCHEDULE_TRIGGERS.includes(latest.trigger)) return { last: latest };
+    const { last, claimedAfter } = await this.#o.store.scheduleProgress(groupId, asOf);
+    return { ...(last ? { last } : {}), claimed: new Map(claimedAfter.map((c) => [c.windowStart, c.state])) };
+  }
+
   /** The group's due windows at `asOf` under its rules; records what the catch-up policy skips. */
   async #plan(
     groupId: string,
     s: ScheduleRecord,
     asOf: number,
-    last: InstanceRecord | undefined,
+    { last, claimed }: { last?: InstanceRecord; claimed?: ReadonlyMap<number, InstanceState> },
     firstOfNew: boolean,
   ): Promise<Plan> {
     const rules = firingRules(s.info);
@@ -986,6 +1004,7 @@ export class ScheduleService {
       graceMs: this.#graceMs,
       maxFire: FIRE_BATCH,
       ...(last ? { last } : {}),
+      ...(claimed ? { claimed } : {}),
     });
     if (plan.waiting) this.#waiting.add(groupId);
     else this.#waiting.delete(groupId);
