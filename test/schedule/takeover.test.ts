@@ -37,14 +37,21 @@ test.afterEach.always(async (t) => {
   await rm(t.context.dir, { recursive: true, force: true });
 });
 
-/** A DISPATCHED row owned by a replica that died, with the job ids it had sent (none: it died before the call). */
-const leftBehind = (instanceId: string, jobIds: string[]): InstanceRecord => ({
+/**
+ * A DISPATCHED (or SCHEDULED) row owned by a replica that died, with the job ids it had sent (none: it died
+ * before the call).
+ */
+const leftBehind = (
+  instanceId: string,
+  jobIds: string[],
+  state: 'DISPATCHED' | 'SCHEDULED' = 'DISPATCHED',
+): InstanceRecord => ({
   instanceId,
   groupId: 'g-1',
   windowStart: T0,
   windowEnd: T0 + 1000,
   dueTime: T0 + 1000,
-  state: 'DISPATCHED',
+  state,
   trigger: 'SCHEDULE',
   jobIds,
   attempt: 1,
@@ -121,29 +128,31 @@ test('a dispatched window left by a dead replica is re-submitted and followed by
   t.is((await store.getInstanceById('orphan-1'))!.state, 'SUCCEEDED');
 });
 
-for (const [name, error, expected] of [
+for (const [name, error, outcome] of [
   [
     'an operator out of reach (UNAVAILABLE) leaves the window for a later take-over',
     new SluiceError(ERROR_CODES.UNAVAILABLE, '14 UNAVAILABLE: No connection established'),
-    'DISPATCHED',
+    'left',
   ],
   ['a refusal fails the window, naming why', new Error('13 INTERNAL: the operator refused it'), 'FAILED'],
 ] as const) {
-  test(`taken over with no job ids, a dispatch that fails: ${name}`, async (t) => {
-    const { store } = t.context;
-    const clock = new ManualClock(T0 + 60_000);
-    // No job ids: the replica died between its claim and the dispatch call.
-    await store.claimInstance(leftBehind('unsent-1', []));
-    const dispatcher = new FakeDispatcher(clock);
-    let calls = 0;
-    dispatcher.failSubmit = () => (calls++, error);
-    await replica(t, clock, dispatcher, 'r1').start();
-    for (let i = 0; i < 200 && calls === 0; i++) await sleep(10);
-    await sleep(50);
-    t.true(calls >= 1, 'the survivor tried to submit it');
-    const row = (await store.getInstanceById('unsent-1'))!;
-    t.is(row.state, expected);
-    if (expected === 'FAILED') t.is(row.error, error.message);
-    else t.is(row.error, undefined, 'no error written for a window that may still get through');
-  });
+  for (const state of ['DISPATCHED', 'SCHEDULED'] as const)
+    test(`taken over ${state} with no job ids, a dispatch that fails: ${name}`, async (t) => {
+      const { store } = t.context;
+      const clock = new ManualClock(T0 + 60_000);
+      const expected = outcome === 'left' ? state : 'FAILED';
+      // No job ids: the replica died between its claim and the dispatch call.
+      await store.claimInstance(leftBehind('unsent-1', [], state));
+      const dispatcher = new FakeDispatcher(clock);
+      let calls = 0;
+      dispatcher.failSubmit = () => (calls++, error);
+      await replica(t, clock, dispatcher, 'r1').start();
+      for (let i = 0; i < 200 && calls === 0; i++) await sleep(10);
+      await sleep(50);
+      t.true(calls >= 1, 'the survivor tried to submit it');
+      const row = (await store.getInstanceById('unsent-1'))!;
+      t.is(row.state, expected);
+      if (expected === 'FAILED') t.is(row.error, error.message);
+      else t.is(row.error, undefined, 'no error written for a window that may still get through');
+    });
 }

@@ -1476,10 +1476,12 @@ export class ScheduleService {
       onDispatched(err instanceof Error ? err : new Error(String(err)));
       const message = err instanceof Error ? err.message : String(err);
       this.#o.logger.error('dispatch failed', { groupId: instance.groupId, windowStart: instance.windowStart, err });
-      // A row with no job ids yet ends here: claimed (SCHEDULED, or DISPATCHED before the call) with no jobs known.
-      // A DISPATCHED one taken over may have jobs the operator could not be asked about now (the call did not get
-      // through): it is left for the next take-over. Rows with job ids are too, as they always were.
-      const ends = instance.jobIds.length === 0 && (instance.state === 'SCHEDULED' || !mayPass(err));
+      // A row with no job ids yet (SCHEDULED, or claimed DISPATCHED before the call) ends here when the operator
+      // refused it. One the call may have reached (UNAVAILABLE: a timeout after the operator made the jobs) is
+      // left for the next take-over, which submits the same run id and gets those jobs, SCHEDULED or DISPATCHED
+      // alike: ended FAILED, its jobs would run unfollowed and a re-run would run the window twice. Rows with
+      // job ids are left too, as they always were.
+      const ends = instance.jobIds.length === 0 && !mayPass(err);
       if (ends) {
         await this.#update(
           instance.instanceId,
