@@ -85,3 +85,45 @@ test('selfDepend 1: a window run ahead just before the next one is its previous'
   // A failed window further ahead (7) does not hold back 3, whose previous is the schedule's 2.
   t.deepEqual(hours(planDue({ ...base, rules, claimed: claimed([[7, 'FAILED']]) })), [3]);
 });
+
+test('the catch-up policy leaves windows on time alone: LATEST and a short ALL window fire them all', (t) => {
+  // Ten-second windows; the schedule fired the one ending at T0 and is asked again 25 s later: the window due
+  // at T0 + 10 s is 15 s late and the one due at T0 + 20 s 5 s late, both within the 60 s grace.
+  const tenSeconds = { scheduleUnit: 'S', scheduleInterval: 10, startTime: T0 - 10_000 } as const;
+  const last = { ...row(0), windowStart: T0 - 10_000, windowEnd: T0, dueTime: T0 };
+  const now = T0 + 25_000;
+  for (const catchUp of [
+    { mode: 'LATEST', windowMs: 0 },
+    { mode: 'ALL', windowMs: 10_000 },
+    { mode: 'NONE', windowMs: 0 },
+  ] as const) {
+    const plan = planDue({
+      rules: firingRules(info('g', { ...tenSeconds, catchUp })),
+      now,
+      active: 0,
+      graceMs: 60_000,
+      last,
+    });
+    t.deepEqual(
+      plan.fire.map((w) => (w.start - T0) / 1000),
+      [0, 10],
+      catchUp.mode,
+    );
+    t.is(plan.skippedCount, 0, catchUp.mode);
+  }
+  // Missed windows (more than 60 s late) still go by the policy: LATEST keeps the newest of them only when no
+  // window is on time, and skips them all when one is.
+  const late = planDue({
+    rules: firingRules(info('g', { ...tenSeconds, catchUp: { mode: 'LATEST', windowMs: 0 } })),
+    now: T0 + 95_000,
+    active: 0,
+    graceMs: 60_000,
+    last,
+  });
+  t.deepEqual(
+    late.fire.map((w) => (w.start - T0) / 1000),
+    [30, 40, 50, 60, 70, 80],
+    'the windows due 40-90 s after T0 are on time at T0 + 95 s; those due at 10, 20 and 30 s are missed',
+  );
+  t.is(late.skippedCount, 3);
+});

@@ -80,10 +80,11 @@ export function planDue(input: PlanInput): Plan {
   // Windows whose due time is before `keepFrom` are missed and left out by the policy; find the first
   // window worth looking at without walking every window of a long downtime.
   const onTimeFrom = now - graceMs;
+  // The policy is for missed windows only: a window on time fires whatever catch_up.window_ms says.
   const keepFrom =
     rules.catchUp.mode === 'ALL'
       ? rules.catchUp.windowMs > 0
-        ? now - rules.catchUp.windowMs
+        ? Math.min(now - rules.catchUp.windowMs, onTimeFrom)
         : Number.NEGATIVE_INFINITY
       : rules.catchUp.mode === 'NONE'
         ? onTimeFrom
@@ -115,7 +116,9 @@ export function planDue(input: PlanInput): Plan {
     due.push(p);
   }
   if (rules.catchUp.mode === 'LATEST' && due.length > 1) {
-    const older = due.splice(0, due.length - 1);
+    // Missed windows give way to the newest due one; windows on time all fire.
+    const firstOnTime = due.findIndex((p) => p.dueTime >= onTimeFrom);
+    const older = due.splice(0, firstOnTime === -1 ? due.length - 1 : firstOnTime);
     skippedCount += older.length;
     skipped.push(...older.slice(-MAX_SKIP_ROWS));
     skipped.splice(0, Math.max(0, skipped.length - MAX_SKIP_ROWS));
