@@ -153,3 +153,13 @@ test('a submission the operator refuses rejects at once as it came, not as UNAVA
   t.is((err as unknown as { code: status }).code, status.INVALID_ARGUMENT);
   t.is(t.context.submits, 1);
 });
+
+test('a submission whose signal has aborted (the service stopping) sends nothing', async (t) => {
+  const dispatcher = new GrpcDispatcher({ address: t.context.address, logger: silentLogger });
+  t.teardown(() => dispatcher.close());
+  const stopping = new AbortController();
+  const reason = new Error('the schedule service is stopping');
+  stopping.abort(reason);
+  t.is(await t.throwsAsync(dispatcher.submit(window, stopping.signal)), reason);
+  t.is(t.context.submits, 0);
+});

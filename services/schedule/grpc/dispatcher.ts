@@ -91,6 +91,8 @@ export class GrpcDispatcher implements Dispatcher {
   async submit(request: Parameters<Dispatcher['submit']>[0], signal?: AbortSignal): Promise<readonly string[]> {
     let backoff = this.#o.initialBackoffMs;
     for (let attempt = 1; ; attempt++) {
+      // Stopped before (or between) the calls: nothing is sent; the row is taken up again at the next start.
+      if (signal?.aborted) throw signal.reason;
       try {
         const res = await new Promise<{ jobs: Job[] }>((resolve, reject) => {
           this.#client.submitOfflineJob(
