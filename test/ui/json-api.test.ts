@@ -97,6 +97,36 @@ test('the dashboard files are served from ui/ only, with a strict content policy
   }
 });
 
+test('with InLong users alone (no bearer tokens) a bearer token opens neither FireDue nor InLong path', async (t) => {
+  const inlongOnly = await startTestSluice({
+    SLUICE_CALLBACK_INLONG_USERS: 'admin:inlong-password-0123',
+    SLUICE_HTTP_ADDR: '127.0.0.1:0',
+  });
+  try {
+    const base = `http://127.0.0.1:${inlongOnly.sluice.callbackPort}`;
+    const post = (path: string, authorization: string) =>
+      fetch(`${base}${path}`, {
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/json' },
+        body: '{}',
+      });
+    for (const path of ['/sluice/v1/groups/g1/fire-due', '/inlong/manager/api/group/submitOfflineJob']) {
+      const res = await post(path, 'Bearer anything-at-all');
+      t.is(res.status, 401, path);
+      await res.body?.cancel();
+    }
+    // The InLong user still gets in on InLong's path (the request is then checked: an empty one is refused).
+    const inlong = await post(
+      '/inlong/manager/api/group/submitOfflineJob',
+      'Basic YWRtaW46aW5sb25nLXBhc3N3b3JkLTAxMjM=',
+    );
+    t.not(inlong.status, 401);
+    await inlong.body?.cancel();
+  } finally {
+    await inlongOnly.close();
+  }
+});
+
 test('with InLong users alone (no bearer tokens) the JSON API stays closed', async (t) => {
   const inlongOnly = await startTestSluice({
     SLUICE_CALLBACK_INLONG_USERS: 'admin:inlong-password-0123',

@@ -186,8 +186,9 @@ export function createCallbackServer(options: CallbackOptions): Server {
       return fail(res, 405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed; use POST`);
     }
     // A bearer token goes through the one check every entry point shares (roles included); InLong users
-    // are checked on InLong's path only.
-    const bearerSent = /^Bearer /i.test(req.headers.authorization ?? '');
+    // are checked on InLong's path only. With no bearer tokens set (InLong users alone) that check lets
+    // everyone through, so a bearer token then counts for nothing.
+    const bearerSent = /^Bearer /i.test(req.headers.authorization ?? '') && options.auth?.enabled === true;
     if (bearerSent && options.auth) {
       try {
         options.auth.authorize('operator', req.headers.authorization);
