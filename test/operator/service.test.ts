@@ -1,7 +1,7 @@
 import anyTest, { type TestFn } from 'ava';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { JobRecord } from '../../services/operator/domain/model.js';
+import type { JobRecord, OperatorStore } from '../../services/operator/domain/model.js';
 import { type OperatorRig, datagenToFile, jobWhen, operatorRig, schedule } from '../helpers/operator.js';
 
 declare global {
@@ -244,6 +244,42 @@ test('a failed attempt aborts the sink and is retried per the policy; a precondi
   t.is(failed.state, 'FAILED');
   t.is(failed.attempt, 1);
   t.regex(failed.error, /read-only/);
+});
+
+test('a job whose SUCCEEDED write fails once is written again, not run again', async (t) => {
+  const { rig } = t.context;
+  const store = rig.store as { updateJob: OperatorStore['updateJob'] };
+  const original = store.updateJob.bind(store);
+  let failed = 0;
+  store.updateJob = async (jobId, patch, ...rest) => {
+    if (patch.state === 'SUCCEEDED' && failed++ === 0) throw new Error('connection reset by the store');
+    return original(jobId, patch, ...rest);
+  };
+  t.teardown(() => {
+    store.updateJob = original;
+  });
+  await rig.service.createGroup({
+    ...datagenToFile('g-write-once', rig.dir),
+    streams: [
+      {
+        streamId: 's1',
+        source: { connectorId: 'slow-source', options: { delayMs: 0 } },
+        sink: { connectorId: 'flaky-sink', options: {} },
+        fields: [],
+      },
+    ],
+    retry: { maxAttempts: 3, initialBackoffMs: 10 },
+  });
+  await rig.service.approveGroup('g-write-once', 0);
+  const { jobs } = await rig.service.submitOfflineJob(
+    { groupId: 'g-write-once', boundaryType: 'OFFSET', lowerBound: '0', upperBound: '25', instanceId: '' },
+    false,
+  );
+  const job = await finished(rig, jobs[0]!.jobId);
+  t.is(job.state, 'SUCCEEDED');
+  t.is(job.attempt, 1, 'one run');
+  t.is(globalThis.__flakySink!.attempts.get('g-write-once/s1/0-25'), 1, 'the sink was opened once');
+  t.is(failed, 2, 'the write was tried twice');
 });
 
 test('cancel stops a running job, aborts its sink and records CANCELLED; watch sees every change', async (t) => {

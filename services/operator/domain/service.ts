@@ -857,8 +857,6 @@ export class OperatorService {
         },
       );
       await lastWrite;
-      await this.#update(jobId, { state: 'SUCCEEDED', progress, finishedAt: this.#now() }, ['RUNNING']);
-      return 'SUCCEEDED';
     } catch (err) {
       await lastWrite;
       const message = scrubSecrets(err instanceof Error ? err.message : String(err), secrets);
@@ -897,8 +895,33 @@ export class OperatorService {
       await this.#update(jobId, { state: 'FAILED', error: message, progress, finishedAt: this.#now() }, ['RUNNING']);
       return 'FAILED';
     }
+    // The sink has committed: from here a failed write is retried as a write, never as another run of the job.
+    return this.#recordSucceeded(jobId, progress);
+  }
+
+  /**
+   * Writes SUCCEEDED for a job whose sink committed, trying again on a store error (SUCCEEDED_WRITE_ATTEMPTS
+   * times, backing off). Still failing, the job is left RUNNING: its lease runs out and a take-over decides.
+   */
+  async #recordSucceeded(jobId: string, progress: JobProgress): Promise<'SUCCEEDED' | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#update(jobId, { state: 'SUCCEEDED', progress, finishedAt: this.#now() }, ['RUNNING']);
+        return 'SUCCEEDED';
+      } catch (err) {
+        if (attempt >= SUCCEEDED_WRITE_ATTEMPTS || this.#stopped) {
+          this.#o.logger.error('job succeeded but its state could not be written; left RUNNING', { jobId, err });
+          return undefined;
+        }
+        this.#o.logger.warn('job succeeded; writing its state failed, trying again', { jobId, attempt, err });
+        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** (attempt - 1)).unref());
+      }
+    }
   }
 }
+
+/** Writes of a committed job's SUCCEEDED state before it is left to a take-over (about 3 s of backoff). */
+const SUCCEEDED_WRITE_ATTEMPTS = 6;
 
 /** The trace id of the run in progress (its 'job run' span), when tracing records it; links the dashboard to it. */
 function runTrace(): { traceId?: string } {
