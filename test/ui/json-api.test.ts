@@ -82,6 +82,42 @@ test('unknown query parameters, wrong methods and bad bodies are refused naming 
   t.is(unknown.status, 404);
 });
 
+test('fields of the wrong type and malformed paths are 400 naming them, never a 500', async (t) => {
+  for (const [path, body, field, received] of [
+    ['/sluice/v1/groups/g/trigger', { windowStart: 'abc' }, 'windowStart', '"abc"'],
+    ['/sluice/v1/groups/g/trigger', { windowStart: {} }, 'windowStart', '{}'],
+    // proto3 JSON takes a boolean only: "false" would have been read as true, a re-run.
+    ['/sluice/v1/groups/g/trigger', { windowStart: 0, rerun: 'false' }, 'rerun', '"false"'],
+    ['/sluice/v1/groups/g/backfill', { maxParallel: 'x' }, 'maxParallel', '"x"'],
+  ] as const) {
+    const res = await request(path, { token: ADMIN, body });
+    t.is(res.status, 400, `${path} ${JSON.stringify(body)}`);
+    t.like(res.json, { code: 'INVALID_ARGUMENT' });
+    t.regex(String(res.json.errMsg), new RegExp(`^${field}: expected`));
+    t.deepEqual((res.json.fieldErrors as { path: string; received: string }[])[0], {
+      path: field,
+      expected: field === 'rerun' ? 'true or false' : 'a number',
+      received,
+    });
+  }
+  const page = await request('/sluice/v1/groups?pageSize=abc', { token: ADMIN });
+  t.is(page.status, 400);
+  t.regex(String(page.json.errMsg), /^pageSize: expected a number/);
+  // A numeric string is a number in proto3 JSON (int64 values come as strings).
+  const numeric = await request('/sluice/v1/groups?pageSize=5', { token: ADMIN });
+  t.is(numeric.status, 200);
+  for (const [path, method] of [
+    ['/sluice/v1/groups/%E0%A4%A', 'GET'],
+    ['/sluice/v1/groups/%E0%A4%A/fire-due', 'POST'],
+  ] as const) {
+    const res = await request(path, { token: ADMIN, method, ...(method === 'POST' ? { body: {} } : {}) });
+    t.is(res.status, 400, path);
+    t.regex(String(res.json.errMsg), /path: expected a path whose %-escapes are UTF-8/);
+  }
+  // Before any credential is checked too: no 500 for an anonymous caller.
+  t.is((await request('/sluice/v1/groups/%E0%A4%A')).status, 400);
+});
+
 test('the dashboard files are served from ui/ only, with a strict content policy', async (t) => {
   for (const path of ['/ui', '/ui/']) {
     const page = await fetch(base + path);

@@ -1,3 +1,4 @@
+import { invalidArgument } from 'sluice/sdk';
 import {
   CancelJobRequest,
   CancelJobResponse,
@@ -162,7 +163,7 @@ export function matchRoute(
       const p = parts[i]!;
       if (w.startsWith('{')) {
         if (p === '') ok = false;
-        else params[w.slice(1, -1)] = decodeURIComponent(p);
+        else params[w.slice(1, -1)] = decodePathPart(p);
       } else ok = w === p;
     }
     if (!ok) continue;
@@ -170,4 +171,16 @@ export function matchRoute(
     else found = { routes: [route], params };
   }
   return found;
+}
+
+/**
+ * A path segment as text; a malformed percent-encoding (`%E0%A4%A`) is INVALID_ARGUMENT naming it, not a
+ * URIError that ends as a 500.
+ */
+export function decodePathPart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw invalidArgument('path', 'a path whose %-escapes are UTF-8', part);
+  }
 }

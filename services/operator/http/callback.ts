@@ -9,6 +9,7 @@ import type { OperatorService, SchedulePort } from '../domain/service.js';
 import { type CallbackCredentials, authenticate, principalName } from './inlong-auth.js';
 import { decodeSubmit, normalizePath } from './inlong-request.js';
 import { InstanceState } from '../../../proto/gen/sluice/schedule/v1/schedule.js';
+import { decodePathPart } from './api-routes.js';
 import { createJsonApi, type ApiTargets } from './json-api.js';
 import { serveUi, UI_PREFIX } from './static-ui.js';
 import { UI_DIR } from '../../core/paths.js';
@@ -225,7 +226,7 @@ export function createCallbackServer(options: CallbackOptions): Server {
     }
     if (text === undefined) return fail(res, 413, 'INVALID_ARGUMENT', `the body is larger than ${MAX_BODY} bytes`);
     try {
-      if (fireDue) return await handleFireDue(res, decodeURIComponent(fireDue[1]!), text);
+      if (fireDue) return await handleFireDue(res, decodePathPart(fireDue[1]!), text);
       const request = decodeSubmit(
         parseJson(text, 'a JSON object {groupId, boundaryType, lowerBoundary, upperBoundary}'),
       );

@@ -80,7 +80,17 @@ export function createJsonApi(options: JsonApiOptions) {
       send(res, 200, { traceUrlTemplate: options.traceUrlTemplate ?? '' });
       return true;
     }
-    const match = matchRoute(path);
+    let match: ReturnType<typeof matchRoute>;
+    try {
+      match = matchRoute(path);
+    } catch (err) {
+      if (!isSluiceError(err)) throw err;
+      req.resume();
+      fail(res, 400, err.code, err.message, [
+        { path: err.details.field, expected: err.details.expected, received: err.details.received },
+      ]);
+      return true;
+    }
     if (!match) return false;
     const route = match.routes.find((r) => r.method === req.method);
     if (!route) {
@@ -114,6 +124,13 @@ export function createJsonApi(options: JsonApiOptions) {
     }
     const client = clientFor(target.address, target.security);
     const request = route.rpc.fromJSON(fields);
+    const mistyped = mistypedField(fields, request);
+    if (mistyped) {
+      fail(res, 400, 'INVALID_ARGUMENT', `${mistyped.path}: expected ${mistyped.expected}, got ${mistyped.received}`, [
+        mistyped,
+      ]);
+      return true;
+    }
     try {
       const answer = await new Promise<unknown>((resolve, reject) =>
         client.makeUnaryRequest(
@@ -173,6 +190,27 @@ export function createJsonApi(options: JsonApiOptions) {
 }
 
 /** The request's fields: the route's query parameters (lists split at commas), and for POST the JSON body. */
+/**
+ * A top-level field whose JSON value does not fit the message's field: proto3 JSON reads a number from a
+ * number or a numeric string and a boolean from a boolean only, where the generated fromJSON would make NaN
+ * of "abc" (the call then failed inside the serializer) and true of "false".
+ */
+function mistypedField(
+  fields: Record<string, unknown>,
+  request: unknown,
+): { path: string; expected: string; received: string } | undefined {
+  const message = request as Record<string, unknown>;
+  for (const [key, value] of Object.entries(fields)) {
+    const read = message[key];
+    if (typeof read === 'boolean' && typeof value !== 'boolean')
+      return { path: key, expected: 'true or false', received: JSON.stringify(value) };
+    const numeric = typeof value === 'number' || (typeof value === 'string' && /^-?\d+(\.\d+)?$/.test(value.trim()));
+    if (typeof read === 'number' && (!numeric || !Number.isFinite(read)))
+      return { path: key, expected: 'a number', received: JSON.stringify(value) };
+  }
+  return undefined;
+}
+
 async function requestFields(
   req: IncomingMessage,
   route: ApiRoute,
