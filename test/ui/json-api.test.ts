@@ -89,6 +89,7 @@ test('fields of the wrong type and malformed paths are 400 naming them, never a 
     // proto3 JSON takes a boolean only: "false" would have been read as true, a re-run.
     ['/sluice/v1/groups/g/trigger', { windowStart: 0, rerun: 'false' }, 'rerun', '"false"'],
     ['/sluice/v1/groups/g/backfill', { maxParallel: 'x' }, 'maxParallel', '"x"'],
+    ['/sluice/v1/groups/g/backfill', { mode: 'BACKFILL_MODE_SOME' }, 'mode', '"BACKFILL_MODE_SOME"'],
   ] as const) {
     const res = await request(path, { token: ADMIN, body });
     t.is(res.status, 400, `${path} ${JSON.stringify(body)}`);
@@ -96,7 +97,8 @@ test('fields of the wrong type and malformed paths are 400 naming them, never a 
     t.regex(String(res.json.errMsg), new RegExp(`^${field}: expected`));
     t.deepEqual((res.json.fieldErrors as { path: string; received: string }[])[0], {
       path: field,
-      expected: field === 'rerun' ? 'true or false' : 'a number',
+      expected:
+        field === 'rerun' ? 'true or false' : field === 'mode' ? 'one of the names the API documents' : 'a number',
       received,
     });
   }
@@ -106,6 +108,12 @@ test('fields of the wrong type and malformed paths are 400 naming them, never a 
   // A numeric string is a number in proto3 JSON (int64 values come as strings).
   const numeric = await request('/sluice/v1/groups?pageSize=5', { token: ADMIN });
   t.is(numeric.status, 200);
+  // An enum by its name, numbers as strings: what the dashboard sends for a dry run.
+  const dryRun = await request('/sluice/v1/groups/nobody/backfill', {
+    token: ADMIN,
+    body: { fromTime: '0', toTime: '3600000', mode: 'BACKFILL_MODE_MISSING', dryRun: true },
+  });
+  t.is(dryRun.status, 404, JSON.stringify(dryRun.json));
   for (const [path, method] of [
     ['/sluice/v1/groups/%E0%A4%A', 'GET'],
     ['/sluice/v1/groups/%E0%A4%A/fire-due', 'POST'],

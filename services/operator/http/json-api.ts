@@ -191,9 +191,9 @@ export function createJsonApi(options: JsonApiOptions) {
 
 /** The request's fields: the route's query parameters (lists split at commas), and for POST the JSON body. */
 /**
- * A top-level field whose JSON value does not fit the message's field: proto3 JSON reads a number from a
- * number or a numeric string and a boolean from a boolean only, where the generated fromJSON would make NaN
- * of "abc" (the call then failed inside the serializer) and true of "false".
+ * A top-level field whose JSON value does not fit the message's field. The generated fromJSON reads a number
+ * with Number() (NaN from "abc" or {}, and the call then failed inside the serializer), a boolean with
+ * Boolean() (true from "false"), and an unknown enum name as -1; proto3 JSON allows none of these.
  */
 function mistypedField(
   fields: Record<string, unknown>,
@@ -202,11 +202,14 @@ function mistypedField(
   const message = request as Record<string, unknown>;
   for (const [key, value] of Object.entries(fields)) {
     const read = message[key];
+    const received = JSON.stringify(value);
     if (typeof read === 'boolean' && typeof value !== 'boolean')
-      return { path: key, expected: 'true or false', received: JSON.stringify(value) };
-    const numeric = typeof value === 'number' || (typeof value === 'string' && /^-?\d+(\.\d+)?$/.test(value.trim()));
-    if (typeof read === 'number' && (!numeric || !Number.isFinite(read)))
-      return { path: key, expected: 'a number', received: JSON.stringify(value) };
+      return { path: key, expected: 'true or false', received };
+    if (typeof read !== 'number') continue;
+    if (!Number.isFinite(read)) return { path: key, expected: 'a number', received };
+    // A name that is not a number: an enum's, which fromJSON reads as -1 when it does not know it.
+    if (read === -1 && typeof value === 'string' && !/^\s*-?\d/.test(value))
+      return { path: key, expected: 'one of the names the API documents', received };
   }
   return undefined;
 }
