@@ -8,6 +8,7 @@ import type {
   InstanceTrigger,
   InstanceUpdate,
 } from '../schedule/domain/model.js';
+import { SCHEDULE_TRIGGERS } from '../schedule/domain/model.js';
 import { checkLimit } from './checks.js';
 import type { Database, InstancesTable, SchedulesTable } from './database.js';
 import type { StoreDialect } from './dialect.js';
@@ -417,7 +418,7 @@ export class Instances {
       .where('group_id', '=', groupId)
       .where('boundary_type', '=', 'TIME')
       .where('due_time', '<=', dueBy)
-      .where('trigger', 'in', ['SCHEDULE', 'CATCH_UP'])
+      .where('trigger', 'in', SCHEDULE_TRIGGERS)
       .orderBy('window_start', 'desc')
       .limit(1)
       .executeTakeFirst();

@@ -17,6 +17,8 @@ export interface ScheduleRecord {
 
 export type InstanceState = 'SCHEDULED' | 'DISPATCHED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'SKIPPED';
 export type InstanceTrigger = 'SCHEDULE' | 'CATCH_UP' | 'MANUAL' | 'BACKFILL' | 'EXTERNAL';
+/** Triggers of the windows a schedule fires or skips itself: only these move its watermark. */
+export const SCHEDULE_TRIGGERS: readonly InstanceTrigger[] = ['SCHEDULE', 'CATCH_UP'];
 export const FINAL_STATES: readonly InstanceState[] = ['SUCCEEDED', 'FAILED', 'SKIPPED'];
 
 /** The ledger row of one window: unique on (groupId, windowStart), written before dispatch. */

@@ -23,6 +23,7 @@ import { NO_ENGINE, firingRules, isNoEngine, normalizeInfo } from './info.js';
 import { Limiter } from './limiter.js';
 import {
   FINAL_STATES,
+  SCHEDULE_TRIGGERS,
   type InstancePatch,
   type InstanceRecord,
   type InstanceState,
@@ -77,8 +78,6 @@ const mayPass = (err: unknown) => isSluiceError(err) && err.code === ERROR_CODES
 export const MAX_AS_OF_AHEAD_MS = 5000;
 /** Windows one FireDue claims and dispatches at most; more due ones are left to the next call (nextDueTime = now). */
 export const FIRE_BATCH = 100;
-/** Triggers of the windows the schedule fires or skips itself: only these move its watermark. */
-const SCHEDULE_TRIGGERS: readonly InstanceTrigger[] = ['SCHEDULE', 'CATCH_UP'];
 /**
  * Windows one ledger write claims at most: the claims asked for in one turn (many schedules due at one instant)
  * are written together, up to this many (the store takes up to 500 a statement).
