@@ -18,7 +18,7 @@ import type pg from 'pg';
  */
 
 /** Kept connections per URL, at most. */
-export const MAX_IDLE_PER_URL = 4;
+export const MAX_IDLE_PER_URL = 16;
 /** A kept connection is closed after this long unused, ms. */
 export const IDLE_TIMEOUT_MS = 10_000;
 
