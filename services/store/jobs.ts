@@ -1,6 +1,6 @@
 import type { Kysely, Selectable, Updateable } from 'kysely';
 import type { Boundaries } from 'sluice/sdk';
-import type { JobPatch, JobQuery, JobRecord, JobState } from '../operator/domain/model.js';
+import type { JobPatch, JobQuery, JobRecord, JobRun, JobState } from '../operator/domain/model.js';
 import { WindowTaken, checkLimit, windowJobs, windowLowerMs } from './checks.js';
 import type { Database, JobsTable } from './database.js';
 import type { StoreDialect } from './dialect.js';
@@ -120,6 +120,7 @@ export class Jobs {
     patch: JobPatch,
     now: number,
     fromStates?: readonly JobState[],
+    run?: JobRun,
   ): Promise<JobRecord | undefined> {
     if (fromStates?.length === 0) return undefined;
     const set: Updateable<JobsTable> = { updated_at: now };
@@ -134,6 +135,7 @@ export class Jobs {
     if (patch.traceId !== undefined) set.trace_id = patch.traceId;
     let update = this.db.updateTable('jobs').set(set).where('job_id', '=', jobId);
     if (fromStates !== undefined) update = update.where('state', 'in', fromStates);
+    if (run !== undefined) update = update.where('owner', '=', run.owner).where('attempt', '=', run.attempt);
     const row = await update.returning(COLUMNS).executeTakeFirst();
     return row && this.toRecord(row);
   }

@@ -6,6 +6,7 @@ import type {
   JobPatch,
   JobQuery,
   JobRecord,
+  JobRun,
   JobState,
   OperatorStore,
 } from '../operator/domain/model.js';
@@ -239,8 +240,9 @@ export class SqlStore implements ScheduleStore, OperatorStore {
     patch: JobPatch,
     now: number,
     fromStates?: readonly JobState[],
+    run?: JobRun,
   ): Promise<JobRecord | undefined> {
-    return this.run('update job', () => this.jobs.update(jobId, patch, now, fromStates));
+    return this.run('update job', () => this.jobs.update(jobId, patch, now, fromStates, run));
   }
 
   getJob(jobId: string): Promise<JobRecord | undefined> {

@@ -282,6 +282,63 @@ test('a job whose SUCCEEDED write fails once is written again, not run again', a
   t.is(failed, 2, 'the write was tried twice');
 });
 
+/**
+ * Replica op-1's lease on a running job lapses while op-1 is alive (its store was out of reach); op-2 takes the job
+ * over and runs it. When op-1's run then ends, just before its last write, its end (`ends`) must not overwrite
+ * op-2's row.
+ */
+for (const { ends, failWrites } of [
+  { ends: 'SUCCEEDED', failWrites: 0 },
+  { ends: 'PENDING', failWrites: 1 },
+] as const)
+  test(`a run that lost its job to a take-over writes nothing over the new run (its ${ends} write)`, async (t) => {
+    const { rig } = t.context;
+    const store = rig.store as { updateJob: OperatorStore['updateJob'] };
+    const original = store.updateJob.bind(store);
+    let takenOver = false;
+    store.updateJob = async (jobId, patch, now, from, ...rest) => {
+      if (patch.state === ends && from?.includes('RUNNING') && !takenOver) {
+        takenOver = true;
+        // As op-2 takes it over: the lease, then the job handed back and run again there.
+        const seen = (await rig.store.getJob(jobId))!;
+        await rig.store.takeOverJob(jobId, seen.leaseUntil, 'op-2', Date.now() + 60_000, Date.now());
+        await original(jobId, { state: 'PENDING' }, Date.now(), ['RUNNING']);
+        await original(jobId, { state: 'RUNNING', attempt: seen.attempt + 1 }, Date.now(), ['PENDING']);
+      }
+      return original(jobId, patch, now, from, ...rest);
+    };
+    t.teardown(() => {
+      store.updateJob = original;
+    });
+    const groupId = `g-lost-${ends.toLowerCase()}`;
+    await rig.service.createGroup({
+      ...datagenToFile(groupId, rig.dir),
+      streams: [
+        {
+          streamId: 's1',
+          source: { connectorId: 'slow-source', options: { delayMs: 0 } },
+          sink: { connectorId: 'flaky-sink', options: { failWrites, failWith: 'error' } },
+          fields: [],
+        },
+      ],
+      retry: { maxAttempts: 3, initialBackoffMs: 10 },
+    });
+    await rig.service.approveGroup(groupId, 0);
+    const { jobs } = await rig.service.submitOfflineJob(
+      { groupId, boundaryType: 'OFFSET', lowerBound: '0', upperBound: '25', instanceId: '' },
+      false,
+    );
+    const jobId = jobs[0]!.jobId;
+    await rig.service.idle();
+    // Long enough for a retry op-1 would have queued (backoff 10 ms) to have run.
+    await new Promise((r) => setTimeout(r, 100));
+    await rig.service.idle();
+    t.true(takenOver);
+    const job = (await rig.store.getJob(jobId))!;
+    t.like(job, { state: 'RUNNING', owner: 'op-2', attempt: 2 }, "op-2's run is left as it is");
+    t.is(globalThis.__flakySink!.attempts.get(`${groupId}/s1/0-25`), 1, 'op-1 did not run it again');
+  });
+
 test('cancel stops a running job, aborts its sink and records CANCELLED; watch sees every change', async (t) => {
   const { rig } = t.context;
   await rig.service.createGroup({

@@ -637,7 +637,7 @@ contract(
   },
 );
 
-contract('updateJob: applies the patch, guarded by fromStates; returns the row after', async (t, db) => {
+contract('updateJob: applies the patch, guarded by fromStates and the run; returns the row after', async (t, db) => {
   const [a, b] = [await db.open(), await db.open()];
   const [pending] = windowJobs('j', 'g-1', timeWindow(0), ['s-1']) as [JobRecord];
   await a.insertWindowJobs([pending]);
@@ -665,6 +665,11 @@ contract('updateJob: applies the patch, guarded by fromStates; returns the row a
     'empty fromStates matches nothing',
   );
   t.is(await a.updateJob('no-such-job', { state: 'FAILED' }, NOW + 2), undefined, 'no such job');
+  for (const [run, what] of [
+    [{ owner: 'replica-a', attempt: 1 }, 'another owner'],
+    [{ owner: 'replica-b', attempt: 2 }, 'another attempt'],
+  ] as const)
+    t.is(await a.updateJob(pending.jobId, { state: 'FAILED' }, NOW + 2, ['RUNNING'], run), undefined, `run of ${what}`);
   t.deepEqual(await a.getJob(pending.jobId), running, 'refused updates change nothing');
 
   // JSON fields are replaced whole; a partial patch keeps the rest.
@@ -676,6 +681,11 @@ contract('updateJob: applies the patch, guarded by fromStates; returns the row a
     },
     NOW + 3,
     ['RUNNING'],
+  );
+  t.like(
+    await a.updateJob(pending.jobId, {}, NOW + 3, ['RUNNING'], { owner: 'replica-b', attempt: 1 }),
+    { updatedAt: NOW + 3 },
+    "the run's own write",
   );
   t.deepEqual(progressed, {
     ...running!,

@@ -94,6 +94,12 @@ export interface JobRecord {
   readonly updatedAt: number;
 }
 
+/** One run of a job: the replica that holds it and the attempt it runs. */
+export interface JobRun {
+  readonly owner: string;
+  readonly attempt: number;
+}
+
 export interface JobPatch {
   readonly state?: JobState;
   readonly attempt?: number;
@@ -138,12 +144,17 @@ export interface OperatorStore {
   insertWindowJobs(jobs: readonly JobRecord[]): Promise<boolean>;
   /** The jobs of the window's latest generation (empty when none). */
   latestWindowJobs(groupId: string, boundaries: Boundaries): Promise<JobRecord[]>;
-  /** Applies the patch when the state is one of fromStates (any when omitted); the row after, or undefined. */
+  /**
+   * Applies the patch when the state is one of fromStates (any when omitted) and, given `run`, while the job is
+   * still that run's (its owner and attempt: a replica that lost the job to a take-over writes nothing); the row
+   * after, or undefined.
+   */
   updateJob(
     jobId: string,
     patch: JobPatch,
     now: number,
     fromStates?: readonly JobState[],
+    run?: JobRun,
   ): Promise<JobRecord | undefined>;
   getJob(jobId: string): Promise<JobRecord | undefined>;
   /** The jobs among `jobIds` that exist (any order): one read for many, as watches of remote jobs poll. */

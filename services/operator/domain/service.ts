@@ -28,6 +28,7 @@ import {
   type GroupStatus,
   type JobProgress,
   type JobRecord,
+  type JobRun,
   type JobState,
   type OperatorStore,
   type RetryPolicy,
@@ -774,8 +775,9 @@ export class OperatorService {
     jobId: string,
     patch: Parameters<OperatorStore['updateJob']>[1],
     from?: readonly JobState[],
+    run?: JobRun,
   ): Promise<JobRecord | undefined> {
-    const job = await this.#o.store.updateJob(jobId, patch, this.#now(), from);
+    const job = await this.#o.store.updateJob(jobId, patch, this.#now(), from, run);
     if (job) this.#emit(job);
     return job;
   }
@@ -820,6 +822,9 @@ export class OperatorService {
       ['PENDING'],
     );
     if (!running) return undefined;
+    // Every later write of this run is this run's only while the job still is: once another replica has taken it
+    // over (this one's lease ran out while it was alive), what this run ends with must not overwrite that one's.
+    const run: JobRun = { owner: this.#o.owner, attempt: running.attempt };
     let progress: JobProgress = running.progress;
     let lastWrite = Promise.resolve<unknown>(undefined);
     // Every secret this run holds in clear, cut out of what its error says and logs.
@@ -847,11 +852,11 @@ export class OperatorService {
           signal,
           onProgress: (p) => {
             progress = p;
-            lastWrite = lastWrite.then(() => this.#update(jobId, { progress: p }, ['RUNNING'])).catch(() => {});
+            lastWrite = lastWrite.then(() => this.#update(jobId, { progress: p }, ['RUNNING'], run)).catch(() => {});
           },
           onResolved: (positions) => {
             lastWrite = lastWrite
-              .then(() => this.#update(jobId, { resolvedPositions: positions }, ['RUNNING']))
+              .then(() => this.#update(jobId, { resolvedPositions: positions }, ['RUNNING'], run))
               .catch(() => {});
           },
         },
@@ -863,17 +868,23 @@ export class OperatorService {
       if (signal.aborted && this.#stopped) {
         // A clean stop does not use up an attempt: the job runs again at the next start. A job left
         // RUNNING (the process died) keeps its attempt counted.
-        await this.#update(jobId, { state: 'PENDING', attempt: running.attempt - 1, progress }, ['RUNNING']).catch(
-          (e: unknown) => this.#o.logger.warn('job could not be handed back on stop', { jobId, err: e }),
-        );
-        return 'PENDING';
+        const handedBack = await this.#update(
+          jobId,
+          { state: 'PENDING', attempt: running.attempt - 1, progress },
+          ['RUNNING'],
+          run,
+        ).catch((e: unknown) => this.#o.logger.warn('job could not be handed back on stop', { jobId, err: e }));
+        return handedBack ? 'PENDING' : undefined;
       }
       if (signal.aborted && signal.reason instanceof LeaseLost) return undefined; // cancelled or taken over elsewhere
       if (signal.aborted) {
-        await this.#update(jobId, { state: 'CANCELLED', error: message, progress, finishedAt: this.#now() }, [
-          'RUNNING',
-        ]);
-        return 'CANCELLED';
+        const cancelled = await this.#update(
+          jobId,
+          { state: 'CANCELLED', error: message, progress, finishedAt: this.#now() },
+          ['RUNNING'],
+          run,
+        );
+        return cancelled ? 'CANCELLED' : this.#lost(jobId, run);
       }
       const retryable =
         !isSluiceError(err) ||
@@ -886,28 +897,48 @@ export class OperatorService {
           backoffMs: backoff,
           error: message,
         });
-        await this.#update(jobId, { state: 'PENDING', error: message, progress }, ['RUNNING']);
+        if (!(await this.#update(jobId, { state: 'PENDING', error: message, progress }, ['RUNNING'], run)))
+          return this.#lost(jobId, run);
         const retryContext = context.active();
         const timer = setTimeout(() => context.with(retryContext, () => this.#enqueue(jobId)), backoff);
         timer.unref();
         return 'PENDING';
       }
-      await this.#update(jobId, { state: 'FAILED', error: message, progress, finishedAt: this.#now() }, ['RUNNING']);
-      return 'FAILED';
+      const failed = await this.#update(
+        jobId,
+        { state: 'FAILED', error: message, progress, finishedAt: this.#now() },
+        ['RUNNING'],
+        run,
+      );
+      return failed ? 'FAILED' : this.#lost(jobId, run);
     }
     // The sink has committed: from here a failed write is retried as a write, never as another run of the job.
-    return this.#recordSucceeded(jobId, progress);
+    return this.#recordSucceeded(jobId, progress, run);
+  }
+
+  /** A run whose end was not written: the job had ended, been cancelled or been taken over meanwhile. */
+  #lost(jobId: string, run: JobRun): undefined {
+    this.#o.logger.warn('job run ended after the job had left it (taken over, cancelled or ended); not recorded', {
+      jobId,
+      attempt: run.attempt,
+    });
+    return undefined;
   }
 
   /**
    * Writes SUCCEEDED for a job whose sink committed, trying again on a store error (SUCCEEDED_WRITE_ATTEMPTS
    * times, backing off). Still failing, the job is left RUNNING: its lease runs out and a take-over decides.
    */
-  async #recordSucceeded(jobId: string, progress: JobProgress): Promise<'SUCCEEDED' | undefined> {
+  async #recordSucceeded(jobId: string, progress: JobProgress, run: JobRun): Promise<'SUCCEEDED' | undefined> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.#update(jobId, { state: 'SUCCEEDED', progress, finishedAt: this.#now() }, ['RUNNING']);
-        return 'SUCCEEDED';
+        const done = await this.#update(
+          jobId,
+          { state: 'SUCCEEDED', progress, finishedAt: this.#now() },
+          ['RUNNING'],
+          run,
+        );
+        return done ? 'SUCCEEDED' : this.#lost(jobId, run);
       } catch (err) {
         if (attempt >= SUCCEEDED_WRITE_ATTEMPTS || this.#stopped) {
           this.#o.logger.error('job succeeded but its state could not be written; left RUNNING', { jobId, err });
