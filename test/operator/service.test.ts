@@ -373,6 +373,48 @@ test('cancel stops a running job, aborts its sink and records CANCELLED; watch s
   t.is(codeOf(await t.throwsAsync(rig.service.cancelJob(jobs[0]!.jobId))), 'FAILED_PRECONDITION');
 });
 
+for (const first of ['cancel', 'stop'] as const)
+  test(`CancelJob while the operator stops (${first} first) ends the job CANCELLED, and answers`, async (t) => {
+    const { rig } = t.context;
+    const groupId = `g-cancel-stop-${first}`;
+    await rig.service.createGroup({
+      ...datagenToFile(groupId, rig.dir),
+      streams: [
+        {
+          streamId: 's1',
+          source: { connectorId: 'slow-source', options: { delayMs: 20 } },
+          sink: { connectorId: 'flaky-sink', options: {} },
+          fields: [],
+        },
+      ],
+    });
+    await rig.service.approveGroup(groupId, 0);
+    const { jobs } = await rig.service.submitOfflineJob(
+      { groupId, boundaryType: 'OFFSET', lowerBound: '0', upperBound: '100000', instanceId: '' },
+      false,
+    );
+    const jobId = jobs[0]!.jobId;
+    await jobWhen(rig.service, jobId, (j) => j.state === 'RUNNING' && j.progress.records > 0);
+    let cancelled: Promise<JobRecord>;
+    let stopped: Promise<void>;
+    if (first === 'cancel') {
+      cancelled = rig.service.cancelJob(jobId);
+      stopped = rig.service.stop();
+    } else {
+      stopped = rig.service.stop();
+      cancelled = rig.service.cancelJob(jobId);
+    }
+    const answer = await Promise.race([
+      cancelled,
+      new Promise<'hung'>((r) => setTimeout(() => r('hung'), 10_000).unref()),
+    ]);
+    await stopped;
+    t.not(answer, 'hung', 'CancelJob answered');
+    t.is((answer as JobRecord).state, 'CANCELLED');
+    t.is((await rig.store.getJob(jobId))?.state, 'CANCELLED', 'not handed back PENDING to run again');
+    t.false(globalThis.__flakySink!.committed.has(`${groupId}/s1/0-100000`));
+  });
+
 test('a job that was running when the operator stopped runs again after the restart', async (t) => {
   const { rig } = t.context;
   await rig.service.createGroup({

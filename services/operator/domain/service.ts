@@ -112,6 +112,13 @@ interface RemoteWatch {
 /** Why a run is stopped when its job was cancelled or taken over elsewhere: nothing more is written for it here. */
 class LeaseLost extends Error {}
 
+/** Why a run is stopped by CancelJob here: it ends CANCELLED, also while the operator is stopping. */
+class CancelledByCaller extends SluiceError {
+  constructor() {
+    super(ERROR_CODES.FAILED_PRECONDITION, 'cancelled');
+  }
+}
+
 export interface GroupInput {
   readonly groupId: string;
   readonly description: string;
@@ -172,6 +179,8 @@ export class OperatorService {
   readonly #contexts = new Map<string, Context>();
   readonly #running = new Map<string, AbortController>();
   readonly #inflight = new Set<Promise<unknown>>();
+  /** Each running job's run, settled when it has ended (whatever it wrote). */
+  readonly #runs = new Map<string, Promise<void>>();
   /** Jobs this replica holds a lease on: queued, running or waiting for a retry. */
   readonly #owned = new Set<string>();
   readonly #leaseMs: number;
@@ -633,11 +642,13 @@ export class OperatorService {
         throw failedPrecondition(`job '${jobId}' has already ended (${job.state})`);
       const running = this.#running.get(jobId);
       if (running) {
-        const ended = new Promise<void>((resolve) => this.#events.once(`ended:${jobId}`, () => resolve()));
-        running.abort(new SluiceError(ERROR_CODES.FAILED_PRECONDITION, 'cancelled'));
-        const now = await this.getJob(jobId); // it may have ended before the listener was there
-        if (!FINAL_JOB_STATES.includes(now.state)) await ended;
-        return this.getJob(jobId);
+        running.abort(new CancelledByCaller());
+        // The run ends CANCELLED, or with what it had done already; or it lost the job meanwhile (taken over
+        // elsewhere, or the write failed): then look again.
+        await this.#runs.get(jobId);
+        const after = await this.getJob(jobId);
+        if (FINAL_JOB_STATES.includes(after.state)) return after;
+        continue;
       }
       // Not running here: pending here, or held by another replica, which finds it CANCELLED when it renews.
       const cancelled = await this.#o.store.updateJob(
@@ -767,7 +778,11 @@ export class OperatorService {
           this.#pump();
         });
       this.#inflight.add(run);
-      void run.finally(() => this.#inflight.delete(run));
+      this.#runs.set(jobId, run);
+      void run.finally(() => {
+        this.#inflight.delete(run);
+        if (this.#runs.get(jobId) === run) this.#runs.delete(jobId);
+      });
     }
   }
 
@@ -865,7 +880,7 @@ export class OperatorService {
     } catch (err) {
       await lastWrite;
       const message = scrubSecrets(err instanceof Error ? err.message : String(err), secrets);
-      if (signal.aborted && this.#stopped) {
+      if (signal.aborted && this.#stopped && !(signal.reason instanceof CancelledByCaller)) {
         // A clean stop does not use up an attempt: the job runs again at the next start. A job left
         // RUNNING (the process died) keeps its attempt counted.
         const handedBack = await this.#update(
