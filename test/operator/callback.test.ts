@@ -199,6 +199,11 @@ test.serial("refusals answer InLong's envelope with HTTP 200, the domain code an
     t.is(res.body.code, code);
     t.is(res.body.fieldErrors?.[0]?.path, field, JSON.stringify(body));
   }
+  // A malformed body is described, never echoed: it may hold a password.
+  const leaky = await post(t.context.url, '{"groupId": "g", "url": "postgres://u:hunter2-secret@db/x",');
+  t.is(leaky.body.code, 'INVALID_ARGUMENT');
+  t.false(JSON.stringify(leaky.body).includes('hunter2'), JSON.stringify(leaky.body));
+  t.regex(leaky.body.errMsg!, /bytes that are not JSON/);
   const notAWindow = await post(t.context.url, { ...window(1), upperBoundary: window(1).upperBoundary + HOUR });
   t.regex(notAWindow.body.errMsg!, /nearest windows are \[\d+, \d+\)/);
   t.is((await post(t.context.url, null, undefined, 'GET')).status, 405);

@@ -124,6 +124,16 @@ test('fields of the wrong type and malformed paths are 400 naming them, never a 
   }
   // Before any credential is checked too: no 500 for an anonymous caller.
   t.is((await request('/sluice/v1/groups/%E0%A4%A')).status, 400);
+  // A body that is not JSON is described, never echoed: it may hold a password.
+  const res = await fetch(`${base}/sluice/v1/groups/g/trigger`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: '{"windowStart": 0, "note": "postgres://u:hunter2-secret@db/x"',
+  });
+  const text = await res.text();
+  t.is(res.status, 400);
+  t.false(text.includes('hunter2'), text);
+  t.regex(text, /body: expected a JSON object, got \W*61 bytes that are not JSON \(from character 61\)/);
 });
 
 test('the dashboard files are served from ui/ only, with a strict content policy', async (t) => {

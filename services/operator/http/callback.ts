@@ -8,6 +8,7 @@ import { ERROR_CODES, invalidArgument, isSluiceError, type ErrorCode, type Logge
 import type { OperatorService, SchedulePort } from '../domain/service.js';
 import { type CallbackCredentials, authenticate, principalName } from './inlong-auth.js';
 import { decodeSubmit, normalizePath } from './inlong-request.js';
+import { parseJsonBody } from './json-body.js';
 import { InstanceState } from '../../../proto/gen/sluice/schedule/v1/schedule.js';
 import { decodePathPart } from './api-routes.js';
 import { createJsonApi, type ApiTargets } from './json-api.js';
@@ -72,14 +73,6 @@ async function readBody(req: IncomingMessage): Promise<string | undefined> {
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks).toString('utf8');
-}
-
-function parseJson(text: string, expected: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw invalidArgument('body', expected, text.slice(0, 80));
-  }
 }
 
 export interface CallbackOptions extends CallbackCredentials {
@@ -228,7 +221,7 @@ export function createCallbackServer(options: CallbackOptions): Server {
     try {
       if (fireDue) return await handleFireDue(res, decodePathPart(fireDue[1]!), text);
       const request = decodeSubmit(
-        parseJson(text, 'a JSON object {groupId, boundaryType, lowerBoundary, upperBoundary}'),
+        parseJsonBody(text, 'a JSON object {groupId, boundaryType, lowerBoundary, upperBoundary}'),
       );
       const result = await options.service.submitOfflineJob(
         {
@@ -300,7 +293,7 @@ export function createCallbackServer(options: CallbackOptions): Server {
 
   async function handleFireDue(res: ServerResponse, groupId: string, text: string): Promise<void> {
     if (!options.schedules) return fail(res, 503, 'UNAVAILABLE', 'no schedule service is reachable from here');
-    const body = text.trim() === '' ? {} : parseJson(text, 'a JSON object {"asOf": <epoch ms>} or an empty body');
+    const body = text.trim() === '' ? {} : parseJsonBody(text, 'a JSON object {"asOf": <epoch ms>} or an empty body');
     if (typeof body !== 'object' || body === null || Array.isArray(body))
       throw invalidArgument('body', 'a JSON object {"asOf": <epoch ms>}', body);
     const given = (body as { asOf?: unknown }).asOf ?? 0;

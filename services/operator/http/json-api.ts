@@ -5,6 +5,7 @@ import { type Authenticator, roleFor } from '../../core/auth.js';
 import { callMetadata, type ClientSecurity } from '../../core/grpc-auth.js';
 import { ERROR_CODE_TRAILER, FIELD_ERRORS_TRAILER } from '../../core/grpc-status.js';
 import { type ApiRoute, matchRoute } from './api-routes.js';
+import { parseJsonBody } from './json-body.js';
 
 /** Where the JSON API sends each call: the operator and schedule gRPC services, and how to reach them. */
 export interface ApiTargets {
@@ -242,12 +243,7 @@ async function requestFields(
   const text = Buffer.concat(chunks).toString('utf8').trim();
   if (text === '') return fields;
   if (type !== 'application/json') throw invalidArgument('content-type', 'application/json', type);
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw invalidArgument('body', 'a JSON object', text.slice(0, 80));
-  }
+  const body = parseJsonBody(text, 'a JSON object');
   if (typeof body !== 'object' || body === null || Array.isArray(body))
     throw invalidArgument('body', 'a JSON object', Array.isArray(body) ? 'an array' : typeof body);
   return { ...fields, ...(body as Record<string, unknown>) };
