@@ -339,6 +339,36 @@ for (const { ends, failWrites } of [
     t.is(globalThis.__flakySink!.attempts.get(`${groupId}/s1/0-25`), 1, 'op-1 did not run it again');
   });
 
+test("a retry due after another replica took the job over is left to that replica: it is not started here", async (t) => {
+  const { rig } = t.context;
+  const groupId = 'g-retry-taken';
+  await rig.service.createGroup({
+    ...datagenToFile(groupId, rig.dir),
+    streams: [
+      {
+        streamId: 's1',
+        source: { connectorId: 'slow-source', options: { delayMs: 0 } },
+        sink: { connectorId: 'flaky-sink', options: { failWrites: 1, failWith: 'error' } },
+        fields: [],
+      },
+    ],
+    retry: { maxAttempts: 3, initialBackoffMs: 800 },
+  });
+  await rig.service.approveGroup(groupId, 0);
+  const { jobs } = await rig.service.submitOfflineJob(
+    { groupId, boundaryType: 'OFFSET', lowerBound: '0', upperBound: '25', instanceId: '' },
+    false,
+  );
+  const jobId = jobs[0]!.jobId;
+  // Attempt 1 failed; op-1 waits 800 ms to retry. Meanwhile op-2 takes the job over (op-1's lease ran out).
+  const waiting = await jobWhen(rig.service, jobId, (j) => j.state === 'PENDING' && j.attempt === 1);
+  t.truthy(await rig.store.takeOverJob(jobId, waiting.leaseUntil, 'op-2', Date.now() + 60_000, Date.now()));
+  await new Promise((r) => setTimeout(r, 1200));
+  await rig.service.idle();
+  t.like(await rig.store.getJob(jobId), { state: 'PENDING', owner: 'op-2', attempt: 1 }, 'left to op-2');
+  t.is(globalThis.__flakySink!.attempts.get(`${groupId}/s1/0-25`), 1, 'op-1 did not run it again');
+});
+
 test('cancel stops a running job, aborts its sink and records CANCELLED; watch sees every change', async (t) => {
   const { rig } = t.context;
   await rig.service.createGroup({

@@ -831,10 +831,13 @@ export class OperatorService {
       );
       return 'FAILED';
     }
+    // Started only while the job is still this replica's: a retry or queued run of a job taken over meanwhile by
+    // another replica (this one's lease ran out) leaves it to that one.
     const running = await this.#update(
       jobId,
       { state: 'RUNNING', attempt: pending.attempt + 1, startedAt: this.#now(), error: '', ...runTrace() },
       ['PENDING'],
+      { owner: this.#o.owner, attempt: pending.attempt },
     );
     if (!running) return undefined;
     // Every later write of this run is this run's only while the job still is: once another replica has taken it
@@ -915,7 +918,9 @@ export class OperatorService {
         if (!(await this.#update(jobId, { state: 'PENDING', error: message, progress }, ['RUNNING'], run)))
           return this.#lost(jobId, run);
         const retryContext = context.active();
-        const timer = setTimeout(() => context.with(retryContext, () => this.#enqueue(jobId)), backoff);
+        const timer = setTimeout(() => {
+          if (this.#owned.has(jobId)) context.with(retryContext, () => this.#enqueue(jobId));
+        }, backoff);
         timer.unref();
         return 'PENDING';
       }
