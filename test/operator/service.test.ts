@@ -339,7 +339,7 @@ for (const { ends, failWrites } of [
     t.is(globalThis.__flakySink!.attempts.get(`${groupId}/s1/0-25`), 1, 'op-1 did not run it again');
   });
 
-test("a retry due after another replica took the job over is left to that replica: it is not started here", async (t) => {
+test('a retry due after another replica took the job over is left to that replica: it is not started here', async (t) => {
   const { rig } = t.context;
   const groupId = 'g-retry-taken';
   await rig.service.createGroup({
