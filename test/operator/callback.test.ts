@@ -204,6 +204,11 @@ test.serial("refusals answer InLong's envelope with HTTP 200, the domain code an
   t.is(leaky.body.code, 'INVALID_ARGUMENT');
   t.false(JSON.stringify(leaky.body).includes('hunter2'), JSON.stringify(leaky.body));
   t.regex(leaky.body.errMsg!, /bytes that are not JSON/);
+  // JSON that is not an object is named by its kind, not shown.
+  const listed = await post(t.context.url, [{ groupId: 'g', url: 'postgres://u:hunter2-secret@db/x' }]);
+  t.like(listed.body, { code: 'INVALID_ARGUMENT', fieldErrors: [{ path: 'body' }] });
+  t.false(JSON.stringify(listed.body).includes('hunter2'), JSON.stringify(listed.body));
+  t.regex(listed.body.errMsg!, /got "?an array/);
   const notAWindow = await post(t.context.url, { ...window(1), upperBoundary: window(1).upperBoundary + HOUR });
   t.regex(notAWindow.body.errMsg!, /nearest windows are \[\d+, \d+\)/);
   t.is((await post(t.context.url, null, undefined, 'GET')).status, 405);

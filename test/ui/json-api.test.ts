@@ -134,6 +134,13 @@ test('fields of the wrong type and malformed paths are 400 naming them, never a 
   t.is(res.status, 400);
   t.false(text.includes('hunter2'), text);
   t.regex(text, /body: expected a JSON object, got \W*61 bytes that are not JSON \(from character 61\)/);
+  // A mistyped field's value is shown cut to 120 characters.
+  const long = await request('/sluice/v1/groups/g/trigger', {
+    token: ADMIN,
+    body: { windowStart: 'x'.repeat(60_000) },
+  });
+  t.is(long.status, 400);
+  t.true(JSON.stringify(long.json).length < 1000, `${JSON.stringify(long.json).length} characters`);
 });
 
 test('the dashboard files are served from ui/ only, with a strict content policy', async (t) => {

@@ -8,7 +8,7 @@ import { ERROR_CODES, invalidArgument, isSluiceError, type ErrorCode, type Logge
 import type { OperatorService, SchedulePort } from '../domain/service.js';
 import { type CallbackCredentials, authenticate, principalName } from './inlong-auth.js';
 import { decodeSubmit, normalizePath } from './inlong-request.js';
-import { parseJsonBody } from './json-body.js';
+import { bodyKind, parseJsonBody } from './json-body.js';
 import { InstanceState } from '../../../proto/gen/sluice/schedule/v1/schedule.js';
 import { decodePathPart } from './api-routes.js';
 import { createJsonApi, type ApiTargets } from './json-api.js';
@@ -295,7 +295,7 @@ export function createCallbackServer(options: CallbackOptions): Server {
     if (!options.schedules) return fail(res, 503, 'UNAVAILABLE', 'no schedule service is reachable from here');
     const body = text.trim() === '' ? {} : parseJsonBody(text, 'a JSON object {"asOf": <epoch ms>} or an empty body');
     if (typeof body !== 'object' || body === null || Array.isArray(body))
-      throw invalidArgument('body', 'a JSON object {"asOf": <epoch ms>}', body);
+      throw invalidArgument('body', 'a JSON object {"asOf": <epoch ms>}', bodyKind(body));
     const given = (body as { asOf?: unknown }).asOf ?? 0;
     // A string of digits too: DolphinScheduler 3.3's HTTP task re-sends every body value as a string.
     const asOf = typeof given === 'string' && /^\d{1,16}$/.test(given) ? Number(given) : given;

@@ -1,4 +1,5 @@
 import { invalidArgument, type BoundaryType } from 'sluice/sdk';
+import { bodyKind } from './json-body.js';
 
 /**
  * TIME bounds below this are epoch **seconds** (InLong's Airflow DAG sends `time.timestamp()`), at or
@@ -54,7 +55,11 @@ export interface InlongSubmit {
 /** InLong's OfflineJobRequest body; extra fields (InLong clients add some) are ignored. */
 export function decodeSubmit(body: unknown): InlongSubmit {
   if (typeof body !== 'object' || body === null || Array.isArray(body))
-    throw invalidArgument('body', 'a JSON object {groupId, boundaryType, lowerBoundary, upperBoundary}', body);
+    throw invalidArgument(
+      'body',
+      'a JSON object {groupId, boundaryType, lowerBoundary, upperBoundary}',
+      bodyKind(body),
+    );
   const b = body as Record<string, unknown>;
   if (typeof b.groupId !== 'string' || b.groupId === '') throw invalidArgument('groupId', 'a group id', b.groupId);
   const type = typeof b.boundaryType === 'string' ? b.boundaryType.toUpperCase() : b.boundaryType;

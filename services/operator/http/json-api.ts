@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Client, status, type ServiceError } from '@grpc/grpc-js';
-import { ERROR_CODES, invalidArgument, isSluiceError, type Logger } from 'sluice/sdk';
+import { ERROR_CODES, describeValue, invalidArgument, isSluiceError, type Logger } from 'sluice/sdk';
 import { type Authenticator, roleFor } from '../../core/auth.js';
 import { callMetadata, type ClientSecurity } from '../../core/grpc-auth.js';
 import { ERROR_CODE_TRAILER, FIELD_ERRORS_TRAILER } from '../../core/grpc-status.js';
 import { type ApiRoute, matchRoute } from './api-routes.js';
-import { parseJsonBody } from './json-body.js';
+import { bodyKind, parseJsonBody } from './json-body.js';
 
 /** Where the JSON API sends each call: the operator and schedule gRPC services, and how to reach them. */
 export interface ApiTargets {
@@ -203,7 +203,7 @@ function mistypedField(
   const message = request as Record<string, unknown>;
   for (const [key, value] of Object.entries(fields)) {
     const read = message[key];
-    const received = JSON.stringify(value);
+    const received = describeValue(value); // at most 120 characters
     if (typeof read === 'boolean' && typeof value !== 'boolean')
       return { path: key, expected: 'true or false', received };
     if (typeof read !== 'number') continue;
@@ -245,6 +245,6 @@ async function requestFields(
   if (type !== 'application/json') throw invalidArgument('content-type', 'application/json', type);
   const body = parseJsonBody(text, 'a JSON object');
   if (typeof body !== 'object' || body === null || Array.isArray(body))
-    throw invalidArgument('body', 'a JSON object', Array.isArray(body) ? 'an array' : typeof body);
+    throw invalidArgument('body', 'a JSON object', bodyKind(body));
   return { ...fields, ...(body as Record<string, unknown>) };
 }

@@ -18,3 +18,8 @@ export function parseJsonBody(text: string, expected: string): unknown {
     );
   }
 }
+
+/** What a JSON body that is not an object is, named by its kind only: its content may hold a password. */
+export function bodyKind(body: unknown): string {
+  return Array.isArray(body) ? 'an array' : body === null ? 'null' : `a ${typeof body}`;
+}
