@@ -25,6 +25,10 @@ export interface StoreDialect {
    * Not for statements inside a Kysely transaction: they run on the transaction's connection.
    */
   readonly execute?: (sql: string, parameters: readonly unknown[]) => Promise<QueryResult<unknown>>;
+  /** Statements as {@link execute} runs one, all in one transaction (each one's result, in order). */
+  readonly executeAll?: (
+    statements: readonly { sql: string; parameters: readonly unknown[] }[],
+  ) => Promise<QueryResult<unknown>[]>;
 }
 
 /** Reads a JSON column that holds text (SQLite). */

@@ -13,7 +13,7 @@ import { checkLimit } from './checks.js';
 import type { Database, InstancesTable, SchedulesTable } from './database.js';
 import type { StoreDialect } from './dialect.js';
 import { batchRows } from './batch-rows.js';
-import { type JsonRowType, inJsonArray, jsonRows } from './json-rows.js';
+import { type JsonRowType, PG_TYPES, inJsonArray, jsonRows } from './json-rows.js';
 
 const COLUMNS = [
   'instance_id',
@@ -71,6 +71,10 @@ const SQLITE_CLAIM_SIZES = [64, 8, 1] as const;
 
 const sqliteClaimTexts = new Map<number, string>();
 
+/** Instances.firingHeads on SQLite: parameters the due-by instant, then the group ids as a JSON array. */
+const SQLITE_FIRING_HEADS =
+  "SELECT q.key AS probe, s.version AS version, s.status AS status, (SELECT l.instance_id FROM instances l WHERE l.group_id = s.group_id AND l.boundary_type = 'TIME' AND l.due_time <= ? ORDER BY l.window_start DESC LIMIT 1) AS last_id FROM json_each(?) q JOIN schedules s ON s.group_id = q.value";
+
 /** The SQLite claim of `rows` rows, with bound values: one text per size. */
 function sqliteClaimText(rows: number): string {
   let text = sqliteClaimTexts.get(rows);
@@ -123,21 +127,33 @@ export class Instances {
    * for any dialect).
    */
   private async claimBatch(ordered: readonly InstanceRecord[]): Promise<{ instance_id: string }[]> {
-    const source = batchRows(
-      this.dialect,
-      'c',
-      COLUMN_TYPES,
-      ordered.map((instance) => ({ ...this.toRow(instance), job_ids: instance.jobIds })),
-    );
-    const columns = sql.join(COLUMNS.map((c) => sql.ref(c)));
+    const rows = ordered.map((instance) => ({ ...this.toRow(instance), job_ids: instance.jobIds }));
+    // A column with one value in every row (a burst's state, owner, claim time, the NULLs) goes as one parameter
+    // rather than an array of it: a burst's claim sends and unnests 6 of the 19 columns.
+    const first = rows[0]!;
+    const same = (c: (typeof COLUMNS)[number]) => {
+      const v = c === 'job_ids' ? JSON.stringify(first.job_ids) : first[c];
+      return rows.every((r) => (c === 'job_ids' ? JSON.stringify(r.job_ids) : r[c]) === v);
+    };
+    const constant = new Set(COLUMNS.filter((c) => c !== 'instance_id' && same(c)));
+    const varying = COLUMNS.filter((c) => !constant.has(c));
+    const source = batchRows(this.dialect, 'c', Object.fromEntries(varying.map((c) => [c, COLUMN_TYPES[c]])), rows);
+    const values = COLUMNS.map((c) => {
+      if (!constant.has(c)) return sql.ref(`c.${c}`);
+      const v = first[c];
+      const type = sql.raw(PG_TYPES[COLUMN_TYPES[c]]);
+      return v === null || v === undefined
+        ? sql`NULL::${type}`
+        : sql`${COLUMN_TYPES[c] === 'json' ? JSON.stringify(v) : v}::${type}`;
+    });
     // Only the ids come back: an inserted row holds exactly what was given, so the answer is built from that
     // (as the row would read), without sending and decoding every column of a burst's rows again.
-    const { rows } = await sql<{
+    const { rows: inserted } = await sql<{
       instance_id: string;
-    }>`INSERT INTO instances (${columns}) SELECT ${columns} FROM ${source} WHERE true ON CONFLICT (group_id, window_start) DO NOTHING RETURNING instance_id`.execute(
+    }>`INSERT INTO instances (${sql.join(COLUMNS.map((c) => sql.ref(c)))}) SELECT ${sql.join(values)} FROM ${source} WHERE true ON CONFLICT (group_id, window_start) DO NOTHING RETURNING instance_id`.execute(
       this.db,
     );
-    return rows;
+    return inserted;
   }
 
   /**
@@ -158,6 +174,9 @@ export class Instances {
         statements.push(CompiledQuery.raw(sqliteClaimText(size), parameters));
       }
     if (statements.length === 1) return (await this.db.executeQuery(statements[0]!)).rows;
+    // On the store's own connection, in one transaction (a burst's claims are a few dozen of these).
+    if (this.dialect.executeAll)
+      return (await this.dialect.executeAll(statements)).flatMap((r) => r.rows as { instance_id: string }[]);
     return this.db.transaction().execute(async (trx) => {
       const rows: { instance_id: string }[] = [];
       for (const statement of statements) rows.push(...(await trx.executeQuery(statement)).rows);
@@ -531,6 +550,40 @@ export class Instances {
         ...(row.instance_id === null ? {} : { last: this.toRecord(row as Selectable<InstancesTable>) }),
       };
     }
+    return out;
+  }
+
+  /**
+   * What a fire planned ahead checks at its due time, for several groups in one statement: each group's schedule
+   * version and status and the id of its latest TIME instance due by `dueBy` (as {@link lastMany}), in the order
+   * given; undefined where there is no schedule. Neither the schedule's info nor the instance row is read.
+   */
+  async firingHeads(
+    groupIds: readonly string[],
+    dueBy: number,
+  ): Promise<({ version: number; status: string; lastId?: string } | undefined)[]> {
+    if (groupIds.length === 0) return [];
+    if (groupIds.length > MAX_CLAIMS)
+      throw invalidArgument('group_ids', `at most ${MAX_CLAIMS} groups at once`, groupIds.length);
+    type Row = { probe: number | string; version: number; status: string; last_id: string | null };
+    let rows: Row[];
+    if (this.dialect.execute) {
+      // SQLite: one statement text, the groups as one JSON array (json_each numbers them from 0).
+      rows = (await this.dialect.execute(SQLITE_FIRING_HEADS, [dueBy, JSON.stringify(groupIds)])).rows as Row[];
+    } else {
+      const latest = sql`l.group_id = s.group_id AND l.boundary_type = 'TIME' AND l.due_time <= ${dueBy} ORDER BY l.window_start DESC LIMIT 1`;
+      ({ rows } =
+        await sql<Row>`SELECT q.probe - 1 AS probe, s.version AS version, s.status AS status, (SELECT l.instance_id FROM instances l WHERE ${latest}) AS last_id FROM unnest(${[...groupIds]}::text[]) WITH ORDINALITY AS q(group_id, probe) JOIN schedules s ON s.group_id = q.group_id`.execute(
+          this.db,
+        ));
+    }
+    const out: ({ version: number; status: string; lastId?: string } | undefined)[] = groupIds.map(() => undefined);
+    for (const row of rows)
+      out[Number(row.probe)] = {
+        version: Number(row.version),
+        status: row.status,
+        ...(row.last_id === null ? {} : { lastId: row.last_id }),
+      };
     return out;
   }
 

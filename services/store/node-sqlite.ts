@@ -58,6 +58,41 @@ export class NodeSqliteDatabase implements SqliteDatabase {
     });
   }
 
+  /**
+   * Runs the statements in one IMMEDIATE transaction, in the file's turn, without Kysely's executor (as
+   * {@link execute}): answers each statement's result, in order. Rolled back whole when one fails. The
+   * statements run synchronously, so nothing else of this process runs between them.
+   */
+  executeAll(statements: readonly { sql: string; parameters: readonly unknown[] }[]): Promise<QueryResult<unknown>[]> {
+    const all = (): QueryResult<unknown>[] => {
+      this.#run('BEGIN IMMEDIATE', []);
+      try {
+        const results = statements.map((s) => this.#run(s.sql, s.parameters));
+        this.#run('COMMIT', []);
+        return results;
+      } catch (err) {
+        if (this.db.isTransaction) this.#run('ROLLBACK', []);
+        throw err;
+      }
+    };
+    if (this.lock.tryLock()) {
+      try {
+        return Promise.resolve(all());
+      } catch (err) {
+        return Promise.reject(err as Error);
+      } finally {
+        this.lock.unlock();
+      }
+    }
+    return this.lock.lock().then(() => {
+      try {
+        return all();
+      } finally {
+        this.lock.unlock();
+      }
+    });
+  }
+
   #run(sql: string, parameters: readonly unknown[]): QueryResult<unknown> {
     const statement = this.prepare(sql);
     if (statement.reader) return { rows: statement.all(parameters) };

@@ -24,6 +24,7 @@ function sqliteDialect(path: string, database: NodeSqliteDatabase): StoreDialect
   return {
     name: 'sqlite',
     execute: (sql, parameters) => database.execute(sql, parameters),
+    executeAll: (statements) => database.executeAll(statements),
     types: { json: 'text', epochMs: 'integer' },
     readJson: parseJsonText,
     // BEGIN IMMEDIATE has taken the write lock: no other migrator gets past it.

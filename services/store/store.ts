@@ -186,6 +186,13 @@ export class SqlStore implements ScheduleStore, OperatorStore {
     });
   }
 
+  firingHeads(
+    groupIds: readonly string[],
+    dueBy: number,
+  ): Promise<({ version: number; status: string; lastId?: string } | undefined)[]> {
+    return this.run('firing heads', () => this.instances.firingHeads(groupIds, dueBy));
+  }
+
   scheduleProgress(
     groupId: string,
     dueBy: number,

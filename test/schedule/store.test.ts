@@ -486,6 +486,14 @@ contract(
     );
     t.deepEqual(rows[1], wanted[1], 'a claimed row answers as stored');
     t.is((await store.listInstances({ limit: 500 })).length, 249);
+    // Columns with one value in every row (state, owner, times, NULLs) are stored as given too.
+    for (const k of [1, 100, 248])
+      t.deepEqual(await store.getInstance(wanted[k]!.groupId, wanted[k]!.windowStart), wanted[k], `row ${k} as read`);
+    const uniform = Array.from({ length: 3 }, (_, i) =>
+      instance(`g-9`, i, { state: 'DISPATCHED', dispatchedAt: NOW + 1, jobIds: ['j-"1"'], triggeredBy: 'x' }),
+    );
+    t.deepEqual(await store.claimInstances(uniform), uniform);
+    t.deepEqual(await store.listInstances({ groupId: 'g-9', limit: 10 }), uniform, 'every column as given');
 
     // A row the database refuses (here: no group) fails the whole batch, rows before it included.
     const bad = Array.from({ length: 80 }, (_, i) => instance('g-8', i));
@@ -940,6 +948,40 @@ contract('lastInstances and getSchedules: several groups in one query, answered 
   ]);
   t.is((await store.getSchedules(['s-a']))[0]?.groupId, 's-a');
 });
+
+contract(
+  "firingHeads: each group's schedule version and status and its latest instance's id, in the order asked",
+  async (t, db) => {
+    const store = await db.open();
+    t.deepEqual(await store.firingHeads([], NOW), []);
+    await store.insertSchedule(schedule('h-1', { status: 'REGISTERED', version: 7 }));
+    await store.insertSchedule(schedule('h-2', { status: 'PAUSED', version: 2 }));
+    await store.insertSchedule(schedule('h-3'));
+    for (const k of [3, 10, 7]) await store.claimInstance(instance('h-1', k));
+    await store.claimInstance(offsetInstance('h-3'));
+    const dueBy = instance('h-1', 7).dueTime;
+    t.deepEqual(await store.firingHeads(['h-1', 'nobody', 'h-2', 'h-3', 'h-1'], dueBy), [
+      { version: 7, status: 'REGISTERED', lastId: 'h-1-7' },
+      undefined,
+      { version: 2, status: 'PAUSED' },
+      { version: 1, status: 'NEW' },
+      { version: 7, status: 'REGISTERED', lastId: 'h-1-7' },
+    ]);
+    // The same latest instance as schedulesWithLast reads, whatever the instant.
+    for (const at of [T0, dueBy - 1, dueBy, NOW]) {
+      const [head] = await store.firingHeads(['h-1'], at);
+      const [read] = await store.schedulesWithLast([{ groupId: 'h-1', dueBy: at }]);
+      t.is(head?.lastId, read?.last?.instanceId, `due by ${at}`);
+    }
+    const err = await t.throwsAsync(
+      store.firingHeads(
+        Array.from({ length: 501 }, (_, i) => `g-${i}`),
+        NOW,
+      ),
+    );
+    t.regex(err.message, /group_ids.*at most 500/);
+  },
+);
 
 contract(
   "schedulesWithLast: each group's schedule and latest instance in one query, in the order asked",

@@ -171,6 +171,15 @@ export interface ScheduleStore {
     queries: readonly { readonly groupId: string; readonly dueBy?: number }[],
   ): Promise<{ schedule?: ScheduleRecord; last?: InstanceRecord }[]>;
   /**
+   * What a fire planned ahead checks at its due time, for several groups (at most 500): each group's schedule
+   * version and status and the id of lastInstance(groupId, dueBy), in the order given; undefined where there is
+   * no schedule. Cheaper than schedulesWithLast: no schedule info or instance row is read.
+   */
+  firingHeads(
+    groupIds: readonly string[],
+    dueBy: number,
+  ): Promise<({ readonly version: number; readonly status: string; readonly lastId?: string } | undefined)[]>;
+  /**
    * Where the schedule itself has got to, when the group's latest row is not its own (a window run ahead by
    * TriggerWindow, Backfill or an external submission, or one it fired re-run by hand): its latest TIME
    * instance due by `dueBy` with trigger SCHEDULE or CATCH_UP, and the window start and state of every TIME
