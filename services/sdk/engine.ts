@@ -133,6 +133,16 @@ export interface EngineContext extends HookContext {
    */
   fireDueMany?(groupIds: readonly string[], asOf?: number): Promise<readonly FireDueManyOutcome[]>;
   /**
+   * Tells the service that `groupIds` are due at `at` (epoch ms, in the next minute): it may read and plan their
+   * windows now, so that at `at` a `fireDueMany` of them only checks that nothing changed meanwhile (the
+   * schedule's version and status, the group's latest window) before it claims and dispatches. A hint, answered
+   * by nothing: what `fireDue` and `fireDueMany` answer is the same with it or without it, and a plan found out
+   * of date is made again. Worth calling about a second ahead for instants many schedules share.
+   *
+   * Optional for engines to call, and absent on hosts older than the method.
+   */
+  prepareDue?(groupIds: readonly string[], at: number): void;
+  /**
    * The live schedules (registered or updated, not paused or deleted) this engine runs, as stored. An
    * engine holding state elsewhere (an external scheduler's DAGs or workflows) compares them with what
    * it holds on `start` and repairs the drift: creates the missing, removes the unknown.

@@ -17,6 +17,8 @@ interface Rig {
   readonly armed: number[];
   /** What a fire of the group answers next (default: nothing more due). */
   readonly answers: Map<string, FireDueOutcome | Error>;
+  /** prepareDue calls (when the context has it), in order. */
+  readonly prepared: { readonly groups: readonly string[]; readonly at: number; readonly now: number }[];
   /** Moves the clock to `t`, running the timers due by then, and lets the fires settle. */
   advanceTo(t: number): Promise<void>;
 }
@@ -31,11 +33,12 @@ const hookCtx: HookContext = {
   settings: {},
 };
 
-function rig(withMany: boolean): Rig {
+function rig(withMany: boolean, withPrepare = false): Rig {
   let now = 0;
   const timers: { at: number; fn: () => void; live: boolean }[] = [];
   const calls: Rig['calls'] = [];
   const armed: number[] = [];
+  const prepared: Rig['prepared'] = [];
   const answers = new Map<string, FireDueOutcome | Error>();
   const answer = (g: string) => answers.get(g) ?? { instances: [] };
   const settle = () => new Promise((resolve) => setImmediate(resolve));
@@ -66,6 +69,13 @@ function rig(withMany: boolean): Rig {
           },
         }
       : {}),
+    ...(withPrepare
+      ? {
+          prepareDue(groupIds: readonly string[], at: number) {
+            prepared.push({ groups: [...groupIds], at, now });
+          },
+        }
+      : {}),
     listSchedules: () => Promise.resolve([]),
     listPaused: () => Promise.resolve([]),
     onWake() {},
@@ -78,6 +88,7 @@ function rig(withMany: boolean): Rig {
     ctx,
     calls,
     armed,
+    prepared,
     answers,
     async advanceTo(t) {
       now = t;
@@ -157,4 +168,67 @@ test.serial('a timer whose schedules were all unregistered is cancelled', async 
   plugin.unregister('q', hookCtx);
   await r.advanceTo(700);
   t.deepEqual(r.calls, [], 'nothing fires');
+});
+
+test.serial('an instant shared by 32 schedules or more has its fire planned a second ahead (prepareDue)', async (t) => {
+  const r = rig(true, true);
+  await plugin.start!(r.ctx);
+  t.teardown(() => plugin.stop!(hookCtx));
+  const many = Array.from({ length: 32 }, (_, i) => `m-${String(i).padStart(2, '0')}`);
+  const few = Array.from({ length: 31 }, (_, i) => `f-${String(i).padStart(2, '0')}`);
+  for (const g of many) r.answers.set(g, { instances: [], nextDueTime: 10_000 });
+  for (const g of few) r.answers.set(g, { instances: [], nextDueTime: 20_000 });
+  for (const g of [...many, ...few]) plugin.register(info(g), hookCtx);
+  await r.advanceTo(0);
+  t.deepEqual(r.prepared, [], 'nothing yet');
+  await r.advanceTo(8_999);
+  t.deepEqual(r.prepared, []);
+  await r.advanceTo(9_000);
+  t.deepEqual(r.prepared, [{ groups: many, at: 10_000, now: 9_000 }], 'the 32 due at 10 s, planned at 9 s');
+  r.calls.length = 0;
+  for (const g of many) r.answers.set(g, { instances: [] });
+  await r.advanceTo(10_000);
+  t.deepEqual(r.calls, [{ many: true, groups: many }], 'then fired as before, in one call');
+  await r.advanceTo(20_000);
+  t.is(r.prepared.length, 1, '31 schedules sharing an instant are read when due');
+
+  // One leaving before the planning time: not asked for. All leaving: the planning timer goes too.
+  const later = Array.from({ length: 33 }, (_, i) => `l-${String(i).padStart(2, '0')}`);
+  for (const g of later) {
+    r.answers.set(g, { instances: [], nextDueTime: 40_000 });
+    plugin.register(info(g), hookCtx);
+  }
+  await r.advanceTo(20_001);
+  plugin.unregister('l-00', hookCtx);
+  await r.advanceTo(39_000);
+  t.deepEqual(r.prepared[1], { groups: later.slice(1), at: 40_000, now: 39_000 });
+  for (const g of later) {
+    r.answers.set(g, { instances: [], nextDueTime: 60_000 });
+    plugin.update(info(g), hookCtx);
+  }
+  await r.advanceTo(39_001);
+  for (const g of later) plugin.unregister(g, hookCtx);
+  await r.advanceTo(60_000);
+  t.is(r.prepared.length, 2, 'no planning for an instant nobody waits for any more');
+});
+
+test.serial('on a host without prepareDue, or with less than a second left, nothing is planned ahead', async (t) => {
+  const r = rig(true, false);
+  await plugin.start!(r.ctx);
+  t.teardown(() => plugin.stop!(hookCtx));
+  const groups = Array.from({ length: 40 }, (_, i) => `g-${i}`);
+  for (const g of groups) r.answers.set(g, { instances: [], nextDueTime: 5_000 });
+  for (const g of groups) plugin.register(info(g), hookCtx);
+  await r.advanceTo(0);
+  t.deepEqual(r.armed, [5_000], 'only the fire timer');
+
+  const p = rig(true, true);
+  await plugin.stop!(hookCtx);
+  await plugin.start!(p.ctx);
+  for (const g of groups) p.answers.set(g, { instances: [], nextDueTime: 500 });
+  for (const g of groups) plugin.register(info(g), hookCtx);
+  await p.advanceTo(0);
+  t.deepEqual(p.armed, [500], 'due in 500 ms: no time to plan ahead');
+  await p.advanceTo(500);
+  t.deepEqual(p.prepared, []);
 });

@@ -340,3 +340,93 @@ test.serial(
     await t.notThrowsAsync(r.service.unregister('manual-none'));
   },
 );
+
+for (const backend of backends) {
+  backend.declare(
+    `${backend.name}: fires planned ahead (prepareDue) fire as without the plan; a plan gone out of date is made again`,
+    async (t) => {
+      const open = await backend.setup(t);
+      let heads = 0;
+      let reads = 0;
+      const counted = async (): Promise<ScheduleStore> => {
+        const store = await open();
+        return Object.assign(Object.create(store) as ScheduleStore, {
+          firingHeads: (groupIds: readonly string[], dueBy: number) => {
+            heads++;
+            return store.firingHeads(groupIds, dueBy);
+          },
+          schedulesWithLast: (queries: readonly { groupId: string; dueBy?: number }[]) => {
+            reads++;
+            read.push(...queries.map((q) => q.groupId));
+            return store.schedulesWithLast(queries);
+          },
+        });
+      };
+      const read: string[] = [];
+      const at = T0 + 3 * HOUR; // window 2's due time
+      const clock = new ManualClock(at - 1500);
+      const a = await replica(counted, clock, 'a');
+      const b = await replica(open, clock, 'b'); // another replica, sharing the store
+      t.teardown(() => Promise.all([a.service.stop(), b.service.stop()]).then(() => undefined));
+      const groups = ['same', 'paused', 'updated', 'taken', 'ahead'];
+      for (const g of groups) await a.service.register(info(g, { scheduleEngine: 'None' }));
+      await a.service.fireDueMany(groups, 0); // windows 0 and 1, missed
+      await a.service.idle();
+      a.dispatcher.submitted.length = 0;
+
+      a.service.prepareDue(groups, at);
+      await a.service.idle();
+      // Meanwhile, on replica b: a pause, an update (due a minute later), window 2 run by hand, window 5 run ahead.
+      await b.service.pause('paused');
+      await b.service.update(info('updated', { scheduleEngine: 'None', delayTime: 1, version: 2 }));
+      await b.service.trigger('taken', T0 + 2 * HOUR, false);
+      await b.service.trigger('ahead', T0 + 5 * HOUR, false);
+      await b.service.idle();
+
+      await clock.advanceTo(at);
+      [heads, reads, read.length] = [0, 0, 0];
+      const answers = await a.service.fireDueMany(groups, 0);
+      await a.service.idle();
+      const fired = (d: typeof a.dispatcher) =>
+        d.submitted.map((s) => `${s.groupId}@${(Number(s.lowerBound) - T0) / HOUR}`).sort();
+      t.deepEqual(fired(a.dispatcher), ['ahead@2', 'same@2'], 'what is still due, once');
+      t.deepEqual(fired(b.dispatcher), ['ahead@5', 'taken@2']);
+      t.is(heads, 1, 'one check for the five groups');
+      t.is(reads, 1, 'one read, for the three whose plan went out of date');
+      t.deepEqual(read.sort(), ['paused', 'taken', 'updated']);
+      const byGroup = new Map(groups.map((g, i) => [g, answers[i]!]));
+      for (const [g, a0] of byGroup) t.false(a0 instanceof Error, g);
+      const answer = (g: string) => byGroup.get(g) as { instances: InstanceRecord[]; nextDueTime?: number };
+      t.like(answer('same'), { nextDueTime: T0 + 4 * HOUR });
+      t.deepEqual(
+        answer('same').instances.map((i) => [i.windowStart, i.trigger]),
+        [[T0 + 2 * HOUR, 'SCHEDULE']],
+      );
+      t.deepEqual(answer('paused'), { instances: [] });
+      t.is(answer('updated').nextDueTime, at + 60_000, 'due a minute later now');
+      t.deepEqual(
+        answer('taken').instances.map((i) => [i.windowStart, i.trigger]),
+        [[T0 + 2 * HOUR, 'MANUAL']],
+        "window 2 is b's run",
+      );
+
+      // Not planned: an instant past, or more than a minute ahead. Planned but fired too late: read again.
+      a.dispatcher.submitted.length = 0;
+      a.service.prepareDue(['same'], at);
+      a.service.prepareDue(['same'], clock.now() + 61_000);
+      await a.service.idle();
+      [heads, reads] = [0, 0];
+      await a.service.fireDueMany(['same'], 0);
+      t.deepEqual([heads, reads], [0, 1]);
+      a.service.prepareDue(['same'], T0 + 4 * HOUR);
+      await a.service.idle();
+      await clock.advanceTo(T0 + 4 * HOUR + 1000);
+      [heads, reads] = [0, 0];
+      const late = await a.service.fireDueMany(['same'], 0);
+      await a.service.idle();
+      t.deepEqual([heads, reads], [0, 1], 'a second late: read again');
+      t.deepEqual(fired(a.dispatcher), ['same@3']);
+      t.false(late[0] instanceof Error);
+    },
+  );
+}

@@ -16,6 +16,8 @@ const slots = new Map<number, Slot>();
 interface Slot {
   readonly groups: Set<string>;
   timer?: { cancel(): void };
+  /** The timer that has the service plan the slot's fire ahead (ctx.prepareDue), once it holds enough groups. */
+  prepare?: { cancel(): void };
 }
 const registered = new Set<string>();
 /** Groups whose fire is under way: a wake-up meanwhile runs once it ends. */
@@ -24,6 +26,12 @@ const again = new Set<string>();
 
 /** How long after a failed fire the group is tried again. */
 const RETRY_MS = 5000;
+/**
+ * How long before an instant its fire is planned (ctx.prepareDue), and how many groups it must share for that:
+ * the service then only checks, claims and dispatches at the instant. A handful of groups are read at once.
+ */
+const PREPARE_LEAD_MS = 1000;
+const PREPARE_MIN_GROUPS = 32;
 
 function unarm(groupId: string): void {
   const at = armedAt.get(groupId);
@@ -34,6 +42,7 @@ function unarm(groupId: string): void {
   slot.groups.delete(groupId);
   if (slot.groups.size === 0) {
     slot.timer?.cancel();
+    slot.prepare?.cancel();
     slots.delete(at);
   }
 }
@@ -45,6 +54,7 @@ function armAt(c: EngineContext, groupId: string, at: number): void {
   const existing = slots.get(at);
   if (existing) {
     existing.groups.add(groupId);
+    if (existing.groups.size === PREPARE_MIN_GROUPS) armPrepare(c, at, existing);
     return;
   }
   const slot: Slot = { groups: new Set([groupId]) };
@@ -53,8 +63,18 @@ function armAt(c: EngineContext, groupId: string, at: number): void {
   slot.timer = c.scheduleAt(at, () => {
     if (slots.get(at) !== slot) return;
     slots.delete(at);
+    slot.prepare?.cancel();
     for (const g of slot.groups) armedAt.delete(g);
     fire([...slot.groups]);
+  });
+}
+
+/** Has the service plan the slot's fire PREPARE_LEAD_MS ahead, when there is still time for it. */
+function armPrepare(c: EngineContext, at: number, slot: Slot): void {
+  const prepareDue = c.prepareDue?.bind(c);
+  if (!prepareDue || slot.prepare || at - PREPARE_LEAD_MS <= c.now()) return;
+  slot.prepare = c.scheduleAt(at - PREPARE_LEAD_MS, () => {
+    if (slots.get(at) === slot && slot.groups.size >= PREPARE_MIN_GROUPS) prepareDue([...slot.groups], at);
   });
 }
 

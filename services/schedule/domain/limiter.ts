@@ -10,6 +10,11 @@ export class Limiter {
 
   constructor(private readonly max: number) {}
 
+  /** Whether a task runs or waits. */
+  get busy(): boolean {
+    return this.#active > 0;
+  }
+
   /** Resolves once no task runs or waits (at once when none does). */
   idle(): Promise<void> {
     if (this.#active === 0) return Promise.resolve();

@@ -85,6 +85,13 @@ export const FIRE_BATCH = 100;
 export const CLAIM_BATCH = 250;
 /** Groups one fireDueMany task reads and plans together (one statement for their schedules and latest instances). */
 export const FIRE_GROUPS = 250;
+/** How far ahead of its due time a fire may be planned (EngineContext.prepareDue): further is ignored. */
+export const MAX_PREPARE_AHEAD_MS = 60_000;
+/**
+ * How long after its due time a fire planned ahead is still used: later (the service was stalled, or the engine
+ * is late), the fire reads and plans again at the time it runs.
+ */
+const PREPARED_FOR_MS = 1000;
 /** How long the later states of fired windows wait at most for a burst's FireDue calls to end. */
 const UPDATE_HOLD_MS = 1000;
 
@@ -101,6 +108,25 @@ interface FireIo {
 }
 
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
+
+/**
+ * A group's fire read and planned ahead of its due time `at` (EngineContext.prepareDue): used at `at` while the
+ * schedule's version and status and the group's latest window are still the ones it was planned from.
+ */
+interface PreparedFire {
+  readonly at: number;
+  readonly version: number;
+  readonly status: string;
+  readonly last?: InstanceRecord;
+  readonly plan: Plan;
+}
+
+/** One group's plan on its way to the claim: its place in the call, and the instant it was planned for. */
+interface PlannedFire {
+  readonly index: number;
+  readonly plan: Plan;
+  readonly asOf: number;
+}
 
 /** A FireDue result as engines get it (EngineContext.fireDue): the instances' firing fields only. */
 const fireDueOutcome = (r: FireDueResult): FireDueOutcome => ({
@@ -241,6 +267,8 @@ export class ScheduleService {
   readonly #held = new Map<string, AbortController>();
   /** Windows submitted before they were due, armed here to be dispatched at their due time. */
   readonly #early = new Map<string, { cancel(): void }>();
+  /** Fires planned ahead of their due time (prepareDue), by group: each used once, or replaced. */
+  readonly #prepared = new Map<string, PreparedFire>();
   #stopped = false;
   /** Aborted on stop: dispatch retries and job watches end, leaving their rows for the next start. */
   readonly #stopping = new AbortController();
@@ -365,6 +393,7 @@ export class ScheduleService {
     this.#rescan?.cancel();
     for (const timer of this.#early.values()) timer.cancel();
     this.#early.clear();
+    this.#prepared.clear();
     await this.#watch?.close();
     for (const engine of this.#o.engines.values()) {
       if (this.#o.hooks.has(engine, 'stop')) await this.#o.hooks.call(engine, 'stop', undefined).catch(() => {});
@@ -473,6 +502,7 @@ export class ScheduleService {
             ? { groupId: groupIds[i]!, ok: false as const, error: r }
             : { groupId: groupIds[i]!, ok: true as const, outcome: fireDueOutcome(r) },
         ),
+      prepareDue: (groupIds, at) => this.prepareDue(groupIds, at),
       listSchedules: () => this.listOwned(engineId),
       listPaused: () => this.listOwned(engineId, 'PAUSED'),
       coveringCron: (info, dialect) => coveringCron(info, dialect),
@@ -738,6 +768,7 @@ export class ScheduleService {
    * another caller had claimed first, and, when nothing new was due, the latest instance due at `asOf`.
    */
   fireDue(groupId: string, asOf = 0): Promise<FireDueResult> {
+    this.#prepared.delete(groupId); // planned for a fireDueMany; this call reads for itself
     const quiet = this.#firstFireQuiet(groupId, asOf);
     if (quiet) return Promise.resolve(quiet);
     return this.#track(this.#firing.run(() => this.#fireDue(groupId, asOf)));
@@ -803,16 +834,23 @@ export class ScheduleService {
 
   /**
    * Waits (at most UPDATE_HOLD_MS) while FireDue calls run or wait: in a burst, claiming and dispatching the
-   * windows still due comes before writing the later states of those already sent, which gather meanwhile.
+   * windows still due comes before following those already sent and writing their later states, which gather
+   * meanwhile. One wait shared by every caller (a burst has thousands), resolved at once when nothing fires.
    */
-  async #afterFiring(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.#firing.idle(),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, UPDATE_HOLD_MS).unref())),
-    ]);
-    clearTimeout(timer);
+  #afterFiring(): Promise<void> {
+    if (!this.#firing.busy) return Promise.resolve();
+    this.#firingSettled ??= new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#firingSettled = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, UPDATE_HOLD_MS).unref();
+      void this.#firing.idle().then(done);
+    });
+    return this.#firingSettled;
   }
+  #firingSettled: Promise<void> | undefined;
 
   /** FireDue for callers outside the service: an unknown or deleted group is NOT_FOUND rather than nothing. */
   async fireDueChecked(groupId: string, asOf: number): Promise<FireDueResult> {
@@ -841,22 +879,131 @@ export class ScheduleService {
    * of thousands costs a few dozen statements instead of several per group.
    */
   async fireDueMany(groupIds: readonly string[], asOf = 0): Promise<(FireDueResult | Error)[]> {
-    this.#asOf(asOf); // refuse a bad asOf before any work
-    const unique = [...new Set(groupIds)];
-    const chunks: Promise<(FireDueResult | Error)[]>[] = [];
-    for (let i = 0; i < unique.length; i += FIRE_GROUPS) {
-      const chunk = unique.slice(i, i + FIRE_GROUPS);
-      // A chunk whose reads failed fails its groups only, as a failed claim does.
-      chunks.push(
-        this.#track(this.#firing.run(() => this.#fireGroups(chunk, asOf, this.#storeIo))).catch((err: unknown) =>
-          chunk.map(() => asError(err)),
+    const at = this.#asOf(asOf); // refuse a bad asOf before any work
+    // Groups planned ahead for this instant only check their plan (prepareDue); the others are read and planned.
+    const prepared: { readonly groupId: string; readonly fire: PreparedFire }[] = [];
+    const rest: string[] = [];
+    for (const groupId of new Set(groupIds)) {
+      const fire = this.#prepared.get(groupId);
+      this.#prepared.delete(groupId);
+      if (fire && fire.at <= at && at < fire.at + PREPARED_FOR_MS && (asOf === 0 || asOf === fire.at))
+        prepared.push({ groupId, fire });
+      else rest.push(groupId);
+    }
+    const chunks: { groups: readonly string[]; results: Promise<(FireDueResult | Error)[]> }[] = [];
+    for (let i = 0; i < prepared.length; i += FIRE_GROUPS) {
+      const chunk = prepared.slice(i, i + FIRE_GROUPS);
+      const groups = chunk.map((p) => p.groupId);
+      chunks.push({
+        groups,
+        results: this.#track(this.#firing.run(() => this.#firePrepared(chunk, at))).catch((err: unknown) =>
+          groups.map(() => asError(err)),
         ),
-      );
+      });
+    }
+    for (let i = 0; i < rest.length; i += FIRE_GROUPS) {
+      const groups = rest.slice(i, i + FIRE_GROUPS);
+      // A chunk whose reads failed fails its groups only, as a failed claim does.
+      chunks.push({
+        groups,
+        results: this.#track(this.#firing.run(() => this.#fireGroups(groups, asOf, this.#storeIo))).catch(
+          (err: unknown) => groups.map(() => asError(err)),
+        ),
+      });
     }
     const byGroup = new Map<string, FireDueResult | Error>();
-    let at = 0;
-    for (const results of await Promise.all(chunks)) for (const r of results) byGroup.set(unique[at++]!, r);
+    for (const { groups, results } of chunks) {
+      const answers = await results;
+      for (const [k, g] of groups.entries()) byGroup.set(g, answers[k]!);
+    }
     return groupIds.map((g) => byGroup.get(g)!);
+  }
+
+  /**
+   * Reads and plans ahead the fire of groups due at `at` (EngineContext.prepareDue), so that at `at` their
+   * fireDueMany checks, claims and dispatches, the reads and plans of a burst done before it. Only plain plans
+   * are kept: a group under selfDepend, with windows run ahead of its schedule, skipping windows or with
+   * nothing due at `at` is read at its due time as any other. A hint: failures are logged, never answered.
+   */
+  prepareDue(groupIds: readonly string[], at: number): void {
+    if (this.#stopped) return;
+    const now = this.#o.clock.now();
+    if (!Number.isSafeInteger(at) || at <= now || at > now + MAX_PREPARE_AHEAD_MS) return;
+    const unique = [...new Set(groupIds)];
+    for (let i = 0; i < unique.length; i += FIRE_GROUPS) {
+      const chunk = unique.slice(i, i + FIRE_GROUPS);
+      void this.#track(this.#firing.run(() => this.#prepare(chunk, at))).catch((err: unknown) =>
+        this.#o.logger.warn('planning due windows ahead failed; they are read when due', {
+          groups: chunk.length,
+          err,
+        }),
+      );
+    }
+  }
+
+  async #prepare(groupIds: readonly string[], at: number): Promise<void> {
+    // Too late to be ahead (the limiter held it): the fire reads for itself.
+    if (this.#stopped || this.#o.clock.now() >= at) return;
+    const reads = await this.#o.store.schedulesWithLast(groupIds.map((groupId) => ({ groupId, dueBy: at })));
+    for (const [k, groupId] of groupIds.entries()) {
+      const { schedule: s, last } = reads[k]!;
+      if (!s || !FIRING.includes(s.status) || (last && !SCHEDULE_TRIGGERS.includes(last.trigger))) continue;
+      const rules = firingRules(s.info);
+      if (rules.selfDepend !== 0) continue;
+      const plan = planDue({
+        rules,
+        now: at,
+        active: 0,
+        graceMs: this.#graceMs,
+        maxFire: FIRE_BATCH,
+        ...(last ? { last } : {}),
+      });
+      if (plan.fire.length === 0 || plan.skippedCount > 0 || plan.waiting) continue;
+      this.#prepared.set(groupId, { at, version: s.version, status: s.status, plan, ...(last ? { last } : {}) });
+    }
+  }
+
+  /**
+   * Fires groups planned ahead for `fire.at` (at or just after it, `asOf`): each whose schedule version and status
+   * and latest window are still those of its plan is claimed and dispatched as planned; any other is read and
+   * planned again now, as fireDueMany does without a plan.
+   */
+  async #firePrepared(
+    chunk: readonly { readonly groupId: string; readonly fire: PreparedFire }[],
+    asOf: number,
+  ): Promise<(FireDueResult | Error)[]> {
+    const heads = await this.#o.store.firingHeads(
+      chunk.map(({ groupId }) => groupId),
+      asOf,
+    );
+    const groupIds: string[] = [];
+    const lasts: (InstanceRecord | undefined)[] = [];
+    const planned: PlannedFire[] = [];
+    const changed: string[] = [];
+    for (const [k, { groupId, fire }] of chunk.entries()) {
+      const head = heads[k];
+      if (
+        !head ||
+        head.version !== fire.version ||
+        head.status !== fire.status ||
+        head.lastId !== fire.last?.instanceId
+      ) {
+        changed.push(groupId);
+        continue;
+      }
+      this.#waiting.delete(groupId);
+      planned.push({ index: groupIds.length, plan: fire.plan, asOf: fire.at });
+      groupIds.push(groupId);
+      lasts.push(fire.last);
+    }
+    const [fired, again] = await Promise.all([
+      this.#claimAndDispatch(groupIds, planned, lasts, this.#storeIo, new Array(groupIds.length), false),
+      changed.length > 0 ? this.#fireGroups(changed, asOf, this.#storeIo) : [],
+    ]);
+    const byGroup = new Map<string, FireDueResult | Error>();
+    for (const [k, g] of groupIds.entries()) byGroup.set(g, fired[k]!);
+    for (const [k, g] of changed.entries()) byGroup.set(g, again[k]!);
+    return chunk.map(({ groupId }) => byGroup.get(groupId)!);
   }
 
   /** A single FireDue's reads and claim, shared with the other FireDue calls of the turn. */
@@ -901,7 +1048,7 @@ export class ScheduleService {
     const reads = await io.reads(groupIds.map((groupId) => ({ groupId, dueBy: asOf })));
     const lasts = reads.map((r) => r.last);
     const results: (FireDueResult | Error | Promise<FireDueResult>)[] = new Array<FireDueResult>(groupIds.length);
-    const planned: { readonly index: number; readonly plan: Plan; readonly rows: number }[] = [];
+    const planned: PlannedFire[] = [];
     for (const [index, groupId] of groupIds.entries()) {
       const s = reads[index]!.schedule;
       if (!s || !FIRING.includes(s.status)) {
@@ -910,18 +1057,35 @@ export class ScheduleService {
       }
       try {
         const plan = await this.#plan(groupId, s, asOf, await this.#progress(groupId, asOf, lasts[index]), firstOfNew);
-        planned.push({ index, plan, rows: plan.fire.length });
+        planned.push({ index, plan, asOf });
       } catch (err) {
         if (groupIds.length === 1) throw err;
         results[index] = asError(err);
       }
     }
+    return this.#claimAndDispatch(groupIds, planned, lasts, io, results, groupIds.length === 1);
+  }
+
+  /**
+   * Claims the planned windows of the groups and dispatches those claimed here; answers each group (`results`
+   * holds the answers of those not planned), as FireDue would. `rethrow`: a failure rejects the call (one
+   * FireDue) instead of answering the group's error.
+   */
+  async #claimAndDispatch(
+    groupIds: readonly string[],
+    planned: readonly PlannedFire[],
+    lasts: readonly (InstanceRecord | undefined)[],
+    io: FireIo,
+    results: (FireDueResult | Error | Promise<FireDueResult>)[],
+    rethrow: boolean,
+  ): Promise<(FireDueResult | Error)[]> {
     // Claims in statements of at most CLAIM_BATCH windows, a group's windows (at most FIRE_BATCH) in one; each
     // statement's windows are dispatched before the next is written, so the first of a burst go out early.
     for (let i = 0; i < planned.length;) {
       let end = i + 1;
-      let rows = planned[i]!.rows;
-      while (end < planned.length && rows + planned[end]!.rows <= CLAIM_BATCH) rows += planned[end++]!.rows;
+      let rows = planned[i]!.plan.fire.length;
+      while (end < planned.length && rows + planned[end]!.plan.fire.length <= CLAIM_BATCH)
+        rows += planned[end++]!.plan.fire.length;
       const part = planned.slice(i, end);
       i = end;
       // Claimed as of now, not as of the reads above: a row written already stale would be taken over at once.
@@ -935,10 +1099,10 @@ export class ScheduleService {
       try {
         claims = instances.length === 0 ? [] : await io.claim(instances);
       } catch (err) {
-        if (groupIds.length === 1) throw err;
+        if (rethrow) throw err;
       }
       let at = 0;
-      for (const { index, plan } of part) {
+      for (const { index, plan, asOf } of part) {
         const own = instances.slice(at, at + plan.fire.length);
         let mine = claims?.slice(at, at + plan.fire.length);
         at += plan.fire.length;
@@ -955,7 +1119,7 @@ export class ScheduleService {
     }
     return Promise.all(results.map((r) => (r instanceof Promise ? r.catch((err: unknown) => asError(err)) : r))).then(
       (settled) => {
-        if (groupIds.length === 1 && settled[0] instanceof Error) throw settled[0];
+        if (rethrow && settled[0] instanceof Error) throw settled[0];
         return settled;
       },
     );
@@ -1510,7 +1674,9 @@ export class ScheduleService {
               { ...instance, jobIds }
             : await this.#o.store.updateInstance(instance.instanceId, { jobIds }, now, ['DISPATCHED', 'RUNNING']);
     onDispatched(dispatched ?? (await this.#o.store.getInstanceById(instance.instanceId)) ?? instance);
-    if (dispatched) await this.#follow(dispatched, signal);
+    if (!dispatched) return;
+    await this.#afterFiring(); // the rest of a burst goes out first
+    if (!signal.aborted) await this.#follow(dispatched, signal);
   }
 
   async #follow(instance: InstanceRecord, signal: AbortSignal): Promise<void> {
