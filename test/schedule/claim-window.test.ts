@@ -132,6 +132,37 @@ for (const backend of backends) {
     },
   );
 
+  backend.declare(
+    `${backend.name}: a window recorded early is taken at its due time by one replica; the others leave it to that one`,
+    async (t) => {
+      const open = await backend.setup(t);
+      const clock = new ManualClock(T0 + 3 * HOUR + 5_000);
+      const a = await replica(open, clock, 'a');
+      t.teardown(() => a.service.stop());
+      await a.service.register(info('early', { scheduleEngine: 'None' }));
+      await a.service.claimWindow(time('early', 3));
+      // b starts after the claim and arms the row too. a's timer runs first and is still sending the window when
+      // b's runs: the row is still SCHEDULED, now held by a.
+      const b = await replica(open, clock, 'b');
+      t.teardown(() => b.service.stop());
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const submit = a.dispatcher.submit.bind(a.dispatcher);
+      a.dispatcher.submit = async (request) => {
+        await gate;
+        return submit(request);
+      };
+      await clock.advanceTo(T0 + 4 * HOUR);
+      release();
+      await Promise.all([a.service.idle(), b.service.idle()]);
+      // (On PostgreSQL b's read may come before a's take-over: then b takes it and a leaves it.)
+      const sent = [...a.dispatcher.submitted.map(() => 'a'), ...b.dispatcher.submitted.map(() => 'b')];
+      t.is(sent.length, 1, `sent once (by ${sent.join(' and ')})`);
+      const [row] = await a.service.listInstances({ groupId: 'early', limit: 10 });
+      t.like(row, { owner: sent[0], state: 'SUCCEEDED' });
+    },
+  );
+
   backend.declare(`${backend.name}: TriggerWindow runs a window recorded early now`, async (t) => {
     const open = await backend.setup(t);
     const clock = new ManualClock(T0 + 30 * 60_000);
