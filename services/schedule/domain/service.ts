@@ -398,7 +398,8 @@ export class ScheduleService {
     for (const engine of this.#o.engines.values()) {
       if (this.#o.hooks.has(engine, 'stop')) await this.#o.hooks.call(engine, 'stop', undefined).catch(() => {});
     }
-    await Promise.allSettled([...this.#inflight]);
+    // Until nothing is in flight, runs started meanwhile (a claim answered during the stop) included.
+    await this.idle();
   }
 
   /** Resolves when every dispatch and follow-up started so far has settled (tests, shutdown). */
@@ -429,8 +430,8 @@ export class ScheduleService {
         const ids = [...this.#held.keys()];
         if (busy || ids.length === 0) return;
         busy = true;
-        void this.#o.store
-          .renewInstances(this.#o.owner, ids, this.#o.clock.now())
+        // Tracked: stop() waits for a renewal under way before the store is closed.
+        void this.#track(this.#o.store.renewInstances(this.#o.owner, ids, this.#o.clock.now()))
           .then((held) => {
             const kept = new Set(held);
             for (const id of ids) {
