@@ -1,6 +1,7 @@
 import { CompiledQuery, type Insertable, type Kysely, type Selectable, type Updateable, sql } from 'kysely';
 import { invalidArgument } from 'sluice/sdk';
 import type {
+  FiringHead,
   InstancePatch,
   InstanceQuery,
   InstanceRecord,
@@ -73,7 +74,7 @@ const sqliteClaimTexts = new Map<number, string>();
 
 /** Instances.firingHeads on SQLite: parameters the due-by instant, then the group ids as a JSON array. */
 const SQLITE_FIRING_HEADS =
-  "SELECT q.key AS probe, s.version AS version, s.status AS status, (SELECT l.instance_id FROM instances l WHERE l.group_id = s.group_id AND l.boundary_type = 'TIME' AND l.due_time <= ? ORDER BY l.window_start DESC LIMIT 1) AS last_id FROM json_each(?) q JOIN schedules s ON s.group_id = q.value";
+  "SELECT q.key AS probe, s.version AS version, s.status AS status, s.updated_at AS updated_at, (SELECT l.instance_id FROM instances l WHERE l.group_id = s.group_id AND l.boundary_type = 'TIME' AND l.due_time <= ? ORDER BY l.window_start DESC LIMIT 1) AS last_id FROM json_each(?) q JOIN schedules s ON s.group_id = q.value";
 
 /** The SQLite claim of `rows` rows, with bound values: one text per size. */
 function sqliteClaimText(rows: number): string {
@@ -555,17 +556,21 @@ export class Instances {
 
   /**
    * What a fire planned ahead checks at its due time, for several groups in one statement: each group's schedule
-   * version and status and the id of its latest TIME instance due by `dueBy` (as {@link lastMany}), in the order
-   * given; undefined where there is no schedule. Neither the schedule's info nor the instance row is read.
+   * version, status and last write time, and the id of its latest TIME instance due by `dueBy` (as
+   * {@link lastMany}), in the order given; undefined where there is no schedule. Neither the schedule's info nor
+   * the instance row is read.
    */
-  async firingHeads(
-    groupIds: readonly string[],
-    dueBy: number,
-  ): Promise<({ version: number; status: string; lastId?: string } | undefined)[]> {
+  async firingHeads(groupIds: readonly string[], dueBy: number): Promise<(FiringHead | undefined)[]> {
     if (groupIds.length === 0) return [];
     if (groupIds.length > MAX_CLAIMS)
       throw invalidArgument('group_ids', `at most ${MAX_CLAIMS} groups at once`, groupIds.length);
-    type Row = { probe: number | string; version: number; status: string; last_id: string | null };
+    type Row = {
+      probe: number | string;
+      version: number;
+      status: string;
+      updated_at: number | string;
+      last_id: string | null;
+    };
     let rows: Row[];
     if (this.dialect.execute) {
       // SQLite: one statement text, the groups as one JSON array (json_each numbers them from 0).
@@ -573,15 +578,16 @@ export class Instances {
     } else {
       const latest = sql`l.group_id = s.group_id AND l.boundary_type = 'TIME' AND l.due_time <= ${dueBy} ORDER BY l.window_start DESC LIMIT 1`;
       ({ rows } =
-        await sql<Row>`SELECT q.probe - 1 AS probe, s.version AS version, s.status AS status, (SELECT l.instance_id FROM instances l WHERE ${latest}) AS last_id FROM unnest(${[...groupIds]}::text[]) WITH ORDINALITY AS q(group_id, probe) JOIN schedules s ON s.group_id = q.group_id`.execute(
+        await sql<Row>`SELECT q.probe - 1 AS probe, s.version AS version, s.status AS status, s.updated_at AS updated_at, (SELECT l.instance_id FROM instances l WHERE ${latest}) AS last_id FROM unnest(${[...groupIds]}::text[]) WITH ORDINALITY AS q(group_id, probe) JOIN schedules s ON s.group_id = q.group_id`.execute(
           this.db,
         ));
     }
-    const out: ({ version: number; status: string; lastId?: string } | undefined)[] = groupIds.map(() => undefined);
+    const out: (FiringHead | undefined)[] = groupIds.map(() => undefined);
     for (const row of rows)
       out[Number(row.probe)] = {
         version: Number(row.version),
         status: row.status,
+        updatedAt: Number(row.updated_at),
         ...(row.last_id === null ? {} : { lastId: row.last_id }),
       };
     return out;

@@ -11,6 +11,7 @@ import type {
   OperatorStore,
 } from '../operator/domain/model.js';
 import type {
+  FiringHead,
   InstancePatch,
   InstanceQuery,
   InstanceRecord,
@@ -186,10 +187,7 @@ export class SqlStore implements ScheduleStore, OperatorStore {
     });
   }
 
-  firingHeads(
-    groupIds: readonly string[],
-    dueBy: number,
-  ): Promise<({ version: number; status: string; lastId?: string } | undefined)[]> {
+  firingHeads(groupIds: readonly string[], dueBy: number): Promise<(FiringHead | undefined)[]> {
     return this.run('firing heads', () => this.instances.firingHeads(groupIds, dueBy));
   }
 

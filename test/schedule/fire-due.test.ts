@@ -430,3 +430,69 @@ for (const backend of backends) {
     },
   );
 }
+
+for (const backend of backends) {
+  backend.declare(
+    `${backend.name}: a plan is made again for a schedule deleted and registered again meanwhile (version 2 again)`,
+    async (t) => {
+      const open = await backend.setup(t);
+      const at = T0 + 3 * HOUR;
+      const clock = new ManualClock(at - 1500);
+      const a = await replica(open, clock, 'a');
+      const b = await replica(open, clock, 'b');
+      t.teardown(() => Promise.all([a.service.stop(), b.service.stop()]).then(() => undefined));
+      await a.service.register(info('rr', { scheduleEngine: 'None' }));
+      await a.service.fireDueMany(['rr'], 0); // windows 0 and 1
+      await a.service.idle();
+      a.dispatcher.submitted.length = 0;
+      a.service.prepareDue(['rr'], at);
+      await a.service.idle();
+      await clock.advance(10); // the new row's write time differs from the old one's
+      await b.service.unregister('rr');
+      const again = await b.service.register(info('rr', { scheduleEngine: 'None', startTime: T0 + 5 * HOUR }));
+      t.is(again.version, 2);
+      await clock.advanceTo(at);
+      const [answer] = await a.service.fireDueMany(['rr'], 0);
+      await a.service.idle();
+      t.deepEqual(a.dispatcher.submitted, [], 'registered again to start at 05:00: nothing is due at 03:00');
+      t.like(answer, { nextDueTime: T0 + 6 * HOUR });
+    },
+  );
+
+  backend.declare(
+    `${backend.name}: a re-read that fails answers for the groups re-read only; the planned ones fire and answer`,
+    async (t) => {
+      const open = await backend.setup(t);
+      let failReads = false;
+      const failing = async (): Promise<ScheduleStore> => {
+        const store = await open();
+        return Object.assign(Object.create(store) as ScheduleStore, {
+          schedulesWithLast: (queries: readonly { groupId: string; dueBy?: number }[]) =>
+            failReads ? Promise.reject(new Error('reads failed')) : store.schedulesWithLast(queries),
+        });
+      };
+      const at = T0 + 3 * HOUR;
+      const clock = new ManualClock(at - 1500);
+      const a = await replica(failing, clock, 'a');
+      const b = await replica(open, clock, 'b');
+      t.teardown(() => Promise.all([a.service.stop(), b.service.stop()]).then(() => undefined));
+      const groups = ['p1', 'p2', 'p3', 'changed'];
+      for (const g of groups) await a.service.register(info(g, { scheduleEngine: 'None' }));
+      await a.service.fireDueMany(groups, 0);
+      await a.service.idle();
+      a.dispatcher.submitted.length = 0;
+      a.service.prepareDue(groups, at);
+      await a.service.idle();
+      await b.service.pause('changed');
+      await clock.advanceTo(at);
+      failReads = true;
+      const answers = await a.service.fireDueMany(groups, 0);
+      // Settled with the call: nothing of it is still under way.
+      t.deepEqual(a.dispatcher.submitted.map((s) => s.groupId).sort(), ['p1', 'p2', 'p3']);
+      for (const [k, g] of groups.slice(0, 3).entries())
+        t.like(answers[k], { nextDueTime: T0 + 4 * HOUR }, `${g} answers its own fire`);
+      t.true(answers[3] instanceof Error && answers[3].message === 'reads failed', 'the re-read group fails alone');
+      await a.service.idle();
+    },
+  );
+}

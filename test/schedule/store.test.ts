@@ -956,16 +956,17 @@ contract(
     t.deepEqual(await store.firingHeads([], NOW), []);
     await store.insertSchedule(schedule('h-1', { status: 'REGISTERED', version: 7 }));
     await store.insertSchedule(schedule('h-2', { status: 'PAUSED', version: 2 }));
+    await store.updateSchedule(schedule('h-2', { status: 'PAUSED', version: 3, updatedAt: NOW + 5 }), 2);
     await store.insertSchedule(schedule('h-3'));
     for (const k of [3, 10, 7]) await store.claimInstance(instance('h-1', k));
     await store.claimInstance(offsetInstance('h-3'));
     const dueBy = instance('h-1', 7).dueTime;
     t.deepEqual(await store.firingHeads(['h-1', 'nobody', 'h-2', 'h-3', 'h-1'], dueBy), [
-      { version: 7, status: 'REGISTERED', lastId: 'h-1-7' },
+      { version: 7, status: 'REGISTERED', updatedAt: NOW, lastId: 'h-1-7' },
       undefined,
-      { version: 2, status: 'PAUSED' },
-      { version: 1, status: 'NEW' },
-      { version: 7, status: 'REGISTERED', lastId: 'h-1-7' },
+      { version: 3, status: 'PAUSED', updatedAt: NOW + 5 },
+      { version: 1, status: 'NEW', updatedAt: NOW },
+      { version: 7, status: 'REGISTERED', updatedAt: NOW, lastId: 'h-1-7' },
     ]);
     // The same latest instance as schedulesWithLast reads, whatever the instant.
     for (const at of [T0, dueBy - 1, dueBy, NOW]) {

@@ -82,6 +82,16 @@ export interface InstanceQuery {
  * ledger. Every method is atomic on its own; the unique (groupId, windowStart) row is what makes
  * exactly one replica fire a window.
  */
+/** What a fire planned ahead checks at its due time (ScheduleStore.firingHeads). */
+export interface FiringHead {
+  readonly version: number;
+  readonly status: string;
+  /** The schedule row's last write: a schedule deleted and registered again is at version 2 again. */
+  readonly updatedAt: number;
+  /** The group's latest TIME instance due by the instant asked, if any. */
+  readonly lastId?: string;
+}
+
 export interface ScheduleStore {
   /** Applies pending versioned migrations. */
   migrate(): Promise<void>;
@@ -172,13 +182,10 @@ export interface ScheduleStore {
   ): Promise<{ schedule?: ScheduleRecord; last?: InstanceRecord }[]>;
   /**
    * What a fire planned ahead checks at its due time, for several groups (at most 500): each group's schedule
-   * version and status and the id of lastInstance(groupId, dueBy), in the order given; undefined where there is
-   * no schedule. Cheaper than schedulesWithLast: no schedule info or instance row is read.
+   * version, status and updatedAt and the id of lastInstance(groupId, dueBy), in the order given; undefined where
+   * there is no schedule. Cheaper than schedulesWithLast: no schedule info or instance row is read.
    */
-  firingHeads(
-    groupIds: readonly string[],
-    dueBy: number,
-  ): Promise<({ readonly version: number; readonly status: string; readonly lastId?: string } | undefined)[]>;
+  firingHeads(groupIds: readonly string[], dueBy: number): Promise<(FiringHead | undefined)[]>;
   /**
    * Where the schedule itself has got to, when the group's latest row is not its own (a window run ahead by
    * TriggerWindow, Backfill or an external submission, or one it fired re-run by hand): its latest TIME

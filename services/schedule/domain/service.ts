@@ -117,6 +117,8 @@ interface PreparedFire {
   readonly at: number;
   readonly version: number;
   readonly status: string;
+  /** The schedule row's last write: a schedule deleted and registered again is at version 2 again. */
+  readonly updatedAt: number;
   readonly last?: InstanceRecord;
   readonly plan: Plan;
 }
@@ -960,7 +962,14 @@ export class ScheduleService {
         ...(last ? { last } : {}),
       });
       if (plan.fire.length === 0 || plan.skippedCount > 0 || plan.waiting) continue;
-      this.#prepared.set(groupId, { at, version: s.version, status: s.status, plan, ...(last ? { last } : {}) });
+      this.#prepared.set(groupId, {
+        at,
+        version: s.version,
+        status: s.status,
+        updatedAt: s.updatedAt,
+        plan,
+        ...(last ? { last } : {}),
+      });
     }
   }
 
@@ -987,6 +996,7 @@ export class ScheduleService {
         !head ||
         head.version !== fire.version ||
         head.status !== fire.status ||
+        head.updatedAt !== fire.updatedAt ||
         head.lastId !== fire.last?.instanceId
       ) {
         changed.push(groupId);
@@ -997,9 +1007,15 @@ export class ScheduleService {
       groupIds.push(groupId);
       lasts.push(fire.last);
     }
+    // Each half answers its own groups, a failure included (the re-read of changed groups may fail as a whole):
+    // one group's failure is never another's answer, and the call settles only once both halves have.
     const [fired, again] = await Promise.all([
-      this.#claimAndDispatch(groupIds, planned, lasts, this.#storeIo, new Array(groupIds.length), false),
-      changed.length > 0 ? this.#fireGroups(changed, asOf, this.#storeIo) : [],
+      this.#claimAndDispatch(groupIds, planned, lasts, this.#storeIo, new Array(groupIds.length), false).catch(
+        (err: unknown) => groupIds.map(() => asError(err)),
+      ),
+      changed.length > 0
+        ? this.#fireGroups(changed, asOf, this.#storeIo).catch((err: unknown) => changed.map(() => asError(err)))
+        : [],
     ]);
     const byGroup = new Map<string, FireDueResult | Error>();
     for (const [k, g] of groupIds.entries()) byGroup.set(g, fired[k]!);
