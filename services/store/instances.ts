@@ -67,10 +67,41 @@ const COLUMN_TYPES: Readonly<Record<(typeof COLUMNS)[number], JsonRowType>> = {
  */
 export const MAX_CLAIMS = 500;
 
-/** Rows a SQLite claim statement holds: a batch goes as the fewest of these (250 = 3 × 64 + 7 × 8 + 2 × 1). */
-const SQLITE_CLAIM_SIZES = [64, 8, 1] as const;
+/**
+ * Rows a SQLite claim statement holds: a batch goes as the fewest of these (a burst's 250 as one statement, which
+ * binds its 4,750 values faster than 12 smaller ones; 81 = 64 + 2 × 8 + 1).
+ */
+const SQLITE_CLAIM_SIZES = [250, 64, 8, 1] as const;
 
 const sqliteClaimTexts = new Map<number, string>();
+
+/**
+ * An instance's values for a SQLite claim statement, in COLUMNS order, as toRow writes them (each value read
+ * once, straight into the statement's parameters: a burst binds 19 values for each of thousands of rows).
+ */
+function pushClaimValues(out: unknown[], i: InstanceRecord): void {
+  out.push(
+    i.instanceId,
+    i.groupId,
+    i.windowStart,
+    i.windowEnd,
+    i.dueTime,
+    i.state,
+    i.trigger,
+    JSON.stringify(i.jobIds),
+    i.attempt,
+    i.dispatchedAt ?? null,
+    i.finishedAt ?? null,
+    i.error ?? null,
+    i.owner,
+    i.createdAt,
+    i.updatedAt,
+    i.boundaries?.boundaryType ?? 'TIME',
+    i.boundaries?.lowerBound ?? null,
+    i.boundaries?.upperBound ?? null,
+    i.triggeredBy ?? null,
+  );
+}
 
 /** Instances.firingHeads on SQLite: parameters the due-by instant, then the group ids as a JSON array. */
 const SQLITE_FIRING_HEADS =
@@ -168,10 +199,7 @@ export class Instances {
     for (const size of SQLITE_CLAIM_SIZES)
       for (; ordered.length - at >= size; at += size) {
         const parameters: unknown[] = [];
-        for (let i = at; i < at + size; i++) {
-          const row = this.toRow(ordered[i]!);
-          for (const c of COLUMNS) parameters.push(row[c] ?? null);
-        }
+        for (let i = at; i < at + size; i++) pushClaimValues(parameters, ordered[i]!);
         statements.push(CompiledQuery.raw(sqliteClaimText(size), parameters));
       }
     if (statements.length === 1) return (await this.db.executeQuery(statements[0]!)).rows;
@@ -645,10 +673,37 @@ export class Instances {
     };
   }
 
-  /** The record as {@link toRecord} reads back the row {@link toRow} writes for it. */
-  private asStored(instance: InstanceRecord): InstanceRecord {
-    // job_ids as the array both dialects' readJson pass through (text would stay text on PostgreSQL).
-    return this.toRecord({ ...this.toRow(instance), job_ids: [...instance.jobIds] } as Selectable<InstancesTable>);
+  /**
+   * The record as {@link toRecord} reads back the row {@link toRow} writes for it: absent optional fields stay
+   * absent, the job ids are a copy, and an OFFSET window's bounds are kept. Built directly (a burst answers
+   * thousands of claims), not through a row.
+   */
+  private asStored(i: InstanceRecord): InstanceRecord {
+    const r: { -readonly [K in keyof InstanceRecord]: InstanceRecord[K] } = {
+      instanceId: i.instanceId,
+      groupId: i.groupId,
+      windowStart: i.windowStart,
+      windowEnd: i.windowEnd,
+      dueTime: i.dueTime,
+      state: i.state,
+      trigger: i.trigger,
+      jobIds: [...i.jobIds],
+      attempt: i.attempt,
+      owner: i.owner,
+      createdAt: i.createdAt,
+      updatedAt: i.updatedAt,
+    };
+    if (i.dispatchedAt !== undefined) r.dispatchedAt = i.dispatchedAt;
+    if (i.finishedAt !== undefined) r.finishedAt = i.finishedAt;
+    if (i.error !== undefined) r.error = i.error;
+    if (i.boundaries?.boundaryType === 'OFFSET')
+      r.boundaries = {
+        boundaryType: 'OFFSET',
+        lowerBound: i.boundaries.lowerBound ?? '',
+        upperBound: i.boundaries.upperBound ?? '',
+      };
+    if (i.triggeredBy !== undefined) r.triggeredBy = i.triggeredBy;
+    return r;
   }
 
   private toRecord(row: Selectable<InstancesTable>): InstanceRecord {

@@ -476,7 +476,7 @@ contract(
   async (t, db) => {
     const store = await db.open();
     await store.claimInstance(instance('g-5', 3, { instanceId: 'earlier' }));
-    // 250 rows: on SQLite several statements (64, 8 and 1 rows) in one transaction; the repeat is in a later one.
+    // 250 rows: on SQLite one statement; the repeat comes after the row it repeats.
     const wanted = Array.from({ length: 249 }, (_, i) => instance(`g-${5 + (i % 3)}`, i));
     wanted.push(instance('g-5', 0, { instanceId: 'repeat-of-first' }));
     const rows = await store.claimInstances(wanted);
@@ -495,7 +495,8 @@ contract(
     t.deepEqual(await store.claimInstances(uniform), uniform);
     t.deepEqual(await store.listInstances({ groupId: 'g-9', limit: 10 }), uniform, 'every column as given');
 
-    // A row the database refuses (here: no group) fails the whole batch, rows before it included.
+    // A row the database refuses (here: no group) fails the whole batch, rows before it included (on SQLite,
+    // the statements of 64, 8, 8 and 1 rows before it, in one transaction).
     const bad = Array.from({ length: 80 }, (_, i) => instance('g-8', i));
     bad.push({ ...instance('g-8', 80), groupId: null as unknown as string });
     await t.throwsAsync(store.claimInstances(bad));

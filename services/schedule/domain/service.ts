@@ -110,6 +110,12 @@ interface FireIo {
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 
 /**
+ * The service's tracer, asked for once: a burst starts a span per window. Until the SDK registers its provider
+ * (telemetry bootstrap) the API answers a proxy that forwards to it from then on.
+ */
+const tracer = trace.getTracer('sluice.schedule');
+
+/**
  * A group's fire read and planned ahead of its due time `at` (EngineContext.prepareDue): used at `at` while the
  * schedule's version and status and the group's latest window are still the ones it was planned from.
  */
@@ -1597,7 +1603,7 @@ export class ScheduleService {
     // One trace per fired window: the dispatch, the operator's job and the connector reads join it. A window
     // submitted from outside and run at once joins its caller's trace instead (a W3C traceparent is continued).
     // One promise follows the run (no catch and finally chained on): a burst starts thousands at once.
-    const run: Promise<void> = trace.getTracer('sluice.schedule').startActiveSpan(
+    const run: Promise<void> = tracer.startActiveSpan(
       'window fire',
       {
         root: options.root ?? onDispatched === undefined,
