@@ -1,4 +1,5 @@
 import anyTest, { type TestFn } from 'ava';
+import { ERROR_CODES, SluiceError } from 'sluice/sdk';
 import { fileURLToPath } from 'node:url';
 import { loadPlugins } from '../../services/host/loader.js';
 import { ManualClock } from '../../services/schedule/domain/clock.js';
@@ -160,6 +161,33 @@ for (const backend of backends) {
       t.is(sent.length, 1, `sent once (by ${sent.join(' and ')})`);
       const [row] = await a.service.listInstances({ groupId: 'early', limit: 10 });
       t.like(row, { owner: sent[0], state: 'SUCCEEDED' });
+    },
+  );
+
+  backend.declare(
+    `${backend.name}: a window recorded early whose TriggerWindow could not send it is sent at its due time by another replica`,
+    async (t) => {
+      const open = await backend.setup(t);
+      const clock = new ManualClock(T0 + 3 * HOUR + 5_000);
+      const a = await replica(open, clock, 'a');
+      t.teardown(() => a.service.stop());
+      await a.service.register(info('early', { scheduleEngine: 'None' }));
+      await a.service.claimWindow(time('early', 3)); // due at 04:00: SCHEDULED, armed on a
+      const b = await replica(open, clock, 'b'); // b arms it at start, as it is then
+      t.teardown(() => b.service.stop());
+      // TriggerWindow on a: the operator is out of reach, so the row stays SCHEDULED (owner a, written again).
+      a.dispatcher.failSubmit = () => new SluiceError(ERROR_CODES.UNAVAILABLE, 'operator unreachable');
+      await a.service.trigger('early', T0 + 3 * HOUR, false).catch(() => {});
+      await a.service.idle();
+      await a.service.stop(); // then a goes away, its timers with it
+      await advance(clock, T0 + 4 * HOUR + 1000, b.service);
+      t.deepEqual(
+        b.dispatcher.submitted.map((s) => (Number(s.lowerBound) - T0) / HOUR),
+        [3],
+        'b sends it at its due time',
+      );
+      const [row] = await b.service.listInstances({ groupId: 'early', limit: 10 });
+      t.like(row, { owner: 'b', state: 'SUCCEEDED' });
     },
   );
 

@@ -1469,9 +1469,10 @@ export class ScheduleService {
         (async () => {
           const row = await this.#o.store.getInstanceById(instance.instanceId);
           if (!row || row.state !== 'SCHEDULED' || this.#stopped) return;
-          // Another replica took it since it was armed here (its timer ran first and it is sending the window):
-          // left to that one. Should it die, the sweep takes the row over once its lease has run out.
-          if (row.owner !== this.#o.owner && row.updatedAt !== instance.updatedAt) return;
+          // Another replica took it at its due time (its timer ran first and it is sending the window): left to
+          // that one. Should it die, the sweep takes the row over once its lease has run out. A row changed before
+          // its due time (a TriggerWindow that could not send it, a re-run) is taken as armed.
+          if (row.owner !== this.#o.owner && row.updatedAt >= instance.dueTime) return;
           const taken = await this.#o.store.takeOverInstance(
             row.instanceId,
             row.updatedAt,
