@@ -496,3 +496,47 @@ for (const backend of backends) {
     },
   );
 }
+
+test('once stop() has begun, FireDue, TriggerWindow, ClaimWindow and Backfill answer UNAVAILABLE; stop() returns while callers keep asking', async (t) => {
+  const open = await sqlite.setup(t);
+  const clock = new ManualClock(T0 + 2 * HOUR + 10);
+  const a = await replica(open, clock, 'a');
+  await a.service.register(info('g', { scheduleEngine: 'None' }));
+  // An external engine keeps two FireDue calls in flight (the gRPC server is still open while the service stops).
+  let asking = true;
+  const codes = new Set<string | undefined>();
+  const lane = async () => {
+    while (asking) {
+      await a.service.fireDue('g', 0).catch((err: unknown) => codes.add(codeOf(err)));
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+  const lanes = [lane(), lane()];
+  await new Promise((r) => setTimeout(r, 20));
+  const stopped = await Promise.race([
+    a.service.stop().then(() => 'stopped'),
+    new Promise((r) => setTimeout(() => r('still waiting after 3 s'), 3000)),
+  ]);
+  await new Promise((r) => setTimeout(r, 20)); // the callers keep asking a while after
+  asking = false;
+  await Promise.all(lanes);
+  t.is(stopped, 'stopped');
+  t.deepEqual([...codes], ['UNAVAILABLE'], 'the calls after stop() began were refused');
+  const window = { boundaryType: 'TIME' as const, lowerBound: String(T0), upperBound: String(T0 + HOUR) };
+  for (const call of [
+    () => a.service.fireDueMany(['g'], 0),
+    () => a.service.trigger('g', T0, true),
+    () => a.service.claimWindow({ groupId: 'g', boundaries: window, triggeredBy: 'x', rerun: false }),
+    () =>
+      a.service.backfill({
+        groupId: 'g',
+        fromTime: T0,
+        toTime: T0 + HOUR,
+        mode: 'ALL',
+        maxParallel: 1,
+        reverse: false,
+        dryRun: false,
+      }),
+  ])
+    t.is(codeOf(await t.throwsAsync(call())), 'UNAVAILABLE');
+});

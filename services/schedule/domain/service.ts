@@ -110,6 +110,13 @@ interface FireIo {
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)));
 
 /**
+ * What a call that would fire or claim windows answers once stop() has begun: UNAVAILABLE, so a client or engine
+ * asks another replica (or this one once it is back), and stop() is not kept waiting by new work.
+ */
+const stopping = () =>
+  new SluiceError(ERROR_CODES.UNAVAILABLE, 'the schedule service is stopping; ask another replica, or again later');
+
+/**
  * The service's tracer, asked for once: a burst starts a span per window. Until the SDK registers its provider
  * (telemetry bootstrap) the API answers a proxy that forwards to it from then on.
  */
@@ -777,6 +784,7 @@ export class ScheduleService {
    * another caller had claimed first, and, when nothing new was due, the latest instance due at `asOf`.
    */
   fireDue(groupId: string, asOf = 0): Promise<FireDueResult> {
+    if (this.#stopped) return Promise.reject(stopping());
     this.#prepared.delete(groupId); // planned for a fireDueMany; this call reads for itself
     const quiet = this.#firstFireQuiet(groupId, asOf);
     if (quiet) return Promise.resolve(quiet);
@@ -888,6 +896,7 @@ export class ScheduleService {
    * of thousands costs a few dozen statements instead of several per group.
    */
   async fireDueMany(groupIds: readonly string[], asOf = 0): Promise<(FireDueResult | Error)[]> {
+    if (this.#stopped) throw stopping();
     const at = this.#asOf(asOf); // refuse a bad asOf before any work
     // Groups planned ahead for this instant only check their plan (prepareDue); the others are read and planned.
     const prepared: { readonly groupId: string; readonly fire: PreparedFire }[] = [];
@@ -1307,6 +1316,7 @@ export class ScheduleService {
 
   /** Fires one window now; with rerun, again even when it already ran (its output is replaced). */
   async trigger(groupId: string, windowStart: number, rerun: boolean): Promise<InstanceRecord> {
+    if (this.#stopped) throw stopping();
     const s = await this.#load(groupId);
     const rules = firingRules(s.info);
     const w = windowAt(rules.spec, windowStart);
@@ -1374,6 +1384,7 @@ export class ScheduleService {
    * window was found rather than recorded or re-armed by this call.
    */
   async claimWindow(input: ClaimWindowInput): Promise<{ instance: InstanceRecord; created: boolean }> {
+    if (this.#stopped) throw stopping();
     const s = await this.#load(input.groupId);
     const rules = firingRules(s.info);
     const now = this.#o.clock.now();
@@ -1490,6 +1501,7 @@ export class ScheduleService {
 
   /** Chooses past windows in [from, to) and fires them again with their own parallelism; dry run only lists them. */
   async backfill(input: BackfillInput): Promise<{ windows: PlannedWindow[]; instances: InstanceRecord[] }> {
+    if (this.#stopped) throw stopping();
     const s = await this.#load(input.groupId);
     const rules = firingRules(s.info);
     if (
@@ -1544,6 +1556,8 @@ export class ScheduleService {
     // Dispatch in waves of max_parallel: the next window is claimed when one of the running ends.
     let next = 0;
     const startNext = async (): Promise<void> => {
+      // Stopping: the windows not claimed yet are left (Backfill MISSING finds them again).
+      if (this.#stopped) return;
       const w = chosen[next++];
       if (!w) return;
       const inst = await this.#fireOne(
