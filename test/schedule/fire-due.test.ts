@@ -540,3 +540,62 @@ test('once stop() has begun, FireDue, TriggerWindow, ClaimWindow and Backfill an
   ])
     t.is(codeOf(await t.throwsAsync(call())), 'UNAVAILABLE');
 });
+
+for (const backend of backends) {
+  backend.declare(
+    `${backend.name}: windows whose claim was written but whose answer was lost are sent at once, not a lease later`,
+    async (t) => {
+      const open = await backend.setup(t);
+      let loseAnswer = true;
+      const lossy = async (): Promise<ScheduleStore> => {
+        const store = await open();
+        return Object.assign(Object.create(store) as ScheduleStore, {
+          claimInstances: async (rows: readonly InstanceRecord[]) => {
+            const claimed = await store.claimInstances(rows);
+            if (loseAnswer) {
+              loseAnswer = false;
+              throw new Error('connection reset after the commit');
+            }
+            return claimed;
+          },
+        });
+      };
+      const clock = new ManualClock(T0 + 2 * HOUR + 10);
+      const a = await replica(lossy, clock, 'a');
+      t.teardown(() => a.service.stop());
+      await a.service.register(info('lost', { scheduleEngine: 'None' }));
+      const fired = await a.service.fireDueChecked('lost', 0);
+      await a.service.idle();
+      t.false(loseAnswer, 'the claim failed after its commit');
+      t.deepEqual(
+        a.dispatcher.submitted.map((s) => (Number(s.lowerBound) - T0) / HOUR),
+        [0, 1],
+        'sent at once, each once',
+      );
+      t.deepEqual(
+        fired.instances.map((i) => (i.windowStart - T0) / HOUR),
+        [0, 1],
+      );
+      const rows = await a.service.listInstances({ groupId: 'lost', limit: 10 });
+      t.deepEqual(
+        rows.map((r) => r.state),
+        ['SUCCEEDED', 'SUCCEEDED'],
+      );
+
+      // Two FireDue calls of one turn share one claim; when it fails, each is claimed again alone, finds its
+      // windows taken (by its own rows), and sends them.
+      for (const g of ['l2', 'l3']) await a.service.register(info(g, { scheduleEngine: 'None' }));
+      a.dispatcher.submitted.length = 0;
+      loseAnswer = true;
+      await Promise.all([a.service.fireDueChecked('l2', 0), a.service.fireDueChecked('l3', 0)]);
+      await a.service.idle();
+      t.false(loseAnswer);
+      t.deepEqual(a.dispatcher.submitted.map((s) => `${s.groupId}@${(Number(s.lowerBound) - T0) / HOUR}`).sort(), [
+        'l2@0',
+        'l2@1',
+        'l3@0',
+        'l3@1',
+      ]);
+    },
+  );
+}

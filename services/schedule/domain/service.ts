@@ -1131,7 +1131,8 @@ export class ScheduleService {
       try {
         claims = instances.length === 0 ? [] : await io.claim(instances);
       } catch (err) {
-        if (rethrow) throw err;
+        claims = await this.#claimedAnyway(instances);
+        if (!claims && rethrow) throw err;
       }
       let at = 0;
       for (const { index, plan, asOf } of part) {
@@ -1146,7 +1147,7 @@ export class ScheduleService {
             results[index] = asError(err);
             continue;
           }
-        results[index] = this.#dispatchClaimed(groupIds[index]!, asOf, plan, mine, lasts[index]);
+        results[index] = this.#dispatchClaimed(groupIds[index]!, asOf, plan, mine, lasts[index], own);
       }
     }
     return Promise.all(results.map((r) => (r instanceof Promise ? r.catch((err: unknown) => asError(err)) : r))).then(
@@ -1155,6 +1156,25 @@ export class ScheduleService {
         return settled;
       },
     );
+  }
+
+  /**
+   * After a claim that failed: the rows it wrote anyway (the commit went through and its answer was lost), by
+   * their instance ids, which only this call used; undefined when it wrote none or they cannot be read. A claim is
+   * all or nothing, so either every window it got has its row or none has. Sent now, such windows would
+   * otherwise wait a lease for the sweep, the schedule having moved past them.
+   */
+  async #claimedAnyway(instances: readonly InstanceRecord[]): Promise<(InstanceRecord | undefined)[] | undefined> {
+    try {
+      const rows: (InstanceRecord | undefined)[] = [];
+      for (const i of instances) {
+        const row = await this.#o.store.getInstanceById(i.instanceId);
+        rows.push(row && row.owner === this.#o.owner ? row : undefined);
+      }
+      return rows.some((r) => r !== undefined) ? rows : undefined;
+    } catch {
+      return undefined; // the store is away: the sweep takes them over once their lease has run out
+    }
   }
 
   /**
@@ -1231,13 +1251,14 @@ export class ScheduleService {
     plan: Plan,
     claims: readonly (InstanceRecord | undefined)[],
     last: InstanceRecord | undefined,
+    wanted: readonly InstanceRecord[],
   ): FireDueResult | Promise<FireDueResult> {
     const instances: InstanceRecord[] = [];
     // A batch with more due after it waits for its windows to be handed to the operator before answering,
     // so the next batch does not pile thousands of dispatches on the service at once.
     const more = plan.fire.length >= FIRE_BATCH && plan.nextDueTime === asOf;
     const dispatched: Promise<unknown>[] = [];
-    const taken: { readonly at: number; readonly windowStart: number }[] = [];
+    const taken: { readonly at: number; readonly windowStart: number; readonly instanceId?: string }[] = [];
     for (const [i, w] of plan.fire.entries()) {
       const claimed = claims[i];
       if (claimed) {
@@ -1248,7 +1269,11 @@ export class ScheduleService {
         instances.push(claimed);
       } else {
         // Another replica or an engine's earlier try claimed it first: report the row it wrote (read below).
-        taken.push({ at: instances.length, windowStart: w.start });
+        taken.push({
+          at: instances.length,
+          windowStart: w.start,
+          ...(wanted[i] ? { instanceId: wanted[i].instanceId } : {}),
+        });
       }
     }
     const answer = (): FireDueResult => {
@@ -1259,7 +1284,13 @@ export class ScheduleService {
     return (async () => {
       // In window order, as they were planned: each found row goes where its window was.
       const found: (InstanceRecord | undefined)[] = [];
-      for (const t of taken) found.push(await this.#o.store.getInstance(groupId, t.windowStart));
+      for (const t of taken) {
+        const row = await this.#o.store.getInstance(groupId, t.windowStart);
+        // The row this call wrote itself (a claim written whose answer was lost, retried as taken): send it.
+        if (row && row.instanceId === t.instanceId && row.state === 'DISPATCHED' && !this.#held.has(row.instanceId))
+          this.#runInstance(row);
+        found.push(row);
+      }
       for (let k = taken.length - 1; k >= 0; k--) {
         const row = found[k];
         if (row) instances.splice(taken[k]!.at, 0, row);
