@@ -39,23 +39,7 @@ export class NodeSqliteDatabase implements SqliteDatabase {
    * their promises, about 3 KB of garbage and a tenth of RegisterSchedule's store time.
    */
   execute(sql: string, parameters: readonly unknown[]): Promise<QueryResult<unknown>> {
-    // With the file free (the usual case), the statement runs now, without waiting a turn for the lock.
-    if (this.lock.tryLock()) {
-      try {
-        return Promise.resolve(this.#run(sql, parameters));
-      } catch (err) {
-        return Promise.reject(err as Error);
-      } finally {
-        this.lock.unlock();
-      }
-    }
-    return this.lock.lock().then(() => {
-      try {
-        return this.#run(sql, parameters);
-      } finally {
-        this.lock.unlock();
-      }
-    });
+    return this.#inTurn(() => this.#run(sql, parameters));
   }
 
   /**
@@ -64,7 +48,7 @@ export class NodeSqliteDatabase implements SqliteDatabase {
    * statements run synchronously, so nothing else of this process runs between them.
    */
   executeAll(statements: readonly { sql: string; parameters: readonly unknown[] }[]): Promise<QueryResult<unknown>[]> {
-    const all = (): QueryResult<unknown>[] => {
+    return this.#inTurn(() => {
       this.#run('BEGIN IMMEDIATE', []);
       try {
         const results = statements.map((s) => this.#run(s.sql, s.parameters));
@@ -74,10 +58,14 @@ export class NodeSqliteDatabase implements SqliteDatabase {
         if (this.db.isTransaction) this.#run('ROLLBACK', []);
         throw err;
       }
-    };
+    });
+  }
+
+  /** Runs `work` (synchronous) in the file's turn: now when the file is free (the usual case), else when it is. */
+  #inTurn<T>(work: () => T): Promise<T> {
     if (this.lock.tryLock()) {
       try {
-        return Promise.resolve(all());
+        return Promise.resolve(work());
       } catch (err) {
         return Promise.reject(err as Error);
       } finally {
@@ -86,7 +74,7 @@ export class NodeSqliteDatabase implements SqliteDatabase {
     }
     return this.lock.lock().then(() => {
       try {
-        return all();
+        return work();
       } finally {
         this.lock.unlock();
       }
