@@ -22,8 +22,12 @@ const INFO_CACHE = 100_000;
 /** Schedules one insertMany takes at most. */
 export const MAX_INSERTS = 500;
 
-/** How inserting a schedule went: a new row, a DELETED row replaced, or a live schedule found (nothing written). */
-export type ScheduleInsert = 'NEW' | 'REPLACED' | 'EXISTS';
+/**
+ * How inserting a schedule went: a new row or a DELETED row replaced, with the version stored; or a live schedule
+ * found (nothing written).
+ */
+export type ScheduleInsert =
+  { readonly outcome: 'NEW' | 'REPLACED'; readonly version: number } | { readonly outcome: 'EXISTS' };
 
 /** The schedule service's schedules: one row per group, optimistic locking on `version`. */
 export class Schedules {
@@ -49,32 +53,36 @@ export class Schedules {
           .returning('group_id'),
       dialect.execute,
     );
+    // The versions of a group go on across its deletion: the record's version is added to the deleted row's, so
+    // a replica (or a caller holding a version for optimistic locking) that knew the deleted schedule sees the
+    // new one as newer, never as a version it has already seen.
     this.#replaceDeleted = prepared(
       db,
       COLUMNS,
       (v) =>
         db
           .updateTable('schedules')
-          .set({
+          .set((eb) => ({
             info: v.info,
             status: v.status,
             engine_id: v.engine_id,
-            version: v.version,
+            version: eb('version', '+', v.version),
             created_at: v.created_at,
             updated_at: v.updated_at,
-          })
+          }))
           .where('group_id', '=', v.group_id)
           .where('status', '=', 'DELETED')
-          .returning('group_id'),
+          .returning(['group_id', 'version']),
       dialect.execute,
     );
   }
 
   /**
    * Inserts each schedule whose group has no schedule row, replaces a DELETED one, and leaves a live one alone;
-   * answers, in the order given, which of the three happened. The new rows of several groups go in as one
-   * statement (one commit for registrations asked for together); a group given twice is taken by its first entry.
-   * NEW means the group never had a schedule here, so the ledger holds no window of it.
+   * answers, in the order given, which of the three happened and the version stored. The new rows of several
+   * groups go in as one statement (one commit for registrations asked for together); a group given twice is taken
+   * by its first entry. NEW means the group never had a schedule here, so the ledger holds no window of it; a
+   * REPLACED row's version is the deleted row's plus the record's.
    */
   async insertMany(records: readonly ScheduleRecord[]): Promise<ScheduleInsert[]> {
     if (records.length > MAX_INSERTS)
@@ -82,8 +90,9 @@ export class Schedules {
     const rows = records.map((record) => this.toRow(record));
     records.forEach((record, i) => this.#remember(record.groupId, rows[i]!.info, record.info));
     const outcomes: (ScheduleInsert | undefined)[] = new Array<undefined>(records.length);
+    const fresh = (i: number): ScheduleInsert => ({ outcome: 'NEW', version: records[i]!.version });
     if (records.length === 1) {
-      if ((await this.#insertNew(rows[0]!)).rows.length > 0) outcomes[0] = 'NEW';
+      if ((await this.#insertNew(rows[0]!)).rows.length > 0) outcomes[0] = fresh(0);
     } else if (records.length > 1) {
       const first = new Map<string, number>();
       records.forEach((r, i) => first.has(r.groupId) || first.set(r.groupId, i));
@@ -105,12 +114,18 @@ export class Schedules {
       }>`INSERT INTO schedules (${columns}) SELECT ${columns} FROM ${source} WHERE true ON CONFLICT (group_id) DO NOTHING RETURNING group_id`.execute(
         this.db,
       );
-      for (const { group_id } of inserted) outcomes[first.get(group_id)!] = 'NEW';
+      for (const { group_id } of inserted) {
+        const i = first.get(group_id)!;
+        outcomes[i] = fresh(i);
+      }
     }
     // A row was there (or an earlier entry of this call put it there): only a DELETED one gives way, atomically
     // (the status is checked in the same statement).
-    for (let i = 0; i < records.length; i++)
-      outcomes[i] ??= (await this.#replaceDeleted(rows[i]!)).rows.length > 0 ? 'REPLACED' : 'EXISTS';
+    for (let i = 0; i < records.length; i++) {
+      if (outcomes[i] !== undefined) continue;
+      const [replaced] = (await this.#replaceDeleted(rows[i]!)).rows;
+      outcomes[i] = replaced ? { outcome: 'REPLACED', version: Number(replaced.version) } : { outcome: 'EXISTS' };
+    }
     return outcomes as ScheduleInsert[];
   }
 

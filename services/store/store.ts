@@ -64,11 +64,11 @@ export class SqlStore implements ScheduleStore, OperatorStore {
 
   // Schedules and the ledger
 
-  insertSchedule(record: ScheduleRecord): Promise<{ replaced: boolean }> {
-    return this.scheduleInserts.run([record]).then(([outcome]) => {
-      if (outcome === 'EXISTS')
+  insertSchedule(record: ScheduleRecord): Promise<{ replaced: boolean; version: number }> {
+    return this.scheduleInserts.run([record]).then(([inserted]) => {
+      if (inserted!.outcome === 'EXISTS')
         throw new SluiceError(ERROR_CODES.ALREADY_EXISTS, `schedule '${record.groupId}' already exists`);
-      return { replaced: outcome === 'REPLACED' };
+      return { replaced: inserted!.outcome === 'REPLACED', version: inserted!.version };
     });
   }
 

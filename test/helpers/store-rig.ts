@@ -9,7 +9,7 @@ import { HookRunner } from '../../services/host/hook-runner.js';
 import type { LoadedPlugin } from '../../services/host/loader.js';
 import type { ManualClock } from '../../services/schedule/domain/clock.js';
 import type { ScheduleStore } from '../../services/schedule/domain/model.js';
-import { ScheduleService } from '../../services/schedule/domain/service.js';
+import { ScheduleService, type ScheduleServiceOptions } from '../../services/schedule/domain/service.js';
 import { PostgresScheduleStore, SqliteScheduleStore } from '../../services/store/index.js';
 import { PG_URL, probePostgres, uniqueName } from './databases.js';
 import { gate } from './integration.js';
@@ -80,9 +80,11 @@ export async function replica(
   clock: ManualClock,
   owner: string,
   engines: ReadonlyMap<string, LoadedPlugin<EnginePlugin>> = new Map(),
+  options: Pick<ScheduleServiceOptions, 'rescanMs'> = {},
 ): Promise<{ service: ScheduleService; dispatcher: FakeDispatcher }> {
   const dispatcher = new FakeDispatcher(clock);
   const service = new ScheduleService({
+    ...options,
     store: await open(),
     engines,
     hooks: new HookRunner({ timeoutMs: 10_000 }),

@@ -287,12 +287,16 @@ contract('insertSchedule: a DELETED schedule is replaced, atomically under concu
     createdAt: NOW + 2,
     updatedAt: NOW + 2,
   });
-  await b.insertSchedule(replacement);
-  t.deepEqual(await a.getSchedule('g-1'), replacement, 'the DELETED row is replaced by the new record');
+  t.deepEqual(await b.insertSchedule(replacement), { replaced: true, version: 3 });
+  t.deepEqual(
+    await a.getSchedule('g-1'),
+    { ...replacement, version: 3 },
+    'the DELETED row is replaced by the new record; its version goes on from the deleted row (2 + 1)',
+  );
   await t.throwsAsync(a.insertSchedule(replacement), { code: 'ALREADY_EXISTS' }, 'once replaced, it is live again');
 
   // Many replicas re-creating the same deleted group: exactly one wins, the others see ALREADY_EXISTS.
-  await a.updateSchedule({ ...replacement, status: 'DELETED', version: 2 }, 1);
+  await a.updateSchedule({ ...replacement, status: 'DELETED', version: 4 }, 3);
   const attempts = Array.from({ length: 10 }, (_, i) =>
     (i % 2 ? a : b).insertSchedule(schedule('g-1', { engineId: `engine-${i}` })),
   );
@@ -323,23 +327,23 @@ contract('insertSchedule: calls made together go in together, each answered as i
     store.insertSchedule(schedule('g-other')),
   ];
   const results = await Promise.allSettled(calls);
-  t.deepEqual(results[0], { status: 'fulfilled', value: { replaced: false } });
+  t.deepEqual(results[0], { status: 'fulfilled', value: { replaced: false, version: 2 } });
   t.is(results[1]!.status, 'rejected');
   t.like((results[1] as PromiseRejectedResult).reason, {
     code: 'ALREADY_EXISTS',
     message: "schedule 'g-live' already exists",
   });
-  t.deepEqual(results[2], { status: 'fulfilled', value: { replaced: true } });
+  t.deepEqual(results[2], { status: 'fulfilled', value: { replaced: true, version: 3 } });
   t.like(
     (results[3] as PromiseRejectedResult).reason,
     { code: 'ALREADY_EXISTS' },
     'the first call for a group takes it',
   );
-  t.deepEqual(results[4], { status: 'fulfilled', value: { replaced: false } });
+  t.deepEqual(results[4], { status: 'fulfilled', value: { replaced: false, version: 1 } });
 
   t.deepEqual(await store.getSchedule('g-new'), fresh);
   t.is((await store.getSchedule('g-live'))?.engineId, 'builtin');
-  t.like(await store.getSchedule('g-gone'), { engineId: 'again', status: 'NEW', version: 1, createdAt: NOW + 5 });
+  t.like(await store.getSchedule('g-gone'), { engineId: 'again', status: 'NEW', version: 3, createdAt: NOW + 5 });
   t.truthy(await store.getSchedule('g-other'));
 });
 
@@ -1027,7 +1031,7 @@ contract(
 );
 
 contract(
-  'getSchedules reads the info another replica wrote, also when a re-registration starts its versions again',
+  'getSchedules reads the info another replica wrote, also after a re-registration (whose versions go on)',
   async (t, db) => {
     const [a, b] = [await db.open(), await db.open()];
     await a.insertSchedule(schedule('s-c'));
@@ -1036,10 +1040,13 @@ contract(
     await b.updateSchedule(schedule('s-c', { info: info('s-c', { delayTime: 7 }), version: 2 }), 1);
     t.is((await a.getSchedules(['s-c']))[0]?.info.delayTime, 7, 'an update by the other replica');
     await b.updateSchedule(schedule('s-c', { status: 'DELETED', version: 3 }), 2);
-    // Replaced at version 1 again, at the same instants: only the info tells the rows apart.
-    t.deepEqual(await b.insertSchedule(schedule('s-c', { info: info('s-c', { delayTime: 9 }) })), { replaced: true });
+    // Replaced at the same instants: the version, going on from the deleted row's, tells the rows apart.
+    t.deepEqual(await b.insertSchedule(schedule('s-c', { info: info('s-c', { delayTime: 9 }) })), {
+      replaced: true,
+      version: 4,
+    });
     const [again] = await a.getSchedules(['s-c']);
-    t.is(again?.version, 1);
+    t.is(again?.version, 4);
     t.is(again?.info.delayTime, 9, 'a re-registration by the other replica');
     t.deepEqual(await a.getSchedules(['s-c']), [await a.getSchedule('s-c')]);
   },

@@ -98,9 +98,11 @@ export interface ScheduleStore {
   /**
    * ALREADY_EXISTS when the group has a schedule that is not DELETED (a DELETED one is replaced). `replaced` is
    * false when the group had no schedule row at all: then the ledger holds no window of it either (windows are
-   * only recorded for a group with a schedule, and schedule rows are never removed).
+   * only recorded for a group with a schedule, and schedule rows are never removed). `version` is the version
+   * stored: the record's for a new row; for a replaced one, the deleted row's plus the record's, so a group's
+   * versions never repeat (every replica sees the new schedule as newer than the deleted one).
    */
-  insertSchedule(record: ScheduleRecord): Promise<{ replaced: boolean }>;
+  insertSchedule(record: ScheduleRecord): Promise<{ replaced: boolean; version: number }>;
   /** Writes `record` (whose version is expectedVersion + 1); VERSION_CONFLICT when the stored version is not expectedVersion. */
   updateSchedule(record: ScheduleRecord, expectedVersion: number): Promise<void>;
   getSchedule(groupId: string): Promise<ScheduleRecord | undefined>;

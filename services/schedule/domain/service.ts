@@ -638,7 +638,7 @@ export class ScheduleService {
     const now = this.#o.clock.now();
     // REGISTERED before the engine hears of it: an engine fires at once, and only firing schedules fire.
     // One write: the row is inserted as it would be after approval (version 1) and registration (2).
-    const registered: ScheduleRecord = {
+    const written: ScheduleRecord = {
       groupId: info.groupId,
       info,
       status: 'REGISTERED',
@@ -647,7 +647,9 @@ export class ScheduleService {
       createdAt: now,
       updatedAt: now,
     };
-    const { replaced } = await this.#o.store.insertSchedule(registered);
+    const { replaced, version } = await this.#o.store.insertSchedule(written);
+    // A deleted schedule's versions go on (the store adds them): a re-registration is newer everywhere.
+    const registered = version === written.version ? written : { ...written, version };
     this.#note(registered);
     this.#justRegistered.set(registered.groupId, { record: registered, replaced, rules });
     try {
