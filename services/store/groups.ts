@@ -25,8 +25,11 @@ export class Groups {
     private readonly dialect: StoreDialect,
   ) {}
 
-  /** ALREADY_EXISTS unless no group has the id or that group is DELETED (then it is replaced). */
-  async insert(group: GroupRecord): Promise<void> {
+  /**
+   * ALREADY_EXISTS unless no group has the id or that group is DELETED (then it is replaced, its version going on
+   * from the deleted row's: the record's added to it). Answers the version stored.
+   */
+  async insert(group: GroupRecord): Promise<number> {
     const row = await this.db
       .insertInto('groups')
       .values({
@@ -51,15 +54,17 @@ export class Groups {
             runner: eb.ref('excluded.runner'),
             retry: eb.ref('excluded.retry'),
             status: eb.ref('excluded.status'),
-            version: eb.ref('excluded.version'),
+            // A client holding a version of the deleted group must not match the new one (optimistic locking).
+            version: eb('groups.version', '+', eb.ref('excluded.version')),
             created_at: eb.ref('excluded.created_at'),
             updated_at: eb.ref('excluded.updated_at'),
           }))
           .where('groups.status', '=', 'DELETED'),
       )
-      .returning('group_id')
+      .returning(['group_id', 'version'])
       .executeTakeFirst();
     if (row === undefined) throw new SluiceError(ERROR_CODES.ALREADY_EXISTS, `group '${group.groupId}' already exists`);
+    return Number(row.version);
   }
 
   async update(group: GroupRecord, expectedVersion: number): Promise<void> {

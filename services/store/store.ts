@@ -212,7 +212,7 @@ export class SqlStore implements ScheduleStore, OperatorStore {
 
   // Groups and jobs
 
-  insertGroup(group: GroupRecord): Promise<void> {
+  insertGroup(group: GroupRecord): Promise<number> {
     return this.run('insert group', () => this.groups.insert(group));
   }
 

@@ -107,9 +107,21 @@ test('approve registers the schedule; update re-registers it in place; delete un
     ),
     'VERSION_CONFLICT',
   );
-  await rig.service.deleteGroup('g-life', 0);
+  const deleted = await rig.service.deleteGroup('g-life', 0);
   t.deepEqual(rig.schedules.calls, ['register g-life', 'update g-life', 'unregister g-life']);
   t.is(codeOf(await t.throwsAsync(rig.service.getGroup('g-life'))), 'NOT_FOUND');
+
+  // Created again: its versions go on from the deleted group's, so no version a client kept of that one matches.
+  const again = await rig.service.createGroup(datagenToFile('g-life', rig.dir));
+  t.is(again.version, deleted.version + 1);
+  t.is((await rig.service.getGroup('g-life')).version, again.version);
+  for (const stale of [g.version, approved.version, updated.version])
+    t.is(
+      codeOf(await t.throwsAsync(rig.service.approveGroup('g-life', stale))),
+      'VERSION_CONFLICT',
+      `version ${stale}`,
+    );
+  t.is((await rig.service.approveGroup('g-life', again.version)).status, 'REGISTERED');
 });
 
 test('SubmitOfflineJob: NOT_FOUND, not approved, a boundary type the source cannot honour, bad bounds', async (t) => {

@@ -402,16 +402,16 @@ contract('insertGroup: a DELETED group is replaced, atomically under concurrency
     createdAt: NOW + 2,
     updatedAt: NOW + 2,
   });
-  await b.insertGroup(replacement);
+  t.is(await b.insertGroup(replacement), 3);
   t.deepEqual(
     await a.getGroup('g-1'),
-    replacement,
-    'the DELETED row is replaced by the new record, version and createdAt included',
+    { ...replacement, version: 3 },
+    "the DELETED row is replaced by the new record, createdAt included; the version goes on from the deleted row's",
   );
   await t.throwsAsync(a.insertGroup(replacement), { code: 'ALREADY_EXISTS' }, 'once replaced, it is live again');
 
   // Many replicas re-creating the same deleted group: exactly one wins, the others see ALREADY_EXISTS.
-  await a.updateGroup({ ...replacement, status: 'DELETED', version: 2 }, 1);
+  await a.updateGroup({ ...replacement, status: 'DELETED', version: 4 }, 3);
   const attempts = Array.from({ length: 10 }, (_, i) =>
     (i % 2 ? a : b).insertGroup(group('g-1', { description: `attempt-${i}` })),
   );

@@ -126,8 +126,12 @@ export interface JobQuery {
 /** Where groups and jobs live: the same database as the schedules (SQLite by default, PostgreSQL when configured). */
 export interface OperatorStore {
   migrate(): Promise<void>;
-  /** ALREADY_EXISTS when a group with the id exists and is not DELETED (a DELETED one is replaced). */
-  insertGroup(group: GroupRecord): Promise<void>;
+  /**
+   * ALREADY_EXISTS when a group with the id exists and is not DELETED. A DELETED one is replaced, and its versions
+   * go on (the record's version is added to the deleted row's), so no version of the deleted group matches the
+   * new one. Answers the version stored.
+   */
+  insertGroup(group: GroupRecord): Promise<number>;
   /** Writes `group` (version expectedVersion + 1); VERSION_CONFLICT on a stale version, NOT_FOUND when missing. */
   updateGroup(group: GroupRecord, expectedVersion: number): Promise<void>;
   getGroup(groupId: string): Promise<GroupRecord | undefined>;

@@ -456,8 +456,8 @@ export class OperatorService {
     const valid = await this.#validate(input);
     const now = this.#now();
     const group: GroupRecord = { ...valid, status: 'NEW', version: 1, createdAt: now, updatedAt: now };
-    await this.#o.store.insertGroup(group);
-    return group;
+    const version = await this.#o.store.insertGroup(group);
+    return version === group.version ? group : { ...group, version };
   }
 
   async updateGroup(input: GroupInput): Promise<GroupRecord> {
