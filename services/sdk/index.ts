@@ -9,3 +9,4 @@ export * from './connector.js';
 export * from './engine.js';
 export * from './policy.js';
 export * from './reconcile.js';
+export * from './json.js';

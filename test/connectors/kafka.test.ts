@@ -16,7 +16,8 @@ import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
 import { HookRunner } from '../../services/host/hook-runner.js';
 import { loadPlugins, type LoadedPlugin } from '../../services/host/loader.js';
 import { resolveWindow, type OffsetAdmin } from '../../plugins/connectors/kafka/offsets.js';
-import { openKafkaReader } from '../../plugins/connectors/kafka/reader.js';
+import { messageToRow, openKafkaReader } from '../../plugins/connectors/kafka/reader.js';
+import { jsonLine } from '../../plugins/connectors/file/encode.js';
 import kafkaHarness from '../conformance/harnesses/kafka.js';
 import { gate } from '../helpers/integration.js';
 import { type KafkaMock, probeKafkaMock, startKafkaMock } from '../helpers/kafka-mock.js';
@@ -32,7 +33,7 @@ const unit = anyTest as TestFn<Ctx>;
 const test = gate(unit, await probeKafkaMock());
 
 /** Topics of the mock cluster (name → partitions); each test reads its own. */
-const TOPICS = { offsets: 3, tail: 2, chain: 3, empty: 2, sink: 2, text: 1 } as const;
+const TOPICS = { offsets: 3, tail: 2, chain: 3, empty: 2, sink: 2, text: 1, exact: 1, 'exact-out': 1 } as const;
 /** Event times of the seeded records: far in the past, so any TIME window reaching "now" covers them. */
 const T0 = 1_700_000_000_000;
 
@@ -158,6 +159,21 @@ const ids = (rows: readonly Row[]) => rows.map((r) => r.id as number).sort((a, b
 
 // ---------------------------------------------------------------------------------------------
 // No broker needed.
+
+unit('format json: a value that is one number, kept exact or not, or an array or null, is not an object', (t) => {
+  for (const value of ['12345678901234567890', '42', '[1]', 'null']) {
+    const err = t.throws(() =>
+      messageToRow('json', false, 'topic-a', 0, {
+        value: Buffer.from(value),
+        key: null,
+        timestamp: '0',
+        offset: '7',
+      } as never),
+    );
+    t.is((err as unknown as { code: string }).code, 'FAILED_PRECONDITION', value);
+    t.regex(err!.message, /offset 7: the value is JSON but not an object/, value);
+  }
+});
 
 /** A fake admin that records every request and answers from tables. */
 function fakeAdmin(
@@ -794,6 +810,39 @@ test('the sink writes keys, window headers and a commit marker that consumers se
     committed.map((c) => c.name).sort(),
     ['a', 'b', 'c', 'd', 'no key'],
     "the marker rule yields exactly job-1's messages, not the aborted job-2's",
+  );
+});
+
+test('format json keeps every number as the message wrote it; the file and Kafka sinks write it back so, bytes as base64', async (t) => {
+  const { kafka, runner, brokers } = t.context;
+  // Numbers a double would change: beyond 2^53, 16+ significant digits across the point, an exponent beyond range.
+  const texts = [
+    '{"id":0,"big":12345678901234567890,"dec":1234567890.12345678,"neg":-9007199254740993}',
+    '{"id":1,"huge":1e400,"nested":{"x":[0.10000000000000000001]},"plain":12.5}',
+  ];
+  await produce(
+    brokers,
+    'exact',
+    texts.map((_, i) => ({ partition: 0, id: i, ts: T0 + i })),
+    (r) => texts[r.id]!,
+  );
+  const { rows } = await read(t, { brokers, topic: 'exact' }, OFFSET('0:0', '0:2'));
+  t.deepEqual(
+    rows.map(jsonLine),
+    texts.map((text) => `${text}\n`),
+    'the file sink writes each message as it came',
+  );
+
+  const options = applyDefaults(kafka.plugin.sinkOptions!, { brokers, topic: 'exact-out' });
+  const window: WindowRef = { groupId: 'g1', streamId: 's1', jobId: 'job-exact', boundaries: OFFSET('0:0', '0:2') };
+  const writer = await runner.call(kafka, 'openWriter', { options, window });
+  await writer.write([...rows, { id: 2, bytes: Buffer.from('hi'), view: new Uint8Array([1, 2]) }]);
+  await writer.commit();
+  const out = await read(t, { brokers, topic: 'exact-out', format: 'raw' }, OFFSET('0:0', '0:3'));
+  t.deepEqual(
+    out.rows.map((r) => r.value),
+    [...texts, '{"id":2,"bytes":"aGk=","view":"AQI="}'],
+    'the Kafka sink too; a Buffer is base64 like any other bytes',
   );
 });
 

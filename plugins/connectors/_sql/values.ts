@@ -3,6 +3,7 @@
  * digit the database gave, JSON parsed without rounding its numbers. A value read is the value written:
  * nothing passes through a JS `Date` or a double unless it fits one exactly.
  */
+import { parseJsonExact as parseExact } from 'sluice/sdk';
 
 const TS_TEXT = /^(\d{4,})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[ T](\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]00(?::?00){0,2})?$/;
 
@@ -25,39 +26,22 @@ export function isoToSqlDateTime(text: string): string {
   return m ? `${m[1]}-${m[2]}-${m[3]} ${m[4]}` : text;
 }
 
-interface ExactJson {
-  parse(
-    text: string,
-    reviver: (this: unknown, key: string, value: unknown, context?: { source?: string }) => unknown,
-  ): unknown;
-  rawJSON(text: string): unknown;
-}
-const EXACT = JSON as unknown as ExactJson;
-
-/** A number whose text has this many digits in a row may not survive a double. */
-const LONG_DIGITS = /\d{16}|[eE]/;
-
-function keepNumberText(_key: string, value: unknown, context?: { source?: string }): unknown {
-  if (typeof value !== 'number' || context?.source === undefined || String(value) === context.source) return value;
-  // Kept as its text: JSON.stringify writes it back as it came (JSON.rawJSON).
-  return EXACT.rawJSON(context.source);
-}
+const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
 
 /**
- * JSON text parsed so that every number is exact: a number a double cannot hold as written
- * (`12345678901234567890`, `0.10000000000000000001`) stays its own text, as a `JSON.rawJSON` value that
- * `JSON.stringify` writes back unchanged; so is a top-level JSON `null` (which would otherwise turn into
- * SQL NULL). Text without long digit runs takes the plain, fast parse.
+ * JSON text parsed so that every number is exact (the SDK's `parseJsonExact`: a number a double cannot hold as
+ * written stays its own text, which `JSON.stringify` writes back unchanged); so is a top-level JSON `null`, which
+ * would otherwise turn into SQL NULL.
  */
 export function parseJsonExact(text: string): unknown {
   // A JSON null is a value, not SQL NULL: kept as raw JSON so that a sink writes `null` back.
   if (text === 'null') return JSON_NULL;
-  return LONG_DIGITS.test(text) ? EXACT.parse(text, keepNumberText) : JSON.parse(text);
+  return parseExact(text);
 }
 
-const JSON_NULL = EXACT.rawJSON('null');
+const JSON_NULL = rawJSON('null');
 
-const bigintAsNumber = (_key: string, v: unknown) => (typeof v === 'bigint' ? EXACT.rawJSON(v.toString()) : v);
+const bigintAsNumber = (_key: string, v: unknown) => (typeof v === 'bigint' ? rawJSON(v.toString()) : v);
 
 /** A value as JSON text: bigint as the exact JSON number, exact numbers from parseJsonExact as they came. */
 export function stringifyJsonExact(value: unknown): string {

@@ -1,5 +1,14 @@
 import type { Admin, Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
-import { ERROR_CODES, SluiceError, type BoundedReader, type HookContext, type Options, type Row } from 'sluice/sdk';
+import {
+  ERROR_CODES,
+  SluiceError,
+  isRawJson,
+  parseJsonExact,
+  type BoundedReader,
+  type HookContext,
+  type Options,
+  type Row,
+} from 'sluice/sdk';
 import { type ConnectionConfig, connectionConfig, createKafka, guard, kafkaError } from './client.js';
 import { formatOffsetList, resolveWindow, windowSpec, type PartitionRange } from './offsets.js';
 import { COMMIT_HEADER } from './writer.js';
@@ -32,7 +41,8 @@ function headerMap(headers: IHeaders | undefined): Record<string, string | strin
 
 /**
  * One message as a row, or undefined for a message the format skips (a tombstone in `json`).
- * json: the value's fields (it must be a JSON object), plus `_topic`, `_partition`, `_offset` (string),
+ * json: the value's fields (it must be a JSON object; numbers a double cannot hold keep their text, see the
+ * SDK's parseJsonExact), plus `_topic`, `_partition`, `_offset` (string),
  * `_timestamp` (epoch ms) and `_key` (string or null) with metadataColumns; they win over value fields.
  * raw: `{key, value, topic, partition, offset, timestamp, headers}`; key, value (UTF-8) and header
  * values are strings (or null), offset a decimal string, timestamp epoch ms, partition a number.
@@ -60,14 +70,14 @@ export function messageToRow(
   if (value === null) return undefined;
   let parsed: unknown;
   try {
-    parsed = JSON.parse(value);
+    parsed = parseJsonExact(value);
   } catch (err) {
     throw new SluiceError(
       ERROR_CODES.FAILED_PRECONDITION,
       `topic ${topic} partition ${partition} offset ${m.offset}: the value is not JSON (${(err as Error).message}); use format "raw" for non-JSON values`,
     );
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) || isRawJson(parsed)) {
     throw new SluiceError(
       ERROR_CODES.FAILED_PRECONDITION,
       `topic ${topic} partition ${partition} offset ${m.offset}: the value is JSON but not an object; format "json" needs one object per message (use "raw")`,

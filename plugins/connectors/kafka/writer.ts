@@ -43,13 +43,19 @@ export function windowHeaders(window: WindowRef): Record<string, string> {
   };
 }
 
-/** JSON of a row; bigints become decimal strings and bytes base64, which JSON.stringify cannot do. */
+/** JSON's replacer for rows: bigints become decimal strings and bytes base64, which JSON.stringify cannot do. */
+function replacer(this: unknown, key: string, value: unknown): unknown {
+  // The value before its toJSON: a Buffer's would already be {type: 'Buffer', data: [...]} here.
+  const original = (this as Record<string, unknown>)[key];
+  if (original instanceof Uint8Array)
+    return Buffer.from(original.buffer, original.byteOffset, original.byteLength).toString('base64');
+  if (typeof value === 'bigint') return value.toString();
+  return value;
+}
+
+/** JSON of a row: bigints as decimal strings, bytes base64, exact numbers (JSON.rawJSON) as they came. */
 export function rowToJson(row: Row): string {
-  return JSON.stringify(row, (_key, value: unknown) => {
-    if (typeof value === 'bigint') return value.toString();
-    if (value instanceof Uint8Array) return Buffer.from(value).toString('base64');
-    return value;
-  });
+  return JSON.stringify(row, replacer);
 }
 
 function keyOf(row: Row, keyField: string | undefined): string | null {

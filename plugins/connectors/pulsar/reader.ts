@@ -1,4 +1,12 @@
-import { type BoundedReader, ERROR_CODES, type Logger, type Row, SluiceError } from 'sluice/sdk';
+import {
+  type BoundedReader,
+  ERROR_CODES,
+  type Logger,
+  type Row,
+  SluiceError,
+  isRawJson,
+  parseJsonExact,
+} from 'sluice/sdk';
 import type { PulsarApi, PulsarAuthentication, PulsarClient, PulsarMessage, PulsarReader } from './client.js';
 import {
   type MessageIdParts,
@@ -235,7 +243,8 @@ class PulsarBoundedReader implements BoundedReader {
     } else {
       let value: unknown;
       try {
-        value = JSON.parse(data.toString('utf8'));
+        // Numbers a double cannot hold keep their text (the SDK's parseJsonExact).
+        value = parseJsonExact(data.toString('utf8'));
       } catch (err) {
         if (this.#plan.ignoreParseErrors) {
           this.#skipped++;
@@ -251,7 +260,7 @@ class PulsarBoundedReader implements BoundedReader {
         );
       }
       row =
-        typeof value === 'object' && value !== null && !Array.isArray(value)
+        typeof value === 'object' && value !== null && !Array.isArray(value) && !isRawJson(value)
           ? (value as Record<string, unknown>)
           : { value };
     }
