@@ -127,3 +127,27 @@ test('the catch-up policy leaves windows on time alone: LATEST and a short ALL w
   );
   t.is(late.skippedCount, 3);
 });
+
+test('selfDepend 1 with NONE or LATEST: windows held back past the grace are skipped once the chain moves on; ALL runs them', (t) => {
+  // Window 2 ran from 03:00 to 07:30; windows 3-6 were due meanwhile and held back by it.
+  const freed = { ...base, now: T0 + 7 * HOUR + 30 * 60_000, last: row(2, 'SUCCEEDED') };
+  const held = { ...freed, active: 1, last: row(2, 'RUNNING') };
+  const mode = (m: 'ALL' | 'LATEST' | 'NONE') =>
+    firingRules(info('g', { selfDepend: 1, catchUp: { mode: m, windowMs: 0 } }));
+  for (const m of ['ALL', 'LATEST', 'NONE'] as const) {
+    const waiting = planDue({ ...held, rules: mode(m) });
+    t.deepEqual(hours(waiting), [], `${m}: nothing fires while window 2 runs`);
+    t.true(waiting.waiting || waiting.skippedCount > 0, `${m}: held, or skipped already`);
+  }
+  const none = planDue({ ...freed, rules: mode('NONE') });
+  t.deepEqual(hours(none), []);
+  t.deepEqual(
+    none.skip.map((w) => (w.start - T0) / HOUR),
+    [3, 4, 5, 6],
+    'NONE: every held window is missed (window 6 was due at 07:00, 30 minutes ago)',
+  );
+  t.is(none.nextDueTime, T0 + 8 * HOUR);
+  const latest = planDue({ ...freed, rules: mode('LATEST') });
+  t.deepEqual(hours(latest), [6], 'LATEST: the newest held window runs, the older ones are skipped');
+  t.deepEqual(hours(planDue({ ...freed, rules: mode('ALL') })), [3], 'ALL: the chain goes on with the next window');
+});
