@@ -66,10 +66,11 @@ export function messageToRow(
       headers: headerMap(m.headers),
     };
   }
-  const value = text(m.value);
-  if (value === null) return undefined;
+  const value = m.value;
+  if (value === null || value === undefined) return undefined;
   let parsed: unknown;
   try {
+    // The bytes themselves: parseJsonExact scans them for long numbers before it decodes them.
     parsed = parseJsonExact(value);
   } catch (err) {
     throw new SluiceError(

@@ -244,7 +244,7 @@ class PulsarBoundedReader implements BoundedReader {
       let value: unknown;
       try {
         // Numbers a double cannot hold keep their text (the SDK's parseJsonExact).
-        value = parseJsonExact(data.toString('utf8'));
+        value = parseJsonExact(data);
       } catch (err) {
         if (this.#plan.ignoreParseErrors) {
           this.#skipped++;
