@@ -86,7 +86,7 @@ async function copyWindow(
 const PG_COLUMNS = `
   id bigint PRIMARY KEY, big bigint, ts timestamptz, ts_local timestamp, d date, num numeric, dbl double precision,
   flag boolean, doc jsonb, raw bytea, body text, ints integer[], nums numeric[], tss timestamptz[], texts text[],
-  uid uuid, span interval`;
+  uid uuid, span interval, docs jsonb[]`;
 
 const PG_ROWS = [
   `(1, 9223372036854775807, '2024-05-01 05:02:48.173787+00', '2024-05-01 05:02:48.000001', '2024-02-29',
@@ -94,18 +94,35 @@ const PG_ROWS = [
     '{"big": 12345678901234567890, "dec": 0.10000000000000000001, "s": "tab\\there", "a": [1, null]}',
     '\\x00090a0d5c27ff', E'tab\\tnew\\nline\\\\back ''quote'' ünï €', '{1,-2,NULL}', '{1.000000000000000000001,NULL}',
     '{"2024-05-01 05:02:48.173787+00","1970-01-01 00:00:00.000001+00"}', '{"a,b","q\\"uote",NULL,"b\\\\s",""}',
-    'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '1 day 00:00:00.000001')`,
+    'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '1 day 00:00:00.000001',
+    ARRAY['"123"', 'true', '"hello"', '{"a": "x"}', 'null', '12345678901234567890']::jsonb[])`,
   `(2, -9007199254740993, '1900-01-01 00:00:00.5+00', '9999-12-31 23:59:59.999999', '0001-01-01',
-    -0.00000000000000000000000000000000000001, 'Infinity', false, '[]', '\\x', '', '{}', '{}', '{}', '{}', NULL, NULL)`,
-  `(3, NULL, 'infinity', NULL, NULL, 'NaN', 'NaN', NULL, 'null', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
+    -0.00000000000000000000000000000000000001, 'Infinity', false, '[]', '\\x', '', '{}', '{}', '{}', '{}', NULL, NULL, '{}')`,
+  `(3, NULL, 'infinity', NULL, NULL, 'NaN', 'NaN', NULL, 'null', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
   `(4, 42, '2024-05-01 05:02:48+00', '2024-05-01 05:02:48', '2024-05-01', 1e-30, -0.0000001234567890123, true,
     '{"n": 1e400, "x": -1.50}', '\\xdeadbeef', E'\\\\N is not null', '{{1,2},{3,4}}', '{NaN}', '{NULL}', '{"\\\\N"}',
-    NULL, '-3 months')`,
+    NULL, '-3 months', ARRAY['1e400', '-1.50', 'false']::jsonb[])`,
+  // Doubles that need 17 digits to print exactly.
+  `(10, NULL, NULL, NULL, NULL, NULL, 0.30000000000000004, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
+  // A JSON column's scalars: strings (one that reads like a number, one like a boolean, one like neither), a
+  // boolean and a number, each written back as the same JSON value.
+  ...['\'"123"\'', '\'"true"\'', '\'"hello"\'', "'true'", "'5'"].map(
+    (doc, i) =>
+      `(${5 + i}, NULL, NULL, NULL, NULL, NULL, NULL, NULL, ${doc}, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
+  ),
 ];
 
-for (const readMethod of ['copy', 'keyset'] as const) {
+/** PG_URL for a server that prints floats with 15 digits (extra_float_digits 0, the default before PostgreSQL 12). */
+const SHORT_FLOATS_URL = `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c extra_float_digits=0')}`;
+
+for (const [readMethod, url] of [
+  ['copy', PG_URL],
+  ['keyset', PG_URL],
+  ['copy', SHORT_FLOATS_URL],
+  ['keyset', SHORT_FLOATS_URL],
+] as const) {
   pgTest(
-    `postgres → postgres (${readMethod} read, COPY write): every value equals its source by IS DISTINCT FROM`,
+    `postgres → postgres (${readMethod} read, COPY write${url === PG_URL ? '' : ', source server printing floats short'}): every value equals its source by IS DISTINCT FROM`,
     async (t) => {
       const admin = new pg.Client({ connectionString: PG_URL });
       await admin.connect();
@@ -117,9 +134,9 @@ for (const readMethod of ['copy', 'keyset'] as const) {
         await admin.query(`INSERT INTO ${src} VALUES ${PG_ROWS.join(', ')}`);
         const copied = await copyWindow(
           'postgres',
-          { url: PG_URL, table: src, keyColumn: 'id', readMethod, batchSize: 3 },
+          { url, table: src, keyColumn: 'id', readMethod, batchSize: 3 },
           'postgres',
-          { url: PG_URL, table: dst, batchSize: 2 },
+          { url, table: dst, batchSize: 2 },
         );
         t.is(copied, PG_ROWS.length);
         const columns = PG_COLUMNS.split(',').map((c) => c.trim().split(' ')[0]!);
@@ -194,7 +211,7 @@ for (const readMethod of ['copy', 'keyset'] as const) {
 const OTHER_COLUMNS = `
   id bigint PRIMARY KEY, big numeric, ts text, ts_local timestamptz, d text, num text, dbl text,
   flag text, doc json, raw bytea, body varchar(200), ints bigint[], nums text[], tss text[], texts varchar[],
-  uid text, span text`;
+  uid text, span text, docs json[]`;
 
 pgTest(
   'postgres → postgres, native form offered, sink columns of other types: they get the value a plain copy writes',
@@ -227,7 +244,7 @@ pgTest(
       );
       // json has no equality: its text is compared (both copies wrote it from the same value).
       const differs = (c: string) =>
-        c === 'doc' ? `p.${c}::text IS DISTINCT FROM n.${c}::text` : `p.${c} IS DISTINCT FROM n.${c}`;
+        c === 'doc' || c === 'docs' ? `p.${c}::text IS DISTINCT FROM n.${c}::text` : `p.${c} IS DISTINCT FROM n.${c}`;
       const differ = await admin.query(
         `SELECT p.id, ${PG_NAMES.map((c) => `${differs(c)} AS ${c}`).join(', ')}
          FROM ${plain} p FULL JOIN ${native} n USING (id)
@@ -261,6 +278,10 @@ const MY_ROWS = [
   `(4, 9007199254740991, 1, '1970-01-01 00:00:00.000001', '2038-01-19 03:14:07.999999', '2024-05-01',
     0.000000000000000000000000000001, 9678264.425626319, b'1', '{"n": 97654017938146.89}', X'5c', '\\N')`,
   `(5, NULL, NULL, NULL, NULL, NULL, NULL, 97654017938146.89, NULL, NULL, NULL, NULL)`,
+  // A JSON column's scalars: strings that read like a number and like neither, and a number.
+  ...[`'"123"'`, `'"hello"'`, `'5'`, `'null'`].map(
+    (doc, i) => `(${6 + i}, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, ${doc}, NULL, NULL)`,
+  ),
 ];
 
 for (const readMethod of ['stream', 'keyset'] as const)

@@ -621,6 +621,7 @@ test('abort leaves nothing, also after a failed write; a failed writer cannot co
       (err: unknown) => failure(err),
     );
   t.is(outcome?.code, 'FAILED_PRECONDITION');
+  t.regex(outcome?.message ?? '', /line 1, column id\)/, 'the refusal names the line and the column');
   await refused.abort(new Error('refused'));
   t.deepEqual(await tableRows(admin, table), []);
 });

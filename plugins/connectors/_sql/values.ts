@@ -29,17 +29,16 @@ export function isoToSqlDateTime(text: string): string {
 const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
 
 /**
- * JSON text parsed so that every number is exact (the SDK's `parseJsonExact`: a number a double cannot hold as
- * written stays its own text, which `JSON.stringify` writes back unchanged); so is a top-level JSON `null`, which
- * would otherwise turn into SQL NULL.
+ * A JSON column's text parsed so that every number is exact (the SDK's `parseJsonExact`: a number a double
+ * cannot hold as written stays its own text, which `JSON.stringify` writes back unchanged). A scalar at the top
+ * (a string, number, boolean or null) stays its JSON text as a `JSON.rawJSON` value: as a bare JS value, a writer
+ * would take the string `"123"` for the JSON text `123` and a boolean for 1, and a JSON null would be SQL NULL.
  */
 export function parseJsonExact(text: string): unknown {
-  // A JSON null is a value, not SQL NULL: kept as raw JSON so that a sink writes `null` back.
-  if (text === 'null') return JSON_NULL;
-  return parseExact(text);
+  const value = parseExact(text);
+  // Objects and arrays (and exact numbers, already raw JSON) as they are; rawJSON wants no outer whitespace.
+  return typeof value === 'object' && value !== null ? value : rawJSON(text.trim());
 }
-
-const JSON_NULL = rawJSON('null');
 
 const bigintAsNumber = (_key: string, v: unknown) => (typeof v === 'bigint' ? rawJSON(v.toString()) : v);
 

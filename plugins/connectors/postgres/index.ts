@@ -57,7 +57,17 @@ function mapError(err: unknown, doing: string, url: string): SluiceError {
   if (core.isSluice(err)) return err;
   const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : '';
   const text = err instanceof Error ? err.message || err.name : String(err);
-  const message = core.scrub(`postgres: ${doing}: ${text}`, url);
+  // The names the server gives, which its message leaves out (not its detail: "Failing row contains" a whole row).
+  const fields = err as Partial<Record<'table' | 'column' | 'constraint' | 'where', unknown>> | undefined;
+  const names: string[] = [];
+  // COPY's context names the line and column before the value it quotes: keep what comes before.
+  const copyAt = typeof fields?.where === 'string' ? /^COPY [^,]+, (line \d+, column [^:]+):/.exec(fields.where) : null;
+  if (copyAt) names.push(copyAt[1]!);
+  for (const k of ['table', 'column', 'constraint'] as const) {
+    const v = fields?.[k];
+    if (typeof v === 'string' && v !== '') names.push(`${k} ${v}`);
+  }
+  const message = core.scrub(`postgres: ${doing}: ${text}${names.length ? ` (${names.join(', ')})` : ''}`, url);
   if (
     NETWORK_CODES.has(code) ||
     code.startsWith('08') ||
@@ -74,8 +84,11 @@ function mapError(err: unknown, doing: string, url: string): SluiceError {
 
 // Timestamps cross the wire in UTC, and a timestamp without time zone is compared as UTC. Dates and
 // intervals in one text form whatever the server's defaults: a value passed on as COPY text from one
-// server is read by another's input function as it was meant.
-const SESSION_SETTINGS = "SET TIME ZONE 'UTC'; SET DateStyle TO ISO, YMD; SET IntervalStyle TO postgres";
+// server is read by another's input function as it was meant. extra_float_digits 3 (the default since
+// PostgreSQL 12, but a server, database or role may set less) prints every float exactly: at 0, float8
+// 0.30000000000000004 is printed, and so read, as 0.3.
+const SESSION_SETTINGS =
+  "SET TIME ZONE 'UTC'; SET DateStyle TO ISO, YMD; SET IntervalStyle TO postgres; SET extra_float_digits = 3";
 
 /**
  * A connection for one job: one a finished job left (idle-pool.ts), checked by setting the session
