@@ -42,3 +42,10 @@ test('a cyclic value fails as JSON.stringify fails', (t) => {
   row.self = row;
   t.throws(() => jsonText(row), { instanceOf: TypeError });
 });
+
+test('NaN and infinities are the strings "NaN", "Infinity" and "-Infinity", never null (JSON has no number for them)', (t) => {
+  t.is(
+    jsonLine({ a: Number.NaN, b: Number.POSITIVE_INFINITY, c: [Number.NEGATIVE_INFINITY], d: null, e: 1.5 }),
+    '{"a":"NaN","b":"Infinity","c":["-Infinity"],"d":null,"e":1.5}\n',
+  );
+});

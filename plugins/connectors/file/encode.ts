@@ -5,13 +5,16 @@ const rawJSON = (JSON as unknown as { rawJSON?: (text: string) => unknown }).raw
 
 /**
  * JSON.stringify's replacer for row values: a bigint becomes an exact JSON number, bytes (Buffer,
- * Uint8Array) become a base64 string. Dates already become ISO-8601 strings through their toJSON.
+ * Uint8Array) become a base64 string, and NaN and ±Infinity, which JSON has no number for (JSON.stringify
+ * writes null, as for SQL NULL), the strings "NaN", "Infinity" and "-Infinity". Dates already become
+ * ISO-8601 strings through their toJSON.
  */
 function replacer(this: unknown, key: string, value: unknown): unknown {
   const original = (this as Record<string, unknown>)[key];
   if (original instanceof Uint8Array)
     return Buffer.from(original.buffer, original.byteOffset, original.byteLength).toString('base64');
   if (typeof value === 'bigint') return rawJSON ? rawJSON(value.toString()) : value.toString();
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   return value;
 }
 
@@ -19,12 +22,13 @@ function replacer(this: unknown, key: string, value: unknown): unknown {
 const PLAIN_DEPTH = 4;
 
 /**
- * True when JSON.stringify without the replacer writes `value` exactly as with it: no bigint and no bytes
- * anywhere in it, and no object with a toJSON of its own other than a Date's. The replacer is a call per
+ * True when JSON.stringify without the replacer writes `value` exactly as with it: no bigint, no bytes and no
+ * NaN or infinity anywhere in it, and no object with a toJSON of its own other than a Date's. The replacer is a call per
  * key, about 2.5x the cost of the plain stringify; most rows (parsed JSON, SQL scalars) need none of it.
  */
 function plainJson(value: unknown, depth: number): boolean {
-  if (typeof value !== 'object' || value === null) return typeof value !== 'bigint';
+  if (typeof value !== 'object' || value === null)
+    return typeof value === 'number' ? Number.isFinite(value) : typeof value !== 'bigint';
   if (depth >= PLAIN_DEPTH || value instanceof Uint8Array) return false;
   if (Array.isArray(value)) {
     for (const item of value) if (!plainJson(item, depth + 1)) return false;
