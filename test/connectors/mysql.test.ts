@@ -348,6 +348,46 @@ test('pages of batchSize rows: every row once, in key order, and the key left ou
   );
 });
 
+test('FLOAT reads exactly with both read methods (not the 6 digits of its text), and a FLOAT to FLOAT copy keeps it', async (t) => {
+  const admin = t.context.admin;
+  const name = uniqueName('my_float');
+  const table = track(qi(name));
+  await admin.query(`CREATE TABLE ${table} (id INT PRIMARY KEY, flt FLOAT, dbl DOUBLE) ENGINE=InnoDB`);
+  // Values whose FLOAT text (6 significant digits) names another float: 123457000, 16777200, 1.23457.
+  const floats = [123456792, 16777216, 1.2345678, -3.4028234e38, 1.4e-45, null];
+  for (const [i, f] of floats.entries()) await admin.execute(`INSERT INTO ${table} VALUES (?, ?, 0.1)`, [i + 1, f]);
+  const exact = [123456792, 16777216, 1.2345677614212036, -3.4028234663852886e38, 1.401298464324817e-45, null];
+
+  const options = { url: MYSQL_URL, table: name, keyColumn: 'id', batchSize: 4 };
+  const window = offset(1, floats.length + 1);
+  const stream = (await read(options, window)).batches.flat();
+  const keyset = (await read({ ...options, readMethod: 'keyset' }, window)).batches.flat();
+  t.deepEqual(
+    stream.map((r) => r.flt),
+    exact,
+  );
+  t.deepEqual(stream, keyset);
+  t.deepEqual(Object.keys(stream[0]!), ['id', 'flt', 'dbl']);
+  // Listed columns, named in another case and without the key: the rows keep the names a plain select gives.
+  const listed = (await read({ ...options, columns: ['FLT', 'dbl'] }, window)).batches.flat();
+  t.deepEqual(
+    listed,
+    exact.map((flt) => ({ FLT: flt, dbl: 0.1 })),
+  );
+
+  const copy = uniqueName('my_float_copy');
+  track(qi(copy));
+  await admin.query(
+    `CREATE TABLE ${qi(copy)} (id INT, flt FLOAT, dbl DOUBLE, sluice_window VARCHAR(768)) ENGINE=InnoDB`,
+  );
+  await writeWindow({ url: MYSQL_URL, table: copy }, windowRef(window), stream);
+  const [same] = await query(
+    admin,
+    `SELECT COUNT(*) AS n, SUM(a.flt <=> b.flt) AS flt FROM ${table} a JOIN ${qi(copy)} b ON a.id = b.id`,
+  );
+  t.deepEqual([Number(same!.n), Number(same!.flt)], [floats.length, floats.length]);
+});
+
 test('a read sees one snapshot: rows changed by another connection after the reader opened are not seen', async (t) => {
   const table = await sourceTable(t.context.admin, tenRows);
   const admin = t.context.admin;
@@ -655,6 +695,45 @@ test('upsert: inserts new keys, updates existing ones, the last row of a key in 
       [3, 'THREE', dateTime(T0 + 2)],
     ],
   );
+});
+
+test('a JSON column takes booleans, numbers, objects and null as JSON values, and a string as JSON text', async (t) => {
+  const admin = t.context.admin;
+  const name = uniqueName('my_json');
+  const table = track(qi(name));
+  // On MariaDB, JSON is LONGTEXT with a json_valid check: information_schema says only LONGTEXT.
+  await admin.query(`CREATE TABLE ${table} (id INT, doc JSON, sluice_window VARCHAR(768)) ENGINE=InnoDB`);
+  const docs: [unknown, string | null][] = [
+    [true, 'true'],
+    [false, 'false'],
+    [{ a: [1, true, null], b: 'x' }, '{"a": [1, true, null], "b": "x"}'],
+    [[false], '[false]'],
+    [12.5, '12.5'],
+    [0.1, '0.1'],
+    [12345678901234567890n, '12345678901234567890'],
+    ['{"text": true}', '{"text": true}'],
+    [null, null],
+  ];
+  await writeWindow(
+    { url: MYSQL_URL, table: name },
+    windowRef(offset(1, 2)),
+    docs.map(([doc], i) => ({ id: i + 1, doc })),
+  );
+  for (const [i, [doc, text]] of docs.entries()) {
+    const [row] = await query(
+      admin,
+      `SELECT CAST(doc AS CHAR) AS got, JSON_EQUALS(doc, ?) AS same FROM ${table} WHERE id = ?`,
+      [text, i + 1],
+    );
+    if (text === null) t.is(row!.got, null);
+    else t.is(Number(row!.same), 1, `${String(doc)}: stored ${String(row!.got)}`);
+  }
+  // Read back through the connector: the same JSON values (scalars as their JSON text).
+  const read1 = (await read({ url: MYSQL_URL, table: name, keyColumn: 'id', columns: ['doc'] }, offset(1, 100))).batches
+    .flat()
+    .map((r) => (r.doc === null ? null : JSON.stringify(r.doc)));
+  t.deepEqual(read1.slice(0, 2), ['true', 'false']);
+  t.is(read1[6], '12345678901234567890');
 });
 
 test('createTable makes a missing table from the first batch; without it a missing table or window column fails', async (t) => {

@@ -683,8 +683,11 @@ export function keysetReader(pager: KeysetPager, batchSize: number, stripKey: bo
 
 // ------------------------------------------------------------------------------------------------ writer
 
-/** How a value must be converted for its column. */
-export type ColumnKind = 'timestamp' | 'date' | 'json' | 'array' | 'other';
+/**
+ * How a value must be converted for its column. `integer`: a column that holds integers only and would
+ * round a fraction without an error (MySQL's integer types and DECIMAL(p,0)).
+ */
+export type ColumnKind = 'timestamp' | 'date' | 'json' | 'array' | 'integer' | 'other';
 
 /** The target table's columns: name (lower-cased when the database ignores case) to kind. */
 export type ColumnMap = ReadonlyMap<string, ColumnKind>;
@@ -962,12 +965,63 @@ export interface TypeNames {
   readonly window: string;
 }
 
-/** The column type createTable gives a column, from the first batch's values (all null: text). */
+/** Integer text as a reader gives a 64-bit integer a double cannot hold: no '+', no leading zero, 16+ digits. */
+const WIDE_INTEGER_TEXT = /^-?[1-9]\d{15,}$/;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const INT64_LOW = -(2n ** 63n);
+const INT64_HIGH = 2n ** 63n - 1n;
+
+/**
+ * The type of a column of numbers; undefined when not every value is a number, a bigint or wide integer
+ * text. Numbers beside integer text beyond 2^53 are a 64-bit integer column as the SQL readers read one
+ * (a number when a double holds it exactly, else its decimal text), which a double column would round:
+ * the integer type, or the decimal one beyond 64 bits. A column is an integer column only when every
+ * value is an integer and none says floating point (a -0 does: no integer type has it). Only the first
+ * batch is seen, and the source's declared types do not reach the writer: a floating-point column
+ * whose first batch is all whole numbers still becomes an integer column (the sink then refuses a
+ * later fraction rather than round it).
+ */
+function numberColumnType(values: readonly unknown[], t: TypeNames, key: boolean): string | undefined {
+  let numbers = false;
+  let bigints = false;
+  let wideText = false;
+  let float = false;
+  let beyond64 = false;
+  for (const v of values) {
+    if (typeof v === 'number') {
+      numbers = true;
+      if (!Number.isSafeInteger(v) || Object.is(v, -0)) float = true;
+    } else if (typeof v === 'bigint') {
+      bigints = true;
+      if (v < INT64_LOW || v > INT64_HIGH) beyond64 = true;
+    } else if (typeof v === 'string' && WIDE_INTEGER_TEXT.test(v)) {
+      const n = BigInt(v);
+      if (n >= -MAX_SAFE && n <= MAX_SAFE) return undefined;
+      wideText = true;
+      if (n < INT64_LOW || n > INT64_HIGH) beyond64 = true;
+    } else return undefined;
+  }
+  // Text alone is text: nothing says it is a number.
+  if (!numbers && !bigints) return undefined;
+  if (!bigints && !wideText) return float ? t.float : t.integer;
+  // Exact integers beside fractions: no numeric type here holds both exactly, text does.
+  if (float) return key ? t.keyText : t.text;
+  // bigint values alone: the decimal type, as ever (a bigint may be any size).
+  if (!numbers && !wideText) return t.decimal;
+  return beyond64 ? t.decimal : t.integer;
+}
+
+/**
+ * The column type createTable gives a column, from the first batch's values (all null: text): see
+ * numberColumnType for numbers; otherwise the type of the first value.
+ */
 export function inferColumnType(spec: ColumnSpec, t: TypeNames): string {
   if (spec.window) return t.window;
   const values = spec.values.filter((v) => v !== null && v !== undefined);
+  const numeric = numberColumnType(values, t, spec.key);
+  if (numeric !== undefined) return numeric;
   const first = values[0];
-  if (typeof first === 'number') return values.every((v) => Number.isSafeInteger(v)) ? t.integer : t.float;
+  if (typeof first === 'number') return t.float;
   if (typeof first === 'bigint') return t.decimal;
   if (typeof first === 'boolean') return t.boolean;
   if (first instanceof Date) return t.timestamp;

@@ -44,6 +44,8 @@ const LOCK_WAIT_S = 600;
 
 /** Column types (protocol codes) holding integers: TINY, SHORT, LONG, LONGLONG, INT24, YEAR. */
 const INTEGER_TYPES = new Set([1, 2, 3, 8, 9, 13]);
+/** The protocol code of FLOAT (single precision). */
+const FLOAT_TYPE = 4;
 
 /** An integer bound as a 64-bit integer parameter, so that comparisons stay exact beyond 2^53. */
 function intParam(value: bigint): unknown {
@@ -195,19 +197,34 @@ async function describe(conn: mysql.Connection, parts: readonly string[]): Promi
   const where =
     parts.length === 2 ? 'TABLE_SCHEMA = ? AND TABLE_NAME = ?' : 'TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?';
   const [rows] = await conn.execute<mysql.RowDataPacket[]>(
-    `SELECT COLUMN_NAME AS name, DATA_TYPE AS type FROM information_schema.COLUMNS WHERE ${where} ORDER BY ORDINAL_POSITION`,
+    `SELECT COLUMN_NAME AS name, DATA_TYPE AS type, NUMERIC_SCALE AS scale FROM information_schema.COLUMNS WHERE ${where} ORDER BY ORDINAL_POSITION`,
     [...parts],
   );
   if (rows.length === 0) return undefined;
-  return new Map(
-    rows.map((r): [string, core.ColumnKind] => [String(r.name).toLowerCase(), kindOf(String(r.type).toLowerCase())]),
+  const kinds = new Map(
+    rows.map((r): [string, core.ColumnKind] => [
+      String(r.name).toLowerCase(),
+      kindOf(String(r.type).toLowerCase(), r.scale === null ? null : Number(r.scale)),
+    ]),
   );
+  // MariaDB's JSON is LONGTEXT with a json_valid check, and information_schema says only LONGTEXT; the
+  // column metadata of a result marks it as JSON (MariaDB 10.5+), so a LONGTEXT column is looked up there.
+  if (rows.some((r) => String(r.type).toLowerCase() === 'longtext')) {
+    const [, fields] = await conn.query(`SELECT * FROM ${core.quoteTable(parts, '`')} LIMIT 0`);
+    for (const f of fields)
+      if ((f as { extendedFormat?: string }).extendedFormat === 'json') kinds.set(f.name.toLowerCase(), 'json');
+  }
+  return kinds;
 }
 
-function kindOf(type: string): core.ColumnKind {
+/** The integer column types (information_schema's DATA_TYPE). */
+const INTEGER_COLUMNS = new Set(['tinyint', 'smallint', 'mediumint', 'int', 'bigint']);
+
+function kindOf(type: string, scale: number | null): core.ColumnKind {
   if (type === 'datetime' || type === 'timestamp') return 'timestamp';
   if (type === 'date') return 'date';
   if (type === 'json') return 'json';
+  if (INTEGER_COLUMNS.has(type) || (type === 'decimal' && scale === 0)) return 'integer';
   return 'other';
 }
 
@@ -225,6 +242,24 @@ function convert(value: unknown, kind: core.ColumnKind): unknown {
     if (typeof value === 'number') return core.msToIso(value).slice(0, 10);
     if (value instanceof Date) return value.toISOString().slice(0, 10);
     return value;
+  }
+  // The server rounds a fraction into an integer column with only a note, strict mode or not (2.5 into
+  // BIGINT is 2): such a value fails the write instead, as it does on PostgreSQL. A table createTable made
+  // from a first batch of whole numbers has BIGINT where the source's column may be floating point.
+  if (kind === 'integer' && typeof value === 'number' && !Number.isInteger(value))
+    throw core.sluiceError(
+      'FAILED_PRECONDITION',
+      `mysql: ${value} is not an integer, and an integer column would round it; give the column a type that holds it`,
+    );
+  if (kind === 'json') {
+    // A string (or bytes) is JSON text already; any other value is the JSON value itself, as its text:
+    // bound as it is, a boolean would go in as 1 or 0 and a number as the server's text of a double.
+    if (typeof value === 'string') return value;
+    if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    // NaN and the infinities have no JSON text (JSON.stringify would write null): bound as they are, the
+    // server refuses them.
+    if (typeof value === 'number' && !Number.isFinite(value)) return value;
+    return stringifyJsonExact(value);
   }
   if (typeof value === 'bigint') return value.toString();
   if (value instanceof Date) return core.msToSqlDateTime(value.getTime());
@@ -285,6 +320,7 @@ export default defineConnectorPlugin({
     const conn = await connect(cfg.url, cfg.connectTimeoutMs, ctx.signal);
     let keyField = cfg.keyColumn;
     let integerKey = false;
+    let selected: mysql.FieldPacket[] = [];
     try {
       await conn.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
       // The snapshot is taken here: every page reads the table as of now.
@@ -301,6 +337,7 @@ export default defineConnectorPlugin({
         );
       keyField = field.name;
       integerKey = INTEGER_TYPES.has(field.columnType ?? -1);
+      selected = fields;
     } catch (err) {
       conn.destroy();
       throw mapError(err, `opening ${tableName}`, cfg.url);
@@ -348,7 +385,20 @@ export default defineConnectorPlugin({
         where = literal.sql.map((c) => c.replace('?', () => literal.params[i++]!)).join(' AND ');
       }
       // A listed-columns read leaves the key out of the rows: it is only needed for the order.
-      const columns = stripKey ? cfg.columns!.map(q).join(', ') : select;
+      let columns = stripKey ? cfg.columns!.map(q).join(', ') : select;
+      // The text protocol prints FLOAT with 6 significant digits (123456792 as 123457000), so the stream
+      // selects a FLOAT column as DOUBLE, whose text is the shortest digits of the same value: what the
+      // keyset read (binary protocol) gives. Under the name the column has in the result (the LIMIT 0
+      // query above selected the same list, plus the key last when it is left out here).
+      if (selected.some((f) => f.columnType === FLOAT_TYPE)) {
+        const names = cfg.columns ?? selected.map((f) => f.name);
+        columns = names
+          .map((name, i) => {
+            const f = selected[i]!;
+            return f.columnType === FLOAT_TYPE ? `CAST(${q(name)} AS DOUBLE) AS ${q(f.name)}` : q(name);
+          })
+          .join(', ');
+      }
       try {
         await conn.query(`SET SESSION net_write_timeout = ${STREAM_WRITE_TIMEOUT_S}`);
       } catch (err) {

@@ -12,7 +12,9 @@ import { parseJsonExact, timestampTextToIso } from '../_sql/values.js';
  * - DOUBLE / FLOAT: the server's shortest round-trip digits read exactly. mysql2 adds the digits up in a
  *   double and divides (one value in twenty of a random sample came out one ulp off); here a value of at
  *   most 15 digits is one integer (exact below 2^53) divided by an exact power of ten, a single
- *   correctly rounded operation, and anything longer or with an exponent is parsed by `Number`;
+ *   correctly rounded operation, and anything longer or with an exponent is parsed by `Number`. (A
+ *   FLOAT column's own text has only 6 significant digits: the reader selects it as DOUBLE, so a FLOAT
+ *   seen here is an expression's);
  * - JSON: parsed with `parseJsonExact` (numbers a double cannot hold stay their text).
  */
 

@@ -1,0 +1,180 @@
+/**
+ * The column types createTable infers from a first batch (plugins/connectors/_sql/core.ts
+ * inferColumnType): a type that holds every value seen exactly. The data-free checks always run; the
+ * rest write through the PostgreSQL and MySQL connectors and skip without the database (fail under
+ * SLUICE_REQUIRE_INTEGRATION=1). Every test works on tables of its own.
+ */
+import anyTest from 'ava';
+import mysql from 'mysql2/promise';
+import pg from 'pg';
+import type { ConnectorPlugin, Row, WindowRef } from 'sluice/sdk';
+import { type ColumnSpec, inferColumnType, type TypeNames } from '../../plugins/connectors/_sql/core.js';
+import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
+import { HookRunner } from '../../services/host/hook-runner.js';
+import { type LoadedPlugin, loadPlugins } from '../../services/host/loader.js';
+import { MYSQL_URL, PG_URL, probeMysql, probePostgres, uniqueName } from '../helpers/databases.js';
+import { gate } from '../helpers/integration.js';
+
+const pgTest = gate(anyTest, await probePostgres());
+const mysqlTest = gate(anyTest, await probeMysql());
+
+const plugins = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
+const runner = new HookRunner({ timeoutMs: 15_000 });
+const connector = (id: string) => plugins.connectors.get(id) as LoadedPlugin<ConnectorPlugin>;
+
+const T: TypeNames = {
+  integer: 'INTEGER',
+  float: 'FLOAT',
+  decimal: 'DECIMAL',
+  boolean: 'BOOLEAN',
+  text: 'TEXT',
+  keyText: 'KEYTEXT',
+  timestamp: 'TIMESTAMP',
+  binary: 'BINARY',
+  keyBinary: 'KEYBINARY',
+  json: 'JSON',
+  window: 'WINDOW',
+};
+const spec = (values: unknown[], key = false): ColumnSpec => ({ name: 'c', values, key, window: false });
+const infer = (values: unknown[], key = false) => inferColumnType(spec(values, key), T);
+
+/** 2^53 + 1: the first integer a double cannot hold, as a reader gives a 64-bit integer column's value. */
+const WIDE = '9007199254740993';
+const INT64_MAX = '9223372036854775807';
+const BEYOND_INT64 = '9223372036854775808';
+
+anyTest(
+  'integers read as numbers and, beyond 2^53, as decimal text make an integer or decimal column, not a double',
+  (t) => {
+    t.is(infer([1, WIDE]), 'INTEGER');
+    t.is(infer([WIDE, 1, null, `-${INT64_MAX}`]), 'INTEGER');
+    t.is(infer([1, BEYOND_INT64]), 'DECIMAL');
+    t.is(infer([2, 12345678901234567890n]), 'DECIMAL');
+    t.is(infer([2, 3n]), 'INTEGER');
+    // bigint alone: decimal as ever.
+    t.is(infer([3n]), 'DECIMAL');
+    // Exact integers beside a fraction: only text holds both.
+    t.is(infer([1.5, WIDE]), 'TEXT');
+    t.is(infer([1.5, WIDE], true), 'KEYTEXT');
+  },
+);
+
+anyTest('numbers alone: integers make an integer column unless something says floating point; text stays text', (t) => {
+  t.is(infer([1, 2, null]), 'INTEGER');
+  t.is(infer([1, 2.5]), 'FLOAT');
+  t.is(infer([2 ** 60]), 'FLOAT');
+  // -0 exists only in floating point.
+  t.is(infer([1, -0]), 'FLOAT');
+  // Text, even of wide integers, or integer text a double holds (not how a reader gives a number).
+  t.is(infer([WIDE]), 'TEXT');
+  t.is(infer([1, '12']), 'FLOAT');
+  t.is(infer([1, '0009007199254740993']), 'FLOAT');
+  t.is(infer(['a', 1]), 'TEXT');
+  t.is(infer([true, 1]), 'BOOLEAN');
+  t.is(infer([null]), 'TEXT');
+});
+
+const windowRef = (jobId: string): WindowRef => ({
+  groupId: 'g1',
+  streamId: 's1',
+  jobId,
+  boundaries: { boundaryType: 'OFFSET', lowerBound: '1', upperBound: '3' },
+});
+
+async function writeWindow(id: string, options: Record<string, unknown>, rows: readonly Row[]): Promise<void> {
+  const writer = await runner.call(connector(id), 'openWriter', { options, window: windowRef(`job-${rows.length}`) });
+  try {
+    await writer.write(rows);
+    await writer.commit();
+  } catch (err) {
+    await writer.abort(err);
+    throw err;
+  }
+}
+
+/** A 64-bit integer column as the readers give it: numbers while exact, decimal text beyond 2^53. */
+const int8Rows = [
+  { id: 1, v: 1 },
+  { id: 2, v: WIDE },
+  { id: 3, v: `-${INT64_MAX}` },
+];
+
+pgTest(
+  'postgres: createTable keeps int8 values read as numbers and text exact (bigint), and beyond 64 bits (numeric)',
+  async (t) => {
+    const admin = new pg.Pool({ connectionString: PG_URL, max: 2 });
+    const name = uniqueName('pg_infer');
+    const wide = uniqueName('pg_infer_wide');
+    try {
+      await writeWindow('postgres', { url: PG_URL, table: name, createTable: true }, int8Rows);
+      const res = await admin.query(`SELECT v::text AS v, pg_typeof(v)::text AS type FROM ${name} ORDER BY id`);
+      t.deepEqual(
+        res.rows.map((r) => r.v),
+        ['1', WIDE, `-${INT64_MAX}`],
+      );
+      t.is(res.rows[0].type, 'bigint');
+
+      await writeWindow('postgres', { url: PG_URL, table: wide, createTable: true }, [
+        { id: 1, v: 1 },
+        { id: 2, v: BEYOND_INT64 },
+      ]);
+      const w = await admin.query(`SELECT v::text AS v, pg_typeof(v)::text AS type FROM ${wide} ORDER BY id`);
+      t.deepEqual(
+        w.rows.map((r) => [r.v, r.type]),
+        [
+          ['1', 'numeric'],
+          [BEYOND_INT64, 'numeric'],
+        ],
+      );
+    } finally {
+      await admin.query(`DROP TABLE IF EXISTS ${name}`).catch(() => {});
+      await admin.query(`DROP TABLE IF EXISTS ${wide}`).catch(() => {});
+      await admin.end();
+    }
+  },
+);
+
+mysqlTest(
+  'mysql: createTable keeps BIGINT values read as numbers and text exact, and refuses a later fraction for a whole-number column',
+  async (t) => {
+    const admin = await mysql.createConnection({ uri: MYSQL_URL, supportBigNumbers: true, bigNumberStrings: true });
+    const name = uniqueName('my_infer');
+    const whole = uniqueName('my_infer_whole');
+    try {
+      await writeWindow('mysql', { url: MYSQL_URL, table: name, createTable: true }, int8Rows);
+      const [rows] = await admin.query<mysql.RowDataPacket[]>(`SELECT CAST(v AS CHAR) AS v FROM ${name} ORDER BY id`);
+      t.deepEqual(
+        rows.map((r) => r.v),
+        ['1', WIDE, `-${INT64_MAX}`],
+      );
+      const [[column]] = await admin.query<mysql.RowDataPacket[]>(
+        `SELECT DATA_TYPE AS type FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME = 'v'`,
+        [name],
+      );
+      t.is(column!.type, 'bigint');
+
+      // A DOUBLE source whose first batch is whole numbers: BIGINT, since nothing tells the writer the
+      // source's type. A later 2.5 fails the write instead of going in as 2, as it does on PostgreSQL.
+      const options = { url: MYSQL_URL, table: whole, createTable: true };
+      await writeWindow('mysql', options, [
+        { id: 1, x: 1 },
+        { id: 2, x: 2 },
+      ]);
+      const err = await t.throwsAsync(writeWindow('mysql', options, [{ id: 3, x: 2.5 }]));
+      t.is((err as unknown as { code: string }).code, 'FAILED_PRECONDITION');
+      t.regex(err!.message, /2\.5 is not an integer/);
+      const [stored] = await admin.query<mysql.RowDataPacket[]>(`SELECT id, x FROM ${whole} ORDER BY id`);
+      t.deepEqual(
+        stored.map((r) => [Number(r.id), Number(r.x)]),
+        [
+          [1, 1],
+          [2, 2],
+        ],
+      );
+    } finally {
+      await admin.query(`DROP TABLE IF EXISTS ${name}`).catch(() => {});
+      await admin.query(`DROP TABLE IF EXISTS ${whole}`).catch(() => {});
+      await admin.end();
+    }
+  },
+);
