@@ -490,7 +490,8 @@ test('a job whose last attempt died with the process is not run again after a re
     streams: [
       {
         streamId: 's1',
-        source: { connectorId: 'slow-source', options: { delayMs: 0 } },
+        // Slow enough that the stop below comes before the window's end.
+        source: { connectorId: 'slow-source', options: { delayMs: 1000 } },
         sink: { connectorId: 'flaky-sink', options: {} },
         fields: [],
       },
@@ -498,11 +499,11 @@ test('a job whose last attempt died with the process is not run again after a re
     retry: { maxAttempts: 2, initialBackoffMs: 10 },
   });
   await rig.service.approveGroup('g-crash', 0);
-  await rig.service.stop(); // nothing runs it here: the rows below are what a killed process leaves
   const { jobs } = await rig.service.submitOfflineJob(
     { groupId: 'g-crash', boundaryType: 'OFFSET', lowerBound: '0', upperBound: '20', instanceId: '' },
     false,
   );
+  await rig.service.stop(); // its run ends here: the row below is what a killed process leaves
   await rig.store.updateJob(jobs[0]!.jobId, { state: 'RUNNING', attempt: 2, owner: 'op-1' }, Date.now());
   await rig.restart();
   const job = await finished(rig, jobs[0]!.jobId);
@@ -516,8 +517,8 @@ test('cancelling a job held by a dead replica ends at once: it is CANCELLED in t
   const { rig } = t.context;
   await rig.service.createGroup(datagenToFile('g-elsewhere', rig.dir));
   await rig.service.approveGroup('g-elsewhere', 0);
-  await rig.service.stop();
   const { jobs } = await rig.service.submitOfflineJob(timeWindow('g-elsewhere'), false);
+  await rig.service.stop();
   await rig.store.updateJob(jobs[0]!.jobId, { state: 'RUNNING', attempt: 1, owner: 'op-dead' }, Date.now());
   const cancelled = await rig.service.cancelJob(jobs[0]!.jobId);
   t.is(cancelled.state, 'CANCELLED');

@@ -506,6 +506,34 @@ contract('getJobs: the jobs among many ids in any number of batches, unknown ids
 });
 
 contract(
+  "renewJobLeases: renews any number of leases (70k ids: past SQLite's and PostgreSQL's bound parameters), answering only those still held",
+  async (t, db) => {
+    const store = await db.open();
+    // 120 windows of 5 streams: 600 jobs of replica-a, some of them no longer its to renew.
+    const written: JobRecord[] = [];
+    for (let i = 0; i < 120; i++) {
+      const jobs = windowJobs(`r${i}`, 'g-renew', timeWindow(i), ['s-1', 's-2', 's-3', 's-4', 's-5'], {
+        leaseUntil: NOW,
+        ...(i % 3 === 1 ? { owner: 'replica-b' } : i % 3 === 2 ? { state: 'CANCELLED' as const } : {}),
+      });
+      t.true(await store.insertWindowJobs(jobs));
+      written.push(...jobs);
+    }
+    const held = written.filter((j) => j.owner === 'replica-a' && j.state === 'PENDING').map((j) => j.jobId);
+    t.is(held.length, 200);
+    // The ids a replica holding 70k jobs passes in: the known ones spread among them (first, middle, last chunks).
+    const unknown = Array.from({ length: 70_000 }, (_, i) => `unknown-${i}`);
+    const ids = [...written.slice(0, 300).map((j) => j.jobId), ...unknown.slice(0, 35_000)];
+    ids.push(...written.slice(300).map((j) => j.jobId), ...unknown.slice(35_000));
+    const renewed = await store.renewJobLeases('replica-a', ids, NOW + 60_000);
+    t.deepEqual([...renewed].sort(), [...held].sort());
+    for (const j of await store.getJobs(jobIds(written)))
+      t.is(j.leaseUntil, held.includes(j.jobId) ? NOW + 60_000 : NOW, `${j.jobId}'s lease`);
+    t.deepEqual(await store.renewJobLeases('replica-a', [], NOW + 60_000), []);
+  },
+);
+
+contract(
   'insertWindowJobs: inserts a window once; a repeat (or any overlap) inserts nothing and returns false',
   async (t, db) => {
     const store = await db.open();

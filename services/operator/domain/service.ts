@@ -109,7 +109,10 @@ interface RemoteWatch {
   readonly on: (job: JobRecord) => void;
 }
 
-/** Why a run is stopped when its job was cancelled or taken over elsewhere: nothing more is written for it here. */
+/**
+ * Why a run is stopped when its job was cancelled (elsewhere, or here as it started: CANCELLED is written already)
+ * or taken over elsewhere: nothing more is written for it here.
+ */
 class LeaseLost extends Error {}
 
 /** Why a run is stopped by CancelJob here: it ends CANCELLED, also while the operator is stopping. */
@@ -136,6 +139,12 @@ export interface OfflineJobRequest extends Boundaries {
 
 const GROUP_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, initialBackoffMs: 1000 };
+/**
+ * The longest wait before a retry, and so the largest retry.initial_backoff_ms: 24 h. Every computed backoff
+ * (initial × 2^(attempt-1), up to 2^99 times it at 100 attempts) is capped to it, which also keeps it below
+ * setTimeout's 2^31-1 ms: a longer delay (or a negative one) fires after 1 ms, retrying at once.
+ */
+const MAX_BACKOFF_MS = 24 * 60 * 60 * 1000;
 
 /** The error with the secrets cut out of its message and echoed values (a Sluice error keeps its code). */
 function scrubError(err: unknown, secrets: readonly string[]): unknown {
@@ -158,6 +167,14 @@ function scrubError(err: unknown, secrets: readonly string[]): unknown {
   });
 }
 
+/**
+ * What a call that would create or queue jobs answers once stop() has begun: UNAVAILABLE, so the caller (the
+ * schedule service's dispatcher, an engine, a client) asks another replica or this one once it is back, rather
+ * than getting jobs this replica will not run until their lease runs out.
+ */
+const stopping = () =>
+  new SluiceError(ERROR_CODES.UNAVAILABLE, 'the operator is stopping; ask another replica, or again later');
+
 /** Ids that sort by creation time, so listing by id is listing by age. */
 function newJobId(now: number): string {
   return `${now.toString(36).padStart(9, '0')}-${randomUUID().slice(0, 13)}`;
@@ -179,6 +196,8 @@ export class OperatorService {
   readonly #contexts = new Map<string, Context>();
   readonly #running = new Map<string, AbortController>();
   readonly #inflight = new Set<Promise<unknown>>();
+  /** Lease renewals, take-overs and watch polls under way: stop() waits for them as for the runs. */
+  readonly #background = new Set<Promise<unknown>>();
   /** Each running job's run, settled when it has ended (whatever it wrote). */
   readonly #runs = new Map<string, Promise<void>>();
   /** Jobs this replica holds a lease on: queued, running or waiting for a retry. */
@@ -220,9 +239,14 @@ export class OperatorService {
   async #takeOverExpired(): Promise<void> {
     const now = this.#now();
     for (const job of await this.#o.store.expiredJobs(now, 100)) {
+      if (this.#stopped) return;
       if (this.#owned.has(job.jobId)) continue;
       const taken = await this.#o.store.takeOverJob(job.jobId, job.leaseUntil, this.#o.owner, now + this.#leaseMs, now);
       if (!taken) continue;
+      if (this.#stopped) {
+        await this.#handBack(taken, job);
+        return;
+      }
       const previous = job.owner === this.#o.owner ? 'this replica' : `operator replica '${job.owner}'`;
       if (taken.state === 'RUNNING') {
         const group = await this.#o.store.getGroup(taken.groupId);
@@ -246,9 +270,30 @@ export class OperatorService {
         );
         if (!requeued) continue;
       }
+      if (this.#stopped) {
+        await this.#handBack(taken, job);
+        return;
+      }
       this.#o.logger.warn('job taken over', { jobId: taken.jobId, from: job.owner, attempt: taken.attempt });
       this.#enqueue(taken.jobId);
     }
+  }
+
+  /**
+   * Gives back a job taken over while stop() began: its previous owner and expired lease again, so the other
+   * replicas take it at their next sweep. Left as taken, it would sit with this stopped replica's fresh lease, run
+   * by nobody for a whole lease.
+   */
+  async #handBack(taken: JobRecord, seen: JobRecord): Promise<void> {
+    const now = this.#now();
+    const back = await this.#o.store.takeOverJob(
+      taken.jobId,
+      taken.leaseUntil,
+      seen.owner,
+      seen.leaseUntil ?? now,
+      now,
+    );
+    if (back) this.#emit(back);
   }
 
   #every(ms: number, fn: () => Promise<void>, what: string): void {
@@ -256,9 +301,13 @@ export class OperatorService {
     const timer = setInterval(() => {
       if (busy || this.#stopped) return;
       busy = true;
-      fn()
+      const work = fn()
         .catch((err: unknown) => this.#o.logger.warn(`${what} failed`, { err }))
-        .finally(() => (busy = false));
+        .finally(() => {
+          busy = false;
+          this.#background.delete(work);
+        });
+      this.#background.add(work);
     }, ms);
     timer.unref();
     this.#timers.push(timer);
@@ -285,6 +334,7 @@ export class OperatorService {
         ...(after ? { afterJobId: after } : {}),
       });
       for (const job of jobs) {
+        if (this.#stopped) return;
         if (job.owner !== this.#o.owner || this.#owned.has(job.jobId)) continue;
         // Compare-and-swap on the lease, as a take-over: a replica that took the job meanwhile keeps it.
         const now = this.#now();
@@ -307,13 +357,17 @@ export class OperatorService {
     }
   }
 
-  /** Stops taking jobs and aborts the running ones; they stay PENDING/RUNNING and run again at the next start. */
+  /**
+   * Stops taking jobs and aborts the running ones; they stay PENDING/RUNNING and run again at the next start.
+   * Waits for the runs and for a lease renewal or take-over already under way (a take-over ending after this
+   * began hands its job back).
+   */
   async stop(): Promise<void> {
     this.#stopped = true;
     for (const timer of this.#timers) clearInterval(timer);
     for (const c of this.#running.values())
       c.abort(new SluiceError(ERROR_CODES.UNAVAILABLE, 'the operator is stopping'));
-    await Promise.allSettled([...this.#inflight]);
+    await Promise.allSettled([...this.#inflight, ...this.#background]);
   }
 
   /** Resolves once nothing is queued or running (tests). */
@@ -381,6 +435,16 @@ export class OperatorService {
     };
     if (retry.maxAttempts < 1 || retry.maxAttempts > 100)
       throw invalidArgument('group.retry.max_attempts', 'an integer from 1 to 100 (0: 3)', retry.maxAttempts);
+    if (
+      !Number.isInteger(retry.initialBackoffMs) ||
+      retry.initialBackoffMs < 1 ||
+      retry.initialBackoffMs > MAX_BACKOFF_MS
+    )
+      throw invalidArgument(
+        'group.retry.initial_backoff_ms',
+        `an integer from 1 to ${MAX_BACKOFF_MS} ms (24 h; 0: ${DEFAULT_RETRY.initialBackoffMs})`,
+        retry.initialBackoffMs,
+      );
     const errors: FieldError[] = [];
     const ids = new Set<string>();
     for (const [i, stream] of input.streams.entries()) {
@@ -530,6 +594,7 @@ export class OperatorService {
     rerun: boolean,
     triggeredBy = 'unknown',
   ): Promise<{ jobs: JobRecord[]; created: boolean; instance?: Instance }> {
+    if (this.#stopped) throw stopping();
     const group = await this.#load(request.groupId);
     if (group.status !== 'APPROVED' && group.status !== 'REGISTERED') {
       throw failedPrecondition(`group '${group.groupId}' is ${group.status}; approve it before submitting jobs`);
@@ -611,6 +676,9 @@ export class OperatorService {
     // a lease already run out would hand the new jobs to another replica at once.
     const insertedAt = this.#now();
     for (const [i, job] of jobs.entries()) jobs[i] = { ...job, leaseUntil: insertedAt + this.#leaseMs };
+    // Resolving the boundaries took a while: look again before writing jobs nobody here would run. (Stopping
+    // after the insert, the jobs stay PENDING with this replica's lease: a take-over or the next start runs them.)
+    if (this.#stopped) throw stopping();
     if (!(await this.#o.store.insertWindowJobs(jobs))) {
       // Another caller inserted this generation first: its jobs are the answer.
       return { jobs: await this.#o.store.latestWindowJobs(group.groupId, boundaries), created: false };
@@ -658,6 +726,14 @@ export class OperatorService {
         ['PENDING', 'RUNNING'],
       );
       if (cancelled) {
+        // It may have started here after the read (#pump took it from the queue and wrote RUNNING before this
+        // write): stop that run now, so its sink aborts rather than commits a window reported CANCELLED. Every
+        // write of the run asks for RUNNING and this attempt, so nothing it writes replaces the cancellation.
+        const started = this.#running.get(jobId);
+        if (started) {
+          started.abort(new LeaseLost(`job '${jobId}' was cancelled as it started`));
+          await this.#runs.get(jobId);
+        }
         this.#emit(cancelled);
         return cancelled;
       }
@@ -681,10 +757,16 @@ export class OperatorService {
       },
     };
     this.#events.on(`job:${jobId}`, watch.on);
-    listener(job);
-    // It may have ended between the read and the subscription: read once more.
-    const again = await this.#o.store.getJob(jobId);
-    if (again && again.updatedAt !== job.updatedAt) watch.on(again);
+    try {
+      listener(job);
+      // It may have ended between the read and the subscription: read once more.
+      const again = await this.#o.store.getJob(jobId);
+      if (again && again.updatedAt !== job.updatedAt) watch.on(again);
+    } catch (err) {
+      // The caller gets no unsubscribe function: a listener left here would be called for ever.
+      this.#events.off(`job:${jobId}`, watch.on);
+      throw err;
+    }
     let watches = this.#watched.get(jobId);
     if (!watches) this.#watched.set(jobId, (watches = new Set()));
     watches.add(watch);
@@ -908,7 +990,10 @@ export class OperatorService {
         !isSluiceError(err) ||
         ![ERROR_CODES.INVALID_ARGUMENT, ERROR_CODES.FAILED_PRECONDITION].includes(err.code as never);
       if (retryable && running.attempt < group.retry.maxAttempts) {
-        const backoff = group.retry.initialBackoffMs * 2 ** (running.attempt - 1);
+        // Capped (MAX_BACKOFF_MS): doubled from a large initial backoff, or read from a group stored before
+        // initial_backoff_ms was checked, it would overflow setTimeout and retry after 1 ms.
+        const computed = group.retry.initialBackoffMs * 2 ** (running.attempt - 1);
+        const backoff = computed > 0 ? Math.min(MAX_BACKOFF_MS, computed) : 0;
         this.#o.logger.warn('job attempt failed; retrying', {
           jobId,
           attempt: running.attempt,

@@ -1,0 +1,277 @@
+import anyTest, { type TestFn } from 'ava';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { JobRecord } from '../../services/operator/domain/model.js';
+import type { OperatorService } from '../../services/operator/domain/service.js';
+import { type OperatorRig, datagenToFile, operatorRig } from '../helpers/operator.js';
+
+declare global {
+  var __flakySink:
+    | { committed: Map<string, Record<string, unknown>[]>; aborts: Map<string, number>; attempts: Map<string, number> }
+    | undefined;
+}
+
+const test = anyTest as TestFn<{ rig?: OperatorRig }>;
+test.afterEach.always(async (t) => t.context.rig?.close());
+
+/** A promise and its resolve: a store call held until the test lets it go. */
+function gate(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((r) => (open = r));
+  return { promise, open };
+}
+
+/** A group whose jobs read slowly (10 rows every 20 ms) into the flaky sink, which records commits and aborts. */
+async function slowGroup(
+  rig: OperatorRig,
+  groupId: string,
+  options: { maxAttempts?: number; initialBackoffMs?: number; failWrites?: number } = {},
+): Promise<void> {
+  await rig.service.createGroup({
+    ...datagenToFile(groupId, rig.dir),
+    streams: [
+      {
+        streamId: 's1',
+        source: { connectorId: 'slow-source', options: { delayMs: 20 } },
+        sink: { connectorId: 'flaky-sink', options: { failWrites: options.failWrites ?? 0 } },
+        fields: [],
+      },
+    ],
+    retry: { maxAttempts: options.maxAttempts ?? 3, initialBackoffMs: options.initialBackoffMs ?? 10 },
+  });
+  await rig.service.approveGroup(groupId, 0);
+}
+
+async function submit(rig: OperatorRig, groupId: string, lower: number, upper: number): Promise<string> {
+  const { jobs } = await rig.service.submitOfflineJob(
+    { groupId, boundaryType: 'OFFSET', lowerBound: String(lower), upperBound: String(upper), instanceId: '' },
+    false,
+  );
+  return jobs[0]!.jobId;
+}
+
+async function until(
+  service: OperatorService,
+  jobId: string,
+  what: string,
+  check: (job: JobRecord) => boolean,
+): Promise<JobRecord> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const job = await service.getJob(jobId);
+    if (check(job)) return job;
+    if (Date.now() > deadline) throw new Error(`${what}: not within 20 s (job ${JSON.stringify(job)})`);
+    await sleep(10);
+  }
+}
+
+/** Waits for `promise`, keeping the process alive meanwhile (the operator's own timers do not). */
+async function reach(promise: Promise<void>, what: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      promise,
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within 20 s`)), 20_000))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Whether `promise` settles within `ms`. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return Promise.race([promise.then(() => true), sleep(ms).then(() => false)]);
+}
+
+test.serial(
+  'CancelJob racing this replica starting the job: the run is stopped, its sink aborts, and the job stays CANCELLED',
+  async (t) => {
+    const rig = (t.context.rig = await operatorRig(1));
+    await slowGroup(rig, 'g-cancel-race');
+    // One job at a time: the first runs, the second waits in the queue, PENDING and not running.
+    const first = await submit(rig, 'g-cancel-race', 0, 30);
+    const second = await submit(rig, 'g-cancel-race', 100, 1100);
+    t.is((await rig.store.getJob(second))?.state, 'PENDING');
+    // CancelJob reads the second job PENDING; before its write lands, the first ends and this replica starts the
+    // second (RUNNING, rows flowing).
+    const store = rig.store;
+    const updateJob = store.updateJob.bind(store);
+    store.updateJob = async (jobId, patch, ...rest) => {
+      if (jobId === second && patch.state === 'CANCELLED')
+        await until(
+          rig.service,
+          second,
+          'the second job running',
+          (j) => j.state === 'RUNNING' && j.progress.records > 0,
+        );
+      return updateJob(jobId, patch, ...rest);
+    };
+    const cancelled = await rig.service.cancelJob(second);
+    t.is(cancelled.state, 'CANCELLED');
+    await rig.service.idle();
+    t.is((await rig.service.getJob(first)).state, 'SUCCEEDED');
+    const key = 'g-cancel-race/s1/100-1100';
+    t.false(globalThis.__flakySink!.committed.has(key), 'the cancelled window was not committed');
+    t.is(globalThis.__flakySink!.aborts.get(key), 1, 'its sink aborted');
+    const after = await rig.service.getJob(second);
+    t.is(after.state, 'CANCELLED', 'nothing the run wrote replaced the cancellation');
+    t.is(after.finishedAt, cancelled.finishedAt);
+  },
+);
+
+test.serial('once stop() has begun, SubmitOfflineJob answers UNAVAILABLE and makes no job', async (t) => {
+  const rig = (t.context.rig = await operatorRig());
+  await slowGroup(rig, 'g-stopping');
+  await rig.service.stop();
+  for (const instanceId of ['', 'instance-1']) {
+    const err = await t.throwsAsync(
+      rig.service.submitOfflineJob(
+        { groupId: 'g-stopping', boundaryType: 'OFFSET', lowerBound: '0', upperBound: '10', instanceId },
+        false,
+      ),
+    );
+    t.like(err, { code: 'UNAVAILABLE', message: 'the operator is stopping; ask another replica, or again later' });
+  }
+  t.deepEqual(await rig.store.listJobs({ groupId: 'g-stopping', limit: 10 }), [], 'no job was written');
+  t.false(
+    rig.schedules.calls.some((c) => c.startsWith('claimWindow')),
+    'the window was not claimed in the ledger either',
+  );
+});
+
+test.serial(
+  'stop() waits for a take-over under way; one that lands after stop() began hands the job back for others',
+  async (t) => {
+    const rig = (t.context.rig = await operatorRig(4, 300));
+    await slowGroup(rig, 'g-stop-takeover');
+    const jobId = await submit(rig, 'g-stop-takeover', 0, 40);
+    await until(rig.service, jobId, 'running on op-1', (j) => j.state === 'RUNNING' && j.progress.records > 0);
+    // op-1 dies: the job stays RUNNING with op-1's lease running out (as test/operator/leases.test.ts does).
+    await rig.service.stop();
+    const left = (await rig.store.getJob(jobId))!;
+    await rig.store.updateJob(jobId, { state: 'RUNNING', attempt: left.attempt + 1 }, Date.now(), ['PENDING']);
+    // op-2's take-over of it is held in the store until the test lets it go.
+    const held = gate();
+    const reached = gate();
+    const store = rig.store;
+    const takeOverJob = store.takeOverJob.bind(store);
+    store.takeOverJob = async (id, seen, owner, ...rest) => {
+      if (id === jobId && owner === 'op-2') {
+        reached.open();
+        await held.promise;
+      }
+      return takeOverJob(id, seen, owner, ...rest);
+    };
+    const op2 = await rig.peer('op-2');
+    await reach(reached.promise, "op-2's take-over");
+    const stopping = op2.stop();
+    t.false(await settlesWithin(stopping, 200), 'stop() waits for the take-over under way');
+    held.open();
+    t.true(await settlesWithin(stopping, 5_000), 'and returns once it is done');
+    const after = (await rig.store.getJob(jobId))!;
+    t.is(after.owner, 'op-1', 'the stopped replica did not keep the job');
+    t.true((after.leaseUntil ?? 0) < Date.now() + 1, 'its lease is the expired one it had');
+    // Another replica takes it over and runs it.
+    const op3 = await rig.peer('op-3');
+    const done = await until(op3, jobId, 'finished on op-3', (j) => j.state === 'SUCCEEDED');
+    t.is(done.owner, 'op-3');
+    t.is(globalThis.__flakySink!.committed.get('g-stop-takeover/s1/0-40')!.length, 40);
+  },
+);
+
+test.serial('stop() waits for a lease renewal under way', async (t) => {
+  const rig = (t.context.rig = await operatorRig(4, 300));
+  await slowGroup(rig, 'g-stop-renew');
+  const jobId = await submit(rig, 'g-stop-renew', 0, 1000);
+  await until(rig.service, jobId, 'running', (j) => j.state === 'RUNNING');
+  const held = gate();
+  const reached = gate();
+  const store = rig.store;
+  const renew = store.renewJobLeases.bind(store);
+  store.renewJobLeases = async (...args) => {
+    reached.open();
+    await held.promise;
+    return renew(...args);
+  };
+  await reach(reached.promise, 'a lease renewal');
+  const stopping = rig.service.stop();
+  t.false(await settlesWithin(stopping, 200), 'stop() waits for the renewal under way');
+  held.open();
+  t.true(await settlesWithin(stopping, 5_000));
+  store.renewJobLeases = renew;
+});
+
+test.serial(
+  'retry.initial_backoff_ms must be from 1 ms to 24 h; INVALID_ARGUMENT names the field, what was expected and what came',
+  async (t) => {
+    const rig = (t.context.rig = await operatorRig());
+    for (const initialBackoffMs of [-1, 86_400_001, 2 ** 31, 1.5]) {
+      const err = await t.throwsAsync(
+        rig.service.createGroup({
+          ...datagenToFile(`g-backoff`, rig.dir),
+          retry: { maxAttempts: 3, initialBackoffMs },
+        }),
+      );
+      t.like(
+        err,
+        {
+          code: 'INVALID_ARGUMENT',
+          message: `group.retry.initial_backoff_ms: expected an integer from 1 to 86400000 ms (24 h; 0: 1000), got ${initialBackoffMs}`,
+        },
+        String(initialBackoffMs),
+      );
+    }
+    const longest = await rig.service.createGroup({
+      ...datagenToFile('g-backoff', rig.dir),
+      retry: { maxAttempts: 3, initialBackoffMs: 86_400_000 },
+    });
+    t.is(longest.retry.initialBackoffMs, 86_400_000);
+    const defaulted = await rig.service.createGroup({
+      ...datagenToFile('g-backoff-default', rig.dir),
+      retry: { maxAttempts: 3, initialBackoffMs: 0 },
+    });
+    t.is(defaulted.retry.initialBackoffMs, 1000);
+  },
+);
+
+test.serial(
+  'a retry backoff past setTimeout range (24 h doubled 30 times) waits 24 h rather than firing after 1 ms',
+  async (t) => {
+    const rig = (t.context.rig = await operatorRig());
+    await slowGroup(rig, 'g-backoff-cap', { maxAttempts: 100, initialBackoffMs: 86_400_000, failWrites: 1000 });
+    const jobId = await submit(rig, 'g-backoff-cap', 0, 10);
+    await until(rig.service, jobId, 'first attempt failed', (j) => j.state === 'PENDING' && j.attempt === 1);
+    // The job comes back after a restart as one 30 attempts in: its next backoff is 24 h × 2^30.
+    await rig.service.stop();
+    await rig.store.updateJob(jobId, { attempt: 30 }, Date.now(), ['PENDING']);
+    await rig.restart();
+    await until(rig.service, jobId, 'attempt 31 failed', (j) => j.attempt >= 31 && j.state !== 'RUNNING');
+    await sleep(300);
+    const job = await rig.service.getJob(jobId);
+    t.like(job, { state: 'PENDING', attempt: 31 }, 'attempt 32 waits for its backoff');
+  },
+);
+
+test.serial('WatchJob whose second read fails leaves no listener behind', async (t) => {
+  const rig = (t.context.rig = await operatorRig());
+  await slowGroup(rig, 'g-watch-leak');
+  const jobId = await submit(rig, 'g-watch-leak', 0, 1000);
+  await until(rig.service, jobId, 'running', (j) => j.state === 'RUNNING');
+  // The store fails the read WatchJob makes after subscribing (its first read, through GetJob, goes through).
+  const store = rig.store;
+  const getJob = store.getJob.bind(store);
+  let reads = 0;
+  store.getJob = async (id) => {
+    if (id === jobId && ++reads === 2) throw new Error('the store is away');
+    return getJob(id);
+  };
+  const seen: string[] = [];
+  await t.throwsAsync(
+    rig.service.watchJob(jobId, (job) => seen.push(job.state)),
+    { message: 'the store is away' },
+  );
+  store.getJob = getJob;
+  seen.length = 0;
+  t.is((await rig.service.cancelJob(jobId)).state, 'CANCELLED');
+  await rig.service.idle();
+  t.deepEqual(seen, [], 'the failed watch heard nothing more');
+});
