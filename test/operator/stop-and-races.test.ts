@@ -275,3 +275,50 @@ test.serial('WatchJob whose second read fails leaves no listener behind', async 
   await rig.service.idle();
   t.deepEqual(seen, [], 'the failed watch heard nothing more');
 });
+
+const codeOf = (err: unknown) => (err as { code?: string } | undefined)?.code;
+
+test('a delete that loses to an update leaves the schedule registered, as the group is', async (t) => {
+  const rig = (t.context.rig = await operatorRig());
+  const created = await rig.service.createGroup(datagenToFile('g-race-d', rig.dir));
+  const approved = await rig.service.approveGroup('g-race-d', created.version);
+  // The update lands while the delete is telling the schedule service.
+  const unregister = rig.schedules.unregister.bind(rig.schedules);
+  let raced = false;
+  rig.schedules.unregister = async (groupId: string) => {
+    await unregister(groupId);
+    if (raced) return;
+    raced = true;
+    await rig.service.updateGroup({
+      ...datagenToFile('g-race-d', rig.dir, { description: 'changed meanwhile' }),
+      version: approved.version,
+    });
+  };
+  t.is(codeOf(await t.throwsAsync(rig.service.deleteGroup('g-race-d', approved.version))), 'VERSION_CONFLICT');
+  t.is((await rig.service.getGroup('g-race-d')).status, 'REGISTERED');
+  t.deepEqual(
+    rig.schedules.calls,
+    ['register g-race-d', 'unregister g-race-d', 'update g-race-d', 'register g-race-d'],
+    'the schedule the lost delete unregistered is registered again',
+  );
+});
+
+test('an approve that loses to a delete leaves no schedule behind, as the group is deleted', async (t) => {
+  const rig = (t.context.rig = await operatorRig());
+  const created = await rig.service.createGroup(datagenToFile('g-race-a', rig.dir));
+  const register = rig.schedules.register.bind(rig.schedules);
+  let raced = false;
+  rig.schedules.register = async (info) => {
+    await register(info);
+    if (raced) return;
+    raced = true;
+    await rig.service.deleteGroup('g-race-a', 0);
+  };
+  t.is(codeOf(await t.throwsAsync(rig.service.approveGroup('g-race-a', created.version))), 'VERSION_CONFLICT');
+  t.is(codeOf(await t.throwsAsync(rig.service.getGroup('g-race-a'))), 'NOT_FOUND', 'deleted');
+  t.deepEqual(
+    rig.schedules.calls,
+    ['register g-race-a', 'unregister g-race-a', 'unregister g-race-a'],
+    'the schedule the lost approve registered is unregistered again',
+  );
+});

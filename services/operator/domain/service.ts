@@ -540,7 +540,7 @@ export class OperatorService {
     if (g.status === 'REGISTERED') return g;
     if (g.status === 'NEW') g = await this.#save(g, { status: 'APPROVED' });
     await this.#o.schedules.register(g.schedule);
-    return this.#save(g, { status: 'REGISTERED' });
+    return this.#save(g, { status: 'REGISTERED' }).catch((err: unknown) => this.#afterLostRace(groupId, err));
   }
 
   /** Unregisters the schedule (so no window fires for it again), then deletes the group. */
@@ -548,7 +548,35 @@ export class OperatorService {
     const g = await this.#load(groupId);
     this.#checkVersion(g, version);
     if (g.status === 'REGISTERED' || g.status === 'APPROVED') await this.#o.schedules.unregister(groupId);
-    return this.#save(g, { status: 'DELETED' });
+    return this.#save(g, { status: 'DELETED' }).catch((err: unknown) => this.#afterLostRace(groupId, err));
+  }
+
+  /**
+   * A group's save that lost to another call after this one told the schedule service (a delete racing an
+   * update, an approve racing a delete): the schedule service now holds what this call asked, the group what
+   * the other call wrote. Brings the schedule in line with the group as stored, then rethrows.
+   */
+  async #afterLostRace(groupId: string, err: unknown): Promise<never> {
+    if (isSluiceError(err) && err.code === ERROR_CODES.VERSION_CONFLICT) {
+      try {
+        const current = await this.#o.store.getGroup(groupId);
+        if (current?.status === 'REGISTERED') {
+          // Registered again where it was removed, or brought to the stored info where it is live.
+          await this.#o.schedules.register(current.schedule).catch(async (e: unknown) => {
+            if (!isSluiceError(e) || e.code !== ERROR_CODES.ALREADY_EXISTS) throw e;
+            await this.#o.schedules.update(current.schedule);
+          });
+        } else {
+          await this.#o.schedules.unregister(groupId);
+        }
+      } catch (alignErr) {
+        this.#o.logger.error('group and schedule disagree after a lost race; update the group again to repair', {
+          groupId,
+          err: alignErr,
+        });
+      }
+    }
+    throw err;
   }
 
   getGroup(groupId: string): Promise<GroupRecord> {
