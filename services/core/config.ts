@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
-import { delimiter, join, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { MIN_TOKEN_LENGTH, type Role, parseTokens } from './auth.js';
 import type { TlsFiles } from './grpc-auth.js';
 import type { LogLevel } from './logger.js';
@@ -98,6 +98,14 @@ export interface Config {
    * a key made on first start in the data folder; required with SLUICE_DATABASE_URL (replicas share it).
    */
   readonly secretKey?: Buffer;
+  /**
+   * SLUICE_SECRET_ENV: the environment variables `{"secretRef": "env:NAME"}` may name: `NAME`, or `PREFIX*` for
+   * every name starting with PREFIX (comma-separated; `none`: no env references). Sluice's own settings never.
+   * Undefined when unset: the default, `SLUICE_SECRET_*`.
+   */
+  readonly secretEnv?: readonly string[];
+  /** SLUICE_SECRETS_DIR: the folder `{"secretRef": "file:/path"}` may name files in (symlinks resolved); unset: no file references. */
+  readonly secretsDir?: string;
   /** SLUICE_TRACE_URL_TEMPLATE: a trace viewer's URL with `{traceId}` (e.g. Jaeger's), for the dashboard's trace links. */
   readonly traceUrlTemplate?: string;
 }
@@ -141,8 +149,53 @@ export const DEFAULTS = {
   SLUICE_PUBLIC_HTTP_URL: '',
   SLUICE_CALLBACK_INLONG_USERS: '',
   SLUICE_SECRET_KEY: '',
+  SLUICE_SECRET_ENV: 'SLUICE_SECRET_*',
+  SLUICE_SECRETS_DIR: '',
   SLUICE_TRACE_URL_TEMPLATE: '',
 } as const;
+
+/**
+ * True for a variable name that is Sluice's own: a setting (SLUICE_AUTH_TOKENS, SLUICE_SECRET_KEY, …), a plugin
+ * setting (SLUICE_PLUGIN_*), or any other SLUICE_* name outside SLUICE_SECRET_*. A secret reference never reads one.
+ */
+export function isSluiceSettingName(name: string): boolean {
+  return name in DEFAULTS || (name.startsWith('SLUICE_') && !name.startsWith('SLUICE_SECRET_'));
+}
+
+/** SLUICE_SECRET_ENV: `NAME` or `PREFIX*` entries, comma-separated; `none`: no env references. */
+export function parseSecretEnv(raw: string): string[] {
+  if (raw.trim() === 'none') return [];
+  const entries = raw
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
+  if (entries.length === 0)
+    throw new ConfigError(
+      `SLUICE_SECRET_ENV: expected variable names or prefixes ending with * (e.g. SLUICE_SECRET_*,PG_PASSWORD), or none, got ${JSON.stringify(raw)}`,
+    );
+  for (const e of entries) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*\*?$/.test(e))
+      throw new ConfigError(
+        `SLUICE_SECRET_ENV: expected variable names or prefixes ending with * (e.g. SLUICE_SECRET_*,PG_PASSWORD), or none, got ${JSON.stringify(e)}`,
+      );
+    if (!e.endsWith('*') && isSluiceSettingName(e))
+      throw new ConfigError(
+        `SLUICE_SECRET_ENV: expected names of variables that are not Sluice settings (SLUICE_* names other than SLUICE_SECRET_*), got ${JSON.stringify(e)}`,
+      );
+  }
+  return entries;
+}
+
+/** SLUICE_SECRETS_DIR: an absolute folder (relative ones are resolved), never the root of the file system. */
+export function parseSecretsDir(raw: string): string | undefined {
+  if (raw === '') return undefined;
+  const dir = resolve(raw);
+  if (dirname(dir) === dir)
+    throw new ConfigError(
+      `SLUICE_SECRETS_DIR: expected a folder holding only the secrets jobs may read, got the root ${JSON.stringify(dir)}`,
+    );
+  return dir;
+}
 
 /** True for 127.0.0.0/8, ::1 and localhost: a listener only this machine reaches. */
 export function isLoopbackHost(host: string): boolean {
@@ -331,6 +384,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(
       'SLUICE_SECRET_KEY: expected a key (32 bytes, hex or base64) with SLUICE_DATABASE_URL, got none: replicas sharing a PostgreSQL store must share the key secret options are stored under (make one with: openssl rand -hex 32)',
     );
+  const secretEnv = parseSecretEnv(get('SLUICE_SECRET_ENV'));
+  const secretsDir = parseSecretsDir(get('SLUICE_SECRETS_DIR'));
   const allowedHosts = get('SLUICE_ALLOWED_HOSTS')
     .split(',')
     .map((h) => h.trim())
@@ -371,6 +426,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(publicHttpUrl ? { publicHttpUrl: publicHttpUrl.replace(/\/+$/, '') } : {}),
     ...(inlongUsers.size > 0 ? { inlongUsers } : {}),
     ...(secretKey ? { secretKey } : {}),
+    ...(env.SLUICE_SECRET_ENV ? { secretEnv } : {}),
+    ...(secretsDir ? { secretsDir } : {}),
     ...(traceUrlTemplate ? { traceUrlTemplate } : {}),
   };
 }

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { constants as fsConstants, realpathSync } from 'node:fs';
+import { open, realpath } from 'node:fs/promises';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { ERROR_CODES, SluiceError, type JsonSchema, type Options } from 'sluice/sdk';
+import { DEFAULTS, isSluiceSettingName, parseSecretEnv, parseSecretsDir } from './config.js';
 import { SecretBox } from './secret-box.js';
 
 /** What a secret is shown as wherever options leave the service. */
@@ -24,6 +27,12 @@ export interface SecretRef {
 const MAX_DEPTH = 24;
 /** Secrets shorter than this are not cut out of free text (a 1-character password would cut every message). */
 const MIN_SCRUB_LENGTH = 3;
+/** The shortest start of a secret cut out when it ends where a shortened echo ends (`...`, `…`, end of text). */
+const MIN_PREFIX_LENGTH = 4;
+/** What a shortened echo ends with: describeValue's `...` (and the single-character ellipsis). */
+const ELLIPSES = ['...', '\u2026'];
+/** The largest file a `file:` reference may name. */
+const MAX_SECRET_FILE_BYTES = 64 * 1024;
 
 export function isSealed(v: unknown): v is SealedValue {
   return (
@@ -154,6 +163,19 @@ function sameJson(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
+/** JSON with object keys sorted, so that two option objects compare equal whatever order their keys came in. */
+function stableJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) =>
+    isObject(x)
+      ? Object.fromEntries(
+          Object.keys(x)
+            .sort()
+            .map((k) => [k, x[k]]),
+        )
+      : x,
+  );
+}
+
 /**
  * Secret options: sealed (AES-256-GCM) before they are stored, opened only to validate and to run a job,
  * shown as `***` everywhere else. An option is secret when the connector's schema marks it `writeOnly:
@@ -213,9 +235,15 @@ export class OptionSecrets {
 
   /**
    * The options a client sent back for an update, with `***` (and URLs whose password is `***`) replaced by
-   * the stored secret at the same place, so a client that read the group can send it back unchanged.
+   * the stored secret at the same place, so a client that read the group can send it back unchanged; but only
+   * where the secret still goes where it went (docs/security.md, "Sent back masked"):
+   * - a URL with `***` as its password keeps the stored password only when its scheme, user, host, port, query
+   *   and fragment are those of the stored URL (only the path, the database, may change);
+   * - a writeOnly option sent as `***` keeps the stored secret only when every other option of the same end
+   *   (secrets aside) is unchanged: any of them may say where the secret is sent (brokers, ssl, mechanism…).
+   * Otherwise INVALID_ARGUMENT naming the option (`field`.path): the secret must be sent again.
    */
-  restore(sent: Options, stored: Options | undefined): Options {
+  restore(sent: Options, stored: Options | undefined, field = 'options'): Options {
     if (!stored) return sent;
     const storedAt = (path: string): unknown => {
       let cur: unknown = stored;
@@ -226,6 +254,29 @@ export class OptionSecrets {
       }
       return cur;
     };
+    const isWriteOnlySecret = (old: unknown): boolean => isSealed(old) && old.shown === MASK;
+    const refuse = (at: string, why: string) =>
+      new SluiceError(
+        ERROR_CODES.INVALID_ARGUMENT,
+        `${field}.${at}: the stored secret is kept only when sent back masked (***) to where it went; ${why}: send the secret again`,
+        { field: `${field}.${at}`, expected: 'the secret itself, or *** with what says where it is sent unchanged' },
+      );
+    // Both ends as callers see them, writeOnly secrets as *** whatever was sent in their place: equal when
+    // nothing but secrets changed.
+    let unchanged: boolean | undefined;
+    const othersUnchanged = () =>
+      (unchanged ??=
+        stableJson(maskOptions(stored)) ===
+        stableJson(
+          mapValues(
+            sent,
+            undefined,
+            (v, _s, at) =>
+              isWriteOnlySecret(storedAt(at)) ? MASK : typeof v === 'string' ? (maskUrlPassword(v) ?? v) : v,
+            '',
+            0,
+          ),
+        ));
     return mapValues(
       sent,
       undefined,
@@ -233,8 +284,14 @@ export class OptionSecrets {
         if (typeof v !== 'string' || !v.includes(MASK)) return v;
         const old = storedAt(at);
         if (!isSealed(old)) return v;
-        if (v === MASK || v === old.shown) return old;
-        // A URL sent back with its password masked but something else changed: keep the stored password.
+        if (isWriteOnlySecret(old)) {
+          if (v !== MASK) return v;
+          if (!othersUnchanged()) throw refuse(at, 'other options of this connector changed');
+          return old;
+        }
+        if (v === MASK || v === old.shown) return old; // the stored URL whole: it goes where it went
+        // A URL sent back with its password masked but something else changed: the stored password goes only
+        // to the same scheme, user, host, port and query (only the path, the database, may differ).
         let url: URL;
         try {
           url = new URL(v);
@@ -242,13 +299,19 @@ export class OptionSecrets {
           return v;
         }
         if (url.password !== MASK) return v;
-        const plain = JSON.parse(this.#box.open(old.$sealed)) as unknown;
-        if (typeof plain !== 'string') return v;
+        let before: URL;
         try {
-          url.password = new URL(plain).password;
+          const plain = JSON.parse(this.#box.open(old.$sealed)) as unknown;
+          if (typeof plain !== 'string') return v;
+          before = new URL(plain);
         } catch {
           return v;
         }
+        const same = (['protocol', 'username', 'hostname', 'port', 'search', 'hash'] as const).every(
+          (k) => url[k] === before[k],
+        );
+        if (!same) throw refuse(at, "the URL's scheme, user, host, port or query changed");
+        url.password = before.password;
         return url.toString();
       },
       '',
@@ -315,17 +378,162 @@ export class OptionSecrets {
   }
 }
 
-/** `text` with every secret replaced by `***`. */
+/** The password of a URL that has one (as written, and decoded), or nothing. */
+function urlPasswords(text: string): string[] {
+  if (!text.includes('@') || !text.includes(':')) return [];
+  try {
+    const { password } = new URL(text);
+    if (password === '') return [];
+    let decoded = password;
+    try {
+      decoded = decodeURIComponent(password);
+    } catch {
+      // not percent-encoded text: as written only
+    }
+    return [password, decoded];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * `text` with every secret replaced by `***`, in each form a message may carry it:
+ * - the value as it is and JSON-escaped (as describeValue and JSON texts quote it); for a URL with a password,
+ *   the password too (as written and decoded);
+ * - a start of any of these (for a URL: of its password) of at least MIN_PREFIX_LENGTH characters that ends
+ *   right before `...` or `…` or at the end of the text, which is what an echo shortened by describeValue (its
+ *   first 117 characters and `...`) or cut at the end shows.
+ * Forms shorter than MIN_SCRUB_LENGTH are left (a 1-character password would cut every message).
+ */
 export function scrubSecrets(text: string, secrets: readonly string[]): string {
+  const whole = new Set<string>();
+  const starts = new Set<string>();
+  const json = (s: string) => JSON.stringify(s).slice(1, -1);
+  for (const s of secrets) {
+    if (s.length === 0) continue;
+    const passwords = urlPasswords(s).filter((p) => p.length >= MIN_SCRUB_LENGTH);
+    for (const form of [s, ...passwords]) for (const f of [form, json(form)]) whole.add(f);
+    // A URL's start up to its password says nothing secret: only the password's starts are cut.
+    for (const form of passwords.length > 0 ? passwords : [s])
+      for (const f of [form, json(form)]) if (f.length > MIN_PREFIX_LENGTH) starts.add(f);
+  }
   let out = text;
-  for (const s of [...secrets].sort((a, b) => b.length - a.length)) if (s.length > 0) out = out.split(s).join(MASK);
+  for (const s of [...whole].sort((a, b) => b.length - a.length)) out = out.split(s).join(MASK);
+  // Each place a form's first MIN_PREFIX_LENGTH characters appear, followed as far as the form goes: cut up to
+  // the farthest point along it where a shortened echo may end.
+  const endsEcho = (at: number) => at === out.length || ELLIPSES.some((e) => out.startsWith(e, at));
+  const cuts: [start: number, end: number][] = [];
+  for (const f of starts) {
+    const head = f.slice(0, MIN_PREFIX_LENGTH);
+    for (let i = out.indexOf(head); i >= 0; i = out.indexOf(head, i + 1)) {
+      let end = -1;
+      for (let l = MIN_PREFIX_LENGTH; ; l++) {
+        if (endsEcho(i + l)) end = i + l;
+        if (l >= f.length || i + l >= out.length || out.charCodeAt(i + l) !== f.charCodeAt(l)) break;
+      }
+      if (end >= 0) cuts.push([i, end]);
+    }
+  }
+  // Overlapping cuts as one, then made from the last so that each leaves what lies before it in place.
+  const merged: [number, number][] = [];
+  for (const [start, end] of cuts.sort((a, b) => a[0] - b[0])) {
+    const last = merged.at(-1);
+    if (last && start <= last[1]) last[1] = Math.max(last[1], end);
+    else merged.push([start, end]);
+  }
+  for (const [start, end] of merged.reverse()) out = `${out.slice(0, start)}${MASK}${out.slice(end)}`;
   return out;
+}
+
+/** Where secret references may point, read from the service's environment (the settings of config.ts). */
+interface RefPolicy {
+  /** SLUICE_SECRET_ENV entries (`NAME`, `PREFIX*`); none when the setting cannot be read. */
+  readonly env: readonly string[];
+  /** SLUICE_SECRETS_DIR; undefined: no file references. */
+  readonly dir?: string;
+  /** Files a reference never reads even inside the folder: the data folder, the files of Sluice's settings. */
+  readonly denied: readonly string[];
+}
+
+function refPolicy(env: NodeJS.ProcessEnv): RefPolicy {
+  let entries: string[] = [];
+  let dir: string | undefined;
+  try {
+    entries = parseSecretEnv(env.SLUICE_SECRET_ENV || DEFAULTS.SLUICE_SECRET_ENV);
+  } catch {
+    // refused at start; should it be wrong here, nothing is allowed
+  }
+  try {
+    dir = parseSecretsDir(env.SLUICE_SECRETS_DIR ?? '');
+  } catch {
+    dir = undefined;
+  }
+  const denied = [
+    env.SLUICE_DATA_DIR || '.sluice',
+    env.SLUICE_AUTH_TOKENS_FILE,
+    env.SLUICE_TLS_KEY,
+    env.SLUICE_PLUGIN_SETTINGS_FILE,
+  ].flatMap((p) => (p ? [realish(p)] : []));
+  return { env: entries, ...(dir ? { dir } : {}), denied };
+}
+
+function envAllowed(name: string, policy: RefPolicy): boolean {
+  if (isSluiceSettingName(name)) return false;
+  return policy.env.some((e) => (e.endsWith('*') ? name.startsWith(e.slice(0, -1)) : name === e));
+}
+
+/** The real path of p: its longest existing ancestor with symlinks resolved, plus the rest as written. */
+function realish(p: string): string {
+  let head = resolve(p);
+  const tail: string[] = [];
+  for (;;) {
+    try {
+      return join(realpathSync(head), ...tail);
+    } catch {
+      const parent = dirname(head);
+      if (parent === head) return join(head, ...tail);
+      tail.unshift(head.slice(parent.length).replace(/^[\\/]/, ''));
+      head = parent;
+    }
+  }
+}
+
+/** True when p lies strictly inside dir (both real paths). */
+function strictlyInside(dir: string, p: string): boolean {
+  const rel = relative(dir, p);
+  return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+}
+
+/** True when the real path is inside the folder and is none of the denied ones (nor inside a denied folder). */
+function fileAllowed(real: string, policy: RefPolicy): boolean {
+  if (!policy.dir) return false;
+  let dir: string;
+  try {
+    dir = realpathSync(policy.dir);
+  } catch {
+    return false;
+  }
+  return strictlyInside(dir, real) && !policy.denied.some((d) => d === real || strictlyInside(d, real));
+}
+
+/** What a reference may be, for messages: the settings and their values, never what a reference points to. */
+function allowedRefs(policy: RefPolicy): string {
+  const env =
+    policy.env.length > 0
+      ? `env:NAME with NAME allowed by SLUICE_SECRET_ENV (${policy.env.join(',')}; never a Sluice setting)`
+      : 'no env:NAME (SLUICE_SECRET_ENV is none)';
+  const file = policy.dir
+    ? `file:/path of a file inside SLUICE_SECRETS_DIR (${policy.dir}; symlinks resolved)`
+    : 'no file:/path (SLUICE_SECRETS_DIR is unset)';
+  return `${env}, or ${file}`;
 }
 
 /**
  * The options with every `{"secretRef": …}` replaced by the value it points to: `env:NAME` reads the
- * service's environment, `file:/path` a file (one trailing newline dropped). Called only when a job runs;
- * the value is never stored. A missing one is FAILED_PRECONDITION naming the option and the reference.
+ * service's environment, `file:/path` a file (one trailing newline dropped), each only where SLUICE_SECRET_ENV
+ * and SLUICE_SECRETS_DIR allow (checked again here: the settings may have changed since the group was made).
+ * Called only when a job runs; the value is never stored. A reference that is not allowed or cannot be read is
+ * FAILED_PRECONDITION naming the option and the reference, never what it points to.
  */
 export async function resolveSecretRefs(
   options: Options,
@@ -333,23 +541,22 @@ export async function resolveSecretRefs(
 ): Promise<{ options: Options; values: string[] }> {
   const refs = secretRefs(options);
   if (refs.length === 0) return { options, values: [] };
+  const policy = refPolicy(env);
   const values = new Map<string, string>();
   const fail = (at: string, ref: string, why: string) =>
     new SluiceError(ERROR_CODES.FAILED_PRECONDITION, `option '${at}': secret reference '${ref}' ${why}`, {
       field: `options.${at}`,
     });
   for (const [at, ref] of refs) {
+    const problem = checkSecretRef(ref, env, policy);
+    if (problem) throw fail(at, ref, `is not allowed: expected ${problem}`);
     if (ref.startsWith('env:')) {
       const value = env[ref.slice(4)];
       if (value === undefined) throw fail(at, ref, 'names a variable the service process does not have');
       values.set(at, value);
-    } else if (ref.startsWith('file:')) {
-      try {
-        values.set(at, (await readFile(ref.slice(5), 'utf8')).replace(/\r?\n$/, ''));
-      } catch (err) {
-        throw fail(at, ref, `names a file the service cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-      }
-    } else throw fail(at, ref, 'is neither env:NAME nor file:/path');
+    } else {
+      values.set(at, await readSecretFile(ref.slice(5), policy, (why) => fail(at, ref, why)));
+    }
   }
   return {
     options: mapValues(options, undefined, (v, _s, at) => (isSecretRef(v) ? values.get(at) : v), '', 0) as Options,
@@ -357,11 +564,48 @@ export async function resolveSecretRefs(
   };
 }
 
-/** A problem with a secret reference's form, for validation; undefined when it is env:NAME or file:/absolute. */
-export function checkSecretRef(ref: string): string | undefined {
-  if (/^env:[A-Za-z_][A-Za-z0-9_]*$/.test(ref)) return undefined;
-  if (/^file:\//.test(ref)) return undefined;
-  return 'env:NAME or file:/absolute/path';
+/**
+ * A file inside SLUICE_SECRETS_DIR: its real path checked, then opened without following a symlink put in its
+ * place meanwhile; a regular file of at most MAX_SECRET_FILE_BYTES, one trailing newline dropped.
+ */
+async function readSecretFile(path: string, policy: RefPolicy, fail: (why: string) => Error): Promise<string> {
+  let real: string;
+  try {
+    real = await realpath(resolve(path));
+  } catch (err) {
+    throw fail(`names a file the service cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (!fileAllowed(real, policy)) throw fail(`is not allowed: expected ${allowedRefs(policy)}`);
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(real, fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0) | (fsConstants.O_NONBLOCK ?? 0));
+  } catch (err) {
+    throw fail(`names a file the service cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw fail('names something that is not a regular file');
+    if (stat.size > MAX_SECRET_FILE_BYTES) throw fail(`names a file larger than ${MAX_SECRET_FILE_BYTES} bytes`);
+    return (await handle.readFile('utf8')).replace(/\r?\n$/, '');
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * A problem with a secret reference, for validation (what is allowed, as a phrase after "expected"); undefined
+ * when it is `env:NAME` with NAME allowed by SLUICE_SECRET_ENV and not a Sluice setting, or `file:/path` inside
+ * SLUICE_SECRETS_DIR once symlinks and `..` are resolved (the file need not exist yet).
+ */
+export function checkSecretRef(
+  ref: string,
+  env: NodeJS.ProcessEnv = process.env,
+  policy: RefPolicy = refPolicy(env),
+): string | undefined {
+  const name = /^env:([A-Za-z_][A-Za-z0-9_]*)$/.exec(ref)?.[1];
+  if (name !== undefined && envAllowed(name, policy)) return undefined;
+  if (/^file:\//.test(ref) && fileAllowed(realish(ref.slice(5)), policy)) return undefined;
+  return allowedRefs(policy);
 }
 
 /** A key for tests and for services built without one: the same in the whole process, so replicas in one process agree. */

@@ -62,7 +62,7 @@ test.before(async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'sluice-secrets-data-'));
   const logs: string[] = [];
   const logger = createLogger('debug', {}, (line) => logs.push(line));
-  process.env.SLUICE_TEST_SECRET_URL = url;
+  process.env.SLUICE_SECRET_TEST_URL = url;
   const s = await startTestSluice({ SLUICE_DATA_DIR: dataDir, SLUICE_FILE_ROOTS: dir }, { logger });
   t.context = {
     admin,
@@ -86,7 +86,7 @@ test.after.always(async (t) => {
     await c.admin.end();
   }
   for (const d of [c.dir, c.dataDir]) if (d) rmSync(d, { recursive: true, force: true });
-  delete process.env.SLUICE_TEST_SECRET_URL;
+  delete process.env.SLUICE_SECRET_TEST_URL;
 });
 
 function group(t: { context: Ctx }, groupId: string, url: unknown, description = 'postgres to files'): Group {
@@ -203,22 +203,24 @@ test.serial('a writeOnly option (Kafka sasl.password) is shown as *** and stored
 });
 
 test.serial('a secret reference is stored as written and read only when the job runs', async (t) => {
-  await rpc(t, 'createGroup', { group: group(t, 'g-ref', { secretRef: 'env:SLUICE_TEST_SECRET_URL' }) });
+  await rpc(t, 'createGroup', { group: group(t, 'g-ref', { secretRef: 'env:SLUICE_SECRET_TEST_URL' }) });
   const { group: read } = await rpc<unknown, { group: Group }>(t, 'getGroup', { groupId: 'g-ref' });
-  t.deepEqual(read.streams[0]!.source!.options!.url, { secretRef: 'env:SLUICE_TEST_SECRET_URL' });
+  t.deepEqual(read.streams[0]!.source!.options!.url, { secretRef: 'env:SLUICE_SECRET_TEST_URL' });
   await rpc(t, 'approveGroup', { groupId: 'g-ref', version: 0 });
   const job = await runWindow(t, 'g-ref');
   t.is(job.state, JobState.JOB_STATE_SUCCEEDED, job.error);
-  t.deepEqual(job.resolvedSourceOptions?.url, { secretRef: 'env:SLUICE_TEST_SECRET_URL' });
+  t.deepEqual(job.resolvedSourceOptions?.url, { secretRef: 'env:SLUICE_SECRET_TEST_URL' });
   t.false(storeBytes(t.context.dataDir).includes(PASSWORD));
 });
 
 test.serial('a reference to a missing variable fails the job, naming the option and the reference', async (t) => {
-  await rpc(t, 'createGroup', { group: group(t, 'g-ref-missing', { secretRef: 'env:SLUICE_TEST_NO_SUCH_VAR' }) });
+  await rpc(t, 'createGroup', {
+    group: group(t, 'g-ref-missing', { secretRef: 'env:SLUICE_SECRET_TEST_NO_SUCH_VAR' }),
+  });
   await rpc(t, 'approveGroup', { groupId: 'g-ref-missing', version: 0 });
   const job = await runWindow(t, 'g-ref-missing');
   t.is(job.state, JobState.JOB_STATE_FAILED);
-  t.regex(job.error, /option 'url': secret reference 'env:SLUICE_TEST_NO_SUCH_VAR'/);
+  t.regex(job.error, /option 'url': secret reference 'env:SLUICE_SECRET_TEST_NO_SUCH_VAR'/);
 });
 
 test.serial('a malformed reference is INVALID_ARGUMENT at ValidateOptions', async (t) => {
@@ -234,7 +236,7 @@ test.serial('a malformed reference is INVALID_ARGUMENT at ValidateOptions', asyn
     const ok = await call(catalog.validateOptions.bind(catalog), {
       connectorId: 'postgres',
       role: 1,
-      options: { url: { secretRef: 'env:PG_URL' }, table: 'src', keyColumn: 'id' },
+      options: { url: { secretRef: 'env:SLUICE_SECRET_PG_URL' }, table: 'src', keyColumn: 'id' },
     });
     t.true(ok.valid, JSON.stringify(ok.errors));
   } finally {
