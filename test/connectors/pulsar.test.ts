@@ -191,7 +191,7 @@ test('options: URL, topic and cross-field checks are field errors; good options 
       adminUrl: 'http://broker:8080',
       subscriptionName: 'nightly',
       format: 'raw',
-      authTokenEnv: 'PULSAR_TOKEN',
+      authTokenEnv: 'SLUICE_SECRET_PULSAR_TOKEN',
     }),
     [],
   );
@@ -208,6 +208,9 @@ test('options: URL, topic and cross-field checks are field errors; good options 
   t.deepEqual(await paths({ ...OPTIONS, format: 'raw', ignoreParseErrors: true }), ['options.ignoreParseErrors']);
   t.deepEqual(await paths({ ...OPTIONS, readTimeoutMs: 5000, stallTimeoutMs: 1000 }), ['options.readTimeoutMs']);
   t.deepEqual(await paths({ ...OPTIONS, authTokenEnv: 'not-a-name' }), ['options.authTokenEnv']);
+  // Only SLUICE_SECRET_ names: no other variable of the service can be sent to a broker of the caller's.
+  for (const name of ['PULSAR_TOKEN', 'SLUICE_AUTH_TOKENS', 'SLUICE_SECRET_KEY', 'SLUICE_SECRET_ENV', 'HOME'])
+    t.deepEqual(await paths({ ...OPTIONS, authTokenEnv: name }), ['options.authTokenEnv'], name);
   for (const [name, prop] of Object.entries(SOURCE_OPTIONS.properties!))
     t.true((prop.description ?? '').length > 20, `${name} is documented`);
 });
@@ -621,12 +624,12 @@ test('reader (stand-in client): authTokenEnv must name a set variable; close is 
   const err = await t.throwsAsync(
     openBoundedReader(
       fake.api(),
-      plan(time('0', '1'), { authTokenEnv: 'SLUICE_TEST_SURELY_UNSET_TOKEN' }),
+      plan(time('0', '1'), { authTokenEnv: 'SLUICE_SECRET_SURELY_UNSET_TOKEN' }),
       silentLogger,
     ),
   );
   t.is(code(err), 'FAILED_PRECONDITION');
-  t.regex(err!.message, /SLUICE_TEST_SURELY_UNSET_TOKEN/);
+  t.regex(err!.message, /SLUICE_SECRET_SURELY_UNSET_TOKEN/);
   const reader = await openBoundedReader(fake.api(), plan(time('0', '99999')), silentLogger);
   await reader.close();
   await reader.close();

@@ -104,12 +104,14 @@ export const SOURCE_OPTIONS: JsonSchema = {
       default: 30,
       description: "Timeout of the client's broker operations (lookup, creating the reader, seek), in seconds.",
     },
+    // Only SLUICE_SECRET_ names, as for secret references (docs/security.md): any name would let whoever may
+    // create a group send any variable of the service (SLUICE_AUTH_TOKENS, say) to a serviceUrl of theirs.
     authTokenEnv: {
       type: 'string',
-      pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+      pattern: '^SLUICE_SECRET_(?!KEY$|ENV$)[A-Za-z0-9_]+$',
       description:
-        'Name of an environment variable of the Sluice process that holds a Pulsar JWT token (token authentication). The token itself is never an option, so it is never stored with the group. Embedded reader only.',
-      examples: ['PULSAR_TOKEN'],
+        'Name of an environment variable of the Sluice process that holds a Pulsar JWT token (token authentication): SLUICE_SECRET_ and a name (not SLUICE_SECRET_KEY or SLUICE_SECRET_ENV). The token itself is never an option, so it is never stored with the group. Embedded reader only.',
+      examples: ['SLUICE_SECRET_PULSAR_TOKEN'],
     },
   },
 };
