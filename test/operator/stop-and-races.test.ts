@@ -322,3 +322,33 @@ test('an approve that loses to a delete leaves no schedule behind, as the group 
     'the schedule the lost approve registered is unregistered again',
   );
 });
+
+test("a job another replica took over just before this one failed it for its last attempt stays that replica's", async (t) => {
+  const rig = (t.context.rig = await operatorRig());
+  await slowGroup(rig, 'g-last', { maxAttempts: 2 });
+  await rig.service.approveGroup('g-last', 0);
+  const { jobs } = await rig.service.submitOfflineJob(
+    { groupId: 'g-last', boundaryType: 'OFFSET', lowerBound: '0', upperBound: '20', instanceId: '' },
+    false,
+  );
+  const jobId = jobs[0]!.jobId;
+  await rig.service.stop();
+  // What a process killed during its last attempt leaves; then, as the restarted replica reads the job, another
+  // replica takes it over.
+  await rig.store.updateJob(jobId, { state: 'RUNNING', attempt: 2, owner: 'op-1' }, Date.now());
+  const getJob = rig.store.getJob.bind(rig.store);
+  let takenOver = false;
+  (rig.store as { getJob: typeof getJob }).getJob = async (id: string) => {
+    const seen = await getJob(id);
+    if (id === jobId && seen?.state === 'PENDING' && !takenOver) {
+      takenOver = true;
+      await rig.store.updateJob(id, { owner: 'op-other' }, Date.now());
+    }
+    return seen;
+  };
+  await rig.restart();
+  await sleep(300);
+  t.true(takenOver, 'the restarted replica read the job to run it');
+  const job = await getJob(jobId);
+  t.like(job, { state: 'PENDING', owner: 'op-other', attempt: 2 }, 'not failed over the other replica');
+});

@@ -916,7 +916,7 @@ export class OperatorService {
     const sink = stream && this.#o.connectors.get(stream.sink.connectorId);
     const runner = this.#o.runners.get(pending.runner);
     if (!group || !stream || !source || !sink || !runner) {
-      await this.#update(
+      const failed = await this.#update(
         jobId,
         {
           state: 'FAILED',
@@ -924,13 +924,15 @@ export class OperatorService {
           finishedAt: this.#now(),
         },
         ['PENDING'],
+        // Only while it is still this replica's: another that took it over may have what this one lacks.
+        { owner: this.#o.owner, attempt: pending.attempt },
       );
-      return 'FAILED';
+      return failed ? 'FAILED' : undefined;
     }
     if (pending.attempt >= group.retry.maxAttempts) {
       // Its last attempt started and never ended: the process died during it. Running it again would
       // let a job that kills its host restart forever.
-      await this.#update(
+      const failed = await this.#update(
         jobId,
         {
           state: 'FAILED',
@@ -938,8 +940,9 @@ export class OperatorService {
           finishedAt: this.#now(),
         },
         ['PENDING'],
+        { owner: this.#o.owner, attempt: pending.attempt },
       );
-      return 'FAILED';
+      return failed ? 'FAILED' : undefined;
     }
     // Started only while the job is still this replica's: a retry or queued run of a job taken over meanwhile by
     // another replica (this one's lease ran out) leaves it to that one.
