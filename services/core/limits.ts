@@ -25,6 +25,11 @@ export const MAX_PAGE_TOKEN_LENGTH = 1024;
 export const MAX_STRING_LENGTH = 64 * 1024;
 /** Entries in any one repeated field or map of a request (streams and fields have their own limits above). */
 export const MAX_LIST_LENGTH = 10_000;
+/**
+ * Longest key of a Struct (connector options), in characters. Keys end up in field paths of error answers,
+ * which travel in gRPC trailers: a key much longer than any option name is refused before it gets there.
+ */
+export const MAX_STRUCT_KEY_LENGTH = 256;
 
 /** Request fields (camelCase, as decoded) that are google.protobuf.Struct: their keys are the client's own. */
 const STRUCT_FIELDS = new Set(['options', 'boundedOptions', 'resolvedSourceOptions', 'resolvedPositions']);
@@ -48,15 +53,44 @@ function shortPath(path: string): string {
   return path.length > 200 ? `${path.slice(0, 197)}...` : path;
 }
 
-function checkStructDepth(value: unknown, path: string, depth: number): void {
+/** A Struct key as it may appear in an error path: shortened, so the path stays within bounds. */
+function keyShown(key: string): string {
+  return key.length > 40 ? `${key.slice(0, 37)}...` : key;
+}
+
+/**
+ * A Struct (connector options) within the limits: nested at most MAX_STRUCT_DEPTH levels, at most
+ * MAX_LIST_LENGTH entries in any one list or object (keys count as entries), keys of at most
+ * MAX_STRUCT_KEY_LENGTH characters and strings of at most MAX_STRING_LENGTH. Linear in the Struct's size.
+ */
+function checkStruct(value: unknown, path: string, depth: number): void {
   if (depth > MAX_STRUCT_DEPTH)
     throw invalidArgument(shortPath(path), `a value nested at most ${MAX_STRUCT_DEPTH} levels deep`, 'deeper nesting');
+  if (typeof value === 'string') {
+    if (value.length > MAX_STRING_LENGTH)
+      throw invalidArgument(
+        shortPath(path),
+        `a string of at most ${MAX_STRING_LENGTH} characters`,
+        `${value.length} characters`,
+      );
+    return;
+  }
   if (Array.isArray(value)) {
     if (value.length > MAX_LIST_LENGTH)
       throw invalidArgument(shortPath(path), `a list of at most ${MAX_LIST_LENGTH} values`, `${value.length} values`);
-    value.forEach((v, i) => checkStructDepth(v, `${path}[${i}]`, depth + 1));
-  } else if (typeof value === 'object' && value !== null) {
-    for (const [k, v] of Object.entries(value)) checkStructDepth(v, `${path}.${k}`, depth + 1);
+    value.forEach((v, i) => checkStruct(v, `${path}[${i}]`, depth + 1));
+  } else if (typeof value === 'object' && value !== null && !Buffer.isBuffer(value)) {
+    const keys = Object.keys(value);
+    if (keys.length > MAX_LIST_LENGTH)
+      throw invalidArgument(shortPath(path), `an object of at most ${MAX_LIST_LENGTH} keys`, `${keys.length} keys`);
+    for (const k of keys)
+      if (k.length > MAX_STRUCT_KEY_LENGTH)
+        throw invalidArgument(
+          shortPath(`${path}.${keyShown(k)}`),
+          `an option name of at most ${MAX_STRUCT_KEY_LENGTH} characters`,
+          `a name of ${k.length} characters`,
+        );
+    for (const k of keys) checkStruct((value as Record<string, unknown>)[k], `${path}.${k}`, depth + 1);
   }
 }
 
@@ -103,15 +137,19 @@ function walk(value: unknown, parent: string, name: string, key: string): void {
   if (typeof value !== 'object' || value === null || Buffer.isBuffer(value)) return;
   const path = pathOf(parent, name);
   const fields = value as Record<string, unknown>;
-  for (const k of Object.keys(fields)) {
-    if (STRUCT_FIELDS.has(k)) checkStructDepth(fields[k], pathOf(path, k), 0);
+  const keys = Object.keys(fields);
+  // A message has a few fields; more keys than a list may hold is a map field past its limit.
+  if (keys.length > MAX_LIST_LENGTH)
+    throw invalidArgument(shortPath(path), `at most ${MAX_LIST_LENGTH} entries`, `${keys.length} entries`);
+  for (const k of keys) {
+    if (STRUCT_FIELDS.has(k)) checkStruct(fields[k], pathOf(path, k), 0);
     else walk(fields[k], path, k, k);
   }
 }
 
 /**
  * Checks a decoded request against the limits above: ids, descriptions and other strings, list lengths,
- * page sizes, Struct nesting. Throws INVALID_ARGUMENT naming the field (snake_case, as in the .proto).
+ * page sizes, Struct nesting, width, key and string lengths. Throws INVALID_ARGUMENT naming the field (snake_case, as in the .proto).
  */
 export function checkRequestLimits(request: unknown): void {
   walk(request, '', '', '');

@@ -29,7 +29,7 @@ function descriptors(): FileRegistry {
 }
 
 /** The request message of a method path such as /sluice.operator.v1.OperatorService/ListJobs. */
-function requestType(path: string): DescMessage | undefined {
+export function requestType(path: string): DescMessage | undefined {
   const [, service, method] = /^\/([^/]+)\/([^/]+)$/.exec(path) ?? [];
   return descriptors()
     .getService(service ?? '')

@@ -175,8 +175,42 @@ function typeText(type: unknown): string {
   return types.map((t) => EXPECTED[String(t)] ?? String(t)).join(' or ');
 }
 
-/** One Ajv error as Sluice's field error: path, what was expected, what came. */
+/**
+ * How much of an error's parts a client is sent, counted as they travel in gRPC trailers: printable ASCII as
+ * itself, any other character as its escape (`\uXXXX` in the `sluice-field-errors` JSON, up to 9 bytes
+ * percent-encoded in `grpc-message`). Paths and values built from hostile option names and values must not swell
+ * 20 field errors past what clients accept (an HTTP/2 header list of 64 KiB), or the call ends without a status.
+ */
+const MAX_ERROR_PATH_COST = 200;
+const MAX_ERROR_RECEIVED_COST = 160;
+const MAX_ERROR_EXPECTED_COST = 400;
+
+/** The text, cut (with "...") so its trailer cost stays within the budget; unchanged when it fits. */
+function bounded(text: string, budget: number): string {
+  let cost = 0;
+  let cut = -1;
+  let i = 0;
+  for (const ch of text) {
+    const c = ch.codePointAt(0)!;
+    cost += c >= 0x20 && c < 0x7f ? 1 : c > 0xffff ? 12 : 9;
+    if (cut < 0 && cost > budget - 3) cut = i;
+    if (cost > budget) return `${text.slice(0, cut)}...`;
+    i += ch.length;
+  }
+  return text;
+}
+
+/** One Ajv error as Sluice's field error: path, what was expected, what came; each bounded for the trailers. */
 function toFieldError(e: ErrorObject, value: unknown, base: string): FieldError {
+  const error = fieldErrorOf(e, value, base);
+  const path = bounded(error.path, MAX_ERROR_PATH_COST);
+  const expected = bounded(error.expected, MAX_ERROR_EXPECTED_COST);
+  const received = bounded(error.received, MAX_ERROR_RECEIVED_COST);
+  if (path === error.path && expected === error.expected && received === error.received) return error;
+  return { path, expected, received, message: `${path}: expected ${expected}, got ${received}` };
+}
+
+function fieldErrorOf(e: ErrorObject, value: unknown, base: string): FieldError {
   const path = toPath(base, e.instancePath);
   const got = at(value, e.instancePath);
   const p = e.params as Record<string, unknown>;
@@ -248,30 +282,48 @@ export function validateAgainstSchema(schema: JsonSchema, value: unknown, path =
     .map((e) => `${e.schemaPath}/`);
   // A wrong type at a path says all there is to say about that value.
   const wrongType = new Set(errors.filter((e) => e.keyword === 'type').map((e) => e.instancePath));
+  const order = new KeyOrder();
   return errors
     .filter((e) => !combinators.some((c) => e.schemaPath.startsWith(c)))
     .filter((e) => e.keyword === 'type' || !wrongType.has(e.instancePath))
-    .map((e) => ({ key: position(e, value), error: toFieldError(e, value, path) }))
+    .map((e) => ({ key: position(e, value, order), error: toFieldError(e, value, path) }))
     .sort((a, b) => compareKeys(a.key, b.key))
     .map((e) => e.error);
+}
+
+/**
+ * Where each key of an object was written, read once per object: an object with n keys and n errors costs
+ * O(n), not the O(n²) of looking each key up in Object.keys (a wide options object blocked the service).
+ */
+class KeyOrder {
+  readonly #indexes = new WeakMap<object, Map<string, number>>();
+
+  indexOf(object: unknown, key: string): number {
+    if (typeof object !== 'object' || object === null) return -1;
+    let indexes = this.#indexes.get(object);
+    if (!indexes) {
+      indexes = new Map(Object.keys(object).map((k, i) => [k, i]));
+      this.#indexes.set(object, indexes);
+    }
+    return indexes.get(key) ?? -1;
+  }
 }
 
 /**
  * Where an error sits in the value, for a stable reading order: missing required options first, then the
  * given ones in the order they were written, depth first.
  */
-function position(e: ErrorObject, value: unknown): number[] {
+function position(e: ErrorObject, value: unknown, order: KeyOrder): number[] {
   const key: number[] = [];
   let v = value;
   for (const raw of e.instancePath.split('/').slice(1)) {
     const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    key.push(Array.isArray(v) ? Number(part) : Object.keys((v ?? {}) as object).indexOf(part));
+    key.push(Array.isArray(v) ? Number(part) : order.indexOf(v, part));
     v = typeof v === 'object' && v !== null ? (v as Record<string, unknown>)[part] : undefined;
   }
   const p = e.params as Record<string, unknown>;
   if (e.keyword === 'required') key.push(-1);
-  else if (e.keyword === 'additionalProperties')
-    key.push(Object.keys((v ?? {}) as object).indexOf(String(p.additionalProperty)));
+  else if (e.keyword === 'additionalProperties') key.push(order.indexOf(v, String(p.additionalProperty)));
   return key;
 }
 

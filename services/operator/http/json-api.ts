@@ -1,9 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type DescMessage, ScalarType } from '@bufbuild/protobuf';
 import { Client, status, type ServiceError } from '@grpc/grpc-js';
 import { ERROR_CODES, describeValue, invalidArgument, isSluiceError, type Logger } from 'sluice/sdk';
 import { type Authenticator, roleFor } from '../../core/auth.js';
 import { callMetadata, type ClientSecurity } from '../../core/grpc-auth.js';
 import { ERROR_CODE_TRAILER, FIELD_ERRORS_TRAILER } from '../../core/grpc-status.js';
+import { requestType } from '../../core/request-guard.js';
 import { type ApiRoute, matchRoute } from './api-routes.js';
 import { bodyKind, parseJsonBody } from './json-body.js';
 
@@ -125,7 +127,7 @@ export function createJsonApi(options: JsonApiOptions) {
     }
     const client = clientFor(target.address, target.security);
     const request = route.rpc.fromJSON(fields);
-    const mistyped = mistypedField(fields, request);
+    const mistyped = badInteger(fields, requestType(route.rpc.definition.path)) ?? mistypedField(fields, request);
     if (mistyped) {
       fail(res, 400, 'INVALID_ARGUMENT', `${mistyped.path}: expected ${mistyped.expected}, got ${mistyped.received}`, [
         mistyped,
@@ -188,6 +190,84 @@ export function createJsonApi(options: JsonApiOptions) {
       clients.clear();
     },
   };
+}
+
+/** Integer scalar types of the proto: the values each holds (64-bit ones: what is exact in JavaScript). */
+const INT32: readonly [number, number] = [-(2 ** 31), 2 ** 31 - 1];
+const UINT32: readonly [number, number] = [0, 2 ** 32 - 1];
+const INT64: readonly [number, number] = [-Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER];
+const UINT64: readonly [number, number] = [0, Number.MAX_SAFE_INTEGER];
+const INTEGER_RANGE: Partial<Record<ScalarType, readonly [number, number]>> = {
+  [ScalarType.INT32]: INT32,
+  [ScalarType.SINT32]: INT32,
+  [ScalarType.SFIXED32]: INT32,
+  [ScalarType.UINT32]: UINT32,
+  [ScalarType.FIXED32]: UINT32,
+  [ScalarType.INT64]: INT64,
+  [ScalarType.SINT64]: INT64,
+  [ScalarType.SFIXED64]: INT64,
+  [ScalarType.UINT64]: UINT64,
+  [ScalarType.FIXED64]: UINT64,
+};
+
+type FieldProblem = { path: string; expected: string; received: string };
+
+/** One JSON value of an integer field: a number or a numeric string (proto3 JSON), whole and in range. */
+function badIntegerValue(value: unknown, range: readonly [number, number], path: string): FieldProblem | undefined {
+  const n =
+    typeof value === 'number'
+      ? value
+      : typeof value === 'string' && /\S/.test(value) && value.length <= 64
+        ? Number(value)
+        : Number.NaN;
+  if (Number.isInteger(n) && n >= range[0] && n <= range[1]) return undefined;
+  // No number at all (what the type check below said before integers were checked), or a number the field cannot hold.
+  const expected = Number.isNaN(n) ? 'a number' : `an integer from ${range[0]} to ${range[1]}`;
+  return { path, expected, received: describeValue(value) };
+}
+
+/**
+ * An integer field (as the request's message declares it; under its camelCase or its snake_case name, which
+ * fromJSON both reads) whose JSON value is not a whole number in the field's range: fromJSON would pass 1.5 or
+ * 1e19 on, and the request's serializer then failed (the caller got 500). Nested message fields are looked into.
+ */
+function badInteger(
+  fields: Record<string, unknown>,
+  desc: DescMessage | undefined,
+  prefix = '',
+  depth = 0,
+): FieldProblem | undefined {
+  if (!desc || depth > 8) return undefined;
+  for (const f of desc.fields) {
+    for (const key of new Set([f.jsonName, f.name, f.localName])) {
+      if (!Object.hasOwn(fields, key)) continue;
+      const value = fields[key];
+      if (value === null || value === undefined) continue;
+      const path = `${prefix}${key}`;
+      if (f.fieldKind === 'scalar' || (f.fieldKind === 'list' && f.listKind === 'scalar')) {
+        const range = INTEGER_RANGE[f.scalar];
+        if (!range) continue;
+        if (f.fieldKind === 'scalar') {
+          const bad = badIntegerValue(value, range, path);
+          if (bad) return bad;
+        } else if (Array.isArray(value)) {
+          for (const [i, item] of value.entries()) {
+            const bad = badIntegerValue(item, range, `${path}[${i}]`);
+            if (bad) return bad;
+          }
+        } else return { path, expected: 'a list of integers', received: describeValue(value) };
+      } else if (
+        f.fieldKind === 'message' &&
+        !f.message.typeName.startsWith('google.') &&
+        typeof value === 'object' &&
+        !Array.isArray(value)
+      ) {
+        const bad = badInteger(value as Record<string, unknown>, f.message, `${path}.`, depth + 1);
+        if (bad) return bad;
+      }
+    }
+  }
+  return undefined;
 }
 
 /** The request's fields: the route's query parameters (lists split at commas), and for POST the JSON body. */

@@ -4,6 +4,12 @@ import { windowSpec } from './windows.js';
 
 const GROUP_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
+/**
+ * The longest delay_time, in minutes (3,650 days): a window's due time (its end plus the delay) stays an
+ * instant a Date can hold and an int64 exact in JavaScript, whatever the end_time.
+ */
+export const MAX_DELAY_MINUTES = 5_256_000;
+
 /** The engine type a schedule runs on when it names none. */
 export const DEFAULT_ENGINE = 'builtin';
 
@@ -30,8 +36,8 @@ export function firingRules(info: ScheduleInfo): FiringRules {
       info.groupId,
     );
   const spec = windowSpec(info);
-  if (!Number.isSafeInteger(info.delayTime) || info.delayTime < 0)
-    throw invalidArgument('delay_time', 'whole minutes >= 0', info.delayTime);
+  if (!Number.isSafeInteger(info.delayTime) || info.delayTime < 0 || info.delayTime > MAX_DELAY_MINUTES)
+    throw invalidArgument('delay_time', `whole minutes from 0 to ${MAX_DELAY_MINUTES} (3,650 days)`, info.delayTime);
   if (![0, 1, 2].includes(info.selfDepend))
     throw invalidArgument(
       'self_depend',

@@ -36,6 +36,13 @@ const MIN_STEP_MS: Record<Unit, number> = {
   O: 1,
 };
 
+/**
+ * The latest instant a schedule may name (start_time, end_time), and the bound of every other time a request
+ * gives (from_time, window_start, …) in either direction: JavaScript's Date range, ±8.64e15 ms (year 275760).
+ * Past it no wall-clock time can be shown, so a window there could be claimed but never answered.
+ */
+export const MAX_TIME_MS = 8.64e15;
+
 /** Builds a spec, checking every field; INVALID_ARGUMENT names the field. */
 export function windowSpec(input: {
   scheduleType: number;
@@ -46,17 +53,24 @@ export function windowSpec(input: {
   timeZone: string;
   crontabExpression: string;
 }): WindowSpec {
-  const { scheduleType, startTime, endTime } = input;
+  const { scheduleType, startTime } = input;
   // InLong spells units in either case ("h", "H"); interval 0 is its default for one round (O).
   const scheduleUnit = input.scheduleUnit.toUpperCase();
   const scheduleInterval = scheduleUnit === 'O' && input.scheduleInterval === 0 ? 1 : input.scheduleInterval;
   const timeZone = input.timeZone === '' ? 'UTC' : input.timeZone;
   if (scheduleType !== 0 && scheduleType !== 1)
     throw invalidArgument('schedule_type', '0 (normal) or 1 (crontab)', scheduleType);
-  if (!Number.isSafeInteger(startTime) || startTime < 0)
-    throw invalidArgument('start_time', 'epoch milliseconds >= 0', startTime);
-  if (!Number.isSafeInteger(endTime) || endTime <= startTime)
-    throw invalidArgument('end_time', `epoch milliseconds after start_time (${startTime})`, endTime);
+  if (!Number.isSafeInteger(startTime) || startTime < 0 || startTime >= MAX_TIME_MS)
+    throw invalidArgument(
+      'start_time',
+      `epoch milliseconds from 0 to below ${MAX_TIME_MS} (the JavaScript date range)`,
+      startTime,
+    );
+  if (!Number.isSafeInteger(input.endTime) || input.endTime <= startTime)
+    throw invalidArgument('end_time', `epoch milliseconds after start_time (${startTime})`, input.endTime);
+  // An end past the date range (a "never" such as 2^53 - 1, stored by earlier versions too) is the range's end:
+  // no window past it could be shown or claimed.
+  const endTime = Math.min(input.endTime, MAX_TIME_MS);
   if (!isValidTimeZone(timeZone))
     throw invalidArgument('time_zone', 'an IANA time zone such as Europe/Berlin', input.timeZone);
   if (scheduleType === 1) {
@@ -103,8 +117,15 @@ export function edge(spec: WindowSpec, k: number): number {
   // fall-back hour): reading it back through the wall clock would move it to the first pass.
   if (k === 0) return spec.startTime;
   const anchor = toLocal(spec.startTime, spec.timeZone);
-  return fromLocal(addCalendar(anchor, spec.unit as 'D' | 'W' | 'M' | 'Y', k * spec.interval), spec.timeZone);
+  const local = addCalendar(anchor, spec.unit as 'D' | 'W' | 'M' | 'Y', k * spec.interval);
+  // An edge past the years a date can hold (a huge interval) lies past any end_time.
+  if (!Number.isFinite(local.year) || !Number.isFinite(local.day) || Math.abs(local.year) > CALENDAR_YEARS)
+    return Number.POSITIVE_INFINITY;
+  return fromLocal(local, spec.timeZone);
 }
+
+/** Years beyond which a calendar edge is past any end_time (MAX_TIME_MS is in year 275760). */
+const CALENDAR_YEARS = 280_000;
 
 /**
  * The windows that end after `after` (default: from the first), in order, each [start, end) with the
@@ -112,6 +133,8 @@ export function edge(spec: WindowSpec, k: number): number {
  * edges are its start, every fire time inside (start, end), and its end.
  */
 export function* windowsAfter(spec: WindowSpec, after = Number.NEGATIVE_INFINITY): Generator<Window> {
+  // No window ends after the schedule's end (and a time far past it need not be walked to).
+  if (!(after < spec.endTime)) return;
   if (spec.cron) {
     let start = spec.startTime;
     // Jump to the window holding `after`: the last fire time at or before it is its start.
@@ -126,9 +149,16 @@ export function* windowsAfter(spec: WindowSpec, after = Number.NEGATIVE_INFINITY
   }
   let k = 0;
   if (after > spec.startTime && spec.unit !== 'O') {
-    // Jump close to `after`, then step back until edge k is at or before it.
-    k = Math.max(0, Math.floor((after - spec.startTime) / (MIN_STEP_MS[spec.unit] * spec.interval)));
-    while (k > 0 && edge(spec, k) > after) k--;
+    // The last edge at or before `after`: at most this many steps away (a step is at least MIN_STEP_MS), and
+    // edges grow with k, so bisect (a far `after` would otherwise be walked back step by step).
+    let hi = Math.max(0, Math.floor((after - spec.startTime) / (MIN_STEP_MS[spec.unit] * spec.interval)));
+    if (edge(spec, hi) <= after) k = hi;
+    else
+      while (hi - k > 1) {
+        const mid = k + Math.floor((hi - k) / 2);
+        if (edge(spec, mid) <= after) k = mid;
+        else hi = mid;
+      }
   }
   for (;;) {
     const start = edge(spec, k);
@@ -139,22 +169,38 @@ export function* windowsAfter(spec: WindowSpec, after = Number.NEGATIVE_INFINITY
   }
 }
 
-/** The last cron edge at or before t (the schedule's start when no fire time is in between). */
-function lastEdgeAtOrBefore(spec: WindowSpec, t: number): number {
+/**
+ * The last cron edge at or before t (the schedule's start when no fire time is in between), without listing
+ * the fire times in between: "is there a fire time in (x, t]" is monotone in x (true up to the last fire time,
+ * false from it on), and one nextFireTime call answers it. The search steps back from t over spans growing
+ * fourfold until the answer is yes, then bisects the last step: at most about 2 × log2(t − start) calls
+ * (< 120 for any time JavaScript's Date can hold), each bounded by nextFireTime's own search horizon, whether
+ * the expression fires every second or once in centuries (a year field: "* * * * * ? 2020-2029" asked about
+ * 2099 used to list every second of the decade).
+ */
+export function lastEdgeAtOrBefore(spec: WindowSpec, t: number): number {
   const cron = spec.cron!;
-  // Fire times are found forward only: look back over growing spans until one lies in [from, t].
+  const firesIn = (x: number): number | undefined => {
+    const f = nextFireTime(cron, x, spec.timeZone, t);
+    return f !== undefined && f <= t ? f : undefined;
+  };
+  if (t <= spec.startTime) return spec.startTime;
+  // hi: no fire time in (hi, t]; lo: some fire time in (lo, t].
+  let hi = t;
+  let lo = t;
   for (let span = 3_600_000; ; span *= 4) {
-    const from = Math.max(spec.startTime, t - span);
-    let last: number | undefined;
-    for (
-      let f = nextFireTime(cron, from, spec.timeZone, t);
-      f !== undefined && f <= t;
-      f = nextFireTime(cron, f, spec.timeZone, t)
-    )
-      last = f;
-    if (last !== undefined) return last;
-    if (from === spec.startTime) return spec.startTime;
+    lo = Math.max(spec.startTime, t - span);
+    if (firesIn(lo) !== undefined) break;
+    if (lo === spec.startTime) return spec.startTime;
+    hi = lo;
   }
+  while (hi - lo > 1) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    if (firesIn(mid) !== undefined) lo = mid;
+    else hi = mid;
+  }
+  // The first fire time after lo is in (lo, t] and none is in (lo + 1, t]: it is lo + 1, the last one.
+  return firesIn(lo)!;
 }
 
 /** The window [start, end) holding t, or undefined outside [startTime, endTime). */

@@ -1,6 +1,12 @@
 import { DAY_MS } from './civil.js';
 
 /**
+ * Probes stay a day inside JavaScript's date range (a Date holds instants within ±8.64e15 ms of the epoch):
+ * the wall-clock time read back at an instant must fit in a Date too, whatever the zone's offset.
+ */
+const DATE_RANGE_MS = 8.64e15 - DAY_MS;
+
+/**
  * A zone's UTC offsets, read from Intl and remembered per UTC day: the offset when it holds all day,
  * or the one transition inside the day (found to the second by bisection). Intl is asked a few times
  * per day first seen; after that an offset is a map lookup. A day with two transitions does not
@@ -74,9 +80,14 @@ export class ZoneOffsets {
     return { at: hi, before, after };
   }
 
-  /** The offset at an instant straight from Intl (whole seconds). */
+  /**
+   * The offset at an instant straight from Intl (whole seconds). Near and past the end of JavaScript's date
+   * range (±8.64e15 ms, which a day's probes or a window's due time may reach from a time inside it) the offset
+   * a day inside the range holds: a Date out there cannot be made, and Intl would throw RangeError.
+   */
   probe(epochMs: number): number {
-    const whole = Math.floor(epochMs / 1000) * 1000;
+    if (Number.isNaN(epochMs)) throw new RangeError('no time zone offset for NaN');
+    const whole = Math.min(DATE_RANGE_MS, Math.max(-DATE_RANGE_MS, Math.floor(epochMs / 1000) * 1000));
     const parts = this.#format.formatToParts(new Date(whole));
     let year = 0;
     let month = 0;

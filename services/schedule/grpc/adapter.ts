@@ -19,6 +19,7 @@ import type { Clock } from '../domain/clock.js';
 import type { InstanceRecord, InstanceState, ScheduleRecord, ScheduleStatus } from '../domain/model.js';
 import type { PlannedWindow } from '../domain/plan.js';
 import type { ScheduleService } from '../domain/service.js';
+import { MAX_TIME_MS } from '../domain/windows.js';
 import { formatLocal } from '../domain/zoned-time.js';
 
 const CATCH_UP: Record<number, 'ALL' | 'LATEST' | 'NONE'> = {
@@ -155,6 +156,23 @@ function decodeEnums<T>(values: readonly number[], map: Map<number, T>, field: s
   });
 }
 
+/** A time a request gives (epoch ms) within JavaScript's date range, ±MAX_TIME_MS; INVALID_ARGUMENT names the field. */
+function checkTime(value: number, field: string): number {
+  if (!Number.isSafeInteger(value) || Math.abs(value) > MAX_TIME_MS)
+    throw invalidArgument(field, `epoch milliseconds within ±${MAX_TIME_MS} (the JavaScript date range)`, value);
+  return value;
+}
+
+/** A ListInstances page token: the window start (epoch ms, an integer) of the last instance of the page before. */
+function decodeInstanceToken(pageToken: string): number | undefined {
+  const token = decodePageToken(pageToken);
+  if (token === undefined) return undefined;
+  const windowStart = /^-?\d{1,16}$/.test(token) ? Number(token) : Number.NaN;
+  if (!Number.isSafeInteger(windowStart))
+    throw invalidArgument('page_token', 'a token returned by a previous ListInstances call', pageToken);
+  return windowStart;
+}
+
 /** The ScheduleService gRPC adapter: decode, call one use case, encode. */
 export function scheduleGrpc(
   service: ScheduleService,
@@ -200,14 +218,14 @@ export function scheduleGrpc(
       const source = req.groupId !== '' ? { groupId: req.groupId } : { info: decodeInfo(req.info) };
       const { rules, windows } = await service.preview(
         source,
-        req.fromTime > 0 ? req.fromTime : clock.now(),
+        checkTime(req.fromTime, 'from_time') > 0 ? req.fromTime : clock.now(),
         req.count,
       );
       return { windows: windows.map((w: PlannedWindow) => encodeWindow(w, rules.spec.timeZone)) };
     }),
     triggerWindow: unary(logger, 'TriggerWindow', async (req) => ({
       instance: encodeInstance(
-        await service.trigger(req.groupId, req.windowStart, req.rerun),
+        await service.trigger(req.groupId, checkTime(req.windowStart, 'window_start'), req.rerun),
         await zoneOf(req.groupId),
       ),
     })),
@@ -222,8 +240,8 @@ export function scheduleGrpc(
       if (!mode) throw invalidArgument('mode', 'BACKFILL_MODE_MISSING, _FAILED or _ALL', req.mode);
       const result = await service.backfill({
         groupId: req.groupId,
-        fromTime: req.fromTime,
-        toTime: req.toTime,
+        fromTime: checkTime(req.fromTime, 'from_time'),
+        toTime: checkTime(req.toTime, 'to_time'),
         mode,
         maxParallel: req.maxParallel,
         reverse: req.reverse,
@@ -239,7 +257,7 @@ export function scheduleGrpc(
     listInstances: unary(logger, 'ListInstances', async (req) => {
       if (req.groupId === '') throw invalidArgument('group_id', 'a group id', req.groupId);
       const limit = checkPageSize(req.pageSize);
-      const token = decodePageToken(req.pageToken);
+      const token = decodeInstanceToken(req.pageToken);
       const states = decodeEnums(req.states, STATE_FROM_PB, 'states');
       const rows = await service.listInstances({
         groupId: req.groupId,
@@ -247,7 +265,7 @@ export function scheduleGrpc(
         ...(states ? { states } : {}),
         ...(req.windowFrom > 0 ? { windowFrom: req.windowFrom } : {}),
         ...(req.windowTo > 0 ? { windowTo: req.windowTo } : {}),
-        ...(token ? { after: { groupId: req.groupId, windowStart: Number(token) } } : {}),
+        ...(token !== undefined ? { after: { groupId: req.groupId, windowStart: token } } : {}),
       });
       const page = rows.slice(0, limit);
       const zone = await zoneOf(req.groupId);
@@ -267,7 +285,7 @@ export function scheduleGrpc(
       return { instance: encodeInstance(result.instance, await zoneOf(req.groupId)), created: result.created };
     }),
     fireDue: unary(logger, 'FireDue', async (req) => {
-      const result = await service.fireDueChecked(req.groupId, req.asOf);
+      const result = await service.fireDueChecked(req.groupId, checkTime(req.asOf, 'as_of'));
       const zone = await zoneOf(req.groupId);
       return {
         instances: result.instances.map((i) => encodeInstance(i, zone)),
