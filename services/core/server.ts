@@ -6,7 +6,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'sluice/sdk';
 import type { Authenticator } from './auth.js';
-import { authInterceptor, serverCredentials, type TlsFiles } from './grpc-auth.js';
+import { authInterceptor, openInterceptor, serverCredentials, type TlsFiles } from './grpc-auth.js';
 import { DESCRIPTOR_SET, HEALTH_DESCRIPTOR_SET } from './paths.js';
 import { MAX_REQUEST_BYTES } from './limits.js';
 import { guardService } from './request-guard.js';
@@ -73,7 +73,8 @@ export async function startGrpcServer(
 ): Promise<RunningServer> {
   const server = new Server({
     'grpc.max_receive_message_length': MAX_REQUEST_BYTES,
-    ...(security.auth?.enabled ? { interceptors: [authInterceptor(security.auth)] } : {}),
+    // Either way handlers learn the caller's role from the server, never from the caller.
+    interceptors: [security.auth?.enabled ? authInterceptor(security.auth) : openInterceptor()],
   });
   for (const b of bindings) {
     // Bad requests (undecodable, past a limit) are INVALID_ARGUMENT before any handler runs.

@@ -93,6 +93,40 @@ test('ApproveGroup, which calls the schedule service, works when auth is on (the
   t.truthy(res);
 });
 
+test('SubmitOfflineJob naming a claimed instance is for admin callers only, whatever role the caller claims', async (t) => {
+  const { operator, dir } = t.context;
+  await call(operator.createGroup.bind(operator), { group: group(dir, 'g-forged') }, bearer(OPERATOR));
+  await call(operator.approveGroup.bind(operator), { groupId: 'g-forged', version: 0 }, bearer(OPERATOR));
+  const start = Date.UTC(2100, 0, 1);
+  const request = (instanceId: string) => ({
+    request: {
+      groupId: 'g-forged',
+      boundaryType: 1,
+      lowerBoundary: '0',
+      upperBoundary: String(start),
+      instanceId,
+    },
+    rerun: false,
+  });
+  const claimed = bearer(OPERATOR);
+  claimed.set('sluice-caller-role', 'admin'); // a role claimed by the caller counts for nothing
+  for (const metadata of [bearer(OPERATOR), claimed]) {
+    const denied = await callError(operator.submitOfflineJob.bind(operator), request('forged'), metadata);
+    t.is(denied.code, status.PERMISSION_DENIED);
+    t.is(denied.sluiceCode, 'PERMISSION_DENIED');
+    t.regex(denied.details, /request\.instance_id/);
+  }
+  // Without an instance id the window goes through the ledger: a 130-year window is not one of the schedule's.
+  const unclaimed = await callError(operator.submitOfflineJob.bind(operator), request(''), bearer(OPERATOR));
+  t.is(unclaimed.code, status.INVALID_ARGUMENT);
+  const listed = await call(
+    operator.listJobs.bind(operator),
+    { groupId: 'g-forged', pageSize: 0, pageToken: '', states: [], windowFrom: 0, windowTo: 0 },
+    bearer(ADMIN),
+  );
+  t.deepEqual(listed.jobs, [], 'no job was made');
+});
+
 test('health stays open; reflection needs a token', async (t) => {
   const { address } = t.context.s;
   t.is(await healthCheck(address, ''), 'SERVING');

@@ -1,6 +1,6 @@
 import type { ServerWritableStream } from '@grpc/grpc-js';
-import { callerName } from '../../core/grpc-auth.js';
-import { invalidArgument, type Logger } from 'sluice/sdk';
+import { callerName, callerRole } from '../../core/grpc-auth.js';
+import { ERROR_CODES, SluiceError, invalidArgument, type Logger } from 'sluice/sdk';
 import { encodeBoundaries, decodeBoundaryType, unary } from '../../core/grpc-adapter.js';
 import { toServiceError } from '../../core/grpc-status.js';
 import { maskOptions } from '../../core/option-secrets.js';
@@ -158,6 +158,14 @@ export function operatorGrpc(
     submitOfflineJob: unary(logger, 'SubmitOfflineJob', async (req, call) => {
       const r = req.request;
       if (!r) throw invalidArgument('request', 'an OfflineJobRequest', undefined);
+      // A named instance skips ClaimWindow (the schedule service claimed it): only Sluice's own services, admin, may
+      // say so. Another caller would run any bounds, unrecorded and unchecked against the schedule's windows.
+      if (r.instanceId !== '' && callerRole(call.metadata) !== 'admin')
+        throw new SluiceError(
+          ERROR_CODES.PERMISSION_DENIED,
+          'request.instance_id: only an admin caller (a Sluice service) may name a claimed instance; leave it empty',
+          { field: 'request.instance_id', expected: 'empty unless the caller is admin', received: 'an instance id' },
+        );
       const result = await service.submitOfflineJob(
         {
           groupId: r.groupId,
