@@ -22,6 +22,8 @@ export async function startTestSluice(
   const dataDir = env.SLUICE_DATA_DIR ?? (await mkdtemp(join(tmpdir(), 'sluice-test-')));
   const config = loadConfig({
     SLUICE_GRPC_ADDR: '127.0.0.1:0',
+    // With authentication on the HTTP server starts too: a free port, not the default 8080 a running Sluice may hold.
+    SLUICE_HTTP_ADDR: '127.0.0.1:0',
     SLUICE_SHUTDOWN_GRACE_MS: '1000',
     SLUICE_DATA_DIR: dataDir,
     // Tests write their files under the system's temp folder.
