@@ -1,7 +1,7 @@
 /**
  * The README's walkthrough is run as written: every `sh` block of "Your first sync task, step by step"
  * goes through bash against a live Sluice, `npx sluice` being this clone's bin/sluice.js. Lines for
- * other tools (grpcurl, curl, docker, npm, and the token made with openssl) are left out: the test
+ * other tools (grpcurl, curl, docker, npm, the token made with openssl, and `. .ci/node.sh`) are left out: the test
  * starts Sluice itself, with its own token.
  */
 import test from 'ava';
@@ -15,7 +15,7 @@ import { type Running, startTestSluice } from './helpers/sluice.js';
 
 const TOKEN = 'readme-walkthrough-token-0123456789';
 const SECTION = '## Your first sync task, step by step';
-const NOT_RUN = /^(grpcurl|curl|docker|npm)\b|^export TOKEN=|npm start/;
+const NOT_RUN = /^(grpcurl|curl|docker|npm)\b|^export TOKEN=|npm start|^\. \.ci\/node\.sh/;
 
 /** The walkthrough's `sh` blocks, without the lines of other tools (and their continuation lines). */
 export function walkthroughBlocks(readme: string): string[] {
