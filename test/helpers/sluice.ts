@@ -20,17 +20,25 @@ export async function startTestSluice(
   options: Partial<StartOptions> = {},
 ): Promise<Running> {
   const dataDir = env.SLUICE_DATA_DIR ?? (await mkdtemp(join(tmpdir(), 'sluice-test-')));
-  const config = loadConfig({
-    SLUICE_GRPC_ADDR: '127.0.0.1:0',
-    // With authentication on the HTTP server starts too: a free port, not the default 8080 a running Sluice may hold.
-    SLUICE_HTTP_ADDR: '127.0.0.1:0',
-    SLUICE_SHUTDOWN_GRACE_MS: '1000',
-    SLUICE_DATA_DIR: dataDir,
-    // Tests write their files under the system's temp folder.
-    SLUICE_FILE_ROOTS: tmpdir(),
-    ...env,
+  const made = env.SLUICE_DATA_DIR === undefined;
+  // A start that fails (a setting refused, a port taken) leaves no data folder behind.
+  const start = async () => {
+    const config = loadConfig({
+      SLUICE_GRPC_ADDR: '127.0.0.1:0',
+      // With authentication on the HTTP server starts too: a free port, not the default 8080 a running Sluice may hold.
+      SLUICE_HTTP_ADDR: '127.0.0.1:0',
+      SLUICE_SHUTDOWN_GRACE_MS: '1000',
+      SLUICE_DATA_DIR: dataDir,
+      // Tests write their files under the system's temp folder.
+      SLUICE_FILE_ROOTS: tmpdir(),
+      ...env,
+    });
+    return startSluice({ config, logger: silentLogger, ...options });
+  };
+  const sluice = await start().catch(async (err: unknown) => {
+    if (made) await rm(dataDir, { recursive: true, force: true });
+    throw err;
   });
-  const sluice = await startSluice({ config, logger: silentLogger, ...options });
   const address = sluice.server.address;
   const catalog = new CatalogServiceClient(address, credentials.createInsecure());
   return {
@@ -40,7 +48,7 @@ export async function startTestSluice(
     async close() {
       catalog.close();
       await sluice.close();
-      if (env.SLUICE_DATA_DIR === undefined) await rm(dataDir, { recursive: true, force: true });
+      if (made) await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

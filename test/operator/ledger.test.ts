@@ -55,6 +55,7 @@ pgTest.after.always(async (t) => {
 
 async function scenario(t: ExecutionContext<{ pgUrl?: string }>, databaseUrl: string | undefined) {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-ledger-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
   // The schedule's clock: half an hour into the first window of the groups' hourly schedules.
   const clock = new ManualClock(T0 + 30 * 60_000);
   const s = await startTestSluice(
@@ -72,7 +73,6 @@ async function scenario(t: ExecutionContext<{ pgUrl?: string }>, databaseUrl: st
     operator.close();
     schedules.close();
     await s.close();
-    await rm(dir, { recursive: true, force: true });
   });
   const md = bearer(TOKEN);
   const op = s.sluice.operator!;
