@@ -352,3 +352,18 @@ test("a job another replica took over just before this one failed it for its las
   const job = await getJob(jobId);
   t.like(job, { state: 'PENDING', owner: 'op-other', attempt: 2 }, 'not failed over the other replica');
 });
+
+test("a job whose group was deleted before it ran is FAILED, not run into the deleted group's sink", async (t) => {
+  const rig = (t.context.rig = await operatorRig(1));
+  await slowGroup(rig, 'g-gone');
+  const first = await submit(rig, 'g-gone', 0, 20);
+  const second = await submit(rig, 'g-gone', 20, 40); // waits for the one job slot
+  await rig.service.deleteGroup('g-gone', 0);
+  const job = await until(rig.service, second, 'the second job ended', (j) =>
+    ['SUCCEEDED', 'FAILED'].includes(j.state),
+  );
+  t.is(job.state, 'FAILED');
+  t.regex(job.error, /group 'g-gone' was deleted after the job was made/);
+  t.false(globalThis.__flakySink?.committed.has('g-gone/s1/20-40') ?? false, 'nothing written for it');
+  await until(rig.service, first, 'the first job ended', (j) => j.state !== 'PENDING' && j.state !== 'RUNNING');
+});

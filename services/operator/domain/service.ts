@@ -145,6 +145,8 @@ const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, initialBackoffMs: 1000 };
  * setTimeout's 2^31-1 ms: a longer delay (or a negative one) fires after 1 ms, retrying at once.
  */
 const MAX_BACKOFF_MS = 24 * 60 * 60 * 1000;
+/** How far two replicas' clocks may disagree when their timestamps are compared (ms). */
+const CLOCK_SKEW_MS = 60_000;
 
 /** The error with the secrets cut out of its message and echoed values (a Sluice error keeps its code). */
 function scrubError(err: unknown, secrets: readonly string[]): unknown {
@@ -915,12 +917,19 @@ export class OperatorService {
     const source = stream && this.#o.connectors.get(stream.source.connectorId);
     const sink = stream && this.#o.connectors.get(stream.sink.connectorId);
     const runner = this.#o.runners.get(pending.runner);
-    if (!group || !stream || !source || !sink || !runner) {
+    // A deleted group, or one deleted and created again since the job was made, is no longer the job's: its
+    // window is not to be written (to the new group's sink least of all). The two times come from the clocks of
+    // the replicas that wrote them: a group counts as newer only by more than CLOCK_SKEW_MS.
+    const deleted =
+      group !== undefined && (group.status === 'DELETED' || group.createdAt > pending.createdAt + CLOCK_SKEW_MS);
+    if (!group || deleted || !stream || !source || !sink || !runner) {
       const failed = await this.#update(
         jobId,
         {
           state: 'FAILED',
-          error: `cannot run: ${!group ? 'group' : !stream ? 'stream' : !runner ? `runner '${pending.runner}'` : 'connector'} is gone`,
+          error: deleted
+            ? `cannot run: group '${pending.groupId}' was deleted after the job was made`
+            : `cannot run: ${!group ? 'group' : !stream ? 'stream' : !runner ? `runner '${pending.runner}'` : 'connector'} is gone`,
           finishedAt: this.#now(),
         },
         ['PENDING'],
