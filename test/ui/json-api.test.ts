@@ -80,6 +80,17 @@ test('unknown query parameters, wrong methods and bad bodies are refused naming 
   t.regex(String(body.json.errMsg), /body: expected a JSON object/);
   const unknown = await request('/sluice/v1/nothing', { token: ADMIN });
   t.is(unknown.status, 404);
+  // A body too large, or not JSON, is INVALID_ARGUMENT with the statuses the InLong callback answers.
+  const post = (body: string, type: string) =>
+    fetch(`${base}/sluice/v1/groups/g/backfill`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': type },
+      body,
+    }).then(async (res) => ({ status: res.status, json: (await res.json()) as Record<string, unknown> }));
+  const large = await post(`{"pad":"${'x'.repeat(2 * 1024 * 1024)}"}`, 'application/json');
+  t.like(large, { status: 413, json: { code: 'INVALID_ARGUMENT' } });
+  const text = await post('{"fromTime":"0"}', 'text/plain');
+  t.like(text, { status: 415, json: { code: 'INVALID_ARGUMENT' } });
 });
 
 test('fields of the wrong type and malformed paths are 400 naming them, never a 500', async (t) => {

@@ -112,7 +112,9 @@ export function createJsonApi(options: JsonApiOptions) {
     } catch (err) {
       if (isSluiceError(err)) {
         const f = err.details;
-        fail(res, 400, err.code, err.message, [{ path: f.field, expected: f.expected, received: f.received }]);
+        fail(res, httpStatusOf(err), err.code, err.message, [
+          { path: f.field, expected: f.expected, received: f.received },
+        ]);
         return true;
       }
       throw err;
@@ -295,6 +297,19 @@ function mistypedField(
   return undefined;
 }
 
+/** The HTTP status of a body refused before it is read as JSON: as the InLong callback answers them. */
+const BODY_STATUS = new WeakMap<Error, number>();
+
+function withStatus(err: Error, httpStatus: number): Error {
+  BODY_STATUS.set(err, httpStatus);
+  return err;
+}
+
+/** 413 for a body too large, 415 for one that is not JSON, else 400: INVALID_ARGUMENT all three. */
+function httpStatusOf(err: Error): number {
+  return BODY_STATUS.get(err) ?? 400;
+}
+
 async function requestFields(
   req: IncomingMessage,
   route: ApiRoute,
@@ -317,12 +332,13 @@ async function requestFields(
   const chunks: Buffer[] = [];
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw invalidArgument('body', `at most ${MAX_BODY} bytes`, `more than ${MAX_BODY} bytes`);
+    if (size > MAX_BODY)
+      throw withStatus(invalidArgument('body', `at most ${MAX_BODY} bytes`, `more than ${MAX_BODY} bytes`), 413);
     chunks.push(chunk as Buffer);
   }
   const text = Buffer.concat(chunks).toString('utf8').trim();
   if (text === '') return fields;
-  if (type !== 'application/json') throw invalidArgument('content-type', 'application/json', type);
+  if (type !== 'application/json') throw withStatus(invalidArgument('content-type', 'application/json', type), 415);
   const body = parseJsonBody(text, 'a JSON object');
   if (typeof body !== 'object' || body === null || Array.isArray(body))
     throw invalidArgument('body', 'a JSON object', bodyKind(body));
