@@ -367,3 +367,28 @@ test("a job whose group was deleted before it ran is FAILED, not run into the de
   t.false(globalThis.__flakySink?.committed.has('g-gone/s1/20-40') ?? false, 'nothing written for it');
   await until(rig.service, first, 'the first job ended', (j) => j.state !== 'PENDING' && j.state !== 'RUNNING');
 });
+
+test('CancelJob ends a run at once while its source is slow to give the next batch (the in-thread runner)', async (t) => {
+  const rig = (t.context.rig = await operatorRig());
+  await rig.service.createGroup({
+    ...datagenToFile('g-slowbatch', rig.dir),
+    streams: [
+      {
+        streamId: 's1',
+        source: { connectorId: 'slow-source', options: { delayMs: 4000 } },
+        sink: { connectorId: 'flaky-sink', options: {} },
+        fields: [],
+      },
+    ],
+  });
+  await rig.service.approveGroup('g-slowbatch', 0);
+  const jobId = await submit(rig, 'g-slowbatch', 0, 20);
+  await until(rig.service, jobId, 'the job runs', (j) => j.state === 'RUNNING');
+  await sleep(100); // inside the source's first 4 s wait
+  const t0 = performance.now();
+  const cancelled = await rig.service.cancelJob(jobId);
+  t.is(cancelled.state, 'CANCELLED');
+  await rig.service.idle();
+  t.true(performance.now() - t0 < 1500, `the run ended ${Math.round(performance.now() - t0)} ms after the cancel`);
+  t.false(globalThis.__flakySink?.committed.has('g-slowbatch/s1/0-20') ?? false);
+});

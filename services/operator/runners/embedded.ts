@@ -118,8 +118,11 @@ export class EmbeddedRunner implements Runner {
         if (ctx.signal.aborted) throw ctx.signal.reason;
         let next: IteratorResult<readonly Row[]>;
         try {
-          next = await batches.next();
+          // A source slow to give its next batch (or stuck) does not hold up a cancel or a stop: in this thread
+          // nothing else could end the run.
+          next = await untilAborted(batches.next(), ctx.signal);
         } catch (err) {
+          if (ctx.signal.aborted) throw ctx.signal.reason;
           throw hooks.wrapError(source, 'openReader.batches', err);
         }
         if (next.done) break;
@@ -149,4 +152,23 @@ export class EmbeddedRunner implements Runner {
       await reader?.close().catch(() => {});
     }
   }
+}
+
+/** `promise`, or a rejection with the signal's reason as soon as it is aborted (the promise is then left to settle). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err as Error);
+      },
+    );
+  });
 }
