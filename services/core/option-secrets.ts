@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, realpathSync } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { ERROR_CODES, SluiceError, type JsonSchema, type Options } from 'sluice/sdk';
+import { isAbsolute, relative, resolve } from 'node:path';
+import { ERROR_CODES, SluiceError, realPathOf, type JsonSchema, type Options } from 'sluice/sdk';
 import { DEFAULTS, isSluiceSettingName, parseSecretEnv, parseSecretsDir } from './config.js';
 import { SecretBox } from './secret-box.js';
 
@@ -473,29 +473,13 @@ function refPolicy(env: NodeJS.ProcessEnv): RefPolicy {
     env.SLUICE_AUTH_TOKENS_FILE,
     env.SLUICE_TLS_KEY,
     env.SLUICE_PLUGIN_SETTINGS_FILE,
-  ].flatMap((p) => (p ? [realish(p)] : []));
+  ].flatMap((p) => (p ? [realPathOf(p)] : []));
   return { env: entries, ...(dir ? { dir } : {}), denied };
 }
 
 function envAllowed(name: string, policy: RefPolicy): boolean {
   if (isSluiceSettingName(name)) return false;
   return policy.env.some((e) => (e.endsWith('*') ? name.startsWith(e.slice(0, -1)) : name === e));
-}
-
-/** The real path of p: its longest existing ancestor with symlinks resolved, plus the rest as written. */
-function realish(p: string): string {
-  let head = resolve(p);
-  const tail: string[] = [];
-  for (;;) {
-    try {
-      return join(realpathSync(head), ...tail);
-    } catch {
-      const parent = dirname(head);
-      if (parent === head) return join(head, ...tail);
-      tail.unshift(head.slice(parent.length).replace(/^[\\/]/, ''));
-      head = parent;
-    }
-  }
 }
 
 /** True when p lies strictly inside dir (both real paths). */
@@ -604,7 +588,7 @@ export function checkSecretRef(
 ): string | undefined {
   const name = /^env:([A-Za-z_][A-Za-z0-9_]*)$/.exec(ref)?.[1];
   if (name !== undefined && envAllowed(name, policy)) return undefined;
-  if (/^file:\//.test(ref) && fileAllowed(realish(ref.slice(5)), policy)) return undefined;
+  if (/^file:\//.test(ref) && fileAllowed(realPathOf(ref.slice(5)), policy)) return undefined;
   return allowedRefs(policy);
 }
 

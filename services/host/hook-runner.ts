@@ -38,7 +38,7 @@ export function recordHookMeasurement(m: HookMeasurement): void {
   else instruments().hookFailures.add(1, attributes);
 }
 
-export interface CallOptions {
+export interface CallOptions<R = unknown> {
   readonly timeoutMs?: number;
   /**
    * Cancels the call: the hook sees ctx.signal aborted, and the call rejects at once with the
@@ -47,6 +47,11 @@ export interface CallOptions {
   readonly signal?: AbortSignal;
   /** Extra context fields given to the hook (e.g. an engine's submitOfflineJob). */
   readonly context?: Readonly<Record<string, unknown>>;
+  /**
+   * Called with what the hook answers after the call has already rejected (cancelled, timed out): nobody else
+   * holds it, so whatever it opened is closed here (a reader, a writer). Its own failure is ignored.
+   */
+  readonly onLate?: (result: R) => unknown;
 }
 
 type HookOf<P> = { [K in keyof P]-?: NonNullable<P[K]> extends (...args: never[]) => unknown ? K : never }[keyof P] &
@@ -106,7 +111,7 @@ export class HookRunner {
     loaded: LoadedPlugin<P>,
     hook: K,
     input: Fn<P, K>['input'],
-    options: CallOptions = NO_OPTIONS,
+    options: CallOptions<Fn<P, K>['result']> = NO_OPTIONS,
   ): Promise<Fn<P, K>['result']> {
     // Not an async function: the span's callback already answers a promise, and wrapping it in another
     // cost two more promises per hook call (three hook calls per registration). Never throws: rejects.
@@ -121,7 +126,7 @@ export class HookRunner {
     loaded: LoadedPlugin<P>,
     hook: K,
     input: Fn<P, K>['input'],
-    options: CallOptions,
+    options: CallOptions<Fn<P, K>['result']>,
   ): Promise<Fn<P, K>['result']> {
     const fn = (loaded.plugin as Record<string, unknown>)[hook];
     if (typeof fn !== 'function') {
@@ -147,6 +152,8 @@ export class HookRunner {
       let timer: NodeJS.Timeout | undefined;
       const started = performance.now();
       let failure: string | undefined;
+      // The hook's own promise, which goes on when the call rejects on a cancel or a timeout.
+      let pending: PromiseLike<unknown> | undefined;
       try {
         const frozen = input === undefined ? input : deepFreeze(structuredCloneSafe(input));
         // Hooks without input (start, stop, availability) take the context as their only argument.
@@ -166,6 +173,7 @@ export class HookRunner {
         // A hook that returned synchronously is done: there is nothing left to time out or cancel,
         // so the hot synchronous hooks (validate, fillInBoundaries) cost no timer and no race.
         if (!isThenable(value)) return value as Fn<P, K>['result'];
+        pending = value;
         const timeout = new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
             // Settle first, then tell the hook: its reaction to the abort must not win the race.
@@ -182,6 +190,11 @@ export class HookRunner {
         const result = await Promise.race(cancelled ? [value, timeout, cancelled] : [value, timeout]);
         return result as Fn<P, K>['result'];
       } catch (err) {
+        const { onLate } = options;
+        if (pending && onLate && (err instanceof CallerAbort || controller.signal.aborted))
+          Promise.resolve(pending)
+            .then((late) => onLate(late as Fn<P, K>['result']))
+            .catch(() => {});
         if (err instanceof CallerAbort) {
           span.setStatus({ code: SpanStatusCode.ERROR, message: 'cancelled' });
           throw err.reason;

@@ -34,8 +34,11 @@ export function hostPolicy(): HostPolicy {
   };
 }
 
-/** The real path of p: its longest existing ancestor with symlinks resolved, plus the rest as written. */
-function realish(p: string): string {
+/**
+ * The real path of `p`, which need not exist yet: its longest existing ancestor with symlinks resolved, plus the
+ * rest as written. For checks that a path lies inside a folder, as the host's file roots are checked.
+ */
+export function realPathOf(p: string): string {
   let head = resolve(p);
   const tail: string[] = [];
   for (;;) {
@@ -61,8 +64,8 @@ function inside(root: string, p: string): boolean {
  */
 export function checkUnderFileRoots(path: string, field: string): FieldError | undefined {
   const { fileRoots } = hostPolicy();
-  const real = realish(path);
-  if (fileRoots.some((root) => inside(realish(root), real))) return undefined;
+  const real = realPathOf(path);
+  if (fileRoots.some((root) => inside(realPathOf(root), real))) return undefined;
   return fieldError(field, `a path under the file roots (SLUICE_FILE_ROOTS: ${fileRoots.join(':')})`, path);
 }
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -203,5 +204,21 @@ export async function jobWhen(
   } finally {
     clearTimeout(timer);
     stop?.();
+  }
+}
+
+/** Reads the job until `check` holds of it (polling the store, which also sees other replicas' writes); 20 s at most. */
+export async function until(
+  service: OperatorService,
+  jobId: string,
+  what: string,
+  check: (job: JobRecord) => boolean,
+): Promise<JobRecord> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const job = await service.getJob(jobId);
+    if (check(job)) return job;
+    if (Date.now() > deadline) throw new Error(`${what}: not within 20 s (job ${JSON.stringify(job)})`);
+    await sleep(10);
   }
 }

@@ -1,8 +1,6 @@
 import anyTest, { type TestFn } from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { JobRecord } from '../../services/operator/domain/model.js';
-import type { OperatorService } from '../../services/operator/domain/service.js';
-import { type OperatorRig, datagenToFile, operatorRig } from '../helpers/operator.js';
+import { type OperatorRig, datagenToFile, operatorRig, until } from '../helpers/operator.js';
 
 declare global {
   var __flakySink:
@@ -47,21 +45,6 @@ async function submit(rig: OperatorRig, groupId: string, lower: number, upper: n
     false,
   );
   return jobs[0]!.jobId;
-}
-
-async function until(
-  service: OperatorService,
-  jobId: string,
-  what: string,
-  check: (job: JobRecord) => boolean,
-): Promise<JobRecord> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const job = await service.getJob(jobId);
-    if (check(job)) return job;
-    if (Date.now() > deadline) throw new Error(`${what}: not within 20 s (job ${JSON.stringify(job)})`);
-    await sleep(10);
-  }
 }
 
 /** Waits for `promise`, keeping the process alive meanwhile (the operator's own timers do not). */

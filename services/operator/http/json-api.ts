@@ -272,7 +272,6 @@ function badInteger(
   return undefined;
 }
 
-/** The request's fields: the route's query parameters (lists split at commas), and for POST the JSON body. */
 /**
  * A top-level field whose JSON value does not fit the message's field. The generated fromJSON reads a number
  * with Number() (NaN from "abc" or {}, and the call then failed inside the serializer), a boolean with
@@ -310,6 +309,7 @@ function httpStatusOf(err: Error): number {
   return BODY_STATUS.get(err) ?? 400;
 }
 
+/** The request's fields: the route's query parameters (lists split at commas), and for POST the JSON body. */
 async function requestFields(
   req: IncomingMessage,
   route: ApiRoute,

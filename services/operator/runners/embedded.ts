@@ -1,6 +1,5 @@
-import type { BoundedReader, ConnectorPlugin, Row, WindowWriter } from 'sluice/sdk';
+import type { BoundedReader, Row, WindowWriter } from 'sluice/sdk';
 import type { HookRunner } from '../../host/hook-runner.js';
-import type { LoadedPlugin } from '../../host/loader.js';
 import { offerNativeForm, rowMapper } from '../domain/mapping.js';
 import type { JobSpec, RunContext, Runner } from '../domain/runner.js';
 
@@ -22,10 +21,6 @@ function approxBytes(batch: readonly Row[]): number {
   }
 }
 
-/** The hooks that open something the runner must close, and what they open. */
-type OpeningHook = 'openReader' | 'openWriter';
-type Opened<K extends OpeningHook> = Awaited<ReturnType<NonNullable<ConnectorPlugin[K]>>>;
-
 /**
  * Runs a job in this process: the source's bounded reader feeds the sink's window-scoped writer one
  * batch at a time. The next batch is read only once the writer has taken the last one, so memory is
@@ -40,41 +35,6 @@ export class EmbeddedRunner implements Runner {
   constructor(options: EmbeddedRunnerOptions) {
     this.#hooks = options.hooks;
     this.#interval = options.progressIntervalMs ?? 1000;
-  }
-
-  /**
-   * Calls openReader or openWriter keeping the hook's own promise. The call rejects at once when the job is
-   * cancelled or the hook times out, while the plugin goes on opening: what it opens after that has nobody to
-   * use it and is closed here as it arrives (a PostgreSQL reader is a connection inside a transaction).
-   */
-  async #open<K extends OpeningHook>(
-    loaded: LoadedPlugin<ConnectorPlugin>,
-    hook: K,
-    input: Parameters<NonNullable<ConnectorPlugin[K]>>[0],
-    signal: AbortSignal,
-    close: (opened: Opened<K>) => Promise<void>,
-  ): Promise<Opened<K>> {
-    const fn = loaded.plugin[hook] as ((...args: unknown[]) => unknown) | undefined;
-    // No such hook: the hook runner says so as for any call.
-    if (typeof fn !== 'function')
-      return this.#hooks.call(loaded, hook, input as never, { signal }) as Promise<Opened<K>>;
-    let opening: unknown;
-    // The plugin as the hook runner sees it, but for this hook, which records what the plugin's hook answered.
-    const plugin = Object.create(loaded.plugin, {
-      [hook]: {
-        value: (...args: unknown[]) => (opening = fn.apply(loaded.plugin, args)),
-      },
-    }) as ConnectorPlugin;
-    try {
-      return (await this.#hooks.call({ ...loaded, plugin }, hook, input as never, { signal })) as Opened<K>;
-    } catch (err) {
-      // Whatever the plugin still opens is closed once it arrives; one that fails to open leaves nothing.
-      if (opening !== undefined)
-        void Promise.resolve(opening)
-          .then((late) => (late ? close(late as Opened<K>) : undefined))
-          .catch(() => {});
-      throw err;
-    }
   }
 
   async run(spec: JobSpec, ctx: RunContext): Promise<void> {
@@ -92,23 +52,26 @@ export class EmbeddedRunner implements Runner {
       ctx.onProgress({ records, bytes, positions: reader?.positions?.() ?? {} });
     };
     try {
-      reader = await this.#open(
+      // What a plugin finishes opening after the job was cancelled or its hook timed out is closed as it
+      // arrives: nobody else holds it (a PostgreSQL reader is a connection inside a transaction).
+      reader = await hooks.call(
         source,
         'openReader',
         { options: spec.boundedSourceOptions, boundaries: job.boundaries },
-        ctx.signal,
-        (late) => late.close(),
+        { signal: ctx.signal, onLate: (late) => late?.close() },
       );
       if (reader.resolved) ctx.onResolved(reader.resolved());
-      writer = await this.#open(
+      writer = await hooks.call(
         sink,
         'openWriter',
         {
           options: stream.sink.options,
           window: { groupId: job.groupId, streamId: job.streamId, jobId: job.jobId, boundaries: job.boundaries },
         },
-        ctx.signal,
-        (late) => late.abort(ctx.signal.reason ?? new Error('the writer opened after its job had ended')),
+        {
+          signal: ctx.signal,
+          onLate: (late) => late?.abort(ctx.signal.reason ?? new Error('the writer opened after its job had ended')),
+        },
       );
       const map = rowMapper(stream.fields);
       // Values the mapping does not read may stay in the source's wire form when the sink takes it.
