@@ -141,7 +141,11 @@ async function groupView(groupId, params) {
   const timeline = el('div', { id: 'timeline' });
   const details = el('div', { id: 'window' });
   const view = (d, end) => {
-    location.hash = `#/groups/${id}?days=${d}${end === undefined ? '' : `&to=${new Date(end).toISOString()}`}`;
+    const next = `#/groups/${id}?days=${d}${end === undefined ? '' : `&to=${new Date(end).toISOString()}`}`;
+    if (location.hash === next) return;
+    // Not ready from the click on: the hashchange that draws the new view comes a task later.
+    document.body.dataset.ready = 'false';
+    location.hash = next;
   };
   const zoom = (d) => view(d, Number.isNaN(asked) ? undefined : to);
   const at = ZOOM.indexOf(days);
