@@ -843,10 +843,15 @@ export class OperatorService {
     if (FINAL_JOB_STATES.includes(job.state)) this.#events.emit(`ended:${job.jobId}`, job);
   }
 
+  /**
+   * Queues a job this replica holds. A job taken back while its old run here is still winding down (its lease was
+   * lost, then re-acquired, or the job handed back to this replica) is queued too: #pump starts it once that run
+   * has ended, never beside it. Dropped, it would wait a whole lease for the next take-over.
+   */
   #enqueue(jobId: string): void {
     if (this.#stopped) return;
-    // Queued or running already (a take-over racing a re-queue): once is enough.
-    if (this.#running.has(jobId) || this.#queued.has(jobId)) return;
+    // Queued, or running and still its run's (a take-over racing a re-queue, a stale retry timer): once is enough.
+    if (this.#queued.has(jobId) || this.#running.get(jobId)?.signal.aborted === false) return;
     this.#queued.add(jobId);
     this.#owned.add(jobId);
     this.#contexts.set(jobId, context.active());
@@ -856,7 +861,10 @@ export class OperatorService {
 
   #pump(): void {
     while (!this.#stopped && this.#running.size < this.#o.maxRunningJobs && this.#queue.length > 0) {
-      const jobId = this.#queue.shift()!;
+      // The first job not running here: one taken back while its old run winds down keeps its place until then.
+      const next = this.#queue.findIndex((id) => !this.#running.has(id));
+      if (next < 0) return;
+      const jobId = this.#queue.splice(next, 1)[0]!;
       this.#queued.delete(jobId);
       const controller = new AbortController();
       this.#running.set(jobId, controller);
@@ -869,9 +877,10 @@ export class OperatorService {
             .startActiveSpan('job run', { attributes: { 'sluice.job.id': jobId } }, (span) =>
               this.#runJob(jobId, controller.signal)
                 .then((state) => {
-                  // Held on while it waits for a retry; let go otherwise (a failed final write included: the
-                  // lease then runs out and a replica, maybe this one, takes the job over).
-                  if (state !== 'PENDING') this.#owned.delete(jobId);
+                  // Held on while it waits for a retry, or is queued again (taken back while this run wound
+                  // down); let go otherwise (a failed final write included: the lease then runs out and a replica,
+                  // maybe this one, takes the job over).
+                  if (state !== 'PENDING' && !this.#queued.has(jobId)) this.#owned.delete(jobId);
                   span.setAttribute('sluice.job.state', state ?? 'NOT_RUN');
                 })
                 .catch((err: unknown) => {
@@ -882,7 +891,7 @@ export class OperatorService {
             ),
         )
         .catch((err: unknown) => {
-          this.#owned.delete(jobId);
+          if (!this.#queued.has(jobId)) this.#owned.delete(jobId);
           this.#o.logger.error('job run failed', { jobId, err });
         })
         .finally(() => {
