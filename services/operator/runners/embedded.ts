@@ -25,7 +25,8 @@ function approxBytes(batch: readonly Row[]): number {
  * Runs a job in this process: the source's bounded reader feeds the sink's window-scoped writer one
  * batch at a time. The next batch is read only once the writer has taken the last one, so memory is
  * bounded by the batch size whatever the window's size. On any failure or cancellation the writer
- * aborts: no half-written window.
+ * aborts: no half-written window. A cancel (or stop) ends the run at once, also while the source is slow to
+ * give a batch or the sink to take one.
  */
 export class EmbeddedRunner implements Runner {
   readonly name = 'embedded';
@@ -42,6 +43,8 @@ export class EmbeddedRunner implements Runner {
     const hooks = this.#hooks;
     let reader: BoundedReader | undefined;
     let writer: WindowWriter | undefined;
+    /** The sink's write the run stopped waiting for when it was cancelled: the writer aborts once it settles. */
+    let leftWriting: Promise<void> | undefined;
     let records = 0;
     let bytes = 0;
     let lastReport = 0;
@@ -90,9 +93,18 @@ export class EmbeddedRunner implements Runner {
         }
         if (next.done) break;
         const batch = stream.fields.length === 0 ? next.value : next.value.map(map);
+        let write: Promise<void> | undefined;
         try {
-          await writer.write(batch);
+          // (A plugin's write that answers at once, without a promise, is taken as done.)
+          write = Promise.resolve(writer.write(batch));
+          // A sink slow to take a batch (or stuck) does not hold up a cancel or a stop either; what the write
+          // ends with is not waited for, nor looked at.
+          await untilAborted(write, ctx.signal);
         } catch (err) {
+          if (ctx.signal.aborted) {
+            leftWriting = write;
+            throw ctx.signal.reason;
+          }
           throw hooks.wrapError(sink, 'openWriter.write', err);
         }
         records += batch.length;
@@ -100,6 +112,8 @@ export class EmbeddedRunner implements Runner {
         report(false);
       }
       if (ctx.signal.aborted) throw ctx.signal.reason;
+      // Not cut short by a cancel: a commit under way may land, so the run ends with what it did (the job
+      // SUCCEEDED), never CANCELLED over a committed window.
       try {
         await writer.commit();
       } catch (err) {
@@ -108,7 +122,20 @@ export class EmbeddedRunner implements Runner {
       if (reader.resolved) ctx.onResolved(reader.resolved());
       report(true);
     } catch (err) {
-      await writer?.abort(err).catch(() => {});
+      if (writer && leftWriting) {
+        // Cancelled during a write: the writer aborts once the write has returned, as a writer need not take an
+        // abort in the middle of a write (a SQL sink's rollback would land between two statements of it, and
+        // the rest of the batch outside the transaction). Nothing commits it meanwhile; the run ends now.
+        const aborting = writer;
+        void leftWriting
+          .then(
+            () => aborting.abort(err),
+            () => aborting.abort(err),
+          )
+          .catch(() => {});
+      } else {
+        await writer?.abort(err).catch(() => {});
+      }
       if (reader) report(true);
       throw err;
     } finally {

@@ -154,7 +154,8 @@ export class PooledRunner implements Runner {
         context.with(jobContext, () => this.#logger[m.level](m.message, m.fields));
       }
     });
-    // Cancel: the worker aborts the job (the writer rolls back); a thread that does not end it in time is stopped.
+    // Cancel: the worker ends the job at once, also during a write (the writer rolls back once the write has
+    // returned); a thread that does not end it in time (its event loop blocked) is stopped.
     // The pool gets no abort signal: piscina gives a job that has one a thread of its own, which would leave
     // jobsPerThread at 1. Stopping the thread by its id does what that signal did.
     let cancelTimer: NodeJS.Timeout | undefined;
