@@ -1,5 +1,5 @@
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open as openFile, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BoundaryType, ConnectorPlugin, Options, Row, WindowRef, WindowWriter } from 'sluice/sdk';
@@ -308,6 +308,73 @@ test('a foreign file that appears while the window is written is kept; the commi
   t.is(await read(dir, 'g1-s1-0-10.jsonl'), 'arrived meanwhile\n');
   t.deepEqual(await list(dir), ['g1-s1-0-10.jsonl']);
 });
+
+/** The prototype of node:fs/promises' FileHandle, whose datasync the writer calls while a large window is written. */
+async function fileHandleProto(dir: string): Promise<{ datasync: () => Promise<void> }> {
+  await mkdir(dir, { recursive: true });
+  const handle = await openFile(join(dir, 'probe'), 'w');
+  await handle.close();
+  await rm(join(dir, 'probe'));
+  return Object.getPrototypeOf(handle) as { datasync: () => Promise<void> };
+}
+
+/** 10,000 rows of about 1 KiB: past the 8 MiB at which the writer syncs what it wrote so far. */
+const LARGE_ROWS = Array.from({ length: 10_000 }, (_, id) => ({ id, pad: 'p'.repeat(1000) }));
+
+test.serial('a large window is synced while it is written, and commits whole', async (t) => {
+  const dir = dirOf(t);
+  const proto = await fileHandleProto(dir);
+  const original = proto.datasync;
+  let syncs = 0;
+  proto.datasync = function (this: unknown) {
+    syncs++;
+    return original.call(this);
+  };
+  try {
+    const writer = await open(t, { path: dir }, win('0', '10', 'job-1'));
+    for (let i = 0; i < LARGE_ROWS.length; i += 500) await writer.write(LARGE_ROWS.slice(i, i + 500));
+    await writer.commit();
+  } finally {
+    proto.datasync = original;
+  }
+  t.true(syncs >= 1, `datasync calls while writing: ${syncs}`);
+  const lines = (await read(dir, 'g1-s1-0-10.jsonl')).split('\n');
+  t.is(lines.pop(), '');
+  t.deepEqual(
+    lines.map((l) => (JSON.parse(l) as { id: number }).id),
+    LARGE_ROWS.map((r) => r.id),
+  );
+});
+
+test.serial(
+  'a failed sync while a window is written fails its commit: nothing is placed, the abort leaves nothing',
+  async (t) => {
+    const dir = dirOf(t);
+    const proto = await fileHandleProto(dir);
+    const original = proto.datasync;
+    proto.datasync = () => Promise.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    try {
+      const writer = await open(t, { path: dir }, win('0', '10', 'job-1'));
+      // Writes after the failed sync may go on (the sync is not awaited); the commit must not.
+      for (let i = 0; i < LARGE_ROWS.length; i += 500) {
+        try {
+          await writer.write(LARGE_ROWS.slice(i, i + 500));
+        } catch {
+          break;
+        }
+      }
+      const err = errorOf(await t.throwsAsync(writer.commit()));
+      t.is(err.code, 'UNAVAILABLE');
+      t.regex(err.message, /EIO/);
+      t.false((await list(dir)).includes('g1-s1-0-10.jsonl'), 'the window file is not placed');
+      // The runner aborts a writer whose commit failed: that removes the temporary file.
+      await writer.abort(new Error('commit failed'));
+    } finally {
+      proto.datasync = original;
+    }
+    t.deepEqual(await list(dir), []);
+  },
+);
 
 test('the ownership record beside a window file names the file Sluice wrote (device and inode)', async (t) => {
   const dir = dirOf(t);
