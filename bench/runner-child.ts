@@ -40,7 +40,19 @@ import type { PooledRunner } from '../services/operator/runners/pool.js';
 
 /** datagen-file: the datagen source into the file sink, all of it JS in the job's thread (no server). */
 export type Pipeline = 'kafka-file' | 'pg-pg' | 'datagen-file';
-export type RunKind = 'runner' | 'plain' | 'copy' | 'insert-select' | 'pool-concurrent' | 'pool-sequential';
+/**
+ * cpu-*: datagen-file's reference, the machine's ceiling: the CPU work of its two jobs (read and encode,
+ * bench/encode-worker.ts) in two plain threads, at once or one after the other, with no runner and no file.
+ */
+export type RunKind =
+  | 'runner'
+  | 'plain'
+  | 'copy'
+  | 'insert-select'
+  | 'pool-concurrent'
+  | 'pool-sequential'
+  | 'cpu-concurrent'
+  | 'cpu-sequential';
 
 export interface RunnerChildSpec {
   readonly pipeline: Pipeline;
@@ -366,6 +378,39 @@ async function runPooled(spec: RunnerChildSpec, clock: Clock): Promise<{ records
     return { records: counts[0]! + counts[1]! };
   } finally {
     await pool.close();
+  }
+}
+
+// ------------------------------------------------------------------------------------------- cpu ceiling
+
+/**
+ * datagen-file's `cpu-*` kinds: two plain worker threads each reading the window and encoding its rows
+ * (bench/encode-worker.ts), started and loaded before the clock, then run at once or one after the other.
+ */
+async function runEncodeThreads(spec: RunnerChildSpec, clock: Clock): Promise<{ records: number }> {
+  const { Worker } = await import('node:worker_threads');
+  const workers = [0, 1].map(
+    () => new Worker(new URL('./encode-worker.ts', import.meta.url), { workerData: { records: spec.records } }),
+  );
+  try {
+    await Promise.all(workers.map((w) => once(w, 'message')));
+    const run = async (w: (typeof workers)[number]) => {
+      const done = once(w, 'message');
+      w.postMessage('go');
+      const [chars] = (await done) as [number];
+      clock.firstBatch();
+      return chars;
+    };
+    clock.start();
+    const chars =
+      spec.kind === 'cpu-concurrent'
+        ? await Promise.all(workers.map(run))
+        : [await run(workers[0]!), await run(workers[1]!)];
+    if (chars[0] !== chars[1] || !(chars[0]! > 0))
+      throw new Error(`the two threads encoded ${chars[0]} and ${chars[1]} characters, expected the same, above 0`);
+    return { records: 2 * spec.records };
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
   }
 }
 
@@ -731,7 +776,9 @@ async function main(): Promise<void> {
   };
   let records: number;
   let file: { file: string; fileBytes: number; file2?: string } | undefined;
-  if (spec.kind === 'pool-concurrent' || spec.kind === 'pool-sequential') {
+  if (spec.kind === 'cpu-concurrent' || spec.kind === 'cpu-sequential') {
+    ({ records } = await runEncodeThreads(spec, clock));
+  } else if (spec.kind === 'pool-concurrent' || spec.kind === 'pool-sequential') {
     ({ records } = await runPooled(spec, clock));
     if (spec.pipeline !== 'pg-pg')
       file = { ...(await committedFile(spec.dir!)), file2: (await committedFile(spec.dir2!)).file };

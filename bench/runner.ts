@@ -349,9 +349,20 @@ async function benchDatagen(sizes: readonly number[], progress: (line: string) =
   try {
     const want = emptyDigest();
     for await (const line of sourceLines({ pipeline: 'datagen-file', kind: 'runner', records })) addLine(want, line);
-    const round = POOL_KINDS.map((kind): Cell => ({ pipeline: 'datagen-file', records, kind, runs: [] }));
+    const round = [...POOL_KINDS, ...CPU_KINDS].map((kind): Cell => ({
+      pipeline: 'datagen-file',
+      records,
+      kind,
+      runs: [],
+    }));
     cells.push(...round);
     await runRounds(round, ROUNDS_AT_LARGEST['datagen-file'], async (cell) => {
+      if (CPU_KINDS.includes(cell.kind)) {
+        const result = await runChild({ pipeline: 'datagen-file', kind: cell.kind, records });
+        if (result.records !== 2 * records)
+          throw new Error(`the ${cell.kind} run encoded ${result.records} records, expected ${2 * records}`);
+        return result;
+      }
       const dir = await mkdtemp(join(tmpdir(), 'sluice-bench-runner-'));
       const dir2 = await mkdtemp(join(tmpdir(), 'sluice-bench-runner-'));
       dirs.push(dir, dir2);
@@ -459,6 +470,12 @@ const PG_DST_KINDS: readonly RunKind[] = [
 ];
 /** Two jobs of one window on the worker-thread pool, at the largest size: their second destination. */
 const POOL_KINDS: readonly RunKind[] = ['pool-concurrent', 'pool-sequential'];
+/**
+ * datagen → file's reference: the same reads and encoding in two plain threads, with no runner and no file,
+ * at once and one by one. Their ratio is what this machine's second core gives such work: the ceiling for
+ * the jobs' own ratio.
+ */
+const CPU_KINDS: readonly RunKind[] = ['cpu-concurrent', 'cpu-sequential'];
 
 async function benchPostgres(sizes: readonly number[], progress: (line: string) => void): Promise<Outcome> {
   const cells: Cell[] = [];
@@ -604,6 +621,8 @@ const LABEL: Readonly<Record<Pipeline, Readonly<Partial<Record<RunKind, string>>
   'datagen-file': {
     'pool-concurrent': 'runner pool: 2 jobs at once',
     'pool-sequential': 'runner pool: 2 jobs one by one',
+    'cpu-concurrent': 'ceiling: 2 threads encoding at once',
+    'cpu-sequential': 'ceiling: 2 threads encoding one by one',
   },
 };
 const PIPELINE: Readonly<Record<Pipeline, string>> = {
@@ -711,6 +730,18 @@ function report(out: (line?: string) => void, outcomes: readonly Outcome[], size
         `<= ${fmtRatio(CONCURRENT_TARGET)}`,
         verdict(t <= CONCURRENT_TARGET),
       ]);
+      const cpuTogether = cellOf(o, largest, 'cpu-concurrent');
+      const cpuApart = cellOf(o, largest, 'cpu-sequential');
+      if (cpuTogether && cpuApart) {
+        const c = best(cpuTogether).run.ms / best(cpuApart).run.ms;
+        ratios.push([
+          `${PIPELINE[o.pipeline]}: the ceiling, its reads and encoding in 2 plain threads (no runner, no file), at once / one by one`,
+          ...sizes.map((n) => (n === largest ? fmtRatio(c) : '-')),
+          '-',
+          'none',
+          'reported',
+        ]);
+      }
     }
   }
   if (ratios.length > 1) {
