@@ -7,7 +7,7 @@
 import anyTest from 'ava';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
-import type { ConnectorPlugin, Row, WindowRef } from 'sluice/sdk';
+import type { Boundaries, ConnectorPlugin, Options, Row, WindowRef } from 'sluice/sdk';
 import { type ColumnSpec, inferColumnType, type TypeNames } from '../../plugins/connectors/_sql/core.js';
 import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
 import { HookRunner } from '../../services/host/hook-runner.js';
@@ -15,8 +15,12 @@ import { type LoadedPlugin, loadPlugins } from '../../services/host/loader.js';
 import { MYSQL_URL, PG_URL, probeMysql, probePostgres, uniqueName } from '../helpers/databases.js';
 import { gate } from '../helpers/integration.js';
 
-const pgTest = gate(anyTest, await probePostgres());
-const mysqlTest = gate(anyTest, await probeMysql());
+const pgUp = await probePostgres();
+const mysqlUp = await probeMysql();
+const pgTest = gate(anyTest, pgUp);
+const mysqlTest = gate(anyTest, mysqlUp);
+/** A copy from one database to the other: both must be there. */
+const bothTest = gate(anyTest, pgUp.ok ? mysqlUp : pgUp);
 
 const plugins = await loadPlugins({ bundledDir: BUNDLED_PLUGINS_DIR });
 const runner = new HookRunner({ timeoutMs: 15_000 });
@@ -35,7 +39,13 @@ const T: TypeNames = {
   json: 'JSON',
   window: 'WINDOW',
 };
-const spec = (values: unknown[], key = false): ColumnSpec => ({ name: 'c', values, key, window: false });
+const spec = (values: unknown[], key = false, float = false): ColumnSpec => ({
+  name: 'c',
+  values,
+  key,
+  window: false,
+  float,
+});
 const infer = (values: unknown[], key = false) => inferColumnType(spec(values, key), T);
 
 /** 2^53 + 1: the first integer a double cannot hold, as a reader gives a 64-bit integer column's value. */
@@ -72,6 +82,16 @@ anyTest('numbers alone: integers make an integer column unless something says fl
   t.is(infer(['a', 1]), 'TEXT');
   t.is(infer([true, 1]), 'BOOLEAN');
   t.is(infer([null]), 'TEXT');
+});
+
+anyTest('a column a SQL reader marked floating point is a float column, whole numbers and nulls alone too', (t) => {
+  const float = (values: unknown[]) => inferColumnType(spec(values, false, true), T);
+  t.is(float([1, 2, null]), 'FLOAT');
+  t.is(float([null]), 'FLOAT');
+  t.is(float([]), 'FLOAT');
+  t.is(float([1.5, Number.NaN]), 'FLOAT');
+  // Not numbers after all (a mark the values contradict): typed from the values as ever.
+  t.is(float(['a']), 'TEXT');
 });
 
 const windowRef = (jobId: string): WindowRef => ({
@@ -153,8 +173,8 @@ mysqlTest(
       );
       t.is(column!.type, 'bigint');
 
-      // A DOUBLE source whose first batch is whole numbers: BIGINT, since nothing tells the writer the
-      // source's type. A later 2.5 fails the write instead of going in as 2, as it does on PostgreSQL.
+      // Rows not from a SQL reader say nothing of their source's types: whole numbers make BIGINT, and a
+      // later 2.5 fails the write instead of going in as 2, as it does on PostgreSQL.
       const options = { url: MYSQL_URL, table: whole, createTable: true };
       await writeWindow('mysql', options, [
         { id: 1, x: 1 },
@@ -162,7 +182,10 @@ mysqlTest(
       ]);
       const err = await t.throwsAsync(writeWindow('mysql', options, [{ id: 3, x: 2.5 }]));
       t.is((err as unknown as { code: string }).code, 'FAILED_PRECONDITION');
-      t.regex(err!.message, /2\.5 is not an integer/);
+      t.regex(
+        err!.message,
+        /column "x", row 1 of the window \(row 1 of the batch\): expected an integer .*, got 2\.5$/,
+      );
       const [stored] = await admin.query<mysql.RowDataPacket[]>(`SELECT id, x FROM ${whole} ORDER BY id`);
       t.deepEqual(
         stored.map((r) => [Number(r.id), Number(r.x)]),
@@ -178,3 +201,148 @@ mysqlTest(
     }
   },
 );
+
+// ------------------------------------------------------- a floating-point source column through a SQL reader
+
+const ALL: Boundaries = { boundaryType: 'OFFSET', lowerBound: '0', upperBound: '1000' };
+
+/** Copies the window from a SQL source to a sink that creates its table, as the embedded runner does (no mapping). */
+async function copyWindow(source: string, sourceOptions: Options, sink: string, sinkOptions: Options): Promise<void> {
+  const bounded = await runner.call(connector(source), 'fillInBoundaries', { options: sourceOptions, boundaries: ALL });
+  const reader = await runner.call(connector(source), 'openReader', { options: bounded, boundaries: ALL });
+  const writer = await runner.call(connector(sink), 'openWriter', {
+    options: sinkOptions,
+    window: { groupId: 'g', streamId: 's', jobId: 'j', boundaries: ALL },
+  });
+  try {
+    for await (const batch of reader.batches()) await writer.write(batch);
+    await writer.commit();
+  } catch (err) {
+    await writer.abort(err);
+    throw err;
+  } finally {
+    await reader.close();
+  }
+}
+
+/** Source rows: floating-point columns whose first batch (two rows) holds whole numbers only. */
+const FLOAT_ROWS = '(1, 1, 1, 7), (2, 2, NULL, 8), (3, 2.5, 0.5, 9), (4, -0.125, 3, 10)';
+const FLOAT_VALUES = [
+  [1, 1, 1, 7],
+  [2, 2, null, 8],
+  [3, 2.5, 0.5, 9],
+  [4, -0.125, 3, 10],
+];
+
+/** The created table's types of x, f and n (information_schema's data_type) and its rows. */
+async function createdTable(sink: string, table: string): Promise<{ types: string[]; rows: unknown[][] }> {
+  const num = (v: unknown) => (v === null ? null : Number(v));
+  if (sink === 'postgres') {
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    try {
+      const types = await admin.query<{ t: string }>(
+        `SELECT data_type AS t FROM information_schema.columns WHERE table_name = $1 AND column_name IN ('x', 'f', 'n') ORDER BY ordinal_position`,
+        [table],
+      );
+      const rows = await admin.query(`SELECT id, x, f, n FROM ${table} ORDER BY id`);
+      return {
+        types: types.rows.map((r) => r.t),
+        rows: rows.rows.map((r: Record<string, unknown>) => [num(r.id), num(r.x), num(r.f), num(r.n)]),
+      };
+    } finally {
+      await admin.end();
+    }
+  }
+  const admin = await mysql.createConnection({ uri: MYSQL_URL });
+  try {
+    const [types] = await admin.query<mysql.RowDataPacket[]>(
+      `SELECT DATA_TYPE AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME IN ('x', 'f', 'n') ORDER BY ORDINAL_POSITION`,
+      [table],
+    );
+    const [rows] = await admin.query<mysql.RowDataPacket[]>(`SELECT id, x, f, n FROM ${table} ORDER BY id`);
+    return {
+      types: types.map((r) => String(r.t).toLowerCase()),
+      rows: rows.map((r) => [num(r.id), num(r.x), num(r.f), num(r.n)]),
+    };
+  } finally {
+    await admin.end();
+  }
+}
+
+async function dropTable(id: string, table: string): Promise<void> {
+  if (id === 'postgres') {
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    await admin.query(`DROP TABLE IF EXISTS ${table}`).catch(() => {});
+    await admin.end();
+  } else {
+    const admin = await mysql.createConnection({ uri: MYSQL_URL });
+    await admin.query(`DROP TABLE IF EXISTS ${table}`).catch(() => {});
+    await admin.end();
+  }
+}
+
+const SINKS = [
+  ['postgres', PG_URL, ['double precision', 'double precision', 'bigint']],
+  ['mysql', MYSQL_URL, ['double', 'double', 'bigint']],
+] as const;
+
+for (const readMethod of ['copy', 'keyset'] as const)
+  for (const [sink, sinkUrl, types] of SINKS) {
+    (sink === 'postgres' ? pgTest : bothTest)(
+      `postgres (${readMethod} read) → ${sink} createTable: float8 and real columns whose first batch is whole numbers are floating point`,
+      async (t) => {
+        const admin = new pg.Client({ connectionString: PG_URL });
+        await admin.connect();
+        const src = uniqueName('pg_floatsrc');
+        const dst = uniqueName('float_dst');
+        try {
+          await admin.query(`CREATE TABLE ${src} (id bigint PRIMARY KEY, x float8, f real, n bigint)`);
+          await admin.query(`INSERT INTO ${src} VALUES ${FLOAT_ROWS}`);
+          await copyWindow('postgres', { url: PG_URL, table: src, keyColumn: 'id', readMethod, batchSize: 2 }, sink, {
+            url: sinkUrl,
+            table: dst,
+            createTable: true,
+            batchSize: 2,
+          });
+          const created = await createdTable(sink, dst);
+          t.deepEqual(created.types, [...types], 'x and f floating point, n (an integer column) an integer');
+          t.deepEqual(created.rows, FLOAT_VALUES);
+        } finally {
+          await admin.query(`DROP TABLE IF EXISTS ${src}`).catch(() => {});
+          await admin.end();
+          await dropTable(sink, dst);
+        }
+      },
+    );
+  }
+
+for (const readMethod of ['stream', 'keyset'] as const)
+  for (const [sink, sinkUrl, types] of SINKS) {
+    (sink === 'mysql' ? mysqlTest : bothTest)(
+      `mysql (${readMethod} read) → ${sink} createTable: DOUBLE and FLOAT columns whose first batch is whole numbers are floating point`,
+      async (t) => {
+        const admin = await mysql.createConnection({ uri: MYSQL_URL });
+        const src = uniqueName('my_floatsrc');
+        const dst = uniqueName('float_dst');
+        try {
+          await admin.query(`CREATE TABLE ${src} (id BIGINT PRIMARY KEY, x DOUBLE, f FLOAT, n BIGINT) ENGINE=InnoDB`);
+          await admin.query(`INSERT INTO ${src} VALUES ${FLOAT_ROWS}`);
+          await copyWindow('mysql', { url: MYSQL_URL, table: src, keyColumn: 'id', readMethod, batchSize: 2 }, sink, {
+            url: sinkUrl,
+            table: dst,
+            createTable: true,
+            batchSize: 2,
+          });
+          const created = await createdTable(sink, dst);
+          t.deepEqual(created.types, [...types], 'x and f floating point, n (an integer column) an integer');
+          t.deepEqual(created.rows, FLOAT_VALUES);
+        } finally {
+          await admin.query(`DROP TABLE IF EXISTS ${src}`).catch(() => {});
+          await admin.end();
+          await dropTable(sink, dst);
+        }
+      },
+    );
+  }

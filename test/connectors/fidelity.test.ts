@@ -260,6 +260,114 @@ pgTest(
   },
 );
 
+// ------------------------------------------------------------- PostgreSQL json text and float8 -0, every path
+
+/**
+ * A `json` column stores its input text: key order (JS puts integer-like keys first), duplicate keys and
+ * whitespace are part of the value, and `json` has no equality, so its text is compared. float8 -0 equals 0,
+ * so its text is compared too.
+ */
+const JSON_COLUMNS = 'id bigint PRIMARY KEY, doc json, docs json[], dbl double precision, dbls double precision[]';
+const JSON_ROWS = [
+  `(1, '{"b": 1, "1": 2,  "b": 3}', ARRAY['{"z": 1, "a": 2}', ' 5 ', '{"k":1,"k":2}']::json[], '-0', '{-0,1.5,NULL}')`,
+  `(2, E' [1, {"x": -0, "0": 0},\n 2.50 ] ', '{}', 0, '{}')`,
+  `(3, ' "text" ', ARRAY[' null ', '"\\u00e9"']::json[], -1.5, '{-0}')`,
+  `(4, ' null ', NULL, NULL, NULL)`,
+  `(5, '{"n": 1e400, "big": 12345678901234567890.10, "m": -0.0}', NULL, '-0', NULL)`,
+  `(6, 'true', NULL, NULL, NULL)`,
+];
+const JSON_NAMES = ['doc', 'docs', 'dbl', 'dbls'];
+
+/** Rows of src and dst (joined on id) where a column's text differs; `cast` is the type dst's column is compared as. */
+async function textDiffers(admin: pg.Client, src: string, dst: string, cast = ''): Promise<unknown[]> {
+  const differs = (c: string) => {
+    const source = cast === '' ? `s.${c}::text` : `s.${c}::${c.endsWith('s') ? 'text[]' : 'text'}`;
+    return `${source} IS DISTINCT FROM d.${c}${cast === '' ? '::text' : ''}`;
+  };
+  const res = await admin.query(
+    `SELECT s.id, ${JSON_NAMES.map((c) => `${differs(c)} AS ${c}`).join(', ')}
+       FROM ${src} s FULL JOIN ${dst} d USING (id)
+      WHERE ${JSON_NAMES.map(differs).join(' OR ')}`,
+  );
+  return res.rows;
+}
+
+for (const [readMethod, native, mode] of [
+  ['copy', true, 'replace-window'],
+  ['copy', false, 'replace-window'],
+  ['keyset', false, 'replace-window'],
+  ['copy', false, 'upsert'],
+  ['keyset', false, 'upsert'],
+] as const) {
+  pgTest(
+    `postgres → postgres (${readMethod} read${native ? ', native form offered' : ''}, ${mode === 'upsert' ? 'INSERT' : 'COPY'} write): json keeps its text (key order, duplicate keys, whitespace) and float8 -0 its sign`,
+    async (t) => {
+      const admin = new pg.Client({ connectionString: PG_URL });
+      await admin.connect();
+      const src = uniqueName('fidjson_src');
+      const dst = uniqueName('fidjson_dst');
+      try {
+        await admin.query(`CREATE TABLE ${src} (${JSON_COLUMNS})`);
+        await admin.query(`CREATE TABLE ${dst} (${JSON_COLUMNS}, sluice_window text)`);
+        await admin.query(`INSERT INTO ${src} VALUES ${JSON_ROWS.join(', ')}`);
+        const run: NativeRun = { offered: false, asReceived: 0, converted: 0 };
+        const copied = await copyWindow(
+          'postgres',
+          { url: PG_URL, table: src, keyColumn: 'id', readMethod, batchSize: 4 },
+          'postgres',
+          { url: PG_URL, table: dst, batchSize: 2, mode, ...(mode === 'upsert' ? { keyColumns: ['id'] } : {}) },
+          native ? run : undefined,
+        );
+        t.is(copied, JSON_ROWS.length);
+        if (native) t.true(run.offered, 'the values went as their COPY text');
+        t.deepEqual(await textDiffers(admin, src, dst), [], 'rows whose columns differ (true) from the source by text');
+      } finally {
+        await admin.query(`DROP TABLE IF EXISTS ${src}, ${dst}`).catch(() => {});
+        await admin.end();
+      }
+    },
+  );
+}
+
+for (const [readMethod, native] of [
+  ['copy', true],
+  ['keyset', false],
+] as const) {
+  pgTest(
+    `postgres → postgres (${readMethod} read${native ? ', native form offered' : ''}), json and float8 into text columns: the text the source prints`,
+    async (t) => {
+      const admin = new pg.Client({ connectionString: PG_URL });
+      await admin.connect();
+      const src = uniqueName('fidjson_src');
+      const dst = uniqueName('fidjson_text');
+      try {
+        await admin.query(`CREATE TABLE ${src} (${JSON_COLUMNS})`);
+        await admin.query(
+          `CREATE TABLE ${dst} (id bigint PRIMARY KEY, doc text, docs text[], dbl text, dbls text[], sluice_window text)`,
+        );
+        await admin.query(`INSERT INTO ${src} VALUES ${JSON_ROWS.join(', ')}`);
+        const run: NativeRun = { offered: false, asReceived: 0, converted: 0 };
+        await copyWindow(
+          'postgres',
+          { url: PG_URL, table: src, keyColumn: 'id', readMethod, batchSize: 4 },
+          'postgres',
+          { url: PG_URL, table: dst, batchSize: 2 },
+          native ? run : undefined,
+        );
+        if (native) t.true(run.converted > 0, 'values of another type went through their plain value');
+        t.deepEqual(
+          await textDiffers(admin, src, dst, 'text'),
+          [],
+          'rows whose columns differ (true) from the source text',
+        );
+      } finally {
+        await admin.query(`DROP TABLE IF EXISTS ${src}, ${dst}`).catch(() => {});
+        await admin.end();
+      }
+    },
+  );
+}
+
 // ---------------------------------------------------------------------------------------- MySQL → MySQL
 
 const MY_COLUMNS = `

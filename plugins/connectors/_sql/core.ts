@@ -9,6 +9,7 @@ import {
   SluiceError,
   applyDefaults,
   checkAllowedHost,
+  describeValue,
   fieldError,
   invalidArgument,
   type BoundedReader,
@@ -484,19 +485,34 @@ export function timestampTextToMs(text: string): number | string {
   return Number.isFinite(ms) ? ms : text;
 }
 
-/** Epoch ms to `YYYY-MM-DDTHH:MM:SS.sssZ` (UTC). */
+/** What a JavaScript Date holds: epoch ms within ±8.64e15 (the years -271821 to 275760). */
+const DATE_MS = 'epoch milliseconds a JavaScript Date holds (within ±8640000000000000, the years -271821..275760)';
+
+/**
+ * Epoch ms to `YYYY-MM-DDTHH:MM:SS.sssZ` (UTC); outside the years 0..9999 JavaScript's expanded form
+ * (`+010000-01-01T…`). A ValueError when no Date holds it.
+ */
 export function msToIso(ms: number): string {
   const date = new Date(ms);
-  if (Number.isNaN(date.getTime()))
-    throw invalidArgument('row', 'a timestamp as epoch milliseconds within the year 0..9999', ms);
+  if (Number.isNaN(date.getTime())) throw new ValueError(DATE_MS, ms);
   return date.toISOString();
 }
 
-/** Epoch ms to `YYYY-MM-DD HH:MM:SS.sss` (UTC), the form MySQL DATETIME takes. */
+/** Epoch ms to `YYYY-MM-DD HH:MM:SS.sss` (UTC), the form MySQL DATETIME takes; a ValueError outside the years 0..9999. */
 export function msToSqlDateTime(ms: number): string {
-  const iso = msToIso(ms);
-  if (!/^\d{4}-/.test(iso)) throw invalidArgument('row', 'a timestamp within the year 0..9999', ms);
+  const date = new Date(ms);
+  const iso = Number.isNaN(date.getTime()) ? '' : date.toISOString();
+  // DATETIME has four-digit years: the expanded form of another year would be refused or misread.
+  if (!/^\d{4}-/.test(iso))
+    throw new ValueError('epoch milliseconds within the years 0000..9999 (what DATETIME holds)', ms);
   return `${iso.slice(0, 10)} ${iso.slice(11, 23)}`;
+}
+
+/** A Date's epoch ms; a ValueError for an invalid Date (no time to write). */
+export function dateMs(date: Date): number {
+  const ms = date.getTime();
+  if (Number.isNaN(ms)) throw new ValueError('a valid Date', date);
+  return ms;
 }
 
 // ------------------------------------------------------------------------------------------------- URLs
@@ -625,6 +641,67 @@ export function sluiceError(code: keyof typeof ERROR_CODES, message: string, cau
   return new SluiceError(ERROR_CODES[code], message, {}, cause === undefined ? undefined : { cause });
 }
 
+/**
+ * A value its column cannot take (on write) or that cannot be read as its column's type: what was
+ * expected and what came. Thrown where the column is not known (a conversion); the writer or reader
+ * that knows them fills in `column` and `row`, and the dialect's mapError makes it a SluiceError
+ * (valueFailure).
+ */
+export class ValueError extends Error {
+  /** The column, once known. */
+  column?: string;
+  /** Where the row is, once known (`row 3 of the window`). */
+  row?: string;
+
+  constructor(
+    readonly expected: string,
+    readonly received: unknown,
+    options?: { cause?: unknown },
+  ) {
+    super(`expected ${expected}, got ${describeReceived(received)}`, options);
+    this.name = 'ValueError';
+  }
+}
+
+/** A value for a message, shortened: numbers as JS prints them (NaN, -0), Dates by their time, else as JSON. */
+export function describeReceived(value: unknown): string {
+  if (typeof value === 'number') return Object.is(value, -0) ? '-0' : String(value);
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? 'an invalid Date' : `Date ${value.toISOString()}`;
+  if (value instanceof Uint8Array) return `${value.byteLength} bytes`;
+  return describeValue(value);
+}
+
+/**
+ * A ValueError as FAILED_PRECONDITION (the data, not the options, is at fault), naming the column and
+ * the row where known, what was expected and what came (shortened); the URL's password never shows.
+ */
+export function valueFailure(d: Dialect, doing: string, err: ValueError, url: string): SluiceError {
+  const where = [err.column === undefined ? undefined : `column ${JSON.stringify(err.column)}`, err.row]
+    .filter((x) => x !== undefined)
+    .join(', ');
+  // The password out before the value is shortened: a cut through it would leave a part scrub cannot find.
+  const received = describeReceived(typeof err.received === 'string' ? scrub(err.received, url) : err.received);
+  const message = scrub(
+    `${d.name}: ${doing}: ${where ? `${where}: ` : ''}expected ${err.expected}, got ${received}`,
+    url,
+  );
+  return new SluiceError(
+    ERROR_CODES.FAILED_PRECONDITION,
+    message,
+    { ...(err.column === undefined ? {} : { field: err.column }), expected: err.expected, received },
+    { cause: err },
+  );
+}
+
+/** Longest driver message kept whole: a server quoting a refused value may quote all of it. */
+const MAX_MESSAGE = 400;
+
+/** A driver's message, its middle left out when it is long (a huge refused value it quotes). */
+export function shortenMessage(text: string): string {
+  if (text.length <= MAX_MESSAGE) return text;
+  return `${text.slice(0, 300)}... (${text.length - 360} characters left out) ...${text.slice(-60)}`;
+}
+
 export function isSluice(err: unknown): err is SluiceError {
   return (
     typeof err === 'object' && err !== null && (err as { [k: symbol]: unknown })[Symbol.for('sluice.error')] === true
@@ -646,9 +723,15 @@ export interface KeysetPager {
 
 /**
  * The reader over pages: every row of the window once, in key order, one page per batch; the loop
- * ends on a short page. `stripKey` leaves the key out of the rows (when `columns` did not list it).
+ * ends on a short page. `stripKey` leaves the key out of the rows (when `columns` did not list it);
+ * every page is marked with `floatColumns` (markFloatColumns).
  */
-export function keysetReader(pager: KeysetPager, batchSize: number, stripKey: boolean): BoundedReader {
+export function keysetReader(
+  pager: KeysetPager,
+  batchSize: number,
+  stripKey: boolean,
+  floatColumns?: ReadonlySet<string>,
+): BoundedReader {
   let last: { value: unknown } | undefined;
   let rows = 0;
   let finished = false;
@@ -668,7 +751,7 @@ export function keysetReader(pager: KeysetPager, batchSize: number, stripKey: bo
         last = { value: page[page.length - 1]![key] };
         if (stripKey) for (const row of page) delete row[key];
         rows += page.length;
-        yield page;
+        yield markFloatColumns(page, floatColumns);
       }
     },
     positions: (): Record<string, string> =>
@@ -698,6 +781,32 @@ export interface ColumnSpec {
   readonly values: readonly unknown[];
   readonly key: boolean;
   readonly window: boolean;
+  /** The source column is floating point (the batch said so: floatColumnsOf). */
+  readonly float?: boolean;
+}
+
+/**
+ * The columns of a batch whose source column is floating point (PostgreSQL real and double precision,
+ * MySQL FLOAT and DOUBLE), as the SQL readers mark the batches they yield. A number does not say
+ * whether it came from an integer or a floating-point column, and the reader/writer contract carries
+ * no column types; createTable reads this from the first batch, so that a floating-point column whose
+ * first batch holds only whole numbers is not made an integer column. A non-enumerable property of the
+ * batch array: no row and no other plugin sees it, and a mapping (which makes new rows in a new array)
+ * drops it, the renamed columns then typed from their values alone. Symbol.for: the mark is the same
+ * whichever copy of this module the reader's and the writer's plugin loaded.
+ */
+const FLOAT_COLUMNS = Symbol.for('sluice.sql.floatColumns');
+
+/** Marks a batch with its floating-point source columns (none: left unmarked); returns it. */
+export function markFloatColumns<T extends readonly Row[]>(batch: T, columns: ReadonlySet<string> | undefined): T {
+  if (columns && columns.size > 0) Object.defineProperty(batch, FLOAT_COLUMNS, { value: columns });
+  return batch;
+}
+
+/** The floating-point source columns a reader marked the batch with, if it did. */
+export function floatColumnsOf(batch: readonly Row[]): ReadonlySet<string> | undefined {
+  const mark = (batch as { [FLOAT_COLUMNS]?: unknown })[FLOAT_COLUMNS];
+  return mark instanceof Set ? (mark as ReadonlySet<string>) : undefined;
 }
 
 export interface WriterSession {
@@ -818,6 +927,8 @@ export function windowWriter(
   let started = false;
   let failed = false;
   let done = false;
+  /** Rows of the window's batches written so far. */
+  let written = 0;
 
   async function start(first?: readonly Row[]): Promise<void> {
     if (started) return;
@@ -825,11 +936,13 @@ export function windowWriter(
       // Only with createTable (checked at open): created from the first batch's columns.
       if (!first) return;
       const names = [...new Set(first.flatMap((r) => Object.keys(r)))].filter((n) => n !== cfg.windowColumn);
+      const floats = floatColumnsOf(first);
       const specs: ColumnSpec[] = names.map((name) => ({
         name,
         values: first.map((r) => r[name]),
         key: cfg.keyColumns.includes(name),
         window: false,
+        float: floats?.has(name) ?? false,
       }));
       if (cfg.windowColumn) specs.push({ name: cfg.windowColumn, values: [], key: false, window: true });
       const pk = cfg.mode === 'upsert' ? cfg.keyColumns : [];
@@ -852,7 +965,8 @@ export function windowWriter(
     }
   }
 
-  async function insert(batch: readonly Row[]): Promise<void> {
+  /** `before`: the rows of the window's earlier batches. */
+  async function insert(batch: readonly Row[], before: number): Promise<void> {
     for (const run of runsOfColumns(batch)) {
       const names = run.columns.filter((c) => c !== cfg.windowColumn);
       const all = cfg.windowColumn ? [...names, cfg.windowColumn] : names;
@@ -877,9 +991,27 @@ export function windowWriter(
       const flush = async (chunk: Row[]) => {
         if (chunk.length === 0) return;
         if (cfg.mode === 'upsert') chunk = lastPerKey(chunk, cfg.keyColumns);
-        const values = chunk.map((row) =>
-          all.map((c, j) => (c === cfg.windowColumn ? id : s.convert(row[c] ?? null, kinds[j]!))),
-        );
+        const values: unknown[][] = [];
+        let row: Row | undefined;
+        let j = 0;
+        try {
+          for (row of chunk) {
+            const converted: unknown[] = [];
+            for (j = 0; j < all.length; j++) {
+              const c = all[j]!;
+              converted.push(c === cfg.windowColumn ? id : s.convert(row[c] ?? null, kinds[j]!));
+            }
+            values.push(converted);
+          }
+        } catch (err) {
+          if (err instanceof ValueError) {
+            err.column = all[j];
+            // The row's place in the window: looked up only now (an upsert keeps only the last row of a key).
+            const at = row === undefined ? -1 : batch.indexOf(row);
+            if (at >= 0) err.row = `row ${before + at + 1} of the window (row ${at + 1} of the batch)`;
+          }
+          throw err;
+        }
         await s.insert(all, values, cfg.mode === 'upsert' ? cfg.keyColumns : undefined);
       };
       if (budget === undefined) {
@@ -922,7 +1054,8 @@ export function windowWriter(
       if (batch.length === 0) return;
       try {
         await start(batch);
-        await insert(batch);
+        await insert(batch, written);
+        written += batch.length;
       } catch (err) {
         failed = true;
         throw isSluice(err) ? err : s.mapError(err, `writing window ${id} to ${tableName}`);
@@ -977,9 +1110,9 @@ const INT64_HIGH = 2n ** 63n - 1n;
  * (a number when a double holds it exactly, else its decimal text), which a double column would round:
  * the integer type, or the decimal one beyond 64 bits. A column is an integer column only when every
  * value is an integer and none says floating point (a -0 does: no integer type has it). Only the first
- * batch is seen, and the source's declared types do not reach the writer: a floating-point column
- * whose first batch is all whole numbers still becomes an integer column (the sink then refuses a
- * later fraction rather than round it).
+ * batch is seen, and only the SQL readers say which columns are floating point (markFloatColumns):
+ * from another source a floating-point column whose first batch is all whole numbers still becomes an
+ * integer column (the sink then refuses a later fraction rather than round it).
  */
 function numberColumnType(values: readonly unknown[], t: TypeNames, key: boolean): string | undefined {
   let numbers = false;
@@ -1018,6 +1151,8 @@ function numberColumnType(values: readonly unknown[], t: TypeNames, key: boolean
 export function inferColumnType(spec: ColumnSpec, t: TypeNames): string {
   if (spec.window) return t.window;
   const values = spec.values.filter((v) => v !== null && v !== undefined);
+  // A floating-point source column (its values are numbers) is a floating-point column, whole numbers or not.
+  if (spec.float && values.every((v) => typeof v === 'number')) return t.float;
   const numeric = numberColumnType(values, t, spec.key);
   if (numeric !== undefined) return numeric;
   const first = values[0];

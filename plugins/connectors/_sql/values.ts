@@ -40,9 +40,34 @@ export function parseJsonExact(text: string): unknown {
   return typeof value === 'object' && value !== null ? value : rawJSON(text.trim());
 }
 
-const bigintAsNumber = (_key: string, v: unknown) => (typeof v === 'bigint' ? rawJSON(v.toString()) : v);
+/**
+ * The text each value of parseJsonText came from. A JSON text is more than its value: key order (JS puts
+ * integer-like keys first), duplicate keys and whitespace are part of a PostgreSQL `json` value, and a
+ * re-serialised value loses them. Weak: the text lives as long as the value (the row) does.
+ */
+const JSON_TEXTS = new WeakMap<object, string>();
 
-/** A value as JSON text: bigint as the exact JSON number, exact numbers from parseJsonExact as they came. */
+/**
+ * A JSON text kept as it is (a PostgreSQL `json` column, which stores its input text): the value as
+ * parseJsonExact gives it, which stringifyJsonExact writes back as the very text read. Row values are
+ * not changed in place on their way from reader to writer, so the text stays the value's.
+ */
+export function parseJsonText(text: string): unknown {
+  const value = parseJsonExact(text);
+  // Objects, arrays and raw JSON (parseJsonExact's scalars): all objects. A JSON null is raw JSON too.
+  if (typeof value === 'object' && value !== null) JSON_TEXTS.set(value, text);
+  return value;
+}
+
+/** Every exact number as it came; a bigint as the exact JSON number; -0 as -0 (JSON.stringify writes 0). */
+const exactNumbers = (_key: string, v: unknown) =>
+  typeof v === 'bigint' ? rawJSON(v.toString()) : Object.is(v, -0) ? rawJSON('-0') : v;
+
+/**
+ * A value as JSON text: the text it was read from when parseJsonText read it, else serialised with bigint
+ * as the exact JSON number, exact numbers from parseJsonExact as they came and -0 as -0.
+ */
 export function stringifyJsonExact(value: unknown): string {
-  return JSON.stringify(value, bigintAsNumber);
+  const text = typeof value === 'object' && value !== null ? JSON_TEXTS.get(value) : undefined;
+  return text ?? JSON.stringify(value, exactNumbers);
 }

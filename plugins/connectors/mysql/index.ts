@@ -3,7 +3,8 @@ import mysql from 'mysql2/promise';
 import { type JsonSchema, defineConnectorPlugin, invalidArgument, type SluiceError } from 'sluice/sdk';
 import * as core from '../_sql/core.js';
 import { flinkColumnTypes, mysqlFlinkType } from '../_sql/flink-types.js';
-import { isoToSqlDateTime, parseJsonExact, stringifyJsonExact, timestampTextToIso } from '../_sql/values.js';
+import { isoToSqlDateTime, stringifyJsonExact, timestampTextToIso } from '../_sql/values.js';
+import { readJson } from './row-parser.js';
 import { streamReader } from './stream-reader.js';
 
 /**
@@ -46,6 +47,8 @@ const LOCK_WAIT_S = 600;
 const INTEGER_TYPES = new Set([1, 2, 3, 8, 9, 13]);
 /** The protocol code of FLOAT (single precision). */
 const FLOAT_TYPE = 4;
+/** The protocol code of DOUBLE. */
+const DOUBLE_TYPE = 5;
 
 /** An integer bound as a 64-bit integer parameter, so that comparisons stay exact beyond 2^53. */
 function intParam(value: bigint): unknown {
@@ -70,7 +73,10 @@ const JSON_TYPE = 245;
 
 type Convert = (value: unknown) => unknown;
 const timestamp: Convert = (v) => (typeof v === 'string' ? timestampTextToIso(v) : v);
-const json: Convert = (v) => (typeof v === 'string' ? parseJsonExact(v) : v);
+const json =
+  (column: string): Convert =>
+  (v) =>
+    typeof v === 'string' ? readJson(v, column) : v;
 
 /**
  * The conversions a keyset page's columns need, decided once from its field metadata (mysql2 reads
@@ -84,7 +90,7 @@ function conversions(fields: readonly mysql.FieldPacket[]): [string, Convert][] 
     const type = f.columnType ?? f.type;
     const extended = (f as { extendedFormat?: string }).extendedFormat;
     if (type !== undefined && TIMESTAMP_TYPES.has(type)) out.push([f.name, timestamp]);
-    else if (type === JSON_TYPE || extended === 'json') out.push([f.name, json]);
+    else if (type === JSON_TYPE || extended === 'json') out.push([f.name, json(f.name)]);
   }
   return out;
 }
@@ -144,9 +150,14 @@ const CONFIG_CODES = new Set([
 /** A driver error as a SluiceError: UNAVAILABLE when the server cannot be reached; the password never shows. */
 function mapError(err: unknown, doing: string, url: string): SluiceError {
   if (core.isSluice(err)) return err;
+  if (err instanceof core.ValueError) return core.valueFailure(DIALECT, doing, err, url);
   const e = (err ?? {}) as { code?: unknown; fatal?: unknown };
   const code = typeof e.code === 'string' ? e.code : '';
-  const text = err instanceof Error ? err.message || code || err.name : String(err);
+  // Shortened (a refused value is quoted whole: a huge text into a DATETIME column), after the password
+  // is out: a cut through it would leave a part that scrub no longer finds.
+  const text = core.shortenMessage(
+    core.scrub(err instanceof Error ? err.message || code || err.name : String(err), url),
+  );
   const message = core.scrub(`mysql: ${doing}: ${text}`, url);
   if (
     UNAVAILABLE_CODES.has(code) ||
@@ -228,28 +239,43 @@ function kindOf(type: string, scale: number | null): core.ColumnKind {
   return 'other';
 }
 
+/** A year of five or more digits, or ISO 8601's expanded year (`+010000-`, `-000001-`). */
+const LONG_YEAR = /^(?:[+-]\d{6}|\d{5,})-/;
+
+/**
+ * Timestamp text for a DATETIME/TIMESTAMP/DATE column, refused here when its year has more than four
+ * digits: the server would refuse it too, but name only its statement's row.
+ */
+function beforeYear10000(text: string): string {
+  if (LONG_YEAR.test(text))
+    throw new core.ValueError('a timestamp within the years 0000..9999 (what DATETIME holds)', text);
+  return text;
+}
+
 /** A row value as a bind parameter for a column of the kind: epoch ms into DATETIME/TIMESTAMP, objects as JSON text. */
 function convert(value: unknown, kind: core.ColumnKind): unknown {
   if (value === null || value === undefined) return null;
   if (kind === 'timestamp') {
     if (typeof value === 'number') return core.msToSqlDateTime(value);
-    if (value instanceof Date) return core.msToSqlDateTime(value.getTime());
+    if (value instanceof Date) return core.msToSqlDateTime(core.dateMs(value));
     // ISO 8601 UTC text, as the readers give timestamps: every fractional digit kept.
-    if (typeof value === 'string') return isoToSqlDateTime(value);
+    if (typeof value === 'string') return isoToSqlDateTime(beforeYear10000(value));
     return value;
   }
   if (kind === 'date') {
-    if (typeof value === 'number') return core.msToIso(value).slice(0, 10);
-    if (value instanceof Date) return value.toISOString().slice(0, 10);
+    if (typeof value === 'number') return core.msToSqlDateTime(value).slice(0, 10);
+    if (value instanceof Date) return core.msToSqlDateTime(core.dateMs(value)).slice(0, 10);
+    if (typeof value === 'string') return beforeYear10000(value);
     return value;
   }
   // The server rounds a fraction into an integer column with only a note, strict mode or not (2.5 into
   // BIGINT is 2): such a value fails the write instead, as it does on PostgreSQL. A table createTable made
-  // from a first batch of whole numbers has BIGINT where the source's column may be floating point.
+  // from a first batch of whole numbers has BIGINT where the source's column may be floating point (when
+  // the rows did not come from a SQL reader, which marks its floating-point columns).
   if (kind === 'integer' && typeof value === 'number' && !Number.isInteger(value))
-    throw core.sluiceError(
-      'FAILED_PRECONDITION',
-      `mysql: ${value} is not an integer, and an integer column would round it; give the column a type that holds it`,
+    throw new core.ValueError(
+      'an integer (the column has an integer type, which would round a fraction; give it a type that holds one)',
+      value,
     );
   if (kind === 'json') {
     // A string (or bytes) is JSON text already; any other value is the JSON value itself, as its text:
@@ -262,7 +288,7 @@ function convert(value: unknown, kind: core.ColumnKind): unknown {
     return stringifyJsonExact(value);
   }
   if (typeof value === 'bigint') return value.toString();
-  if (value instanceof Date) return core.msToSqlDateTime(value.getTime());
+  if (value instanceof Date) return core.msToSqlDateTime(core.dateMs(value));
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   if (typeof value === 'object') return stringifyJsonExact(value);
   return value;
@@ -374,6 +400,11 @@ export default defineConnectorPlugin({
       return w;
     };
 
+    // FLOAT and DOUBLE: createTable makes them floating point whatever the values (markFloatColumns).
+    const floatColumns = new Set(
+      selected.filter((f) => f.columnType === FLOAT_TYPE || f.columnType === DOUBLE_TYPE).map((f) => f.name),
+    );
+
     if (options.readMethod !== 'keyset') {
       const literal = windowSql(
         (ms) => `'${core.msToSqlDateTime(ms)}'`,
@@ -411,6 +442,7 @@ export default defineConnectorPlugin({
         sql: `SELECT ${columns} FROM ${table} WHERE ${where} ORDER BY ${key}`,
         keyField: stripKey ? undefined : keyField,
         batchSize: cfg.batchSize,
+        floatColumns,
         async close(abandoned) {
           // Left mid-stream: the connection goes, and the server ends the query and the transaction with it.
           if (abandoned) return conn.destroy();
@@ -426,6 +458,8 @@ export default defineConnectorPlugin({
     // instead of scanning the rest of the table for more matches.
     let keys: { min: unknown; max: unknown } | null | undefined = scan.type === 'TIME' ? undefined : null;
     let convert: [string, Convert][] | undefined;
+    /** Rows of the earlier pages, to say where a value that cannot be read is. */
+    let rowsRead = 0;
 
     return core.keysetReader(
       {
@@ -463,7 +497,15 @@ export default defineConnectorPlugin({
             params as never[],
           );
           convert ??= conversions(fields);
-          if (convert.length > 0) for (const row of rows) for (const [name, fn] of convert) row[name] = fn(row[name]);
+          let i = 0;
+          try {
+            if (convert.length > 0)
+              for (; i < rows.length; i++) for (const [name, fn] of convert) rows[i]![name] = fn(rows[i]![name]);
+          } catch (err) {
+            if (err instanceof core.ValueError) err.row = `row ${rowsRead + i + 1} of the window`;
+            throw err;
+          }
+          rowsRead += rows.length;
           return rows as Record<string, unknown>[];
         },
         async close() {
@@ -474,6 +516,7 @@ export default defineConnectorPlugin({
       },
       cfg.batchSize,
       stripKey,
+      floatColumns,
     );
   },
 

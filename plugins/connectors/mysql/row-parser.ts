@@ -1,4 +1,5 @@
 import type { FieldPacket } from 'mysql2';
+import { ValueError } from '../_sql/core.js';
 import { parseJsonExact, timestampTextToIso } from '../_sql/values.js';
 
 /**
@@ -138,16 +139,27 @@ export function readTimestamp(packet: TextPacket): string | null {
   return text === null ? null : timestampTextToIso(text);
 }
 
-/** A JSON column's value (its text read by mysql2 in the given encoding). */
-export function readJson(text: string | null): unknown {
-  return text === null ? null : parseJsonExact(text);
+/**
+ * A JSON column's value (its text read by mysql2 in the given encoding). Text JavaScript cannot parse
+ * (MariaDB's json_valid takes `1.` and `"\x"`) is a ValueError naming the column.
+ */
+export function readJson(text: string | null, column: string): unknown {
+  if (text === null) return null;
+  try {
+    return parseJsonExact(text);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    const e = new ValueError(`JSON text JavaScript can parse (${reason})`, text, { cause: err });
+    e.column = column;
+    throw e;
+  }
 }
 
 /** The read of one column: mysql2's text parser under the connector's options, or one of the readers above. */
 function readCode(field: FieldPacket, i: number): string {
   const type = field.columnType;
   if ((field as { extendedFormat?: string }).extendedFormat === 'json')
-    return `readJson(packet.readLengthCodedString(fields[${i}].encoding))`;
+    return `readJson(packet.readLengthCodedString(fields[${i}].encoding), ${JSON.stringify(field.name)})`;
   switch (type) {
     case T.TINY:
     case T.SHORT:
@@ -176,7 +188,7 @@ function readCode(field: FieldPacket, i: number): string {
     case T.VECTOR:
       return 'packet.parseVector()';
     case T.JSON:
-      return 'readJson(packet.readLengthCodedString("utf8"))';
+      return `readJson(packet.readLengthCodedString("utf8"), ${JSON.stringify(field.name)})`;
     default:
       return field.characterSet === BINARY_CHARSET
         ? 'packet.readLengthCodedBuffer()'

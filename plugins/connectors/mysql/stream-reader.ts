@@ -1,5 +1,6 @@
 import type { Connection, FieldPacket, Query } from 'mysql2';
 import type { BoundedReader, SluiceError } from 'sluice/sdk';
+import { ValueError, markFloatColumns } from '../_sql/core.js';
 import { compileRowParser, type RowParser } from './row-parser.js';
 
 /** The server closed the connection without saying why (mysql2's code for it, so it maps as unavailable). */
@@ -16,6 +17,8 @@ export interface StreamReadSpec {
   /** The key column as the result names it; undefined when the rows do not carry it. */
   readonly keyField: string | undefined;
   readonly batchSize: number;
+  /** The floating-point columns, every batch is marked with (markFloatColumns). */
+  readonly floatColumns?: ReadonlySet<string>;
   /** Ends the transaction and the connection; `abandoned`: the query is still streaming, just drop the connection. */
   close(abandoned: boolean): Promise<void>;
   mapError(err: unknown, doing: string): SluiceError;
@@ -37,7 +40,13 @@ function useRowParser(q: Query): { used(): boolean } {
     ours = {
       next(packet, f, o) {
         rows++;
-        return compiled.next(packet, f, o);
+        try {
+          return compiled.next(packet, f, o);
+        } catch (err) {
+          // A value that cannot be read (JSON JavaScript cannot parse): the row is the one being parsed.
+          if (err instanceof ValueError) err.row = `row ${rows} of the window`;
+          throw err;
+        }
       },
     };
   });
@@ -138,7 +147,7 @@ export function streamReader(conn: Connection, spec: StreamReadSpec): BoundedRea
             if (ready.length === 0 && !ended) conn.resume();
             rows += batch.length;
             if (spec.keyField !== undefined) lastKey = batch[batch.length - 1]![spec.keyField];
-            yield batch;
+            yield markFloatColumns(batch, spec.floatColumns);
             continue;
           }
           if (ended) return;

@@ -2,6 +2,7 @@ import { StringDecoder } from 'node:string_decoder';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { BoundedReader, SluiceError } from 'sluice/sdk';
+import { markFloatColumns } from '../_sql/core.js';
 import { COPY_TEXT_FORM, CopyText, passableType } from './copy-text.js';
 import { parserFor, unescapeCopy } from './values.js';
 
@@ -13,6 +14,8 @@ export interface CopyReadSpec {
   readonly keyColumn: string;
   readonly stripKey: boolean;
   readonly batchSize: number;
+  /** The floating-point columns, every batch is marked with (markFloatColumns). */
+  readonly floatColumns?: ReadonlySet<string>;
   /** Ends the transaction and the connection; `abandoned`: a COPY is still running, just drop the connection. */
   close(abandoned: boolean): Promise<void>;
   mapError(err: unknown, doing: string): SluiceError;
@@ -86,7 +89,7 @@ export function copyReader(client: pg.Client, spec: CopyReadSpec): BoundedReader
               rows += batch.length;
               const full = batch;
               batch = [];
-              yield full;
+              yield markFloatColumns(full, spec.floatColumns);
             }
           }
           rest = text.slice(start);
@@ -96,7 +99,7 @@ export function copyReader(client: pg.Client, spec: CopyReadSpec): BoundedReader
       }
       if (batch.length > 0) {
         rows += batch.length;
-        yield batch;
+        yield markFloatColumns(batch, spec.floatColumns);
       }
     },
     positions: (): Record<string, string> =>

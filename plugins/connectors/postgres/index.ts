@@ -7,7 +7,7 @@ import { stringifyJsonExact } from '../_sql/values.js';
 import { copyReader } from './copy-reader.js';
 import * as idle from './idle-pool.js';
 import { COPY_TEXT_FORM, CopyText } from './copy-text.js';
-import { copyField, types } from './values.js';
+import { arrayLiteral, copyField, numberText, timestampInput, timestampText, types } from './values.js';
 
 /**
  * PostgreSQL source and sink. A read is one REPEATABLE READ, READ ONLY transaction on one connection:
@@ -52,14 +52,31 @@ const NETWORK_CODES = new Set([
 /** SQLSTATEs meaning the server is going away or full: retrying later may work. */
 const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300', '53400']);
 
+/** A server error about one bind parameter of an upsert statement, with the column and row it stands for. */
+class AtParameter extends Error {
+  constructor(
+    readonly error: unknown,
+    readonly at: string,
+  ) {
+    super(at);
+  }
+}
+
 /** A driver error as a SluiceError: UNAVAILABLE when the server cannot be reached; the password never shows. */
 function mapError(err: unknown, doing: string, url: string): SluiceError {
   if (core.isSluice(err)) return err;
+  if (err instanceof core.ValueError) return core.valueFailure(DIALECT, doing, err, url);
+  const names: string[] = [];
+  if (err instanceof AtParameter) {
+    names.push(err.at);
+    err = err.error;
+  }
   const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : '';
-  const text = err instanceof Error ? err.message || err.name : String(err);
+  // Shortened (a refused value is quoted whole: a huge text into a timestamp column), after the password
+  // is out: a cut through it would leave a part that scrub no longer finds.
+  const text = core.shortenMessage(core.scrub(err instanceof Error ? err.message || err.name : String(err), url));
   // The names the server gives, which its message leaves out (not its detail: "Failing row contains" a whole row).
   const fields = err as Partial<Record<'table' | 'column' | 'constraint' | 'where', unknown>> | undefined;
-  const names: string[] = [];
   // COPY's context names the line and column before the value it quotes: keep what comes before.
   const copyAt = typeof fields?.where === 'string' ? /^COPY [^,]+, (line \d+, column [^:]+):/.exec(fields.where) : null;
   if (copyAt) names.push(copyAt[1]!);
@@ -80,6 +97,26 @@ function mapError(err: unknown, doing: string, url: string): SluiceError {
   }
   if (code === '40001' || code === '40P01') return core.sluiceError('VERSION_CONFLICT', message, err);
   return core.sluiceError('FAILED_PRECONDITION', message, err);
+}
+
+/**
+ * A server error naming a bind parameter (a value its column's input function refused: `unnamed portal
+ * parameter $7`), with the column and the row (by its key values) it stands for; other errors as they are.
+ */
+function atParameter(
+  err: unknown,
+  names: readonly string[],
+  rows: readonly (readonly unknown[])[],
+  keys: readonly string[],
+): unknown {
+  const where = (err as { where?: unknown } | null)?.where;
+  const m = typeof where === 'string' ? /\bparameter \$(\d+)\b/.exec(where) : null;
+  if (!m) return err;
+  const n = Number(m[1]) - 1;
+  const row = rows[Math.floor(n / names.length)];
+  if (!row) return err;
+  const key = keys.map((k) => `${k} = ${core.describeReceived(row[names.indexOf(k)])}`).join(', ');
+  return new AtParameter(err, `column ${names[n % names.length]}, the row with ${key}`);
 }
 
 // Timestamps cross the wire in UTC, and a timestamp without time zone is compared as UTC. Dates and
@@ -168,21 +205,28 @@ function kindOf(type: string, category: string): core.ColumnKind {
   return 'other';
 }
 
-/** A row value as a bind parameter for a column of the kind: epoch ms into timestamps, JSON text into json. */
+/**
+ * A row value as a bind parameter (or COPY field) for a column of the kind: epoch ms into timestamps, JSON
+ * text into json, arrays as array literals (elements exact: JSON as read, -0 kept), -0 as '-0'.
+ */
 function convert(value: unknown, kind: core.ColumnKind): unknown {
   if (value === null || value === undefined) return null;
   // Left for insert, which knows the column's type: as it is, or as the value a plain read gives.
   if (value instanceof CopyText) return value;
   if (kind === 'timestamp' || kind === 'date') {
-    if (typeof value === 'number') return core.msToIso(value);
-    if (value instanceof Date) return value.toISOString();
+    if (typeof value === 'number') return timestampText(value);
+    if (value instanceof Date) return timestampText(core.dateMs(value));
+    if (typeof value === 'string') return timestampInput(value);
     return value;
   }
   // A string for a json column is taken as JSON text; anything else is serialised.
   if (kind === 'json') return typeof value === 'string' ? value : stringifyJsonExact(value);
-  if (kind === 'array') return value;
+  // node-postgres' own array literal prints -0 as 0 and JSON elements re-serialised: ours keeps both.
+  if (kind === 'array') return Array.isArray(value) ? arrayLiteral(value) : value;
+  // node-postgres prints -0 as 0.
+  if (typeof value === 'number') return Object.is(value, -0) ? numberText(value) : value;
   if (typeof value === 'bigint') return value.toString();
-  if (value instanceof Date) return value.toISOString();
+  if (value instanceof Date) return timestampText(core.dateMs(value));
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   if (typeof value === 'object') return stringifyJsonExact(value);
   return value;
@@ -283,6 +327,8 @@ export default defineConnectorPlugin({
       return sql;
     };
     const mapErr = (err: unknown, doing: string) => mapError(err, `${doing} of ${tableName}`, cfg.url);
+    // real and double precision: createTable makes them floating point whatever the values (markFloatColumns).
+    const floatColumns = new Set(fields.filter((f) => f.dataTypeID === 700 || f.dataTypeID === 701).map((f) => f.name));
     // Read or not, the snapshot's transaction is rolled back and the connection kept for the next job;
     // one left in a COPY (abandoned) or that failed is closed.
     const end = async (abandoned: boolean) => {
@@ -330,6 +376,7 @@ export default defineConnectorPlugin({
           keyColumn: cfg.keyColumn,
           stripKey,
           batchSize: cfg.batchSize,
+          floatColumns,
           close: end,
           mapError: mapErr,
         });
@@ -380,6 +427,7 @@ export default defineConnectorPlugin({
       },
       cfg.batchSize,
       stripKey,
+      floatColumns,
     );
   },
 
@@ -430,11 +478,16 @@ export default defineConnectorPlugin({
       const conflict = ` ON CONFLICT (${keys.map(q).join(', ')}) DO ${updates.length > 0 ? `UPDATE SET ${updates.join(', ')}` : 'NOTHING'}`;
       for (let i = 0; i < rows.length; i += per) {
         const params: unknown[] = [];
-        const tuples = rows.slice(i, i + per).map((row) => `(${row.map((v) => `$${params.push(v)}`).join(', ')})`);
-        await client.query(
-          `INSERT INTO ${table} (${names.map(q).join(', ')}) VALUES ${tuples.join(', ')}${conflict}`,
-          params,
-        );
+        const statement = rows.slice(i, i + per);
+        const tuples = statement.map((row) => `(${row.map((v) => `$${params.push(v)}`).join(', ')})`);
+        try {
+          await client.query(
+            `INSERT INTO ${table} (${names.map(q).join(', ')}) VALUES ${tuples.join(', ')}${conflict}`,
+            params,
+          );
+        } catch (err) {
+          throw atParameter(err, names, statement, keys);
+        }
       }
     };
     // The open COPY of replace-window rows: one per run of rows with the same columns.

@@ -1,5 +1,6 @@
 import pg from 'pg';
-import { parseJsonExact, stringifyJsonExact, timestampTextToIso } from '../_sql/values.js';
+import { dateMs, msToIso } from '../_sql/core.js';
+import { parseJsonExact, parseJsonText, stringifyJsonExact, timestampTextToIso } from '../_sql/values.js';
 
 /**
  * PostgreSQL values, text format in and out, exact: the parsers turn a column's text output into the
@@ -32,9 +33,11 @@ const PARSERS: Readonly<Record<number, Parser>> = {
   1115: arrayOf(timestampTextToIso),
   1185: arrayOf(timestampTextToIso),
   1231: arrayOf((text) => text), // numeric[]: exact text, not floats
-  114: parseJsonExact,
+  // json keeps its input text (key order, duplicate keys, whitespace): written back as read. jsonb's
+  // text is the server's own rendering of its value, which the parsed value gives back.
+  114: parseJsonText,
   3802: parseJsonExact,
-  199: arrayOf(parseJsonExact),
+  199: arrayOf(parseJsonText),
   3807: arrayOf(parseJsonExact),
   17: bytea,
   // Text, not node-postgres' objects: an interval or a point object does not read back as the value.
@@ -57,6 +60,42 @@ export const types = {
       ? pg.types.getTypeParser(oid, format)
       : parserFor(oid)) as pg.CustomTypesConfig['getTypeParser'],
 };
+
+/**
+ * An ISO 8601 year (astronomical: 0 is 1 BC) and the rest of the text (`-MM-DD…`) as PostgreSQL reads
+ * them: years past 9999 with their digits alone (it holds years up to 294276), years before 1 as the BC
+ * year it writes itself.
+ */
+function yearText(year: number, rest: string): string {
+  if (year >= 1) return `${String(year).padStart(4, '0')}${rest}`;
+  return `${String(1 - year).padStart(4, '0')}${rest} BC`;
+}
+
+/**
+ * Epoch ms as timestamp text PostgreSQL reads as that instant: ISO 8601, a year outside 1..9999 as
+ * yearText writes it (JavaScript writes `+010000-…`, which PostgreSQL misreads as a zone). A ValueError
+ * when no JavaScript Date holds the ms.
+ */
+export function timestampText(ms: number): string {
+  const iso = msToIso(ms);
+  const year = new Date(ms).getUTCFullYear();
+  return year >= 1 && year <= 9999 ? iso : yearText(year, iso.slice(iso.indexOf('-', 1)));
+}
+
+/** ISO 8601's expanded year (`+010000-01-01T…`, `-000001-…`), as JavaScript writes a year outside 0..9999. */
+const EXPANDED_YEAR = /^([+-])(\d{6})(-\d\d-\d\d(?:[T ].*)?)$/s;
+
+/** Timestamp text for a timestamp or date column: an expanded year as yearText writes it, other text as it is. */
+export function timestampInput(text: string): string {
+  const m = EXPANDED_YEAR.exec(text);
+  if (!m) return text;
+  return yearText(m[1] === '-' ? -Number(m[2]) : Number(m[2]), m[3]!);
+}
+
+/** A number as PostgreSQL text: -0 keeps its sign (JavaScript prints it as 0; float8 holds -0). */
+export function numberText(v: number): string {
+  return Object.is(v, -0) ? '-0' : String(v);
+}
 
 // ---------------------------------------------------------------------------------------- COPY text
 
@@ -86,11 +125,12 @@ function escapeCopy(text: string): string {
 function arrayElement(v: unknown): string {
   if (v === null || v === undefined) return 'NULL';
   if (Array.isArray(v)) return arrayLiteral(v);
-  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
+  if (typeof v === 'number') return numberText(v);
+  if (typeof v === 'bigint') return String(v);
   if (typeof v === 'boolean') return v ? 't' : 'f';
   let text: string;
   if (typeof v === 'string') text = v;
-  else if (v instanceof Date) text = v.toISOString();
+  else if (v instanceof Date) text = timestampText(dateMs(v));
   else if (v instanceof Uint8Array) text = `\\x${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex')}`;
   else text = stringifyJsonExact(v);
   return `"${text.replace(/[\\"]/g, '\\$&')}"`;
@@ -108,10 +148,11 @@ export function arrayLiteral(values: readonly unknown[]): string {
 export function copyField(v: unknown): string {
   if (v === null || v === undefined) return '\\N';
   if (typeof v === 'string') return escapeCopy(v);
-  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
+  if (typeof v === 'number') return numberText(v);
+  if (typeof v === 'bigint') return String(v);
   if (typeof v === 'boolean') return v ? 't' : 'f';
   if (v instanceof Uint8Array) return `\\\\x${Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex')}`;
   if (Array.isArray(v)) return escapeCopy(arrayLiteral(v));
-  if (v instanceof Date) return v.toISOString();
+  if (v instanceof Date) return timestampText(dateMs(v));
   return escapeCopy(stringifyJsonExact(v));
 }
