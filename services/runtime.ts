@@ -27,6 +27,7 @@ import type { Runner } from './operator/domain/runner.js';
 import { operatorGrpc } from './operator/grpc/adapter.js';
 import { GrpcSchedulePort } from './operator/grpc/schedule-port.js';
 import { CALLBACK_PATH, createCallbackServer } from './operator/http/callback.js';
+import { dashboardUrl } from './operator/http/static-ui.js';
 import { EmbeddedRunner } from './operator/runners/embedded.js';
 import { PooledRunner } from './operator/runners/pool.js';
 import { FlinkRunner } from './operator/runners/flink.js';
@@ -333,7 +334,7 @@ async function assemble(options: StartOptions, opened: (() => unknown)[]): Promi
       logger,
       ...(secrets ? { secrets } : {}),
     });
-    const { definition, implementation } = operatorGrpc(service, logger);
+    const { definition, implementation } = operatorGrpc(service, logger, { maxWatchStreams: config.maxWatchStreams });
     bindings.push({ name: 'sluice.operator.v1.OperatorService', definition, implementation: implementation as never });
     operator = { service, schedules };
   }
@@ -383,7 +384,11 @@ async function assemble(options: StartOptions, opened: (() => unknown)[]): Promi
       );
       opened.push(() => new Promise((resolve) => callback.close(resolve)));
       const bound = callback.address() as AddressInfo;
-      logger.info('HTTP callback listening', { address: `${host}:${bound.port}`, path: CALLBACK_PATH });
+      logger.info('HTTP server listening', {
+        address: `${host}:${bound.port}`,
+        callback: CALLBACK_PATH,
+        dashboard: dashboardUrl({ host, port: bound.port, tls: security.tls !== undefined }, config.publicHttpUrl),
+      });
       operator.callback = callback;
     } else {
       logger.info(

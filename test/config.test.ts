@@ -3,6 +3,7 @@ import { availableParallelism, hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { ConfigError, loadConfig } from '../services/core/config.js';
 import { DEFAULT_HEAP_MB, DEFAULT_YOUNG_GENERATION_MB } from '../services/operator/runners/pool.js';
+import { DEFAULT_MAX_WATCH_STREAMS } from '../services/core/limits.js';
 
 test('defaults apply when nothing is set', (t) => {
   t.deepEqual(loadConfig({}), {
@@ -24,6 +25,7 @@ test('defaults apply when nothing is set', (t) => {
     jobYoungGenMb: DEFAULT_YOUNG_GENERATION_MB,
     httpAddr: '127.0.0.1:8080',
     metricsMaxGroups: 1000,
+    maxWatchStreams: DEFAULT_MAX_WATCH_STREAMS,
     security: { tokens: new Map(), insecure: false },
     fileRoots: [resolve('.sluice/files')],
   });

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { loadConfig } from '../services/core/config.js';
 import { silentLogger } from '../services/core/logger.js';
 import { BUNDLED_PLUGINS_DIR } from '../services/core/paths.js';
+import { CALLBACK_PATH } from '../services/operator/http/callback.js';
+import { dashboardUrl } from '../services/operator/http/static-ui.js';
 import { startSluice } from '../services/runtime.js';
 import { healthCheck } from './helpers/probes.js';
 import { spawnService } from './helpers/process.js';
@@ -160,3 +162,52 @@ for (const setting of ['SLUICE_GRPC_ADDR', 'SLUICE_HTTP_ADDR'] as const) {
     },
   );
 }
+
+test.serial(
+  'the HTTP server logs its address and the URL of the dashboard, whose page links an icon of its own',
+  async (t) => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'sluice-start-'));
+    t.teardown(() => rmSync(dataDir, { recursive: true, force: true }));
+    const logged: [string, Record<string, unknown> | undefined][] = [];
+    const sluice = await startSluice({
+      config: loadConfig({
+        SLUICE_DATA_DIR: dataDir,
+        SLUICE_FILE_ROOTS: tmpdir(),
+        SLUICE_GRPC_ADDR: '127.0.0.1:0',
+        SLUICE_HTTP_ADDR: '127.0.0.1:0',
+        // A token turns the HTTP server on.
+        SLUICE_AUTH_TOKENS: `${'t'.repeat(32)}:admin`,
+      }),
+      logger: { ...silentLogger, info: (message, fields) => logged.push([message, fields]) },
+    });
+    t.teardown(() => sluice.close());
+    const port = sluice.callbackPort!;
+    const line = logged.find(([message]) => message === 'HTTP server listening')?.[1];
+    t.deepEqual(line, {
+      address: `127.0.0.1:${port}`,
+      callback: CALLBACK_PATH,
+      dashboard: `http://127.0.0.1:${port}/ui/`,
+    });
+    const page = await fetch(String(line?.dashboard));
+    t.is(page.status, 200);
+    const html = await page.text();
+    t.regex(html, /<title>Sluice<\/title>/);
+    // The page links an icon of its own, so the browser asks for no /favicon.ico (no path of Sluice's).
+    const href = /<link rel="icon" type="image\/svg\+xml" href="([^"]+)"/.exec(html)?.[1];
+    t.is(href, '/ui/favicon.svg');
+    const icon = await fetch(new URL(href!, String(line?.dashboard)));
+    t.is(icon.status, 200);
+    t.is(icon.headers.get('content-type'), 'image/svg+xml');
+    const svg = await icon.text();
+    t.regex(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    t.true(svg.length < 2048, `a small icon (${svg.length} bytes)`);
+    // Elsewhere: TLS, wildcard and IPv6 addresses, and the public URL others reach the server at.
+    t.is(dashboardUrl({ host: '0.0.0.0', port: 8080, tls: true }), 'https://127.0.0.1:8080/ui/');
+    t.is(dashboardUrl({ host: '::', port: 8080, tls: false }), 'http://[::1]:8080/ui/');
+    t.is(dashboardUrl({ host: 'fd00::5', port: 80, tls: false }), 'http://[fd00::5]:80/ui/');
+    t.is(
+      dashboardUrl({ host: '0.0.0.0', port: 8080, tls: false }, 'https://sluice.example.com/'),
+      'https://sluice.example.com/ui/',
+    );
+  },
+);

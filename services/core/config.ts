@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
 import { delimiter, dirname, join, resolve } from 'node:path';
+import { DEFAULT_SECRET_ENV, parseSecretEnv } from 'sluice/sdk';
 import { MIN_TOKEN_LENGTH, type Role, parseTokens } from './auth.js';
 import type { TlsFiles } from './grpc-auth.js';
 import type { LogLevel } from './logger.js';
+import { DEFAULT_MAX_WATCH_STREAMS } from './limits.js';
 import { parseSecretKey } from './secret-box.js';
 
 /** Who may call, and over what (docs/security.md). */
@@ -46,6 +48,8 @@ export interface Config {
   readonly runner: string;
   /** SLUICE_MAX_RUNNING_JOBS: jobs the embedded runner runs at once in this process. */
   readonly maxRunningJobs: number;
+  /** SLUICE_MAX_WATCH_STREAMS: WatchJob streams this process keeps open at once; one more is RESOURCE_EXHAUSTED. */
+  readonly maxWatchStreams: number;
   /**
    * SLUICE_JOB_THREADS: worker threads jobs run in (0: in the service's own thread). Default `cores`: one per
    * core (os.availableParallelism()), never more than SLUICE_MAX_RUNNING_JOBS.
@@ -124,6 +128,7 @@ export const DEFAULTS = {
   SLUICE_SCHEDULE_ADDR: '',
   SLUICE_RUNNER: 'embedded',
   SLUICE_MAX_RUNNING_JOBS: '4',
+  SLUICE_MAX_WATCH_STREAMS: String(DEFAULT_MAX_WATCH_STREAMS),
   SLUICE_JOB_THREADS: 'cores',
   SLUICE_FAILOVER_MS: '5000',
   SLUICE_SCHEDULE_RESCAN_MS: '30000',
@@ -149,41 +154,19 @@ export const DEFAULTS = {
   SLUICE_PUBLIC_HTTP_URL: '',
   SLUICE_CALLBACK_INLONG_USERS: '',
   SLUICE_SECRET_KEY: '',
-  SLUICE_SECRET_ENV: 'SLUICE_SECRET_*',
+  SLUICE_SECRET_ENV: DEFAULT_SECRET_ENV,
   SLUICE_SECRETS_DIR: '',
   SLUICE_TRACE_URL_TEMPLATE: '',
 } as const;
 
 /**
- * True for a variable name that is Sluice's own: a setting (SLUICE_AUTH_TOKENS, SLUICE_SECRET_KEY, …), a plugin
- * setting (SLUICE_PLUGIN_*), or any other SLUICE_* name outside SLUICE_SECRET_*. A secret reference never reads one.
+ * SLUICE_SECRET_ENV: `NAME` or `PREFIX*` entries, comma-separated; `none`: no env references. Read by the SDK's
+ * parseSecretEnv, the one reading of it (plugins that read a variable an option names check it there too).
  */
-export function isSluiceSettingName(name: string): boolean {
-  return name in DEFAULTS || (name.startsWith('SLUICE_') && !name.startsWith('SLUICE_SECRET_'));
-}
-
-/** SLUICE_SECRET_ENV: `NAME` or `PREFIX*` entries, comma-separated; `none`: no env references. */
-export function parseSecretEnv(raw: string): string[] {
-  if (raw.trim() === 'none') return [];
-  const entries = raw
-    .split(',')
-    .map((e) => e.trim())
-    .filter((e) => e !== '');
-  if (entries.length === 0)
-    throw new ConfigError(
-      `SLUICE_SECRET_ENV: expected variable names or prefixes ending with * (e.g. SLUICE_SECRET_*,PG_PASSWORD), or none, got ${JSON.stringify(raw)}`,
-    );
-  for (const e of entries) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*\*?$/.test(e))
-      throw new ConfigError(
-        `SLUICE_SECRET_ENV: expected variable names or prefixes ending with * (e.g. SLUICE_SECRET_*,PG_PASSWORD), or none, got ${JSON.stringify(e)}`,
-      );
-    if (!e.endsWith('*') && isSluiceSettingName(e))
-      throw new ConfigError(
-        `SLUICE_SECRET_ENV: expected names of variables that are not Sluice settings (SLUICE_* names other than SLUICE_SECRET_*), got ${JSON.stringify(e)}`,
-      );
-  }
-  return entries;
+function readSecretEnv(raw: string): string[] {
+  const read = parseSecretEnv(raw);
+  if (!read.ok) throw new ConfigError(`SLUICE_SECRET_ENV: ${read.problem}`);
+  return [...read.entries];
 }
 
 /** SLUICE_SECRETS_DIR: an absolute folder (relative ones are resolved), never the root of the file system. */
@@ -384,7 +367,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(
       'SLUICE_SECRET_KEY: expected a key (32 bytes, hex or base64) with SLUICE_DATABASE_URL, got none: replicas sharing a PostgreSQL store must share the key secret options are stored under (make one with: openssl rand -hex 32)',
     );
-  const secretEnv = parseSecretEnv(get('SLUICE_SECRET_ENV'));
+  const secretEnv = readSecretEnv(get('SLUICE_SECRET_ENV'));
   const secretsDir = parseSecretsDir(get('SLUICE_SECRETS_DIR'));
   const allowedHosts = get('SLUICE_ALLOWED_HOSTS')
     .split(',')
@@ -406,6 +389,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...(scheduleAddr ? { scheduleAddr } : {}),
     runner,
     maxRunningJobs: positiveInt('SLUICE_MAX_RUNNING_JOBS', get('SLUICE_MAX_RUNNING_JOBS')),
+    maxWatchStreams: positiveInt('SLUICE_MAX_WATCH_STREAMS', get('SLUICE_MAX_WATCH_STREAMS')),
     jobThreads: jobThreads(
       get('SLUICE_JOB_THREADS'),
       positiveInt('SLUICE_MAX_RUNNING_JOBS', get('SLUICE_MAX_RUNNING_JOBS')),

@@ -3,6 +3,7 @@ import { invalidArgument } from 'sluice/sdk';
 /**
  * Every request limit in one place (docs/security.md lists them). A request past one is refused with
  * INVALID_ARGUMENT naming the field; the gRPC message size is enforced by the transport (RESOURCE_EXHAUSTED).
+ * Then the limits of what the service holds and answers: open WatchJob streams, and the size of error trailers.
  */
 
 /** Largest gRPC request accepted, in bytes. */
@@ -30,6 +31,29 @@ export const MAX_LIST_LENGTH = 10_000;
  * which travel in gRPC trailers: a key much longer than any option name is refused before it gets there.
  */
 export const MAX_STRUCT_KEY_LENGTH = 256;
+
+/**
+ * WatchJob streams one process keeps open at once, unless SLUICE_MAX_WATCH_STREAMS says otherwise: each holds a
+ * listener and a place in the watch poller until its job ends or the client goes, so one more is refused with
+ * RESOURCE_EXHAUSTED naming the limit and the setting.
+ */
+export const DEFAULT_MAX_WATCH_STREAMS = 1000;
+
+// What an error answer carries in its gRPC trailers, whatever made the error (a plugin's own `validate` may return
+// thousands of field errors, each as long as it likes): grpc-java and gRPC C++ accept 8 KiB of metadata by default
+// and end a call whose trailers are larger without its status; the two limits below add up to less. Sizes are
+// bytes as sent: the status message percent-encoded as grpc-js sends `grpc-message`, the field errors as their
+// ASCII-only JSON (services/core/grpc-status.ts applies both).
+/** Longest status message (`grpc-message`) of an error answer; a longer one is cut, ending with `...`. */
+export const MAX_STATUS_MESSAGE_BYTES = 2048;
+/**
+ * Largest `sluice-field-errors` trailer: the first field errors that fit (at most MAX_REPORTED_FIELD_ERRORS of
+ * them, each with its path, expected, received and message cut to MAX_FIELD_ERROR_PART_BYTES), then one entry
+ * counting those left out.
+ */
+export const MAX_FIELD_ERRORS_TRAILER_BYTES = 5120;
+/** Longest path, expected, received or message of one field error in the `sluice-field-errors` trailer. */
+export const MAX_FIELD_ERROR_PART_BYTES = 1024;
 
 /** Request fields (camelCase, as decoded) that are google.protobuf.Struct: their keys are the client's own. */
 const STRUCT_FIELDS = new Set(['options', 'boundedOptions', 'resolvedSourceOptions', 'resolvedPositions']);

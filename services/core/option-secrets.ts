@@ -2,8 +2,16 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsConstants, realpathSync } from 'node:fs';
 import { open, realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
-import { ERROR_CODES, SluiceError, realPathOf, type JsonSchema, type Options } from 'sluice/sdk';
-import { DEFAULTS, isSluiceSettingName, parseSecretEnv, parseSecretsDir } from './config.js';
+import {
+  ERROR_CODES,
+  SluiceError,
+  isSecretEnvAllowed,
+  realPathOf,
+  secretEnvEntries,
+  type JsonSchema,
+  type Options,
+} from 'sluice/sdk';
+import { parseSecretsDir } from './config.js';
 import { SecretBox } from './secret-box.js';
 
 /** What a secret is shown as wherever options leave the service. */
@@ -447,7 +455,9 @@ export function scrubSecrets(text: string, secrets: readonly string[]): string {
 
 /** Where secret references may point, read from the service's environment (the settings of config.ts). */
 interface RefPolicy {
-  /** SLUICE_SECRET_ENV entries (`NAME`, `PREFIX*`); none when the setting cannot be read. */
+  /** The environment references read from; the SDK's isSecretEnvAllowed says which of its variables they may name. */
+  readonly vars: NodeJS.ProcessEnv;
+  /** SLUICE_SECRET_ENV entries (`NAME`, `PREFIX*`), for messages; none when the setting cannot be read. */
   readonly env: readonly string[];
   /** SLUICE_SECRETS_DIR; undefined: no file references. */
   readonly dir?: string;
@@ -456,13 +466,7 @@ interface RefPolicy {
 }
 
 function refPolicy(env: NodeJS.ProcessEnv): RefPolicy {
-  let entries: string[] = [];
   let dir: string | undefined;
-  try {
-    entries = parseSecretEnv(env.SLUICE_SECRET_ENV || DEFAULTS.SLUICE_SECRET_ENV);
-  } catch {
-    // refused at start; should it be wrong here, nothing is allowed
-  }
   try {
     dir = parseSecretsDir(env.SLUICE_SECRETS_DIR ?? '');
   } catch {
@@ -474,12 +478,7 @@ function refPolicy(env: NodeJS.ProcessEnv): RefPolicy {
     env.SLUICE_TLS_KEY,
     env.SLUICE_PLUGIN_SETTINGS_FILE,
   ].flatMap((p) => (p ? [realPathOf(p)] : []));
-  return { env: entries, ...(dir ? { dir } : {}), denied };
-}
-
-function envAllowed(name: string, policy: RefPolicy): boolean {
-  if (isSluiceSettingName(name)) return false;
-  return policy.env.some((e) => (e.endsWith('*') ? name.startsWith(e.slice(0, -1)) : name === e));
+  return { vars: env, env: secretEnvEntries(env), ...(dir ? { dir } : {}), denied };
 }
 
 /** True when p lies strictly inside dir (both real paths). */
@@ -587,7 +586,7 @@ export function checkSecretRef(
   policy: RefPolicy = refPolicy(env),
 ): string | undefined {
   const name = /^env:([A-Za-z_][A-Za-z0-9_]*)$/.exec(ref)?.[1];
-  if (name !== undefined && envAllowed(name, policy)) return undefined;
+  if (name !== undefined && isSecretEnvAllowed(name, policy.vars)) return undefined;
   if (/^file:\//.test(ref) && fileAllowed(realPathOf(ref.slice(5)), policy)) return undefined;
   return allowedRefs(policy);
 }

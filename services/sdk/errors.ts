@@ -20,6 +20,11 @@ export const ERROR_CODES = {
   VERSION_CONFLICT: 'VERSION_CONFLICT',
   /** A dependency (database, broker, another service) cannot be reached; retrying may help. gRPC UNAVAILABLE. */
   UNAVAILABLE: 'UNAVAILABLE',
+  /**
+   * A limit of the service's own resources is reached (e.g. open WatchJob streams); the message names the limit and
+   * its setting. Retrying later may help. gRPC RESOURCE_EXHAUSTED.
+   */
+  RESOURCE_EXHAUSTED: 'RESOURCE_EXHAUSTED',
   /** No valid credential came with the call (a bearer token or a client certificate). gRPC UNAUTHENTICATED. */
   UNAUTHENTICATED: 'UNAUTHENTICATED',
   /** The credential is valid but its role does not allow the call. gRPC PERMISSION_DENIED. */

@@ -10,3 +10,4 @@ export * from './engine.js';
 export * from './policy.js';
 export * from './reconcile.js';
 export * from './json.js';
+export * from './secrets.js';

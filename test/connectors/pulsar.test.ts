@@ -9,6 +9,7 @@ import {
   applyDefaults,
 } from 'sluice/sdk';
 import { Catalog } from '../../services/catalog/domain/catalog.js';
+import { checkSecretRef } from '../../services/core/option-secrets.js';
 import { silentLogger } from '../../services/core/logger.js';
 import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
 import { HookRunner } from '../../services/host/hook-runner.js';
@@ -208,7 +209,7 @@ test('options: URL, topic and cross-field checks are field errors; good options 
   t.deepEqual(await paths({ ...OPTIONS, format: 'raw', ignoreParseErrors: true }), ['options.ignoreParseErrors']);
   t.deepEqual(await paths({ ...OPTIONS, readTimeoutMs: 5000, stallTimeoutMs: 1000 }), ['options.readTimeoutMs']);
   t.deepEqual(await paths({ ...OPTIONS, authTokenEnv: 'not-a-name' }), ['options.authTokenEnv']);
-  // Only SLUICE_SECRET_ names: no other variable of the service can be sent to a broker of the caller's.
+  // SLUICE_SECRET_ENV unset: only SLUICE_SECRET_ names, so no other variable of the service can be sent to a broker.
   for (const name of ['PULSAR_TOKEN', 'SLUICE_AUTH_TOKENS', 'SLUICE_SECRET_KEY', 'SLUICE_SECRET_ENV', 'HOME'])
     t.deepEqual(await paths({ ...OPTIONS, authTokenEnv: name }), ['options.authTokenEnv'], name);
   for (const [name, prop] of Object.entries(SOURCE_OPTIONS.properties!))
@@ -636,6 +637,64 @@ test('reader (stand-in client): authTokenEnv must name a set variable; close is 
   t.deepEqual((await drain(reader)).rows, [], 'a closed reader yields nothing');
   t.true(fake.clients.at(-1)!.closed);
 });
+
+test.serial(
+  'authTokenEnv follows SLUICE_SECRET_ENV, as env: secret references do: a listed variable is a usable token, a Sluice setting never',
+  async (t) => {
+    const saved = { list: process.env.SLUICE_SECRET_ENV, token: process.env.PULSAR_TOKEN };
+    const restore = (name: string, value: string | undefined) =>
+      value === undefined ? delete process.env[name] : (process.env[name] = value);
+    t.teardown(() => {
+      restore('SLUICE_SECRET_ENV', saved.list);
+      restore('PULSAR_TOKEN', saved.token);
+    });
+    process.env.SLUICE_SECRET_ENV = 'SLUICE_SECRET_*,PULSAR_TOKEN';
+    process.env.PULSAR_TOKEN = 'a-pulsar-jwt-of-the-test';
+    const errors = (authTokenEnv: string) =>
+      t.context.catalog.validateOptions('pulsar', 'source', { ...OPTIONS, authTokenEnv });
+    t.deepEqual(await errors('PULSAR_TOKEN'), [], 'a variable SLUICE_SECRET_ENV lists');
+    t.deepEqual(await errors('SLUICE_SECRET_PULSAR_TOKEN'), [], 'a variable of a prefix SLUICE_SECRET_ENV lists');
+    t.is(checkSecretRef('env:PULSAR_TOKEN'), undefined, 'the same answer as for an env: secret reference');
+    for (const name of ['OTHER_TOKEN', 'SLUICE_AUTH_TOKENS', 'SLUICE_SECRET_KEY', 'SLUICE_SECRET_ENV']) {
+      const [error, ...more] = await errors(name);
+      t.deepEqual(more, [], name);
+      t.is(error?.path, 'options.authTokenEnv', name);
+      t.is(
+        error?.expected,
+        'a variable SLUICE_SECRET_ENV allows (SLUICE_SECRET_*,PULSAR_TOKEN; never a Sluice setting)',
+        name,
+      );
+      t.is(error?.received, JSON.stringify(name));
+      t.truthy(checkSecretRef(`env:${name}`), `env:${name} is refused as well`);
+    }
+
+    const fake = new FakePulsar({ [TOPIC]: MESSAGES });
+    const tokens: string[] = [];
+    const api: PulsarApi = {
+      ...fake.api(),
+      AuthenticationToken: class {
+        constructor(params: { token: string }) {
+          tokens.push(params.token);
+        }
+      },
+    };
+    const options = { authTokenEnv: 'PULSAR_TOKEN' };
+    const reader = await openBoundedReader(api, plan(time('0', '99999'), options), silentLogger);
+    t.deepEqual(tokens, ['a-pulsar-jwt-of-the-test']);
+    t.truthy(fake.clients.at(-1)!.config.authentication, 'the client authenticates with the token');
+    t.is((await drain(reader)).rows.length, MESSAGES.length);
+    await reader.close();
+
+    // The list narrowed since the group was made: the reader refuses before it reads the variable.
+    process.env.SLUICE_SECRET_ENV = 'SLUICE_SECRET_*';
+    const err = await t.throwsAsync(openBoundedReader(api, plan(time('0', '99999'), options), silentLogger));
+    t.is(code(err), 'FAILED_PRECONDITION');
+    t.is(field(err), 'options.authTokenEnv');
+    t.regex(err!.message, /PULSAR_TOKEN \(authTokenEnv\) is not allowed: expected a variable SLUICE_SECRET_ENV allows/);
+    t.false(err!.message.includes('a-pulsar-jwt-of-the-test'), 'never the token');
+    t.deepEqual(tokens, ['a-pulsar-jwt-of-the-test'], 'the variable was not read again');
+  },
+);
 
 test('reader (stand-in client): marker entries at the end (transactions, replicated subscriptions): hasNext stays true, the read ends after stallTimeoutMs with what it read', async (t) => {
   const fake = new FakePulsar({ [TOPIC]: MESSAGES }, { markers: true });

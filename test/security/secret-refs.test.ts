@@ -8,8 +8,16 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describeValue, fieldError, isSluiceError, setHostPolicy, type JsonSchema } from 'sluice/sdk';
-import { ConfigError, loadConfig } from '../../services/core/config.js';
+import {
+  describeValue,
+  fieldError,
+  isSecretEnvAllowed,
+  isSluiceError,
+  isSluiceSettingName,
+  setHostPolicy,
+  type JsonSchema,
+} from 'sluice/sdk';
+import { ConfigError, DEFAULTS, loadConfig } from '../../services/core/config.js';
 import {
   OptionSecrets,
   checkSecretRef,
@@ -158,6 +166,29 @@ test('SLUICE_SECRET_ENV and SLUICE_SECRETS_DIR: defaults, and bad values stop st
     const err = t.throws(() => loadConfig({ [name]: value }), { instanceOf: ConfigError });
     t.true(err!.message.startsWith(`${name}: `), err!.message);
   }
+});
+
+test("the SDK's isSecretEnvAllowed is the rule env: references follow; no Sluice setting passes, whatever SLUICE_SECRET_ENV lists", (t) => {
+  const env = { SLUICE_SECRET_ENV: 'SLUICE_*,PG_PASSWORD' };
+  for (const name of Object.keys(DEFAULTS)) {
+    t.true(isSluiceSettingName(name), name);
+    t.false(isSecretEnvAllowed(name, env), name);
+    t.truthy(checkSecretRef(`env:${name}`, env), name);
+  }
+  for (const [name, allowed] of [
+    ['SLUICE_SECRET_PG', true],
+    ['PG_PASSWORD', true],
+    ['PG_PASSWORD_2', false],
+    ['SLUICE_PLUGIN_AIRFLOW_PASSWORD', false],
+    ['HOME', false],
+    ['not a name', false],
+  ] as const) {
+    t.is(isSecretEnvAllowed(name, env), allowed, name);
+    t.is(checkSecretRef(`env:${name}`, env) === undefined, allowed, name);
+  }
+  t.true(isSecretEnvAllowed('SLUICE_SECRET_PG', {}), 'the default: SLUICE_SECRET_*');
+  t.false(isSecretEnvAllowed('SLUICE_SECRET_PG', { SLUICE_SECRET_ENV: 'none' }));
+  t.false(isSecretEnvAllowed('SLUICE_SECRET_PG', { SLUICE_SECRET_ENV: '*' }), 'a malformed list allows nothing');
 });
 
 /** A group writing generated rows to a Kafka sink whose brokers are `brokers`. */

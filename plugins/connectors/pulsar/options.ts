@@ -7,8 +7,10 @@ import {
   SluiceError,
   applyDefaults,
   checkAllowedHost,
+  describeSecretEnv,
   fieldError,
   invalidArgument,
+  isSecretEnvAllowed,
 } from 'sluice/sdk';
 import {
   MESSAGE_ID_FORMAT,
@@ -104,13 +106,14 @@ export const SOURCE_OPTIONS: JsonSchema = {
       default: 30,
       description: "Timeout of the client's broker operations (lookup, creating the reader, seek), in seconds.",
     },
-    // Only SLUICE_SECRET_ names, as for secret references (docs/security.md): any name would let whoever may
-    // create a group send any variable of the service (SLUICE_AUTH_TOKENS, say) to a serviceUrl of theirs.
+    // Any variable name here; which variables may be read is SLUICE_SECRET_ENV's, as for secret references
+    // (checkSourceOptions, and the reader again before it reads one): any variable would let whoever may create a
+    // group send SLUICE_AUTH_TOKENS (say) to a serviceUrl of theirs.
     authTokenEnv: {
       type: 'string',
-      pattern: '^SLUICE_SECRET_(?!KEY$|ENV$)[A-Za-z0-9_]+$',
+      pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
       description:
-        'Name of an environment variable of the Sluice process that holds a Pulsar JWT token (token authentication): SLUICE_SECRET_ and a name (not SLUICE_SECRET_KEY or SLUICE_SECRET_ENV). The token itself is never an option, so it is never stored with the group. Embedded reader only.',
+        'Name of an environment variable of the Sluice process that holds a Pulsar JWT token (token authentication): one SLUICE_SECRET_ENV allows, as for secret references (default: SLUICE_SECRET_ and a name, never SLUICE_SECRET_KEY or SLUICE_SECRET_ENV), and never a Sluice setting. The token itself is never an option, so it is never stored with the group. Embedded reader only.',
       examples: ['SLUICE_SECRET_PULSAR_TOKEN'],
     },
   },
@@ -162,8 +165,19 @@ export function checkServiceHosts(serviceUrl: unknown): FieldError[] {
   });
 }
 
+/**
+ * A field error when authTokenEnv names a variable SLUICE_SECRET_ENV does not allow (or a Sluice setting), or
+ * undefined. The name is echoed, never the variable's value.
+ */
+export function checkAuthTokenEnv(name: unknown): FieldError | undefined {
+  if (typeof name !== 'string' || isSecretEnvAllowed(name)) return undefined;
+  return fieldError('options.authTokenEnv', describeSecretEnv(), name);
+}
+
 export function checkSourceOptions(options: Options): FieldError[] {
   const errors: FieldError[] = [...checkServiceHosts(options.serviceUrl)];
+  const tokenEnv = checkAuthTokenEnv(options.authTokenEnv);
+  if (tokenEnv) errors.push(tokenEnv);
   const topic = options.topic;
   if (typeof topic === 'string') {
     if (topic.startsWith('non-persistent://')) {

@@ -18,7 +18,7 @@ import {
   positionAfter,
 } from './message-id.js';
 import { classifyPulsarError, pulsarFailure } from './errors.js';
-import type { ReadPlan } from './options.js';
+import { type ReadPlan, checkAuthTokenEnv } from './options.js';
 
 function unavailable(what: string, err?: unknown): SluiceError {
   const message = err === undefined ? '' : `: ${err instanceof Error ? err.message : String(err)}`;
@@ -61,6 +61,14 @@ function clientLog(logger: Logger) {
 export async function openBoundedReader(api: PulsarApi, plan: ReadPlan, logger: Logger): Promise<BoundedReader> {
   let authentication: PulsarAuthentication | undefined;
   if (plan.authTokenEnv !== undefined) {
+    // Checked again here, where the variable is read: SLUICE_SECRET_ENV may be stricter than when the group was made.
+    const refused = checkAuthTokenEnv(plan.authTokenEnv);
+    if (refused)
+      throw new SluiceError(
+        ERROR_CODES.FAILED_PRECONDITION,
+        `pulsar: reading ${plan.authTokenEnv} (authTokenEnv) is not allowed: expected ${refused.expected}, got ${refused.received}`,
+        { field: refused.path, expected: refused.expected, received: refused.received },
+      );
     const token = process.env[plan.authTokenEnv];
     if (!token)
       throw new SluiceError(

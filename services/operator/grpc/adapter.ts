@@ -3,6 +3,7 @@ import { callerName, callerRole } from '../../core/grpc-auth.js';
 import { ERROR_CODES, SluiceError, invalidArgument, type Logger } from 'sluice/sdk';
 import { encodeBoundaries, decodeBoundaryType, unary } from '../../core/grpc-adapter.js';
 import { toServiceError } from '../../core/grpc-status.js';
+import { DEFAULT_MAX_WATCH_STREAMS } from '../../core/limits.js';
 import { maskOptions } from '../../core/option-secrets.js';
 import { checkPageSize, decodePageToken, encodePageToken } from '../../core/paging.js';
 import {
@@ -118,11 +119,21 @@ function decodeStates<T>(values: readonly number[], map: Map<number, T>, field: 
   });
 }
 
+/** Settings of the OperatorService gRPC adapter. */
+export interface OperatorGrpcOptions {
+  /** WatchJob streams open at once in this process (SLUICE_MAX_WATCH_STREAMS); default DEFAULT_MAX_WATCH_STREAMS. */
+  readonly maxWatchStreams?: number;
+}
+
 /** The OperatorService gRPC adapter: decode, call one use case, encode. */
 export function operatorGrpc(
   service: OperatorService,
   logger: Logger,
+  options: OperatorGrpcOptions = {},
 ): { definition: typeof OperatorServiceService; implementation: OperatorServiceServer } {
+  const maxWatchStreams = options.maxWatchStreams ?? DEFAULT_MAX_WATCH_STREAMS;
+  // Open WatchJob streams: each holds a listener (and a place in the watch poller) until it is over.
+  let watchStreams = 0;
   const implementation: OperatorServiceServer = {
     createGroup: unary(logger, 'CreateGroup', async (req) => ({
       group: encodeGroup(await service.createGroup(decodeGroup(req.group, 0))),
@@ -200,13 +211,37 @@ export function operatorGrpc(
     }),
     cancelJob: unary(logger, 'CancelJob', async (req) => ({ job: encodeJob(await service.cancelJob(req.jobId)) })),
     watchJob: (call: ServerWritableStream<WatchJobRequest, WatchJobResponse>) => {
+      if (watchStreams >= maxWatchStreams) {
+        const err = new SluiceError(
+          ERROR_CODES.RESOURCE_EXHAUSTED,
+          `WatchJob: expected at most ${maxWatchStreams} open streams in this process (SLUICE_MAX_WATCH_STREAMS), got one more; close a stream or try again later`,
+        );
+        call.emit('error', toServiceError(err, logger, 'WatchJob'));
+        return;
+      }
+      watchStreams++;
       let unsubscribe: (() => void) | undefined;
       let done = false;
+      let released = false;
+      // The slot is given back once, however the stream is over: the job ended, the client cancelled or went, or
+      // the watch failed.
+      const release = () => {
+        if (released) return;
+        released = true;
+        watchStreams--;
+      };
+      const unsubscribeOnce = () => {
+        const u = unsubscribe;
+        unsubscribe = undefined;
+        u?.();
+      };
       const finish = () => {
         done = true;
-        unsubscribe?.();
+        unsubscribeOnce();
+        release();
       };
       call.on('cancelled', finish);
+      call.on('close', finish);
       service
         .watchJob(call.request.jobId, (job) => {
           if (done) return;
@@ -218,10 +253,11 @@ export function operatorGrpc(
         })
         .then((u) => {
           unsubscribe = u;
-          if (done) u();
+          if (done) unsubscribeOnce();
         })
         .catch((err: unknown) => {
           done = true;
+          release();
           // grpc-js turns an 'error' event on a server stream into the call's status.
           call.emit('error', toServiceError(err, logger, 'WatchJob'));
         });

@@ -5,6 +5,18 @@ import { extname, join } from 'node:path';
 /** Where the dashboard lives on Sluice's HTTP server. */
 export const UI_PREFIX = '/ui';
 
+/**
+ * The dashboard's URL, for the start-up log: under SLUICE_PUBLIC_HTTP_URL when it is set (how others reach the
+ * server), else on the address the server listens on, a wildcard one (0.0.0.0, ::) as this machine's loopback.
+ */
+export function dashboardUrl(listen: { host: string; port: number; tls: boolean }, publicHttpUrl?: string): string {
+  if (publicHttpUrl) return `${publicHttpUrl.replace(/\/+$/, '')}${UI_PREFIX}/`;
+  const host =
+    listen.host === '' || listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host === '::' ? '::1' : listen.host;
+  const shown = host.includes(':') ? `[${host}]` : host;
+  return `${listen.tls ? 'https' : 'http'}://${shown}:${listen.port}${UI_PREFIX}/`;
+}
+
 const TYPES: Readonly<Record<string, string>> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
