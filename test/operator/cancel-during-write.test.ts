@@ -4,7 +4,9 @@
  * aborts once it has returned, and the window is never committed.
  */
 import anyTest, { type TestFn } from 'ava';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
+import { type AddressInfo, type Socket, createServer } from 'node:net';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,13 +30,14 @@ import { FakeSchedules, RUNNER_FIXTURES, datagenToFile } from '../helpers/operat
  * plugins by path.
  */
 const HOLD_SINK = `import { appendFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 
 export default {
   roles: ['sink'],
   sinkOptions: {
     type: 'object',
-    properties: { dir: { type: 'string' }, holdMs: { type: 'integer', minimum: 0 } },
+    properties: { dir: { type: 'string' }, holdMs: { type: 'integer', minimum: 0 }, holdPort: { type: 'integer' } },
     required: ['dir', 'holdMs'],
   },
   async openWriter({ options, window }) {
@@ -43,6 +46,8 @@ export default {
     return {
       async write(batch) {
         log('write ' + batch.length);
+        // holdPort: the write holds a connection while it waits, as a SQL sink's write holds its transaction's.
+        if (writes === 0 && options.holdPort) connect(options.holdPort, '127.0.0.1');
         if (++writes === 1) await new Promise((resolve) => setTimeout(resolve, options.holdMs));
         log('written');
       },
@@ -250,6 +255,55 @@ test('in a worker thread, a cancel during a write ends the run at once; the writ
     ['write 10', 'written', 'aborted'],
     'aborted once the write returned; never committed',
   );
+});
+
+test('in a worker thread, a write that does not return after a cancel has its thread stopped, and what it holds let go', async (t) => {
+  const { source, sink, logs } = t.context;
+  // The write holds a connection to this server for a minute; the thread is stopped 500 ms after the cancel.
+  const server = createServer();
+  const connected = once(server, 'connection') as Promise<[Socket]>;
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const pool = new PooledRunner({ threads: 1, stallTimeoutMs: 500, progressIntervalMs: 0 });
+  t.teardown(() => pool.close());
+  const jobId = 'pooled-hung';
+  const spec = {
+    job: {
+      jobId,
+      groupId: 'g',
+      streamId: 's1',
+      boundaries: { boundaryType: 'OFFSET', lowerBound: '0', upperBound: '20' },
+    },
+    group: { groupId: 'g' },
+    stream: {
+      streamId: 's1',
+      source: { connectorId: source.id, options: {} },
+      sink: {
+        connectorId: sink.id,
+        options: { dir: logs, holdMs: 60_000, holdPort: (server.address() as AddressInfo).port },
+      },
+      fields: [],
+    },
+    boundedSourceOptions: { delayMs: 1, from: 0, to: 20 },
+    source,
+    sink,
+  } as unknown as JobSpec;
+  const controller = new AbortController();
+  const run = pool.run(spec, quiet(controller.signal));
+  run.catch(() => {});
+  const [socket] = await connected;
+  const closed = once(socket, 'close');
+  socket.resume();
+  await logged(logs, jobId, 'write 10');
+  const cancelledAt = performance.now();
+  controller.abort(new Error('cancelled'));
+  const ms = await settleTime(run);
+  t.true(ms < 400, `the run ended ${Math.round(ms)} ms after the cancel`);
+  const stop = await Promise.race([closed.then(() => performance.now() - cancelledAt), sleep(5000).then(() => -1)]);
+  t.true(stop >= 0, 'the connection the hung write held was closed (its thread stopped)');
+  t.true(stop >= 400, `closed ${Math.round(stop)} ms after the cancel: not before the stall timeout`);
+  t.deepEqual(await logOf(logs, jobId), ['write 10'], 'never committed, never aborted: the thread went first');
 });
 
 test('CancelJob during a write answers CANCELLED at once, and the window is never committed', async (t) => {

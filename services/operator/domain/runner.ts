@@ -19,6 +19,12 @@ export interface RunContext {
   onProgress(progress: JobProgress): void;
   /** Where the window resolved to (e.g. Kafka offsets), as soon as it is known. */
   onResolved(positions: Readonly<Record<string, string>>): void;
+  /**
+   * The run ended on a cancel while the sink was still writing: `settled` resolves once that write has returned
+   * and the writer has aborted. The pool stops a thread whose write does not return in time, so that what the
+   * write holds (a connection, a transaction, a window lock) goes with it.
+   */
+  onLeftover?(settled: Promise<void>): void;
 }
 
 /** Executes jobs: `embedded` in this process, `flink` on a Flink cluster. run() resolves when the window is written and committed. */

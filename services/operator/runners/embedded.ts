@@ -127,12 +127,13 @@ export class EmbeddedRunner implements Runner {
         // abort in the middle of a write (a SQL sink's rollback would land between two statements of it, and
         // the rest of the batch outside the transaction). Nothing commits it meanwhile; the run ends now.
         const aborting = writer;
-        void leftWriting
+        const settled = leftWriting
           .then(
             () => aborting.abort(err),
             () => aborting.abort(err),
           )
           .catch(() => {});
+        ctx.onLeftover?.(settled);
       } else {
         await writer?.abort(err).catch(() => {});
       }

@@ -42,6 +42,11 @@ export type WorkerMessage =
   /** First, before any plugin code runs: the job has a thread now, and which (the pool stops it by this id). */
   | { readonly type: 'start'; readonly threadId: number }
   | { readonly type: 'beat' }
+  /**
+   * The job ended on its cancel with a sink write still in flight: the pool ends the run now, while this thread
+   * waits for the write (and the writer's abort) before it answers the task.
+   */
+  | { readonly type: 'left-writing' }
   | { readonly type: 'progress'; readonly seq: number; readonly progress: unknown }
   | { readonly type: 'resolved'; readonly seq: number; readonly positions: Readonly<Record<string, string>> }
   | { readonly type: 'hook'; readonly measurement: HookMeasurement }
@@ -101,6 +106,8 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
   });
   let last: { seq: number; progress: unknown } | undefined;
   let resolved: { seq: number; positions: Readonly<Record<string, string>> } | undefined;
+  /** The write a cancel left in flight, and the writer's abort after it. */
+  let leftover: Promise<void> | undefined;
   const tail = () => ({ ...(last ? { progress: last } : {}), ...(resolved ? { resolved } : {}) });
   try {
     const [source, sink] = await Promise.all([load(task.spec.source), load(task.spec.sink)]);
@@ -125,10 +132,18 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
           resolved = { seq: (resolved?.seq ?? 0) + 1, positions };
           port.postMessage({ type: 'resolved', ...resolved } satisfies WorkerMessage);
         },
+        onLeftover: (settled) => {
+          leftover = settled;
+        },
       },
     );
     return tail();
   } catch (err) {
+    if (leftover) {
+      // The task stays this thread's until the write has returned: a thread stuck in it is stopped (pool.ts).
+      port.postMessage({ type: 'left-writing' } satisfies WorkerMessage);
+      await leftover;
+    }
     if (isSluiceError(err))
       return { failed: { code: err.code, message: err.message, details: { ...err.details } }, ...tail() };
     return { failed: { message: err instanceof Error ? err.message : String(err) }, ...tail() };

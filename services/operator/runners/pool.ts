@@ -132,6 +132,11 @@ export class PooledRunner implements Runner {
     let lastBeat = Date.now();
     let progressSeen = 0;
     let resolvedSeen = 0;
+    /** Resolves when the worker says the cancelled job left a sink write in flight: the run ends then. */
+    let leftWriting!: () => void;
+    const endedWriting = new Promise<undefined>((resolve) => {
+      leftWriting = () => resolve(undefined);
+    });
     const jobContext = context.active();
     port1.on('message', (m: WorkerMessage) => {
       lastBeat = Date.now();
@@ -147,6 +152,8 @@ export class PooledRunner implements Runner {
         if (m.seq <= resolvedSeen) return;
         resolvedSeen = m.seq;
         ctx.onResolved(m.positions);
+      } else if (m.type === 'left-writing') {
+        leftWriting();
       } else if (m.type === 'hook') {
         recordHookMeasurement(m.measurement);
       } else if (m.type === 'log') {
@@ -155,7 +162,8 @@ export class PooledRunner implements Runner {
       }
     });
     // Cancel: the worker ends the job at once, also during a write (the writer rolls back once the write has
-    // returned); a thread that does not end it in time (its event loop blocked) is stopped.
+    // returned); a thread that does not end it in time (its event loop blocked), or whose write does not return in
+    // time, is stopped.
     // The pool gets no abort signal: piscina gives a job that has one a thread of its own, which would leave
     // jobsPerThread at 1. Stopping the thread by its id does what that signal did.
     let cancelTimer: NodeJS.Timeout | undefined;
@@ -187,15 +195,34 @@ export class PooledRunner implements Runner {
       ...(Object.keys(traceCarrier).length > 0 ? { traceCarrier } : {}),
     };
     let result: WorkerResult | undefined;
+    const answer = this.#pool.run(task, { transferList: [port2] }) as Promise<WorkerResult | undefined>;
+    let leftover = false;
     try {
-      result = (await this.#pool.run(task, { transferList: [port2] })) as WorkerResult | undefined;
+      const first = await Promise.race([answer.then((r) => ({ r })), endedWriting]);
+      if (first === undefined) {
+        // Cancelled during a sink write: the job ends now. Its thread waits for the write and the writer's abort;
+        // the cancel's timer stops it if that takes longer than the stall timeout, and what the write holds (a
+        // connection, a transaction, a window lock) goes with the thread.
+        leftover = true;
+        void answer
+          .catch(() => undefined)
+          .finally(() => {
+            clearTimeout(cancelTimer);
+            port1.close();
+          });
+        throw ctx.signal.reason;
+      }
+      result = first.r;
     } catch (err) {
+      if (leftover) throw err;
       throw this.#threadFailure(spec, err, stalled, ctx.signal.aborted ? ctx.signal.reason : undefined);
     } finally {
       clearInterval(watchdog);
-      clearTimeout(cancelTimer);
       ctx.signal.removeEventListener('abort', onAbort);
-      port1.close();
+      if (!leftover) {
+        clearTimeout(cancelTimer);
+        port1.close();
+      }
     }
     exportWorkerSpans(result?.spans);
     // The result may overtake the port's last messages (two channels keep no order): what they said, once.
