@@ -4,10 +4,11 @@
  * watch fails. The adapter runs on Sluice's gRPC server over a stand-in service whose jobs stay RUNNING until told.
  */
 import anyTest, { type TestFn } from 'ava';
-import { type ClientReadableStream, type ServiceError, credentials, status } from '@grpc/grpc-js';
+import { type ClientReadableStream, Metadata, type ServiceError, credentials, status } from '@grpc/grpc-js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { notFound } from 'sluice/sdk';
 import { JobState, OperatorServiceClient, type WatchJobResponse } from '../../proto/gen/sluice/operator/v1/operator.js';
+import { Authenticator, parseTokens } from '../../services/core/auth.js';
 import { ConfigError, loadConfig } from '../../services/core/config.js';
 import { DEFAULT_MAX_WATCH_STREAMS } from '../../services/core/limits.js';
 import { silentLogger } from '../../services/core/logger.js';
@@ -80,18 +81,18 @@ test.after.always(async (t) => {
 type Stream = ClientReadableStream<WatchJobResponse>;
 
 /** A stream that got its first message (the job as it is): it holds a slot. */
-function open(client: OperatorServiceClient, jobId: string): Promise<Stream> {
+function open(client: OperatorServiceClient, jobId: string, metadata = new Metadata()): Promise<Stream> {
   return new Promise((resolve, reject) => {
-    const stream = client.watchJob({ jobId });
+    const stream = client.watchJob({ jobId }, metadata);
     stream.once('data', () => resolve(stream));
     stream.on('error', (err: ServiceError) => (err.code === status.CANCELLED ? undefined : reject(err)));
   });
 }
 
 /** The error a stream ends with (it must end with one before sending anything). */
-function refused(client: OperatorServiceClient, jobId: string): Promise<ServiceError> {
+function refused(client: OperatorServiceClient, jobId: string, metadata = new Metadata()): Promise<ServiceError> {
   return new Promise((resolve, reject) => {
-    const stream = client.watchJob({ jobId });
+    const stream = client.watchJob({ jobId }, metadata);
     stream.on('data', () => reject(new Error(`WatchJob ${jobId} was served`)));
     stream.on('error', resolve);
   });
@@ -116,7 +117,7 @@ test.serial(
     t.deepEqual(err.metadata.get('sluice-error-code'), ['RESOURCE_EXHAUSTED']);
     t.is(
       err.details,
-      `WatchJob: expected at most ${LIMIT} open streams in this process (SLUICE_MAX_WATCH_STREAMS), got one more; close a stream or try again later`,
+      `WatchJob: expected at most ${LIMIT} open streams of admin callers in this process (SLUICE_MAX_WATCH_STREAMS), got one more; close a stream or try again later`,
     );
     t.is(watches.listeners.size, LIMIT, 'the refused stream watches nothing');
 
@@ -150,6 +151,42 @@ test.serial('a stream whose job ends, and a watch that fails, give their slots b
   streams[1] = await open(client, 'job-after-failures');
   t.is((await refused(client, 'job-one-more')).code, status.RESOURCE_EXHAUSTED);
   for (const s of streams) s.cancel();
+  await until('every stream unsubscribed', () => watches.listeners.size === 0);
+});
+
+test.serial('viewers holding every slot leave admin callers (the schedule service) their own', async (t) => {
+  const watches = new Watches();
+  const { definition, implementation } = operatorGrpc(watches as unknown as OperatorService, silentLogger, {
+    maxWatchStreams: LIMIT,
+  });
+  const server = await startGrpcServer(
+    '127.0.0.1:0',
+    [{ name: 'sluice.operator.v1.OperatorService', definition, implementation: implementation as never }],
+    silentLogger,
+    { auth: new Authenticator(parseTokens('viewer-token-0123456:viewer\nadmin-token-01234567:admin', 'test')) },
+  );
+  const client = new OperatorServiceClient(server.address, credentials.createInsecure());
+  t.teardown(async () => {
+    client.close();
+    await server.shutdown(0);
+  });
+  const as = (token: string) => {
+    const md = new Metadata();
+    md.set('authorization', `Bearer ${token}`);
+    return md;
+  };
+  const viewers = await Promise.all(
+    Array.from({ length: LIMIT }, (_, i) => open(client, `viewed-${i}`, as('viewer-token-0123456'))),
+  );
+  const err = await refused(client, 'viewed-one-more', as('viewer-token-0123456'));
+  t.is(err.code, status.RESOURCE_EXHAUSTED);
+  t.regex(err.details, /open streams of viewer and operator callers/);
+  const admins = await Promise.all(
+    Array.from({ length: LIMIT }, (_, i) => open(client, `dispatched-${i}`, as('admin-token-01234567'))),
+  );
+  t.is(watches.listeners.size, 2 * LIMIT, 'the admin streams are served beside the viewers');
+  t.is((await refused(client, 'dispatched-one-more', as('admin-token-01234567'))).code, status.RESOURCE_EXHAUSTED);
+  for (const s of [...viewers, ...admins]) s.cancel();
   await until('every stream unsubscribed', () => watches.listeners.size === 0);
 });
 

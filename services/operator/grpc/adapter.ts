@@ -132,8 +132,10 @@ export function operatorGrpc(
   options: OperatorGrpcOptions = {},
 ): { definition: typeof OperatorServiceService; implementation: OperatorServiceServer } {
   const maxWatchStreams = options.maxWatchStreams ?? DEFAULT_MAX_WATCH_STREAMS;
-  // Open WatchJob streams: each holds a listener (and a place in the watch poller) until it is over.
-  let watchStreams = 0;
+  // Open WatchJob streams: each holds a listener (and a place in the watch poller) until it is over. Admin callers
+  // (Sluice's own services: the schedule service follows every job it dispatched) count apart from the others,
+  // so that viewers holding every slot cannot leave the dispatcher deaf to its jobs' ends.
+  const watchStreams = { admin: 0, others: 0 };
   const implementation: OperatorServiceServer = {
     createGroup: unary(logger, 'CreateGroup', async (req) => ({
       group: encodeGroup(await service.createGroup(decodeGroup(req.group, 0))),
@@ -211,15 +213,16 @@ export function operatorGrpc(
     }),
     cancelJob: unary(logger, 'CancelJob', async (req) => ({ job: encodeJob(await service.cancelJob(req.jobId)) })),
     watchJob: (call: ServerWritableStream<WatchJobRequest, WatchJobResponse>) => {
-      if (watchStreams >= maxWatchStreams) {
+      const kind = callerRole(call.metadata) === 'admin' ? 'admin' : 'others';
+      if (watchStreams[kind] >= maxWatchStreams) {
         const err = new SluiceError(
           ERROR_CODES.RESOURCE_EXHAUSTED,
-          `WatchJob: expected at most ${maxWatchStreams} open streams in this process (SLUICE_MAX_WATCH_STREAMS), got one more; close a stream or try again later`,
+          `WatchJob: expected at most ${maxWatchStreams} open streams of ${kind === 'admin' ? 'admin callers' : 'viewer and operator callers'} in this process (SLUICE_MAX_WATCH_STREAMS), got one more; close a stream or try again later`,
         );
         call.emit('error', toServiceError(err, logger, 'WatchJob'));
         return;
       }
-      watchStreams++;
+      watchStreams[kind]++;
       let unsubscribe: (() => void) | undefined;
       let done = false;
       let released = false;
@@ -228,7 +231,7 @@ export function operatorGrpc(
       const release = () => {
         if (released) return;
         released = true;
-        watchStreams--;
+        watchStreams[kind]--;
       };
       const unsubscribeOnce = () => {
         const u = unsubscribe;
