@@ -134,6 +134,33 @@ for (const backend of backends) {
   );
 
   backend.declare(
+    `${backend.name}: a window sent early to a group then deleted is SKIPPED and never sent, by any replica, nor to a group created again`,
+    async (t) => {
+      const open = await backend.setup(t);
+      const clock = new ManualClock(T0 + 3 * HOUR + 5_000);
+      const a = await replica(open, clock, 'a');
+      const b = await replica(open, clock, 'b');
+      t.teardown(() => Promise.all([a.service.stop(), b.service.stop()]).then(() => undefined));
+      await a.service.register(info('gone', { scheduleEngine: 'None' }));
+      const early = await a.service.claimWindow(time('gone', 3));
+      t.like(early.instance, { state: 'SCHEDULED', dueTime: T0 + 4 * HOUR });
+      // b knows the row too (its sweep arms it), so both replicas hold a timer for it.
+      await advance(clock, T0 + 3 * HOUR + 60_000, a.service, b.service);
+
+      await a.service.unregister('gone');
+      const [row] = await a.service.listInstances({ groupId: 'gone', limit: 10 });
+      t.like(row, {
+        instanceId: early.instance.instanceId,
+        state: 'SKIPPED',
+        error: 'the group was deleted before the window was due',
+      });
+      await a.service.register(info('gone', { scheduleEngine: 'None' }));
+      await advance(clock, T0 + 5 * HOUR, a.service, b.service);
+      t.deepEqual([...a.dispatcher.submitted, ...b.dispatcher.submitted], [], 'never sent');
+    },
+  );
+
+  backend.declare(
     `${backend.name}: a window recorded early is taken at its due time by one replica; the others leave it to that one`,
     async (t) => {
       const open = await backend.setup(t);

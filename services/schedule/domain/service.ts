@@ -695,7 +695,43 @@ export class ScheduleService {
   async unregister(groupId: string): Promise<ScheduleRecord> {
     const current = await this.#load(groupId);
     await this.#engineCall(current.engineId, 'unregister', groupId);
-    return this.#save(current, { status: 'DELETED' });
+    const saved = await this.#save(current, { status: 'DELETED' });
+    await this.#skipWaiting(groupId);
+    return saved;
+  }
+
+  /**
+   * Windows of a deleted schedule submitted early and still waiting for their due time become SKIPPED: left
+   * SCHEDULED, each would be sent at its due time, to a deleted group, or into the sink of a group created
+   * again under the same id. Another replica's timer for one finds it no longer SCHEDULED.
+   */
+  async #skipWaiting(groupId: string): Promise<void> {
+    const now = this.#o.clock.now();
+    let after: { groupId: string; windowStart: number } | undefined;
+    for (;;) {
+      const page = await this.#o.store.listInstances({
+        groupId,
+        states: ['SCHEDULED'],
+        limit: 500,
+        ...(after ? { after } : {}),
+      });
+      const waiting = page.filter((i) => i.dueTime > now);
+      for (const i of waiting) {
+        this.#early.get(i.instanceId)?.cancel();
+        this.#early.delete(i.instanceId);
+      }
+      if (waiting.length > 0)
+        await this.#o.store.updateInstances(
+          waiting.map((i) => ({
+            instanceId: i.instanceId,
+            patch: { state: 'SKIPPED', finishedAt: now, error: 'the group was deleted before the window was due' },
+            now,
+            fromStates: ['SCHEDULED'],
+          })),
+        );
+      if (page.length < 500) return;
+      after = { groupId, windowStart: page[page.length - 1]!.windowStart };
+    }
   }
 
   get(groupId: string): Promise<ScheduleRecord> {
