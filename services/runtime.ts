@@ -392,7 +392,7 @@ async function assemble(options: StartOptions, opened: (() => unknown)[]): Promi
       operator.callback = callback;
     } else {
       logger.info(
-        'HTTP server off: set SLUICE_AUTH_TOKENS, SLUICE_CALLBACK_TOKEN or SLUICE_CALLBACK_INLONG_USERS to let external schedulers submit windows and call FireDue over HTTP',
+        'HTTP server off (dashboard, JSON API and callback): set SLUICE_AUTH_TOKENS, SLUICE_CALLBACK_TOKEN or SLUICE_CALLBACK_INLONG_USERS to serve them, so that external schedulers can submit windows and call FireDue over HTTP',
       );
     }
   }
