@@ -219,7 +219,9 @@ test('nothing is visible before commit: rows sit in a hidden per-job temporary f
   const dir = dirOf(t);
   const writer = await open(t, { path: dir }, win('1000', '2000', 'job-7'));
   await writer.write([{ id: 1 }, { id: 2 }]);
-  t.deepEqual(await list(dir), ['.g1-s1-1000-2000.jsonl.job-7.tmp'], 'only the hidden temporary file exists');
+  const names = await list(dir);
+  t.is(names.length, 1, 'only the hidden temporary file exists');
+  t.regex(names[0]!, /^\.g1-s1-1000-2000\.jsonl\.job-7\.[0-9a-f]{8}\.tmp$/);
   await t.throwsAsync(stat(join(dir, 'g1-s1-1000-2000.jsonl')), { code: 'ENOENT' });
   await writer.commit();
   t.deepEqual(await list(dir), ['g1-s1-1000-2000.jsonl'], 'the temporary file became the window file');
@@ -406,12 +408,11 @@ test('concurrent writers of two windows, and two jobs of one window, do not clas
     open(t, options, win('20', '30', 'job-c2')),
   ]);
   await Promise.all([first.write([{ job: 1 }]), second.write([{ job: 2 }])]);
-  t.deepEqual(await list(dir), [
-    '.g1-s1-20-30.jsonl.job-c1.tmp',
-    '.g1-s1-20-30.jsonl.job-c2.tmp',
-    'g1-s1-0-10.jsonl',
-    'g1-s1-10-20.jsonl',
-  ]);
+  const names = await list(dir);
+  t.is(names.length, 4);
+  t.regex(names[0]!, /^\.g1-s1-20-30\.jsonl\.job-c1\.[0-9a-f]{8}\.tmp$/);
+  t.regex(names[1]!, /^\.g1-s1-20-30\.jsonl\.job-c2\.[0-9a-f]{8}\.tmp$/);
+  t.deepEqual(names.slice(2), ['g1-s1-0-10.jsonl', 'g1-s1-10-20.jsonl']);
   await first.commit();
   await second.commit();
   t.is(await read(dir, 'g1-s1-20-30.jsonl'), '{"job":2}\n');
@@ -428,6 +429,54 @@ test('file names: placeholders filled in, bounds and ids percent-encoded so no v
     { id: 1 },
   ]);
   t.true((await list(dir)).includes('time_5_9.csv'));
+});
+
+test('a re-run of a job while its cancelled run still writes: each has its own temporary file, the commit holds only its rows', async (t) => {
+  const dir = dirOf(t);
+  const options = { path: dir };
+  const rows = (run: string, n: number) => Array.from({ length: n }, (_, i) => ({ run, i, pad: 'x'.repeat(100) }));
+  const old = await open(t, options, win('0', '10', 'job-1'));
+  await old.write(rows('old', 20_000));
+  const rerun = await open(t, options, win('0', '10', 'job-1'));
+  // The old run goes on writing (megabytes, so its stream waits for the disk) into its own file.
+  await old.write(rows('old', 20_000));
+  await rerun.write(rows('new', 2));
+  await rerun.commit();
+  await old.write(rows('old', 20_000));
+  const expected = rows('new', 2)
+    .map((r) => `${JSON.stringify(r)}\n`)
+    .join('');
+  t.is(await read(dir, 'g1-s1-0-10.jsonl'), expected, "exactly the re-run's rows");
+  await old.abort(new Error('cancelled'));
+  t.is(await read(dir, 'g1-s1-0-10.jsonl'), expected, "the old run's abort leaves the committed file alone");
+  t.deepEqual(await list(dir), ['g1-s1-0-10.jsonl'], 'no temporary file is left');
+});
+
+test('opening a window deletes the temporary files an earlier run of the same job left, and only those', async (t) => {
+  const dir = dirOf(t);
+  const options = { path: dir };
+  await mkdir(dir, { recursive: true });
+  const crashed = '.g1-s1-0-10.jsonl.job-1.0123abcd.tmp';
+  const otherJob = '.g1-s1-0-10.jsonl.job-2.0123abcd.tmp';
+  const otherWindow = '.g1-s1-10-20.jsonl.job-1.0123abcd.tmp';
+  for (const n of [crashed, otherJob, otherWindow]) await writeFile(join(dir, n), 'left\n');
+  const writer = await open(t, options, win('0', '10', 'job-1'));
+  const names = await list(dir);
+  t.false(names.includes(crashed));
+  t.true(names.includes(otherJob) && names.includes(otherWindow));
+  await writer.abort(new Error('done'));
+  t.deepEqual(await list(dir), [otherJob, otherWindow].sort());
+
+  // A job id too long for the name: hashed, under 255 bytes, and still found by the job's next open.
+  const longJob = 'j'.repeat(300);
+  const stale = await open(t, options, win('20', '30', longJob));
+  const [left] = (await list(dir)).filter((n) => !n.startsWith('.g1-s1-0-10'));
+  t.true(Buffer.byteLength(left!) <= 255);
+  const again = await open(t, options, win('20', '30', longJob));
+  await again.write([{ id: 1 }]);
+  await again.commit();
+  await stale.abort(new Error('cancelled'));
+  t.deepEqual(await list(dir), [otherJob, otherWindow, 'g1-s1-20-30.jsonl'].sort());
 });
 
 test('file names stay under 255 bytes and stable for very long bounds (hashed), so a re-run still replaces', async (t) => {

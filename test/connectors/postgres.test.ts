@@ -310,6 +310,20 @@ test('a TIME window reads exactly [lower, upper): the row at lower in, the row a
   );
 });
 
+test('TIME window bounds past the year 9999 are written as PostgreSQL reads them, and limit the window', async (t) => {
+  // 10000-01-01T00:00:00Z: JavaScript's ISO text for it is +010000-01-01T00:00:00.000Z.
+  const year10000 = 253402300800000;
+  const day = 86_400_000;
+  const table = await sourceTable(t.context.admin, tenRows);
+  await t.context.admin.query(
+    `INSERT INTO ${qi(table)} VALUES (11, '10000-06-01 00:00:00+00', 'y10000'), (12, '20000-01-01 00:00:00+00', 'y20000')`,
+  );
+  const options = { url: PG_URL, table, keyColumn: 'id', timeColumn: 'ts' };
+  t.deepEqual(ids((await read(options, time(T0 + 8000, year10000))).batches.flat()), [8, 9, 10]);
+  const later = (await read(options, time(year10000, year10000 + 365 * day))).batches.flat();
+  t.deepEqual(ids(later), [11], 'a window in the year 10000 reads its row, not the later one');
+});
+
 test('an OFFSET window reads keys [lower, upper); positions report the last key', async (t) => {
   const table = await sourceTable(t.context.admin, tenRows);
   const options = { url: PG_URL, table, keyColumn: 'id' };

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { type FieldError, type WindowRef, fieldError, invalidArgument } from 'sluice/sdk';
 
 /** The default file name: one file per window, named after the stream and the window's bounds. */
@@ -116,13 +116,34 @@ export function windowFileName(template: string, window: WindowRef, ext: string)
   return name;
 }
 
+/** Hex digits of the random part of a temporary file's name. */
+const TEMP_RANDOM_HEX = 8;
+
 /**
- * The temporary file a job writes before commit: hidden, in the same directory (so the rename is
- * atomic), and per job, so two jobs of the same window never write the same file.
+ * What every temporary file of a window's job starts with: `.<file>.<jobId>.`. Dots in the job id are
+ * percent-encoded, so the name splits unambiguously from the right and one window's files never match
+ * another window's prefix. Hashed, like windowFileName, when a whole name would exceed 255 bytes.
+ */
+export function tempFilePrefix(finalName: string, jobId: string): string {
+  const prefix = `.${finalName}.${sanitize(jobId).replaceAll('.', '%2E')}.`;
+  return Buffer.byteLength(prefix) + TEMP_RANDOM_HEX + '.tmp'.length <= MAX_NAME_BYTES
+    ? prefix
+    : `.${shortHash(finalName)}.${shortHash(jobId)}.`;
+}
+
+/**
+ * The temporary file a writer writes before commit: hidden, in the same directory (so the rename is
+ * atomic), and its own (`.<file>.<jobId>.<random>.tmp`): a re-run of a job may open the window while
+ * a cancelled run's write is still in flight, and a shared file would mix the two runs' rows.
  */
 export function tempFileName(finalName: string, jobId: string): string {
-  const name = `.${finalName}.${sanitize(jobId)}.tmp`;
-  return Buffer.byteLength(name) <= MAX_NAME_BYTES ? name : `.${shortHash(finalName)}.${shortHash(jobId)}.tmp`;
+  return `${tempFilePrefix(finalName, jobId)}${randomBytes(TEMP_RANDOM_HEX / 2).toString('hex')}.tmp`;
+}
+
+/** Whether a name is a temporary file of the window's job, as tempFileName writes them. */
+export function isJobTempFile(name: string, finalName: string, jobId: string): boolean {
+  const prefix = tempFilePrefix(finalName, jobId);
+  return name.startsWith(prefix) && /^[0-9a-f]{8}\.tmp$/.test(name.slice(prefix.length));
 }
 
 /**

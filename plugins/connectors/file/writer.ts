@@ -1,12 +1,12 @@
 import { once } from 'node:events';
 import { constants } from 'node:fs';
-import { type FileHandle, link, mkdir, open, rename, rm } from 'node:fs/promises';
+import { type FileHandle, link, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { ERROR_CODES, SluiceError, type Logger, type Row, type WindowRef, type WindowWriter } from 'sluice/sdk';
 import { csvLine, jsonLine } from './encode.js';
 import type { FileSinkConfig } from './options.js';
-import { ownershipFileName, tempFileName, windowFileName } from './naming.js';
+import { isJobTempFile, ownershipFileName, tempFileName, windowFileName } from './naming.js';
 import { appeared, fileIdentity, ownedIds, replaceableIdentity, writeRecord } from './ownership.js';
 
 /** Characters gathered before they are handed to the stream; the stream buffers at most about a MiB more. */
@@ -20,8 +20,11 @@ const STREAM_HIGH_WATER_MARK = 1024 * 1024;
 const SYNC_EVERY_CHARS = 8 * 1024 * 1024;
 /** How many files an ownership record names at most (two jobs of one window racing add one each). */
 const MAX_OWNED = 8;
-/** Create or truncate, never through a symbolic link (O_NOFOLLOW where the platform has it). */
-const TEMP_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | (constants.O_NOFOLLOW ?? 0);
+/**
+ * Create a new file, never through a symbolic link (O_NOFOLLOW where the platform has it); O_EXCL, as the
+ * name is the writer's own: an existing file there is not this writer's to truncate.
+ */
+const TEMP_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
 
 type State = 'open' | 'committed' | 'aborted' | 'failed';
 
@@ -102,9 +105,11 @@ export class WindowFileWriter implements WindowWriter {
   }
 
   /**
-   * Creates the directory when missing and the job's temporary file (truncated if a retry left one),
-   * after checking that a file already at the window's path is one Sluice wrote (FAILED_PRECONDITION
-   * naming options.path otherwise, before anything is written).
+   * Creates the directory when missing, checks that a file already at the window's path is one Sluice
+   * wrote (FAILED_PRECONDITION naming options.path otherwise, before anything is written), deletes the
+   * temporary files earlier runs of the same job left for this window (a crashed run's; a cancelled run
+   * still writing to one writes on into the unlinked file, out of sight, and its abort finds nothing to
+   * delete), and creates the writer's own temporary file.
    */
   static async open(config: FileSinkConfig, window: WindowRef, logger: Logger): Promise<WindowFileWriter> {
     const name = windowFileName(config.fileName, window, config.format);
@@ -120,6 +125,13 @@ export class WindowFileWriter implements WindowWriter {
       await replaceableIdentity(finalPath, recordPath);
     } catch (err) {
       throw err instanceof SluiceError ? err : ioError(`cannot check ${finalPath}`, err);
+    }
+    try {
+      for (const entry of await readdir(config.path)) {
+        if (isJobTempFile(entry, name, window.jobId)) await rm(join(config.path, entry), { force: true });
+      }
+    } catch (err) {
+      throw ioError(`cannot delete the earlier temporary files of ${finalPath}`, err);
     }
     let handle: FileHandle;
     try {

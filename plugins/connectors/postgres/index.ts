@@ -35,6 +35,18 @@ const DIALECT: core.Dialect = {
 
 const INT8_MIN = -(2n ** 63n);
 const INT8_MAX = 2n ** 63n - 1n;
+/** The last instant a JavaScript Date holds (year 275760), epoch ms; PostgreSQL timestamps reach past it. */
+const MAX_DATE_MS = 8.64e15;
+
+/**
+ * A TIME window as conditions: `undefined` when it cannot hold a row; `upper` absent when it is past
+ * every bound a Date can express. Not core.timeRange, which drops bounds from the year 10000 on: a
+ * PostgreSQL timestamp holds later years (the sink writes them), so such a bound still limits the window.
+ */
+function timeRange(scan: { lower: number; upper: number }): { lower: number; upper?: number } | undefined {
+  if (scan.upper <= scan.lower || scan.lower > MAX_DATE_MS) return undefined;
+  return scan.upper > MAX_DATE_MS ? { lower: scan.lower } : { lower: scan.lower, upper: scan.upper };
+}
 
 const q = (name: string) => core.quoteIdent(name, '"');
 
@@ -312,11 +324,12 @@ export default defineConnectorPlugin({
     // undefined: the window cannot hold a row.
     const windowSql = (bind: (value: string, cast: string) => string): string[] | undefined => {
       if (scan.type === 'TIME') {
-        const range = core.timeRange(scan);
+        const range = timeRange(scan);
         if (!range) return undefined;
         const tc = q(cfg.timeColumn!);
-        const sql = [`${tc} >= ${bind(core.msToIso(range.lower), '')}`];
-        if (range.upper !== undefined) sql.push(`${tc} < ${bind(core.msToIso(range.upper), '')}`);
+        // timestampText, not ISO: PostgreSQL misreads JavaScript's expanded year (`+010000-…`) as a zone.
+        const sql = [`${tc} >= ${bind(timestampText(range.lower), '')}`];
+        if (range.upper !== undefined) sql.push(`${tc} < ${bind(timestampText(range.upper), '')}`);
         return sql;
       }
       const range = core.keyRange(scan, INT8_MIN, INT8_MAX);
