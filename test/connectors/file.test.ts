@@ -1,6 +1,7 @@
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { mkdir, mkdtemp, open as openFile, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import type { BoundaryType, ConnectorPlugin, Options, Row, WindowRef, WindowWriter } from 'sluice/sdk';
 import { Catalog } from '../../services/catalog/domain/catalog.js';
@@ -346,6 +347,37 @@ test.serial('a large window is synced while it is written, and commits whole', a
     lines.map((l) => (JSON.parse(l) as { id: number }).id),
     LARGE_ROWS.map((r) => r.id),
   );
+});
+
+test.serial('early syncs: at most two in flight at once, however many windows are written', async (t) => {
+  const dirs = [dirOf(t), dirOf(t), dirOf(t), dirOf(t)];
+  const proto = await fileHandleProto(dirs[0]!);
+  const original = proto.datasync;
+  let inFlight = 0;
+  let most = 0;
+  let calls = 0;
+  // A slow disk: each sync takes 150 ms.
+  proto.datasync = function (this: unknown) {
+    calls++;
+    most = Math.max(most, ++inFlight);
+    return sleep(150).then(() => {
+      inFlight--;
+      return original.call(this);
+    });
+  };
+  try {
+    await Promise.all(
+      dirs.map(async (dir, w) => {
+        const writer = await open(t, { path: dir }, win('0', '10', `job-sync-${w}`));
+        for (let i = 0; i < LARGE_ROWS.length; i += 500) await writer.write(LARGE_ROWS.slice(i, i + 500));
+        await writer.commit();
+      }),
+    );
+  } finally {
+    proto.datasync = original;
+  }
+  t.true(calls >= 2, `early syncs: ${calls}`);
+  t.is(most, 2, 'in flight at once, at most');
 });
 
 test.serial(

@@ -18,6 +18,13 @@ const STREAM_HIGH_WATER_MARK = 1024 * 1024;
  * it a 45 MB window waited about 45 ms at its end with the CPU idle (two windows at once, twice that).
  */
 const SYNC_EVERY_CHARS = 8 * 1024 * 1024;
+/**
+ * Early syncs in flight at once in this thread, across its writers. Each holds one of libuv's threads (4 by
+ * default, shared by the process's file system calls and DNS lookups) for as long as the disk takes; one skipped
+ * leaves its part to the next sync or to the commit's fsync.
+ */
+const MAX_EARLY_SYNCS = 2;
+let earlySyncs = 0;
 /** How many files an ownership record names at most (two jobs of one window racing add one each). */
 const MAX_OWNED = 8;
 /**
@@ -193,7 +200,8 @@ export class WindowFileWriter implements WindowWriter {
   /** Hands a chunk to the stream and waits for 'drain' when its buffer is full (backpressure). */
   async #push(chunk: string): Promise<void> {
     this.#sinceSync += chunk.length;
-    if (this.#sinceSync >= SYNC_EVERY_CHARS && this.#syncing === undefined) this.#syncEarly();
+    if (this.#sinceSync >= SYNC_EVERY_CHARS && this.#syncing === undefined && earlySyncs < MAX_EARLY_SYNCS)
+      this.#syncEarly();
     if (this.#stream.write(chunk)) return;
     try {
       // `once` rejects when the stream emits 'error' while we wait.
@@ -211,11 +219,14 @@ export class WindowFileWriter implements WindowWriter {
    */
   #syncEarly(): void {
     this.#sinceSync = 0;
+    earlySyncs++;
     this.#syncing = this.#handle.datasync().then(
       () => {
+        earlySyncs--;
         this.#syncing = undefined;
       },
       (err: unknown) => {
+        earlySyncs--;
         this.#syncing = undefined;
         this.#error ??= err;
       },
