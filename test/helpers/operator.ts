@@ -4,13 +4,20 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ScheduleInfo } from 'sluice/sdk';
+import type { ConnectorPlugin, ScheduleInfo } from 'sluice/sdk';
 import { Catalog } from '../../services/catalog/domain/catalog.js';
 import { silentLogger } from '../../services/core/logger.js';
 import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
 import { HookRunner } from '../../services/host/hook-runner.js';
-import { loadPlugins } from '../../services/host/loader.js';
-import { FINAL_JOB_STATES, type JobRecord, type OperatorStore } from '../../services/operator/domain/model.js';
+import { type LoadedPlugin, loadPlugins } from '../../services/host/loader.js';
+import {
+  FINAL_JOB_STATES,
+  type GroupRecord,
+  type JobRecord,
+  type OperatorStore,
+  type StreamSpec,
+} from '../../services/operator/domain/model.js';
+import type { JobSpec } from '../../services/operator/domain/runner.js';
 import {
   type ClaimedWindow,
   type GroupInput,
@@ -221,4 +228,32 @@ export async function until(
     if (Date.now() > deadline) throw new Error(`${what}: not within 20 s (job ${JSON.stringify(job)})`);
     await sleep(10);
   }
+}
+
+/** A plugin object as the host would have loaded it, for runner tests that build their plugins in code. */
+export function inlinePlugin(id: string, plugin: ConnectorPlugin): LoadedPlugin<ConnectorPlugin> {
+  return { id, kind: 'connector', manifest: {} as never, dir: '', entry: '', plugin };
+}
+
+/** One job (`j1` of group `g`, stream `s1`, OFFSET 0..`upper`) from `source` to `sink`, plugins built in code. */
+export function inlineJobSpec(
+  source: { readonly id: string; readonly plugin: ConnectorPlugin },
+  sink: { readonly id: string; readonly plugin: ConnectorPlugin },
+  upper = '1',
+): JobSpec {
+  const boundaries = { boundaryType: 'OFFSET' as const, lowerBound: '0', upperBound: upper };
+  const stream: StreamSpec = {
+    streamId: 's1',
+    source: { connectorId: source.id, options: {} },
+    sink: { connectorId: sink.id, options: {} },
+    fields: [],
+  };
+  return {
+    job: { jobId: 'j1', groupId: 'g', streamId: 's1', boundaries } as JobRecord,
+    group: { groupId: 'g', streams: [stream] } as unknown as GroupRecord,
+    stream,
+    boundedSourceOptions: {},
+    source: inlinePlugin(source.id, source.plugin),
+    sink: inlinePlugin(sink.id, sink.plugin),
+  };
 }

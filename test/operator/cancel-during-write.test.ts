@@ -16,13 +16,13 @@ import { Catalog } from '../../services/catalog/domain/catalog.js';
 import { silentLogger } from '../../services/core/logger.js';
 import { HookRunner } from '../../services/host/hook-runner.js';
 import { type LoadedPlugin, loadPlugins } from '../../services/host/loader.js';
-import type { GroupRecord, JobRecord, OperatorStore, StreamSpec } from '../../services/operator/domain/model.js';
+import type { OperatorStore } from '../../services/operator/domain/model.js';
 import type { JobSpec, RunContext } from '../../services/operator/domain/runner.js';
 import { OperatorService } from '../../services/operator/domain/service.js';
 import { EmbeddedRunner } from '../../services/operator/runners/embedded.js';
 import { PooledRunner } from '../../services/operator/runners/pool.js';
 import { SqliteStore } from '../../services/store/sqlite.js';
-import { FakeSchedules, RUNNER_FIXTURES, datagenToFile } from '../helpers/operator.js';
+import { FakeSchedules, RUNNER_FIXTURES, datagenToFile, inlineJobSpec } from '../helpers/operator.js';
 
 /**
  * A sink whose first write takes `holdMs`; every step of its writer is a line of `<dir>/<jobId>.log`, so a test
@@ -141,13 +141,8 @@ function held(): { promise: Promise<void>; resolve: () => void; reject: (err: Er
   return { promise, resolve, reject };
 }
 
-function inline(id: string, plugin: ConnectorPlugin): LoadedPlugin<ConnectorPlugin> {
-  return { id, kind: 'connector', manifest: {} as never, dir: '', entry: '', plugin };
-}
-
 /** One job of an in-memory source (two batches) into `sink`, for the in-thread runner. */
 function inlineSpec(sink: ConnectorPlugin, steps: string[]): JobSpec {
-  const boundaries = { boundaryType: 'OFFSET' as const, lowerBound: '0', upperBound: '2' };
   const reader: BoundedReader = {
     async *batches() {
       yield [{ id: 0 }];
@@ -157,20 +152,11 @@ function inlineSpec(sink: ConnectorPlugin, steps: string[]): JobSpec {
       steps.push('reader closed');
     },
   };
-  const stream: StreamSpec = {
-    streamId: 's1',
-    source: { connectorId: 'memory', options: {} },
-    sink: { connectorId: 'held', options: {} },
-    fields: [],
-  };
-  return {
-    job: { jobId: 'j1', groupId: 'g', streamId: 's1', boundaries } as JobRecord,
-    group: { groupId: 'g', streams: [stream] } as unknown as GroupRecord,
-    stream,
-    boundedSourceOptions: {},
-    source: inline('memory', { roles: ['source'], openReader: async () => reader }),
-    sink: inline('held', sink),
-  };
+  return inlineJobSpec(
+    { id: 'memory', plugin: { roles: ['source'], openReader: async () => reader } },
+    { id: 'held', plugin: sink },
+    '2',
+  );
 }
 
 for (const ending of ['returns', 'fails'] as const) {
@@ -212,13 +198,9 @@ for (const ending of ['returns', 'fails'] as const) {
   });
 }
 
-test('in a worker thread, a cancel during a write ends the run at once; the writer aborts once the write returns', async (t) => {
-  const { source, sink, logs } = t.context;
-  // A thread that does not end a cancelled job in time is stopped after stallTimeoutMs: far beyond the test's bound.
-  const pool = new PooledRunner({ threads: 1, stallTimeoutMs: 10_000, progressIntervalMs: 0 });
-  t.teardown(() => pool.close());
-  const jobId = 'pooled-1';
-  const spec = {
+/** A job of the fixture source (20 rows in batches of 10) into the hold sink with `sinkOptions`, for the pool. */
+function pooledSpec(ctx: Context, jobId: string, sinkOptions: Record<string, unknown>): JobSpec {
+  return {
     job: {
       jobId,
       groupId: 'g',
@@ -228,14 +210,23 @@ test('in a worker thread, a cancel during a write ends the run at once; the writ
     group: { groupId: 'g' },
     stream: {
       streamId: 's1',
-      source: { connectorId: source.id, options: {} },
-      sink: { connectorId: sink.id, options: { dir: logs, holdMs: 2000 } },
+      source: { connectorId: ctx.source.id, options: {} },
+      sink: { connectorId: ctx.sink.id, options: sinkOptions },
       fields: [],
     },
     boundedSourceOptions: { delayMs: 1, from: 0, to: 20 },
-    source,
-    sink,
+    source: ctx.source,
+    sink: ctx.sink,
   } as unknown as JobSpec;
+}
+
+test('in a worker thread, a cancel during a write ends the run at once; the writer aborts once the write returns', async (t) => {
+  const { logs } = t.context;
+  // A thread that does not end a cancelled job in time is stopped after stallTimeoutMs: far beyond the test's bound.
+  const pool = new PooledRunner({ threads: 1, stallTimeoutMs: 10_000, progressIntervalMs: 0 });
+  t.teardown(() => pool.close());
+  const jobId = 'pooled-1';
+  const spec = pooledSpec(t.context, jobId, { dir: logs, holdMs: 2000 });
   const controller = new AbortController();
   const run = pool.run(spec, quiet(controller.signal));
   const outcome = run.then(
@@ -258,7 +249,7 @@ test('in a worker thread, a cancel during a write ends the run at once; the writ
 });
 
 test('in a worker thread, a write that does not return after a cancel has its thread stopped, and what it holds let go', async (t) => {
-  const { source, sink, logs } = t.context;
+  const { logs } = t.context;
   // The write holds a connection to this server for a minute; the thread is stopped 500 ms after the cancel.
   const server = createServer();
   const connected = once(server, 'connection') as Promise<[Socket]>;
@@ -268,27 +259,11 @@ test('in a worker thread, a write that does not return after a cancel has its th
   const pool = new PooledRunner({ threads: 1, stallTimeoutMs: 500, progressIntervalMs: 0 });
   t.teardown(() => pool.close());
   const jobId = 'pooled-hung';
-  const spec = {
-    job: {
-      jobId,
-      groupId: 'g',
-      streamId: 's1',
-      boundaries: { boundaryType: 'OFFSET', lowerBound: '0', upperBound: '20' },
-    },
-    group: { groupId: 'g' },
-    stream: {
-      streamId: 's1',
-      source: { connectorId: source.id, options: {} },
-      sink: {
-        connectorId: sink.id,
-        options: { dir: logs, holdMs: 60_000, holdPort: (server.address() as AddressInfo).port },
-      },
-      fields: [],
-    },
-    boundedSourceOptions: { delayMs: 1, from: 0, to: 20 },
-    source,
-    sink,
-  } as unknown as JobSpec;
+  const spec = pooledSpec(t.context, jobId, {
+    dir: logs,
+    holdMs: 60_000,
+    holdPort: (server.address() as AddressInfo).port,
+  });
   const controller = new AbortController();
   const run = pool.run(spec, quiet(controller.signal));
   run.catch(() => {});

@@ -2,20 +2,15 @@ import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BoundedReader, ConnectorPlugin, WindowWriter } from 'sluice/sdk';
 import { HookRunner } from '../../services/host/hook-runner.js';
-import type { LoadedPlugin } from '../../services/host/loader.js';
-import type { GroupRecord, JobRecord, StreamSpec } from '../../services/operator/domain/model.js';
 import type { JobSpec } from '../../services/operator/domain/runner.js';
 import { EmbeddedRunner } from '../../services/operator/runners/embedded.js';
+import { inlineJobSpec } from '../helpers/operator.js';
 
 /** A promise with its resolve, for a plugin that opens when the test says so. */
 function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void } {
   let resolve!: (value: T) => void;
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
-}
-
-function loaded(id: string, plugin: ConnectorPlugin): LoadedPlugin<ConnectorPlugin> {
-  return { id, kind: 'connector', manifest: {} as never, dir: '', entry: '', plugin };
 }
 
 /** What the plugins opened and what was done with it. */
@@ -49,23 +44,8 @@ function writer(seen: Seen): WindowWriter {
 }
 
 /** One job of a stream from `source` to `sink`. */
-function spec(source: ConnectorPlugin, sink: ConnectorPlugin): JobSpec {
-  const boundaries = { boundaryType: 'OFFSET' as const, lowerBound: '0', upperBound: '1' };
-  const stream: StreamSpec = {
-    streamId: 's1',
-    source: { connectorId: 'late-source', options: {} },
-    sink: { connectorId: 'late-sink', options: {} },
-    fields: [],
-  };
-  return {
-    job: { jobId: 'j1', groupId: 'g', streamId: 's1', boundaries } as JobRecord,
-    group: { groupId: 'g', streams: [stream] } as unknown as GroupRecord,
-    stream,
-    boundedSourceOptions: {},
-    source: loaded('late-source', source),
-    sink: loaded('late-sink', sink),
-  };
-}
+const spec = (source: ConnectorPlugin, sink: ConnectorPlugin): JobSpec =>
+  inlineJobSpec({ id: 'late-source', plugin: source }, { id: 'late-sink', plugin: sink });
 
 const context = (signal: AbortSignal) => ({ signal, onProgress: () => {}, onResolved: () => {} });
 
