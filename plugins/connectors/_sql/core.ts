@@ -432,10 +432,16 @@ export function scanOf(options: Options): Scan {
   throw invalidArgument(`options.${BOUND_TYPE}`, 'bounded options, as fillInBoundaries returns them', type);
 }
 
-/** A TIME window as conditions: `undefined` when it cannot hold a row; `upper` absent when no timestamp reaches it. */
-export function timeRange(scan: { lower: number; upper: number }): { lower: number; upper?: number } | undefined {
-  if (scan.upper <= scan.lower || scan.lower >= MAX_TIME_MS) return undefined;
-  return scan.upper >= MAX_TIME_MS ? { lower: scan.lower } : { lower: scan.lower, upper: scan.upper };
+/**
+ * A TIME window as conditions: `undefined` when it cannot hold a row; `upper` absent when no timestamp reaches it.
+ * `limitMs`: the first instant the dialect's timestamps cannot hold (MySQL DATETIME: the year 10000).
+ */
+export function timeRange(
+  scan: { lower: number; upper: number },
+  limitMs = MAX_TIME_MS,
+): { lower: number; upper?: number } | undefined {
+  if (scan.upper <= scan.lower || scan.lower >= limitMs) return undefined;
+  return scan.upper >= limitMs ? { lower: scan.lower } : { lower: scan.lower, upper: scan.upper };
 }
 
 /** An OFFSET window within the key type's range [min, max]: `undefined` when empty; a side is absent when every key passes it. */

@@ -35,18 +35,11 @@ const DIALECT: core.Dialect = {
 
 const INT8_MIN = -(2n ** 63n);
 const INT8_MAX = 2n ** 63n - 1n;
-/** The last instant a JavaScript Date holds (year 275760), epoch ms; PostgreSQL timestamps reach past it. */
-const MAX_DATE_MS = 8.64e15;
-
 /**
- * A TIME window as conditions: `undefined` when it cannot hold a row; `upper` absent when it is past
- * every bound a Date can express. Not core.timeRange, which drops bounds from the year 10000 on: a
- * PostgreSQL timestamp holds later years (the sink writes them), so such a bound still limits the window.
+ * Past the last instant a JavaScript Date holds (year 275760): a TIME bound from the year 10000 on still
+ * limits the window, as PostgreSQL timestamps hold later years (the sink writes them).
  */
-function timeRange(scan: { lower: number; upper: number }): { lower: number; upper?: number } | undefined {
-  if (scan.upper <= scan.lower || scan.lower > MAX_DATE_MS) return undefined;
-  return scan.upper > MAX_DATE_MS ? { lower: scan.lower } : { lower: scan.lower, upper: scan.upper };
-}
+const TIME_LIMIT_MS = 8.64e15 + 1;
 
 const q = (name: string) => core.quoteIdent(name, '"');
 
@@ -324,7 +317,7 @@ export default defineConnectorPlugin({
     // undefined: the window cannot hold a row.
     const windowSql = (bind: (value: string, cast: string) => string): string[] | undefined => {
       if (scan.type === 'TIME') {
-        const range = timeRange(scan);
+        const range = core.timeRange(scan, TIME_LIMIT_MS);
         if (!range) return undefined;
         const tc = q(cfg.timeColumn!);
         // timestampText, not ISO: PostgreSQL misreads JavaScript's expanded year (`+010000-…`) as a zone.
