@@ -270,17 +270,28 @@ async function createdTable(sink: string, table: string): Promise<{ types: strin
   }
 }
 
-async function dropTable(id: string, table: string): Promise<void> {
+/** Runs one statement on the test database of `id` (postgres or mysql), on a connection of its own. */
+async function execOn(id: string, sql: string): Promise<void> {
   if (id === 'postgres') {
     const admin = new pg.Client({ connectionString: PG_URL });
     await admin.connect();
-    await admin.query(`DROP TABLE IF EXISTS ${table}`).catch(() => {});
-    await admin.end();
+    try {
+      await admin.query(sql);
+    } finally {
+      await admin.end();
+    }
   } else {
     const admin = await mysql.createConnection({ uri: MYSQL_URL });
-    await admin.query(`DROP TABLE IF EXISTS ${table}`).catch(() => {});
-    await admin.end();
+    try {
+      await admin.query(sql);
+    } finally {
+      await admin.end();
+    }
   }
+}
+
+async function dropTable(id: string, table: string): Promise<void> {
+  await execOn(id, `DROP TABLE IF EXISTS ${table}`).catch(() => {});
 }
 
 const SINKS = [
@@ -288,61 +299,48 @@ const SINKS = [
   ['mysql', MYSQL_URL, ['double', 'double', 'bigint']],
 ] as const;
 
-for (const readMethod of ['copy', 'keyset'] as const)
-  for (const [sink, sinkUrl, types] of SINKS) {
-    (sink === 'postgres' ? pgTest : bothTest)(
-      `postgres (${readMethod} read) → ${sink} createTable: float8 and real columns whose first batch is whole numbers are floating point`,
-      async (t) => {
-        const admin = new pg.Client({ connectionString: PG_URL });
-        await admin.connect();
-        const src = uniqueName('pg_floatsrc');
-        const dst = uniqueName('float_dst');
-        try {
-          await admin.query(`CREATE TABLE ${src} (id bigint PRIMARY KEY, x float8, f real, n bigint)`);
-          await admin.query(`INSERT INTO ${src} VALUES ${FLOAT_ROWS}`);
-          await copyWindow('postgres', { url: PG_URL, table: src, keyColumn: 'id', readMethod, batchSize: 2 }, sink, {
-            url: sinkUrl,
-            table: dst,
-            createTable: true,
-            batchSize: 2,
-          });
-          const created = await createdTable(sink, dst);
-          t.deepEqual(created.types, [...types], 'x and f floating point, n (an integer column) an integer');
-          t.deepEqual(created.rows, FLOAT_VALUES);
-        } finally {
-          await admin.query(`DROP TABLE IF EXISTS ${src}`).catch(() => {});
-          await admin.end();
-          await dropTable(sink, dst);
-        }
-      },
-    );
-  }
+/** The SQL sources whose floating-point columns createTable must keep floating point. */
+const FLOAT_SOURCES = [
+  {
+    id: 'postgres',
+    url: PG_URL,
+    readMethods: ['copy', 'keyset'],
+    columns: 'float8 and real',
+    create: (t: string) => `CREATE TABLE ${t} (id bigint PRIMARY KEY, x float8, f real, n bigint)`,
+  },
+  {
+    id: 'mysql',
+    url: MYSQL_URL,
+    readMethods: ['stream', 'keyset'],
+    columns: 'DOUBLE and FLOAT',
+    create: (t: string) => `CREATE TABLE ${t} (id BIGINT PRIMARY KEY, x DOUBLE, f FLOAT, n BIGINT) ENGINE=InnoDB`,
+  },
+] as const;
 
-for (const readMethod of ['stream', 'keyset'] as const)
-  for (const [sink, sinkUrl, types] of SINKS) {
-    (sink === 'mysql' ? mysqlTest : bothTest)(
-      `mysql (${readMethod} read) → ${sink} createTable: DOUBLE and FLOAT columns whose first batch is whole numbers are floating point`,
-      async (t) => {
-        const admin = await mysql.createConnection({ uri: MYSQL_URL });
-        const src = uniqueName('my_floatsrc');
-        const dst = uniqueName('float_dst');
-        try {
-          await admin.query(`CREATE TABLE ${src} (id BIGINT PRIMARY KEY, x DOUBLE, f FLOAT, n BIGINT) ENGINE=InnoDB`);
-          await admin.query(`INSERT INTO ${src} VALUES ${FLOAT_ROWS}`);
-          await copyWindow('mysql', { url: MYSQL_URL, table: src, keyColumn: 'id', readMethod, batchSize: 2 }, sink, {
-            url: sinkUrl,
-            table: dst,
-            createTable: true,
-            batchSize: 2,
-          });
-          const created = await createdTable(sink, dst);
-          t.deepEqual(created.types, [...types], 'x and f floating point, n (an integer column) an integer');
-          t.deepEqual(created.rows, FLOAT_VALUES);
-        } finally {
-          await admin.query(`DROP TABLE IF EXISTS ${src}`).catch(() => {});
-          await admin.end();
-          await dropTable(sink, dst);
-        }
-      },
-    );
-  }
+for (const source of FLOAT_SOURCES)
+  for (const readMethod of source.readMethods)
+    for (const [sink, sinkUrl, types] of SINKS) {
+      (sink !== source.id ? bothTest : sink === 'postgres' ? pgTest : mysqlTest)(
+        `${source.id} (${readMethod} read) → ${sink} createTable: ${source.columns} columns whose first batch is whole numbers are floating point`,
+        async (t) => {
+          const src = uniqueName(`${source.id === 'postgres' ? 'pg' : 'my'}_floatsrc`);
+          const dst = uniqueName('float_dst');
+          try {
+            await execOn(source.id, source.create(src));
+            await execOn(source.id, `INSERT INTO ${src} VALUES ${FLOAT_ROWS}`);
+            await copyWindow(
+              source.id,
+              { url: source.url, table: src, keyColumn: 'id', readMethod, batchSize: 2 },
+              sink,
+              { url: sinkUrl, table: dst, createTable: true, batchSize: 2 },
+            );
+            const created = await createdTable(sink, dst);
+            t.deepEqual(created.types, [...types], 'x and f floating point, n (an integer column) an integer');
+            t.deepEqual(created.rows, FLOAT_VALUES);
+          } finally {
+            await dropTable(source.id, src);
+            await dropTable(sink, dst);
+          }
+        },
+      );
+    }
