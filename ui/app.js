@@ -1,6 +1,6 @@
 // The dashboard: groups, a group's window coverage, a window's jobs, rerun and backfill.
 import { all, api, ApiError, token } from './api.js';
-import { localText } from './zone.js';
+import { daysBetween, localEndText, localText } from './zone.js';
 import { renderTimeline } from './timeline.js';
 
 const main = document.getElementById('main');
@@ -137,7 +137,11 @@ async function groupView(groupId, params) {
     api(`/sluice/v1/groups/${id}/windows?${new URLSearchParams({ fromTime: String(from), count: '1000' })}`),
     all(`/sluice/v1/groups/${id}/instances`, { windowFrom: String(from - DAY), windowTo: String(to) }, 'instances'),
   ]);
-  const windows = (preview.windows ?? []).filter((w) => Number(w.start) < to);
+  // The windows the timeline draws: those overlapping [from, to). The preview answers the windows ending
+  // after `from` (the one holding `from` among them, started before it); this keeps the bounds explicit.
+  const windows = (preview.windows ?? []).filter((w) => Number(w.end) > from && Number(w.start) < to);
+  // The span rarely starts and ends at midnight: its first and last day rows are partial days.
+  const rows = daysBetween(from, to, zone).length;
   const timeline = el('div', { id: 'timeline' });
   const details = el('div', { id: 'window' });
   const view = (d, end) => {
@@ -180,7 +184,9 @@ async function groupView(groupId, params) {
       el(
         'span',
         { class: 'muted' },
-        `${days} day${days > 1 ? 's' : ''} · ${windows.length} windows${windows.length >= 1000 ? ' (first 1000)' : ''}`,
+        `${days} day${days > 1 ? 's' : ''}: ${localText(from, zone)} – ${localEndText(to, zone)} (${zone}),` +
+          ` on ${rows} calendar day${rows > 1 ? 's' : ''}` +
+          ` · ${windows.length} window${windows.length === 1 ? '' : 's'}${windows.length >= 1000 ? ' (first 1000)' : ''}`,
       ),
     ),
     timeline,

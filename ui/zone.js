@@ -78,3 +78,13 @@ export function localText(ms, zone) {
   );
   return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}`;
 }
+
+/**
+ * The end of a span (exclusive) as "YYYY-MM-DD HH:MM" in the zone; an end at local midnight reads as
+ * "24:00" of the day before, the last day the span touches (and the last day row of the timeline).
+ */
+export function localEndText(ms, zone) {
+  const day = localDate(ms - 1, zone);
+  if (midnight({ y: day.y, m: day.m, d: day.d + 1 }, zone) !== ms) return localText(ms, zone);
+  return `${localText(ms - 1, zone).slice(0, 10)} 24:00`;
+}

@@ -1,4 +1,4 @@
-import anyTest, { type TestFn } from 'ava';
+import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { credentials } from '@grpc/grpc-js';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -9,7 +9,6 @@ import { InMemorySpanExporter } from '@opentelemetry/sdk-trace';
 import { startTelemetry } from '../../services/telemetry/sdk.js';
 import { Group, OperatorServiceClient } from '../../proto/gen/sluice/operator/v1/operator.js';
 import { gate, type Probe } from '../helpers/integration.js';
-import { ROOT } from '../helpers/process.js';
 import { bearer, call, type Running, startTestSluice } from '../helpers/sluice.js';
 
 /** Debian's chromium package; playwright-core drives it (no browser download). */
@@ -19,8 +18,17 @@ const status: Probe = existsSync(CHROMIUM)
   : { ok: false, reason: `no browser at ${CHROMIUM} (apt-get install chromium)` };
 const test = gate(anyTest as TestFn, status);
 
-/** Screenshots land here (git-ignored), not in the temp folder, so a failed run can be looked at. */
-const RESULTS = join(ROOT, 'test-results');
+/**
+ * Screenshots are taken only when SLUICE_UI_SCREENSHOTS names a folder (e.g. test-results, git-ignored), to
+ * look at a failed run again: a run of the suite leaves no files behind.
+ */
+const SCREENSHOTS = process.env.SLUICE_UI_SCREENSHOTS;
+
+async function screenshot(page: Page, name: string, fullPage = false): Promise<void> {
+  if (!SCREENSHOTS) return;
+  await mkdir(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, name), fullPage });
+}
 const TOKEN = 'dashboard-test-admin-token-0123';
 const HOUR = 3_600_000;
 /** The group's first window: six whole hours ago. */
@@ -70,7 +78,6 @@ const spans = new InMemorySpanExporter();
 test.before(async () => {
   // Tracing on in this worker (as OTEL_* variables turn it on in production), so jobs carry trace ids.
   startTelemetry({ exporter: spans, serviceName: 'sluice-dashboard-test', simple: true });
-  await mkdir(RESULTS, { recursive: true });
   dir = await mkdtemp(join(tmpdir(), 'sluice-ui-'));
   sluice = await startTestSluice({
     SLUICE_AUTH_TOKENS: `${TOKEN}:admin`,
@@ -146,6 +153,48 @@ const colour = (page: Page, start: number) =>
     `getComputedStyle(document.querySelector('#timeline .cell[data-start="${start}"]')).backgroundColor`,
   ) as Promise<string>;
 
+interface ViewSpan {
+  days: number;
+  /** "YYYY-MM-DD HH:MM" in the group's zone; the end may read "24:00" (it is exclusive). */
+  from: string;
+  to: string;
+  zone: string;
+  rows: number;
+  windows: number;
+}
+
+/**
+ * Reads the toolbar's span ("3 days: 2026-12-04 11:23 – 2026-12-07 11:23 (UTC), on 4 calendar days · 73 windows")
+ * and checks it against the timeline below: the oldest day row is the start's date, the newest the end's, there are
+ * as many rows as calendar days named, and as many windows drawn (distinct cells) as counted.
+ */
+async function viewSpan(t: ExecutionContext, page: Page): Promise<ViewSpan> {
+  const text = await page.locator('#main > .toolbar > span.muted').innerText();
+  const m =
+    /^(\d+) days?: (\d{4}-\d\d-\d\d \d\d:\d\d) – (\d{4}-\d\d-\d\d \d\d:\d\d) \(([^)]+)\), on (\d+) calendar days? · (\d+) windows?( \(first 1000\))?$/.exec(
+      text,
+    );
+  if (!m) {
+    t.fail(`the toolbar does not state the span with its bounds: ${JSON.stringify(text)}`);
+    throw new Error('no span');
+  }
+  const span = { days: +m[1]!, from: m[2]!, to: m[3]!, zone: m[4]!, rows: +m[5]!, windows: +m[6]! };
+  const days = await page.locator('#timeline .day').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-day')));
+  // Rows are newest first.
+  t.is(days.length, span.rows, `${text}: ${days.join(', ')}`);
+  t.is(days[days.length - 1], span.from.slice(0, 10), `${text}: the oldest row is the start's day`);
+  t.is(days[0], span.to.slice(0, 10), `${text}: the newest row is the end's day`);
+  const starts = await page
+    .locator('#timeline .day .cell')
+    .evaluateAll((cells) => cells.map((c) => c.getAttribute('data-start')));
+  t.is(new Set(starts).size, span.windows, `${text}: windows drawn`);
+  return span;
+}
+
+/** Minutes between two "YYYY-MM-DD HH:MM" texts of UTC. */
+const utcMinutes = (a: string, b: string) =>
+  (Date.parse(`${b.replace(' ', 'T')}Z`) - Date.parse(`${a.replace(' ', 'T')}Z`)) / 60_000;
+
 test.serial('the coverage timeline shows succeeded, failed and missing windows each in its colour', async (t) => {
   const out = join(dir, 'coverage');
   await createGroup('ui_coverage', out);
@@ -166,10 +215,17 @@ test.serial('the coverage timeline shows succeeded, failed and missing windows e
     t.regex(await row.innerText(), /REGISTERED/);
     t.regex(await row.innerText(), /1 failed/);
     t.regex(await row.innerText(), new RegExp(`data to ${new Date(START + 2 * HOUR).toISOString().slice(0, 16)}`));
-    await page.screenshot({ path: join(RESULTS, 'dashboard-groups.png') });
+    await screenshot(page, 'dashboard-groups.png');
 
     await page.click('#groups a[href="#/groups/ui_coverage"]');
     await page.waitForSelector('#timeline .cell');
+    // The toolbar names the span the rows show: 72 hours ending an hour from now, on 4 calendar days (3 when
+    // it starts at midnight), with every window since START counted.
+    const span = await viewSpan(t, page);
+    t.like(span, { days: 3, zone: 'UTC' });
+    t.is(utcMinutes(span.from, span.to), 3 * 24 * 60);
+    t.true(span.rows === 3 || span.rows === 4, String(span.rows));
+    t.true(span.windows >= 7, String(span.windows));
     t.is(await colour(page, START), 'rgb(46, 125, 50)'); // succeeded: green
     t.is(await colour(page, START + HOUR), 'rgb(46, 125, 50)');
     t.is(await colour(page, START + 2 * HOUR), 'rgb(198, 40, 40)'); // failed: red
@@ -181,6 +237,9 @@ test.serial('the coverage timeline shows succeeded, failed and missing windows e
     await page.click('#zoom-out');
     await page.waitForSelector('body[data-ready="true"]');
     t.true((await page.locator('#timeline .day').count()) > before);
+    const wider = await viewSpan(t, page);
+    t.like(wider, { days: 7, zone: 'UTC', to: span.to, windows: span.windows });
+    t.is(utcMinutes(wider.from, wider.to), 7 * 24 * 60);
 
     await page.click(`#timeline .cell[data-start="${START + 2 * HOUR}"]`);
     await page.waitForSelector('#jobs tr[data-job]');
@@ -195,7 +254,7 @@ test.serial('the coverage timeline shows succeeded, failed and missing windows e
       spans.getFinishedSpans().some((s) => s.name === 'job run' && s.spanContext().traceId === traceId),
       'a job run span of that trace was recorded',
     );
-    await page.screenshot({ path: join(RESULTS, 'dashboard-group.png'), fullPage: true });
+    await screenshot(page, 'dashboard-group.png', true);
   } finally {
     await page.close();
   }
@@ -222,7 +281,7 @@ test.serial('rerunning a window from the dashboard creates the next generation o
     await page.reload();
     await page.waitForSelector('body[data-ready="true"]');
     t.is(await colour(page, failed), 'rgb(46, 125, 50)');
-    await page.screenshot({ path: join(RESULTS, 'dashboard-rerun.png'), fullPage: true });
+    await screenshot(page, 'dashboard-rerun.png', true);
   } finally {
     await page.close();
   }
@@ -283,6 +342,43 @@ test.serial('a day on which the clocks change is marked in the group zone', asyn
     t.is(await page.locator('#timeline .day').count(), 8); // 21 Oct .. 28 Oct (Berlin), newest first
     t.true((await page.locator('#timeline .cell').count()) >= 7);
     t.is(await page.locator('#timeline .day:not(.dst) .dst-badge').count(), 0);
+    // The toolbar states the span in Berlin time: it starts and ends within a day, so 7 days show as 8 rows.
+    t.like(await viewSpan(t, page), {
+      days: 7,
+      from: '2026-10-21 02:00',
+      to: '2026-10-28 01:00',
+      zone: 'Europe/Berlin',
+      rows: 8,
+      windows: 7, // daily, from 02:00 in Berlin
+    });
+
+    await page.click('#earlier');
+    await page.waitForSelector('body[data-ready="true"]');
+    t.like(await viewSpan(t, page), {
+      days: 7,
+      from: '2026-10-14 02:00',
+      to: '2026-10-21 02:00',
+      zone: 'Europe/Berlin',
+      rows: 8,
+    });
+  } finally {
+    await page.close();
+  }
+});
+
+test.serial('a span ending at midnight in the group zone ends at 24:00 of its last day row', async (t) => {
+  // 2026-10-25T23:00Z is midnight in Berlin (CET); the day before it has 25 hours, so a 1-day span starts at 01:00.
+  const page = await openDashboard('#/groups/ui_berlin?days=1&to=2026-10-25T23:00:00Z');
+  try {
+    t.like(await viewSpan(t, page), {
+      days: 1,
+      from: '2026-10-25 01:00',
+      to: '2026-10-25 24:00',
+      zone: 'Europe/Berlin',
+      rows: 1,
+      windows: 2, // from 02:00 (summer time) on 24 and on 25 Oct
+    });
+    t.is(await page.locator('#timeline .day.dst').count(), 1);
   } finally {
     await page.close();
   }
