@@ -635,7 +635,11 @@ test('abort leaves nothing, also after a failed write; a failed writer cannot co
       (err: unknown) => failure(err),
     );
   t.is(outcome?.code, 'FAILED_PRECONDITION');
-  t.regex(outcome?.message ?? '', /line 1, column id\)/, 'the refusal names the line and the column');
+  t.regex(
+    outcome?.message ?? '',
+    /\(column id, row 1 of the window \(row 1 of the batch\)\)$/,
+    'the refusal names the column and the row',
+  );
   await refused.abort(new Error('refused'));
   t.deepEqual(await tableRows(admin, table), []);
 });

@@ -54,6 +54,19 @@ async function writeBatches(id: string, options: Options, batches: readonly Row[
   }
 }
 
+/**
+ * Three batches of 1000 rows, ids 1..3000: `row` makes each, `bad` the window's row 2503 (the third
+ * batch's 503rd). A server counts rows within one statement, so only a translated place names it.
+ */
+function threeBatches(row: (id: number) => Row, bad: (id: number) => Row): Row[][] {
+  return [0, 1, 2].map((b) =>
+    Array.from({ length: 1000 }, (_, i) => {
+      const id = b * 1000 + i + 1;
+      return id === 2503 ? bad(id) : row(id);
+    }),
+  );
+}
+
 /** Reads the window; resolves to the error the read failed with (undefined: read to the end). */
 async function readAll(id: string, options: Options): Promise<Failure | undefined> {
   const bounded = await runner.call(connector(id), 'fillInBoundaries', { options, boundaries: ALL });
@@ -142,6 +155,71 @@ pgTest(
         t.true((err?.message.length ?? 0) < 1000, `${mode}: ${err?.message.length} characters`);
         t.false(err?.message.includes(PASSWORD));
       }
+    } finally {
+      await admin.query(`DROP TABLE IF EXISTS ${table}`).catch(() => {});
+      await admin.end();
+    }
+  },
+);
+
+pgTest(
+  'postgres: a value the server refuses in a later batch names the row of the window, however the COPYs were cut',
+  async (t) => {
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    const table = uniqueName('pg_valerr_row');
+    const url = withPassword(PG_URL);
+    try {
+      await admin.query(
+        `CREATE TABLE ${table} (id int PRIMARY KEY, n int, note text, m int NOT NULL DEFAULT 0, sluice_window text)`,
+      );
+      // A run of rows with other columns starts a new COPY, whose lines count from 1 again: the second
+      // batch has no note, the third has one in its first 300 rows only (the bad row is line 203 of its COPY).
+      const noted = (id: number) => id <= 1000 || (id > 2000 && id <= 2300);
+      const cases: [string, Row[][], RegExp][] = [
+        [
+          'one COPY',
+          threeBatches(
+            (id) => ({ id, n: id, note: 'x' }),
+            (id) => ({ id, n: 'not a number', note: 'x' }),
+          ),
+          /: invalid input syntax for type integer: "not a number" \(column n, row 2503 of the window \(row 503 of the batch\)\)$/,
+        ],
+        [
+          'a COPY per run of columns',
+          threeBatches(
+            (id) => (noted(id) ? { id, n: id, note: 'x' } : { id, n: id }),
+            (id) => ({ id, n: 'not a number' }),
+          ),
+          /: invalid input syntax for type integer: "not a number" \(column n, row 2503 of the window \(row 503 of the batch\)\)$/,
+        ],
+        // A constraint names the line only (and the column as a field of its own).
+        [
+          'a not-null constraint',
+          threeBatches(
+            (id) => ({ id, n: id }),
+            (id) => ({ id, n: id, m: null }),
+          ),
+          /: null value in column "m" .*violates not-null constraint \(row 2503 of the window \(row 503 of the batch\), table pg_valerr_row_\w+, column m\)$/,
+        ],
+        // A unique index is checked when the COPY's buffered rows go in, each under its own line.
+        [
+          'a unique index',
+          threeBatches(
+            (id) => ({ id, n: id }),
+            () => ({ id: 7, n: 7 }),
+          ),
+          /: duplicate key value violates unique constraint "pg_valerr_row_\w+_pkey" \(row 2503 of the window \(row 503 of the batch\), table pg_valerr_row_\w+, constraint pg_valerr_row_\w+_pkey\)$/,
+        ],
+      ];
+      for (const [label, batches, expected] of cases) {
+        const err = await writeBatches('postgres', { url, table }, batches);
+        t.is(err?.code, 'FAILED_PRECONDITION', label);
+        t.regex(err?.message ?? '', expected, label);
+        t.false(err?.message.includes(PASSWORD), label);
+      }
+      const count = await admin.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${table}`);
+      t.is(count.rows[0]!.n, '0', 'nothing was committed');
     } finally {
       await admin.query(`DROP TABLE IF EXISTS ${table}`).catch(() => {});
       await admin.end();
@@ -239,6 +317,67 @@ mysqlTest(
         );
         t.true(err?.message.endsWith(`got ${received}`), `${label}: ${err?.message}`);
         t.is(err?.details.field, column, label);
+      }
+      const [count] = await admin.query<mysql.RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${table}`);
+      t.is(Number(count[0]!.n), 0, 'nothing was committed');
+    } finally {
+      await admin.query(`DROP TABLE IF EXISTS ${table}`).catch(() => {});
+      await admin.end();
+    }
+  },
+);
+
+mysqlTest(
+  'mysql: a value the server refuses in a later batch names the row of the window, not the row of its INSERT',
+  async (t) => {
+    const admin = await mysql.createConnection({ uri: MYSQL_URL });
+    const table = uniqueName('my_valerr_row');
+    try {
+      await admin.query(
+        `CREATE TABLE ${table} (id INT PRIMARY KEY, n INT, note VARCHAR(5), pad LONGTEXT, sluice_window VARCHAR(255)) ENGINE=InnoDB`,
+      );
+      const plain = (id: number): Row => ({ id, n: id });
+      const badNumber = (id: number): Row => ({ id, n: 'not a number' });
+      const number =
+        /: Incorrect integer value: 'not a number' for column .*n[`'] at row 2503 of the window \(row 503 of the batch\)$/;
+      // Rows of the same columns go in one INSERT of up to batchSize rows, unless they are wide: the
+      // server's max_allowed_packet (MariaDB's default 16 MiB) cuts the third batch's first 503 rows, with 20,000
+      // characters each, into INSERTs of about 250 rows, and the bad row is about the 10th of its own.
+      const pad = 'p'.repeat(20_000);
+      const cases: [string, Options, Row[][], RegExp][] = [
+        ['an INSERT per batch', {}, threeBatches(plain, badNumber), number],
+        ['INSERTs of 100 rows', { batchSize: 100 }, threeBatches(plain, badNumber), number],
+        [
+          'INSERTs cut by max_allowed_packet',
+          {},
+          threeBatches(
+            (id) => (id > 2000 && id < 2503 ? { id, n: id, pad } : plain(id)),
+            (id) => ({ ...badNumber(id), pad }),
+          ),
+          number,
+        ],
+        [
+          'text too long for its column',
+          {},
+          threeBatches(
+            (id) => ({ id, n: id, note: 'x' }),
+            (id) => ({ id, n: id, note: 'far too long' }),
+          ),
+          /: Data too long for column 'note' at row 2503 of the window \(row 503 of the batch\)$/,
+        ],
+        // An upsert sends only the last row of a key: the third batch's first row is dropped (its second
+        // has the same key), so the bad row is the 502nd of its statement.
+        [
+          'an upsert, a repeated key left out',
+          { mode: 'upsert', keyColumns: ['id'] },
+          threeBatches((id) => (id === 2001 ? plain(2002) : plain(id)), badNumber),
+          number,
+        ],
+      ];
+      for (const [label, extra, batches, expected] of cases) {
+        const err = await writeBatches('mysql', { url: MYSQL_URL, table, ...extra }, batches);
+        t.is(err?.code, 'FAILED_PRECONDITION', label);
+        t.regex(err?.message ?? '', expected, label);
       }
       const [count] = await admin.query<mysql.RowDataPacket[]>(`SELECT COUNT(*) AS n FROM ${table}`);
       t.is(Number(count[0]!.n), 0, 'nothing was committed');

@@ -834,11 +834,15 @@ export interface WriterSession {
    */
   lockWindow(windowId: string): Promise<void>;
   deleteWindow(column: string, windowId: string): Promise<void>;
-  /** Multi-row insert (upsert on `conflictKeys` when given) of rows of values, in `columns` order. */
+  /**
+   * Multi-row insert (upsert on `conflictKeys` when given) of rows of values, in `columns` order. `at`
+   * says where each row is in the window, for a server error that names a row of its statement.
+   */
   insert(
     columns: readonly string[],
     rows: readonly (readonly unknown[])[],
-    conflictKeys?: readonly string[],
+    conflictKeys: readonly string[] | undefined,
+    at: StatementRows,
   ): Promise<void>;
   /** Creates the table; returns its columns. */
   create(columns: readonly ColumnSpec[], primaryKey: readonly string[]): Promise<ColumnMap>;
@@ -847,6 +851,22 @@ export interface WriterSession {
   release(): Promise<void>;
   convert(value: unknown, kind: ColumnKind): unknown;
   mapError(err: unknown, doing: string): SluiceError;
+}
+
+/**
+ * Where the rows of one statement are in the window. A server counts rows within its statement (MySQL's
+ * `at row N`, the line of a COPY), which restarts with every statement; messages name the window's row.
+ */
+export interface StatementRows {
+  /** Rows of the window's batches before the one this statement's rows came from. */
+  readonly before: number;
+  /** The window row (from 1) of the statement's row `k` (from 0). */
+  row(k: number): number;
+}
+
+/** A row of the window as messages name it: `row 2503 of the window (row 503 of the batch)`. */
+export function windowRow(row: number, before: number): string {
+  return `row ${row} of the window (row ${row - before} of the batch)`;
 }
 
 /**
@@ -973,6 +993,8 @@ export function windowWriter(
 
   /** `before`: the rows of the window's earlier batches. */
   async function insert(batch: readonly Row[], before: number): Promise<void> {
+    /** The place of the run's first row in the batch (runs are consecutive rows). */
+    let runStart = 0;
     for (const run of runsOfColumns(batch)) {
       const names = run.columns.filter((c) => c !== cfg.windowColumn);
       const all = cfg.windowColumn ? [...names, cfg.windowColumn] : names;
@@ -994,9 +1016,24 @@ export function windowWriter(
       const kinds = all.map((c) => columns!.get(norm(c)) ?? 'other');
       const perStatement = Math.max(1, Math.min(cfg.batchSize, Math.floor(s.maxParams / all.length)));
       const budget = s.maxStatementBytes;
-      const flush = async (chunk: Row[]) => {
+      /** `first`: the place of the chunk's first row in the batch (from 0). */
+      const flush = async (chunk: Row[], first: number) => {
         if (chunk.length === 0) return;
-        if (cfg.mode === 'upsert') chunk = lastPerKey(chunk, cfg.keyColumns);
+        // The chunk is consecutive rows of the batch; an upsert keeps only the last row of a key, so its
+        // statement's rows are looked up (only then: for other chunks a row's place is first + k).
+        let places: readonly number[] | undefined;
+        if (cfg.mode === 'upsert') {
+          const kept = lastPerKey(chunk, cfg.keyColumns);
+          if (kept.length < chunk.length) {
+            const place = new Map(chunk.map((r, k) => [r, first + k]));
+            places = kept.map((r) => place.get(r)!);
+          }
+          chunk = kept;
+        }
+        const at: StatementRows = {
+          before,
+          row: places ? (k) => before + places[k]! + 1 : (k) => before + first + k + 1,
+        };
         const values: unknown[][] = [];
         let row: Row | undefined;
         let j = 0;
@@ -1012,33 +1049,37 @@ export function windowWriter(
         } catch (err) {
           if (err instanceof ValueError) {
             err.column = all[j];
-            // The row's place in the window: looked up only now (an upsert keeps only the last row of a key).
-            const at = row === undefined ? -1 : batch.indexOf(row);
-            if (at >= 0) err.row = `row ${before + at + 1} of the window (row ${at + 1} of the batch)`;
+            // The failing row is the statement's next one.
+            if (row !== undefined) err.row = windowRow(at.row(values.length), before);
           }
           throw err;
         }
-        await s.insert(all, values, cfg.mode === 'upsert' ? cfg.keyColumns : undefined);
+        await s.insert(all, values, cfg.mode === 'upsert' ? cfg.keyColumns : undefined, at);
       };
       if (budget === undefined) {
-        for (let i = 0; i < run.rows.length; i += perStatement) await flush(run.rows.slice(i, i + perStatement));
+        for (let i = 0; i < run.rows.length; i += perStatement)
+          await flush(run.rows.slice(i, i + perStatement), runStart + i);
+        runStart += run.rows.length;
         continue;
       }
       const idBytes = cfg.windowColumn ? id.length * 3 : 0;
       let chunk: Row[] = [];
+      let chunkStart = runStart;
       let bytes = 0;
       for (const row of run.rows) {
         let size = idBytes;
         for (const c of names) size += valueBytes(row[c]);
         if (chunk.length > 0 && (chunk.length >= perStatement || bytes + size > budget)) {
-          await flush(chunk);
+          await flush(chunk, chunkStart);
+          chunkStart += chunk.length;
           chunk = [];
           bytes = 0;
         }
         chunk.push(row);
         bytes += size;
       }
-      await flush(chunk);
+      await flush(chunk, chunkStart);
+      runStart += run.rows.length;
     }
   }
 

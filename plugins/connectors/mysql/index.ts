@@ -147,18 +147,47 @@ const CONFIG_CODES = new Set([
   'HANDSHAKE_SSL_ERROR',
 ]);
 
+/**
+ * MySQL's place of a refused value, the row within its statement (`… for column 'n' at row 3`): last in
+ * the message, counted from 1 in every INSERT (a window's rows go in many, cut by batchSize and by the
+ * server's max_allowed_packet).
+ */
+const AT_STATEMENT_ROW = / at row (\d+)$/;
+
+/** A server error naming a row of its statement, with the row of the window it stands for. */
+class AtRow extends Error {
+  constructor(
+    readonly error: unknown,
+    readonly at: string,
+  ) {
+    super(at);
+  }
+}
+
+/** An insert's error naming a row of its statement (`at row N`), with the window's row; other errors as they are. */
+function atRow(err: unknown, count: number, at: core.StatementRows): unknown {
+  const m = err instanceof Error ? AT_STATEMENT_ROW.exec(err.message) : null;
+  const n = m ? Number(m[1]) : 0;
+  return n >= 1 && n <= count ? new AtRow(err, core.windowRow(at.row(n - 1), at.before)) : err;
+}
+
 /** A driver error as a SluiceError: UNAVAILABLE when the server cannot be reached; the password never shows. */
 function mapError(err: unknown, doing: string, url: string): SluiceError {
   if (core.isSluice(err)) return err;
   if (err instanceof core.ValueError) return core.valueFailure(DIALECT, doing, err, url);
+  let row: string | undefined;
+  if (err instanceof AtRow) {
+    row = err.at;
+    err = err.error;
+  }
   const e = (err ?? {}) as { code?: unknown; fatal?: unknown };
   const code = typeof e.code === 'string' ? e.code : '';
+  const raw = err instanceof Error ? err.message || code || err.name : String(err);
   // Shortened (a refused value is quoted whole: a huge text into a DATETIME column), after the password
-  // is out: a cut through it would leave a part that scrub no longer finds.
-  const text = core.shortenMessage(
-    core.scrub(err instanceof Error ? err.message || code || err.name : String(err), url),
-  );
-  const message = core.scrub(`mysql: ${doing}: ${text}`, url);
+  // is out: a cut through it would leave a part that scrub no longer finds. The statement's row is
+  // replaced by the window's after the cut, which keeps the column the server names before it.
+  const text = core.shortenMessage(core.scrub(row ? raw.replace(AT_STATEMENT_ROW, '') : raw, url));
+  const message = core.scrub(`mysql: ${doing}: ${text}${row ? ` at ${row}` : ''}`, url);
   if (
     UNAVAILABLE_CODES.has(code) ||
     (e.fatal === true && !CONFIG_CODES.has(code)) ||
@@ -586,7 +615,7 @@ export default defineConnectorPlugin({
       },
       deleteWindow: async (column, id) =>
         void (await conn.execute(`DELETE FROM ${table} WHERE ${q(column)} = ?`, [id])),
-      async insert(names, rows, conflictKeys) {
+      async insert(names, rows, conflictKeys, at) {
         const tuple = `(${names.map(() => '?').join(', ')})`;
         let sql = `INSERT INTO ${table} (${names.map(q).join(', ')}) VALUES ${rows.map(() => tuple).join(', ')}`;
         if (conflictKeys) {
@@ -596,7 +625,11 @@ export default defineConnectorPlugin({
             .map((c) => `${q(c)} = VALUES(${q(c)})`);
           sql += ` ON DUPLICATE KEY UPDATE ${updates.length > 0 ? updates.join(', ') : `${q(conflictKeys[0]!)} = ${q(conflictKeys[0]!)}`}`;
         }
-        await conn.execute(sql, rows.flat() as never[]);
+        try {
+          await conn.execute(sql, rows.flat() as never[]);
+        } catch (err) {
+          throw atRow(err, rows.length, at);
+        }
       },
       async create(specs, primaryKey) {
         const defs = specs.map((s) => `${q(s.name)} ${core.inferColumnType(s, TYPES)}`);

@@ -57,8 +57,11 @@ const NETWORK_CODES = new Set([
 /** SQLSTATEs meaning the server is going away or full: retrying later may work. */
 const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300', '53400']);
 
-/** A server error about one bind parameter of an upsert statement, with the column and row it stands for. */
-class AtParameter extends Error {
+/**
+ * A server error about one value or row of a statement (a bind parameter of an upsert, a line of a COPY),
+ * with the column and the row it stands for.
+ */
+class AtRow extends Error {
   constructor(
     readonly error: unknown,
     readonly at: string,
@@ -72,7 +75,9 @@ function mapError(err: unknown, doing: string, url: string): SluiceError {
   if (core.isSluice(err)) return err;
   if (err instanceof core.ValueError) return core.valueFailure(DIALECT, doing, err, url);
   const names: string[] = [];
-  if (err instanceof AtParameter) {
+  let located = false;
+  if (err instanceof AtRow) {
+    located = true;
     names.push(err.at);
     err = err.error;
   }
@@ -82,9 +87,10 @@ function mapError(err: unknown, doing: string, url: string): SluiceError {
   const text = core.shortenMessage(core.scrub(err instanceof Error ? err.message || err.name : String(err), url));
   // The names the server gives, which its message leaves out (not its detail: "Failing row contains" a whole row).
   const fields = err as Partial<Record<'table' | 'column' | 'constraint' | 'where', unknown>> | undefined;
-  // COPY's context names the line and column before the value it quotes: keep what comes before.
-  const copyAt = typeof fields?.where === 'string' ? /^COPY [^,]+, (line \d+, column [^:]+):/.exec(fields.where) : null;
-  if (copyAt) names.push(copyAt[1]!);
+  // A COPY line the writer could not place in the window (none it wrote): the line as the server counts it.
+  const copyAt = located ? null : copyContext(fields?.where);
+  if (copyAt)
+    names.push([`line ${copyAt.line}`, ...(copyAt.column === undefined ? [] : [`column ${copyAt.column}`])].join(', '));
   for (const k of ['table', 'column', 'constraint'] as const) {
     const v = fields?.[k];
     if (typeof v === 'string' && v !== '') names.push(`${k} ${v}`);
@@ -105,6 +111,43 @@ function mapError(err: unknown, doing: string, url: string): SluiceError {
 }
 
 /**
+ * The line (from 1, within its COPY) and the column a COPY FROM error's context names: `COPY t, line 3,
+ * column n: "abc"`, `…, column n: null input`, or only the line (`COPY t, line 3: "<the line>"`, a
+ * constraint, or `COPY t, line 3` for an index entry of a buffered multi-row insert). What comes after
+ * the column is left out: the value or the whole line, which may be huge. Searched line by line: a
+ * function the row called (a trigger, a check) puts its own context before the COPY's.
+ */
+function copyContext(where: unknown): { line: number; column?: string } | undefined {
+  const m = typeof where === 'string' ? /^COPY .+?, line (\d+)(?:, column (.+?))?(?:: |$)/m.exec(where) : null;
+  return m ? { line: Number(m[1]), ...(m[2] === undefined ? {} : { column: m[2] }) } : undefined;
+}
+
+/** A run of lines of one COPY: the statement rows an insert call wrote, from the COPY's line `line`. */
+interface CopyLines {
+  readonly line: number;
+  readonly count: number;
+  readonly at: core.StatementRows;
+}
+
+/**
+ * A COPY FROM error naming a line, with the column and the row of the window it stands for: a COPY
+ * counts the lines it was sent from 1 (no header: the writer sends none), and one COPY takes the rows of
+ * many batches, or of part of one (a new COPY for every run of rows with other columns). Other errors as
+ * they are.
+ */
+function atCopyLine(err: unknown, runs: readonly CopyLines[]): unknown {
+  const at = copyContext((err as { where?: unknown } | null)?.where);
+  if (!at) return err;
+  const run = runs.findLast((r) => r.line <= at.line);
+  if (!run || at.line >= run.line + run.count) return err;
+  const row = run.at.row(at.line - run.line);
+  return new AtRow(
+    err,
+    [...(at.column === undefined ? [] : [`column ${at.column}`]), core.windowRow(row, run.at.before)].join(', '),
+  );
+}
+
+/**
  * A server error naming a bind parameter (a value its column's input function refused: `unnamed portal
  * parameter $7`), with the column and the row (by its key values) it stands for; other errors as they are.
  */
@@ -121,7 +164,7 @@ function atParameter(
   const row = rows[Math.floor(n / names.length)];
   if (!row) return err;
   const key = keys.map((k) => `${k} = ${core.describeReceived(row[names.indexOf(k)])}`).join(', ');
-  return new AtParameter(err, `column ${names[n % names.length]}, the row with ${key}`);
+  return new AtRow(err, `column ${names[n % names.length]}, the row with ${key}`);
 }
 
 // Timestamps cross the wire in UTC, and a timestamp without time zone is compared as UTC. Dates and
@@ -496,8 +539,10 @@ export default defineConnectorPlugin({
         }
       }
     };
-    // The open COPY of replace-window rows: one per run of rows with the same columns.
-    let copy: { columns: string; stream: ReturnType<typeof copyFrom>; done: Promise<void> } | undefined;
+    // The open COPY of replace-window rows: one per run of rows with the same columns; `lines`: the
+    // window's rows it was sent, to say which one a refusal of a line is about.
+    let copy:
+      { columns: string; stream: ReturnType<typeof copyFrom>; done: Promise<void>; lines: CopyLines[] } | undefined;
     const endCopy = async () => {
       if (!copy) return;
       const { stream, done } = copy;
@@ -516,7 +561,7 @@ export default defineConnectorPlugin({
         void (await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`sluice:${table}:${id}`])),
       deleteWindow: async (column, id) =>
         void (await client.query(`DELETE FROM ${table} WHERE ${q(column)} = $1`, [id])),
-      async insert(names, rows, conflictKeys) {
+      async insert(names, rows, conflictKeys, at) {
         if (conflictKeys) {
           await endCopy();
           await upsert(names, rows, conflictKeys);
@@ -528,13 +573,17 @@ export default defineConnectorPlugin({
         if (copy?.columns !== columns) await endCopy();
         if (!copy) {
           const stream = client.query(copyFrom(`COPY ${table} (${columns}) FROM STDIN`));
+          const lines: CopyLines[] = [];
           const done = new Promise<void>((resolve, reject) => {
             stream.on('finish', resolve);
-            stream.on('error', reject);
+            // The refusal may come with a later batch, or at commit: placed by the lines sent until then.
+            stream.on('error', (err) => reject(atCopyLine(err, lines)));
           });
           done.catch(() => {});
-          copy = { columns, stream, done };
+          copy = { columns, stream, done, lines };
         }
+        const last = copy.lines.at(-1);
+        copy.lines.push({ line: last ? last.line + last.count : 1, count: rows.length, at });
         // The type of each column written: a CopyText of the same type goes in as its text.
         const oids = names.map((n) => described?.oids.get(n));
         let text = '';
