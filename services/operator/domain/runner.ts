@@ -25,6 +25,15 @@ export interface RunContext {
    * write holds (a connection, a transaction, a window lock) goes with it.
    */
   onLeftover?(settled: Promise<void>): void;
+  /**
+   * Called once, after the last batch is written and right before the sink commits: resolves when the job is still
+   * this run's to commit (RUNNING, held by this replica, this attempt: one read of the job). Otherwise it rejects
+   * and the run does not commit (the writer aborts): a CancelJob answered by another replica, or a take-over, that
+   * this replica's lease renewal has not brought here yet. A run that committed after such a change would land a
+   * window the job reports CANCELLED, or one another replica writes again. Given by the operator service to its
+   * runners; plugins never see it.
+   */
+  beforeCommit?(): Promise<void>;
 }
 
 /** Executes jobs: `embedded` in this process, `flink` on a Flink cluster. run() resolves when the window is written and committed. */

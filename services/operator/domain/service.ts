@@ -730,7 +730,8 @@ export class OperatorService {
 
   /**
    * Cancels a pending or running job, on whichever replica runs it; its sink aborts (on another replica at its
-   * next lease renewal). A finished job is FAILED_PRECONDITION. Bounded: no retry loop however the job moves.
+   * next lease renewal, or as it comes to commit if that is sooner). A finished job is FAILED_PRECONDITION.
+   * Bounded: no retry loop however the job moves.
    */
   async cancelJob(jobId: string): Promise<JobRecord> {
     // A pending job may start between the read and the write: look again, a bounded number of times.
@@ -748,7 +749,8 @@ export class OperatorService {
         if (FINAL_JOB_STATES.includes(after.state)) return after;
         continue;
       }
-      // Not running here: pending here, or held by another replica, which finds it CANCELLED when it renews.
+      // Not running here: pending here, or held by another replica, which finds it CANCELLED when it renews or
+      // before it commits.
       const cancelled = await this.#o.store.updateJob(
         jobId,
         { state: 'CANCELLED', finishedAt: this.#now() },
@@ -1008,6 +1010,7 @@ export class OperatorService {
               .then(() => this.#update(jobId, { resolvedPositions: positions }, ['RUNNING'], run))
               .catch(() => {});
           },
+          beforeCommit: () => this.#beforeCommit(jobId, run),
         },
       );
       await lastWrite;
@@ -1068,6 +1071,35 @@ export class OperatorService {
     }
     // The sink has committed: from here a failed write is retried as a write, never as another run of the job.
     return this.#recordSucceeded(jobId, progress, run);
+  }
+
+  /**
+   * The commit gate (RunContext.beforeCommit): one read of the job, which must still be RUNNING with this run's
+   * owner and attempt, as every write of the run asks. A job cancelled or taken over elsewhere since the last lease
+   * renewal stops the run as that renewal would have (LeaseLost: the writer aborts, nothing is written for the run
+   * here). A store out of reach fails the run with UNAVAILABLE, uncommitted: committing blind could land a window
+   * over a cancel. The attempt then fails as any other does (retried while attempts are left), or, the store still
+   * away for that write too, the job stays RUNNING and is taken over once its lease runs out, as when renewals fail.
+   */
+  async #beforeCommit(jobId: string, run: JobRun): Promise<void> {
+    let job: JobRecord | undefined;
+    try {
+      job = await this.#o.store.getJob(jobId);
+    } catch (err) {
+      throw new SluiceError(
+        ERROR_CODES.UNAVAILABLE,
+        `the job could not be read before its commit, so its window was not committed: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+    if (job?.state === 'RUNNING' && job.owner === run.owner && job.attempt === run.attempt) return;
+    const lost = new LeaseLost(
+      job
+        ? `job '${jobId}' is ${job.state} (held by '${job.owner}', attempt ${job.attempt}): no longer this run's to commit`
+        : `job '${jobId}' is gone: not committed`,
+    );
+    this.#running.get(jobId)?.abort(lost);
+    if (job) this.#emit(job);
+    throw lost;
   }
 
   /** A run whose end was not written: the job had ended, been cancelled or been taken over meanwhile. */

@@ -112,6 +112,11 @@ export class EmbeddedRunner implements Runner {
         report(false);
       }
       if (ctx.signal.aborted) throw ctx.signal.reason;
+      // Once per run, not per batch: the job may have been cancelled or taken over on another replica since this
+      // one's last lease renewal, and a commit now would land a window that is no longer this run's. A cancel or a
+      // stop during the read ends the run as during a write.
+      if (ctx.beforeCommit) await untilAborted(ctx.beforeCommit(), ctx.signal);
+      if (ctx.signal.aborted) throw ctx.signal.reason;
       // Not cut short by a cancel: a commit under way may land, so the run ends with what it did (the job
       // SUCCEEDED), never CANCELLED over a committed window.
       try {

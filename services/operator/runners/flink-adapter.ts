@@ -53,6 +53,9 @@ export class FlinkJobRunner implements Runner {
       ...(bounds ? { sourceBounds: bounds } : {}),
       ...(sourceColumnTypes ? { sourceColumnTypes } : {}),
     });
+    // ctx.beforeCommit is not asked: the Flink job's sink commits on the cluster (at its checkpoints and as the
+    // job finishes), with no step here between the last write and the commit to hold it. A cancel that reaches this
+    // replica stops the Flink job through ctx.signal.
     await this.flink.run(
       { jobId: spec.job.jobId, statements },
       { signal: ctx.signal, onProgress: (p) => ctx.onProgress(p) },

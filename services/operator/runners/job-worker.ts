@@ -9,8 +9,11 @@ import { ROOT_CONTEXT, context, propagation } from '@opentelemetry/api';
 import { pathToFileURL } from 'node:url';
 import {
   type ConnectorPlugin,
+  ERROR_CODES,
+  type ErrorCode,
   type HostPolicy,
   type Logger,
+  SluiceError,
   describeValue,
   isSluiceError,
   setHostPolicy,
@@ -47,6 +50,8 @@ export type WorkerMessage =
    * waits for the write (and the writer's abort) before it answers the task.
    */
   | { readonly type: 'left-writing' }
+  /** The last batch is written: may the sink commit? The service answers with a `commit-answer` (RunContext.beforeCommit). */
+  | { readonly type: 'before-commit' }
   | { readonly type: 'progress'; readonly seq: number; readonly progress: unknown }
   | { readonly type: 'resolved'; readonly seq: number; readonly positions: Readonly<Record<string, string>> }
   | { readonly type: 'hook'; readonly measurement: HookMeasurement }
@@ -57,6 +62,28 @@ export type WorkerMessage =
       readonly fields?: Record<string, unknown>;
     };
 
+/** What the service sends a job's thread over the job's port. */
+export type ServiceMessage =
+  /** CancelJob or stop: the job ends as its RunContext's signal aborts. */
+  | { readonly type: 'cancel' }
+  /** The answer to `before-commit`: commit, or do not and fail with this. */
+  | { readonly type: 'commit-answer'; readonly failed?: FailedAnswer };
+
+/** An error as it crosses the thread boundary (a SluiceError's class does not). */
+export interface FailedAnswer {
+  readonly code?: string;
+  readonly message: string;
+  readonly details?: unknown;
+}
+
+/** The error `failed` stands for: a SluiceError again when it has a known code. */
+function errorOf(failed: FailedAnswer): Error {
+  const known = failed.code !== undefined && Object.values(ERROR_CODES).includes(failed.code as ErrorCode);
+  if (!known) return new Error(failed.message);
+  const details = typeof failed.details === 'object' && failed.details !== null ? failed.details : {};
+  return new SluiceError(failed.code as ErrorCode, failed.message, details);
+}
+
 /**
  * What a job returns: why it failed, if it did (a SluiceError's class does not survive the thread
  * boundary), and its last progress and resolved positions. Those went over the job's port too, but
@@ -64,7 +91,7 @@ export type WorkerMessage =
  * them (`seq` tells the service whether it has seen that progress or those positions).
  */
 export interface WorkerResult {
-  readonly failed?: { readonly code?: string; readonly message: string; readonly details?: unknown };
+  readonly failed?: FailedAnswer;
   readonly progress?: { readonly seq: number; readonly progress: unknown };
   readonly resolved?: { readonly seq: number; readonly positions: Readonly<Record<string, string>> };
   /** The job's spans, when the service traces (see services/core/worker-spans.ts). */
@@ -101,9 +128,19 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
   port.postMessage({ type: 'start', threadId } satisfies WorkerMessage);
   const beat = setInterval(() => port.postMessage({ type: 'beat' } satisfies WorkerMessage), BEAT_MS);
   const controller = new AbortController();
-  port.on('message', (m: { type?: string }) => {
+  /** The service's answer to `before-commit`, while the run awaits it. */
+  let commitAnswer: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  port.on('message', (m: ServiceMessage) => {
     if (m?.type === 'cancel') controller.abort(new Error('the job was cancelled'));
+    else if (m?.type === 'commit-answer' && commitAnswer) {
+      const { resolve, reject } = commitAnswer;
+      commitAnswer = undefined;
+      if (m.failed) reject(errorOf(m.failed));
+      else resolve();
+    }
   });
+  // The service closed the job's port (its run ended without this thread): no answer will come, and none is a yes.
+  port.on('close', () => commitAnswer?.reject(new Error('the job ended before the service allowed its commit')));
   let last: { seq: number; progress: unknown } | undefined;
   let resolved: { seq: number; positions: Readonly<Record<string, string>> } | undefined;
   /** The write a cancel left in flight, and the writer's abort after it. */
@@ -135,6 +172,12 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
         onLeftover: (settled) => {
           leftover = settled;
         },
+        // A cancel or stop meanwhile needs no answer: the runner awaits this together with its signal.
+        beforeCommit: () =>
+          new Promise<void>((resolve, reject) => {
+            commitAnswer = { resolve, reject };
+            port.postMessage({ type: 'before-commit' } satisfies WorkerMessage);
+          }),
       },
     );
     return tail();

@@ -4,13 +4,13 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel } from 'node:worker_threads';
 import { context, propagation } from '@opentelemetry/api';
 import { Piscina } from 'piscina';
-import { ERROR_CODES, type ErrorCode, type Logger, SluiceError, hostPolicy } from 'sluice/sdk';
+import { ERROR_CODES, type ErrorCode, type Logger, SluiceError, hostPolicy, isSluiceError } from 'sluice/sdk';
 import { silentLogger } from '../../core/logger.js';
 import { recordHookMeasurement } from '../../host/hook-runner.js';
 import { exportWorkerSpans } from '../../core/worker-spans.js';
 import type { JobProgress } from '../domain/model.js';
 import type { JobSpec, RunContext, Runner } from '../domain/runner.js';
-import type { PluginRef, WorkerMessage, WorkerResult, WorkerTask } from './job-worker.js';
+import type { FailedAnswer, PluginRef, ServiceMessage, WorkerMessage, WorkerResult, WorkerTask } from './job-worker.js';
 
 export interface PooledRunnerOptions {
   /** Worker threads, started up front; default: the machine's parallelism. */
@@ -143,7 +143,7 @@ export class PooledRunner implements Runner {
       if (m.type === 'start') {
         threadId = m.threadId;
         // Cancelled while it waited for a thread: it stops at its first hook.
-        if (ctx.signal.aborted) port1.postMessage({ type: 'cancel' });
+        if (ctx.signal.aborted) port1.postMessage({ type: 'cancel' } satisfies ServiceMessage);
       } else if (m.type === 'progress') {
         if (m.seq <= progressSeen) return;
         progressSeen = m.seq;
@@ -154,6 +154,20 @@ export class PooledRunner implements Runner {
         ctx.onResolved(m.positions);
       } else if (m.type === 'left-writing') {
         leftWriting();
+      } else if (m.type === 'before-commit') {
+        // Answered on the job's port whenever the service has decided; an answer after the run ended (its thread
+        // stopped, the port closed) goes nowhere. A cancel meanwhile reaches the thread as usual.
+        const answer = (failed?: FailedAnswer) =>
+          port1.postMessage({ type: 'commit-answer', ...(failed ? { failed } : {}) } satisfies ServiceMessage);
+        void (ctx.beforeCommit?.() ?? Promise.resolve()).then(
+          () => answer(),
+          (err: unknown) =>
+            answer(
+              isSluiceError(err)
+                ? { code: err.code, message: err.message, details: { ...err.details } }
+                : { message: err instanceof Error ? err.message : String(err) },
+            ),
+        );
       } else if (m.type === 'hook') {
         recordHookMeasurement(m.measurement);
       } else if (m.type === 'log') {
@@ -168,7 +182,7 @@ export class PooledRunner implements Runner {
     // jobsPerThread at 1. Stopping the thread by its id does what that signal did.
     let cancelTimer: NodeJS.Timeout | undefined;
     const onAbort = () => {
-      port1.postMessage({ type: 'cancel' });
+      port1.postMessage({ type: 'cancel' } satisfies ServiceMessage);
       cancelTimer = setTimeout(() => this.#stopThread(threadId), this.#stallTimeoutMs).unref();
     };
     ctx.signal.addEventListener('abort', onAbort, { once: true });
