@@ -864,6 +864,16 @@ export interface StatementRows {
   row(k: number): number;
 }
 
+/**
+ * The StatementRows of a statement whose row k is row `first + k` of its batch, or row `places[k]` where an
+ * upsert dropped rows. Made here, at the top level, so that it holds these numbers and nothing else: a
+ * PostgreSQL COPY keeps one per statement until it ends, and one made inside the writer's loop would keep
+ * the loop's rows alive with it (a whole window's, in one COPY).
+ */
+export function statementRows(before: number, first: number, places?: readonly number[]): StatementRows {
+  return places ? { before, row: (k) => before + places[k]! + 1 } : { before, row: (k) => before + first + k + 1 };
+}
+
 /** A row of the window as messages name it: `row 2503 of the window (row 503 of the batch)`. */
 export function windowRow(row: number, before: number): string {
   return `row ${row} of the window (row ${row - before} of the batch)`;
@@ -1030,10 +1040,7 @@ export function windowWriter(
           }
           chunk = kept;
         }
-        const at: StatementRows = {
-          before,
-          row: places ? (k) => before + places[k]! + 1 : (k) => before + first + k + 1,
-        };
+        const at = statementRows(before, first, places);
         const values: unknown[][] = [];
         let row: Row | undefined;
         let j = 0;
