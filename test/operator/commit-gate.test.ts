@@ -125,8 +125,8 @@ interface Replicas {
   readonly startedOnB: string[];
   /** Fails op-1's lease renewals (op-1 is cut off from the store for them) while true. */
   cutRenewals(cut: boolean): void;
-  /** Fails op-1's next read of one job with UNAVAILABLE (the store away for it). */
-  failNextRead(): void;
+  /** Fails op-1's next `n` reads of a job with UNAVAILABLE (the store away for them). */
+  failReads(n: number): void;
 }
 
 /**
@@ -146,13 +146,13 @@ async function replicas(
   const store = await SqliteStore.open(join(dir, 'sluice.db'));
   await store.migrate();
   let cut = false;
-  let failRead = false;
+  let failing = 0;
   const storeA = new Proxy(store, {
     get(target, prop) {
       if (prop === 'renewJobLeases' && cut)
         return () => Promise.reject(new SluiceError(ERROR_CODES.UNAVAILABLE, 'the store is out of reach'));
-      if (prop === 'getJob' && failRead) {
-        failRead = false;
+      if (prop === 'getJob' && failing > 0) {
+        failing--;
         return () => Promise.reject(new SluiceError(ERROR_CODES.UNAVAILABLE, 'the store is out of reach'));
       }
       const value = Reflect.get(target, prop, target) as unknown;
@@ -203,7 +203,7 @@ async function replicas(
     logs,
     startedOnB,
     cutRenewals: (c) => (cut = c),
-    failNextRead: () => (failRead = true),
+    failReads: (n) => (failing = n),
   };
 }
 
@@ -278,13 +278,24 @@ for (const mode of ['thread', 'pool'] as const) {
     },
   );
 
+  test.serial(`${mode}: a read before the commit that fails once is tried again, and the window commits`, async (t) => {
+    const { a, b, logs, failReads } = await replicas(t, mode, 60_000);
+    const jobId = await submitted(a, logs, 'g-blip');
+    // The next read of the job op-1 makes is the gate's (the test reads through op-2).
+    failReads(1);
+    await release(logs, jobId);
+    const done = await until(b, jobId, 'succeeded', (j) => j.state === 'SUCCEEDED');
+    t.is(done.attempt, 1, 'no attempt used up by a blip of the store');
+    t.deepEqual(await logOf(logs, jobId), ['write 10', 'written', 'write 10', 'written', 'committed']);
+  });
+
   test.serial(
     `${mode}: a store that cannot be read before the commit fails the attempt uncommitted; it is retried`,
     async (t) => {
-      const { a, b, logs, failNextRead } = await replicas(t, mode, 60_000);
+      const { a, b, logs, failReads } = await replicas(t, mode, 60_000);
       const jobId = await submitted(a, logs, 'g-away');
-      // The next read of the job op-1 makes is the gate's (the test reads through op-2).
-      failNextRead();
+      // Every read the gate makes (four, 0.7 s apart in all) fails.
+      failReads(4);
       await release(logs, jobId);
       const done = await until(b, jobId, 'succeeded', (j) => j.state === 'SUCCEEDED');
       t.is(done.attempt, 2, 'the first attempt failed and the second committed');

@@ -1010,7 +1010,7 @@ export class OperatorService {
               .then(() => this.#update(jobId, { resolvedPositions: positions }, ['RUNNING'], run))
               .catch(() => {});
           },
-          beforeCommit: () => this.#beforeCommit(jobId, run),
+          beforeCommit: () => this.#beforeCommit(jobId, run, signal),
         },
       );
       await lastWrite;
@@ -1077,19 +1077,26 @@ export class OperatorService {
    * The commit gate (RunContext.beforeCommit): one read of the job, which must still be RUNNING with this run's
    * owner and attempt, as every write of the run asks. A job cancelled or taken over elsewhere since the last lease
    * renewal stops the run as that renewal would have (LeaseLost: the writer aborts, nothing is written for the run
-   * here). A store out of reach fails the run with UNAVAILABLE, uncommitted: committing blind could land a window
-   * over a cancel. The attempt then fails as any other does (retried while attempts are left), or, the store still
-   * away for that write too, the job stays RUNNING and is taken over once its lease runs out, as when renewals fail.
+   * here). A read that fails is tried again (GATE_READ_ATTEMPTS, under a second in all): a blip of the store must
+   * not fail a window written in full, on its last attempt for good. A store out of reach for all of them fails
+   * the run with UNAVAILABLE, uncommitted: committing blind could land a window over a cancel. The attempt then
+   * fails as any other does (retried while attempts are left), or, the store still away for that write too, the
+   * job stays RUNNING and is taken over once its lease runs out, as when renewals fail.
    */
-  async #beforeCommit(jobId: string, run: JobRun): Promise<void> {
+  async #beforeCommit(jobId: string, run: JobRun, signal: AbortSignal): Promise<void> {
     let job: JobRecord | undefined;
-    try {
-      job = await this.#o.store.getJob(jobId);
-    } catch (err) {
-      throw new SluiceError(
-        ERROR_CODES.UNAVAILABLE,
-        `the job could not be read before its commit, so its window was not committed: ${err instanceof Error ? err.message : String(err)}`,
-      );
+    for (let attempt = 1; ; attempt++) {
+      try {
+        job = await this.#o.store.getJob(jobId);
+        break;
+      } catch (err) {
+        if (attempt >= GATE_READ_ATTEMPTS || signal.aborted || this.#stopped)
+          throw new SluiceError(
+            ERROR_CODES.UNAVAILABLE,
+            `the job could not be read before its commit, so its window was not committed: ${err instanceof Error ? err.message : String(err)}`,
+          );
+        await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** (attempt - 1)).unref());
+      }
     }
     if (job?.state === 'RUNNING' && job.owner === run.owner && job.attempt === run.attempt) return;
     const lost = new LeaseLost(
@@ -1097,8 +1104,13 @@ export class OperatorService {
         ? `job '${jobId}' is ${job.state} (held by '${job.owner}', attempt ${job.attempt}): no longer this run's to commit`
         : `job '${jobId}' is gone: not committed`,
     );
-    this.#running.get(jobId)?.abort(lost);
-    if (job) this.#emit(job);
+    // This run's own controller only (not one of a later run of the job); a run ended here meanwhile (a local
+    // cancel wrote its state and told the watchers already) is not told again.
+    if (!signal.aborted) {
+      const controller = this.#running.get(jobId);
+      if (controller?.signal === signal) controller.abort(lost);
+      if (job) this.#emit(job);
+    }
     throw lost;
   }
 
@@ -1136,6 +1148,9 @@ export class OperatorService {
     }
   }
 }
+
+/** Reads of the job at its commit gate before the attempt fails uncommitted (0.7 s of backoff in all). */
+const GATE_READ_ATTEMPTS = 4;
 
 /** Writes of a committed job's SUCCEEDED state before it is left to a take-over (about 3 s of backoff). */
 const SUCCEEDED_WRITE_ATTEMPTS = 6;
