@@ -11,3 +11,4 @@ export * from './policy.js';
 export * from './reconcile.js';
 export * from './json.js';
 export * from './secrets.js';
+export * from './float-columns.js';

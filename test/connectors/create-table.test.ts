@@ -10,6 +10,8 @@ import pg from 'pg';
 import type { Boundaries, ConnectorPlugin, Options, Row, WindowRef } from 'sluice/sdk';
 import { type ColumnSpec, inferColumnType, type TypeNames } from '../../plugins/connectors/_sql/core.js';
 import { BUNDLED_PLUGINS_DIR } from '../../services/core/paths.js';
+import { batchMapper } from '../../services/operator/domain/mapping.js';
+import type { FieldMapping } from '../../services/operator/domain/model.js';
 import { HookRunner } from '../../services/host/hook-runner.js';
 import { type LoadedPlugin, loadPlugins } from '../../services/host/loader.js';
 import { MYSQL_URL, PG_URL, probeMysql, probePostgres, uniqueName } from '../helpers/databases.js';
@@ -207,7 +209,15 @@ mysqlTest(
 const ALL: Boundaries = { boundaryType: 'OFFSET', lowerBound: '0', upperBound: '1000' };
 
 /** Copies the window from a SQL source to a sink that creates its table, as the embedded runner does (no mapping). */
-async function copyWindow(source: string, sourceOptions: Options, sink: string, sinkOptions: Options): Promise<void> {
+/** Copies the whole window, through the runner's field mapping when `fields` are given (batchMapper). */
+async function copyWindow(
+  source: string,
+  sourceOptions: Options,
+  sink: string,
+  sinkOptions: Options,
+  fields: readonly FieldMapping[] = [],
+): Promise<void> {
+  const map = batchMapper(fields);
   const bounded = await runner.call(connector(source), 'fillInBoundaries', { options: sourceOptions, boundaries: ALL });
   const reader = await runner.call(connector(source), 'openReader', { options: bounded, boundaries: ALL });
   const writer = await runner.call(connector(sink), 'openWriter', {
@@ -215,7 +225,7 @@ async function copyWindow(source: string, sourceOptions: Options, sink: string, 
     window: { groupId: 'g', streamId: 's', jobId: 'j', boundaries: ALL },
   });
   try {
-    for await (const batch of reader.batches()) await writer.write(batch);
+    for await (const batch of reader.batches()) await writer.write(map(batch));
     await writer.commit();
   } catch (err) {
     await writer.abort(err);
@@ -235,21 +245,25 @@ const FLOAT_VALUES = [
 ];
 
 /** The created table's types of x, f and n (information_schema's data_type) and its rows. */
-async function createdTable(sink: string, table: string): Promise<{ types: string[]; rows: unknown[][] }> {
+async function createdTable(
+  sink: string,
+  table: string,
+  columns: readonly [string, string, string] = ['x', 'f', 'n'],
+): Promise<{ types: string[]; rows: unknown[][] }> {
   const num = (v: unknown) => (v === null ? null : Number(v));
+  const list = columns.map((c) => `'${c}'`).join(', ');
+  const select = `SELECT id, ${columns.join(', ')} FROM ${table} ORDER BY id`;
+  const values = (r: Record<string, unknown>) => [num(r.id), ...columns.map((c) => num(r[c]))];
   if (sink === 'postgres') {
     const admin = new pg.Client({ connectionString: PG_URL });
     await admin.connect();
     try {
       const types = await admin.query<{ t: string }>(
-        `SELECT data_type AS t FROM information_schema.columns WHERE table_name = $1 AND column_name IN ('x', 'f', 'n') ORDER BY ordinal_position`,
+        `SELECT data_type AS t FROM information_schema.columns WHERE table_name = $1 AND column_name IN (${list}) ORDER BY ordinal_position`,
         [table],
       );
-      const rows = await admin.query(`SELECT id, x, f, n FROM ${table} ORDER BY id`);
-      return {
-        types: types.rows.map((r) => r.t),
-        rows: rows.rows.map((r: Record<string, unknown>) => [num(r.id), num(r.x), num(r.f), num(r.n)]),
-      };
+      const rows = await admin.query(select);
+      return { types: types.rows.map((r) => r.t), rows: rows.rows.map(values) };
     } finally {
       await admin.end();
     }
@@ -257,14 +271,11 @@ async function createdTable(sink: string, table: string): Promise<{ types: strin
   const admin = await mysql.createConnection({ uri: MYSQL_URL });
   try {
     const [types] = await admin.query<mysql.RowDataPacket[]>(
-      `SELECT DATA_TYPE AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME IN ('x', 'f', 'n') ORDER BY ORDINAL_POSITION`,
+      `SELECT DATA_TYPE AS t FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND COLUMN_NAME IN (${list}) ORDER BY ORDINAL_POSITION`,
       [table],
     );
-    const [rows] = await admin.query<mysql.RowDataPacket[]>(`SELECT id, x, f, n FROM ${table} ORDER BY id`);
-    return {
-      types: types.map((r) => String(r.t).toLowerCase()),
-      rows: rows.map((r) => [num(r.id), num(r.x), num(r.f), num(r.n)]),
-    };
+    const [rows] = await admin.query<mysql.RowDataPacket[]>(select);
+    return { types: types.map((r) => String(r.t).toLowerCase()), rows: rows.map(values) };
   } finally {
     await admin.end();
   }
@@ -344,3 +355,44 @@ for (const source of FLOAT_SOURCES)
         },
       );
     }
+
+/** A stream's field mapping: x renamed (y) and kept as it is, f cast to text, n cast to float. */
+const FLOAT_MAPPING: FieldMapping[] = [
+  { sourceField: 'id', targetField: '', cast: '' },
+  { sourceField: 'x', targetField: 'y', cast: '' },
+  { sourceField: 'f', targetField: '', cast: 'string' },
+  { sourceField: 'n', targetField: '', cast: 'float' },
+];
+
+for (const source of FLOAT_SOURCES)
+  for (const [sink, sinkUrl, types] of SINKS) {
+    (sink !== source.id ? bothTest : sink === 'postgres' ? pgTest : mysqlTest)(
+      `${source.id} → ${sink} createTable through a field mapping: a renamed float column and a float cast are floating point`,
+      async (t) => {
+        const src = uniqueName(`${source.id === 'postgres' ? 'pg' : 'my'}_floatmap`);
+        const dst = uniqueName('floatmap_dst');
+        try {
+          await execOn(source.id, source.create(src));
+          await execOn(source.id, `INSERT INTO ${src} VALUES ${FLOAT_ROWS}`);
+          await copyWindow(
+            source.id,
+            { url: source.url, table: src, keyColumn: 'id', batchSize: 2 },
+            sink,
+            { url: sinkUrl, table: dst, createTable: true, batchSize: 2 },
+            FLOAT_MAPPING,
+          );
+          const created = await createdTable(sink, dst, ['y', 'f', 'n']);
+          t.deepEqual(created.types[0], types[0], 'y (x renamed) floating point');
+          t.not(created.types[1], types[0], 'f cast to text is not a float column');
+          t.deepEqual(created.types[2], types[0], 'n cast to float is floating point');
+          t.deepEqual(
+            created.rows.map(([id, y, , n]) => [id, y, n]),
+            FLOAT_VALUES.map(([id, x, , n]) => [id, x, n]),
+          );
+        } finally {
+          await dropTable(source.id, src);
+          await dropTable(sink, dst);
+        }
+      },
+    );
+  }

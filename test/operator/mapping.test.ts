@@ -3,8 +3,8 @@
  * as docs/runners.md lists the casts. A value that cannot be converted becomes null, never a failed window.
  */
 import test from 'ava';
-import type { BoundedReader, WindowWriter } from 'sluice/sdk';
-import { offerNativeForm, rowMapper } from '../../services/operator/domain/mapping.js';
+import { type BoundedReader, type WindowWriter, floatColumnsOf, markFloatColumns } from 'sluice/sdk';
+import { batchMapper, offerNativeForm, rowMapper } from '../../services/operator/domain/mapping.js';
 import type { FieldMapping } from '../../services/operator/domain/model.js';
 
 const map = (cast: FieldMapping['cast'], value: unknown) =>
@@ -20,6 +20,28 @@ test('no mapping passes rows through; a mapping selects and renames, missing fie
     ])(row),
     { renamed: 'x', absent: null },
   );
+});
+
+test("a batch's floating-point columns keep their mark through the mapping, under their target names", (t) => {
+  const batch = markFloatColumns([{ price: 3, ratio: 1, qty: 2, label: 'a' }], new Set(['price', 'ratio']));
+  const field = (sourceField: string, targetField: string, cast: FieldMapping['cast']): FieldMapping => ({
+    sourceField,
+    targetField,
+    cast,
+  });
+  const mapped = batchMapper([
+    field('price', 'amount', ''), // taken as it is, renamed: still a float column
+    field('ratio', '', 'string'), // cast to text: no longer one
+    field('qty', '', 'float'), // cast to float: one, whatever the reader said
+    field('label', 'name', ''),
+  ])(batch);
+  t.deepEqual(mapped, [{ amount: 3, ratio: '1', qty: 2, name: 'a' }]);
+  t.deepEqual([...(floatColumnsOf(mapped) ?? [])].sort(), ['amount', 'qty']);
+  // An unmarked batch (a reader that does not know its types): only the float casts are marked.
+  t.deepEqual([...(floatColumnsOf(batchMapper([field('qty', 'q', 'float')])([{ qty: 1 }])) ?? [])], ['q']);
+  t.is(floatColumnsOf(batchMapper([field('qty', 'q', '')])([{ qty: 1 }])), undefined);
+  // No mapping: the batch itself, its mark with it.
+  t.is(batchMapper([])(batch), batch);
 });
 
 test('int: integers stay exact; fractions, non-numeric text and values beyond 64 bits become null', (t) => {

@@ -11,7 +11,9 @@ import {
   checkAllowedHost,
   describeValue,
   fieldError,
+  floatColumnsOf,
   invalidArgument,
+  markFloatColumns,
   type BoundedReader,
   type Boundaries,
   type FieldError,
@@ -792,28 +794,10 @@ export interface ColumnSpec {
 }
 
 /**
- * The columns of a batch whose source column is floating point (PostgreSQL real and double precision,
- * MySQL FLOAT and DOUBLE), as the SQL readers mark the batches they yield. A number does not say
- * whether it came from an integer or a floating-point column, and the reader/writer contract carries
- * no column types; createTable reads this from the first batch, so that a floating-point column whose
- * first batch holds only whole numbers is not made an integer column. A non-enumerable property of the
- * batch array: no row and no other plugin sees it, and a mapping (which makes new rows in a new array)
- * drops it, the renamed columns then typed from their values alone. Symbol.for: the mark is the same
- * whichever copy of this module the reader's and the writer's plugin loaded.
+ * Batches marked with their floating-point columns (the SDK's markFloatColumns): the SQL readers mark every batch
+ * they yield, and createTable reads the first batch's mark (floatColumnsOf).
  */
-const FLOAT_COLUMNS = Symbol.for('sluice.sql.floatColumns');
-
-/** Marks a batch with its floating-point source columns (none: left unmarked); returns it. */
-export function markFloatColumns<T extends readonly Row[]>(batch: T, columns: ReadonlySet<string> | undefined): T {
-  if (columns && columns.size > 0) Object.defineProperty(batch, FLOAT_COLUMNS, { value: columns });
-  return batch;
-}
-
-/** The floating-point source columns a reader marked the batch with, if it did. */
-export function floatColumnsOf(batch: readonly Row[]): ReadonlySet<string> | undefined {
-  const mark = (batch as { [FLOAT_COLUMNS]?: unknown })[FLOAT_COLUMNS];
-  return mark instanceof Set ? (mark as ReadonlySet<string>) : undefined;
-}
+export { floatColumnsOf, markFloatColumns };
 
 export interface WriterSession {
   /** Column names compare without case (MySQL). */

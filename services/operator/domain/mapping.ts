@@ -1,4 +1,11 @@
-import { type BoundedReader, invalidArgument, type Row, type WindowWriter } from 'sluice/sdk';
+import {
+  type BoundedReader,
+  floatColumnsOf,
+  invalidArgument,
+  markFloatColumns,
+  type Row,
+  type WindowWriter,
+} from 'sluice/sdk';
 import type { FieldMapping } from './model.js';
 
 export const CASTS = ['', 'string', 'int', 'float', 'bool', 'timestamp', 'json'] as const;
@@ -88,6 +95,26 @@ export function rowMapper(fields: readonly FieldMapping[]): (row: Row) => Row {
     const out: Record<string, unknown> = {};
     for (const [from, to, c] of plan) out[to] = cast(row[from], c);
     return out;
+  };
+}
+
+/**
+ * A function applying the mapping to a batch: its rows mapped (rowMapper), and its floating-point columns
+ * (markFloatColumns) under their target names, so that a writer creating its table still makes them float
+ * columns: a field taken as it is keeps its source column's mark, a field cast to `float` is marked whatever the
+ * reader said, a field cast to anything else is not. The batch itself when there is no mapping.
+ */
+export function batchMapper(fields: readonly FieldMapping[]): (batch: readonly Row[]) => readonly Row[] {
+  if (fields.length === 0) return (batch) => batch;
+  const map = rowMapper(fields);
+  const castFloat = fields.filter((f) => f.cast === 'float').map((f) => f.targetField || f.sourceField);
+  const kept = fields.filter((f) => f.cast === '');
+  return (batch) => {
+    const mapped = batch.map(map);
+    const source = floatColumnsOf(batch);
+    const floats = new Set(castFloat);
+    if (source) for (const f of kept) if (source.has(f.sourceField)) floats.add(f.targetField || f.sourceField);
+    return markFloatColumns(mapped, floats);
   };
 }
 

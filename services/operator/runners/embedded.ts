@@ -1,6 +1,6 @@
 import type { BoundedReader, Row, WindowWriter } from 'sluice/sdk';
 import type { HookRunner } from '../../host/hook-runner.js';
-import { offerNativeForm, rowMapper } from '../domain/mapping.js';
+import { batchMapper, offerNativeForm } from '../domain/mapping.js';
 import type { JobSpec, RunContext, Runner } from '../domain/runner.js';
 
 export interface EmbeddedRunnerOptions {
@@ -76,7 +76,7 @@ export class EmbeddedRunner implements Runner {
           onLate: (late) => late?.abort(ctx.signal.reason ?? new Error('the writer opened after its job had ended')),
         },
       );
-      const map = rowMapper(stream.fields);
+      const map = batchMapper(stream.fields);
       // Values the mapping does not read may stay in the source's wire form when the sink takes it.
       offerNativeForm(reader, writer, stream.fields);
       const batches = reader.batches()[Symbol.asyncIterator]();
@@ -92,7 +92,7 @@ export class EmbeddedRunner implements Runner {
           throw hooks.wrapError(source, 'openReader.batches', err);
         }
         if (next.done) break;
-        const batch = stream.fields.length === 0 ? next.value : next.value.map(map);
+        const batch = map(next.value);
         let write: Promise<void> | undefined;
         try {
           // (A plugin's write that answers at once, without a promise, is taken as done.)
