@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -233,6 +233,24 @@ export async function until(
 /** A plugin object as the host would have loaded it, for runner tests that build their plugins in code. */
 export function inlinePlugin(id: string, plugin: ConnectorPlugin): LoadedPlugin<ConnectorPlugin> {
   return { id, kind: 'connector', manifest: {} as never, dir: '', entry: '', plugin };
+}
+
+/**
+ * A connector plugin folder `<pluginsDir>/<id>` (index.js holding `source`, and its manifest), for tests whose
+ * plugin must load by path, as the pool's worker threads load plugins.
+ */
+export async function writeConnectorPlugin(
+  pluginsDir: string,
+  id: string,
+  source: string,
+  description: string,
+): Promise<void> {
+  await mkdir(join(pluginsDir, id), { recursive: true });
+  await writeFile(join(pluginsDir, id, 'index.js'), source);
+  await writeFile(
+    join(pluginsDir, id, 'plugin.json'),
+    JSON.stringify({ id, kind: 'connector', apiVersion: 1, version: '1.0.0', description }),
+  );
 }
 
 /** One job (`j1` of group `g`, stream `s1`, OFFSET 0..`upper`) from `source` to `sink`, plugins built in code. */

@@ -7,7 +7,7 @@ import anyTest, { type TestFn } from 'ava';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { type AddressInfo, type Socket, createServer } from 'node:net';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,7 +22,13 @@ import { OperatorService } from '../../services/operator/domain/service.js';
 import { EmbeddedRunner } from '../../services/operator/runners/embedded.js';
 import { PooledRunner } from '../../services/operator/runners/pool.js';
 import { SqliteStore } from '../../services/store/sqlite.js';
-import { FakeSchedules, RUNNER_FIXTURES, datagenToFile, inlineJobSpec } from '../helpers/operator.js';
+import {
+  FakeSchedules,
+  RUNNER_FIXTURES,
+  datagenToFile,
+  inlineJobSpec,
+  writeConnectorPlugin,
+} from '../helpers/operator.js';
 
 /**
  * A sink whose first write takes `holdMs`; every step of its writer is a line of `<dir>/<jobId>.log`, so a test
@@ -77,19 +83,8 @@ test.before(async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-cancel-write-'));
   const pluginsDir = join(dir, 'plugins');
   const logs = join(dir, 'logs');
-  await mkdir(join(pluginsDir, 'hold-sink'), { recursive: true });
   await mkdir(logs);
-  await writeFile(join(pluginsDir, 'hold-sink', 'index.js'), HOLD_SINK);
-  await writeFile(
-    join(pluginsDir, 'hold-sink', 'plugin.json'),
-    JSON.stringify({
-      id: 'hold-sink',
-      kind: 'connector',
-      apiVersion: 1,
-      version: '1.0.0',
-      description: 'test: a sink whose first write takes a while',
-    }),
-  );
+  await writeConnectorPlugin(pluginsDir, 'hold-sink', HOLD_SINK, 'test: a sink whose first write takes a while');
   const plugins = await loadPlugins({ bundledDir: RUNNER_FIXTURES, extraDirs: [pluginsDir] });
   t.context = {
     dir,

@@ -21,7 +21,7 @@ import { OperatorService } from '../../services/operator/domain/service.js';
 import { EmbeddedRunner } from '../../services/operator/runners/embedded.js';
 import { PooledRunner } from '../../services/operator/runners/pool.js';
 import { SqliteStore } from '../../services/store/sqlite.js';
-import { FakeSchedules, RUNNER_FIXTURES, datagenToFile, until } from '../helpers/operator.js';
+import { FakeSchedules, RUNNER_FIXTURES, datagenToFile, until, writeConnectorPlugin } from '../helpers/operator.js';
 
 /**
  * A sink whose first write returns only once `<dir>/<jobId>.go` exists; every step of its writer is a line of
@@ -64,18 +64,7 @@ const test = anyTest as TestFn<Context>;
 test.before(async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-commit-gate-'));
   const pluginsDir = join(dir, 'plugins');
-  await mkdir(join(pluginsDir, 'gated-sink'), { recursive: true });
-  await writeFile(join(pluginsDir, 'gated-sink', 'index.js'), GATED_SINK);
-  await writeFile(
-    join(pluginsDir, 'gated-sink', 'plugin.json'),
-    JSON.stringify({
-      id: 'gated-sink',
-      kind: 'connector',
-      apiVersion: 1,
-      version: '1.0.0',
-      description: 'test: a sink whose first write waits for a file',
-    }),
-  );
+  await writeConnectorPlugin(pluginsDir, 'gated-sink', GATED_SINK, 'test: a sink whose first write waits for a file');
   t.context = { dir, pluginsDir };
 });
 

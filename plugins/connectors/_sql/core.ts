@@ -793,12 +793,6 @@ export interface ColumnSpec {
   readonly float?: boolean;
 }
 
-/**
- * Batches marked with their floating-point columns (the SDK's markFloatColumns): the SQL readers mark every batch
- * they yield, and createTable reads the first batch's mark (floatColumnsOf).
- */
-export { floatColumnsOf, markFloatColumns };
-
 export interface WriterSession {
   /** Column names compare without case (MySQL). */
   readonly caseInsensitive: boolean;

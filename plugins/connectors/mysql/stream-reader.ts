@@ -1,6 +1,6 @@
 import type { Connection, FieldPacket, Query } from 'mysql2';
-import type { BoundedReader, SluiceError } from 'sluice/sdk';
-import { ValueError, markFloatColumns } from '../_sql/core.js';
+import { type BoundedReader, type SluiceError, markFloatColumns } from 'sluice/sdk';
+import { ValueError } from '../_sql/core.js';
 import { compileRowParser, type RowParser } from './row-parser.js';
 
 /** The server closed the connection without saying why (mysql2's code for it, so it maps as unavailable). */

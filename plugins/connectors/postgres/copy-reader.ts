@@ -1,8 +1,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import type { BoundedReader, SluiceError } from 'sluice/sdk';
-import { markFloatColumns } from '../_sql/core.js';
+import { type BoundedReader, type SluiceError, markFloatColumns } from 'sluice/sdk';
 import { COPY_TEXT_FORM, CopyText, passableType } from './copy-text.js';
 import { parserFor, unescapeCopy } from './values.js';
 
