@@ -73,7 +73,9 @@ async function ok(t: ExecutionContext, label: string): Promise<number> {
 
 test.serial('a job runs in a worker thread; two at once run on two threads', async (t) => {
   const out = [join(dir, 'a.json'), join(dir, 'b.json')];
-  await Promise.all(out.map((o) => runner.run(spec({ out: o }, 200), ctx())));
+  // 20 batches 50 ms apart: a job lasts past the start of the pool's second thread, even on a loaded machine (a job
+  // that ended before it came up would leave the first thread free for the other job).
+  await Promise.all(out.map((o) => runner.run(spec({ out: o }, 200, { delayMs: 50 }), ctx())));
   const ids = await Promise.all(
     out.map(async (o) => (JSON.parse(await readFile(o, 'utf8')) as { threadId: number }).threadId),
   );
@@ -226,7 +228,12 @@ test('two jobs share one thread when jobsPerThread allows it, at the same time',
 });
 
 test('an idle thread keeps turning: what a job leaves running ends there, not in the next job', async (t) => {
-  const single = new PooledRunner({ threads: 1, stallTimeoutMs: 5000 });
+  const lines: string[] = [];
+  const single = new PooledRunner({
+    threads: 1,
+    stallTimeoutMs: 5000,
+    logger: createLogger('info', { service: 'sluice' }, (line) => lines.push(line)),
+  });
   t.teardown(() => single.close());
   // A timer the job leaves behind fires while the thread has no job (an idle PostgreSQL pool closes so).
   const later = join(dir, 'later.txt');
@@ -236,7 +243,11 @@ test('an idle thread keeps turning: what a job leaves running ends there, not in
   t.true(existsSync(later), "the job's timer ran while its thread was idle");
   // An error thrown there ends that thread alone; the next job runs and succeeds.
   await single.run(spec({ afterCommit: { ms: 50, fail: true } }, 5), ctx());
-  await new Promise((r) => setTimeout(r, 500));
+  // Waited for, not slept on: a next job given to the thread before its timer threw would fail with it.
+  const failed = () => lines.some((l) => l.includes('a job thread failed between jobs'));
+  const until = Date.now() + 10_000;
+  while (!failed() && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  t.true(failed(), 'the thread failed between jobs, and the pool said so');
   const out = join(dir, 'after-late-error.json');
   await single.run(spec({ out }, 5), ctx());
   t.is((JSON.parse(await readFile(out, 'utf8')) as { rows: number }).rows, 5);

@@ -184,7 +184,8 @@ pgTest.serial(
     t.is(done.attempt, 2, 'as the next attempt');
     t.true(done.startedAt >= killedAt, 'the second attempt started after the kill');
     t.true(
-      done.startedAt - killedAt <= 2 * FAILOVER_MS + 1000,
+      // Lease expiry and the next scan, plus room for the survivor's own restart of the job on a loaded machine.
+      done.startedAt - killedAt <= 2 * FAILOVER_MS + 3000,
       `taken over ${done.startedAt - killedAt} ms after the kill (lease ${FAILOVER_MS} ms, looked for every ${FAILOVER_MS} ms)`,
     );
 

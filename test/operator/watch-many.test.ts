@@ -56,37 +56,44 @@ function setupCheck(ok: boolean, what: string): void {
 test.serial('hundreds of watches of remote jobs cost one store read a tick, and each hears its end', async (t) => {
   const { rig } = t.context;
   const ids = await remoteJobs(rig, 'g-watch-many', WATCHED);
+  let single = 0;
+  let batched = 0;
+  /** Per job heard ended: the batched reads started by then (counted below). */
   const ended = new Map<string, number>();
   const stops = await Promise.all(
     ids.map((id) =>
       rig.service.watchJob(id, (j) => {
-        if (j.state === 'SUCCEEDED' && !ended.has(id)) ended.set(id, Date.now());
+        if (j.state === 'SUCCEEDED' && !ended.has(id)) ended.set(id, batched);
       }),
     ),
   );
   // Count the reads the watches make from now on (the store object is the service's).
   const store = rig.store as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
-  let single = 0;
-  let batched = 0;
   const getJob = store.getJob!.bind(store);
   const getJobs = store.getJobs!.bind(store);
   store.getJob = (...a) => (single++, getJob(...a));
   store.getJobs = (...a) => (batched++, getJobs(...a));
+  const counting = Date.now();
   await sleep(1000);
   t.is(single, 0, 'no watch reads its job on its own');
   // 10 ticks in a second; a busy tick is skipped, never doubled.
-  t.true(batched >= 3 && batched <= 12, `batched reads in 1 s: ${batched}`);
+  t.true(batched <= 12, `batched reads in 1 s: ${batched}`);
+  // The ticks go on (counted, not timed: a loaded machine may run them late).
+  while (batched < 3 && Date.now() - counting < 10_000) await sleep(10);
+  t.true(batched >= 3, `batched reads in ${Date.now() - counting} ms: ${batched}`);
 
   // The other replica finishes a few; every watch of them hears it within a few ticks.
   const finished = [ids[0]!, ids[WATCHED / 2]!, ids[WATCHED - 1]!];
   const at = Date.now();
   for (const id of finished) await rig.store.updateJob(id, { state: 'SUCCEEDED', finishedAt: at }, at + 1, ['RUNNING']);
-  const deadline = Date.now() + 5000;
+  const readsAt = batched;
+  const deadline = Date.now() + 10_000;
   while (finished.some((id) => !ended.has(id)) && Date.now() < deadline) await sleep(10);
   for (const id of finished) {
     const heard = ended.get(id);
     t.truthy(heard, `the end of ${id} heard`);
-    t.true(heard! - at < 1000, `the end of ${id} heard after ${heard! - at} ms`);
+    // The first read started after the update sees it; one under way then may, or may not.
+    t.true(heard! - readsAt <= 2, `the end of ${id} heard after ${heard! - readsAt} batched reads`);
   }
   t.is(ended.size, finished.length, 'only the jobs that ended are reported ended');
   for (const stop of stops) stop();

@@ -87,15 +87,16 @@ test('a watch broken after each of 8 deliveries hears the end after 8 first-step
   t.deepEqual(outcome, { succeeded: true });
   t.is(running, 1, 'RUNNING reported once for the window');
   t.is(c.opened.length, 9);
-  // Doubling would wait 50 + 100 + ... + 6400 = 12.75 s; 8 waits of 50 ms (and the 20 ms streams) take well under 3 s.
-  t.true(took < 3000, `ended after ${took} ms`);
+  // Doubling would wait 50 + 100 + ... + 6400 = 12.75 s, its last gap 6.4 s; 8 waits of 50 ms (and the 20 ms streams)
+  // take well under a second, and the bounds leave room for a loaded machine.
+  t.true(took < 8000, `ended after ${took} ms`);
   const gaps = c.opened.slice(1).map((at, i) => at - c.opened[i]!);
-  t.true(Math.max(...gaps) < 1000, `gaps between watches ${gaps.join(', ')} ms`);
+  t.true(Math.max(...gaps) < 3000, `gaps between watches ${gaps.join(', ')} ms`);
 });
 
 test('with no operator answering, the watch backs off doubling up to maxWatchBackoffMs, then hears the end', async (t) => {
   const { context: c } = t;
-  c.refusals = 5;
+  c.refusals = 7;
   const dispatcher = new GrpcDispatcher({
     address: c.address,
     logger: silentLogger,
@@ -105,15 +106,19 @@ test('with no operator answering, the watch backs off doubling up to maxWatchBac
   });
   t.teardown(() => dispatcher.close());
   t.deepEqual(await dispatcher.follow(['job-1'], () => {}), { succeeded: true });
-  t.is(c.opened.length, 6);
+  t.is(c.opened.length, 8);
   const gaps = c.opened.slice(1).map((at, i) => at - c.opened[i]!);
   // 40, 80, 160, then capped at 200 (a gap is the wait plus the call; timers fire late, never early).
   t.true(gaps[0]! >= 35, `gaps ${gaps.join(', ')}`);
   t.true(gaps[2]! >= 150, `gaps ${gaps.join(', ')}`);
   t.true(
-    gaps.slice(3).every((g) => g >= 190 && g < 600),
+    gaps.slice(3).every((g) => g >= 190),
     `capped gaps ${gaps.join(', ')}`,
   );
+  // Four capped gaps take about 800 ms; doubling on would take 320 + 640 + 1280 + 2560 = 4800 ms. Summed, one late
+  // timer on a loaded machine does not fail the test.
+  const capped = gaps.slice(3).reduce((a, b) => a + b, 0);
+  t.true(capped < 2500, `capped gaps ${gaps.join(', ')} ms: ${capped} ms in all`);
 });
 
 const window = {

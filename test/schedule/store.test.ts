@@ -1197,7 +1197,8 @@ test("sqlite: the WAL is checkpointed off the event loop, below the connection's
       if (Number((tables as { n: number }).n) === 0) return 0;
       return Number((copy.prepare('SELECT count(*) AS n FROM schedules').get() as { n: number }).n);
     } catch (error) {
-      const errcode = (error as { errcode?: number }).errcode;
+      // errcode may be an extended code (SQLITE_CORRUPT_INDEX is 779): its low byte is the primary one.
+      const errcode = ((error as { errcode?: number }).errcode ?? 0) & 0xff;
       if (errcode === 11 || errcode === 26) return 'torn';
       throw error;
     } finally {
