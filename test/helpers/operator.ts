@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -274,4 +275,29 @@ export function inlineJobSpec(
     source: inlinePlugin(source.id, source.plugin),
     sink: inlinePlugin(sink.id, sink.plugin),
   };
+}
+
+/**
+ * The lines a test sink's writer logged to `<logs>/<jobId>.log`, one a step (none yet: []). The sinks such tests write
+ * log there so that a test reads what a job did, and in which order, from any thread.
+ */
+export async function jobLog(logs: string, jobId: string): Promise<string[]> {
+  const file = join(logs, `${jobId}.log`);
+  return existsSync(file) ? (await readFile(file, 'utf8')).split('\n').filter((l) => l !== '') : [];
+}
+
+/** Waits (20 s at most) until the job's log satisfies `done`; `what` names it in the error. */
+export async function jobLogUntil(
+  logs: string,
+  jobId: string,
+  done: (lines: readonly string[]) => boolean,
+  what: string,
+): Promise<string[]> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const lines = await jobLog(logs, jobId);
+    if (done(lines)) return lines;
+    if (Date.now() > deadline) throw new Error(`job ${jobId}: ${what} within 20 s (${lines.join(', ')})`);
+    await sleep(10);
+  }
 }

@@ -5,9 +5,8 @@
  */
 import anyTest, { type TestFn } from 'ava';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { type AddressInfo, type Socket, createServer } from 'node:net';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -27,6 +26,8 @@ import {
   RUNNER_FIXTURES,
   datagenToFile,
   inlineJobSpec,
+  jobLog,
+  jobLogUntil,
   writeConnectorPlugin,
 } from '../helpers/operator.js';
 
@@ -99,22 +100,9 @@ test.after.always(async (t) => {
   if (t.context.dir) await rm(t.context.dir, { recursive: true, force: true });
 });
 
-/** The lines a job's writer logged (none yet: []). */
-async function logOf(logs: string, jobId: string): Promise<string[]> {
-  const file = join(logs, `${jobId}.log`);
-  return existsSync(file) ? (await readFile(file, 'utf8')).split('\n').filter((l) => l !== '') : [];
-}
-
 /** Waits (20 s at most) until the job's writer has logged `line`. */
-async function logged(logs: string, jobId: string, line: string): Promise<string[]> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const lines = await logOf(logs, jobId);
-    if (lines.includes(line)) return lines;
-    if (Date.now() > deadline) throw new Error(`job ${jobId}: no '${line}' within 20 s (${lines.join(', ')})`);
-    await sleep(10);
-  }
-}
+const logged = (logs: string, jobId: string, line: string) =>
+  jobLogUntil(logs, jobId, (lines) => lines.includes(line), `no '${line}'`);
 
 /** How long `promise` takes to settle from now (ms), whichever way. */
 async function settleTime(promise: Promise<unknown>): Promise<number> {
@@ -236,7 +224,7 @@ test('in a worker thread, a cancel during a write ends the run at once; the writ
   const err = (await outcome) as Error;
   t.is(err.message, 'cancelled', 'the run ends with the cancel');
   t.true(ms < 3000, `the run ended ${Math.round(ms)} ms after the cancel, during a write of 5000 ms`);
-  t.deepEqual(await logOf(logs, jobId), ['write 10'], 'the write still under way, the writer not aborted yet');
+  t.deepEqual(await jobLog(logs, jobId), ['write 10'], 'the write still under way, the writer not aborted yet');
   t.deepEqual(
     await logged(logs, jobId, 'aborted'),
     ['write 10', 'written', 'aborted'],
@@ -275,7 +263,7 @@ test('in a worker thread, a write that does not return after a cancel has its th
   const stop = await Promise.race([closed.then(() => performance.now() - cancelledAt), sleep(10_000).then(() => -1)]);
   t.true(stop >= 0, 'the connection the hung write held was closed (its thread stopped)');
   t.true(stop >= 1900, `closed ${Math.round(stop)} ms after the cancel: not before the stall timeout`);
-  t.deepEqual(await logOf(logs, jobId), ['write 10'], 'never committed, never aborted: the thread went first');
+  t.deepEqual(await jobLog(logs, jobId), ['write 10'], 'never committed, never aborted: the thread went first');
 });
 
 test('CancelJob during a write answers CANCELLED at once, and the window is never committed', async (t) => {
@@ -325,7 +313,7 @@ test('CancelJob during a write answers CANCELLED at once, and the window is neve
   const ms = performance.now() - t0;
   t.is(cancelled.state, 'CANCELLED');
   t.true(ms < 1500, `CancelJob answered ${Math.round(ms)} ms after it was asked, during a write of 3000 ms`);
-  t.deepEqual(await logOf(logs, jobId), ['write 10'], 'the write still under way');
+  t.deepEqual(await jobLog(logs, jobId), ['write 10'], 'the write still under way');
   t.deepEqual(await logged(logs, jobId, 'aborted'), ['write 10', 'written', 'aborted'], 'never committed');
   await service.idle();
   const after = await service.getJob(jobId);

@@ -5,8 +5,7 @@
  * worker thread of the pool.
  */
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -21,7 +20,15 @@ import { OperatorService } from '../../services/operator/domain/service.js';
 import { EmbeddedRunner } from '../../services/operator/runners/embedded.js';
 import { PooledRunner } from '../../services/operator/runners/pool.js';
 import { SqliteStore } from '../../services/store/sqlite.js';
-import { FakeSchedules, RUNNER_FIXTURES, datagenToFile, until, writeConnectorPlugin } from '../helpers/operator.js';
+import {
+  FakeSchedules,
+  RUNNER_FIXTURES,
+  datagenToFile,
+  jobLog,
+  jobLogUntil,
+  until,
+  writeConnectorPlugin,
+} from '../helpers/operator.js';
 
 /**
  * A sink whose first write returns only once `<dir>/<jobId>.go` exists; every step of its writer is a line of
@@ -72,23 +79,14 @@ test.after.always(async (t) => {
   if (t.context.dir) await rm(t.context.dir, { recursive: true, force: true });
 });
 
-/** The lines a job's writer logged (none yet: []). */
-async function logOf(logs: string, jobId: string): Promise<string[]> {
-  const file = join(logs, `${jobId}.log`);
-  return existsSync(file) ? (await readFile(file, 'utf8')).split('\n').filter((l) => l !== '') : [];
-}
-
 /** Waits (20 s at most) until the job's writer has committed or aborted. */
-async function writerEnded(logs: string, jobId: string): Promise<string[]> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const lines = await logOf(logs, jobId);
-    if (lines.includes('committed') || lines.includes('aborted')) return lines;
-    if (Date.now() > deadline)
-      throw new Error(`job ${jobId}: its writer did not end within 20 s (${lines.join(', ')})`);
-    await sleep(10);
-  }
-}
+const writerEnded = (logs: string, jobId: string) =>
+  jobLogUntil(
+    logs,
+    jobId,
+    (lines) => lines.includes('committed') || lines.includes('aborted'),
+    'its writer did not end',
+  );
 
 /** Lets the job's held write return. */
 const release = (logs: string, jobId: string) => writeFile(join(logs, `${jobId}.go`), '');
@@ -217,7 +215,7 @@ async function submitted(a: OperatorService, logs: string, groupId: string): Pro
   );
   const jobId = jobs[0]!.jobId;
   const deadline = Date.now() + 20_000;
-  while (!(await logOf(logs, jobId)).includes('write 10')) {
+  while (!(await jobLog(logs, jobId)).includes('write 10')) {
     if (Date.now() > deadline) throw new Error(`job ${jobId}: no write within 20 s`);
     await sleep(10);
   }
@@ -275,7 +273,7 @@ for (const mode of ['thread', 'pool'] as const) {
     await release(logs, jobId);
     const done = await until(b, jobId, 'succeeded', (j) => j.state === 'SUCCEEDED');
     t.is(done.attempt, 1, 'no attempt used up by a blip of the store');
-    t.deepEqual(await logOf(logs, jobId), ['write 10', 'written', 'write 10', 'written', 'committed']);
+    t.deepEqual(await jobLog(logs, jobId), ['write 10', 'written', 'write 10', 'written', 'committed']);
   });
 
   test.serial(
@@ -288,7 +286,7 @@ for (const mode of ['thread', 'pool'] as const) {
       await release(logs, jobId);
       const done = await until(b, jobId, 'succeeded', (j) => j.state === 'SUCCEEDED');
       t.is(done.attempt, 2, 'the first attempt failed and the second committed');
-      const lines = await logOf(logs, jobId);
+      const lines = await jobLog(logs, jobId);
       t.deepEqual(
         lines.slice(0, 5),
         ['write 10', 'written', 'write 10', 'written', 'aborted'],
@@ -304,7 +302,7 @@ for (const mode of ['thread', 'pool'] as const) {
     await release(logs, jobId);
     const done = await until(a, jobId, 'succeeded', (j) => j.state === 'SUCCEEDED');
     t.like(done, { owner: 'op-1', attempt: 1 });
-    t.deepEqual(await logOf(logs, jobId), ['write 10', 'written', 'write 10', 'written', 'committed']);
+    t.deepEqual(await jobLog(logs, jobId), ['write 10', 'written', 'write 10', 'written', 'committed']);
   });
 }
 
