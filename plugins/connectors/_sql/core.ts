@@ -852,6 +852,19 @@ export function statementRows(before: number, first: number, places?: readonly n
   return places ? { before, row: (k) => before + places[k]! + 1 } : { before, row: (k) => before + first + k + 1 };
 }
 
+/**
+ * A server error with where in the window it is about, in words (`at`: a column, a row of the window as windowRow
+ * names it, or a row by its key values), made by a dialect's insert and taken apart by its mapError.
+ */
+export class AtRow extends Error {
+  constructor(
+    readonly error: unknown,
+    readonly at: string,
+  ) {
+    super(at);
+  }
+}
+
 /** A row of the window as messages name it: `row 2503 of the window (row 503 of the batch)`. */
 export function windowRow(row: number, before: number): string {
   return `row ${row} of the window (row ${row - before} of the batch)`;

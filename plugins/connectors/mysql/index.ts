@@ -154,21 +154,11 @@ const CONFIG_CODES = new Set([
  */
 const AT_STATEMENT_ROW = / at row (\d+)$/;
 
-/** A server error naming a row of its statement, with the row of the window it stands for. */
-class AtRow extends Error {
-  constructor(
-    readonly error: unknown,
-    readonly at: string,
-  ) {
-    super(at);
-  }
-}
-
 /** An insert's error naming a row of its statement (`at row N`), with the window's row; other errors as they are. */
 function atRow(err: unknown, count: number, at: core.StatementRows): unknown {
   const m = err instanceof Error ? AT_STATEMENT_ROW.exec(err.message) : null;
   const n = m ? Number(m[1]) : 0;
-  return n >= 1 && n <= count ? new AtRow(err, core.windowRow(at.row(n - 1), at.before)) : err;
+  return n >= 1 && n <= count ? new core.AtRow(err, core.windowRow(at.row(n - 1), at.before)) : err;
 }
 
 /** A driver error as a SluiceError: UNAVAILABLE when the server cannot be reached; the password never shows. */
@@ -176,7 +166,7 @@ function mapError(err: unknown, doing: string, url: string): SluiceError {
   if (core.isSluice(err)) return err;
   if (err instanceof core.ValueError) return core.valueFailure(DIALECT, doing, err, url);
   let row: string | undefined;
-  if (err instanceof AtRow) {
+  if (err instanceof core.AtRow) {
     row = err.at;
     err = err.error;
   }

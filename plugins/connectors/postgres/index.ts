@@ -57,26 +57,13 @@ const NETWORK_CODES = new Set([
 /** SQLSTATEs meaning the server is going away or full: retrying later may work. */
 const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300', '53400']);
 
-/**
- * A server error about one value or row of a statement (a bind parameter of an upsert, a line of a COPY),
- * with the column and the row it stands for.
- */
-class AtRow extends Error {
-  constructor(
-    readonly error: unknown,
-    readonly at: string,
-  ) {
-    super(at);
-  }
-}
-
 /** A driver error as a SluiceError: UNAVAILABLE when the server cannot be reached; the password never shows. */
 function mapError(err: unknown, doing: string, url: string): SluiceError {
   if (core.isSluice(err)) return err;
   if (err instanceof core.ValueError) return core.valueFailure(DIALECT, doing, err, url);
   const names: string[] = [];
   let located = false;
-  if (err instanceof AtRow) {
+  if (err instanceof core.AtRow) {
     located = true;
     names.push(err.at);
     err = err.error;
@@ -141,7 +128,7 @@ function atCopyLine(err: unknown, runs: readonly CopyLines[]): unknown {
   const run = runs.findLast((r) => r.line <= at.line);
   if (!run || at.line >= run.line + run.count) return err;
   const row = run.at.row(at.line - run.line);
-  return new AtRow(
+  return new core.AtRow(
     err,
     [...(at.column === undefined ? [] : [`column ${at.column}`]), core.windowRow(row, run.at.before)].join(', '),
   );
@@ -164,7 +151,7 @@ function atParameter(
   const row = rows[Math.floor(n / names.length)];
   if (!row) return err;
   const key = keys.map((k) => `${k} = ${core.describeReceived(row[names.indexOf(k)])}`).join(', ');
-  return new AtRow(err, `column ${names[n % names.length]}, the row with ${key}`);
+  return new core.AtRow(err, `column ${names[n % names.length]}, the row with ${key}`);
 }
 
 // Timestamps cross the wire in UTC, and a timestamp without time zone is compared as UTC. Dates and

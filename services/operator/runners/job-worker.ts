@@ -9,13 +9,10 @@ import { ROOT_CONTEXT, context, propagation } from '@opentelemetry/api';
 import { pathToFileURL } from 'node:url';
 import {
   type ConnectorPlugin,
-  ERROR_CODES,
-  type ErrorCode,
   type HostPolicy,
   type Logger,
   SluiceError,
   describeValue,
-  isSluiceError,
   setHostPolicy,
 } from 'sluice/sdk';
 import { type HookMeasurement, HookRunner } from '../../host/hook-runner.js';
@@ -23,6 +20,7 @@ import type { LoadedPlugin } from '../../host/loader.js';
 import type { WorkerSpan } from '../../core/worker-spans.js';
 import type { JobSpec } from '../domain/runner.js';
 import { EmbeddedRunner } from './embedded.js';
+import { type FailedAnswer, failedAnswer, failedDetails, isErrorCode } from './thread-errors.js';
 
 /** How often the worker tells the service that its event loop turns (ms). */
 export const BEAT_MS = 250;
@@ -69,19 +67,10 @@ export type ServiceMessage =
   /** The answer to `before-commit`: commit, or do not and fail with this. */
   | { readonly type: 'commit-answer'; readonly failed?: FailedAnswer };
 
-/** An error as it crosses the thread boundary (a SluiceError's class does not). */
-export interface FailedAnswer {
-  readonly code?: string;
-  readonly message: string;
-  readonly details?: unknown;
-}
-
 /** The error `failed` stands for: a SluiceError again when it has a known code. */
 function errorOf(failed: FailedAnswer): Error {
-  const known = failed.code !== undefined && Object.values(ERROR_CODES).includes(failed.code as ErrorCode);
-  if (!known) return new Error(failed.message);
-  const details = typeof failed.details === 'object' && failed.details !== null ? failed.details : {};
-  return new SluiceError(failed.code as ErrorCode, failed.message, details);
+  if (!isErrorCode(failed.code)) return new Error(failed.message);
+  return new SluiceError(failed.code, failed.message, failedDetails(failed));
 }
 
 /**
@@ -187,9 +176,7 @@ async function run(task: WorkerTask): Promise<WorkerResult> {
       port.postMessage({ type: 'left-writing' } satisfies WorkerMessage);
       await leftover;
     }
-    if (isSluiceError(err))
-      return { failed: { code: err.code, message: err.message, details: { ...err.details } }, ...tail() };
-    return { failed: { message: err instanceof Error ? err.message : String(err) }, ...tail() };
+    return { failed: failedAnswer(err), ...tail() };
   } finally {
     clearInterval(beat);
     port.close();

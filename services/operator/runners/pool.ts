@@ -4,13 +4,14 @@ import { fileURLToPath } from 'node:url';
 import { MessageChannel } from 'node:worker_threads';
 import { context, propagation } from '@opentelemetry/api';
 import { Piscina } from 'piscina';
-import { ERROR_CODES, type ErrorCode, type Logger, SluiceError, hostPolicy, isSluiceError } from 'sluice/sdk';
+import { ERROR_CODES, type ErrorCode, type Logger, SluiceError, hostPolicy } from 'sluice/sdk';
 import { silentLogger } from '../../core/logger.js';
 import { recordHookMeasurement } from '../../host/hook-runner.js';
 import { exportWorkerSpans } from '../../core/worker-spans.js';
 import type { JobProgress } from '../domain/model.js';
 import type { JobSpec, RunContext, Runner } from '../domain/runner.js';
-import type { FailedAnswer, PluginRef, ServiceMessage, WorkerMessage, WorkerResult, WorkerTask } from './job-worker.js';
+import type { PluginRef, ServiceMessage, WorkerMessage, WorkerResult, WorkerTask } from './job-worker.js';
+import { type FailedAnswer, failedAnswer, failedDetails, isErrorCode } from './thread-errors.js';
 
 export interface PooledRunnerOptions {
   /** Worker threads, started up front; default: the machine's parallelism. */
@@ -161,12 +162,7 @@ export class PooledRunner implements Runner {
           port1.postMessage({ type: 'commit-answer', ...(failed ? { failed } : {}) } satisfies ServiceMessage);
         void (ctx.beforeCommit?.() ?? Promise.resolve()).then(
           () => answer(),
-          (err: unknown) =>
-            answer(
-              isSluiceError(err)
-                ? { code: err.code, message: err.message, details: { ...err.details } }
-                : { message: err instanceof Error ? err.message : String(err) },
-            ),
+          (err: unknown) => answer(failedAnswer(err)),
         );
       } else if (m.type === 'hook') {
         recordHookMeasurement(m.measurement);
@@ -243,12 +239,9 @@ export class PooledRunner implements Runner {
     if (result?.resolved && result.resolved.seq > resolvedSeen) ctx.onResolved(result.resolved.positions);
     if (result?.progress && result.progress.seq > progressSeen) ctx.onProgress(result.progress.progress as JobProgress);
     if (result?.failed) {
-      const { code, message, details } = result.failed;
+      const { code, message } = result.failed;
       if (ctx.signal.aborted) throw ctx.signal.reason;
-      const known = code !== undefined && Object.values(ERROR_CODES).includes(code as ErrorCode);
-      throw failure(known ? (code as ErrorCode) : ERROR_CODES.PLUGIN_FAILED, message, {
-        ...(typeof details === 'object' && details !== null ? details : {}),
-      });
+      throw failure(isErrorCode(code) ? code : ERROR_CODES.PLUGIN_FAILED, message, failedDetails(result.failed));
     }
   }
 
